@@ -1,0 +1,21 @@
+"""Settings of the `training` package, read from `GOVRISK_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrainingSettings(BaseSettings):
+    """Configuration of `training`; every field can be set as `GOVRISK_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVRISK_", extra="ignore")
+
+    threads: int = 2
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> TrainingSettings:
+    """The cached settings object."""
+    return TrainingSettings()
