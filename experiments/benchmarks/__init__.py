@@ -1,0 +1,1 @@
+"""Benchmarks: each module runs side-by-side measurements and prints a table of ratios."""
