@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,7 +14,7 @@ data_app = typer.Typer(help="Check input tables against the data contract.", no_
 
 @data_app.command("validate")
 def validate(
-    data: Path = typer.Option(..., "--data", help="Data directory holding tables/*.parquet."),
+    data: Annotated[Path, typer.Option("--data", help="Data directory holding tables/*.parquet.")],
 ) -> None:
     """Load every contract table from DATA and report contract violations (exit 1 if any)."""
     from features.contract import ContractError
@@ -36,9 +37,9 @@ def validate(
 
 @data_app.command("contract")
 def contract_docs(
-    out: Path = typer.Option(
-        Path("docs/data-contract.md"), "--out", help="Where to write the Markdown reference."
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the Markdown reference.")
+    ] = Path("docs/data-contract.md"),
 ) -> None:
     """Regenerate the data contract reference (docs/data-contract.md) from the declarations."""
     from features.contract_docs import render_contract_markdown

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
@@ -47,7 +48,8 @@ def _kind_ok(series: pd.Series, col: ColumnSpec) -> bool:
     dtype = series.dtype
     if col.kind == "string":
         return bool(pd.api.types.is_string_dtype(dtype)) or (
-            dtype == object and series.dropna().map(type).eq(str).all()
+            dtype == np.dtype(object)
+            and bool(series.dropna().map(lambda v: isinstance(v, str)).all())
         )
     if col.kind == "int":
         return bool(pd.api.types.is_integer_dtype(dtype))
@@ -98,9 +100,7 @@ def _examples(df: pd.DataFrame, spec: TableSpec, index: pd.Index) -> tuple[str, 
     key = [k for k in spec.key if k in df.columns]
     if not key:
         return tuple(f"row {i}" for i in rows.index)
-    return tuple(
-        "/".join(str(v) for v in values) for values in rows[key].itertuples(index=False)
-    )
+    return tuple("/".join(str(v) for v in values) for values in rows[key].itertuples(index=False))
 
 
 def find_problems(name: str, df: pd.DataFrame) -> list[Problem]:
@@ -109,9 +109,9 @@ def find_problems(name: str, df: pd.DataFrame) -> list[Problem]:
         raise KeyError(f"unknown contract table {name!r}; known: {sorted(TABLES)}")
     spec = TABLES[name]
     problems: list[Problem] = []
-    missing = [c for c in spec.column_names if c not in df.columns]
-    for col_name in missing:
-        problems.append(Problem(name, col_name, "missing column", 0, ()))
+    problems.extend(
+        Problem(name, c, "missing column", 0, ()) for c in spec.column_names if c not in df.columns
+    )
     for col in spec.columns:
         if col.name in df.columns and not _kind_ok(df[col.name], col):
             problems.append(
@@ -132,13 +132,14 @@ def find_problems(name: str, df: pd.DataFrame) -> list[Problem]:
         cases = err.failure_cases
         for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
             idx = pd.Index(group["index"].dropna().astype(int).unique())
-            col_name = None if pd.isna(column) else str(column)
-            if check == "multiple_fields_uniqueness":
+            col_name: str | None = None if pd.isna(column) else str(column)
+            message = str(check)
+            if message == "multiple_fields_uniqueness":
                 col_name = "+".join(spec.key)
-                check = "duplicate key"
-            elif check == "not_nullable":
-                check = "missing value (column is not nullable)"
-            problems.append(Problem(name, col_name, str(check), len(idx), _examples(df, spec, idx)))
+                message = "duplicate key"
+            elif message == "not_nullable":
+                message = "missing value (column is not nullable)"
+            problems.append(Problem(name, col_name, message, len(idx), _examples(df, spec, idx)))
     return problems
 
 

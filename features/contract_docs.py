@@ -50,7 +50,8 @@ def render_contract_markdown() -> str:
         if spec.references:
             refs = ", ".join(f"`{c}` → `{t}`" for c, t in spec.references.items())
             lines.append(f"References: {refs}.")
-        lines += ["", "| column | type | unit | constraints | description |", "|---|---|---|---|---|"]
+        lines += ["", "| column | type | unit | constraints | description |"]
+        lines.append("|---|---|---|---|---|")
         for col in spec.columns:
             lines.append(
                 f"| `{col.name}` | {_KIND_NAMES[col.kind]} | {col.unit} | {_constraints(col)} "

@@ -113,8 +113,13 @@ CREATORS = TableSpec(
         _c("creator_id", "string", "Creator identifier."),
         _c("registered_at", "timestamp", "When the creator account was created (UTC)."),
         _c("region", "string", "Creator's home region code."),
-        _c("follower_count", "int", "Followers at registration snapshot.", unit="accounts",
-           min_value=0),
+        _c(
+            "follower_count",
+            "int",
+            "Followers at registration snapshot.",
+            unit="accounts",
+            min_value=0,
+        ),
         _c("verified", "bool", "Creator identity verified."),
     ),
 )
@@ -134,8 +139,13 @@ LISTINGS = TableSpec(
         _c("title", "string", "Listing title as shown to buyers."),
         _c("description", "string", "Listing description text."),
         _c("price", "float", "Selling price.", unit="USD", min_value=0),
-        _c("list_price", "float", "Struck-through 'original' price shown next to the price.",
-           unit="USD", min_value=0),
+        _c(
+            "list_price",
+            "float",
+            "Struck-through 'original' price shown next to the price.",
+            unit="USD",
+            min_value=0,
+        ),
         _c("image_hash", "string", "Perceptual hash cluster of the main image."),
         _c("ships_from", "string", "Region the item ships from."),
     ),
@@ -207,8 +217,12 @@ STRATEGY_DECISIONS = TableSpec(
         _c("strategy_version", "int", "Version of that strategy.", min_value=1),
         _c("action", "string", "What the strategy did.", enum=Action),
         _c("decided_at", "timestamp", "When the action took effect (UTC)."),
-        _c("lifted_at", "timestamp", "When the action was lifted (appeal upheld), if ever.",
-           nullable=True),
+        _c(
+            "lifted_at",
+            "timestamp",
+            "When the action was lifted (appeal upheld), if ever.",
+            nullable=True,
+        ),
     ),
 )
 
@@ -226,15 +240,21 @@ AUDIT_LABELS = TableSpec(
         _c("reviewer_id", "string", "Moderator who judged."),
         _c("reviewed_at", "timestamp", "When the verdict was given (UTC)."),
         _c("sampling", "string", "How the item entered the audit.", enum=Sampling),
-        _c("inclusion_probability", "float",
-           "Probability the item was drawn into this audit sample.", min_value=0.0,
-           max_value=1.0),
+        _c(
+            "inclusion_probability",
+            "float",
+            "Probability the item was drawn into this audit sample.",
+            min_value=0.0,
+            max_value=1.0,
+        ),
     ),
 )
 
 OUTCOMES = TableSpec(
     name="outcomes",
-    description="Trust signals after exposure: complaints, returns, refunds, reviews, NPS, appeals.",
+    description=(
+        "Trust signals after exposure: complaints, returns, refunds, reviews, NPS, appeals."
+    ),
     key=("outcome_id",),
     time_column="occurred_at",
     columns=(
@@ -242,13 +262,21 @@ OUTCOMES = TableSpec(
         _c("entity", "string", "Kind of item the outcome concerns.", enum=Entity),
         _c("item_id", "string", "Item the outcome concerns."),
         _c("seller_id", "string", "Seller of the item."),
-        _c("channel", "string", "Channel the buyer came through, if known.", nullable=True,
-           enum=Channel),
+        _c(
+            "channel",
+            "string",
+            "Channel the buyer came through, if known.",
+            nullable=True,
+            enum=Channel,
+        ),
         _c("kind", "string", "Kind of outcome.", enum=OutcomeKind),
         _c("occurred_at", "timestamp", "When it happened (UTC)."),
-        _c("value", "float",
-           "Review rating 1-5, NPS score 0-10, refund amount in USD; empty otherwise.",
-           nullable=True),
+        _c(
+            "value",
+            "float",
+            "Review rating 1-5, NPS score 0-10, refund amount in USD; empty otherwise.",
+            nullable=True,
+        ),
     ),
 )
 

@@ -11,7 +11,8 @@ import experiments.benchmarks as _pkg
 
 def main(names: list[str]) -> None:
     """Run the named benchmarks (all when none are named)."""
-    available = sorted(m.name for m in pkgutil.iter_modules(_pkg.__path__) if not m.name.startswith("_"))
+    modules = pkgutil.iter_modules(_pkg.__path__)
+    available = sorted(m.name for m in modules if not m.name.startswith("_"))
     for name in names or available:
         if name not in available:
             raise SystemExit(f"unknown benchmark {name!r}; available: {', '.join(available)}")

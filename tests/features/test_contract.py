@@ -214,7 +214,8 @@ def test_out_of_range_and_infinite_values(tables: dict[str, pd.DataFrame]) -> No
 
 
 def test_timezone_aware_timestamps_are_rejected(tables: dict[str, pd.DataFrame]) -> None:
-    bad = tables["sellers"].assign(registered_at=tables["sellers"]["registered_at"].dt.tz_localize("UTC"))
+    aware = tables["sellers"]["registered_at"].dt.tz_localize("UTC")
+    bad = tables["sellers"].assign(registered_at=aware)
     assert "sellers.registered_at: wrong type" in _message("sellers", bad)
 
 
@@ -232,9 +233,8 @@ def test_dangling_reference_and_all_problems_reported_together(
     tables["videos"].to_parquet(tmp_path / "tables" / "videos.parquet")
     with pytest.raises(ContractError) as info:
         load_tables(tmp_path)
-    assert "listings.seller_id: refers to sellers.seller_id values that do not exist — 2 rows" in str(
-        info.value
-    )
+    expected = "listings.seller_id: refers to sellers.seller_id values that do not exist — 2 rows"
+    assert expected in str(info.value)
 
 
 def test_missing_table_file(tmp_path: Path) -> None:

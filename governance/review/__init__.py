@@ -1,0 +1,1 @@
+"""Review service: moderation queue, verdicts, escalations, strategy-change approvals, audit log."""

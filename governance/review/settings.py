@@ -1,0 +1,59 @@
+"""Settings of the review service, read from `GOVRISK_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ReviewSettings(BaseSettings):
+    """Configuration of the review service; every field can be set as `GOVRISK_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVRISK_", extra="ignore")
+
+    #: Govrisk data directory: holds `govrisk.db` by default, `strategies/` and `tables/`.
+    data_dir: Path = Path(".")
+    #: SQLAlchemy URL; empty means a SQLite file `govrisk.db` inside `data_dir`.
+    database_url: str = ""
+    #: Strategy YAML directory; empty means `data_dir/strategies`.
+    strategies_dir: Path | None = None
+    #: Output directory of `govrisk audit` (strategy metrics for the dashboard), if any.
+    audit_dir: Path | None = None
+    #: Secret that signs session cookies; empty means one kept in `data_dir/.govrisk-secret`.
+    secret_key: str = ""
+    #: Send cookies only over HTTPS (set in production behind TLS).
+    secure_cookies: bool = False
+    session_max_age_seconds: int = Field(default=12 * 3600, gt=0)
+    lease_seconds: int = Field(default=300, gt=0)
+    #: SLA per escalation priority, hours from creation to resolution.
+    sla_hours_critical: float = Field(default=4.0, gt=0)
+    sla_hours_high: float = Field(default=24.0, gt=0)
+    sla_hours_medium: float = Field(default=72.0, gt=0)
+    sla_hours_low: float = Field(default=168.0, gt=0)
+    #: Largest flags/suggestions upload accepted over the API, rows.
+    max_ingest_rows: int = Field(default=50_000, gt=0)
+    #: Run `alembic upgrade head` when the service starts.
+    migrate_on_start: bool = True
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to the SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'govrisk.db').resolve()}"
+
+    def resolved_strategies_dir(self) -> Path:
+        """Where strategy YAML versions live."""
+        return self.strategies_dir if self.strategies_dir is not None else self.data_dir / "strategies"
+
+    def sla_hours(self, priority: str) -> float:
+        """Hours allowed to resolve an escalation of `priority`."""
+        return float(getattr(self, f"sla_hours_{priority}"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ReviewSettings:
+    """The cached settings object."""
+    return ReviewSettings()
