@@ -141,14 +141,14 @@ def _check_scalar(value: object, op: str) -> Scalar:
     if isinstance(value, list | tuple | dict):
         raise PydanticCustomError(
             "value_shape",
-            "op {op!r} compares with one value, got a {kind}; write a single number, text or "
+            "op {op} compares with one value, got a {kind}; write a single number, text or "
             "true/false (use `in` / `not_in` for a list)",
             {"op": op, "kind": type(value).__name__},
         )
     if value is None:
         raise PydanticCustomError(
             "value_missing",
-            "op {op!r} needs a value; add `value: ...` (use is_null / not_null to test for "
+            "op {op} needs a value; add `value: ...` (use is_null / not_null to test for "
             "missing values)",
             {"op": op},
         )
@@ -181,7 +181,7 @@ class Predicate(BaseModel):
         if isinstance(v, str) and not _FEATURE_RE.match(v):
             raise PydanticCustomError(
                 "feature_name",
-                "feature {name!r} is not a feature name; names are lower_snake_case "
+                "feature {name} is not a feature name; names are lower_snake_case "
                 "(letters, digits, underscores, starting with a letter)",
                 {"name": v},
             )
@@ -195,7 +195,7 @@ class Predicate(BaseModel):
             fix = f"did you mean {hint!r}? " if hint else ""
             raise PydanticCustomError(
                 "operator",
-                "{got!r} is not an operator; {fix}use one of {ops}",
+                "{got} is not an operator; {fix}use one of {ops}",
                 {"got": v, "fix": fix, "ops": ", ".join(OPS)},
             )
         return v
@@ -209,14 +209,14 @@ class Predicate(BaseModel):
         if op in NULL_OPS:
             if v is not None:
                 raise PydanticCustomError(
-                    "value_shape", "op {op!r} takes no value; remove `value`", {"op": op}
+                    "value_shape", "op {op} takes no value; remove `value`", {"op": op}
                 )
             return None
         if op in LIST_OPS:
             if not isinstance(v, list | tuple) or not v:
                 raise PydanticCustomError(
                     "value_shape",
-                    "op {op!r} needs a non-empty list of values, e.g. `value: [a, b]`",
+                    "op {op} needs a non-empty list of values, e.g. `value: [a, b]`",
                     {"op": op},
                 )
             items = tuple(_check_scalar(item, op) for item in v)
@@ -224,7 +224,7 @@ class Predicate(BaseModel):
             if len(kinds) > 1:
                 raise PydanticCustomError(
                     "value_type",
-                    "the values of {op!r} mix {kinds}; use one kind (quote numbers meant as text)",
+                    "the values of {op} mix {kinds}; use one kind (quote numbers meant as text)",
                     {"op": op, "kinds": " and ".join(sorted(k or "?" for k in kinds))},
                 )
             return items
@@ -307,7 +307,7 @@ def _ref_string(v: object) -> object:
         if m is None or m.group("version") is None:
             raise PydanticCustomError(
                 "strategy_ref",
-                "{got!r} is not a strategy reference; write `<id>@v<version>`, e.g. "
+                "{got} is not a strategy reference; write `<id>@v<version>`, e.g. "
                 "listing-counterfeit-terms@v2",
                 {"got": v},
             )
@@ -341,7 +341,7 @@ class Strategy(BaseModel):
         if isinstance(v, str) and not _SLUG_RE.match(v):
             raise PydanticCustomError(
                 "slug",
-                "{got!r} is not a slug; use lowercase letters, digits and single hyphens, "
+                "{got} is not a slug; use lowercase letters, digits and single hyphens, "
                 "e.g. listing-counterfeit-terms",
                 {"got": v},
             )

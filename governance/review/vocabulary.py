@@ -1,0 +1,85 @@
+"""Closed vocabularies of the review service: roles, queue states, escalation states."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """What a user may do; checked on every route."""
+
+    MODERATOR = "moderator"
+    PM = "pm"
+    ML_ENGINEER = "ml_engineer"
+    ADMIN = "admin"
+
+
+class ItemKind(StrEnum):
+    """Which audit list a queue item came from (flags.parquet `kind`)."""
+
+    LIKELY_FALSE_POSITIVE = "likely_false_positive"
+    LIKELY_FALSE_NEGATIVE = "likely_false_negative"
+    RANDOM_AUDIT = "random_audit"
+
+
+class QueueStatus(StrEnum):
+    """Life of a queue item: pending until one verdict is recorded."""
+
+    PENDING = "pending"
+    JUDGED = "judged"
+
+
+class LeaseOutcome(StrEnum):
+    """How a lease ended; an active lease has no outcome yet."""
+
+    JUDGED = "judged"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class Confidence(StrEnum):
+    """How sure the moderator is of a verdict."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class EscalationKind(StrEnum):
+    """What an escalation is about."""
+
+    ITEM = "item"
+    STRATEGY = "strategy"
+
+
+class EscalationPriority(StrEnum):
+    """Urgency of an escalation; sets its SLA."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class EscalationState(StrEnum):
+    """Workflow states of an escalation."""
+
+    OPEN = "open"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class SuggestionStatus(StrEnum):
+    """Where a suggested strategy change stands."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+def utcnow() -> datetime:
+    """Current time as a timezone-naive UTC datetime (how every timestamp is stored)."""
+    return datetime.now(UTC).replace(tzinfo=None)
