@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -13,6 +14,10 @@ class FeaturesSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOVRISK_", extra="ignore")
 
     threads: int = 2
+    #: DuckDB memory limit for feature builds (DuckDB size syntax, e.g. "4GB").
+    duckdb_memory_limit: str = "4GB"
+    #: Where DuckDB may spill; the system temporary directory when unset.
+    duckdb_temp_directory: Path | None = None
 
 
 @lru_cache(maxsize=1)

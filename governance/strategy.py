@@ -141,14 +141,14 @@ def _check_scalar(value: object, op: str) -> Scalar:
     if isinstance(value, list | tuple | dict):
         raise PydanticCustomError(
             "value_shape",
-            "op {op} compares with one value, got a {kind}; write a single number, text or "
+            "op '{op}' compares with one value, got a {kind}; write a single number, text or "
             "true/false (use `in` / `not_in` for a list)",
             {"op": op, "kind": type(value).__name__},
         )
     if value is None:
         raise PydanticCustomError(
             "value_missing",
-            "op {op} needs a value; add `value: ...` (use is_null / not_null to test for "
+            "op '{op}' needs a value; add `value: ...` (use is_null / not_null to test for "
             "missing values)",
             {"op": op},
         )
@@ -183,7 +183,7 @@ class Predicate(BaseModel):
                 "feature_name",
                 "feature {name} is not a feature name; names are lower_snake_case "
                 "(letters, digits, underscores, starting with a letter)",
-                {"name": v},
+                {"name": repr(v)},
             )
         return v
 
@@ -196,7 +196,7 @@ class Predicate(BaseModel):
             raise PydanticCustomError(
                 "operator",
                 "{got} is not an operator; {fix}use one of {ops}",
-                {"got": v, "fix": fix, "ops": ", ".join(OPS)},
+                {"got": repr(v), "fix": fix, "ops": ", ".join(OPS)},
             )
         return v
 
@@ -209,14 +209,14 @@ class Predicate(BaseModel):
         if op in NULL_OPS:
             if v is not None:
                 raise PydanticCustomError(
-                    "value_shape", "op {op} takes no value; remove `value`", {"op": op}
+                    "value_shape", "op '{op}' takes no value; remove `value`", {"op": op}
                 )
             return None
         if op in LIST_OPS:
             if not isinstance(v, list | tuple) or not v:
                 raise PydanticCustomError(
                     "value_shape",
-                    "op {op} needs a non-empty list of values, e.g. `value: [a, b]`",
+                    "op '{op}' needs a non-empty list of values, e.g. `value: [a, b]`",
                     {"op": op},
                 )
             items = tuple(_check_scalar(item, op) for item in v)
@@ -224,11 +224,22 @@ class Predicate(BaseModel):
             if len(kinds) > 1:
                 raise PydanticCustomError(
                     "value_type",
-                    "the values of {op} mix {kinds}; use one kind (quote numbers meant as text)",
+                    "the values of '{op}' mix {kinds}; use one kind (quote numbers meant as text)",
                     {"op": op, "kinds": " and ".join(sorted(k or "?" for k in kinds))},
                 )
             return items
         return _check_scalar(v, op)
+
+
+def _non_empty_group(members: tuple[Any, ...], key: str) -> tuple[Any, ...]:
+    # Checked after the members validate, so a group of broken members is not also "empty".
+    if not members:
+        raise PydanticCustomError(
+            "empty_group",
+            "an `{key}` group needs at least one condition; remove the group or add members",
+            {"key": key},
+        )
+    return members
 
 
 class AllOf(BaseModel):
@@ -236,7 +247,12 @@ class AllOf(BaseModel):
 
     model_config = _FROZEN
 
-    all: tuple[Condition, ...] = Field(min_length=1)
+    all: tuple[Condition, ...]
+
+    @field_validator("all", mode="after")
+    @classmethod
+    def _not_empty(cls, v: tuple[Condition, ...]) -> tuple[Condition, ...]:
+        return _non_empty_group(v, "all")
 
 
 class AnyOf(BaseModel):
@@ -244,7 +260,12 @@ class AnyOf(BaseModel):
 
     model_config = _FROZEN
 
-    any: tuple[Condition, ...] = Field(min_length=1)
+    any: tuple[Condition, ...]
+
+    @field_validator("any", mode="after")
+    @classmethod
+    def _not_empty(cls, v: tuple[Condition, ...]) -> tuple[Condition, ...]:
+        return _non_empty_group(v, "any")
 
 
 class Not(BaseModel):
@@ -309,7 +330,7 @@ def _ref_string(v: object) -> object:
                 "strategy_ref",
                 "{got} is not a strategy reference; write `<id>@v<version>`, e.g. "
                 "listing-counterfeit-terms@v2",
-                {"got": v},
+                {"got": repr(v)},
             )
         return f"{m.group('id')}@v{int(m.group('version'))}"
     return v
@@ -343,7 +364,7 @@ class Strategy(BaseModel):
                 "slug",
                 "{got} is not a slug; use lowercase letters, digits and single hyphens, "
                 "e.g. listing-counterfeit-terms",
-                {"got": v},
+                {"got": repr(v)},
             )
         return v
 
@@ -371,26 +392,21 @@ class Strategy(BaseModel):
     def _channels_for_entity(
         cls, v: tuple[Channel, ...], info: ValidationInfo
     ) -> tuple[Channel, ...]:
+        problems: list[str] = []
         duplicates = sorted({c.value for c in v if v.count(c) > 1})
         if duplicates:
-            raise PydanticCustomError(
-                "channels", "channel(s) {dup} listed twice; list each once", {"dup": duplicates}
-            )
+            problems.append(f"{', '.join(duplicates)} listed twice (list each channel once)")
         entity = info.data.get("entity")
-        if entity is None:
-            return v
-        allowed = ENTITY_CHANNELS[entity]
-        bad = [c.value for c in v if c not in allowed]
-        if bad:
-            raise PydanticCustomError(
-                "channels",
-                "channel(s) {bad} do not show {entity} items; use a subset of {allowed}",
-                {
-                    "bad": ", ".join(bad),
-                    "entity": entity.value,
-                    "allowed": ", ".join(c.value for c in allowed),
-                },
-            )
+        if entity is not None:
+            allowed = ENTITY_CHANNELS[entity]
+            bad = [c.value for c in v if c not in allowed]
+            if bad:
+                problems.append(
+                    f"{', '.join(bad)} cannot show {entity.value} items (use a subset of "
+                    f"{', '.join(c.value for c in allowed)})"
+                )
+        if problems:
+            raise PydanticCustomError("channels", "{problems}", {"problems": "; ".join(problems)})
         return v
 
     @model_validator(mode="after")
@@ -444,7 +460,9 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return m.group("id"), int(version) if version is not None else None
 
 
-def iter_predicates(condition: Condition, path: str = "condition") -> Iterator[tuple[str, Predicate]]:
+def iter_predicates(
+    condition: Condition, path: str = "condition"
+) -> Iterator[tuple[str, Predicate]]:
     """Every predicate of a condition with its field path (`condition.all[1].any[0]`)."""
     if isinstance(condition, Predicate):
         yield path, condition
@@ -472,7 +490,7 @@ _PATH_STEP = re.compile(r"\.(all|any)\[(\d+)\]|\.(not)")
 
 
 def replace_node(condition: Condition, path: str, replacement: Condition | None) -> Condition:
-    """A copy of `condition` with the node at `path` replaced, or removed when `replacement` is None.
+    """A copy of `condition` with the node at `path` replaced (removed if `replacement` is None).
 
     Paths are those of `iter_predicates` (`condition.all[1].any[0]`). Removing the only member of
     a group removes the group; removing the whole condition is an error.
@@ -513,7 +531,8 @@ def _replace(
     if index >= len(members):
         raise ValueError(f"path {path!r}: the `{key}` group has only {len(members)} member(s)")
     child = _replace(members[index], steps[1:], new, path)
-    kept = tuple(members[:index]) + (() if child is None else (child,)) + tuple(members[index + 1 :])
+    replaced = () if child is None else (child,)
+    kept = tuple(members[:index]) + replaced + tuple(members[index + 1 :])
     if not kept:
         return None
     return AllOf(all=kept) if key == "all" else AnyOf(any=kept)
@@ -577,7 +596,9 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     return loader.construct_mapping(node, deep=True)
 
 
-_StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictSafeLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
 
 
 def _yaml_problem(err: yaml.YAMLError, source: str) -> StrategyProblem:
@@ -585,7 +606,7 @@ def _yaml_problem(err: yaml.YAMLError, source: str) -> StrategyProblem:
     problem = getattr(err, "problem", None) or str(err)
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     hint = ""
-    if "mapping values are not allowed" in problem or "block scalar" in problem:
+    if any(s in problem for s in ("mapping values are not allowed", "block scalar", "chomping")):
         hint = " (quote operators such as \">=\" and text containing ': ')"
     return StrategyProblem(source, where, f"invalid YAML: {problem}{hint}")
 
@@ -614,6 +635,25 @@ def _allowed_keys(loc: tuple[str | int, ...]) -> tuple[str, ...]:
     }[tags[-1]]
 
 
+_OWN_ERROR_TYPES = frozenset(
+    {
+        "value_type",
+        "value_shape",
+        "value_missing",
+        "value_finite",
+        "feature_name",
+        "operator",
+        "empty_group",
+        "condition_shape",
+        "strategy_ref",
+        "slug",
+        "blank",
+        "channels",
+        "condition_depth",
+    }
+)
+
+
 def _error_message(err: Any) -> str:
     kind = err["type"]
     loc = tuple(err["loc"])
@@ -625,13 +665,14 @@ def _error_message(err: Any) -> str:
         return f"required field missing; add `{field}: ...`"
     if kind in ("enum", "literal_error", "string_pattern_mismatch") and "input" in err:
         return f"got {err['input']!r}; {err['msg'][0].lower()}{err['msg'][1:]}"
-    if kind == "too_short" and loc and loc[-1] in ("all", "any"):
-        return f"an `{loc[-1]}` group needs at least one condition"
     if kind == "too_short" and loc and loc[-1] == "channels":
         return "list at least one channel"
-    if kind.endswith("_type") and "input" in err and not kind.startswith("value"):
-        return f"{err['msg']} (got {err['input']!r})"
-    return str(err["msg"])
+    if kind in _OWN_ERROR_TYPES or "ctx" in err and kind == "condition_shape":
+        return str(err["msg"])
+    got = err.get("input")
+    if isinstance(got, bool | int | float | str) or got is None:
+        return f"{err['msg']} (got {got!r})"
+    return f"{err['msg']} (got a {type(got).__name__})"
 
 
 def _validation_problems(err: ValidationError, source: str) -> list[StrategyProblem]:
@@ -644,7 +685,7 @@ def _validation_problems(err: ValidationError, source: str) -> list[StrategyProb
 def parse_strategy(text: str, *, source: str = "<string>") -> Strategy:
     """Parse one strategy from YAML text; raises StrategyError naming `source` and field paths."""
     try:
-        data = yaml.load(text, Loader=_StrictSafeLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_StrictSafeLoader)  # safe_load + duplicate-key errors
     except yaml.YAMLError as err:
         raise StrategyError([_yaml_problem(err, source)]) from err
     if not isinstance(data, dict):
@@ -685,6 +726,12 @@ class _FlowList(list[Any]):
     """A list emitted on one line (channels, `in` values)."""
 
 
+class _Quoted(str):
+    """Text emitted double-quoted (symbolic operators, as the docs write them)."""
+
+    __slots__ = ()
+
+
 class _Dumper(yaml.SafeDumper):
     """SafeDumper that indents block lists under their key and emits literal multi-line text."""
 
@@ -693,8 +740,16 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, False)
 
 
+_YAML_BREAKS = ("\r", "\x85", "\u2028", "\u2029")
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    # Only "\n" survives a literal block; YAML folds its other line breaks, so escape those.
+    style: str | None = None
+    if any(b in value for b in _YAML_BREAKS):
+        style = '"'
+    elif "\n" in value:
+        style = "|"
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -706,7 +761,12 @@ def _represent_flow_list(dumper: yaml.SafeDumper, value: _FlowList) -> yaml.Sequ
     return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
 
 
+def _represent_quoted(dumper: yaml.SafeDumper, value: _Quoted) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(value), style='"')
+
+
 _Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(_Quoted, _represent_quoted)
 _Dumper.add_representer(_FlowMap, _represent_flow_map)
 _Dumper.add_representer(_FlowList, _represent_flow_list)
 
@@ -714,7 +774,8 @@ _Dumper.add_representer(_FlowList, _represent_flow_list)
 def condition_to_data(condition: Condition) -> dict[str, Any]:
     """The condition as plain YAML-ready data (predicates as one-line mappings)."""
     if isinstance(condition, Predicate):
-        out = _FlowMap(feature=condition.feature, op=condition.op)
+        op = condition.op if condition.op.isidentifier() else _Quoted(condition.op)
+        out = _FlowMap(feature=condition.feature, op=op)
         if condition.value is not None:
             value = condition.value
             out["value"] = _FlowList(value) if isinstance(value, tuple) else value

@@ -13,6 +13,10 @@ class ModelsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOVRISK_", extra="ignore")
 
     threads: int = 2
+    #: onnxruntime threads per scoring session (intra-op); None uses `threads`.
+    onnx_intra_op_threads: int | None = None
+    #: onnxruntime inter-op threads (the graph is a single operator, so 1 suffices).
+    onnx_inter_op_threads: int = 1
 
 
 @lru_cache(maxsize=1)

@@ -14,6 +14,22 @@ class ServingSettings(BaseSettings):
 
     threads: int = 2
 
+    # -- scoring (serving.batch, serving.scoring_api) --
+    #: Model served by `govrisk serve` and used by `govrisk score` when --model is not given.
+    model_uri: str | None = None
+    #: Risk band name -> lowest calibrated probability in the band (a bundle's own bands win).
+    risk_bands: dict[str, float] = {"low": 0.0, "medium": 0.3, "high": 0.7}
+    #: Rows per chunk of `govrisk score`; bounds memory (about 1 kB per row with reasons).
+    batch_chunk_rows: int = 100_000
+    #: Seconds between checks of the served alias for a new champion version (0 disables).
+    model_poll_seconds: float = 30.0
+    #: Largest number of items in one POST /v1/score.
+    max_items_per_request: int = 256
+    #: Largest request body accepted by the scoring API, in bytes.
+    max_body_bytes: int = 1_000_000
+    #: Largest number of reasons a caller may ask for per item.
+    max_reasons: int = 20
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> ServingSettings:

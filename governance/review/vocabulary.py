@@ -24,9 +24,10 @@ class ItemKind(StrEnum):
 
 
 class QueueStatus(StrEnum):
-    """Life of a queue item: pending until one verdict is recorded."""
+    """Life of a queue item: pending until one verdict is recorded; held while escalated."""
 
     PENDING = "pending"
+    ESCALATED = "escalated"
     JUDGED = "judged"
 
 
@@ -35,6 +36,7 @@ class LeaseOutcome(StrEnum):
 
     JUDGED = "judged"
     RELEASED = "released"
+    ESCALATED = "escalated"
     EXPIRED = "expired"
 
 

@@ -1,0 +1,200 @@
+"""The policy lexicon: phrases that signal a policy in listing, video and live text.
+
+Matching is case-insensitive on whitespace-normalised text and on whole words: a phrase must not
+touch a letter, digit or underscore on either side, an optional plural `s` is allowed, and hits
+do not overlap. So `cure` matches "Cures acne" but not "secure" or "manicure". This is what the
+RE2 pattern `group_pattern(group)` counts; the kernels below do the same on UTF-8 bytes, much
+faster (a test checks they agree).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from types import MappingProxyType
+from typing import Final
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features.vocabulary import Policy
+
+#: Lexicon group -> phrases. Fake discounts are price based and have no lexicon.
+LEXICON: Final = MappingProxyType(
+    {
+        "counterfeit": (
+            "replica",
+            "1:1",
+            "aaa",
+            "mirror quality",
+            "inspired by",
+            "dupe",
+            "unbranded original",
+            "factory direct luxury",
+        ),
+        "claim": (
+            "cure",
+            "miracle",
+            "guaranteed results",
+            "100% effective",
+            "lose 10kg",
+            "doctor approved",
+            "clinically proven",
+            "anti-aging instantly",
+        ),
+        "prohibited": (
+            "nicotine",
+            "vape juice",
+            "pepper spray",
+            "prescription",
+            "steroid",
+            "knuckle",
+        ),
+    }
+)
+
+#: The policy each lexicon group is evidence for.
+GROUP_POLICY: Final = MappingProxyType(
+    {
+        "counterfeit": Policy.COUNTERFEIT,
+        "claim": Policy.MISLEADING_CLAIM,
+        "prohibited": Policy.PROHIBITED_ITEM,
+    }
+)
+
+_REGEX_SPECIAL = set(r".^$*+?()[]{}|\-")
+
+
+def _escape(term: str) -> str:
+    return "".join("\\" + ch if ch in _REGEX_SPECIAL else ch for ch in term)
+
+
+def group_pattern(group: str) -> str:
+    """The RE2 pattern whose non-overlapping matches `term_counts` counts for one group."""
+    terms = sorted(LEXICON[group], key=len, reverse=True)
+    return rf"\b(?:{'|'.join(_escape(t) for t in terms)})s?\b"
+
+
+@numba.njit(cache=True, nogil=True)
+def _is_space(b: np.uint8) -> bool:
+    return b == 32 or 9 <= b <= 13
+
+
+@numba.njit(cache=True, nogil=True)
+def _is_word(b: np.uint8) -> bool:
+    return (97 <= b <= 122) or (65 <= b <= 90) or (48 <= b <= 57) or b == 95
+
+
+@numba.njit(cache=True, nogil=True)
+def _collapse_whitespace(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n_docs = offsets.shape[0] - 1
+    out = np.empty(data.shape[0], dtype=np.uint8)
+    out_offsets = np.zeros(n_docs + 1, dtype=np.int64)
+    pos = 0
+    for i in range(n_docs):
+        pending_space = False
+        wrote = False
+        for j in range(offsets[i], offsets[i + 1]):
+            b = data[j]
+            if _is_space(b):
+                pending_space = wrote
+                continue
+            if pending_space:
+                out[pos] = 32
+                pos += 1
+                pending_space = False
+            out[pos] = b
+            pos += 1
+            wrote = True
+        out_offsets[i + 1] = pos
+    return out[:pos], out_offsets
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_terms(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    term_bytes: np.ndarray,
+    term_offsets: np.ndarray,
+    group_offsets: np.ndarray,
+) -> np.ndarray:
+    n_docs = offsets.shape[0] - 1
+    n_groups = group_offsets.shape[0] - 1
+    out = np.zeros((n_docs, n_groups), dtype=np.float64)
+    for i in range(n_docs):
+        start = offsets[i]
+        end = offsets[i + 1]
+        for g in range(n_groups):
+            j = start
+            while j < end:
+                if j > start and _is_word(data[j - 1]):
+                    j += 1
+                    continue
+                match_end = -1
+                for t in range(group_offsets[g], group_offsets[g + 1]):
+                    t0 = term_offsets[t]
+                    length = term_offsets[t + 1] - t0
+                    if j + length > end:
+                        continue
+                    same = True
+                    for k in range(length):
+                        if data[j + k] != term_bytes[t0 + k]:
+                            same = False
+                            break
+                    if not same:
+                        continue
+                    k = j + length
+                    if k < end and data[k] == 115 and (k + 1 == end or not _is_word(data[k + 1])):
+                        match_end = k + 1
+                        break
+                    if k == end or not _is_word(data[k]):
+                        match_end = k
+                        break
+                if match_end >= 0:
+                    out[i, g] += 1.0
+                    j = match_end
+                else:
+                    j += 1
+    return out
+
+
+def string_buffers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes, int64 offsets) of a string array; nulls read as empty strings."""
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks() if text.num_chunks else pa.array([], pa.string())
+    text = pc.fill_null(text, "").cast(pa.large_binary())
+    _, offsets_buf, data_buf = text.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[text.offset : text.offset + len(text) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    return data, offsets
+
+
+def normalize_text(text: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Lower-case, collapse whitespace runs to one space and trim; nulls become empty."""
+    lowered = pc.utf8_lower(pc.fill_null(text, ""))
+    data, offsets = string_buffers(lowered)
+    out, out_offsets = _collapse_whitespace(data, offsets)
+    return pa.Array.from_buffers(
+        pa.large_string(), len(out_offsets) - 1, [None, pa.py_buffer(out_offsets), pa.py_buffer(out)]
+    )
+
+
+@cache
+def _term_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    term_bytes: list[bytes] = []
+    group_offsets = [0]
+    for terms in LEXICON.values():
+        term_bytes.extend(t.encode() for t in sorted(terms, key=len, reverse=True))
+        group_offsets.append(len(term_bytes))
+    lengths = np.array([len(b) for b in term_bytes], dtype=np.int64)
+    term_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    flat = np.frombuffer(b"".join(term_bytes), dtype=np.uint8)
+    return flat, term_offsets, np.array(group_offsets, dtype=np.int64)
+
+
+def term_counts(normalized: pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]:
+    """Lexicon hits per group for text already passed through `normalize_text`; float64."""
+    data, offsets = string_buffers(normalized)
+    counts = _count_terms(data, offsets, *_term_table())
+    return {group: np.ascontiguousarray(counts[:, g]) for g, group in enumerate(LEXICON)}

@@ -1,0 +1,349 @@
+"""Model-assisted, design-weighted estimates of label totals with few noisy audit labels.
+
+The estimand is always a population total `T = sum_i d_i * y_i` of the true label `y_i` over a
+domain weight `d_i` (1 for membership, an exposure for costs). The estimator is the difference
+(GREG-style, prediction-powered) estimator
+
+    T_hat = sum_i d_i * f_i  +  sum_g N_g * sum_d lambda_gd * hajek_mean_gd(d * (y* - f))
+
+- `f_i` is the calibrated model probability (denoised, see `denoise_probability`);
+- `y*` is the reviewer-noise corrected label `(y_obs - eps) / (1 - 2 eps)`, unbiased for `y`
+  when reviewers flip verdicts at rate `eps` (E[y_obs] = eps + (1 - 2 eps) y);
+- labels come from one or more sampling designs `d` (random, strategy_flagged, ...), each a
+  probability sample of its own frame with known inclusion probabilities `pi`; the population is
+  split into regions `g` by which designs cover a unit, and within a region the Hajek means of
+  every covering design are pooled with weights proportional to their effective sample sizes;
+- regions no design covers get the model term only, with the model's Bernoulli variance added.
+
+The variance is the with-replacement (Hansen-Hurwitz) linearisation per (region, design) cell,
+kept as a full covariance matrix between estimands so ratios (precision, recall) get
+delta-method intervals. With no labels the estimate is the model's; with a perfect model the
+correction is zero; with a useless model (f constant) it is the Hajek estimator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+#: Largest reviewer flip rate the correction accepts (at 0.5 labels carry no information).
+MAX_FLIP_RATE = 0.45
+
+
+class EstimationError(ValueError):
+    """Inputs to an estimator are inconsistent (shapes, ranges, unknown designs)."""
+
+
+@dataclass(frozen=True)
+class LabelDraws:
+    """Audit labels aligned to a population: one row per (design, unit) draw.
+
+    `position` indexes the population's units; `y_obs` is the share of reviewers who said
+    violating (0/1 for a single review); `n_reviews` counts them; `inclusion_probability` is
+    the draw's probability under its design; `f_label` is the model probability at the label
+    (out-of-fold where available, so the correction is not fitted on its own labels).
+    """
+
+    position: IntArray
+    y_obs: FloatArray
+    n_reviews: IntArray
+    inclusion_probability: FloatArray
+    design: npt.NDArray[np.object_]
+    f_label: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.position.shape[0])
+
+    @classmethod
+    def empty(cls) -> LabelDraws:
+        """No labels at all."""
+        return cls(
+            position=np.zeros(0, dtype=np.int64),
+            y_obs=np.zeros(0),
+            n_reviews=np.zeros(0, dtype=np.int64),
+            inclusion_probability=np.ones(0),
+            design=np.zeros(0, dtype=object),
+            f_label=np.zeros(0),
+        )
+
+
+@dataclass(frozen=True)
+class TotalEstimate:
+    """Point estimates of K totals and their K x K covariance, with label support per total."""
+
+    names: tuple[str, ...]
+    point: FloatArray
+    cov: FloatArray
+    n_labels: IntArray
+    n_labeled_positive: IntArray
+    model_only_share: FloatArray
+
+    def index(self, name: str) -> int:
+        """Position of a named total."""
+        try:
+            return self.names.index(name)
+        except ValueError as err:
+            raise KeyError(f"no estimated total named {name!r}") from err
+
+    def value(self, name: str) -> float:
+        """Point estimate of one total."""
+        return float(self.point[self.index(name)])
+
+    def se(self, name: str) -> float:
+        """Standard error of one total."""
+        i = self.index(name)
+        return float(np.sqrt(max(self.cov[i, i], 0.0)))
+
+    def linear(self, coefs: Mapping[str, float], *, offset: float = 0.0) -> tuple[float, float]:
+        """Point and standard error of `offset + sum_k c_k T_k`."""
+        g = np.zeros(len(self.names))
+        for name, c in coefs.items():
+            g[self.index(name)] += c
+        point = offset + float(g @ self.point)
+        return point, float(np.sqrt(max(float(g @ self.cov @ g), 0.0)))
+
+    def ratio(
+        self, numerator: str, denominator: str | float
+    ) -> tuple[float, float]:
+        """Point and delta-method standard error of `T_num / T_den` (or `/ constant`)."""
+        i = self.index(numerator)
+        if isinstance(denominator, str):
+            j = self.index(denominator)
+            den = float(self.point[j])
+            if den <= 0:
+                return float("nan"), float("nan")
+            r = float(self.point[i]) / den
+            g = np.zeros(len(self.names))
+            g[i] += 1.0 / den
+            g[j] -= r / den
+            return r, float(np.sqrt(max(float(g @ self.cov @ g), 0.0)))
+        if denominator <= 0:
+            return float("nan"), float("nan")
+        return float(self.point[i]) / denominator, float(
+            np.sqrt(max(self.cov[i, i], 0.0))
+        ) / float(denominator)
+
+
+def z_value(confidence: float) -> float:
+    """Two-sided normal quantile for a confidence level (1.96 for 0.95)."""
+    if not 0.0 < confidence < 1.0:
+        raise EstimationError(f"confidence must be in (0, 1), got {confidence}")
+    return float(stats.norm.ppf(0.5 + confidence / 2.0))
+
+
+def interval(
+    point: float, se: float, *, confidence: float = 0.95, lower: float = -np.inf,
+    upper: float = np.inf,
+) -> tuple[float, float]:
+    """Normal interval `point +- z se`, clipped to [lower, upper]."""
+    if not np.isfinite(point) or not np.isfinite(se):
+        return float("nan"), float("nan")
+    z = z_value(confidence)
+    return float(np.clip(point - z * se, lower, upper)), float(np.clip(point + z * se, lower, upper))
+
+
+def denoise_probability(p: npt.ArrayLike, flip_rate: float) -> FloatArray:
+    """P(truly violating) from a model calibrated on noisy verdicts: (p - eps) / (1 - 2 eps)."""
+    _check_flip_rate(flip_rate)
+    arr = np.asarray(p, dtype=np.float64)
+    return np.clip((arr - flip_rate) / (1.0 - 2.0 * flip_rate), 0.0, 1.0)
+
+
+def correct_labels(y_obs: npt.ArrayLike, flip_rate: float) -> FloatArray:
+    """Noise-corrected labels `(y - eps) / (1 - 2 eps)`: unbiased for the truth, per label."""
+    _check_flip_rate(flip_rate)
+    arr = np.asarray(y_obs, dtype=np.float64)
+    return (arr - flip_rate) / (1.0 - 2.0 * flip_rate)
+
+
+def posterior_violation(
+    prior: npt.ArrayLike, n_violating: npt.ArrayLike, n_reviews: npt.ArrayLike, flip_rate: float
+) -> FloatArray:
+    """P(violating | prior, k of n reviewers said violating) under symmetric flips at `eps`."""
+    _check_flip_rate(flip_rate)
+    p = np.clip(np.asarray(prior, dtype=np.float64), 1e-9, 1 - 1e-9)
+    k = np.asarray(n_violating, dtype=np.float64)
+    n = np.asarray(n_reviews, dtype=np.float64)
+    eps = max(flip_rate, 1e-6)
+    log_lr = k * np.log((1 - eps) / eps) + (n - k) * np.log(eps / (1 - eps))
+    logit = np.log(p / (1 - p)) + log_lr
+    return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
+
+
+def estimate_flip_rate(labels: pd.DataFrame) -> tuple[float, int]:
+    """Reviewer flip rate from items judged twice or more by different reviewers.
+
+    Two independent reviews disagree with probability `2 eps (1 - eps)`; returns the implied
+    `eps` and the number of disagreement pairs it rests on (0 pairs -> nan).
+    """
+    needed = {"entity", "item_id", "policy", "verdict", "reviewer_id"}
+    missing = sorted(needed - set(labels.columns))
+    if missing:
+        raise EstimationError(
+            f"audit_labels lacks column(s) {missing} needed to estimate the reviewer flip rate"
+        )
+    df = labels[list(needed)].drop_duplicates(["entity", "item_id", "policy", "reviewer_id"])
+    v = (df["verdict"].astype(str) == "violating").astype(np.int64)
+    g = df.assign(v=v).groupby(["entity", "item_id", "policy"], observed=True)["v"]
+    k = g.sum().to_numpy(dtype=np.float64)
+    n = g.count().to_numpy(dtype=np.float64)
+    keep = n >= 2
+    if not keep.any():
+        return float("nan"), 0
+    k, n = k[keep], n[keep]
+    pairs = n * (n - 1) / 2
+    disagreeing = k * (n - k)
+    d = float(disagreeing.sum() / pairs.sum())
+    eps = (1.0 - np.sqrt(max(1.0 - 2.0 * d, 0.0))) / 2.0
+    return float(min(eps, MAX_FLIP_RATE)), int(pairs.sum())
+
+
+def estimate_totals(
+    f: npt.ArrayLike,
+    domains: npt.ArrayLike,
+    draws: LabelDraws,
+    *,
+    frames: Mapping[str, BoolArray],
+    flip_rate: float,
+    names: Sequence[str] | None = None,
+) -> TotalEstimate:
+    """Difference-estimator totals `sum_i D[i, k] y_i` for every column k of `domains`.
+
+    `f` (N,) are denoised model probabilities, `domains` (N, K) the domain weights, `frames`
+    maps each design in `draws.design` to the (N,) mask of units it can draw (its frame).
+    """
+    f_arr = np.asarray(f, dtype=np.float64)
+    d_arr = np.asarray(domains, dtype=np.float64)
+    if d_arr.ndim == 1:
+        d_arr = d_arr[:, None]
+    _check_inputs(f_arr, d_arr, draws, frames, flip_rate)
+    k = d_arr.shape[1]
+    label_names = tuple(names) if names is not None else tuple(f"t{i}" for i in range(k))
+    if len(label_names) != k:
+        raise EstimationError(f"{len(label_names)} names for {k} domain columns")
+    return _compute_totals(f_arr, d_arr, draws, frames, flip_rate, label_names)
+
+
+def _check_flip_rate(flip_rate: float) -> None:
+    if not 0.0 <= flip_rate <= MAX_FLIP_RATE:
+        raise EstimationError(
+            f"reviewer flip rate must be in [0, {MAX_FLIP_RATE}], got {flip_rate}; set "
+            "GOVRISK_AUDIT_FLIP_RATE or pass flip_rate="
+        )
+
+
+def _check_inputs(
+    f: FloatArray,
+    domains: FloatArray,
+    draws: LabelDraws,
+    frames: Mapping[str, BoolArray],
+    flip_rate: float,
+) -> None:
+    _check_flip_rate(flip_rate)
+    n = f.shape[0]
+    if domains.shape[0] != n:
+        raise EstimationError(f"domains have {domains.shape[0]} rows for {n} population units")
+    if np.any((f < 0) | (f > 1)) or not np.all(np.isfinite(f)):
+        raise EstimationError("model probabilities must be finite and within [0, 1]")
+    if len(draws):
+        if draws.position.min() < 0 or draws.position.max() >= n:
+            raise EstimationError("label positions fall outside the population")
+        pi = draws.inclusion_probability
+        if np.any((pi <= 0) | (pi > 1)) or not np.all(np.isfinite(pi)):
+            raise EstimationError(
+                "inclusion probabilities must be in (0, 1]; fix audit_labels.inclusion_probability"
+            )
+    unknown = sorted(set(draws.design.tolist()) - set(frames))
+    if unknown:
+        raise EstimationError(f"labels from design(s) {unknown} have no frame; pass frames=")
+    for name, mask in frames.items():
+        if np.asarray(mask).shape != (n,):
+            raise EstimationError(f"frame of design {name!r} must be a mask of {n} units")
+
+
+def _compute_totals(
+    f: FloatArray,
+    domains: FloatArray,
+    draws: LabelDraws,
+    frames: Mapping[str, BoolArray],
+    flip_rate: float,
+    names: tuple[str, ...],
+) -> TotalEstimate:
+    n_units, k = domains.shape
+    point = f @ domains
+    cov = np.zeros((k, k))
+    n_labels = np.zeros(k, dtype=np.int64)
+    n_pos = np.zeros(k, dtype=np.int64)
+    labelled_regions = np.zeros(0, dtype=np.int64)
+
+    designs = sorted(set(draws.design.tolist()))
+    # Region of a unit = which label-carrying designs can draw it (bit set).
+    region = np.zeros(n_units, dtype=np.int64)
+    for bit, name in enumerate(designs):
+        region |= np.asarray(frames[name], dtype=bool).astype(np.int64) << bit
+    if len(draws):
+        y_star = correct_labels(draws.y_obs, flip_rate)
+        resid = y_star - draws.f_label
+        w = 1.0 / draws.inclusion_probability
+        label_region = region[draws.position]
+        in_frame = label_region > 0
+        # A draw outside its design's declared frame cannot be weighted; drop it.
+        design_bit = np.array([1 << designs.index(d) for d in draws.design], dtype=np.int64)
+        valid = in_frame & ((label_region & design_bit) > 0)
+        region_sizes = np.bincount(region, minlength=1 << len(designs))
+        d_lab = domains[draws.position]
+        for g in np.unique(label_region[valid]):
+            cells = [
+                (name, valid & (label_region == g) & (draws.design == name)) for name in designs
+            ]
+            cells = [(name, m) for name, m in cells if m.any()]
+            n_eff = np.array(
+                [w[m].sum() ** 2 / np.square(w[m]).sum() for _, m in cells], dtype=np.float64
+            )
+            lam = n_eff / n_eff.sum()
+            n_g = float(region_sizes[g])
+            for (_, m), lam_c in zip(cells, lam, strict=True):
+                wc = w[m]
+                z = d_lab[m] * resid[m][:, None]
+                w_sum = wc.sum()
+                mean = (wc[:, None] * z).sum(axis=0) / w_sum
+                point += n_g * lam_c * mean
+                u = n_g * lam_c * wc[:, None] * (z - mean) / w_sum
+                n_c = int(m.sum())
+                if n_c >= 2:
+                    cov += (n_c / (n_c - 1)) * (u.T @ u)
+                else:
+                    # One draw: no within-cell spread; use its own size as a conservative spread.
+                    u1 = n_g * lam_c * z
+                    cov += u1.T @ u1
+        labelled_regions = np.unique(label_region[valid])
+        support = (d_lab[valid] != 0).astype(np.float64)
+        n_labels = support.sum(axis=0).astype(np.int64)
+        n_pos = (support * (draws.y_obs[valid] >= 0.5)[:, None]).sum(axis=0).astype(np.int64)
+    # Units in regions no label reached keep the model term only; add the model's Bernoulli
+    # variance there so the interval stays honest about the missing labels.
+    uncovered = ~np.isin(region, labelled_regions)
+    if uncovered.any():
+        du = domains[uncovered]
+        fu = f[uncovered]
+        cov += du.T @ (du * (fu * (1.0 - fu))[:, None])
+    mass = np.abs(domains).sum(axis=0)
+    unc_mass = np.abs(domains[uncovered]).sum(axis=0)
+    model_only = np.divide(unc_mass, mass, out=np.zeros(k), where=mass > 0)
+    return TotalEstimate(
+        names=names,
+        point=np.asarray(point, dtype=np.float64),
+        cov=cov,
+        n_labels=n_labels,
+        n_labeled_positive=n_pos,
+        model_only_share=model_only,
+    )

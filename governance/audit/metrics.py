@@ -1,0 +1,259 @@
+"""Per strategy x channel accuracy: precision, recall, FP/FN counts and exposure-weighted error
+cost, each with an interval and the number of labels behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from features.vocabulary import Entity, Policy
+from governance.audit.estimators import FloatArray, TotalEstimate, estimate_totals, interval
+from governance.audit.population import Population
+from governance.strategy import parse_ref
+
+#: The pseudo-strategy standing for "any audited strategy of this policy".
+ALL_STRATEGIES = "*"
+#: The pseudo-channel of a strategy's overall row.
+ALL_CHANNELS = "all"
+
+METRIC_COLUMNS: tuple[str, ...] = (
+    "strategy",
+    "strategy_id",
+    "strategy_version",
+    "entity",
+    "policy",
+    "channel",
+    "n_actioned",
+    "precision",
+    "precision_low",
+    "precision_high",
+    "recall",
+    "recall_low",
+    "recall_high",
+    "tp",
+    "fp",
+    "fp_low",
+    "fp_high",
+    "fn",
+    "fn_low",
+    "fn_high",
+    "fn_impressions",
+    "fn_impressions_low",
+    "fn_impressions_high",
+    "fn_gmv",
+    "fn_gmv_low",
+    "fn_gmv_high",
+    "fp_impressions",
+    "fp_impressions_low",
+    "fp_impressions_high",
+    "fp_gmv",
+    "fp_gmv_low",
+    "fp_gmv_high",
+    "error_cost",
+    "n_labels",
+    "n_labeled_positive",
+    "n_labels_population",
+    "model_only_share",
+    "flip_rate",
+)
+
+
+@dataclass(frozen=True)
+class _Target:
+    ref: str
+    channels: tuple[str, ...]
+    actioned: npt.NDArray[np.bool_]
+
+
+def _targets(pop: Population) -> list[_Target]:
+    out = [
+        _Target(ref, pop.strategy_channels[ref], mask) for ref, mask in pop.actioned.items()
+    ]
+    out.append(_Target(ALL_STRATEGIES, pop.channels, pop.any_actioned))
+    return out
+
+
+def estimand_matrix(pop: Population) -> tuple[list[str], FloatArray, dict[str, float]]:
+    """Names, (N, K) domain matrix and known constants (counts, lost exposure) of every total."""
+    names: list[str] = []
+    cols: list[FloatArray] = []
+    consts: dict[str, float] = {}
+
+    def add(name: str, col: FloatArray) -> None:
+        names.append(name)
+        cols.append(np.asarray(col, dtype=np.float64))
+
+    n = len(pop)
+    add(f"pos|{ALL_CHANNELS}", np.ones(n))
+    for j, c in enumerate(pop.channels):
+        add(f"pos|{c}", pop.eligible[:, j].astype(np.float64))
+    for t in _targets(pop):
+        idx = [pop.channel_index(c) for c in t.channels if c in pop.channels]
+        a_all = t.actioned[:, idx].any(axis=1)
+        a_blk = t.actioned[:, idx].astype(np.float64)
+        imp, gmv = pop.impressions[:, idx], pop.gmv[:, idx]
+        limp, lgmv = pop.lost_impressions[:, idx], pop.lost_gmv[:, idx]
+        per_channel = [(t.channels[k], a_blk[:, k]) for k in range(len(idx))]
+        rows = [(ALL_CHANNELS, a_all.astype(np.float64), None), *((c, a, k) for k, (c, a) in
+                                                                  enumerate(per_channel))]
+        for c, a, k in rows:
+            key = f"{t.ref}|{c}"
+            if k is None:
+                fn_imp = ((1.0 - a_blk) * imp).sum(axis=1)
+                fn_gmv = ((1.0 - a_blk) * gmv).sum(axis=1)
+                fp_imp = (a_blk * limp).sum(axis=1)
+                fp_gmv = (a_blk * lgmv).sum(axis=1)
+            else:
+                fn_imp = (1.0 - a) * imp[:, k]
+                fn_gmv = (1.0 - a) * gmv[:, k]
+                fp_imp = a * limp[:, k]
+                fp_gmv = a * lgmv[:, k]
+            add(f"tp|{key}", a)
+            add(f"fnimp|{key}", fn_imp)
+            add(f"fngmv|{key}", fn_gmv)
+            add(f"fpimp|{key}", fp_imp)
+            add(f"fpgmv|{key}", fp_gmv)
+            consts[f"n|{key}"] = float(a.sum())
+            consts[f"lostimp|{key}"] = float(fp_imp.sum())
+            consts[f"lostgmv|{key}"] = float(fp_gmv.sum())
+    return names, np.column_stack(cols), consts
+
+
+def exact_totals(pop: Population, y_true: npt.ArrayLike) -> TotalEstimate:
+    """The same totals computed from known truth (zero variance): for evaluation."""
+    names, d, _ = estimand_matrix(pop)
+    y = np.asarray(y_true, dtype=np.float64)
+    k = len(names)
+    return TotalEstimate(
+        names=tuple(names),
+        point=y @ d,
+        cov=np.zeros((k, k)),
+        n_labels=np.zeros(k, dtype=np.int64),
+        n_labeled_positive=np.zeros(k, dtype=np.int64),
+        model_only_share=np.zeros(k),
+    )
+
+
+def population_totals(pop: Population) -> TotalEstimate:
+    """Model-assisted estimates of every total of a population."""
+    names, d, _ = estimand_matrix(pop)
+    return estimate_totals(
+        pop.f, d, pop.draws, frames=pop.frames, flip_rate=pop.flip_rate, names=names
+    )
+
+
+def strategy_metrics(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    *,
+    confidence: float = 0.95,
+    fp_cost: float = 1.0,
+    fn_cost: float = 2.0,
+    impression_cost: float = 0.0,
+    truth: Mapping[tuple[Entity, Policy], npt.ArrayLike] | None = None,
+) -> pd.DataFrame:
+    """One row per strategy x channel (plus `all`, and `*` = every strategy of the policy).
+
+    With `truth` (true 0/1 labels per population unit) the table holds the true values instead.
+    """
+    rows: list[dict[str, object]] = []
+    for key, pop in populations.items():
+        est = exact_totals(pop, truth[key]) if truth is not None else population_totals(pop)
+        _, _, consts = estimand_matrix(pop)
+        for t in _targets(pop):
+            for c in (ALL_CHANNELS, *t.channels):
+                if c != ALL_CHANNELS and c not in pop.channels:
+                    continue
+                rows.append(
+                    _row(pop, est, consts, t.ref, c, confidence, fp_cost, fn_cost,
+                         impression_cost)
+                )
+    df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+    for col in ("strategy", "strategy_id", "entity", "policy", "channel"):
+        df[col] = df[col].astype("str")
+    df["strategy_version"] = df["strategy_version"].astype("Int64")
+    for col in ("n_actioned", "n_labels", "n_labels_population"):
+        df[col] = df[col].astype("int64")
+    return df
+
+
+def _row(
+    pop: Population,
+    est: TotalEstimate,
+    consts: Mapping[str, float],
+    ref: str,
+    channel: str,
+    confidence: float,
+    fp_cost: float,
+    fn_cost: float,
+    impression_cost: float,
+) -> dict[str, object]:
+    key = f"{ref}|{channel}"
+    n_act = consts[f"n|{key}"]
+    tp_name, pos_name = f"tp|{key}", f"pos|{channel}"
+    tp, tp_se = est.value(tp_name), est.se(tp_name)
+    tp = float(np.clip(tp, 0.0, n_act))
+    prec, prec_se = est.ratio(tp_name, n_act) if n_act > 0 else (float("nan"), float("nan"))
+    rec, rec_se = est.ratio(tp_name, pos_name)
+    fn, fn_se = est.linear({pos_name: 1.0, tp_name: -1.0})
+    fp = n_act - tp
+    fn_imp, fn_imp_se = est.value(f"fnimp|{key}"), est.se(f"fnimp|{key}")
+    fn_gmv, fn_gmv_se = est.value(f"fngmv|{key}"), est.se(f"fngmv|{key}")
+    lost_imp, lost_gmv = consts[f"lostimp|{key}"], consts[f"lostgmv|{key}"]
+    fp_imp = lost_imp - est.value(f"fpimp|{key}")
+    fp_imp_se = est.se(f"fpimp|{key}")
+    fp_gmv = lost_gmv - est.value(f"fpgmv|{key}")
+    fp_gmv_se = est.se(f"fpgmv|{key}")
+    inf = float("inf")
+
+    def ci(p: float, se: float, lo: float = 0.0, hi: float = inf) -> tuple[float, float]:
+        return interval(p, se, confidence=confidence, lower=lo, upper=hi)
+
+    strategy_id, version = (ref, None) if ref == ALL_STRATEGIES else parse_ref(ref)
+    i_tp = est.index(tp_name)
+    fn_c = max(fn, 0.0)
+    fn_imp_c = float(np.clip(fn_imp, 0.0, None))
+    fp_imp_c = float(np.clip(fp_imp, 0.0, lost_imp))
+    return {
+        "strategy": ref,
+        "strategy_id": strategy_id,
+        "strategy_version": version,
+        "entity": pop.entity.value,
+        "policy": pop.policy.value,
+        "channel": channel,
+        "n_actioned": int(n_act),
+        "precision": float(np.clip(prec, 0, 1)) if np.isfinite(prec) else np.nan,
+        "precision_low": ci(prec, prec_se, 0.0, 1.0)[0],
+        "precision_high": ci(prec, prec_se, 0.0, 1.0)[1],
+        "recall": float(np.clip(rec, 0, 1)) if np.isfinite(rec) else np.nan,
+        "recall_low": ci(rec, rec_se, 0.0, 1.0)[0],
+        "recall_high": ci(rec, rec_se, 0.0, 1.0)[1],
+        "tp": tp,
+        "fp": fp,
+        "fp_low": ci(fp, tp_se, 0.0, n_act)[0],
+        "fp_high": ci(fp, tp_se, 0.0, n_act)[1],
+        "fn": fn_c,
+        "fn_low": ci(fn, fn_se)[0],
+        "fn_high": ci(fn, fn_se)[1],
+        "fn_impressions": fn_imp_c,
+        "fn_impressions_low": ci(fn_imp, fn_imp_se)[0],
+        "fn_impressions_high": ci(fn_imp, fn_imp_se)[1],
+        "fn_gmv": float(np.clip(fn_gmv, 0.0, None)),
+        "fn_gmv_low": ci(fn_gmv, fn_gmv_se)[0],
+        "fn_gmv_high": ci(fn_gmv, fn_gmv_se)[1],
+        "fp_impressions": fp_imp_c,
+        "fp_impressions_low": ci(fp_imp, fp_imp_se, 0.0, lost_imp)[0],
+        "fp_impressions_high": ci(fp_imp, fp_imp_se, 0.0, lost_imp)[1],
+        "fp_gmv": float(np.clip(fp_gmv, 0.0, lost_gmv)),
+        "fp_gmv_low": ci(fp_gmv, fp_gmv_se, 0.0, lost_gmv)[0],
+        "fp_gmv_high": ci(fp_gmv, fp_gmv_se, 0.0, lost_gmv)[1],
+        "error_cost": fp_cost * fp + fn_cost * fn_c + impression_cost * (fn_imp_c + fp_imp_c),
+        "n_labels": int(est.n_labels[i_tp]),
+        "n_labeled_positive": int(est.n_labeled_positive[i_tp]),
+        "n_labels_population": len(pop.draws),
+        "model_only_share": float(est.model_only_share[i_tp]),
+        "flip_rate": pop.flip_rate,
+    }

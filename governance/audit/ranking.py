@@ -1,0 +1,286 @@
+"""Ranked likely false positives and false negatives, and the audit slice, as flags.parquet rows.
+
+Priority = P(error) x exposure at stake x policy severity, where P(error) is the posterior
+given the model and any verdicts already on the item, and exposure is the impressions an
+honest item lost to its actions (false positives) or a violating item was shown (negatives).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from features.vocabulary import Entity, Policy
+from governance.audit.estimators import FloatArray, posterior_violation
+from governance.audit.population import Population
+
+FLAG_COLUMNS: tuple[str, ...] = (
+    "entity",
+    "item_id",
+    "policy",
+    "channel",
+    "kind",
+    "priority",
+    "p_error",
+    "inclusion_probability",
+    "strategies",
+    "reasons",
+)
+LIKELY_FP = "likely_false_positive"
+LIKELY_FN = "likely_false_negative"
+RANDOM_AUDIT = "random_audit"
+
+#: Explains items: (entity, policy, item_ids) -> one JSON list of reasons per item.
+ReasonsFn = Callable[[Entity, Policy, Sequence[str]], list[str]]
+
+
+def posterior(pop: Population, labels: pd.DataFrame | None) -> FloatArray:
+    """P(violating) per unit from the model and every verdict already given (any sampling)."""
+    if labels is None or not len(labels):
+        return pop.f.copy()
+    lab = labels[
+        (labels["entity"].astype(str) == pop.entity.value)
+        & (labels["policy"].astype(str) == pop.policy.value)
+    ]
+    if not len(lab):
+        return pop.f.copy()
+    pos = pd.Index(pop.item_ids, dtype=object).get_indexer(lab["item_id"].astype(object))
+    keep = pos >= 0
+    v = (lab["verdict"].astype(str).to_numpy() == "violating")[keep].astype(np.float64)
+    k = np.bincount(pos[keep], weights=v, minlength=len(pop))
+    n = np.bincount(pos[keep], minlength=len(pop)).astype(np.float64)
+    return posterior_violation(pop.f, k, n, pop.flip_rate)
+
+
+def labeled_mask(pop: Population, labels: pd.DataFrame | None) -> npt.NDArray[np.bool_]:
+    """Units that already carry a verdict for this policy."""
+    if labels is None or not len(labels):
+        return np.zeros(len(pop), dtype=bool)
+    lab = labels[
+        (labels["entity"].astype(str) == pop.entity.value)
+        & (labels["policy"].astype(str) == pop.policy.value)
+    ]
+    return np.isin(pop.item_ids, lab["item_id"].astype(object).to_numpy())
+
+
+def rank_flags(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    *,
+    labels: pd.DataFrame | None = None,
+    severity: Mapping[str, float] | None = None,
+    list_size: int = 500,
+    include_labeled: bool = False,
+    reasons: ReasonsFn | None = None,
+    audit_slice: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """flags.parquet rows: the top `list_size` likely FPs and FNs over every population, plus the
+    audit slice (units drawn by `sampling.audit_sample`) as `random_audit` rows."""
+    if list_size < 1:
+        raise ValueError(f"list_size must be >= 1, got {list_size}")
+    fp_parts, fn_parts = [], []
+    sev = dict(severity or {})
+    for pop in populations.values():
+        post = posterior(pop, labels)
+        skip = np.zeros(len(pop), dtype=bool) if include_labeled else labeled_mask(pop, labels)
+        s = float(sev.get(pop.policy.value, 1.0))
+        fp_parts.append(_fp_candidates(pop, post, skip, s))
+        fn_parts.append(_fn_candidates(pop, post, skip, s))
+    fp = _top(fp_parts, list_size)
+    fn = _top(fn_parts, list_size)
+    parts = [fp, fn]
+    if audit_slice is not None and len(audit_slice):
+        parts.append(_audit_rows(populations, audit_slice, labels))
+    flags = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
+        len(p) for p in parts
+    ) else _empty_flags()
+    flags["reasons"] = _reasons_column(flags, reasons)
+    return _typed(flags)
+
+
+def _fp_candidates(
+    pop: Population, post: FloatArray, skip: npt.NDArray[np.bool_], severity: float
+) -> pd.DataFrame:
+    act = pop.any_actioned
+    rows = act.any(axis=1) & ~skip
+    idx = np.flatnonzero(rows)
+    p_err = 1.0 - post[idx]
+    at_stake = (pop.lost_impressions * act).sum(axis=1)[idx]
+    # Every actioned unit keeps a floor of one impression so zero-traffic errors still rank.
+    priority = p_err * (at_stake + 1.0) * severity
+    return _candidate_frame(pop, idx, act[idx], p_err, priority, LIKELY_FP, _fp_refs(pop, idx))
+
+
+def _fn_candidates(
+    pop: Population, post: FloatArray, skip: npt.NDArray[np.bool_], severity: float
+) -> pd.DataFrame:
+    act = pop.any_actioned
+    shown = pop.impressions
+    rows = ~act.any(axis=1) & (shown.sum(axis=1) > 0) & ~skip
+    idx = np.flatnonzero(rows)
+    p_err = post[idx]
+    priority = p_err * shown.sum(axis=1)[idx] * severity
+    return _candidate_frame(
+        pop, idx, shown[idx] > 0, p_err, priority, LIKELY_FN, _fn_refs(pop, idx)
+    )
+
+
+def _fp_refs(pop: Population, idx: npt.NDArray[np.int64]) -> list[str]:
+    refs = list(pop.actioned)
+    hit = np.column_stack([pop.actioned[r].any(axis=1)[idx] for r in refs]) if refs else None
+    if hit is None:
+        return [""] * len(idx)
+    return [",".join(r for r, h in zip(refs, row, strict=True) if h) for row in hit]
+
+
+def _fn_refs(pop: Population, idx: npt.NDArray[np.int64]) -> list[str]:
+    # Strategies whose channels cover where the unit was shown: the ones that missed it.
+    out = []
+    shown = pop.impressions[idx] > 0
+    cover = {
+        ref: np.isin(np.asarray(pop.channels), list(chs)) for ref, chs in pop.strategy_channels.items()
+    }
+    for row in shown:
+        out.append(",".join(r for r, c in cover.items() if (row & c).any()))
+    return out
+
+
+def _candidate_frame(
+    pop: Population,
+    idx: npt.NDArray[np.int64],
+    channel_mask: npt.NDArray[np.bool_],
+    p_err: FloatArray,
+    priority: FloatArray,
+    kind: str,
+    refs: list[str],
+) -> pd.DataFrame:
+    chans = np.asarray(pop.channels, dtype=object)
+    n_ch = channel_mask.sum(axis=1)
+    first = channel_mask.argmax(axis=1) if len(idx) else np.zeros(0, dtype=np.int64)
+    channel = np.where(n_ch == 1, chans[first] if len(idx) else chans[:0], None)
+    return pd.DataFrame(
+        {
+            "entity": pop.entity.value,
+            "item_id": pop.item_ids[idx],
+            "policy": pop.policy.value,
+            "channel": channel,
+            "kind": kind,
+            "priority": priority,
+            "p_error": p_err,
+            "inclusion_probability": np.nan,
+            "strategies": refs,
+        }
+    )
+
+
+def _top(parts: list[pd.DataFrame], n: int) -> pd.DataFrame:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _empty_flags()
+    df = pd.concat(parts, ignore_index=True)
+    df = df.sort_values(["priority", "p_error", "item_id"], ascending=[False, False, True])
+    return df.head(n).reset_index(drop=True)
+
+
+def _audit_rows(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    audit_slice: pd.DataFrame,
+    labels: pd.DataFrame | None,
+) -> pd.DataFrame:
+    parts = []
+    for pop in populations.values():
+        sel = audit_slice[
+            (audit_slice["entity"].astype(str) == pop.entity.value)
+            & (audit_slice["policy"].astype(str) == pop.policy.value)
+        ]
+        if not len(sel):
+            continue
+        idx = pd.Index(pop.item_ids, dtype=object).get_indexer(sel["item_id"].astype(object))
+        keep = idx >= 0
+        idx = idx[keep]
+        post = posterior(pop, labels)[idx]
+        act = pop.any_actioned[idx].any(axis=1)
+        p_err = np.where(act, 1.0 - post, post)
+        refs = _fp_refs(pop, idx)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "entity": pop.entity.value,
+                    "item_id": pop.item_ids[idx],
+                    "policy": pop.policy.value,
+                    "channel": None,
+                    "kind": RANDOM_AUDIT,
+                    "priority": 0.0,
+                    "p_error": p_err,
+                    "inclusion_probability": sel["inclusion_probability"].to_numpy()[keep],
+                    "strategies": refs,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else _empty_flags()
+
+
+def _reasons_column(flags: pd.DataFrame, reasons: ReasonsFn | None) -> list[str]:
+    out = ["[]"] * len(flags)
+    if reasons is None or not len(flags):
+        return out
+    for (entity, policy), grp in flags.groupby(["entity", "policy"], sort=False):
+        ids = grp["item_id"].astype(str).tolist()
+        got = reasons(Entity(str(entity)), Policy(str(policy)), ids)
+        for pos, text in zip(grp.index, got, strict=True):
+            out[int(pos)] = text
+    return out
+
+
+def reasons_from_frame(reasons: pd.DataFrame) -> ReasonsFn:
+    """A ReasonsFn reading precomputed (entity, item_id, policy, reasons) rows."""
+    lookup = {
+        (str(e), str(i), str(p)): str(r)
+        for e, i, p, r in reasons[["entity", "item_id", "policy", "reasons"]].itertuples(
+            index=False
+        )
+    }
+
+    def _fn(entity: Entity, policy: Policy, item_ids: Sequence[str]) -> list[str]:
+        return [lookup.get((entity.value, i, policy.value), "[]") for i in item_ids]
+
+    return _fn
+
+
+def reasons_from_bundles(
+    bundles: Mapping[tuple[Entity, Policy], object],
+    frames: Mapping[Entity, pd.DataFrame],
+    *,
+    k: int = 3,
+) -> ReasonsFn:
+    """A ReasonsFn calling each (entity, policy) model bundle's `explain(frame, k)`."""
+
+    def _fn(entity: Entity, policy: Policy, item_ids: Sequence[str]) -> list[str]:
+        bundle = bundles.get((entity, policy))
+        if bundle is None or entity not in frames:
+            return ["[]"] * len(item_ids)
+        frame = frames[entity]
+        rows = frame.set_index(frame["item_id"].astype(str)).reindex(list(item_ids))
+        rows = rows.reset_index(drop=True)
+        explained = bundle.explain(rows, k)  # type: ignore[attr-defined]
+        return [json.dumps([r.to_dict() for r in item]) for item in explained]
+
+    return _fn
+
+
+def _empty_flags() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=object) for c in FLAG_COLUMNS})
+
+
+def _typed(flags: pd.DataFrame) -> pd.DataFrame:
+    df = flags.reindex(columns=list(FLAG_COLUMNS))
+    for col in ("entity", "item_id", "policy", "kind", "strategies", "reasons"):
+        df[col] = df[col].astype("str")
+    df["channel"] = df["channel"].astype("str").where(df["channel"].notna(), None)
+    df["channel"] = pd.array(df["channel"].tolist(), dtype="str")
+    for col in ("priority", "p_error", "inclusion_probability"):
+        df[col] = df[col].astype("float64")
+    return df.reset_index(drop=True)

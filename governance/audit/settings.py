@@ -1,0 +1,89 @@
+"""Settings of the strategy audit, read from `GOVRISK_AUDIT_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: What a sampling design's frame is: every unit, only units some strategy of the label's
+#: policy actioned, or not a probability design at all (labels kept for ranking, not estimates).
+DesignFrame = Literal["population", "actioned", "exclude"]
+
+
+class AuditSettings(BaseSettings):
+    """Configuration of `governance.audit`; every field can be set as `GOVRISK_AUDIT_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVRISK_AUDIT_", extra="ignore")
+
+    threads: int = 2
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Interval confidence level.")
+    flip_rate: float = Field(
+        0.04, ge=0.0, le=0.45, description="Reviewer verdict flip rate when not estimable."
+    )
+    estimate_flip_rate: bool = Field(
+        True, description="Estimate the flip rate from double-reviewed items when there are any."
+    )
+    min_flip_pairs: int = Field(
+        30, ge=1, description="Double-review pairs needed before the estimated flip rate is used."
+    )
+    model_trained_on_noisy_labels: bool = Field(
+        True, description="Model probabilities estimate P(verdict), so denoise them first."
+    )
+    design_frames: dict[str, DesignFrame] = Field(
+        default_factory=lambda: {
+            "random": "population",
+            "model_ranked": "population",
+            "strategy_flagged": "actioned",
+            "appeal": "exclude",
+        },
+        description="Frame each audit_labels.sampling design draws from.",
+    )
+    severity: dict[str, float] = Field(
+        default_factory=lambda: {
+            "prohibited_item": 5.0,
+            "counterfeit": 3.0,
+            "misleading_claim": 3.0,
+            "engagement_fraud": 2.0,
+            "fake_discount": 1.5,
+            "low_quality": 1.0,
+        },
+        description="Policy severity multiplying expected impact in ranked flags.",
+    )
+    flag_list_size: int = Field(500, ge=1, description="Rows per ranked flag list.")
+    audit_sample_size: int = Field(
+        300, ge=0, description="Expected size of the importance-sampled audit slice."
+    )
+    audit_sample_floor: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Every unit's inclusion probability is at least this share of the uniform one.",
+    )
+    precision_target: float = Field(0.015, gt=0, description="Target abs. error of precision.")
+    recall_target: float = Field(0.03, gt=0, description="Target abs. error of recall.")
+    fp_cost: float = Field(1.0, ge=0, description="Cost of one wrongly actioned honest item.")
+    fn_cost: float = Field(
+        2.0, ge=0, description="Cost of one violating item a strategy leaves unactioned."
+    )
+    impression_cost: float = Field(
+        0.0, ge=0, description="Extra cost per impression of error exposure (both kinds)."
+    )
+    min_material_errors: float = Field(
+        5.0, ge=0, description="A strategy gets suggestions when estimated FP or FN exceeds this."
+    )
+    max_suggestions_per_strategy: int = Field(5, ge=1)
+    slice_max_level: int = Field(3, ge=1, le=4, description="Most predicates in one slice.")
+    slice_min_support: int = Field(20, ge=1, description="Fewest rows in a reported slice.")
+    slice_alpha: float = Field(0.95, gt=0, le=1, description="SliceLine error vs size weight.")
+    slice_top_k: int = Field(10, ge=1, description="Slices kept per strategy and error kind.")
+    slice_bins: int = Field(5, ge=2, le=20, description="Quantile bins of numeric features.")
+    seed: int = 0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> AuditSettings:
+    """The cached settings object."""
+    return AuditSettings()

@@ -1,0 +1,134 @@
+"""Engine, sessions and migrations of the review database (SQLite file or PostgreSQL).
+
+SQLite runs in WAL mode with a busy timeout, and every transaction starts with
+`BEGIN IMMEDIATE`: it takes the single write lock up front, so a read-then-write unit of work
+(claiming a queue item) cannot interleave with another writer and never fails half-way with
+"database is locked". PostgreSQL uses row locks (`FOR UPDATE SKIP LOCKED`) instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from governance.review.orm import AuditEvent, Base
+
+#: Seconds a SQLite connection waits for the write lock before giving up.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+class ReviewSession(Session):
+    """ORM session of the review service; refuses to change or delete audit log rows."""
+
+
+@sa.event.listens_for(ReviewSession, "before_flush")
+def _guard_audit_log_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    del flush_context, instances
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, AuditEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise PermissionError("audit_log is append-only: rows cannot be changed or deleted")
+
+
+@sa.event.listens_for(ReviewSession, "do_orm_execute")
+def _guard_audit_log_statements(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete) and any(
+        mapper.class_ is AuditEvent for mapper in state.all_mappers
+    ):
+        raise PermissionError("audit_log is append-only: rows cannot be changed or deleted")
+
+
+def is_sqlite(url: str | sa.URL) -> bool:
+    """Whether a database URL points at SQLite."""
+    return sa.make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Engine:
+    """An engine for `url`, with SQLite set up for concurrent use (WAL, busy timeout)."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            parsed,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_timeout=SQLITE_BUSY_TIMEOUT_S,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        )
+        sa.event.listen(engine, "connect", _configure_sqlite_connection)
+        sa.event.listen(engine, "begin", _begin_immediate)
+        return engine
+    return sa.create_engine(
+        parsed,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+    )
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) -> None:
+    del connection_record
+    # Hand transaction control to SQLAlchemy's "begin" event (pysqlite would BEGIN DEFERRED).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # FULL: a committed verdict survives power loss, not only a crash of the process.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def _begin_immediate(connection: sa.Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[ReviewSession]:
+    """Sessions bound to `engine` that keep objects usable after commit."""
+    return sessionmaker(bind=engine, class_=ReviewSession, expire_on_commit=False)
+
+
+def alembic_config(engine_or_url: Engine | str | None = None) -> Any:
+    """The Alembic configuration of the review migrations (scripts inside this package)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS_DIR))
+    if isinstance(engine_or_url, str):
+        config.set_main_option("sqlalchemy.url", engine_or_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: Engine, *, revision: str = "head") -> None:
+    """Migrate the database behind `engine` to `revision` (idempotent, safe to run twice)."""
+    from alembic import command
+
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None when never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_differences(engine: Engine) -> list[Any]:
+    """Differences between the migrated schema and the ORM models (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))

@@ -1,0 +1,78 @@
+"""Verdicts as audit labels: the `audit_labels` contract table that training and the audit read.
+
+Items from the audit's random slice become `sampling=random` labels carrying their inclusion
+probability (so estimates stay unbiased); items from the ranked lists become
+`sampling=model_ranked`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from features.contract import validate_table
+from features.tables import AUDIT_LABELS
+from features.vocabulary import Sampling
+from governance.review.orm import QueueItem, User, Verdict
+from governance.review.vocabulary import ItemKind
+
+_SAMPLING = {
+    ItemKind.RANDOM_AUDIT: Sampling.RANDOM,
+    ItemKind.LIKELY_FALSE_POSITIVE: Sampling.MODEL_RANKED,
+    ItemKind.LIKELY_FALSE_NEGATIVE: Sampling.MODEL_RANKED,
+}
+
+
+def sampling_of(kind: ItemKind) -> Sampling:
+    """How an item of this queue kind was sampled, in audit_labels terms."""
+    return _SAMPLING[kind]
+
+
+def audit_labels(session: Session, *, since: datetime | None = None) -> pd.DataFrame:
+    """Every verdict as one audit_labels row, validated against the data contract."""
+    query = (
+        sa.select(
+            Verdict.label_id,
+            QueueItem.entity,
+            QueueItem.item_id,
+            Verdict.policy,
+            Verdict.verdict,
+            User.username,
+            Verdict.created_at,
+            QueueItem.kind,
+            QueueItem.inclusion_probability,
+        )
+        .join(QueueItem, QueueItem.id == Verdict.queue_item_id)
+        .join(User, User.id == Verdict.reviewer_id)
+        .order_by(Verdict.id)
+    )
+    if since is not None:
+        query = query.where(Verdict.created_at > since)
+    rows = session.execute(query).all()
+    df = pd.DataFrame(
+        {
+            "label_id": pd.Series([r[0] for r in rows], dtype="str"),
+            "entity": pd.Series([r[1] for r in rows], dtype="str"),
+            "item_id": pd.Series([r[2] for r in rows], dtype="str"),
+            "policy": pd.Series([r[3] for r in rows], dtype="str"),
+            "verdict": pd.Series([r[4] for r in rows], dtype="str"),
+            "reviewer_id": pd.Series([r[5] for r in rows], dtype="str"),
+            "reviewed_at": pd.Series([r[6] for r in rows], dtype="datetime64[us]"),
+            "sampling": pd.Series([sampling_of(r[7]).value for r in rows], dtype="str"),
+            "inclusion_probability": pd.Series([r[8] for r in rows], dtype="float64"),
+        }
+    )
+    return validate_table(AUDIT_LABELS.name, df[AUDIT_LABELS.column_names])
+
+
+def export_labels(session: Session, out_path: Path | str) -> tuple[Path, int]:
+    """Write the audit labels as Parquet (validated first); returns the path and row count."""
+    out_path = Path(out_path)
+    df = audit_labels(session)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(out_path, index=False)
+    return out_path, len(df)

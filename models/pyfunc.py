@@ -1,0 +1,132 @@
+"""MLflow integration: log a bundle as a pyfunc model ("models from code") and load it back.
+
+The logged model holds the bundle directory as an artifact and refers to `models/_pyfunc_code.py`
+for its Python class, so nothing is pickled: MLflow runs that file to get the model object and
+`load_context` reads the checksummed bundle. `models:/NAME@champion` therefore resolves both to
+a pyfunc (`mlflow.pyfunc.load_model(uri).predict(df)`) and, through `load_bundle`, to the bundle.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.bundle import MANIFEST_FILE, BundleError, ModelBundle
+
+#: Name of the bundle directory inside the MLflow model's artifacts.
+ARTIFACT_KEY = "bundle"
+_CODE_FILE = Path(__file__).with_name("_pyfunc_code.py")
+_REQUIREMENTS = ("mlflow", "lightgbm", "onnxruntime", "numpy", "pandas", "pyarrow", "numba")
+
+
+def log_bundle(
+    bundle: ModelBundle,
+    *,
+    artifact_path: str = "bundle",
+    registered_model_name: str | None = None,
+    aliases: Sequence[str] = (),
+) -> Any:
+    """Log `bundle` as a pyfunc model in the active MLflow run; returns MLflow's ModelInfo.
+
+    With `registered_model_name` the model is also registered as a new version, and each of
+    `aliases` (e.g. "champion") is pointed at that version.
+    """
+    import mlflow
+
+    if mlflow.active_run() is None:
+        raise BundleError(
+            "log_bundle needs an active MLflow run; call it inside mlflow.start_run()"
+        )
+    if aliases and registered_model_name is None:
+        raise BundleError("aliases need registered_model_name")
+    with tempfile.TemporaryDirectory(prefix="govrisk-bundle-") as tmp:
+        bundle_dir = bundle.save(Path(tmp) / ARTIFACT_KEY)
+        info = mlflow.pyfunc.log_model(
+            name=artifact_path,
+            python_model=str(_CODE_FILE),
+            artifacts={ARTIFACT_KEY: str(bundle_dir)},
+            registered_model_name=registered_model_name,
+            pip_requirements=_pip_requirements(),
+            metadata={
+                "govrisk_bundle": {
+                    k: bundle.metadata.get(k)
+                    for k in ("run_id", "dataset_digest", "feature_set_versions", "created_at")
+                },
+                "govrisk_bundle_checksums": bundle.file_checksums(),
+            },
+        )
+    version_number = getattr(info, "registered_model_version", None)
+    if aliases and registered_model_name is not None and version_number is not None:
+        client = mlflow.MlflowClient()
+        for alias in aliases:
+            client.set_registered_model_alias(registered_model_name, alias, str(version_number))
+    return info
+
+
+def load_bundle(uri: str | Path, *, threads: int | None = None) -> ModelBundle:
+    """Load a bundle from `runs:/...`, `models:/NAME@alias`, `models:/NAME/VERSION`, `m-...`
+    model URIs, an MLflow model directory or a bundle directory."""
+    local = _local_directory(uri)
+    return ModelBundle.load(bundle_directory(local), threads=threads)
+
+
+def bundle_directory(path: Path) -> Path:
+    """The bundle inside a local path: the path itself, or an MLflow model's artifact."""
+    if (path / MANIFEST_FILE).is_file():
+        return path
+    candidate = path / "artifacts" / ARTIFACT_KEY
+    if (path / "MLmodel").is_file() and (candidate / MANIFEST_FILE).is_file():
+        return candidate
+    raise BundleError(
+        f"{path} holds neither a model bundle ({MANIFEST_FILE}) nor an MLflow model logged "
+        "with models.pyfunc.log_bundle"
+    )
+
+
+def _local_directory(uri: str | Path) -> Path:
+    text = str(uri)
+    if isinstance(uri, Path) or "://" not in text and not text.startswith(("models:", "runs:")):
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise BundleError(f"model path {path} does not exist")
+        return path
+    import mlflow
+
+    # Downloads go to a fresh temporary directory; the bundle is read into memory on load.
+    target = tempfile.mkdtemp(prefix="govrisk-model-")
+    try:
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=target))
+    except Exception as exc:  # MLflow raises several exception types for unknown URIs
+        raise BundleError(f"cannot fetch model {text!r} from MLflow: {exc}") from exc
+
+
+def _pip_requirements() -> list[str]:
+    out: list[str] = []
+    for package in _REQUIREMENTS:
+        try:
+            out.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            out.append(package)
+    return out
+
+
+def predict_frame(bundle: ModelBundle, model_input: Any, *, explain: int = 0) -> pd.DataFrame:
+    """The pyfunc prediction: raw_score, probability (and reasons as JSON when explain > 0)."""
+    frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+    X = bundle.encode(frame)
+    raw, probability = bundle.predict_matrix(X)
+    out = pd.DataFrame({"raw_score": raw, "probability": probability})
+    if "item_id" in frame.columns:
+        out.insert(0, "item_id", frame["item_id"].to_numpy())
+    if explain > 0:
+        import json
+
+        reasons = bundle.explain_matrix(X, min(explain, len(bundle.feature_names)))
+        out["reasons"] = [json.dumps([r.to_dict() for r in row]) for row in reasons]
+    return out.astype({"raw_score": np.float64, "probability": np.float64})

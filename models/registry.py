@@ -1,0 +1,488 @@
+"""Registry client: one registered model per entity and policy, `challenger` and `champion` aliases.
+
+Every trained version is registered and takes the `challenger` alias. `promote(name)` moves
+`champion` to the challenger only if it passes the gate:
+
+- its holdout PR-AUC beats the champion's by more than `min_gain`, and
+- no slice's PR-AUC is worse than the champion's by more than `slice_margin`.
+
+When the challenger's training run scored the then-champion on the same holdout (metrics
+`champion__*`, tag `govrisk.champion_evaluated_version`), the gate compares those like for like;
+otherwise it falls back to each model's own holdout metrics and says so. Every decision is
+recorded as tags on the challenger version and as a run in the `govrisk-promotions` experiment
+holding the comparison table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from models.calibration import Calibration
+from models.encoding import FeatureEncoder
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+#: MLflow's default local store, used when neither --tracking-uri nor MLFLOW_TRACKING_URI is set.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+#: Experiment that records promotion decisions.
+PROMOTIONS_EXPERIMENT = "govrisk-promotions"
+#: Gate defaults when neither the caller nor the version's tags give one.
+DEFAULT_SLICE_MARGIN = 0.02
+DEFAULT_MIN_GAIN = 0.0
+#: Run artifact folder holding the plain model files (LightGBM text, encoder, calibration).
+RUN_MODEL_DIR = "govrisk"
+MODEL_TEXT_FILE = "model.txt"
+ENCODER_FILE = "encoder.json"
+CALIBRATION_FILE = "calibration.json"
+#: Tags on runs and model versions.
+TAG_ENTITY = "govrisk.entity"
+TAG_POLICY = "govrisk.policy"
+TAG_GATE_SLICE_MARGIN = "govrisk.gate.slice_margin"
+TAG_GATE_MIN_GAIN = "govrisk.gate.min_pr_auc_gain"
+TAG_CHAMPION_EVALUATED = "govrisk.champion_evaluated_version"
+#: Metric-name prefix of the champion scored on the challenger's holdout.
+CHAMPION_PREFIX = "champion__"
+GATE_METRIC = "pr_auc"
+SLICE_SEP = "__slice__"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot proceed; the message says what is missing."""
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The tracking URI: `uri`, else MLFLOW_TRACKING_URI, else the local `sqlite:///mlflow.db`.
+
+    `postgresql://` URIs use the installed psycopg 3 driver when psycopg2 is absent.
+    """
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if chosen.startswith("postgresql://") and importlib.util.find_spec("psycopg2") is None:
+        chosen = "postgresql+psycopg://" + chosen[len("postgresql://") :]
+    return chosen
+
+
+def use_tracking_uri(uri: str | None = None) -> str:
+    """Point MLflow's tracking and registry at the resolved URI; returns it."""
+    import mlflow
+
+    resolved = resolve_tracking_uri(uri)
+    mlflow.set_tracking_uri(resolved)
+    mlflow.set_registry_uri(resolved)
+    return resolved
+
+
+def model_name(entity: str, policy: str, *, prefix: str = "govrisk") -> str:
+    """Registered model name of a target, e.g. `govrisk-listing-counterfeit`."""
+    return f"{prefix}-{entity}-{policy}".replace("_", "-")
+
+
+def _client() -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def register_version(
+    model_uri: str,
+    *,
+    name: str,
+    run_id: str,
+    tags: Mapping[str, str] | None = None,
+    description: str | None = None,
+    client: MlflowClient | None = None,
+) -> ModelVersion:
+    """Register `model_uri` as a new version of `name` and point `challenger` at it."""
+    from mlflow.exceptions import MlflowException
+
+    c = client or _client()
+    try:
+        c.get_registered_model(name)
+    except MlflowException:
+        c.create_registered_model(
+            name, description=f"govrisk risk model {name}; aliases champion and challenger."
+        )
+    version = c.create_model_version(
+        name,
+        source=model_uri,
+        run_id=run_id,
+        tags={k: str(v) for k, v in (tags or {}).items()},
+        description=description,
+    )
+    c.set_registered_model_alias(name, CHALLENGER, version.version)
+    return c.get_model_version(name, version.version)
+
+
+def version_for_alias(
+    name: str, alias: str, *, client: MlflowClient | None = None
+) -> ModelVersion | None:
+    """The version an alias points at, or None when the model or alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    c = client or _client()
+    try:
+        return c.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One check of the promotion gate."""
+
+    check: str
+    champion: float
+    challenger: float
+    delta: float
+    rule: str
+    passed: bool | None
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """What `promote` decided and why, with the comparison table."""
+
+    name: str
+    promoted: bool
+    reason: str
+    challenger_version: str | None
+    champion_version: str | None
+    basis: str
+    min_gain: float
+    slice_margin: float
+    rows: list[ComparisonRow] = field(default_factory=list)
+    decided_at: str = ""
+    log_run_id: str | None = None
+
+    def table(self) -> pd.DataFrame:
+        """The comparison as a frame: check, champion, challenger, delta, rule, passed."""
+        columns = ["check", "champion", "challenger", "delta", "rule", "passed"]
+        return pd.DataFrame([asdict(r) for r in self.rows], columns=columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        out = asdict(self)
+        out["rows"] = [asdict(r) for r in self.rows]
+        return out
+
+
+def compare(
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float],
+    *,
+    min_gain: float = DEFAULT_MIN_GAIN,
+    slice_margin: float = DEFAULT_SLICE_MARGIN,
+    metric: str = GATE_METRIC,
+) -> tuple[bool, list[ComparisonRow], str]:
+    """Apply the gate to two metric dicts (MLflow names); returns (passed, rows, reason)."""
+    rows: list[ComparisonRow] = []
+    nan = math.nan
+    ch = challenger.get(metric, nan)
+    cp = champion.get(metric, nan)
+    overall_ok = not (math.isnan(ch) or math.isnan(cp)) and ch > cp + min_gain
+    rows.append(
+        ComparisonRow(metric, cp, ch, ch - cp, f"challenger > champion + {min_gain:g}", overall_ok)
+    )
+    prefix = f"{metric}{SLICE_SEP}"
+    worse: list[str] = []
+    for key in sorted(set(challenger) | set(champion)):
+        if not key.startswith(prefix):
+            continue
+        ch_s = challenger.get(key, nan)
+        cp_s = champion.get(key, nan)
+        if math.isnan(ch_s) or math.isnan(cp_s):
+            rows.append(
+                ComparisonRow(key, cp_s, ch_s, nan, "not compared (missing on one side)", None)
+            )
+            continue
+        ok = ch_s >= cp_s - slice_margin
+        if not ok:
+            worse.append(key[len(prefix) :])
+        rows.append(
+            ComparisonRow(
+                key, cp_s, ch_s, ch_s - cp_s, f"challenger >= champion - {slice_margin:g}", ok
+            )
+        )
+    if not overall_ok:
+        if math.isnan(ch) or math.isnan(cp):
+            reason = f"{metric} missing for the challenger or the champion"
+        else:
+            reason = f"{metric} {ch:.4f} does not beat the champion's {cp:.4f} by > {min_gain:g}"
+    elif worse:
+        reason = f"slice(s) worse by more than {slice_margin:g}: {', '.join(worse)}"
+    else:
+        reason = f"{metric} {ch:.4f} beats {cp:.4f} and no slice is worse by > {slice_margin:g}"
+    return overall_ok and not worse, rows, reason
+
+
+def _run_metrics(run_id: str | None, client: MlflowClient) -> dict[str, float]:
+    if not run_id:
+        return {}
+    return dict(client.get_run(run_id).data.metrics)
+
+
+def _gate_value(given: float | None, version: ModelVersion, tag: str, default: float) -> float:
+    if given is not None:
+        return float(given)
+    value = (version.tags or {}).get(tag)
+    return float(value) if value is not None else default
+
+
+def promote(
+    name: str,
+    *,
+    slice_margin: float | None = None,
+    min_gain: float | None = None,
+    client: MlflowClient | None = None,
+    log_decision: bool = True,
+) -> PromotionDecision:
+    """Move `champion` to the challenger if it passes the gate; record the decision either way.
+
+    Margins default to the challenger's gate tags (from its training spec), then to the module
+    defaults.
+    """
+    c = client or _client()
+    challenger = version_for_alias(name, CHALLENGER, client=c)
+    if challenger is None:
+        raise RegistryError(
+            f"registered model {name!r} has no {CHALLENGER!r} version; train one with "
+            "`govrisk train --spec ...` (see `govrisk models list`)"
+        )
+    champion = version_for_alias(name, CHAMPION, client=c)
+    margin = _gate_value(slice_margin, challenger, TAG_GATE_SLICE_MARGIN, DEFAULT_SLICE_MARGIN)
+    gain = _gate_value(min_gain, challenger, TAG_GATE_MIN_GAIN, DEFAULT_MIN_GAIN)
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    ch_metrics = _run_metrics(challenger.run_id, c)
+    if champion is None:
+        value = ch_metrics.get(GATE_METRIC, math.nan)
+        rows = [ComparisonRow(GATE_METRIC, math.nan, value, math.nan, "no champion yet", True)]
+        decision = PromotionDecision(
+            name,
+            True,
+            "no champion yet: the first challenger becomes champion",
+            challenger.version,
+            None,
+            "no champion",
+            gain,
+            margin,
+            rows,
+            now,
+        )
+    elif champion.version == challenger.version:
+        decision = PromotionDecision(
+            name,
+            False,
+            f"version {challenger.version} is already the champion",
+            challenger.version,
+            champion.version,
+            "same version",
+            gain,
+            margin,
+            [],
+            now,
+        )
+    else:
+        evaluated = ch_metrics and _tags_of_run(challenger.run_id, c).get(TAG_CHAMPION_EVALUATED)
+        if evaluated == champion.version:
+            basis = "same holdout (champion scored on the challenger's holdout)"
+            cp_metrics = {
+                k[len(CHAMPION_PREFIX) :]: v
+                for k, v in ch_metrics.items()
+                if k.startswith(CHAMPION_PREFIX)
+            }
+        else:
+            basis = "each model's own holdout (champion was not scored on the same holdout)"
+            cp_metrics = _run_metrics(champion.run_id, c)
+        own = {k: v for k, v in ch_metrics.items() if not k.startswith(CHAMPION_PREFIX)}
+        passed, rows, reason = compare(own, cp_metrics, min_gain=gain, slice_margin=margin)
+        decision = PromotionDecision(
+            name,
+            passed,
+            reason,
+            challenger.version,
+            champion.version,
+            basis,
+            gain,
+            margin,
+            rows,
+            now,
+        )
+    if decision.promoted:
+        c.set_registered_model_alias(name, CHAMPION, challenger.version)
+        if champion is not None:
+            c.set_model_version_tag(
+                name, champion.version, "govrisk.promotion.replaced_by", challenger.version
+            )
+    if decision.basis != "same version":
+        run_id = _log_decision(decision) if log_decision else None
+        decision = PromotionDecision(**{**_shallow(decision), "log_run_id": run_id})
+        tags = {
+            "govrisk.promotion.decision": "promoted" if decision.promoted else "refused",
+            "govrisk.promotion.decided_at": now,
+            "govrisk.promotion.against": decision.champion_version or "none",
+            "govrisk.promotion.reason": decision.reason[:4000],
+            "govrisk.promotion.basis": decision.basis,
+        }
+        if run_id:
+            tags["govrisk.promotion.run_id"] = run_id
+        for key, value in tags.items():
+            c.set_model_version_tag(name, challenger.version, key, value)
+    return decision
+
+
+def _shallow(decision: PromotionDecision) -> dict[str, Any]:
+    return {f: getattr(decision, f) for f in decision.__dataclass_fields__}
+
+
+def _tags_of_run(run_id: str | None, client: MlflowClient) -> dict[str, str]:
+    if not run_id:
+        return {}
+    return dict(client.get_run(run_id).data.tags)
+
+
+def _log_decision(decision: PromotionDecision) -> str:
+    """Record a decision as a run of the promotions experiment; returns its run id."""
+    import mlflow
+
+    experiment = mlflow.get_experiment_by_name(PROMOTIONS_EXPERIMENT)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment is not None
+        else mlflow.create_experiment(PROMOTIONS_EXPERIMENT)
+    )
+    outcome = "promoted" if decision.promoted else "refused"
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=f"{decision.name}-v{decision.challenger_version}-{outcome}",
+        nested=mlflow.active_run() is not None,
+    ) as run:
+        mlflow.set_tags(
+            {
+                "govrisk.model": decision.name,
+                "govrisk.promotion.decision": outcome,
+                "govrisk.promotion.basis": decision.basis,
+            }
+        )
+        mlflow.log_params(
+            {
+                "model": decision.name,
+                "challenger_version": decision.challenger_version,
+                "champion_version": decision.champion_version or "none",
+                "min_pr_auc_gain": decision.min_gain,
+                "slice_margin": decision.slice_margin,
+                "promoted": decision.promoted,
+            }
+        )
+        for row in decision.rows:
+            if row.check == GATE_METRIC:
+                for side in ("champion", "challenger"):
+                    value = getattr(row, side)
+                    if not math.isnan(value):
+                        mlflow.log_metric(f"{side}__{row.check}", value)
+        mlflow.log_dict(decision.to_dict(), "promotion/decision.json")
+        mlflow.log_text(decision.table().to_csv(index=False), "promotion/comparison.csv")
+        return str(run.info.run_id)
+
+
+def list_models(*, prefix: str = "govrisk", client: MlflowClient | None = None) -> pd.DataFrame:
+    """Registered govrisk models with their aliases, version counts and gate metrics."""
+    c = client or _client()
+    rows = []
+    for rm in c.search_registered_models(filter_string=f"name LIKE '{prefix}-%'"):
+        aliases = dict(rm.aliases or {})
+        versions = c.search_model_versions(f"name = '{rm.name}'")
+        champion = aliases.get(CHAMPION)
+        challenger = aliases.get(CHALLENGER)
+        by_version = {v.version: v for v in versions}
+        latest = max(versions, key=lambda v: int(v.version)) if versions else None
+
+        def gate(version: str | None) -> float:
+            mv = by_version.get(version) if version else None
+            return _run_metrics(mv.run_id, c).get(GATE_METRIC, math.nan) if mv else math.nan
+
+        last = (latest.tags or {}).get("govrisk.promotion.decision", "") if latest else ""
+        rows.append(
+            {
+                "name": rm.name,
+                "versions": len(versions),
+                "champion": champion or "",
+                "challenger": challenger or "",
+                "champion_pr_auc": gate(champion),
+                "challenger_pr_auc": gate(challenger),
+                "latest_decision": last,
+            }
+        )
+    columns = [
+        "name",
+        "versions",
+        "champion",
+        "challenger",
+        "champion_pr_auc",
+        "challenger_pr_auc",
+        "latest_decision",
+    ]
+    return pd.DataFrame(rows, columns=columns).sort_values("name", ignore_index=True)
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """A registered version's plain model files: encoder, LightGBM booster, calibration."""
+
+    name: str
+    version: str
+    run_id: str
+    encoder: FeatureEncoder
+    booster: lgb.Booster
+    calibration: Calibration
+
+    def predict_proba(self, frame: pd.DataFrame, *, num_threads: int = 1) -> np.ndarray:
+        """Calibrated probabilities for a raw feature frame."""
+        X = self.encoder.transform(frame)
+        margin = np.asarray(self.booster.predict(X, raw_score=True, num_threads=num_threads))
+        return self.calibration.apply(margin)
+
+
+def load_scoring_model(
+    name: str, *, alias: str = CHAMPION, client: MlflowClient | None = None
+) -> ScoringModel | None:
+    """Load the model files of the version `alias` points at; None when there is none."""
+    import lightgbm as lgb
+    import mlflow
+
+    c = client or _client()
+    version = version_for_alias(name, alias, client=c)
+    if version is None or not version.run_id:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=RUN_MODEL_DIR, dst_path=tmp
+            )
+        )
+        text = (local / MODEL_TEXT_FILE).read_text(encoding="utf-8")
+        encoder = FeatureEncoder.from_dict(json.loads((local / ENCODER_FILE).read_text()))
+        calibration = Calibration.from_dict(json.loads((local / CALIBRATION_FILE).read_text()))
+    return ScoringModel(
+        name=name,
+        version=str(version.version),
+        run_id=str(version.run_id),
+        encoder=encoder,
+        booster=lgb.Booster(model_str=text),
+        calibration=calibration,
+    )

@@ -1,0 +1,538 @@
+r"""Exact path-dependent TreeSHAP for LightGBM models, compiled with numba.
+
+The values are the ones `shap.TreeExplainer(booster)` and LightGBM's `pred_contrib=True` return
+(raw margin space, cover = training row counts of the nodes), computed by a faster route.
+
+**Paths and merged features.** As in the recursive TreeSHAP of Lundberg et al., the conditions a
+root-to-leaf path puts on one feature are merged: feature j on the path of leaf l has a zero
+fraction z_j (the product of the cover ratios of its edges) and, for a row x, a one fraction
+o_j in {0, 1} (x meets all of its conditions). Leaf l (value v, d merged features) adds to i
+
+    phi_i += v (o_i - z_i) sum_{S ⊆ P \ {i}} |S|! (d-|S|-1)! / d!  prod_{j in S} o_j
+                                                                 prod_{j not in S, j != i} z_j.
+
+**Quadrature.** |S|! (d-|S|-1)! / d! = ∫_0^1 t^|S| (1-t)^(d-1-|S|) dt (a Beta integral), so the
+sum is ∫_0^1 prod_{j != i} g_j(t) dt with g_j(t) = z_j (1-t) + o_j t: a polynomial of degree
+d - 1, integrated exactly by Gauss-Legendre quadrature with ceil(d/2) nodes t_q, weights w_q.
+This is the observation behind Linear TreeSHAP (Yu et al. 2022), used here in sampled form.
+
+**Edges.** Let U_c(t) = sum over leaves l below node c of v_l prod_j g_j(t). An edge e from node n
+to child c splitting on f, with merged fractions (o_e, z_e) and, when f was already split on
+higher up the path, previous ones (o_p, z_p), adds
+
+    phi_f += sum_q w_q U_c(t_q) [(o_e - z_e) / g_e(t_q) - (o_p - z_p) / g_p(t_q)],
+
+which telescopes so that every leaf ends up weighted by its final merged factor (same evaluation
+points everywhere, so the intermediate rational terms cancel exactly). Per tree and row this is
+one pass down (U's path product: multiply by g_e / g_p) and one pass up (sum the children, add the
+edge terms): O(nodes x ceil(D/2)) multiply-adds, D the largest number of merged features on a
+path of the tree, with no division: for each edge the three possible cases, hot (o_p = o_e = 1),
+cold (o_p = 1, o_e = 0) and already failed (o_p = 0: ratio z_e / z_p, no contribution), are
+tabulated once per model with the leaf values folded in. The row only decides, node by node in
+LightGBM's order (a parent precedes its children), which case applies; a bitmask of the merged
+features the row still satisfies travels down with it. Quadrature node counts are padded to a
+multiple of 4 (more nodes stay exact) so the inner loops vectorize.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models import _treeshap_kernels as _kernels
+
+_MAX_PATH_FEATURES = 62
+_CATEGORICAL = 1
+
+
+class ModelFormatError(ValueError):
+    """The LightGBM model text cannot be explained by this module; the message says why."""
+
+
+@dataclass(frozen=True, eq=False)
+class TreeEnsemble:
+    """A LightGBM model flattened into arrays for the kernels.
+
+    Node arrays are indexed by global internal-node id (`tree_node_start[t]` + LightGBM's node
+    index k). `node_left`/`node_right` use LightGBM's encoding (>= 0 internal node of the same
+    tree, < 0 is `~leaf`); `node_*_pos` number children of tree t as k for internal nodes and
+    n_internal(t) + leaf for leaves. `edge_table[tree_table_start[t] + k * 8 * nq : ...]` holds,
+    for node k and nq = `tree_quad[t]` quadrature nodes, the blocks (ratio, weighted coefficient)
+    of left-hot, left-cold, right-hot, right-cold; `node_off_ratio[2n + side]` is the ratio when
+    the row already failed the feature higher up.
+    """
+
+    n_features: int
+    feature_names: tuple[str, ...]
+    objective: str
+    expected_value: float
+    tree_node_start: NDArray[np.int64]
+    tree_leaf_start: NDArray[np.int64]
+    tree_quad: NDArray[np.int64]
+    tree_table_start: NDArray[np.int64]
+    node_feature: NDArray[np.int64]
+    node_threshold: NDArray[np.float64]
+    node_flags: NDArray[np.int64]
+    node_cat_start: NDArray[np.int64]
+    node_cat_len: NDArray[np.int64]
+    node_left: NDArray[np.int64]
+    node_right: NDArray[np.int64]
+    node_left_pos: NDArray[np.int64]
+    node_right_pos: NDArray[np.int64]
+    node_slot: NDArray[np.int64]
+    node_off_ratio: NDArray[np.float64]
+    cat_words: NDArray[np.uint32]
+    leaf_value: NDArray[np.float64]
+    edge_table: NDArray[np.float64]
+    max_nodes: int
+    max_quad: int
+    max_path_features: int
+
+    @property
+    def n_trees(self) -> int:
+        """Number of trees."""
+        return int(self.tree_node_start.shape[0] - 1)
+
+
+@dataclass
+class _Tree:
+    num_leaves: int
+    split_feature: list[int]
+    threshold: list[float]
+    decision_type: list[int]
+    left_child: list[int]
+    right_child: list[int]
+    leaf_value: list[float]
+    leaf_count: list[int]
+    internal_count: list[int]
+    cat_boundaries: list[int]
+    cat_threshold: list[int]
+
+
+def parse_model(model_text: str) -> TreeEnsemble:
+    """Parse a LightGBM text model (`Booster.model_to_string()`) into a `TreeEnsemble`."""
+    if not isinstance(model_text, str) or not model_text.startswith("tree"):
+        raise ModelFormatError(
+            "model text must be a LightGBM text model starting with 'tree' "
+            "(Booster.model_to_string() or the contents of a saved model file)"
+        )
+    header, trees = _split_model_text(model_text)
+    return _compute_ensemble(header, trees)
+
+
+def _split_model_text(model_text: str) -> tuple[dict[str, str], list[_Tree]]:
+    end = model_text.find("end of trees")
+    body = model_text if end < 0 else model_text[:end]
+    blocks = re.split(r"^Tree=\d+\s*$", body, flags=re.MULTILINE)
+    header = _key_values(blocks[0])
+    if "version" not in header or "max_feature_idx" not in header:
+        raise ModelFormatError("model text has no LightGBM header (version=, max_feature_idx=)")
+    if int(header.get("num_tree_per_iteration", "1")) != 1:
+        raise ModelFormatError(
+            "only single-output models (binary, regression) are supported; this model has "
+            f"num_tree_per_iteration={header['num_tree_per_iteration']}"
+        )
+    if "average_output" in header:
+        raise ModelFormatError("random-forest models (average_output) are not supported")
+    trees = [_parse_tree(_key_values(block), index) for index, block in enumerate(blocks[1:])]
+    if not trees:
+        raise ModelFormatError("model text contains no trees")
+    return header, trees
+
+
+def _key_values(block: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in block.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+        elif line.strip():
+            values[line.strip()] = ""
+    return values
+
+
+def _ints(fields: dict[str, str], key: str) -> list[int]:
+    return [int(v) for v in fields.get(key, "").split()]
+
+
+def _floats(fields: dict[str, str], key: str) -> list[float]:
+    return [float(v) for v in fields.get(key, "").split()]
+
+
+def _parse_tree(fields: dict[str, str], index: int) -> _Tree:
+    if fields.get("is_linear", "0") != "0":
+        raise ModelFormatError(f"tree {index} is a linear tree (linear_tree=True): not supported")
+    num_leaves = int(fields["num_leaves"])
+    tree = _Tree(
+        num_leaves=num_leaves,
+        split_feature=_ints(fields, "split_feature"),
+        threshold=_floats(fields, "threshold"),
+        decision_type=_ints(fields, "decision_type"),
+        left_child=_ints(fields, "left_child"),
+        right_child=_ints(fields, "right_child"),
+        leaf_value=_floats(fields, "leaf_value"),
+        leaf_count=_ints(fields, "leaf_count"),
+        internal_count=_ints(fields, "internal_count"),
+        cat_boundaries=_ints(fields, "cat_boundaries"),
+        cat_threshold=_ints(fields, "cat_threshold"),
+    )
+    n_internal = num_leaves - 1
+    lengths = {
+        "split_feature": len(tree.split_feature),
+        "threshold": len(tree.threshold),
+        "decision_type": len(tree.decision_type),
+        "left_child": len(tree.left_child),
+        "right_child": len(tree.right_child),
+        "internal_count": len(tree.internal_count),
+    }
+    bad = {k: n for k, n in lengths.items() if n != n_internal}
+    if len(tree.leaf_value) != num_leaves or bad:
+        raise ModelFormatError(f"tree {index}: arrays do not match num_leaves={num_leaves}: {bad}")
+    if n_internal > 0 and len(tree.leaf_count) != num_leaves:
+        raise ModelFormatError(f"tree {index}: leaf_count is missing; re-save the model")
+    return tree
+
+
+def _quadrature(n_points: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Gauss-Legendre nodes and weights on [0, 1]."""
+    x, w = np.polynomial.legendre.leggauss(n_points)
+    return (x + 1.0) / 2.0, w / 2.0
+
+
+@dataclass
+class _TreeLayout:
+    """Row-independent quantities of one tree's internal nodes (n_internal rows)."""
+
+    slot: NDArray[np.int64]
+    z_prev: NDArray[np.float64]  # merged zero fraction of the feature above the node, NaN if new
+    cover_ratio: NDArray[np.float64]  # (n_internal, 2): count(child) / count(node)
+    scale: NDArray[np.float64]  # (n_internal, 2): leaf value when the child is a leaf, else 1
+    max_path_features: int
+
+
+def _tree_layout(tree: _Tree, index: int) -> _TreeLayout:
+    n_internal = tree.num_leaves - 1
+    slot = np.zeros(n_internal, dtype=np.int64)
+    z_prev = np.full(n_internal, np.nan)
+    cover_ratio = np.ones((n_internal, 2))
+    scale = np.ones((n_internal, 2))
+    max_path_features = 0
+    reached = 0
+    stack: list[tuple[int, tuple[int, ...], dict[int, float]]] = [(0, (), {})]
+    while n_internal and stack:
+        node, features, zeros = stack.pop()
+        feature = tree.split_feature[node]
+        if feature in zeros:
+            slot[node] = features.index(feature)
+            z_prev[node] = zeros[feature]
+        else:
+            slot[node] = len(features)
+            features = (*features, feature)
+        max_path_features = max(max_path_features, len(features))
+        parent_count = tree.internal_count[node]
+        if parent_count <= 0:
+            raise ModelFormatError(f"tree {index} node {node}: internal_count must be positive")
+        for side, child in enumerate((tree.left_child[node], tree.right_child[node])):
+            count = tree.internal_count[child] if child >= 0 else tree.leaf_count[~child]
+            ratio = count / parent_count
+            cover_ratio[node, side] = ratio
+            if child < 0:
+                scale[node, side] = tree.leaf_value[~child]
+                reached += 1
+                continue
+            if child <= node:
+                raise ModelFormatError(f"tree {index}: node {child} does not follow its parent")
+            child_zeros = dict(zeros)
+            # LightGBM: hot_zero_fraction * incoming_zero_fraction.
+            child_zeros[feature] = ratio * zeros[feature] if feature in zeros else ratio
+            stack.append((child, features, child_zeros))
+    if n_internal and reached != tree.num_leaves:
+        raise ModelFormatError(f"tree {index}: {tree.num_leaves - reached} leaves are unreachable")
+    return _TreeLayout(slot, z_prev, cover_ratio, scale, max_path_features)
+
+
+def _edge_blocks(layout: _TreeLayout, n_quad: int) -> NDArray[np.float64]:
+    """(n_internal, 8, n_quad) blocks: per side, (ratio, coefficient) when hot, then when cold."""
+    t, w = _quadrature(n_quad)
+    omt = 1.0 - t
+    first = np.isnan(layout.z_prev)[:, None, None]
+    z_p = np.where(first, 1.0, layout.z_prev[:, None, None])
+    z_e = layout.cover_ratio[:, :, None] * z_p  # (n, side, q)
+    g_hot = z_e * omt + t
+    g_cold = z_e * omt
+    g_prev = np.where(first, 1.0, z_p * omt + t)
+    prev_term = np.where(first, 0.0, (1.0 - z_p) / g_prev)
+    scale = layout.scale[:, :, None]
+    blocks = np.empty((layout.slot.shape[0], 2, 4, n_quad))
+    blocks[:, :, 0] = g_hot / g_prev * scale
+    blocks[:, :, 1] = w * ((1.0 - z_e) / g_hot - prev_term)
+    blocks[:, :, 2] = g_cold / g_prev * scale
+    blocks[:, :, 3] = w * (-1.0 / omt - prev_term)
+    return blocks.reshape(-1, 8, n_quad)
+
+
+def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsemble:
+    n_features = int(header["max_feature_idx"]) + 1
+    names = tuple(header.get("feature_names", "").split()) or tuple(
+        f"Column_{i}" for i in range(n_features)
+    )
+    nodes: dict[str, list[Any]] = {key: [] for key in _NODE_COLUMNS}
+    cat_words: list[int] = []
+    leaf_value: list[float] = []
+    tables: list[NDArray[np.float64]] = []
+    tree_node_start = [0]
+    tree_leaf_start = [0]
+    tree_quad: list[int] = []
+    tree_table_start: list[int] = []
+    table_size = 0
+    expected_value = 0.0
+    max_path_features = 0
+    for index, tree in enumerate(trees):
+        n_internal = tree.num_leaves - 1
+        layout = _tree_layout(tree, index)
+        if layout.max_path_features > _MAX_PATH_FEATURES:
+            raise ModelFormatError(
+                f"tree {index}: a path splits on {layout.max_path_features} distinct features; "
+                f"at most {_MAX_PATH_FEATURES} are supported"
+            )
+        max_path_features = max(max_path_features, layout.max_path_features)
+        # ceil(D / 2) nodes are exact for degree D - 1; pad to a multiple of 4 for SIMD.
+        n_quad = 4 * (((layout.max_path_features + 1) // 2 + 3) // 4) if n_internal else 4
+        tree_quad.append(n_quad)
+        tree_table_start.append(table_size)
+        if n_internal:
+            block = _edge_blocks(layout, n_quad)
+            tables.append(block.ravel())
+            table_size += block.size
+        word_offset = len(cat_words)
+        cat_words.extend(tree.cat_threshold)
+        for node in range(n_internal):
+            _append_node(nodes, tree, index, node, n_features, word_offset)
+            nodes["slot"].append(int(layout.slot[node]))
+            nodes["off_ratio"].extend(layout.cover_ratio[node] * layout.scale[node])
+        leaf_value.extend(tree.leaf_value)
+        expected_value += _tree_expected_value(tree)
+        tree_node_start.append(tree_node_start[-1] + n_internal)
+        tree_leaf_start.append(len(leaf_value))
+    node_start = np.asarray(tree_node_start, dtype=np.int64)
+    n_internal_of_node = np.repeat(np.diff(node_start), np.diff(node_start))
+    left = np.asarray(nodes["left"], dtype=np.int64)
+    right = np.asarray(nodes["right"], dtype=np.int64)
+    return TreeEnsemble(
+        n_features=n_features,
+        feature_names=names,
+        objective=header.get("objective", ""),
+        expected_value=expected_value,
+        tree_node_start=node_start,
+        tree_leaf_start=np.asarray(tree_leaf_start, dtype=np.int64),
+        tree_quad=np.asarray(tree_quad, dtype=np.int64),
+        tree_table_start=np.asarray(tree_table_start, dtype=np.int64),
+        node_feature=np.asarray(nodes["feature"], dtype=np.int64),
+        node_threshold=np.asarray(nodes["threshold"], dtype=np.float64),
+        node_flags=np.asarray(nodes["flags"], dtype=np.int64),
+        node_cat_start=np.asarray(nodes["cat_start"], dtype=np.int64),
+        node_cat_len=np.asarray(nodes["cat_len"], dtype=np.int64),
+        node_left=left,
+        node_right=right,
+        node_left_pos=np.where(left >= 0, left, n_internal_of_node + ~left),
+        node_right_pos=np.where(right >= 0, right, n_internal_of_node + ~right),
+        node_slot=np.asarray(nodes["slot"], dtype=np.int64),
+        node_off_ratio=np.asarray(nodes["off_ratio"], dtype=np.float64),
+        cat_words=np.asarray(cat_words, dtype=np.uint32),
+        leaf_value=np.asarray(leaf_value, dtype=np.float64),
+        edge_table=np.concatenate(tables) if tables else np.zeros(0),
+        max_nodes=max(tree.num_leaves - 1 for tree in trees),
+        max_quad=max(tree_quad),
+        max_path_features=max_path_features,
+    )
+
+
+_NODE_COLUMNS = (
+    "feature",
+    "threshold",
+    "flags",
+    "cat_start",
+    "cat_len",
+    "left",
+    "right",
+    "slot",
+    "off_ratio",
+)
+
+
+def _append_node(
+    nodes: dict[str, list[Any]],
+    tree: _Tree,
+    index: int,
+    node: int,
+    n_features: int,
+    word_offset: int,
+) -> None:
+    flags = tree.decision_type[node]
+    feature = tree.split_feature[node]
+    if not 0 <= feature < n_features:
+        raise ModelFormatError(f"tree {index} node {node}: feature {feature} out of range")
+    if flags & _CATEGORICAL:
+        cat_idx = int(tree.threshold[node])
+        if not 0 <= cat_idx < len(tree.cat_boundaries) - 1:
+            raise ModelFormatError(f"tree {index} node {node}: categorical split {cat_idx} missing")
+        lo, hi = tree.cat_boundaries[cat_idx], tree.cat_boundaries[cat_idx + 1]
+        nodes["cat_start"].append(word_offset + lo)
+        nodes["cat_len"].append(hi - lo)
+    else:
+        nodes["cat_start"].append(0)
+        nodes["cat_len"].append(0)
+    nodes["feature"].append(feature)
+    nodes["threshold"].append(tree.threshold[node])
+    nodes["flags"].append(flags)
+    nodes["left"].append(tree.left_child[node])
+    nodes["right"].append(tree.right_child[node])
+
+
+def _tree_expected_value(tree: _Tree) -> float:
+    """LightGBM's `Tree::ExpectedValue`, same order of operations."""
+    if tree.num_leaves == 1:
+        return tree.leaf_value[0]
+    total = float(tree.internal_count[0])
+    value = 0.0
+    for count, leaf_value in zip(tree.leaf_count, tree.leaf_value, strict=True):
+        value += (count / total) * leaf_value
+    return value
+
+
+def check_matrix(X: object, n_features: int) -> NDArray[np.float64]:
+    """Return X as a C-contiguous float64 (n_rows, n_features) array, or raise a clear error."""
+    if not isinstance(X, np.ndarray):
+        raise TypeError(
+            f"X must be a numpy.ndarray of float64, got {type(X).__name__}; "
+            "convert with np.asarray(X, dtype=np.float64)"
+        )
+    if X.dtype != np.float64:
+        raise TypeError(
+            f"X must have dtype float64, got {X.dtype}; convert with X.astype(np.float64)"
+        )
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be 2-D (n_rows, n_features), got {X.ndim}-D shape {X.shape}; "
+            "use X.reshape(1, -1) for a single row"
+        )
+    if X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} columns but the model expects {n_features} features")
+    return np.ascontiguousarray(X)
+
+
+def _chunks(n_rows: int, n_threads: int) -> list[tuple[int, int]]:
+    n_chunks = max(1, min(n_threads, math.ceil(n_rows / 64)))
+    bounds = np.linspace(0, n_rows, n_chunks + 1).astype(int)
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+
+
+def _shap_block(model: TreeEnsemble, X: NDArray[np.float64], out: NDArray[np.float64]) -> None:
+    _kernels.shap_rows(
+        X,
+        out,
+        model.tree_node_start,
+        model.tree_quad,
+        model.tree_table_start,
+        model.node_feature,
+        model.node_threshold,
+        model.node_flags,
+        model.node_cat_start,
+        model.node_cat_len,
+        model.node_left_pos,
+        model.node_right_pos,
+        model.node_slot,
+        model.node_off_ratio,
+        model.cat_words,
+        model.edge_table,
+        model.max_nodes,
+        model.max_quad,
+    )
+
+
+def shap_values(
+    model: TreeEnsemble, X: NDArray[np.float64], *, n_threads: int = 1
+) -> NDArray[np.float64]:
+    """Exact path-dependent SHAP values (n_rows, n_features) in raw margin space."""
+    X = check_matrix(X, model.n_features)
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    return _compute_shap(model, X, n_threads=n_threads)
+
+
+def _compute_shap(
+    model: TreeEnsemble, X: NDArray[np.float64], *, n_threads: int
+) -> NDArray[np.float64]:
+    out = np.zeros((X.shape[0], model.n_features), dtype=np.float64)
+    chunks = _chunks(X.shape[0], n_threads)
+    if len(chunks) <= 1:
+        _shap_block(model, X, out)
+        return out
+    # The kernels release the GIL, so plain threads run them in parallel without numba's
+    # threading layer (which is not safe to enter from several Python threads at once).
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        futures = [pool.submit(_shap_block, model, X[a:b], out[a:b]) for a, b in chunks]
+        for future in futures:
+            future.result()
+    return out
+
+
+def predict_raw(model: TreeEnsemble, X: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Raw margin (n_rows,) as LightGBM's `predict(raw_score=True)` computes it."""
+    X = check_matrix(X, model.n_features)
+    out = np.empty(X.shape[0], dtype=np.float64)
+    _kernels.predict_rows(
+        X,
+        out,
+        model.tree_node_start,
+        model.tree_leaf_start,
+        model.node_feature,
+        model.node_threshold,
+        model.node_flags,
+        model.node_cat_start,
+        model.node_cat_len,
+        model.node_left,
+        model.node_right,
+        model.cat_words,
+        model.leaf_value,
+    )
+    return out
+
+
+def top_k(
+    values: NDArray[np.float64], k: int, *, by: str = "abs"
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Indices and values (n_rows, k) of each row's k largest contributions.
+
+    `by="abs"` ranks by |value|, `by="positive"` by signed value (largest risk increase first);
+    ties go to the lower feature index, so the order is deterministic.
+    """
+    if values.ndim != 2:
+        raise ValueError(f"values must be 2-D (n_rows, n_features), got shape {values.shape}")
+    if not 1 <= k <= values.shape[1]:
+        raise ValueError(f"k must be between 1 and {values.shape[1]}, got {k}")
+    if by not in ("abs", "positive"):
+        raise ValueError(f"by must be 'abs' or 'positive', got {by!r}")
+    key = -np.abs(values) if by == "abs" else -values
+    if k < values.shape[1]:
+        # Keep every feature tied with the k-th so the stable sort below can break ties by index.
+        kth = np.partition(key, k - 1, axis=1)[:, k - 1 : k]
+        key = np.where(key <= kth, key, np.inf)
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    return order.astype(np.int64), np.take_along_axis(values, order, axis=1)
+
+
+def feature_index(names: Sequence[str], model: TreeEnsemble) -> NDArray[np.int64]:
+    """Column positions of `names` in the model's feature order."""
+    lookup = {name: i for i, name in enumerate(model.feature_names)}
+    missing = [n for n in names if n not in lookup]
+    if missing:
+        raise KeyError(f"features not in the model: {missing}")
+    return np.asarray([lookup[n] for n in names], dtype=np.int64)

@@ -1,0 +1,193 @@
+"""The govrisk web application: review API and pages today, other routers plugged in by name.
+
+`create_app` assembles routers from `ROUTER_MODULES` (each module exposes `router`), so a new
+part of the service (such as scoring) is one entry there. Migrations run when the app is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from governance.review.db import make_engine, make_session_factory, upgrade
+from governance.review.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    ReviewError,
+)
+from governance.review.settings import ReviewSettings, get_settings
+from governance.review.strategy_store import StrategyStore
+from governance.strategy import StrategyError
+from serving.deps import LoginRequiredError, ReviewState
+
+#: Modules whose `router` the app includes, in order.
+ROUTER_MODULES: tuple[str, ...] = ("serving.review_api", "serving.pages")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+SESSION_COOKIE = "govrisk_session"
+_SECRET_FILE = ".govrisk-secret"
+_STATUS = {
+    NotFoundError: 404,
+    PermissionDeniedError: 403,
+    ConflictError: 409,
+    InvalidInputError: 422,
+}
+_PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+def default_routers() -> list[APIRouter]:
+    """The routers of every module in ROUTER_MODULES."""
+    return [importlib.import_module(name).router for name in ROUTER_MODULES]
+
+
+def _secret_key(settings: ReviewSettings) -> str:
+    """The cookie-signing secret: configured, or kept in a private file in the data dir."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / _SECRET_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secret)
+    return secret
+
+
+class _SecurityHeaders:
+    """Adds browser hardening headers; the strict CSP applies to the service's own pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope.get("path", "")
+        strict = not (path.startswith("/docs") or path.startswith("/redoc"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"x-frame-options", b"DENY"),
+                ]
+                if strict:
+                    headers.append((b"content-security-policy", _PAGE_CSP.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _is_page(request: Request) -> bool:
+    path = request.url.path
+    return not (path.startswith("/api/") or path.startswith("/v1/") or path.startswith("/docs")
+                or path == "/openapi.json")
+
+
+def _error_page(request: Request, status_code: int, message: str) -> Response:
+    from serving.pages import render_error
+
+    return render_error(request, status_code, message)
+
+
+async def _review_error(request: Request, exc: Exception) -> Response:
+    code = next((c for cls, c in _STATUS.items() if isinstance(exc, cls)), 400)
+    if _is_page(request):
+        return _error_page(request, code, str(exc))
+    return JSONResponse({"detail": str(exc)}, status_code=code)
+
+
+async def _strategy_error(request: Request, exc: Exception) -> Response:
+    message = f"the strategies directory has problems; fix them first: {exc}"
+    if _is_page(request):
+        return _error_page(request, 503, message)
+    return JSONResponse({"detail": message}, status_code=503)
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequiredError)
+    from urllib.parse import quote
+
+    return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if _is_page(request) and exc.status_code in (403, 404, 405, 409, 422):
+        return _error_page(request, exc.status_code, str(exc.detail))
+    return await http_exception_handler(request, exc)
+
+
+def create_app(
+    settings: ReviewSettings | None = None, *, routers: Sequence[APIRouter] | None = None
+) -> FastAPI:
+    """Build the app: migrate the database, then mount static files and every router."""
+    settings = settings or get_settings()
+    engine = make_engine(settings.resolved_database_url())
+    if settings.migrate_on_start:
+        upgrade(engine)
+    state = ReviewState(
+        settings=settings,
+        engine=engine,
+        session_factory=make_session_factory(engine),
+        store=StrategyStore(settings.resolved_strategies_dir()),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        del app
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="govrisk",
+        summary="Review queue, escalations and strategy-change approvals for traffic governance.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.review = state
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=_secret_key(settings),
+        session_cookie=SESSION_COOKIE,
+        max_age=settings.session_max_age_seconds,
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(_SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    handlers: dict[Any, Any] = {
+        ReviewError: _review_error,
+        StrategyError: _strategy_error,
+        LoginRequiredError: _login_required,
+        StarletteHTTPException: _http_error,
+    }
+    for exc_class, handler in handlers.items():
+        app.add_exception_handler(exc_class, handler)
+    for router in routers if routers is not None else default_routers():
+        app.include_router(router)
+    return app
+

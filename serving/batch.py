@@ -1,0 +1,632 @@
+"""Batch scoring of a Parquet feature frame: chunked, resumable, optionally on Dask.
+
+The input is read in chunks of `chunk_rows` rows, so memory stays bounded whatever its size.
+Each chunk is validated against the bundle's feature declaration; rows that cannot be scored go
+to `OUTPUT/_quarantine/part-NNNNN.parquet` with the reason, the rest are scored (and explained)
+into `OUTPUT/part-NNNNN.parquet`. A chunk's files are written under temporary names and renamed
+into place, then the chunk is recorded in `OUTPUT/_manifest.json` (also replaced atomically), so
+a run that crashes can be re-run: completed chunks are skipped and a half-written chunk is
+written again under the same name, never twice. Names starting with `_` keep the quarantine
+and the manifest out of `pd.read_parquet(OUTPUT)`.
+
+With the Dask engine every chunk is a task that reads its own row range and writes its own
+files; the parts are byte-for-byte the same as the local engine's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from models.bundle import ModelBundle
+from models.encoding import EncodingError
+
+Engine = Literal["local", "dask"]
+
+MANIFEST_NAME = "_manifest.json"
+QUARANTINE_DIR = "_quarantine"
+_MANIFEST_VERSION = 1
+_READ_BATCH_ROWS = 65_536
+
+REASON_TYPE = pa.struct(
+    [
+        ("feature", pa.string()),
+        ("description", pa.string()),
+        ("value", pa.string()),
+        ("contribution", pa.float64()),
+    ]
+)
+
+
+class BatchError(ValueError):
+    """The batch cannot run as asked; the message says why and what to change."""
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Counts of one finished chunk."""
+
+    index: int
+    rows_read: int
+    rows_scored: int
+    rows_quarantined: int
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class _ChunkRecord(ChunkResult):
+    """A chunk's counts plus its risk band counts (kept in the manifest)."""
+
+    band_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a batch run read, scored and quarantined, and where it wrote."""
+
+    rows_read: int
+    rows_scored: int
+    rows_quarantined: int
+    chunks: int
+    chunks_resumed: int
+    seconds: float
+    output_path: Path
+    quarantine_path: Path
+    band_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        """Whether every row read was either scored or quarantined."""
+        return self.rows_read == self.rows_scored + self.rows_quarantined
+
+
+@dataclass(frozen=True)
+class _Options:
+    """Everything a chunk task needs besides the bundle and the rows."""
+
+    id_column: str
+    explain_k: int
+    bands: tuple[tuple[str, float], ...]
+    output_dir: str
+
+
+def score_file(
+    bundle: ModelBundle,
+    input_path: Path | str,
+    output_path: Path | str,
+    *,
+    explain_k: int = 0,
+    chunk_rows: int = 100_000,
+    engine: Engine = "local",
+    scheduler: str | None = None,
+    id_column: str = "item_id",
+    risk_bands: Mapping[str, float] | None = None,
+    overwrite: bool = False,
+    model_uri: str | None = None,
+    on_chunk: Callable[[ChunkResult], None] | None = None,
+) -> BatchSummary:
+    """Score every row of a Parquet feature frame into a Parquet dataset at `output_path`.
+
+    Re-running with the same input, model and options resumes an interrupted run. `risk_bands`
+    maps band name -> lowest probability (default: the bundle's, else serving settings).
+    """
+    from serving.settings import get_settings
+
+    input_path = Path(input_path)
+    output_dir = Path(output_path)
+    if not input_path.is_file():
+        raise BatchError(f"input {input_path} does not exist or is not a Parquet file")
+    if chunk_rows < 1:
+        raise BatchError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if not 0 <= explain_k <= len(bundle.feature_names):
+        raise BatchError(f"explain_k must be between 0 and {len(bundle.feature_names)}")
+    if engine not in ("local", "dask"):
+        raise BatchError(f"engine must be 'local' or 'dask', got {engine!r}")
+    bands = _band_table(risk_bands or bundle.risk_bands or get_settings().risk_bands)
+    parquet = pq.ParquetFile(input_path)
+    _check_schema(parquet.schema_arrow, bundle, id_column=id_column)
+    n_rows = parquet.metadata.num_rows
+    n_chunks = max(1, math.ceil(n_rows / chunk_rows))
+    options = _Options(
+        id_column=id_column, explain_k=explain_k, bands=bands, output_dir=str(output_dir)
+    )
+    manifest = _open_manifest(
+        output_dir,
+        expected={
+            "input": _input_identity(input_path, parquet),
+            "model": {"fingerprint": bundle.fingerprint, "uri": model_uri},
+            "options": {"chunk_rows": chunk_rows, "explain_k": explain_k, "id_column": id_column},
+            "chunks_total": n_chunks,
+        },
+        overwrite=overwrite,
+    )
+    started = time.perf_counter()
+    done = {int(k) for k in manifest["chunks"]}
+    for index in sorted(done):
+        record = manifest["chunks"][f"{index:05d}"]
+        if on_chunk is not None:
+            on_chunk(
+                ChunkResult(
+                    index,
+                    record["rows_read"],
+                    record["rows_scored"],
+                    record["rows_quarantined"],
+                    skipped=True,
+                )
+            )
+    columns = [id_column, *bundle.feature_names]
+    if engine == "local":
+        for index, table in _iter_chunks(parquet, columns, chunk_rows=chunk_rows, skip=done):
+            result = _score_chunk(
+                bundle, table, index=index, first_row=index * chunk_rows, options=options
+            )
+            _record_chunk(output_dir, manifest, result)
+            if on_chunk is not None:
+                on_chunk(result)
+    else:
+        todo = [i for i in range(n_chunks) if i not in done]
+        _run_dask(
+            bundle,
+            input_path,
+            todo,
+            columns=columns,
+            chunk_rows=chunk_rows,
+            n_rows=n_rows,
+            options=options,
+            scheduler=scheduler,
+            manifest=manifest,
+            on_chunk=on_chunk,
+        )
+    records = manifest["chunks"].values()
+    summary = BatchSummary(
+        rows_read=sum(r["rows_read"] for r in records),
+        rows_scored=sum(r["rows_scored"] for r in records),
+        rows_quarantined=sum(r["rows_quarantined"] for r in records),
+        chunks=n_chunks,
+        chunks_resumed=len(done),
+        seconds=time.perf_counter() - started,
+        output_path=output_dir,
+        quarantine_path=output_dir / QUARANTINE_DIR,
+        band_counts=_sum_bands(records),
+    )
+    if summary.rows_read != n_rows or not summary.reconciles:
+        raise BatchError(
+            f"counts do not reconcile: input has {n_rows} rows, read {summary.rows_read}, "
+            f"scored {summary.rows_scored}, quarantined {summary.rows_quarantined}"
+        )
+    manifest["completed"] = True
+    _write_json_atomic(output_dir / MANIFEST_NAME, manifest)
+    return summary
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _check_schema(schema: pa.Schema, bundle: ModelBundle, *, id_column: str) -> None:
+    problems: list[str] = []
+    names = set(schema.names)
+    if id_column not in names:
+        problems.append(f"column {id_column!r} (item id) is missing; pass --id-column")
+    encoder = bundle.encoder
+    for col in encoder.categorical:
+        if col not in names:
+            problems.append(f"column {col!r} is missing (categorical feature)")
+        elif not _arrow_is_text(schema.field(col).type):
+            problems.append(
+                f"column {col!r} must hold text categories, got {schema.field(col).type}"
+            )
+    for col in encoder.numeric:
+        if col not in names:
+            problems.append(f"column {col!r} is missing (numeric feature)")
+        else:
+            kind = schema.field(col).type
+            if not (
+                pa.types.is_integer(kind)
+                or pa.types.is_floating(kind)
+                or pa.types.is_boolean(kind)
+                or pa.types.is_null(kind)
+                or pa.types.is_decimal(kind)
+            ):
+                problems.append(f"column {col!r} must hold numbers or booleans, got {kind}")
+    if problems:
+        raise BatchError(
+            "the input does not match the model's feature declaration:\n  " + "\n  ".join(problems)
+        )
+
+
+def _arrow_is_text(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return bool(
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_string_view(kind)
+        or pa.types.is_null(kind)
+    )
+
+
+def _iter_chunks(
+    parquet: pq.ParquetFile, columns: list[str], *, chunk_rows: int, skip: set[int]
+) -> Iterator[tuple[int, pa.Table]]:
+    """Consecutive chunks of exactly `chunk_rows` rows (the last may be shorter), streamed."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    index = 0
+    batch_rows = min(_READ_BATCH_ROWS, chunk_rows)
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns):
+        while batch.num_rows:
+            take = min(batch.num_rows, chunk_rows - pending_rows)
+            if index not in skip:
+                pending.append(batch.slice(0, take))
+            pending_rows += take
+            batch = batch.slice(take)
+            if pending_rows == chunk_rows:
+                if index not in skip:
+                    yield index, pa.Table.from_batches(pending)
+                pending, pending_rows, index = [], 0, index + 1
+    if pending_rows or index == 0:
+        if index not in skip:
+            table = (
+                pa.Table.from_batches(pending)
+                if pending
+                else parquet.schema_arrow.empty_table().select(columns)
+            )
+            yield index, table
+
+
+def _read_range(path: Path, columns: list[str], start: int, stop: int) -> pa.Table:
+    """Rows [start, stop) of a Parquet file, reading only the row groups that hold them."""
+    parquet = pq.ParquetFile(path)
+    groups: list[int] = []
+    offset = 0
+    first = 0
+    for g in range(parquet.metadata.num_row_groups):
+        size = parquet.metadata.row_group(g).num_rows
+        if offset + size > start and offset < stop:
+            if not groups:
+                first = offset
+            groups.append(g)
+        offset += size
+    if not groups:
+        return parquet.schema_arrow.empty_table().select(columns)
+    pieces: list[pa.RecordBatch] = []
+    position = first
+    batch_rows = min(_READ_BATCH_ROWS, max(stop - start, 1))
+    for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, row_groups=groups):
+        lo = max(start - position, 0)
+        hi = min(stop - position, batch.num_rows)
+        if hi > lo:
+            pieces.append(batch.slice(lo, hi - lo))
+        position += batch.num_rows
+        if position >= stop:
+            break
+    return pa.Table.from_batches(pieces)
+
+
+# -- scoring one chunk --------------------------------------------------------------------------
+
+
+def _score_chunk(
+    bundle: ModelBundle, table: pa.Table, *, index: int, first_row: int, options: _Options
+) -> _ChunkRecord:
+    """Validate, score, explain and write one chunk; returns its counts."""
+    scored, quarantined, bands = _compute_chunk(bundle, table, first_row=first_row, options=options)
+    output_dir = Path(options.output_dir)
+    name = f"part-{index:05d}.parquet"
+    _write_parquet_atomic(scored, output_dir / name)
+    quarantine_file = output_dir / QUARANTINE_DIR / name
+    if quarantined.num_rows:
+        _write_parquet_atomic(quarantined, quarantine_file)
+    elif quarantine_file.exists():
+        quarantine_file.unlink()
+    return _ChunkRecord(
+        index=index,
+        rows_read=table.num_rows,
+        rows_scored=scored.num_rows,
+        rows_quarantined=quarantined.num_rows,
+        band_counts=bands,
+    )
+
+
+def _compute_chunk(
+    bundle: ModelBundle, table: pa.Table, *, first_row: int, options: _Options
+) -> tuple[pa.Table, pa.Table, dict[str, int]]:
+    frame = table.to_pandas()
+    ids = frame[options.id_column]
+    reasons = bundle.encoder.row_problems(frame).to_numpy(dtype=object)
+    missing_id = ids.isna().to_numpy()
+    reasons[missing_id] = np.where(
+        reasons[missing_id] == "",
+        f"{options.id_column}: missing",
+        [f"{options.id_column}: missing; {r}" for r in reasons[missing_id]],
+    )
+    bad = reasons != ""
+    good = ~bad
+    row_number = np.arange(first_row, first_row + len(frame), dtype=np.int64)
+    quarantined = pa.table(
+        {
+            "row_number": pa.array(row_number[bad]),
+            "reason": pa.array(reasons[bad].astype(str), pa.string()),
+        }
+    )
+    for col in table.column_names:
+        quarantined = quarantined.append_column(
+            col, table.column(col).take(pa.array(np.flatnonzero(bad)))
+        )
+    kept = frame.loc[good]
+    if len(kept):
+        try:
+            X = bundle.encoder.transform(kept)
+        except EncodingError as exc:  # column-level problems were checked up front
+            raise BatchError(f"chunk starting at row {first_row}: {exc}") from exc
+        raw, probability = bundle.predict_matrix(X)
+    else:
+        X = np.empty((0, len(bundle.feature_names)))
+        raw = probability = np.empty(0)
+    band_names = np.array([name for name, _ in options.bands], dtype=object)
+    lower = np.array([lo for _, lo in options.bands])
+    band_index = np.clip(np.searchsorted(lower, probability, side="right") - 1, 0, None)
+    bands = band_names[band_index] if len(kept) else np.empty(0, dtype=object)
+    columns: dict[str, pa.Array] = {
+        "item_id": pa.array(kept[options.id_column].astype("str").to_numpy(), pa.string()),
+        "raw_score": pa.array(raw, pa.float64()),
+        "probability": pa.array(probability, pa.float64()),
+        "risk_band": pa.array(bands.astype(str), pa.string()),
+    }
+    if options.explain_k:
+        columns["reasons"] = _reasons_array(bundle, X, options.explain_k)
+    counts = {str(name): int(np.sum(bands == name)) for name in band_names}
+    return pa.table(columns), quarantined, counts
+
+
+def _reasons_array(bundle: ModelBundle, X: np.ndarray, k: int) -> pa.Array:
+    """list<struct<feature, description, value, contribution>> of each row's top-k reasons."""
+    n = X.shape[0]
+    if n == 0:
+        return pa.array([], pa.list_(REASON_TYPE))
+    index, values = bundle.top_reasons(X, k)
+    flat_index = index.reshape(-1)
+    names = np.array(bundle.feature_names, dtype=object)
+    descriptions = np.array([bundle.features[f] for f in bundle.feature_names], dtype=object)
+    cells = X[np.repeat(np.arange(n), k), flat_index]
+    return pa.ListArray.from_arrays(
+        pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)),
+        pa.StructArray.from_arrays(
+            [
+                pa.array(names[flat_index], pa.string()),
+                pa.array(descriptions[flat_index], pa.string()),
+                _display_values(bundle, flat_index, cells),
+                pa.array(values.reshape(-1), pa.float64()),
+            ],
+            fields=list(REASON_TYPE),
+        ),
+    )
+
+
+def _display_values(bundle: ModelBundle, columns: np.ndarray, cells: np.ndarray) -> pa.Array:
+    """The original value of each (column, encoded cell) as text; null when missing."""
+    encoder = bundle.encoder
+    n_cat = len(encoder.categorical)
+    missing = np.isnan(cells)
+    text = pa.array(np.where(missing, 0.0, cells), pa.float64()).cast(pa.string())
+    out = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+    is_cat = (columns < n_cat) & ~missing
+    if is_cat.any():
+        vocab = [encoder.categories_[c] for c in encoder.categorical]
+        offsets = np.cumsum([0, *[len(v) for v in vocab]])
+        flat_vocab = np.array([v for values in vocab for v in values], dtype=object)
+        positions = offsets[columns[is_cat]] + cells[is_cat].astype(np.int64)
+        out[is_cat] = flat_vocab[positions]
+    out[missing] = None
+    return pa.array(out, pa.string())
+
+
+# -- dask ---------------------------------------------------------------------------------------
+
+
+def _run_dask(
+    bundle: ModelBundle,
+    input_path: Path,
+    todo: list[int],
+    *,
+    columns: list[str],
+    chunk_rows: int,
+    n_rows: int,
+    options: _Options,
+    scheduler: str | None,
+    manifest: dict[str, Any],
+    on_chunk: Callable[[ChunkResult], None] | None,
+) -> None:
+    import distributed
+
+    from serving.settings import get_settings
+
+    dask: Any = distributed  # distributed ships without type hints
+
+    cluster = None
+    if scheduler is None:
+        cluster = dask.LocalCluster(
+            n_workers=get_settings().threads,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
+    client = dask.Client(cluster if cluster is not None else scheduler)
+    try:
+        files = client.scatter(bundle.to_files(), broadcast=True)
+        futures = [
+            client.submit(
+                _dask_chunk,
+                files,
+                str(input_path.resolve()),
+                columns,
+                index,
+                index * chunk_rows,
+                min((index + 1) * chunk_rows, n_rows),
+                options,
+                key=f"govrisk-score-{bundle.fingerprint[:12]}-{index:05d}-{time.time_ns()}",
+                pure=False,
+            )
+            for index in todo
+        ]
+        for future in dask.as_completed(futures):
+            record: _ChunkRecord = future.result()
+            _record_chunk(Path(options.output_dir), manifest, record)
+            if on_chunk is not None:
+                on_chunk(record)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+_WORKER_BUNDLES: dict[str, ModelBundle] = {}
+_WORKER_LOCK = threading.Lock()
+
+
+def _dask_chunk(
+    files: Mapping[str, bytes],
+    input_path: str,
+    columns: list[str],
+    index: int,
+    start: int,
+    stop: int,
+    options: _Options,
+) -> _ChunkRecord:
+    """A Dask task: read rows [start, stop), score them, write the chunk's files."""
+    from models.bundle import MANIFEST_FILE
+
+    key = str(hash(files[MANIFEST_FILE]))
+    with _WORKER_LOCK:
+        bundle = _WORKER_BUNDLES.get(key)
+        if bundle is None:
+            bundle = ModelBundle.from_files(files, threads=1, where="scattered bundle")
+            _WORKER_BUNDLES.clear()
+            _WORKER_BUNDLES[key] = bundle
+    table = _read_range(Path(input_path), columns, start, stop)
+    return _score_chunk(bundle, table, index=index, first_row=start, options=options)
+
+
+# -- manifest -----------------------------------------------------------------------------------
+
+
+def _open_manifest(
+    output_dir: Path, *, expected: dict[str, Any], overwrite: bool
+) -> dict[str, Any]:
+    path = output_dir / MANIFEST_NAME
+    if output_dir.exists() and overwrite:
+        _clear_output(output_dir)
+    if path.is_file():
+        manifest: dict[str, Any] = json.loads(path.read_text())
+        mismatched = [
+            key for key, value in expected.items() if manifest.get(key) != _jsonable(value)
+        ]
+        if manifest.get("format_version") != _MANIFEST_VERSION or mismatched:
+            raise BatchError(
+                f"{output_dir} holds a run with a different {', '.join(mismatched) or 'format'}; "
+                "pass --overwrite to replace it or choose another output path"
+            )
+        return manifest
+    if output_dir.exists() and any(output_dir.iterdir()):
+        raise BatchError(
+            f"{output_dir} is not empty and has no {MANIFEST_NAME}; choose an empty output path"
+        )
+    manifest = {
+        "format_version": _MANIFEST_VERSION,
+        **_jsonable(expected),
+        "chunks": {},
+        "completed": False,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _write_json_atomic(path, manifest)
+    return manifest
+
+
+def _clear_output(output_dir: Path) -> None:
+    """Remove what a previous run wrote (only our own file names)."""
+    for part in output_dir.glob("part-*.parquet"):
+        part.unlink()
+    quarantine = output_dir / QUARANTINE_DIR
+    if quarantine.is_dir():
+        for part in quarantine.glob("part-*.parquet"):
+            part.unlink()
+    (output_dir / MANIFEST_NAME).unlink(missing_ok=True)
+
+
+def _record_chunk(output_dir: Path, manifest: dict[str, Any], result: ChunkResult) -> None:
+    record = asdict(result)
+    record.pop("index")
+    record.pop("skipped")
+    manifest["chunks"][f"{result.index:05d}"] = record
+    manifest["chunks"] = dict(sorted(manifest["chunks"].items()))
+    _write_json_atomic(output_dir / MANIFEST_NAME, manifest)
+
+
+def _input_identity(path: Path, parquet: pq.ParquetFile) -> dict[str, Any]:
+    stat = path.stat()
+    return {
+        "path": str(path.resolve()),
+        "bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "rows": parquet.metadata.num_rows,
+        "row_groups": parquet.metadata.num_row_groups,
+    }
+
+
+def _sum_bands(records: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for record in records:
+        for name, count in record.get("band_counts", {}).items():
+            out[name] = out.get(name, 0) + int(count)
+    return out
+
+
+def _band_table(bands: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    if not bands:
+        raise BatchError("risk bands are empty; set GOVRISK_RISK_BANDS or the bundle's bands")
+    ordered = tuple(sorted(((str(k), float(v)) for k, v in bands.items()), key=lambda kv: kv[1]))
+    if ordered[0][1] > 0.0:
+        raise BatchError(f"the lowest risk band must start at 0.0, got {ordered[0]}")
+    return ordered
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _write_json_atomic(path: Path, doc: Mapping[str, Any]) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def read_output(output_path: Path | str) -> pd.DataFrame:
+    """The scored rows of a batch output, in input order."""
+    return pd.read_parquet(Path(output_path))
+
+
+def read_quarantine(output_path: Path | str) -> pd.DataFrame:
+    """The quarantined rows of a batch output with their reasons (empty when none)."""
+    folder = Path(output_path) / QUARANTINE_DIR
+    if not folder.is_dir() or not any(folder.glob("part-*.parquet")):
+        return pd.DataFrame(columns=["row_number", "reason"])
+    return pd.read_parquet(folder)

@@ -1,0 +1,640 @@
+"""Server-rendered pages of the review service: queue, item, escalations, dashboard, approvals.
+
+Pages sign in with a session cookie; every form posts a CSRF token. Role checks use the same
+rules as the JSON API. Charts are inline SVG rendered here; the only script is the keyboard
+shortcut helper in /static/review.js.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from features.vocabulary import StrategyStatus
+from governance.review import (
+    approvals,
+    audit_log,
+    dashboard,
+    escalations,
+    queue,
+    users,
+)
+from governance.review.errors import InvalidInputError
+from governance.review.orm import User
+from governance.review.vocabulary import (
+    Confidence,
+    EscalationKind,
+    EscalationPriority,
+    EscalationState,
+    QueueStatus,
+    Role,
+    utcnow,
+)
+from governance.strategy import StrategyError
+from serving.deps import (
+    CsrfChecked,
+    PageAdmin,
+    PageAnalyst,
+    PageAnyUser,
+    PageManager,
+    PageModerator,
+    SessionDep,
+    StateDep,
+    csrf_token,
+)
+from serving.review_api import escalation_public, item_public, strategy_scopes
+from serving.review_charts import (
+    IntervalPoint,
+    contribution_chart,
+    interval_chart,
+    trend_chart,
+)
+
+router = APIRouter(include_in_schema=False)
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+_HOME = {
+    Role.MODERATOR: "/queue",
+    Role.PM: "/suggestions",
+    Role.ML_ENGINEER: "/dashboard",
+    Role.ADMIN: "/queue",
+}
+Text = Annotated[str, Form()]
+OptionalText = Annotated[str, Form()]
+
+
+@lru_cache(maxsize=1)
+def templates() -> Jinja2Templates:
+    """The Jinja2 environment of the pages (autoescaping on)."""
+    env = Jinja2Templates(directory=TEMPLATES_DIR)
+    env.env.filters["pct"] = lambda v: "–" if v is None else f"{v:.0%}"
+    env.env.filters["num"] = lambda v: "–" if v is None else f"{v:,.0f}"
+    env.env.filters["dt"] = lambda v: "–" if v is None else f"{v:%Y-%m-%d %H:%M}"
+    return env
+
+
+def _flash(request: Request, message: str, kind: str = "info") -> None:
+    request.session.setdefault("flash", []).append([kind, message])
+
+
+def render(
+    request: Request,
+    name: str,
+    user: User | None,
+    *,
+    status_code: int = 200,
+    session: Any = None,
+    **context: Any,
+) -> HTMLResponse:
+    """Render a page with the layout's shared context (user, CSRF token, flash, unread count)."""
+    unread = escalations.unread_count(session, user) if session is not None and user else 0
+    return templates().TemplateResponse(
+        request,
+        name,
+        {
+            "user": user,
+            "csrf_token": csrf_token(request),
+            "flashes": request.session.pop("flash", []),
+            "unread": unread,
+            "Role": Role,
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+def render_error(request: Request, status_code: int, message: str) -> Response:
+    """The error page (used by the app's exception handlers)."""
+    return render(
+        request, "error.html", None, status_code=status_code, code=status_code, message=message
+    )
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site relative paths may be redirect targets after login."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return ""
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else ""
+
+
+def _redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+# -- sign in ---------------------------------------------------------------------------------
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "") -> HTMLResponse:
+    """The sign-in form."""
+    return render(request, "login.html", None, next=_safe_next(next))
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: SessionDep,
+    _csrf: CsrfChecked,
+    username: Text,
+    password: Text,
+    next: OptionalText = "",
+) -> Response:
+    """Check the password and start a signed session (a fresh CSRF token too)."""
+    user = users.authenticate(session, username.strip(), password)
+    if user is None:
+        session.rollback()
+        return render(
+            request,
+            "login.html",
+            None,
+            status_code=401,
+            next=_safe_next(next),
+            error="Unknown username or wrong password.",
+        )
+    session.commit()
+    request.session.clear()
+    request.session["uid"] = user.id
+    csrf_token(request)
+    return _redirect(_safe_next(next) or _HOME[user.role])
+
+
+@router.post("/logout")
+def logout(request: Request, user: PageAnyUser, _csrf: CsrfChecked) -> Response:
+    """End the session."""
+    del user
+    request.session.clear()
+    return _redirect("/login")
+
+
+@router.get("/")
+def home(user: PageAnyUser) -> Response:
+    """Each role's start page."""
+    return _redirect(_HOME[user.role])
+
+
+# -- queue -----------------------------------------------------------------------------------
+
+
+@router.get("/queue")
+def queue_page(
+    request: Request,
+    session: SessionDep,
+    user: PageAnyUser,
+    status: str = "pending",
+    policy: str = "",
+) -> HTMLResponse:
+    """The moderator queue: counts, the caller's held item and the next items by priority."""
+    statuses = {s.value: s for s in QueueStatus}
+    item_status = statuses.get(status, QueueStatus.PENDING) if status != "all" else None
+    items = queue.list_items(
+        session, user, status=item_status, policy=policy or None, limit=100
+    )
+    now = utcnow()
+    held = [i for i in items if i.leased_by_id == user.id and i.lease_expires_at and
+            i.lease_expires_at > now]
+    return render(
+        request,
+        "queue.html",
+        user,
+        session=session,
+        items=items,
+        held=held,
+        stats=queue.queue_stats(session, user, now=now),
+        status=status,
+        policy=policy,
+        now=now,
+        can_judge=user.role in (Role.MODERATOR, Role.ADMIN),
+    )
+
+
+@router.post("/queue/claim")
+def claim_page(
+    request: Request, session: SessionDep, state: StateDep, user: PageModerator,
+    _csrf: CsrfChecked
+) -> Response:
+    """Lease the next item and open it."""
+    claim = queue.claim_next(session, user, lease_seconds=state.settings.lease_seconds)
+    session.commit()
+    if claim is None:
+        _flash(request, "Nothing to claim: the queue is empty for your teams.")
+        return _redirect("/queue")
+    return _redirect(f"/queue/items/{claim.item.id}")
+
+
+@router.get("/queue/items/{item_pk}")
+def item_page(
+    request: Request, item_pk: int, session: SessionDep, user: PageAnyUser
+) -> HTMLResponse:
+    """One item: reasons, strategy hits, exposure, history and the verdict form."""
+    item = queue.get_item(session, user, item_pk)
+    reasons = item_public(item).reasons
+    chart = contribution_chart(
+        [(r.feature, r.contribution or 0.0) for r in reasons],
+        title="Why it was flagged (SHAP contribution)",
+    )
+    now = utcnow()
+    holds = item.leased_by_id == user.id and item.status == QueueStatus.PENDING
+    return render(
+        request,
+        "item.html",
+        user,
+        session=session,
+        item=item,
+        reasons=reasons,
+        chart=chart if reasons else None,
+        verdict=queue.verdict_for(session, item),
+        history=queue.item_history(session, item),
+        holds=holds,
+        lease_live=holds and item.lease_expires_at is not None and item.lease_expires_at > now,
+        client_key=uuid.uuid4().hex,
+        confidences=list(Confidence),
+        priorities=list(EscalationPriority),
+        can_judge=user.role in (Role.MODERATOR, Role.ADMIN),
+    )
+
+
+@router.post("/queue/items/{item_pk}/verdict")
+def verdict_page(
+    request: Request,
+    item_pk: int,
+    session: SessionDep,
+    state: StateDep,
+    user: PageModerator,
+    _csrf: CsrfChecked,
+    verdict: Text,
+    client_key: Text,
+    confidence: OptionalText = Confidence.HIGH.value,
+    note: OptionalText = "",
+) -> Response:
+    """Record the verdict, then claim and open the next item."""
+    outcome = queue.submit_verdict(
+        session, user, item_pk, verdict=verdict, client_key=client_key,
+        confidence=confidence, note=note,
+    )
+    session.commit()
+    label = verdict.replace("_", " ")
+    _flash(request, f"Item {outcome.verdict.queue_item_id} judged {label}.", "ok")
+    claim = queue.claim_next(session, user, lease_seconds=state.settings.lease_seconds)
+    session.commit()
+    if claim is None:
+        _flash(request, "That was the last item for your teams.")
+        return _redirect("/queue")
+    return _redirect(f"/queue/items/{claim.item.id}")
+
+
+@router.post("/queue/items/{item_pk}/release")
+def release_page(
+    request: Request, item_pk: int, session: SessionDep, user: PageModerator, _csrf: CsrfChecked
+) -> Response:
+    """Give the item back unjudged."""
+    queue.release(session, user, item_pk)
+    session.commit()
+    _flash(request, f"Item {item_pk} released back to the queue.")
+    return _redirect("/queue")
+
+
+@router.post("/queue/items/{item_pk}/escalate")
+def escalate_item_page(
+    request: Request,
+    item_pk: int,
+    session: SessionDep,
+    state: StateDep,
+    user: PageAnyUser,
+    _csrf: CsrfChecked,
+    title: Text,
+    priority: OptionalText = EscalationPriority.MEDIUM.value,
+    description: OptionalText = "",
+) -> Response:
+    """Escalate the item; it leaves the queue until the case is resolved."""
+    escalation = escalations.create(
+        session,
+        user,
+        kind=EscalationKind.ITEM,
+        title=title,
+        priority=priority,
+        description=description,
+        queue_item_id=item_pk,
+        sla_hours={p: state.settings.sla_hours(p.value) for p in EscalationPriority},
+    )
+    session.commit()
+    _flash(request, f"Escalation #{escalation.id} opened.", "ok")
+    return _redirect(f"/escalations/{escalation.id}")
+
+
+# -- escalations -----------------------------------------------------------------------------
+
+
+@router.get("/escalations")
+def escalations_page(request: Request, session: SessionDep, user: PageAnyUser) -> HTMLResponse:
+    """The escalations board: one column per state, breached SLAs marked."""
+    now = utcnow()
+    escalations.flag_breaches(session, now=now)
+    session.commit()
+    cases = [escalation_public(e, now=now) for e in escalations.list_for(session, user)]
+    columns = {s: [c for c in cases if c.state == s] for s in EscalationState}
+    return render(
+        request,
+        "escalations.html",
+        user,
+        session=session,
+        columns=columns,
+        priorities=list(EscalationPriority),
+        strategy_ids=sorted(strategy_scopes(_store(request))),
+    )
+
+
+def _store(request: Request) -> Any:
+    return request.app.state.review.store
+
+
+@router.post("/escalations")
+def create_strategy_escalation_page(
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    user: PageAnyUser,
+    _csrf: CsrfChecked,
+    title: Text,
+    strategy_id: Text,
+    priority: OptionalText = EscalationPriority.MEDIUM.value,
+    description: OptionalText = "",
+) -> Response:
+    """Raise a case about a strategy."""
+    escalation = escalations.create(
+        session,
+        user,
+        kind=EscalationKind.STRATEGY,
+        title=title,
+        priority=priority,
+        description=description,
+        strategy_id=strategy_id,
+        sla_hours={p: state.settings.sla_hours(p.value) for p in EscalationPriority},
+    )
+    session.commit()
+    _flash(request, f"Escalation #{escalation.id} opened.", "ok")
+    return _redirect(f"/escalations/{escalation.id}")
+
+
+@router.get("/escalations/{escalation_id}")
+def escalation_page(
+    request: Request, escalation_id: int, session: SessionDep, user: PageAnyUser
+) -> HTMLResponse:
+    """One case: details, allowed moves, history and comments."""
+    escalation = escalations.get(session, user, escalation_id)
+    assignable = session.query(User).filter(User.is_active).order_by(User.username).all()
+    return render(
+        request,
+        "escalation.html",
+        user,
+        session=session,
+        case=escalation_public(escalation, now=utcnow()),
+        history=escalations.case_history(session, escalation),
+        moves=sorted(escalations.TRANSITIONS[escalation.state], key=list(EscalationState).index),
+        assignable=assignable,
+    )
+
+
+@router.post("/escalations/{escalation_id}/transition")
+def transition_page(
+    request: Request,
+    escalation_id: int,
+    session: SessionDep,
+    user: PageAnyUser,
+    _csrf: CsrfChecked,
+    to_state: Text,
+    assignee_id: OptionalText = "",
+    resolution: OptionalText = "",
+) -> Response:
+    """Move the case."""
+    escalations.transition(
+        session,
+        user,
+        escalation_id,
+        to_state=to_state,
+        assignee_id=int(assignee_id) if assignee_id.strip().isdigit() else None,
+        resolution=resolution or None,
+    )
+    session.commit()
+    _flash(request, f"Escalation #{escalation_id} is now {to_state.replace('_', ' ')}.", "ok")
+    return _redirect(f"/escalations/{escalation_id}")
+
+
+@router.post("/escalations/{escalation_id}/comments")
+def comment_page(
+    request: Request,
+    escalation_id: int,
+    session: SessionDep,
+    user: PageAnyUser,
+    _csrf: CsrfChecked,
+    body: Text,
+) -> Response:
+    """Comment on the case."""
+    escalations.comment(session, user, escalation_id, body)
+    session.commit()
+    return _redirect(f"/escalations/{escalation_id}")
+
+
+@router.get("/notifications")
+def notifications_page(request: Request, session: SessionDep, user: PageAnyUser) -> HTMLResponse:
+    """The caller's notifications, e.g. resolutions of cases they raised."""
+    return render(
+        request,
+        "notifications.html",
+        user,
+        session=session,
+        notes=escalations.notifications_for(session, user),
+    )
+
+
+@router.post("/notifications/{notification_id}/read")
+def read_notification_page(
+    request: Request,
+    notification_id: int,
+    session: SessionDep,
+    user: PageAnyUser,
+    _csrf: CsrfChecked,
+) -> Response:
+    """Mark a notification read."""
+    del request
+    escalations.mark_read(session, user, notification_id)
+    session.commit()
+    return _redirect("/notifications")
+
+
+# -- strategies, dashboard, approvals --------------------------------------------------------
+
+
+@router.get("/dashboard")
+def dashboard_page(
+    request: Request, session: SessionDep, state: StateDep, user: PageAnalyst
+) -> HTMLResponse:
+    """Per-strategy and per-channel precision / recall with intervals, error cost and trends."""
+    strategies = dashboard.strategy_metrics(session, strategy_scopes(state.store))
+    channels = dashboard.channel_metrics(session)
+
+    def chart(rows: list[dashboard.MetricRow], which: str, title: str) -> Any:
+        points = []
+        for row in rows:
+            est = row.precision if which == "precision" else row.recall
+            points.append(
+                IntervalPoint(row.key, est.value, est.low, est.high, f" (n={est.n_labels})")
+            )
+        return interval_chart(points, title=title)
+
+    trend = dashboard.weekly_trend(session, now=utcnow())
+    audit = dashboard.read_audit_metrics(state.settings.audit_dir)
+    return render(
+        request,
+        "dashboard.html",
+        user,
+        session=session,
+        strategies=strategies,
+        channels=channels,
+        charts=[
+            chart(strategies, "precision", "Precision per strategy (random audit, 95% CI)"),
+            chart(strategies, "recall", "Recall per strategy (random audit, 95% CI)"),
+            chart(channels, "precision", "Precision per channel (all strategies)"),
+            chart(channels, "recall", "Recall per channel (all strategies)"),
+        ],
+        trend=trend_chart(
+            [(p.week.strftime("%m-%d"), p.violating_share, p.n_verdicts) for p in trend],
+            title="Share of verdicts violating, per week",
+        ),
+        audit_rows=dashboard.audit_metric_records(audit) if audit is not None else None,
+        audit_dir=state.settings.audit_dir,
+    )
+
+
+@router.get("/suggestions")
+def suggestions_page(request: Request, session: SessionDep, user: PageAnalyst) -> HTMLResponse:
+    """Suggested strategy changes by rank, with projected effects."""
+    return render(
+        request,
+        "suggestions.html",
+        user,
+        session=session,
+        suggestions=approvals.list_suggestions(session),
+    )
+
+
+@router.get("/suggestions/{suggestion_pk}")
+def suggestion_page(
+    request: Request, suggestion_pk: int, session: SessionDep, state: StateDep,
+    user: PageAnalyst
+) -> HTMLResponse:
+    """One suggestion: effect with intervals, evidence, YAML diff and the decision form."""
+    suggestion = approvals.get_suggestion(session, suggestion_pk)
+    try:
+        diff = approvals.proposed_diff(suggestion, state.store)
+    except StrategyError as err:
+        diff = f"(cannot read the base version: {err})"
+    return render(
+        request,
+        "suggestion.html",
+        user,
+        session=session,
+        s=suggestion,
+        diff=diff,
+        decision=approvals.decision_for(session, suggestion),
+        can_decide=user.role in (Role.PM, Role.ADMIN),
+    )
+
+
+@router.post("/suggestions/{suggestion_pk}/decision")
+def decide_page(
+    request: Request,
+    suggestion_pk: int,
+    session: SessionDep,
+    state: StateDep,
+    user: PageManager,
+    _csrf: CsrfChecked,
+    decision: Text,
+    reason: Text,
+) -> Response:
+    """Accept (writes a shadow version) or reject the suggestion."""
+    if decision not in ("accept", "reject"):
+        _flash(request, "Choose accept or reject.", "error")
+        return _redirect(f"/suggestions/{suggestion_pk}")
+    record = approvals.decide(
+        session, user, suggestion_pk, accept=decision == "accept", reason=reason,
+        store=state.store,
+    )
+    session.commit()
+    version = record.strategy_version
+    if version is not None:
+        _flash(
+            request,
+            f"Accepted: {version.strategy_id}@v{version.version} written in shadow status.",
+            "ok",
+        )
+        return _redirect(f"/strategies?highlight={version.strategy_id}@v{version.version}")
+    _flash(request, "Suggestion rejected.", "ok")
+    return _redirect("/suggestions")
+
+
+@router.get("/strategies")
+def strategies_page(
+    request: Request, session: SessionDep, state: StateDep, user: PageAnalyst,
+    highlight: str = ""
+) -> HTMLResponse:
+    """Every strategy version and its status; PMs promote shadow versions here."""
+    try:
+        versions = state.store.all()
+        problem = ""
+    except StrategyError as err:
+        versions, problem = [], str(err)
+    return render(
+        request,
+        "strategies.html",
+        user,
+        session=session,
+        versions=versions,
+        records=approvals.version_records(session),
+        problem=problem,
+        highlight=highlight,
+        can_promote=user.role in (Role.PM, Role.ADMIN),
+        Status=StrategyStatus,
+    )
+
+
+@router.post("/strategies/{strategy_id}/versions/{version}/status")
+def version_status_page(
+    request: Request,
+    strategy_id: str,
+    version: int,
+    session: SessionDep,
+    state: StateDep,
+    user: PageManager,
+    _csrf: CsrfChecked,
+    status: Text,
+) -> Response:
+    """Promote a shadow version (retiring the active one) or retire a version."""
+    if status not in (StrategyStatus.ACTIVE.value, StrategyStatus.RETIRED.value):
+        raise InvalidInputError(f"status: choose active or retired, got {status!r}")
+    approvals.set_version_status(
+        session, user, strategy_id, version, status=StrategyStatus(status), store=state.store
+    )
+    session.commit()
+    _flash(request, f"{strategy_id}@v{version} is now {status}.", "ok")
+    return _redirect(f"/strategies?highlight={strategy_id}@v{version}")
+
+
+@router.get("/audit-log")
+def audit_log_page(
+    request: Request, session: SessionDep, user: PageAdmin, before_id: int | None = None
+) -> HTMLResponse:
+    """The audit log, newest first."""
+    return render(
+        request,
+        "audit_log.html",
+        user,
+        session=session,
+        entries=audit_log.entries(session, limit=100, before_id=before_id),
+    )

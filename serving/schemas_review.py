@@ -1,0 +1,433 @@
+"""Request and response schemas of the review API, in families (`VerdictCreate` / `VerdictPublic`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.vocabulary import Channel, Entity, Policy, StrategyStatus, Verdict
+from governance.review.vocabulary import (
+    Confidence,
+    EscalationKind,
+    EscalationPriority,
+    EscalationState,
+    ItemKind,
+    QueueStatus,
+    Role,
+    SuggestionStatus,
+)
+
+_ORM = ConfigDict(from_attributes=True)
+
+
+# -- users and tokens ------------------------------------------------------------------------
+
+
+class UserCreate(BaseModel):
+    """A new user (admins only)."""
+
+    username: str = Field(min_length=2, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]+$")
+    role: Role
+    password: str = Field(min_length=10, max_length=256)
+    display_name: str = Field(default="", max_length=128)
+    team: str | None = Field(default=None, description="Name of an existing team.")
+
+
+class UserPublic(BaseModel):
+    """A user as others may see them."""
+
+    model_config = _ORM
+
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    team: str | None
+    is_active: bool
+
+
+class TokenCreate(BaseModel):
+    """Exchange a username and password for an API token."""
+
+    username: str
+    password: str
+    name: str = Field(default="api", max_length=64)
+    ttl_days: float | None = Field(default=30.0, gt=0, le=3650)
+
+
+class TokenIssued(BaseModel):
+    """A new API token; the secret is shown only in this response."""
+
+    token: str
+    token_prefix: str
+    name: str
+    expires_at: datetime | None
+    user: UserPublic
+
+
+# -- queue and verdicts ---------------------------------------------------------------------
+
+
+class ReasonPublic(BaseModel):
+    """One SHAP reason behind a flag."""
+
+    feature: str
+    description: str = ""
+    value: Any = None
+    contribution: float | None = None
+
+
+class QueueItemPublic(BaseModel):
+    """A queue item with what the audit knew about it."""
+
+    id: int
+    entity: Entity
+    item_id: str
+    policy: Policy
+    channel: Channel | None
+    kind: ItemKind
+    priority: float
+    p_error: float
+    inclusion_probability: float
+    strategies: list[str]
+    reasons: list[ReasonPublic]
+    exposure: dict[str, Any]
+    team: str | None
+    status: QueueStatus
+    leased_by: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    judged_at: datetime | None
+
+
+class ClaimPublic(BaseModel):
+    """A leased item: judge it before `expires_at` or it goes back to the queue."""
+
+    lease_id: int
+    expires_at: datetime
+    resumed: bool
+    item: QueueItemPublic
+
+
+class QueueStatsPublic(BaseModel):
+    """Counts of the items the caller may see."""
+
+    total: int
+    open: int
+    leased: int
+    available: int
+    escalated: int
+    judged: int
+
+
+class VerdictCreate(BaseModel):
+    """A verdict on an item the caller holds; resend with the same `client_key` safely."""
+
+    verdict: Verdict
+    client_key: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Idempotency key chosen by the client, e.g. a UUID; one verdict per key.",
+    )
+    confidence: Confidence = Confidence.HIGH
+    policy: Policy | None = Field(
+        default=None, description="The policy judged; must be the item's policy when given."
+    )
+    note: str = Field(default="", max_length=4000)
+
+
+class VerdictPublic(BaseModel):
+    """A recorded verdict."""
+
+    id: int
+    label_id: str
+    queue_item_id: int
+    verdict: Verdict
+    policy: Policy
+    confidence: Confidence
+    note: str
+    reviewer: str
+    created_at: datetime
+
+
+class FlagRow(BaseModel):
+    """One row of flags.parquet."""
+
+    entity: Entity
+    item_id: str = Field(min_length=1, max_length=128)
+    policy: Policy
+    channel: Channel | None = None
+    kind: ItemKind
+    priority: float = Field(ge=0, allow_inf_nan=False)
+    p_error: float = Field(ge=0, le=1, allow_inf_nan=False)
+    inclusion_probability: float = Field(gt=0, le=1, allow_inf_nan=False)
+    strategies: str = ""
+    reasons: str = "[]"
+
+
+class FlagsIngest(BaseModel):
+    """Flags to queue."""
+
+    source: str = Field(default="api", max_length=256)
+    rows: list[FlagRow] = Field(min_length=1)
+
+
+class IngestReportPublic(BaseModel):
+    """What a load of flags did."""
+
+    rows_read: int
+    inserted: int
+    updated: int
+    duplicates_in_input: int
+    skipped_closed: int
+
+
+class AuditLabelPublic(BaseModel):
+    """One audit_labels row (the data contract table)."""
+
+    label_id: str
+    entity: Entity
+    item_id: str
+    policy: Policy
+    verdict: Verdict
+    reviewer_id: str
+    reviewed_at: datetime
+    sampling: str
+    inclusion_probability: float
+
+
+# -- escalations ----------------------------------------------------------------------------
+
+
+class EscalationCreate(BaseModel):
+    """Raise a case about a queue item or a strategy."""
+
+    kind: EscalationKind
+    title: str = Field(min_length=1, max_length=200)
+    priority: EscalationPriority = EscalationPriority.MEDIUM
+    description: str = Field(default="", max_length=8000)
+    queue_item_id: int | None = None
+    strategy_id: str | None = Field(default=None, max_length=128)
+
+
+class EscalationPublic(BaseModel):
+    """A case and where it stands."""
+
+    id: int
+    kind: EscalationKind
+    title: str
+    description: str
+    priority: EscalationPriority
+    state: EscalationState
+    queue_item_id: int | None
+    strategy_id: str | None
+    raised_by: str
+    assignee: str | None
+    assignee_id: int | None
+    due_at: datetime
+    breached: bool
+    breached_at: datetime | None
+    resolution: str | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EscalationTransition(BaseModel):
+    """Move a case: assign (with assignee), start, resolve (with resolution), reopen, close."""
+
+    to_state: EscalationState
+    assignee_id: int | None = None
+    resolution: str | None = Field(default=None, max_length=8000)
+
+
+class CommentCreate(BaseModel):
+    """A comment on a case."""
+
+    body: str = Field(min_length=1, max_length=8000)
+
+
+class CaseEntryPublic(BaseModel):
+    """One line of a case's history."""
+
+    at: datetime
+    actor: str
+    kind: str
+    text: str
+
+
+class EscalationDetail(BaseModel):
+    """A case with its full history."""
+
+    escalation: EscalationPublic
+    history: list[CaseEntryPublic]
+
+
+class NotificationPublic(BaseModel):
+    """A message for the caller."""
+
+    model_config = _ORM
+
+    id: int
+    kind: str
+    subject: str
+    body: str
+    escalation_id: int | None
+    created_at: datetime
+    read_at: datetime | None
+
+
+# -- suggestions and strategy versions ------------------------------------------------------
+
+
+class SuggestionRow(BaseModel):
+    """One row of suggestions.parquet."""
+
+    suggestion_id: str = Field(min_length=1, max_length=128)
+    strategy_id: str = Field(min_length=1, max_length=128)
+    base_version: int | None = Field(default=None, ge=1)
+    kind: Literal[
+        "threshold", "drop_predicate", "add_predicate", "score_gate", "channel_scope",
+        "new_strategy"
+    ]
+    summary: str
+    proposed_yaml: str = Field(min_length=1)
+    delta_fp: float
+    delta_fp_low: float
+    delta_fp_high: float
+    delta_fn: float
+    delta_fn_low: float
+    delta_fn_high: float
+    delta_impressions: float
+    delta_gmv: float
+    labels_used: int = Field(ge=0)
+    rank: int = Field(ge=0)
+
+
+class SuggestionsIngest(BaseModel):
+    """Suggestions to put up for review."""
+
+    source: str = Field(default="api", max_length=256)
+    rows: list[SuggestionRow] = Field(min_length=1)
+
+
+class SuggestionIngestPublic(BaseModel):
+    """What a load of suggestions did."""
+
+    rows_read: int
+    inserted: int
+    updated: int
+    skipped_decided: int
+
+
+class SuggestionPublic(BaseModel):
+    """A suggested strategy change with its projected effect."""
+
+    model_config = _ORM
+
+    id: int
+    suggestion_id: str
+    strategy_id: str
+    base_version: int | None
+    kind: str
+    summary: str
+    proposed_yaml: str
+    delta_fp: float
+    delta_fp_low: float
+    delta_fp_high: float
+    delta_fn: float
+    delta_fn_low: float
+    delta_fn_high: float
+    delta_impressions: float
+    delta_gmv: float
+    labels_used: int
+    rank: int
+    status: SuggestionStatus
+
+
+class SuggestionDecisionCreate(BaseModel):
+    """Accept or reject a suggestion; the reason is required and kept."""
+
+    decision: Literal["accept", "reject"]
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class StrategyVersionPublic(BaseModel):
+    """One strategy version and its lifecycle status."""
+
+    strategy_id: str
+    version: int
+    status: StrategyStatus
+    name: str
+    entity: Entity
+    policy: Policy
+    channels: list[Channel]
+    action: str
+    file_name: str
+
+
+class SuggestionDecisionPublic(BaseModel):
+    """A recorded decision and the shadow version it created, if accepted."""
+
+    suggestion_id: str
+    decision: SuggestionStatus
+    reason: str
+    decided_by: str
+    created_at: datetime
+    strategy_version: StrategyVersionPublic | None
+
+
+class StatusChange(BaseModel):
+    """Promote a shadow version to active, or retire a version."""
+
+    status: Literal["active", "retired"]
+
+
+# -- dashboard and audit log ----------------------------------------------------------------
+
+
+class EstimatePublic(BaseModel):
+    """A proportion with its 95% interval and the labels behind it."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n_labels: int
+
+
+class MetricPublic(BaseModel):
+    """Precision, recall and error exposure of one strategy or channel."""
+
+    key: str
+    policy: str
+    precision: EstimatePublic
+    recall: EstimatePublic
+    fp_impressions: float
+    fn_impressions: float
+
+
+class DashboardPublic(BaseModel):
+    """Live estimates from the random-audit verdicts, and the audit's table when configured."""
+
+    strategies: list[MetricPublic]
+    channels: list[MetricPublic]
+    audit_metrics: list[dict[str, Any]] | None
+
+
+class AuditEventPublic(BaseModel):
+    """One audit log entry."""
+
+    model_config = _ORM
+
+    id: int
+    created_at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None

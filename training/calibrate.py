@@ -1,0 +1,98 @@
+"""Fit calibration maps on out-of-fold raw margins: isotonic with enough labels, Platt otherwise."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from scipy.optimize import minimize
+from sklearn.isotonic import IsotonicRegression
+
+from models.calibration import Calibration
+
+CalibrationMethod = Literal["auto", "isotonic", "platt"]
+
+
+def choose_method(
+    y: np.ndarray, *, method: CalibrationMethod = "auto", isotonic_min_per_class: int = 300
+) -> Literal["isotonic", "platt"]:
+    """Isotonic when each class has at least `isotonic_min_per_class` labels (auto), else Platt."""
+    if method != "auto":
+        return method
+    n_pos = int(np.sum(y == 1))
+    n_neg = int(np.sum(y == 0))
+    return "isotonic" if min(n_pos, n_neg) >= isotonic_min_per_class else "platt"
+
+
+def fit_calibration(
+    raw_margin: np.ndarray,
+    y: np.ndarray,
+    *,
+    weight: np.ndarray | None = None,
+    method: CalibrationMethod = "auto",
+    isotonic_min_per_class: int = 300,
+) -> Calibration:
+    """Calibration map from held-out raw margins (log-odds) and 0/1 labels, optionally weighted."""
+    margin = np.asarray(raw_margin, dtype=np.float64)
+    labels = np.asarray(y, dtype=np.float64)
+    w = np.ones_like(margin) if weight is None else np.asarray(weight, dtype=np.float64)
+    if margin.ndim != 1 or margin.shape != labels.shape or margin.shape != w.shape:
+        raise ValueError(
+            f"raw_margin, y and weight must be 1-D of one length (got {margin.shape}, "
+            f"{labels.shape}, {w.shape})"
+        )
+    if not np.isfinite(margin).all():
+        raise ValueError("raw_margin has NaN or infinite values; calibrate finite model margins")
+    if not np.isin(labels, (0.0, 1.0)).all():
+        raise ValueError("y must hold only 0 and 1")
+    if (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
+        raise ValueError("weights must be finite, non-negative and not all zero")
+    if labels.min() == labels.max():
+        raise ValueError(
+            f"cannot calibrate on labels of one class only (all {int(labels[0])}); "
+            "the target needs both violating and non-violating labels"
+        )
+    chosen = choose_method(
+        labels, method=method, isotonic_min_per_class=isotonic_min_per_class
+    )
+    if chosen == "isotonic":
+        return _compute_isotonic(margin, labels, w)
+    return _compute_platt(margin, labels, w)
+
+
+def _compute_isotonic(margin: np.ndarray, y: np.ndarray, w: np.ndarray) -> Calibration:
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0, increasing=True)
+    iso.fit(margin, y, sample_weight=w)
+    x = np.asarray(iso.X_thresholds_, dtype=np.float64)
+    values = np.clip(np.asarray(iso.y_thresholds_, dtype=np.float64), 0.0, 1.0)
+    if len(x) > 1:
+        keep = np.concatenate([[True], np.diff(x) > 0])
+        x, values = x[keep], values[keep]
+    return Calibration.isotonic(x, np.maximum.accumulate(values))
+
+
+def _compute_platt(margin: np.ndarray, y: np.ndarray, w: np.ndarray) -> Calibration:
+    """Weighted Platt scaling with Platt's smoothed targets; p = 1 / (1 + exp(a*m + b))."""
+    w_pos = float(w[y == 1].sum())
+    w_neg = float(w[y == 0].sum())
+    # Platt (1999): targets pulled off 0 and 1 by the effective class sizes avoid overfitting.
+    n_pos = max(w_pos * len(w) / w.sum(), 1e-12)
+    n_neg = max(w_neg * len(w) / w.sum(), 1e-12)
+    t = np.where(y == 1, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
+    scale = w / w.mean()
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        a, b = params
+        z = a * margin + b
+        # p = sigmoid(-z); loss = -[t log p + (1-t) log(1-p)] computed stably.
+        log_p = -np.logaddexp(0.0, z)
+        log_1mp = -np.logaddexp(0.0, -z)
+        value = -np.sum(scale * (t * log_p + (1.0 - t) * log_1mp))
+        p = np.exp(log_p)
+        grad_z = scale * (t - p)
+        return float(value), np.array([np.sum(grad_z * margin), np.sum(grad_z)])
+
+    prior = np.log((n_neg + 1.0) / (n_pos + 1.0))
+    result = minimize(loss, x0=np.array([-1.0, prior]), jac=True, method="L-BFGS-B")
+    a, b = (float(v) for v in result.x)
+    return Calibration.platt(a, b)

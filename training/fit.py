@@ -1,0 +1,358 @@
+"""Fit one target: time-based split, LightGBM with early stopping, out-of-fold predictions.
+
+The split (all times are label review times, cut at UTC week starts):
+
+- **holdout** (test): the last `split.test_weeks` weeks. Never seen by training, early stopping,
+  the hyperparameter search or the calibration map.
+- **validation**: the last `split.validation_weeks` weeks before the holdout (or the last
+  `split.validation_fraction` of that period); only used for early stopping and the search.
+- **train**: everything earlier.
+
+The model that is evaluated and registered is trained on *train*, early-stopped on *validation*.
+
+Out-of-fold predictions cover every labeled row. The training period (train + validation) is cut
+into `split.cv_folds` contiguous blocks of whole weeks (blocked cross-validation); each block is
+predicted by a model trained on the other blocks with the main model's number of rounds, so the
+block's own rows are never seen, though later weeks may be. Holdout rows are predicted by the
+main model, which only saw the past (fold -1). The calibration map is fitted on the training
+period's out-of-fold margins and applied to every prediction, so holdout probabilities are
+calibrated without touching holdout labels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from models.calibration import Calibration
+from models.encoding import FeatureEncoder
+from training.calibrate import choose_method, fit_calibration
+from training.dataset import TrainingSet, week_start
+from training.spec import CalibrationSpec, LabelSpec, LightGBMSpec, SplitSpec
+
+log = logging.getLogger(__name__)
+
+#: Fold number of holdout rows in out-of-fold predictions.
+HOLDOUT_FOLD = -1
+
+
+class TargetSkipped(Exception):
+    """A target without enough labels to train or evaluate; the message says what is short."""
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Row positions of each part of a time-based split, and each row's out-of-fold block."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    fold: np.ndarray
+    boundaries: dict[str, str]
+
+    @property
+    def training_period(self) -> np.ndarray:
+        """Positions of train and validation rows together."""
+        return np.sort(np.concatenate([self.train, self.validation]))
+
+    def part(self) -> np.ndarray:
+        """Per-row name of the part: train, validation or test."""
+        out = np.empty(len(self.fold), dtype=object)
+        out[self.train] = "train"
+        out[self.validation] = "validation"
+        out[self.test] = "test"
+        return out
+
+
+@dataclass(frozen=True)
+class FittedTarget:
+    """A trained, calibrated model for one target plus everything needed to judge it."""
+
+    training_set: TrainingSet
+    split: TimeSplit
+    encoder: FeatureEncoder
+    booster: lgb.Booster
+    model_text: str
+    best_iteration: int
+    params: dict[str, Any]
+    calibration: Calibration
+    calibration_method: str
+    oof_margin: np.ndarray
+    oof_p: np.ndarray
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Model input columns in matrix order."""
+        return self.encoder.feature_names_
+
+    def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
+        """Raw margins (log-odds) of the registered model for a raw feature frame."""
+        return np.asarray(self.booster.predict(self.encoder.transform(X), raw_score=True))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated probabilities for a raw feature frame."""
+        return self.calibration.apply(self.predict_margin(X))
+
+
+def time_split(reviewed_at: pd.Series, *, spec: SplitSpec) -> TimeSplit:
+    """Cut rows into train / validation / holdout by week of review, and blocks for CV."""
+    if reviewed_at.isna().any():
+        raise ValueError("reviewed_at has missing values; every label needs a review time")
+    weeks = week_start(reviewed_at.reset_index(drop=True))
+    distinct = np.sort(weeks.unique())
+    if len(distinct) < spec.test_weeks + 2:
+        raise TargetSkipped(
+            f"labels span {len(distinct)} week(s); split.test_weeks={spec.test_weeks} needs at "
+            f"least {spec.test_weeks + 2} (test, validation and training weeks)"
+        )
+    test_start = distinct[-spec.test_weeks]
+    is_test = (weeks >= test_start).to_numpy()
+    period_weeks = distinct[: -spec.test_weeks]
+    if spec.validation_weeks is not None:
+        if len(period_weeks) <= spec.validation_weeks:
+            raise TargetSkipped(
+                f"only {len(period_weeks)} week(s) before the holdout; "
+                f"split.validation_weeks={spec.validation_weeks} leaves none to train on"
+            )
+        val_start = pd.Timestamp(period_weeks[-spec.validation_weeks])
+        times = weeks
+    else:
+        fraction = float(spec.validation_fraction or 0.2)
+        period_times = reviewed_at.reset_index(drop=True)[~is_test]
+        val_start = pd.Timestamp(period_times.quantile(1.0 - fraction))
+        times = reviewed_at.reset_index(drop=True)
+    is_val = (~is_test) & (times >= val_start).to_numpy()
+    is_train = ~is_test & ~is_val
+    if not is_train.any() or not is_val.any():
+        raise TargetSkipped("the split leaves no training or no validation rows; adjust split")
+    fold = np.full(len(weeks), HOLDOUT_FOLD, dtype=np.int64)
+    fold[~is_test] = _blocked_folds(weeks[~is_test], n_folds=spec.cv_folds)
+    boundaries = {
+        "train_start": str(reviewed_at[is_train].min()),
+        "validation_start": str(val_start),
+        "test_start": str(pd.Timestamp(test_start)),
+        "test_end": str(reviewed_at.max()),
+    }
+    return TimeSplit(
+        train=np.flatnonzero(is_train),
+        validation=np.flatnonzero(is_val),
+        test=np.flatnonzero(is_test),
+        fold=fold,
+        boundaries=boundaries,
+    )
+
+
+def _blocked_folds(weeks: pd.Series, *, n_folds: int) -> np.ndarray:
+    """Contiguous blocks of whole weeks with about equal label counts."""
+    distinct, counts = np.unique(weeks.to_numpy(), return_counts=True)
+    k = min(n_folds, len(distinct))
+    share = np.cumsum(counts) / counts.sum()
+    # Week i goes to the block holding the middle of its share of labels.
+    middle = share - counts / counts.sum() / 2.0
+    block_of_week = np.minimum((middle * k).astype(np.int64), k - 1)
+    lookup = dict(zip(distinct, block_of_week, strict=True))
+    return np.array([lookup[w] for w in weeks.to_numpy()], dtype=np.int64)
+
+
+def encoder_for(ts: TrainingSet) -> FeatureEncoder:
+    """An unfitted encoder declaring the target's categorical and numeric features."""
+    categorical = [n for n, k in ts.feature_types.items() if k == "categorical"]
+    numeric = [n for n, k in ts.feature_types.items() if k != "categorical"]
+    return FeatureEncoder(categorical=categorical, numeric=numeric)
+
+
+def train_booster(
+    X: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    *,
+    params: dict[str, Any],
+    feature_names: list[str],
+    categorical_indices: list[int],
+    num_boost_round: int,
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    early_stopping_rounds: int | None = None,
+) -> tuple[lgb.Booster, int]:
+    """Train a LightGBM booster; with `valid`, stop early on its weighted log loss.
+
+    Returns the booster and the number of rounds to keep.
+    """
+    train_ds = lgb.Dataset(
+        X,
+        label=y,
+        weight=weight,
+        feature_name=feature_names,
+        categorical_feature=categorical_indices,
+        free_raw_data=True,
+        params={"verbosity": -1, "max_bin": params.get("max_bin", 255)},
+    )
+    callbacks: list[Callable[..., Any]] = []
+    valid_sets = []
+    if valid is not None:
+        Xv, yv, wv = valid
+        valid_sets = [lgb.Dataset(Xv, label=yv, weight=wv, reference=train_ds)]
+        if early_stopping_rounds:
+            callbacks.append(
+                lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)
+            )
+    booster = lgb.train(
+        params,
+        train_ds,
+        num_boost_round=num_boost_round,
+        valid_sets=valid_sets,
+        valid_names=["validation"] if valid_sets else None,
+        callbacks=callbacks,
+    )
+    best = booster.best_iteration if valid is not None and booster.best_iteration > 0 else 0
+    return booster, int(best or booster.current_iteration())
+
+
+def fit_target(
+    ts: TrainingSet,
+    *,
+    lightgbm: LightGBMSpec,
+    split: SplitSpec,
+    calibration: CalibrationSpec,
+    labels: LabelSpec | None = None,
+    params_override: dict[str, Any] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> FittedTarget:
+    """Split, train, early-stop, predict out of fold and calibrate one target."""
+    label_cfg = labels or LabelSpec()
+    if len(ts) == 0:
+        raise TargetSkipped(f"{ts.entity.value}/{ts.policy}: no labels")
+    tsplit = time_split(ts.meta["reviewed_at"], spec=split)
+    period = tsplit.training_period
+    n_pos_period = int(ts.y[period].sum())
+    if n_pos_period < label_cfg.min_positives:
+        raise TargetSkipped(
+            f"{ts.entity.value}/{ts.policy}: {n_pos_period} violating label(s) before the "
+            f"holdout; labels.min_positives={label_cfg.min_positives}"
+        )
+    if n_pos_period == len(period):
+        raise TargetSkipped(f"{ts.entity.value}/{ts.policy}: every training label is violating")
+    y_test = ts.y[tsplit.test]
+    if y_test.min() == y_test.max():
+        raise TargetSkipped(
+            f"{ts.entity.value}/{ts.policy}: the holdout has labels of one class only; "
+            "widen split.test_weeks"
+        )
+    return _compute_fit(
+        ts,
+        tsplit,
+        lightgbm=lightgbm,
+        calibration=calibration,
+        params_override=params_override or {},
+        on_step=on_step or (lambda _msg: None),
+    )
+
+
+def _compute_fit(
+    ts: TrainingSet,
+    tsplit: TimeSplit,
+    *,
+    lightgbm: LightGBMSpec,
+    calibration: CalibrationSpec,
+    params_override: dict[str, Any],
+    on_step: Callable[[str], None],
+) -> FittedTarget:
+    period = tsplit.training_period
+    encoder = encoder_for(ts).fit(ts.X.iloc[period])
+    X_all = encoder.transform(ts.X)
+    params = {**lightgbm.params(), **params_override}
+    common = {
+        "params": params,
+        "feature_names": encoder.feature_names_,
+        "categorical_indices": encoder.categorical_indices_,
+    }
+    w = ts.weight
+    on_step("main model")
+    tr, va = tsplit.train, tsplit.validation
+    booster, best = train_booster(
+        X_all[tr],
+        ts.y[tr],
+        _unit_mean(w[tr]),
+        num_boost_round=lightgbm.num_boost_round,
+        valid=(X_all[va], ts.y[va], _unit_mean(w[va])),
+        early_stopping_rounds=lightgbm.early_stopping_rounds,
+        **common,
+    )
+    model_text = booster.model_to_string(num_iteration=best)
+    final = lgb.Booster(model_str=model_text)
+    oof_margin = np.full(len(ts), np.nan)
+    oof_margin[tsplit.test] = final.predict(X_all[tsplit.test], raw_score=True)
+    folds = np.unique(tsplit.fold[period])
+    for k in folds:
+        on_step(f"fold {k + 1}/{len(folds)}")
+        held = period[tsplit.fold[period] == k]
+        rest = period[tsplit.fold[period] != k]
+        if len(rest) == 0 or ts.y[rest].min() == ts.y[rest].max():
+            # A block whose complement has one class only is predicted by the main model.
+            oof_margin[held] = final.predict(X_all[held], raw_score=True)
+            continue
+        fold_model, _ = train_booster(
+            X_all[rest], ts.y[rest], _unit_mean(w[rest]), num_boost_round=best, **common
+        )
+        oof_margin[held] = fold_model.predict(X_all[held], raw_score=True)
+    on_step("calibration")
+    method = choose_method(
+        ts.y[period],
+        method=calibration.method,
+        isotonic_min_per_class=calibration.isotonic_min_per_class,
+    )
+    cal = fit_calibration(
+        oof_margin[period],
+        ts.y[period],
+        weight=w[period],
+        method=method,
+        isotonic_min_per_class=calibration.isotonic_min_per_class,
+    )
+    return FittedTarget(
+        training_set=ts,
+        split=tsplit,
+        encoder=encoder,
+        booster=final,
+        model_text=model_text,
+        best_iteration=best,
+        params=params,
+        calibration=cal,
+        calibration_method=method,
+        oof_margin=oof_margin,
+        oof_p=cal.apply(oof_margin),
+    )
+
+
+def _unit_mean(w: np.ndarray) -> np.ndarray:
+    mean = float(w.mean()) if len(w) else 1.0
+    return w / mean if mean > 0 else w
+
+
+def oof_frame(fit: FittedTarget) -> pd.DataFrame:
+    """Out-of-fold predictions: one row per labeled item of the target.
+
+    Columns: entity, item_id, policy, oof_p (calibrated), oof_margin, fold (-1 = holdout,
+    predicted by the registered model), split, label, weight, inclusion_probability,
+    reviewed_at.
+    """
+    ts = fit.training_set
+    return pd.DataFrame(
+        {
+            "entity": pd.array([ts.entity.value] * len(ts), dtype="str"),
+            "item_id": ts.meta["item_id"].astype("str").to_numpy(),
+            "policy": pd.array([ts.policy] * len(ts), dtype="str"),
+            "oof_p": fit.oof_p,
+            "oof_margin": fit.oof_margin,
+            "fold": fit.split.fold,
+            "split": pd.array(fit.split.part(), dtype="str"),
+            "label": ts.y.astype("int8"),
+            "weight": ts.weight,
+            "inclusion_probability": ts.meta["inclusion_probability"].to_numpy(),
+            "reviewed_at": ts.meta["reviewed_at"].to_numpy(),
+        }
+    )

@@ -1,0 +1,197 @@
+"""Model cards: one Markdown page per trained target saying what it is, how good and where not."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from training.evaluate import METRICS
+from training.fit import FittedTarget
+from training.spec import ANY, ExperimentSpec
+
+
+@dataclass(frozen=True)
+class CardContext:
+    """What the card reports besides the fitted model itself."""
+
+    spec: ExperimentSpec
+    model_name: str
+    run_id: str
+    holdout: pd.DataFrame
+    out_of_fold: pd.DataFrame
+    dataset_digest: str
+    feature_set_versions: Mapping[str, str] = field(default_factory=dict)
+    dropped: Mapping[str, int] = field(default_factory=dict)
+    champion: pd.DataFrame | None = None
+    champion_version: str | None = None
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return "–"
+        if float(value).is_integer() and abs(value) >= 1:
+            return f"{int(value)}"
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _table(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(df.columns) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _target_text(policy: str) -> str:
+    if policy == ANY:
+        return (
+            "any-violation: 1 when a moderator found the item violating on at least one policy "
+            "it was judged on, 0 when every judged policy was found not violating"
+        )
+    return f"moderator verdict on policy `{policy}` (1 = violating)"
+
+
+def render(fit: FittedTarget, ctx: CardContext) -> str:
+    """The Markdown model card."""
+    ts = fit.training_set
+    spec = ctx.spec
+    meta = ts.meta
+    parts = fit.split.part()
+    split_rows = []
+    for part in ("train", "validation", "test"):
+        m = parts == part
+        times = meta.loc[m, "reviewed_at"]
+        split_rows.append(
+            {
+                "split": "holdout" if part == "test" else part,
+                "labels": int(m.sum()),
+                "violating": int(ts.y[m].sum()),
+                "from": str(times.min())[:10] if m.any() else "–",
+                "to": str(times.max())[:10] if m.any() else "–",
+            }
+        )
+    sampling = (
+        meta.assign(w=ts.weight)
+        .groupby("sampling")
+        .agg(labels=("w", "size"), mean_weight=("w", "mean"))
+        .reset_index()
+    )
+    metric_cols = [*METRICS, "n", "n_positive"]
+    overall = pd.concat(
+        [
+            ctx.holdout.loc[ctx.holdout["slice"] == "overall", metric_cols].assign(
+                evaluation="holdout (registered model)"
+            ),
+            ctx.out_of_fold.loc[ctx.out_of_fold["slice"] == "overall", metric_cols].assign(
+                evaluation="out-of-fold, training period"
+            ),
+        ]
+    )[["evaluation", *metric_cols]]
+    slices = ctx.holdout.loc[ctx.holdout["slice"] != "overall", ["slice", *metric_cols]]
+    categorical = fit.encoder.categorical
+    lines = [
+        f"# Model card: {ctx.model_name}",
+        "",
+        f"Risk model for **{ts.entity.value}** items, target **{ts.policy}**. Trained by spec "
+        f"`{spec.name}`, MLflow run `{ctx.run_id}`.",
+        "",
+        "## Intended use",
+        "",
+        "Ranks and scores items by the calibrated probability that a moderator would find them "
+        "violating, for audits, review queues and model-score gates in strategies. It is not a "
+        "decision by itself: route high scores to review or to a strategy with an owner.",
+        "",
+        "## Data",
+        "",
+        f"- Target: {_target_text(ts.policy)}.",
+        "- Labels: moderator audit labels (`audit_labels`), never strategy decisions; reviews of "
+        f"the same item and policy collapsed by `{spec.labels.dedupe}`.",
+        "- Features: as of the start of the UTC "
+        f"{spec.labels.feature_cutoff} of each review, built from data strictly before it.",
+        f"- Weights: `{spec.labels.weighting}` (1 / inclusion probability, mean 1)"
+        + (f", capped at {spec.labels.max_weight}" if spec.labels.max_weight else "")
+        + ".",
+        f"- Dataset digest: `{ctx.dataset_digest}`.",
+        "",
+        _table(pd.DataFrame(split_rows)),
+        "",
+        "Labels by sampling route:",
+        "",
+        _table(sampling),
+        "",
+    ]
+    if ctx.dropped:
+        dropped = ", ".join(f"{k}: {v}" for k, v in sorted(ctx.dropped.items()))
+        lines += [f"Labels dropped before training ({ts.entity.value}, all targets): {dropped}.", ""]
+    lines += [
+        "## Model",
+        "",
+        f"- LightGBM, {fit.best_iteration} trees (early stopping on the validation weeks), "
+        f"{len(fit.feature_names)} features ({len(categorical)} categorical passed as LightGBM "
+        "categoricals).",
+        f"- Calibration: {fit.calibration_method}, fitted on the training period's out-of-fold "
+        "margins.",
+        "- Key parameters: "
+        + ", ".join(
+            f"{k}={fit.params[k]}"
+            for k in ("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction",
+                      "lambda_l2", "seed")
+            if k in fit.params
+        )
+        + ".",
+    ]
+    if ctx.feature_set_versions:
+        versions = ", ".join(f"{k} v{v}" for k, v in sorted(ctx.feature_set_versions.items()))
+        lines.append(f"- Feature sets: {versions}.")
+    lines += [
+        "",
+        "## Metrics",
+        "",
+        "Weighted by inverse inclusion probability, so they estimate performance on the "
+        "population the audits sample from. Holdout = the last "
+        f"{spec.split.test_weeks} week(s) of reviews.",
+        "",
+        _table(overall),
+        "",
+        "## Slices (holdout)",
+        "",
+        f"Slices with fewer than {spec.slices.min_labels} labels show counts only.",
+        "",
+        _table(slices) if not slices.empty else "_No slices._",
+        "",
+    ]
+    if ctx.champion is not None and not ctx.champion.empty:
+        lines += [
+            f"## Against the current champion (version {ctx.champion_version})",
+            "",
+            "Both models scored on this run's holdout.",
+            "",
+            _table(ctx.champion),
+            "",
+        ]
+    lines += [
+        "## Caveats",
+        "",
+        "- Labels carry reviewer noise; metrics measure agreement with moderators, not truth.",
+        "- Holdout metrics on small slices are noisy; read them with their label counts.",
+        "- Items created after their review's feature cutoff have no features yet and are not in "
+        "training or evaluation.",
+        "- Out-of-fold predictions of the training period come from models that saw later weeks "
+        "(blocked cross-validation); only the holdout is strictly forward in time.",
+    ]
+    if ts.policy == ANY:
+        lines.append(
+            "- An item judged on only some policies counts as not violating when those were "
+            "clean; violations of unjudged policies are invisible to this target."
+        )
+    if spec.slices.new_categories is None:
+        lines.append(
+            "- Newly launched categories are detected as those whose first listing appears "
+            f"more than {spec.slices.new_category_after_days:g} days after the data starts."
+        )
+    return "\n".join(lines) + "\n"
