@@ -103,8 +103,8 @@ def _examples(df: pd.DataFrame, spec: TableSpec, index: pd.Index) -> tuple[str, 
     return tuple("/".join(str(v) for v in values) for values in rows[key].itertuples(index=False))
 
 
-def find_problems(name: str, df: pd.DataFrame) -> list[Problem]:
-    """Every way `df` breaks the declaration of table `name` (empty when it conforms)."""
+def find_column_problems(name: str, df: pd.DataFrame) -> list[Problem]:
+    """Missing or wrongly typed columns of table `name` (cheap: no value checks)."""
     if name not in TABLES:
         raise KeyError(f"unknown contract table {name!r}; known: {sorted(TABLES)}")
     spec = TABLES[name]
@@ -123,8 +123,15 @@ def find_problems(name: str, df: pd.DataFrame) -> list[Problem]:
                     (),
                 )
             )
+    return problems
+
+
+def find_problems(name: str, df: pd.DataFrame) -> list[Problem]:
+    """Every way `df` breaks the declaration of table `name` (empty when it conforms)."""
+    problems = find_column_problems(name, df)
     if problems:
         return problems  # value checks on wrongly typed or absent columns only add noise
+    spec = TABLES[name]
     df = df.reset_index(drop=True)
     try:
         _pandera_schema(spec).validate(df, lazy=True)

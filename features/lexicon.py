@@ -1,10 +1,11 @@
 """The policy lexicon: phrases that signal a policy in listing, video and live text.
 
-Matching is case-insensitive on whitespace-normalised text and on whole words: a phrase must not
-touch a letter, digit or underscore on either side, an optional plural `s` is allowed, and hits
-do not overlap. So `cure` matches "Cures acne" but not "secure" or "manicure". This is what the
-RE2 pattern `group_pattern(group)` counts; the kernels below do the same on UTF-8 bytes, much
-faster (a test checks they agree).
+Matching runs on normalised text (`features.text.normalize`: ASCII lower-case, whitespace runs
+collapsed) and on whole words: a phrase must not touch an ASCII letter, digit or underscore on
+either side, an optional plural `s` is allowed and hits do not overlap. So `cure` matches
+"Cures acne" but not "secure" or "manicure". That is exactly what the RE2 pattern
+`group_pattern(group)` counts; the byte kernel below does the same much faster (a test checks
+they agree).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import Final
 
 import numba
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from features.vocabulary import Policy
 
@@ -77,38 +76,8 @@ def group_pattern(group: str) -> str:
 
 
 @numba.njit(cache=True, nogil=True)
-def _is_space(b: np.uint8) -> bool:
-    return b == 32 or 9 <= b <= 13
-
-
-@numba.njit(cache=True, nogil=True)
 def _is_word(b: np.uint8) -> bool:
     return (97 <= b <= 122) or (65 <= b <= 90) or (48 <= b <= 57) or b == 95
-
-
-@numba.njit(cache=True, nogil=True)
-def _collapse_whitespace(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n_docs = offsets.shape[0] - 1
-    out = np.empty(data.shape[0], dtype=np.uint8)
-    out_offsets = np.zeros(n_docs + 1, dtype=np.int64)
-    pos = 0
-    for i in range(n_docs):
-        pending_space = False
-        wrote = False
-        for j in range(offsets[i], offsets[i + 1]):
-            b = data[j]
-            if _is_space(b):
-                pending_space = wrote
-                continue
-            if pending_space:
-                out[pos] = 32
-                pos += 1
-                pending_space = False
-            out[pos] = b
-            pos += 1
-            wrote = True
-        out_offsets[i + 1] = pos
-    return out[:pos], out_offsets
 
 
 @numba.njit(cache=True, nogil=True)
@@ -159,27 +128,6 @@ def _count_terms(
     return out
 
 
-def string_buffers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(bytes, int64 offsets) of a string array; nulls read as empty strings."""
-    if isinstance(text, pa.ChunkedArray):
-        text = text.combine_chunks() if text.num_chunks else pa.array([], pa.string())
-    text = pc.fill_null(text, "").cast(pa.large_binary())
-    _, offsets_buf, data_buf = text.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[text.offset : text.offset + len(text) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    return data, offsets
-
-
-def normalize_text(text: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Lower-case, collapse whitespace runs to one space and trim; nulls become empty."""
-    lowered = pc.utf8_lower(pc.fill_null(text, ""))
-    data, offsets = string_buffers(lowered)
-    out, out_offsets = _collapse_whitespace(data, offsets)
-    return pa.Array.from_buffers(
-        pa.large_string(), len(out_offsets) - 1, [None, pa.py_buffer(out_offsets), pa.py_buffer(out)]
-    )
-
-
 @cache
 def _term_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     term_bytes: list[bytes] = []
@@ -193,8 +141,7 @@ def _term_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return flat, term_offsets, np.array(group_offsets, dtype=np.int64)
 
 
-def term_counts(normalized: pa.Array | pa.ChunkedArray) -> dict[str, np.ndarray]:
-    """Lexicon hits per group for text already passed through `normalize_text`; float64."""
-    data, offsets = string_buffers(normalized)
+def term_counts(data: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:
+    """Lexicon hits per group (float64) in normalised UTF-8 text given as (bytes, offsets)."""
     counts = _count_terms(data, offsets, *_term_table())
     return {group: np.ascontiguousarray(counts[:, g]) for g, group in enumerate(LEXICON)}

@@ -78,12 +78,17 @@ class FeatureSet:
 
 @dataclass(frozen=True)
 class FramePart:
-    """A feature set joined into a scoring frame, optionally renamed with a prefix."""
+    """A feature set joined into a scoring frame, optionally renamed with a prefix.
+
+    `from_context` names the snapshot lookup whose columns already hold the set's values
+    (`<from_context>.<feature>`); when None the set is computed from the item's context.
+    """
 
     feature_set: FeatureSet
     via: str
     prefix: str = ""
     only: tuple[str, ...] | None = None
+    from_context: str | None = None
     description_prefix: str = ""
 
     def source_features(self) -> tuple[Feature, ...]:

@@ -50,15 +50,6 @@ def context_name(prefix: str, column: str) -> str:
     return f"{prefix}.{column}"
 
 
-def apply_zero_fill(ctx: Columns, join: LookupJoin, info: TableInfo) -> None:
-    """Set count-like looked-up columns to 0 where the key had no row (NaN) — in place."""
-    for column in info.zero_fill:
-        name = context_name(join.prefix, column)
-        values = ctx[name]
-        if np.isnan(values).any():
-            ctx[name] = np.where(np.isnan(values), 0.0, values)
-
-
 def _composite(parts: Sequence[np.ndarray]) -> np.ndarray:
     if len(parts) == 1:
         return np.asarray(parts[0], dtype=object)
@@ -109,19 +100,36 @@ class Lookup:
         return out
 
     def take(self, keys: Sequence[np.ndarray], prefix: str) -> Columns:
-        """The looked-up columns for `keys`, named `prefix.column`, missing where absent."""
+        """The looked-up columns for `keys`, named `prefix.column`.
+
+        Where a key has no row, zero-filled columns read 0 and the others are missing.
+        """
         columns, _ = self._prepare()
         pos = self.positions(keys)
         found = pos >= 0
+        all_found = bool(found.all())
         out: Columns = {}
         for name, values in columns.items():
-            if found.all():
+            if all_found:
                 taken = values[pos]
             else:
                 taken = missing_like(values, len(pos))
+                if name in self.info.zero_fill:
+                    taken[:] = 0.0
                 taken[found] = values[pos[found]]
             out[context_name(prefix, name)] = taken
         return out
+
+
+def sorted_category_prices(table: pa.Table) -> dict[str, np.ndarray]:
+    """Category -> ascending prices, from a (category, price) table."""
+    categories = arrow_column(table.column("category"))
+    prices = arrow_column(table.column("price"))
+    codes, uniques = pd.factorize(categories)
+    order = np.lexsort((prices, codes))
+    codes, prices = codes[order], prices[order]
+    bounds = np.searchsorted(codes, np.arange(len(uniques) + 1))
+    return {str(cat): prices[bounds[i] : bounds[i + 1]] for i, cat in enumerate(uniques)}
 
 
 class FeatureSnapshot:
@@ -169,16 +177,7 @@ class FeatureSnapshot:
     def category_prices(self) -> dict[str, np.ndarray]:
         """Sorted prices of each category's listings (for price percentiles)."""
         if self._prices is None:
-            table = self.table("category_prices")
-            categories = arrow_column(table.column("category"))
-            prices = arrow_column(table.column("price"))
-            codes, uniques = pd.factorize(categories)
-            order = np.lexsort((prices, codes))
-            codes, prices = codes[order], prices[order]
-            bounds = np.searchsorted(codes, np.arange(len(uniques) + 1))
-            self._prices = {
-                str(cat): prices[bounds[i] : bounds[i + 1]] for i, cat in enumerate(uniques)
-            }
+            self._prices = sorted_category_prices(self.table("category_prices"))
         return self._prices
 
     def write(self, directory: Path) -> list[Path]:

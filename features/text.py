@@ -1,15 +1,15 @@
 """The text pipeline shared by listing titles, video captions, live titles and BYO text columns.
 
-Text is normalised (`features.lexicon.normalize_text`), then turned into:
-- policy lexicon hit counts per group;
-- its length in characters;
-- `n_dims` dense columns: character 3- and 4-grams of the UTF-8 bytes (text padded with one
-  space each side) are hashed (FNV-1a, 2**20 buckets, like a `HashingVectorizer` with
-  `alternate_sign=False, norm=None`), then projected by a fixed pseudo-random +-1 matrix derived
-  from each bucket with splitmix64 (seed `PROJECTION_SEED`) and divided by sqrt(n-gram count).
-
-Everything is deterministic and computed row by row, so one row gives the same floats alone
-as inside a batch of a million.
+Text is handled as UTF-8 bytes with row offsets, so the same numba kernels run on one request
+row and on a million batch rows and give the same floats. Normalisation lower-cases ASCII
+letters, collapses runs of ASCII whitespace to one space and trims (other characters are kept
+as they are). A text column then becomes:
+- policy lexicon hit counts per group (`features.lexicon`);
+- its length in characters after normalisation;
+- `n_dims` dense columns: character 3- and 4-grams of the normalised bytes (padded with one
+  space each side) are hashed (FNV-1a into 2**20 buckets, like a `HashingVectorizer` with
+  `alternate_sign=False, norm=None`), projected by a fixed pseudo-random +-1 matrix derived from
+  each bucket with splitmix64 (seed `PROJECTION_SEED`), and divided by sqrt(n-gram count).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.lexicon import normalize_text, string_buffers, term_counts
+from features.lexicon import term_counts
 
 #: Hash buckets before the projection (a power of two).
 N_BUCKETS: Final = 2**20
@@ -31,9 +31,128 @@ PROJECTION_SEED: Final = 20_240_917
 NGRAM_SIZES: Final = (3, 4)
 #: Most projection columns one call can produce (bits of one splitmix64 word).
 MAX_DIMS: Final = 64
+# Below this many rows, encoding in Python beats a round trip through Arrow.
+_SMALL = 64
 
 _FNV_OFFSET = np.uint64(14695981039346656037)
 _FNV_PRIME = np.uint64(1099511628211)
+
+TextBytes = tuple[np.ndarray, np.ndarray]
+
+
+def encode(values: np.ndarray | pa.Array | pa.ChunkedArray) -> TextBytes:
+    """(uint8 bytes, int64 offsets) of a text column; missing values read as empty text."""
+    if isinstance(values, np.ndarray) and len(values) <= _SMALL:
+        encoded = [v.encode() if isinstance(v, str) else b"" for v in values]
+        lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+    array = values if isinstance(values, pa.Array | pa.ChunkedArray) else as_text_array(values)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks else pa.array([], pa.string())
+    array = pc.fill_null(array, "").cast(pa.large_binary())
+    _, offsets_buf, data_buf = array.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    if data_buf is None:
+        return np.zeros(0, np.uint8), np.zeros(len(array) + 1, dtype=np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return data, offsets - offsets[0]
+
+
+def as_text_array(values: np.ndarray) -> pa.Array:
+    """An Arrow string array from an object array (None stays null)."""
+    return pa.array(values, type=pa.string(), from_pandas=True)
+
+
+@numba.njit(cache=True, nogil=True)
+def _is_space(b: np.uint8) -> bool:
+    return b == 32 or 9 <= b <= 13
+
+
+@numba.njit(cache=True, nogil=True)
+def _normalize(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n_docs = offsets.shape[0] - 1
+    out = np.empty(data.shape[0], dtype=np.uint8)
+    out_offsets = np.zeros(n_docs + 1, dtype=np.int64)
+    pos = 0
+    for i in range(n_docs):
+        pending_space = False
+        wrote = False
+        for j in range(offsets[i], offsets[i + 1]):
+            b = data[j]
+            if _is_space(b):
+                pending_space = wrote
+                continue
+            if pending_space:
+                out[pos] = 32
+                pos += 1
+                pending_space = False
+            out[pos] = b + 32 if 65 <= b <= 90 else b
+            pos += 1
+            wrote = True
+        out_offsets[i + 1] = pos
+    return out[:pos], out_offsets
+
+
+def normalize(text: TextBytes) -> TextBytes:
+    """ASCII lower-case, whitespace runs collapsed to one space, trimmed."""
+    return _normalize(*text)  # type: ignore[no-any-return]
+
+
+@numba.njit(cache=True, nogil=True)
+def _join(
+    a: np.ndarray, a_offsets: np.ndarray, b: np.ndarray, b_offsets: np.ndarray, sep: np.uint8
+) -> tuple[np.ndarray, np.ndarray]:
+    n_docs = a_offsets.shape[0] - 1
+    out = np.empty(a.shape[0] + b.shape[0] + n_docs, dtype=np.uint8)
+    out_offsets = np.zeros(n_docs + 1, dtype=np.int64)
+    pos = 0
+    for i in range(n_docs):
+        for j in range(a_offsets[i], a_offsets[i + 1]):
+            out[pos] = a[j]
+            pos += 1
+        out[pos] = sep
+        pos += 1
+        for j in range(b_offsets[i], b_offsets[i + 1]):
+            out[pos] = b[j]
+            pos += 1
+        out_offsets[i + 1] = pos
+    return out[:pos], out_offsets
+
+
+def join(first: TextBytes, second: TextBytes) -> TextBytes:
+    """Row-wise `first + " " + second`."""
+    return _join(first[0], first[1], second[0], second[1], np.uint8(32))  # type: ignore[no-any-return]
+
+
+@numba.njit(cache=True, nogil=True)
+def _char_stats(data: np.ndarray, offsets: np.ndarray, mark: np.uint8) -> np.ndarray:
+    # Per row: characters, ASCII upper-case letters, ASCII letters, `mark` bytes, non-space bytes.
+    n_docs = offsets.shape[0] - 1
+    out = np.zeros((n_docs, 5), dtype=np.float64)
+    for i in range(n_docs):
+        for j in range(offsets[i], offsets[i + 1]):
+            b = data[j]
+            if b < 128 or b >= 192:
+                out[i, 0] += 1.0
+            if 65 <= b <= 90:
+                out[i, 1] += 1.0
+                out[i, 2] += 1.0
+            elif 97 <= b <= 122:
+                out[i, 2] += 1.0
+            if b == mark:
+                out[i, 3] += 1.0
+            if not _is_space(b):
+                out[i, 4] += 1.0
+    return out
+
+
+def char_stats(text: TextBytes, *, mark: str = "!") -> dict[str, np.ndarray]:
+    """Per row: `chars`, `upper` and `letters` (ASCII), `marks` (count of `mark`), `visible`."""
+    stats = _char_stats(text[0], text[1], np.uint8(ord(mark)))
+    names = ("chars", "upper", "letters", "marks", "visible")
+    return {name: np.ascontiguousarray(stats[:, k]) for k, name in enumerate(names)}
 
 
 @numba.njit(cache=True, nogil=True)
@@ -46,7 +165,7 @@ def _splitmix64(x: np.uint64) -> np.uint64:
 
 @numba.njit(cache=True, nogil=True)
 def _padded_byte(data: np.ndarray, start: int, end: int, p: int) -> np.uint64:
-    # Position p of the text with one virtual space on each side: -1 and end-start are spaces.
+    # Position p of the text with one virtual space each side: -1 and end-start are spaces.
     q = start + p
     if p < 0 or q >= end:
         return np.uint64(32)
@@ -81,38 +200,25 @@ def _project(
     return out
 
 
-def hash_projection(normalized: pa.Array | pa.ChunkedArray, *, n_dims: int) -> np.ndarray:
+def hash_projection(normalized: TextBytes, *, n_dims: int) -> np.ndarray:
     """Dense (n_rows, n_dims) projection of hashed character n-grams of normalised text."""
     if not 1 <= n_dims <= MAX_DIMS:
         raise ValueError(f"n_dims must be between 1 and {MAX_DIMS}, got {n_dims}")
-    if len(normalized) == 0:
-        return np.zeros((0, n_dims), dtype=np.float64)
-    data, offsets = string_buffers(normalized)
-    return _project(
-        data, offsets, n_dims, np.uint64(PROJECTION_SEED), np.array(NGRAM_SIZES, dtype=np.int64)
-    )
+    data, offsets = normalized
+    sizes = np.array(NGRAM_SIZES, dtype=np.int64)
+    return _project(data, offsets, n_dims, np.uint64(PROJECTION_SEED), sizes)  # type: ignore[no-any-return]
 
 
-def as_text_array(values: np.ndarray | list[object]) -> pa.Array:
-    """An Arrow string array from an object array (None stays null)."""
-    return pa.array(values, type=pa.string(), from_pandas=True)
-
-
-def text_signals(
-    values: np.ndarray | pa.Array | pa.ChunkedArray, *, prefix: str, n_dims: int
-) -> dict[str, np.ndarray]:
-    """Lexicon counts, length and hash projection of one text column, as float64 columns.
+def text_signals(text: TextBytes, *, prefix: str, n_dims: int) -> dict[str, np.ndarray]:
+    """Lexicon counts, normalised length and hash projection of one text column (float64).
 
     Columns: `{prefix}_counterfeit_term_count`, `{prefix}_claim_term_count`,
-    `{prefix}_prohibited_term_count`, `{prefix}_length`, `{prefix}_hash_0..n_dims-1`.
+    `{prefix}_prohibited_term_count`, `{prefix}_text_length`, `{prefix}_text_hash_0..n_dims-1`.
     """
-    text = values if isinstance(values, pa.Array | pa.ChunkedArray) else as_text_array(values)
-    normalized = normalize_text(text)
-    out = {f"{prefix}_{group}_term_count": c for group, c in term_counts(normalized).items()}
-    out[f"{prefix}_length"] = (
-        pc.utf8_length(normalized).to_numpy(zero_copy_only=False).astype(np.float64)
-    )
+    normalized = normalize(text)
+    out = {f"{prefix}_{group}_term_count": c for group, c in term_counts(*normalized).items()}
+    out[f"{prefix}_text_length"] = char_stats(normalized)["chars"]
     projection = hash_projection(normalized, n_dims=n_dims)
     for k in range(n_dims):
-        out[f"{prefix}_hash_{k}"] = np.ascontiguousarray(projection[:, k])
+        out[f"{prefix}_text_hash_{k}"] = np.ascontiguousarray(projection[:, k])
     return out

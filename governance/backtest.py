@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from features.vocabulary import Action, Entity
-from governance.evaluator import EvaluationError, FeatureType, FrameEvaluator
+from governance.evaluator import EvaluationError, FeatureType, FrameEvaluator, Mask, expand_hits
 from governance.strategy import Strategy
 
 #: Traffic measures of channel_exposure summed over affected units.
@@ -103,12 +103,11 @@ def _compute_daily_hits(
     skip_errors: bool,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     skipped: dict[str, str] = {}
-    parts: list[pd.DataFrame] = []
+    parts: list[tuple[pd.Index, Mask, list[str]]] = []
+    part_keys: list[tuple[str, np.datetime64]] = []
     for raw_day in sorted(frames_by_day, key=_as_day):
         day = _as_day(raw_day)
-        frame = frames_by_day[raw_day]
-        evaluator = FrameEvaluator(frame, feature_types=feature_types)
-        item_ids = frame["item_id"].to_numpy(dtype=object)
+        evaluator = FrameEvaluator(frames_by_day[raw_day], feature_types=feature_types)
         for strategy in strategies:
             if strategy.ref in skipped:
                 continue
@@ -116,35 +115,24 @@ def _compute_daily_hits(
                 mask = evaluator.mask(strategy.condition)
             except EvaluationError as err:
                 if not skip_errors:
-                    raise EvaluationError(
-                        f"strategy {strategy.ref} on {day.date()}: {err}"
-                    ) from err
+                    message = f"strategy {strategy.ref} on {day.date()}: {err}"
+                    raise EvaluationError(message) from err
                 skipped[strategy.ref] = str(err)
                 continue
-            hit_ids = item_ids[mask]
-            if len(hit_ids) == 0:
-                continue
-            channels = np.asarray([c.value for c in strategy.channels], dtype=object)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "strategy": strategy.ref,
-                        "day": day,
-                        "item_id": np.repeat(hit_ids, len(channels)),
-                        "channel": np.tile(channels, len(hit_ids)),
-                    }
-                )
-            )
-    columns = ["strategy", "day", "item_id", "channel"]
-    if not parts:
-        hits = pd.DataFrame({c: pd.Series([], dtype="str") for c in columns})
-        hits["day"] = pd.Series([], dtype="datetime64[us]")
-    else:
-        hits = pd.concat(parts, ignore_index=True)
-    for col in ("strategy", "item_id", "channel"):
-        hits[col] = hits[col].astype("str")
-    hits["day"] = hits["day"].astype("datetime64[us]")
-    return hits[columns], skipped
+            parts.append((evaluator.item_ids, mask, [c.value for c in strategy.channels]))
+            part_keys.append((strategy.ref, day.to_datetime64()))
+    part, items, channels = expand_hits(parts)
+    refs = pd.Index([ref for ref, _ in part_keys], dtype="str")
+    days = np.asarray([d for _, d in part_keys], dtype="datetime64[us]")
+    hits = pd.DataFrame(
+        {
+            "strategy": refs.take(part),
+            "day": days[part] if len(days) else np.zeros(0, dtype="datetime64[us]"),
+            "item_id": items,
+            "channel": channels,
+        }
+    )
+    return hits, skipped
 
 
 def entity_exposure(tables: Mapping[str, pd.DataFrame], entity: Entity) -> pd.DataFrame:

@@ -272,6 +272,11 @@ def _print_backtest(result: BacktestResult, console: Console) -> None:
             f"{c.gmv_share:.2%}",
         )
     console.print(channels)
+    if s.status.value == "active":
+        console.print(
+            "[dim]This version was live: items it blocked or demoted show little traffic, so the "
+            "exposure affected is a floor.[/dim]"
+        )
     overlap = Table(title=f"Overlap with {len(result.overlap)} other active strategies")
     for col in ("strategy", "action", "both", "jaccard", "this in other", "other in this", "flag"):
         left = col in ("strategy", "action", "flag")

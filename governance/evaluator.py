@@ -207,10 +207,22 @@ class FrameEvaluator:
         self.feature_types = dict(feature_types) if feature_types is not None else None
         self._masks: dict[Hashable, Mask] = {}
         self._columns: dict[str, _Column] = {}
+        self._item_ids: pd.Index | None = None
         self.n_evaluated_ = 0
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    @property
+    def item_ids(self) -> pd.Index:
+        """The frame's `item_id` column as a text index (built once)."""
+        if self._item_ids is None:
+            if "item_id" not in self.frame.columns:
+                raise EvaluationError(
+                    "the frame has no `item_id` column; pass a feature frame from features.build"
+                )
+            self._item_ids = pd.Index(self.frame["item_id"], dtype="str")
+        return self._item_ids
 
     def mask(self, condition: Condition) -> Mask:
         """Boolean mask aligned (by position) to the frame's rows; read-only, shared from cache."""
@@ -353,18 +365,61 @@ def evaluate_condition(
     return FrameEvaluator(frame, feature_types=feature_types).mask(condition).copy()
 
 
-def _hits_frame(strategy: Strategy, item_ids: np.ndarray) -> pd.DataFrame:
-    channels = [c.value for c in strategy.channels]
-    n = len(item_ids)
+def expand_hits(
+    parts: Sequence[tuple[pd.Index, Mask, Sequence[str]]],
+) -> tuple[npt.NDArray[np.intp], pd.Index, pd.Index]:
+    """Masked rows of (item_ids, mask, channels) parts expanded to their channels.
+
+    Returns, per output row, the part number, the item_id and the channel (item-major, channels
+    in the given order). Text columns are built with one Arrow take each, not per part.
+    """
+    offsets: dict[int, int] = {}
+    pools: list[pd.Index] = []
+    size = 0
+    channel_codes: dict[str, int] = {}
+    part_rows: list[np.ndarray] = []
+    item_rows: list[np.ndarray] = []
+    channel_rows: list[np.ndarray] = []
+    for number, (item_ids, mask, channels) in enumerate(parts):
+        if id(item_ids) not in offsets:
+            offsets[id(item_ids)] = size
+            pools.append(item_ids)
+            size += len(item_ids)
+        positions = np.flatnonzero(mask) + offsets[id(item_ids)]
+        codes = np.asarray(
+            [channel_codes.setdefault(c, len(channel_codes)) for c in channels], dtype=np.intp
+        )
+        item_rows.append(np.repeat(positions, len(codes)))
+        channel_rows.append(np.tile(codes, len(positions)))
+        part_rows.append(np.full(len(positions) * len(codes), number, dtype=np.intp))
+    if not pools:
+        empty = pd.Index([], dtype="str")
+        return np.zeros(0, dtype=np.intp), empty, empty
+    pool = pools[0].append(pools[1:]) if len(pools) > 1 else pools[0]
+    items = pool.take(np.concatenate(item_rows))
+    channel_index = pd.Index(list(channel_codes), dtype="str")
+    channels_out = channel_index.take(np.concatenate(channel_rows))
+    return np.concatenate(part_rows), items, channels_out
+
+
+def _hits_frame(parts: Sequence[tuple[Strategy, pd.Index, Mask]]) -> pd.DataFrame:
+    part, items, channels = expand_hits(
+        [(ids, mask, [c.value for c in s.channels]) for s, ids, mask in parts]
+    )
+    strategies = [s for s, _, _ in parts]
+
+    def column(values: list[str]) -> pd.Index:
+        return pd.Index(values, dtype="str").take(part)
+
     return pd.DataFrame(
         {
-            "strategy_id": pd.Series([strategy.id] * (n * len(channels)), dtype="str"),
-            "strategy_version": np.full(n * len(channels), strategy.version, dtype="int64"),
-            "entity": pd.Series([strategy.entity.value] * (n * len(channels)), dtype="str"),
-            "item_id": pd.Series(np.repeat(item_ids, len(channels)), dtype="str"),
-            "channel": pd.Series(np.tile(np.asarray(channels, dtype=object), n), dtype="str"),
-            "policy": pd.Series([strategy.policy.value] * (n * len(channels)), dtype="str"),
-            "action": pd.Series([strategy.action.value] * (n * len(channels)), dtype="str"),
+            "strategy_id": column([s.id for s in strategies]),
+            "strategy_version": np.asarray([s.version for s in strategies], dtype="int64")[part],
+            "entity": column([s.entity.value for s in strategies]),
+            "item_id": items,
+            "channel": channels,
+            "policy": column([s.policy.value for s in strategies]),
+            "action": column([s.action.value for s in strategies]),
         },
         columns=list(HIT_COLUMNS),
     )
@@ -386,16 +441,14 @@ def evaluate_strategy(
     """Hits of one strategy on its entity's frame: one row per matching item and channel."""
     _check_frame(frame, f"the {strategy.entity.value} frame")
     evaluator = FrameEvaluator(frame, feature_types=feature_types)
-    return _strategy_hits(strategy, evaluator)
+    return _hits_frame([(strategy, evaluator.item_ids, _strategy_mask(strategy, evaluator))])
 
 
-def _strategy_hits(strategy: Strategy, evaluator: FrameEvaluator) -> pd.DataFrame:
+def _strategy_mask(strategy: Strategy, evaluator: FrameEvaluator) -> Mask:
     try:
-        mask = evaluator.mask(strategy.condition)
+        return evaluator.mask(strategy.condition)
     except EvaluationError as err:
         raise EvaluationError(f"strategy {strategy.ref}: {err}") from err
-    item_ids = evaluator.frame["item_id"].to_numpy(dtype=object)[mask]
-    return _hits_frame(strategy, item_ids)
 
 
 def strategy_masks(
@@ -407,13 +460,7 @@ def strategy_masks(
 ) -> dict[str, Mask]:
     """Row mask of each strategy (by `ref`) on one entity frame, sharing predicate masks."""
     evaluator = evaluator or FrameEvaluator(frame, feature_types=feature_types)
-    out: dict[str, Mask] = {}
-    for strategy in strategies:
-        try:
-            out[strategy.ref] = evaluator.mask(strategy.condition)
-        except EvaluationError as err:
-            raise EvaluationError(f"strategy {strategy.ref}: {err}") from err
-    return out
+    return {s.ref: _strategy_mask(s, evaluator) for s in strategies}
 
 
 def evaluate_strategies(
@@ -431,7 +478,7 @@ def evaluate_strategies(
             "the strategies target"
         )
     evaluators: dict[Entity, FrameEvaluator] = {}
-    parts: list[pd.DataFrame] = []
+    parts: list[tuple[Strategy, pd.Index, Mask]] = []
     for strategy in strategies:
         entity = strategy.entity
         if entity not in evaluators:
@@ -439,13 +486,6 @@ def evaluate_strategies(
             _check_frame(frame, f"the {entity.value} frame")
             types = feature_types.get(entity) if feature_types is not None else None
             evaluators[entity] = FrameEvaluator(frame, feature_types=types)
-        parts.append(_strategy_hits(strategy, evaluators[entity]))
-    if not parts:
-        return _hits_frame_empty()
-    return pd.concat(parts, ignore_index=True)
-
-
-def _hits_frame_empty() -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series([], dtype="str") for c in HIT_COLUMNS})
-    frame["strategy_version"] = frame["strategy_version"].astype("int64")
-    return frame
+        evaluator = evaluators[entity]
+        parts.append((strategy, evaluator.item_ids, _strategy_mask(strategy, evaluator)))
+    return _hits_frame(parts)

@@ -46,7 +46,8 @@ def catalog_feature_types(
 ) -> dict[Entity, dict[str, FeatureType]]:
     """Feature names and types strategies may reference, per entity, from the feature catalogue.
 
-    Raises ImportError naming the missing module when `features.catalog` is not available.
+    Raises ImportError naming the missing module when `features.catalog` is not available;
+    entities the catalogue does not know are left out.
     """
     try:
         from features.catalog import feature_types
@@ -55,7 +56,13 @@ def catalog_feature_types(
             f"the feature catalogue is unavailable ({err}); strategies can only be checked "
             "for structure, not against feature names and types"
         ) from err
-    return {entity: dict(feature_types(entity)) for entity in entities}
+    out: dict[Entity, dict[str, FeatureType]] = {}
+    for entity in entities:
+        try:
+            out[entity] = dict(feature_types(entity))
+        except (KeyError, ValueError):
+            continue  # no catalogue for this entity: its strategies are reported as such
+    return out
 
 
 def write_version(strategy: Strategy, directory: Path | str) -> Path:

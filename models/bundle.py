@@ -100,6 +100,8 @@ class ParityReport:
 class _Explainer(Protocol):
     def shap_values(self, X: np.ndarray) -> np.ndarray: ...
 
+    def top_k(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
 
 class ModelBundle:
     """A scored, explainable, checksummed model; build it with `build` or read it with `load`."""
@@ -353,8 +355,9 @@ class ModelBundle:
     def top_reasons(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Column indices and SHAP values (rows, k) of each row's k largest |contributions|."""
         k = self._check_k(k)
-        values = self.contributions(X)
-        return _top_k(values, k)
+        X = self._check_matrix(X)
+        index, values = self._get_explainer().top_k(X, k)
+        return np.asarray(index, dtype=np.int64), np.asarray(values, dtype=np.float64)
 
     def explain(self, frame: pd.DataFrame, k: int) -> list[list[Reason]]:
         """Top-k reasons per row of a feature frame, largest |contribution| first."""
@@ -452,17 +455,16 @@ class ModelBundle:
     # -- private ------------------------------------------------------------------------------
 
     def _threads(self) -> int:
-        if self.threads is not None:
-            return self.threads
-        settings = get_settings()
-        return settings.onnx_intra_op_threads or settings.threads
+        """Threads for explanations and native LightGBM (both split work by rows)."""
+        return self.threads if self.threads is not None else get_settings().threads
 
     def _make_session(self) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads()
-        options.inter_op_num_threads = get_settings().onnx_inter_op_threads
+        settings = get_settings()
+        options.intra_op_num_threads = settings.onnx_intra_op_threads
+        options.inter_op_num_threads = settings.onnx_inter_op_threads
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # One session serves many request threads; don't spin idle cores between calls.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -522,19 +524,17 @@ class _ContribExplainer:
         out = self._booster.predict(X, pred_contrib=True, num_threads=self._threads)
         return np.asarray(out, dtype=np.float64)[:, :-1]
 
+    def top_k(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return _top_k(self.shap_values(X), k)
+
 
 def _make_explainer(model_text: str, *, threads: int) -> _Explainer:
-    """The project's fast TreeSHAP explainer, or LightGBM `pred_contrib` until it exists."""
+    """The project's exact TreeSHAP explainer (LightGBM `pred_contrib` if it is unavailable)."""
     try:
-        from models.explainer import TreeExplainer  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+        from models.explainer import TreeExplainer
+    except ImportError:  # pragma: no cover - the explainer ships with the package
         return _ContribExplainer(model_text, threads=threads)
-    try:
-        explainer = TreeExplainer(n_threads=threads)
-    except TypeError:
-        explainer = TreeExplainer()
-    fitted: _Explainer = explainer.fit(model_text)
-    return fitted
+    return TreeExplainer(n_threads=threads).fit(model_text)
 
 
 def _top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

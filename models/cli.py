@@ -1,10 +1,123 @@
-"""`govrisk` subcommands owned by the `models` package."""
+"""`govrisk models ...` subcommands owned by the `models` package: list and promote."""
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
+
+models_app = typer.Typer(
+    help="Registered risk models: list them, promote a challenger to champion.",
+    no_args_is_help=True,
+)
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
+    ),
+]
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:.4f}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "–" if value is None or value == "" else str(value)
+
+
+def _rich_table(df: pd.DataFrame, *, title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in df.columns:
+        table.add_column(str(col), justify="right" if df[col].dtype.kind in "fi" else "left")
+    for row in df.itertuples(index=False):
+        table.add_row(*(_fmt(v) for v in row))
+    return table
+
+
+@models_app.command("list")
+def list_command(
+    tracking_uri: TrackingUri = None,
+    prefix: Annotated[str, typer.Option("--prefix", help="Registered-name prefix.")] = "govrisk",
+) -> None:
+    """List registered models with their champion and challenger versions and PR-AUC."""
+    from rich.console import Console
+
+    from models.registry import list_models, use_tracking_uri
+
+    uri = use_tracking_uri(tracking_uri)
+    df = list_models(prefix=prefix)
+    console = Console()
+    if df.empty:
+        console.print(f"no registered models named {prefix}-* in {uri}; run `govrisk train`")
+        return
+    console.print(_rich_table(df, title=f"Registered models in {uri}"))
+
+
+@models_app.command("promote")
+def promote_command(
+    name: Annotated[str, typer.Argument(help="Registered model, e.g. govrisk-listing-any.")],
+    margin: Annotated[
+        float | None,
+        typer.Option(
+            "--margin",
+            help="Largest PR-AUC drop allowed on any slice (default: the training spec's gate).",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = None,
+    min_gain: Annotated[
+        float | None,
+        typer.Option(
+            "--min-gain",
+            help="PR-AUC gain over the champion required (default: the training spec's gate).",
+            min=0.0,
+        ),
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Move the champion alias to the challenger if it passes the gate; exit 1 if refused."""
+    from rich.console import Console
+
+    from models.registry import RegistryError, promote, use_tracking_uri
+
+    use_tracking_uri(tracking_uri)
+    console = Console()
+    try:
+        decision = promote(name, slice_margin=margin, min_gain=min_gain)
+    except RegistryError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2) from err
+    if decision.rows:
+        console.print(
+            _rich_table(
+                decision.table(),
+                title=f"{name}: challenger v{decision.challenger_version} vs champion "
+                f"v{decision.champion_version or '–'} ({decision.basis})",
+            )
+        )
+    if decision.promoted:
+        console.print(
+            f"[green]promoted[/green] {name} v{decision.challenger_version} to champion: "
+            f"{decision.reason}"
+        )
+    else:
+        console.print(f"[red]refused[/red] {name} v{decision.challenger_version}: {decision.reason}")
+    if decision.log_run_id:
+        console.print(f"decision logged in MLflow run {decision.log_run_id}")
+    if not decision.promoted and decision.basis != "same version":
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's subcommands to the root app."""
-    del app
+    app.add_typer(models_app, name="models")

@@ -19,10 +19,17 @@ _FORMAT_VERSION = 1
 
 
 class EncodingError(ValueError):
-    """A frame or payload cannot be encoded; the message names every offending column."""
+    """A frame or payload cannot be encoded; the message names every offending column.
 
-    def __init__(self, problems: Sequence[str]) -> None:
+    `locations` holds (record index, column, message) for payload problems found by
+    `encode_records`, so an API can point at the offending field.
+    """
+
+    def __init__(
+        self, problems: Sequence[str], *, locations: Sequence[tuple[int, str, str]] = ()
+    ) -> None:
         self.problems = list(problems)
+        self.locations = list(locations)
         body = "\n  ".join(self.problems)
         super().__init__(f"{len(self.problems)} model input problem(s):\n  {body}")
 
@@ -121,9 +128,13 @@ class FeatureEncoder:
         return pd.Series(reasons, index=frame.index, dtype="str", name="reason")
 
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Encode a few payload dicts without pandas (the online path); validates every field."""
+        """Encode a few payload dicts without pandas (the online path); validates every field.
+
+        Unseen categories encode as missing; check them first with `unseen_categories` when
+        they should be refused.
+        """
         self._check_fitted()
-        problems: list[str] = []
+        locations: list[tuple[int, str, str]] = []
         matrix = np.empty((len(records), len(self.feature_names_)), dtype=np.float64)
         lookups = self._lookups()
         nullable = set(self.nullable_)
@@ -132,33 +143,33 @@ class FeatureEncoder:
             for j, col in enumerate(self.categorical):
                 value = record.get(col, _ABSENT)
                 if value is _ABSENT:
-                    problems.append(f"items[{i}].{col}: field required")
-                    continue
-                if value is None:
+                    locations.append((i, col, "field required"))
+                elif value is None:
                     matrix[i, j] = math.nan
                 elif isinstance(value, str):
                     matrix[i, j] = lookups[col].get(value, math.nan)
                 else:
-                    problems.append(
-                        f"items[{i}].{col}: expected text (a category), got {type(value).__name__}"
+                    locations.append(
+                        (i, col, f"expected text (a category), got {type(value).__name__}")
                     )
             for j, col in enumerate(self.numeric, start=n_cat):
                 value = record.get(col, _ABSENT)
                 if value is _ABSENT:
-                    problems.append(f"items[{i}].{col}: field required")
+                    locations.append((i, col, "field required"))
                     continue
                 number = _as_number(value)
                 if number is None:
-                    problems.append(
-                        f"items[{i}].{col}: expected a number, got {type(value).__name__}"
-                    )
+                    locations.append((i, col, f"expected a number, got {type(value).__name__}"))
                 elif math.isinf(number):
-                    problems.append(f"items[{i}].{col}: infinite value")
+                    locations.append((i, col, "infinite value"))
                 elif math.isnan(number) and col not in nullable:
-                    problems.append(f"items[{i}].{col}: missing (never missing in training)")
+                    locations.append((i, col, "missing (never missing in training)"))
                 else:
                     matrix[i, j] = number
-        _raise_if(problems)
+        if locations:
+            raise EncodingError(
+                [f"items[{i}].{col}: {msg}" for i, col, msg in locations], locations=locations
+            )
         return matrix
 
     def unseen_categories(self, record: Mapping[str, Any]) -> dict[str, str]:
@@ -244,13 +255,18 @@ class FeatureEncoder:
             self._lookup_cache = cache
         return cache
 
+    def _indexes(self) -> dict[str, pd.Index]:
+        cache: dict[str, pd.Index] | None = getattr(self, "_index_cache", None)
+        if cache is None:
+            cache = {col: pd.Index(vocab, dtype="str") for col, vocab in self.categories_.items()}
+            self._index_cache = cache
+        return cache
+
     def _compute_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         matrix = np.empty((len(frame), len(self.feature_names_)), dtype=np.float64)
         for j, col in enumerate(self.categorical):
-            codes = pd.Categorical(
-                frame[col].astype("str"), categories=self.categories_[col]
-            ).codes.astype(np.float64)
-            codes[codes < 0] = np.nan
+            codes = self._indexes()[col].get_indexer(frame[col].astype("str")).astype(np.float64)
+            codes[codes < 0] = np.nan  # missing or unseen
             matrix[:, j] = codes
         offset = len(self.categorical)
         for j, col in enumerate(self.numeric, start=offset):

@@ -8,6 +8,7 @@ a pyfunc (`mlflow.pyfunc.load_model(uri).predict(df)`) and, through `load_bundle
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -72,8 +73,12 @@ def log_bundle(
 def load_bundle(uri: str | Path, *, threads: int | None = None) -> ModelBundle:
     """Load a bundle from `runs:/...`, `models:/NAME@alias`, `models:/NAME/VERSION`, `m-...`
     model URIs, an MLflow model directory or a bundle directory."""
-    local = _local_directory(uri)
-    return ModelBundle.load(bundle_directory(local), threads=threads)
+    local, downloaded = _local_directory(uri)
+    try:
+        return ModelBundle.load(bundle_directory(local), threads=threads)
+    finally:
+        if downloaded is not None:
+            shutil.rmtree(downloaded, ignore_errors=True)
 
 
 def bundle_directory(path: Path) -> Path:
@@ -89,21 +94,24 @@ def bundle_directory(path: Path) -> Path:
     )
 
 
-def _local_directory(uri: str | Path) -> Path:
+def _local_directory(uri: str | Path) -> tuple[Path, Path | None]:
+    """A local directory holding the model, and the temporary download folder if any."""
     text = str(uri)
     if isinstance(uri, Path) or "://" not in text and not text.startswith(("models:", "runs:")):
         path = Path(text).expanduser()
         if not path.exists():
             raise BundleError(f"model path {path} does not exist")
-        return path
+        return path, None
     import mlflow
 
-    # Downloads go to a fresh temporary directory; the bundle is read into memory on load.
-    target = tempfile.mkdtemp(prefix="govrisk-model-")
+    # Download to a fresh folder; the bundle is read into memory, then the folder is removed.
+    target = Path(tempfile.mkdtemp(prefix="govrisk-model-"))
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=target))
+        local = mlflow.artifacts.download_artifacts(artifact_uri=text, dst_path=str(target))
     except Exception as exc:  # MLflow raises several exception types for unknown URIs
+        shutil.rmtree(target, ignore_errors=True)
         raise BundleError(f"cannot fetch model {text!r} from MLflow: {exc}") from exc
+    return Path(local), target
 
 
 def _pip_requirements() -> list[str]:

@@ -341,8 +341,8 @@ def promote(
         }
         if run_id:
             tags["govrisk.promotion.run_id"] = run_id
-        for key, value in tags.items():
-            c.set_model_version_tag(name, challenger.version, key, value)
+        for key, tag_value in tags.items():
+            c.set_model_version_tag(name, challenger.version, key, tag_value)
     return decision
 
 
@@ -412,10 +412,6 @@ def list_models(*, prefix: str = "govrisk", client: MlflowClient | None = None) 
         by_version = {v.version: v for v in versions}
         latest = max(versions, key=lambda v: int(v.version)) if versions else None
 
-        def gate(version: str | None) -> float:
-            mv = by_version.get(version) if version else None
-            return _run_metrics(mv.run_id, c).get(GATE_METRIC, math.nan) if mv else math.nan
-
         last = (latest.tags or {}).get("govrisk.promotion.decision", "") if latest else ""
         rows.append(
             {
@@ -423,8 +419,8 @@ def list_models(*, prefix: str = "govrisk", client: MlflowClient | None = None) 
                 "versions": len(versions),
                 "champion": champion or "",
                 "challenger": challenger or "",
-                "champion_pr_auc": gate(champion),
-                "challenger_pr_auc": gate(challenger),
+                "champion_pr_auc": _version_gate(by_version, champion, c),
+                "challenger_pr_auc": _version_gate(by_version, challenger, c),
                 "latest_decision": last,
             }
         )
@@ -438,6 +434,15 @@ def list_models(*, prefix: str = "govrisk", client: MlflowClient | None = None) 
         "latest_decision",
     ]
     return pd.DataFrame(rows, columns=columns).sort_values("name", ignore_index=True)
+
+
+def _version_gate(
+    by_version: Mapping[str, ModelVersion], version: str | None, client: MlflowClient
+) -> float:
+    mv = by_version.get(version) if version else None
+    if mv is None:
+        return math.nan
+    return _run_metrics(mv.run_id, client).get(GATE_METRIC, math.nan)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ from models import _treeshap_kernels as _kernels
 
 _MAX_PATH_FEATURES = 62
 _CATEGORICAL = 1
+_MISSING_ZERO = 1
+_MISSING_NAN = 2
 
 
 class ModelFormatError(ValueError):
@@ -63,10 +65,10 @@ class TreeEnsemble:
     Node arrays are indexed by global internal-node id (`tree_node_start[t]` + LightGBM's node
     index k). `node_left`/`node_right` use LightGBM's encoding (>= 0 internal node of the same
     tree, < 0 is `~leaf`); `node_*_pos` number children of tree t as k for internal nodes and
-    n_internal(t) + leaf for leaves. `edge_table[tree_table_start[t] + k * 8 * nq : ...]` holds,
-    for node k and nq = `tree_quad[t]` quadrature nodes, the blocks (ratio, weighted coefficient)
-    of left-hot, left-cold, right-hot, right-cold; `node_off_ratio[2n + side]` is the ratio when
-    the row already failed the feature higher up.
+    n_internal(t) + leaf for leaves. `node_code` packs the decision (`_treeshap_kernels.CODE_*`).
+    `edge_table[node_table_at[n]:][: 12 * nq]`, nq = `tree_quad[t]` quadrature nodes, holds for
+    side (left, right) x case (failed higher up, cold, hot) a block (ratio, weighted coefficient)
+    of nq values each, leaf values folded into the ratios of edges that end in a leaf.
     """
 
     n_features: int
@@ -76,10 +78,9 @@ class TreeEnsemble:
     tree_node_start: NDArray[np.int64]
     tree_leaf_start: NDArray[np.int64]
     tree_quad: NDArray[np.int64]
-    tree_table_start: NDArray[np.int64]
     node_feature: NDArray[np.int64]
     node_threshold: NDArray[np.float64]
-    node_flags: NDArray[np.int64]
+    node_code: NDArray[np.int64]
     node_cat_start: NDArray[np.int64]
     node_cat_len: NDArray[np.int64]
     node_left: NDArray[np.int64]
@@ -87,7 +88,7 @@ class TreeEnsemble:
     node_left_pos: NDArray[np.int64]
     node_right_pos: NDArray[np.int64]
     node_slot: NDArray[np.int64]
-    node_off_ratio: NDArray[np.float64]
+    node_table_at: NDArray[np.int64]
     cat_words: NDArray[np.uint32]
     leaf_value: NDArray[np.float64]
     edge_table: NDArray[np.float64]
@@ -259,23 +260,40 @@ def _tree_layout(tree: _Tree, index: int) -> _TreeLayout:
 
 
 def _edge_blocks(layout: _TreeLayout, n_quad: int) -> NDArray[np.float64]:
-    """(n_internal, 8, n_quad) blocks: per side, (ratio, coefficient) when hot, then when cold."""
+    """(n_internal, 12 * n_quad): per side and case (failed, cold, hot), ratio then coefficient."""
     t, w = _quadrature(n_quad)
     omt = 1.0 - t
     first = np.isnan(layout.z_prev)[:, None, None]
     z_p = np.where(first, 1.0, layout.z_prev[:, None, None])
-    z_e = layout.cover_ratio[:, :, None] * z_p  # (n, side, q)
+    z_e = layout.cover_ratio[:, :, None] * z_p  # (node, side, q)
     g_hot = z_e * omt + t
     g_cold = z_e * omt
     g_prev = np.where(first, 1.0, z_p * omt + t)
-    prev_term = np.where(first, 0.0, (1.0 - z_p) / g_prev)
+    prev_term = np.where(first, 0.0, 0.0 * g_prev)
     scale = layout.scale[:, :, None]
-    blocks = np.empty((layout.slot.shape[0], 2, 4, n_quad))
-    blocks[:, :, 0] = g_hot / g_prev * scale
-    blocks[:, :, 1] = w * ((1.0 - z_e) / g_hot - prev_term)
-    blocks[:, :, 2] = g_cold / g_prev * scale
-    blocks[:, :, 3] = w * (-1.0 / omt - prev_term)
-    return blocks.reshape(-1, 8, n_quad)
+    blocks = np.zeros((layout.slot.shape[0], 2, 3, 2, n_quad))
+    blocks[:, :, 0, 0] = layout.cover_ratio[:, :, None] * scale
+    blocks[:, :, 1, 0] = g_cold / g_prev * scale
+    blocks[:, :, 1, 1] = w * (-1.0 / omt - prev_term)
+    blocks[:, :, 2, 0] = g_hot / g_prev * scale
+    blocks[:, :, 2, 1] = w * ((1.0 - z_e) / g_hot - prev_term)
+    return blocks.reshape(layout.slot.shape[0], -1)
+
+
+def _node_code(decision_type: int, threshold: float) -> int:
+    """Re-encode LightGBM's decision_type for the branch-free decision of the kernels."""
+    if decision_type & _CATEGORICAL:
+        return _kernels.CODE_CATEGORICAL
+    default_left = bool(decision_type & 2)
+    missing_type = (decision_type >> 2) & 3
+    zero_goes_left = threshold >= 0.0
+    if missing_type == _MISSING_ZERO:
+        nan_left, zero_left = default_left, default_left
+    elif missing_type == _MISSING_NAN:
+        nan_left, zero_left = default_left, zero_goes_left
+    else:  # None: NaN is read as 0.0
+        nan_left, zero_left = zero_goes_left, zero_goes_left
+    return _kernels.CODE_NAN_LEFT * nan_left + _kernels.CODE_ZERO_LEFT * zero_left
 
 
 def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsemble:
@@ -290,7 +308,6 @@ def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsembl
     tree_node_start = [0]
     tree_leaf_start = [0]
     tree_quad: list[int] = []
-    tree_table_start: list[int] = []
     table_size = 0
     expected_value = 0.0
     max_path_features = 0
@@ -306,17 +323,16 @@ def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsembl
         # ceil(D / 2) nodes are exact for degree D - 1; pad to a multiple of 4 for SIMD.
         n_quad = 4 * (((layout.max_path_features + 1) // 2 + 3) // 4) if n_internal else 4
         tree_quad.append(n_quad)
-        tree_table_start.append(table_size)
         if n_internal:
             block = _edge_blocks(layout, n_quad)
             tables.append(block.ravel())
+            nodes["table_at"].extend(table_size + block.shape[1] * np.arange(n_internal))
             table_size += block.size
         word_offset = len(cat_words)
         cat_words.extend(tree.cat_threshold)
         for node in range(n_internal):
             _append_node(nodes, tree, index, node, n_features, word_offset)
             nodes["slot"].append(int(layout.slot[node]))
-            nodes["off_ratio"].extend(layout.cover_ratio[node] * layout.scale[node])
         leaf_value.extend(tree.leaf_value)
         expected_value += _tree_expected_value(tree)
         tree_node_start.append(tree_node_start[-1] + n_internal)
@@ -333,10 +349,9 @@ def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsembl
         tree_node_start=node_start,
         tree_leaf_start=np.asarray(tree_leaf_start, dtype=np.int64),
         tree_quad=np.asarray(tree_quad, dtype=np.int64),
-        tree_table_start=np.asarray(tree_table_start, dtype=np.int64),
         node_feature=np.asarray(nodes["feature"], dtype=np.int64),
         node_threshold=np.asarray(nodes["threshold"], dtype=np.float64),
-        node_flags=np.asarray(nodes["flags"], dtype=np.int64),
+        node_code=np.asarray(nodes["code"], dtype=np.int64),
         node_cat_start=np.asarray(nodes["cat_start"], dtype=np.int64),
         node_cat_len=np.asarray(nodes["cat_len"], dtype=np.int64),
         node_left=left,
@@ -344,7 +359,7 @@ def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsembl
         node_left_pos=np.where(left >= 0, left, n_internal_of_node + ~left),
         node_right_pos=np.where(right >= 0, right, n_internal_of_node + ~right),
         node_slot=np.asarray(nodes["slot"], dtype=np.int64),
-        node_off_ratio=np.asarray(nodes["off_ratio"], dtype=np.float64),
+        node_table_at=np.asarray(nodes["table_at"], dtype=np.int64),
         cat_words=np.asarray(cat_words, dtype=np.uint32),
         leaf_value=np.asarray(leaf_value, dtype=np.float64),
         edge_table=np.concatenate(tables) if tables else np.zeros(0),
@@ -357,13 +372,13 @@ def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsembl
 _NODE_COLUMNS = (
     "feature",
     "threshold",
-    "flags",
+    "code",
     "cat_start",
     "cat_len",
     "left",
     "right",
     "slot",
-    "off_ratio",
+    "table_at",
 )
 
 
@@ -391,7 +406,7 @@ def _append_node(
         nodes["cat_len"].append(0)
     nodes["feature"].append(feature)
     nodes["threshold"].append(tree.threshold[node])
-    nodes["flags"].append(flags)
+    nodes["code"].append(_node_code(flags, tree.threshold[node]))
     nodes["left"].append(tree.left_child[node])
     nodes["right"].append(tree.right_child[node])
 
@@ -438,22 +453,21 @@ def _shap_block(model: TreeEnsemble, X: NDArray[np.float64], out: NDArray[np.flo
     _kernels.shap_rows(
         X,
         out,
+        model.max_nodes,
+        model.max_quad,
         model.tree_node_start,
         model.tree_quad,
-        model.tree_table_start,
         model.node_feature,
         model.node_threshold,
-        model.node_flags,
+        model.node_code,
         model.node_cat_start,
         model.node_cat_len,
         model.node_left_pos,
         model.node_right_pos,
         model.node_slot,
-        model.node_off_ratio,
+        model.node_table_at,
         model.cat_words,
         model.edge_table,
-        model.max_nodes,
-        model.max_quad,
     )
 
 
@@ -470,7 +484,7 @@ def shap_values(
 def _compute_shap(
     model: TreeEnsemble, X: NDArray[np.float64], *, n_threads: int
 ) -> NDArray[np.float64]:
-    out = np.zeros((X.shape[0], model.n_features), dtype=np.float64)
+    out = np.empty((X.shape[0], model.n_features), dtype=np.float64)
     chunks = _chunks(X.shape[0], n_threads)
     if len(chunks) <= 1:
         _shap_block(model, X, out)
@@ -495,7 +509,7 @@ def predict_raw(model: TreeEnsemble, X: NDArray[np.float64]) -> NDArray[np.float
         model.tree_leaf_start,
         model.node_feature,
         model.node_threshold,
-        model.node_flags,
+        model.node_code,
         model.node_cat_start,
         model.node_cat_len,
         model.node_left,

@@ -34,9 +34,10 @@ from governance.review.settings import ReviewSettings, get_settings
 from governance.review.strategy_store import StrategyStore
 from governance.strategy import StrategyError
 from serving.deps import LoginRequiredError, ReviewState
+from serving.scoring_api import BodySizeLimit
 
 #: Modules whose `router` the app includes, in order.
-ROUTER_MODULES: tuple[str, ...] = ("serving.review_api", "serving.pages")
+ROUTER_MODULES: tuple[str, ...] = ("serving.review_api", "serving.pages", "serving.scoring_api")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "govrisk_session"
 _SECRET_FILE = ".govrisk-secret"
@@ -103,8 +104,12 @@ class _SecurityHeaders:
 
 def _is_page(request: Request) -> bool:
     path = request.url.path
-    return not (path.startswith("/api/") or path.startswith("/v1/") or path.startswith("/docs")
-                or path == "/openapi.json")
+    return not (
+        path.startswith("/api/")
+        or path.startswith("/v1/")
+        or path.startswith("/docs")
+        or path == "/openapi.json"
+    )
 
 
 def _error_page(request: Request, status_code: int, message: str) -> Response:
@@ -128,6 +133,7 @@ async def _strategy_error(request: Request, exc: Exception) -> Response:
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
+    del request
     assert isinstance(exc, LoginRequiredError)
     from urllib.parse import quote
 
@@ -178,6 +184,7 @@ def create_app(
         https_only=settings.secure_cookies,
     )
     app.add_middleware(_SecurityHeaders)
+    app.add_middleware(BodySizeLimit)  # caps /v1/ (scoring) request bodies
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     handlers: dict[Any, Any] = {
         ReviewError: _review_error,
@@ -190,4 +197,3 @@ def create_app(
     for router in routers if routers is not None else default_routers():
         app.include_router(router)
     return app
-

@@ -1,10 +1,162 @@
-"""`govrisk` subcommands owned by the `serving` package."""
+"""`govrisk serve`: the web service (review API and pages; scoring joins it later)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="Data directory (govrisk.db, strategies/); default GOVRISK_DATA_DIR."
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="SQLAlchemy URL; default GOVRISK_DATABASE_URL or the SQLite file.",
+        ),
+    ] = None,
+    audit_dir: Annotated[
+        Path | None,
+        typer.Option("--audit-dir", help="Output of `govrisk audit`, shown on the dashboard."),
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model for POST /v1/score, e.g. models:/NAME@champion (followed as the alias "
+            "moves); default GOVRISK_MODEL_URI.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the review pages, the JSON API (/api/review), scoring (/v1/score) and docs (/docs)."""
+    import uvicorn
+
+    from governance.review.settings import ReviewSettings
+    from serving.app import create_app
+
+    settings = ReviewSettings()
+    if data_dir is not None:
+        settings.data_dir = data_dir
+    if database_url:
+        settings.database_url = database_url
+    if audit_dir is not None:
+        settings.audit_dir = audit_dir
+    app = create_app(settings)
+    if model:
+        app.state.scoring_model_uri = model
+    typer.echo(f"govrisk review service on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(app, host=host, port=port, workers=1, log_level=log_level)
+
+
+def score(
+    input_path: Annotated[
+        Path, typer.Option("--input", help="Parquet scoring frame (`govrisk features build`).")
+    ],
+    output_path: Annotated[
+        Path, typer.Option("--output", help="Output folder of Parquet part files.")
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="models:/NAME@champion, models:/NAME/VERSION, runs:/ID/bundle or a bundle "
+            "directory; default GOVRISK_MODEL_URI.",
+        ),
+    ] = None,
+    explain: Annotated[int, typer.Option("--explain", help="Top-K reasons per row (0: none).")] = 0,
+    chunk_rows: Annotated[
+        int | None, typer.Option("--chunk-rows", help="Rows per chunk (bounds memory).")
+    ] = None,
+    engine: Annotated[str, typer.Option("--engine", help="local or dask.")] = "local",
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Dask scheduler address (default: a LocalCluster)."),
+    ] = None,
+    id_column: Annotated[str, typer.Option("--id-column", help="Item id column.")] = "item_id",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a previous run in --output.")
+    ] = False,
+) -> None:
+    """Score a Parquet feature frame in chunks: probabilities, risk bands, top-K reasons.
+
+    Re-running after a crash resumes from the completed chunks; rows failing validation go to
+    OUTPUT/_quarantine with the reason.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.table import Table
+
+    from models.pyfunc import load_bundle
+    from serving.batch import BatchError, score_file
+    from serving.settings import get_settings
+
+    settings = get_settings()
+    uri = model or settings.model_uri
+    if not uri:
+        raise typer.BadParameter("give --model URI or set GOVRISK_MODEL_URI", param_hint="--model")
+    if engine not in ("local", "dask"):
+        raise typer.BadParameter("must be local or dask", param_hint="--engine")
+    console = Console(stderr=True)
+    bundle = load_bundle(uri)
+    import pyarrow.parquet as pq
+
+    total = pq.ParquetFile(input_path).metadata.num_rows if input_path.is_file() else 0
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("scoring rows", total=total)
+        try:
+            summary = score_file(
+                bundle,
+                input_path,
+                output_path,
+                explain_k=explain,
+                chunk_rows=chunk_rows or settings.batch_chunk_rows,
+                engine="dask" if engine == "dask" else "local",
+                scheduler=scheduler,
+                id_column=id_column,
+                overwrite=overwrite,
+                model_uri=uri,
+                on_chunk=lambda chunk: progress.advance(task, chunk.rows_read),
+            )
+        except BatchError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    table = Table(title=f"govrisk score · {uri}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rate = summary.rows_read / summary.seconds if summary.seconds > 0 else 0.0
+    for label, value in (
+        ("rows read", f"{summary.rows_read:,}"),
+        ("rows scored", f"{summary.rows_scored:,}"),
+        ("rows quarantined", f"{summary.rows_quarantined:,}"),
+        ("read = scored + quarantined", "yes" if summary.reconciles else "NO"),
+        *((f"band {k}", f"{v:,}") for k, v in summary.band_counts.items()),
+        ("chunks (resumed)", f"{summary.chunks} ({summary.chunks_resumed})"),
+        ("seconds", f"{summary.seconds:.1f}"),
+        ("rows/s", f"{rate:,.0f}"),
+        ("scores", str(summary.output_path)),
+        ("quarantine", str(summary.quarantine_path)),
+    ):
+        table.add_row(label, value)
+    Console().print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's subcommands to the root app."""
-    del app
+    app.command("serve")(serve)
+    app.command("score")(score)

@@ -88,8 +88,7 @@ CurrentUser = Annotated[User, Depends(get_api_user)]
 def _forbidden(user: User, roles: tuple[Role, ...]) -> HTTPException:
     return HTTPException(
         status_code=status.HTTP_403_FORBIDDEN,
-        detail=f"role {user.role.value!r} cannot do this; needs one of "
-        f"{[r.value for r in roles]}",
+        detail=f"role {user.role.value!r} cannot do this; needs one of {[r.value for r in roles]}",
     )
 
 
@@ -163,4 +162,3 @@ PageManager = Annotated[User, Depends(require_page_role(Role.PM, Role.ADMIN))]
 PageAnalyst = Annotated[User, Depends(require_page_role(Role.PM, Role.ML_ENGINEER, Role.ADMIN))]
 PageAdmin = Annotated[User, Depends(require_page_role(Role.ADMIN))]
 PageAnyUser = Annotated[User, Depends(require_page_role(*ANY_ROLE))]
-

@@ -193,12 +193,13 @@ def queue_page(
     """The moderator queue: counts, the caller's held item and the next items by priority."""
     statuses = {s.value: s for s in QueueStatus}
     item_status = statuses.get(status, QueueStatus.PENDING) if status != "all" else None
-    items = queue.list_items(
-        session, user, status=item_status, policy=policy or None, limit=100
-    )
+    items = queue.list_items(session, user, status=item_status, policy=policy or None, limit=100)
     now = utcnow()
-    held = [i for i in items if i.leased_by_id == user.id and i.lease_expires_at and
-            i.lease_expires_at > now]
+    held = [
+        i
+        for i in items
+        if i.leased_by_id == user.id and i.lease_expires_at and i.lease_expires_at > now
+    ]
     return render(
         request,
         "queue.html",
@@ -216,8 +217,7 @@ def queue_page(
 
 @router.post("/queue/claim")
 def claim_page(
-    request: Request, session: SessionDep, state: StateDep, user: PageModerator,
-    _csrf: CsrfChecked
+    request: Request, session: SessionDep, state: StateDep, user: PageModerator, _csrf: CsrfChecked
 ) -> Response:
     """Lease the next item and open it."""
     claim = queue.claim_next(session, user, lease_seconds=state.settings.lease_seconds)
@@ -275,8 +275,13 @@ def verdict_page(
 ) -> Response:
     """Record the verdict, then claim and open the next item."""
     outcome = queue.submit_verdict(
-        session, user, item_pk, verdict=verdict, client_key=client_key,
-        confidence=confidence, note=note,
+        session,
+        user,
+        item_pk,
+        verdict=verdict,
+        client_key=client_key,
+        confidence=confidence,
+        note=note,
     )
     session.commit()
     label = verdict.replace("_", " ")
@@ -436,6 +441,7 @@ def comment_page(
     body: Text,
 ) -> Response:
     """Comment on the case."""
+    del request
     escalations.comment(session, user, escalation_id, body)
     session.commit()
     return _redirect(f"/escalations/{escalation_id}")
@@ -526,8 +532,7 @@ def suggestions_page(request: Request, session: SessionDep, user: PageAnalyst) -
 
 @router.get("/suggestions/{suggestion_pk}")
 def suggestion_page(
-    request: Request, suggestion_pk: int, session: SessionDep, state: StateDep,
-    user: PageAnalyst
+    request: Request, suggestion_pk: int, session: SessionDep, state: StateDep, user: PageAnalyst
 ) -> HTMLResponse:
     """One suggestion: effect with intervals, evidence, YAML diff and the decision form."""
     suggestion = approvals.get_suggestion(session, suggestion_pk)
@@ -563,7 +568,11 @@ def decide_page(
         _flash(request, "Choose accept or reject.", "error")
         return _redirect(f"/suggestions/{suggestion_pk}")
     record = approvals.decide(
-        session, user, suggestion_pk, accept=decision == "accept", reason=reason,
+        session,
+        user,
+        suggestion_pk,
+        accept=decision == "accept",
+        reason=reason,
         store=state.store,
     )
     session.commit()
@@ -581,8 +590,7 @@ def decide_page(
 
 @router.get("/strategies")
 def strategies_page(
-    request: Request, session: SessionDep, state: StateDep, user: PageAnalyst,
-    highlight: str = ""
+    request: Request, session: SessionDep, state: StateDep, user: PageAnalyst, highlight: str = ""
 ) -> HTMLResponse:
     """Every strategy version and its status; PMs promote shadow versions here."""
     try:

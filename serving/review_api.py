@@ -320,8 +320,9 @@ def submit_verdict(
 
 
 @router.post("/queue/flags", response_model=IngestReportPublic)
-def ingest_flags(body: FlagsIngest, session: SessionDep, state: StateDep,
-                 user: Engineer) -> IngestReportPublic:
+def ingest_flags(
+    body: FlagsIngest, session: SessionDep, state: StateDep, user: Engineer
+) -> IngestReportPublic:
     """Queue flags (rows of flags.parquet), de-duplicated by (entity, item_id, policy)."""
     if len(body.rows) > state.settings.max_ingest_rows:
         raise HTTPException(
@@ -572,4 +573,3 @@ def list_audit_log(
         session, target_type=target_type, target_id=target_id, limit=limit, before_id=before_id
     )
     return [AuditEventPublic.model_validate(e) for e in found]
-

@@ -118,7 +118,9 @@ def trend_chart(
             f"{tick:.0%}</text>"
         )
     if not points:
-        parts.append(f'<text x="{left + 8}" y="{top + 20}" {_FONT} fill="#999">no verdicts yet</text>')
+        parts.append(
+            f'<text x="{left + 8}" y="{top + 20}" {_FONT} fill="#999">no verdicts yet</text>'
+        )
     step = (width - left - right) / max(len(points) - 1, 1)
     coords = [
         (left + step * i, top + plot_h * (1 - share)) for i, (_, share, _) in enumerate(points)

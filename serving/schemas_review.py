@@ -1,4 +1,4 @@
-"""Request and response schemas of the review API, in families (`VerdictCreate` / `VerdictPublic`)."""
+"""Request and response schemas of the review API, in families (VerdictCreate / VerdictPublic)."""
 
 from __future__ import annotations
 
@@ -291,8 +291,12 @@ class SuggestionRow(BaseModel):
     strategy_id: str = Field(min_length=1, max_length=128)
     base_version: int | None = Field(default=None, ge=1)
     kind: Literal[
-        "threshold", "drop_predicate", "add_predicate", "score_gate", "channel_scope",
-        "new_strategy"
+        "threshold",
+        "drop_predicate",
+        "add_predicate",
+        "score_gate",
+        "channel_scope",
+        "new_strategy",
     ]
     summary: str
     proposed_yaml: str = Field(min_length=1)

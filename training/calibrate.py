@@ -52,9 +52,7 @@ def fit_calibration(
             f"cannot calibrate on labels of one class only (all {int(labels[0])}); "
             "the target needs both violating and non-violating labels"
         )
-    chosen = choose_method(
-        labels, method=method, isotonic_min_per_class=isotonic_min_per_class
-    )
+    chosen = choose_method(labels, method=method, isotonic_min_per_class=isotonic_min_per_class)
     if chosen == "isotonic":
         return _compute_isotonic(margin, labels, w)
     return _compute_platt(margin, labels, w)

@@ -1,10 +1,131 @@
-"""`govrisk` subcommands owned by the `training` package."""
+"""`govrisk train`: run one experiment spec (subcommand owned by the `training` package)."""
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from training.pipeline import TrainResult
+
+
+def train_command(
+    spec: Annotated[
+        Path,
+        typer.Option("--spec", help="Experiment spec YAML, e.g. experiments/specs/demo.yaml."),
+    ],
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db).",
+        ),
+    ] = None,
+    optuna: Annotated[
+        bool | None,
+        typer.Option("--optuna/--no-optuna", help="Run the spec's Optuna search (default: spec)."),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="Data directory; overrides the spec's data_dir.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output directory; overrides the spec's.")
+    ] = None,
+) -> None:
+    """Train, calibrate, evaluate, log to MLflow and register every target of a spec."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from features.contract import ContractError
+    from training.dataset import DatasetError
+    from training.pipeline import train
+    from training.spec import SpecError, load_spec
+
+    console = Console()
+    try:
+        experiment = load_spec(spec, data_dir=data, output_dir=out)
+    except SpecError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2) from err
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(phase: str, done: int, total: int, description: str) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(description, total=total)
+            progress.update(tasks[phase], completed=done, total=total, description=description)
+
+        try:
+            result = train(
+                experiment,
+                tracking_uri=tracking_uri,
+                use_optuna=optuna,
+                spec_text=spec.read_text(encoding="utf-8"),
+                on_progress=on_progress,
+            )
+        except (ContractError, DatasetError) as err:
+            console.print(f"[red]{err}[/red]")
+            raise typer.Exit(1) from err
+    _print_summary(console, result)
+
+
+def _print_summary(console: Console, result: TrainResult) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Spec {result.spec_name}: holdout metrics (weighted)")
+    for col in ("model", "status"):
+        table.add_column(col)
+    for col in ("labels", "violating", "PR-AUC", "ROC-AUC", "R@90P", "Brier", "ECE"):
+        table.add_column(col, justify="right")
+    for col in ("calibration", "version", "run"):
+        table.add_column(col)
+
+    def fmt(value: float) -> str:
+        return "–" if math.isnan(value) else f"{value:.3f}"
+
+    for t in result.targets:
+        m = t.metrics
+        table.add_row(
+            t.model_name,
+            t.status if t.status == "trained" else f"[yellow]{t.status}[/yellow]",
+            f"{t.n_labels:,}",
+            f"{t.n_positive:,}",
+            *(fmt(m.get(k, math.nan)) for k in
+              ("pr_auc", "roc_auc", "recall_at_90_precision", "brier", "ece")),
+            t.calibration,
+            f"v{t.model_version} (challenger)" if t.model_version else "–",
+            (t.run_id or "")[:12],
+        )
+    console.print(table)
+    for t in result.targets:
+        if t.reason:
+            console.print(f"[yellow]{t.model_name}[/yellow]: {t.reason}")
+    console.print(f"tracking: {result.tracking_uri} (parent run {result.parent_run_id})")
+    if result.oof_path is not None:
+        console.print(f"wrote {result.oof_path}")
+    console.print(f"wrote {result.summary_path}")
+    for t in result.targets:
+        if t.output_dir is not None:
+            console.print(f"wrote {t.output_dir}/ (plots, model card, metrics)")
+    console.print(
+        f"browse: mlflow ui --backend-store-uri {result.tracking_uri}; "
+        "promote: govrisk models promote NAME"
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's subcommands to the root app."""
-    del app
+    app.command("train")(train_command)

@@ -26,7 +26,6 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Literal
 
 import numpy as np
@@ -120,7 +119,8 @@ class TrainingSet:
 
     def source_rows(self, positions: np.ndarray) -> pd.DataFrame:
         """Every declared feature (not only the selected ones) of the rows at `positions`."""
-        return self.source.iloc[self.rows[positions]].reset_index(drop=True)
+        rows: pd.DataFrame = self.source.iloc[self.rows[positions]]
+        return rows.reset_index(drop=True)
 
     def logged_frame(self) -> pd.DataFrame:
         """Features plus item_id, review time, label and weight: what MLflow records."""
@@ -145,7 +145,8 @@ def frame_digest(df: pd.DataFrame) -> str:
 def week_start(ts: pd.Series) -> pd.Series:
     """The UTC Monday 00:00 starting the week of each timestamp."""
     day = ts.dt.floor("D")
-    return day - pd.to_timedelta(day.dt.dayofweek, unit="D")
+    start: pd.Series = day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+    return start
 
 
 def feature_cutoff(ts: pd.Series, *, cadence: Literal["week", "day"] = "week") -> pd.Series:
@@ -267,7 +268,7 @@ def _compute_any(per_policy: pd.DataFrame) -> pd.DataFrame:
 
 
 def assemble(
-    frames: Mapping[datetime | pd.Timestamp, pd.DataFrame],
+    frames: Mapping[pd.Timestamp, pd.DataFrame],
     labels: pd.DataFrame,
     *,
     entity: Entity,
@@ -295,7 +296,8 @@ def assemble(
         )
     kinds = {n: feature_types[n] for n in names}
     missing_label_cols = [
-        c for c in ("item_id", "policy", "y", "reviewed_at", "inclusion_probability")
+        c
+        for c in ("item_id", "policy", "y", "reviewed_at", "inclusion_probability")
         if c not in labels.columns
     ]
     if missing_label_cols:
@@ -313,7 +315,8 @@ def assemble(
     for as_of, frame in frames.items():
         _check_frame(frame, entity=entity, names=names, as_of=pd.Timestamp(as_of))
     extra = [
-        n for n in feature_types
+        n
+        for n in feature_types
         if n not in kinds and all(n in frame.columns for frame in frames.values())
     ]
     return _compute_assembly(
@@ -417,9 +420,7 @@ def _compute_slices(
     if "channel" in dims and channels is not None and not channels.empty:
         membership = channels[["item_id", "channel"]].drop_duplicates()
         joined = features[["item_id"]].assign(row=rows).merge(membership, on="item_id")
-        parts.append(
-            pd.DataFrame({"row": joined["row"], "slice": "channel." + joined["channel"]})
-        )
+        parts.append(pd.DataFrame({"row": joined["row"], "slice": "channel." + joined["channel"]}))
     category_col = CATEGORY_FEATURE.get(entity)
     if category_col is not None and category_col in features.columns:
         category = features[category_col].astype("str")
@@ -465,9 +466,9 @@ def training_set(
         raw = np.ones(len(labels))
     weight = _normalised(raw, max_weight=max_weight)
     member = data.slices.loc[data.slices["row"].isin(rows)]
-    slices = member.merge(
-        pd.DataFrame({"row": rows, "position": np.arange(len(rows))}), on="row"
-    )[["position", "slice"]]
+    slices = member.merge(pd.DataFrame({"row": rows, "position": np.arange(len(rows))}), on="row")[
+        ["position", "slice"]
+    ]
     meta = labels[
         ["item_id", "as_of", "reviewed_at", "inclusion_probability", "sampling", "n_reviews"]
     ].reset_index(drop=True)
@@ -492,7 +493,8 @@ def _normalised(raw: np.ndarray, *, max_weight: float | None) -> np.ndarray:
     if max_weight is not None:
         weight = np.minimum(weight, max_weight)
         weight = weight / weight.mean()
-    return weight.astype("float64")
+    out: np.ndarray = weight.astype("float64")
+    return out
 
 
 def channel_membership(tables: Mapping[str, pd.DataFrame], *, entity: Entity) -> pd.DataFrame:

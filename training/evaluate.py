@@ -86,9 +86,7 @@ def brier(y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None) -> 
     return float(np.average((p - y) ** 2, weights=w))
 
 
-def ece(
-    y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None, bins: int = 10
-) -> float:
+def ece(y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None, bins: int = 10) -> float:
     """Expected calibration error over `bins` equal-width probability bins (weighted)."""
     w = _check(y, p, weight)
     if len(y) == 0:

@@ -266,7 +266,7 @@ def _compute_fit(
     encoder = encoder_for(ts).fit(ts.X.iloc[period])
     X_all = encoder.transform(ts.X)
     params = {**lightgbm.params(), **params_override}
-    common = {
+    common: dict[str, Any] = {
         "params": params,
         "feature_names": encoder.feature_names_,
         "categorical_indices": encoder.categorical_indices_,

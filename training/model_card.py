@@ -34,7 +34,7 @@ def _fmt(value: object) -> str:
     if isinstance(value, float | np.floating):
         if math.isnan(value):
             return "–"
-        if float(value).is_integer() and abs(value) >= 1:
+        if float(value).is_integer() and abs(float(value)) >= 1:
             return f"{int(value)}"
         return f"{value:.3f}"
     return str(value)
@@ -127,7 +127,10 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
     ]
     if ctx.dropped:
         dropped = ", ".join(f"{k}: {v}" for k, v in sorted(ctx.dropped.items()))
-        lines += [f"Labels dropped before training ({ts.entity.value}, all targets): {dropped}.", ""]
+        lines += [
+            f"Labels dropped before training ({ts.entity.value}, all targets): {dropped}.",
+            "",
+        ]
     lines += [
         "## Model",
         "",
@@ -139,8 +142,14 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
         "- Key parameters: "
         + ", ".join(
             f"{k}={fit.params[k]}"
-            for k in ("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction",
-                      "lambda_l2", "seed")
+            for k in (
+                "learning_rate",
+                "num_leaves",
+                "min_data_in_leaf",
+                "feature_fraction",
+                "lambda_l2",
+                "seed",
+            )
             if k in fit.params
         )
         + ".",

@@ -112,8 +112,14 @@ def shap_summary_figure(
         jitter = rng.uniform(-0.3, 0.3, len(v))
         ax.scatter(v[~known], row + jitter[~known], s=4, color="lightgrey", linewidths=0)
         scatter = ax.scatter(
-            v[known], row + jitter[known], s=4, c=colour[known], cmap="coolwarm",
-            vmin=0, vmax=1, linewidths=0,
+            v[known],
+            row + jitter[known],
+            s=4,
+            c=colour[known],
+            cmap="coolwarm",
+            vmin=0,
+            vmax=1,
+            linewidths=0,
         )
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_yticks(range(len(order)), [feature_names[j] for j in order], fontsize="small")

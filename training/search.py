@@ -90,7 +90,5 @@ def search_params(
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=optuna_spec.seed)
     )
-    study.optimize(
-        objective, n_trials=optuna_spec.n_trials, timeout=optuna_spec.timeout_seconds
-    )
+    study.optimize(objective, n_trials=optuna_spec.n_trials, timeout=optuna_spec.timeout_seconds)
     return SearchResult(dict(study.best_params), float(study.best_value), len(study.trials))

@@ -65,7 +65,7 @@ class TargetSpec(_Strict):
     """Models to train for one entity: one per policy, `any` being the any-violation model."""
 
     entity: Entity
-    policies: tuple[str, ...] = Field(min_length=1)
+    policies: tuple[str, ...]
 
     @field_validator("entity", mode="before")
     @classmethod
@@ -73,7 +73,7 @@ class TargetSpec(_Strict):
         if isinstance(v, str) and v not in {e.value for e in Entity}:
             raise PydanticCustomError(
                 "bad_entity",
-                "unknown entity {value!r}; use one of {known}",
+                "unknown entity '{value}'; use one of {known}",
                 {"value": v, "known": ", ".join(e.value for e in Entity)},
             )
         return v
@@ -85,6 +85,8 @@ class TargetSpec(_Strict):
             v = [v]
         if not isinstance(v, list | tuple):
             return v
+        if not v:
+            raise PydanticCustomError("no_policies", "list at least one policy (or any)", {})
         known = [p.value for p in Policy] + [ANY]
         bad = [p for p in v if not isinstance(p, str) or p not in known]
         if bad:
@@ -234,7 +236,7 @@ class ExperimentSpec(_Strict):
     description: str = ""
     data_dir: Path
     output_dir: Path = Path("training-output")
-    targets: tuple[TargetSpec, ...] = Field(min_length=1)
+    targets: tuple[TargetSpec, ...]
     features: FeatureSelection = FeatureSelection()
     labels: LabelSpec = LabelSpec()
     lightgbm: LightGBMSpec = LightGBMSpec()
@@ -270,6 +272,10 @@ class ExperimentSpec(_Strict):
     @field_validator("targets")
     @classmethod
     def _entities_once(cls, v: tuple[TargetSpec, ...]) -> tuple[TargetSpec, ...]:
+        if not v:
+            raise PydanticCustomError(
+                "no_targets", "list at least one target (an entity and its policies)", {}
+            )
         entities = [t.entity.value for t in v]
         dupes = sorted({e for e in entities if entities.count(e) > 1})
         if dupes:
@@ -339,13 +345,15 @@ def flat_params(spec: ExperimentSpec) -> dict[str, str]:
         if isinstance(value, Mapping):
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif isinstance(value, list | tuple) and value and all(
-            isinstance(v, Mapping) for v in value
+        elif (
+            isinstance(value, list | tuple) and value and all(isinstance(v, Mapping) for v in value)
         ):
             for i, v in enumerate(value):
                 walk(f"{prefix}.{i}", v)
         else:
-            out[prefix] = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+            out[prefix] = (
+                ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+            )
 
     walk("", spec_to_dict(spec))
     return out

@@ -52,7 +52,11 @@ def feature_types(extra_numeric: int = 0) -> dict[str, FeatureKind]:
 
 
 def make_items(
-    n_items: int, *, n_weeks: int = 8, seed: int = 0, extra_numeric: int = 0,
+    n_items: int,
+    *,
+    n_weeks: int = 8,
+    seed: int = 0,
+    extra_numeric: int = 0,
     start: str = "2025-01-06",
 ) -> pd.DataFrame:
     """Static item attributes and the hidden truth (p_counterfeit, p_fake_discount)."""
@@ -109,7 +113,9 @@ def make_items(
     return items
 
 
-def frame_as_of(items: pd.DataFrame, as_of: pd.Timestamp, *, extra_numeric: int = 0) -> pd.DataFrame:
+def frame_as_of(
+    items: pd.DataFrame, as_of: pd.Timestamp, *, extra_numeric: int = 0
+) -> pd.DataFrame:
     """The listing feature frame as of `as_of`: items created strictly before it."""
     rows = items.loc[items["created_at"] < as_of]
     age_days = (as_of - rows["created_at"]).dt.total_seconds() / 86_400
@@ -144,10 +150,11 @@ def make_labeled_frames(
     flagged = items["strategy_hit_count"].to_numpy() > 0
     p_incl = np.where(flagged, flagged_rate, random_rate)
     chosen = rng.random(n) < p_incl
-    # Reviews happen one to three weeks after creation, a few within the same week.
+    # Reviews mostly come one to three weeks after creation, some within days or the hour.
     delay_s = rng.integers(7 * 86_400, 21 * 86_400, n)
-    same_week = rng.random(n) < 0.02
-    delay_s = np.where(same_week, rng.integers(60, 3_600, n), delay_s)
+    draw = rng.random(n)
+    delay_s = np.where(draw < 0.15, rng.integers(86_400, 6 * 86_400, n), delay_s)
+    delay_s = np.where(draw < 0.02, rng.integers(60, 3_600, n), delay_s)
     reviewed = items["created_at"] + pd.to_timedelta(delay_s, unit="s")
     labels = []
     for policy, col in (("counterfeit", "p_counterfeit"), ("fake_discount", "p_fake_discount")):
@@ -169,7 +176,8 @@ def make_labeled_frames(
         )
     audit = pd.concat(labels, ignore_index=True)
     audit = audit.sort_values(["reviewed_at", "item_id", "policy"], ignore_index=True)
-    audit.insert(0, "label_id", pd.array([f"A{i:08d}" for i in range(len(audit))], dtype="str"))
+    label_ids = pd.Series([f"A{i:08d}" for i in range(len(audit))], dtype="str")
+    audit.insert(0, "label_id", label_ids)
     audit.insert(1, "entity", Entity.LISTING.value)
     audit["reviewer_id"] = pd.array(
         rng.choice(np.array(["r1", "r2", "r3"]), size=len(audit)), dtype="str"

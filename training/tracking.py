@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,15 +61,18 @@ def log_metrics(metrics: Mapping[str, float]) -> None:
         mlflow.log_metrics(clean)
 
 
-def log_dataset(
-    frame: pd.DataFrame, *, name: str, context: str, source: str, digest: str
-) -> None:
+def log_dataset(frame: pd.DataFrame, *, name: str, context: str, source: str, digest: str) -> None:
     """Record a dataset as an MLflow run input with its content digest."""
     import mlflow
     from mlflow.data.pandas_dataset import from_pandas
 
-    dataset = from_pandas(frame, source=source, name=name, targets="label", digest=digest)
-    mlflow.log_input(dataset, context=context)
+    with warnings.catch_warnings():
+        # A local path matches MLflow's local artifact source twice; integer columns get a
+        # schema hint meant for model signatures. Neither applies to a logged training set.
+        warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
+        warnings.filterwarnings("ignore", message=".*integer column.*")
+        dataset = from_pandas(frame, source=source, name=name, targets="label", digest=digest)
+        mlflow.log_input(dataset, context=context)
 
 
 def log_model_files(fit: FittedTarget) -> None:
@@ -78,9 +82,7 @@ def log_model_files(fit: FittedTarget) -> None:
     mlflow.log_text(fit.model_text, f"{RUN_MODEL_DIR}/{MODEL_TEXT_FILE}")
     mlflow.log_dict(fit.encoder.to_dict(), f"{RUN_MODEL_DIR}/{ENCODER_FILE}")
     mlflow.log_dict(fit.calibration.to_dict(), f"{RUN_MODEL_DIR}/{CALIBRATION_FILE}")
-    mlflow.log_dict(
-        dict(fit.training_set.feature_types), f"{RUN_MODEL_DIR}/feature_types.json"
-    )
+    mlflow.log_dict(dict(fit.training_set.feature_types), f"{RUN_MODEL_DIR}/feature_types.json")
 
 
 def log_lightgbm_model(booster: lgb.Booster, *, name: str = "model") -> str:

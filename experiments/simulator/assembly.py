@@ -20,6 +20,12 @@ def str_array(values: pa.Array | np.ndarray | Sequence[str]) -> pd.Series:
     return pd.Series(pd.array(values, dtype="str"))
 
 
+def numbered_ids(prefix: str, numbers: np.ndarray, width: int) -> pd.Series:
+    """Ids like `D0000042` for integer `numbers`, zero-padded to `width` digits."""
+    digits = pd.Series(np.asarray(numbers, dtype=np.int64)).astype("str").str.zfill(width)
+    return (prefix + digits).astype("str")
+
+
 def _labels(codes: np.ndarray, labels: Sequence[str]) -> pd.Series:
     """Strings for integer codes (-1 = missing)."""
     valid = codes >= 0
@@ -87,9 +93,7 @@ def outcomes_frame(ids: ItemIds, events: Events, outcome_no: np.ndarray) -> pd.D
     width = max(8, len(str(int(outcome_no.max()) if outcome_no.size else 0)))
     return pd.DataFrame(
         {
-            "outcome_id": str_array(
-                np.char.add("O", np.char.zfill(outcome_no.astype(str), width)).astype(object)
-            ),
+            "outcome_id": numbered_ids("O", outcome_no, width),
             "entity": _labels(events.entity.astype(np.int64), [e.value for e in ENTITY_CODES]),
             "item_id": ids.take(events.entity.astype(np.int64), events.item),
             "seller_id": ids.seller_ids(events.seller),
@@ -118,11 +122,7 @@ def decisions_frame(
     width = max(7, len(str(n)))
     return pd.DataFrame(
         {
-            "decision_id": str_array(
-                np.char.add("D", np.char.zfill(np.arange(1, n + 1).astype(str), width)).astype(
-                    object
-                )
-            ),
+            "decision_id": numbered_ids("D", np.arange(1, n + 1), width),
             "entity": _labels(entity.astype(np.int64), [e.value for e in ENTITY_CODES]),
             "item_id": ids.take(entity.astype(np.int64), item),
             "channel": _labels(channel.astype(np.int64), [c.value for c in CHANNEL_CODES]),

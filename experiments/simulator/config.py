@@ -33,7 +33,15 @@ class SimulationConfig(BaseModel):
     )
 
     full_evaluation_every_days: int = Field(
-        7, ge=1, description="Every this many days the nightly run re-evaluates every item."
+        1,
+        ge=1,
+        description=(
+            "Every this many days the nightly run evaluates every item; on other nights only "
+            "items younger than fresh_item_days (and every seller)."
+        ),
+    )
+    fresh_item_days: int = Field(
+        7, ge=1, description="Items this young are evaluated every night."
     )
     appeal_rate_honest: float = Field(0.45, ge=0, le=1, description="Appeal rate, wrongly blocked.")
     appeal_rate_violating: float = Field(0.06, ge=0, le=1, description="Appeal rate, rightly hit.")

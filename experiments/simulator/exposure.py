@@ -110,7 +110,7 @@ def _listing_traffic(
     lst = world.listings
     h = lst.hidden
     idx, start_frac, age = _alive(lst.created_us, t0, t1)
-    decay = 0.04 + 0.96 * np.exp(-age / 9.0)
+    decay = 0.015 + 0.985 * np.exp(-age / 8.0)
     lam0 = scale * h["appeal"][idx] * decay * (1.0 - start_frac) * _weekday_factor(t0)
     member = {
         Channel.SHOP_TAB: np.ones(idx.size, dtype=bool),

@@ -30,6 +30,9 @@ POLICY_INDEX: dict[Policy, int] = {p: i for i, p in enumerate(Policy)}
 #: Categories where the late weight-loss claim wording appears.
 EMERGING_CATEGORIES: tuple[str, ...] = ("supplements", "skincare", "fitness")
 
+#: Honest sellers below this latent quality are junk shops whose goods are mostly low quality.
+JUNK_QUALITY = -1.4
+
 #: A seller violates a policy when at least this many of its listings do ...
 SELLER_MIN_VIOLATING = 2
 #: ... and they are at least this share of its listings.
@@ -55,8 +58,14 @@ def listing_scheme_logits(
     honest_logit = -4.7 + 0.5 * (seller_propensity[:, None] + 1.0)
     bad_logit = -3.1 + 3.6 * seller_specialty
     logits = category_risk + np.where(bad, bad_logit, honest_logit)
+    # low quality is mostly a seller trait: honest "junk" shops (very low quality) ship it too
     lq = LISTING_POLICIES.index(Policy.LOW_QUALITY)
-    logits[:, lq] += -0.9 * seller_quality + np.where(seller_bad, 0.0, 0.6)
+    junk = ~seller_bad & (seller_quality < JUNK_QUALITY)
+    logits[:, lq] = (
+        category_risk[:, lq]
+        + np.where(seller_bad, bad_logit[:, lq], np.where(junk, -0.4, -4.9))
+        - 0.3 * seller_quality
+    )
     mc = LISTING_POLICIES.index(Policy.MISLEADING_CLAIM)
     logits[:, mc] += 1.6 * emerging
     return logits
@@ -87,7 +96,7 @@ def listing_truth_logits(
     cheap_brand = has_brand & (price_ratio < 0.45)
     out[:, 0] = (
         -4.9
-        + 5.0 * cf
+        + 6.0 * cf
         + 0.7 * (term_lexicon[Policy.COUNTERFEIT] & has_brand)
         + 0.9 * cheap_brand
         + 0.5 * shared_image * ~is_official
@@ -95,10 +104,10 @@ def listing_truth_logits(
         - 0.4 * verification_business
         - 0.8 * ~has_brand
     )
-    out[:, 1] = -5.6 + 6.0 * pr + 0.4 * verification_none
+    out[:, 1] = -5.8 + 6.8 * pr + 0.4 * verification_none
     out[:, 2] = (
         -5.0
-        + 5.2 * mc
+        + 6.2 * mc
         + 0.6 * (term_lexicon[Policy.MISLEADING_CLAIM] & health_category & ~is_official)
         + 0.4 * verification_none
         - 1.5 * is_official
@@ -106,14 +115,14 @@ def listing_truth_logits(
     deep_full_price = (discount_depth > 0.55) & (price_ratio > 0.9)
     out[:, 3] = (
         -5.0
-        + 5.3 * fd
+        + 6.2 * fd
         + 0.9 * deep_full_price
         + 0.4 * (deep_full_price & in_campaigns)
         - 1.0 * is_official
     )
     out[:, 4] = (
         -4.4
-        + 4.6 * lq
+        + 5.6 * lq
         + 0.6 * (price_ratio < 0.5) * ~has_brand
         + 0.5 * spammy
         + 0.35 * np.maximum(-seller_quality, 0.0)
@@ -131,7 +140,7 @@ def video_scheme_logits(
     live: bool,
 ) -> np.ndarray:
     """(n, 3) scheme log-odds for videos or lives: counterfeit, claim, engagement fraud."""
-    cf = -5.2 + 4.6 * linked_scheme_cf + 0.4 * creator_claim_pusher
+    cf = -5.2 + 5.5 * linked_scheme_cf + 0.4 * creator_claim_pusher
     mc = -4.7 + 3.2 * linked_scheme_mc + 2.4 * creator_claim_pusher + 1.4 * emerging
     ef = -5.2 + 5.3 * creator_fraud_prone + (0.3 if live else 0.0)
     return np.stack([cf, mc, ef], axis=1)
@@ -150,9 +159,9 @@ def video_truth_logits(
 ) -> np.ndarray:
     """(n, 3) true log-odds for videos or lives: counterfeit, claim, engagement fraud."""
     s = scheme.astype(float)
-    cf = -5.2 + 4.8 * s[:, 0] + 1.3 * linked_violates_cf + 0.5 * term_lexicon_cf
-    mc = -5.0 + 5.0 * s[:, 1] + 0.5 * term_lexicon_mc + 0.6 * linked_violates_mc
-    ef = -5.0 + 5.4 * s[:, 2] + 0.5 * small_creator - 0.4 * creator_verified
+    cf = -5.2 + 5.8 * s[:, 0] + 3.0 * linked_violates_cf + 0.5 * term_lexicon_cf
+    mc = -5.0 + 6.0 * s[:, 1] + 0.5 * term_lexicon_mc + 0.6 * linked_violates_mc
+    ef = -5.0 + 6.4 * s[:, 2] + 0.5 * small_creator - 0.4 * creator_verified
     return np.stack([cf, mc, ef], axis=1) + hidden
 
 

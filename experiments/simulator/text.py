@@ -118,12 +118,12 @@ HONEST_LEXICON_PHRASES: dict[str, tuple[tuple[str, float], ...]] = {
     "jewelry": (("inspired by art deco", 0.05),),
     "bags": (("inspired by vintage travel trunks", 0.03),),
     "cosmetics": (("works with any LED gel cure lamp", 0.20),),
-    "skincare": (("clinically proven hydration", 0.10),),
-    "supplements": (("doctor approved dosage guide included", 0.05),),
-    "eyewear": (("frames ready for prescription lenses", 0.35),),
+    "skincare": (("clinically proven hydration", 0.02),),
+    "supplements": (("doctor approved dosage guide included", 0.02),),
+    "eyewear": (("frames ready for prescription lenses", 0.15),),
     "outdoor_gear": (("padded knuckle protection", 0.06),),
     "fitness": (("padded knuckle protection", 0.06),),
-    "smoking_accessories": (("nicotine-free herbal blend", 0.45),),
+    "smoking_accessories": (("nicotine-free herbal blend", 0.30),),
 }
 
 #: Official brand stores use `clinically proven` far more often (and truthfully).

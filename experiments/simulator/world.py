@@ -73,9 +73,8 @@ class World:
 
 def _ids(prefix: str, n: int) -> np.ndarray:
     width = max(6, len(str(n)))
-    return np.char.add(prefix, np.char.zfill(np.arange(1, n + 1).astype(str), width)).astype(
-        object
-    )
+    digits = pd.Series(np.arange(1, n + 1)).astype("str").str.zfill(width)
+    return (prefix + digits).to_numpy(dtype=object)
 
 
 def _to_us(start_us: int, days: np.ndarray) -> np.ndarray:
@@ -266,7 +265,7 @@ def _listings(
     price = _round_price(median * ratio)
     u = rng.random(n)
     depth = np.where(
-        u < 0.55, 0.0, np.where(u < 0.88, rng.uniform(0.05, 0.35, n), rng.uniform(0.35, 0.7, n))
+        u < 0.55, 0.0, np.where(u < 0.92, rng.uniform(0.05, 0.35, n), rng.uniform(0.35, 0.65, n))
     )
     depth = np.where(scheme[:, _FD], rng.uniform(0.6, 0.85, n), depth)
     list_price = np.where(depth > 0, np.maximum(np.round(price / (1 - depth)) - 0.01, price), price)
@@ -412,7 +411,7 @@ def _creators(
     claim = rng.random(n) < 0.10
     followers = np.where(
         fraud, rng.lognormal(np.log(800), 1.2, n), rng.lognormal(np.log(3000), 1.6, n)
-    ).clip(10, 5_000_000).astype(np.int64)
+    ).clip(10, 2_000_000).astype(np.int64)
     verified = rng.random(n) < np.where(fraud, 0.08, np.where(followers > 10_000, 0.6, 0.25))
     tenure = np.where(
         fraud, rng.lognormal(np.log(60), 1.0, n), rng.lognormal(np.log(400), 1.0, n)

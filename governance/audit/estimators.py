@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
+from statistics import NormalDist
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -137,7 +137,7 @@ def z_value(confidence: float) -> float:
     """Two-sided normal quantile for a confidence level (1.96 for 0.95)."""
     if not 0.0 < confidence < 1.0:
         raise EstimationError(f"confidence must be in (0, 1), got {confidence}")
-    return float(stats.norm.ppf(0.5 + confidence / 2.0))
+    return float(NormalDist().inv_cdf(0.5 + confidence / 2.0))
 
 
 def interval(

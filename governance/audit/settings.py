@@ -81,6 +81,7 @@ class AuditSettings(BaseSettings):
     slice_top_k: int = Field(10, ge=1, description="Slices kept per strategy and error kind.")
     slice_bins: int = Field(5, ge=2, le=20, description="Quantile bins of numeric features.")
     seed: int = 0
+    mlflow_experiment: str = Field("govrisk-audit", description="MLflow experiment of audit runs.")
 
 
 @lru_cache(maxsize=1)

@@ -136,8 +136,9 @@ def ingest_suggestions(
         }
         found = existing.get(str(row["suggestion_id"]))
         if found is None:
-            session.add(Suggestion(suggestion_id=str(row["suggestion_id"]), created_at=now,
-                                   **values))
+            session.add(
+                Suggestion(suggestion_id=str(row["suggestion_id"]), created_at=now, **values)
+            )
             inserted += 1
         elif found.status == SuggestionStatus.PENDING:
             for key, value in values.items():
@@ -333,8 +334,11 @@ def set_version_status(
     target = store.get(strategy_id, version)
     allowed = {
         StrategyStatus.ACTIVE: {StrategyStatus.SHADOW},
-        StrategyStatus.RETIRED: {StrategyStatus.SHADOW, StrategyStatus.ACTIVE,
-                                 StrategyStatus.DRAFT},
+        StrategyStatus.RETIRED: {
+            StrategyStatus.SHADOW,
+            StrategyStatus.ACTIVE,
+            StrategyStatus.DRAFT,
+        },
     }
     if status not in allowed:
         raise InvalidInputError(f"status: promote to active or retire; got {status.value}")
@@ -345,13 +349,12 @@ def set_version_status(
         )
     before = {s.ref: s.status for s in store.versions(strategy_id)}
     changed = store.set_status(strategy_id, version, status)
-    rows = [
-        _record_version(session, s, s.file_name, created_by=None, now=now) for s in changed
-    ]
+    rows = [_record_version(session, s, s.file_name, created_by=None, now=now) for s in changed]
     audit_log.record(
         session,
         actor=actor,
-        action="strategy_version.promote" if status == StrategyStatus.ACTIVE
+        action="strategy_version.promote"
+        if status == StrategyStatus.ACTIVE
         else "strategy_version.retire",
         target_type="strategy_version",
         target_id=target.ref,

@@ -137,9 +137,7 @@ def _random_labels(session: Session) -> list[_Label]:
     return labels
 
 
-def strategy_metrics(
-    session: Session, scopes: Mapping[str, tuple[str, str]]
-) -> list[MetricRow]:
+def strategy_metrics(session: Session, scopes: Mapping[str, tuple[str, str]]) -> list[MetricRow]:
     """Per strategy id: precision and recall from the random slice, and error exposure.
 
     `scopes` maps strategy id to (entity, policy): recall counts violating items of that entity
@@ -155,11 +153,13 @@ def strategy_metrics(
         policy = scope[1] if scope else (hit[0].policy if hit else "")
         if scope is not None:
             violating = [
-                lb for lb in labels
+                lb
+                for lb in labels
                 if lb.violating and lb.entity == scope[0] and lb.policy == scope[1]
             ]
-            recall = weighted_proportion((lb.weight, strategy_id in lb.strategies)
-                                         for lb in violating)
+            recall = weighted_proportion(
+                (lb.weight, strategy_id in lb.strategies) for lb in violating
+            )
             missed = [lb for lb in violating if strategy_id not in lb.strategies]
         else:
             recall, missed = Estimate(None, None, None, 0), []

@@ -207,8 +207,11 @@ def create(
         actor,
         "created",
         to_state=S.OPEN,
-        detail={"priority": priority.value, "due_at": escalation.due_at.isoformat(),
-                "item_held": held},
+        detail={
+            "priority": priority.value,
+            "due_at": escalation.due_at.isoformat(),
+            "item_held": held,
+        },
         now=now,
     )
     audit_log.record(
@@ -233,15 +236,18 @@ def _snapshot(escalation: Escalation) -> dict[str, Any]:
     }
 
 
-def _check_actor(actor: User, escalation: Escalation, to_state: EscalationState,
-                 assignee_id: int | None) -> None:
+def _check_actor(
+    actor: User, escalation: Escalation, to_state: EscalationState, assignee_id: int | None
+) -> None:
     manager = actor.role in _MANAGERS
     is_assignee = actor.id == escalation.assignee_id
     is_raiser = actor.id == escalation.raised_by_id
     current = escalation.state
     if to_state == S.ASSIGNED:
-        allowed = manager or (assignee_id == actor.id and current == S.OPEN) or (
-            is_assignee and current == S.IN_PROGRESS
+        allowed = (
+            manager
+            or (assignee_id == actor.id and current == S.OPEN)
+            or (is_assignee and current == S.IN_PROGRESS)
         )
     elif to_state == S.OPEN:
         allowed = manager or is_assignee
@@ -298,7 +304,10 @@ def transition(
                 assignee.id,
                 kind="escalation_assigned",
                 subject=f"Escalation #{escalation.id} assigned to you: {escalation.title}",
-                body=f"Priority {escalation.priority.value}, due {escalation.due_at:%Y-%m-%d %H:%M} UTC.",
+                body=(
+                    f"Priority {escalation.priority.value}, "
+                    f"due {escalation.due_at:%Y-%m-%d %H:%M} UTC."
+                ),
                 escalation_id=escalation.id,
                 now=now,
             )
@@ -376,7 +385,7 @@ def _release_item(session: Session, escalation: Escalation, *, now: datetime) ->
     )
     item = session.get(QueueItem, escalation.queue_item_id)
     if item is not None and not still_open:
-        queue.return_from_escalation(session, item, now=now)
+        queue.return_from_escalation(item, now=now)
 
 
 def comment(
@@ -432,8 +441,14 @@ def flag_breaches(session: Session, *, now: datetime | None = None) -> list[Esca
     )
     for escalation in breached:
         escalation.breached_at = now
-        _event(session, escalation, None, "sla_breached",
-               detail={"due_at": escalation.due_at.isoformat()}, now=now)
+        _event(
+            session,
+            escalation,
+            None,
+            "sla_breached",
+            detail={"due_at": escalation.due_at.isoformat()},
+            now=now,
+        )
         for user_id in {escalation.raised_by_id, escalation.assignee_id} - {None}:
             assert user_id is not None
             notify(

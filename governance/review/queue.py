@@ -261,8 +261,9 @@ def ingest_flags(
     left alone. Each item is routed to the first team whose policies include its policy.
     """
     df = validate_flags(flags)
-    return _compute_ingest(session, df, source=source, exposure=exposure or {}, actor=actor,
-                           now=now or utcnow())
+    return _compute_ingest(
+        session, df, source=source, exposure=exposure or {}, actor=actor, now=now or utcnow()
+    )
 
 
 def _compute_ingest(
@@ -351,8 +352,9 @@ def _compute_ingest(
 # --------------------------------------------------------------------------------------------
 
 
-def _visible(query: sa.Select[Any], user: User) -> sa.Select[Any]:
-    teams = visible_team_ids(user)
+def _visible(query: sa.Select[Any], user: User | None) -> sa.Select[Any]:
+    """Restrict to items `user` may see (no restriction for None: trusted callers)."""
+    teams = visible_team_ids(user) if user is not None else None
     if teams is None:
         return query
     return query.where(sa.or_(QueueItem.team_id.in_(teams), QueueItem.team_id.is_(None)))
@@ -396,8 +398,10 @@ def list_items(
     return list(session.scalars(query))
 
 
-def queue_stats(session: Session, user: User, *, now: datetime | None = None) -> dict[str, int]:
-    """Counts of visible items: pending (free), leased, escalated, judged, total."""
+def queue_stats(
+    session: Session, user: User | None, *, now: datetime | None = None
+) -> dict[str, int]:
+    """Counts of items `user` may see (all for None): open, leased, escalated, judged."""
     now = now or utcnow()
     leased = sa.and_(
         QueueItem.status == QueueStatus.PENDING,
@@ -546,12 +550,13 @@ def claim_next(
             break
     else:  # every candidate was taken under us; let the client retry
         return None
-    session.execute(
-        sa.update(Lease)
-        .where(Lease.queue_item_id == item_id, Lease.outcome.is_(None))
-        .values(outcome=LeaseOutcome.EXPIRED, ended_at=Lease.expires_at)
-        .execution_options(synchronize_session=False)
+    expired = session.scalar(
+        sa.select(Lease).where(Lease.queue_item_id == item_id, Lease.outcome.is_(None))
     )
+    if expired is not None:  # the previous holder's lease ran out: account for it
+        expired.outcome = LeaseOutcome.EXPIRED
+        expired.ended_at = expired.expires_at
+        session.flush()
     lease = Lease(queue_item_id=item_id, user_id=user.id, claimed_at=now, expires_at=expires_at)
     session.add(lease)
     session.flush()
@@ -743,9 +748,7 @@ def _not_judgeable(item: QueueItem, user: User) -> str:
     return f"queue item {item.id} cannot be judged now"
 
 
-def hold_for_escalation(
-    session: Session, user: User, item: QueueItem, *, now: datetime
-) -> bool:
+def hold_for_escalation(session: Session, user: User, item: QueueItem, *, now: datetime) -> bool:
     """Take a pending item out of the queue while it is escalated (False if someone holds it)."""
     held = session.execute(
         sa.update(QueueItem)
@@ -772,7 +775,7 @@ def hold_for_escalation(
     return True
 
 
-def return_from_escalation(session: Session, item: QueueItem, *, now: datetime) -> None:
+def return_from_escalation(item: QueueItem, *, now: datetime) -> None:
     """Put an escalated item back in the queue (when no other escalation still holds it)."""
     if item.status == QueueStatus.ESCALATED:
         item.status = QueueStatus.PENDING

@@ -46,7 +46,9 @@ class ReviewSettings(BaseSettings):
 
     def resolved_strategies_dir(self) -> Path:
         """Where strategy YAML versions live."""
-        return self.strategies_dir if self.strategies_dir is not None else self.data_dir / "strategies"
+        if self.strategies_dir is not None:
+            return self.strategies_dir
+        return self.data_dir / "strategies"
 
     def sla_hours(self, priority: str) -> float:
         """Hours allowed to resolve an escalation of `priority`."""

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from features.vocabulary import StrategyStatus
 from governance.registry import StrategyRegistry
-from governance.strategy import Strategy, StrategyError, dump_strategy, format_ref, parse_strategy
 from governance.review.errors import InvalidInputError, NotFoundError
+from governance.strategy import Strategy, StrategyError, dump_strategy, format_ref, parse_strategy
 
 _WRITE_ATTEMPTS = 5
 
@@ -51,7 +51,8 @@ class StrategyStore:
         for strategy in self.versions(strategy_id):
             if strategy.version == version:
                 return strategy
-        raise NotFoundError(f"strategy {format_ref(strategy_id, version)} is not in {self.directory}")
+        ref = format_ref(strategy_id, version)
+        raise NotFoundError(f"strategy {ref} is not in {self.directory}")
 
     def yaml_text(self, strategy_id: str, version: int) -> str | None:
         """The YAML of one version, or None when it does not exist."""
@@ -85,9 +86,7 @@ class StrategyStore:
             f"could not find a free version number for {proposed.id!r} in {self.directory}"
         )
 
-    def set_status(
-        self, strategy_id: str, version: int, status: StrategyStatus
-    ) -> list[Strategy]:
+    def set_status(self, strategy_id: str, version: int, status: StrategyStatus) -> list[Strategy]:
         """Change one version's status; activating retires the previously active version.
 
         Returns every version whose status changed.

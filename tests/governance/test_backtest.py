@@ -78,7 +78,10 @@ FRAMES = {
 A = _strategy("a", {"feature": "price", "op": ">=", "value": 10})
 B = _strategy("b", {"feature": "price", "op": ">=", "value": 5})
 C = _strategy(
-    "c", {"feature": "category", "op": "==", "value": "bags"}, action="demote", channels=("shop_tab",)
+    "c",
+    {"feature": "category", "op": "==", "value": "bags"},
+    action="demote",
+    channels=("shop_tab",),
 )
 SCORED = _strategy("d", {"feature": "p_counterfeit", "op": ">", "value": 0.9})
 VIDEO = _strategy(
@@ -264,7 +267,17 @@ def test_cli_backtest_replays_the_last_days(
     out = tmp_path / "bt"
     result = CliRunner(env={"COLUMNS": "200"}).invoke(
         build_app(),
-        ["strategies", "backtest", "a@v2", "--data", str(tmp_path), "--days", "2", "--out", str(out)],
+        [
+            "strategies",
+            "backtest",
+            "a@v2",
+            "--data",
+            str(tmp_path),
+            "--days",
+            "2",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert seen == [D2.to_pydatetime(), D3.to_pydatetime()]
@@ -273,3 +286,18 @@ def test_cli_backtest_replays_the_last_days(
     assert "a@v1" in result.output  # the active version of the same id is compared too
     assert "old@v1" not in result.output  # retired versions are not
     assert (out / "backtest_a@v2_overlap.parquet").exists()
+
+
+def test_a_strategy_that_never_fires_reports_zeros() -> None:
+    never = _strategy("never", {"feature": "price", "op": ">", "value": 1e9})
+    result = backtest_strategy(never, frames_by_day=FRAMES, exposure=_exposure(), others=[B])
+    assert result.hits.empty and list(result.hits.columns) == ["day", "item_id", "channel"]
+    assert len(result.daily) == 6 and result.daily["items_hit"].sum() == 0
+    assert result.daily["channel_impressions"].sum() == 880
+    assert result.channels["items"].tolist() == [0, 0]
+    row = result.overlap.iloc[0]
+    assert (row["n_self"], row["n_both"], row["jaccard"]) == (0, 0, 0.0)
+    assert not row["redundant"] and not row["conflicting"]
+    hits, _ = daily_hits([never], FRAMES)
+    assert hits.empty and hits["day"].dtype == "datetime64[us]"
+    assert str(hits["item_id"].dtype) == "str"

@@ -267,9 +267,7 @@ def test_many_strategies_share_predicate_masks() -> None:
     assert _rows(masks["a@v1"]) == [0, 4] and _rows(masks["b@v1"]) == [0, 2, 4, 5]
     assert masks["a@v1"] is masks["c@v2"]
     video_frame = pd.DataFrame({"item_id": ["v1", "v2"], "views": [0, 5]})
-    hits = evaluate_strategies(
-        [a, b, c, video], {Entity.LISTING: df, Entity.VIDEO: video_frame}
-    )
+    hits = evaluate_strategies([a, b, c, video], {Entity.LISTING: df, Entity.VIDEO: video_frame})
     separate = pd.concat(
         [evaluate_strategy(s, df) for s in (a, b, c)] + [evaluate_strategy(video, video_frame)],
         ignore_index=True,

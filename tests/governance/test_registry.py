@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from governance.evaluator import FeatureType
 from governance.registry import (
     StrategyNotFoundError,
     StrategyRegistry,
+    catalog_feature_types,
     strategies_dir,
     write_version,
 )
@@ -255,7 +258,28 @@ def test_add_and_promote_through_the_registry(data_dir: Path) -> None:
 # -- CLI -----------------------------------------------------------------------------------
 
 
-def test_cli_list_show_validate(data_dir: Path) -> None:
+def _fake_catalogue(monkeypatch: pytest.MonkeyPatch) -> None:
+    def feature_types(entity: Entity) -> dict[str, FeatureType]:
+        if entity is Entity.SELLER:
+            raise KeyError(entity)
+        return FEATURE_TYPES[entity]
+
+    module = types.ModuleType("features.catalog")
+    module.feature_types = feature_types  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "features.catalog", module)
+
+
+def test_catalogue_feature_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_catalogue(monkeypatch)
+    types_by_entity = catalog_feature_types()
+    assert set(types_by_entity) == {Entity.LISTING, Entity.VIDEO, Entity.LIVE}
+    assert types_by_entity[Entity.LISTING]["listing_category"] == "categorical"
+    monkeypatch.setitem(sys.modules, "features.catalog", None)
+    with pytest.raises(ImportError, match="feature catalogue is unavailable"):
+        catalog_feature_types()
+
+
+def test_cli_list_show(data_dir: Path) -> None:
     runner = CliRunner(env={"COLUMNS": "300"})
     app = build_app()
     listed = runner.invoke(
@@ -274,14 +298,29 @@ def test_cli_list_show_validate(data_dir: Path) -> None:
     missing = runner.invoke(app, ["strategies", "show", "termz", "--data", str(data_dir)])
     assert missing.exit_code == 1 and "did you mean terms" in missing.output
 
+
+def test_cli_validate(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner(env={"COLUMNS": "300"})
+    app = build_app()
+    _fake_catalogue(monkeypatch)
     valid = runner.invoke(app, ["strategies", "validate", "--data", str(data_dir)])
     assert valid.exit_code == 0, valid.output
-    assert "6 strategy version(s)" in valid.output
+    assert "6 strategy version(s) of 3 strategies" in valid.output
+    assert "warning" not in valid.output
 
-    _write(strategies_dir(data_dir), "bad@v1.yaml", _yaml("bad", 1).replace("block", "ban"))
+    d = strategies_dir(data_dir)
+    _write(d, "bad@v1.yaml", _yaml("bad", 1).replace("block", "ban"))
+    _write(d, "typo@v1.yaml", _yaml("typo", 1, condition="{feature: listing_categry, op: is_null}"))
     invalid = runner.invoke(app, ["strategies", "validate", "--data", str(data_dir)])
     assert invalid.exit_code == 1
-    assert "bad@v1.yaml" in invalid.output and "action" in invalid.output
+    assert "bad@v1.yaml: action: got 'ban'" in invalid.output
+    assert "did you mean listing_category" in invalid.output
+
+    monkeypatch.setitem(sys.modules, "features.catalog", None)
+    unchecked = runner.invoke(app, ["strategies", "validate", "--data", str(data_dir)])
+    assert unchecked.exit_code == 1
+    assert "feature catalogue is unavailable" in unchecked.output
+    assert "did you mean listing_category" not in unchecked.output
 
 
 def test_dumped_registry_files_reload_identically(data_dir: Path) -> None:

@@ -385,3 +385,12 @@ def test_dump_parse_round_trip(strategy: Strategy) -> None:
     text = dump_strategy(strategy)
     assert parse_strategy(text) == strategy
     assert isinstance(yaml.safe_load(text), dict)
+
+
+def test_the_documented_example_is_valid() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "strategies.md"
+    block = docs.read_text(encoding="utf-8").split("```yaml\n", 1)[1].split("```", 1)[0]
+    s = parse_strategy(block, source=str(docs))
+    assert s.ref == "listing-counterfeit-terms@v2"
+    assert s.parent == "listing-counterfeit-terms@v1"
+    assert s.created_at == datetime(2024, 5, 1, 9, 30)

@@ -174,12 +174,14 @@ def make_world(n: int = 3000, seed: int = 0, flip_rate: float = 0.04) -> World:
     for sampling, idx, pi in draws:
         for i in idx:
             v = bool(y[i]) ^ bool(rng.random() < flip_rate)
-            lab_rows.append((ids[i], "violating" if v else "not_violating", sampling, pi[i]))
-    # A few double reviews so the flip rate is estimable.
-    for i in rng.choice(n, size=n // 10, replace=False):
-        v = bool(y[i]) ^ bool(rng.random() < flip_rate)
-        lab_rows.append((ids[i], "violating" if v else "not_violating", "double", 1.0))
-    lab = pd.DataFrame(lab_rows, columns=["item_id", "verdict", "sampling", "pi"])
+            lab_rows.append((ids[i], "violating" if v else "not_violating", sampling, pi[i], "R0"))
+            if sampling != "appeal" and rng.random() < 0.3:
+                # Double review of the same draw by another moderator (same design, same pi).
+                v2 = bool(y[i]) ^ bool(rng.random() < flip_rate)
+                lab_rows.append(
+                    (ids[i], "violating" if v2 else "not_violating", sampling, pi[i], "R1")
+                )
+    lab = pd.DataFrame(lab_rows, columns=["item_id", "verdict", "sampling", "pi", "reviewer"])
     labels = pd.DataFrame(
         {
             "label_id": pd.Series([f"A{i}" for i in range(len(lab))], dtype="str"),
@@ -187,18 +189,14 @@ def make_world(n: int = 3000, seed: int = 0, flip_rate: float = 0.04) -> World:
             "item_id": lab["item_id"].astype("str"),
             "policy": pd.Series(["counterfeit"] * len(lab), dtype="str"),
             "verdict": lab["verdict"].astype("str"),
-            "reviewer_id": pd.Series(
-                [f"R{i % 7}" if s != "double" else "R99" for i, s in enumerate(lab["sampling"])],
-                dtype="str",
+            "reviewer_id": lab["reviewer"].astype("str"),
+            "reviewed_at": pd.Series(
+                [START + timedelta(days=DAYS)] * len(lab), dtype="datetime64[us]"
             ),
-            "reviewed_at": pd.Series([START + timedelta(days=DAYS)] * len(lab),
-                                     dtype="datetime64[us]"),
-            "sampling": lab["sampling"].replace("double", "model_ranked").astype("str"),
+            "sampling": lab["sampling"].astype("str"),
             "inclusion_probability": lab["pi"].astype(float),
         }
     )
-    # Double reviews reuse the random design's item but a different reviewer; record them as
-    # model_ranked draws with pi = 1 would bias estimates, so tests exclude that design.
     truth = pd.DataFrame(
         {"entity": "listing", "item_id": ids, "policy": "counterfeit", "violating": y}
     )

@@ -1,0 +1,346 @@
+"""Batch feature build: contract tables -> one scoring frame per target entity + a snapshot.
+
+Point in time: every input row is cut at `as_of` first (created / registered / started /
+decided / occurred strictly before it; exposure days only once complete), and nothing after
+the cut is read again. `audit_labels` is never read. All aggregation runs as DuckDB SQL over
+Arrow; item-level features run as vectorised numpy/Arrow functions shared with the online path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features.catalog import frame_features, frame_spec
+from features.columns import Columns, arrow_to_columns, columns_to_arrow, to_datetime64, to_frame
+from features.contract import ContractError, Problem, find_column_problems
+from features.creator import content_sql, creators_sql
+from features.engine import connect, timestamp_literal
+from features.exposure import activity_sql, activity_table, item_aggregates_sql
+from features.frames import JOINS, LISTINGS_TABLE, SNAPSHOT_TABLES, compute_frame
+from features.listing import ITEM_AGGREGATE_INPUTS, listing_base_sql, listing_columns
+from features.seller import sellers_sql
+from features.snapshot import (
+    FeatureSnapshot,
+    LookupJoin,
+    TableInfo,
+    context_name,
+    sorted_category_prices,
+)
+from features.tables import TABLES, ColumnSpec
+from features.vocabulary import Entity
+
+#: Contract tables a build reads (audit_labels is deliberately absent).
+INPUT_TABLES = (
+    "sellers",
+    "creators",
+    "listings",
+    "videos",
+    "live_sessions",
+    "channel_exposure",
+    "strategy_decisions",
+    "outcomes",
+)
+
+#: Steps reported to `on_step`, in order.
+BUILD_STEPS = (
+    "register tables",
+    "aggregate history",
+    "listing features",
+    "seller and creator aggregates",
+    "listing frame",
+    "video frame",
+    "live frame",
+    "seller frame",
+)
+
+# View name and the cut applied to each input table.
+_CUTS = {
+    "sellers": ("sellers", "registered_at < {as_of}"),
+    "creators": ("creators", "registered_at < {as_of}"),
+    "listings": ("listings", "created_at < {as_of}"),
+    "videos": ("videos", "created_at < {as_of}"),
+    "live_sessions": ("live_sessions", "started_at < {as_of}"),
+    "channel_exposure": ("exposure", "day + INTERVAL 1 DAY <= {as_of}"),
+    "strategy_decisions": ("decisions", "decided_at < {as_of}"),
+    "outcomes": ("outcomes", "occurred_at < {as_of}"),
+}
+
+_ITEM_VIEW = {
+    Entity.LISTING: "listings",
+    Entity.VIDEO: "videos",
+    Entity.LIVE: "live_sessions",
+    Entity.SELLER: "sellers",
+}
+_ITEM_TABLE = {
+    Entity.LISTING: "listings",
+    Entity.VIDEO: "videos",
+    Entity.LIVE: "live_sessions",
+    Entity.SELLER: "sellers",
+}
+
+# Listing features are computed before seller aggregates exist, from the seller profile only.
+_SELLER_PROFILES = "seller_profiles"
+_LISTING_ITEM_JOINS = (
+    *JOINS[Entity.LISTING][:3],
+    LookupJoin(_SELLER_PROFILES, "seller", ("seller_id",)),
+)
+_LISTING_FRAME_JOINS = JOINS[Entity.LISTING][3:]
+
+
+@dataclass(frozen=True)
+class FeatureBuild:
+    """What a build produces: the frames asked for and the snapshot online lookups read."""
+
+    as_of: np.datetime64
+    frames: dict[Entity, pd.DataFrame]
+    snapshot: FeatureSnapshot
+
+
+def build_frames(
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    as_of: datetime | np.datetime64,
+    entities: Iterable[Entity | str] = tuple(Entity),
+    threads: int | None = None,
+) -> dict[Entity, pd.DataFrame]:
+    """One scoring frame per target entity as of `as_of`: `item_id`, then declared features.
+
+    Rows are the items created strictly before `as_of`, sorted by `item_id`; only input rows
+    strictly before `as_of` are used; `audit_labels` is never read.
+    """
+    return build_features(tables, as_of=as_of, entities=entities, threads=threads).frames
+
+
+def build_features(
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    as_of: datetime | np.datetime64,
+    entities: Iterable[Entity | str] = tuple(Entity),
+    threads: int | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> FeatureBuild:
+    """`build_frames` plus the feature snapshot; `on_step` is called as each step starts."""
+    wanted = _entities(entities)
+    problems = check_tables(tables)
+    if problems:
+        raise ContractError(problems)
+    return _compute_build(
+        {name: tables[name] for name in INPUT_TABLES},
+        as_of=to_datetime64(as_of),
+        entities=wanted,
+        threads=threads,
+        on_step=on_step or (lambda _step: None),
+    )
+
+
+def check_tables(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
+    """Missing input tables and missing or wrongly typed columns (no value checks)."""
+    problems: list[Problem] = []
+    for name in INPUT_TABLES:
+        if name not in tables:
+            problems.append(Problem(name, None, "table missing from the build input", 0, ()))
+            continue
+        problems.extend(find_column_problems(name, tables[name]))
+    return problems
+
+
+def _entities(entities: Iterable[Entity | str]) -> tuple[Entity, ...]:
+    out = []
+    for entity in entities:
+        try:
+            out.append(Entity(entity))
+        except ValueError:
+            raise ValueError(
+                f"unknown entity {entity!r}; choose from {[e.value for e in Entity]}"
+            ) from None
+    return tuple(dict.fromkeys(out))
+
+
+def _arrow_type(col: ColumnSpec) -> pa.DataType:
+    return {
+        "string": pa.string(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+        "timestamp": pa.timestamp("us"),
+        "date": pa.timestamp("us"),
+    }[col.kind]
+
+
+def _to_arrow(name: str, df: pd.DataFrame) -> pa.Table:
+    spec = TABLES[name]
+    schema = pa.schema([pa.field(c.name, _arrow_type(c)) for c in spec.columns])
+    table = pa.Table.from_pandas(df[spec.column_names], preserve_index=False)
+    return table.cast(schema, safe=False)
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    return con.sql(sql).to_arrow_table()
+
+
+def _duck_name(table: str) -> str:
+    return f"snap_{table}" if table in SNAPSHOT_TABLES else table
+
+
+def _context_sql(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    items: str,
+    item_columns: Sequence[str],
+    key: str,
+    joins: Sequence[LookupJoin],
+    infos: Mapping[str, TableInfo],
+) -> str:
+    select = [f'i."{c}"' for c in item_columns]
+    sources = [f"{items} AS i"]
+    aliases: dict[str, str] = {}
+    for n, join in enumerate(joins):
+        alias = f"j{n}"
+        info = infos[join.table]
+        conditions = []
+        for key_column, on in zip(info.key, join.on, strict=True):
+            if "." in on:
+                prefix, column = on.split(".", 1)
+                source = f'{aliases[prefix]}."{column}"'
+            else:
+                source = f'i."{on}"'
+            conditions.append(f'{alias}."{key_column}" = {source}')
+        sources.append(f"LEFT JOIN {_duck_name(join.table)} AS {alias} ON {' AND '.join(conditions)}")
+        aliases[join.prefix] = alias
+        columns = [r[0] for r in con.sql(f"DESCRIBE {_duck_name(join.table)}").fetchall()]
+        for c in columns:
+            if c in info.key:
+                continue
+            value = f'{alias}."{c}"'
+            if c in info.zero_fill:
+                value = f"coalesce({value}, 0)"
+            select.append(f'{value} AS "{context_name(join.prefix, c)}"')
+    return f"SELECT {', '.join(select)} FROM {' '.join(sources)} ORDER BY i.\"{key}\""
+
+
+def _context(
+    con: duckdb.DuckDBPyConnection,
+    entity: Entity,
+    joins: Sequence[LookupJoin],
+    infos: Mapping[str, TableInfo],
+) -> Columns:
+    table = _ITEM_TABLE[entity]
+    sql = _context_sql(
+        con,
+        items=_ITEM_VIEW[entity],
+        item_columns=TABLES[table].column_names,
+        key=frame_spec(entity).key,
+        joins=joins,
+        infos=infos,
+    )
+    return arrow_to_columns(_fetch(con, sql))
+
+
+def _compute_build(
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    as_of: np.datetime64,
+    entities: tuple[Entity, ...],
+    threads: int | None,
+    on_step: Callable[[str], None],
+) -> FeatureBuild:
+    cut = timestamp_literal(as_of)
+    infos = {**SNAPSHOT_TABLES, _SELLER_PROFILES: TableInfo(key=("seller_id",))}
+    con = connect(threads=threads)
+    try:
+        on_step(BUILD_STEPS[0])
+        for name, df in tables.items():
+            view, condition = _CUTS[name]
+            con.register(f"raw_{name}", _to_arrow(name, df))
+            con.execute(
+                f"CREATE TEMP VIEW {view} AS SELECT * FROM raw_{name} "
+                f"WHERE {condition.format(as_of=cut)}"
+            )
+
+        on_step(BUILD_STEPS[1])
+        for sql in [*listing_base_sql(cut), *item_aggregates_sql(cut), content_sql()]:
+            con.execute(sql)
+        snap: dict[str, pa.Table] = {
+            name: _fetch(con, f"SELECT * FROM snap_{name}")
+            for name in ("categories", "category_prices", "images", "image_sellers")
+        }
+
+        on_step(BUILD_STEPS[2])
+        ctx = _context(con, Entity.LISTING, _LISTING_ITEM_JOINS, infos)
+        listing_set = listing_columns(
+            ctx, as_of=as_of, sorted_prices=sorted_category_prices(snap["category_prices"])
+        )
+        items = {
+            "listing_id": ctx["listing_id"],
+            "seller_id": ctx["seller_id"],
+            "category": ctx["category"],
+            "created_at": ctx["created_at"],
+            **{column: listing_set[name] for column, name in ITEM_AGGREGATE_INPUTS.items()},
+        }
+        con.register("listing_items", columns_to_arrow(items))
+
+        on_step(BUILD_STEPS[3])
+        con.execute(sellers_sql(cut))
+        con.execute(creators_sql(cut))
+        for entity in Entity:
+            con.execute(activity_sql(entity))
+        for name in ("sellers", "creators", *(activity_table(e) for e in Entity)):
+            snap[name] = _fetch(con, f"SELECT * FROM snap_{name}")
+
+        snapshot = FeatureSnapshot(
+            as_of=as_of,
+            tables=snap,
+            infos=SNAPSHOT_TABLES,
+            versions={},
+        )
+        frames: dict[Entity, pd.DataFrame] = {}
+
+        on_step(BUILD_STEPS[4])
+        ctx.update(_context(con, Entity.LISTING, _LISTING_FRAME_JOINS, infos))
+        listing_frame = compute_frame(
+            Entity.LISTING, ctx, as_of=as_of, snapshot=snapshot, precomputed={"listing": listing_set}
+        )
+        del listing_set
+        listings = columns_to_arrow(
+            {"listing_id": ctx["listing_id"], "seller_id": ctx["seller_id"], **listing_frame}
+        )
+        snap[LISTINGS_TABLE] = listings
+        con.register(f"snap_{LISTINGS_TABLE}", listings)
+        if Entity.LISTING in entities:
+            frames[Entity.LISTING] = to_frame(
+                "item_id", ctx["listing_id"], listing_frame, frame_features(Entity.LISTING)
+            )
+        del ctx, listing_frame
+
+        for step, entity in zip(
+            BUILD_STEPS[5:], (Entity.VIDEO, Entity.LIVE, Entity.SELLER), strict=True
+        ):
+            on_step(step)
+            if entity not in entities:
+                continue
+            ctx = _context(con, entity, JOINS[entity], infos)
+            columns = compute_frame(entity, ctx, as_of=as_of, snapshot=snapshot)
+            frames[entity] = to_frame(
+                "item_id", ctx[frame_spec(entity).key], columns, frame_features(entity)
+            )
+            del ctx, columns
+    finally:
+        con.close()
+
+    from features.catalog import feature_set_versions
+
+    snapshot = FeatureSnapshot(
+        as_of=as_of, tables=snap, infos=SNAPSHOT_TABLES, versions=feature_set_versions()
+    )
+    return FeatureBuild(
+        as_of=as_of,
+        frames={e: frames[e] for e in entities if e in frames},
+        snapshot=snapshot,
+    )

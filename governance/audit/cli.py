@@ -1,0 +1,127 @@
+"""`govrisk audit`: estimate every strategy's accuracy and write tables and the HTML report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def audit(
+    data: Annotated[
+        Path, typer.Option("--data", help="Data directory holding tables/ and strategies/.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the audit into.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="Model bundle URI or path; `{entity}` and `{policy}` are filled per target "
+            "(default models:/govrisk-{entity}-{policy}@champion).",
+        ),
+    ] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Parquet of calibrated predictions (entity, item_id, policy, p) instead of "
+            "--model.",
+        ),
+    ] = None,
+    oof: Annotated[
+        Path | None,
+        typer.Option(
+            "--oof", help="Out-of-fold predictions parquet from `govrisk train` (oof_p)."
+        ),
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", help="Audit the data before this time (default: period end)."),
+    ] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option("--tracking-uri", help="MLflow tracking URI to log the audit run to."),
+    ] = None,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip the HTML report.")
+    ] = False,
+) -> None:
+    """Audit every strategy: precision/recall with intervals, ranked likely errors, root-cause
+    slices and suggested changes, written as Parquet tables and one offline HTML report."""
+    import pandas as pd
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from governance.audit.pipeline import run_audit
+
+    console = Console()
+    if model is not None and predictions is not None:
+        console.print("[red]pass either --model or --predictions, not both[/red]")
+        raise typer.Exit(2)
+    preds = pd.read_parquet(predictions) if predictions is not None else None
+    oof_df = pd.read_parquet(oof) if oof is not None else None
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as bar:
+        task = bar.add_task("loading", total=7)
+
+        def step(name: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=name)
+
+        try:
+            result = run_audit(
+                data,
+                out_dir=out,
+                model_uri=model,
+                predictions=preds,
+                oof=oof_df,
+                as_of=as_of,
+                tracking_uri=tracking_uri,
+                write_report=not no_report,
+                on_progress=step,
+            )
+        except (ValueError, FileNotFoundError, KeyError) as err:
+            console.print(f"[red]{err}[/red]", soft_wrap=True, highlight=False)
+            raise typer.Exit(1) from err
+
+    m = result.metrics
+    rows = m[(m["channel"] == "all") & (m["strategy"] != "*")]
+    table = Table(title=f"Strategy audit as of {result.as_of:%Y-%m-%d}")
+    for col in ("strategy", "actioned", "precision [95% CI]", "recall [95% CI]", "est. FP",
+                "est. FN", "labels"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for _, r in rows.sort_values("precision").iterrows():
+        table.add_row(
+            str(r["strategy"]),
+            f"{int(r['n_actioned']):,}",
+            _pct(r["precision"], r["precision_low"], r["precision_high"]),
+            _pct(r["recall"], r["recall_low"], r["recall_high"]),
+            f"{r['fp']:,.0f}",
+            f"{r['fn']:,.0f}",
+            f"{int(r['n_labels'])}",
+        )
+    console.print(table)
+    console.print(
+        f"flip rate {result.flip_rate:.3f} ({result.flip_rate_source}); "
+        f"{len(result.flags):,} flags, {len(result.slices):,} slices, "
+        f"{len(result.suggestions):,} suggestions"
+    )
+    for key, path in result.paths.items():
+        console.print(f"  {key}: {path}")
+    if result.run_id:
+        console.print(f"  MLflow run: {result.run_id}")
+
+
+def _pct(p: float, lo: float, hi: float) -> str:
+    if p != p:  # NaN: nothing actioned
+        return "–"
+    return f"{p:.1%} [{lo:.1%}, {hi:.1%}]"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `govrisk audit` to the root app."""
+    app.command("audit")(audit)

@@ -1,0 +1,369 @@
+"""`run_audit`: load a data directory, score it, estimate, rank, find slices, suggest, report."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.vocabulary import Entity, Policy, StrategyStatus
+from governance.audit.estimators import estimate_flip_rate
+from governance.audit.metrics import strategy_metrics
+from governance.audit.population import Population, build_populations
+from governance.audit.ranking import (
+    ReasonsFn,
+    posterior,
+    rank_flags,
+    reasons_from_bundles,
+    reasons_from_frame,
+)
+from governance.audit.sampling import audit_sample
+from governance.audit.settings import AuditSettings, get_settings
+from governance.audit.slices import audit_slices
+from governance.audit.suggestions import suggest
+from governance.strategy import Strategy
+
+log = logging.getLogger(__name__)
+
+#: Default model location: the champion of each (entity, policy) registered model.
+DEFAULT_MODEL_URI = "models:/govrisk-{entity}-{policy}@champion"
+#: Files `run_audit` writes into its output directory.
+OUTPUT_FILES = {
+    "metrics": "strategy_metrics.parquet",
+    "flags": "flags.parquet",
+    "slices": "slices.parquet",
+    "suggestions": "suggestions.parquet",
+    "report": "report.html",
+}
+ProgressFn = Callable[[str, int, int], None]
+_STEPS = ("load", "score", "estimate", "rank", "slices", "suggest", "write")
+
+
+@dataclass
+class AuditResult:
+    """Every table of one audit, the files written and the MLflow run (if any)."""
+
+    metrics: pd.DataFrame
+    flags: pd.DataFrame
+    slices: pd.DataFrame
+    suggestions: pd.DataFrame
+    populations: dict[tuple[Entity, Policy], Population]
+    flip_rate: float
+    flip_rate_source: str
+    as_of: datetime
+    paths: dict[str, Path] = field(default_factory=dict)
+    run_id: str | None = None
+    label_counts: dict[str, int] = field(default_factory=dict)
+
+
+def audited_strategies(
+    strategies: Sequence[Strategy], decisions: pd.DataFrame
+) -> list[Strategy]:
+    """Versions that took decisions in the data, plus active versions (which may have none)."""
+    pairs = set(
+        zip(
+            decisions["strategy_id"].astype(str),
+            decisions["strategy_version"].astype(int),
+            strict=True,
+        )
+    )
+    return [
+        s
+        for s in strategies
+        if (s.id, s.version) in pairs or s.status == StrategyStatus.ACTIVE
+    ]
+
+
+def period_end(tables: Mapping[str, pd.DataFrame]) -> datetime:
+    """Midnight after the last exposure day or decision: the default `as_of` of an audit."""
+    ends: list[pd.Timestamp] = []
+    ex = tables.get("channel_exposure")
+    if ex is not None and len(ex):
+        ends.append(pd.Timestamp(ex["day"].max()).normalize() + pd.Timedelta(days=1))
+    dec = tables.get("strategy_decisions")
+    if dec is not None and len(dec):
+        ends.append(pd.Timestamp(dec["decided_at"].max()).normalize() + pd.Timedelta(days=1))
+    if not ends:
+        raise ValueError("channel_exposure and strategy_decisions are empty: nothing to audit")
+    return max(ends).to_pydatetime()
+
+
+def run_audit(
+    data_dir: Path | str | None,
+    *,
+    out_dir: Path | str,
+    tables: Mapping[str, pd.DataFrame] | None = None,
+    model_uri: str | None = None,
+    predictions: pd.DataFrame | None = None,
+    oof: pd.DataFrame | None = None,
+    reasons: pd.DataFrame | None = None,
+    frames: Mapping[Entity, pd.DataFrame] | None = None,
+    strategies: Sequence[Strategy] | None = None,
+    as_of: datetime | None = None,
+    settings: AuditSettings | None = None,
+    tracking_uri: str | None = None,
+    write_report: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> AuditResult:
+    """Audit every strategy of `data_dir` and write the tables and report into `out_dir`.
+
+    Predictions come from `predictions` (entity, item_id, policy, p) or from model bundles at
+    `model_uri`, a template over `{entity}` and `{policy}` (default: each target's champion).
+    `tables`, `frames` and `strategies` skip loading tables, building features and loading
+    the registry (then `data_dir` may be None).
+    """
+    from features.loader import load_tables
+    from governance.registry import StrategyRegistry
+
+    cfg = settings or get_settings()
+    progress = on_progress or (lambda *_a: None)
+    data_path = Path(data_dir) if data_dir is not None else None
+    out = Path(out_dir)
+    progress("load", 0, len(_STEPS))
+    if tables is None or strategies is None:
+        if data_path is None:
+            raise ValueError("pass data_dir, or both tables= and strategies=")
+    if tables is None:
+        assert data_path is not None
+        tables = load_tables(data_path)
+    registry = StrategyRegistry.load(data_path) if strategies is None and data_path else None
+    all_strategies = list(registry) if registry is not None else list(strategies or [])
+    audited = audited_strategies(all_strategies, tables["strategy_decisions"])
+    if not audited:
+        raise ValueError(
+            f"no strategy in {data_dir} took a decision or is active; nothing to audit"
+        )
+    as_of = as_of or period_end(tables)
+    entities = tuple(sorted({s.entity for s in audited}, key=list(Entity).index))
+    if frames is None:
+        from features.build import build_frames
+
+        frames = build_frames(tables, as_of=as_of, entities=entities)
+    frames = {e: frames[e] for e in entities}
+
+    progress("score", 1, len(_STEPS))
+    bundles: dict[tuple[Entity, Policy], Any] = {}
+    if predictions is None:
+        predictions, bundles = score_frames(
+            frames, {(s.entity, s.policy) for s in audited}, model_uri or DEFAULT_MODEL_URI
+        )
+    frames = with_scores(frames, predictions)
+
+    progress("estimate", 2, len(_STEPS))
+    labels = tables["audit_labels"]
+    flip_rate, source = _flip_rate(labels, cfg)
+    pops = build_populations(
+        tables,
+        audited,
+        predictions,
+        items={e: frames[e]["item_id"].astype(str) for e in entities},
+        oof=oof,
+        flip_rate=flip_rate,
+        design_frames=cfg.design_frames,
+        model_trained_on_noisy_labels=cfg.model_trained_on_noisy_labels,
+    )
+    metrics = strategy_metrics(
+        pops,
+        confidence=cfg.confidence,
+        fp_cost=cfg.fp_cost,
+        fn_cost=cfg.fn_cost,
+        impression_cost=cfg.impression_cost,
+    )
+
+    progress("rank", 3, len(_STEPS))
+    posts = {k: posterior(p, labels) for k, p in pops.items()}
+    sample = audit_sample(
+        pops,
+        size=cfg.audit_sample_size,
+        floor=cfg.audit_sample_floor,
+        seed=cfg.seed,
+        precision_target=cfg.precision_target,
+        recall_target=cfg.recall_target,
+    )
+    reasons_fn: ReasonsFn | None = None
+    if reasons is not None:
+        reasons_fn = reasons_from_frame(reasons)
+    elif bundles:
+        reasons_fn = reasons_from_bundles(bundles, frames)
+    flags = rank_flags(
+        pops,
+        labels=labels,
+        severity=cfg.severity,
+        list_size=cfg.flag_list_size,
+        reasons=reasons_fn,
+        audit_slice=sample,
+    )
+
+    progress("slices", 4, len(_STEPS))
+    slices = audit_slices(
+        pops,
+        frames,
+        posts,
+        alpha=cfg.slice_alpha,
+        max_level=cfg.slice_max_level,
+        min_support=cfg.slice_min_support,
+        top_k=cfg.slice_top_k,
+        n_bins=cfg.slice_bins,
+    )
+
+    progress("suggest", 5, len(_STEPS))
+    suggestions = suggest(
+        pops,
+        frames,
+        slices,
+        posts,
+        registry=registry,
+        strategies=all_strategies,
+        metrics=metrics,
+        fp_cost=cfg.fp_cost,
+        fn_cost=cfg.fn_cost,
+        impression_cost=cfg.impression_cost,
+        min_material_errors=cfg.min_material_errors,
+        max_per_strategy=cfg.max_suggestions_per_strategy,
+        confidence=cfg.confidence,
+        min_support=cfg.slice_min_support,
+    )
+    counts: dict[str, int] = {}
+    for p in pops.values():
+        for k, v in p.label_counts.items():
+            counts[k] = counts.get(k, 0) + v
+    result = AuditResult(
+        metrics=metrics,
+        flags=flags,
+        slices=slices,
+        suggestions=suggestions,
+        populations=pops,
+        flip_rate=flip_rate,
+        flip_rate_source=source,
+        as_of=as_of,
+        label_counts=counts,
+    )
+
+    progress("write", 6, len(_STEPS))
+    result.paths = write_outputs(result, out, write_report=write_report)
+    result.run_id = _log_to_mlflow(result, tracking_uri)
+    progress("write", len(_STEPS), len(_STEPS))
+    return result
+
+
+def write_outputs(
+    result: AuditResult, out_dir: Path, *, write_report: bool = True
+) -> dict[str, Path]:
+    """Write the four tables (and the HTML report) into `out_dir`; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for key in ("metrics", "flags", "slices", "suggestions"):
+        path = out_dir / OUTPUT_FILES[key]
+        getattr(result, key).to_parquet(path, index=False)
+        paths[key] = path
+    if write_report:
+        from governance.audit.report import render_report
+
+        path = out_dir / OUTPUT_FILES["report"]
+        path.write_text(render_report(result), encoding="utf-8")
+        paths["report"] = path
+    return paths
+
+
+def score_frames(
+    frames: Mapping[Entity, pd.DataFrame],
+    targets: set[tuple[Entity, Policy]],
+    model_uri: str,
+) -> tuple[pd.DataFrame, dict[tuple[Entity, Policy], Any]]:
+    """Calibrated probabilities of every item from each target's bundle (URI template)."""
+    from models.pyfunc import load_bundle
+
+    parts, bundles = [], {}
+    threads = get_settings().threads
+    for entity, policy in sorted(targets):
+        uri = model_uri.format(entity=entity.value, policy=policy.value.replace("_", "-"))
+        try:
+            bundle = load_bundle(uri, threads=threads)
+        except Exception as err:  # noqa: BLE001 - any loading failure names the target
+            raise ValueError(
+                f"cannot load the {entity.value}/{policy.value} model from {uri!r}: {err}. "
+                "Train it (`govrisk train`) or pass --predictions"
+            ) from err
+        frame = frames[entity]
+        _, p = bundle.predict(frame)
+        bundles[(entity, policy)] = bundle
+        parts.append(
+            pd.DataFrame(
+                {
+                    "entity": entity.value,
+                    "item_id": frame["item_id"].astype(str).to_numpy(),
+                    "policy": policy.value,
+                    "p": np.asarray(p, dtype=np.float64),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True), bundles
+
+
+def with_scores(
+    frames: Mapping[Entity, pd.DataFrame], predictions: pd.DataFrame
+) -> dict[Entity, pd.DataFrame]:
+    """Frames with a `p_<policy>` column per scored policy, so score gates can be evaluated."""
+    out: dict[Entity, pd.DataFrame] = {}
+    for entity, frame in frames.items():
+        f = frame.copy()
+        preds = predictions[predictions["entity"].astype(str) == entity.value]
+        for policy, grp in preds.groupby(preds["policy"].astype(str)):
+            s = grp.drop_duplicates("item_id").set_index(grp["item_id"].astype(str))["p"]
+            f[f"p_{policy}"] = s.reindex(f["item_id"].astype(str)).to_numpy(dtype=np.float64)
+        out[entity] = f
+    return out
+
+
+def _flip_rate(labels: pd.DataFrame, cfg: AuditSettings) -> tuple[float, str]:
+    if cfg.estimate_flip_rate and len(labels):
+        eps, pairs = estimate_flip_rate(labels)
+        if pairs >= cfg.min_flip_pairs and np.isfinite(eps):
+            return eps, f"estimated from {pairs} double-review pairs"
+    return cfg.flip_rate, "configured (GOVRISK_AUDIT_FLIP_RATE)"
+
+
+def _log_to_mlflow(result: AuditResult, tracking_uri: str | None) -> str | None:
+    """Log the tables and report as artifacts of a run when tracking is configured or active."""
+    import mlflow
+
+    active = mlflow.active_run()
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if active is None and not uri:
+        return None
+    if uri:
+        mlflow.set_tracking_uri(uri)
+    started = active is None
+    if started:
+        name = get_settings().mlflow_experiment
+        experiment = mlflow.get_experiment_by_name(name)
+        experiment_id = (
+            experiment.experiment_id if experiment is not None else mlflow.create_experiment(name)
+        )
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=f"audit {result.as_of:%Y-%m-%d}")
+    else:
+        run = active
+    try:
+        mlflow.set_tags({"govrisk.kind": "audit", "govrisk.as_of": result.as_of.isoformat()})
+        mlflow.log_params({"flip_rate": round(result.flip_rate, 5)})
+        overall = result.metrics[
+            (result.metrics["channel"] == "all") & (result.metrics["strategy"] != "*")
+        ]
+        for _, row in overall.iterrows():
+            name = str(row["strategy"]).replace("@", "_")
+            for m in ("precision", "recall", "fp", "fn"):
+                if pd.notna(row[m]):
+                    mlflow.log_metric(f"{m}__{name}", float(row[m]))
+        for path in result.paths.values():
+            mlflow.log_artifact(str(path), artifact_path="audit")
+        return str(run.info.run_id)
+    finally:
+        if started:
+            mlflow.end_run()

@@ -1,0 +1,473 @@
+"""Suggested strategy changes in the strategy's own YAML terms, each re-evaluated on the feature
+frame with the real evaluator and projected with the audit estimator.
+
+Projections count (item, channel) decisions. For a change to strategy S, ΔFP and ΔFN are S's own
+(decisions S would add on honest items minus those it would drop; violating pairs it would stop
+or start missing), relative to S evaluated on the same frame. For a new strategy they are
+marginal to every audited strategy of the policy: only pairs no strategy already actions count.
+Uncertainty is the difference estimator's interval on the changed pairs' true-positive total,
+so it reflects both the model and the labels that fall in the change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from features.vocabulary import ENTITY_CHANNELS, Action, Entity, Policy, StrategyStatus
+from governance.audit.estimators import FloatArray, estimate_totals, interval
+from governance.audit.population import Population
+from governance.audit.slices import BinnedFeature, bin_features, find_slices
+from governance.evaluator import FrameEvaluator
+from governance.registry import StrategyRegistry
+from governance.strategy import (
+    AllOf,
+    Condition,
+    Not,
+    Predicate,
+    Strategy,
+    dump_strategy,
+    iter_predicates,
+    new_version,
+    parse_strategy,
+    render_condition,
+    replace_node,
+    strategy_from_dict,
+)
+
+SUGGESTION_COLUMNS: tuple[str, ...] = (
+    "suggestion_id",
+    "strategy_id",
+    "base_version",
+    "kind",
+    "summary",
+    "proposed_yaml",
+    "delta_fp",
+    "delta_fp_low",
+    "delta_fp_high",
+    "delta_fn",
+    "delta_fn_low",
+    "delta_fn_high",
+    "delta_impressions",
+    "delta_gmv",
+    "labels_used",
+    "rank",
+)
+_ORDER_OPS = ("<", "<=", ">", ">=")
+_QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+_GATES = (0.1, 0.2, 0.3, 0.5, 0.7)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One proposed change before projection."""
+
+    kind: str
+    summary: str
+    strategy: Strategy
+    base: Strategy | None
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Projected effect of a candidate (point and interval)."""
+
+    delta_fp: tuple[float, float, float]
+    delta_fn: tuple[float, float, float]
+    delta_impressions: float
+    delta_gmv: float
+    labels_used: int
+    benefit: float
+
+
+def suggest(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    frames: Mapping[Entity, pd.DataFrame],
+    slices: pd.DataFrame,
+    posteriors: Mapping[tuple[Entity, Policy], FloatArray],
+    *,
+    registry: StrategyRegistry | None = None,
+    strategies: Sequence[Strategy] = (),
+    metrics: pd.DataFrame | None = None,
+    fp_cost: float = 1.0,
+    fn_cost: float = 2.0,
+    impression_cost: float = 0.0,
+    min_material_errors: float = 5.0,
+    max_per_strategy: int = 5,
+    confidence: float = 0.95,
+    min_support: int = 20,
+) -> pd.DataFrame:
+    """suggestions.parquet rows, ranked by projected benefit `-(fp_cost ΔFP + fn_cost ΔFN
+    + impression_cost Δerror impressions)`; only changes with positive benefit are kept.
+
+    `frames` must carry the model score columns `p_<policy>` for score gates.
+    """
+    by_ref = {s.ref: s for s in strategies}
+    if registry is not None:
+        by_ref.update({s.ref: s for s in registry})
+    rows: list[dict[str, object]] = []
+    for key, pop in populations.items():
+        if pop.entity not in frames:
+            raise ValueError(f"no feature frame for entity {pop.entity.value!r}")
+        frame = frames[pop.entity]
+        evaluator = FrameEvaluator(frame)
+        to_pop = pd.Index(pop.item_ids, dtype=object).get_indexer(
+            frame["item_id"].astype(object)
+        )
+        if (to_pop < 0).any():
+            frame_ok = to_pop >= 0
+        else:
+            frame_ok = np.ones(len(frame), dtype=bool)
+
+        def item_mask(cond: Condition, *, _ev: FrameEvaluator = evaluator,
+                      _to: npt.NDArray[np.intp] = to_pop,
+                      _ok: npt.NDArray[np.bool_] = frame_ok, _n: int = len(pop)
+                      ) -> npt.NDArray[np.bool_]:
+            m = _ev.mask(cond)
+            out = np.zeros(_n, dtype=bool)
+            out[_to[_ok]] = m[_ok]
+            return out
+
+        next_versions = _next_versions(by_ref.values(), registry)
+        for ref in pop.actioned:
+            base = by_ref.get(ref)
+            if base is None:
+                continue
+            if not _material(metrics, ref, pop, min_material_errors):
+                continue
+            cands = _candidates(base, pop, frame, slices, next_versions[base.id])
+            rows.extend(
+                _project_all(pop, base, cands, item_mask, fp_cost, fn_cost, impression_cost,
+                             confidence, max_per_strategy)
+            )
+        gaps = _gap_candidates(pop, frame, posteriors[key], by_ref.values(), min_support)
+        rows.extend(
+            _project_all(pop, None, gaps, item_mask, fp_cost, fn_cost, impression_cost,
+                         confidence, max_per_strategy)
+        )
+    return _table(rows)
+
+
+def to_shadow_version(
+    suggestion: Mapping[str, object] | pd.Series, *, directory: str | None = None
+) -> Strategy:
+    """The suggestion's strategy (status shadow, parent set) and, with `directory`, its file."""
+    text = str(suggestion["proposed_yaml"])
+    strategy = parse_strategy(text, source=f"suggestion {suggestion['suggestion_id']}")
+    if strategy.status != StrategyStatus.SHADOW:
+        raise ValueError(f"suggestion {suggestion['suggestion_id']} is not a shadow version")
+    if directory is not None:
+        from governance.registry import write_version
+
+        write_version(strategy, directory)
+    return strategy
+
+
+def _next_versions(
+    strategies: Sequence[Strategy] | object, registry: StrategyRegistry | None
+) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in strategies:  # type: ignore[attr-defined]
+        out[s.id] = max(out.get(s.id, 1), s.version + 1)
+    if registry is not None:
+        for sid in registry.ids():
+            out[sid] = max(out.get(sid, 1), registry.next_version(sid))
+    return out
+
+
+def _material(
+    metrics: pd.DataFrame | None, ref: str, pop: Population, threshold: float
+) -> bool:
+    if metrics is None or not len(metrics):
+        return True
+    row = metrics[(metrics["strategy"] == ref) & (metrics["channel"] == "all")]
+    if not len(row):
+        return True
+    return bool(row["fp"].iloc[0] >= threshold or row["fn"].iloc[0] >= threshold)
+
+
+def _fmt(v: float) -> float | int:
+    if float(v).is_integer():
+        return int(v)
+    return float(f"{v:.3g}")
+
+
+def _candidates(
+    base: Strategy, pop: Population, frame: pd.DataFrame, slices: pd.DataFrame, version: int
+) -> list[Candidate]:
+    out: list[Candidate] = []
+
+    def make(kind: str, summary: str, **changes: object) -> None:
+        try:
+            proposed = new_version(
+                base,
+                version=version,
+                status=StrategyStatus.SHADOW,
+                notes=f"Suggested by the govrisk audit: {summary}",
+                **changes,  # type: ignore[arg-type]
+            )
+        except (ValueError, TypeError):
+            return
+        out.append(Candidate(kind, summary, proposed, base))
+
+    preds = list(iter_predicates(base.condition))
+    for path, pred in preds:
+        col = frame[pred.feature] if pred.feature in frame.columns else None
+        if (
+            pred.op in _ORDER_OPS
+            and col is not None
+            and pd.api.types.is_numeric_dtype(col.dtype)
+            and not pd.api.types.is_bool_dtype(col.dtype)
+        ):
+            vals = col.to_numpy(dtype=np.float64)
+            vals = vals[np.isfinite(vals)]
+            if len(vals):
+                is_int = pd.api.types.is_integer_dtype(col.dtype)
+                qs = np.unique(np.quantile(vals, _QUANTILES))
+                for q in qs:
+                    v = _fmt(round(q)) if is_int else _fmt(q)
+                    if v == pred.value:
+                        continue
+                    new = Predicate(feature=pred.feature, op=pred.op, value=v)
+                    make(
+                        "threshold",
+                        f"move `{pred.feature} {pred.op} {pred.value}` to `{pred.feature} "
+                        f"{pred.op} {v}`",
+                        condition=replace_node(base.condition, path, new),
+                    )
+        if len(preds) > 1:
+            try:
+                cond = replace_node(base.condition, path, None)
+            except ValueError:
+                continue
+            make("drop_predicate", f"drop `{render_condition(pred)}`", condition=cond)
+
+    fp_slices = slices[
+        (slices["strategy"] == base.ref) & (slices["error_kind"] == "fp")
+    ].sort_values("rank").head(3) if len(slices) else slices
+    for _, s in fp_slices.iterrows():
+        sp = json.loads(str(s["predicates"]))
+        feats = [p for p in sp if "feature" in p]
+        chans = [p["channel"] for p in sp if "channel" in p]
+        if feats:
+            excl = _slice_condition(feats)
+            make(
+                "add_predicate",
+                f"exclude the false-positive slice {s['description']}",
+                condition=_and(base.condition, Not(not_=excl)),
+            )
+        elif chans and len(base.channels) > 1:
+            kept = tuple(c for c in base.channels if c.value not in chans)
+            if kept:
+                make("channel_scope", f"stop acting in {', '.join(chans)}", channels=kept)
+
+    gate_col = f"p_{base.policy.value}"
+    if gate_col in frame.columns:
+        for t in _GATES:
+            make(
+                "score_gate",
+                f"only act when `{gate_col} >= {t}`",
+                condition=_and(base.condition, Predicate(feature=gate_col, op=">=", value=t)),
+            )
+    entity_channels = ENTITY_CHANNELS[base.entity]
+    if len(base.channels) > 1:
+        for c in base.channels:
+            kept = tuple(x for x in base.channels if x != c)
+            make("channel_scope", f"stop acting in {c.value}", channels=kept)
+    for c in entity_channels:
+        if c not in base.channels:
+            make("channel_scope", f"also act in {c.value}", channels=(*base.channels, c))
+    return out
+
+
+def _and(condition: Condition, extra: Condition) -> Condition:
+    if isinstance(condition, AllOf):
+        return AllOf(all=(*condition.all, extra))
+    return AllOf(all=(condition, extra))
+
+
+def _slice_condition(preds: list[dict[str, object]]) -> Condition:
+    nodes = [Predicate.model_validate(p) for p in preds]
+    return nodes[0] if len(nodes) == 1 else AllOf(all=tuple(nodes))
+
+
+def _gap_candidates(
+    pop: Population,
+    frame: pd.DataFrame,
+    post: FloatArray,
+    strategies: object,
+    min_support: int,
+) -> list[Candidate]:
+    """New strategies for violating traffic no strategy of the policy touches."""
+    uncovered = ~pop.any_actioned.any(axis=1)
+    idx = np.flatnonzero(uncovered)
+    if len(idx) < min_support:
+        return []
+    aligned = frame.set_index(frame["item_id"].astype(object)).reindex(
+        pd.Index(pop.item_ids[idx], dtype=object)
+    )
+    cols = [c for c in aligned.columns if c != "item_id" and not str(c).startswith("p_")]
+    feats: list[BinnedFeature] = bin_features(aligned[cols].reset_index(drop=True))
+    err = post[idx]
+    found = find_slices(feats, err, max_level=2, min_support=min_support, top_k=3)
+    actions = [s.action for s in strategies  # type: ignore[attr-defined]
+               if s.entity == pop.entity and s.policy == pop.policy]
+    action = max(set(actions), key=actions.count) if actions else Action.DEMOTE
+    out: list[Candidate] = []
+    e_bar = float(err.mean()) if len(err) else 0.0
+    for k, s in enumerate(found, start=1):
+        if e_bar <= 0 or (s.errors / s.size) < 2 * e_bar:
+            continue
+        preds: list[dict[str, object]] = []
+        desc = []
+        for fi, lv in s.items:
+            preds.extend(feats[fi].predicates[lv])
+            desc.append(feats[fi].labels[lv])
+        gate = f"p_{pop.policy.value}"
+        for with_gate in (False, True):
+            nodes = [Predicate.model_validate(p) for p in preds]
+            if with_gate and gate in frame.columns:
+                nodes.append(Predicate(feature=gate, op=">=", value=0.3))
+            elif with_gate:
+                continue
+            slug = f"{pop.entity.value}-{pop.policy.value.replace('_', '-')}-gap-{k}"
+            if with_gate:
+                slug += "-gated"
+            summary = (
+                f"new strategy for uncovered violations: {' AND '.join(desc)}"
+                + (f" AND {gate} >= 0.3" if with_gate else "")
+            )
+            try:
+                strategy = strategy_from_dict(
+                    {
+                        "id": slug,
+                        "version": 1,
+                        "name": f"Gap: {' and '.join(desc)}"[:120],
+                        "owner": "governance-audit",
+                        "description": f"Suggested by the govrisk audit to cover {summary}.",
+                        "entity": pop.entity.value,
+                        "policy": pop.policy.value,
+                        "channels": [c.value for c in ENTITY_CHANNELS[pop.entity]],
+                        "action": Action(action).value,
+                        "status": "shadow",
+                        "condition": {"all": [n.model_dump(exclude_none=True) for n in nodes]},
+                    },
+                    source="audit suggestion",
+                )
+            except ValueError:
+                continue
+            out.append(Candidate("new_strategy", summary, strategy, None))
+    return out
+
+
+def _project_all(
+    pop: Population,
+    base: Strategy | None,
+    cands: list[Candidate],
+    item_mask: object,
+    fp_cost: float,
+    fn_cost: float,
+    impression_cost: float,
+    confidence: float,
+    max_keep: int,
+) -> list[dict[str, object]]:
+    if not cands:
+        return []
+    mask_fn = item_mask  # (Condition) -> (N,) bool in population order
+    chans = np.asarray(pop.channels)
+    if base is not None:
+        a0 = mask_fn(base.condition)[:, None] & np.isin(chans, [c.value for c in base.channels])  # type: ignore[operator]
+        marginal = None
+    else:
+        a0 = np.zeros((len(pop), len(chans)), dtype=bool)
+        marginal = pop.any_actioned
+    cols, keep = [], []
+    for c in cands:
+        a1 = mask_fn(c.strategy.condition)[:, None] & np.isin(  # type: ignore[operator]
+            chans, [x.value for x in c.strategy.channels]
+        )
+        if marginal is not None:
+            a1 = a1 & ~marginal
+        diff = a1.astype(np.int8) - a0.astype(np.int8)
+        if not diff.any():
+            continue
+        cols.append(diff)
+        keep.append(c)
+    if not keep:
+        return []
+    domains = np.column_stack([d.sum(axis=1) for d in cols]).astype(np.float64)
+    est = estimate_totals(
+        pop.f, domains, pop.draws, frames=pop.frames, flip_rate=pop.flip_rate,
+        names=[f"c{j}" for j in range(len(keep))],
+    )
+    labelled = np.zeros(len(pop), dtype=bool)
+    labelled[pop.draws.position] = True
+    out: list[tuple[float, dict[str, object]]] = []
+    for j, (c, diff) in enumerate(zip(keep, cols, strict=True)):
+        dn = float(diff.sum())
+        dtp, se = float(est.point[j]), est.se(f"c{j}")
+        lo_tp, hi_tp = interval(dtp, se, confidence=confidence)
+        dfp = (dn - dtp, dn - hi_tp, dn - lo_tp)
+        dfn = (-dtp, -hi_tp, -lo_tp)
+        added, released = diff > 0, diff < 0
+        d_imp = float(-(pop.impressions * added).sum() + (pop.lost_impressions * released).sum())
+        d_gmv = float(-(pop.gmv * added).sum() + (pop.lost_gmv * released).sum())
+        benefit = -(fp_cost * dfp[0] + fn_cost * dfn[0])
+        if impression_cost:
+            benefit += impression_cost * d_imp * 0.0  # exposure is reported, not priced twice
+        if benefit <= 0:
+            continue
+        changed = np.flatnonzero(diff.any(axis=1))
+        proposed_yaml = dump_strategy(c.strategy)
+        out.append(
+            (
+                benefit,
+                {
+                    "suggestion_id": "sg-"
+                    + hashlib.sha1(proposed_yaml.encode()).hexdigest()[:12],
+                    "strategy_id": c.strategy.id,
+                    "base_version": c.base.version if c.base is not None else None,
+                    "kind": c.kind,
+                    "summary": c.summary,
+                    "proposed_yaml": proposed_yaml,
+                    "delta_fp": dfp[0],
+                    "delta_fp_low": dfp[1],
+                    "delta_fp_high": dfp[2],
+                    "delta_fn": dfn[0],
+                    "delta_fn_low": dfn[1],
+                    "delta_fn_high": dfn[2],
+                    "delta_impressions": d_imp,
+                    "delta_gmv": d_gmv,
+                    "labels_used": int(labelled[changed].sum()),
+                    "_benefit": benefit,
+                },
+            )
+        )
+    out.sort(key=lambda t: -t[0])
+    return [row for _, row in out[:max_keep]]
+
+
+def _table(rows: list[dict[str, object]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    if not len(df):
+        df = pd.DataFrame({c: pd.Series([], dtype=object) for c in SUGGESTION_COLUMNS})
+        df["rank"] = df["rank"].astype("int64")
+    else:
+        df = df.sort_values(["_benefit", "suggestion_id"], ascending=[False, True])
+        df = df.drop_duplicates("suggestion_id").reset_index(drop=True)
+        df["rank"] = np.arange(1, len(df) + 1, dtype=np.int64)
+    df = df.reindex(columns=list(SUGGESTION_COLUMNS))
+    for col in ("suggestion_id", "strategy_id", "kind", "summary", "proposed_yaml"):
+        df[col] = df[col].astype("str")
+    df["base_version"] = df["base_version"].astype("Int64")
+    for col in ("delta_fp", "delta_fp_low", "delta_fp_high", "delta_fn", "delta_fn_low",
+                "delta_fn_high", "delta_impressions", "delta_gmv"):
+        df[col] = df[col].astype("float64")
+    df["labels_used"] = df["labels_used"].astype("int64")
+    return df

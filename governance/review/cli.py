@@ -1,0 +1,286 @@
+"""`govrisk db|users|queue|suggestions|labels ...`: the review service's command-line pieces."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from governance.review.db import ReviewSession
+
+db_app = typer.Typer(help="The review database (SQLite file or PostgreSQL).", no_args_is_help=True)
+users_app = typer.Typer(help="Review service users, teams and API tokens.", no_args_is_help=True)
+queue_app = typer.Typer(help="The moderation review queue.", no_args_is_help=True)
+suggestions_app = typer.Typer(
+    help="Strategy-change suggestions up for approval.", no_args_is_help=True
+)
+labels_app = typer.Typer(help="Moderator verdicts as audit labels.", no_args_is_help=True)
+
+_DATABASE_HELP = "SQLAlchemy URL; default GOVRISK_DATABASE_URL or DATA_DIR/govrisk.db."
+
+
+@contextmanager
+def _session(database_url: str | None, data_dir: Path | None) -> Iterator[ReviewSession]:
+    """A session on the migrated database named by the options or the environment."""
+    from governance.review.db import make_engine, make_session_factory, upgrade
+    from governance.review.settings import ReviewSettings
+
+    settings = ReviewSettings()
+    if data_dir is not None:
+        settings.data_dir = data_dir
+    if database_url:
+        settings.database_url = database_url
+    engine = make_engine(settings.resolved_database_url(), pool_size=2)
+    try:
+        upgrade(engine)
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _fail(console: Console, err: Exception) -> typer.Exit:
+    console.print(f"[red]{err}[/red]")
+    return typer.Exit(1)
+
+
+DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help=_DATABASE_HELP)]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (default GOVRISK_DATA_DIR).")
+]
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create or migrate the review database to the latest schema (safe to repeat)."""
+    from governance.review.db import current_revision, make_engine, upgrade
+    from governance.review.settings import ReviewSettings
+
+    settings = ReviewSettings()
+    if data_dir is not None:
+        settings.data_dir = data_dir
+    if database_url:
+        settings.database_url = database_url
+    url = settings.resolved_database_url()
+    engine = make_engine(url, pool_size=1)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    Console().print(
+        f"database {engine.url.render_as_string(hide_password=True)}: "
+        f"revision {before or 'empty'} -> {after}"
+    )
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option("--username", help="Login name (lowercase).")],
+    role: Annotated[str, typer.Option("--role", help="moderator, pm, ml_engineer or admin.")],
+    password: Annotated[
+        str | None, typer.Option("--password", help="Prefer --password-stdin.")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    team: Annotated[str | None, typer.Option("--team", help="Team name (created if new).")] = None,
+    team_policies: Annotated[
+        str, typer.Option("--team-policies", help="Comma-separated policies routed to a new team.")
+    ] = "",
+    display_name: Annotated[str, typer.Option("--display-name")] = "",
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create a user (the first admin comes from here)."""
+    from governance.review import users
+    from governance.review.errors import NotFoundError, ReviewError
+
+    console = Console()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise _fail(console, ValueError("give --password-stdin (recommended) or --password"))
+    with _session(database_url, data_dir) as session:
+        try:
+            team_row = None
+            if team:
+                try:
+                    team_row = users.team_by_name(session, team)
+                except NotFoundError:
+                    policies = [p.strip() for p in team_policies.split(",") if p.strip()]
+                    team_row = users.create_team(session, name=team, policies=policies)
+            user = users.create_user(
+                session,
+                username=username,
+                role=role,
+                password=password,
+                display_name=display_name,
+                team=team_row,
+            )
+            session.commit()
+        except ReviewError as err:
+            raise _fail(console, err) from err
+    console.print(f"created {user.role.value} [bold]{user.username}[/bold] (id {user.id})")
+
+
+@users_app.command("token")
+def users_token(
+    username: Annotated[str, typer.Option("--username")],
+    name: Annotated[str, typer.Option("--name", help="Label to tell tokens apart.")] = "cli",
+    ttl_days: Annotated[
+        float | None, typer.Option("--ttl-days", help="Expiry; default never.")
+    ] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Issue an API token for a user and print it once."""
+    from governance.review import users
+    from governance.review.errors import ReviewError
+
+    console = Console()
+    with _session(database_url, data_dir) as session:
+        try:
+            user = users.user_by_username(session, username)
+            _, secret = users.issue_token(session, user, name=name, ttl_days=ttl_days)
+            session.commit()
+        except ReviewError as err:
+            raise _fail(console, err) from err
+    console.print(secret, soft_wrap=True, highlight=False)
+
+
+@users_app.command("list")
+def users_list(
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """List users with their role and team."""
+    import sqlalchemy as sa
+
+    from governance.review.orm import User
+
+    table = Table(title="Users")
+    for column in ("username", "role", "team", "active"):
+        table.add_column(column)
+    with _session(database_url, data_dir) as session:
+        for user in session.scalars(sa.select(User).order_by(User.username)):
+            table.add_row(
+                user.username,
+                user.role.value,
+                user.team.name if user.team else "–",
+                "yes" if user.is_active else "no",
+            )
+    Console().print(table)
+
+
+@queue_app.command("load")
+def queue_load(
+    flags: Annotated[
+        Path, typer.Option("--flags", help="flags.parquet written by `govrisk audit`.")
+    ],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="Data directory whose tables/channel_exposure.parquet gives exposure."
+        ),
+    ] = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Queue the audit's flags (ranked lists and random slice), de-duplicated."""
+    import pandas as pd
+
+    from governance.review import queue
+    from governance.review.errors import ReviewError
+
+    console = Console()
+    df = pd.read_parquet(flags)
+    exposure = None
+    if data is not None:
+        from features.loader import read_table
+
+        with console.status("summarising exposure"):
+            exposure_df = read_table(data, "channel_exposure")
+            wanted = set(df["item_id"].astype(str))
+            exposure = queue.summarize_exposure(
+                exposure_df[exposure_df["item_id"].astype(str).isin(wanted)]
+            )
+    with _session(database_url, data_dir) as session:
+        try:
+            report = queue.ingest_flags(session, df, source=str(flags.name), exposure=exposure)
+            session.commit()
+            stats = queue.queue_stats(session, None)
+        except ReviewError as err:
+            raise _fail(console, err) from err
+    table = Table(title=f"Queued {flags}")
+    table.add_column("")
+    table.add_column("rows", justify="right")
+    for key, value in report.__dict__.items():
+        table.add_row(key.replace("_", " "), f"{value:,}")
+    table.add_row("open in queue", f"{stats['open']:,}")
+    console.print(table)
+
+
+@suggestions_app.command("load")
+def suggestions_load(
+    path: Annotated[
+        Path, typer.Option("--path", help="suggestions.parquet written by `govrisk audit`.")
+    ],
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Put the audit's suggested strategy changes up for PM review."""
+    import pandas as pd
+
+    from governance.review import approvals
+    from governance.review.errors import ReviewError
+
+    console = Console()
+    with _session(database_url, data_dir) as session:
+        try:
+            report = approvals.ingest_suggestions(
+                session, pd.read_parquet(path), source=str(path.name)
+            )
+            session.commit()
+        except ReviewError as err:
+            raise _fail(console, err) from err
+    table = Table(title=f"Suggestions from {path}")
+    table.add_column("")
+    table.add_column("rows", justify="right")
+    for key, value in report.__dict__.items():
+        table.add_row(key.replace("_", " "), f"{value:,}")
+    console.print(table)
+
+
+@labels_app.command("export")
+def labels_export(
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write (audit_labels table).")],
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Write every verdict as an audit_labels row, validated against the data contract."""
+    from governance.review.labels import export_labels
+
+    with _session(database_url, data_dir) as session:
+        path, n_rows = export_labels(session, out)
+    Console().print(f"wrote {n_rows:,} audit labels to {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's subcommands to the root app."""
+    app.add_typer(db_app, name="db")
+    app.add_typer(users_app, name="users")
+    app.add_typer(queue_app, name="queue")
+    app.add_typer(suggestions_app, name="suggestions")
+    app.add_typer(labels_app, name="labels")

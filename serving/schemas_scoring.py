@@ -1,0 +1,102 @@
+"""Request and response schemas of the scoring API (`POST /v1/score`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+
+#: A finite number: NaN and ±Infinity (which Python's JSON parser accepts) are refused.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+#: One model input value: a number, a boolean, a category (text), or null for missing.
+FeatureValue = StrictBool | StrictInt | FiniteFloat | StrictStr | None
+
+
+class ScoreItem(BaseModel):
+    """One item to score: model input `features`, or raw item `fields` to build them from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    features: dict[str, FeatureValue] | None = Field(
+        default=None,
+        description="Model inputs by name (see GET /v1/model); null means missing.",
+        examples=[{"listing_category": "bags", "listing_price": 19.9}],
+    )
+    fields: dict[str, Any] | None = Field(
+        default=None,
+        description="Raw item fields; features are built from them by the same code as batch.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.features is None) == (self.fields is None):
+            raise ValueError("give exactly one of `features` (model inputs) or `fields` (raw item)")
+        return self
+
+
+class ScoreRequest(BaseModel):
+    """Items to score in one call, and how many reasons to return per item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ScoreItem] = Field(min_length=1)
+    explain: StrictInt = Field(
+        default=5, ge=0, description="Reasons per item (0 skips explanations)."
+    )
+
+
+class ReasonPublic(BaseModel):
+    """One reason: a feature, its value, and its signed contribution to the raw score."""
+
+    feature: str
+    description: str
+    value: str | float | None
+    contribution: float = Field(description="SHAP value in log-odds; positive raises the risk.")
+
+
+class ScoredItem(BaseModel):
+    """The score of one item."""
+
+    item_id: str
+    raw_score: float = Field(description="Model margin (log-odds) before calibration.")
+    probability: float = Field(description="Calibrated probability of a policy violation.")
+    risk_band: str
+    reasons: list[ReasonPublic]
+
+
+class ModelPublic(BaseModel):
+    """Which model answered."""
+
+    uri: str
+    name: str | None
+    version: str | None
+    fingerprint: str
+    run_id: str | None
+    entity: str | None
+    policy: str | None
+
+
+class ScoreResponse(BaseModel):
+    """Scores of every requested item, in request order."""
+
+    model: ModelPublic
+    items: list[ScoredItem]
+
+
+class ModelDetail(ModelPublic):
+    """The served model and its inputs."""
+
+    features: dict[str, str] = Field(description="Model input name -> description, in order.")
+    categorical: dict[str, list[str]] = Field(description="Known categories per feature.")
+    nullable: list[str]
+    risk_bands: dict[str, float]
+    loaded_at: str
+
+
+class ReadyPublic(BaseModel):
+    """Readiness of the scoring service."""
+
+    ready: bool
+    model: ModelPublic | None = None
+    detail: str | None = None

@@ -1,0 +1,484 @@
+"""Online scoring: `POST /v1/score`, model info, health, readiness and Prometheus metrics.
+
+The served model comes from a registry alias (`models:/NAME@champion`, see
+`serving.model_store`) and is swapped for a new champion without dropping a request. Every bad
+input is a 4xx with the offending field: schema problems (pydantic, 422), unknown features or
+categories, missing or non-finite values (422), too many items (422), oversized bodies (413, by
+`BodySizeLimit`). Scoring itself runs the same bundle code as batch scoring.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from models.encoding import EncodingError
+from serving.model_store import LoadedModel, ModelNotReadyError, ModelStore
+from serving.schemas_scoring import (
+    ModelDetail,
+    ModelPublic,
+    ReadyPublic,
+    ReasonPublic,
+    ScoredItem,
+    ScoreRequest,
+    ScoreResponse,
+)
+from serving.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+#: Paths whose request bodies `BodySizeLimit` caps.
+LIMITED_PREFIXES = ("/v1/",)
+
+
+@dataclass
+class ScoringState:
+    """What the scoring routes share for the app's lifetime (kept on `app.state.scoring`)."""
+
+    store: ModelStore | None
+
+
+# -- middleware ---------------------------------------------------------------------------------
+
+
+class BodySizeLimit:
+    """Refuse request bodies over `max_bytes` with 413 before the app reads them.
+
+    Declared sizes are checked from Content-Length; chunked bodies are counted as they arrive
+    and buffered (they are at most `max_bytes`) before being replayed to the app.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int | None = None,
+        prefixes: Sequence[str] = LIMITED_PREFIXES,
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.prefixes = tuple(prefixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(self.prefixes):
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes if self.max_bytes is not None else get_settings().max_body_bytes
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > limit
+            except ValueError:
+                await _plain_error(send, 400, "Content-Length is not a number")
+                return
+            if too_big:
+                await _too_large(send, limit)
+                return
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > limit:
+                await _too_large(send, limit)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    await _plain_error(send, 413, f"request body is larger than {limit} bytes; send fewer items")
+
+
+async def _plain_error(send: Send, code: int, message: str) -> None:
+    body = JSONResponse({"detail": message}, status_code=code).body
+    await send(
+        {
+            "type": "http.response.start",
+            "status": code,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    registry: Any
+    requests: Any
+    items: Any
+    latency: Any
+    model_info: Any
+    swaps: Any
+    reload_failures: Any
+
+
+@lru_cache(maxsize=1)
+def metrics() -> _Metrics:
+    """The scoring metrics, in their own registry (created on first use)."""
+    from prometheus_client import (
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        gc_collector,
+        platform_collector,
+        process_collector,
+    )
+
+    registry = CollectorRegistry(auto_describe=True)
+    process_collector.ProcessCollector(registry=registry)
+    platform_collector.PlatformCollector(registry=registry)
+    gc_collector.GCCollector(registry=registry)
+    return _Metrics(
+        registry=registry,
+        requests=Counter(
+            "govrisk_score_requests",
+            "POST /v1/score calls by outcome.",
+            ["outcome"],
+            registry=registry,
+        ),
+        items=Counter("govrisk_score_items", "Items scored.", registry=registry),
+        latency=Histogram(
+            "govrisk_score_latency_seconds",
+            "Time to validate, score and explain one call.",
+            ["explained"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        ),
+        model_info=Gauge(
+            "govrisk_model_info",
+            "The served model (value 1).",
+            ["uri", "version", "fingerprint"],
+            registry=registry,
+        ),
+        swaps=Counter("govrisk_model_swaps", "Models swapped in.", registry=registry),
+        reload_failures=Counter(
+            "govrisk_model_reload_failures", "Failed loads of a new version.", registry=registry
+        ),
+    )
+
+
+def _record_swap(loaded: LoadedModel) -> None:
+    m = metrics()
+    m.model_info.clear()
+    m.model_info.labels(loaded.uri, loaded.version or "", loaded.bundle.fingerprint[:12]).set(1)
+    m.swaps.inc()
+
+
+def _record_failure(exc: Exception) -> None:
+    del exc
+    metrics().reload_failures.inc()
+
+
+# -- state and dependencies ---------------------------------------------------------------------
+
+
+def make_store(uri: str, *, poll_seconds: float | None = None) -> ModelStore:
+    """A store for `uri` that reports swaps and failed reloads to the metrics."""
+    seconds = get_settings().model_poll_seconds if poll_seconds is None else poll_seconds
+    return ModelStore(uri, poll_seconds=seconds, on_swap=_record_swap, on_failure=_record_failure)
+
+
+def install(app: FastAPI, store: ModelStore | None) -> None:
+    """Serve `store`'s model from `app` (the lifespan then leaves it alone)."""
+    app.state.scoring = ScoringState(store=store)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the configured model in the background; stop following its alias at shutdown."""
+    state: ScoringState | None = getattr(app.state, "scoring", None)
+    if state is None:
+        uri = getattr(app.state, "scoring_model_uri", None) or get_settings().model_uri
+        state = ScoringState(store=make_store(uri) if uri else None)
+        app.state.scoring = state
+    store = state.store
+    if store is not None and not store.ready:
+        threading.Thread(target=_start_store, args=(store,), daemon=True).start()
+    try:
+        yield
+    finally:
+        if store is not None:
+            store.stop()
+
+
+def _start_store(store: ModelStore) -> None:
+    delay = 5.0
+    while True:
+        try:
+            store.start()
+            return
+        except Exception:
+            log.exception("could not load model %s; retrying in %.0fs", store.uri, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 300.0)
+
+
+def get_store(request: Request) -> ModelStore:
+    """The model store of the running app (503 when no model is configured)."""
+    state: ScoringState | None = getattr(request.app.state, "scoring", None)
+    if state is None or state.store is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "no model is configured; start with `govrisk serve --model URI` or set "
+            "GOVRISK_MODEL_URI",
+        )
+    return state.store
+
+
+StoreDep = Annotated[ModelStore, Depends(get_store)]
+
+
+def get_model(store: StoreDep) -> LoadedModel:
+    """The model for this request, read once (503 until the first model is loaded)."""
+    try:
+        return store.current
+    except ModelNotReadyError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+
+
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+
+router = APIRouter(lifespan=_lifespan, tags=["scoring"])
+
+
+# -- routes -------------------------------------------------------------------------------------
+
+
+@router.get("/healthz", summary="Liveness")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness",
+    response_model=ReadyPublic,
+    responses={503: {"model": ReadyPublic}},
+)
+def readyz(request: Request) -> Any:
+    """Ready when the configured model is loaded (or no model is configured)."""
+    state: ScoringState | None = getattr(request.app.state, "scoring", None)
+    if state is None or state.store is None:
+        return ReadyPublic(ready=True, detail="no model configured")
+    if not state.store.ready:
+        return JSONResponse(
+            ReadyPublic(ready=False, detail=f"loading {state.store.uri}").model_dump(),
+            status_code=503,
+        )
+    return ReadyPublic(ready=True, model=_model_public(state.store.current))
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics_endpoint() -> Response:
+    """Scoring counters and latencies in the Prometheus text format."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(metrics().registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/model", response_model=ModelDetail, summary="The served model and its inputs")
+def model_detail(model: ModelDep) -> ModelDetail:
+    """The served model, its inputs with descriptions, categories and risk bands."""
+    bundle = model.bundle
+    return ModelDetail(
+        **_model_public(model).model_dump(),
+        features=bundle.features,
+        categorical=bundle.encoder.categories_,
+        nullable=bundle.encoder.nullable_,
+        risk_bands=_bands(model),
+        loaded_at=model.loaded_at.isoformat(),
+    )
+
+
+@router.post(
+    "/v1/score",
+    response_model=ScoreResponse,
+    summary="Score items with calibrated probabilities and reasons",
+    responses={
+        413: {"description": "Request body too large."},
+        422: {"description": "Invalid input; `detail` lists each offending field."},
+        503: {"description": "No model loaded yet."},
+    },
+)
+def score(payload: ScoreRequest, model: ModelDep) -> ScoreResponse:
+    """Score one or many items: raw score, calibrated probability, risk band, top reasons."""
+    started = time.perf_counter()
+    m = metrics()
+    try:
+        response = _compute_scores(payload, model)
+    except HTTPException as exc:
+        m.requests.labels("invalid" if exc.status_code < 500 else "error").inc()
+        raise
+    m.requests.labels("ok").inc()
+    m.items.inc(len(payload.items))
+    m.latency.labels(str(payload.explain > 0).lower()).observe(time.perf_counter() - started)
+    return response
+
+
+# -- scoring ------------------------------------------------------------------------------------
+
+
+def _compute_scores(payload: ScoreRequest, model: LoadedModel) -> ScoreResponse:
+    settings = get_settings()
+    bundle = model.bundle
+    n_items = len(payload.items)
+    if n_items > settings.max_items_per_request:
+        raise _invalid(
+            [
+                (
+                    ("body", "items"),
+                    f"at most {settings.max_items_per_request} items per call, "
+                    f"got {n_items}; split the request",
+                )
+            ]
+        )
+    max_k = min(settings.max_reasons, len(bundle.feature_names))
+    if payload.explain > max_k:
+        raise _invalid([(("body", "explain"), f"at most {max_k} reasons per item")])
+    records = _records(payload, model)
+    try:
+        X = bundle.encoder.encode_records(records)
+    except EncodingError as exc:
+        source = ["features" if item.features is not None else "fields" for item in payload.items]
+        raise _invalid(
+            [(("body", "items", i, source[i], col), msg) for i, col, msg in exc.locations]
+            or [(("body", "items"), str(exc))]
+        ) from exc
+    raw, probability = bundle.predict_matrix(X)
+    reasons = bundle.explain_matrix(X, payload.explain) if payload.explain else None
+    bands = _bands(model)
+    names = [name for name, _ in sorted(bands.items(), key=lambda kv: kv[1])]
+    lower = np.array(sorted(bands.values()))
+    band_index = np.clip(np.searchsorted(lower, probability, side="right") - 1, 0, None)
+    items = [
+        ScoredItem(
+            item_id=item.item_id,
+            raw_score=float(raw[i]),
+            probability=float(probability[i]),
+            risk_band=names[int(band_index[i])],
+            reasons=[
+                ReasonPublic(
+                    feature=r.feature,
+                    description=r.description,
+                    value=r.value,
+                    contribution=r.contribution,
+                )
+                for r in (reasons[i] if reasons is not None else ())
+            ],
+        )
+        for i, item in enumerate(payload.items)
+    ]
+    return ScoreResponse(model=_model_public(model), items=items)
+
+
+def _records(payload: ScoreRequest, model: LoadedModel) -> list[dict[str, Any]]:
+    """Model input dicts per item; refuses unknown features and unknown categories."""
+    encoder = model.bundle.encoder
+    known = set(encoder.feature_names_)
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    records: list[dict[str, Any]] = []
+    raw_items = [(i, item) for i, item in enumerate(payload.items) if item.fields is not None]
+    built = _online_features(
+        model, [item.fields or {} for _, item in raw_items], problems, [i for i, _ in raw_items]
+    )
+    built_by_index = dict(zip((i for i, _ in raw_items), built, strict=True))
+    for i, item in enumerate(payload.items):
+        if item.features is not None:
+            record: dict[str, Any] = dict(item.features)
+            source = "features"
+            for name in sorted(set(record) - known):
+                problems.append(
+                    (
+                        ("body", "items", i, source, name),
+                        "unknown feature; GET /v1/model lists the model's inputs",
+                    )
+                )
+        else:
+            record = built_by_index[i]
+            source = "fields"
+        for name, value in encoder.unseen_categories(record).items():
+            known_values = encoder.categories_[name]
+            shown = ", ".join(known_values[:20]) + (" ..." if len(known_values) > 20 else "")
+            problems.append(
+                (("body", "items", i, source, name), f"unknown category {value!r}; known: {shown}")
+            )
+        records.append(record)
+    if problems:
+        raise _invalid(problems)
+    return records
+
+
+def _online_features(
+    model: LoadedModel,
+    fields: list[dict[str, Any]],
+    problems: list[tuple[tuple[str | int, ...], str]],
+    positions: list[int],
+) -> list[dict[str, Any]]:
+    """Model inputs built from raw item fields by the feature code batch uses."""
+    if not fields:
+        return []
+    for i in positions:
+        problems.append(
+            (
+                ("body", "items", i, "fields"),
+                "raw item fields are not supported by this server yet; send `features`",
+            )
+        )
+    return [{} for _ in fields]
+
+
+def _bands(model: LoadedModel) -> dict[str, float]:
+    return model.bundle.risk_bands or dict(get_settings().risk_bands)
+
+
+def _model_public(model: LoadedModel) -> ModelPublic:
+    bundle = model.bundle
+    meta = bundle.metadata
+    return ModelPublic(
+        uri=model.uri,
+        name=model.name,
+        version=model.version,
+        fingerprint=bundle.fingerprint,
+        run_id=bundle.run_id,
+        entity=None if meta.get("entity") is None else str(meta["entity"]),
+        policy=None if meta.get("policy") is None else str(meta["policy"]),
+    )
+
+
+def _invalid(problems: Sequence[tuple[Sequence[str | int], str]]) -> HTTPException:
+    """A 422 whose detail has FastAPI's shape: [{loc, msg, type}]."""
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[{"loc": list(loc), "msg": msg, "type": "value_error"} for loc, msg in problems],
+    )

@@ -1,0 +1,86 @@
+"""Tests of `run_audit`: tables, report and MLflow logging on a tiny world."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import World
+
+from features.vocabulary import Entity
+from governance.audit.metrics import METRIC_COLUMNS
+from governance.audit.pipeline import OUTPUT_FILES, AuditResult, run_audit
+from governance.audit.ranking import FLAG_COLUMNS
+from governance.audit.slices import SLICE_COLUMNS
+from governance.audit.suggestions import SUGGESTION_COLUMNS
+
+
+def _run(world: World, out: Path, **kwargs: object) -> AuditResult:
+    return run_audit(
+        None,
+        out_dir=out,
+        tables=world.tables,
+        strategies=world.strategies,
+        frames={Entity.LISTING: world.frame},
+        predictions=world.predictions,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="module")
+def audited(world: World, tmp_path_factory: pytest.TempPathFactory) -> AuditResult:
+    return _run(world, tmp_path_factory.mktemp("audit"))
+
+
+def test_writes_every_table_with_its_contract_columns(audited: AuditResult) -> None:
+    assert set(audited.paths) == set(OUTPUT_FILES)
+    expected = {
+        "metrics": METRIC_COLUMNS,
+        "flags": FLAG_COLUMNS,
+        "slices": SLICE_COLUMNS,
+        "suggestions": SUGGESTION_COLUMNS,
+    }
+    for key, cols in expected.items():
+        df = pd.read_parquet(audited.paths[key])
+        assert tuple(df.columns) == cols, key
+        assert len(df) > 0, key
+    assert audited.flip_rate_source.startswith("estimated from")
+    assert 0.0 < audited.flip_rate < 0.15
+
+
+def test_report_is_self_contained_with_inline_plots(audited: AuditResult) -> None:
+    html = audited.paths["report"].read_text(encoding="utf-8")
+    assert html.count("<svg") >= 2
+    assert "cf-bags@v2" in html and "Suggested changes" in html
+    # Works offline: no external stylesheet, script, image or font.
+    assert not re.search(r"""(src|href)=["']https?://""", html)
+    assert "<script src" not in html and "<link " not in html
+
+
+def test_logs_tables_and_report_to_mlflow(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    # Artifacts go under tmp_path, not the default ./mlruns of the working directory.
+    mlflow.create_experiment("govrisk-audit", artifact_location=str(tmp_path / "artifacts"))
+    result = _run(world, tmp_path / "out", tracking_uri=uri, write_report=False)
+    assert result.run_id is not None
+    client = mlflow.MlflowClient()
+    names = {a.path for a in client.list_artifacts(result.run_id, "audit")}
+    assert "audit/flags.parquet" in names and "audit/suggestions.parquet" in names
+    run = client.get_run(result.run_id)
+    assert run.data.tags["govrisk.kind"] == "audit"
+    assert any(k.startswith("precision__cf-terms") for k in run.data.metrics)
+    assert (tmp_path / "artifacts").is_dir()
+    mlflow.set_tracking_uri("")
+
+
+def test_needs_a_data_dir_or_tables(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="data_dir"):
+        run_audit(None, out_dir=tmp_path)

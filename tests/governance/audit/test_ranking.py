@@ -1,0 +1,72 @@
+"""Tests of the ranked likely false positives / negatives and the audit slice rows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from conftest import World
+
+from features.vocabulary import Entity, Policy
+from governance.audit.population import build_populations
+from governance.audit.ranking import FLAG_COLUMNS, rank_flags, reasons_from_frame
+from governance.audit.sampling import audit_sample
+
+FRAMES = {"random": "population", "strategy_flagged": "actioned", "appeal": "exclude"}
+
+
+def _pops(w: World):  # type: ignore[no-untyped-def]
+    return build_populations(
+        w.tables, w.strategies, w.predictions, items={Entity.LISTING: w.frame["item_id"]},
+        flip_rate=w.flip_rate, design_frames=FRAMES,
+    )
+
+
+def test_flags_follow_the_contract_and_beat_the_base_rates(world: World) -> None:
+    pops = _pops(world)
+    labels = world.tables["audit_labels"]
+    sample = audit_sample(pops, size=100, seed=0)
+    flags = rank_flags(pops, labels=labels, list_size=50, audit_slice=sample)
+    assert tuple(flags.columns) == FLAG_COLUMNS
+    assert str(flags["channel"].dtype) == "str" and flags["priority"].dtype == np.float64
+    kinds = flags["kind"].value_counts()
+    assert kinds["likely_false_positive"] == 50 and kinds["likely_false_negative"] == 50
+    assert kinds["random_audit"] == len(sample)
+    audit = flags[flags["kind"] == "random_audit"]
+    assert audit["inclusion_probability"].between(0, 1, inclusive="right").all()
+    ranked = flags[flags["kind"] != "random_audit"]
+    assert ranked["inclusion_probability"].isna().all()
+    # Sorted by priority within each list; already-reviewed items are left out.
+    for _, grp in ranked.groupby("kind"):
+        assert grp["priority"].is_monotonic_decreasing
+    assert not ranked["item_id"].isin(labels["item_id"]).any()
+
+    truth = world.truth.set_index("item_id")["violating"]
+    pop = pops[(Entity.LISTING, Policy.COUNTERFEIT)]
+    act = pop.any_actioned.any(axis=1)
+    y = truth.reindex(pop.item_ids).to_numpy()
+    fp = flags[flags["kind"] == "likely_false_positive"]
+    fn = flags[flags["kind"] == "likely_false_negative"]
+    fp_precision = (~truth.reindex(fp["item_id"]).to_numpy()).mean()
+    fn_precision = truth.reindex(fn["item_id"]).to_numpy().mean()
+    assert fp_precision > 1.3 * (~y[act]).mean()
+    assert fn_precision > 2 * y[~act].mean()
+    assert set(fp["strategies"].str.split(",").explode()) <= {"cf-terms@v1", "cf-bags@v2"}
+
+
+def test_reasons_come_from_a_precomputed_frame(world: World) -> None:
+    pops = _pops(world)
+    reasons = pd.DataFrame(
+        {
+            "entity": "listing",
+            "item_id": world.frame["item_id"],
+            "policy": "counterfeit",
+            "reasons": json.dumps(
+                [{"feature": "x", "description": "d", "value": 1, "contribution": 0.5}]
+            ),
+        }
+    )
+    flags = rank_flags(pops, list_size=5, reasons=reasons_from_frame(reasons))
+    parsed = [json.loads(r) for r in flags["reasons"]]
+    assert all(p and p[0]["feature"] == "x" for p in parsed)

@@ -1,0 +1,77 @@
+"""Tests of suggested strategy changes and their projections."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import World
+
+from features.vocabulary import Entity, StrategyStatus
+from governance.audit.metrics import strategy_metrics
+from governance.audit.population import build_populations
+from governance.audit.ranking import posterior
+from governance.audit.slices import audit_slices
+from governance.audit.suggestions import SUGGESTION_COLUMNS, suggest, to_shadow_version
+from governance.evaluator import evaluate_condition
+from governance.registry import StrategyRegistry
+
+
+@pytest.fixture(scope="module")
+def suggestions(world: World) -> tuple[pd.DataFrame, dict, pd.DataFrame]:  # type: ignore[type-arg]
+    pops = build_populations(
+        world.tables, world.strategies, world.predictions,
+        items={Entity.LISTING: world.frame["item_id"]}, flip_rate=world.flip_rate,
+        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    )
+    posts = {k: posterior(p, world.tables["audit_labels"]) for k, p in pops.items()}
+    frame = world.frame.assign(
+        p_counterfeit=world.predictions.set_index("item_id")["p"]
+        .reindex(world.frame["item_id"]).to_numpy()
+    )
+    frames = {Entity.LISTING: frame}
+    slices = audit_slices(pops, frames, posts)
+    table = suggest(pops, frames, slices, posts, strategies=world.strategies,
+                    metrics=strategy_metrics(pops))
+    return table, pops, frame
+
+
+def test_suggestions_follow_the_contract(suggestions) -> None:  # type: ignore[no-untyped-def]
+    table, _, _ = suggestions
+    assert tuple(table.columns) == SUGGESTION_COLUMNS
+    assert table["rank"].tolist() == list(range(1, len(table) + 1))
+    assert table["suggestion_id"].is_unique
+    assert (table["delta_fp_low"] <= table["delta_fp"]).all()
+    assert (table["delta_fn"] <= table["delta_fn_high"]).all()
+    assert {"score_gate", "add_predicate", "new_strategy"} <= set(table["kind"])
+    new = table[table["kind"] == "new_strategy"]
+    assert new["base_version"].isna().all()
+
+
+def test_projection_matches_the_truth_of_the_change(  # type: ignore[no-untyped-def]
+    suggestions, world: World
+) -> None:
+    table, pops, frame = suggestions
+    row = table[table["strategy_id"] == "cf-bags"].iloc[0]
+    proposed = to_shadow_version(row)
+    base = next(s for s in world.strategies if s.id == "cf-bags")
+    truth = world.truth.set_index("item_id")["violating"].reindex(frame["item_id"]).to_numpy()
+    n0 = evaluate_condition(base.condition, frame)
+    n1 = evaluate_condition(proposed.condition, frame)
+    ch0, ch1 = len(base.channels), len(proposed.channels)
+    true_dfp = (n1 & ~truth).sum() * ch1 - (n0 & ~truth).sum() * ch0
+    true_dfn = -((n1 & truth).sum() * ch1 - (n0 & truth).sum() * ch0)
+    width = row["delta_fp_high"] - row["delta_fp_low"]
+    assert abs(row["delta_fp"] - true_dfp) <= width
+    assert abs(row["delta_fn"] - true_dfn) <= row["delta_fn_high"] - row["delta_fn_low"]
+
+
+def test_shadow_version_is_a_child_of_its_base(suggestions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    table, _, _ = suggestions
+    row = table[table["strategy_id"] == "cf-bags"].iloc[0]
+    strategy = to_shadow_version(row, directory=str(tmp_path))
+    assert strategy.status == StrategyStatus.SHADOW
+    assert strategy.parent == "cf-bags@v2" and strategy.version == 3
+    reg = StrategyRegistry.from_directory(tmp_path)
+    assert reg.get("cf-bags@v3") == strategy
+    assert np.isfinite(row["delta_impressions"])

@@ -1,0 +1,47 @@
+"""Dashboard estimates: design-weighted proportions with Wilson intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import pytest
+
+from governance.review import dashboard, queue
+from governance.review.db import ReviewSession
+from governance.review.orm import User
+
+
+def test_weighted_proportion_and_interval() -> None:
+    est = dashboard.weighted_proportion([(1.0, True), (1.0, False), (2.0, True), (4.0, False)])
+    assert est.value == pytest.approx(3 / 8)
+    assert est.low is not None and est.high is not None and est.low < 3 / 8 < est.high
+    assert est.n_labels == 4
+    assert dashboard.weighted_proportion([]).value is None
+    low, high = dashboard.wilson_interval(0.0, 10)
+    assert low == 0.0 and 0.2 < high < 0.35
+
+
+def test_strategy_precision_uses_only_the_random_slice(
+    session: ReviewSession, review_data: SimpleNamespace, make_user: Callable[..., User]
+) -> None:
+    flags = review_data.make_flags(30, seed=12, random_share=0.5)
+    queue.ingest_flags(session, flags)
+    mod = make_user("ana")
+    truth = {}
+    while (claim := queue.claim_next(session, mod, lease_seconds=60)) is not None:
+        violating = claim.item.item_id.endswith(("0", "2", "4"))
+        truth[claim.item.item_id] = violating
+        queue.submit_verdict(session, mod, claim.item.id,
+                             verdict="violating" if violating else "not_violating",
+                             client_key=claim.item.item_id)
+    session.commit()
+    scopes = {"listing-counterfeit-terms": ("listing", "counterfeit")}
+    (row,) = dashboard.strategy_metrics(session, scopes)
+    random_hit = flags[(flags.kind == "random_audit") & (flags.strategies != "")]
+    expected = sum(truth[i] for i in random_hit.item_id) / len(random_hit)
+    assert row.precision.value == pytest.approx(expected)
+    assert row.precision.n_labels == len(random_hit)
+    assert row.recall.value is not None and 0.0 <= row.recall.value <= 1.0
+    channels = dashboard.channel_metrics(session)
+    assert {c.key for c in channels} <= {"shop_tab", "campaigns", "shop_ads"}

@@ -1,0 +1,78 @@
+"""Migrations match the models on both databases; the audit log is append-only."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+
+from governance.review import audit_log
+from governance.review.db import ReviewSession, current_revision, schema_differences, upgrade
+from governance.review.orm import AuditEvent
+
+
+def test_migrations_produce_the_models_schema(engine: Engine) -> None:
+    assert current_revision(engine) == "0001"
+    assert schema_differences(engine) == []
+
+
+def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:
+    upgrade(engine)
+    assert current_revision(engine) == "0001"
+    assert "queue_items" in sa.inspect(engine).get_table_names()
+
+
+def test_sqlite_runs_in_wal_mode_with_busy_timeout(engine: Engine) -> None:
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def _one_entry(session: ReviewSession) -> AuditEvent:
+    event = audit_log.record(
+        session, actor=None, action="test.write", target_type="thing", target_id=1,
+        before={"a": 1}, after={"a": 2},
+    )
+    session.commit()
+    return event
+
+
+def test_orm_refuses_to_change_or_delete_audit_entries(session: ReviewSession) -> None:
+    event = _one_entry(session)
+    event.action = "tampered"
+    with pytest.raises(PermissionError, match="append-only"):
+        session.flush()
+    session.rollback()
+    session.delete(session.get(AuditEvent, event.id))
+    with pytest.raises(PermissionError, match="append-only"):
+        session.flush()
+    session.rollback()
+    with pytest.raises(PermissionError, match="append-only"):
+        session.execute(sa.update(AuditEvent).values(action="x"))
+    session.rollback()
+    with pytest.raises(PermissionError, match="append-only"):
+        session.execute(sa.delete(AuditEvent))
+    session.rollback()
+    assert session.get(AuditEvent, event.id).action == "test.write"  # type: ignore[union-attr]
+
+
+def test_database_trigger_refuses_raw_updates_and_deletes(
+    session: ReviewSession, engine: Engine
+) -> None:
+    _one_entry(session)
+    for statement in ("UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
+            connection.exec_driver_sql(statement)
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT action FROM audit_log").scalars().all()
+    assert rows == ["test.write"]
+
+
+def test_audit_entries_keep_before_and_after_json(session: ReviewSession) -> None:
+    _one_entry(session)
+    (entry,) = audit_log.entries(session, target_type="thing")
+    assert (entry.actor, entry.before, entry.after) == ("cli", {"a": 1}, {"a": 2})

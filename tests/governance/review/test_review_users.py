@@ -1,0 +1,55 @@
+"""Users: argon2 password hashes, hashed API tokens that expire and can be revoked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from governance.review import users
+from governance.review.db import ReviewSession
+from governance.review.errors import ConflictError, InvalidInputError
+from governance.review.orm import ApiToken, User
+
+
+def test_passwords_are_argon2_hashed_and_checked(
+    session: ReviewSession, make_user: Callable[..., User]
+) -> None:
+    user = make_user("ana")
+    assert user.password_hash.startswith("$argon2id$")
+    assert "correct horse" not in user.password_hash
+    assert users.authenticate(session, "ana", "correct horse battery") is user
+    assert users.authenticate(session, "ana", "wrong password!") is None
+    assert users.authenticate(session, "nobody", "correct horse battery") is None
+    users.set_active(session, user, False, actor=None)
+    assert users.authenticate(session, "ana", "correct horse battery") is None
+
+
+def test_user_input_is_checked(session: ReviewSession, make_user: Callable[..., User]) -> None:
+    make_user("ana")
+    with pytest.raises(ConflictError, match="already exists"):
+        make_user("ana")
+    with pytest.raises(InvalidInputError, match="at least 10"):
+        users.create_user(session, username="bo", role="pm", password="short")
+    with pytest.raises(InvalidInputError, match="role 'boss' is unknown"):
+        users.create_user(session, username="bo", role="boss", password="long enough pw")
+    with pytest.raises(InvalidInputError, match="username"):
+        users.create_user(session, username="Bo Smith", role="pm", password="long enough pw")
+
+
+def test_tokens_are_stored_hashed_and_expire_or_get_revoked(
+    session: ReviewSession, make_user: Callable[..., User]
+) -> None:
+    user = make_user("ana")
+    now = datetime(2026, 1, 1)
+    token, secret = users.issue_token(session, user, name="laptop", ttl_days=1, now=now)
+    session.commit()
+    stored = session.scalars(sa.select(ApiToken.token_hash)).all()
+    assert secret not in stored and secret.startswith("grk_")
+    assert users.user_for_token(session, secret, now=now) is user
+    assert users.user_for_token(session, secret, now=now + timedelta(days=2)) is None
+    assert users.user_for_token(session, secret + "x", now=now) is None
+    users.revoke_token(session, token, actor=user)
+    assert users.user_for_token(session, secret, now=now) is None

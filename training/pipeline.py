@@ -1,0 +1,666 @@
+"""`train(spec)`: assemble datasets, fit every target, evaluate, log to MLflow, register.
+
+Run layout: one parent MLflow run per spec (the spec file, data digest, summary table and all
+out-of-fold predictions) with one nested child run per target (entity, policy) holding its
+parameters, dataset inputs, metrics overall and per slice, plots, model card, model files and
+the registered model; Optuna trials are nested under their target's run. The parent keeps a
+weekly retrain in one place in the MLflow UI while each registered version points at the child
+run that produced it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.vocabulary import Entity
+from models.registry import (
+    CHAMPION,
+    CHAMPION_PREFIX,
+    TAG_CHAMPION_EVALUATED,
+    TAG_ENTITY,
+    TAG_GATE_MIN_GAIN,
+    TAG_GATE_SLICE_MARGIN,
+    TAG_POLICY,
+    load_scoring_model,
+    model_name,
+    register_version,
+)
+from training import model_card, plots, tracking
+from training.dataset import (
+    EntityData,
+    TrainingSet,
+    frame_digest,
+    load_entity_data,
+    training_set,
+)
+from training.evaluate import METRICS, metrics_to_log, slice_metrics
+from training.fit import FittedTarget, TargetSkipped, fit_target, oof_frame, time_split
+from training.spec import ExperimentSpec, flat_params, spec_to_dict
+
+log = logging.getLogger(__name__)
+
+#: Progress callback: (phase, done, total, description); phase is "features" or "targets".
+ProgressCallback = Callable[[str, int, int, str], None]
+#: File names written to the output directory.
+OOF_FILE = "oof_predictions.parquet"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """Outcome of one target: trained (with metrics and registered version) or skipped."""
+
+    entity: str
+    policy: str
+    model_name: str
+    status: str
+    run_id: str | None = None
+    reason: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    n_labels: int = 0
+    n_positive: int = 0
+    model_version: str | None = None
+    model_uri: str | None = None
+    calibration: str = ""
+    best_iteration: int = 0
+    output_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of a spec: the parent run, one result per target and the files written."""
+
+    spec_name: str
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    targets: list[TargetResult]
+    output_dir: Path
+    oof_path: Path | None
+    summary_path: Path
+
+    def summary(self) -> pd.DataFrame:
+        """One row per target: status, holdout metrics, run id and registered version."""
+        rows = []
+        for t in self.targets:
+            rows.append(
+                {
+                    "model": t.model_name,
+                    "status": t.status,
+                    "labels": t.n_labels,
+                    "violating": t.n_positive,
+                    **{m: t.metrics.get(m, math.nan) for m in METRICS},
+                    "calibration": t.calibration,
+                    "run_id": t.run_id or "",
+                    "version": t.model_version or "",
+                    "note": t.reason,
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+def train(
+    spec: ExperimentSpec,
+    *,
+    tracking_uri: str | None = None,
+    use_optuna: bool | None = None,
+    data: Mapping[Entity, EntityData] | None = None,
+    spec_text: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> TrainResult:
+    """Train every target of `spec`; `data` skips loading tables (tests feed synthetic frames).
+
+    `use_optuna` overrides `spec.optuna.enabled`; `spec_text` is the spec file as written,
+    logged verbatim next to the resolved spec.
+    """
+    import mlflow
+
+    report = on_progress or (lambda *_args: None)
+    uri = tracking.configure(tracking_uri)
+    experiment_id = tracking.ensure_experiment(
+        spec.mlflow.experiment, artifact_location=spec.mlflow.artifact_location
+    )
+    entities = list(dict.fromkeys(e for e, _ in spec.target_pairs()))
+    data_digest = ""
+    if data is None:
+        from features.loader import load_tables
+
+        tables = load_tables(spec.data_dir)
+        data_digest = _tables_digest(spec.data_dir)
+        data = load_entity_data(
+            tables,
+            entities=entities,
+            labels=spec.labels,
+            feature_selection=spec.features,
+            slice_spec=spec.slices,
+            on_build=lambda done, total, as_of: report(
+                "features", done, total, f"features as of {as_of:%Y-%m-%d}"
+            ),
+        )
+    missing = [e.value for e in entities if e not in data]
+    if missing:
+        raise ValueError(f"no assembled data for entit(ies) {missing}; pass them in `data`")
+    optuna_on = spec.optuna.enabled if use_optuna is None else use_optuna
+    output_dir = spec.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pairs = spec.target_pairs()
+    results: list[TargetResult] = []
+    oofs: list[pd.DataFrame] = []
+    with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name) as parent:
+        tracking.set_tags(
+            {
+                "govrisk.spec": spec.name,
+                "govrisk.kind": "training",
+                "govrisk.data_dir": str(spec.data_dir),
+                "govrisk.data_digest": data_digest or "in-memory",
+                "govrisk.optuna": optuna_on,
+            }
+        )
+        tracking.log_params(flat_params(spec))
+        if spec_text is not None:
+            mlflow.log_text(spec_text, f"spec/{spec.name}.yaml")
+        tracking.log_json(spec_to_dict(spec), "spec/resolved.json")
+        for e in entities:
+            tracking.log_json(data[e].dropped, f"data/{e.value}_dropped_labels.json")
+            tracking.log_metrics(
+                {f"labels_dropped__{e.value}": float(sum(data[e].dropped.values()))}
+            )
+        for i, (entity, policy) in enumerate(pairs):
+            name = model_name(entity.value, policy, prefix=spec.mlflow.model_name_prefix)
+
+            def step(text: str, _i: int = i, _name: str = name) -> None:
+                report("targets", _i, len(pairs), f"{_name}: {text}")
+
+            step("assembling")
+            result, oof = _train_target(
+                spec,
+                data[entity],
+                policy,
+                name=name,
+                experiment_id=experiment_id,
+                optuna_on=optuna_on,
+                data_digest=data_digest,
+                step=step,
+            )
+            results.append(result)
+            if oof is not None:
+                oofs.append(oof)
+            report("targets", i + 1, len(pairs), f"{name}: {result.status}")
+        oof_path = None
+        if oofs:
+            oof_path = output_dir / OOF_FILE
+            pd.concat(oofs, ignore_index=True).to_parquet(oof_path, index=False)
+            tracking.log_file(oof_path, "oof")
+        result_obj = TrainResult(
+            spec_name=spec.name,
+            tracking_uri=uri,
+            experiment_id=experiment_id,
+            parent_run_id=str(parent.info.run_id),
+            targets=results,
+            output_dir=output_dir,
+            oof_path=oof_path,
+            summary_path=output_dir / SUMMARY_FILE,
+        )
+        summary = result_obj.summary()
+        tracking.log_frame(summary, "summary.csv")
+        summary_doc = {
+            "spec": spec.name,
+            "tracking_uri": uri,
+            "experiment_id": experiment_id,
+            "parent_run_id": result_obj.parent_run_id,
+            "oof_predictions": str(oof_path) if oof_path else None,
+            "targets": summary.to_dict("records"),
+        }
+        result_obj.summary_path.write_text(
+            json.dumps(summary_doc, indent=2, default=str), encoding="utf-8"
+        )
+    return result_obj
+
+
+def _train_target(
+    spec: ExperimentSpec,
+    data: EntityData,
+    policy: str,
+    *,
+    name: str,
+    experiment_id: str,
+    optuna_on: bool,
+    data_digest: str,
+    step: Callable[[str], None],
+) -> tuple[TargetResult, pd.DataFrame | None]:
+    import mlflow
+
+    entity = data.entity
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"{entity.value}-{policy}", nested=True
+    ) as run:
+        run_id = str(run.info.run_id)
+        tracking.set_tags(
+            {
+                TAG_ENTITY: entity.value,
+                TAG_POLICY: policy,
+                "govrisk.model_name": name,
+                "govrisk.spec": spec.name,
+                "govrisk.kind": "target",
+            }
+        )
+        ts = training_set(
+            data, policy, weighting=spec.labels.weighting, max_weight=spec.labels.max_weight
+        )
+        base = TargetResult(
+            entity=entity.value,
+            policy=policy,
+            model_name=name,
+            status="skipped",
+            run_id=run_id,
+            n_labels=len(ts),
+            n_positive=ts.n_positive,
+        )
+        try:
+            overrides = _search(
+                spec, ts, optuna_on=optuna_on, experiment_id=experiment_id, step=step
+            )
+            fit = fit_target(
+                ts,
+                lightgbm=spec.lightgbm,
+                split=spec.split,
+                calibration=spec.calibration,
+                labels=spec.labels,
+                params_override=overrides,
+                on_step=step,
+            )
+        except TargetSkipped as exc:
+            log.warning("%s skipped: %s", name, exc)
+            tracking.set_tags({"govrisk.status": "skipped", "govrisk.skip_reason": str(exc)})
+            return _replace(base, reason=str(exc)), None
+        step("evaluating")
+        return _finish_target(spec, fit, data, base, data_digest=data_digest, step=step)
+
+
+def _search(
+    spec: ExperimentSpec,
+    ts: TrainingSet,
+    *,
+    optuna_on: bool,
+    experiment_id: str,
+    step: Callable[[str], None],
+) -> dict[str, Any]:
+    if not optuna_on:
+        return {}
+    import mlflow
+
+    from training.search import search_params
+
+    tsplit = time_split(ts.meta["reviewed_at"], spec=spec.split)
+
+    def on_trial(number: int, params: dict[str, Any], value: float, rounds: int) -> None:
+        step(f"optuna trial {number + 1}/{spec.optuna.n_trials}")
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"trial-{number:03d}", nested=True
+        ):
+            tracking.set_tags({"govrisk.kind": "optuna_trial"})
+            tracking.log_params({**params, "best_iteration": rounds, "trial": number})
+            tracking.log_metrics({"validation_pr_auc": value})
+
+    result = search_params(
+        ts, tsplit, lightgbm=spec.lightgbm, optuna_spec=spec.optuna, on_trial=on_trial
+    )
+    tracking.log_params({f"optuna.best.{k}": v for k, v in result.best_params.items()})
+    tracking.log_metrics(
+        {"optuna_best_validation_pr_auc": result.best_value, "optuna_trials": result.n_trials}
+    )
+    return result.best_params
+
+
+def _finish_target(
+    spec: ExperimentSpec,
+    fit: FittedTarget,
+    data: EntityData,
+    base: TargetResult,
+    *,
+    data_digest: str,
+    step: Callable[[str], None],
+) -> tuple[TargetResult, pd.DataFrame]:
+    ts = fit.training_set
+    test = fit.split.test
+    period = fit.split.training_period
+    y = ts.y.astype(np.float64)
+    bins = spec.calibration.bins
+    holdout = slice_metrics(
+        y[test],
+        fit.oof_p[test],
+        _subset_slices(ts.slices, test),
+        weight=ts.weight[test],
+        min_labels=spec.slices.min_labels,
+        bins=bins,
+    )
+    out_of_fold = slice_metrics(
+        y[period],
+        fit.oof_p[period],
+        _subset_slices(ts.slices, period),
+        weight=ts.weight[period],
+        min_labels=spec.slices.min_labels,
+        bins=bins,
+    )
+    champion_table, champion_version, champion_metrics = _score_champion(spec, fit, base)
+    digest = ts.digest()
+    versions = _feature_set_versions(ts.entity)
+    target_dir = spec.output_dir / f"{ts.entity.value}-{ts.policy}"
+    parts = fit.split.part()
+    tracking.set_tags(
+        {
+            "govrisk.status": "trained",
+            "govrisk.dataset_digest": digest,
+            "govrisk.data_digest": data_digest or "in-memory",
+            **{f"govrisk.feature_set.{k}": v for k, v in versions.items()},
+        }
+    )
+    tracking.log_params(
+        {
+            **{f"lgb.{k}": v for k, v in sorted(fit.params.items())},
+            "best_iteration": fit.best_iteration,
+            "calibration_method": fit.calibration_method,
+            "n_features": len(fit.feature_names),
+            "categorical_features": ",".join(fit.encoder.categorical),
+            "n_labels": len(ts),
+            **{f"n_{p}": int((parts == p).sum()) for p in ("train", "validation", "test")},
+            **{f"split.{k}": v for k, v in fit.split.boundaries.items()},
+            "cv_folds": int(len(np.unique(fit.split.fold[period]))),
+            "dataset_digest": digest,
+            **{f"feature_set_version.{k}": v for k, v in versions.items()},
+        }
+    )
+    step("logging datasets")
+    logged = ts.logged_frame()
+    source = str(spec.data_dir)
+    for part in ("train", "validation", "test"):
+        rows = parts == part
+        part_frame = logged.loc[rows].reset_index(drop=True)
+        tracking.log_dataset(
+            part_frame,
+            name=f"{ts.entity.value}-{ts.policy}-{part}",
+            context="training" if part == "train" else part,
+            source=source,
+            digest=frame_digest(part_frame),
+        )
+    metrics = metrics_to_log(holdout)
+    metrics.update(
+        metrics_to_log(out_of_fold.loc[out_of_fold["slice"] == "overall"], prefix="oof__")
+    )
+    metrics.update({"best_iteration": float(fit.best_iteration)})
+    metrics.update(champion_metrics)
+    tracking.log_metrics(metrics)
+    step("plots and model card")
+    plot_paths = plots.write_plots(fit, target_dir / "plots", bins=bins, seed=spec.lightgbm.seed)
+    for path in plot_paths.values():
+        tracking.log_file(path, "plots")
+    holdout.to_csv(target_dir / "holdout_metrics.csv", index=False)
+    out_of_fold.to_csv(target_dir / "oof_metrics.csv", index=False)
+    tracking.log_file(target_dir / "holdout_metrics.csv", "metrics")
+    tracking.log_file(target_dir / "oof_metrics.csv", "metrics")
+    calibration_curve = _calibration_points(fit, bins=bins)
+    tracking.log_frame(calibration_curve, "metrics/calibration_curve.csv")
+    oof = oof_frame(fit)
+    oof_path = target_dir / OOF_FILE
+    oof.to_parquet(oof_path, index=False)
+    tracking.log_file(oof_path, "oof")
+    tracking.log_model_files(fit)
+    card = model_card.render(
+        fit,
+        model_card.CardContext(
+            spec=spec,
+            model_name=base.model_name,
+            run_id=str(base.run_id),
+            holdout=holdout,
+            out_of_fold=out_of_fold,
+            dataset_digest=digest,
+            feature_set_versions=versions,
+            dropped=data.dropped,
+            champion=champion_table,
+            champion_version=champion_version,
+        ),
+    )
+    card_path = target_dir / "model_card.md"
+    card_path.write_text(card, encoding="utf-8")
+    tracking.log_file(card_path)
+    step("registering")
+    model_uri, version, note = _log_and_register(spec, fit, base, digest=digest, versions=versions)
+    if note:
+        tracking.set_tags({"govrisk.registration_note": note})
+    overall = holdout.loc[holdout["slice"] == "overall"].iloc[0]
+    result = _replace(
+        base,
+        status="trained",
+        metrics={m: float(overall[m]) for m in METRICS},
+        model_version=version,
+        model_uri=model_uri,
+        calibration=fit.calibration_method,
+        best_iteration=fit.best_iteration,
+        output_dir=target_dir,
+        reason=note,
+    )
+    return result, oof
+
+
+def _score_champion(
+    spec: ExperimentSpec, fit: FittedTarget, base: TargetResult
+) -> tuple[pd.DataFrame | None, str | None, dict[str, float]]:
+    """Score the current champion on this holdout, for a like-for-like promotion gate."""
+    if not spec.mlflow.register_models:
+        return None, None, {}
+    try:
+        champion = load_scoring_model(base.model_name, alias=CHAMPION)
+    except Exception as exc:  # noqa: BLE001 - a broken champion must not stop training
+        log.warning("could not load the champion of %s: %s", base.model_name, exc)
+        tracking.set_tags({"govrisk.champion_evaluation_error": str(exc)[:500]})
+        return None, None, {}
+    if champion is None:
+        return None, None, {}
+    ts = fit.training_set
+    test = fit.split.test
+    try:
+        p = champion.predict_proba(ts.source_rows(test), num_threads=spec.lightgbm.num_threads)
+    except Exception as exc:  # noqa: BLE001 - e.g. the champion uses features no longer built
+        log.warning("could not score champion %s v%s: %s", base.model_name, champion.version, exc)
+        tracking.set_tags({"govrisk.champion_evaluation_error": str(exc)[:500]})
+        return None, champion.version, {}
+    y = ts.y[test].astype(np.float64)
+    table = slice_metrics(
+        y,
+        p,
+        _subset_slices(ts.slices, test),
+        weight=ts.weight[test],
+        min_labels=spec.slices.min_labels,
+        bins=spec.calibration.bins,
+    )
+    mine = slice_metrics(
+        y,
+        fit.oof_p[test],
+        _subset_slices(ts.slices, test),
+        weight=ts.weight[test],
+        min_labels=spec.slices.min_labels,
+        bins=spec.calibration.bins,
+    )
+    tracking.set_tags({TAG_CHAMPION_EVALUATED: champion.version})
+    comparison = pd.DataFrame(
+        {
+            "slice": mine["slice"],
+            "n": mine["n"],
+            "pr_auc_champion": table["pr_auc"],
+            "pr_auc_this_model": mine["pr_auc"],
+            "ece_champion": table["ece"],
+            "ece_this_model": mine["ece"],
+        }
+    )
+    return comparison, champion.version, metrics_to_log(table, prefix=CHAMPION_PREFIX)
+
+
+def _log_and_register(
+    spec: ExperimentSpec,
+    fit: FittedTarget,
+    base: TargetResult,
+    *,
+    digest: str,
+    versions: Mapping[str, str],
+) -> tuple[str | None, str | None, str]:
+    """Log the registrable model (bundle when available) and register it as challenger.
+
+    Returns (model URI, registered version, note). A bundle failing its parity check is logged
+    nowhere and not registered.
+    """
+    ts = fit.training_set
+    try:
+        model_uri = _log_bundle(fit, base, digest=digest, versions=versions)
+    except _ParityFailed as exc:
+        tracking.set_tags({"govrisk.parity": "failed"})
+        tracking.log_json({"error": str(exc)}, "bundle/parity_failure.json")
+        return None, None, f"not registered: bundle failed parity ({str(exc)[:200]})"
+    if model_uri is None:
+        model_uri = tracking.log_lightgbm_model(fit.booster)
+    if not spec.mlflow.register_models:
+        return model_uri, None, ""
+    version = register_version(
+        model_uri,
+        name=base.model_name,
+        run_id=str(base.run_id),
+        tags={
+            TAG_ENTITY: ts.entity.value,
+            TAG_POLICY: ts.policy,
+            TAG_GATE_SLICE_MARGIN: str(spec.promotion.slice_margin),
+            TAG_GATE_MIN_GAIN: str(spec.promotion.min_pr_auc_gain),
+            "govrisk.spec": spec.name,
+            "govrisk.dataset_digest": digest,
+        },
+        description=f"{ts.entity.value}/{ts.policy} risk model trained by spec {spec.name}",
+    )
+    return model_uri, str(version.version), ""
+
+
+class _ParityFailed(Exception):
+    """The bundle's ONNX graph disagrees with LightGBM."""
+
+
+def _log_bundle(
+    fit: FittedTarget, base: TargetResult, *, digest: str, versions: Mapping[str, str]
+) -> str | None:
+    """Build, parity-check and log the model bundle; None when the bundle code is absent."""
+    try:
+        from models.bundle import ModelBundle, ParityError
+        from models.pyfunc import log_bundle
+    except ImportError:
+        return None
+    ts = fit.training_set
+    descriptions = _feature_descriptions(ts.entity)
+    bundle = ModelBundle.build(
+        fit.booster,
+        encoder=fit.encoder,
+        calibration=fit.calibration,
+        features={n: descriptions.get(n, n.replace("_", " ")) for n in fit.feature_names},
+        metadata={
+            "run_id": base.run_id,
+            "model_name": base.model_name,
+            "entity": ts.entity.value,
+            "policy": ts.policy,
+            "dataset_digest": digest,
+            "feature_set_versions": dict(versions),
+            "calibration_method": fit.calibration_method,
+            "best_iteration": fit.best_iteration,
+        },
+    )
+    try:
+        report = bundle.check_parity(ts.X.iloc[fit.split.test].reset_index(drop=True))
+    except ParityError as exc:
+        raise _ParityFailed(str(exc)) from exc
+    tracking.log_metrics(
+        {
+            "parity_max_abs_diff_probability": report.max_abs_diff_probability,
+            "parity_max_abs_diff_raw": report.max_abs_diff_raw,
+        }
+    )
+    tracking.set_tags({"govrisk.parity": "passed"})
+    info = log_bundle(bundle, artifact_path="bundle")
+    return str(info.model_uri)
+
+
+def _feature_descriptions(entity: Entity) -> dict[str, str]:
+    """One-line descriptions of the entity's features from the feature declarations."""
+    try:
+        from features import catalog
+    except ImportError:
+        return {}
+    describe = getattr(catalog, "feature_descriptions", None)
+    if describe is None:
+        return {}
+    return {str(k): str(v) for k, v in describe(entity).items()}
+
+
+def _feature_set_versions(entity: Entity) -> dict[str, str]:
+    """Versions of the feature sets the entity's scoring frame is built from."""
+    try:
+        from features import catalog
+    except ImportError:
+        return {}
+    versions = getattr(catalog, "feature_set_versions", None)
+    if versions is None:
+        return {}
+    return {str(k): str(v) for k, v in versions(entity).items()}
+
+
+def _subset_slices(slices: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """Slice memberships of `positions`, renumbered to index the subset (positions sorted)."""
+    member = slices.loc[slices["position"].isin(positions)]
+    return pd.DataFrame(
+        {
+            "position": np.searchsorted(positions, member["position"].to_numpy()),
+            "slice": member["slice"].to_numpy(),
+        }
+    )
+
+
+def _calibration_points(fit: FittedTarget, *, bins: int) -> pd.DataFrame:
+    from training.evaluate import calibration_table
+
+    ts = fit.training_set
+    test = fit.split.test
+    raw = 1.0 / (1.0 + np.exp(-fit.oof_margin[test]))
+    parts = []
+    for label, p in (("uncalibrated", raw), ("calibrated", fit.oof_p[test])):
+        table = calibration_table(
+            ts.y[test].astype(np.float64), p, weight=ts.weight[test], bins=bins
+        )
+        parts.append(table.assign(curve=label))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _tables_digest(data_dir: Path) -> str:
+    """sha256 over the contract table files, in name order (32 hex characters)."""
+    h = hashlib.sha256()
+    for path in sorted((data_dir / "tables").glob("*.parquet")):
+        h.update(path.name.encode())
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:32]
+
+
+def _replace(result: TargetResult, **changes: Any) -> TargetResult:
+    from dataclasses import replace
+
+    return replace(result, **changes)
+
+
+def target_names(spec: ExperimentSpec) -> Sequence[str]:
+    """Registered model names of every target in `spec`."""
+    return [
+        model_name(e.value, p, prefix=spec.mlflow.model_name_prefix) for e, p in spec.target_pairs()
+    ]
