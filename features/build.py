@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.catalog import frame_features, frame_spec
+from features.catalog import feature_set_versions, frame_features, frame_spec
 from features.columns import Columns, arrow_to_columns, columns_to_arrow, to_datetime64, to_frame
 from features.contract import ContractError, Problem, find_column_problems
 from features.creator import content_sql, creators_sql
@@ -294,11 +294,9 @@ def _compute_build(
         for name in ("sellers", "creators", *(activity_table(e) for e in Entity)):
             snap[name] = _fetch(con, f"SELECT * FROM snap_{name}")
 
+        # Tables are added as they are built; the frame steps below only read finished ones.
         snapshot = FeatureSnapshot(
-            as_of=as_of,
-            tables=snap,
-            infos=SNAPSHOT_TABLES,
-            versions={},
+            as_of=as_of, tables=snap, infos=SNAPSHOT_TABLES, versions=feature_set_versions()
         )
         frames: dict[Entity, pd.DataFrame] = {}
 
@@ -333,8 +331,6 @@ def _compute_build(
             del ctx, columns
     finally:
         con.close()
-
-    from features.catalog import feature_set_versions
 
     snapshot = FeatureSnapshot(
         as_of=as_of, tables=snap, infos=SNAPSHOT_TABLES, versions=feature_set_versions()

@@ -68,11 +68,13 @@ def to_datetime64(value: datetime | pd.Timestamp | np.datetime64) -> np.datetime
 
 def days_between(later: np.datetime64 | np.ndarray, earlier: np.ndarray) -> np.ndarray:
     """(later - earlier) in days as float64; NaN where either side is missing."""
-    later_us = np.asarray(later, dtype="datetime64[us]")
-    earlier_us = np.asarray(earlier, dtype="datetime64[us]")
+    later_us = np.asarray(later).astype("datetime64[us]", copy=False)
+    earlier_us = earlier.astype("datetime64[us]", copy=False)
+    delta = (later_us.view(np.int64) - earlier_us.view(np.int64)) / _US_PER_DAY
     missing = np.isnat(earlier_us) | np.isnat(later_us)
-    delta = (later_us - earlier_us).astype(np.int64).astype(np.float64) / _US_PER_DAY
-    return np.where(missing, np.nan, delta)
+    if missing.any():
+        delta = np.where(missing, np.nan, delta)
+    return np.asarray(delta, dtype=np.float64)
 
 
 def ratio(numerator: np.ndarray, denominator: np.ndarray, *, when_zero: float) -> np.ndarray:

@@ -255,7 +255,7 @@ FROM (
   GROUP BY entity, item_id, day
 )
 GROUP BY entity, item_id"""
-    active = f"(lifted_at IS NULL OR lifted_at >= {as_of})"
+    active = "(lifted_at IS NULL)"
     hits_per_channel = ",\n  ".join(
         _count(active + f" AND channel = '{c.value}'") + f" AS hits_{c.value}" for c in Channel
     )

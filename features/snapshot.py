@@ -52,7 +52,7 @@ def context_name(prefix: str, column: str) -> str:
 
 def _composite(parts: Sequence[np.ndarray]) -> np.ndarray:
     if len(parts) == 1:
-        return np.asarray(parts[0], dtype=object)
+        return parts[0] if parts[0].dtype == object else parts[0].astype(object)
     out = np.empty(len(parts[0]), dtype=object)
     for i, values in enumerate(zip(*parts, strict=True)):
         out[i] = None if any(v is None for v in values) else _KEY_SEPARATOR.join(values)
@@ -67,6 +67,7 @@ class Lookup:
         self._table = table
         self._columns: Columns | None = None
         self._index: pd.Index | None = None
+        self._names: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     def _prepare(self) -> tuple[Columns, pd.Index]:
@@ -105,19 +106,22 @@ class Lookup:
         Where a key has no row, zero-filled columns read 0 and the others are missing.
         """
         columns, _ = self._prepare()
+        names = self._names.get(prefix)
+        if names is None:
+            names = self._names[prefix] = {c: context_name(prefix, c) for c in columns}
         pos = self.positions(keys)
         found = pos >= 0
-        all_found = bool(found.all())
         out: Columns = {}
+        if found.all():
+            for name, values in columns.items():
+                out[names[name]] = values[pos]
+            return out
         for name, values in columns.items():
-            if all_found:
-                taken = values[pos]
-            else:
-                taken = missing_like(values, len(pos))
-                if name in self.info.zero_fill:
-                    taken[:] = 0.0
-                taken[found] = values[pos[found]]
-            out[context_name(prefix, name)] = taken
+            taken = missing_like(values, len(pos))
+            if name in self.info.zero_fill:
+                taken[:] = 0.0
+            taken[found] = values[pos[found]]
+            out[names[name]] = taken
         return out
 
 

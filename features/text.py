@@ -44,10 +44,11 @@ def encode(values: np.ndarray | pa.Array | pa.ChunkedArray) -> TextBytes:
     """(uint8 bytes, int64 offsets) of a text column; missing values read as empty text."""
     if isinstance(values, np.ndarray) and len(values) <= _SMALL:
         encoded = [v.encode() if isinstance(v, str) else b"" for v in values]
-        lengths = np.fromiter((len(b) for b in encoded), dtype=np.int64, count=len(encoded))
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+        bounds = [0]
+        for chunk in encoded:
+            bounds.append(bounds[-1] + len(chunk))
+        data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+        return data, np.array(bounds, dtype=np.int64)
     array = values if isinstance(values, pa.Array | pa.ChunkedArray) else as_text_array(values)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks() if array.num_chunks else pa.array([], pa.string())

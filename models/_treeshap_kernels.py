@@ -11,7 +11,8 @@ on x86-64; LLVM splits them on narrower targets). Each lane is an ordinary IEEE 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, cast
 
 import numba as nb
 import numpy as np
@@ -30,7 +31,15 @@ CODE_CATEGORICAL = 1
 CODE_NAN_LEFT = 2
 CODE_ZERO_LEFT = 4
 
-_JIT: dict[str, Any] = {"cache": True, "nogil": True, "fastmath": False, "error_model": "numpy"}
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _jit(*, inline: Literal["never", "always"] = "never") -> Callable[[_F], _F]:
+    """numba.njit with this module's options, typed for mypy."""
+    decorator = nb.njit(cache=True, nogil=True, fastmath=False, error_model="numpy", inline=inline)
+    return cast(Callable[[_F], _F], decorator)
+
+
 _VECTOR = ir.VectorType(ir.DoubleType(), LANES)
 
 
@@ -41,7 +50,7 @@ def _lanes(context: Any, builder: Any, array_type: Any, array: Any, index: Any) 
 
 
 @intrinsic
-def _mul4(
+def _mul4_intrinsic(
     typingctx: Any, dst: Any, dst_at: Any, src: Any, src_at: Any, table: Any, table_at: Any
 ) -> Any:
     """dst[dst_at:+4] = src[src_at:+4] * table[table_at:+4]."""
@@ -59,7 +68,7 @@ def _mul4(
 
 
 @intrinsic
-def _up4(
+def _up4_intrinsic(
     typingctx: Any,
     buf: Any,
     left_at: Any,
@@ -95,7 +104,12 @@ def _up4(
     return signature, codegen
 
 
-@nb.njit(inline="always", **_JIT)
+# Called from jitted code only; typed as plain functions for mypy.
+_mul4 = cast(Callable[..., None], _mul4_intrinsic)
+_up4 = cast(Callable[..., None], _up4_intrinsic)
+
+
+@_jit(inline="always")
 def _goes_left(
     value: float,
     code: int,
@@ -103,7 +117,7 @@ def _goes_left(
     cat_start: int,
     cat_len: int,
     cat_words: np.ndarray,
-) -> int:
+) -> np.int64:
     """1 if LightGBM's `Tree::Decision` sends `value` to the left child, else 0.
 
     Numerical: NaN and zero (|v| <= kZeroThreshold, which LightGBM's row conversion turns into
@@ -113,11 +127,11 @@ def _goes_left(
     """
     if code & CODE_CATEGORICAL:
         if not (value > -1.0 and value < _INT_LIMIT):
-            return 0
+            return np.int64(0)
         category = np.int64(value)
         word = category >> 5
         if word >= cat_len:
-            return 0
+            return np.int64(0)
         return np.int64((cat_words[cat_start + word] >> np.uint32(category & 31)) & np.uint32(1))
     is_nan = np.int64(value != value)
     is_zero = np.int64(abs(value) <= ZERO_THRESHOLD)
@@ -125,7 +139,7 @@ def _goes_left(
     return ((is_nan & (code >> 1)) | (is_zero & (code >> 2)) | ((1 - is_nan - is_zero) & below)) & 1
 
 
-@nb.njit(**_JIT)
+@_jit()
 def _row_shap(
     x: np.ndarray,
     acc: np.ndarray,
@@ -211,7 +225,7 @@ def _row_shap(
                 )
 
 
-@nb.njit(**_JIT)
+@_jit()
 def shap_rows(
     X: np.ndarray,
     out: np.ndarray,
@@ -268,7 +282,7 @@ def shap_rows(
             out[row, f] = total
 
 
-@nb.njit(**_JIT)
+@_jit()
 def predict_rows(
     X: np.ndarray,
     out: np.ndarray,

@@ -111,7 +111,9 @@ def promote_command(
             f"{decision.reason}"
         )
     else:
-        console.print(f"[red]refused[/red] {name} v{decision.challenger_version}: {decision.reason}")
+        console.print(
+            f"[red]refused[/red] {name} v{decision.challenger_version}: {decision.reason}"
+        )
     if decision.log_run_id:
         console.print(f"decision logged in MLflow run {decision.log_run_id}")
     if not decision.promoted and decision.basis != "same version":

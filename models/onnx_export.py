@@ -163,7 +163,7 @@ def _add_split(
     decision = str(node["decision_type"])
     if decision == "<=":
         threshold = float(node["threshold"])
-        if ref.mode != "BRANCH_LEQ" or np.float32(threshold) != np.float32(ref.value):
+        if ref.mode != "BRANCH_LEQ" or not _same_float32(threshold, ref.value):
             raise ExportError(f"{where}: onnxmltools node {onnx_id} does not match split")
         tracks = _numeric_missing_left(node, threshold)
         if tracks != ref.missing_tracks_true:
@@ -181,7 +181,7 @@ def _add_split(
                 link is None
                 or link.mode != "BRANCH_EQ"
                 or link.feature != feature
-                or link.value != np.float32(value)
+                or not _same_float32(value, link.value)
                 or link.true_id != ref.true_id
             ):
                 raise ExportError(f"{where}: onnxmltools category chain differs at member {k}")
@@ -223,6 +223,12 @@ def _add_child(
             raise ExportError(f"{where}: onnxmltools node {onnx_id} should be a leaf")
         return _add_leaf(ensemble, value), 1
     return _add_split(ensemble, node, reference, onnx_id=onnx_id, where=where), 0
+
+
+def _same_float32(a: float, b: float) -> bool:
+    """Whether two values round to the same float32 (onnxmltools stores float32)."""
+    with np.errstate(over="ignore"):
+        return bool(np.float32(a) == np.float32(b))
 
 
 def _numeric_missing_left(node: Mapping[str, Any], threshold: float) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -32,11 +33,15 @@ def log_bundle(
     artifact_path: str = "bundle",
     registered_model_name: str | None = None,
     aliases: Sequence[str] = (),
+    parity_frame: pd.DataFrame | None = None,
+    parity_atol: float = 1e-5,
 ) -> Any:
     """Log `bundle` as a pyfunc model in the active MLflow run; returns MLflow's ModelInfo.
 
     With `registered_model_name` the model is also registered as a new version, and each of
-    `aliases` (e.g. "champion") is pointed at that version.
+    `aliases` (e.g. "champion") is pointed at that version. With `parity_frame` (the holdout
+    feature frame) `bundle.check_parity` runs first: a failing bundle raises ParityError and
+    nothing is logged; the parity gaps are logged as run metrics.
     """
     import mlflow
 
@@ -46,7 +51,18 @@ def log_bundle(
         )
     if aliases and registered_model_name is None:
         raise BundleError("aliases need registered_model_name")
-    with tempfile.TemporaryDirectory(prefix="govrisk-bundle-") as tmp:
+    if parity_frame is not None:
+        report = bundle.check_parity(parity_frame, atol=parity_atol)
+        mlflow.log_metrics(
+            {
+                "onnx_parity_max_abs_diff_probability": report.max_abs_diff_probability,
+                "onnx_parity_max_abs_diff_raw": report.max_abs_diff_raw,
+                "onnx_parity_rows": float(report.n_rows),
+            }
+        )
+    with tempfile.TemporaryDirectory(prefix="govrisk-bundle-") as tmp, warnings.catch_warnings():
+        # Inputs are validated by the bundle's encoder, not by an MLflow input example.
+        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
         bundle_dir = bundle.save(Path(tmp) / ARTIFACT_KEY)
         info = mlflow.pyfunc.log_model(
             name=artifact_path,
@@ -54,6 +70,7 @@ def log_bundle(
             artifacts={ARTIFACT_KEY: str(bundle_dir)},
             registered_model_name=registered_model_name,
             pip_requirements=_pip_requirements(),
+            signature=_signature(),
             metadata={
                 "govrisk_bundle": {
                     k: bundle.metadata.get(k)
@@ -112,6 +129,14 @@ def _local_directory(uri: str | Path) -> tuple[Path, Path | None]:
         shutil.rmtree(target, ignore_errors=True)
         raise BundleError(f"cannot fetch model {text!r} from MLflow: {exc}") from exc
     return Path(local), target
+
+
+def _signature() -> Any:
+    """Params only: inputs are checked by the bundle's own encoder, which names bad columns."""
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec
+
+    return ModelSignature(params=ParamSchema([ParamSpec("explain", "long", 0)]))
 
 
 def _pip_requirements() -> list[str]:

@@ -21,7 +21,7 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,7 +161,7 @@ class PromotionDecision:
     name: str
     promoted: bool
     reason: str
-    challenger_version: str | None
+    challenger_version: str
     champion_version: str | None
     basis: str
     min_gain: float
@@ -265,41 +265,40 @@ def promote(
             "`govrisk train --spec ...` (see `govrisk models list`)"
         )
     champion = version_for_alias(name, CHAMPION, client=c)
+    ch_v = str(challenger.version)
     margin = _gate_value(slice_margin, challenger, TAG_GATE_SLICE_MARGIN, DEFAULT_SLICE_MARGIN)
     gain = _gate_value(min_gain, challenger, TAG_GATE_MIN_GAIN, DEFAULT_MIN_GAIN)
     now = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    common: dict[str, Any] = {
+        "name": name,
+        "challenger_version": ch_v,
+        "min_gain": gain,
+        "slice_margin": margin,
+        "decided_at": now,
+    }
     ch_metrics = _run_metrics(challenger.run_id, c)
     if champion is None:
         value = ch_metrics.get(GATE_METRIC, math.nan)
-        rows = [ComparisonRow(GATE_METRIC, math.nan, value, math.nan, "no champion yet", True)]
         decision = PromotionDecision(
-            name,
-            True,
-            "no champion yet: the first challenger becomes champion",
-            challenger.version,
-            None,
-            "no champion",
-            gain,
-            margin,
-            rows,
-            now,
+            **common,
+            promoted=True,
+            reason="no champion yet: the first challenger becomes champion",
+            champion_version=None,
+            basis="no champion",
+            rows=[ComparisonRow(GATE_METRIC, math.nan, value, math.nan, "no champion yet", True)],
         )
-    elif champion.version == challenger.version:
-        decision = PromotionDecision(
-            name,
-            False,
-            f"version {challenger.version} is already the champion",
-            challenger.version,
-            champion.version,
-            "same version",
-            gain,
-            margin,
-            [],
-            now,
+    elif str(champion.version) == ch_v:
+        return PromotionDecision(
+            **common,
+            promoted=False,
+            reason=f"version {ch_v} is already the champion",
+            champion_version=ch_v,
+            basis="same version",
         )
     else:
-        evaluated = ch_metrics and _tags_of_run(challenger.run_id, c).get(TAG_CHAMPION_EVALUATED)
-        if evaluated == champion.version:
+        cp_v = str(champion.version)
+        evaluated = _tags_of_run(challenger.run_id, c).get(TAG_CHAMPION_EVALUATED)
+        if evaluated == cp_v:
             basis = "same holdout (champion scored on the challenger's holdout)"
             cp_metrics = {
                 k[len(CHAMPION_PREFIX) :]: v
@@ -312,42 +311,31 @@ def promote(
         own = {k: v for k, v in ch_metrics.items() if not k.startswith(CHAMPION_PREFIX)}
         passed, rows, reason = compare(own, cp_metrics, min_gain=gain, slice_margin=margin)
         decision = PromotionDecision(
-            name,
-            passed,
-            reason,
-            challenger.version,
-            champion.version,
-            basis,
-            gain,
-            margin,
-            rows,
-            now,
+            **common,
+            promoted=passed,
+            reason=reason,
+            champion_version=cp_v,
+            basis=basis,
+            rows=rows,
         )
+        if passed:
+            c.set_model_version_tag(name, cp_v, "govrisk.promotion.replaced_by", ch_v)
     if decision.promoted:
-        c.set_registered_model_alias(name, CHAMPION, challenger.version)
-        if champion is not None:
-            c.set_model_version_tag(
-                name, champion.version, "govrisk.promotion.replaced_by", challenger.version
-            )
-    if decision.basis != "same version":
-        run_id = _log_decision(decision) if log_decision else None
-        decision = PromotionDecision(**{**_shallow(decision), "log_run_id": run_id})
-        tags = {
-            "govrisk.promotion.decision": "promoted" if decision.promoted else "refused",
-            "govrisk.promotion.decided_at": now,
-            "govrisk.promotion.against": decision.champion_version or "none",
-            "govrisk.promotion.reason": decision.reason[:4000],
-            "govrisk.promotion.basis": decision.basis,
-        }
-        if run_id:
-            tags["govrisk.promotion.run_id"] = run_id
-        for key, tag_value in tags.items():
-            c.set_model_version_tag(name, challenger.version, key, tag_value)
+        c.set_registered_model_alias(name, CHAMPION, ch_v)
+    run_id = _log_decision(decision) if log_decision else None
+    decision = replace(decision, log_run_id=run_id)
+    tags = {
+        "govrisk.promotion.decision": "promoted" if decision.promoted else "refused",
+        "govrisk.promotion.decided_at": now,
+        "govrisk.promotion.against": decision.champion_version or "none",
+        "govrisk.promotion.reason": decision.reason[:4000],
+        "govrisk.promotion.basis": decision.basis,
+    }
+    if run_id:
+        tags["govrisk.promotion.run_id"] = run_id
+    for key, tag_value in tags.items():
+        c.set_model_version_tag(name, ch_v, key, tag_value)
     return decision
-
-
-def _shallow(decision: PromotionDecision) -> dict[str, Any]:
-    return {f: getattr(decision, f) for f in decision.__dataclass_fields__}
 
 
 def _tags_of_run(run_id: str | None, client: MlflowClient) -> dict[str, str]:
@@ -407,9 +395,9 @@ def list_models(*, prefix: str = "govrisk", client: MlflowClient | None = None) 
     for rm in c.search_registered_models(filter_string=f"name LIKE '{prefix}-%'"):
         aliases = dict(rm.aliases or {})
         versions = c.search_model_versions(f"name = '{rm.name}'")
-        champion = aliases.get(CHAMPION)
-        challenger = aliases.get(CHALLENGER)
-        by_version = {v.version: v for v in versions}
+        champion = str(aliases[CHAMPION]) if CHAMPION in aliases else None
+        challenger = str(aliases[CHALLENGER]) if CHALLENGER in aliases else None
+        by_version = {str(v.version): v for v in versions}
         latest = max(versions, key=lambda v: int(v.version)) if versions else None
 
         last = (latest.tags or {}).get("govrisk.promotion.decision", "") if latest else ""

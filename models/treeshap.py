@@ -269,7 +269,7 @@ def _edge_blocks(layout: _TreeLayout, n_quad: int) -> NDArray[np.float64]:
     g_hot = z_e * omt + t
     g_cold = z_e * omt
     g_prev = np.where(first, 1.0, z_p * omt + t)
-    prev_term = np.where(first, 0.0, 0.0 * g_prev)
+    prev_term = np.where(first, 0.0, (1.0 - z_p) / g_prev)
     scale = layout.scale[:, :, None]
     blocks = np.zeros((layout.slot.shape[0], 2, 3, 2, n_quad))
     blocks[:, :, 0, 0] = layout.cover_ratio[:, :, None] * scale

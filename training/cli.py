@@ -40,7 +40,14 @@ def train_command(
 ) -> None:
     """Train, calibrate, evaluate, log to MLflow and register every target of a spec."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from features.contract import ContractError
     from training.dataset import DatasetError
@@ -61,7 +68,7 @@ def train_command(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def on_progress(phase: str, done: int, total: int, description: str) -> None:
             if phase not in tasks:
@@ -103,8 +110,10 @@ def _print_summary(console: Console, result: TrainResult) -> None:
             t.status if t.status == "trained" else f"[yellow]{t.status}[/yellow]",
             f"{t.n_labels:,}",
             f"{t.n_positive:,}",
-            *(fmt(m.get(k, math.nan)) for k in
-              ("pr_auc", "roc_auc", "recall_at_90_precision", "brier", "ece")),
+            *(
+                fmt(m.get(k, math.nan))
+                for k in ("pr_auc", "roc_auc", "recall_at_90_precision", "brier", "ece")
+            ),
             t.calibration,
             f"v{t.model_version} (challenger)" if t.model_version else "–",
             (t.run_id or "")[:12],

@@ -213,6 +213,32 @@ def train_booster(
     return booster, int(best or booster.current_iteration())
 
 
+def prepare_split(ts: TrainingSet, *, split: SplitSpec, labels: LabelSpec) -> TimeSplit:
+    """The target's time split, after checking it has enough labels to train and evaluate.
+
+    Raises TargetSkipped naming what is short.
+    """
+    name = f"{ts.entity.value}/{ts.policy}"
+    if len(ts) == 0:
+        raise TargetSkipped(f"{name}: no labels")
+    tsplit = time_split(ts.meta["reviewed_at"], spec=split)
+    period = tsplit.training_period
+    n_pos_period = int(ts.y[period].sum())
+    if n_pos_period < labels.min_positives:
+        raise TargetSkipped(
+            f"{name}: {n_pos_period} violating label(s) before the holdout; "
+            f"labels.min_positives={labels.min_positives}"
+        )
+    if n_pos_period == len(period):
+        raise TargetSkipped(f"{name}: every training label is violating")
+    y_test = ts.y[tsplit.test]
+    if y_test.min() == y_test.max():
+        raise TargetSkipped(
+            f"{name}: the holdout has labels of one class only; widen split.test_weeks"
+        )
+    return tsplit
+
+
 def fit_target(
     ts: TrainingSet,
     *,
@@ -224,25 +250,7 @@ def fit_target(
     on_step: Callable[[str], None] | None = None,
 ) -> FittedTarget:
     """Split, train, early-stop, predict out of fold and calibrate one target."""
-    label_cfg = labels or LabelSpec()
-    if len(ts) == 0:
-        raise TargetSkipped(f"{ts.entity.value}/{ts.policy}: no labels")
-    tsplit = time_split(ts.meta["reviewed_at"], spec=split)
-    period = tsplit.training_period
-    n_pos_period = int(ts.y[period].sum())
-    if n_pos_period < label_cfg.min_positives:
-        raise TargetSkipped(
-            f"{ts.entity.value}/{ts.policy}: {n_pos_period} violating label(s) before the "
-            f"holdout; labels.min_positives={label_cfg.min_positives}"
-        )
-    if n_pos_period == len(period):
-        raise TargetSkipped(f"{ts.entity.value}/{ts.policy}: every training label is violating")
-    y_test = ts.y[tsplit.test]
-    if y_test.min() == y_test.max():
-        raise TargetSkipped(
-            f"{ts.entity.value}/{ts.policy}: the holdout has labels of one class only; "
-            "widen split.test_weeks"
-        )
+    tsplit = prepare_split(ts, split=split, labels=labels or LabelSpec())
     return _compute_fit(
         ts,
         tsplit,

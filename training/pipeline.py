@@ -44,7 +44,7 @@ from training.dataset import (
     training_set,
 )
 from training.evaluate import METRICS, metrics_to_log, slice_metrics
-from training.fit import FittedTarget, TargetSkipped, fit_target, oof_frame, time_split
+from training.fit import FittedTarget, TargetSkipped, fit_target, oof_frame, prepare_split
 from training.spec import ExperimentSpec, flat_params, spec_to_dict
 
 log = logging.getLogger(__name__)
@@ -301,7 +301,7 @@ def _search(
 
     from training.search import search_params
 
-    tsplit = time_split(ts.meta["reviewed_at"], spec=spec.split)
+    tsplit = prepare_split(ts, split=spec.split, labels=spec.labels)
 
     def on_trial(number: int, params: dict[str, Any], value: float, rounds: int) -> None:
         step(f"optuna trial {number + 1}/{spec.optuna.n_trials}")
@@ -594,26 +594,16 @@ def _log_bundle(
 
 def _feature_descriptions(entity: Entity) -> dict[str, str]:
     """One-line descriptions of the entity's features from the feature declarations."""
-    try:
-        from features import catalog
-    except ImportError:
-        return {}
-    describe = getattr(catalog, "feature_descriptions", None)
-    if describe is None:
-        return {}
-    return {str(k): str(v) for k, v in describe(entity).items()}
+    from features.catalog import feature_descriptions
+
+    return feature_descriptions(entity)
 
 
 def _feature_set_versions(entity: Entity) -> dict[str, str]:
     """Versions of the feature sets the entity's scoring frame is built from."""
-    try:
-        from features import catalog
-    except ImportError:
-        return {}
-    versions = getattr(catalog, "feature_set_versions", None)
-    if versions is None:
-        return {}
-    return {str(k): str(v) for k, v in versions(entity).items()}
+    from features.catalog import frame_spec
+
+    return {p.feature_set.name: str(p.feature_set.version) for p in frame_spec(entity).parts}
 
 
 def _subset_slices(slices: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:

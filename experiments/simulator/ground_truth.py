@@ -171,11 +171,11 @@ def defects(world: World) -> dict[str, Any]:
             "channels": ["campaigns"],
             "effect": "fp",
             "slice": [
-                _p("listing_discount_depth", ">=", 0.3),
+                _p("listing_discount_depth", ">=", 0.35),
                 _p("listing_discount_depth", "<", 0.6),
             ],
             "description": (
-                "A 30% discount threshold limits ordinary clearance and seasonal discounts; "
+                "A 35% discount threshold limits ordinary clearance and seasonal discounts; "
                 "inflated strike-through prices sit at 60-85%."
             ),
             "fix": "threshold: listing_discount_depth >= 0.6",

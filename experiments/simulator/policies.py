@@ -63,7 +63,7 @@ def listing_scheme_logits(
     junk = ~seller_bad & (seller_quality < JUNK_QUALITY)
     logits[:, lq] = (
         category_risk[:, lq]
-        + np.where(seller_bad, bad_logit[:, lq], np.where(junk, -0.4, -4.9))
+        + np.where(seller_bad, bad_logit[:, lq], np.where(junk, 0.6, -4.9))
         - 0.3 * seller_quality
     )
     mc = LISTING_POLICIES.index(Policy.MISLEADING_CLAIM)

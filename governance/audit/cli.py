@@ -32,9 +32,7 @@ def audit(
     ] = None,
     oof: Annotated[
         Path | None,
-        typer.Option(
-            "--oof", help="Out-of-fold predictions parquet from `govrisk train` (oof_p)."
-        ),
+        typer.Option("--oof", help="Out-of-fold predictions parquet from `govrisk train` (oof_p)."),
     ] = None,
     as_of: Annotated[
         datetime | None,
@@ -44,9 +42,7 @@ def audit(
         str | None,
         typer.Option("--tracking-uri", help="MLflow tracking URI to log the audit run to."),
     ] = None,
-    no_report: Annotated[
-        bool, typer.Option("--no-report", help="Skip the HTML report.")
-    ] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
 ) -> None:
     """Audit every strategy: precision/recall with intervals, ranked likely errors, root-cause
     slices and suggested changes, written as Parquet tables and one offline HTML report."""
@@ -64,8 +60,11 @@ def audit(
     preds = pd.read_parquet(predictions) if predictions is not None else None
     oof_df = pd.read_parquet(oof) if oof is not None else None
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as bar:
         task = bar.add_task("loading", total=7)
 
@@ -91,8 +90,15 @@ def audit(
     m = result.metrics
     rows = m[(m["channel"] == "all") & (m["strategy"] != "*")]
     table = Table(title=f"Strategy audit as of {result.as_of:%Y-%m-%d}")
-    for col in ("strategy", "actioned", "precision [95% CI]", "recall [95% CI]", "est. FP",
-                "est. FN", "labels"):
+    for col in (
+        "strategy",
+        "actioned",
+        "precision [95% CI]",
+        "recall [95% CI]",
+        "est. FP",
+        "est. FN",
+        "labels",
+    ):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for _, r in rows.sort_values("precision").iterrows():
         table.add_row(

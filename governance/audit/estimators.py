@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from statistics import NormalDist
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -111,9 +111,7 @@ class TotalEstimate:
         point = offset + float(g @ self.point)
         return point, float(np.sqrt(max(float(g @ self.cov @ g), 0.0)))
 
-    def ratio(
-        self, numerator: str, denominator: str | float
-    ) -> tuple[float, float]:
+    def ratio(self, numerator: str, denominator: str | float) -> tuple[float, float]:
         """Point and delta-method standard error of `T_num / T_den` (or `/ constant`)."""
         i = self.index(numerator)
         if isinstance(denominator, str):
@@ -128,9 +126,9 @@ class TotalEstimate:
             return r, float(np.sqrt(max(float(g @ self.cov @ g), 0.0)))
         if denominator <= 0:
             return float("nan"), float("nan")
-        return float(self.point[i]) / denominator, float(
-            np.sqrt(max(self.cov[i, i], 0.0))
-        ) / float(denominator)
+        return float(self.point[i]) / denominator, float(np.sqrt(max(self.cov[i, i], 0.0))) / float(
+            denominator
+        )
 
 
 def z_value(confidence: float) -> float:
@@ -141,14 +139,20 @@ def z_value(confidence: float) -> float:
 
 
 def interval(
-    point: float, se: float, *, confidence: float = 0.95, lower: float = -np.inf,
+    point: float,
+    se: float,
+    *,
+    confidence: float = 0.95,
+    lower: float = -np.inf,
     upper: float = np.inf,
 ) -> tuple[float, float]:
     """Normal interval `point +- z se`, clipped to [lower, upper]."""
     if not np.isfinite(point) or not np.isfinite(se):
         return float("nan"), float("nan")
     z = z_value(confidence)
-    return float(np.clip(point - z * se, lower, upper)), float(np.clip(point + z * se, lower, upper))
+    return float(np.clip(point - z * se, lower, upper)), float(
+        np.clip(point + z * se, lower, upper)
+    )
 
 
 def denoise_probability(p: npt.ArrayLike, flip_rate: float) -> FloatArray:

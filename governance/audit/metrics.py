@@ -70,9 +70,7 @@ class _Target:
 
 
 def _targets(pop: Population) -> list[_Target]:
-    out = [
-        _Target(ref, pop.strategy_channels[ref], mask) for ref, mask in pop.actioned.items()
-    ]
+    out = [_Target(ref, pop.strategy_channels[ref], mask) for ref, mask in pop.actioned.items()]
     out.append(_Target(ALL_STRATEGIES, pop.channels, pop.any_actioned))
     return out
 
@@ -98,8 +96,10 @@ def estimand_matrix(pop: Population) -> tuple[list[str], FloatArray, dict[str, f
         imp, gmv = pop.impressions[:, idx], pop.gmv[:, idx]
         limp, lgmv = pop.lost_impressions[:, idx], pop.lost_gmv[:, idx]
         per_channel = [(t.channels[k], a_blk[:, k]) for k in range(len(idx))]
-        rows = [(ALL_CHANNELS, a_all.astype(np.float64), None), *((c, a, k) for k, (c, a) in
-                                                                  enumerate(per_channel))]
+        rows = [
+            (ALL_CHANNELS, a_all.astype(np.float64), None),
+            *((c, a, k) for k, (c, a) in enumerate(per_channel)),
+        ]
         for c, a, k in rows:
             key = f"{t.ref}|{c}"
             if k is None:
@@ -108,11 +108,11 @@ def estimand_matrix(pop: Population) -> tuple[list[str], FloatArray, dict[str, f
                 fp_imp = (a_blk * limp).sum(axis=1)
                 fp_gmv = (a_blk * lgmv).sum(axis=1)
             else:
-                fn_imp = (1.0 - a) * imp[:, k]
-                fn_gmv = (1.0 - a) * gmv[:, k]
-                fp_imp = a * limp[:, k]
-                fp_gmv = a * lgmv[:, k]
-            add(f"tp|{key}", a)
+                fn_imp = np.asarray((1.0 - a) * imp[:, k], dtype=np.float64)
+                fn_gmv = np.asarray((1.0 - a) * gmv[:, k], dtype=np.float64)
+                fp_imp = np.asarray(a * limp[:, k], dtype=np.float64)
+                fp_gmv = np.asarray(a * lgmv[:, k], dtype=np.float64)
+            add(f"tp|{key}", np.asarray(a, dtype=np.float64))
             add(f"fnimp|{key}", fn_imp)
             add(f"fngmv|{key}", fn_gmv)
             add(f"fpimp|{key}", fp_imp)
@@ -168,8 +168,7 @@ def strategy_metrics(
                 if c != ALL_CHANNELS and c not in pop.channels:
                     continue
                 rows.append(
-                    _row(pop, est, consts, t.ref, c, confidence, fp_cost, fn_cost,
-                         impression_cost)
+                    _row(pop, est, consts, t.ref, c, confidence, fp_cost, fn_cost, impression_cost)
                 )
     df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
     for col in ("strategy", "strategy_id", "entity", "policy", "channel"):

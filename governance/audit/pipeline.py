@@ -63,9 +63,7 @@ class AuditResult:
     label_counts: dict[str, int] = field(default_factory=dict)
 
 
-def audited_strategies(
-    strategies: Sequence[Strategy], decisions: pd.DataFrame
-) -> list[Strategy]:
+def audited_strategies(strategies: Sequence[Strategy], decisions: pd.DataFrame) -> list[Strategy]:
     """Versions that took decisions in the data, plus active versions (which may have none)."""
     pairs = set(
         zip(
@@ -75,9 +73,7 @@ def audited_strategies(
         )
     )
     return [
-        s
-        for s in strategies
-        if (s.id, s.version) in pairs or s.status == StrategyStatus.ACTIVE
+        s for s in strategies if (s.id, s.version) in pairs or s.status == StrategyStatus.ACTIVE
     ]
 
 
@@ -218,7 +214,6 @@ def run_audit(
         pops,
         frames,
         slices,
-        posts,
         registry=registry,
         strategies=all_strategies,
         metrics=metrics,
@@ -228,7 +223,6 @@ def run_audit(
         min_material_errors=cfg.min_material_errors,
         max_per_strategy=cfg.max_suggestions_per_strategy,
         confidence=cfg.confidence,
-        min_support=cfg.slice_min_support,
     )
     counts: dict[str, int] = {}
     for p in pops.values():
@@ -347,8 +341,11 @@ def _log_to_mlflow(result: AuditResult, tracking_uri: str | None) -> str | None:
         experiment_id = (
             experiment.experiment_id if experiment is not None else mlflow.create_experiment(name)
         )
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=f"audit {result.as_of:%Y-%m-%d}")
+        run = mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"audit {result.as_of:%Y-%m-%d}"
+        )
     else:
+        assert active is not None
         run = active
     try:
         mlflow.set_tags({"govrisk.kind": "audit", "govrisk.as_of": result.as_of.isoformat()})

@@ -149,7 +149,7 @@ def _compute_populations(
         else:
             item_ids = np.asarray(pd.unique(preds["item_id"].astype(object)))
         p_series = preds.drop_duplicates("item_id").set_index("item_id")["p"].astype(float)
-        p_model = p_series.reindex(item_ids).to_numpy(dtype=np.float64)
+        p_model: FloatArray = np.asarray(p_series.reindex(item_ids), dtype=np.float64)
         if np.isnan(p_model).any():
             n_missing = int(np.isnan(p_model).sum())
             raise EstimationError(
@@ -157,20 +157,23 @@ def _compute_populations(
                 f"{len(item_ids)} items (e.g. {list(item_ids[np.isnan(p_model)][:3])}); "
                 "score every item of the feature frame"
             )
-        f = denoise_probability(p_model, flip_rate) if denoise else np.clip(p_model, 0, 1)
+        f: FloatArray = (
+            denoise_probability(p_model, flip_rate)
+            if denoise
+            else np.clip(p_model, 0.0, 1.0).astype(np.float64)
+        )
         if entity not in cache:
             cache[entity] = _entity_exposure(entity, exposure, decisions, period_end)
         ex = cache[entity].aligned(item_ids)
-        actioned = {
-            s.ref: _actioned(decisions, s, item_ids, ex.channels) for s in group
-        }
+        actioned = {s.ref: _actioned(decisions, s, item_ids, ex.channels) for s in group}
         strategy_channels = {s.ref: tuple(c.value for c in s.channels) for s in group}
         any_act = np.zeros((len(item_ids), len(ex.channels)), dtype=bool)
         for m in actioned.values():
             any_act |= m
         eligible = ex.eligible | any_act
-        frames = {
-            name: (np.ones(len(item_ids), dtype=bool) if kind == "population" else any_act.any(1))
+        actioned_frame: BoolArray = np.asarray(any_act.any(axis=1), dtype=bool)
+        frames: dict[str, BoolArray] = {
+            name: (np.ones(len(item_ids), dtype=bool) if kind == "population" else actioned_frame)
             for name, kind in design_frames.items()
             if kind != "exclude"
         }
@@ -267,7 +270,8 @@ def _entity_exposure(
     spans = spans.groupby(["item_id", "channel"], sort=False).agg(
         start=("start", "min"), end=("end", "max")
     )
-    spans["days"] = ((spans["end"] - spans["start"]) / pd.Timedelta(days=1)).clip(lower=0.0)
+    span_days = (spans["end"] - spans["start"]).dt.total_seconds() / 86400.0
+    spans["days"] = span_days.clip(lower=0.0)
 
     # Baseline daily rate per channel from (item, channel) pairs no strategy touched.
     daily = ex.groupby("channel")[["impressions", "gmv"]]
@@ -292,7 +296,7 @@ def _entity_exposure(
         lost["lost_impressions"] = pd.Series(dtype=float)
         lost["lost_gmv"] = pd.Series(dtype=float)
     totals = shown.join(lost, how="outer").fillna(0.0)
-    totals = totals.unstack("channel", fill_value=0.0)
+    totals = totals.unstack("channel", fill_value=0.0)  # type: ignore[assignment]
     return _EntityExposure(channels=channels, totals=totals)
 
 
@@ -310,8 +314,8 @@ def _actioned(
     out = np.zeros((len(item_ids), len(channels)), dtype=bool)
     if not len(d):
         return out
-    pos = pd.Index(item_ids, dtype=object).get_indexer(d["item_id"].astype(object))
-    ch = pd.Index(list(channels)).get_indexer(d["channel"].astype(str))
+    pos = pd.Index(item_ids, dtype=object).get_indexer(pd.Index(d["item_id"].astype(object)))
+    ch = pd.Index(list(channels)).get_indexer(pd.Index(d["channel"].astype(str)))
     keep = (pos >= 0) & (ch >= 0)
     out[pos[keep], ch[keep]] = True
     return out
@@ -333,7 +337,7 @@ def _label_draws(
         & (labels["policy"].astype(str) == policy.value)
     ]
     counts = {str(k): int(v) for k, v in lab["sampling"].astype(str).value_counts().items()}
-    pos = pd.Index(item_ids, dtype=object).get_indexer(lab["item_id"].astype(object))
+    pos = pd.Index(item_ids, dtype=object).get_indexer(pd.Index(lab["item_id"].astype(object)))
     design = lab["sampling"].astype(str).to_numpy(dtype=object)
     use = (pos >= 0) & np.isin(design, list(frames))
     n_excluded = int((~use).sum())
@@ -359,8 +363,8 @@ def _label_draws(
             (oof["entity"].astype(str) == entity.value)
             & (oof["policy"].astype(str) == policy.value)
         ]
-        o = o.drop_duplicates("item_id").set_index("item_id")["oof_p"].astype(float)
-        o_at = o.reindex(pd.Index(item_ids[position], dtype=object)).to_numpy(dtype=np.float64)
+        o_p = o.drop_duplicates("item_id").set_index("item_id")["oof_p"].astype(float)
+        o_at = o_p.reindex(pd.Index(item_ids[position], dtype=object)).to_numpy(dtype=np.float64)
         has = ~np.isnan(o_at)
         o_at = np.where(has, o_at, 0.0)
         o_f = denoise_probability(o_at, flip_rate) if denoise else np.clip(o_at, 0, 1)

@@ -48,7 +48,7 @@ def posterior(pop: Population, labels: pd.DataFrame | None) -> FloatArray:
     ]
     if not len(lab):
         return pop.f.copy()
-    pos = pd.Index(pop.item_ids, dtype=object).get_indexer(lab["item_id"].astype(object))
+    pos = pd.Index(pop.item_ids, dtype=object).get_indexer(pd.Index(lab["item_id"].astype(object)))
     keep = pos >= 0
     v = (lab["verdict"].astype(str).to_numpy() == "violating")[keep].astype(np.float64)
     k = np.bincount(pos[keep], weights=v, minlength=len(pop))
@@ -94,9 +94,11 @@ def rank_flags(
     parts = [fp, fn]
     if audit_slice is not None and len(audit_slice):
         parts.append(_audit_rows(populations, audit_slice, labels))
-    flags = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
-        len(p) for p in parts
-    ) else _empty_flags()
+    flags = (
+        pd.concat([p for p in parts if len(p)], ignore_index=True)
+        if any(len(p) for p in parts)
+        else _empty_flags()
+    )
     flags["reasons"] = _reasons_column(flags, reasons)
     return _typed(flags)
 
@@ -130,9 +132,9 @@ def _fn_candidates(
 
 def _fp_refs(pop: Population, idx: npt.NDArray[np.int64]) -> list[str]:
     refs = list(pop.actioned)
-    hit = np.column_stack([pop.actioned[r].any(axis=1)[idx] for r in refs]) if refs else None
-    if hit is None:
+    if not refs:
         return [""] * len(idx)
+    hit = np.column_stack([np.asarray(pop.actioned[r].any(axis=1))[idx] for r in refs])
     return [",".join(r for r, h in zip(refs, row, strict=True) if h) for row in hit]
 
 
@@ -141,7 +143,8 @@ def _fn_refs(pop: Population, idx: npt.NDArray[np.int64]) -> list[str]:
     out = []
     shown = pop.impressions[idx] > 0
     cover = {
-        ref: np.isin(np.asarray(pop.channels), list(chs)) for ref, chs in pop.strategy_channels.items()
+        ref: np.isin(np.asarray(pop.channels), list(chs))
+        for ref, chs in pop.strategy_channels.items()
     }
     for row in shown:
         out.append(",".join(r for r, c in cover.items() if (row & c).any()))
@@ -160,7 +163,8 @@ def _candidate_frame(
     chans = np.asarray(pop.channels, dtype=object)
     n_ch = channel_mask.sum(axis=1)
     first = channel_mask.argmax(axis=1) if len(idx) else np.zeros(0, dtype=np.int64)
-    channel = np.where(n_ch == 1, chans[first] if len(idx) else chans[:0], None)
+    picked = chans[first] if len(idx) else chans[:0]
+    channel = [c if k == 1 else None for c, k in zip(picked, n_ch, strict=True)]
     return pd.DataFrame(
         {
             "entity": pop.entity.value,
@@ -198,7 +202,9 @@ def _audit_rows(
         ]
         if not len(sel):
             continue
-        idx = pd.Index(pop.item_ids, dtype=object).get_indexer(sel["item_id"].astype(object))
+        idx = pd.Index(pop.item_ids, dtype=object).get_indexer(
+            pd.Index(sel["item_id"].astype(object))
+        )
         keep = idx >= 0
         idx = idx[keep]
         post = posterior(pop, labels)[idx]

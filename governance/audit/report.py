@@ -177,20 +177,26 @@ def forest_plot(metrics: pd.DataFrame) -> str:
     if not len(m):
         return "<p>No strategy actioned anything.</p>"
     labels = [
-        f"{'all strategies' if r.strategy == '*' else r.strategy} · {r.channel}"
-        for r in m.itertuples()
+        f"{'all strategies' if s == '*' else s} · {c}"
+        for s, c in zip(m["strategy"].astype(str), m["channel"].astype(str), strict=True)
     ]
     y = np.arange(len(m))[::-1]
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.28 * len(m) + 1.2), sharey=True)
-    for ax, col, colour in zip(axes, ("precision", "recall"), ("#2c5da8", "#b3261e"),
-                               strict=True):
+    for ax, col, colour in zip(axes, ("precision", "recall"), ("#2c5da8", "#b3261e"), strict=True):
         p = m[col].to_numpy(dtype=float)
         lo = m[f"{col}_low"].to_numpy(dtype=float)
         hi = m[f"{col}_high"].to_numpy(dtype=float)
         ok = np.isfinite(p)
         ax.errorbar(
-            p[ok], y[ok], xerr=[p[ok] - lo[ok], hi[ok] - p[ok]], fmt="o", color=colour,
-            ecolor=colour, elinewidth=1.2, capsize=2, markersize=4,
+            p[ok],
+            y[ok],
+            xerr=[p[ok] - lo[ok], hi[ok] - p[ok]],
+            fmt="o",
+            color=colour,
+            ecolor=colour,
+            elinewidth=1.2,
+            capsize=2,
+            markersize=4,
         )
         overall = (m["channel"] == "all").to_numpy()
         ax.scatter(p[ok & overall], y[ok & overall], marker="D", s=28, color=colour, zorder=3)
@@ -215,15 +221,31 @@ def cost_plot(overall: pd.DataFrame) -> str:
     o = overall.sort_values("fn_impressions")
     y = np.arange(len(o))
     fig, ax = plt.subplots(figsize=(11, 0.3 * len(o) + 1.2))
-    ax.barh(y - 0.2, o["fn_impressions"], height=0.4, color="#b3261e",
-            label="impressions of missed violating items")
-    ax.barh(y + 0.2, o["fp_impressions"], height=0.4, color="#2c5da8",
-            label="impressions honest items lost")
+    ax.barh(
+        y - 0.2,
+        o["fn_impressions"],
+        height=0.4,
+        color="#b3261e",
+        label="impressions of missed violating items",
+    )
+    ax.barh(
+        y + 0.2,
+        o["fp_impressions"],
+        height=0.4,
+        color="#2c5da8",
+        label="impressions honest items lost",
+    )
     ax.errorbar(
-        o["fn_impressions"], y - 0.2,
-        xerr=[o["fn_impressions"] - o["fn_impressions_low"].clip(lower=0),
-              o["fn_impressions_high"] - o["fn_impressions"]],
-        fmt="none", ecolor="#333", elinewidth=0.8, capsize=2,
+        o["fn_impressions"],
+        y - 0.2,
+        xerr=[
+            o["fn_impressions"] - o["fn_impressions_low"].clip(lower=0),
+            o["fn_impressions_high"] - o["fn_impressions"],
+        ],
+        fmt="none",
+        ecolor="#333",
+        elinewidth=0.8,
+        capsize=2,
     )
     ax.set_yticks(y)
     ax.set_yticklabels(o["strategy"], fontsize=8)

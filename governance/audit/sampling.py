@@ -73,7 +73,7 @@ def inclusion_probabilities(scores: FloatArray, size: float, *, floor: float = 0
         if not free.any():
             break
         pi[free] += excess * pi[free] / pi[free].sum()
-    return np.clip(pi, 1e-12, 1.0)
+    return np.asarray(np.clip(pi, 1e-12, 1.0), dtype=np.float64)
 
 
 def audit_sample(

@@ -13,6 +13,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DesignFrame = Literal["population", "actioned", "exclude"]
 
 
+def _default_design_frames() -> dict[str, DesignFrame]:
+    return {
+        "random": "population",
+        "model_ranked": "population",
+        "strategy_flagged": "actioned",
+        "appeal": "exclude",
+    }
+
+
 class AuditSettings(BaseSettings):
     """Configuration of `governance.audit`; every field can be set as `GOVRISK_AUDIT_<FIELD>`."""
 
@@ -33,12 +42,7 @@ class AuditSettings(BaseSettings):
         True, description="Model probabilities estimate P(verdict), so denoise them first."
     )
     design_frames: dict[str, DesignFrame] = Field(
-        default_factory=lambda: {
-            "random": "population",
-            "model_ranked": "population",
-            "strategy_flagged": "actioned",
-            "appeal": "exclude",
-        },
+        default_factory=_default_design_frames,
         description="Frame each audit_labels.sampling design draws from.",
     )
     severity: dict[str, float] = Field(

@@ -45,8 +45,8 @@ SLICE_COLUMNS: tuple[str, ...] = (
     "error_share",
     "score",
 )
-_MISSING = "(missing)"
-_OTHER = "(other)"
+#: The pseudo-strategy of a policy's coverage gaps (as in the metrics table).
+ALL_STRATEGIES = "*"
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,7 @@ class Slice:
     score: float
 
 
-def bin_features(
-    X: pd.DataFrame, *, n_bins: int = 5, max_levels: int = 12
-) -> list[BinnedFeature]:
+def bin_features(X: pd.DataFrame, *, n_bins: int = 5, max_levels: int = 12) -> list[BinnedFeature]:
     """Numeric columns into quantile bins, booleans as is, categoricals by top levels."""
     out: list[BinnedFeature] = []
     for name in X.columns:
@@ -96,8 +94,9 @@ def _bin_bool(name: str, s: pd.Series) -> BinnedFeature:
         ({"feature": name, "op": "==", "value": True},),
         ({"feature": name, "op": "is_null"},),
     )
-    return BinnedFeature(name, codes, (f"{name} = false", f"{name} = true", f"{name} missing"),
-                         preds)
+    return BinnedFeature(
+        name, codes, (f"{name} = false", f"{name} = true", f"{name} missing"), preds
+    )
 
 
 def _fmt(x: float) -> str:
@@ -211,12 +210,12 @@ def _compute_slices(
     for fi, feat in enumerate(features):
         n_lv = len(feat.labels)
         size = np.bincount(feat.codes, minlength=n_lv).astype(np.float64)
-        err = np.bincount(feat.codes, weights=e, minlength=n_lv)
+        err = np.bincount(feat.codes, weights=e, minlength=n_lv).astype(np.float64)
         sc = _score(size, err, n, e_bar, alpha)
         for lv in range(n_lv):
             if size[lv] >= min_support and size[lv] < n and len(feat.predicates[lv]):
-                key = ((fi, lv),)
-                found[key] = Slice(key, float(size[lv]), float(err[lv]), float(sc[lv]))
+                one = ((fi, lv),)
+                found[one] = Slice(one, float(size[lv]), float(err[lv]), float(sc[lv]))
     for level in range(2, max_level + 1):
         parents = sorted(
             (s for s in found.values() if len(s.items) == level - 1),
@@ -242,12 +241,12 @@ def _compute_slices(
                 n_lv = len(feat.labels)
                 c = feat.codes[rows]
                 size = np.bincount(c, minlength=n_lv).astype(np.float64)
-                err = np.bincount(c, weights=er, minlength=n_lv)
+                err = np.bincount(c, weights=er, minlength=n_lv).astype(np.float64)
                 sc = _score(size, err, n, e_bar, alpha)
-                for lv in np.flatnonzero((size >= min_support) & (sc > 0)):
+                for lv in np.flatnonzero((size >= min_support) & (sc > 0)).tolist():
                     if not len(feat.predicates[lv]):
                         continue
-                    key = tuple(sorted((*parent.items, (fi, int(lv)))))
+                    key: tuple[tuple[int, int], ...] = tuple(sorted((*parent.items, (fi, int(lv)))))
                     if key not in found:
                         found[key] = Slice(key, float(size[lv]), float(err[lv]), float(sc[lv]))
     ranked = sorted(found.values(), key=lambda s: (-s.score, -s.size, s.items))
@@ -318,8 +317,18 @@ def slice_table(
         )
     return pd.DataFrame(
         rows,
-        columns=["rank", "description", "predicates", "level", "size", "errors", "mean_error",
-                 "lift", "error_share", "score"],
+        columns=[
+            "rank",
+            "description",
+            "predicates",
+            "level",
+            "size",
+            "errors",
+            "mean_error",
+            "lift",
+            "error_share",
+            "score",
+        ],
     )
 
 
@@ -345,7 +354,8 @@ def audit_slices(
 
     FP rows are (item, channel) pairs the strategy actioned, erring with P(not violating); FN
     rows are every (item, channel) pair the item was eligible for, erring with P(violating)
-    where the strategy did not act.
+    where the strategy did not act. Strategy `*` holds each policy's gaps: violations no
+    audited strategy of the policy acted on.
     """
     parts = []
     for key, pop in populations.items():
@@ -354,8 +364,11 @@ def audit_slices(
         frame = frames[pop.entity]
         binned = _population_bins(pop, frame, n_bins, exclude_features)
         post = posteriors[key]
-        for ref, act in pop.actioned.items():
+        targets = [*pop.actioned.items(), (ALL_STRATEGIES, pop.any_actioned)]
+        for ref, act in targets:
             for kind in ("fp", "fn"):
+                if ref == ALL_STRATEGIES and kind == "fp":
+                    continue  # the policy row only looks for gaps no strategy covers
                 if kind == "fp":
                     ii, cc = np.nonzero(act)
                     err = 1.0 - post[ii]
@@ -364,16 +377,18 @@ def audit_slices(
                     err = post[ii] * (~act[ii, cc])
                 if len(ii) < min_support or err.sum() <= 0:
                     continue
-                feats = [
-                    BinnedFeature(b.name, b.codes[ii], b.labels, b.predicates) for b in binned
-                ]
+                feats = [BinnedFeature(b.name, b.codes[ii], b.labels, b.predicates) for b in binned]
                 feats.append(_channel_feature(pop, cc))
                 found = find_slices(
-                    feats, err, alpha=alpha, max_level=max_level, min_support=min_support,
+                    feats,
+                    err,
+                    alpha=alpha,
+                    max_level=max_level,
+                    min_support=min_support,
                     top_k=top_k,
                 )
                 table = slice_table(feats, found, err)
-                sid, version = parse_ref(ref)
+                sid, version = (ref, None) if ref == ALL_STRATEGIES else parse_ref(ref)
                 table.insert(0, "error_kind", kind)
                 table.insert(0, "policy", pop.policy.value)
                 table.insert(0, "entity", pop.entity.value)
@@ -384,8 +399,15 @@ def audit_slices(
     if not parts:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in SLICE_COLUMNS})
     out = pd.concat(parts, ignore_index=True)[list(SLICE_COLUMNS)]
-    for col in ("strategy", "strategy_id", "entity", "policy", "error_kind", "description",
-                "predicates"):
+    for col in (
+        "strategy",
+        "strategy_id",
+        "entity",
+        "policy",
+        "error_kind",
+        "description",
+        "predicates",
+    ):
         out[col] = out[col].astype("str")
     out["strategy_version"] = out["strategy_version"].astype("Int64")
     return out
@@ -405,5 +427,7 @@ def _population_bins(
 def _channel_feature(pop: Population, channel_index: npt.NDArray[np.int64]) -> BinnedFeature:
     labels = tuple(f"channel = {c}" for c in pop.channels)
     # A channel slice maps to the strategy's channel scope, not to a condition predicate.
-    preds = tuple(({"channel": c},) for c in pop.channels)
+    preds: tuple[tuple[dict[str, object], ...], ...] = tuple(
+        ({"channel": c},) for c in pop.channels
+    )
     return BinnedFeature("channel", channel_index.astype(np.int64), labels, preds)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,9 +21,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.vocabulary import ENTITY_CHANNELS, Action, Entity, Policy, StrategyStatus
-from governance.audit.estimators import FloatArray, estimate_totals, interval
+from governance.audit.estimators import estimate_totals, interval
 from governance.audit.population import Population
-from governance.audit.slices import BinnedFeature, bin_features, find_slices
+from governance.audit.slices import ALL_STRATEGIES
 from governance.evaluator import FrameEvaluator
 from governance.registry import StrategyRegistry
 from governance.strategy import (
@@ -90,7 +90,6 @@ def suggest(
     populations: Mapping[tuple[Entity, Policy], Population],
     frames: Mapping[Entity, pd.DataFrame],
     slices: pd.DataFrame,
-    posteriors: Mapping[tuple[Entity, Policy], FloatArray],
     *,
     registry: StrategyRegistry | None = None,
     strategies: Sequence[Strategy] = (),
@@ -101,7 +100,6 @@ def suggest(
     min_material_errors: float = 5.0,
     max_per_strategy: int = 5,
     confidence: float = 0.95,
-    min_support: int = 20,
 ) -> pd.DataFrame:
     """suggestions.parquet rows, ranked by projected benefit `-(fp_cost ΔFP + fn_cost ΔFN
     + impression_cost Δerror impressions)`; only changes with positive benefit are kept.
@@ -112,23 +110,27 @@ def suggest(
     if registry is not None:
         by_ref.update({s.ref: s for s in registry})
     rows: list[dict[str, object]] = []
-    for key, pop in populations.items():
+    for pop in populations.values():
         if pop.entity not in frames:
             raise ValueError(f"no feature frame for entity {pop.entity.value!r}")
         frame = frames[pop.entity]
         evaluator = FrameEvaluator(frame)
         to_pop = pd.Index(pop.item_ids, dtype=object).get_indexer(
-            frame["item_id"].astype(object)
+            pd.Index(frame["item_id"].astype(object))
         )
         if (to_pop < 0).any():
             frame_ok = to_pop >= 0
         else:
             frame_ok = np.ones(len(frame), dtype=bool)
 
-        def item_mask(cond: Condition, *, _ev: FrameEvaluator = evaluator,
-                      _to: npt.NDArray[np.intp] = to_pop,
-                      _ok: npt.NDArray[np.bool_] = frame_ok, _n: int = len(pop)
-                      ) -> npt.NDArray[np.bool_]:
+        def item_mask(
+            cond: Condition,
+            *,
+            _ev: FrameEvaluator = evaluator,
+            _to: npt.NDArray[np.intp] = to_pop,
+            _ok: npt.NDArray[np.bool_] = frame_ok,
+            _n: int = len(pop),
+        ) -> npt.NDArray[np.bool_]:
             m = _ev.mask(cond)
             out = np.zeros(_n, dtype=bool)
             out[_to[_ok]] = m[_ok]
@@ -139,17 +141,35 @@ def suggest(
             base = by_ref.get(ref)
             if base is None:
                 continue
-            if not _material(metrics, ref, pop, min_material_errors):
+            if not _material(metrics, ref, min_material_errors):
                 continue
-            cands = _candidates(base, pop, frame, slices, next_versions[base.id])
+            cands = _candidates(base, frame, slices, next_versions[base.id])
             rows.extend(
-                _project_all(pop, base, cands, item_mask, fp_cost, fn_cost, impression_cost,
-                             confidence, max_per_strategy)
+                _project_all(
+                    pop,
+                    base,
+                    cands,
+                    item_mask,
+                    fp_cost,
+                    fn_cost,
+                    impression_cost,
+                    confidence,
+                    max_per_strategy,
+                )
             )
-        gaps = _gap_candidates(pop, frame, posteriors[key], by_ref.values(), min_support)
+        gaps = _gap_candidates(pop, frame, slices, by_ref.values())
         rows.extend(
-            _project_all(pop, None, gaps, item_mask, fp_cost, fn_cost, impression_cost,
-                         confidence, max_per_strategy)
+            _project_all(
+                pop,
+                None,
+                gaps,
+                item_mask,
+                fp_cost,
+                fn_cost,
+                impression_cost,
+                confidence,
+                max_per_strategy,
+            )
         )
     return _table(rows)
 
@@ -170,10 +190,10 @@ def to_shadow_version(
 
 
 def _next_versions(
-    strategies: Sequence[Strategy] | object, registry: StrategyRegistry | None
+    strategies: Iterable[Strategy], registry: StrategyRegistry | None
 ) -> dict[str, int]:
     out: dict[str, int] = {}
-    for s in strategies:  # type: ignore[attr-defined]
+    for s in strategies:
         out[s.id] = max(out.get(s.id, 1), s.version + 1)
     if registry is not None:
         for sid in registry.ids():
@@ -181,9 +201,7 @@ def _next_versions(
     return out
 
 
-def _material(
-    metrics: pd.DataFrame | None, ref: str, pop: Population, threshold: float
-) -> bool:
+def _material(metrics: pd.DataFrame | None, ref: str, threshold: float) -> bool:
     if metrics is None or not len(metrics):
         return True
     row = metrics[(metrics["strategy"] == ref) & (metrics["channel"] == "all")]
@@ -199,7 +217,7 @@ def _fmt(v: float) -> float | int:
 
 
 def _candidates(
-    base: Strategy, pop: Population, frame: pd.DataFrame, slices: pd.DataFrame, version: int
+    base: Strategy, frame: pd.DataFrame, slices: pd.DataFrame, version: int
 ) -> list[Candidate]:
     out: list[Candidate] = []
 
@@ -248,9 +266,13 @@ def _candidates(
                 continue
             make("drop_predicate", f"drop `{render_condition(pred)}`", condition=cond)
 
-    fp_slices = slices[
-        (slices["strategy"] == base.ref) & (slices["error_kind"] == "fp")
-    ].sort_values("rank").head(3) if len(slices) else slices
+    fp_slices = (
+        slices[(slices["strategy"] == base.ref) & (slices["error_kind"] == "fp")]
+        .sort_values("rank")
+        .head(3)
+        if len(slices)
+        else slices
+    )
     for _, s in fp_slices.iterrows():
         sp = json.loads(str(s["predicates"]))
         feats = [p for p in sp if "feature" in p]
@@ -300,60 +322,55 @@ def _slice_condition(preds: list[dict[str, object]]) -> Condition:
 def _gap_candidates(
     pop: Population,
     frame: pd.DataFrame,
-    post: FloatArray,
-    strategies: object,
-    min_support: int,
+    slices: pd.DataFrame,
+    strategies: Iterable[Strategy],
+    *,
+    min_lift: float = 2.0,
+    max_gaps: int = 3,
 ) -> list[Candidate]:
-    """New strategies for violating traffic no strategy of the policy touches."""
-    uncovered = ~pop.any_actioned.any(axis=1)
-    idx = np.flatnonzero(uncovered)
-    if len(idx) < min_support:
+    """New strategies for the policy's gap slices: violations no strategy of it acted on."""
+    if not len(slices):
         return []
-    aligned = frame.set_index(frame["item_id"].astype(object)).reindex(
-        pd.Index(pop.item_ids[idx], dtype=object)
-    )
-    cols = [c for c in aligned.columns if c != "item_id" and not str(c).startswith("p_")]
-    feats: list[BinnedFeature] = bin_features(aligned[cols].reset_index(drop=True))
-    err = post[idx]
-    found = find_slices(feats, err, max_level=2, min_support=min_support, top_k=3)
-    actions = [s.action for s in strategies  # type: ignore[attr-defined]
-               if s.entity == pop.entity and s.policy == pop.policy]
+    gaps = slices[
+        (slices["strategy"] == ALL_STRATEGIES)
+        & (slices["entity"] == pop.entity.value)
+        & (slices["policy"] == pop.policy.value)
+        & (slices["error_kind"] == "fn")
+        & (slices["lift"] >= min_lift)
+    ].sort_values("rank")
+    actions = [s.action for s in strategies if s.entity == pop.entity and s.policy == pop.policy]
     action = max(set(actions), key=actions.count) if actions else Action.DEMOTE
+    gate = f"p_{pop.policy.value}"
     out: list[Candidate] = []
-    e_bar = float(err.mean()) if len(err) else 0.0
-    for k, s in enumerate(found, start=1):
-        if e_bar <= 0 or (s.errors / s.size) < 2 * e_bar:
-            continue
-        preds: list[dict[str, object]] = []
-        desc = []
-        for fi, lv in s.items:
-            preds.extend(feats[fi].predicates[lv])
-            desc.append(feats[fi].labels[lv])
-        gate = f"p_{pop.policy.value}"
+    for k, (_, row) in enumerate(gaps.head(max_gaps).iterrows(), start=1):
+        preds = json.loads(str(row["predicates"]))
+        feats = [p for p in preds if "feature" in p]
+        chans = [str(p["channel"]) for p in preds if "channel" in p]
+        channels = chans or [c.value for c in ENTITY_CHANNELS[pop.entity]]
         for with_gate in (False, True):
-            nodes = [Predicate.model_validate(p) for p in preds]
-            if with_gate and gate in frame.columns:
+            if with_gate and gate not in frame.columns:
+                continue
+            nodes = [Predicate.model_validate(p) for p in feats]
+            if with_gate:
                 nodes.append(Predicate(feature=gate, op=">=", value=0.3))
-            elif with_gate:
+            if not nodes:
                 continue
             slug = f"{pop.entity.value}-{pop.policy.value.replace('_', '-')}-gap-{k}"
-            if with_gate:
-                slug += "-gated"
-            summary = (
-                f"new strategy for uncovered violations: {' AND '.join(desc)}"
-                + (f" AND {gate} >= 0.3" if with_gate else "")
+            slug += "-gated" if with_gate else ""
+            summary = f"new strategy for uncovered violations: {row['description']}" + (
+                f" AND {gate} >= 0.3" if with_gate else ""
             )
             try:
                 strategy = strategy_from_dict(
                     {
                         "id": slug,
                         "version": 1,
-                        "name": f"Gap: {' and '.join(desc)}"[:120],
+                        "name": f"Gap: {row['description']}"[:120],
                         "owner": "governance-audit",
                         "description": f"Suggested by the govrisk audit to cover {summary}.",
                         "entity": pop.entity.value,
                         "policy": pop.policy.value,
-                        "channels": [c.value for c in ENTITY_CHANNELS[pop.entity]],
+                        "channels": channels,
                         "action": Action(action).value,
                         "status": "shadow",
                         "condition": {"all": [n.model_dump(exclude_none=True) for n in nodes]},
@@ -403,7 +420,11 @@ def _project_all(
         return []
     domains = np.column_stack([d.sum(axis=1) for d in cols]).astype(np.float64)
     est = estimate_totals(
-        pop.f, domains, pop.draws, frames=pop.frames, flip_rate=pop.flip_rate,
+        pop.f,
+        domains,
+        pop.draws,
+        frames=pop.frames,
+        flip_rate=pop.flip_rate,
         names=[f"c{j}" for j in range(len(keep))],
     )
     labelled = np.zeros(len(pop), dtype=bool)
@@ -429,8 +450,7 @@ def _project_all(
             (
                 benefit,
                 {
-                    "suggestion_id": "sg-"
-                    + hashlib.sha1(proposed_yaml.encode()).hexdigest()[:12],
+                    "suggestion_id": "sg-" + hashlib.sha1(proposed_yaml.encode()).hexdigest()[:12],
                     "strategy_id": c.strategy.id,
                     "base_version": c.base.version if c.base is not None else None,
                     "kind": c.kind,
@@ -466,8 +486,16 @@ def _table(rows: list[dict[str, object]]) -> pd.DataFrame:
     for col in ("suggestion_id", "strategy_id", "kind", "summary", "proposed_yaml"):
         df[col] = df[col].astype("str")
     df["base_version"] = df["base_version"].astype("Int64")
-    for col in ("delta_fp", "delta_fp_low", "delta_fp_high", "delta_fn", "delta_fn_low",
-                "delta_fn_high", "delta_impressions", "delta_gmv"):
+    for col in (
+        "delta_fp",
+        "delta_fp_low",
+        "delta_fp_high",
+        "delta_fn",
+        "delta_fn_low",
+        "delta_fn_high",
+        "delta_impressions",
+        "delta_gmv",
+    ):
         df[col] = df[col].astype("float64")
     df["labels_used"] = df["labels_used"].astype("int64")
     return df

@@ -119,7 +119,8 @@ def test_parity_failure_reports_the_worst_rows(
     assert 0 < len(worst) <= 10
     assert {"row", "source", "raw_onnx", "raw_lightgbm", "p_onnx", "p_lightgbm"} <= set(worst)
     gaps = np.maximum(
-        (worst["p_onnx"] - worst["p_lightgbm"]).abs(), (worst["raw_onnx"] - worst["raw_lightgbm"]).abs()
+        (worst["p_onnx"] - worst["p_lightgbm"]).abs(),
+        (worst["raw_onnx"] - worst["raw_lightgbm"]).abs(),
     ).to_numpy()
     assert gaps[0] > 1e-5 and (np.diff(gaps) <= 0).all()
     assert "disagree" in str(info.value)

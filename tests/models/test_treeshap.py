@@ -81,8 +81,7 @@ def zero_as_missing_model() -> lgb.Booster:
 
 def reference(booster: lgb.Booster, X: NDArray[np.float64]) -> NDArray[np.float64]:
     """LightGBM's own TreeSHAP, single-threaded."""
-    result: NDArray[np.float64] = booster.predict(X, pred_contrib=True, num_threads=1)
-    return result
+    return np.asarray(booster.predict(X, pred_contrib=True, num_threads=1), dtype=np.float64)
 
 
 def assert_matches_lightgbm(booster: lgb.Booster, X: NDArray[np.float64]) -> None:
@@ -310,8 +309,11 @@ def test_random_rows_match_lightgbm(data: st.DataObject) -> None:
         st.integers(min_value=-2, max_value=45).map(float),
         st.sampled_from([0.0, -0.0, np.nan, treeshap_zero(), 1e-40]),
     )
-    rows = data.draw(st.lists(st.lists(element, min_size=n_features, max_size=n_features),
-                              min_size=1, max_size=8))
+    rows = data.draw(
+        st.lists(
+            st.lists(element, min_size=n_features, max_size=n_features), min_size=1, max_size=8
+        )
+    )
     X = np.asarray(rows, dtype=np.float64)
     ensemble = treeshap.parse_model(booster.model_to_string())
     expected = reference(booster, X)

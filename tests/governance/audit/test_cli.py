@@ -40,8 +40,16 @@ def test_audit_command_prints_a_summary_and_the_paths(
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app,
-        ["audit", "--data", str(tmp_path), "--model", "models:/x-{entity}-{policy}@champion",
-         "--out", str(out), "--no-report"],
+        [
+            "audit",
+            "--data",
+            str(tmp_path),
+            "--model",
+            "models:/x-{entity}-{policy}@champion",
+            "--out",
+            str(out),
+            "--no-report",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "cf-terms@v1" in result.output and "flags.parquet" in result.output
@@ -59,8 +67,18 @@ def test_model_and_predictions_are_exclusive(tmp_path: Path) -> None:
 
     preds = tmp_path / "p.parquet"
     result = CliRunner().invoke(
-        app, ["audit", "--data", str(tmp_path), "--out", str(tmp_path), "--model", "m",
-              "--predictions", str(preds)],
+        app,
+        [
+            "audit",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(tmp_path),
+            "--model",
+            "m",
+            "--predictions",
+            str(preds),
+        ],
     )
     assert result.exit_code == 2
     assert "either --model or --predictions" in result.output

@@ -87,8 +87,9 @@ def test_noise_correction_removes_the_bias_of_noisy_labels() -> None:
         n = len(w["y"])
         frames = {"random": np.ones(n, dtype=bool), "flagged": w["a"]}
         flat = np.full(n, 0.5)  # uninformative model: all weight on the labels
-        d_flat = LabelDraws(d.position, d.y_obs, d.n_reviews, d.inclusion_probability, d.design,
-                            flat[d.position])
+        d_flat = LabelDraws(
+            d.position, d.y_obs, d.n_reviews, d.inclusion_probability, d.design, flat[d.position]
+        )
         for out, eps in ((raw, 0.0), (corrected, 0.15)):
             est = estimate_totals(flat, np.ones(n), d_flat, frames=frames, flip_rate=eps)
             out.append(est.point[0] - w["y"].sum())
@@ -111,10 +112,17 @@ def test_uniform_design_matches_the_prediction_powered_mean() -> None:
     f = rng.random(n)
     y = (rng.random(n) < f).astype(float)
     pos = rng.choice(n, 100, replace=False)
-    d = LabelDraws(pos.astype(np.int64), y[pos], np.ones(100, dtype=np.int64),
-                   np.full(100, 0.1), np.array(["random"] * 100, dtype=object), f[pos])
-    est = estimate_totals(f, np.ones(n), d, frames={"random": np.ones(n, dtype=bool)},
-                          flip_rate=0.0)
+    d = LabelDraws(
+        pos.astype(np.int64),
+        y[pos],
+        np.ones(100, dtype=np.int64),
+        np.full(100, 0.1),
+        np.array(["random"] * 100, dtype=object),
+        f[pos],
+    )
+    est = estimate_totals(
+        f, np.ones(n), d, frames={"random": np.ones(n, dtype=bool)}, flip_rate=0.0
+    )
     ppi = f.mean() + (y[pos] - f[pos]).mean()  # PPI mean estimate with lambda = 1
     assert est.point[0] / n == pytest.approx(ppi)
     se_ppi = (y[pos] - f[pos]).std(ddof=1) / np.sqrt(100)
@@ -141,7 +149,9 @@ def test_flip_rate_is_estimated_from_double_reviews() -> None:
     for i in range(n):
         for r in ("a", "b"):
             v = bool(truth[i]) ^ bool(rng.random() < eps)
-            rows.append(("listing", f"i{i}", "counterfeit", "violating" if v else "not_violating", r))
+            rows.append(
+                ("listing", f"i{i}", "counterfeit", "violating" if v else "not_violating", r)
+            )
     labels = pd.DataFrame(rows, columns=["entity", "item_id", "policy", "verdict", "reviewer_id"])
     est, pairs = estimate_flip_rate(labels)
     assert pairs == n
@@ -150,13 +160,24 @@ def test_flip_rate_is_estimated_from_double_reviews() -> None:
 
 def test_bad_inputs_name_the_problem() -> None:
     f = np.array([0.2, 0.4])
-    bad_pi = LabelDraws(np.array([0]), np.array([1.0]), np.array([1]), np.array([0.0]),
-                        np.array(["random"], dtype=object), np.array([0.2]))
+    bad_pi = LabelDraws(
+        np.array([0]),
+        np.array([1.0]),
+        np.array([1]),
+        np.array([0.0]),
+        np.array(["random"], dtype=object),
+        np.array([0.2]),
+    )
     with pytest.raises(EstimationError, match="inclusion probabilities"):
-        estimate_totals(f, np.ones(2), bad_pi, frames={"random": np.ones(2, bool)},
-                        flip_rate=0.0)
-    good = LabelDraws(np.array([0]), np.array([1.0]), np.array([1]), np.array([0.5]),
-                      np.array(["appeal"], dtype=object), np.array([0.2]))
+        estimate_totals(f, np.ones(2), bad_pi, frames={"random": np.ones(2, bool)}, flip_rate=0.0)
+    good = LabelDraws(
+        np.array([0]),
+        np.array([1.0]),
+        np.array([1]),
+        np.array([0.5]),
+        np.array(["appeal"], dtype=object),
+        np.array([0.2]),
+    )
     with pytest.raises(EstimationError, match="no frame"):
         estimate_totals(f, np.ones(2), good, frames={}, flip_rate=0.0)
     with pytest.raises(EstimationError, match="flip rate"):

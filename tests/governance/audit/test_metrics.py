@@ -67,7 +67,7 @@ def test_truth_table_matches_direct_counts(world: World) -> None:
     pops = _pops(world)
     pop = pops[(Entity.LISTING, Policy.COUNTERFEIT)]
     y = _truth(world, pop)
-    m = strategy_metrics(pops, truth={k: y for k in pops})
+    m = strategy_metrics(pops, truth=dict.fromkeys(pops, y))
     a = pop.actioned["cf-bags@v2"].any(axis=1)
     row = m[(m["strategy"] == "cf-bags@v2") & (m["channel"] == "all")].iloc[0]
     assert row["precision"] == pytest.approx(y[a].mean())

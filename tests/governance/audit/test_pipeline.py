@@ -64,6 +64,7 @@ def test_logs_tables_and_report_to_mlflow(
 ) -> None:
     import mlflow
 
+    previous = mlflow.get_tracking_uri()
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
@@ -78,7 +79,7 @@ def test_logs_tables_and_report_to_mlflow(
     assert run.data.tags["govrisk.kind"] == "audit"
     assert any(k.startswith("precision__cf-terms") for k in run.data.metrics)
     assert (tmp_path / "artifacts").is_dir()
-    mlflow.set_tracking_uri("")
+    mlflow.set_tracking_uri(previous)
 
 
 def test_needs_a_data_dir_or_tables(tmp_path: Path) -> None:

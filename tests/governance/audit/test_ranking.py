@@ -18,8 +18,12 @@ FRAMES = {"random": "population", "strategy_flagged": "actioned", "appeal": "exc
 
 def _pops(w: World):  # type: ignore[no-untyped-def]
     return build_populations(
-        w.tables, w.strategies, w.predictions, items={Entity.LISTING: w.frame["item_id"]},
-        flip_rate=w.flip_rate, design_frames=FRAMES,
+        w.tables,
+        w.strategies,
+        w.predictions,
+        items={Entity.LISTING: w.frame["item_id"]},
+        flip_rate=w.flip_rate,
+        design_frames=FRAMES,
     )
 
 

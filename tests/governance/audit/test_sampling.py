@@ -44,17 +44,30 @@ def test_audit_sample_gives_unbiased_estimates(world: World) -> None:
             [int(np.flatnonzero(pop.item_ids == i)[0]) for i in sample["item_id"]], dtype=np.int64
         )
         draws = LabelDraws(
-            pos, y[pos].astype(float), np.ones(len(pos), dtype=np.int64),
-            sample["inclusion_probability"].to_numpy(), np.array(["model_ranked"] * len(pos),
-                                                                  dtype=object), pop.f[pos],
+            pos,
+            y[pos].astype(float),
+            np.ones(len(pos), dtype=np.int64),
+            sample["inclusion_probability"].to_numpy(),
+            np.array(["model_ranked"] * len(pos), dtype=object),
+            pop.f[pos],
         )
         # A deliberately biased model: the design-weighted correction must remove the bias.
         f_biased = np.clip(pop.f * 1.5, 0, 1)
-        draws = LabelDraws(draws.position, draws.y_obs, draws.n_reviews,
-                           draws.inclusion_probability, draws.design, f_biased[pos])
-        est = estimate_totals(f_biased, np.ones(len(pop)), draws,
-                              frames={"model_ranked": np.ones(len(pop), dtype=bool)},
-                              flip_rate=0.0)
+        draws = LabelDraws(
+            draws.position,
+            draws.y_obs,
+            draws.n_reviews,
+            draws.inclusion_probability,
+            draws.design,
+            f_biased[pos],
+        )
+        est = estimate_totals(
+            f_biased,
+            np.ones(len(pop)),
+            draws,
+            frames={"model_ranked": np.ones(len(pop), dtype=bool)},
+            flip_rate=0.0,
+        )
         errors.append(est.point[0] - y.sum())
     assert abs(np.mean(errors)) < 3 * np.std(errors) / np.sqrt(len(errors)) + 2
     assert abs(f_biased.sum() - y.sum()) > 5 * abs(np.mean(errors))

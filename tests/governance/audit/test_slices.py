@@ -60,8 +60,11 @@ def test_slice_predicates_select_exactly_the_slice_rows() -> None:
 
 def test_audit_slices_surface_the_irrelevant_clause(world: World) -> None:
     pops = build_populations(
-        world.tables, world.strategies, world.predictions,
-        items={Entity.LISTING: world.frame["item_id"]}, flip_rate=world.flip_rate,
+        world.tables,
+        world.strategies,
+        world.predictions,
+        items={Entity.LISTING: world.frame["item_id"]},
+        flip_rate=world.flip_rate,
         design_frames={"random": "population", "strategy_flagged": "actioned"},
     )
     posts = {k: posterior(p, world.tables["audit_labels"]) for k, p in pops.items()}

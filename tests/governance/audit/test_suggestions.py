@@ -20,19 +20,24 @@ from governance.registry import StrategyRegistry
 @pytest.fixture(scope="module")
 def suggestions(world: World) -> tuple[pd.DataFrame, dict, pd.DataFrame]:  # type: ignore[type-arg]
     pops = build_populations(
-        world.tables, world.strategies, world.predictions,
-        items={Entity.LISTING: world.frame["item_id"]}, flip_rate=world.flip_rate,
+        world.tables,
+        world.strategies,
+        world.predictions,
+        items={Entity.LISTING: world.frame["item_id"]},
+        flip_rate=world.flip_rate,
         design_frames={"random": "population", "strategy_flagged": "actioned"},
     )
     posts = {k: posterior(p, world.tables["audit_labels"]) for k, p in pops.items()}
     frame = world.frame.assign(
         p_counterfeit=world.predictions.set_index("item_id")["p"]
-        .reindex(world.frame["item_id"]).to_numpy()
+        .reindex(world.frame["item_id"])
+        .to_numpy()
     )
     frames = {Entity.LISTING: frame}
     slices = audit_slices(pops, frames, posts)
-    table = suggest(pops, frames, slices, posts, strategies=world.strategies,
-                    metrics=strategy_metrics(pops))
+    table = suggest(
+        pops, frames, slices, strategies=world.strategies, metrics=strategy_metrics(pops)
+    )
     return table, pops, frame
 
 

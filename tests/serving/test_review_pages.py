@@ -1,0 +1,106 @@
+"""Server-rendered pages: sign-in, CSRF, the moderator loop, approvals, offline assets."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+
+ON_SQLITE = pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+
+
+@ON_SQLITE
+def test_forms_without_the_session_csrf_token_are_refused(review_app: SimpleNamespace) -> None:
+    client = review_app.client
+    login_page = client.get("/login")
+    refused = client.post("/login", data={"username": "moderator",
+                                          "password": "correct horse battery",
+                                          "csrf_token": "forged"})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    csrf = review_app.login(client, "moderator")
+    assert csrf != review_app.csrf_of(login_page.text)  # rotated at sign-in
+    claim = client.post("/queue/claim", data={}, follow_redirects=False)
+    assert claim.status_code == 403
+    stats = client.get("/api/review/queue/stats", headers=review_app.auth("admin")).json()
+    assert stats["leased"] == 0  # the refused form changed nothing
+
+
+@ON_SQLITE
+def test_wrong_password_and_open_redirects(review_app: SimpleNamespace) -> None:
+    client = review_app.client
+    csrf = review_app.csrf_of(client.get("/login").text)
+    bad = client.post("/login", data={"username": "pm", "password": "nope nope nope",
+                                      "csrf_token": csrf})
+    assert bad.status_code == 401 and "wrong password" in bad.text
+    ok = client.post("/login", data={"username": "pm", "password": "correct horse battery",
+                                     "csrf_token": csrf, "next": "//evil.example/x"},
+                     follow_redirects=False)
+    assert ok.status_code == 303 and ok.headers["location"] == "/suggestions"
+
+
+def test_moderator_judges_from_the_item_page(review_app: SimpleNamespace) -> None:
+    client = review_app.client
+    csrf = review_app.login(client, "moderator")
+    claimed = client.post("/queue/claim", data={"csrf_token": csrf}, follow_redirects=False)
+    item_path = claimed.headers["location"]
+    page = client.get(item_path)
+    assert page.status_code == 200
+    assert "listing_counterfeit_term_count" in page.text and "<svg" in page.text
+    assert 'id="verdict-violating"' in page.text and "content-security-policy" in page.headers
+    key = re.search(r'name="client_key" value="([^"]+)"', page.text)
+    assert key is not None
+    form = {"csrf_token": csrf, "client_key": key.group(1), "verdict": "not_violating",
+            "confidence": "high"}
+    done = client.post(f"{item_path}/verdict", data=form, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] != item_path
+    replay = client.post(f"{item_path}/verdict", data=form, follow_redirects=False)
+    assert replay.status_code == 303  # same form twice: still one verdict
+    stats = client.get("/api/review/queue/stats", headers=review_app.auth("admin")).json()
+    assert stats["judged"] == 1
+    judged = client.get(item_path)
+    assert 'id="verdict-recorded"' in judged.text
+
+
+@ON_SQLITE
+def test_pm_accepts_and_promotes_from_the_pages(review_app: SimpleNamespace) -> None:
+    client = review_app.client
+    csrf = review_app.login(client, "pm")
+    listing = client.get("/suggestions")
+    first = re.search(r'href="/suggestions/(\d+)"', listing.text)
+    assert first is not None
+    detail = client.get(f"/suggestions/{first.group(1)}")
+    assert "ΔFP" in listing.text and "value: 2}" in detail.text
+    accepted = client.post(f"/suggestions/{first.group(1)}/decision",
+                           data={"csrf_token": csrf, "decision": "accept",
+                                 "reason": "fewer false positives"})
+    assert accepted.status_code == 200
+    assert 'id="v-listing-counterfeit-terms-2"' in accepted.text
+    assert 'data-status="shadow"' in accepted.text
+    promoted = client.post("/strategies/listing-counterfeit-terms/versions/2/status",
+                           data={"csrf_token": csrf, "status": "active"})
+    assert promoted.status_code == 200
+    statuses = re.findall(r'data-status="(\w+)"', promoted.text)
+    assert statuses == ["retired", "active"]
+
+
+@ON_SQLITE
+def test_moderator_is_refused_pm_pages(review_app: SimpleNamespace) -> None:
+    client = review_app.client
+    review_app.login(client, "moderator")
+    for path in ("/suggestions", "/dashboard", "/strategies", "/audit-log"):
+        response = client.get(path)
+        assert response.status_code == 403 and "needs one of" in response.text, path
+
+
+@ON_SQLITE
+def test_dashboard_and_board_render_offline(review_app: SimpleNamespace) -> None:
+    client = review_app.client
+    review_app.login(client, "admin")
+    dashboard = client.get("/dashboard")
+    assert dashboard.status_code == 200 and dashboard.text.count("<svg") >= 5
+    for page in (dashboard.text, client.get("/escalations").text, client.get("/queue").text):
+        assert "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+        assert "https://" not in page
+    assert client.get("/static/review.js").status_code == 200
+    assert client.get("/static/review.css").status_code == 200
