@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "models.cli",
     "serving.cli",
     "governance.cli",
+    "governance.review.cli",
 )
 
 

@@ -2,9 +2,82 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+
+def simulate(
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Output folder: writes OUT/data/ and OUT/ground_truth/."),
+    ],
+    listings: Annotated[
+        int, typer.Option("--listings", min=200, help="Listings published over the period.")
+    ] = 20_000,
+    days: Annotated[
+        int, typer.Option("--days", min=7, max=366, help="Length of the period in days.")
+    ] = 56,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of every random stream.")] = 1,
+    audit_labels: Annotated[
+        int,
+        typer.Option(
+            "--audit-labels",
+            min=0,
+            help="Audit label budget (random + strategy-flagged); appeals are reviewed on top.",
+        ),
+    ] = 2_000,
+    random_audit_share: Annotated[
+        float,
+        typer.Option(
+            "--random-audit-share", min=0.0, max=1.0, help="Share of the budget audited at random."
+        ),
+    ] = 0.25,
+    strategies: Annotated[
+        Path | None,
+        typer.Option(
+            "--strategies",
+            help="Folder of <id>@v<version>.yaml strategies to run instead of the starter set.",
+        ),
+    ] = None,
+    full_evaluation_every_days: Annotated[
+        int,
+        typer.Option(
+            "--full-evaluation-every-days",
+            min=1,
+            help="Evaluate every item every N nights (other nights: items of the last week).",
+        ),
+    ] = 1,
+) -> None:
+    """Simulate a marketplace: contract tables, starter strategies and a separate ground truth.
+
+    Writes OUT/data/tables/*.parquet (validated against the data contract),
+    OUT/data/strategies/*.yaml and OUT/ground_truth/ (true violations, hidden factors, the
+    planted strategy defects), which only evaluation code may read.
+    """
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from experiments.simulator.report import run_and_report
+    from governance.strategy import StrategyError
+
+    try:
+        run_and_report(
+            out=out,
+            n_listings=listings,
+            days=days,
+            seed=seed,
+            label_budget=audit_labels,
+            random_audit_share=random_audit_share,
+            strategies_dir=strategies,
+            full_evaluation_every_days=full_evaluation_every_days,
+        )
+    except (ValidationError, StrategyError) as err:
+        Console(stderr=True).print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from err
 
 
 def register(app: typer.Typer) -> None:
     """Add this package's subcommands to the root app."""
-    del app
+    app.command("simulate")(simulate)

@@ -212,7 +212,9 @@ def _context_sql(
             else:
                 source = f'i."{on}"'
             conditions.append(f'{alias}."{key_column}" = {source}')
-        sources.append(f"LEFT JOIN {_duck_name(join.table)} AS {alias} ON {' AND '.join(conditions)}")
+        sources.append(
+            f"LEFT JOIN {_duck_name(join.table)} AS {alias} ON {' AND '.join(conditions)}"
+        )
         aliases[join.prefix] = alias
         columns = [r[0] for r in con.sql(f"DESCRIBE {_duck_name(join.table)}").fetchall()]
         for c in columns:
@@ -222,7 +224,7 @@ def _context_sql(
             if c in info.zero_fill:
                 value = f"coalesce({value}, 0)"
             select.append(f'{value} AS "{context_name(join.prefix, c)}"')
-    return f"SELECT {', '.join(select)} FROM {' '.join(sources)} ORDER BY i.\"{key}\""
+    return f'SELECT {", ".join(select)} FROM {" ".join(sources)} ORDER BY i."{key}"'
 
 
 def _context(
@@ -265,7 +267,7 @@ def _compute_build(
             )
 
         on_step(BUILD_STEPS[1])
-        for sql in [*listing_base_sql(cut), *item_aggregates_sql(cut), content_sql()]:
+        for sql in [*listing_base_sql(), *item_aggregates_sql(cut), content_sql()]:
             con.execute(sql)
         snap: dict[str, pa.Table] = {
             name: _fetch(con, f"SELECT * FROM snap_{name}")
@@ -303,7 +305,11 @@ def _compute_build(
         on_step(BUILD_STEPS[4])
         ctx.update(_context(con, Entity.LISTING, _LISTING_FRAME_JOINS, infos))
         listing_frame = compute_frame(
-            Entity.LISTING, ctx, as_of=as_of, snapshot=snapshot, precomputed={"listing": listing_set}
+            Entity.LISTING,
+            ctx,
+            as_of=as_of,
+            snapshot=snapshot,
+            precomputed={"listing": listing_set},
         )
         del listing_set
         listings = columns_to_arrow(

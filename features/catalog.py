@@ -26,13 +26,13 @@ LINKED_ACTIVITY = (
 
 
 def _content_frame(
-    entity: Entity, key: str, own: FeatureSet, activity: FeatureSet, noun: str
+    entity: Entity, key: str, own: FeatureSet, activity: FeatureSet, noun: str, verb: str
 ) -> FrameSpec:
     return FrameSpec(
         entity=entity,
         key=key,
         description=(
-            f"One row per {noun} started before the cutoff: the {noun}, its creator, the listing "
+            f"One row per {noun} {verb} before the cutoff: the {noun}, its creator, the listing "
             "it links to and that listing's seller."
         ),
         parts=(
@@ -71,8 +71,12 @@ FRAMES: dict[Entity, FrameSpec] = {
             FramePart(SELLER, via="the listing's seller"),
         ),
     ),
-    Entity.VIDEO: _content_frame(Entity.VIDEO, "video_id", VIDEO, VIDEO_ACTIVITY, "video"),
-    Entity.LIVE: _content_frame(Entity.LIVE, "live_id", LIVE, LIVE_ACTIVITY, "live session"),
+    Entity.VIDEO: _content_frame(
+        Entity.VIDEO, "video_id", VIDEO, VIDEO_ACTIVITY, "video", "posted"
+    ),
+    Entity.LIVE: _content_frame(
+        Entity.LIVE, "live_id", LIVE, LIVE_ACTIVITY, "live session", "started"
+    ),
     Entity.SELLER: FrameSpec(
         entity=Entity.SELLER,
         key="seller_id",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -48,6 +49,198 @@ def contract_docs(
     Console().print(f"wrote {out}")
 
 
+features_app = typer.Typer(
+    help="Build feature frames, list and document features, featurize your own data.",
+    no_args_is_help=True,
+)
+
+
+def _as_of(value: str | None) -> datetime | None:
+    from features.columns import parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as err:
+        raise typer.BadParameter(f"--as-of {value!r} is not an ISO 8601 time") from err
+
+
+@features_app.command("build")
+def build(
+    data: Annotated[
+        Path,
+        typer.Option("--data", help="Data directory: tables/*.parquet and strategies/*.yaml."),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Output directory for frames, snapshot and manifest.")
+    ],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Cutoff (ISO 8601, UTC). Default: midnight after the latest input timestamp.",
+        ),
+    ] = None,
+    entity: Annotated[
+        list[str] | None,
+        typer.Option("--entity", help="Build only this frame (repeatable). Default: all."),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="DuckDB threads (default: settings).")
+    ] = None,
+) -> None:
+    """Build the scoring frames, the feature snapshot and a manifest from DATA into OUT.
+
+    Every input is validated first (missing tables, contract violations, strategies naming
+    unknown features); on any problem nothing is written.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from features.contract import ContractError
+    from features.job import JOB_STEPS, InputError, run_build
+    from features.vocabulary import Entity
+
+    console = Console()
+    cutoff = _as_of(as_of)
+    entities = tuple(entity) if entity else tuple(Entity)
+    progress = Progress(
+        TextColumn("{task.description:<32}"), BarColumn(), TimeElapsedColumn(), console=console
+    )
+    try:
+        with progress:
+            task = progress.add_task(JOB_STEPS[0], total=len(JOB_STEPS))
+
+            def on_step(name: str) -> None:
+                progress.update(task, description=name, completed=JOB_STEPS.index(name))
+
+            result = run_build(
+                data, out, as_of=cutoff, entities=entities, threads=threads, on_step=on_step
+            )
+            progress.update(task, completed=len(JOB_STEPS), description="done")
+    except (InputError, ContractError, ValueError) as err:
+        console.print(f"[red]{err}[/red]")
+        console.print("Nothing was written.")
+        raise typer.Exit(1) from err
+    summary = Table(title=f"Feature frames as of {result.build.as_of}")
+    summary.add_column("frame")
+    summary.add_column("rows", justify="right")
+    summary.add_column("features", justify="right")
+    for ent, frame in result.build.frames.items():
+        summary.add_row(ent.value, f"{len(frame):,}", str(frame.shape[1] - 1))
+    console.print(summary)
+    for path in result.paths:
+        console.print(f"wrote {path}")
+
+
+@features_app.command("list")
+def list_features(
+    entity: Annotated[
+        str | None, typer.Option("--entity", help="Only this frame: listing, video, live, seller.")
+    ] = None,
+) -> None:
+    """Print every feature of the scoring frames: name, kind, unit, set and description."""
+    from features.catalog import FRAMES
+    from features.vocabulary import Entity
+
+    console = Console()
+    if entity is not None and entity not in {e.value for e in Entity}:
+        console.print(f"[red]unknown entity {entity!r}; choose from {[e.value for e in Entity]}")
+        raise typer.Exit(1)
+    for ent, spec in FRAMES.items():
+        if entity is not None and ent.value != entity:
+            continue
+        table = Table(title=f"{ent.value} frame ({len(spec.features())} features)")
+        for column in ("feature", "kind", "unit", "set", "description"):
+            table.add_column(column)
+        for part in spec.parts:
+            for feature in part.features():
+                table.add_row(
+                    feature.name,
+                    feature.kind,
+                    feature.unit,
+                    f"{part.feature_set.name} v{part.feature_set.version}",
+                    feature.description,
+                )
+        console.print(table)
+
+
+@features_app.command("docs")
+def feature_docs(
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the Markdown reference.")
+    ] = Path("docs/features.md"),
+) -> None:
+    """Regenerate the feature reference (docs/features.md) from the declarations."""
+    from features.feature_docs import render_features_markdown
+
+    out.write_text(render_features_markdown())
+    Console().print(f"wrote {out}")
+
+
+def _overrides(values: list[str] | None) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for value in values or []:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise typer.BadParameter(f"--table expects NAME=PATH, got {value!r}")
+        out[name] = Path(path)
+    return out
+
+
+@features_app.command("byo")
+def byo(
+    spec: Annotated[Path, typer.Option("--spec", help="Dataset spec (YAML).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory.")],
+    base_dir: Annotated[
+        Path | None,
+        typer.Option("--base-dir", help="Resolve the spec's relative paths here (default: cwd)."),
+    ] = None,
+    table: Annotated[
+        list[str] | None,
+        typer.Option("--table", help="Read table NAME from PATH instead (NAME=PATH, repeatable)."),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Keep only rows strictly before this time.")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="DuckDB threads (default: settings).")
+    ] = None,
+) -> None:
+    """Featurize your own tables as declared in a dataset spec (bring your own data)."""
+    from features.byo import SpecError, build_dataset, load_spec
+    from features.store import write_dataset
+
+    console = Console()
+    try:
+        dataset_spec = load_spec(spec)
+        with console.status(f"building {dataset_spec.name} features"):
+            dataset = build_dataset(
+                dataset_spec,
+                base_dir=base_dir,
+                overrides=_overrides(table),
+                as_of=_as_of(as_of),
+                threads=threads,
+            )
+    except SpecError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from err
+    paths = write_dataset(dataset, out)
+    summary = Table(title=f"{dataset_spec.name}: {dataset_spec.entity} features")
+    summary.add_column("rows", justify="right")
+    summary.add_column("features", justify="right")
+    summary.add_column("label")
+    summary.add_row(
+        f"{len(dataset.frame):,}",
+        str(len(dataset.feature_set.features)),
+        dataset_spec.rows.label or "-",
+    )
+    console.print(summary)
+    for path in paths:
+        console.print(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's subcommands to the root app."""
     app.add_typer(data_app, name="data")
+    app.add_typer(features_app, name="features")

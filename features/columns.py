@@ -63,7 +63,16 @@ def to_datetime64(value: datetime | pd.Timestamp | np.datetime64) -> np.datetime
     ts = pd.Timestamp(value)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
-    return np.datetime64(ts.as_unit("us").to_datetime64(), "us")
+    out: np.datetime64 = ts.as_unit("us").to_datetime64().astype("datetime64[us]")
+    return out
+
+
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 time as a naive UTC datetime (an offset, if given, is converted)."""
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.to_pydatetime()  # type: ignore[no-any-return]
 
 
 def days_between(later: np.datetime64 | np.ndarray, earlier: np.ndarray) -> np.ndarray:

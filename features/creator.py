@@ -49,13 +49,13 @@ CREATOR = FeatureSet(
         Feature(
             "creator_enforcement_count_90d",
             "numeric",
-            "Strategy decisions on the creator's videos and lives in the 90 days before the cutoff.",
+            "Strategy decisions on the creator's videos and lives in the last 90 days.",
             "decisions",
         ),
         Feature(
             "creator_complaint_rate_90d",
             "numeric",
-            "Complaints per order on the creator's videos and lives over 90 days (0 without orders).",
+            "Complaints per order on the creator's content over 90 days (0 without orders).",
             "complaints/order",
         ),
         Feature(

@@ -63,7 +63,7 @@ def _features(entity: Entity) -> tuple[Feature, ...]:
             Feature(
                 f"exposure_impressions_7d_{c.value}",
                 "numeric",
-                f"Impressions of {what} in the {c.value} channel over the 7 days before the cutoff.",
+                f"Impressions of {what} in the {c.value} channel over the last 7 days.",
                 "views",
             )
             for c in channels
@@ -137,7 +137,7 @@ def _features(entity: Entity) -> tuple[Feature, ...]:
             Feature(
                 "outcome_complaint_rate_30d",
                 "numeric",
-                "Complaints per order of the item over the 30 days before the cutoff (0 without orders).",
+                "Complaints per order of the item over the last 30 days (0 without orders).",
                 "complaints/order",
             ),
             Feature(
@@ -161,7 +161,7 @@ def _features(entity: Entity) -> tuple[Feature, ...]:
             Feature(
                 "outcome_rating_mean_90d",
                 "numeric",
-                "Mean review rating of the item over the 90 days before the cutoff (empty without reviews).",
+                "Mean review rating of the item over the last 90 days (empty without reviews).",
                 "stars (1-5)",
             ),
         ]
@@ -255,7 +255,7 @@ FROM (
   GROUP BY entity, item_id, day
 )
 GROUP BY entity, item_id"""
-    active = "(lifted_at IS NULL)"
+    active = f"(lifted_at IS NULL OR lifted_at >= {as_of})"
     hits_per_channel = ",\n  ".join(
         _count(active + f" AND channel = '{c.value}'") + f" AS hits_{c.value}" for c in Channel
     )

@@ -77,7 +77,7 @@ def group_pattern(group: str) -> str:
 
 @numba.njit(cache=True, nogil=True)
 def _is_word(b: np.uint8) -> bool:
-    return (97 <= b <= 122) or (65 <= b <= 90) or (48 <= b <= 57) or b == 95
+    return bool((97 <= b <= 122) or (65 <= b <= 90) or (48 <= b <= 57) or b == 95)
 
 
 @numba.njit(cache=True, nogil=True)

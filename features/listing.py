@@ -171,7 +171,7 @@ ITEM_AGGREGATE_INPUTS = {
 }
 
 
-def listing_base_sql(as_of: str) -> list[str]:
+def listing_base_sql() -> list[str]:
     """SQL creating `snap_categories`, `snap_category_prices`, `snap_images`,
     `snap_image_sellers` and `seller_profiles` from the cut views."""
     return [
@@ -265,7 +265,7 @@ def listing_columns(
     own_image_listings = ctx["image_seller.listing_count"]
     seller_region = ctx["seller.region"]
     ships_from = ctx["ships_from"]
-    known_region = np.not_equal(seller_region, None)
+    known_region = np.asarray(~pd.isna(seller_region), dtype=bool)
     out: Columns = {
         "listing_category": ctx["category"],
         "listing_price": price,

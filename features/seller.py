@@ -300,14 +300,20 @@ def sellers_sql(as_of: str) -> str:
     for kind in ("complaint", "return", "refund"):
         for days in _WINDOWS:
             rates.append(
-                _div(f"{_c(f'oc.{kind}_{days}d')}::DOUBLE", f"{_c(f'ord.orders_{days}d')}::DOUBLE",
-                     when_zero="0.0")
+                _div(
+                    f"{_c(f'oc.{kind}_{days}d')}::DOUBLE",
+                    f"{_c(f'ord.orders_{days}d')}::DOUBLE",
+                    when_zero="0.0",
+                )
                 + f" AS seller_{kind}_rate_{days}d"
             )
     for days in _WINDOWS:
         rates.append(
-            _div(f"{_c(f'oc.appeal_{days}d')}::DOUBLE", f"{_c(f'dc.enf_{days}d')}::DOUBLE",
-                 when_zero="0.0")
+            _div(
+                f"{_c(f'oc.appeal_{days}d')}::DOUBLE",
+                f"{_c(f'dc.enf_{days}d')}::DOUBLE",
+                when_zero="0.0",
+            )
             + f" AS seller_appeal_rate_{days}d"
         )
     enforcement = [

@@ -87,7 +87,7 @@ class Lookup:
         _, index = self._prepare()
         composite = _composite(keys)
         if len(composite) > _SMALL:
-            return np.asarray(index.get_indexer(composite), dtype=np.int64)
+            return np.asarray(index.get_indexer(pd.Index(composite)), dtype=np.int64)
         out = np.full(len(composite), -1, dtype=np.int64)
         for i, key in enumerate(composite):
             if key is None:

@@ -118,9 +118,7 @@ def make_tables(
             "seller_id": _str(seller_ids),
             "registered_at": seller_reg,
             "region": _str(_REGIONS[rng.integers(0, len(_REGIONS), n_sellers)]),
-            "verification": _str(
-                np.array(values(Verification))[rng.integers(0, 3, n_sellers)]
-            ),
+            "verification": _str(np.array(values(Verification))[rng.integers(0, 3, n_sellers)]),
             "is_official_store": rng.random(n_sellers) < 0.05,
         }
     )
@@ -161,7 +159,11 @@ def make_tables(
             "created_at": created.astype("datetime64[us]"),
             "category": _str(_CATEGORIES[category]),
             "brand": _str(
-                np.where(rng.random(n_listings) < 0.4, _BRANDS[rng.integers(0, 6, n_listings)], None)
+                np.where(
+                    rng.random(n_listings) < 0.4,
+                    _BRANDS[rng.integers(0, 6, n_listings)].astype(object),
+                    np.full(n_listings, None, dtype=object),
+                )
             ),
             "title": _str(_text(rng, n_listings, 5, p_phrase)),
             "description": _str(_text(rng, n_listings, 16, p_phrase / 2)),
@@ -210,7 +212,8 @@ def make_tables(
             "listing_id": _str(listing_ids[live_listing]),
             "started_at": live_at,
             "ended_at": (
-                live_at + rng.integers(10 * 60_000_000, 4 * 3_600_000_000, n_lives).astype(
+                live_at
+                + rng.integers(10 * 60_000_000, 4 * 3_600_000_000, n_lives).astype(
                     "timedelta64[us]"
                 )
             ).astype("datetime64[us]"),
@@ -234,7 +237,14 @@ def make_tables(
     decisions = pd.concat([decisions, seller_decisions], ignore_index=True)
     decisions["decision_id"] = _str(_ids("D", len(decisions)))
     outcomes = _outcomes(
-        rng, item_entity, item_ids, item_created, seller_ids[item_seller], bad[item_seller], t0, days
+        rng,
+        item_entity,
+        item_ids,
+        item_created,
+        seller_ids[item_seller],
+        bad[item_seller],
+        t0,
+        days,
     )
     audit_labels = _labels(rng, item_entity, item_ids, item_created, t0, days)
     tables = {
@@ -305,9 +315,9 @@ def _after(
 ) -> np.ndarray:
     end = t0 + np.timedelta64(days * 86_400_000_000, "us")
     gap = np.maximum(end - created, np.timedelta64(1, "us"))
-    return (created + (rng.random(len(created)) * gap).astype("timedelta64[us]")).astype(
-        "datetime64[us]"
-    )
+    offsets = (rng.random(len(created)) * gap).astype("timedelta64[us]")
+    out: np.ndarray = (created + offsets).astype("datetime64[us]")
+    return out
 
 
 def _decisions(
@@ -324,9 +334,8 @@ def _decisions(
     decided = _after(rng, created[idx], t0, days)
     lifted = np.where(
         rng.random(len(idx)) < 0.2,
-        decided + rng.integers(3_600_000_000, 10 * 86_400_000_000, len(idx)).astype(
-            "timedelta64[us]"
-        ),
+        decided
+        + rng.integers(3_600_000_000, 10 * 86_400_000_000, len(idx)).astype("timedelta64[us]"),
         np.datetime64("NaT"),
     ).astype("datetime64[us]")
     return pd.DataFrame(

@@ -54,7 +54,9 @@ def encode(values: np.ndarray | pa.Array | pa.ChunkedArray) -> TextBytes:
         array = array.combine_chunks() if array.num_chunks else pa.array([], pa.string())
     array = pc.fill_null(array, "").cast(pa.large_binary())
     _, offsets_buf, data_buf = array.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[array.offset : array.offset + len(array) + 1]
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[
+        array.offset : array.offset + len(array) + 1
+    ]
     if data_buf is None:
         return np.zeros(0, np.uint8), np.zeros(len(array) + 1, dtype=np.int64)
     data = np.frombuffer(data_buf, dtype=np.uint8)[offsets[0] : offsets[-1]]
@@ -68,7 +70,7 @@ def as_text_array(values: np.ndarray) -> pa.Array:
 
 @numba.njit(cache=True, nogil=True)
 def _is_space(b: np.uint8) -> bool:
-    return b == 32 or 9 <= b <= 13
+    return bool(b == 32 or 9 <= b <= 13)
 
 
 @numba.njit(cache=True, nogil=True)

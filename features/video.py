@@ -90,7 +90,10 @@ def text_features(entity: str, field: str, dims: int) -> tuple[Feature, ...]:
             "hits",
         ),
         Feature(
-            f"{entity}_text_length", "numeric", f"Characters in the normalised {field}.", "characters"
+            f"{entity}_text_length",
+            "numeric",
+            f"Characters in the normalised {field}.",
+            "characters",
         ),
         *(
             Feature(
@@ -126,7 +129,8 @@ def engagement_columns(ctx: Columns, entity: str) -> Columns:
     per_follower = "views" if entity == "video" else "viewers"
     return {
         f"{entity}_impressions_total": impressions,
-        f"{entity}_{per_follower}_per_follower": impressions / (ctx["creator.follower_count"] + 1.0),
+        f"{entity}_{per_follower}_per_follower": impressions
+        / (ctx["creator.follower_count"] + 1.0),
         f"{entity}_like_rate": ratio(ctx["activity.likes_total"], impressions, when_zero=np.nan),
         f"{entity}_comment_rate": ratio(
             ctx["activity.comments_total"], impressions, when_zero=np.nan

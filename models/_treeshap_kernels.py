@@ -49,19 +49,40 @@ def _lanes(context: Any, builder: Any, array_type: Any, array: Any, index: Any) 
     return builder.bitcast(builder.gep(data, [index]), _VECTOR.as_pointer())
 
 
+def _broadcast(builder: Any, value: Any) -> Any:
+    vector = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), value, ir.IntType(32)(0))
+    return builder.shuffle_vector(vector, vector, ir.Constant(ir.VectorType(ir.IntType(32), 4), 0))
+
+
 @intrinsic
-def _mul4_intrinsic(
-    typingctx: Any, dst: Any, dst_at: Any, src: Any, src_at: Any, table: Any, table_at: Any
+def _down4_intrinsic(
+    typingctx: Any,
+    dst: Any,
+    dst_at: Any,
+    src: Any,
+    src_at: Any,
+    table: Any,
+    a_at: Any,
+    b_at: Any,
+    a: Any,
+    b: Any,
 ) -> Any:
-    """dst[dst_at:+4] = src[src_at:+4] * table[table_at:+4]."""
+    """dst[dst_at:+4] = src[src_at:+4] * (a * table[a_at:+4] + b * table[b_at:+4])."""
     del typingctx
-    signature = types.void(dst, dst_at, src, src_at, table, table_at)
+    signature = types.void(dst, dst_at, src, src_at, table, a_at, b_at, a, b)
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        d, d_at, s, s_at, t, t_at = args
-        a = builder.load(_lanes(context, builder, sig.args[2], s, s_at), align=8)
-        b = builder.load(_lanes(context, builder, sig.args[4], t, t_at), align=8)
-        builder.store(builder.fmul(a, b), _lanes(context, builder, sig.args[0], d, d_at), align=8)
+        d, d_at, s, s_at, t, ta_at, tb_at, sa, sb = args
+        table_type = sig.args[4]
+        va = builder.load(_lanes(context, builder, table_type, t, ta_at), align=8)
+        vb = builder.load(_lanes(context, builder, table_type, t, tb_at), align=8)
+        ratio = builder.fadd(
+            builder.fmul(_broadcast(builder, sa), va), builder.fmul(_broadcast(builder, sb), vb)
+        )
+        vs = builder.load(_lanes(context, builder, sig.args[2], s, s_at), align=8)
+        builder.store(
+            builder.fmul(vs, ratio), _lanes(context, builder, sig.args[0], d, d_at), align=8
+        )
         return context.get_dummy_value()
 
     return signature, codegen
@@ -105,38 +126,37 @@ def _up4_intrinsic(
 
 
 # Called from jitted code only; typed as plain functions for mypy.
-_mul4 = cast(Callable[..., None], _mul4_intrinsic)
+_down4 = cast(Callable[..., None], _down4_intrinsic)
 _up4 = cast(Callable[..., None], _up4_intrinsic)
 
 
 @_jit(inline="always")
 def _goes_left(
-    value: float,
-    code: int,
-    threshold: float,
-    cat_start: int,
-    cat_len: int,
-    cat_words: np.ndarray,
+    value: float, flags: int, threshold: float, cat: int, cat_words: np.ndarray
 ) -> np.int64:
     """1 if LightGBM's `Tree::Decision` sends `value` to the left child, else 0.
 
     Numerical: NaN and zero (|v| <= kZeroThreshold, which LightGBM's row conversion turns into
     0.0) go where the precomputed bits say (default side or the comparison of 0.0), anything
     else by `value <= threshold`. Categorical: NaN, negative and out-of-int-range values go
-    right, otherwise the category's bit in the split's bitset decides.
+    right, otherwise the category's bit in the split's bitset (`cat` = start | length << 32)
+    decides.
     """
-    if code & CODE_CATEGORICAL:
+    if flags & CODE_CATEGORICAL:
         if not (value > -1.0 and value < _INT_LIMIT):
             return np.int64(0)
         category = np.int64(value)
         word = category >> 5
-        if word >= cat_len:
+        if word >= cat >> 32:
             return np.int64(0)
-        return np.int64((cat_words[cat_start + word] >> np.uint32(category & 31)) & np.uint32(1))
+        bits = cat_words[np.uint64((cat & 0xFFFFFFFF) + word)]
+        return np.int64((bits >> np.uint32(category & 31)) & np.uint32(1))
     is_nan = np.int64(value != value)
     is_zero = np.int64(abs(value) <= ZERO_THRESHOLD)
     below = np.int64(value <= threshold)
-    return ((is_nan & (code >> 1)) | (is_zero & (code >> 2)) | ((1 - is_nan - is_zero) & below)) & 1
+    return (
+        (is_nan & (flags >> 1)) | (is_zero & (flags >> 2)) | ((1 - is_nan - is_zero) & below)
+    ) & 1
 
 
 @_jit()
@@ -144,73 +164,95 @@ def _row_shap(
     x: np.ndarray,
     acc: np.ndarray,
     max_quad: int,
-    tree_node_start: np.ndarray,
-    tree_quad: np.ndarray,
-    node_feature: np.ndarray,
-    node_threshold: np.ndarray,
-    node_code: np.ndarray,
-    node_cat_start: np.ndarray,
-    node_cat_len: np.ndarray,
-    node_left_pos: np.ndarray,
-    node_right_pos: np.ndarray,
-    node_slot: np.ndarray,
-    node_table_at: np.ndarray,
+    tree_info: np.ndarray,
+    node_int: np.ndarray,
+    node_real: np.ndarray,
     cat_words: np.ndarray,
     edge_table: np.ndarray,
     node_mask: np.ndarray,
     coef_at: np.ndarray,
     buf: np.ndarray,
 ) -> None:
-    """Add one row's SHAP terms to acc: lane q of feature f at f * max_quad + q."""
-    n_trees = tree_node_start.shape[0] - 1
-    for tree in range(n_trees):
-        first = tree_node_start[tree]
-        n_internal = tree_node_start[tree + 1] - first
+    """Add one row's SHAP terms to acc: lane q of feature f at f * max_quad + q.
+
+    Indices are cast to unsigned so numba skips its negative-index wraparound code.
+    """
+    for tree in range(tree_info.shape[0]):
+        t = np.uint64(tree)
+        first = tree_info[t, 0]
+        n_internal = tree_info[t, 1]
         if n_internal == 0:
             continue
-        nq = tree_quad[tree]
+        nq = tree_info[t, 2]
+        at_t = tree_info[t, 3]
+        at_omt = at_t + nq
+        at_cold = at_t + 2 * nq
+        at_zero = at_t + 3 * nq
+        at_one = at_t + 4 * nq
         for q in range(nq):
-            buf[q] = 1.0
-        node_mask[0] = -1
-        # Down: the path product at the quadrature nodes, times each edge's ratio for its case
-        # (0 failed higher up, 1 cold, 2 hot); positions >= n_internal are leaves.
+            buf[np.uint64(q)] = 1.0
+        node_mask[np.uint64(0)] = -1
+        # Down: the path product at the quadrature nodes times each edge's ratio; positions
+        # >= n_internal are leaves.
         for k in range(n_internal):
-            n = first + k
+            n = np.uint64(first + k)
+            feature = node_int[n, 0]
+            flags = node_int[n, 1]
             left = _goes_left(
-                x[node_feature[n]],
-                node_code[n],
-                node_threshold[n],
-                node_cat_start[n],
-                node_cat_len[n],
-                cat_words,
+                x[np.uint64(feature)], flags, node_real[n, 0], node_int[n, 5], cat_words
             )
-            mask = node_mask[k]
-            slot = node_slot[n]
-            o_prev = (mask >> slot) & 1
-            pos_l = node_left_pos[n]
-            pos_r = node_right_pos[n]
-            node_mask[pos_l] = mask & ~((1 - left) << slot)
-            node_mask[pos_r] = mask & ~(left << slot)
-            base = node_table_at[n]
-            at_l = base + o_prev * (1 + left) * 2 * nq
-            at_r = base + (3 + o_prev * (2 - left)) * 2 * nq
-            coef_at[2 * k] = at_l + nq
-            coef_at[2 * k + 1] = at_r + nq
+            mask = node_mask[np.uint64(k)]
+            slot = (flags >> 8) & 0xFF
+            pos_l = node_int[n, 2]
+            pos_r = node_int[n, 3]
+            node_mask[np.uint64(pos_l)] = mask & ~((1 - left) << slot)
+            node_mask[np.uint64(pos_r)] = mask & ~(left << slot)
+            cover_l = node_real[n, 1]
+            cover_r = node_real[n, 2]
+            base = node_int[n, 4]
+            if flags >> 16 == 0:
+                # First split on the feature along the path: ratio z (1 - t) + o t, leaf value
+                # folded into z and o; the cold side's coefficient is the tree's -w / (1 - t).
+                a_l, vec_a_l, b_l = cover_l, at_omt, node_real[n, 3] * left
+                a_r, vec_a_r, b_r = cover_r, at_omt, node_real[n, 4] * (1 - left)
+                vec_b = at_t
+                coef_l = base if left else at_cold
+                coef_r = at_cold if left else base + nq
+            elif (mask >> slot) & 1:
+                # Repeated feature, still satisfied: tabulated hot/cold ratio and coefficient.
+                a_l, vec_a_l, b_l = 1.0, base + (1 - left) * 2 * nq, 0.0
+                a_r, vec_a_r, b_r = 1.0, base + (2 + left) * 2 * nq, 0.0
+                vec_b = at_zero
+                coef_l = vec_a_l + nq
+                coef_r = vec_a_r + nq
+            else:
+                # Already failed higher up: rescale by z_e / z_p, contribute nothing.
+                a_l, vec_a_l, b_l = cover_l, at_one, 0.0
+                a_r, vec_a_r, b_r = cover_r, at_one, 0.0
+                vec_b = at_zero
+                coef_l = at_zero
+                coef_r = at_zero
+            coef_at[np.uint64(2 * k)] = coef_l
+            coef_at[np.uint64(2 * k + 1)] = coef_r
             src = k * nq
             dst_l = pos_l * nq
             dst_r = pos_r * nq
             for qb in range(0, nq, LANES):
-                _mul4(buf, dst_l + qb, buf, src + qb, edge_table, at_l + qb)
-                _mul4(buf, dst_r + qb, buf, src + qb, edge_table, at_r + qb)
+                _down4(
+                    buf, dst_l + qb, buf, src + qb, edge_table, vec_a_l + qb, vec_b + qb, a_l, b_l
+                )
+                _down4(
+                    buf, dst_r + qb, buf, src + qb, edge_table, vec_a_r + qb, vec_b + qb, a_r, b_r
+                )
         # Up: sum the children's leaf polynomials; each edge adds coefficient * sum to its feature.
         for k in range(n_internal - 1, -1, -1):
-            n = first + k
-            src_l = node_left_pos[n] * nq
-            src_r = node_right_pos[n] * nq
-            coef_l = coef_at[2 * k]
-            coef_r = coef_at[2 * k + 1]
+            n = np.uint64(first + k)
+            src_l = node_int[n, 2] * nq
+            src_r = node_int[n, 3] * nq
+            coef_l = coef_at[np.uint64(2 * k)]
+            coef_r = coef_at[np.uint64(2 * k + 1)]
             dst = k * nq
-            lane = node_feature[n] * max_quad
+            lane = node_int[n, 0] * max_quad
             for qb in range(0, nq, LANES):
                 _up4(
                     buf,
@@ -231,17 +273,9 @@ def shap_rows(
     out: np.ndarray,
     max_nodes: int,
     max_quad: int,
-    tree_node_start: np.ndarray,
-    tree_quad: np.ndarray,
-    node_feature: np.ndarray,
-    node_threshold: np.ndarray,
-    node_code: np.ndarray,
-    node_cat_start: np.ndarray,
-    node_cat_len: np.ndarray,
-    node_left_pos: np.ndarray,
-    node_right_pos: np.ndarray,
-    node_slot: np.ndarray,
-    node_table_at: np.ndarray,
+    tree_info: np.ndarray,
+    node_int: np.ndarray,
+    node_real: np.ndarray,
     cat_words: np.ndarray,
     edge_table: np.ndarray,
 ) -> None:
@@ -258,17 +292,9 @@ def shap_rows(
             X[row],
             acc,
             max_quad,
-            tree_node_start,
-            tree_quad,
-            node_feature,
-            node_threshold,
-            node_code,
-            node_cat_start,
-            node_cat_len,
-            node_left_pos,
-            node_right_pos,
-            node_slot,
-            node_table_at,
+            tree_info,
+            node_int,
+            node_real,
             cat_words,
             edge_table,
             node_mask,
@@ -286,39 +312,26 @@ def shap_rows(
 def predict_rows(
     X: np.ndarray,
     out: np.ndarray,
-    tree_node_start: np.ndarray,
+    tree_info: np.ndarray,
     tree_leaf_start: np.ndarray,
-    node_feature: np.ndarray,
-    node_threshold: np.ndarray,
-    node_code: np.ndarray,
-    node_cat_start: np.ndarray,
-    node_cat_len: np.ndarray,
-    node_left: np.ndarray,
-    node_right: np.ndarray,
+    node_int: np.ndarray,
+    node_real: np.ndarray,
     cat_words: np.ndarray,
     leaf_value: np.ndarray,
 ) -> None:
     """Write the raw margin of every row of X into out (n_rows,), summing trees in order."""
-    n_trees = tree_node_start.shape[0] - 1
     for row in range(X.shape[0]):
         x = X[row]
         total = 0.0
-        for tree in range(n_trees):
-            first = tree_node_start[tree]
-            if tree_node_start[tree + 1] == first:
-                total += leaf_value[tree_leaf_start[tree]]
-                continue
-            node = 0
-            while node >= 0:
-                n = first + node
+        for tree in range(tree_info.shape[0]):
+            first = tree_info[tree, 0]
+            n_internal = tree_info[tree, 1]
+            pos = 0
+            while pos < n_internal:
+                n = first + pos
                 left = _goes_left(
-                    x[node_feature[n]],
-                    node_code[n],
-                    node_threshold[n],
-                    node_cat_start[n],
-                    node_cat_len[n],
-                    cat_words,
+                    x[node_int[n, 0]], node_int[n, 1], node_real[n, 0], node_int[n, 5], cat_words
                 )
-                node = node_left[n] if left else node_right[n]
-            total += leaf_value[tree_leaf_start[tree] + ~node]
+                pos = node_int[n, 2] if left else node_int[n, 3]
+            total += leaf_value[tree_leaf_start[tree] + pos - n_internal]
         out[row] = total

@@ -87,6 +87,24 @@ def log_bundle(
     return info
 
 
+def save_pyfunc(bundle: ModelBundle, path: Path | str) -> Path:
+    """Write `bundle` as a local MLflow pyfunc model directory (e.g. for `mlflow models serve`)."""
+    import mlflow
+
+    target = Path(path)
+    with tempfile.TemporaryDirectory(prefix="govrisk-bundle-") as tmp, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+        bundle_dir = bundle.save(Path(tmp) / ARTIFACT_KEY)
+        mlflow.pyfunc.save_model(
+            str(target),
+            python_model=str(_CODE_FILE),
+            artifacts={ARTIFACT_KEY: str(bundle_dir)},
+            pip_requirements=_pip_requirements(),
+            signature=_signature(),
+        )
+    return target
+
+
 def load_bundle(uri: str | Path, *, threads: int | None = None) -> ModelBundle:
     """Load a bundle from `runs:/...`, `models:/NAME@alias`, `models:/NAME/VERSION`, `m-...`
     model URIs, an MLflow model directory or a bundle directory."""

@@ -41,7 +41,6 @@ import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,35 +59,28 @@ class ModelFormatError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class TreeEnsemble:
-    """A LightGBM model flattened into arrays for the kernels.
+    """A LightGBM model flattened into the arrays the kernels read.
 
-    Node arrays are indexed by global internal-node id (`tree_node_start[t]` + LightGBM's node
-    index k). `node_left`/`node_right` use LightGBM's encoding (>= 0 internal node of the same
-    tree, < 0 is `~leaf`); `node_*_pos` number children of tree t as k for internal nodes and
-    n_internal(t) + leaf for leaves. `node_code` packs the decision (`_treeshap_kernels.CODE_*`).
-    `edge_table[node_table_at[n]:][: 12 * nq]`, nq = `tree_quad[t]` quadrature nodes, holds for
-    side (left, right) x case (failed higher up, cold, hot) a block (ratio, weighted coefficient)
-    of nq values each, leaf values folded into the ratios of edges that end in a leaf.
+    `tree_info[t]` = (first node, internal nodes, quadrature nodes nq, table offset). Internal
+    node n (global, `first + k` for LightGBM's node index k) has `node_int[n]` = (feature,
+    flags, left position, right position, table offset, categorical bitset) and `node_real[n]`
+    = (threshold, left cover, right cover, left scale, right scale); see `INT_COLUMNS` and
+    `REAL_COLUMNS`. Children are numbered per tree: k for internal nodes, n_internal + leaf for
+    leaves. Flags pack the decision code (`_treeshap_kernels.CODE_*`), the feature's slot on the
+    path (bits 8-15) and whether the feature is repeated on the path (bit 16). Covers are the
+    cover ratio count(child) / count(node) times the scale, the leaf value for edges that end
+    in a leaf and 1 otherwise. `edge_table` holds each tree's quadrature header and per-node
+    coefficient blocks (see `_tree_table`).
     """
 
     n_features: int
     feature_names: tuple[str, ...]
     objective: str
     expected_value: float
-    tree_node_start: NDArray[np.int64]
+    tree_info: NDArray[np.int64]
     tree_leaf_start: NDArray[np.int64]
-    tree_quad: NDArray[np.int64]
-    node_feature: NDArray[np.int64]
-    node_threshold: NDArray[np.float64]
-    node_code: NDArray[np.int64]
-    node_cat_start: NDArray[np.int64]
-    node_cat_len: NDArray[np.int64]
-    node_left: NDArray[np.int64]
-    node_right: NDArray[np.int64]
-    node_left_pos: NDArray[np.int64]
-    node_right_pos: NDArray[np.int64]
-    node_slot: NDArray[np.int64]
-    node_table_at: NDArray[np.int64]
+    node_int: NDArray[np.int64]
+    node_real: NDArray[np.float64]
     cat_words: NDArray[np.uint32]
     leaf_value: NDArray[np.float64]
     edge_table: NDArray[np.float64]
@@ -99,7 +91,11 @@ class TreeEnsemble:
     @property
     def n_trees(self) -> int:
         """Number of trees."""
-        return int(self.tree_node_start.shape[0] - 1)
+        return int(self.tree_info.shape[0])
+
+
+INT_COLUMNS = ("feature", "flags", "left_pos", "right_pos", "table_at", "cat")
+REAL_COLUMNS = ("threshold", "cover_left", "cover_right", "scale_left", "scale_right")
 
 
 @dataclass
@@ -259,25 +255,41 @@ def _tree_layout(tree: _Tree, index: int) -> _TreeLayout:
     return _TreeLayout(slot, z_prev, cover_ratio, scale, max_path_features)
 
 
-def _edge_blocks(layout: _TreeLayout, n_quad: int) -> NDArray[np.float64]:
-    """(n_internal, 12 * n_quad): per side and case (failed, cold, hot), ratio then coefficient."""
+def _tree_table(layout: _TreeLayout, n_quad: int) -> tuple[NDArray[np.float64], list[int]]:
+    """The tree's slice of `edge_table` and each internal node's offset within it.
+
+    Header: t, 1 - t, the cold coefficient -w / (1 - t), zeros, ones (n_quad values each).
+    A node splitting on a feature for the first time on its path stores the hot coefficients
+    w (1 - z) / (z (1 - t) + t) of its left and right edge; a repeated feature stores, per side,
+    (ratio, coefficient) hot then cold, relative to the feature's previous merged factor.
+    """
     t, w = _quadrature(n_quad)
     omt = 1.0 - t
-    first = np.isnan(layout.z_prev)[:, None, None]
-    z_p = np.where(first, 1.0, layout.z_prev[:, None, None])
-    z_e = layout.cover_ratio[:, :, None] * z_p  # (node, side, q)
-    g_hot = z_e * omt + t
-    g_cold = z_e * omt
-    g_prev = np.where(first, 1.0, z_p * omt + t)
-    prev_term = np.where(first, 0.0, (1.0 - z_p) / g_prev)
-    scale = layout.scale[:, :, None]
-    blocks = np.zeros((layout.slot.shape[0], 2, 3, 2, n_quad))
-    blocks[:, :, 0, 0] = layout.cover_ratio[:, :, None] * scale
-    blocks[:, :, 1, 0] = g_cold / g_prev * scale
-    blocks[:, :, 1, 1] = w * (-1.0 / omt - prev_term)
-    blocks[:, :, 2, 0] = g_hot / g_prev * scale
-    blocks[:, :, 2, 1] = w * ((1.0 - z_e) / g_hot - prev_term)
-    return blocks.reshape(layout.slot.shape[0], -1)
+    header = np.concatenate([t, omt, -w / omt, np.zeros(n_quad), np.ones(n_quad)])
+    parts: list[NDArray[np.float64]] = [header]
+    offsets: list[int] = []
+    size = header.size
+    for node in range(layout.slot.shape[0]):
+        z_e = layout.cover_ratio[node][:, None]  # (side, 1)
+        scale = layout.scale[node][:, None]
+        if np.isnan(layout.z_prev[node]):
+            block = (w * (1.0 - z_e) / (z_e * omt + t)).ravel()
+        else:
+            z_p = layout.z_prev[node]
+            z_e = z_e * z_p  # LightGBM: hot_zero_fraction * incoming_zero_fraction
+            g_prev = z_p * omt + t
+            prev_term = (1.0 - z_p) / g_prev
+            g_hot = z_e * omt + t
+            blocks = np.empty((2, 4, n_quad))
+            blocks[:, 0] = g_hot / g_prev * scale
+            blocks[:, 1] = w * ((1.0 - z_e) / g_hot - prev_term)
+            blocks[:, 2] = z_e * omt / g_prev * scale
+            blocks[:, 3] = w * (-1.0 / omt - prev_term)
+            block = blocks.ravel()
+        offsets.append(size)
+        parts.append(block)
+        size += block.size
+    return np.concatenate(parts), offsets
 
 
 def _node_code(decision_type: int, threshold: float) -> int:
@@ -301,16 +313,15 @@ def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsembl
     names = tuple(header.get("feature_names", "").split()) or tuple(
         f"Column_{i}" for i in range(n_features)
     )
-    nodes: dict[str, list[Any]] = {key: [] for key in _NODE_COLUMNS}
+    node_int: list[NDArray[np.int64]] = [np.zeros((0, len(INT_COLUMNS)), dtype=np.int64)]
+    node_real: list[NDArray[np.float64]] = [np.zeros((0, len(REAL_COLUMNS)))]
+    tables: list[NDArray[np.float64]] = []
     cat_words: list[int] = []
     leaf_value: list[float] = []
-    tables: list[NDArray[np.float64]] = []
-    tree_node_start = [0]
-    tree_leaf_start = [0]
-    tree_quad: list[int] = []
-    table_size = 0
+    tree_info: list[tuple[int, int, int, int]] = []
+    tree_leaf_start: list[int] = []
+    n_nodes = table_size = max_path_features = 0
     expected_value = 0.0
-    max_path_features = 0
     for index, tree in enumerate(trees):
         n_internal = tree.num_leaves - 1
         layout = _tree_layout(tree, index)
@@ -320,95 +331,67 @@ def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsembl
                 f"at most {_MAX_PATH_FEATURES} are supported"
             )
         max_path_features = max(max_path_features, layout.max_path_features)
-        # ceil(D / 2) nodes are exact for degree D - 1; pad to a multiple of 4 for SIMD.
-        n_quad = 4 * (((layout.max_path_features + 1) // 2 + 3) // 4) if n_internal else 4
-        tree_quad.append(n_quad)
-        if n_internal:
-            block = _edge_blocks(layout, n_quad)
-            tables.append(block.ravel())
-            nodes["table_at"].extend(table_size + block.shape[1] * np.arange(n_internal))
-            table_size += block.size
-        word_offset = len(cat_words)
+        # ceil(D / 2) nodes are exact for degree D - 1; pad to a multiple of 4 lanes.
+        n_quad = 4 * (((layout.max_path_features + 1) // 2 + 3) // 4)
+        table, offsets = _tree_table(layout, n_quad)
+        ints, reals = _tree_nodes(tree, index, layout, n_features, len(cat_words))
+        ints[:, 4] = table_size + np.asarray(offsets, dtype=np.int64)
+        tree_info.append((n_nodes, n_internal, n_quad, table_size))
+        tree_leaf_start.append(len(leaf_value))
+        node_int.append(ints)
+        node_real.append(reals)
+        tables.append(table)
         cat_words.extend(tree.cat_threshold)
-        for node in range(n_internal):
-            _append_node(nodes, tree, index, node, n_features, word_offset)
-            nodes["slot"].append(int(layout.slot[node]))
         leaf_value.extend(tree.leaf_value)
         expected_value += _tree_expected_value(tree)
-        tree_node_start.append(tree_node_start[-1] + n_internal)
-        tree_leaf_start.append(len(leaf_value))
-    node_start = np.asarray(tree_node_start, dtype=np.int64)
-    n_internal_of_node = np.repeat(np.diff(node_start), np.diff(node_start))
-    left = np.asarray(nodes["left"], dtype=np.int64)
-    right = np.asarray(nodes["right"], dtype=np.int64)
+        n_nodes += n_internal
+        table_size += table.size
     return TreeEnsemble(
         n_features=n_features,
         feature_names=names,
         objective=header.get("objective", ""),
         expected_value=expected_value,
-        tree_node_start=node_start,
+        tree_info=np.asarray(tree_info, dtype=np.int64).reshape(-1, 4),
         tree_leaf_start=np.asarray(tree_leaf_start, dtype=np.int64),
-        tree_quad=np.asarray(tree_quad, dtype=np.int64),
-        node_feature=np.asarray(nodes["feature"], dtype=np.int64),
-        node_threshold=np.asarray(nodes["threshold"], dtype=np.float64),
-        node_code=np.asarray(nodes["code"], dtype=np.int64),
-        node_cat_start=np.asarray(nodes["cat_start"], dtype=np.int64),
-        node_cat_len=np.asarray(nodes["cat_len"], dtype=np.int64),
-        node_left=left,
-        node_right=right,
-        node_left_pos=np.where(left >= 0, left, n_internal_of_node + ~left),
-        node_right_pos=np.where(right >= 0, right, n_internal_of_node + ~right),
-        node_slot=np.asarray(nodes["slot"], dtype=np.int64),
-        node_table_at=np.asarray(nodes["table_at"], dtype=np.int64),
+        node_int=np.ascontiguousarray(np.concatenate(node_int)),
+        node_real=np.ascontiguousarray(np.concatenate(node_real)),
         cat_words=np.asarray(cat_words, dtype=np.uint32),
         leaf_value=np.asarray(leaf_value, dtype=np.float64),
-        edge_table=np.concatenate(tables) if tables else np.zeros(0),
+        edge_table=np.concatenate(tables),
         max_nodes=max(tree.num_leaves - 1 for tree in trees),
-        max_quad=max(tree_quad),
+        max_quad=max(info[2] for info in tree_info),
         max_path_features=max_path_features,
     )
 
 
-_NODE_COLUMNS = (
-    "feature",
-    "threshold",
-    "code",
-    "cat_start",
-    "cat_len",
-    "left",
-    "right",
-    "slot",
-    "table_at",
-)
-
-
-def _append_node(
-    nodes: dict[str, list[Any]],
-    tree: _Tree,
-    index: int,
-    node: int,
-    n_features: int,
-    word_offset: int,
-) -> None:
-    flags = tree.decision_type[node]
-    feature = tree.split_feature[node]
-    if not 0 <= feature < n_features:
-        raise ModelFormatError(f"tree {index} node {node}: feature {feature} out of range")
-    if flags & _CATEGORICAL:
-        cat_idx = int(tree.threshold[node])
-        if not 0 <= cat_idx < len(tree.cat_boundaries) - 1:
-            raise ModelFormatError(f"tree {index} node {node}: categorical split {cat_idx} missing")
-        lo, hi = tree.cat_boundaries[cat_idx], tree.cat_boundaries[cat_idx + 1]
-        nodes["cat_start"].append(word_offset + lo)
-        nodes["cat_len"].append(hi - lo)
-    else:
-        nodes["cat_start"].append(0)
-        nodes["cat_len"].append(0)
-    nodes["feature"].append(feature)
-    nodes["threshold"].append(tree.threshold[node])
-    nodes["code"].append(_node_code(flags, tree.threshold[node]))
-    nodes["left"].append(tree.left_child[node])
-    nodes["right"].append(tree.right_child[node])
+def _tree_nodes(
+    tree: _Tree, index: int, layout: _TreeLayout, n_features: int, word_offset: int
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """`node_int` rows (table offsets left 0) and `node_real` rows of one tree."""
+    n_internal = tree.num_leaves - 1
+    ints = np.zeros((n_internal, len(INT_COLUMNS)), dtype=np.int64)
+    reals = np.zeros((n_internal, len(REAL_COLUMNS)))
+    for node in range(n_internal):
+        feature = tree.split_feature[node]
+        if not 0 <= feature < n_features:
+            raise ModelFormatError(f"tree {index} node {node}: feature {feature} out of range")
+        decision_type = tree.decision_type[node]
+        cat = 0
+        if decision_type & _CATEGORICAL:
+            cat_idx = int(tree.threshold[node])
+            if not 0 <= cat_idx < len(tree.cat_boundaries) - 1:
+                raise ModelFormatError(f"tree {index} node {node}: bitset {cat_idx} is missing")
+            lo, hi = tree.cat_boundaries[cat_idx], tree.cat_boundaries[cat_idx + 1]
+            cat = (word_offset + lo) | ((hi - lo) << 32)
+        repeat = not np.isnan(layout.z_prev[node])
+        flags = _node_code(decision_type, tree.threshold[node])
+        flags |= int(layout.slot[node]) << 8 | int(repeat) << 16
+        children = (tree.left_child[node], tree.right_child[node])
+        positions = [c if c >= 0 else n_internal + ~c for c in children]
+        ints[node] = (feature, flags, positions[0], positions[1], 0, cat)
+        cover = layout.cover_ratio[node] * layout.scale[node]
+        reals[node] = (tree.threshold[node], cover[0], cover[1], *layout.scale[node])
+    return ints, reals
 
 
 def _tree_expected_value(tree: _Tree) -> float:
@@ -444,9 +427,10 @@ def check_matrix(X: object, n_features: int) -> NDArray[np.float64]:
 
 
 def _chunks(n_rows: int, n_threads: int) -> list[tuple[int, int]]:
-    n_chunks = max(1, min(n_threads, math.ceil(n_rows / 64)))
-    bounds = np.linspace(0, n_rows, n_chunks + 1).astype(int)
-    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    """Contiguous row ranges, one per thread, at least 64 rows each."""
+    n_chunks = max(1, min(n_threads, n_rows // 64))
+    bounds = [n_rows * i // n_chunks for i in range(n_chunks + 1)]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
 
 def _shap_block(model: TreeEnsemble, X: NDArray[np.float64], out: NDArray[np.float64]) -> None:
@@ -455,17 +439,9 @@ def _shap_block(model: TreeEnsemble, X: NDArray[np.float64], out: NDArray[np.flo
         out,
         model.max_nodes,
         model.max_quad,
-        model.tree_node_start,
-        model.tree_quad,
-        model.node_feature,
-        model.node_threshold,
-        model.node_code,
-        model.node_cat_start,
-        model.node_cat_len,
-        model.node_left_pos,
-        model.node_right_pos,
-        model.node_slot,
-        model.node_table_at,
+        model.tree_info,
+        model.node_int,
+        model.node_real,
         model.cat_words,
         model.edge_table,
     )
@@ -485,10 +461,10 @@ def _compute_shap(
     model: TreeEnsemble, X: NDArray[np.float64], *, n_threads: int
 ) -> NDArray[np.float64]:
     out = np.empty((X.shape[0], model.n_features), dtype=np.float64)
-    chunks = _chunks(X.shape[0], n_threads)
-    if len(chunks) <= 1:
+    if n_threads == 1 or X.shape[0] < 128:
         _shap_block(model, X, out)
         return out
+    chunks = _chunks(X.shape[0], n_threads)
     # The kernels release the GIL, so plain threads run them in parallel without numba's
     # threading layer (which is not safe to enter from several Python threads at once).
     with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
@@ -505,15 +481,10 @@ def predict_raw(model: TreeEnsemble, X: NDArray[np.float64]) -> NDArray[np.float
     _kernels.predict_rows(
         X,
         out,
-        model.tree_node_start,
+        model.tree_info,
         model.tree_leaf_start,
-        model.node_feature,
-        model.node_threshold,
-        model.node_code,
-        model.node_cat_start,
-        model.node_cat_len,
-        model.node_left,
-        model.node_right,
+        model.node_int,
+        model.node_real,
         model.cat_words,
         model.leaf_value,
     )

@@ -20,7 +20,9 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.encoding import EncodingError
@@ -243,7 +245,7 @@ def _start_store(store: ModelStore) -> None:
             delay = min(delay * 2, 300.0)
 
 
-def get_store(request: Request) -> ModelStore:
+async def get_store(request: Request) -> ModelStore:
     """The model store of the running app (503 when no model is configured)."""
     state: ScoringState | None = getattr(request.app.state, "scoring", None)
     if state is None or state.store is None:
@@ -258,7 +260,7 @@ def get_store(request: Request) -> ModelStore:
 StoreDep = Annotated[ModelStore, Depends(get_store)]
 
 
-def get_model(store: StoreDep) -> LoadedModel:
+async def get_model(store: StoreDep) -> LoadedModel:
     """The model for this request, read once (503 until the first model is loaded)."""
     try:
         return store.current
@@ -269,6 +271,25 @@ def get_model(store: StoreDep) -> LoadedModel:
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
 router = APIRouter(lifespan=_lifespan, tags=["scoring"])
+
+
+def _request_schema() -> dict[str, Any]:
+    """ScoreRequest's JSON schema with its definitions inlined (for the OpenAPI document)."""
+    schema = ScoreRequest.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
 
 
 # -- routes -------------------------------------------------------------------------------------
@@ -325,18 +346,41 @@ def model_detail(model: ModelDep) -> ModelDetail:
     "/v1/score",
     response_model=ScoreResponse,
     summary="Score items with calibrated probabilities and reasons",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _request_schema()}},
+        }
+    },
     responses={
         413: {"description": "Request body too large."},
         422: {"description": "Invalid input; `detail` lists each offending field."},
         503: {"description": "No model loaded yet."},
     },
 )
-def score(payload: ScoreRequest, model: ModelDep) -> ScoreResponse:
-    """Score one or many items: raw score, calibrated probability, risk band, top reasons."""
+async def score(request: Request, model: ModelDep) -> ScoreResponse:
+    """Score one or many items: raw score, calibrated probability, risk band, top reasons.
+
+    The body is parsed by pydantic's strict JSON parser (NaN and Infinity are not JSON), and
+    validation errors never echo the offending input back.
+    """
     started = time.perf_counter()
     m = metrics()
+    body = await request.body()
     try:
-        response = _compute_scores(payload, model)
+        payload = ScoreRequest.model_validate_json(body)
+    except ValidationError as exc:
+        m.requests.labels("invalid").inc()
+        raise _invalid(
+            [
+                (("body", *error["loc"]), error["msg"])
+                for error in exc.errors(
+                    include_url=False, include_context=False, include_input=False
+                )
+            ]
+        ) from None
+    try:
+        response = await run_in_threadpool(_compute_scores, payload, model)
     except HTTPException as exc:
         m.requests.labels("invalid" if exc.status_code < 500 else "error").inc()
         raise

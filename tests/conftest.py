@@ -151,16 +151,25 @@ def _make_flags(
             "reasons": [
                 json.dumps(
                     [
-                        {"feature": "listing_counterfeit_term_count",
-                         "description": "Counterfeit terms in the text", "value": int(v),
-                         "contribution": round(float(c), 4)},
-                        {"feature": "seller_tenure_days", "description": "Seller age",
-                         "value": int(t), "contribution": round(float(-c / 2), 4)},
+                        {
+                            "feature": "listing_counterfeit_term_count",
+                            "description": "Counterfeit terms in the text",
+                            "value": int(v),
+                            "contribution": round(float(c), 4),
+                        },
+                        {
+                            "feature": "seller_tenure_days",
+                            "description": "Seller age",
+                            "value": int(t),
+                            "contribution": round(float(-c / 2), 4),
+                        },
                     ]
                 )
                 for v, c, t in zip(
-                    rng.integers(0, 4, size=n), rng.normal(0.3, 0.2, size=n),
-                    rng.integers(1, 900, size=n), strict=True,
+                    rng.integers(0, 4, size=n),
+                    rng.normal(0.3, 0.2, size=n),
+                    rng.integers(1, 900, size=n),
+                    strict=True,
                 )
             ],
         }
@@ -169,7 +178,7 @@ def _make_flags(
 
 def _proposed_yaml(threshold: int = 2) -> str:
     return BASE_STRATEGY_YAML.replace("status: active", "status: shadow").replace(
-        'value: 1}', f"value: {threshold}}}"
+        "value: 1}", f"value: {threshold}}}"
     )
 
 
@@ -209,7 +218,7 @@ def _write_base_strategy(directory: Path) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def review_data() -> SimpleNamespace:
     """Seeded factories of review inputs: flags, suggestions and a base strategy file."""
     return SimpleNamespace(

@@ -12,8 +12,6 @@ from features.synthetic import make_tables as _make_tables
 START = datetime(2025, 1, 1)
 
 
-def make_tables(
-    n_listings: int = 200, seed: int = 0, *, days: int = 60
-) -> dict[str, pd.DataFrame]:
+def make_tables(n_listings: int = 200, seed: int = 0, *, days: int = 60) -> dict[str, pd.DataFrame]:
     """Every contract table (exposure, decisions, outcomes and audit labels included)."""
     return _make_tables(n_listings, seed=seed, start=START, days=days)

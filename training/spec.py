@@ -200,7 +200,7 @@ class SliceSpec(_Strict):
     dimensions: tuple[SliceDimension, ...] = ("channel", "category", "seller", "new_category")
     new_seller_days: float = Field(default=90.0, gt=0)
     new_categories: tuple[str, ...] | None = None
-    new_category_after_days: float = Field(default=28.0, ge=0)
+    new_category_after_days: float = Field(default=14.0, ge=0)
     min_labels: int = Field(default=30, ge=1)
 
 

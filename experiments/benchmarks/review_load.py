@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -45,6 +44,7 @@ class _ClientLog:
     claim_ms: list[float] = field(default_factory=list)
     verdict_ms: list[float] = field(default_factory=list)
     replays: int = 0
+    lost_leases: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -74,22 +74,35 @@ class LoadResult:
 def make_flags(n_items: int, *, seed: int = 0) -> pd.DataFrame:
     """Seeded flags.parquet-shaped rows for `n_items` listings (one policy, mixed kinds)."""
     rng = np.random.default_rng(seed)
-    kinds = rng.choice(["random_audit", "likely_false_positive", "likely_false_negative"],
-                       size=n_items, p=[0.3, 0.4, 0.3])
-    reasons = json.dumps([{"feature": "listing_counterfeit_term_count",
-                           "description": "Counterfeit terms", "value": 2, "contribution": 0.4}])
-    return pd.DataFrame({
-        "entity": "listing",
-        "item_id": [f"LD{i:06d}" for i in range(n_items)],
-        "policy": "counterfeit",
-        "channel": rng.choice(["shop_tab", "campaigns"], size=n_items),
-        "kind": kinds,
-        "priority": rng.gamma(2.0, 5.0, size=n_items),
-        "p_error": rng.uniform(0.1, 0.9, size=n_items),
-        "inclusion_probability": np.where(kinds == "random_audit", 0.01, 1.0),
-        "strategies": "listing-counterfeit-terms@v1",
-        "reasons": reasons,
-    })
+    kinds = rng.choice(
+        ["random_audit", "likely_false_positive", "likely_false_negative"],
+        size=n_items,
+        p=[0.3, 0.4, 0.3],
+    )
+    reasons = json.dumps(
+        [
+            {
+                "feature": "listing_counterfeit_term_count",
+                "description": "Counterfeit terms",
+                "value": 2,
+                "contribution": 0.4,
+            }
+        ]
+    )
+    return pd.DataFrame(
+        {
+            "entity": "listing",
+            "item_id": [f"LD{i:06d}" for i in range(n_items)],
+            "policy": "counterfeit",
+            "channel": rng.choice(["shop_tab", "campaigns"], size=n_items),
+            "kind": kinds,
+            "priority": rng.gamma(2.0, 5.0, size=n_items),
+            "p_error": rng.uniform(0.1, 0.9, size=n_items),
+            "inclusion_probability": np.where(kinds == "random_audit", 0.01, 1.0),
+            "strategies": "listing-counterfeit-terms@v1",
+            "reasons": reasons,
+        }
+    )
 
 
 def _free_port() -> int:
@@ -109,8 +122,9 @@ def _seed(database_url: str, *, n_items: int, n_clients: int) -> list[str]:
         tokens = []
         with make_session_factory(engine)() as session:
             for i in range(n_clients):
-                user = users.create_user(session, username=f"load-mod-{i:03d}",
-                                         role="moderator", password=_PASSWORD)
+                user = users.create_user(
+                    session, username=f"load-mod-{i:03d}", role="moderator", password=_PASSWORD
+                )
                 tokens.append(users.issue_token(session, user, name="load")[1])
             queue.ingest_flags(session, make_flags(n_items), source="load")
             session.commit()
@@ -133,10 +147,25 @@ def serve(database_url: str, data_dir: Path, *, lease_seconds: float) -> Iterato
     log_path = data_dir / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--log-level", "warning", "--no-access-log"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "serving.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -182,14 +211,20 @@ def _moderate(url: str, token: str, log: _ClientLog, deadline: float, replay_eve
             body = claim.json()
             log.lease_ids.add(body["lease_id"])
             item_id = body["item"]["id"]
-            verdict = {"verdict": "violating" if item_id % 3 == 0 else "not_violating",
-                       "client_key": uuid.uuid4().hex, "confidence": "high"}
+            verdict = {
+                "verdict": "violating" if item_id % 3 == 0 else "not_violating",
+                "client_key": uuid.uuid4().hex,
+                "confidence": "high",
+            }
             path = f"/api/review/queue/items/{item_id}/verdict"
             start = time.perf_counter()
             response = client.post(path, json=verdict)
             log.verdict_ms.append((time.perf_counter() - start) * 1000)
-            if response.status_code == 409 and "leased to another" in response.text:
-                continue  # our lease expired and was reclaimed: the item is someone else's now
+            if response.status_code == 409 and (
+                "leased to another" in response.text or "already judged" in response.text
+            ):
+                log.lost_leases += 1  # ours expired and was reclaimed: the item is not ours now
+                continue
             if response.status_code != 201:
                 log.errors.append(f"verdict {response.status_code}: {response.text[:200]}")
                 return
@@ -205,15 +240,17 @@ def _moderate(url: str, token: str, log: _ClientLog, deadline: float, replay_eve
 
 def _crash(url: str, token: str, log: _ClientLog) -> None:
     """A client that claims one item and disappears without judging it."""
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
-                      timeout=60) as client:
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as client:
         claim = client.post("/api/review/queue/claim")
         if claim.status_code == 200:
             log.lease_ids.add(claim.json()["lease_id"])
 
 
-def _check(database_url: str, logs: list[_ClientLog], crash_logs: list[_ClientLog],
-           n_items: int) -> tuple[int, int]:
+def _check(
+    database_url: str, logs: list[_ClientLog], crash_logs: list[_ClientLog], n_items: int
+) -> tuple[int, int]:
     """Assert the run's invariants against the database; returns (leases, expired leases)."""
     from governance.review.db import make_engine
     from governance.review.orm import Lease, QueueItem, Verdict
@@ -276,17 +313,19 @@ def run_load(
         logs = [_ClientLog() for _ in range(n_moderators)]
         crash_logs = [_ClientLog() for _ in range(n_crashing)]
         with serve(database_url, directory, lease_seconds=lease_seconds) as url:
-            crashers = [threading.Thread(target=_crash, args=(url, tokens[n_moderators + i],
-                                                               crash_logs[i]))
-                        for i in range(n_crashing)]
+            crashers = [
+                threading.Thread(target=_crash, args=(url, tokens[n_moderators + i], crash_logs[i]))
+                for i in range(n_crashing)
+            ]
             for thread in crashers:
                 thread.start()
             for thread in crashers:
                 thread.join()
             deadline = time.monotonic() + timeout_seconds
             threads = [
-                threading.Thread(target=_moderate,
-                                 args=(url, tokens[i], logs[i], deadline, replay_every))
+                threading.Thread(
+                    target=_moderate, args=(url, tokens[i], logs[i], deadline, replay_every)
+                )
                 for i in range(n_moderators)
             ]
             start = time.perf_counter()
@@ -351,31 +390,55 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
     with tempfile.TemporaryDirectory() as scratch:
         console.print(f"SQLite: {n_moderators} moderators x {n_items:,} items ...")
-        results.append(run_load(f"sqlite:///{Path(scratch) / 'load.db'}", n_items=n_items,
-                                n_moderators=n_moderators))
+        results.append(
+            run_load(
+                f"sqlite:///{Path(scratch) / 'load.db'}", n_items=n_items, n_moderators=n_moderators
+            )
+        )
     with _postgres_database() as pg_url:
         if pg_url is None:
             console.print("[yellow]PostgreSQL unreachable on 127.0.0.1:5432; skipped[/yellow]")
         else:
             console.print(f"PostgreSQL: {n_moderators} moderators x {n_items:,} items ...")
             results.append(run_load(pg_url, n_items=n_items, n_moderators=n_moderators))
-    table = Table(title=f"Review queue over HTTP: {n_moderators} moderators, {n_items:,} items, "
-                        "one uvicorn worker, loopback")
-    for column in ("database", "requests", "seconds", "req/s", "vs SQLite", "claim p50 ms",
-                   "claim p99 ms", "verdict p50 ms", "verdict p99 ms", "leases (expired)",
-                   "replays"):
+    table = Table(
+        title=f"Review queue over HTTP: {n_moderators} moderators, {n_items:,} items, "
+        "one uvicorn worker, loopback"
+    )
+    for column in (
+        "database",
+        "requests",
+        "seconds",
+        "req/s",
+        "vs SQLite",
+        "claim p50 ms",
+        "claim p99 ms",
+        "verdict p50 ms",
+        "verdict p99 ms",
+        "leases (expired)",
+        "replays",
+    ):
         table.add_column(column, justify="right")
     base = results[0].requests_per_second
     for r in results:
         table.add_row(
-            r.database, f"{r.requests:,}", f"{r.seconds:.1f}", f"{r.requests_per_second:,.0f}",
-            f"{r.requests_per_second / base:.2f}x", f"{r.claim_p50_ms:.1f}",
-            f"{r.claim_p99_ms:.1f}", f"{r.verdict_p50_ms:.1f}", f"{r.verdict_p99_ms:.1f}",
-            f"{r.leases:,} ({r.expired_leases})", f"{r.replays}",
+            r.database,
+            f"{r.requests:,}",
+            f"{r.seconds:.1f}",
+            f"{r.requests_per_second:,.0f}",
+            f"{r.requests_per_second / base:.2f}x",
+            f"{r.claim_p50_ms:.1f}",
+            f"{r.claim_p99_ms:.1f}",
+            f"{r.verdict_p50_ms:.1f}",
+            f"{r.verdict_p99_ms:.1f}",
+            f"{r.leases:,} ({r.expired_leases})",
+            f"{r.replays}",
         )
     console.print(table)
-    console.print("Checked on every run: no item judged twice, every acknowledged verdict "
-                  "stored, every lease ended (judged or expired).")
+    console.print(
+        "Checked on every run: no item judged twice, every acknowledged verdict "
+        "stored, every lease ended (judged or expired)."
+    )
 
 
 if __name__ == "__main__":

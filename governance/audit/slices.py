@@ -105,34 +105,35 @@ def _fmt(x: float) -> str:
 
 def _bin_numeric(name: str, s: pd.Series, n_bins: int) -> BinnedFeature | None:
     arr = s.to_numpy(dtype=np.float64)
+    present = ~np.isnan(arr)  # +-inf fall in the outer bins, as the evaluator compares them
     finite = np.isfinite(arr)
     if not finite.any():
         return None
     uniq = np.unique(arr[finite])
-    if len(uniq) <= n_bins:
+    exact = len(uniq) <= n_bins and not (present & ~finite).any()
+    if exact:
         edges = np.concatenate([uniq, [np.inf]])
     else:
         qs = np.quantile(arr[finite], np.linspace(0, 1, n_bins + 1))
         edges = np.unique(qs)
         edges[-1] = np.inf
-    if len(edges) < 2:
-        return None
-    codes = np.searchsorted(edges, arr, side="right") - 1
-    codes = np.clip(codes, 0, len(edges) - 2)
     n_lv = len(edges) - 1
-    codes = np.where(finite, codes, n_lv).astype(np.int64)
+    if n_lv < 2:
+        return None
+    codes = np.searchsorted(edges, np.where(present, arr, 0.0), side="right") - 1
+    codes = np.clip(codes, 0, n_lv - 1)
+    codes = np.where(present, codes, n_lv).astype(np.int64)
     labels: list[str] = []
     preds: list[tuple[dict[str, object], ...]] = []
     for k in range(n_lv):
         lo, hi = float(edges[k]), float(edges[k + 1])
-        first, last = k == 0, k == n_lv - 1
-        if len(uniq) <= n_bins:
+        if exact:
             labels.append(f"{name} = {_fmt(lo)}")
             preds.append(({"feature": name, "op": "==", "value": lo},))
-        elif first:
+        elif k == 0:
             labels.append(f"{name} < {_fmt(hi)}")
             preds.append(({"feature": name, "op": "<", "value": hi},))
-        elif last:
+        elif k == n_lv - 1:
             labels.append(f"{name} >= {_fmt(lo)}")
             preds.append(({"feature": name, "op": ">=", "value": lo},))
         else:

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 import sqlalchemy as sa
@@ -56,6 +56,7 @@ FLAG_COLUMNS = (
 )
 #: Days of channel_exposure summarised onto each item at ingestion.
 EXPOSURE_WINDOW_DAYS = 30
+_AnySelect = TypeVar("_AnySelect", bound="sa.Select[*tuple[Any, ...]]")
 _CLIENT_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _KEY_CHUNK = 500
 _MAX_EXAMPLES = 5
@@ -224,12 +225,12 @@ def summarize_exposure(
         ["impressions", "clicks", "orders", "gmv"]
     ].sum()
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for (entity, item_id, channel), row in sums.iterrows():
+    for row in sums.reset_index().to_dict("records"):
         entry = out.setdefault(
-            (str(entity), str(item_id)),
+            (str(row["entity"]), str(row["item_id"])),
             {"window_days": window_days, "until": until.date().isoformat(), "channels": {}},
         )
-        entry["channels"][str(channel)] = {
+        entry["channels"][str(row["channel"])] = {
             "impressions": int(row["impressions"]),
             "clicks": int(row["clicks"]),
             "orders": int(row["orders"]),
@@ -289,16 +290,18 @@ def _compute_ingest(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     skipped = 0
-    for row in rows.itertuples(index=False):
-        key = (str(row.entity), str(row.item_id), str(row.policy))
+    records = cast(list[dict[str, Any]], rows.to_dict("records"))
+    for row in records:
+        key = (str(row["entity"]), str(row["item_id"]), str(row["policy"]))
+        channel = row["channel"]
         values: dict[str, Any] = {
-            "channel": None if pd.isna(row.channel) else str(row.channel),
-            "kind": ItemKind(str(row.kind)),
-            "priority": float(row.priority),
-            "p_error": float(row.p_error),
-            "inclusion_probability": float(row.inclusion_probability),
-            "strategies": list(cast(list[str], row.strategies)),
-            "reasons": _parse_reasons(row.reasons),
+            "channel": None if channel is None or pd.isna(channel) else str(channel),
+            "kind": ItemKind(str(row["kind"])),
+            "priority": float(row["priority"]),
+            "p_error": float(row["p_error"]),
+            "inclusion_probability": float(row["inclusion_probability"]),
+            "strategies": list(row["strategies"]),
+            "reasons": _parse_reasons(row["reasons"]),
             "source": source[:256],
             "updated_at": now,
         }
@@ -352,7 +355,7 @@ def _compute_ingest(
 # --------------------------------------------------------------------------------------------
 
 
-def _visible(query: sa.Select[Any], user: User | None) -> sa.Select[Any]:
+def _visible(query: _AnySelect, user: User | None) -> _AnySelect:
     """Restrict to items `user` may see (no restriction for None: trusted callers)."""
     teams = visible_team_ids(user) if user is not None else None
     if teams is None:

@@ -35,27 +35,67 @@ def tiny_world() -> dict[str, pd.DataFrame]:
     """A hand-made marketplace whose features can be worked out by hand (see the tests)."""
     sellers = _df(
         [
-            {"seller_id": "S1", "registered_at": _ts("2024-01-01"), "region": "us",
-             "verification": "basic", "is_official_store": False},
-            {"seller_id": "S2", "registered_at": _ts("2025-01-01"), "region": "cn",
-             "verification": "none", "is_official_store": True},
-            {"seller_id": "S3", "registered_at": _ts("2025-03-05"), "region": "us",
-             "verification": "none", "is_official_store": False},
+            {
+                "seller_id": "S1",
+                "registered_at": _ts("2024-01-01"),
+                "region": "us",
+                "verification": "basic",
+                "is_official_store": False,
+            },
+            {
+                "seller_id": "S2",
+                "registered_at": _ts("2025-01-01"),
+                "region": "cn",
+                "verification": "none",
+                "is_official_store": True,
+            },
+            {
+                "seller_id": "S3",
+                "registered_at": _ts("2025-03-05"),
+                "region": "us",
+                "verification": "none",
+                "is_official_store": False,
+            },
         ],
         registered_at="datetime64[us]",
     )
     creators = _df(
-        [{"creator_id": "C1", "registered_at": _ts("2024-06-01"), "region": "us",
-          "follower_count": 99, "verified": True}],
+        [
+            {
+                "creator_id": "C1",
+                "registered_at": _ts("2024-06-01"),
+                "region": "us",
+                "follower_count": 99,
+                "verified": True,
+            }
+        ],
         registered_at="datetime64[us]",
     )
 
-    def listing(i: int, seller: str, created: str, brand: str | None, title: str, desc: str,
-                price: float, list_price: float, ships: str) -> dict[str, object]:
-        return {"listing_id": f"L{i}", "seller_id": seller, "created_at": _ts(created),
-                "category": "bags", "brand": brand, "title": title, "description": desc,
-                "price": price, "list_price": list_price, "image_hash": "img1",
-                "ships_from": ships}
+    def listing(
+        i: int,
+        seller: str,
+        created: str,
+        brand: str | None,
+        title: str,
+        desc: str,
+        price: float,
+        list_price: float,
+        ships: str,
+    ) -> dict[str, object]:
+        return {
+            "listing_id": f"L{i}",
+            "seller_id": seller,
+            "created_at": _ts(created),
+            "category": "bags",
+            "brand": brand,
+            "title": title,
+            "description": desc,
+            "price": price,
+            "list_price": list_price,
+            "image_hash": "img1",
+            "ships_from": ships,
+        }
 
     listings = _df(
         [
@@ -68,22 +108,57 @@ def tiny_world() -> dict[str, pd.DataFrame]:
     )
     listings["brand"] = pd.Series([None, "Lumen", "", None], dtype="str")
     videos = _df(
-        [{"video_id": "V1", "creator_id": "C1", "listing_id": "L1",
-          "created_at": _ts("2025-02-15"), "caption": "Miracle cure!", "duration_seconds": 30.0}],
+        [
+            {
+                "video_id": "V1",
+                "creator_id": "C1",
+                "listing_id": "L1",
+                "created_at": _ts("2025-02-15"),
+                "caption": "Miracle cure!",
+                "duration_seconds": 30.0,
+            }
+        ],
         created_at="datetime64[us]",
     )
     lives = _df(
-        [{"live_id": "LV1", "creator_id": "C1", "listing_id": "L2",
-          "started_at": _ts("2025-02-28 23:00"), "ended_at": _ts("2025-03-01 01:00"),
-          "title": "AAA deals"}],
-        started_at="datetime64[us]", ended_at="datetime64[us]",
+        [
+            {
+                "live_id": "LV1",
+                "creator_id": "C1",
+                "listing_id": "L2",
+                "started_at": _ts("2025-02-28 23:00"),
+                "ended_at": _ts("2025-03-01 01:00"),
+                "title": "AAA deals",
+            }
+        ],
+        started_at="datetime64[us]",
+        ended_at="datetime64[us]",
     )
 
-    def exp(entity: str, item: str, channel: str, day: str, imp: int, clicks: int = 0,
-            orders: int = 0, gmv: float = 0.0, likes: int = 0) -> dict[str, object]:
-        return {"entity": entity, "item_id": item, "channel": channel, "day": _ts(day),
-                "impressions": imp, "clicks": clicks, "orders": orders, "gmv": gmv,
-                "likes": likes, "comments": 0, "shares": 0}
+    def exp(
+        entity: str,
+        item: str,
+        channel: str,
+        day: str,
+        imp: int,
+        clicks: int = 0,
+        orders: int = 0,
+        gmv: float = 0.0,
+        likes: int = 0,
+    ) -> dict[str, object]:
+        return {
+            "entity": entity,
+            "item_id": item,
+            "channel": channel,
+            "day": _ts(day),
+            "impressions": imp,
+            "clicks": clicks,
+            "orders": orders,
+            "gmv": gmv,
+            "likes": likes,
+            "comments": 0,
+            "shares": 0,
+        }
 
     exposure = _df(
         [
@@ -97,11 +172,26 @@ def tiny_world() -> dict[str, pd.DataFrame]:
         day="datetime64[us]",
     )
 
-    def dec(i: int, entity: str, item: str, channel: str, strategy: str, decided: str,
-            lifted: str | None) -> dict[str, object]:
-        return {"decision_id": f"D{i}", "entity": entity, "item_id": item, "channel": channel,
-                "strategy_id": strategy, "strategy_version": 1, "action": "block",
-                "decided_at": _ts(decided), "lifted_at": _ts(lifted)}
+    def dec(
+        i: int,
+        entity: str,
+        item: str,
+        channel: str,
+        strategy: str,
+        decided: str,
+        lifted: str | None,
+    ) -> dict[str, object]:
+        return {
+            "decision_id": f"D{i}",
+            "entity": entity,
+            "item_id": item,
+            "channel": channel,
+            "strategy_id": strategy,
+            "strategy_version": 1,
+            "action": "block",
+            "decided_at": _ts(decided),
+            "lifted_at": _ts(lifted),
+        }
 
     decisions = _df(
         [
@@ -111,13 +201,23 @@ def tiny_world() -> dict[str, pd.DataFrame]:
             dec(4, "listing", "L1", "affiliate", "s-a", "2025-03-01", None),
             dec(5, "video", "V1", "video", "s-v", "2025-02-27", None),
         ],
-        decided_at="datetime64[us]", lifted_at="datetime64[us]",
+        decided_at="datetime64[us]",
+        lifted_at="datetime64[us]",
     )
 
-    def out(i: int, item: str, seller: str, kind: str, when: str,
-            value: float | None = None) -> dict[str, object]:
-        return {"outcome_id": f"O{i}", "entity": "listing", "item_id": item, "seller_id": seller,
-                "channel": None, "kind": kind, "occurred_at": _ts(when), "value": value}
+    def out(
+        i: int, item: str, seller: str, kind: str, when: str, value: float | None = None
+    ) -> dict[str, object]:
+        return {
+            "outcome_id": f"O{i}",
+            "entity": "listing",
+            "item_id": item,
+            "seller_id": seller,
+            "channel": None,
+            "kind": kind,
+            "occurred_at": _ts(when),
+            "value": value,
+        }
 
     outcomes = _df(
         [
@@ -126,12 +226,18 @@ def tiny_world() -> dict[str, pd.DataFrame]:
             out(3, "L2", "S2", "review", "2025-02-20", 4.0),
             out(4, "L1", "S1", "appeal", "2025-02-13"),
         ],
-        occurred_at="datetime64[us]", value="float64",
+        occurred_at="datetime64[us]",
+        value="float64",
     )
     outcomes["channel"] = pd.Series([None] * 4, dtype="str")
     return {
-        "sellers": sellers, "creators": creators, "listings": listings, "videos": videos,
-        "live_sessions": lives, "channel_exposure": exposure, "strategy_decisions": decisions,
+        "sellers": sellers,
+        "creators": creators,
+        "listings": listings,
+        "videos": videos,
+        "live_sessions": lives,
+        "channel_exposure": exposure,
+        "strategy_decisions": decisions,
         "outcomes": outcomes,
     }
 
@@ -240,7 +346,7 @@ def test_frames_follow_the_declarations() -> None:
             if feature.kind == "numeric":
                 assert dtype == np.float64, feature.name
             elif feature.kind == "boolean":
-                assert dtype == bool, feature.name
+                assert pd.api.types.is_bool_dtype(dtype), feature.name
             else:
                 assert pd.api.types.is_string_dtype(dtype), feature.name
 

@@ -30,7 +30,9 @@ def _world() -> dict[str, pd.DataFrame]:
     return make_tables(150, seed=11)
 
 
-def assert_frames_identical(a: Mapping[Entity, pd.DataFrame], b: Mapping[Entity, pd.DataFrame]) -> None:
+def assert_frames_identical(
+    a: Mapping[Entity, pd.DataFrame], b: Mapping[Entity, pd.DataFrame]
+) -> None:
     """Same entities, columns, dtypes and values; floats compared by their bits."""
     assert list(a) == list(b)
     for entity in a:
@@ -100,7 +102,9 @@ def _mutate(
     # What is still unknown at the cutoff may change too: later lifts and later session ends.
     decisions = out["strategy_decisions"]
     pending = (decisions["decided_at"] < cut) & ~(decisions["lifted_at"] < cut)
-    lifted = np.where(rng.random(len(decisions)) < 0.5, np.datetime64("NaT"), _later(rng, cut, len(decisions)))
+    lifted = np.where(
+        rng.random(len(decisions)) < 0.5, np.datetime64("NaT"), _later(rng, cut, len(decisions))
+    )
     decisions.loc[pending, "lifted_at"] = lifted[pending.to_numpy()].astype("datetime64[us]")
     lives = out["live_sessions"]
     running = (lives["started_at"] < cut) & (lives["ended_at"] >= cut)
@@ -154,9 +158,10 @@ def test_rows_before_the_cutoff_do_change_features() -> None:
     tables["listings"] = listings
     before = build_frames(world, as_of=cutoff, threads=1, entities=[Entity.LISTING])
     after = build_frames(tables, as_of=cutoff, threads=1, entities=[Entity.LISTING])
-    changed = before[Entity.LISTING]["listing_counterfeit_term_count"].to_numpy() != after[
-        Entity.LISTING
-    ]["listing_counterfeit_term_count"].to_numpy()
+    changed = (
+        before[Entity.LISTING]["listing_counterfeit_term_count"].to_numpy()
+        != after[Entity.LISTING]["listing_counterfeit_term_count"].to_numpy()
+    )
     assert changed.sum() == 1
 
 

@@ -10,7 +10,11 @@ from features.vocabulary import Entity
 
 def _set(*features: Feature) -> FeatureSet:
     return FeatureSet(
-        name="demo", entity="listing", join_key="listing_id", version=1, description="d",
+        name="demo",
+        entity="listing",
+        join_key="listing_id",
+        version=1,
+        description="d",
         features=features,
     )
 
@@ -41,7 +45,11 @@ def test_frame_part_prefixes_names_and_descriptions_and_selects() -> None:
     fs = _set(Feature("a", "numeric", "A.", "USD"), Feature("b", "boolean", "B."))
     part = FramePart(fs, via="x", prefix="linked_", only=("b",), description_prefix="Linked: ")
     (feature,) = part.features()
-    assert (feature.name, feature.kind, feature.description) == ("linked_b", "boolean", "Linked: B.")
+    assert (feature.name, feature.kind, feature.description) == (
+        "linked_b",
+        "boolean",
+        "Linked: B.",
+    )
     frame = FrameSpec(Entity.LISTING, "listing_id", "d", (FramePart(fs, via="x"), part))
     assert frame.names == ["a", "b", "linked_b"]
     with pytest.raises(KeyError, match="no feature 'c'"):

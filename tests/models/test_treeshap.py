@@ -187,7 +187,7 @@ def test_repeated_features_and_deep_paths() -> None:
     ensemble = treeshap.parse_model(booster.model_to_string())
     depths = re.findall(r"^num_leaves=(\d+)", booster.model_to_string(), flags=re.MULTILINE)
     assert max(int(d) for d in depths) > 20  # long paths over only 3 features: merged repeats
-    assert ensemble.tree_quad.max() >= 4
+    assert ensemble.tree_info[:, 2].max() >= 4
     assert_matches_lightgbm(booster, np.vstack([X[:300], edge_rows(booster, 3)[:200]]))
 
 
@@ -198,7 +198,7 @@ def test_deep_paths_use_more_quadrature_nodes() -> None:
     booster = train(X, y, num_leaves=48, min_data_in_leaf=2, rounds=8, max_bin=15)
     ensemble = treeshap.parse_model(booster.model_to_string())
     assert ensemble.max_path_features > 8  # needs more than 4 quadrature nodes
-    assert ensemble.tree_quad.max() >= 8
+    assert ensemble.tree_info[:, 2].max() >= 8
     assert_matches_lightgbm(booster, X[:200])
 
 
@@ -234,7 +234,7 @@ def test_model_of_only_single_leaf_trees() -> None:
     X, y, _ = make_data(n=100, seed=11, n_categorical=0)
     booster = train(X, y, min_data_in_leaf=80, rounds=3)
     ensemble = treeshap.parse_model(booster.model_to_string())
-    assert ensemble.node_feature.size == 0
+    assert ensemble.node_int.shape[0] == 0
     values = treeshap.shap_values(ensemble, X)
     assert not values.any()
     assert_matches_lightgbm(booster, X)

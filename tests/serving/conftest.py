@@ -24,8 +24,9 @@ def _fast_hashing(cheap_password_hashing: None) -> None:
 
 
 @pytest.fixture
-def review_settings(review_db_url: str, tmp_path: Path, review_data: SimpleNamespace
-                    ) -> ReviewSettings:
+def review_settings(
+    review_db_url: str, tmp_path: Path, review_data: SimpleNamespace
+) -> ReviewSettings:
     """Settings of a service on the test database, with one base strategy on disk."""
     review_data.write_base_strategy(tmp_path / "strategies")
     return ReviewSettings(
@@ -37,8 +38,9 @@ def review_settings(review_db_url: str, tmp_path: Path, review_data: SimpleNames
 
 
 @pytest.fixture
-def review_app(review_settings: ReviewSettings, review_data: SimpleNamespace
-               ) -> Iterator[SimpleNamespace]:
+def review_app(
+    review_settings: ReviewSettings, review_data: SimpleNamespace
+) -> Iterator[SimpleNamespace]:
     """The app with a user and API token per role, 20 queued flags and 2 suggestions."""
     app = create_app(review_settings)
     state = app.state.review
@@ -46,8 +48,9 @@ def review_app(review_settings: ReviewSettings, review_data: SimpleNamespace
     ids: dict[str, int] = {}
     with state.session_factory() as session:
         for role in ROLES:
-            user = users.create_user(session, username=role.replace("_", "-"), role=role,
-                                     password=PASSWORD)
+            user = users.create_user(
+                session, username=role.replace("_", "-"), role=role, password=PASSWORD
+            )
             _, tokens[role] = users.issue_token(session, user, name="test")
             ids[role] = user.id
         queue.ingest_flags(session, review_data.make_flags(20, seed=21))

@@ -15,8 +15,7 @@ def test_token_login_and_bearer_auth(review_app: SimpleNamespace) -> None:
         "/api/review/tokens", json={"username": "pm", "password": "correct horse battery"}
     )
     assert issued.status_code == 201
-    me = client.get("/api/review/me",
-                    headers={"Authorization": f"Bearer {issued.json()['token']}"})
+    me = client.get("/api/review/me", headers={"Authorization": f"Bearer {issued.json()['token']}"})
     assert me.json()["role"] == "pm"
     unauth = client.get("/api/review/me")
     assert unauth.status_code == 401 and unauth.headers["www-authenticate"] == "Bearer"
@@ -28,8 +27,12 @@ def test_moderator_claims_judges_and_replays(review_app: SimpleNamespace) -> Non
     assert claim.status_code == 200
     item = claim.json()["item"]
     assert item["reasons"] and item["strategies"] is not None
-    body = {"verdict": "violating", "client_key": "abc-1", "confidence": "medium",
-            "note": "replica wording"}
+    body = {
+        "verdict": "violating",
+        "client_key": "abc-1",
+        "confidence": "medium",
+        "note": "replica wording",
+    }
     first = client.post(f"/api/review/queue/items/{item['id']}/verdict", json=body, headers=mod)
     again = client.post(f"/api/review/queue/items/{item['id']}/verdict", json=body, headers=mod)
     assert (first.status_code, again.status_code) == (201, 200)
@@ -44,8 +47,11 @@ def test_moderator_claims_judges_and_replays(review_app: SimpleNamespace) -> Non
 def test_bad_input_is_a_422_naming_the_field(review_app: SimpleNamespace) -> None:
     client, mod = review_app.client, review_app.auth("moderator")
     item = client.post("/api/review/queue/claim", headers=mod).json()["item"]
-    response = client.post(f"/api/review/queue/items/{item['id']}/verdict",
-                           json={"verdict": "maybe", "client_key": "k"}, headers=mod)
+    response = client.post(
+        f"/api/review/queue/items/{item['id']}/verdict",
+        json={"verdict": "maybe", "client_key": "k"},
+        headers=mod,
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][-1] == "verdict"
     missing = client.get("/api/review/queue/items/999999", headers=mod)
@@ -55,14 +61,18 @@ def test_bad_input_is_a_422_naming_the_field(review_app: SimpleNamespace) -> Non
 def test_pm_cannot_judge_and_a_moderator_cannot_approve(review_app: SimpleNamespace) -> None:
     client = review_app.client
     item = client.get("/api/review/queue", headers=review_app.auth("pm")).json()[0]
-    judged = client.post(f"/api/review/queue/items/{item['id']}/verdict",
-                         json={"verdict": "violating", "client_key": "x"},
-                         headers=review_app.auth("pm"))
+    judged = client.post(
+        f"/api/review/queue/items/{item['id']}/verdict",
+        json={"verdict": "violating", "client_key": "x"},
+        headers=review_app.auth("pm"),
+    )
     assert judged.status_code == 403
     suggestion = client.get("/api/review/suggestions", headers=review_app.auth("pm")).json()[0]
-    approve = client.post(f"/api/review/suggestions/{suggestion['id']}/decision",
-                          json={"decision": "accept", "reason": "yes"},
-                          headers=review_app.auth("moderator"))
+    approve = client.post(
+        f"/api/review/suggestions/{suggestion['id']}/decision",
+        json={"decision": "accept", "reason": "yes"},
+        headers=review_app.auth("moderator"),
+    )
     assert approve.status_code == 403
 
 
@@ -70,23 +80,36 @@ def test_escalation_round_trip_notifies_the_raiser(review_app: SimpleNamespace) 
     client = review_app.client
     mod, pm = review_app.auth("moderator"), review_app.auth("pm")
     item = client.post("/api/review/queue/claim", headers=mod).json()["item"]
-    case = client.post("/api/review/escalations", headers=mod, json={
-        "kind": "item", "queue_item_id": item["id"], "title": "Brand letter looks forged",
-        "priority": "critical"})
+    case = client.post(
+        "/api/review/escalations",
+        headers=mod,
+        json={
+            "kind": "item",
+            "queue_item_id": item["id"],
+            "title": "Brand letter looks forged",
+            "priority": "critical",
+        },
+    )
     assert case.status_code == 201 and case.json()["state"] == "open"
     case_id = case.json()["id"]
-    for move in ({"to_state": "assigned", "assignee_id": review_app.ids["pm"]},
-                 {"to_state": "in_progress"},
-                 {"to_state": "resolved", "resolution": "Forged; judge violating."}):
-        response = client.post(f"/api/review/escalations/{case_id}/transitions", json=move,
-                               headers=pm)
+    for move in (
+        {"to_state": "assigned", "assignee_id": review_app.ids["pm"]},
+        {"to_state": "in_progress"},
+        {"to_state": "resolved", "resolution": "Forged; judge violating."},
+    ):
+        response = client.post(
+            f"/api/review/escalations/{case_id}/transitions", json=move, headers=pm
+        )
         assert response.status_code == 200, response.text
-    wrong = client.post(f"/api/review/escalations/{case_id}/transitions",
-                        json={"to_state": "open"}, headers=pm)
+    wrong = client.post(
+        f"/api/review/escalations/{case_id}/transitions", json={"to_state": "open"}, headers=pm
+    )
     assert wrong.status_code == 409
     notes = client.get("/api/review/notifications", headers=mod).json()
-    assert any(n["kind"] == "escalation_resolved" and n["body"] == "Forged; judge violating."
-               for n in notes)
+    assert any(
+        n["kind"] == "escalation_resolved" and n["body"] == "Forged; judge violating."
+        for n in notes
+    )
     detail = client.get(f"/api/review/escalations/{case_id}", headers=mod).json()
     assert [h["kind"] for h in detail["history"]].count("state_changed") == 3
 
@@ -94,18 +117,21 @@ def test_escalation_round_trip_notifies_the_raiser(review_app: SimpleNamespace) 
 def test_accept_then_promote_through_the_api(review_app: SimpleNamespace) -> None:
     client, pm = review_app.client, review_app.auth("pm")
     suggestion = client.get("/api/review/suggestions", headers=pm).json()[0]
-    decided = client.post(f"/api/review/suggestions/{suggestion['id']}/decision", headers=pm,
-                          json={"decision": "accept", "reason": "halves false positives"})
+    decided = client.post(
+        f"/api/review/suggestions/{suggestion['id']}/decision",
+        headers=pm,
+        json={"decision": "accept", "reason": "halves false positives"},
+    )
     assert decided.status_code == 200, decided.text
     version = decided.json()["strategy_version"]
     assert (version["version"], version["status"]) == (2, "shadow")
     promoted = client.post(
         "/api/review/strategies/listing-counterfeit-terms/versions/2/status",
-        json={"status": "active"}, headers=pm,
+        json={"status": "active"},
+        headers=pm,
     )
     assert promoted.status_code == 200
-    assert [(v["version"], v["status"]) for v in promoted.json()] == [(1, "retired"),
-                                                                       (2, "active")]
+    assert [(v["version"], v["status"]) for v in promoted.json()] == [(1, "retired"), (2, "active")]
     log = client.get("/api/review/audit-log", headers=review_app.auth("admin")).json()
     assert {"suggestion.accept", "strategy_version.promote"} <= {e["action"] for e in log}
     with review_app.state.session_factory() as session:

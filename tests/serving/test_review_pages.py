@@ -14,9 +14,10 @@ ON_SQLITE = pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
 def test_forms_without_the_session_csrf_token_are_refused(review_app: SimpleNamespace) -> None:
     client = review_app.client
     login_page = client.get("/login")
-    refused = client.post("/login", data={"username": "moderator",
-                                          "password": "correct horse battery",
-                                          "csrf_token": "forged"})
+    refused = client.post(
+        "/login",
+        data={"username": "moderator", "password": "correct horse battery", "csrf_token": "forged"},
+    )
     assert refused.status_code == 403 and "CSRF" in refused.text
     csrf = review_app.login(client, "moderator")
     assert csrf != review_app.csrf_of(login_page.text)  # rotated at sign-in
@@ -30,12 +31,20 @@ def test_forms_without_the_session_csrf_token_are_refused(review_app: SimpleName
 def test_wrong_password_and_open_redirects(review_app: SimpleNamespace) -> None:
     client = review_app.client
     csrf = review_app.csrf_of(client.get("/login").text)
-    bad = client.post("/login", data={"username": "pm", "password": "nope nope nope",
-                                      "csrf_token": csrf})
+    bad = client.post(
+        "/login", data={"username": "pm", "password": "nope nope nope", "csrf_token": csrf}
+    )
     assert bad.status_code == 401 and "wrong password" in bad.text
-    ok = client.post("/login", data={"username": "pm", "password": "correct horse battery",
-                                     "csrf_token": csrf, "next": "//evil.example/x"},
-                     follow_redirects=False)
+    ok = client.post(
+        "/login",
+        data={
+            "username": "pm",
+            "password": "correct horse battery",
+            "csrf_token": csrf,
+            "next": "//evil.example/x",
+        },
+        follow_redirects=False,
+    )
     assert ok.status_code == 303 and ok.headers["location"] == "/suggestions"
 
 
@@ -50,8 +59,12 @@ def test_moderator_judges_from_the_item_page(review_app: SimpleNamespace) -> Non
     assert 'id="verdict-violating"' in page.text and "content-security-policy" in page.headers
     key = re.search(r'name="client_key" value="([^"]+)"', page.text)
     assert key is not None
-    form = {"csrf_token": csrf, "client_key": key.group(1), "verdict": "not_violating",
-            "confidence": "high"}
+    form = {
+        "csrf_token": csrf,
+        "client_key": key.group(1),
+        "verdict": "not_violating",
+        "confidence": "high",
+    }
     done = client.post(f"{item_path}/verdict", data=form, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] != item_path
     replay = client.post(f"{item_path}/verdict", data=form, follow_redirects=False)
@@ -71,14 +84,17 @@ def test_pm_accepts_and_promotes_from_the_pages(review_app: SimpleNamespace) -> 
     assert first is not None
     detail = client.get(f"/suggestions/{first.group(1)}")
     assert "ΔFP" in listing.text and "value: 2}" in detail.text
-    accepted = client.post(f"/suggestions/{first.group(1)}/decision",
-                           data={"csrf_token": csrf, "decision": "accept",
-                                 "reason": "fewer false positives"})
+    accepted = client.post(
+        f"/suggestions/{first.group(1)}/decision",
+        data={"csrf_token": csrf, "decision": "accept", "reason": "fewer false positives"},
+    )
     assert accepted.status_code == 200
     assert 'id="v-listing-counterfeit-terms-2"' in accepted.text
     assert 'data-status="shadow"' in accepted.text
-    promoted = client.post("/strategies/listing-counterfeit-terms/versions/2/status",
-                           data={"csrf_token": csrf, "status": "active"})
+    promoted = client.post(
+        "/strategies/listing-counterfeit-terms/versions/2/status",
+        data={"csrf_token": csrf, "status": "active"},
+    )
     assert promoted.status_code == 200
     statuses = re.findall(r'data-status="(\w+)"', promoted.text)
     assert statuses == ["retired", "active"]

@@ -92,25 +92,53 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
 #: JSON bodies / form fields that pass validation, so only access decides the outcome.
 API_BODIES: dict[str, dict[str, Any]] = {
     "/api/review/tokens": {"username": "pm", "password": "correct horse battery"},
-    "/api/review/users": {"username": "newbie", "role": "moderator",
-                          "password": "a long password"},
+    "/api/review/users": {"username": "newbie", "role": "moderator", "password": "a long password"},
     "/api/review/queue/items/{item_pk}/verdict": {"verdict": "violating", "client_key": "k"},
-    "/api/review/queue/flags": {"rows": [{
-        "entity": "listing", "item_id": "NEW1", "policy": "counterfeit", "kind": "random_audit",
-        "priority": 1.0, "p_error": 0.5, "inclusion_probability": 0.1}]},
-    "/api/review/escalations": {"kind": "strategy", "strategy_id": "listing-counterfeit-terms",
-                                "title": "check"},
-    "/api/review/escalations/{escalation_id}/transitions": {"to_state": "closed",
-                                                            "resolution": "dup"},
+    "/api/review/queue/flags": {
+        "rows": [
+            {
+                "entity": "listing",
+                "item_id": "NEW1",
+                "policy": "counterfeit",
+                "kind": "random_audit",
+                "priority": 1.0,
+                "p_error": 0.5,
+                "inclusion_probability": 0.1,
+            }
+        ]
+    },
+    "/api/review/escalations": {
+        "kind": "strategy",
+        "strategy_id": "listing-counterfeit-terms",
+        "title": "check",
+    },
+    "/api/review/escalations/{escalation_id}/transitions": {
+        "to_state": "closed",
+        "resolution": "dup",
+    },
     "/api/review/escalations/{escalation_id}/comments": {"body": "noted"},
-    "/api/review/suggestions": {"rows": [{
-        "suggestion_id": "sg-new", "strategy_id": "listing-counterfeit-terms",
-        "kind": "threshold", "summary": "s", "proposed_yaml": "id: x", "delta_fp": 0,
-        "delta_fp_low": 0, "delta_fp_high": 0, "delta_fn": 0, "delta_fn_low": 0,
-        "delta_fn_high": 0, "delta_impressions": 0, "delta_gmv": 0, "labels_used": 1,
-        "rank": 9}]},
-    "/api/review/suggestions/{suggestion_pk}/decision": {"decision": "reject",
-                                                         "reason": "no"},
+    "/api/review/suggestions": {
+        "rows": [
+            {
+                "suggestion_id": "sg-new",
+                "strategy_id": "listing-counterfeit-terms",
+                "kind": "threshold",
+                "summary": "s",
+                "proposed_yaml": "id: x",
+                "delta_fp": 0,
+                "delta_fp_low": 0,
+                "delta_fp_high": 0,
+                "delta_fn": 0,
+                "delta_fn_low": 0,
+                "delta_fn_high": 0,
+                "delta_impressions": 0,
+                "delta_gmv": 0,
+                "labels_used": 1,
+                "rank": 9,
+            }
+        ]
+    },
+    "/api/review/suggestions/{suggestion_pk}/decision": {"decision": "reject", "reason": "no"},
     "/api/review/strategies/{strategy_id}/versions/{version}/status": {"status": "retired"},
 }
 FORM_FIELDS: dict[str, dict[str, str]] = {
@@ -161,8 +189,11 @@ def _objects(review_app: SimpleNamespace) -> dict[str, str]:
     """Path parameters naming real objects every allowed role may reach."""
     client, mod = review_app.client, review_app.auth("moderator")
     item = client.get("/api/review/queue", headers=mod).json()[0]
-    case = client.post("/api/review/escalations", headers=mod, json={
-        "kind": "strategy", "strategy_id": "listing-counterfeit-terms", "title": "fixture"})
+    case = client.post(
+        "/api/review/escalations",
+        headers=mod,
+        json={"kind": "strategy", "strategy_id": "listing-counterfeit-terms", "title": "fixture"},
+    )
     suggestion = client.get("/api/review/suggestions", headers=review_app.auth("pm")).json()[0]
     return {
         "item_pk": str(item["id"]),
@@ -174,12 +205,19 @@ def _objects(review_app: SimpleNamespace) -> dict[str, str]:
     }
 
 
-def _call(client: TestClient, method: str, path: str, template: str,
-          headers: dict[str, str], csrf: str | None) -> Any:
+def _call(
+    client: TestClient,
+    method: str,
+    path: str,
+    template: str,
+    headers: dict[str, str],
+    csrf: str | None,
+) -> Any:
     if template.startswith(("/api/", "/v1/")) or template in ("/openapi.json",):
         body = API_BODIES.get(template)
-        return client.request(method, path, json=body if method == "POST" else None,
-                              headers=headers)
+        return client.request(
+            method, path, json=body if method == "POST" else None, headers=headers
+        )
     if method == "POST":
         data = {**FORM_FIELDS.get(template, {}), "csrf_token": csrf or ""}
         return client.post(path, data=data, follow_redirects=False)
@@ -201,8 +239,7 @@ def test_each_route_admits_exactly_its_roles(review_app: SimpleNamespace, who: s
             continue  # would end or replace the session the loop relies on; tested on its own
         path = template.format(**objects)
         response = _call(client, method, path, template, headers, csrf)
-        to_login = response.status_code == 303 and "/login" in response.headers.get(
-            "location", "")
+        to_login = response.status_code == 303 and "/login" in response.headers.get("location", "")
         refused_auth = response.status_code == 401 or to_login
         refused_role = response.status_code == 403 and FORBIDDEN_MARK in response.text
         if allowed is None:  # may still answer 4xx/503 (no body, no model loaded)

@@ -180,7 +180,7 @@ def test_versions_registered_as_challenger(trained: Trained, entity_data: Entity
     use_tracking_uri(trained.uri)
     for target in trained.result.targets:
         version = version_for_alias(target.model_name, CHALLENGER)
-        assert version is not None and version.version == target.model_version
+        assert version is not None and str(version.version) == target.model_version
         assert version.run_id == target.run_id
     model = load_scoring_model(COUNTERFEIT, alias=CHALLENGER)
     assert model is not None
@@ -223,7 +223,7 @@ def test_promotion_gate_promotes_then_refuses_a_worse_model(
     first = promote(COUNTERFEIT)
     assert first.promoted and first.basis == "no champion"
     champion = version_for_alias(COUNTERFEIT, CHAMPION)
-    assert champion is not None and champion.version == first.challenger_version
+    assert champion is not None and str(champion.version) == first.challenger_version
 
     worse = _spec(
         trained.base,
@@ -240,7 +240,7 @@ def test_promotion_gate_promotes_then_refuses_a_worse_model(
     client = MlflowClient()
     run = client.get_run(str(target.run_id))
     # The champion was scored on the new model's holdout, for a like-for-like gate.
-    assert run.data.tags[TAG_CHAMPION_EVALUATED] == champion.version
+    assert run.data.tags[TAG_CHAMPION_EVALUATED] == str(champion.version)
     assert "champion__pr_auc" in run.data.metrics
 
     decision = promote(COUNTERFEIT)
@@ -249,16 +249,17 @@ def test_promotion_gate_promotes_then_refuses_a_worse_model(
     assert "does not beat" in decision.reason
     table = decision.table()
     assert table.loc[table["check"] == "pr_auc", "passed"].item() is False
-    assert version_for_alias(COUNTERFEIT, CHAMPION).version == champion.version  # type: ignore[union-attr]
+    still = version_for_alias(COUNTERFEIT, CHAMPION)
+    assert still is not None and still.version == champion.version
     tags = client.get_model_version(COUNTERFEIT, str(target.model_version)).tags
     assert tags["govrisk.promotion.decision"] == "refused"
-    assert tags["govrisk.promotion.against"] == champion.version
+    assert tags["govrisk.promotion.against"] == str(champion.version)
     logged = client.get_run(tags["govrisk.promotion.run_id"])
     assert logged.data.tags["govrisk.promotion.decision"] == "refused"
     experiment = client.get_experiment_by_name(PROMOTIONS_EXPERIMENT)
     assert experiment is not None and logged.info.experiment_id == experiment.experiment_id
 
-    runner = CliRunner()
+    runner = CliRunner(env={"COLUMNS": "250"})
     refused = runner.invoke(
         build_app(), ["models", "promote", COUNTERFEIT, "--tracking-uri", trained.uri]
     )

@@ -31,7 +31,9 @@ def _ingest(session: ReviewSession, review_data: SimpleNamespace, n: int = 2) ->
 
 
 def test_accept_writes_the_next_version_in_shadow_status(
-    session: ReviewSession, store: StrategyStore, review_data: SimpleNamespace,
+    session: ReviewSession,
+    store: StrategyStore,
+    review_data: SimpleNamespace,
     make_user: Callable[..., User],
 ) -> None:
     _ingest(session, review_data)
@@ -40,8 +42,9 @@ def test_accept_writes_the_next_version_in_shadow_status(
     diff = approvals.proposed_diff(first, store).splitlines()
     assert any(line.startswith("-") and "value: 1}" in line for line in diff)
     assert any(line.startswith("+") and "value: 2}" in line for line in diff)
-    decision = approvals.decide(session, pm, first.id, accept=True,
-                                reason="Fewer honest resellers blocked", store=store)
+    decision = approvals.decide(
+        session, pm, first.id, accept=True, reason="Fewer honest resellers blocked", store=store
+    )
     session.commit()
     path = store.directory / "listing-counterfeit-terms@v2.yaml"
     written = load_strategy(path)
@@ -55,7 +58,9 @@ def test_accept_writes_the_next_version_in_shadow_status(
 
 
 def test_reject_keeps_the_reason_and_decisions_are_final(
-    session: ReviewSession, store: StrategyStore, review_data: SimpleNamespace,
+    session: ReviewSession,
+    store: StrategyStore,
+    review_data: SimpleNamespace,
     make_user: Callable[..., User],
 ) -> None:
     _ingest(session, review_data)
@@ -69,14 +74,18 @@ def test_reject_keeps_the_reason_and_decisions_are_final(
         approvals.decide(session, pm, target.id, accept=True, reason="changed mind", store=store)
     decision = approvals.decision_for(session, target)
     assert decision is not None and decision.reason == "Too many misses"
-    assert sorted(p.name for p in store.directory.iterdir()) == ["listing-counterfeit-terms@v1.yaml"]
+    assert sorted(p.name for p in store.directory.iterdir()) == [
+        "listing-counterfeit-terms@v1.yaml"
+    ]
     # a decided suggestion is not overwritten by a later load
     report = approvals.ingest_suggestions(session, review_data.make_suggestions(2))
     assert (report.updated, report.skipped_decided) == (1, 1)
 
 
 def test_promoting_a_shadow_version_retires_the_active_one(
-    session: ReviewSession, store: StrategyStore, review_data: SimpleNamespace,
+    session: ReviewSession,
+    store: StrategyStore,
+    review_data: SimpleNamespace,
     make_user: Callable[..., User],
 ) -> None:
     _ingest(session, review_data)
@@ -84,23 +93,31 @@ def test_promoting_a_shadow_version_retires_the_active_one(
     first = approvals.list_suggestions(session)[0]
     approvals.decide(session, pm, first.id, accept=True, reason="ok", store=store)
     with pytest.raises(ConflictError, match="only \\['shadow'\\]"):
-        approvals.set_version_status(session, pm, "listing-counterfeit-terms", 1,
-                                     status=StrategyStatus.ACTIVE, store=store)
-    rows = approvals.set_version_status(session, pm, "listing-counterfeit-terms", 2,
-                                        status=StrategyStatus.ACTIVE, store=store)
+        approvals.set_version_status(
+            session, pm, "listing-counterfeit-terms", 1, status=StrategyStatus.ACTIVE, store=store
+        )
+    rows = approvals.set_version_status(
+        session, pm, "listing-counterfeit-terms", 2, status=StrategyStatus.ACTIVE, store=store
+    )
     session.commit()
     assert {(r.version, r.status) for r in rows} == {(1, "retired"), (2, "active")}
     statuses = {s.version: s.status for s in store.versions("listing-counterfeit-terms")}
     assert statuses == {1: StrategyStatus.RETIRED, 2: StrategyStatus.ACTIVE}
     (promotion,) = audit_log.entries(session, action_prefix="strategy_version.promote")
-    assert promotion.before == {"listing-counterfeit-terms@v1": "active",
-                                "listing-counterfeit-terms@v2": "shadow"}
-    assert promotion.after == {"listing-counterfeit-terms@v1": "retired",
-                               "listing-counterfeit-terms@v2": "active"}
+    assert promotion.before == {
+        "listing-counterfeit-terms@v1": "active",
+        "listing-counterfeit-terms@v2": "shadow",
+    }
+    assert promotion.after == {
+        "listing-counterfeit-terms@v1": "retired",
+        "listing-counterfeit-terms@v2": "active",
+    }
 
 
 def test_a_proposal_for_another_strategy_is_refused(
-    session: ReviewSession, store: StrategyStore, review_data: SimpleNamespace,
+    session: ReviewSession,
+    store: StrategyStore,
+    review_data: SimpleNamespace,
     make_user: Callable[..., User],
 ) -> None:
     suggestions = review_data.make_suggestions(1).assign(strategy_id="some-other-strategy")
@@ -111,8 +128,9 @@ def test_a_proposal_for_another_strategy_is_refused(
         approvals.decide(session, pm, only.id, accept=True, reason="ok", store=store)
 
 
-def test_suggestion_validation_names_columns(session: ReviewSession,
-                                            review_data: SimpleNamespace) -> None:
+def test_suggestion_validation_names_columns(
+    session: ReviewSession, review_data: SimpleNamespace
+) -> None:
     bad = review_data.make_suggestions(2)
     bad.loc[1, "kind"] = "vibes"
     bad.loc[0, "delta_fp"] = float("nan")

@@ -32,9 +32,13 @@ def test_strategy_precision_uses_only_the_random_slice(
     while (claim := queue.claim_next(session, mod, lease_seconds=60)) is not None:
         violating = claim.item.item_id.endswith(("0", "2", "4"))
         truth[claim.item.item_id] = violating
-        queue.submit_verdict(session, mod, claim.item.id,
-                             verdict="violating" if violating else "not_violating",
-                             client_key=claim.item.item_id)
+        queue.submit_verdict(
+            session,
+            mod,
+            claim.item.id,
+            verdict="violating" if violating else "not_violating",
+            client_key=claim.item.item_id,
+        )
     session.commit()
     scopes = {"listing-counterfeit-terms": ("listing", "counterfeit")}
     (row,) = dashboard.strategy_metrics(session, scopes)

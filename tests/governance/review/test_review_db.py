@@ -34,8 +34,13 @@ def test_sqlite_runs_in_wal_mode_with_busy_timeout(engine: Engine) -> None:
 
 def _one_entry(session: ReviewSession) -> AuditEvent:
     event = audit_log.record(
-        session, actor=None, action="test.write", target_type="thing", target_id=1,
-        before={"a": 1}, after={"a": 2},
+        session,
+        actor=None,
+        action="test.write",
+        target_type="thing",
+        target_id=1,
+        before={"a": 1},
+        after={"a": 2},
     )
     session.commit()
     return event

@@ -21,8 +21,13 @@ S = EscalationState
 
 def _case(session: ReviewSession, raiser: User, *, priority: str = "high") -> Escalation:
     case = escalations.create(
-        session, raiser, kind="strategy", strategy_id="listing-counterfeit-terms",
-        title="Blocks genuine luxury resellers", priority=priority, now=T0,
+        session,
+        raiser,
+        kind="strategy",
+        strategy_id="listing-counterfeit-terms",
+        title="Blocks genuine luxury resellers",
+        priority=priority,
+        now=T0,
     )
     session.commit()
     return case
@@ -50,10 +55,12 @@ def test_only_allowed_transitions_pass(
     case = _case(session, make_user("mo"))
     steps = [(step, i == len(path) - 1) for i, step in enumerate(path)]
     for step, last in steps:
+
         def move(to: EscalationState = step) -> Escalation:
             return escalations.transition(
                 session, pm, case.id, to_state=to, assignee_id=pm.id, resolution="checked", now=T0
             )
+
         if last and not allowed:
             with pytest.raises(ConflictError, match=f"not {step.value}"):
                 move()
@@ -70,8 +77,7 @@ def test_sla_due_time_follows_priority_and_breach_is_flagged_once(
     low = _case(session, mo, priority="low")
     assert critical.due_at == T0 + timedelta(hours=4)
     assert low.due_at == T0 + timedelta(hours=168)
-    escalations.transition(session, pm, critical.id, to_state="assigned", assignee_id=pm.id,
-                           now=T0)
+    escalations.transition(session, pm, critical.id, to_state="assigned", assignee_id=pm.id, now=T0)
     later = T0 + timedelta(hours=5)
     assert [e.id for e in escalations.flag_breaches(session, now=later)] == [critical.id]
     assert escalations.flag_breaches(session, now=later + timedelta(hours=1)) == []
@@ -92,14 +98,19 @@ def test_resolution_is_delivered_to_the_raiser(
     pm = make_user("pam", "pm")
     case = _case(session, mo)
     t = [T0 + timedelta(minutes=m) for m in range(1, 6)]
-    escalations.transition(session, pm, case.id, to_state="assigned", assignee_id=eng.id,
-                           now=t[0])
+    escalations.transition(session, pm, case.id, to_state="assigned", assignee_id=eng.id, now=t[0])
     escalations.comment(session, eng, case.id, "Looking at the price gate.", now=t[1])
     escalations.transition(session, eng, case.id, to_state="in_progress", now=t[2])
     with pytest.raises(InvalidInputError, match="resolution"):
         escalations.transition(session, eng, case.id, to_state="resolved", now=t[3])
-    escalations.transition(session, eng, case.id, to_state="resolved",
-                           resolution="Threshold raised in v2 (shadow).", now=t[3])
+    escalations.transition(
+        session,
+        eng,
+        case.id,
+        to_state="resolved",
+        resolution="Threshold raised in v2 (shadow).",
+        now=t[3],
+    )
     escalations.transition(session, mo, case.id, to_state="closed", now=t[4])
     session.commit()
     notes = escalations.notifications_for(session, mo)
@@ -109,8 +120,14 @@ def test_resolution_is_delivered_to_the_raiser(
     escalations.mark_read(session, mo, resolved[0].id)
     assert escalations.unread_count(session, mo) == len(notes) - 1
     kinds = [h.kind for h in escalations.case_history(session, case)]
-    assert kinds == ["created", "state_changed", "comment", "state_changed", "state_changed",
-                     "state_changed"]
+    assert kinds == [
+        "created",
+        "state_changed",
+        "comment",
+        "state_changed",
+        "state_changed",
+        "state_changed",
+    ]
     assert case.state == S.CLOSED and case.closed_at is not None
 
 
@@ -139,16 +156,27 @@ def test_item_escalation_holds_the_item_until_resolved(
     mo, pm = make_user("mo"), make_user("pam", "pm")
     claim = queue.claim_next(session, mo, lease_seconds=60)
     assert claim is not None
-    case = escalations.create(session, mo, kind="item", queue_item_id=claim.item.id,
-                              title="Seller claims brand authorisation", priority="medium")
+    case = escalations.create(
+        session,
+        mo,
+        kind="item",
+        queue_item_id=claim.item.id,
+        title="Seller claims brand authorisation",
+        priority="medium",
+    )
     session.commit()
     item = session.get(QueueItem, claim.item.id)
     assert item is not None and item.status == QueueStatus.ESCALATED
     assert queue.claim_next(session, mo, lease_seconds=60) is None
     escalations.transition(session, pm, case.id, to_state="assigned", assignee_id=pm.id)
     escalations.transition(session, pm, case.id, to_state="in_progress")
-    escalations.transition(session, pm, case.id, to_state="resolved",
-                           resolution="Authorisation is fake; judge as violating.")
+    escalations.transition(
+        session,
+        pm,
+        case.id,
+        to_state="resolved",
+        resolution="Authorisation is fake; judge as violating.",
+    )
     session.commit()
     session.refresh(item)
     assert item.status == QueueStatus.PENDING

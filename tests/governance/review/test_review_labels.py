@@ -25,7 +25,9 @@ def _judge_all(session: ReviewSession, user: User) -> int:
 
 
 def test_labels_carry_sampling_and_inclusion_probability(
-    session: ReviewSession, review_data: SimpleNamespace, make_user: Callable[..., User],
+    session: ReviewSession,
+    review_data: SimpleNamespace,
+    make_user: Callable[..., User],
     tmp_path: Path,
 ) -> None:
     flags = review_data.make_flags(12, seed=11, random_share=0.5)

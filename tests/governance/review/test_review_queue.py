@@ -60,8 +60,14 @@ def test_reingest_refreshes_pending_and_leaves_judged_items(
     flags2 = flags.assign(priority=flags["priority"] + 1000)
     report = _load(session, flags2)
     assert (report.inserted, report.updated, report.skipped_closed) == (0, 3, 1)
-    assert session.scalar(sa.select(sa.func.min(QueueItem.priority)).where(
-        QueueItem.status == QueueStatus.PENDING)) >= 1000
+    assert (
+        session.scalar(
+            sa.select(sa.func.min(QueueItem.priority)).where(
+                QueueItem.status == QueueStatus.PENDING
+            )
+        )
+        >= 1000
+    )
 
 
 def test_ingest_names_bad_columns_and_rows(
@@ -171,8 +177,9 @@ def test_verdicts_are_idempotent_per_client_key(
     ana = make_user("ana")
     claim = queue.claim_next(session, ana, lease_seconds=60)
     assert claim is not None
-    one = queue.submit_verdict(session, ana, claim.item.id, verdict="violating", client_key="k-1",
-                               note="replica wording")
+    one = queue.submit_verdict(
+        session, ana, claim.item.id, verdict="violating", client_key="k-1", note="replica wording"
+    )
     session.commit()
     two = queue.submit_verdict(session, ana, claim.item.id, verdict="violating", client_key="k-1")
     session.commit()
@@ -199,8 +206,9 @@ def test_verdict_needs_the_lease_and_the_queued_policy(
     claim = queue.claim_next(session, ana, lease_seconds=60)
     assert claim is not None
     with pytest.raises(InvalidInputError, match="queued for 'counterfeit'"):
-        queue.submit_verdict(session, ana, claim.item.id, verdict="violating", client_key="y",
-                             policy="fake_discount")
+        queue.submit_verdict(
+            session, ana, claim.item.id, verdict="violating", client_key="y", policy="fake_discount"
+        )
     with pytest.raises(ConflictError, match="another moderator"):
         queue.submit_verdict(session, bo, claim.item.id, verdict="violating", client_key="z")
 
@@ -227,14 +235,11 @@ def test_teams_only_see_their_own_queue_unless_granted(
     brand = users.create_team(session, name="brand", policies=["counterfeit"])
     safety = users.create_team(session, name="safety", policies=["prohibited_item"])
     session.commit()
-    _load(session, review_data.make_flags(10, seed=10,
-                                          policies=("counterfeit", "prohibited_item")))
+    _load(session, review_data.make_flags(10, seed=10, policies=("counterfeit", "prohibited_item")))
     ana = make_user("ana", team=brand)
     items = queue.list_items(session, ana, status=None, limit=100)
     assert items and {i.policy for i in items} == {"counterfeit"}
-    foreign = session.scalars(
-        sa.select(QueueItem).where(QueueItem.team_id == safety.id)
-    ).first()
+    foreign = session.scalars(sa.select(QueueItem).where(QueueItem.team_id == safety.id)).first()
     assert foreign is not None
     with pytest.raises(PermissionDeniedError, match="belongs to team 'safety'"):
         queue.get_item(session, ana, foreign.id)

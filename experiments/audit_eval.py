@@ -1,0 +1,948 @@
+"""How good is the strategy audit? Run it on simulated marketplaces and compare with the truth.
+
+For each seed: simulate a marketplace, train the risk models on its audit labels
+(`training.pipeline.train`, out-of-fold predictions included), run `governance.audit` on it and
+score every output against the ground truth:
+
+- ranked lists: precision@k of the likely-false-positive and likely-false-negative lists (with
+  their base rates) and the violating impressions the FN list's top k holds, next to
+  `cleanlab.filter.find_label_issues` fed the same predictions (given label = actioned);
+- estimates: absolute error of every strategy's precision and recall and the coverage of the
+  95% intervals, with the simulator's own labels and with govrisk's importance design;
+- labels needed for a target error, importance design against uniform random auditing
+  (oracle labels drawn from the truth with reviewer noise, several repetitions per budget);
+- planted defects (ground_truth/defects.yaml) found among the top 3 slices of their strategy;
+- suggestions: the top ones applied in the simulator (`simulate(config, strategies=...)`),
+  projected against realised ΔFP / ΔFN.
+
+Only this module (and the CLI around it) reads the ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.vocabulary import Entity, Policy, StrategyStatus
+from governance.audit.estimators import LabelDraws
+from governance.audit.metrics import strategy_metrics
+from governance.audit.population import Population
+from governance.audit.sampling import audit_sample, inclusion_probabilities
+from governance.strategy import Strategy
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str], None]
+#: Goals of issue 6 (measured on the evaluation table).
+GOALS = {
+    "fp_precision_at_k": 0.90,
+    "fn_precision_lift": 6.0,
+    "views_vs_cleanlab": 5.0,
+    "precision_abs_error": 0.015,
+    "recall_abs_error": 0.03,
+    "coverage": 0.90,
+    "label_savings": 0.40,
+    "defects_top3": 0.80,
+    "delta_rel_error": 0.15,
+}
+
+
+@dataclass(frozen=True)
+class AuditEvalConfig:
+    """What to simulate and how hard to test the audit."""
+
+    work_dir: Path
+    seeds: tuple[int, ...] = (1, 2, 3)
+    n_listings: int = 10_000
+    days: int = 56
+    label_budget: int = 2_000
+    top_k: int = 100
+    suggestions_to_apply: int = 2
+    budgets: tuple[int, ...] = (500, 1_000, 2_000, 4_000)
+    reps: int = 20
+    oracle_flip_rate: float = 0.04
+    train_spec: Path | None = None
+    full_evaluation_every_days: int = 7
+
+
+@dataclass
+class WorldEval:
+    """Every measurement on one simulated world."""
+
+    seed: int
+    values: dict[str, float]
+    estimates: pd.DataFrame
+    defects: pd.DataFrame
+    deltas: pd.DataFrame
+    labels_needed: pd.DataFrame
+
+
+@dataclass
+class AuditEvalResult:
+    """The per-world measurements and the one summary table."""
+
+    worlds: list[WorldEval]
+    table: pd.DataFrame
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Truth helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def truth_vector(pop: Population, items: pd.DataFrame) -> np.ndarray:
+    """(N,) true violation of each population unit, from ground_truth items."""
+    col = f"violates_{pop.policy.value}"
+    sub = items[items["entity"].astype(str) == pop.entity.value]
+    s = sub.drop_duplicates("item_id").set_index(sub["item_id"].astype(str))[col]
+    out = s.reindex(pd.Index(pop.item_ids.astype(str))).to_numpy()
+    if pd.isna(out).any():
+        missing = int(pd.isna(out).sum())
+        raise ValueError(f"ground truth lacks {missing} {pop.entity.value} items of the audit")
+    return np.asarray(out, dtype=bool)
+
+
+def truth_by_population(
+    populations: Mapping[tuple[Entity, Policy], Population], items: pd.DataFrame
+) -> dict[tuple[Entity, Policy], np.ndarray]:
+    """`truth_vector` for every population."""
+    return {k: truth_vector(p, items) for k, p in populations.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranked lists and the cleanlab baseline
+# ---------------------------------------------------------------------------------------------
+
+
+def _labeled(pop: Population, labels: pd.DataFrame) -> np.ndarray:
+    lab = labels[
+        (labels["entity"].astype(str) == pop.entity.value)
+        & (labels["policy"].astype(str) == pop.policy.value)
+    ]
+    return np.isin(pop.item_ids.astype(str), lab["item_id"].astype(str).to_numpy())
+
+
+def candidate_pools(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    truth: Mapping[tuple[Entity, Policy], np.ndarray],
+    labels: pd.DataFrame,
+) -> pd.DataFrame:
+    """Every unlabeled unit with its role (actioned or shown-uncaught), truth and exposure."""
+    parts = []
+    for key, pop in populations.items():
+        act = pop.any_actioned.any(axis=1)
+        shown = pop.impressions.sum(axis=1)
+        unl = ~_labeled(pop, labels)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "entity": pop.entity.value,
+                    "item_id": pop.item_ids.astype(str),
+                    "policy": pop.policy.value,
+                    "actioned": act,
+                    "shown": shown,
+                    "violating": truth[key],
+                    "p": pop.p_model,
+                    "unlabeled": unl,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def list_quality(flags: pd.DataFrame, pool: pd.DataFrame, *, k: int) -> dict[str, float]:
+    """precision@k of the FP and FN lists, their base rates and violating views in the top k."""
+    key = ["entity", "item_id", "policy"]
+    truth = pool.set_index(key)
+    out: dict[str, float] = {}
+    for kind, name in (("likely_false_positive", "fp"), ("likely_false_negative", "fn")):
+        top = flags[flags["kind"] == kind].sort_values("priority", ascending=False).head(k)
+        idx = pd.MultiIndex.from_frame(top[key].astype(str))
+        v = truth.reindex(idx)["violating"].to_numpy(dtype=bool)
+        shown = truth.reindex(idx)["shown"].to_numpy(dtype=float)
+        out[f"{name}_precision_at_k"] = float((~v).mean() if name == "fp" else v.mean())
+        if name == "fn":
+            out["fn_violating_views_at_k"] = float(shown[v].sum())
+    fp_pool = pool[pool["actioned"] & pool["unlabeled"]]
+    fn_pool = pool[~pool["actioned"] & (pool["shown"] > 0) & pool["unlabeled"]]
+    out["fp_base_rate"] = float((~fp_pool["violating"]).mean()) if len(fp_pool) else math.nan
+    out["fn_base_rate"] = float(fn_pool["violating"].mean()) if len(fn_pool) else math.nan
+    return out
+
+
+def cleanlab_lists(pool: pd.DataFrame, oof: pd.DataFrame | None, *, k: int) -> dict[str, float]:
+    """The same measures for `cleanlab.filter.find_label_issues` on (given = actioned, p)."""
+    from cleanlab.filter import find_label_issues
+
+    df = pool[pool["unlabeled"]].copy()
+    if oof is not None and len(oof):
+        o = oof.drop_duplicates(["entity", "item_id", "policy"]).set_index(
+            ["entity", "item_id", "policy"]
+        )["oof_p"]
+        at = o.reindex(pd.MultiIndex.from_frame(df[["entity", "item_id", "policy"]]))
+        df["p"] = np.where(at.notna().to_numpy(), at.to_numpy(dtype=float), df["p"])
+    scores = []
+    for _, grp in df.groupby(["entity", "policy"], sort=False):
+        given = grp["actioned"].to_numpy(dtype=np.int64)
+        if given.min() == given.max():
+            continue
+        p = np.clip(grp["p"].to_numpy(dtype=float), 1e-6, 1 - 1e-6)
+        probs = np.column_stack([1 - p, p])
+        ranked = find_label_issues(
+            labels=given,
+            pred_probs=probs,
+            return_indices_ranked_by="self_confidence",
+            n_jobs=1,
+        )
+        sub = grp.iloc[ranked].copy()
+        # Self-confidence: probability of the given label; lower = more likely an issue.
+        sub["score"] = probs[ranked, given[ranked]]
+        scores.append(sub)
+    if not scores:
+        return {
+            "fp_precision_at_k": math.nan,
+            "fn_precision_at_k": math.nan,
+            "fn_violating_views_at_k": 0.0,
+        }
+    issues = pd.concat(scores).sort_values("score")
+    fp = issues[issues["actioned"]].head(k)
+    fn = issues[~issues["actioned"]].head(k)
+    return {
+        "fp_precision_at_k": float((~fp["violating"]).mean()) if len(fp) else math.nan,
+        "fn_precision_at_k": float(fn["violating"].mean()) if len(fn) else math.nan,
+        "fn_violating_views_at_k": float(fn.loc[fn["violating"], "shown"].sum()),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Estimates against the truth
+# ---------------------------------------------------------------------------------------------
+
+
+def estimate_errors(
+    estimated: pd.DataFrame, true: pd.DataFrame, *, channel: str = "all"
+) -> pd.DataFrame:
+    """Per strategy: estimate, truth, absolute error and whether the interval covers it."""
+    keys = ["strategy", "channel"]
+    j = estimated.merge(true[[*keys, "precision", "recall"]], on=keys, suffixes=("", "_true"))
+    j = j[(j["channel"] == channel) & (j["strategy"] != "*") & (j["n_actioned"] > 0)]
+    out = pd.DataFrame(
+        {
+            "strategy": j["strategy"],
+            "n_actioned": j["n_actioned"],
+            "n_labels": j["n_labels"],
+            "precision": j["precision"],
+            "precision_true": j["precision_true"],
+            "precision_err": (j["precision"] - j["precision_true"]).abs(),
+            "precision_covered": (j["precision_low"] <= j["precision_true"])
+            & (j["precision_true"] <= j["precision_high"]),
+            "recall": j["recall"],
+            "recall_true": j["recall_true"],
+            "recall_err": (j["recall"] - j["recall_true"]).abs(),
+            "recall_covered": (j["recall_low"] <= j["recall_true"])
+            & (j["recall_true"] <= j["recall_high"]),
+        }
+    )
+    return out[out["recall_true"].notna()].reset_index(drop=True)
+
+
+def _oracle_population(
+    pop: Population, positions: np.ndarray, pi: np.ndarray, y_obs: np.ndarray
+) -> Population:
+    draws = LabelDraws(
+        position=positions.astype(np.int64),
+        y_obs=y_obs.astype(np.float64),
+        n_reviews=np.ones(len(positions), dtype=np.int64),
+        inclusion_probability=pi,
+        design=np.full(len(positions), "oracle", dtype=object),
+        f_label=pop.f[positions],
+    )
+    return Population(
+        **{
+            **{f: getattr(pop, f) for f in pop.__dataclass_fields__},
+            "draws": draws,
+            "frames": {"oracle": np.ones(len(pop), dtype=bool)},
+        }
+    )
+
+
+def oracle_errors(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    truth: Mapping[tuple[Entity, Policy], np.ndarray],
+    *,
+    design: str,
+    budget: int,
+    seed: int,
+    flip_rate: float,
+) -> pd.DataFrame:
+    """Errors of per-strategy estimates from `budget` oracle labels under one design.
+
+    `design` is `importance` (govrisk's audit sample) or `uniform` (equal probability for
+    every (entity, item, policy) unit); labels are the truth flipped at `flip_rate`.
+    """
+    rng = np.random.default_rng(seed)
+    keys = list(populations)
+    sizes = np.array([len(populations[k]) for k in keys])
+    if design == "importance":
+        sample = audit_sample(populations, size=budget, seed=seed)
+    elif design == "uniform":
+        pi_all = inclusion_probabilities(np.ones(int(sizes.sum())), float(budget), floor=0.0)
+        drawn = rng.random(pi_all.shape[0]) < pi_all
+        rows = []
+        offset = 0
+        for k, n in zip(keys, sizes, strict=True):
+            chosen = np.flatnonzero(drawn[offset : offset + n])
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "entity": k[0].value,
+                        "item_id": populations[k].item_ids[chosen].astype(str),
+                        "policy": k[1].value,
+                        "inclusion_probability": pi_all[offset + chosen],
+                    }
+                )
+            )
+            offset += n
+        sample = pd.concat(rows, ignore_index=True)
+    else:
+        raise ValueError(f"unknown design {design!r}; use importance or uniform")
+    oracle: dict[tuple[Entity, Policy], Population] = {}
+    for k, pop in populations.items():
+        sel = sample[(sample["entity"] == k[0].value) & (sample["policy"] == k[1].value)]
+        pos = pd.Index(pop.item_ids.astype(str)).get_indexer(sel["item_id"].astype(str))
+        y = truth[k][pos].astype(float)
+        flips = rng.random(len(pos)) < flip_rate
+        y_obs = np.where(flips, 1.0 - y, y)
+        oracle[k] = _oracle_population(
+            pop, pos, sel["inclusion_probability"].to_numpy(dtype=float), y_obs
+        )
+        oracle[k] = Population(
+            **{
+                **{f: getattr(oracle[k], f) for f in pop.__dataclass_fields__},
+                "flip_rate": flip_rate,
+            }
+        )
+    est = strategy_metrics(oracle)
+    true = strategy_metrics(oracle, truth=truth)
+    out = estimate_errors(est, true)
+    out["labels"] = len(sample)
+    return out
+
+
+def labels_needed(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    truth: Mapping[tuple[Entity, Policy], np.ndarray],
+    *,
+    budgets: Sequence[int],
+    reps: int,
+    seed: int,
+    flip_rate: float,
+) -> pd.DataFrame:
+    """RMS error of precision and recall per budget and design (mean over strategies, reps)."""
+    rows = []
+    for design in ("importance", "uniform"):
+        for b in budgets:
+            errs = [
+                oracle_errors(
+                    populations,
+                    truth,
+                    design=design,
+                    budget=b,
+                    seed=seed * 10_000 + r,
+                    flip_rate=flip_rate,
+                )
+                for r in range(reps)
+            ]
+            e = pd.concat(errs, ignore_index=True)
+            rows.append(
+                {
+                    "design": design,
+                    "budget": b,
+                    "labels": float(np.mean([x["labels"].iloc[0] for x in errs if len(x)])),
+                    "precision_rmse": float(np.sqrt((e["precision_err"] ** 2).mean())),
+                    "recall_rmse": float(np.sqrt((e["recall_err"] ** 2).mean())),
+                    "precision_mae": float(e["precision_err"].mean()),
+                    "recall_mae": float(e["recall_err"].mean()),
+                    "precision_coverage": float(e["precision_covered"].mean()),
+                    "recall_coverage": float(e["recall_covered"].mean()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def budget_for(curve: pd.DataFrame, column: str, target: float) -> float:
+    """Labels needed for `column` (an RMS error) to reach `target`, interpolating in log-log
+    space between budgets and extrapolating with error ~ 1 / sqrt(labels) beyond them."""
+    c = curve.sort_values("labels")
+    x = np.log(c["labels"].to_numpy(dtype=float))
+    y = np.log(c[column].to_numpy(dtype=float))
+    t = math.log(target)
+    if y[-1] > t:  # not reached: extrapolate from the largest budget
+        return float(math.exp(x[-1] + 2.0 * (y[-1] - t)))
+    if y[0] <= t:
+        return float(math.exp(x[0] - 2.0 * (t - y[0])))
+    for i in range(1, len(x)):
+        if y[i] <= t:
+            w = (y[i - 1] - t) / (y[i - 1] - y[i])
+            return float(math.exp(x[i - 1] + w * (x[i] - x[i - 1])))
+    return float("nan")
+
+
+# ---------------------------------------------------------------------------------------------
+# Planted defects
+# ---------------------------------------------------------------------------------------------
+
+
+def defects_found(
+    defects: Mapping[str, Any],
+    slices: pd.DataFrame,
+    frames: Mapping[Entity, pd.DataFrame],
+    items: pd.DataFrame,
+    *,
+    top: int = 3,
+    min_overlap: float = 0.5,
+) -> pd.DataFrame:
+    """For each planted defect: is one of its strategy's top slices (of the defect's error
+    kind) mostly inside the defect's slice? (share of the found slice's items in it)."""
+    from governance.evaluator import evaluate_condition
+    from governance.strategy import AllOf, Predicate
+
+    rows = []
+    for d in defects.get("planted", []):
+        entity = Entity(d["entity"])
+        frame = frames.get(entity)
+        ref = d["strategy"] or "*"
+        kind = d["effect"]
+        cand = (
+            slices[
+                (slices["strategy"] == ref)
+                & (slices["error_kind"] == kind)
+                & (slices["policy"] == d["policy"])
+                & (slices["entity"] == d["entity"])
+            ]
+            .sort_values("rank")
+            .head(top)
+        )
+        best, best_desc = 0.0, ""
+        if frame is not None and len(cand):
+            in_defect = evaluate_condition(
+                AllOf(all=tuple(Predicate.model_validate(p) for p in d["slice"])), frame
+            )
+            period = d.get("period") or {}
+            if period.get("from"):
+                created = (
+                    items[items["entity"] == entity.value]
+                    .set_index("item_id")["created_at"]
+                    .reindex(frame["item_id"].astype(str))
+                    .to_numpy()
+                )
+                in_defect &= created >= np.datetime64(pd.Timestamp(period["from"]))
+            for _, s in cand.iterrows():
+                preds = [p for p in json.loads(s["predicates"]) if "feature" in p]
+                chans = [p["channel"] for p in json.loads(s["predicates"]) if "channel" in p]
+                if chans and not set(chans) & set(d.get("channels", [])):
+                    continue
+                if preds:
+                    mask = evaluate_condition(
+                        AllOf(all=tuple(Predicate.model_validate(p) for p in preds)), frame
+                    )
+                else:
+                    mask = np.ones(len(frame), dtype=bool)
+                share = float((mask & in_defect).sum() / max(mask.sum(), 1))
+                if share > best:
+                    best, best_desc = share, str(s["description"])
+        rows.append(
+            {
+                "defect": d["id"],
+                "strategy": ref,
+                "effect": kind,
+                "best_overlap": best,
+                "found": best >= min_overlap,
+                "slice": best_desc,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Suggestions applied in the simulator
+# ---------------------------------------------------------------------------------------------
+
+
+def _pairs(decisions: pd.DataFrame, ref: str) -> pd.DataFrame:
+    sid, _, ver = ref.partition("@v")
+    d = decisions[
+        (decisions["strategy_id"].astype(str) == sid)
+        & (decisions["strategy_version"].astype(int) == int(ver))
+    ]
+    return d[["entity", "item_id", "channel"]].astype(str).drop_duplicates()
+
+
+def _pair_truth(pairs: pd.DataFrame, items: pd.DataFrame, policy: str) -> np.ndarray:
+    t = items.drop_duplicates(["entity", "item_id"]).set_index(["entity", "item_id"])
+    idx = pd.MultiIndex.from_frame(pairs[["entity", "item_id"]])
+    return t[f"violates_{policy}"].reindex(idx).fillna(False).to_numpy(dtype=bool)
+
+
+def realised_delta(
+    base_decisions: pd.DataFrame,
+    new_decisions: pd.DataFrame,
+    *,
+    base_ref: str | None,
+    new_strategy: Strategy,
+    items: pd.DataFrame,
+    other_refs: Sequence[str] = (),
+) -> tuple[float, float]:
+    """Realised ΔFP and ΔFN in (item, channel) decisions between two simulated worlds."""
+    policy = new_strategy.policy.value
+    new_pairs = _pairs(new_decisions, new_strategy.ref)
+    if base_ref is None:
+        # A new strategy counts only where no other strategy of the policy acted.
+        others = pd.concat([_pairs(new_decisions, r) for r in other_refs]) if other_refs else None
+        if others is not None and len(others):
+            merged = new_pairs.merge(others.drop_duplicates(), how="left", indicator=True)
+            new_pairs = merged[merged["_merge"] == "left_only"].drop(columns="_merge")
+        base_pairs = new_pairs.iloc[:0]
+    else:
+        base_pairs = _pairs(base_decisions, base_ref)
+    v_new = _pair_truth(new_pairs, items, policy)
+    v_base = _pair_truth(base_pairs, items, policy)
+    d_fp = float((~v_new).sum() - (~v_base).sum())
+    d_fn = float(-(v_new.sum() - v_base.sum()))
+    return d_fp, d_fn
+
+
+def pick_suggestions(suggestions: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The top-ranked suggestion of each of the first `n` distinct strategies."""
+    s = suggestions.sort_values("rank")
+    return s.drop_duplicates("strategy_id").head(n).reset_index(drop=True)
+
+
+def apply_suggestion(
+    strategies: Sequence[Strategy], suggestion: Mapping[str, Any] | pd.Series
+) -> tuple[list[Strategy], Strategy, str | None]:
+    """The strategy set with the suggestion active in place of its base version."""
+    from governance.strategy import parse_strategy, with_status
+
+    proposed = with_status(parse_strategy(str(suggestion["proposed_yaml"])), StrategyStatus.ACTIVE)
+    base_version = suggestion["base_version"]
+    base_ref = None
+    out: list[Strategy] = []
+    for s in strategies:
+        if (
+            base_version is not None
+            and not pd.isna(base_version)
+            and s.id == proposed.id
+            and s.status == StrategyStatus.ACTIVE
+        ):
+            base_ref = s.ref
+            out.append(with_status(s, StrategyStatus.RETIRED))
+        else:
+            out.append(s)
+    out.append(proposed)
+    return out, proposed, base_ref
+
+
+# ---------------------------------------------------------------------------------------------
+# One world
+# ---------------------------------------------------------------------------------------------
+
+
+def _train_and_score(
+    data_dir: Path,
+    out_dir: Path,
+    targets: Sequence[tuple[Entity, Policy]],
+    frames: Mapping[Entity, pd.DataFrame],
+    labels: pd.DataFrame,
+    spec_path: Path,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Train every target with the real training pipeline and score every item."""
+    import yaml
+
+    from models.pyfunc import load_bundle
+    from training.pipeline import train
+    from training.spec import parse_spec
+
+    raw = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    by_entity: dict[str, list[str]] = {}
+    for e, p in targets:
+        if e is Entity.SELLER:
+            continue
+        by_entity.setdefault(e.value, []).append(p.value)
+    raw["targets"] = [{"entity": e, "policies": ps} for e, ps in by_entity.items()]
+    raw["mlflow"] = {
+        **raw.get("mlflow", {}),
+        "experiment": "audit-eval",
+        "artifact_location": str(out_dir / "mlartifacts"),
+    }
+    spec = parse_spec(
+        raw, overrides={"data_dir": str(data_dir), "output_dir": str(out_dir / "training")}
+    )
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    try:
+        result = train(spec, tracking_uri=f"sqlite:///{out_dir / 'mlflow.db'}")
+    finally:
+        # Training points MLflow at the world's store; keep the audit from logging there.
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    parts = []
+    trained = {(t.entity, t.policy): t for t in result.targets if t.status == "trained"}
+    for e, p in targets:
+        frame = frames[e]
+        t = trained.get((e.value, p.value))
+        if t is not None and t.model_uri:
+            bundle = load_bundle(t.model_uri, threads=2)
+            _, prob = bundle.predict(frame)
+        elif t is not None and t.run_id:
+            # Trained but not registered (e.g. its bundle failed the ONNX parity gate): score
+            # with the run's LightGBM text model, encoder and calibration instead.
+            prob = score_with_run(t.run_id, frame)
+        else:
+            # No model (too few labels, or sellers): a constant prior from random labels, which
+            # turns the estimator into the plain design-weighted one.
+            lab = labels[
+                (labels["entity"] == e.value)
+                & (labels["policy"] == p.value)
+                & (labels["sampling"] == "random")
+            ]
+            prior = float((lab["verdict"] == "violating").mean()) if len(lab) else 0.5
+            prob = np.full(len(frame), min(max(prior, 0.01), 0.99))
+            log.warning("no trained model for %s/%s: constant prior %.3f", e.value, p.value, prior)
+        parts.append(
+            pd.DataFrame(
+                {
+                    "entity": e.value,
+                    "item_id": frame["item_id"].astype(str).to_numpy(),
+                    "policy": p.value,
+                    "p": np.asarray(prob, dtype=np.float64),
+                }
+            )
+        )
+    oof = pd.read_parquet(result.oof_path) if result.oof_path else None
+    return pd.concat(parts, ignore_index=True), oof
+
+
+def score_with_run(run_id: str, frame: pd.DataFrame) -> np.ndarray:
+    """Calibrated probabilities from a training run's `govrisk/` model files."""
+    import tempfile
+
+    import lightgbm as lgb
+    import mlflow
+
+    from models.calibration import Calibration
+    from models.encoding import FeatureEncoder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="govrisk", dst_path=tmp
+            )
+        )
+        booster = lgb.Booster(model_str=(local / "model.txt").read_text(encoding="utf-8"))
+        encoder = FeatureEncoder.from_dict(json.loads((local / "encoder.json").read_text()))
+        calibration = Calibration.from_dict(json.loads((local / "calibration.json").read_text()))
+    margin = np.asarray(booster.predict(encoder.transform(frame), raw_score=True, num_threads=2))
+    return np.asarray(calibration.apply(margin), dtype=np.float64)
+
+
+def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> WorldEval:
+    """Simulate, train, audit and score one world."""
+    from experiments.simulator.config import SimulationConfig
+    from experiments.simulator.simulation import simulate
+    from experiments.simulator.writer import write_simulation
+    from features.build import build_frames
+    from governance.audit.pipeline import audited_strategies, period_end, run_audit
+
+    wdir = cfg.work_dir / f"seed-{seed}"
+    sim_cfg = SimulationConfig(
+        n_listings=cfg.n_listings,
+        days=cfg.days,
+        seed=seed,
+        label_budget=cfg.label_budget,
+        full_evaluation_every_days=cfg.full_evaluation_every_days,
+    )
+    progress(f"seed {seed}: simulating {cfg.n_listings:,} listings")
+    sim = simulate(sim_cfg)
+    write_simulation(sim, wdir)
+    tables = sim.tables
+    items = sim.ground_truth.items
+    audited = audited_strategies(sim.strategies, tables["strategy_decisions"])
+    as_of = period_end(tables)
+    entities = tuple(sorted({s.entity for s in audited}, key=list(Entity).index))
+    frames = build_frames(tables, as_of=as_of, entities=entities)
+    targets = sorted({(s.entity, s.policy) for s in audited})
+    progress(f"seed {seed}: training {len(targets)} risk models")
+    spec_path = cfg.train_spec or Path(__file__).parent / "specs" / "demo.yaml"
+    preds, oof = _train_and_score(
+        wdir / "data", wdir, targets, frames, tables["audit_labels"], spec_path
+    )
+    progress(f"seed {seed}: auditing")
+    result = run_audit(
+        wdir / "data",
+        out_dir=wdir / "audit",
+        tables=tables,
+        strategies=sim.strategies,
+        frames=frames,
+        predictions=preds,
+        oof=oof,
+        as_of=as_of,
+    )
+    pops = result.populations
+    truth = truth_by_population(pops, items)
+    labels = tables["audit_labels"]
+    values: dict[str, float] = {"flip_rate": result.flip_rate}
+
+    pool = candidate_pools(pops, truth, labels)
+    ours = list_quality(result.flags, pool, k=cfg.top_k)
+    values.update({f"audit_{k}": v for k, v in ours.items()})
+    base = cleanlab_lists(pool, oof, k=cfg.top_k)
+    values.update({f"cleanlab_{k}": v for k, v in base.items()})
+
+    true_metrics = strategy_metrics(pops, truth=truth)
+    est = estimate_errors(result.metrics, true_metrics).assign(labels_from="simulator")
+    progress(f"seed {seed}: labels needed, importance vs uniform")
+    curve = labels_needed(
+        pops, truth, budgets=cfg.budgets, reps=cfg.reps, seed=seed, flip_rate=cfg.oracle_flip_rate
+    )
+    imp = oracle_errors(
+        pops,
+        truth,
+        design="importance",
+        budget=cfg.label_budget,
+        seed=seed,
+        flip_rate=cfg.oracle_flip_rate,
+    ).assign(labels_from="importance")
+    estimates = pd.concat([est, imp], ignore_index=True)
+
+    found = defects_found(
+        sim.ground_truth.defects, result.slices, result_frames(result, frames), items
+    )
+
+    deltas = []
+    picked = pick_suggestions(result.suggestions, cfg.suggestions_to_apply)
+    for _, sug in picked.iterrows():
+        progress(f"seed {seed}: re-simulating with {sug['kind']} on {sug['strategy_id']}")
+        modified, proposed, base_ref = apply_suggestion(sim.strategies, sug)
+        other = [
+            s.ref
+            for s in modified
+            if s.status == StrategyStatus.ACTIVE
+            and s.policy == proposed.policy
+            and s.entity == proposed.entity
+            and s.ref != proposed.ref
+        ]
+        new_sim = simulate(sim_cfg, strategies=modified)
+        d_fp, d_fn = realised_delta(
+            tables["strategy_decisions"],
+            new_sim.tables["strategy_decisions"],
+            base_ref=base_ref,
+            new_strategy=proposed,
+            items=items,
+            other_refs=other,
+        )
+        deltas.append(
+            {
+                "seed": seed,
+                "strategy": sug["strategy_id"],
+                "kind": sug["kind"],
+                "summary": sug["summary"],
+                "predicted_fp": sug["delta_fp"],
+                "realised_fp": d_fp,
+                "predicted_fn": sug["delta_fn"],
+                "realised_fn": d_fn,
+                "fp_low": sug["delta_fp_low"],
+                "fp_high": sug["delta_fp_high"],
+                "fn_low": sug["delta_fn_low"],
+                "fn_high": sug["delta_fn_high"],
+            }
+        )
+    return WorldEval(
+        seed=seed,
+        values=values,
+        estimates=estimates.assign(seed=seed),
+        defects=found.assign(seed=seed),
+        deltas=pd.DataFrame(deltas),
+        labels_needed=curve.assign(seed=seed),
+    )
+
+
+def result_frames(result: Any, frames: Mapping[Entity, pd.DataFrame]) -> dict[Entity, pd.DataFrame]:
+    """The frames the audit saw (kept separate so tests can pass their own)."""
+    del result
+    return dict(frames)
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+
+
+def _rel_error(pred: pd.Series, real: pd.Series) -> pd.Series:
+    return (pred - real).abs() / real.abs().clip(lower=1.0)
+
+
+def summary_table(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> pd.DataFrame:
+    """One row per measure: govrisk, baseline / reference, goal and whether it is met."""
+    v = pd.DataFrame([w.values for w in worlds])
+    est = pd.concat([w.estimates for w in worlds], ignore_index=True)
+    curves = pd.concat([w.labels_needed for w in worlds], ignore_index=True)
+    defects = pd.concat([w.defects for w in worlds], ignore_index=True)
+    deltas = (
+        pd.concat([w.deltas for w in worlds if len(w.deltas)], ignore_index=True)
+        if any(len(w.deltas) for w in worlds)
+        else pd.DataFrame()
+    )
+
+    def m(col: str) -> float:
+        return float(v[col].mean()) if col in v else math.nan
+
+    rows: list[dict[str, Any]] = []
+
+    def add(
+        measure: str, value: float, reference: str, goal: str, met: bool | None, fmt: str = "{:.3f}"
+    ) -> None:
+        rows.append(
+            {
+                "measure": measure,
+                "govrisk": fmt.format(value) if np.isfinite(value) else "n/a",
+                "reference": reference,
+                "goal": goal,
+                "met": "n/a" if met is None else ("yes" if met else "NO"),
+            }
+        )
+
+    fp_p = m("audit_fp_precision_at_k")
+    add(
+        f"FP list precision@{k}",
+        fp_p,
+        f"base rate {m('audit_fp_base_rate'):.3f}; cleanlab {m('cleanlab_fp_precision_at_k'):.3f}",
+        ">= 0.90",
+        fp_p >= GOALS["fp_precision_at_k"],
+    )
+    fn_p, fn_base = m("audit_fn_precision_at_k"), m("audit_fn_base_rate")
+    lift = fn_p / fn_base if fn_base > 0 else math.nan
+    add(
+        f"FN list precision@{k}",
+        fn_p,
+        f"base rate {fn_base:.4f} (lift {lift:.1f}x); cleanlab "
+        f"{m('cleanlab_fn_precision_at_k'):.3f}",
+        ">= 6x base rate",
+        bool(lift >= GOALS["fn_precision_lift"]),
+    )
+    views, cl_views = m("audit_fn_violating_views_at_k"), m("cleanlab_fn_violating_views_at_k")
+    ratio = views / cl_views if cl_views > 0 else math.inf
+    add(
+        f"violating views in FN top {k}",
+        views,
+        f"cleanlab {cl_views:,.0f} ({ratio:.1f}x)",
+        ">= 5x cleanlab",
+        bool(ratio >= GOALS["views_vs_cleanlab"]),
+        fmt="{:,.0f}",
+    )
+    for source, label in (
+        ("simulator", f"simulator's {label_budget:,} labels"),
+        ("importance", f"govrisk importance sample of {label_budget:,}"),
+    ):
+        e = est[est["labels_from"] == source]
+        if not len(e):
+            continue
+        pe, re_ = float(e["precision_err"].mean()), float(e["recall_err"].mean())
+        add(
+            f"precision abs. error ({label})",
+            pe,
+            f"max {e['precision_err'].max():.3f}; within ±0.015: "
+            f"{(e['precision_err'] <= 0.015).mean():.0%} of {len(e)}",
+            "<= 0.015",
+            pe <= GOALS["precision_abs_error"],
+        )
+        add(
+            f"recall abs. error ({label})",
+            re_,
+            f"max {e['recall_err'].max():.3f}; within ±0.03: "
+            f"{(e['recall_err'] <= 0.03).mean():.0%}",
+            "<= 0.03",
+            re_ <= GOALS["recall_abs_error"],
+        )
+        cov = float(pd.concat([e["precision_covered"], e["recall_covered"]]).mean())
+        add(
+            f"95% CI coverage ({label})",
+            cov,
+            f"precision {e['precision_covered'].mean():.2f}, recall "
+            f"{e['recall_covered'].mean():.2f}",
+            ">= 0.90",
+            cov >= GOALS["coverage"],
+        )
+    for metric, target in (("precision_rmse", 0.015), ("recall_rmse", 0.03)):
+        needs = {}
+        for design in ("importance", "uniform"):
+            per_seed = [
+                budget_for(c[c["design"] == design], metric, target)
+                for _, c in curves.groupby("seed")
+            ]
+            needs[design] = float(np.exp(np.mean(np.log(per_seed))))
+        saving = 1.0 - needs["importance"] / needs["uniform"]
+        add(
+            f"labels for {metric.split('_')[0]} RMSE {target}",
+            needs["importance"],
+            f"uniform {needs['uniform']:,.0f} ({saving:.0%} fewer)",
+            ">= 40% fewer",
+            saving >= GOALS["label_savings"],
+            fmt="{:,.0f}",
+        )
+    share = float(defects["found"].mean()) if len(defects) else math.nan
+    add(
+        "planted defects in top-3 slices",
+        share,
+        ", ".join(f"{d}: {g['found'].mean():.0%}" for d, g in defects.groupby("defect")),
+        ">= 0.80",
+        share >= GOALS["defects_top3"] if np.isfinite(share) else None,
+    )
+    if len(deltas):
+        rel_fp = _rel_error(deltas["predicted_fp"], deltas["realised_fp"])
+        rel_fn = _rel_error(deltas["predicted_fn"], deltas["realised_fn"])
+        worst = float(pd.concat([rel_fp, rel_fn]).median())
+        detail = "; ".join(
+            f"{r.strategy} {r.kind}: FP {r.predicted_fp:+.0f}/{r.realised_fp:+.0f}, "
+            f"FN {r.predicted_fn:+.0f}/{r.realised_fn:+.0f}"
+            for r in deltas.itertuples()
+        )
+        add(
+            "ΔFP/ΔFN predicted vs realised (median rel. error)",
+            worst,
+            detail,
+            "<= 0.15",
+            worst <= GOALS["delta_rel_error"],
+        )
+    return pd.DataFrame(rows)
+
+
+def run_audit_eval(cfg: AuditEvalConfig, *, progress: ProgressFn | None = None) -> AuditEvalResult:
+    """Evaluate the audit on every seed and build the summary table (also written as files)."""
+    say = progress or (lambda _m: None)
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    worlds = [evaluate_world(seed, cfg, say) for seed in cfg.seeds]
+    table = summary_table(worlds, k=cfg.top_k, label_budget=cfg.label_budget)
+    paths = {"table": cfg.work_dir / "audit_eval.csv"}
+    table.to_csv(paths["table"], index=False)
+    for name in ("estimates", "defects", "deltas", "labels_needed"):
+        frames = [getattr(w, name) for w in worlds if len(getattr(w, name))]
+        if frames:
+            path = cfg.work_dir / f"{name}.csv"
+            pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+            paths[name] = path
+    values = pd.DataFrame([{"seed": w.seed, **w.values} for w in worlds])
+    paths["values"] = cfg.work_dir / "values.csv"
+    values.to_csv(paths["values"], index=False)
+    return AuditEvalResult(worlds=worlds, table=table, paths=paths)

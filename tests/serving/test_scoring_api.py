@@ -1,0 +1,452 @@
+"""Scoring API: scores match the bundle, every bad input is a 4xx, hot swap drops nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models.bundle import BundleError, ModelBundle
+from serving.model_store import ModelStore, parse_alias_uri
+from serving.scoring_api import BodySizeLimit, install, router
+from serving.settings import get_settings
+from tests.models.bundle_factory import make_frame, train_bundle
+
+MAX_BODY = 40_000
+
+
+@pytest.fixture(scope="module")
+def bundle() -> ModelBundle:
+    trained = train_bundle(*make_frame(500, seed=12), n_trees=25)
+    trained.threads = 1
+    return trained
+
+
+@pytest.fixture(scope="module")
+def other_bundle() -> ModelBundle:
+    frame, y = make_frame(500, seed=13)
+    trained = train_bundle(frame, y, n_trees=15, seed=3, calibration="platt")
+    trained.threads = 1
+    return trained
+
+
+def _app(store: ModelStore | None) -> FastAPI:
+    app = FastAPI()
+    app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY)
+    install(app, store)
+    return app
+
+
+@pytest.fixture(scope="module")
+def client(bundle: ModelBundle) -> Iterator[TestClient]:
+    with TestClient(_app(ModelStore.fixed(bundle, uri="models:/test/1"))) as c:
+        yield c
+
+
+def _items(n: int, *, seed: int = 20) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    frame, _ = make_frame(n, seed=seed)
+    items = []
+    for row in frame.to_dict("records"):
+        features = {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in row.items()
+            if k != "item_id"
+        }
+        features = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in features.items()}
+        items.append({"item_id": row["item_id"], "features": features})
+    return items, frame
+
+
+def test_scores_and_reasons_match_the_bundle(client: TestClient, bundle: ModelBundle) -> None:
+    items, frame = _items(12)
+    response = client.post("/v1/score", json={"items": items, "explain": 4})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    raw, probability = bundle.predict(frame)
+    assert [i["item_id"] for i in body["items"]] == frame["item_id"].tolist()
+    np.testing.assert_array_equal([i["raw_score"] for i in body["items"]], raw)
+    np.testing.assert_array_equal([i["probability"] for i in body["items"]], probability)
+    reasons = bundle.explain(frame, 4)
+    for got, want in zip(body["items"], reasons, strict=True):
+        assert [r["feature"] for r in got["reasons"]] == [r.feature for r in want]
+        assert [r["contribution"] for r in got["reasons"]] == [r.contribution for r in want]
+        assert all(r["description"] for r in got["reasons"])
+        assert got["risk_band"] in get_settings().risk_bands
+    assert body["model"]["fingerprint"] == bundle.fingerprint
+    assert body["model"]["entity"] == "listing"
+    plain = client.post("/v1/score", json={"items": items[:1], "explain": 0}).json()
+    assert plain["items"][0]["reasons"] == []
+
+
+def _valid(n: int = 1) -> dict[str, Any]:
+    return {"items": _items(n)[0], "explain": 2}
+
+
+def _with(change: dict[str, Any], *, drop: str | None = None) -> dict[str, Any]:
+    body = _valid()
+    body["items"][0]["features"].update(change)
+    if drop:
+        del body["items"][0]["features"][drop]
+    return body
+
+
+def _raw(text: str) -> dict[str, Any]:
+    return {"content": text, "headers": {"content-type": "application/json"}}
+
+
+BAD_INPUTS: list[tuple[str, dict[str, Any], int, list[Any]]] = [
+    (
+        "missing feature",
+        {"json": _with({}, drop="listing_price")},
+        422,
+        ["body", "items", 0, "features", "listing_price"],
+    ),
+    (
+        "number as text",
+        {"json": _with({"listing_price": "19.90"})},
+        422,
+        ["body", "items", 0, "features", "listing_price"],
+    ),
+    (
+        "category as number",
+        {"json": _with({"listing_category": 3})},
+        422,
+        ["body", "items", 0, "features", "listing_category"],
+    ),
+    (
+        "unknown category",
+        {"json": _with({"seller_verification": "gold"})},
+        422,
+        ["body", "items", 0, "features", "seller_verification"],
+    ),
+    (
+        "unknown feature",
+        {"json": _with({"listing_colour": "red"})},
+        422,
+        ["body", "items", 0, "features", "listing_colour"],
+    ),
+    (
+        "null where never missing",
+        {"json": _with({"seller_tenure_days": None})},
+        422,
+        ["body", "items", 0, "features", "seller_tenure_days"],
+    ),
+    (
+        "NaN literal",
+        _raw(json.dumps(_with({"listing_price": float("nan")}))),
+        422,
+        ["body", "items", 0, "features"],
+    ),
+    (
+        "Infinity literal",
+        _raw(json.dumps(_with({"listing_discount_depth": float("inf")}))),
+        422,
+        ["body", "items", 0, "features"],
+    ),
+    (
+        "list as value",
+        {"json": _with({"listing_price": [1, 2]})},
+        422,
+        ["body", "items", 0, "features"],
+    ),
+    (
+        "missing item_id",
+        {"json": {"items": [{"features": {}}]}},
+        422,
+        ["body", "items", 0, "item_id"],
+    ),
+    (
+        "empty item_id",
+        {"json": {"items": [{"item_id": "", "features": {}}]}},
+        422,
+        ["body", "items", 0, "item_id"],
+    ),
+    (
+        "numeric item_id",
+        {"json": {"items": [{"item_id": 7, "features": {}}]}},
+        422,
+        ["body", "items", 0, "item_id"],
+    ),
+    (
+        "neither features nor fields",
+        {"json": {"items": [{"item_id": "a"}]}},
+        422,
+        ["body", "items", 0],
+    ),
+    (
+        "both features and fields",
+        {"json": {"items": [{"item_id": "a", "features": {}, "fields": {}}]}},
+        422,
+        ["body", "items", 0],
+    ),
+    ("no items", {"json": {"items": []}}, 422, ["body", "items"]),
+    ("items not a list", {"json": {"items": {"item_id": "a"}}}, 422, ["body", "items"]),
+    ("unknown top-level key", {"json": {**_valid(), "priority": 1}}, 422, ["body", "priority"]),
+    ("explain too large", {"json": {**_valid(), "explain": 99}}, 422, ["body", "explain"]),
+    ("explain negative", {"json": {**_valid(), "explain": -1}}, 422, ["body", "explain"]),
+    ("explain as text", {"json": {**_valid(), "explain": "5"}}, 422, ["body", "explain"]),
+    ("too many items", {"json": {"items": [{"item_id": "a", "features": {}}] * 300}}, 422, ["body", "items"]),
+    ("body is a list", {"json": [1, 2]}, 422, ["body"]),
+    ("malformed JSON", _raw('{"items": [}'), 422, ["body"]),
+    ("empty body", _raw(""), 422, ["body"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "request_kwargs", "status", "loc"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS]
+)
+def test_bad_input_is_a_4xx_naming_the_field(
+    client: TestClient, case: str, request_kwargs: dict[str, Any], status: int, loc: list[Any]
+) -> None:
+    response = client.post("/v1/score", **request_kwargs)
+    assert response.status_code == status, (case, response.text)
+    detail = response.json()["detail"]
+    assert isinstance(detail, list) and detail, case
+    locations = [d["loc"] for d in detail]
+    assert any(list(found[: len(loc)]) == loc for found in locations), (case, locations)
+    assert all(d["msg"] for d in detail)
+
+
+def test_oversized_bodies_are_refused_with_413(client: TestClient) -> None:
+    items = _valid(1)["items"] * 200
+    body = json.dumps({"items": items}).encode()
+    assert len(body) > MAX_BODY
+    response = client.post("/v1/score", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "larger than" in response.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 4096):
+            yield body[start : start + 4096]
+
+    chunked = client.post(
+        "/v1/score", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert chunked.status_code == 413
+    small = json.dumps(_valid(1)).encode()
+    ok = client.post(
+        "/v1/score",
+        content=iter([small[:10], small[10:]]),
+        headers={"content-type": "application/json"},
+    )
+    assert ok.status_code == 200, ok.text
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=_json)
+def test_fuzzed_bodies_never_cause_a_server_error(client: TestClient, body: Any) -> None:
+    response = client.post(
+        "/v1/score", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert response.status_code in (200, 413, 422), response.text
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    feature=st.sampled_from(
+        ["listing_category", "listing_price", "seller_tenure_days", "listing_has_brand", "other"]
+    ),
+    value=_json,
+    explain=st.integers(-3, 30) | st.none(),
+)
+def test_fuzzed_values_in_a_valid_body_are_200_or_422(
+    client: TestClient, feature: str, value: Any, explain: int | None
+) -> None:
+    body = _valid(2)
+    body["items"][1]["features"][feature] = value
+    if explain is None:
+        del body["explain"]
+    else:
+        body["explain"] = explain
+    response = client.post(
+        "/v1/score", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert response.status_code in (200, 422), response.text
+    if response.status_code == 422:
+        assert all(d["loc"][0] == "body" for d in response.json()["detail"])
+
+
+def test_health_readiness_metrics_and_docs(client: TestClient, bundle: ModelBundle) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["model"]["fingerprint"] == bundle.fingerprint
+    client.post("/v1/score", json=_valid(3))
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert 'govrisk_score_requests_total{outcome="ok"}' in metrics.text
+    assert "govrisk_score_latency_seconds_bucket" in metrics.text
+    schema = client.get("/openapi.json").json()
+    assert "/v1/score" in schema["paths"]
+    body_schema = schema["paths"]["/v1/score"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    assert body_schema["title"] == "ScoreRequest"
+    assert "item_id" in body_schema["properties"]["items"]["items"]["properties"]
+    assert "$ref" not in json.dumps(body_schema)
+    detail = client.get("/v1/model").json()
+    assert detail["features"] == bundle.features
+    assert detail["categorical"]["seller_verification"] == ["basic", "none", "verified"]
+
+
+def test_not_ready_and_unconfigured_are_503() -> None:
+    waiting = ModelStore("models:/absent@champion", poll_seconds=0)
+    with TestClient(_app(waiting)) as c:
+        assert c.get("/readyz").status_code == 503
+        assert c.post("/v1/score", json=_valid()).status_code == 503
+        assert c.get("/healthz").status_code == 200
+    with TestClient(_app(None)) as c:
+        assert c.get("/readyz").status_code == 200
+        response = c.post("/v1/score", json=_valid())
+        assert response.status_code == 503 and "--model" in response.json()["detail"]
+
+
+class _Registry:
+    """A fake registry alias whose version the test moves, loading one of two bundles."""
+
+    def __init__(self, bundles: dict[str, ModelBundle]) -> None:
+        self.bundles = bundles
+        self.version = "1"
+        self.loads: list[str] = []
+
+    def resolve(self, name: str, alias: str) -> str:
+        assert (name, alias) == ("govrisk-listing-counterfeit", "champion")
+        return self.version
+
+    def load(self, uri: str) -> ModelBundle:
+        self.loads.append(uri)
+        version = uri.rsplit("/", 1)[1]
+        if version == "3":
+            raise BundleError("checksum mismatch")
+        time.sleep(0.05)  # a slow download: requests keep flowing meanwhile
+        return self.bundles[version]
+
+
+def test_store_follows_the_alias_and_survives_a_broken_version(
+    bundle: ModelBundle, other_bundle: ModelBundle
+) -> None:
+    registry = _Registry({"1": bundle, "2": other_bundle})
+    failures: list[Exception] = []
+    store = ModelStore(
+        "models:/govrisk-listing-counterfeit@champion",
+        poll_seconds=0,
+        loader=registry.load,
+        resolver=registry.resolve,
+        on_failure=failures.append,
+    )
+    assert parse_alias_uri(store.uri) == ("govrisk-listing-counterfeit", "champion")
+    store.start()
+    assert store.current.version == "1" and store.current.uri.endswith("/1")
+    assert store.refresh() is False, "same version: nothing to do"
+    registry.version = "3"
+    assert store.refresh() is False and store.current.version == "1"
+    assert len(failures) == 1
+    registry.version = "2"
+    assert store.refresh() is True
+    assert store.current.bundle is other_bundle
+    assert registry.loads == [
+        "models:/govrisk-listing-counterfeit/1",
+        "models:/govrisk-listing-counterfeit/3",
+        "models:/govrisk-listing-counterfeit/2",
+    ]
+
+
+def test_hot_swap_under_concurrent_requests_drops_nothing(
+    bundle: ModelBundle, other_bundle: ModelBundle
+) -> None:
+    import uvicorn
+
+    registry = _Registry({"1": bundle, "2": other_bundle})
+    store = ModelStore(
+        "models:/govrisk-listing-counterfeit@champion",
+        poll_seconds=0,
+        loader=registry.load,
+        resolver=registry.resolve,
+    )
+    store.start()
+    server = uvicorn.Server(
+        uvicorn.Config(_app(store), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    items, frame = _items(3, seed=30)
+    expected = {b.fingerprint: b.predict(frame)[1].tolist() for b in (bundle, other_bundle)}
+    results: list[tuple[int, str | None, list[float] | None]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            while not stop.is_set():
+                r = http.post("/v1/score", json={"items": items, "explain": 2})
+                if r.status_code != 200:
+                    results.append((r.status_code, None, None))
+                    continue
+                body = r.json()
+                results.append(
+                    (200, body["model"]["fingerprint"], [i["probability"] for i in body["items"]])
+                )
+
+    workers = [threading.Thread(target=hammer) for _ in range(4)]
+    try:
+        for w in workers:
+            w.start()
+        for version in ("2", "1", "2"):
+            time.sleep(0.3)
+            registry.version = version
+            assert store.refresh() is True
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=20)
+        server.should_exit = True
+        thread.join(timeout=20)
+    assert len(results) > 20
+    assert all(code == 200 for code, _, _ in results), {c for c, _, _ in results}
+    seen = {fp for _, fp, _ in results}
+    assert seen == set(expected), "both models served"
+    for _, fingerprint, probabilities in results:
+        assert fingerprint is not None
+        assert probabilities == expected[fingerprint], "a response mixed two models"
+    assert results[-1][1] == other_bundle.fingerprint
+
+
+def test_the_service_app_serves_scoring_routes(review_app: Any) -> None:
+    client = review_app.client
+    assert client.get("/healthz").status_code == 200
+    response = client.post("/v1/score", json=_valid())
+    assert response.status_code == 503
+    big = json.dumps({"items": _valid(1)["items"] * 5000})
+    assert len(big) > get_settings().max_body_bytes
+    refused = client.post("/v1/score", content=big, headers={"content-type": "application/json"})
+    assert refused.status_code == 413
