@@ -233,7 +233,7 @@ def estimate_errors(
     estimated: pd.DataFrame, true: pd.DataFrame, *, channel: str = "all"
 ) -> pd.DataFrame:
     """Per strategy: estimate, truth, absolute error and whether the interval covers it."""
-    keys = ["strategy", "channel"]
+    keys = ["strategy", "entity", "policy", "channel"]
     j = estimated.merge(true[[*keys, "precision", "recall"]], on=keys, suffixes=("", "_true"))
     j = j[(j["channel"] == channel) & (j["strategy"] != "*") & (j["n_actioned"] > 0)]
     out = pd.DataFrame(

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 data_app = typer.Typer(help="Check input tables against the data contract.", no_args_is_help=True)
@@ -119,7 +120,7 @@ def build(
             )
             progress.update(task, completed=len(JOB_STEPS), description="done")
     except (InputError, ContractError, ValueError) as err:
-        console.print(f"[red]{err}[/red]")
+        console.print(f"[red]{escape(str(err))}[/red]", soft_wrap=True)
         console.print("Nothing was written.")
         raise typer.Exit(1) from err
     summary = Table(title=f"Feature frames as of {result.build.as_of}")
@@ -130,7 +131,7 @@ def build(
         summary.add_row(ent.value, f"{len(frame):,}", str(frame.shape[1] - 1))
     console.print(summary)
     for path in result.paths:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", soft_wrap=True)
 
 
 @features_app.command("list")
@@ -151,7 +152,8 @@ def list_features(
         if entity is not None and ent.value != entity:
             continue
         table = Table(title=f"{ent.value} frame ({len(spec.features())} features)")
-        for column in ("feature", "kind", "unit", "set", "description"):
+        table.add_column("feature", no_wrap=True)
+        for column in ("kind", "unit", "set", "description"):
             table.add_column(column)
         for part in spec.parts:
             for feature in part.features():
@@ -223,7 +225,7 @@ def byo(
                 threads=threads,
             )
     except SpecError as err:
-        console.print(f"[red]{err}[/red]")
+        console.print(f"[red]{escape(str(err))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from err
     paths = write_dataset(dataset, out)
     summary = Table(title=f"{dataset_spec.name}: {dataset_spec.entity} features")
@@ -237,7 +239,7 @@ def byo(
     )
     console.print(summary)
     for path in paths:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -160,11 +160,16 @@ def _goes_left(
 
 
 @_jit()
-def _row_shap(
-    x: np.ndarray,
+def _tree_shap(
+    X: np.ndarray,
+    row: int,
     acc: np.ndarray,
+    acc_at: int,
     max_quad: int,
-    tree_info: np.ndarray,
+    first: int,
+    n_internal: int,
+    nq: int,
+    at_t: int,
     node_int: np.ndarray,
     node_real: np.ndarray,
     cat_words: np.ndarray,
@@ -173,98 +178,90 @@ def _row_shap(
     coef_at: np.ndarray,
     buf: np.ndarray,
 ) -> None:
-    """Add one row's SHAP terms to acc: lane q of feature f at f * max_quad + q.
+    """Add one tree's SHAP terms for X[row] to acc[acc_at + f * max_quad + q] (feature f, lane q).
 
     Indices are cast to unsigned so numba skips its negative-index wraparound code.
     """
-    for tree in range(tree_info.shape[0]):
-        t = np.uint64(tree)
-        first = tree_info[t, 0]
-        n_internal = tree_info[t, 1]
-        if n_internal == 0:
-            continue
-        nq = tree_info[t, 2]
-        at_t = tree_info[t, 3]
-        at_omt = at_t + nq
-        at_cold = at_t + 2 * nq
-        at_zero = at_t + 3 * nq
-        at_one = at_t + 4 * nq
-        for q in range(nq):
-            buf[np.uint64(q)] = 1.0
-        node_mask[np.uint64(0)] = -1
-        # Down: the path product at the quadrature nodes times each edge's ratio; positions
-        # >= n_internal are leaves.
-        for k in range(n_internal):
-            n = np.uint64(first + k)
-            feature = node_int[n, 0]
-            flags = node_int[n, 1]
-            left = _goes_left(
-                x[np.uint64(feature)], flags, node_real[n, 0], node_int[n, 5], cat_words
+    r = np.uint64(row)
+    at_omt = at_t + nq
+    at_cold = at_t + 2 * nq
+    at_zero = at_t + 3 * nq
+    at_one = at_t + 4 * nq
+    for q in range(nq):
+        buf[np.uint64(q)] = 1.0
+    node_mask[np.uint64(0)] = -1
+    # Down: the path product at the quadrature nodes times each edge's ratio; positions
+    # >= n_internal are leaves.
+    for k in range(n_internal):
+        n = np.uint64(first + k)
+        flags = node_int[n, 1]
+        left = _goes_left(
+            X[r, np.uint64(node_int[n, 0])], flags, node_real[n, 0], node_int[n, 5], cat_words
+        )
+        mask = node_mask[np.uint64(k)]
+        slot = (flags >> 8) & 0xFF
+        pos_l = node_int[n, 2]
+        pos_r = node_int[n, 3]
+        node_mask[np.uint64(pos_l)] = mask & ~((1 - left) << slot)
+        node_mask[np.uint64(pos_r)] = mask & ~(left << slot)
+        cover_l = node_real[n, 1]
+        cover_r = node_real[n, 2]
+        base = node_int[n, 4]
+        if flags >> 16 == 0:
+            # First split on the feature along the path: ratio z (1 - t) + o t, leaf value
+            # folded into z and o; the cold side's coefficient is the tree's -w / (1 - t).
+            a_l, vec_a_l, b_l = cover_l, at_omt, node_real[n, 3] * left
+            a_r, vec_a_r, b_r = cover_r, at_omt, node_real[n, 4] * (1 - left)
+            vec_b = at_t
+            coef_l = base if left else at_cold
+            coef_r = at_cold if left else base + nq
+        elif (mask >> slot) & 1:
+            # Repeated feature, still satisfied: tabulated hot/cold ratio and coefficient.
+            a_l, vec_a_l, b_l = 1.0, base + (1 - left) * 2 * nq, 0.0
+            a_r, vec_a_r, b_r = 1.0, base + (2 + left) * 2 * nq, 0.0
+            vec_b = at_zero
+            coef_l = vec_a_l + nq
+            coef_r = vec_a_r + nq
+        else:
+            # Already failed higher up: rescale by z_e / z_p, contribute nothing.
+            a_l, vec_a_l, b_l = cover_l, at_one, 0.0
+            a_r, vec_a_r, b_r = cover_r, at_one, 0.0
+            vec_b = at_zero
+            coef_l = at_zero
+            coef_r = at_zero
+        coef_at[np.uint64(2 * k)] = coef_l
+        coef_at[np.uint64(2 * k + 1)] = coef_r
+        src = k * nq
+        dst_l = pos_l * nq
+        dst_r = pos_r * nq
+        for qb in range(0, nq, LANES):
+            _down4(buf, dst_l + qb, buf, src + qb, edge_table, vec_a_l + qb, vec_b + qb, a_l, b_l)
+            _down4(buf, dst_r + qb, buf, src + qb, edge_table, vec_a_r + qb, vec_b + qb, a_r, b_r)
+    # Up: sum the children's leaf polynomials; each edge adds coefficient * sum to its feature.
+    for k in range(n_internal - 1, -1, -1):
+        n = np.uint64(first + k)
+        src_l = node_int[n, 2] * nq
+        src_r = node_int[n, 3] * nq
+        coef_l = coef_at[np.uint64(2 * k)]
+        coef_r = coef_at[np.uint64(2 * k + 1)]
+        dst = k * nq
+        lane = acc_at + node_int[n, 0] * max_quad
+        for qb in range(0, nq, LANES):
+            _up4(
+                buf,
+                src_l + qb,
+                src_r + qb,
+                dst + qb,
+                edge_table,
+                coef_l + qb,
+                coef_r + qb,
+                acc,
+                lane + qb,
             )
-            mask = node_mask[np.uint64(k)]
-            slot = (flags >> 8) & 0xFF
-            pos_l = node_int[n, 2]
-            pos_r = node_int[n, 3]
-            node_mask[np.uint64(pos_l)] = mask & ~((1 - left) << slot)
-            node_mask[np.uint64(pos_r)] = mask & ~(left << slot)
-            cover_l = node_real[n, 1]
-            cover_r = node_real[n, 2]
-            base = node_int[n, 4]
-            if flags >> 16 == 0:
-                # First split on the feature along the path: ratio z (1 - t) + o t, leaf value
-                # folded into z and o; the cold side's coefficient is the tree's -w / (1 - t).
-                a_l, vec_a_l, b_l = cover_l, at_omt, node_real[n, 3] * left
-                a_r, vec_a_r, b_r = cover_r, at_omt, node_real[n, 4] * (1 - left)
-                vec_b = at_t
-                coef_l = base if left else at_cold
-                coef_r = at_cold if left else base + nq
-            elif (mask >> slot) & 1:
-                # Repeated feature, still satisfied: tabulated hot/cold ratio and coefficient.
-                a_l, vec_a_l, b_l = 1.0, base + (1 - left) * 2 * nq, 0.0
-                a_r, vec_a_r, b_r = 1.0, base + (2 + left) * 2 * nq, 0.0
-                vec_b = at_zero
-                coef_l = vec_a_l + nq
-                coef_r = vec_a_r + nq
-            else:
-                # Already failed higher up: rescale by z_e / z_p, contribute nothing.
-                a_l, vec_a_l, b_l = cover_l, at_one, 0.0
-                a_r, vec_a_r, b_r = cover_r, at_one, 0.0
-                vec_b = at_zero
-                coef_l = at_zero
-                coef_r = at_zero
-            coef_at[np.uint64(2 * k)] = coef_l
-            coef_at[np.uint64(2 * k + 1)] = coef_r
-            src = k * nq
-            dst_l = pos_l * nq
-            dst_r = pos_r * nq
-            for qb in range(0, nq, LANES):
-                _down4(
-                    buf, dst_l + qb, buf, src + qb, edge_table, vec_a_l + qb, vec_b + qb, a_l, b_l
-                )
-                _down4(
-                    buf, dst_r + qb, buf, src + qb, edge_table, vec_a_r + qb, vec_b + qb, a_r, b_r
-                )
-        # Up: sum the children's leaf polynomials; each edge adds coefficient * sum to its feature.
-        for k in range(n_internal - 1, -1, -1):
-            n = np.uint64(first + k)
-            src_l = node_int[n, 2] * nq
-            src_r = node_int[n, 3] * nq
-            coef_l = coef_at[np.uint64(2 * k)]
-            coef_r = coef_at[np.uint64(2 * k + 1)]
-            dst = k * nq
-            lane = node_int[n, 0] * max_quad
-            for qb in range(0, nq, LANES):
-                _up4(
-                    buf,
-                    src_l + qb,
-                    src_r + qb,
-                    dst + qb,
-                    edge_table,
-                    coef_l + qb,
-                    coef_r + qb,
-                    acc,
-                    lane + qb,
-                )
+
+
+# Rows explained together tree by tree, so a tree's nodes and table stay in L1 across rows.
+BLOCK_ROWS = 16
 
 
 @_jit()
@@ -280,32 +277,46 @@ def shap_rows(
     edge_table: np.ndarray,
 ) -> None:
     """Write the SHAP values of every row of X (n_rows, n_features) into out (same shape)."""
-    n_features = X.shape[1]
+    n_rows, n_features = X.shape
     size = 2 * max(max_nodes, 1) + 1
     node_mask = np.empty(size, dtype=np.int64)
     coef_at = np.empty(2 * size, dtype=np.int64)
     buf = np.empty(size * max_quad, dtype=np.float64)
-    acc = np.empty(n_features * max_quad, dtype=np.float64)
-    for row in range(X.shape[0]):
+    stride = n_features * max_quad
+    acc = np.empty(min(n_rows, BLOCK_ROWS) * stride, dtype=np.float64)
+    for start in range(0, n_rows, BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, n_rows)
         acc[:] = 0.0
-        _row_shap(
-            X[row],
-            acc,
-            max_quad,
-            tree_info,
-            node_int,
-            node_real,
-            cat_words,
-            edge_table,
-            node_mask,
-            coef_at,
-            buf,
-        )
-        for f in range(n_features):
-            total = 0.0
-            for q in range(max_quad):
-                total += acc[f * max_quad + q]
-            out[row, f] = total
+        for tree in range(tree_info.shape[0]):
+            n_internal = tree_info[tree, 1]
+            if n_internal == 0:
+                continue
+            for row in range(start, stop):
+                _tree_shap(
+                    X,
+                    row,
+                    acc,
+                    (row - start) * stride,
+                    max_quad,
+                    tree_info[tree, 0],
+                    n_internal,
+                    tree_info[tree, 2],
+                    tree_info[tree, 3],
+                    node_int,
+                    node_real,
+                    cat_words,
+                    edge_table,
+                    node_mask,
+                    coef_at,
+                    buf,
+                )
+        for row in range(start, stop):
+            at = (row - start) * stride
+            for f in range(n_features):
+                total = 0.0
+                for q in range(max_quad):
+                    total += acc[at + f * max_quad + q]
+                out[row, f] = total
 
 
 @_jit()

@@ -36,11 +36,11 @@ multiple of 4 (more nodes stay exact) so the inner loops vectorize.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,6 +49,7 @@ from models import _treeshap_kernels as _kernels
 
 _MAX_PATH_FEATURES = 62
 _CATEGORICAL = 1
+_MISSING_NONE = 0
 _MISSING_ZERO = 1
 _MISSING_NAN = 2
 
@@ -197,10 +198,13 @@ def _parse_tree(fields: dict[str, str], index: int) -> _Tree:
     return tree
 
 
+@cache
 def _quadrature(n_points: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Gauss-Legendre nodes and weights on [0, 1]."""
+    """Gauss-Legendre nodes and weights on [0, 1] (read-only, cached)."""
     x, w = np.polynomial.legendre.leggauss(n_points)
-    return (x + 1.0) / 2.0, w / 2.0
+    t, weights = (x + 1.0) / 2.0, w / 2.0
+    t.flags.writeable = weights.flags.writeable = False
+    return t, weights
 
 
 @dataclass
@@ -255,7 +259,7 @@ def _tree_layout(tree: _Tree, index: int) -> _TreeLayout:
     return _TreeLayout(slot, z_prev, cover_ratio, scale, max_path_features)
 
 
-def _tree_table(layout: _TreeLayout, n_quad: int) -> tuple[NDArray[np.float64], list[int]]:
+def _tree_table(layout: _TreeLayout, n_quad: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """The tree's slice of `edge_table` and each internal node's offset within it.
 
     Header: t, 1 - t, the cold coefficient -w / (1 - t), zeros, ones (n_quad values each).
@@ -266,46 +270,47 @@ def _tree_table(layout: _TreeLayout, n_quad: int) -> tuple[NDArray[np.float64], 
     t, w = _quadrature(n_quad)
     omt = 1.0 - t
     header = np.concatenate([t, omt, -w / omt, np.zeros(n_quad), np.ones(n_quad)])
-    parts: list[NDArray[np.float64]] = [header]
-    offsets: list[int] = []
-    size = header.size
-    for node in range(layout.slot.shape[0]):
-        z_e = layout.cover_ratio[node][:, None]  # (side, 1)
-        scale = layout.scale[node][:, None]
-        if np.isnan(layout.z_prev[node]):
-            block = (w * (1.0 - z_e) / (z_e * omt + t)).ravel()
-        else:
-            z_p = layout.z_prev[node]
-            z_e = z_e * z_p  # LightGBM: hot_zero_fraction * incoming_zero_fraction
-            g_prev = z_p * omt + t
-            prev_term = (1.0 - z_p) / g_prev
-            g_hot = z_e * omt + t
-            blocks = np.empty((2, 4, n_quad))
-            blocks[:, 0] = g_hot / g_prev * scale
-            blocks[:, 1] = w * ((1.0 - z_e) / g_hot - prev_term)
-            blocks[:, 2] = z_e * omt / g_prev * scale
-            blocks[:, 3] = w * (-1.0 / omt - prev_term)
-            block = blocks.ravel()
-        offsets.append(size)
-        parts.append(block)
-        size += block.size
-    return np.concatenate(parts), offsets
+    repeat = ~np.isnan(layout.z_prev)
+    sizes = np.where(repeat, 8 * n_quad, 2 * n_quad)
+    offsets = header.size + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    table = np.empty(header.size + int(sizes.sum()))
+    table[: header.size] = header
+    z_p = np.where(repeat, layout.z_prev, 1.0)[:, None, None]  # (node, 1, 1)
+    z_e = layout.cover_ratio[:, :, None] * z_p  # LightGBM: hot_zero_fraction * incoming
+    g_hot = z_e * omt + t  # (node, side, q)
+    first = ~repeat
+    hot = w * (1.0 - z_e[first]) / g_hot[first]
+    table[offsets[first, None] + np.arange(2 * n_quad)] = hot.reshape(-1, 2 * n_quad)
+    if repeat.any():
+        z_p, z_e, g_hot = z_p[repeat], z_e[repeat], g_hot[repeat]
+        scale = layout.scale[repeat][:, :, None]
+        g_prev = z_p * omt + t
+        prev_term = (1.0 - z_p) / g_prev
+        blocks = np.empty((int(repeat.sum()), 2, 4, n_quad))
+        blocks[:, :, 0] = g_hot / g_prev * scale
+        blocks[:, :, 1] = w * ((1.0 - z_e) / g_hot - prev_term)
+        blocks[:, :, 2] = z_e * omt / g_prev * scale
+        blocks[:, :, 3] = w * (-1.0 / omt - prev_term)
+        table[offsets[repeat, None] + np.arange(8 * n_quad)] = blocks.reshape(-1, 8 * n_quad)
+    return table, offsets
 
 
-def _node_code(decision_type: int, threshold: float) -> int:
-    """Re-encode LightGBM's decision_type for the branch-free decision of the kernels."""
-    if decision_type & _CATEGORICAL:
-        return _kernels.CODE_CATEGORICAL
-    default_left = bool(decision_type & 2)
+def _node_codes(
+    decision_type: NDArray[np.int64], threshold: NDArray[np.float64]
+) -> NDArray[np.int64]:
+    """Re-encode LightGBM's decision_type for the branch-free decisions of the kernels.
+
+    Where NaN goes: the default side for missing type NaN or Zero, else where 0.0 goes (NaN is
+    read as 0.0). Where zero goes: the default side for missing type Zero, else `0 <= threshold`.
+    """
+    categorical = (decision_type & _CATEGORICAL) != 0
+    default_left = (decision_type & 2) != 0
     missing_type = (decision_type >> 2) & 3
     zero_goes_left = threshold >= 0.0
-    if missing_type == _MISSING_ZERO:
-        nan_left, zero_left = default_left, default_left
-    elif missing_type == _MISSING_NAN:
-        nan_left, zero_left = default_left, zero_goes_left
-    else:  # None: NaN is read as 0.0
-        nan_left, zero_left = zero_goes_left, zero_goes_left
-    return _kernels.CODE_NAN_LEFT * nan_left + _kernels.CODE_ZERO_LEFT * zero_left
+    nan_left = np.where(missing_type == _MISSING_NONE, zero_goes_left, default_left)
+    zero_left = np.where(missing_type == _MISSING_ZERO, default_left, zero_goes_left)
+    codes = _kernels.CODE_NAN_LEFT * nan_left + _kernels.CODE_ZERO_LEFT * zero_left
+    return np.where(categorical, _kernels.CODE_CATEGORICAL, codes).astype(np.int64)
 
 
 def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsemble:
@@ -332,10 +337,10 @@ def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsembl
             )
         max_path_features = max(max_path_features, layout.max_path_features)
         # ceil(D / 2) nodes are exact for degree D - 1; pad to a multiple of 4 lanes.
-        n_quad = 4 * (((layout.max_path_features + 1) // 2 + 3) // 4)
+        n_quad = 4 * max(1, ((layout.max_path_features + 1) // 2 + 3) // 4)
         table, offsets = _tree_table(layout, n_quad)
         ints, reals = _tree_nodes(tree, index, layout, n_features, len(cat_words))
-        ints[:, 4] = table_size + np.asarray(offsets, dtype=np.int64)
+        ints[:, 4] = table_size + offsets
         tree_info.append((n_nodes, n_internal, n_quad, table_size))
         tree_leaf_start.append(len(leaf_value))
         node_int.append(ints)
@@ -369,29 +374,26 @@ def _tree_nodes(
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """`node_int` rows (table offsets left 0) and `node_real` rows of one tree."""
     n_internal = tree.num_leaves - 1
-    ints = np.zeros((n_internal, len(INT_COLUMNS)), dtype=np.int64)
-    reals = np.zeros((n_internal, len(REAL_COLUMNS)))
-    for node in range(n_internal):
-        feature = tree.split_feature[node]
-        if not 0 <= feature < n_features:
-            raise ModelFormatError(f"tree {index} node {node}: feature {feature} out of range")
-        decision_type = tree.decision_type[node]
-        cat = 0
-        if decision_type & _CATEGORICAL:
-            cat_idx = int(tree.threshold[node])
-            if not 0 <= cat_idx < len(tree.cat_boundaries) - 1:
-                raise ModelFormatError(f"tree {index} node {node}: bitset {cat_idx} is missing")
-            lo, hi = tree.cat_boundaries[cat_idx], tree.cat_boundaries[cat_idx + 1]
-            cat = (word_offset + lo) | ((hi - lo) << 32)
-        repeat = not np.isnan(layout.z_prev[node])
-        flags = _node_code(decision_type, tree.threshold[node])
-        flags |= int(layout.slot[node]) << 8 | int(repeat) << 16
-        children = (tree.left_child[node], tree.right_child[node])
-        positions = [c if c >= 0 else n_internal + ~c for c in children]
-        ints[node] = (feature, flags, positions[0], positions[1], 0, cat)
-        cover = layout.cover_ratio[node] * layout.scale[node]
-        reals[node] = (tree.threshold[node], cover[0], cover[1], *layout.scale[node])
-    return ints, reals
+    feature = np.asarray(tree.split_feature, dtype=np.int64)
+    if ((feature < 0) | (feature >= n_features)).any():
+        raise ModelFormatError(f"tree {index}: split feature out of range 0..{n_features - 1}")
+    decision_type = np.asarray(tree.decision_type, dtype=np.int64)
+    threshold = np.asarray(tree.threshold, dtype=np.float64)
+    repeat = ~np.isnan(layout.z_prev)
+    flags = _node_codes(decision_type, threshold) | layout.slot << 8 | repeat.astype(np.int64) << 16
+    children = np.asarray([tree.left_child, tree.right_child], dtype=np.int64).reshape(2, -1)
+    positions = np.where(children >= 0, children, n_internal + ~children)
+    cat = np.zeros(n_internal, dtype=np.int64)
+    for node in np.flatnonzero(decision_type & _CATEGORICAL):
+        cat_idx = int(threshold[node])
+        if not 0 <= cat_idx < len(tree.cat_boundaries) - 1:
+            raise ModelFormatError(f"tree {index} node {node}: bitset {cat_idx} is missing")
+        lo, hi = tree.cat_boundaries[cat_idx], tree.cat_boundaries[cat_idx + 1]
+        cat[node] = (word_offset + lo) | ((hi - lo) << 32)
+    ints = np.stack([feature, flags, positions[0], positions[1], np.zeros_like(cat), cat], axis=1)
+    cover = layout.cover_ratio * layout.scale
+    reals = np.column_stack([threshold, cover, layout.scale]).reshape(n_internal, -1)
+    return ints.reshape(n_internal, len(INT_COLUMNS)), reals
 
 
 def _tree_expected_value(tree: _Tree) -> float:

@@ -562,6 +562,8 @@ def _clear_output(output_dir: Path) -> None:
     if quarantine.is_dir():
         for part in quarantine.glob("part-*.parquet"):
             part.unlink()
+        if not any(quarantine.iterdir()):
+            quarantine.rmdir()
     (output_dir / MANIFEST_NAME).unlink(missing_ok=True)
 
 

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 _ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/@]+)/?$")
 _VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)/?$")
+_FIRST_RETRY_SECONDS = 5.0
+_MAX_RETRY_SECONDS = 300.0
 
 
 class ModelNotReadyError(RuntimeError):
@@ -108,15 +110,18 @@ class ModelStore:
         """(name, alias) when the store follows a registry alias."""
         return parse_alias_uri(self.uri)
 
-    def start(self) -> None:
-        """Load the model now, then follow the alias in a background thread."""
-        if self._current is None:
+    def start(self, *, block: bool = True) -> None:
+        """Load the model, then follow the alias in a background thread.
+
+        With `block` the first load happens now and its failure raises; without it the
+        background thread retries the first load with growing pauses until it succeeds.
+        """
+        if block and self._current is None:
             self.refresh()
-        if self.alias is not None and self.poll_seconds > 0 and self._thread is None:
+        follow = self.alias is not None and self.poll_seconds > 0
+        if self._thread is None and (follow or self._current is None):
             self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._poll, name="govrisk-model-poll", daemon=True
-            )
+            self._thread = threading.Thread(target=self._run, name="govrisk-model", daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -176,7 +181,17 @@ class ModelStore:
             return match["name"], match["version"], self.uri
         return None, None, self.uri
 
-    def _poll(self) -> None:
+    def _run(self) -> None:
+        delay = _FIRST_RETRY_SECONDS
+        while self._current is None and not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("could not load model %s; retrying in %.0fs", self.uri, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, _MAX_RETRY_SECONDS)
+        if self.alias is None or self.poll_seconds <= 0:
+            return
         while not self._stop.wait(self.poll_seconds):
             try:
                 self.refresh()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -26,6 +27,7 @@ from governance.review import (
     queue,
     users,
 )
+from governance.review.db import begin_write
 from governance.review.errors import InvalidInputError
 from governance.review.orm import User
 from governance.review.vocabulary import (
@@ -65,8 +67,8 @@ _HOME = {
     Role.ML_ENGINEER: "/dashboard",
     Role.ADMIN: "/queue",
 }
+#: A form field.
 Text = Annotated[str, Form()]
-OptionalText = Annotated[str, Form()]
 
 
 @lru_cache(maxsize=1)
@@ -144,9 +146,10 @@ def login(
     _csrf: CsrfChecked,
     username: Text,
     password: Text,
-    next: OptionalText = "",
+    next: Text = "",
 ) -> Response:
     """Check the password and start a signed session (a fresh CSRF token too)."""
+    begin_write(session)
     user = users.authenticate(session, username.strip(), password)
     if user is None:
         session.rollback()
@@ -220,6 +223,7 @@ def claim_page(
     request: Request, session: SessionDep, state: StateDep, user: PageModerator, _csrf: CsrfChecked
 ) -> Response:
     """Lease the next item and open it."""
+    begin_write(session)
     claim = queue.claim_next(session, user, lease_seconds=state.settings.lease_seconds)
     session.commit()
     if claim is None:
@@ -270,10 +274,11 @@ def verdict_page(
     _csrf: CsrfChecked,
     verdict: Text,
     client_key: Text,
-    confidence: OptionalText = Confidence.HIGH.value,
-    note: OptionalText = "",
+    confidence: Text = Confidence.HIGH.value,
+    note: Text = "",
 ) -> Response:
     """Record the verdict, then claim and open the next item."""
+    begin_write(session)
     outcome = queue.submit_verdict(
         session,
         user,
@@ -286,6 +291,7 @@ def verdict_page(
     session.commit()
     label = verdict.replace("_", " ")
     _flash(request, f"Item {outcome.verdict.queue_item_id} judged {label}.", "ok")
+    begin_write(session)
     claim = queue.claim_next(session, user, lease_seconds=state.settings.lease_seconds)
     session.commit()
     if claim is None:
@@ -299,6 +305,7 @@ def release_page(
     request: Request, item_pk: int, session: SessionDep, user: PageModerator, _csrf: CsrfChecked
 ) -> Response:
     """Give the item back unjudged."""
+    begin_write(session)
     queue.release(session, user, item_pk)
     session.commit()
     _flash(request, f"Item {item_pk} released back to the queue.")
@@ -314,10 +321,11 @@ def escalate_item_page(
     user: PageAnyUser,
     _csrf: CsrfChecked,
     title: Text,
-    priority: OptionalText = EscalationPriority.MEDIUM.value,
-    description: OptionalText = "",
+    priority: Text = EscalationPriority.MEDIUM.value,
+    description: Text = "",
 ) -> Response:
     """Escalate the item; it leaves the queue until the case is resolved."""
+    begin_write(session)
     escalation = escalations.create(
         session,
         user,
@@ -337,8 +345,11 @@ def escalate_item_page(
 
 
 @router.get("/escalations")
-def escalations_page(request: Request, session: SessionDep, user: PageAnyUser) -> HTMLResponse:
+def escalations_page(
+    request: Request, session: SessionDep, state: StateDep, user: PageAnyUser
+) -> HTMLResponse:
     """The escalations board: one column per state, breached SLAs marked."""
+    begin_write(session)
     now = utcnow()
     escalations.flag_breaches(session, now=now)
     session.commit()
@@ -351,12 +362,8 @@ def escalations_page(request: Request, session: SessionDep, user: PageAnyUser) -
         session=session,
         columns=columns,
         priorities=list(EscalationPriority),
-        strategy_ids=sorted(strategy_scopes(_store(request))),
+        strategy_ids=sorted(strategy_scopes(state.store)),
     )
-
-
-def _store(request: Request) -> Any:
-    return request.app.state.review.store
 
 
 @router.post("/escalations")
@@ -368,10 +375,11 @@ def create_strategy_escalation_page(
     _csrf: CsrfChecked,
     title: Text,
     strategy_id: Text,
-    priority: OptionalText = EscalationPriority.MEDIUM.value,
-    description: OptionalText = "",
+    priority: Text = EscalationPriority.MEDIUM.value,
+    description: Text = "",
 ) -> Response:
     """Raise a case about a strategy."""
+    begin_write(session)
     escalation = escalations.create(
         session,
         user,
@@ -393,7 +401,9 @@ def escalation_page(
 ) -> HTMLResponse:
     """One case: details, allowed moves, history and comments."""
     escalation = escalations.get(session, user, escalation_id)
-    assignable = session.query(User).filter(User.is_active).order_by(User.username).all()
+    assignable = session.scalars(
+        sa.select(User).where(User.is_active).order_by(User.username)
+    ).all()
     return render(
         request,
         "escalation.html",
@@ -414,10 +424,11 @@ def transition_page(
     user: PageAnyUser,
     _csrf: CsrfChecked,
     to_state: Text,
-    assignee_id: OptionalText = "",
-    resolution: OptionalText = "",
+    assignee_id: Text = "",
+    resolution: Text = "",
 ) -> Response:
     """Move the case."""
+    begin_write(session)
     escalations.transition(
         session,
         user,
@@ -441,6 +452,7 @@ def comment_page(
     body: Text,
 ) -> Response:
     """Comment on the case."""
+    begin_write(session)
     del request
     escalations.comment(session, user, escalation_id, body)
     session.commit()
@@ -468,6 +480,7 @@ def read_notification_page(
     _csrf: CsrfChecked,
 ) -> Response:
     """Mark a notification read."""
+    begin_write(session)
     del request
     escalations.mark_read(session, user, notification_id)
     session.commit()
@@ -564,6 +577,7 @@ def decide_page(
     reason: Text,
 ) -> Response:
     """Accept (writes a shadow version) or reject the suggestion."""
+    begin_write(session)
     if decision not in ("accept", "reject"):
         _flash(request, "Choose accept or reject.", "error")
         return _redirect(f"/suggestions/{suggestion_pk}")
@@ -624,6 +638,7 @@ def version_status_page(
     status: Text,
 ) -> Response:
     """Promote a shadow version (retiring the active one) or retire a version."""
+    begin_write(session)
     if status not in (StrategyStatus.ACTIVE.value, StrategyStatus.RETIRED.value):
         raise InvalidInputError(f"status: choose active or retired, got {status!r}")
     approvals.set_version_status(

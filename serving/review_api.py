@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 import pandas as pd
+import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from features.vocabulary import StrategyStatus
@@ -18,6 +19,7 @@ from governance.review import (
     queue,
     users,
 )
+from governance.review.db import begin_write
 from governance.review.orm import Escalation, QueueItem, User, Verdict
 from governance.review.strategy_store import StrategyStore
 from governance.review.vocabulary import EscalationState, QueueStatus, utcnow
@@ -191,6 +193,7 @@ def _metric(row: dashboard.MetricRow) -> MetricPublic:
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenIssued)
 def create_token(body: TokenCreate, session: SessionDep) -> TokenIssued:
     """Exchange a username and password for an API token (no token needed to call this)."""
+    begin_write(session)
     user = users.authenticate(session, body.username, body.password)
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown username or wrong password")
@@ -215,12 +218,13 @@ def me(user: AnyUser) -> UserPublic:
 def list_users(session: SessionDep, admin: Admin) -> list[UserPublic]:
     """Every user."""
     del admin
-    return [user_public(u) for u in session.query(User).order_by(User.username)]
+    return [user_public(u) for u in session.scalars(sa.select(User).order_by(User.username))]
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
 def create_user(body: UserCreate, session: SessionDep, admin: Admin) -> UserPublic:
     """Create a user."""
+    begin_write(session)
     team = users.team_by_name(session, body.team) if body.team else None
     user = users.create_user(
         session,
@@ -267,6 +271,7 @@ def queue_stats(session: SessionDep, user: AnyUser) -> QueueStatsPublic:
 )
 def claim(session: SessionDep, state: StateDep, user: Moderator) -> ClaimPublic | Response:
     """Lease the next item (or renew the caller's current one); 204 when the queue is empty."""
+    begin_write(session)
     result = queue.claim_next(session, user, lease_seconds=state.settings.lease_seconds)
     session.commit()
     if result is None:
@@ -288,6 +293,7 @@ def get_item(item_pk: int, session: SessionDep, user: AnyUser) -> QueueItemPubli
 @router.post("/queue/items/{item_pk}/release", response_model=QueueItemPublic)
 def release_item(item_pk: int, session: SessionDep, user: Moderator) -> QueueItemPublic:
     """Give a held item back unjudged."""
+    begin_write(session)
     item = queue.release(session, user, item_pk)
     session.commit()
     return item_public(item)
@@ -303,6 +309,7 @@ def submit_verdict(
     item_pk: int, body: VerdictCreate, response: Response, session: SessionDep, user: Moderator
 ) -> VerdictPublic:
     """Record the caller's verdict on an item they hold (201; 200 for an idempotent replay)."""
+    begin_write(session)
     outcome = queue.submit_verdict(
         session,
         user,
@@ -324,6 +331,7 @@ def ingest_flags(
     body: FlagsIngest, session: SessionDep, state: StateDep, user: Engineer
 ) -> IngestReportPublic:
     """Queue flags (rows of flags.parquet), de-duplicated by (entity, item_id, policy)."""
+    begin_write(session)
     if len(body.rows) > state.settings.max_ingest_rows:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
@@ -356,6 +364,7 @@ def list_escalations(
     state: Annotated[list[EscalationState] | None, Query()] = None,
 ) -> list[EscalationPublic]:
     """Cases the caller may see, earliest due first; newly breached SLAs are flagged first."""
+    begin_write(session)
     now = utcnow()
     escalations.flag_breaches(session, now=now)
     session.commit()
@@ -368,6 +377,7 @@ def create_escalation(
     body: EscalationCreate, session: SessionDep, app_state: StateDep, user: AnyUser
 ) -> EscalationPublic:
     """Raise a case about an item (it leaves the queue until resolved) or a strategy."""
+    begin_write(session)
     sla = {p: app_state.settings.sla_hours(p.value) for p in escalations.DEFAULT_SLA_HOURS}
     escalation = escalations.create(
         session,
@@ -403,6 +413,7 @@ def transition_escalation(
     escalation_id: int, body: EscalationTransition, session: SessionDep, user: AnyUser
 ) -> EscalationDetail:
     """Move a case along its workflow (who may do which move depends on their part in it)."""
+    begin_write(session)
     escalation = escalations.transition(
         session,
         user,
@@ -424,6 +435,7 @@ def comment_escalation(
     escalation_id: int, body: CommentCreate, session: SessionDep, user: AnyUser
 ) -> EscalationDetail:
     """Comment on a case."""
+    begin_write(session)
     escalations.comment(session, user, escalation_id, body.body)
     session.commit()
     return _detail(session, escalations.get(session, user, escalation_id))
@@ -443,6 +455,7 @@ def read_notification(
     notification_id: int, session: SessionDep, user: AnyUser
 ) -> NotificationPublic:
     """Mark a notification read."""
+    begin_write(session)
     note = escalations.mark_read(session, user, notification_id)
     session.commit()
     return NotificationPublic.model_validate(note)
@@ -463,6 +476,7 @@ def ingest_suggestions(
     body: SuggestionsIngest, session: SessionDep, user: Engineer
 ) -> SuggestionIngestPublic:
     """Put suggestions (rows of suggestions.parquet) up for review."""
+    begin_write(session)
     df = pd.DataFrame([r.model_dump() for r in body.rows])
     report = approvals.ingest_suggestions(session, df, source=body.source, actor=user)
     session.commit()
@@ -485,6 +499,7 @@ def decide_suggestion(
     user: Manager,
 ) -> SuggestionDecisionPublic:
     """Accept (writes the next version in shadow status) or reject a suggestion."""
+    begin_write(session)
     decision = approvals.decide(
         session,
         user,
@@ -529,6 +544,7 @@ def change_version_status(
     user: Manager,
 ) -> list[StrategyVersionPublic]:
     """Promote a shadow version to active (retiring the old one) or retire a version."""
+    begin_write(session)
     approvals.set_version_status(
         session,
         user,

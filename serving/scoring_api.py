@@ -10,7 +10,6 @@ categories, missing or non-finite values (422), too many items (422), oversized 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -224,25 +223,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ScoringState(store=make_store(uri) if uri else None)
         app.state.scoring = state
     store = state.store
-    if store is not None and not store.ready:
-        threading.Thread(target=_start_store, args=(store,), daemon=True).start()
+    if store is not None:
+        # Load in the background: the rest of the service starts at once and /readyz says
+        # when scoring can begin.
+        store.start(block=False)
     try:
         yield
     finally:
         if store is not None:
             store.stop()
-
-
-def _start_store(store: ModelStore) -> None:
-    delay = 5.0
-    while True:
-        try:
-            store.start()
-            return
-        except Exception:
-            log.exception("could not load model %s; retrying in %.0fs", store.uri, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 300.0)
 
 
 async def get_store(request: Request) -> ModelStore:

@@ -183,6 +183,69 @@ def posterior_violation(
     return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
 
 
+def _logit(p: FloatArray) -> FloatArray:
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
+
+
+def _sigmoid(x: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -30, 30))), dtype=np.float64)
+
+
+def fit_recalibration(
+    p_label: npt.ArrayLike,
+    y_obs: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    *,
+    flip_rate: float,
+    prior_sd: float = 1.0,
+) -> tuple[float, float]:
+    """(a, b) of `P(y=1) = sigmoid(a + b logit(p))` fitted to noisy verdicts.
+
+    Maximises the design-weighted likelihood of the verdicts under the flip model
+    `P(verdict) = eps + (1 - 2 eps) P(y=1)`, with a Gaussian prior (sd `prior_sd`) pulling
+    (a, b) toward the identity (0, 1): with few labels the model's own calibration stands.
+    Weights are rescaled to sum to their effective sample size.
+    """
+    _check_flip_rate(flip_rate)
+    x = _logit(np.asarray(p_label, dtype=np.float64))
+    y = np.clip(np.asarray(y_obs, dtype=np.float64), 0.0, 1.0)
+    w = np.asarray(weights, dtype=np.float64)
+    if x.shape[0] == 0 or w.sum() <= 0:
+        return 0.0, 1.0
+    n_eff = w.sum() ** 2 / np.square(w).sum()
+    w = w / w.sum() * n_eff
+    eps = flip_rate
+    theta = np.array([0.0, 1.0])
+    prior = 1.0 / prior_sd**2
+    # Newton's method on the penalised log-likelihood (2 parameters, converges in a few steps).
+    for _ in range(50):
+        q = _sigmoid(theta[0] + theta[1] * x)
+        pv = np.clip(eps + (1 - 2 * eps) * q, 1e-9, 1 - 1e-9)
+        dq = q * (1 - q)
+        # d loglik / d eta per unit
+        g_eta = w * (1 - 2 * eps) * dq * (y / pv - (1 - y) / (1 - pv))
+        grad = np.array([g_eta.sum(), (g_eta * x).sum()]) - prior * (theta - np.array([0, 1]))
+        # Fisher information (expected), always positive definite with the prior.
+        info_eta = w * ((1 - 2 * eps) * dq) ** 2 / (pv * (1 - pv))
+        hess = np.array(
+            [
+                [info_eta.sum() + prior, (info_eta * x).sum()],
+                [(info_eta * x).sum(), (info_eta * x * x).sum() + prior],
+            ]
+        )
+        step = np.linalg.solve(hess, grad)
+        theta = theta + step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(theta[0]), float(theta[1])
+
+
+def recalibrate(p: npt.ArrayLike, a: float, b: float) -> FloatArray:
+    """`sigmoid(a + b logit(p))`."""
+    return _sigmoid(a + b * _logit(np.asarray(p, dtype=np.float64)))
+
+
 def estimate_flip_rate(labels: pd.DataFrame) -> tuple[float, int]:
     """Reviewer flip rate from items judged twice or more by different reviewers.
 
@@ -296,6 +359,9 @@ def _compute_totals(
         region |= np.asarray(frames[name], dtype=bool).astype(np.int64) << bit
     if len(draws):
         y_star = correct_labels(draws.y_obs, flip_rate)
+        noise_var = (
+            flip_rate * (1 - flip_rate) / (1 - 2 * flip_rate) ** 2 / np.maximum(draws.n_reviews, 1)
+        )
         resid = y_star - draws.f_label
         w = 1.0 / draws.inclusion_probability
         label_region = region[draws.position]
@@ -323,12 +389,17 @@ def _compute_totals(
                 point += n_g * lam_c * mean
                 u = n_g * lam_c * wc[:, None] * (z - mean) / w_sum
                 n_c = int(m.sum())
-                if n_c >= 2:
-                    cov += (n_c / (n_c - 1)) * (u.T @ u)
-                else:
-                    # One draw: no within-cell spread; use its own size as a conservative spread.
-                    u1 = n_g * lam_c * z
-                    cov += u1.T @ u1
+                cell = (n_c / max(n_c - 1, 1)) * (u.T @ u)
+                # Floor each variance at what a calibrated model implies (Bernoulli residual
+                # plus label-noise variance): with rare violations a small cell often holds no
+                # positive at all and its sample variance would claim a certainty it lacks.
+                fl = draws.f_label[m]
+                resid_var = fl * (1.0 - fl) + noise_var[m]
+                u_model = n_g * lam_c * wc[:, None] * d_lab[m] / w_sum
+                floor = (n_c / max(n_c - 1, 1)) * ((u_model**2 * resid_var[:, None]).sum(axis=0))
+                diag = np.diag(cell)
+                cell[np.diag_indices_from(cell)] = np.maximum(diag, floor)
+                cov += cell
         labelled_regions = np.unique(label_region[valid])
         support = (d_lab[valid] != 0).astype(np.float64)
         n_labels = support.sum(axis=0).astype(np.int64)

@@ -163,7 +163,8 @@ def run_audit(
         oof=oof,
         flip_rate=flip_rate,
         design_frames=cfg.design_frames,
-        model_trained_on_noisy_labels=cfg.model_trained_on_noisy_labels,
+        calibration=cfg.calibration,
+        use_oof=cfg.use_oof,
     )
     metrics = strategy_metrics(
         pops,
@@ -195,6 +196,8 @@ def run_audit(
         list_size=cfg.flag_list_size,
         reasons=reasons_fn,
         audit_slice=sample,
+        fp_min_probability=cfg.fp_min_probability,
+        fn_min_probability=cfg.fn_min_probability,
     )
 
     progress("slices", 4, len(_STEPS))
@@ -207,6 +210,7 @@ def run_audit(
         min_support=cfg.slice_min_support,
         top_k=cfg.slice_top_k,
         n_bins=cfg.slice_bins,
+        exclude_prefixes=cfg.slice_exclude_prefixes,
     )
 
     progress("suggest", 5, len(_STEPS))

@@ -4,7 +4,8 @@ which strategies actioned it in which channel, and its audit labels as design dr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -17,10 +18,14 @@ from governance.audit.estimators import (
     FloatArray,
     LabelDraws,
     denoise_probability,
+    fit_recalibration,
+    recalibrate,
 )
 from governance.audit.settings import DesignFrame
 from governance.strategy import Strategy
 
+#: How model probabilities become P(violating); see `build_populations`.
+Calibration = Literal["refit", "denoise", "none"]
 #: Columns a predictions frame must carry (calibrated probability of a violating verdict).
 PREDICTION_COLUMNS = ("entity", "item_id", "policy", "p")
 #: Columns of out-of-fold predictions written by training.
@@ -85,13 +90,20 @@ def build_populations(
     oof: pd.DataFrame | None = None,
     flip_rate: float,
     design_frames: Mapping[str, DesignFrame],
-    model_trained_on_noisy_labels: bool = True,
+    calibration: Calibration = "refit",
+    use_oof: bool = True,
 ) -> dict[tuple[Entity, Policy], Population]:
     """One population per (entity, policy) some audited strategy targets.
 
     `tables` needs channel_exposure, strategy_decisions and audit_labels; `items` lists each
     entity's units (defaults to the items the predictions cover); `predictions` holds
     (entity, item_id, policy, p) for every unit.
+
+    `calibration`: `refit` maps the model's probabilities through `sigmoid(a + b logit p)`
+    fitted to the population's probability-sampled verdicts under the reviewer-noise model
+    (shrunk toward the identity), `denoise` assumes they estimate P(verdict) and removes the
+    noise, `none` takes them as P(violating). With `use_oof`, labeled units use their
+    out-of-fold prediction in the label correction (cross-fitting).
     """
     for name in ("channel_exposure", "strategy_decisions", "audit_labels"):
         if name not in tables:
@@ -115,7 +127,8 @@ def build_populations(
         oof=oof,
         flip_rate=flip_rate,
         design_frames=design_frames,
-        denoise=model_trained_on_noisy_labels,
+        calibration=calibration,
+        oof_used=oof if use_oof else None,
     )
 
 
@@ -128,8 +141,10 @@ def _compute_populations(
     oof: pd.DataFrame | None,
     flip_rate: float,
     design_frames: Mapping[str, DesignFrame],
-    denoise: bool,
+    calibration: Calibration,
+    oof_used: pd.DataFrame | None,
 ) -> dict[tuple[Entity, Policy], Population]:
+    del oof
     decisions = tables["strategy_decisions"]
     exposure = tables["channel_exposure"]
     labels = tables["audit_labels"]
@@ -157,11 +172,6 @@ def _compute_populations(
                 f"{len(item_ids)} items (e.g. {list(item_ids[np.isnan(p_model)][:3])}); "
                 "score every item of the feature frame"
             )
-        f: FloatArray = (
-            denoise_probability(p_model, flip_rate)
-            if denoise
-            else np.clip(p_model, 0.0, 1.0).astype(np.float64)
-        )
         if entity not in cache:
             cache[entity] = _entity_exposure(entity, exposure, decisions, period_end)
         ex = cache[entity].aligned(item_ids)
@@ -178,8 +188,9 @@ def _compute_populations(
             if kind != "exclude"
         }
         draws, n_excluded, counts = _label_draws(
-            labels, entity, policy, item_ids, f, oof, flip_rate, frames, denoise
+            labels, entity, policy, item_ids, p_model, oof_used, frames
         )
+        f, draws = _calibrate(p_model, draws, frames, flip_rate, calibration)
         out[(entity, policy)] = Population(
             entity=entity,
             policy=policy,
@@ -326,11 +337,9 @@ def _label_draws(
     entity: Entity,
     policy: Policy,
     item_ids: npt.NDArray[np.object_],
-    f: FloatArray,
+    p_model: FloatArray,
     oof: pd.DataFrame | None,
-    flip_rate: float,
     frames: Mapping[str, BoolArray],
-    denoise: bool,
 ) -> tuple[LabelDraws, int, dict[str, int]]:
     lab = labels[
         (labels["entity"].astype(str) == entity.value)
@@ -357,7 +366,7 @@ def _label_draws(
     )
     g = g.reset_index()
     position = g["position"].to_numpy(dtype=np.int64)
-    f_label = f[position].copy()
+    f_label = p_model[position].copy()
     if oof is not None and len(oof):
         o = oof[
             (oof["entity"].astype(str) == entity.value)
@@ -367,8 +376,7 @@ def _label_draws(
         o_at = o_p.reindex(pd.Index(item_ids[position], dtype=object)).to_numpy(dtype=np.float64)
         has = ~np.isnan(o_at)
         o_at = np.where(has, o_at, 0.0)
-        o_f = denoise_probability(o_at, flip_rate) if denoise else np.clip(o_at, 0, 1)
-        f_label = np.where(has, o_f, f_label)
+        f_label = np.where(has, np.clip(o_at, 0.0, 1.0), f_label)
     draws = LabelDraws(
         position=position,
         y_obs=g["y_obs"].to_numpy(dtype=np.float64),
@@ -378,3 +386,34 @@ def _label_draws(
         f_label=f_label,
     )
     return draws, n_excluded, counts
+
+
+def _calibrate(
+    p_model: FloatArray,
+    draws: LabelDraws,
+    frames: Mapping[str, BoolArray],
+    flip_rate: float,
+    calibration: Calibration,
+) -> tuple[FloatArray, LabelDraws]:
+    """Map model probabilities (population and at the labels) to P(violating)."""
+    if calibration == "none":
+        return np.clip(p_model, 0.0, 1.0).astype(np.float64), draws
+    if calibration == "denoise":
+        f = denoise_probability(p_model, flip_rate)
+        return f, replace(draws, f_label=denoise_probability(draws.f_label, flip_rate))
+    if calibration != "refit":
+        raise EstimationError(f"calibration must be refit, denoise or none, got {calibration!r}")
+    valid = np.array(
+        [
+            frames[d][p] if d in frames else False
+            for d, p in zip(draws.design, draws.position, strict=True)
+        ],
+        dtype=bool,
+    )
+    a, b = fit_recalibration(
+        draws.f_label[valid],
+        draws.y_obs[valid],
+        1.0 / draws.inclusion_probability[valid],
+        flip_rate=flip_rate,
+    )
+    return recalibrate(p_model, a, b), replace(draws, f_label=recalibrate(draws.f_label, a, b))

@@ -76,9 +76,16 @@ def rank_flags(
     include_labeled: bool = False,
     reasons: ReasonsFn | None = None,
     audit_slice: pd.DataFrame | None = None,
+    fp_min_probability: float = 0.8,
+    fn_min_probability: float = 0.5,
 ) -> pd.DataFrame:
     """flags.parquet rows: the top `list_size` likely FPs and FNs over every population, plus the
-    audit slice (units drawn by `sampling.audit_sample`) as `random_audit` rows."""
+    audit slice (units drawn by `sampling.audit_sample`) as `random_audit` rows.
+
+    A unit is *likely* wrong when its error probability reaches `fp_min_probability` (or
+    `fn_min_probability`); likely units come first, by expected impact, then the rest by
+    expected impact, so reviewers see near-certain errors with the most exposure first.
+    """
     if list_size < 1:
         raise ValueError(f"list_size must be >= 1, got {list_size}")
     fp_parts, fn_parts = [], []
@@ -89,8 +96,8 @@ def rank_flags(
         s = float(sev.get(pop.policy.value, 1.0))
         fp_parts.append(_fp_candidates(pop, post, skip, s))
         fn_parts.append(_fn_candidates(pop, post, skip, s))
-    fp = _top(fp_parts, list_size)
-    fn = _top(fn_parts, list_size)
+    fp = _top(fp_parts, list_size, fp_min_probability)
+    fn = _top(fn_parts, list_size, fn_min_probability)
     parts = [fp, fn]
     if audit_slice is not None and len(audit_slice):
         parts.append(_audit_rows(populations, audit_slice, labels))
@@ -180,13 +187,16 @@ def _candidate_frame(
     )
 
 
-def _top(parts: list[pd.DataFrame], n: int) -> pd.DataFrame:
+def _top(parts: list[pd.DataFrame], n: int, min_probability: float) -> pd.DataFrame:
     parts = [p for p in parts if len(p)]
     if not parts:
         return _empty_flags()
     df = pd.concat(parts, ignore_index=True)
-    df = df.sort_values(["priority", "p_error", "item_id"], ascending=[False, False, True])
-    return df.head(n).reset_index(drop=True)
+    df["_likely"] = df["p_error"] >= min_probability
+    df = df.sort_values(
+        ["_likely", "priority", "p_error", "item_id"], ascending=[False, False, False, True]
+    )
+    return df.drop(columns="_likely").head(n).reset_index(drop=True)
 
 
 def _audit_rows(

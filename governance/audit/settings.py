@@ -38,8 +38,13 @@ class AuditSettings(BaseSettings):
     min_flip_pairs: int = Field(
         30, ge=1, description="Double-review pairs needed before the estimated flip rate is used."
     )
-    model_trained_on_noisy_labels: bool = Field(
-        True, description="Model probabilities estimate P(verdict), so denoise them first."
+    calibration: Literal["refit", "denoise", "none"] = Field(
+        "refit",
+        description="refit: recalibrate model probabilities on the sampled verdicts (noise "
+        "aware); denoise: treat them as P(verdict); none: as P(violating).",
+    )
+    use_oof: bool = Field(
+        True, description="Use out-of-fold predictions at labeled items (cross-fitting)."
     )
     design_frames: dict[str, DesignFrame] = Field(
         default_factory=_default_design_frames,
@@ -57,6 +62,17 @@ class AuditSettings(BaseSettings):
         description="Policy severity multiplying expected impact in ranked flags.",
     )
     flag_list_size: int = Field(500, ge=1, description="Rows per ranked flag list.")
+    fp_min_probability: float = Field(
+        0.8, ge=0, le=1, description="P(honest) from which an actioned item is a likely FP."
+    )
+    fn_min_probability: float = Field(
+        0.5, ge=0, le=1, description="P(violating) from which an uncaught item is a likely FN."
+    )
+    slice_exclude_prefixes: tuple[str, ...] = Field(
+        ("strategy_",),
+        description="Features left out of slice search (strategy-derived ones restate the "
+        "action itself).",
+    )
     audit_sample_size: int = Field(
         300, ge=0, description="Expected size of the importance-sampled audit slice."
     )

@@ -350,6 +350,7 @@ def audit_slices(
     top_k: int = 10,
     n_bins: int = 5,
     exclude_features: Sequence[str] = (),
+    exclude_prefixes: Sequence[str] = ("strategy_",),
 ) -> pd.DataFrame:
     """slices.parquet rows: for each strategy, where its estimated FPs and FNs concentrate.
 
@@ -363,7 +364,7 @@ def audit_slices(
         if pop.entity not in frames:
             raise ValueError(f"no feature frame for entity {pop.entity.value!r}")
         frame = frames[pop.entity]
-        binned = _population_bins(pop, frame, n_bins, exclude_features)
+        binned = _population_bins(pop, frame, n_bins, exclude_features, exclude_prefixes)
         post = posteriors[key]
         targets = [*pop.actioned.items(), (ALL_STRATEGIES, pop.any_actioned)]
         for ref, act in targets:
@@ -415,13 +416,19 @@ def audit_slices(
 
 
 def _population_bins(
-    pop: Population, frame: pd.DataFrame, n_bins: int, exclude: Sequence[str]
+    pop: Population,
+    frame: pd.DataFrame,
+    n_bins: int,
+    exclude: Sequence[str],
+    prefixes: Sequence[str],
 ) -> list[BinnedFeature]:
     aligned = frame.set_index(frame["item_id"].astype(object)).reindex(
         pd.Index(pop.item_ids, dtype=object)
     )
     skip = {"item_id", *exclude}
-    cols = [c for c in aligned.columns if c not in skip and not str(c).startswith("p_")]
+    cols = [
+        c for c in aligned.columns if c not in skip and not str(c).startswith(("p_", *prefixes))
+    ]
     return bin_features(aligned[cols].reset_index(drop=True), n_bins=n_bins)
 
 

@@ -29,7 +29,7 @@ _DATABASE_HELP = "SQLAlchemy URL; default GOVRISK_DATABASE_URL or DATA_DIR/govri
 @contextmanager
 def _session(database_url: str | None, data_dir: Path | None) -> Iterator[ReviewSession]:
     """A session on the migrated database named by the options or the environment."""
-    from governance.review.db import make_engine, make_session_factory, upgrade
+    from governance.review.db import begin_write, make_engine, make_session_factory, upgrade
     from governance.review.settings import ReviewSettings
 
     settings = ReviewSettings()
@@ -41,6 +41,7 @@ def _session(database_url: str | None, data_dir: Path | None) -> Iterator[Review
     try:
         upgrade(engine)
         with make_session_factory(engine)() as session:
+            begin_write(session)  # one write unit of work, safe next to a running service
             yield session
     finally:
         engine.dispose()
@@ -133,6 +134,33 @@ def users_create(
         except ReviewError as err:
             raise _fail(console, err) from err
     console.print(f"created {user.role.value} [bold]{user.username}[/bold] (id {user.id})")
+
+
+@users_app.command("demo")
+def users_demo(
+    reset_passwords: Annotated[
+        bool, typer.Option("--reset-passwords", help="Give existing demo users new passwords.")
+    ] = False,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create demo teams and one user per role, and print their credentials."""
+    from governance.review.demo import seed_demo_accounts
+
+    with _session(database_url, data_dir) as session:
+        accounts = seed_demo_accounts(session, reset_passwords=reset_passwords)
+        session.commit()
+    table = Table(title="Demo accounts")
+    for column in ("username", "role", "team", "password"):
+        table.add_column(column)
+    for account in accounts:
+        table.add_row(
+            account.username,
+            account.role.value,
+            account.team or "all (admin/granted)",
+            account.password or "(unchanged; --reset-passwords)",
+        )
+    Console().print(table)
 
 
 @users_app.command("token")

@@ -1,9 +1,13 @@
 """Engine, sessions and migrations of the review database (SQLite file or PostgreSQL).
 
-SQLite runs in WAL mode with a busy timeout, and every transaction starts with
-`BEGIN IMMEDIATE`: it takes the single write lock up front, so a read-then-write unit of work
-(claiming a queue item) cannot interleave with another writer and never fails half-way with
-"database is locked". PostgreSQL uses row locks (`FOR UPDATE SKIP LOCKED`) instead.
+SQLite runs in WAL mode with a busy timeout. Reads run in ordinary (deferred) transactions, which
+in WAL mode neither block nor wait. A unit of work that writes starts with `begin_write(session)`:
+on SQLite that ends any read transaction and begins `BEGIN IMMEDIATE`, taking the single write
+lock up front, so a read-then-write unit (claiming a queue item) cannot interleave with another
+writer and never fails half-way with "database is locked". Write transactions of one process
+queue on a lock, and the lock is only ever held between `begin_write` and the commit in one
+thread. PostgreSQL uses row locks (`FOR UPDATE SKIP LOCKED`) instead; `begin_write` only ends
+the read transaction there.
 """
 
 from __future__ import annotations
@@ -41,11 +45,6 @@ def _guard_audit_log_statements(state: ORMExecuteState) -> None:
         mapper.class_ is AuditEvent for mapper in state.all_mappers
     ):
         raise PermissionError("audit_log is append-only: rows cannot be changed or deleted")
-
-
-def is_sqlite(url: str | sa.URL) -> bool:
-    """Whether a database URL points at SQLite."""
-    return sa.make_url(url).get_backend_name() == "sqlite"
 
 
 def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Engine:
@@ -96,6 +95,8 @@ class _WriterQueue:
     """
 
     _KEY = "govrisk_writer_lock"
+    #: Connection execution option that marks a write transaction.
+    WRITE_OPTION = "govrisk_write"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -108,6 +109,9 @@ class _WriterQueue:
         sa.event.listen(engine.pool, "checkin", self._checkin)
 
     def _begin(self, connection: sa.Connection) -> None:
+        if not connection.get_execution_options().get(self.WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN")
+            return
         if self._lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
             connection.info[self._KEY] = True
         connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -122,6 +126,17 @@ class _WriterQueue:
         del dbapi_connection
         if record.info.pop(self._KEY, False):  # safety net: never leak the lock
             self._lock.release()
+
+
+def begin_write(session: Session) -> None:
+    """Start a unit of work that writes: end the open read transaction, then take the write lock.
+
+    Call it before the reads that decide a write (a claim, a verdict); commit to end it. Without
+    it, SQLite may refuse the write with "database is locked" under concurrency.
+    """
+    if session.in_transaction():
+        session.commit()
+    session.connection(execution_options={_WriterQueue.WRITE_OPTION: True})
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[ReviewSession]:
@@ -145,9 +160,11 @@ def upgrade(engine: Engine, *, revision: str = "head") -> None:
     from alembic import command
 
     config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    with engine.connect() as connection:
+        connection.execution_options(**{_WriterQueue.WRITE_OPTION: True})
+        with connection.begin():
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
 
 
 def current_revision(engine: Engine) -> str | None:

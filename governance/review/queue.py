@@ -13,7 +13,6 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -783,11 +782,3 @@ def return_from_escalation(item: QueueItem, *, now: datetime) -> None:
     if item.status == QueueStatus.ESCALATED:
         item.status = QueueStatus.PENDING
         item.updated_at = now
-
-
-def judged_items(session: Session, *, since: datetime | None = None) -> Sequence[Verdict]:
-    """Every verdict, oldest first (optionally only those recorded after `since`)."""
-    query = sa.select(Verdict).order_by(Verdict.id)
-    if since is not None:
-        query = query.where(Verdict.created_at > since)
-    return list(session.scalars(query))

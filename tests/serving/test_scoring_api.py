@@ -198,7 +198,12 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int, list[Any]]] = [
     ("explain too large", {"json": {**_valid(), "explain": 99}}, 422, ["body", "explain"]),
     ("explain negative", {"json": {**_valid(), "explain": -1}}, 422, ["body", "explain"]),
     ("explain as text", {"json": {**_valid(), "explain": "5"}}, 422, ["body", "explain"]),
-    ("too many items", {"json": {"items": [{"item_id": "a", "features": {}}] * 300}}, 422, ["body", "items"]),
+    (
+        "too many items",
+        {"json": {"items": [{"item_id": "a", "features": {}}] * 300}},
+        422,
+        ["body", "items"],
+    ),
     ("body is a list", {"json": [1, 2]}, 422, ["body"]),
     ("malformed JSON", _raw('{"items": [}'), 422, ["body"]),
     ("empty body", _raw(""), 422, ["body"]),
@@ -314,12 +319,30 @@ def test_health_readiness_metrics_and_docs(client: TestClient, bundle: ModelBund
     assert detail["categorical"]["seller_verification"] == ["basic", "none", "verified"]
 
 
-def test_not_ready_and_unconfigured_are_503() -> None:
-    waiting = ModelStore("models:/absent@champion", poll_seconds=0)
-    with TestClient(_app(waiting)) as c:
+def test_readiness_waits_for_the_first_load_and_unconfigured_is_503(bundle: ModelBundle) -> None:
+    release = threading.Event()
+
+    def slow_load(uri: str) -> ModelBundle:
+        assert uri == "models:/govrisk-listing-counterfeit/4"
+        release.wait(timeout=20)
+        return bundle
+
+    loading = ModelStore(
+        "models:/govrisk-listing-counterfeit@champion",
+        poll_seconds=0,
+        loader=slow_load,
+        resolver=lambda name, alias: "4",
+    )
+    with TestClient(_app(loading)) as c:
+        assert c.get("/healthz").status_code == 200
         assert c.get("/readyz").status_code == 503
         assert c.post("/v1/score", json=_valid()).status_code == 503
-        assert c.get("/healthz").status_code == 200
+        release.set()
+        deadline = time.monotonic() + 20
+        while c.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "model never became ready"
+            time.sleep(0.02)
+        assert c.post("/v1/score", json=_valid()).status_code == 200
     with TestClient(_app(None)) as c:
         assert c.get("/readyz").status_code == 200
         response = c.post("/v1/score", json=_valid())
@@ -441,12 +464,18 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(
     assert results[-1][1] == other_bundle.fingerprint
 
 
-def test_the_service_app_serves_scoring_routes(review_app: Any) -> None:
-    client = review_app.client
-    assert client.get("/healthz").status_code == 200
-    response = client.post("/v1/score", json=_valid())
-    assert response.status_code == 503
-    big = json.dumps({"items": _valid(1)["items"] * 5000})
-    assert len(big) > get_settings().max_body_bytes
-    refused = client.post("/v1/score", content=big, headers={"content-type": "application/json"})
-    assert refused.status_code == 413
+def test_the_service_app_serves_scoring_routes(tmp_path: Any) -> None:
+    from governance.review.settings import ReviewSettings
+    from serving.app import create_app
+
+    app = create_app(ReviewSettings(data_dir=tmp_path, secret_key="s" * 40))
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        response = client.post("/v1/score", json=_valid())
+        assert response.status_code == 503
+        big = json.dumps({"items": _valid(1)["items"] * 5000})
+        assert len(big) > get_settings().max_body_bytes
+        refused = client.post(
+            "/v1/score", content=big, headers={"content-type": "application/json"}
+        )
+        assert refused.status_code == 413

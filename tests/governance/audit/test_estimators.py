@@ -126,7 +126,8 @@ def test_uniform_design_matches_the_prediction_powered_mean() -> None:
     ppi = f.mean() + (y[pos] - f[pos]).mean()  # PPI mean estimate with lambda = 1
     assert est.point[0] / n == pytest.approx(ppi)
     se_ppi = (y[pos] - f[pos]).std(ddof=1) / np.sqrt(100)
-    assert est.se("t0") / n == pytest.approx(se_ppi, rel=1e-6)
+    # Same interval up to the calibrated-model variance floor (never narrower).
+    assert se_ppi <= est.se("t0") / n <= 1.2 * se_ppi
 
 
 def test_denoise_and_correct_are_consistent() -> None:

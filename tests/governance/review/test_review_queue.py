@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
 from governance.review import queue, users
-from governance.review.db import ReviewSession
+from governance.review.db import ReviewSession, begin_write
 from governance.review.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from governance.review.orm import Lease, QueueItem, User, Verdict
 from governance.review.vocabulary import ItemKind, LeaseOutcome, QueueStatus
@@ -120,6 +120,7 @@ def test_concurrent_claims_never_share_an_item(
             start.wait()
             while True:
                 with factory() as s:
+                    begin_write(s)
                     user = s.get(User, user_id)
                     assert user is not None
                     claim = queue.claim_next(s, user, lease_seconds=600)
@@ -127,6 +128,8 @@ def test_concurrent_claims_never_share_an_item(
                         s.commit()
                         return
                     item_id = claim.item.id
+                    s.commit()
+                    begin_write(s)
                     queue.submit_verdict(
                         s, user, item_id, verdict="not_violating", client_key=f"c{item_id}"
                     )

@@ -53,3 +53,24 @@ def test_tokens_are_stored_hashed_and_expire_or_get_revoked(
     assert users.user_for_token(session, secret + "x", now=now) is None
     users.revoke_token(session, token, actor=user)
     assert users.user_for_token(session, secret, now=now) is None
+
+
+def test_demo_accounts_are_idempotent_and_scoped(session: ReviewSession) -> None:
+    from governance.review.demo import seed_demo_accounts
+    from governance.review.users import visible_team_ids
+
+    first = seed_demo_accounts(session)
+    session.commit()
+    assert all(a.password for a in first) and {a.role.value for a in first} == {
+        "admin",
+        "moderator",
+        "pm",
+        "ml_engineer",
+    }
+    again = seed_demo_accounts(session)
+    assert [a.password for a in again] == [""] * len(first)
+    login = next(a for a in first if a.username == "mod-brand")
+    user = users.authenticate(session, login.username, login.password)
+    assert user is not None and user.team is not None and user.team.name == "brand-protection"
+    pm = users.user_by_username(session, "pm")
+    assert visible_team_ids(pm) == {t.id for t in pm.granted_teams} and len(pm.granted_teams) == 3

@@ -1,0 +1,270 @@
+"""HTTP scoring: `govrisk serve` /v1/score (with and without reasons) vs `mlflow models serve`.
+
+`python -m experiments.benchmarks.http [--quick]` builds the demo model of
+`experiments.benchmarks.scoring`, starts both servers on loopback at random ports, one worker
+and one compute thread each (`govrisk serve --model BUNDLE`, `mlflow models serve -m PYFUNC
+--env-manager local -w 1` on the same bundle logged as a pyfunc model), and drives each with a
+bounded loop of single-item requests from an httpx client at concurrency 1, 4 and 16. It prints
+requests/s, p50 and p99 latency and the ratio to MLflow. The client shares the machine with the
+server, so absolute numbers understate a dedicated box; the ratios are measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from experiments.benchmarks.scoring import demo_bundle, demo_frame, pin_threads, records
+
+CONCURRENCY = (1, 4, 16)
+
+
+@dataclass(frozen=True)
+class _Target:
+    name: str
+    url: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Result:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _start(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("wb")
+    return subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} not ready after 180 s:\n{log_path.read_text()[-3000:]}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+
+
+async def _drive(target: _Target, concurrency: int, total: int) -> _Result:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    remaining = total
+    headers = {"content-type": "application/json"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        for _ in range(10):  # warm-up, also opens connections
+            await client.post(target.url, content=target.body, headers=headers)
+
+        async def worker() -> None:
+            nonlocal remaining, errors
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                response = await client.post(target.url, content=target.body, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    values = np.asarray(latencies) * 1000
+    return _Result(
+        requests_per_second=len(latencies) / elapsed,
+        p50_ms=float(np.percentile(values, 50)),
+        p99_ms=float(np.percentile(values, 99)),
+        errors=errors,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start both servers, drive them, print the table."""
+    parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.http")
+    parser.add_argument("--quick", action="store_true", help="fewer requests and training rows")
+    args = parser.parse_args([] if argv is None else argv)
+    pin_threads()
+    import httpx
+    from rich.console import Console
+    from rich.table import Table
+
+    from models.pyfunc import save_pyfunc
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    per_level = 400 if args.quick else 2_000
+    env = {
+        **os.environ,
+        "GOVRISK_THREADS": "1",
+        "GOVRISK_ONNX_INTRA_OP_THREADS": "1",
+        "GOVRISK_MODEL_POLL_SECONDS": "0",
+        "OMP_NUM_THREADS": "1",
+        "MLFLOW_TRACKING_URI": "",
+    }
+    with tempfile.TemporaryDirectory(prefix="govrisk-http-bench-") as tmp:
+        root = Path(tmp)
+        env["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
+        with console.status("training the demo model and writing the bundle"):
+            bundle = demo_bundle(train_rows=10_000 if args.quick else 30_000)
+            bundle_dir = bundle.save(root / "bundle")
+            pyfunc_dir = save_pyfunc(bundle, root / "pyfunc")
+        frame, _ = demo_frame(1, seed=5)
+        features = records(frame)[0]
+        ours_port, mlflow_port = _free_port(), _free_port()
+        (root / "service").mkdir()
+        bin_dir = Path(sys.executable).parent
+        ours = _start(
+            [
+                str(bin_dir / "govrisk"),
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ours_port),
+                "--data-dir",
+                str(root / "service"),
+                "--model",
+                str(bundle_dir),
+                "--log-level",
+                "warning",
+            ],
+            env,
+            root / "ours.log",
+        )
+        theirs = _start(
+            [
+                str(bin_dir / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(pyfunc_dir),
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(mlflow_port),
+                "-w",
+                "1",
+            ],
+            env,
+            root / "mlflow.log",
+        )
+        try:
+            with console.status("starting both servers"):
+                _wait_ready(f"http://127.0.0.1:{ours_port}/readyz", ours, root / "ours.log")
+                _wait_ready(f"http://127.0.0.1:{mlflow_port}/ping", theirs, root / "mlflow.log")
+            ours_url = f"http://127.0.0.1:{ours_port}/v1/score"
+            targets = [
+                _Target(
+                    "govrisk /v1/score, no reasons",
+                    ours_url,
+                    json.dumps(
+                        {"items": [{"item_id": "x", "features": features}], "explain": 0}
+                    ).encode(),
+                ),
+                _Target(
+                    "govrisk /v1/score, top-5 reasons",
+                    ours_url,
+                    json.dumps(
+                        {"items": [{"item_id": "x", "features": features}], "explain": 5}
+                    ).encode(),
+                ),
+                _Target(
+                    "mlflow models serve /invocations",
+                    f"http://127.0.0.1:{mlflow_port}/invocations",
+                    json.dumps(
+                        {
+                            "dataframe_split": {
+                                "columns": list(features),
+                                "data": [list(features.values())],
+                            }
+                        }
+                    ).encode(),
+                ),
+            ]
+            p_ours = httpx.post(
+                ours_url, content=targets[0].body, headers={"content-type": "application/json"}
+            ).json()
+            p_mlflow = httpx.post(
+                targets[2].url,
+                content=targets[2].body,
+                headers={"content-type": "application/json"},
+            ).json()
+            agree = abs(
+                p_ours["items"][0]["probability"] - p_mlflow["predictions"][0]["probability"]
+            )
+            results: dict[tuple[str, int], _Result] = {}
+            for concurrency in CONCURRENCY:
+                for target in targets:
+                    with console.status(f"{target.name} at concurrency {concurrency}"):
+                        results[target.name, concurrency] = asyncio.run(
+                            _drive(target, concurrency, per_level)
+                        )
+        finally:
+            _stop(ours)
+            _stop(theirs)
+
+    table = Table(title=f"HTTP on loopback, one worker each, {per_level} requests per cell")
+    for column in ("server", "concurrency", "req/s", "p50 ms", "p99 ms", "req/s vs MLflow"):
+        table.add_column(column, justify="left" if column == "server" else "right")
+    for concurrency in CONCURRENCY:
+        baseline = results["mlflow models serve /invocations", concurrency].requests_per_second
+        for target in targets:
+            r = results[target.name, concurrency]
+            table.add_row(
+                target.name,
+                str(concurrency),
+                f"{r.requests_per_second:,.0f}",
+                f"{r.p50_ms:.2f}",
+                f"{r.p99_ms:.2f}",
+                f"{r.requests_per_second / baseline:.2f}×"
+                + (f" ({r.errors} errors)" if r.errors else ""),
+            )
+    console.print(table)
+    console.print(f"same item, |p govrisk - p mlflow| = {agree:.3g}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
