@@ -8,6 +8,8 @@ Arrow; item-level features run as vectorised numpy/Arrow functions shared with t
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +37,8 @@ from features.snapshot import (
 )
 from features.tables import TABLES, ColumnSpec
 from features.vocabulary import Entity
+
+_log = logging.getLogger(__name__)
 
 #: Contract tables a build reads (audit_labels is deliberately absent).
 INPUT_TABLES = (
@@ -176,9 +180,14 @@ def _arrow_type(col: ColumnSpec) -> pa.DataType:
 
 def _to_arrow(name: str, df: pd.DataFrame) -> pa.Table:
     spec = TABLES[name]
-    schema = pa.schema([pa.field(c.name, _arrow_type(c)) for c in spec.columns])
     table = pa.Table.from_pandas(df[spec.column_names], preserve_index=False)
-    return table.cast(schema, safe=False)
+    columns = []
+    for col, column in zip(spec.columns, table.columns, strict=True):
+        target = _arrow_type(col)
+        text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        # Text stays as it came (string or large_string: DuckDB scans both without a copy).
+        columns.append(column if text and col.kind == "string" else column.cast(target, safe=False))
+    return pa.table(columns, names=spec.column_names)
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -245,6 +254,20 @@ def _context(
     return arrow_to_columns(_fetch(con, sql))
 
 
+def _materialize(
+    con: duckdb.DuckDBPyConnection, name: str, select: str, snap: dict[str, pa.Table]
+) -> None:
+    # Snapshot tables live once, as Arrow (DuckDB scans them in place); the rest are temp
+    # tables DuckDB may spill.
+    start = time.perf_counter()
+    if name in SNAPSHOT_TABLES:
+        snap[name] = _fetch(con, select)
+        con.register(_duck_name(name), snap[name])
+    else:
+        con.execute(f"CREATE TEMP TABLE {name} AS {select}")
+    _log.debug("built %s in %.2f s", name, time.perf_counter() - start)
+
+
 def _compute_build(
     tables: Mapping[str, pd.DataFrame],
     *,
@@ -255,6 +278,8 @@ def _compute_build(
 ) -> FeatureBuild:
     cut = timestamp_literal(as_of)
     infos = {**SNAPSHOT_TABLES, _SELLER_PROFILES: TableInfo(key=("seller_id",))}
+    snap: dict[str, pa.Table] = {}
+    frames: dict[Entity, pd.DataFrame] = {}
     con = connect(threads=threads)
     try:
         on_step(BUILD_STEPS[0])
@@ -267,18 +292,17 @@ def _compute_build(
             )
 
         on_step(BUILD_STEPS[1])
-        for sql in [*listing_base_sql(), *item_aggregates_sql(cut), content_sql()]:
-            con.execute(sql)
-        snap: dict[str, pa.Table] = {
-            name: _fetch(con, f"SELECT * FROM snap_{name}")
-            for name in ("categories", "category_prices", "images", "image_sellers")
-        }
+        base = {**listing_base_sql(), **item_aggregates_sql(cut), "content": content_sql()}
+        for name, select in base.items():
+            _materialize(con, name, select, snap)
 
         on_step(BUILD_STEPS[2])
         ctx = _context(con, Entity.LISTING, _LISTING_ITEM_JOINS, infos)
         listing_set = listing_columns(
             ctx, as_of=as_of, sorted_prices=sorted_category_prices(snap["category_prices"])
         )
+        for column in ("title", "description", "brand"):
+            del ctx[column]  # the largest columns; nothing after the listing set reads them
         items = {
             "listing_id": ctx["listing_id"],
             "seller_id": ctx["seller_id"],
@@ -287,20 +311,19 @@ def _compute_build(
             **{column: listing_set[name] for column, name in ITEM_AGGREGATE_INPUTS.items()},
         }
         con.register("listing_items", columns_to_arrow(items))
+        del items
 
         on_step(BUILD_STEPS[3])
-        con.execute(sellers_sql(cut))
-        con.execute(creators_sql(cut))
+        _materialize(con, "sellers", sellers_sql(cut), snap)
+        _materialize(con, "creators", creators_sql(cut), snap)
         for entity in Entity:
-            con.execute(activity_sql(entity))
-        for name in ("sellers", "creators", *(activity_table(e) for e in Entity)):
-            snap[name] = _fetch(con, f"SELECT * FROM snap_{name}")
-
-        # Tables are added as they are built; the frame steps below only read finished ones.
+            _materialize(con, activity_table(entity), activity_sql(entity), snap)
+        for name in ("exp_item", "exp_daily", "dec_item", "out_item", "item_seller", "content"):
+            con.execute(f"DROP TABLE {name}")
+        con.unregister("listing_items")
         snapshot = FeatureSnapshot(
             as_of=as_of, tables=snap, infos=SNAPSHOT_TABLES, versions=feature_set_versions()
         )
-        frames: dict[Entity, pd.DataFrame] = {}
 
         on_step(BUILD_STEPS[4])
         ctx.update(_context(con, Entity.LISTING, _LISTING_FRAME_JOINS, infos))
@@ -312,11 +335,10 @@ def _compute_build(
             precomputed={"listing": listing_set},
         )
         del listing_set
-        listings = columns_to_arrow(
+        snap[LISTINGS_TABLE] = columns_to_arrow(
             {"listing_id": ctx["listing_id"], "seller_id": ctx["seller_id"], **listing_frame}
         )
-        snap[LISTINGS_TABLE] = listings
-        con.register(f"snap_{LISTINGS_TABLE}", listings)
+        con.register(_duck_name(LISTINGS_TABLE), snap[LISTINGS_TABLE])
         if Entity.LISTING in entities:
             frames[Entity.LISTING] = to_frame(
                 "item_id", ctx["listing_id"], listing_frame, frame_features(Entity.LISTING)

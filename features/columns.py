@@ -43,7 +43,10 @@ def arrow_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         return np.asarray(column.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False))
     if pa.types.is_null(kind):
         return np.full(len(column), np.nan)
-    as_float = pc.fill_null(column.cast(pa.float64()), np.nan)
+    as_float = column if pa.types.is_float64(kind) else column.cast(pa.float64())
+    if as_float.null_count:
+        as_float = pc.fill_null(as_float, np.nan)
+    # Without nulls a single-chunk float64 column is viewed, not copied.
     return np.asarray(as_float.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 

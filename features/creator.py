@@ -109,22 +109,21 @@ def creator_columns(ctx: Columns, *, as_of: np.datetime64) -> Columns:
 
 
 def content_sql() -> str:
-    """SQL creating `content`: every video and live session with its creator and listing."""
+    """SELECT of `content`: every video and live session with its creator and listing."""
     return """
-CREATE TEMP TABLE content AS
 SELECT 'video' AS entity, video_id AS item_id, creator_id, listing_id, created_at FROM videos
 UNION ALL
 SELECT 'live', live_id, creator_id, listing_id, started_at FROM live_sessions"""
 
 
 def creators_sql(as_of: str) -> str:
-    """SQL creating `snap_creators` (needs content, exp_item, listing_items and the cut views)."""
+    """SELECT of the creators snapshot table (reads content, exp_item, listing_items and the
+    cut views)."""
 
     def since(column: str, days: int) -> str:
         return f"{column} >= {as_of} - INTERVAL {days} DAY"
 
     return f"""
-CREATE TEMP TABLE snap_creators AS
 WITH cc AS (
   SELECT ct.creator_id,
     count(*) FILTER (WHERE ct.entity = 'video' AND {since("ct.created_at", 30)}) AS videos_30d,

@@ -215,15 +215,15 @@ def _count(where: str) -> str:
     return f"CAST(count(*) FILTER (WHERE {where}) AS DOUBLE)"
 
 
-def item_aggregates_sql(as_of: str) -> list[str]:
-    """SQL creating `exp_item`, `exp_daily`, `dec_item` and `out_item` from the cut views."""
+def item_aggregates_sql(as_of: str) -> dict[str, str]:
+    """Name -> SELECT of the per-item aggregates `exp_item`, `exp_daily`, `dec_item` and
+    `out_item`, from the cut views."""
     d7, d30, d90 = (_window("day", n, as_of) for n in (7, 30, 90))
     per_channel = ",\n  ".join(
         _sum("impressions", d7 + f" AND channel = '{c.value}'") + f" AS impressions_7d_{c.value}"
         for c in Channel
     )
     exp_item = f"""
-CREATE TEMP TABLE exp_item AS
 SELECT entity, item_id,
   {_sum("impressions", d7)} AS impressions_7d,
   {per_channel},
@@ -245,7 +245,6 @@ SELECT entity, item_id,
 FROM exposure
 GROUP BY entity, item_id"""
     exp_daily = """
-CREATE TEMP TABLE exp_daily AS
 SELECT entity, item_id,
   CAST(max(daily) AS DOUBLE) AS max_daily_impressions,
   CAST(count(*) AS DOUBLE) AS active_days
@@ -261,7 +260,6 @@ GROUP BY entity, item_id"""
     )
     lifted = _count(_window("decided_at", 90, as_of) + f" AND lifted_at < {as_of}")
     dec_item = f"""
-CREATE TEMP TABLE dec_item AS
 SELECT entity, item_id,
   {_count(active)} AS hits,
   {hits_per_channel},
@@ -272,7 +270,6 @@ GROUP BY entity, item_id"""
     o30, o90 = (_window("occurred_at", n, as_of) for n in (30, 90))
     review = f"kind = 'review' AND value IS NOT NULL AND {o90}"
     out_item = f"""
-CREATE TEMP TABLE out_item AS
 SELECT entity, item_id,
   {_count("kind = 'complaint' AND " + o30)} AS complaints_30d,
   {_count("kind = 'return' AND " + o30)} AS returns_30d,
@@ -282,7 +279,12 @@ SELECT entity, item_id,
   {_count(review)} AS ratings_90d
 FROM outcomes
 GROUP BY entity, item_id"""
-    return [exp_item, exp_daily, dec_item, out_item]
+    return {
+        "exp_item": exp_item,
+        "exp_daily": exp_daily,
+        "dec_item": dec_item,
+        "out_item": out_item,
+    }
 
 
 def _rate(numerator: str, denominator: str, *, when_zero: str) -> str:
@@ -290,8 +292,8 @@ def _rate(numerator: str, denominator: str, *, when_zero: str) -> str:
 
 
 def activity_sql(entity: Entity) -> str:
-    """SQL creating the `snap_<entity>_activity` table (needs the tables of
-    `item_aggregates_sql` and, for sellers, `item_seller`)."""
+    """SELECT of an entity's activity table (reads the tables of `item_aggregates_sql` and,
+    for sellers, `item_seller`)."""
     key = _ITEM_KEYS[entity]
     channels = ENTITY_CHANNELS[entity]
     exposure_cols = [
@@ -363,7 +365,6 @@ def activity_sql(entity: Entity) -> str:
         daily_join = ""
     select = ",\n  ".join([f"i.{key}", *exposure, *hits, *outcomes, *totals])
     return f"""
-CREATE TEMP TABLE snap_{activity_table(entity)} AS
 SELECT
   {select}
 FROM {_ITEM_VIEWS[entity]} i

@@ -171,12 +171,11 @@ ITEM_AGGREGATE_INPUTS = {
 }
 
 
-def listing_base_sql() -> list[str]:
-    """SQL creating `snap_categories`, `snap_category_prices`, `snap_images`,
-    `snap_image_sellers` and `seller_profiles` from the cut views."""
-    return [
-        f"""
-CREATE TEMP TABLE snap_categories AS
+def listing_base_sql() -> dict[str, str]:
+    """Name -> SELECT of the category, image, seller-profile and item-seller tables, in
+    dependency order (`images` reads `snap_image_sellers`)."""
+    return {
+        "categories": f"""
 WITH flagged AS (
   SELECT item_id FROM decisions WHERE entity = 'listing'
   UNION
@@ -193,22 +192,16 @@ SELECT per.category, per.median_price, CAST(per.n AS DOUBLE) AS listing_count,
   coalesce((per.k + {RISK_PRIOR_STRENGTH} * m.rate) / (per.n + {RISK_PRIOR_STRENGTH})
     > {HIGH_RISK_MULTIPLE} * m.rate, false) AS is_high_risk
 FROM per, marketplace m""",
-        """
-CREATE TEMP TABLE snap_category_prices AS
-SELECT category, price FROM listings ORDER BY category, price""",
-        """
-CREATE TEMP TABLE snap_image_sellers AS
+        "category_prices": "SELECT category, price FROM listings",
+        "image_sellers": """
 SELECT image_hash, seller_id, CAST(count(*) AS DOUBLE) AS listing_count
 FROM listings GROUP BY image_hash, seller_id""",
-        """
-CREATE TEMP TABLE snap_images AS
+        "images": """
 SELECT image_hash, CAST(count(*) AS DOUBLE) AS seller_count, sum(listing_count) AS listing_count
 FROM snap_image_sellers GROUP BY image_hash""",
-        """
-CREATE TEMP TABLE seller_profiles AS
+        "seller_profiles": """
 SELECT seller_id, registered_at, region, verification, is_official_store FROM sellers""",
-        """
-CREATE TEMP TABLE item_seller AS
+        "item_seller": """
 SELECT 'listing' AS entity, listing_id AS item_id, seller_id, category FROM listings
 UNION ALL
 SELECT 'video', v.video_id, l.seller_id, l.category
@@ -218,7 +211,7 @@ SELECT 'live', s.live_id, l.seller_id, l.category
 FROM live_sessions s JOIN listings l ON l.listing_id = s.listing_id
 UNION ALL
 SELECT 'seller', seller_id, seller_id, NULL FROM sellers""",
-    ]
+    }
 
 
 def _rows_by_value(values: np.ndarray) -> list[tuple[object, np.ndarray]]:

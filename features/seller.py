@@ -272,8 +272,8 @@ def _c(expr: str) -> str:
 
 
 def sellers_sql(as_of: str) -> str:
-    """SQL creating `snap_sellers` (needs seller_profiles, item_seller, exp_item, categories,
-    listing_items, content and the cut views)."""
+    """SELECT of the sellers snapshot table (reads seller_profiles, item_seller, exp_item,
+    snap_categories, listing_items, content and the cut views)."""
 
     def since(column: str, days: int) -> str:
         return f"{column} >= {as_of} - INTERVAL {days} DAY"
@@ -370,7 +370,6 @@ def sellers_sql(as_of: str) -> str:
         ]
     )
     return f"""
-CREATE TEMP TABLE snap_sellers AS
 WITH ord AS (
   SELECT s.seller_id,
     sum(e.orders_7d) AS orders_7d, sum(e.orders_30d) AS orders_30d,

@@ -22,11 +22,12 @@ from numba.extending import intrinsic
 
 # LightGBM's `kZeroThreshold` is the float literal 1e-35f widened to double.
 ZERO_THRESHOLD = float(np.float32(1e-35))
-# static_cast<int> of a double at or above 2^31 gives INT_MIN on x86-64, a negative category.
+# static_cast<int> of NaN or of a double at or above 2^31 gives INT_MIN on x86-64: negative,
+# so the row goes right.
 _INT_LIMIT = 2147483648.0
 LANES = 4
 
-# Bits of `node_code`.
+# Decision bits in the low byte of a node's flags.
 CODE_CATEGORICAL = 1
 CODE_NAN_LEFT = 2
 CODE_ZERO_LEFT = 4
@@ -346,3 +347,35 @@ def predict_rows(
                 pos = node_int[n, 2] if left else node_int[n, 3]
             total += leaf_value[tree_leaf_start[tree] + pos - n_internal]
         out[row] = total
+
+
+@_jit()
+def top_k_rows(
+    values: np.ndarray, k: int, by_abs: bool, out_index: np.ndarray, out_value: np.ndarray
+) -> None:
+    """Each row's k largest values (by |value| when by_abs), strongest first, ties to lower index.
+
+    Insertion into a sorted list of k per row: O(n_features * k), no full sort.
+    """
+    n_features = values.shape[1]
+    for row in range(values.shape[0]):
+        filled = 0
+        for f in range(n_features):
+            value = values[row, f]
+            key = abs(value) if by_abs else value
+            # Position after every kept entry with a key >= this one (earlier index wins ties).
+            pos = filled
+            while pos > 0:
+                kept = out_value[row, pos - 1]
+                if (abs(kept) if by_abs else kept) >= key:
+                    break
+                pos -= 1
+            if pos >= k:
+                continue
+            end = min(filled, k - 1)
+            for j in range(end, pos, -1):
+                out_index[row, j] = out_index[row, j - 1]
+                out_value[row, j] = out_value[row, j - 1]
+            out_index[row, pos] = f
+            out_value[row, pos] = value
+            filled = min(filled + 1, k)

@@ -6,9 +6,10 @@ pred_contrib=True)[:, :-1]` return (path-dependent TreeSHAP in raw margin space,
 and `top_k(X, k)` the k strongest contributions of each row. The algorithm is described in
 `models.treeshap`.
 
-The numba kernels compile once per machine (about 2-3 s, cached on disk next to the package or
-in NUMBA_CACHE_DIR); later processes load them in well under a second. `fit` runs a one-row
-warm-up by default so that neither cost lands on the first request.
+The numba kernels compile once per machine and source version (about 2.5 s of CPU, cached on
+disk in the package's __pycache__, or NUMBA_CACHE_DIR when that is not writable); later
+processes load them in under a second. `fit` parses the model (about 0.2 s for 250 trees) and
+runs a one-row warm-up by default, so neither cost lands on the first request.
 """
 
 from __future__ import annotations

@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         ours_port, mlflow_port = _free_port(), _free_port()
         (root / "service").mkdir()
         bin_dir = Path(sys.executable).parent
+        # `mlflow models serve` execs `uvicorn` by name.
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
         ours = _start(
             [
                 str(bin_dir / "govrisk"),

@@ -198,7 +198,7 @@ def fit_recalibration(
     weights: npt.ArrayLike,
     *,
     flip_rate: float,
-    prior_sd: float = 1.0,
+    prior_sd: float = 3.0,
 ) -> tuple[float, float]:
     """(a, b) of `P(y=1) = sigmoid(a + b logit(p))` fitted to noisy verdicts.
 

@@ -158,6 +158,7 @@ def test_matches_lightgbm_with_zero_as_missing() -> None:
     assert_matches_lightgbm(booster, np.vstack([X, edge_rows(booster, X.shape[1])]))
 
 
+@pytest.mark.filterwarnings("ignore:LightGBM binary classifier:UserWarning")
 def test_matches_shap_tree_explainer() -> None:
     shap = pytest.importorskip("shap")
     booster = standard_model()
@@ -256,6 +257,20 @@ def test_threads_give_identical_values() -> None:
     np.testing.assert_array_equal(treeshap.shap_values(ensemble, X, n_threads=3), one)
 
 
+def test_read_only_and_strided_inputs_share_one_compiled_kernel() -> None:
+    from models import _treeshap_kernels
+
+    ensemble = treeshap.parse_model(standard_model().model_to_string())
+    X, _, _ = make_data(n=40, seed=16)
+    expected = treeshap.shap_values(ensemble, X)
+    frozen = X.copy()
+    frozen.flags.writeable = False
+    np.testing.assert_array_equal(treeshap.shap_values(ensemble, frozen), expected)
+    np.testing.assert_array_equal(treeshap.shap_values(ensemble, np.asfortranarray(X)), expected)
+    np.testing.assert_array_equal(treeshap.shap_values(ensemble, X[::-1])[::-1], expected)
+    assert len(_treeshap_kernels.shap_rows.signatures) == 1
+
+
 def test_empty_batch() -> None:
     ensemble = treeshap.parse_model(standard_model().model_to_string())
     values = treeshap.shap_values(ensemble, np.empty((0, ensemble.n_features)))
@@ -274,6 +289,32 @@ def test_top_k_equals_argsort_of_full_values() -> None:
         np.testing.assert_array_equal(top, np.take_along_axis(values, expected, axis=1))
     indices, _ = treeshap.top_k(values, 2, by="positive")
     np.testing.assert_array_equal(indices, np.argsort(-values, axis=1, kind="stable")[:, :2])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    data=st.data(),
+    shape=st.tuples(st.integers(1, 6), st.integers(1, 12)),
+    by=st.sampled_from(["abs", "positive"]),
+)
+def test_top_k_matches_a_stable_sort(data: st.DataObject, shape: tuple[int, int], by: str) -> None:
+    n_rows, n_features = shape
+    cells = st.integers(-3, 3).map(float)  # small integers: many ties in value and magnitude
+    values = np.asarray(
+        data.draw(
+            st.lists(
+                st.lists(cells, min_size=n_features, max_size=n_features),
+                min_size=n_rows,
+                max_size=n_rows,
+            )
+        )
+    )
+    k = data.draw(st.integers(1, n_features))
+    indices, top = treeshap.top_k(values, k, by=by)
+    key = -np.abs(values) if by == "abs" else -values
+    expected = np.argsort(key, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(indices, expected)
+    np.testing.assert_array_equal(top, np.take_along_axis(values, expected, axis=1))
 
 
 @pytest.mark.parametrize(
