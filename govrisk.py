@@ -16,6 +16,9 @@ _COMMAND_MODULES = (
     "serving.cli",
     "governance.cli",
     "governance.review.cli",
+    "governance.audit.cli",
+    "experiments.audit_eval_cli",
+    "experiments.demo",
 )
 
 

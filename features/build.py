@@ -259,13 +259,18 @@ def _materialize(
 ) -> None:
     # Snapshot tables live once, as Arrow (DuckDB scans them in place); the rest are temp
     # tables DuckDB may spill.
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     if name in SNAPSHOT_TABLES:
         snap[name] = _fetch(con, select)
         con.register(_duck_name(name), snap[name])
     else:
         con.execute(f"CREATE TEMP TABLE {name} AS {select}")
-    _log.debug("built %s in %.2f s", name, time.perf_counter() - start)
+    _log.debug(
+        "built %s in %.2f s (%.2f s CPU)",
+        name,
+        time.perf_counter() - start,
+        time.process_time() - cpu,
+    )
 
 
 def _compute_build(

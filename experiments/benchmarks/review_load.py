@@ -35,6 +35,9 @@ _PG_ADMIN_DSN = os.environ.get(
     "GOVRISK_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 _PASSWORD = "load-test-password"
+#: Lease of the benchmark runs: long enough for a slow request, short enough that the crashed
+#: clients' items come back before the queue runs dry.
+_LEASE_SECONDS = 10.0
 
 
 @dataclass
@@ -387,12 +390,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     n_items, n_moderators = (300, 10) if args.quick else (args.items, args.moderators)
     results: list[LoadResult] = []
-    console = Console()
+    console = Console(width=170)
     with tempfile.TemporaryDirectory() as scratch:
         console.print(f"SQLite: {n_moderators} moderators x {n_items:,} items ...")
+        sqlite_url = f"sqlite:///{Path(scratch) / 'load.db'}"
         results.append(
             run_load(
-                f"sqlite:///{Path(scratch) / 'load.db'}", n_items=n_items, n_moderators=n_moderators
+                sqlite_url, n_items=n_items, n_moderators=n_moderators, lease_seconds=_LEASE_SECONDS
             )
         )
     with _postgres_database() as pg_url:
@@ -400,7 +404,11 @@ def main(argv: list[str] | None = None) -> None:
             console.print("[yellow]PostgreSQL unreachable on 127.0.0.1:5432; skipped[/yellow]")
         else:
             console.print(f"PostgreSQL: {n_moderators} moderators x {n_items:,} items ...")
-            results.append(run_load(pg_url, n_items=n_items, n_moderators=n_moderators))
+            results.append(
+                run_load(
+                    pg_url, n_items=n_items, n_moderators=n_moderators, lease_seconds=_LEASE_SECONDS
+                )
+            )
     table = Table(
         title=f"Review queue over HTTP: {n_moderators} moderators, {n_items:,} items, "
         "one uvicorn worker, loopback"

@@ -1,0 +1,281 @@
+"""`govrisk demo`: the whole pipeline on a simulated marketplace, one `govrisk` command per step.
+
+Each step runs the same command a user would type (shown as it starts), so the demo doubles as
+a walkthrough; the closing table lists what each step wrote where.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import experiments
+
+#: Demo accounts created for the review service (demo passwords, printed at the end).
+DEMO_USERS: tuple[tuple[str, str, str], ...] = (
+    ("admin", "admin", "admin-demo-pass"),
+    ("mod1", "moderator", "mod1-demo-pass"),
+    ("mod2", "moderator", "mod2-demo-pass"),
+    ("pm1", "pm", "pm1-demo-pass"),
+    ("mle1", "ml_engineer", "mle1-demo-pass"),
+)
+
+CHAMPION_MODEL = "govrisk-listing-any"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One pipeline step: a `govrisk` command line and what it writes."""
+
+    title: str
+    args: tuple[str, ...]
+    writes: str
+    stdin: str | None = None
+
+
+def demo_spec_path() -> Path:
+    """The training spec the demo uses (shipped with the package)."""
+    return Path(experiments.__file__).parent / "specs" / "demo.yaml"
+
+
+def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
+    """The demo's steps, in order, writing under `out`."""
+    data = out / "data"
+    service = out / "service"
+    model_uri = f"models:/{CHAMPION_MODEL}@champion"
+    steps = [
+        Step(
+            "Simulate a marketplace with ground truth",
+            (
+                "simulate",
+                "--out",
+                str(out),
+                "--listings",
+                str(listings),
+                "--days",
+                str(days),
+                "--seed",
+                str(seed),
+            ),
+            f"{data}/tables, {data}/strategies, {out}/ground_truth",
+        ),
+        Step(
+            "Check the tables against the data contract",
+            ("data", "validate", "--data", str(data)),
+            "nothing (read only)",
+        ),
+        Step(
+            "Build point-in-time features",
+            ("features", "build", "--data", str(data), "--out", str(out / "features")),
+            f"{out}/features",
+        ),
+        Step(
+            "Train calibrated risk models, log to MLflow, register challengers",
+            (
+                "train",
+                "--spec",
+                str(demo_spec_path()),
+                "--data",
+                str(data),
+                "--out",
+                str(out / "training"),
+            ),
+            f"{out}/training, {out}/mlflow.db, {out}/mlartifacts",
+        ),
+        Step(
+            "Promote the any-violation listing model to champion",
+            ("models", "promote", CHAMPION_MODEL),
+            "alias champion in the MLflow registry",
+        ),
+        Step(
+            "Batch-score listings with top-5 SHAP reasons",
+            (
+                "score",
+                "--model",
+                model_uri,
+                "--input",
+                str(out / "features" / "listing.parquet"),
+                "--output",
+                str(out / "scores"),
+                "--explain",
+                "5",
+                "--overwrite",
+            ),
+            f"{out}/scores",
+        ),
+        Step(
+            "Audit every strategy against labels and the model",
+            (
+                "audit",
+                "--data",
+                str(data),
+                "--model",
+                model_uri,
+                "--oof",
+                str(out / "training" / "oof_predictions.parquet"),
+                "--out",
+                str(out / "audit"),
+            ),
+            f"{out}/audit (report.html, *.parquet)",
+        ),
+        Step(
+            "Create the review database",
+            ("db", "upgrade", "--data-dir", str(service)),
+            f"{service}/govrisk.db",
+        ),
+    ]
+    for username, role, password in DEMO_USERS:
+        steps.append(
+            Step(
+                f"Create demo user {username} ({role})",
+                (
+                    "users",
+                    "create",
+                    "--username",
+                    username,
+                    "--role",
+                    role,
+                    "--password-stdin",
+                    "--data-dir",
+                    str(service),
+                ),
+                "a user row",
+                stdin=password + "\n",
+            )
+        )
+    steps += [
+        Step(
+            "Load the audit's flags into the review queue",
+            (
+                "queue",
+                "load",
+                "--flags",
+                str(out / "audit" / "flags.parquet"),
+                "--data",
+                str(data),
+                "--data-dir",
+                str(service),
+            ),
+            "queue items",
+        ),
+        Step(
+            "Load suggested strategy adjustments for PM review",
+            (
+                "suggestions",
+                "load",
+                "--path",
+                str(out / "audit" / "suggestions.parquet"),
+                "--data-dir",
+                str(service),
+            ),
+            "suggestions",
+        ),
+    ]
+    return steps
+
+
+def _run(step: Step, *, env: dict[str, str], console: Console) -> float:
+    command = [sys.executable, "-m", "govrisk", *step.args]
+    console.rule(f"[bold]{step.title}")
+    console.print(f"[dim]$ govrisk {shlex.join(step.args)}[/dim]")
+    started = time.perf_counter()
+    result = subprocess.run(command, env=env, input=step.stdin, text=True, check=False)
+    if result.returncode != 0:
+        console.print(f"[red]Step failed ({result.returncode}): govrisk {shlex.join(step.args)}")
+        raise typer.Exit(result.returncode)
+    return time.perf_counter() - started
+
+
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for everything the demo writes.")
+    ] = Path("demo-output"),
+    listings: Annotated[
+        int, typer.Option("--listings", min=200, help="Listings to simulate.")
+    ] = 20_000,
+    days: Annotated[int, typer.Option("--days", min=14, help="Days to simulate.")] = 56,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the simulation.")] = 1,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve/--no-serve", help="Start the service at the end and keep it up."),
+    ] = True,
+    host: Annotated[str, typer.Option("--host", help="Interface the service listens on.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", help="Port the service listens on.")] = 8000,
+) -> None:
+    """Run the whole pipeline on a simulated marketplace, then serve the review pages.
+
+    Simulates a marketplace, validates it, builds features, trains and registers models,
+    promotes a champion, scores with reasons, audits every strategy, fills the review queue and
+    (unless --no-serve) starts the service on HOST:PORT with demo users.
+    """
+    console = Console()
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
+    env.setdefault("GOVRISK_MLFLOW_ARTIFACTS", str(out / "mlartifacts"))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    timings: list[tuple[Step, float]] = []
+    for step in plan_steps(out, listings=listings, days=days, seed=seed):
+        timings.append((step, _run(step, env=env, console=console)))
+
+    summary = Table(title="govrisk demo: what each step wrote")
+    summary.add_column("step")
+    summary.add_column("seconds", justify="right")
+    summary.add_column("wrote")
+    for step, seconds in timings:
+        if step.args[0] != "users":
+            summary.add_row(step.title, f"{seconds:.1f}", step.writes)
+    console.print(summary)
+    console.print(f"MLflow: `mlflow ui --backend-store-uri {env['MLFLOW_TRACKING_URI']}`")
+    console.print(f"Audit report: {out / 'audit' / 'report.html'}")
+    if not serve:
+        return
+    users = Table(title="Demo users (demo passwords; change them for real use)")
+    for column in ("username", "role", "password"):
+        users.add_column(column)
+    for row in DEMO_USERS:
+        users.add_row(*row)
+    console.print(users)
+    console.print(
+        f"[bold green]Review service: http://{host}:{port}/ — API docs at "
+        f"http://{host}:{port}/docs. Ctrl-C stops it.[/bold green]"
+    )
+    serve_step = Step(
+        "Serve the review pages and the scoring API",
+        (
+            "serve",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--data-dir",
+            str(out / "service"),
+            "--audit-dir",
+            str(out / "audit"),
+            "--model",
+            f"models:/{CHAMPION_MODEL}@champion",
+        ),
+        "",
+    )
+    try:
+        _run(serve_step, env=env, console=console)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `govrisk demo` to the root app."""
+    app.command("demo")(demo)
