@@ -26,6 +26,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -688,13 +689,22 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
     preds, oof = _train_and_score(
         wdir / "data", wdir, targets, frames, tables["audit_labels"], spec_path
     )
+    preds.to_parquet(wdir / "predictions.parquet", index=False)
+    if oof is not None:
+        oof.to_parquet(wdir / "oof.parquet", index=False)
     progress(f"seed {seed}: auditing")
+    history = []
+    day = as_of - timedelta(days=7)
+    while day > sim_cfg.start:
+        history.append(build_frames(tables, as_of=day, entities=entities))
+        day -= timedelta(days=7)
     result = run_audit(
         wdir / "data",
         out_dir=wdir / "audit",
         tables=tables,
         strategies=sim.strategies,
         frames=frames,
+        history_frames=history,
         predictions=preds,
         oof=oof,
         as_of=as_of,
@@ -1035,8 +1045,8 @@ def _crossfit_lightgbm(
     for k in range(folds):
         tr, te = idx[fold != k], idx[fold == k]
         booster = lgb.train(params, lgb.Dataset(Xc.iloc[tr], label=y[tr]), num_boost_round=150)
-        oof[te] = booster.predict(Xc.iloc[te])
-        full += booster.predict(Xc) / folds
+        oof[te] = np.asarray(booster.predict(Xc.iloc[te]), dtype=np.float64)
+        full += np.asarray(booster.predict(Xc), dtype=np.float64) / folds
     return full, oof
 
 
@@ -1051,7 +1061,6 @@ def evaluate_fraud_data(
     """Audit the fraud rules with `budget` labels (half uniform to train the model, half
     importance-sampled) and score estimates and ranked lists against the full labels."""
     from features.byo import build_dataset, load_spec
-    from governance.audit.estimators import interval as ci
     from governance.audit.ranking import rank_flags
     from governance.evaluator import evaluate_condition
 
@@ -1073,7 +1082,7 @@ def evaluate_fraud_data(
         second = audit_sample(
             {(Entity.LISTING, Policy.ENGAGEMENT_FRAUD): base}, size=budget // 2, seed=seed + rep
         )
-        pos2 = pd.Index(frame["item_id"].astype(str)).get_indexer(second["item_id"])
+        pos2 = pd.Index(frame["item_id"].astype(str)).get_indexer(pd.Index(second["item_id"]))
         pos = np.concatenate([np.flatnonzero(first), pos2])
         pi = np.concatenate(
             [np.full(int(first.sum()), (budget / 2) / n), second["inclusion_probability"]]
@@ -1130,7 +1139,6 @@ def evaluate_fraud_data(
                     **{f"cleanlab_{k}": v for k, v in cl.items()},
                 }
             )
-    del ci
     return pd.DataFrame(rows)
 
 

@@ -30,6 +30,7 @@ from features.listing import ITEM_AGGREGATE_INPUTS, listing_base_sql, listing_co
 from features.seller import sellers_sql
 from features.snapshot import (
     FeatureSnapshot,
+    Lookup,
     LookupJoin,
     TableInfo,
     context_name,
@@ -96,6 +97,7 @@ _LISTING_ITEM_JOINS = (
     LookupJoin(_SELLER_PROFILES, "seller", ("seller_id",)),
 )
 _LISTING_FRAME_JOINS = JOINS[Entity.LISTING][3:]
+_LOOKUP_INFOS = {**SNAPSHOT_TABLES, _SELLER_PROFILES: TableInfo(key=("seller_id",))}
 
 
 @dataclass(frozen=True)
@@ -198,8 +200,35 @@ def _duck_name(table: str) -> str:
     return f"snap_{table}" if table in SNAPSHOT_TABLES else table
 
 
-def _context_sql(
-    con: duckdb.DuckDBPyConnection,
+def _chained_columns(joins: Iterable[LookupJoin]) -> dict[str, set[str]]:
+    """Columns of looked-up tables that later joins use as keys (e.g. the linked seller)."""
+    tables: dict[str, str] = {}
+    out: dict[str, set[str]] = {}
+    for join in joins:
+        for on in join.on:
+            if "." in on:
+                prefix, column = on.split(".", 1)
+                out.setdefault(tables[prefix], set()).add(column)
+        tables[join.prefix] = join.table
+    return out
+
+
+_CHAINED = _chained_columns(
+    [*_LISTING_ITEM_JOINS, *(join for joins in JOINS.values() for join in joins)]
+)
+
+
+def _register_keys(
+    con: duckdb.DuckDBPyConnection, name: str, table: pa.Table, info: TableInfo
+) -> None:
+    # Key columns (views of the snapshot table) plus each row's position: joins against this
+    # find rows; `Lookup.take_positions` then gathers the values, as online lookups do.
+    columns = [*info.key, *sorted(_CHAINED.get(name, set()) - set(info.key))]
+    positions = pa.array(np.arange(table.num_rows, dtype=np.int64))
+    con.register(f"keys_{name}", table.select(columns).append_column("__pos", positions))
+
+
+def _positions_sql(
     *,
     items: str,
     item_columns: Sequence[str],
@@ -211,28 +240,18 @@ def _context_sql(
     sources = [f"{items} AS i"]
     aliases: dict[str, str] = {}
     for n, join in enumerate(joins):
-        alias = f"j{n}"
-        info = infos[join.table]
+        alias = f"k{n}"
         conditions = []
-        for key_column, on in zip(info.key, join.on, strict=True):
+        for key_column, on in zip(infos[join.table].key, join.on, strict=True):
             if "." in on:
                 prefix, column = on.split(".", 1)
                 source = f'{aliases[prefix]}."{column}"'
             else:
                 source = f'i."{on}"'
             conditions.append(f'{alias}."{key_column}" = {source}')
-        sources.append(
-            f"LEFT JOIN {_duck_name(join.table)} AS {alias} ON {' AND '.join(conditions)}"
-        )
+        sources.append(f"LEFT JOIN keys_{join.table} AS {alias} ON {' AND '.join(conditions)}")
         aliases[join.prefix] = alias
-        columns = [r[0] for r in con.sql(f"DESCRIBE {_duck_name(join.table)}").fetchall()]
-        for c in columns:
-            if c in info.key:
-                continue
-            value = f'{alias}."{c}"'
-            if c in info.zero_fill:
-                value = f"coalesce({value}, 0)"
-            select.append(f'{value} AS "{context_name(join.prefix, c)}"')
+        select.append(f'{alias}.__pos AS "{context_name(join.prefix, "__pos")}"')
     return f'SELECT {", ".join(select)} FROM {" ".join(sources)} ORDER BY i."{key}"'
 
 
@@ -240,29 +259,40 @@ def _context(
     con: duckdb.DuckDBPyConnection,
     entity: Entity,
     joins: Sequence[LookupJoin],
-    infos: Mapping[str, TableInfo],
+    lookups: Mapping[str, Lookup],
 ) -> Columns:
-    table = _ITEM_TABLE[entity]
-    sql = _context_sql(
-        con,
+    sql = _positions_sql(
         items=_ITEM_VIEW[entity],
-        item_columns=TABLES[table].column_names,
+        item_columns=TABLES[_ITEM_TABLE[entity]].column_names,
         key=frame_spec(entity).key,
         joins=joins,
-        infos=infos,
+        infos={name: lookup.info for name, lookup in lookups.items()},
     )
-    return arrow_to_columns(_fetch(con, sql))
+    ctx = arrow_to_columns(_fetch(con, sql))
+    for join in joins:
+        found = ctx.pop(context_name(join.prefix, "__pos"))
+        pos = np.where(np.isnan(found), -1, found).astype(np.int64)
+        ctx.update(lookups[join.table].take_positions(pos, join.prefix))
+    return ctx
 
 
 def _materialize(
-    con: duckdb.DuckDBPyConnection, name: str, select: str, snap: dict[str, pa.Table]
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    select: str,
+    snap: dict[str, pa.Table],
+    lookups: dict[str, Lookup],
 ) -> None:
-    # Snapshot tables live once, as Arrow (DuckDB scans them in place); the rest are temp
-    # tables DuckDB may spill.
+    # Lookup tables live once, as Arrow (DuckDB scans them in place); the rest are temp tables
+    # DuckDB may spill.
     start, cpu = time.perf_counter(), time.process_time()
-    if name in SNAPSHOT_TABLES:
-        snap[name] = _fetch(con, select)
-        con.register(_duck_name(name), snap[name])
+    if name in _LOOKUP_INFOS:
+        table = _fetch(con, select)
+        con.register(_duck_name(name), table)
+        _register_keys(con, name, table, _LOOKUP_INFOS[name])
+        lookups[name] = Lookup(table, _LOOKUP_INFOS[name])
+        if name in SNAPSHOT_TABLES:
+            snap[name] = table
     else:
         con.execute(f"CREATE TEMP TABLE {name} AS {select}")
     _log.debug(
@@ -282,8 +312,8 @@ def _compute_build(
     on_step: Callable[[str], None],
 ) -> FeatureBuild:
     cut = timestamp_literal(as_of)
-    infos = {**SNAPSHOT_TABLES, _SELLER_PROFILES: TableInfo(key=("seller_id",))}
     snap: dict[str, pa.Table] = {}
+    lookups: dict[str, Lookup] = {}
     frames: dict[Entity, pd.DataFrame] = {}
     con = connect(threads=threads)
     try:
@@ -299,10 +329,10 @@ def _compute_build(
         on_step(BUILD_STEPS[1])
         base = {**listing_base_sql(), **item_aggregates_sql(cut), "content": content_sql()}
         for name, select in base.items():
-            _materialize(con, name, select, snap)
+            _materialize(con, name, select, snap, lookups)
 
         on_step(BUILD_STEPS[2])
-        ctx = _context(con, Entity.LISTING, _LISTING_ITEM_JOINS, infos)
+        ctx = _context(con, Entity.LISTING, _LISTING_ITEM_JOINS, lookups)
         listing_set = listing_columns(
             ctx, as_of=as_of, sorted_prices=sorted_category_prices(snap["category_prices"])
         )
@@ -319,10 +349,10 @@ def _compute_build(
         del items
 
         on_step(BUILD_STEPS[3])
-        _materialize(con, "sellers", sellers_sql(cut), snap)
-        _materialize(con, "creators", creators_sql(cut), snap)
+        _materialize(con, "sellers", sellers_sql(cut), snap, lookups)
+        _materialize(con, "creators", creators_sql(cut), snap, lookups)
         for entity in Entity:
-            _materialize(con, activity_table(entity), activity_sql(entity), snap)
+            _materialize(con, activity_table(entity), activity_sql(entity), snap, lookups)
         for name in ("exp_item", "exp_daily", "dec_item", "out_item", "item_seller", "content"):
             con.execute(f"DROP TABLE {name}")
         con.unregister("listing_items")
@@ -331,7 +361,7 @@ def _compute_build(
         )
 
         on_step(BUILD_STEPS[4])
-        ctx.update(_context(con, Entity.LISTING, _LISTING_FRAME_JOINS, infos))
+        ctx.update(_context(con, Entity.LISTING, _LISTING_FRAME_JOINS, lookups))
         listing_frame = compute_frame(
             Entity.LISTING,
             ctx,
@@ -343,7 +373,9 @@ def _compute_build(
         snap[LISTINGS_TABLE] = columns_to_arrow(
             {"listing_id": ctx["listing_id"], "seller_id": ctx["seller_id"], **listing_frame}
         )
-        con.register(_duck_name(LISTINGS_TABLE), snap[LISTINGS_TABLE])
+        info = SNAPSHOT_TABLES[LISTINGS_TABLE]
+        _register_keys(con, LISTINGS_TABLE, snap[LISTINGS_TABLE], info)
+        lookups[LISTINGS_TABLE] = Lookup(snap[LISTINGS_TABLE], info)
         if Entity.LISTING in entities:
             frames[Entity.LISTING] = to_frame(
                 "item_id", ctx["listing_id"], listing_frame, frame_features(Entity.LISTING)
@@ -356,7 +388,7 @@ def _compute_build(
             on_step(step)
             if entity not in entities:
                 continue
-            ctx = _context(con, entity, JOINS[entity], infos)
+            ctx = _context(con, entity, JOINS[entity], lookups)
             columns = compute_frame(entity, ctx, as_of=as_of, snapshot=snapshot)
             frames[entity] = to_frame(
                 "item_id", ctx[frame_spec(entity).key], columns, frame_features(entity)

@@ -38,7 +38,7 @@ def arrow_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     if pa.types.is_boolean(kind):
         return np.asarray(pc.fill_null(column, False).to_numpy(zero_copy_only=False), dtype=bool)
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+        return _text_objects(column)
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         return np.asarray(column.cast(pa.timestamp("us")).to_numpy(zero_copy_only=False))
     if pa.types.is_null(kind):
@@ -48,6 +48,20 @@ def arrow_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         as_float = pc.fill_null(as_float, np.nan)
     # Without nulls a single-chunk float64 column is viewed, not copied.
     return np.asarray(as_float.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _text_objects(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    # One Python str per distinct value, shared by its rows: a million rows of a few categories
+    # cost a million pointers, not a million string objects.
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    if len(column) == 0:
+        return np.empty(0, dtype=object)
+    encoded = pc.dictionary_encode(column)
+    codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False))
+    distinct = np.empty(len(encoded.dictionary) + 1, dtype=object)
+    distinct[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
+    return distinct[codes]  # code -1 picks the trailing None
 
 
 def missing_like(values: np.ndarray, n: int) -> np.ndarray:

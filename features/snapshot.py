@@ -70,21 +70,16 @@ class Lookup:
         self._names: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
-    def _prepare(self) -> tuple[Columns, pd.Index]:
+    def _key_index(self) -> pd.Index:
         with self._lock:
-            if self._columns is None or self._index is None:
+            if self._index is None:
                 key_parts = [arrow_column(self._table.column(k)) for k in self.info.key]
                 self._index = pd.Index(_composite(key_parts), dtype=object)
-                self._columns = {
-                    name: arrow_column(self._table.column(name))
-                    for name in self._table.column_names
-                    if name not in self.info.key
-                }
-            return self._columns, self._index
+            return self._index
 
     def positions(self, keys: Sequence[np.ndarray]) -> np.ndarray:
         """Row of each key (-1 where absent or where any key part is missing)."""
-        _, index = self._prepare()
+        index = self._key_index()
         composite = _composite(keys)
         if len(composite) > _SMALL:
             return np.asarray(index.get_indexer(pd.Index(composite)), dtype=np.int64)
@@ -101,15 +96,18 @@ class Lookup:
         return out
 
     def take(self, keys: Sequence[np.ndarray], prefix: str) -> Columns:
-        """The looked-up columns for `keys`, named `prefix.column`.
+        """The looked-up columns for `keys`, named `prefix.column` (see `take_positions`)."""
+        return self.take_positions(self.positions(keys), prefix)
 
-        Where a key has no row, zero-filled columns read 0 and the others are missing.
+    def take_positions(self, pos: np.ndarray, prefix: str) -> Columns:
+        """The rows at `pos` (-1 = no row), named `prefix.column`.
+
+        Where there is no row, zero-filled columns read 0 and the others are missing.
         """
-        columns, _ = self._prepare()
+        columns = self.columns()
         names = self._names.get(prefix)
         if names is None:
             names = self._names[prefix] = {c: context_name(prefix, c) for c in columns}
-        pos = self.positions(keys)
         found = pos >= 0
         out: Columns = {}
         if found.all():
@@ -123,6 +121,17 @@ class Lookup:
             taken[found] = values[pos[found]]
             out[names[name]] = taken
         return out
+
+    def columns(self) -> Columns:
+        """The table's non-key columns as a bundle (converted once)."""
+        with self._lock:
+            if self._columns is None:
+                self._columns = {
+                    name: arrow_column(self._table.column(name))
+                    for name in self._table.column_names
+                    if name not in self.info.key
+                }
+            return self._columns
 
 
 def sorted_category_prices(table: pa.Table) -> dict[str, np.ndarray]:

@@ -582,13 +582,16 @@ def _threshold_rows(model_text: str, base: np.ndarray) -> np.ndarray:
         if node["decision_type"] == "<=":
             thresholds.add((int(node["split_feature"]), float(node["threshold"])))
         stack.extend((node["left_child"], node["right_child"]))
+    from models.onnx_export import K_ZERO_THRESHOLD as k
+
+    # LightGBM reads |x| <= k as 0.0, so splits near zero also get probes around +-k.
+    near_zero = (0.0, -0.0, k, -k, k / 2, -k / 2, np.nextafter(k, 1.0), np.nextafter(-k, -1.0))
     rows: list[np.ndarray] = []
     for n, (feature, threshold) in enumerate(sorted(thresholds)):
-        for value in (
-            threshold,
-            np.nextafter(threshold, -math.inf),
-            np.nextafter(threshold, math.inf),
-        ):
+        values = [threshold, np.nextafter(threshold, -math.inf), np.nextafter(threshold, math.inf)]
+        if abs(threshold) <= 2 * k:
+            values.extend(near_zero)
+        for value in values:
             row = base[n % len(base)].copy()
             row[feature] = value
             rows.append(row)

@@ -35,7 +35,11 @@ _IR_VERSION = 10
 
 # ai.onnx.ml TreeEnsemble (opset 5) node modes.
 _MODE_LEQ = 0
+_MODE_LT = 1
 _MODE_MEMBER = 6
+#: LightGBM's kZeroThreshold (1e-35f): before predicting, LightGBM turns every input value with
+#: |x| <= this into 0.0, which moves the boundary of splits whose threshold lies near zero.
+K_ZERO_THRESHOLD = float(np.float32(1e-35))
 
 
 class ExportError(ValueError):
@@ -170,7 +174,8 @@ def _add_split(
             # onnxmltools sends NaN down the false branch when default_left is false even if
             # LightGBM (missing_type None) compares it as 0.0; follow LightGBM.
             logger.debug("%s: missing direction differs from onnxmltools; using LightGBM's", where)
-        mode, split, false_ref = _MODE_LEQ, threshold, ref.false_id
+        mode, split = _numeric_split(threshold)
+        false_ref = ref.false_id
         members: list[float] = []
     elif decision == "==":
         members = [float(v) for v in str(node["threshold"]).split("||")]
@@ -223,6 +228,20 @@ def _add_child(
             raise ExportError(f"{where}: onnxmltools node {onnx_id} should be a leaf")
         return _add_leaf(ensemble, value), 1
     return _add_split(ensemble, node, reference, onnx_id=onnx_id, where=where), 0
+
+
+def _numeric_split(threshold: float) -> tuple[int, float]:
+    """Mode and split value reproducing LightGBM's `x' <= threshold` on raw input x.
+
+    LightGBM compares x' = 0 if |x| <= K else x (K = kZeroThreshold). For thresholds outside
+    [-K, K) that equals x <= threshold. For -K <= t < 0 it is x < -K, for 0 <= t < K it is
+    x <= K (values within K of zero count as zero).
+    """
+    if -K_ZERO_THRESHOLD <= threshold < 0.0:
+        return _MODE_LT, -K_ZERO_THRESHOLD
+    if 0.0 <= threshold < K_ZERO_THRESHOLD:
+        return _MODE_LEQ, K_ZERO_THRESHOLD
+    return _MODE_LEQ, threshold
 
 
 def _same_float32(a: float, b: float) -> bool:

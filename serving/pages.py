@@ -149,8 +149,7 @@ def login(
     next: Text = "",
 ) -> Response:
     """Check the password and start a signed session (a fresh CSRF token too)."""
-    begin_write(session)
-    user = users.authenticate(session, username.strip(), password)
+    user = users.authenticate(session, username.strip(), password)  # writes only on a rehash
     if user is None:
         session.rollback()
         return render(

@@ -193,10 +193,10 @@ def _metric(row: dashboard.MetricRow) -> MetricPublic:
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenIssued)
 def create_token(body: TokenCreate, session: SessionDep) -> TokenIssued:
     """Exchange a username and password for an API token (no token needed to call this)."""
-    begin_write(session)
-    user = users.authenticate(session, body.username, body.password)
+    user = users.authenticate(session, body.username, body.password)  # argon2 outside the lock
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown username or wrong password")
+    begin_write(session)
     token, secret = users.issue_token(session, user, name=body.name, ttl_days=body.ttl_days)
     session.commit()
     return TokenIssued(

@@ -91,6 +91,14 @@ def _compute_platt(margin: np.ndarray, y: np.ndarray, w: np.ndarray) -> Calibrat
         return float(value), np.array([np.sum(grad_z * margin), np.sum(grad_z)])
 
     prior = np.log((n_neg + 1.0) / (n_pos + 1.0))
-    result = minimize(loss, x0=np.array([-1.0, prior]), jac=True, method="L-BFGS-B")
+    # a <= 0 keeps the map increasing: calibration may rescale the model, never invert it. A
+    # model with no signal out of fold gets a = 0, i.e. the base rate for every item.
+    result = minimize(
+        loss,
+        x0=np.array([-1.0, prior]),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(None, 0.0), (None, None)],
+    )
     a, b = (float(v) for v in result.x)
     return Calibration.platt(a, b)

@@ -491,8 +491,12 @@ def _normalised(raw: np.ndarray, *, max_weight: float | None) -> np.ndarray:
         return raw.astype("float64")
     weight = raw / raw.mean()
     if max_weight is not None:
-        weight = np.minimum(weight, max_weight)
-        weight = weight / weight.mean()
+        # Trim, renormalise, repeat: converges to weights with mean 1 and max <= max_weight.
+        for _ in range(100):
+            if weight.max() <= max_weight * (1 + 1e-9):
+                break
+            weight = np.minimum(weight, max_weight)
+            weight = weight / weight.mean()
     out: np.ndarray = weight.astype("float64")
     return out
 

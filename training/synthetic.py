@@ -140,8 +140,16 @@ def make_labeled_frames(
     flagged_rate: float = 0.9,
     noise: float = 0.03,
     start: str = "2025-01-06",
+    policies: tuple[str, ...] = ("counterfeit", "fake_discount"),
+    label_all: bool = False,
+    compact: bool = False,
 ) -> SyntheticData:
-    """Items, rule-biased audit labels for counterfeit and fake_discount, and weekly frames."""
+    """Items, rule-biased audit labels and weekly frames.
+
+    `label_all` reviews every item (inclusion probabilities still follow the routes);
+    `compact` keeps in each weekly frame only the items labeled as of it (what
+    `training.dataset.load_entity_data` keeps anyway), which bounds memory at scale.
+    """
     rng = np.random.default_rng(seed + 1)
     items = make_items(
         n_items, n_weeks=n_weeks, seed=seed, extra_numeric=extra_numeric, start=start
@@ -149,7 +157,7 @@ def make_labeled_frames(
     n = len(items)
     flagged = items["strategy_hit_count"].to_numpy() > 0
     p_incl = np.where(flagged, flagged_rate, random_rate)
-    chosen = rng.random(n) < p_incl
+    chosen = np.ones(n, dtype=bool) if label_all else rng.random(n) < p_incl
     # Reviews mostly come one to three weeks after creation, some within days or the hour.
     delay_s = rng.integers(7 * 86_400, 21 * 86_400, n)
     draw = rng.random(n)
@@ -157,7 +165,8 @@ def make_labeled_frames(
     delay_s = np.where(draw < 0.02, rng.integers(60, 3_600, n), delay_s)
     reviewed = items["created_at"] + pd.to_timedelta(delay_s, unit="s")
     labels = []
-    for policy, col in (("counterfeit", "p_counterfeit"), ("fake_discount", "p_fake_discount")):
+    for policy in policies:
+        col = f"p_{policy}"
         truth = rng.random(n) < items[col].to_numpy()
         flip = rng.random(n) < noise
         verdict = truth ^ flip
@@ -185,11 +194,15 @@ def make_labeled_frames(
     audit["reviewed_at"] = audit["reviewed_at"].astype("datetime64[us]")
     for col in ("entity", "item_id", "policy", "verdict", "sampling"):
         audit[col] = audit[col].astype("str")
-    cutoffs = feature_cutoff(audit["reviewed_at"]).unique()
-    frames = {
-        pd.Timestamp(t): frame_as_of(items, pd.Timestamp(t), extra_numeric=extra_numeric)
-        for t in sorted(cutoffs)
-    }
+    cutoff = feature_cutoff(audit["reviewed_at"])
+    frames = {}
+    for t in sorted(cutoff.unique()):
+        as_of = pd.Timestamp(t)
+        source = items
+        if compact:
+            wanted = audit.loc[(cutoff == as_of).to_numpy(), "item_id"].unique()
+            source = items.loc[items["item_id"].isin(wanted)]
+        frames[as_of] = frame_as_of(source, as_of, extra_numeric=extra_numeric)
     ch = rng.choice(np.array(_CHANNELS), size=n)
     channels = pd.DataFrame(
         {"item_id": items["item_id"].to_numpy(), "channel": pd.array(ch, dtype="str")}

@@ -107,7 +107,7 @@ def _run(config: _Config) -> None:
 
     from models.explainer import TreeExplainer
 
-    console = Console(width=None if sys.stdout.isatty() else 110)
+    console = Console(width=None if sys.stdout.isatty() else 125)
     warnings.filterwarnings("ignore", category=UserWarning)
     X_train, y_train, categorical = make_data(config.train_rows, seed=0)
     X, _, _ = make_data(config.batch_rows, seed=1)
@@ -219,7 +219,7 @@ def _print_table(
         "ratio p50",
         "max |Δ| vs shap",
     ):
-        table.add_column(column, justify="left" if column == "method" else "right")
+        table.add_column(column, justify="left" if column == "method" else "right", no_wrap=True)
     for row in results.values():
         per_row = row.batch_seconds / row.batch_rows if row.batch_seconds else None
         p50 = float(np.percentile(row.single, 50)) if row.single else None

@@ -34,6 +34,7 @@ _PURPOSE_FLIP = 24
 _PURPOSE_DELAY = 25
 _SAMPLING_CODE = {Sampling.APPEAL: 1, Sampling.STRATEGY_FLAGGED: 2, Sampling.RANDOM: 3}
 _POLICIES = tuple(Policy)
+_RANDOM_FLOOR_ITEMS = 10
 
 
 @dataclass
@@ -237,10 +238,14 @@ def _random(
         return None
     sizes = np.asarray([world.items(e).n for e in ENTITY_CODES])
     per_item = np.asarray([len(ENTITY_POLICIES[e]) for e in ENTITY_CODES])
+    # a floor of items per entity (while the budget allows), the rest by labels needed
+    floor = np.minimum(sizes, _RANDOM_FLOOR_ITEMS)
+    if int((floor * per_item).sum()) > budget:
+        floor = np.zeros_like(sizes)
+    rest = budget - int((floor * per_item).sum())
     weights = sizes * per_item
-    labels_e = np.floor(budget * weights / weights.sum())
-    n_e = np.minimum(sizes, np.maximum(np.floor(labels_e / per_item), np.minimum(sizes, 10)))
-    n_e = n_e.astype(np.int64)
+    extra = np.floor(rest * weights / weights.sum() / per_item).astype(np.int64)
+    n_e = np.minimum(sizes, floor + extra).astype(np.int64)
     parts: list[dict[str, np.ndarray]] = []
     for code, entity in enumerate(ENTITY_CODES):
         items = world.items(entity)

@@ -118,7 +118,7 @@ def _print_summary(
     console.print(enforcement)
 
     written = Table(title="Written")
-    written.add_column("path")
+    written.add_column("path", overflow="fold")
     written.add_column("files", justify="right")
     for folder in (out / "data" / "tables", out / "data" / "strategies", out / "ground_truth"):
         n = sum(1 for p in paths if p.parent == folder)

@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,7 @@ def run_audit(
     oof: pd.DataFrame | None = None,
     reasons: pd.DataFrame | None = None,
     frames: Mapping[Entity, pd.DataFrame] | None = None,
+    history_frames: Sequence[Mapping[Entity, pd.DataFrame]] | None = None,
     strategies: Sequence[Strategy] | None = None,
     as_of: datetime | None = None,
     settings: AuditSettings | None = None,
@@ -113,7 +114,9 @@ def run_audit(
     Predictions come from `predictions` (entity, item_id, policy, p) or from model bundles at
     `model_uri`, a template over `{entity}` and `{policy}` (default: each target's champion).
     `tables`, `frames` and `strategies` skip loading tables, building features and loading
-    the registry (then `data_dir` may be None).
+    the registry (then `data_dir` may be None). Suggestions are projected over weekly frame
+    snapshots (`history_frames`, built every `history_every_days` when not given and
+    features are built here).
     """
     from features.loader import load_tables
     from governance.registry import StrategyRegistry
@@ -138,11 +141,21 @@ def run_audit(
         )
     as_of = as_of or period_end(tables)
     entities = tuple(sorted({s.entity for s in audited}, key=list(Entity).index))
+    build_history = frames is None
     if frames is None:
         from features.build import build_frames
 
         frames = build_frames(tables, as_of=as_of, entities=entities)
     frames = {e: frames[e] for e in entities}
+    history: list[Mapping[Entity, pd.DataFrame]] = list(history_frames or [])
+    if history_frames is None and build_history and cfg.history_every_days > 0:
+        from features.build import build_frames as _build
+
+        start = _period_start(tables)
+        day = as_of - timedelta(days=cfg.history_every_days)
+        while start is not None and day > start:
+            history.append(dict(_build(tables, as_of=day, entities=entities)))
+            day -= timedelta(days=cfg.history_every_days)
 
     progress("score", 1, len(_STEPS))
     bundles: dict[tuple[Entity, Policy], Any] = {}
@@ -151,6 +164,7 @@ def run_audit(
             frames, {(s.entity, s.policy) for s in audited}, model_uri or DEFAULT_MODEL_URI
         )
     frames = with_scores(frames, predictions)
+    history = [with_scores(h, predictions) for h in history]
 
     progress("estimate", 2, len(_STEPS))
     labels = tables["audit_labels"]
@@ -227,6 +241,7 @@ def run_audit(
         min_material_errors=cfg.min_material_errors,
         max_per_strategy=cfg.max_suggestions_per_strategy,
         confidence=cfg.confidence,
+        history=history,
     )
     counts: dict[str, int] = {}
     for p in pops.values():
@@ -318,6 +333,13 @@ def with_scores(
             f[f"p_{policy}"] = s.reindex(f["item_id"].astype(str)).to_numpy(dtype=np.float64)
         out[entity] = f
     return out
+
+
+def _period_start(tables: Mapping[str, pd.DataFrame]) -> datetime | None:
+    ex = tables.get("channel_exposure")
+    if ex is None or not len(ex):
+        return None
+    return pd.Timestamp(ex["day"].min()).normalize().to_pydatetime()
 
 
 def _flip_rate(labels: pd.DataFrame, cfg: AuditSettings) -> tuple[float, str]:

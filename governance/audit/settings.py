@@ -101,6 +101,9 @@ class AuditSettings(BaseSettings):
     slice_top_k: int = Field(10, ge=1, description="Slices kept per strategy and error kind.")
     slice_bins: int = Field(5, ge=2, le=20, description="Quantile bins of numeric features.")
     seed: int = 0
+    history_every_days: int = Field(
+        7, ge=0, description="Frame snapshots for projecting suggestions (0: final frame only)."
+    )
     mlflow_experiment: str = Field("govrisk-audit", description="MLflow experiment of audit runs.")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,11 +100,15 @@ def suggest(
     min_material_errors: float = 5.0,
     max_per_strategy: int = 5,
     confidence: float = 0.95,
+    history: Sequence[Mapping[Entity, pd.DataFrame]] = (),
 ) -> pd.DataFrame:
     """suggestions.parquet rows, ranked by projected benefit `-(fp_cost ΔFP + fn_cost ΔFN
     + impression_cost Δerror impressions)`; only changes with positive benefit are kept.
 
-    `frames` must carry the model score columns `p_<policy>` for score gates.
+    `frames` must carry the model score columns `p_<policy>` for score gates. `history` holds
+    earlier snapshots of the frames (e.g. weekly): a strategy acts on an item the first time
+    it matches, so a candidate's decisions are projected as the union of its matches over
+    the snapshots and the final frame, as the nightly enforcement would have taken them.
     """
     by_ref = {s.ref: s for s in strategies}
     if registry is not None:
@@ -114,27 +118,8 @@ def suggest(
         if pop.entity not in frames:
             raise ValueError(f"no feature frame for entity {pop.entity.value!r}")
         frame = frames[pop.entity]
-        evaluator = FrameEvaluator(frame)
-        to_pop = pd.Index(pop.item_ids, dtype=object).get_indexer(
-            pd.Index(frame["item_id"].astype(object))
-        )
-        if (to_pop < 0).any():
-            frame_ok = to_pop >= 0
-        else:
-            frame_ok = np.ones(len(frame), dtype=bool)
-
-        def item_mask(
-            cond: Condition,
-            *,
-            _ev: FrameEvaluator = evaluator,
-            _to: npt.NDArray[np.intp] = to_pop,
-            _ok: npt.NDArray[np.bool_] = frame_ok,
-            _n: int = len(pop),
-        ) -> npt.NDArray[np.bool_]:
-            m = _ev.mask(cond)
-            out = np.zeros(_n, dtype=bool)
-            out[_to[_ok]] = m[_ok]
-            return out
+        snapshots = [frame, *(h[pop.entity] for h in history if pop.entity in h)]
+        item_mask = _MaskOverTime(snapshots, pop.item_ids)
 
         next_versions = _next_versions(by_ref.values(), registry)
         for ref in pop.actioned:
@@ -172,6 +157,26 @@ def suggest(
             )
         )
     return _table(rows)
+
+
+class _MaskOverTime:
+    """Population-order mask of a condition: matched in any snapshot of the entity's frame."""
+
+    def __init__(self, snapshots: Sequence[pd.DataFrame], item_ids: npt.NDArray[np.object_]):
+        index = pd.Index(item_ids, dtype=object)
+        self.n = len(item_ids)
+        self.parts: list[tuple[FrameEvaluator, npt.NDArray[np.intp]]] = []
+        for snap in snapshots:
+            pos = index.get_indexer(pd.Index(snap["item_id"].astype(object)))
+            self.parts.append((FrameEvaluator(snap), pos))
+
+    def __call__(self, cond: Condition) -> npt.NDArray[np.bool_]:
+        out = np.zeros(self.n, dtype=bool)
+        for evaluator, pos in self.parts:
+            m = evaluator.mask(cond)
+            ok = pos >= 0
+            out[pos[ok & m]] = True
+        return out
 
 
 def to_shadow_version(
@@ -387,7 +392,7 @@ def _project_all(
     pop: Population,
     base: Strategy | None,
     cands: list[Candidate],
-    item_mask: object,
+    item_mask: Callable[[Condition], npt.NDArray[np.bool_]],
     fp_cost: float,
     fn_cost: float,
     impression_cost: float,
@@ -396,17 +401,17 @@ def _project_all(
 ) -> list[dict[str, object]]:
     if not cands:
         return []
-    mask_fn = item_mask  # (Condition) -> (N,) bool in population order
+    mask_fn = item_mask
     chans = np.asarray(pop.channels)
     if base is not None:
-        a0 = mask_fn(base.condition)[:, None] & np.isin(chans, [c.value for c in base.channels])  # type: ignore[operator]
+        a0 = mask_fn(base.condition)[:, None] & np.isin(chans, [c.value for c in base.channels])
         marginal = None
     else:
         a0 = np.zeros((len(pop), len(chans)), dtype=bool)
         marginal = pop.any_actioned
     cols, keep = [], []
     for c in cands:
-        a1 = mask_fn(c.strategy.condition)[:, None] & np.isin(  # type: ignore[operator]
+        a1 = mask_fn(c.strategy.condition)[:, None] & np.isin(
             chans, [x.value for x in c.strategy.channels]
         )
         if marginal is not None:

@@ -277,15 +277,20 @@ def _compute_ingest(
 ) -> IngestReport:
     rows = _compute_deduplicated(df)
     routes = _team_routes(session)
-    existing: dict[tuple[str, str, str], tuple[int, QueueStatus]] = {}
+    existing: dict[tuple[str, str, str], tuple[int, QueueStatus, ItemKind]] = {}
     item_ids = rows["item_id"].astype(str).unique().tolist()
     for start in range(0, len(item_ids), _KEY_CHUNK):
         chunk = item_ids[start : start + _KEY_CHUNK]
         query = sa.select(
-            QueueItem.id, QueueItem.entity, QueueItem.item_id, QueueItem.policy, QueueItem.status
+            QueueItem.id,
+            QueueItem.entity,
+            QueueItem.item_id,
+            QueueItem.policy,
+            QueueItem.status,
+            QueueItem.kind,
         ).where(QueueItem.item_id.in_(chunk))
-        for pk, entity, item_id, policy, status in session.execute(query):
-            existing[(entity, item_id, policy)] = (pk, status)
+        for pk, entity, item_id, policy, status, kind in session.execute(query):
+            existing[(entity, item_id, policy)] = (pk, status, kind)
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     skipped = 0
@@ -308,10 +313,12 @@ def _compute_ingest(
         if snapshot is not None:
             values["exposure"] = snapshot
         if key in existing:
-            pk, status = existing[key]
+            pk, status, kind = existing[key]
             if status != QueueStatus.PENDING:
                 skipped += 1
                 continue
+            if kind == ItemKind.RANDOM_AUDIT:  # an earlier random draw stays what it was
+                del values["kind"], values["inclusion_probability"]
             updates.append({"id": pk, **values})
         else:
             inserts.append(

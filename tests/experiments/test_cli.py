@@ -13,13 +13,13 @@ from govrisk import build_app
 
 def test_simulate_writes_validated_tables_and_truth(tmp_path: Path) -> None:
     out = tmp_path / "world"
-    args = ["simulate", "--out", str(out), "--listings", "400", "--days", "7", "--seed", "3",
+    args = ["simulate", "--out", str(out), "--listings", "300", "--days", "7", "--seed", "3",
             "--audit-labels", "150"]
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == 0, result.output
-    assert "channel_exposure" in result.output and "ground_truth" in result.output
+    assert "channel_exposure" in result.output and "Written" in result.output
     tables = load_tables(out / "data")
-    assert len(tables["listings"]) == 400
+    assert len(tables["listings"]) == 300
     assert len(list((out / "data" / "strategies").glob("*@v*.yaml"))) >= 15
     config = json.loads((out / "ground_truth" / "config.json").read_text())
     assert config["seed"] == 3 and config["label_budget"] == 150

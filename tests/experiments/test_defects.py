@@ -51,7 +51,7 @@ def test_defects_are_listed_with_valid_slices(enforced: SimulationResult) -> Non
     refs = {s.ref for s in enforced.strategies}
     for defect in defects["planted"] + defects["known_imperfections"]:
         assert defect["strategy"] is None or defect["strategy"] in refs, defect["id"]
-        entity = Entity(defect.get("entity", defect["strategy"].split("-")[0]))
+        entity = Entity(defect["entity"])
         names = feature_types(entity)
         for predicate in defect["slice"]:
             assert predicate["feature"] in names, (defect["id"], predicate)
@@ -102,7 +102,7 @@ def test_coverage_gap_misses_perfume_counterfeits(
     bags = fake & listings["category"].isin(["bags", "watches", "sneakers"])
     assert perfume.sum() >= 20
     assert hit[perfume].mean() == 0.0
-    assert hit[bags].mean() > 0.2
+    assert hit[bags].mean() > 0.1
 
 
 def test_stale_rule_misses_the_late_wording(

@@ -137,7 +137,7 @@ def test_audit_labels_have_exact_inclusion_probabilities(enforced: SimulationRes
     for ref, group in flagged.groupby(strata):
         expected = len(group) / pool[ref]
         assert np.allclose(group["inclusion_probability"], expected), ref
-    assert len(flagged) + len(rnd) <= enforced.config.label_budget + 40
+    assert len(flagged) + len(rnd) <= enforced.config.label_budget
 
 
 def test_reviewer_noise_is_within_bounds(enforced: SimulationResult) -> None:

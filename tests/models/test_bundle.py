@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightgbm as lgb
@@ -272,3 +273,51 @@ def test_export_refuses_what_it_cannot_reproduce() -> None:
     )
     with pytest.raises(ExportError, match="do not match"):
         booster_to_onnx(binary, feature_names=["b", "a"])
+
+
+def test_splits_next_to_zero_follow_lightgbm_reading_tiny_values_as_zero() -> None:
+    """LightGBM reads |x| <= 1e-35 as 0.0; the exported graph must route such values alike."""
+    from models.onnx_export import K_ZERO_THRESHOLD
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    values = rng.choice([-2.0, -1.0, 0.0, 1.0, 2.0], size=n)
+    other = rng.normal(size=n)
+    y = ((values < 0) ^ (other > 0.5)).astype(int)
+    frame = pd.DataFrame({"signed": values, "other": other})
+    encoder = FeatureEncoder(numeric=["signed", "other"]).fit(frame)
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 5},
+        lgb.Dataset(encoder.transform(frame), y, feature_name=encoder.feature_names_),
+        num_boost_round=20,
+    )
+    dump = booster.dump_model()
+    near_zero = [
+        float(n["threshold"])
+        for t in dump["tree_info"]
+        for n in _internal_nodes(t["tree_structure"])
+        if abs(float(n["threshold"])) <= K_ZERO_THRESHOLD
+    ]
+    assert -K_ZERO_THRESHOLD in near_zero, "no split between negative values and zero"
+    bundle = ModelBundle.build(
+        booster,
+        encoder=encoder,
+        calibration=Calibration.platt(-1.0, 0.0),
+        features={"signed": "a signed count", "other": "noise"},
+        metadata={},
+    )
+    probes = np.array(
+        [0.0, -0.0, 1e-36, -1e-36, K_ZERO_THRESHOLD, -K_ZERO_THRESHOLD, 1e-30, -1e-30]
+    )
+    X = np.column_stack([probes, np.zeros_like(probes)])
+    np.testing.assert_array_equal(
+        bundle.raw_score(X), booster.predict(X, raw_score=True, num_threads=1)
+    )
+    assert bundle.check_parity(frame.head(50)).max_abs_diff_raw == 0.0
+
+
+def _internal_nodes(node: dict[str, object]) -> Iterator[dict[str, object]]:
+    if "split_feature" in node:
+        yield node
+        yield from _internal_nodes(node["left_child"])  # type: ignore[arg-type]
+        yield from _internal_nodes(node["right_child"])  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from models import treeshap
+from models._treeshap_kernels import ZERO_THRESHOLD
 
 TOLERANCE = 1e-6
 _BASE_PARAMS = {
@@ -55,13 +56,13 @@ def make_data(
 
 def train(
     X: NDArray[np.float64],
-    y: NDArray[np.int64],
+    y: NDArray[np.int64] | NDArray[np.float64],
     *,
     rounds: int = 30,
     categorical: list[int] | None = None,
     **params: object,
 ) -> lgb.Booster:
-    """A small seeded single-threaded LightGBM binary model."""
+    """A small seeded single-threaded LightGBM model (binary unless `objective` says otherwise)."""
     dataset = lgb.Dataset(X, y, categorical_feature=categorical or "auto", free_raw_data=False)
     merged = {**_BASE_PARAMS, "num_leaves": 15, "min_data_in_leaf": 5, **params}
     return lgb.train(merged, dataset, num_boost_round=rounds)
@@ -112,8 +113,8 @@ def edge_rows(booster: lgb.Booster, n_features: int) -> NDArray[np.float64]:
         -np.inf,
         1e-36,
         -1e-36,
-        treeshap_zero(),
-        -treeshap_zero(),
+        ZERO_THRESHOLD,
+        -ZERO_THRESHOLD,
         -0.5,
         -1.0,
         2.5,
@@ -131,12 +132,6 @@ def edge_rows(booster: lgb.Booster, n_features: int) -> NDArray[np.float64]:
     for j in range(n_features):  # every value in every column at least once
         rows[: len(values), j] = values
     return rows
-
-
-def treeshap_zero() -> float:
-    from models._treeshap_kernels import ZERO_THRESHOLD
-
-    return ZERO_THRESHOLD
 
 
 def test_matches_lightgbm_with_nan_and_categorical_splits() -> None:
@@ -170,6 +165,13 @@ def test_matches_shap_tree_explainer() -> None:
     assert float(np.ravel(explainer.expected_value)[0]) == pytest.approx(
         treeshap.parse_model(booster.model_to_string()).expected_value, abs=1e-12
     )
+
+
+def test_regression_objective() -> None:
+    X, y, categorical = make_data(seed=17)
+    target = np.nan_to_num(X[:, 0]) * 3 + y
+    booster = train(X, target, categorical=categorical, objective="regression")
+    assert_matches_lightgbm(booster, X[:100])
 
 
 def test_depth_one_trees() -> None:
@@ -268,7 +270,7 @@ def test_read_only_and_strided_inputs_share_one_compiled_kernel() -> None:
     np.testing.assert_array_equal(treeshap.shap_values(ensemble, frozen), expected)
     np.testing.assert_array_equal(treeshap.shap_values(ensemble, np.asfortranarray(X)), expected)
     np.testing.assert_array_equal(treeshap.shap_values(ensemble, X[::-1])[::-1], expected)
-    assert len(_treeshap_kernels.shap_rows.signatures) == 1
+    assert len(getattr(_treeshap_kernels.shap_rows, "signatures")) == 1  # noqa: B009
 
 
 def test_empty_batch() -> None:
@@ -348,7 +350,7 @@ def test_random_rows_match_lightgbm(data: st.DataObject) -> None:
         st.floats(allow_nan=True, allow_infinity=True, width=64),
         st.floats(min_value=-3, max_value=3),
         st.integers(min_value=-2, max_value=45).map(float),
-        st.sampled_from([0.0, -0.0, np.nan, treeshap_zero(), 1e-40]),
+        st.sampled_from([0.0, -0.0, np.nan, ZERO_THRESHOLD, 1e-40]),
     )
     rows = data.draw(
         st.lists(

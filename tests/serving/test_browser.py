@@ -1,6 +1,8 @@
 """Main journeys in a real browser: Playwright driving Debian's headless Chromium.
 
-A real uvicorn server runs per database (SQLite and PostgreSQL). Skipped when /usr/bin/chromium
+A real uvicorn server runs per database (SQLite and PostgreSQL) and the journeys run in turn:
+a moderator signs in, claims and judges items with the keyboard; a PM accepts a suggestion and
+sees the new shadow version; a moderator is refused the PM page. Skipped when /usr/bin/chromium
 is missing (`make browser` installs it), except under CI=true where that is a failure.
 """
 
@@ -52,36 +54,13 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def _truncated_postgres(request: pytest.FixtureRequest) -> str:
-    import sqlalchemy as sa
-
-    from governance.review.orm import Base
-
-    url: str = request.getfixturevalue("postgres_url")
-    engine = sa.create_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as connection:
-        connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    engine.dispose()
-    return url
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
+@pytest.fixture
 def service(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    review_db_url: str, tmp_path: Path, review_data: SimpleNamespace
 ) -> Iterator[SimpleNamespace]:
     """A running review service with a moderator, a PM, 12 queued items and 2 suggestions."""
-    data_dir = tmp_path_factory.mktemp(f"browser-{request.param}")
-    review_data = request.getfixturevalue("review_data")
-    review_data.write_base_strategy(data_dir / "strategies")
-    url = (
-        f"sqlite:///{data_dir / 'govrisk.db'}"
-        if request.param == "sqlite"
-        else _truncated_postgres(request)
-    )
-    engine = make_engine(url, pool_size=2)
+    review_data.write_base_strategy(tmp_path / "strategies")
+    engine = make_engine(review_db_url, pool_size=2)
     upgrade(engine)
     factory = make_session_factory(engine)
     with factory() as session:
@@ -90,9 +69,11 @@ def service(
         queue.ingest_flags(session, review_data.make_flags(12, seed=31))
         approvals.ingest_suggestions(session, review_data.make_suggestions(2))
         session.commit()
-    with serve(url, data_dir, lease_seconds=300) as base_url:
-        yield SimpleNamespace(url=base_url, factory=factory, data_dir=data_dir)
-    engine.dispose()
+    try:
+        with serve(review_db_url, tmp_path, lease_seconds=300) as base_url:
+            yield SimpleNamespace(url=base_url, factory=factory, data_dir=tmp_path)
+    finally:
+        engine.dispose()
 
 
 def _login(page: Any, base_url: str, username: str) -> None:
@@ -102,9 +83,7 @@ def _login(page: Any, base_url: str, username: str) -> None:
     page.click("button[type=submit]")
 
 
-def test_moderator_claims_and_judges_with_the_keyboard(
-    browser: Any, service: SimpleNamespace
-) -> None:
+def _moderator_claims_and_judges_with_the_keyboard(browser: Any, service: SimpleNamespace) -> None:
     page = browser.new_page()
     _login(page, service.url, "mia")
     page.wait_for_url(re.compile(r"/queue$"))
@@ -126,7 +105,7 @@ def test_moderator_claims_and_judges_with_the_keyboard(
     page.close()
 
 
-def test_pm_accepts_a_suggestion_and_sees_the_shadow_version(
+def _pm_accepts_a_suggestion_and_sees_the_shadow_version(
     browser: Any, service: SimpleNamespace
 ) -> None:
     page = browser.new_page()
@@ -142,7 +121,7 @@ def test_pm_accepts_a_suggestion_and_sees_the_shadow_version(
     page.close()
 
 
-def test_moderator_is_refused_the_pm_page(browser: Any, service: SimpleNamespace) -> None:
+def _moderator_is_refused_the_pm_page(browser: Any, service: SimpleNamespace) -> None:
     page = browser.new_page()
     _login(page, service.url, "mia")
     page.wait_for_url(re.compile(r"/queue$"))
@@ -150,3 +129,10 @@ def test_moderator_is_refused_the_pm_page(browser: Any, service: SimpleNamespace
     assert response is not None and response.status == 403
     assert "needs one of" in page.content()
     page.close()
+
+
+def test_main_journeys(browser: Any, service: SimpleNamespace) -> None:
+    """One server per database; the journeys run in order on it."""
+    _moderator_claims_and_judges_with_the_keyboard(browser, service)
+    _pm_accepts_a_suggestion_and_sees_the_shadow_version(browser, service)
+    _moderator_is_refused_the_pm_page(browser, service)

@@ -42,8 +42,11 @@ def test_flags_follow_the_contract_and_beat_the_base_rates(world: World) -> None
     ranked = flags[flags["kind"] != "random_audit"]
     assert ranked["inclusion_probability"].isna().all()
     # Sorted by priority within each list; already-reviewed items are left out.
-    for _, grp in ranked.groupby("kind"):
-        assert grp["priority"].is_monotonic_decreasing
+    for kind, grp in ranked.groupby("kind"):
+        # Likely errors first, each block by expected impact.
+        likely = grp["p_error"] >= (0.8 if kind == "likely_false_positive" else 0.5)
+        assert likely.is_monotonic_decreasing
+        assert grp.loc[likely, "priority"].is_monotonic_decreasing
     assert not ranked["item_id"].isin(labels["item_id"]).any()
 
     truth = world.truth.set_index("item_id")["violating"]

@@ -51,14 +51,20 @@ def test_reingest_refreshes_pending_and_leaves_judged_items(
     session: ReviewSession, review_data: SimpleNamespace, make_user: Callable[..., User]
 ) -> None:
     flags = review_data.make_flags(4, seed=2)
+    flags.loc[[0, 1], "kind"] = ["random_audit", "likely_false_negative"]
     _load(session, flags)
     mod = make_user("mod")
     claim = queue.claim_next(session, mod, lease_seconds=60, now=T0)
     assert claim is not None
     queue.submit_verdict(session, mod, claim.item.id, verdict="violating", client_key="k", now=T0)
     session.commit()
-    flags2 = flags.assign(priority=flags["priority"] + 1000)
+    flags2 = flags.assign(
+        priority=flags["priority"] + 1000, kind="likely_false_positive", inclusion_probability=1.0
+    )
+    was_random = set(flags.loc[flags["kind"] == "random_audit", "item_id"])
     report = _load(session, flags2)
+    kinds = dict(session.execute(sa.select(QueueItem.item_id, QueueItem.kind)).tuples().all())
+    assert was_random and {i for i, k in kinds.items() if k == ItemKind.RANDOM_AUDIT} == was_random
     assert (report.inserted, report.updated, report.skipped_closed) == (0, 3, 1)
     assert (
         session.scalar(

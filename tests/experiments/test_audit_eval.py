@@ -1,0 +1,279 @@
+"""Tests of the audit evaluation's measures (the full run is slow and marked so)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.audit_eval import (
+    AuditEvalConfig,
+    WorldEval,
+    apply_suggestion,
+    budget_for,
+    candidate_pools,
+    cleanlab_lists,
+    defects_found,
+    labels_needed,
+    list_quality,
+    oracle_errors,
+    realised_delta,
+    run_audit_eval,
+    summary_table,
+)
+from features.vocabulary import Entity, Policy, StrategyStatus
+from governance.audit.estimators import LabelDraws
+from governance.audit.population import Population
+from governance.strategy import dump_strategy, new_version, strategy_from_dict
+
+KEY = (Entity.LISTING, Policy.COUNTERFEIT)
+
+
+def _strategy(version: int = 1):  # type: ignore[no-untyped-def]
+    return strategy_from_dict(
+        {
+            "id": "cf-terms",
+            "version": version,
+            "name": "Counterfeit wording",
+            "owner": "bp",
+            "description": "Test.",
+            "entity": "listing",
+            "policy": "counterfeit",
+            "channels": ["shop_tab", "campaigns"],
+            "action": "block",
+            "status": "active",
+            "condition": {"all": [{"feature": "terms", "op": ">=", "value": 1}]},
+        }
+    )
+
+
+def _population(n: int = 4000, seed: int = 0) -> tuple[Population, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    p = 1 / (1 + np.exp(-(2 * x - 2.5)))
+    y = rng.random(n) < p
+    acted = (x + rng.normal(0, 0.6, n)) > 1.0
+    shown = rng.lognormal(3, 1, (n, 2)) * ~acted[:, None]
+    pop = Population(
+        entity=Entity.LISTING,
+        policy=Policy.COUNTERFEIT,
+        item_ids=np.array([f"L{i}" for i in range(n)], dtype=object),
+        p_model=p,
+        f=p,
+        channels=("shop_tab", "campaigns"),
+        eligible=np.ones((n, 2), dtype=bool),
+        impressions=shown,
+        gmv=shown / 10,
+        lost_impressions=np.where(acted[:, None], 50.0, 0.0) * np.ones((n, 2)),
+        lost_gmv=np.zeros((n, 2)),
+        actioned={"cf-terms@v1": np.column_stack([acted, acted])},
+        strategy_channels={"cf-terms@v1": ("shop_tab", "campaigns")},
+        draws=LabelDraws.empty(),
+        frames={},
+        flip_rate=0.04,
+    )
+    return pop, y
+
+
+def test_budget_for_interpolates_and_extrapolates_on_the_square_root_law() -> None:
+    labels = np.array([500.0, 1000.0, 2000.0])
+    curve = pd.DataFrame({"labels": labels, "rmse": 1.0 / np.sqrt(labels)})
+    assert budget_for(curve, "rmse", 1 / math.sqrt(1500)) == pytest.approx(1500, rel=0.01)
+    assert budget_for(curve, "rmse", 1 / math.sqrt(8000)) == pytest.approx(8000, rel=0.01)
+    assert budget_for(curve, "rmse", 1 / math.sqrt(250)) == pytest.approx(250, rel=0.01)
+
+
+def test_importance_design_beats_uniform_on_precision() -> None:
+    pop, y = _population()
+    curve = labels_needed({KEY: pop}, {KEY: y}, budgets=(200, 800), reps=15, seed=1, flip_rate=0.04)
+    assert set(curve["design"]) == {"importance", "uniform"}
+    imp = curve[curve["design"] == "importance"].set_index("budget")
+    uni = curve[curve["design"] == "uniform"].set_index("budget")
+    assert imp.loc[800, "precision_rmse"] < uni.loc[800, "precision_rmse"]
+    assert imp.loc[800, "precision_rmse"] < imp.loc[200, "precision_rmse"]
+    one = oracle_errors({KEY: pop}, {KEY: y}, design="uniform", budget=400, seed=3, flip_rate=0.04)
+    assert {"precision_err", "recall_covered"} <= set(one.columns)
+
+
+def test_list_quality_and_cleanlab_use_the_same_pool() -> None:
+    pop, y = _population(n=3000)
+    labels = pd.DataFrame(columns=["entity", "item_id", "policy", "verdict"])
+    pool = candidate_pools({KEY: pop}, {KEY: y}, labels)
+    assert len(pool) == 3000 and pool["unlabeled"].all()
+    act = pool[pool["actioned"]].sort_values("p")
+    flags = pd.DataFrame(
+        {
+            "entity": "listing",
+            "item_id": act["item_id"].head(10),
+            "policy": "counterfeit",
+            "kind": "likely_false_positive",
+            "priority": np.arange(10, 0, -1, dtype=float),
+        }
+    )
+    q = list_quality(flags, pool, k=10)
+    assert q["fp_precision_at_k"] == pytest.approx((~act["violating"].head(10)).mean())
+    assert 0 < q["fp_base_rate"] < 1
+    cl = cleanlab_lists(pool, None, k=50)
+    assert 0 <= cl["fn_precision_at_k"] <= 1 and cl["fn_violating_views_at_k"] >= 0
+
+
+def test_realised_delta_counts_pairs_against_the_truth() -> None:
+    items = pd.DataFrame(
+        {
+            "entity": "listing",
+            "item_id": ["a", "b", "c"],
+            "violates_counterfeit": [True, False, True],
+        }
+    )
+
+    def dec(ref_version: int, ids: list[str]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "entity": "listing",
+                "item_id": ids,
+                "channel": "shop_tab",
+                "strategy_id": "cf-terms",
+                "strategy_version": ref_version,
+            }
+        )
+
+    base = dec(1, ["a", "b"])
+    new = dec(2, ["a", "c"])
+    proposed = new_version(_strategy(), status=StrategyStatus.SHADOW)
+    d_fp, d_fn = realised_delta(
+        base, new, base_ref="cf-terms@v1", new_strategy=proposed, items=items
+    )
+    assert (d_fp, d_fn) == (-1.0, -1.0)
+
+
+def test_apply_suggestion_retires_the_base_and_activates_the_proposal() -> None:
+    base = _strategy()
+    proposed = new_version(base, status=StrategyStatus.SHADOW)
+    out, active, base_ref = apply_suggestion(
+        [base], {"proposed_yaml": dump_strategy(proposed), "base_version": 1}
+    )
+    assert base_ref == "cf-terms@v1"
+    assert [s.status for s in out] == [StrategyStatus.RETIRED, StrategyStatus.ACTIVE]
+    assert active.ref == "cf-terms@v2"
+
+
+def test_defects_are_found_when_a_top_slice_lies_inside_them() -> None:
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "listing_category": ["x", "x", "y", "y"],
+            "listing_price": [10.0, 50.0, 10.0, 50.0],
+        }
+    )
+    defects = {
+        "planted": [
+            {
+                "id": "d1",
+                "strategy": "s@v1",
+                "entity": "listing",
+                "policy": "counterfeit",
+                "effect": "fp",
+                "channels": ["shop_tab"],
+                "slice": [{"feature": "listing_category", "op": "==", "value": "x"}],
+            }
+        ]
+    }
+    slices = pd.DataFrame(
+        {
+            "strategy": ["s@v1", "s@v1"],
+            "error_kind": ["fp", "fp"],
+            "policy": "counterfeit",
+            "entity": "listing",
+            "rank": [1, 2],
+            "description": ["price < 20", "category = x"],
+            "predicates": [
+                '[{"feature": "listing_price", "op": "<", "value": 20}]',
+                '[{"feature": "listing_category", "op": "==", "value": "x"}]',
+            ],
+        }
+    )
+    items = pd.DataFrame(
+        {"entity": "listing", "item_id": list("abcd"), "created_at": pd.Timestamp("2026-01-01")}
+    )
+    out = defects_found(defects, slices, {Entity.LISTING: frame}, items)
+    assert out["found"].tolist() == [True]
+    assert out["best_overlap"].iloc[0] == 1.0
+    assert out["slice"].iloc[0] == "category = x"
+
+
+def test_summary_table_names_each_goal() -> None:
+    est = pd.DataFrame(
+        {
+            "precision_err": [0.01, 0.02],
+            "recall_err": [0.02, 0.05],
+            "precision_covered": [True, True],
+            "recall_covered": [True, False],
+            "labels_from": "simulator",
+        }
+    )
+    curve = pd.DataFrame(
+        [
+            {
+                "design": d,
+                "labels": b,
+                "precision_rmse": c / math.sqrt(b),
+                "recall_rmse": c / math.sqrt(b),
+                "seed": 1,
+            }
+            for d, c in (("importance", 0.5), ("uniform", 1.0))
+            for b in (500, 2000)
+        ]
+    )
+    world = WorldEval(
+        seed=1,
+        values={
+            "audit_fp_precision_at_k": 0.95,
+            "audit_fp_base_rate": 0.3,
+            "cleanlab_fp_precision_at_k": 0.9,
+            "audit_fn_precision_at_k": 0.4,
+            "audit_fn_base_rate": 0.05,
+            "cleanlab_fn_precision_at_k": 0.3,
+            "audit_fn_violating_views_at_k": 1000.0,
+            "cleanlab_fn_violating_views_at_k": 100.0,
+        },
+        estimates=est,
+        defects=pd.DataFrame({"defect": ["a", "b"], "found": [True, False]}),
+        deltas=pd.DataFrame(
+            {
+                "strategy": ["s"],
+                "kind": ["threshold"],
+                "predicted_fp": [-10.0],
+                "realised_fp": [-11.0],
+                "predicted_fn": [2.0],
+                "realised_fn": [2.0],
+            }
+        ),
+        labels_needed=curve,
+    )
+    table = summary_table([world], k=100, label_budget=2000)
+    met = dict(zip(table["measure"], table["met"], strict=True))
+    assert met["FP list precision@100"] == "yes"
+    assert met["FN list precision@100"] == "yes"  # 8x the base rate
+    assert met["labels for precision RMSE 0.015"] == "yes"  # 75% fewer
+    assert met["planted defects in top-3 slices"] == "NO"
+    assert table["goal"].notna().all()
+
+
+@pytest.mark.slow
+def test_the_evaluation_runs_end_to_end(tmp_path: Path) -> None:
+    cfg = AuditEvalConfig(
+        work_dir=tmp_path,
+        seeds=(1,),
+        n_listings=1500,
+        days=28,
+        label_budget=800,
+        suggestions_to_apply=1,
+        budgets=(200, 400),
+        reps=2,
+    )
+    result = run_audit_eval(cfg)
+    assert len(result.table) >= 10
+    assert (tmp_path / "audit_eval.csv").exists()
