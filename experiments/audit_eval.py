@@ -285,6 +285,7 @@ def oracle_errors(
     budget: int,
     seed: int,
     flip_rate: float,
+    true_metrics: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Errors of per-strategy estimates from `budget` oracle labels under one design.
 
@@ -334,7 +335,7 @@ def oracle_errors(
             }
         )
     est = strategy_metrics(oracle)
-    true = strategy_metrics(oracle, truth=truth)
+    true = true_metrics if true_metrics is not None else strategy_metrics(oracle, truth=truth)
     out = estimate_errors(est, true)
     out["labels"] = len(sample)
     return out
@@ -351,6 +352,7 @@ def labels_needed(
 ) -> pd.DataFrame:
     """RMS error of precision and recall per budget and design (mean over strategies, reps)."""
     rows = []
+    true = strategy_metrics(populations, truth=truth)
     for design in ("importance", "uniform"):
         for b in budgets:
             errs = [
@@ -361,6 +363,7 @@ def labels_needed(
                     budget=b,
                     seed=seed * 10_000 + r,
                     flip_rate=flip_rate,
+                    true_metrics=true,
                 )
                 for r in range(reps)
             ]

@@ -57,11 +57,15 @@ def _text_objects(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
     if len(column) == 0:
         return np.empty(0, dtype=object)
+    sample = column.slice(0, 4096)
+    if pc.count_distinct(sample).as_py() > len(sample) // 2:  # ids: nothing to share
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
     encoded = pc.dictionary_encode(column)
     codes = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False))
     distinct = np.empty(len(encoded.dictionary) + 1, dtype=object)
     distinct[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
-    return distinct[codes]  # code -1 picks the trailing None
+    out: np.ndarray = distinct[codes]  # code -1 picks the trailing None
+    return out
 
 
 def missing_like(values: np.ndarray, n: int) -> np.ndarray:

@@ -87,20 +87,25 @@ def _count_terms(
     term_bytes: np.ndarray,
     term_offsets: np.ndarray,
     group_offsets: np.ndarray,
+    first_bytes: np.ndarray,
 ) -> np.ndarray:
+    # One pass per text: only word starts whose byte begins some phrase are tried; each group
+    # keeps its own "next free position" so its hits never overlap.
     n_docs = offsets.shape[0] - 1
     n_groups = group_offsets.shape[0] - 1
     out = np.zeros((n_docs, n_groups), dtype=np.float64)
+    next_free = np.zeros(n_groups, dtype=np.int64)
     for i in range(n_docs):
         start = offsets[i]
         end = offsets[i + 1]
-        for g in range(n_groups):
-            j = start
-            while j < end:
-                if j > start and _is_word(data[j - 1]):
-                    j += 1
+        next_free[:] = start
+        for j in range(start, end):
+            groups = first_bytes[data[j]]
+            if groups == 0 or (j > start and _is_word(data[j - 1])):
+                continue
+            for g in range(n_groups):
+                if (groups >> g) & 1 == 0 or j < next_free[g]:
                     continue
-                match_end = -1
                 for t in range(group_offsets[g], group_offsets[g + 1]):
                     t0 = term_offsets[t]
                     length = term_offsets[t + 1] - t0
@@ -115,30 +120,31 @@ def _count_terms(
                         continue
                     k = j + length
                     if k < end and data[k] == 115 and (k + 1 == end or not _is_word(data[k + 1])):
-                        match_end = k + 1
+                        out[i, g] += 1.0
+                        next_free[g] = k + 1
                         break
                     if k == end or not _is_word(data[k]):
-                        match_end = k
+                        out[i, g] += 1.0
+                        next_free[g] = k
                         break
-                if match_end >= 0:
-                    out[i, g] += 1.0
-                    j = match_end
-                else:
-                    j += 1
     return out
 
 
 @cache
-def _term_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _term_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     term_bytes: list[bytes] = []
     group_offsets = [0]
-    for terms in LEXICON.values():
-        term_bytes.extend(t.encode() for t in sorted(terms, key=len, reverse=True))
+    first_bytes = np.zeros(256, dtype=np.int64)
+    for g, terms in enumerate(LEXICON.values()):
+        encoded = [t.encode() for t in sorted(terms, key=len, reverse=True)]
+        term_bytes.extend(encoded)
         group_offsets.append(len(term_bytes))
+        for term in encoded:
+            first_bytes[term[0]] |= 1 << g
     lengths = np.array([len(b) for b in term_bytes], dtype=np.int64)
     term_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     flat = np.frombuffer(b"".join(term_bytes), dtype=np.uint8)
-    return flat, term_offsets, np.array(group_offsets, dtype=np.int64)
+    return flat, term_offsets, np.array(group_offsets, dtype=np.int64), first_bytes
 
 
 def term_counts(data: np.ndarray, offsets: np.ndarray) -> dict[str, np.ndarray]:

@@ -132,6 +132,26 @@ def payload_columns(
     return out
 
 
+def payloads_from_table(entity: Entity | str, df: pd.DataFrame) -> list[dict[str, object]]:
+    """Payloads from rows of the entity's contract table (NaN -> None, timestamps -> datetime)."""
+    names = [c.name for c in payload_fields(entity)]
+    missing = [n for n in names if n not in df.columns]
+    if missing:
+        raise KeyError(f"{PAYLOAD_TABLES[Entity(entity)]} rows lack columns {missing}")
+    out: list[dict[str, object]] = []
+    for record in df[names].to_dict("records"):
+        payload: dict[str, object] = {}
+        for key, value in record.items():
+            if isinstance(value, float) and math.isnan(value):
+                payload[str(key)] = None
+            elif isinstance(value, pd.Timestamp):
+                payload[str(key)] = value.to_pydatetime()
+            else:
+                payload[str(key)] = value
+        out.append(payload)
+    return out
+
+
 def online_context(ctx: Columns, entity: Entity, snapshot: FeatureSnapshot) -> Columns:
     """Extend a payload bundle with the snapshot rows its item is joined to."""
     ctx = dict(ctx)

@@ -129,31 +129,48 @@ def join(first: TextBytes, second: TextBytes) -> TextBytes:
     return _join(first[0], first[1], second[0], second[1], np.uint8(32))  # type: ignore[no-any-return]
 
 
+# Byte classes for `_char_stats`: bit 0 starts a UTF-8 character, bit 1 ASCII upper-case,
+# bit 2 ASCII letter, bit 3 not whitespace.
+_BYTE_CLASS = np.array(
+    [
+        (b < 128 or b >= 192)
+        | ((65 <= b <= 90) << 1)
+        | ((65 <= b <= 90 or 97 <= b <= 122) << 2)
+        | ((not (b == 32 or 9 <= b <= 13)) << 3)
+        for b in range(256)
+    ],
+    dtype=np.int64,
+)
+
+
 @numba.njit(cache=True, nogil=True)
-def _char_stats(data: np.ndarray, offsets: np.ndarray, mark: np.uint8) -> np.ndarray:
+def _char_stats(
+    data: np.ndarray, offsets: np.ndarray, mark: np.uint8, classes: np.ndarray
+) -> np.ndarray:
     # Per row: characters, ASCII upper-case letters, ASCII letters, `mark` bytes, non-space bytes.
     n_docs = offsets.shape[0] - 1
     out = np.zeros((n_docs, 5), dtype=np.float64)
     for i in range(n_docs):
+        chars = upper = letters = marks = visible = 0
         for j in range(offsets[i], offsets[i + 1]):
             b = data[j]
-            if b < 128 or b >= 192:
-                out[i, 0] += 1.0
-            if 65 <= b <= 90:
-                out[i, 1] += 1.0
-                out[i, 2] += 1.0
-            elif 97 <= b <= 122:
-                out[i, 2] += 1.0
-            if b == mark:
-                out[i, 3] += 1.0
-            if not _is_space(b):
-                out[i, 4] += 1.0
+            c = classes[b]
+            chars += c & 1
+            upper += (c >> 1) & 1
+            letters += (c >> 2) & 1
+            visible += (c >> 3) & 1
+            marks += b == mark
+        out[i, 0] = chars
+        out[i, 1] = upper
+        out[i, 2] = letters
+        out[i, 3] = marks
+        out[i, 4] = visible
     return out
 
 
 def char_stats(text: TextBytes, *, mark: str = "!") -> dict[str, np.ndarray]:
     """Per row: `chars`, `upper` and `letters` (ASCII), `marks` (count of `mark`), `visible`."""
-    stats = _char_stats(text[0], text[1], np.uint8(ord(mark)))
+    stats = _char_stats(text[0], text[1], np.uint8(ord(mark)), _BYTE_CLASS)
     names = ("chars", "upper", "letters", "marks", "visible")
     return {name: np.ascontiguousarray(stats[:, k]) for k, name in enumerate(names)}
 
@@ -167,39 +184,45 @@ def _splitmix64(x: np.uint64) -> np.uint64:
 
 
 @numba.njit(cache=True, nogil=True)
-def _padded_byte(data: np.ndarray, start: int, end: int, p: int) -> np.uint64:
-    # Position p of the text with one virtual space each side: -1 and end-start are spaces.
-    q = start + p
-    if p < 0 or q >= end:
-        return np.uint64(32)
-    return np.uint64(data[q])
-
-
-@numba.njit(cache=True, nogil=True)
 def _project(
-    data: np.ndarray, offsets: np.ndarray, n_dims: int, seed: np.uint64, sizes: np.ndarray
+    data: np.ndarray, offsets: np.ndarray, n_dims: int, seed: np.uint64, max_len: int
 ) -> np.ndarray:
+    # 3- and 4-grams of each text padded with one space each side; a 4-gram's FNV hash extends
+    # the 3-gram's starting at the same byte. Signs are counted as integers, so the result does
+    # not depend on summation order.
     n_docs = offsets.shape[0] - 1
     out = np.zeros((n_docs, n_dims), dtype=np.float64)
+    padded = np.empty(max_len + 2, dtype=np.uint64)
+    positive = np.zeros(n_dims, dtype=np.int64)
     mask = np.uint64(N_BUCKETS - 1)
     one = np.uint64(1)
     for i in range(n_docs):
         start = offsets[i]
-        end = offsets[i + 1]
+        length = offsets[i + 1] - start + 2
+        padded[0] = 32
+        for j in range(length - 2):
+            padded[j + 1] = data[start + j]
+        padded[length - 1] = 32
+        positive[:] = 0
         count = 0
-        for size in sizes:
-            for p in range(-1, end - start + 2 - size):
-                h = _FNV_OFFSET
-                for t in range(size):
-                    h = (h ^ _padded_byte(data, start, end, p + t)) * _FNV_PRIME
+        for p in range(length - 2):
+            h = _FNV_OFFSET
+            for t in range(3):
+                h = (h ^ padded[p + t]) * _FNV_PRIME
+            signs = _splitmix64((h & mask) ^ seed)
+            for k in range(n_dims):
+                positive[k] += (signs >> np.uint64(k)) & one
+            count += 1
+            if p + 3 < length:
+                h = (h ^ padded[p + 3]) * _FNV_PRIME
                 signs = _splitmix64((h & mask) ^ seed)
                 for k in range(n_dims):
-                    out[i, k] += 2.0 * np.float64((signs >> np.uint64(k)) & one) - 1.0
+                    positive[k] += (signs >> np.uint64(k)) & one
                 count += 1
         if count > 0:
             scale = np.sqrt(np.float64(count))
             for k in range(n_dims):
-                out[i, k] = out[i, k] / scale
+                out[i, k] = (2.0 * positive[k] - count) / scale
     return out
 
 
@@ -208,8 +231,8 @@ def hash_projection(normalized: TextBytes, *, n_dims: int) -> np.ndarray:
     if not 1 <= n_dims <= MAX_DIMS:
         raise ValueError(f"n_dims must be between 1 and {MAX_DIMS}, got {n_dims}")
     data, offsets = normalized
-    sizes = np.array(NGRAM_SIZES, dtype=np.int64)
-    return _project(data, offsets, n_dims, np.uint64(PROJECTION_SEED), sizes)  # type: ignore[no-any-return]
+    max_len = int(np.max(np.diff(offsets))) if len(offsets) > 1 else 0
+    return _project(data, offsets, n_dims, np.uint64(PROJECTION_SEED), max_len)  # type: ignore[no-any-return]
 
 
 def text_signals(text: TextBytes, *, prefix: str, n_dims: int) -> dict[str, np.ndarray]:

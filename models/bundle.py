@@ -299,21 +299,29 @@ class ModelBundle:
         bands = self.metadata.get("risk_bands")
         return None if bands is None else {str(k): float(v) for k, v in dict(bands).items()}
 
-    def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """Validate a feature frame and encode it; raises EncodingError naming bad columns."""
+    def encode(self, frame: pd.DataFrame, *, strict: bool = False) -> np.ndarray:
+        """Check a feature frame's columns and encode it (EncodingError names bad columns).
+
+        With `strict`, rows the encoder flags (infinite values, missing values in features
+        never missing in training) are refused too; otherwise they are scored as LightGBM
+        would score them.
+        """
         X = self.encoder.transform(frame)
-        problems = self.encoder.row_problems(frame)
-        bad = problems.to_numpy() != ""
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            shown = [f"row {int(i)}: {problems.iloc[int(i)]}" for i in rows[:5]]
-            more = [f"... and {len(rows) - 5} more row(s)"] if len(rows) > 5 else []
-            raise EncodingError(shown + more)
+        if strict:
+            problems = self.encoder.row_problems(frame)
+            bad = problems.to_numpy() != ""
+            if bad.any():
+                rows = np.flatnonzero(bad)
+                shown = [f"row {int(i)}: {problems.iloc[int(i)]}" for i in rows[:5]]
+                more = [f"... and {len(rows) - 5} more row(s)"] if len(rows) > 5 else []
+                raise EncodingError(shown + more)
         return X
 
-    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def predict(
+        self, frame: pd.DataFrame, *, strict: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Raw margins and calibrated probabilities (each of shape (rows,)) via onnxruntime."""
-        return self.predict_matrix(self.encode(frame))
+        return self.predict_matrix(self.encode(frame, strict=strict))
 
     def predict_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`predict` for an already encoded float64 matrix."""
@@ -359,9 +367,9 @@ class ModelBundle:
         index, values = self._get_explainer().top_k(X, k)
         return np.asarray(index, dtype=np.int64), np.asarray(values, dtype=np.float64)
 
-    def explain(self, frame: pd.DataFrame, k: int) -> list[list[Reason]]:
+    def explain(self, frame: pd.DataFrame, k: int, *, strict: bool = False) -> list[list[Reason]]:
         """Top-k reasons per row of a feature frame, largest |contribution| first."""
-        return self.explain_matrix(self.encode(frame), k)
+        return self.explain_matrix(self.encode(frame, strict=strict), k)
 
     def explain_matrix(self, X: np.ndarray, k: int) -> list[list[Reason]]:
         """`explain` for an already encoded float64 matrix."""

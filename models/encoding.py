@@ -265,7 +265,8 @@ class FeatureEncoder:
     def _compute_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         matrix = np.empty((len(frame), len(self.feature_names_)), dtype=np.float64)
         for j, col in enumerate(self.categorical):
-            codes = self._indexes()[col].get_indexer(frame[col].astype("str")).astype(np.float64)
+            values = pd.Index(frame[col].astype("str"))
+            codes = self._indexes()[col].get_indexer(values).astype(np.float64)
             codes[codes < 0] = np.nan  # missing or unseen
             matrix[:, j] = codes
         offset = len(self.categorical)

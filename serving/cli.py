@@ -37,6 +37,14 @@ def serve(
             "moves); default GOVRISK_MODEL_URI.",
         ),
     ] = None,
+    snapshot: Annotated[
+        Path | None,
+        typer.Option(
+            "--snapshot",
+            help="Feature snapshot (`govrisk features build` output) for scoring raw item "
+            "fields; default GOVRISK_SNAPSHOT_DIR.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the review pages, the JSON API (/api/review), scoring (/v1/score) and docs (/docs)."""
     import uvicorn
@@ -54,6 +62,8 @@ def serve(
     app = create_app(settings)
     if model:
         app.state.scoring_model_uri = model
+    if snapshot is not None:
+        app.state.scoring_snapshot_dir = snapshot
     typer.echo(f"govrisk review service on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(app, host=host, port=port, workers=1, log_level=log_level)
 

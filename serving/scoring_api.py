@@ -10,11 +10,14 @@ categories, missing or non-finite values (422), too many items (422), oversized 
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -41,13 +44,36 @@ log = logging.getLogger(__name__)
 
 #: Paths whose request bodies `BodySizeLimit` caps.
 LIMITED_PREFIXES = ("/v1/",)
+#: "items[3].price: must be a number" / "item.price: ..." from features.online.PayloadError.
+_PAYLOAD_PROBLEM = re.compile(r"^(?:items\[(?P<index>\d+)\]|item)\.?(?P<field>[^:]*): (?P<msg>.*)$")
 
 
 @dataclass
 class ScoringState:
-    """What the scoring routes share for the app's lifetime (kept on `app.state.scoring`)."""
+    """What the scoring routes share for the app's lifetime (kept on `app.state.scoring`).
+
+    `snapshot_dir` is the feature snapshot of `govrisk features build` (OUT or OUT/snapshot)
+    used to build features from raw item fields; it is opened on first use.
+    """
 
     store: ModelStore | None
+    snapshot_dir: Path | None = None
+    _snapshot: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def snapshot(self) -> Any:
+        """The feature snapshot (a `features.snapshot.FeatureSnapshot`), or None if unset."""
+        if self.snapshot_dir is None:
+            return None
+        with self._lock:
+            if self._snapshot is None:
+                from features.snapshot import META_FILE, FeatureSnapshot
+
+                directory = self.snapshot_dir
+                if not (directory / META_FILE).is_file() and (directory / "snapshot").is_dir():
+                    directory = directory / "snapshot"
+                self._snapshot = FeatureSnapshot.load(directory)
+            return self._snapshot
 
 
 # -- middleware ---------------------------------------------------------------------------------
@@ -209,9 +235,9 @@ def make_store(uri: str, *, poll_seconds: float | None = None) -> ModelStore:
     return ModelStore(uri, poll_seconds=seconds, on_swap=_record_swap, on_failure=_record_failure)
 
 
-def install(app: FastAPI, store: ModelStore | None) -> None:
+def install(app: FastAPI, store: ModelStore | None, *, snapshot_dir: Path | None = None) -> None:
     """Serve `store`'s model from `app` (the lifespan then leaves it alone)."""
-    app.state.scoring = ScoringState(store=store)
+    app.state.scoring = ScoringState(store=store, snapshot_dir=snapshot_dir)
 
 
 @asynccontextmanager
@@ -219,8 +245,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load the configured model in the background; stop following its alias at shutdown."""
     state: ScoringState | None = getattr(app.state, "scoring", None)
     if state is None:
-        uri = getattr(app.state, "scoring_model_uri", None) or get_settings().model_uri
-        state = ScoringState(store=make_store(uri) if uri else None)
+        settings = get_settings()
+        uri = getattr(app.state, "scoring_model_uri", None) or settings.model_uri
+        snapshot = getattr(app.state, "scoring_snapshot_dir", None) or settings.snapshot_dir
+        state = ScoringState(
+            store=make_store(uri) if uri else None,
+            snapshot_dir=None if snapshot is None else Path(snapshot),
+        )
         app.state.scoring = state
     store = state.store
     if store is not None:
@@ -369,7 +400,8 @@ async def score(request: Request, model: ModelDep) -> ScoreResponse:
             ]
         ) from None
     try:
-        response = await run_in_threadpool(_compute_scores, payload, model)
+        state: ScoringState = request.app.state.scoring
+        response = await run_in_threadpool(_compute_scores, payload, model, state)
     except HTTPException as exc:
         m.requests.labels("invalid" if exc.status_code < 500 else "error").inc()
         raise
@@ -382,7 +414,9 @@ async def score(request: Request, model: ModelDep) -> ScoreResponse:
 # -- scoring ------------------------------------------------------------------------------------
 
 
-def _compute_scores(payload: ScoreRequest, model: LoadedModel) -> ScoreResponse:
+def _compute_scores(
+    payload: ScoreRequest, model: LoadedModel, state: ScoringState
+) -> ScoreResponse:
     settings = get_settings()
     bundle = model.bundle
     n_items = len(payload.items)
@@ -399,7 +433,7 @@ def _compute_scores(payload: ScoreRequest, model: LoadedModel) -> ScoreResponse:
     max_k = min(settings.max_reasons, len(bundle.feature_names))
     if payload.explain > max_k:
         raise _invalid([(("body", "explain"), f"at most {max_k} reasons per item")])
-    records = _records(payload, model)
+    records = _records(payload, model, state)
     try:
         X = bundle.encoder.encode_records(records)
     except EncodingError as exc:
@@ -435,7 +469,9 @@ def _compute_scores(payload: ScoreRequest, model: LoadedModel) -> ScoreResponse:
     return ScoreResponse(model=_model_public(model), items=items)
 
 
-def _records(payload: ScoreRequest, model: LoadedModel) -> list[dict[str, Any]]:
+def _records(
+    payload: ScoreRequest, model: LoadedModel, state: ScoringState
+) -> list[dict[str, Any]]:
     """Model input dicts per item; refuses unknown features and unknown categories."""
     encoder = model.bundle.encoder
     known = set(encoder.feature_names_)
@@ -443,7 +479,11 @@ def _records(payload: ScoreRequest, model: LoadedModel) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     raw_items = [(i, item) for i, item in enumerate(payload.items) if item.fields is not None]
     built = _online_features(
-        model, [item.fields or {} for _, item in raw_items], problems, [i for i, _ in raw_items]
+        model,
+        state,
+        [item.fields or {} for _, item in raw_items],
+        [i for i, _ in raw_items],
+        problems,
     )
     built_by_index = dict(zip((i for i, _ in raw_items), built, strict=True))
     for i, item in enumerate(payload.items):
@@ -474,21 +514,46 @@ def _records(payload: ScoreRequest, model: LoadedModel) -> list[dict[str, Any]]:
 
 def _online_features(
     model: LoadedModel,
+    state: ScoringState,
     fields: list[dict[str, Any]],
-    problems: list[tuple[tuple[str | int, ...], str]],
     positions: list[int],
+    problems: list[tuple[tuple[str | int, ...], str]],
 ) -> list[dict[str, Any]]:
-    """Model inputs built from raw item fields by the feature code batch uses."""
+    """Model inputs built from raw item fields by the feature code batch uses.
+
+    Problems (unknown or mistyped fields, no snapshot, a model without an entity) are added to
+    `problems` with the position of the item they belong to.
+    """
     if not fields:
         return []
-    for i in positions:
-        problems.append(
-            (
-                ("body", "items", i, "fields"),
-                "raw item fields are not supported by this server yet; send `features`",
-            )
-        )
-    return [{} for _ in fields]
+    entity = model.bundle.metadata.get("entity")
+    snapshot = state.snapshot()
+    reason = None
+    if entity is None:
+        reason = "this model does not record its entity, so raw fields cannot be used"
+    elif snapshot is None:
+        reason = "no feature snapshot is configured (GOVRISK_SNAPSHOT_DIR or --snapshot)"
+    if reason is not None:
+        for i in positions:
+            problems.append((("body", "items", i, "fields"), f"{reason}; send `features`"))
+        return [{} for _ in fields]
+    from features.online import PayloadError, build_online_frame
+
+    try:
+        frame = build_online_frame(str(entity), fields, snapshot)
+    except PayloadError as exc:
+        for text in exc.problems:
+            match = _PAYLOAD_PROBLEM.match(text)
+            if match is None:
+                problems.append((("body", "items"), text))
+                continue
+            index = int(match["index"]) if match["index"] is not None else 0
+            loc: tuple[str | int, ...] = ("body", "items", positions[index], "fields")
+            problems.append(((*loc, match["field"]) if match["field"] else loc, match["msg"]))
+        return [{} for _ in fields]
+    features = frame.drop(columns=["item_id"])
+    clean = features.astype(object).where(features.notna(), None)
+    return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
 
 
 def _bands(model: LoadedModel) -> dict[str, float]:

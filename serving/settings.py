@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +30,8 @@ class ServingSettings(BaseSettings):
     max_body_bytes: int = 1_000_000
     #: Largest number of reasons a caller may ask for per item.
     max_reasons: int = 20
+    #: Feature snapshot (`govrisk features build` OUT or OUT/snapshot) for raw-field requests.
+    snapshot_dir: Path | None = None
 
 
 @lru_cache(maxsize=1)

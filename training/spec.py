@@ -122,7 +122,7 @@ class LabelSpec(_Strict):
 
     dedupe: Literal["majority", "latest"] = "majority"
     weighting: Literal["inverse_inclusion", "none"] = "inverse_inclusion"
-    max_weight: float | None = Field(default=None, gt=1)
+    max_weight: float | None = Field(default=5.0, gt=1)
     min_positives: int = Field(default=20, ge=1)
     feature_cutoff: Literal["week", "day"] = "week"
 

@@ -41,7 +41,6 @@ def ensure_experiment(name: str, *, artifact_location: str | None = None) -> str
         experiment_id = str(existing.experiment_id)
     else:
         experiment_id = str(mlflow.create_experiment(name, artifact_location=artifact_location))
-    mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
 

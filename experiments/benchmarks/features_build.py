@@ -45,12 +45,10 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _online_latency(tables: dict[str, object], build: object, n_items: int) -> dict[str, float]:
-    import math
-
     import pandas as pd
 
     from features.build import FeatureBuild
-    from features.online import PAYLOAD_TABLES, build_online_vector, payload_fields
+    from features.online import PAYLOAD_TABLES, build_online_vector, payloads_from_table
     from features.vocabulary import Entity
 
     assert isinstance(build, FeatureBuild)
@@ -58,21 +56,8 @@ def _online_latency(tables: dict[str, object], build: object, n_items: int) -> d
     for entity in (Entity.LISTING, Entity.VIDEO):
         df = tables[PAYLOAD_TABLES[entity]]
         assert isinstance(df, pd.DataFrame)
-        names = [c.name for c in payload_fields(entity)]
-        sample = df[names].sample(n=min(n_items, len(df)), random_state=0)
-        payloads = [
-            {
-                k: (
-                    None
-                    if isinstance(v, float) and math.isnan(v)
-                    else v.to_pydatetime()
-                    if isinstance(v, pd.Timestamp)
-                    else v
-                )
-                for k, v in record.items()
-            }
-            for record in sample.to_dict("records")
-        ]
+        sample = df.sample(n=min(n_items, len(df)), random_state=0)
+        payloads = payloads_from_table(entity, sample)
         start = time.perf_counter()
         build_online_vector(entity, payloads[0], build.snapshot)  # builds the lookup indexes
         out[f"{entity.value}_warmup_s"] = time.perf_counter() - start
@@ -98,13 +83,15 @@ def _child_build(directory: Path, threads: int, n_online: int) -> dict[str, obje
     load_s = time.perf_counter() - start
     rss_loaded_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     as_of = default_as_of(tables)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     build = build_features(tables, as_of=as_of, threads=threads)
     build_s = time.perf_counter() - start
+    build_cpu_s = time.process_time() - cpu
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result: dict[str, object] = {
         "load_s": load_s,
         "build_s": build_s,
+        "build_cpu_s": build_cpu_s,
         "rss_loaded_gb": rss_loaded_kb / 2**20,
         "peak_rss_gb": peak_kb / 2**20,
         "frames": {e.value: len(f) for e, f in build.frames.items()},
@@ -143,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=180)
     results = []
     for size in args.sizes:
         with tempfile.TemporaryDirectory(prefix="govrisk-bench-") as tmp:
@@ -152,17 +141,18 @@ def main(argv: list[str] | None = None) -> None:
                 res = _run_child("build", tmp, str(args.threads), str(args.online_items))
         results.append((size, gen, res))
 
-    table = Table(title=f"Feature build ({args.threads} DuckDB threads)")
+    table = Table(title=f"Feature build, {args.threads} DuckDB threads")
     for column in (
         "listings",
-        "videos / lives / sellers",
+        "videos/lives/sellers",
         "exposure rows",
         "load s",
         "build s",
-        "build s vs first",
+        "build vs first",
+        "build CPU s",
         "peak RSS GB",
-        "online listing p50 / p99 ms",
-        "online video p50 / p99 ms",
+        "online listing ms p50/p99",
+        "online video ms p50/p99",
     ):
         table.add_column(column, justify="right")
     first_build = float(results[0][2]["build_s"])  # type: ignore[arg-type]
@@ -171,23 +161,28 @@ def main(argv: list[str] | None = None) -> None:
         assert isinstance(rows, dict)
         build_s = float(res["build_s"])  # type: ignore[arg-type]
         online = (
-            f"{res['listing_p50_ms']:.2f} / {res['listing_p99_ms']:.2f}",
-            f"{res['video_p50_ms']:.2f} / {res['video_p99_ms']:.2f}",
-        ) if "listing_p50_ms" in res else ("-", "-")
+            (
+                f"{res['listing_p50_ms']:.2f}/{res['listing_p99_ms']:.2f}",
+                f"{res['video_p50_ms']:.2f}/{res['video_p99_ms']:.2f}",
+            )
+            if "listing_p50_ms" in res
+            else ("-", "-")
+        )
         table.add_row(
             f"{size:,}",
-            f"{rows['videos']:,} / {rows['live_sessions']:,} / {rows['sellers']:,}",
+            f"{rows['videos']:,}/{rows['live_sessions']:,}/{rows['sellers']:,}",
             f"{rows['channel_exposure']:,}",
             f"{float(res['load_s']):.1f}",  # type: ignore[arg-type]
             f"{build_s:.1f}",
             f"{build_s / first_build:.1f}x",
+            f"{float(res['build_cpu_s']):.1f}",  # type: ignore[arg-type]
             f"{float(res['peak_rss_gb']):.2f}",  # type: ignore[arg-type]
             *online,
         )
     console.print(table)
     console.print(
-        "Goal at 1M listings on 2 cores: build under 120 s and peak memory under 6 GB; "
-        "online vector under 1 ms."
+        "Goal at 1M listings on 2 cores: build under 120 s and peak memory under 6 GB; online "
+        "vector under 1 ms. Build CPU counts every thread; on a busy machine wall time exceeds it."
     )
 
 

@@ -124,7 +124,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Payload dicts (JSON-ready: NaN as None) of a feature frame, without item_id."""
     features = frame.drop(columns=["item_id"])
     clean = features.astype(object).where(features.notna(), None)
-    return list(clean.to_dict("records"))
+    return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
 
 
 def _latencies(

@@ -40,9 +40,7 @@ class SimulationConfig(BaseModel):
             "items younger than fresh_item_days (and every seller)."
         ),
     )
-    fresh_item_days: int = Field(
-        7, ge=1, description="Items this young are evaluated every night."
-    )
+    fresh_item_days: int = Field(7, ge=1, description="Items this young are evaluated every night.")
     appeal_rate_honest: float = Field(0.45, ge=0, le=1, description="Appeal rate, wrongly blocked.")
     appeal_rate_violating: float = Field(0.06, ge=0, le=1, description="Appeal rate, rightly hit.")
 

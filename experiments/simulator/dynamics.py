@@ -285,15 +285,11 @@ class Marketplace:
             "live_sessions": head(w.lives.table, w.lives.created_us),
         }
         exposure = pd.concat(self._exposure, ignore_index=True) if self._exposure else None
-        tables["channel_exposure"] = (
-            exposure if exposure is not None else _empty_exposure(self.ids)
-        )
+        tables["channel_exposure"] = exposure if exposure is not None else _empty_exposure(self.ids)
         events = Events.concat(self._events) if self._events else _no_events()
         numbers = np.arange(1, events.entity.size + 1)
         before = events.occurred_us < as_of_us
-        tables["outcomes"] = assembly.outcomes_frame(
-            self.ids, events.take(before), numbers[before]
-        )
+        tables["outcomes"] = assembly.outcomes_frame(self.ids, events.take(before), numbers[before])
         tables["strategy_decisions"] = self.decisions_frame(as_of_us=as_of_us)
         return tables
 
@@ -338,9 +334,7 @@ class Marketplace:
         for entity in entities:
             strats = [s for s in self.strats if s.entity is entity]
             frame = frames[entity]
-            items = self._id_index[entity].get_indexer(
-                frame["item_id"].to_numpy(dtype=object)
-            )
+            items = self._id_index[entity].get_indexer(frame["item_id"].to_numpy(dtype=object))
             if (items < 0).any():
                 raise ValueError(
                     f"the {entity.value} frame has item_ids that are not in the simulated tables"
@@ -356,7 +350,9 @@ class Marketplace:
             for s in strats:
                 mask = np.asarray(masks[s.strategy.ref], dtype=bool)
                 hit = items[mask]
-                new = hit[~self._decided[s.index][hit] & ~self._exempt[s.entity_code][hit, s.policy]]
+                new = hit[
+                    ~self._decided[s.index][hit] & ~self._exempt[s.entity_code][hit, s.policy]
+                ]
                 if new.size == 0:
                     continue
                 self._decided[s.index][new] = True
@@ -436,9 +432,7 @@ class Marketplace:
         """Upheld appeals reviewed by t0 lift the (item, policy) decisions made before review."""
         if not self._pending or self.decisions.n == 0:
             return
-        pending = {
-            k: np.concatenate([r[k] for r in self._pending]) for k in self._pending[0]
-        }
+        pending = {k: np.concatenate([r[k] for r in self._pending]) for k in self._pending[0]}
         due = pending["review_us"] <= t0
         if not due.any():
             return
@@ -465,7 +459,8 @@ class Marketplace:
 
     @staticmethod
     def _pair_key(entity: np.ndarray, item: np.ndarray, policy: np.ndarray) -> np.ndarray:
-        return (entity.astype(np.int64) * _ITEM_KEY + item.astype(np.int64)) * 8 + policy
+        key = (entity.astype(np.int64) * _ITEM_KEY + item.astype(np.int64)) * 8 + policy
+        return np.asarray(key, dtype=np.int64)
 
     # -- exposure multipliers ------------------------------------------------------------------
 
@@ -507,7 +502,7 @@ class Marketplace:
                     seller * _N_CHANNELS + channel,
                 ),
             )
-        return keep
+        return np.asarray(keep, dtype=np.float64)
 
 
 def _lookup_min(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -535,7 +530,16 @@ def _empty_exposure(ids: ItemIds) -> pd.DataFrame:
 
     z = np.zeros(0, dtype=np.int64)
     empty = DayTraffic(
-        entity=z.astype(np.int8), item=z, channel=z.astype(np.int8), start_frac=z.astype(float),
-        price=z.astype(float), impressions=z, clicks=z, orders=z, likes=z, comments=z, shares=z,
+        entity=z.astype(np.int8),
+        item=z,
+        channel=z.astype(np.int8),
+        start_frac=z.astype(float),
+        price=z.astype(float),
+        impressions=z,
+        clicks=z,
+        orders=z,
+        likes=z,
+        comments=z,
+        shares=z,
     )
     return assembly.exposure_frame(ids, empty, 0)

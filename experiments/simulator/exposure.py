@@ -90,8 +90,12 @@ def potential_traffic(
         _promotion_traffic(world, Entity.VIDEO, t0, t1, rng, traffic_scale),
         _promotion_traffic(world, Entity.LIVE, t0, t1, rng, traffic_scale),
     ]
-    merged = DayTraffic(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in
-                           DayTraffic.__dataclass_fields__})
+    merged = DayTraffic(
+        **{
+            k: np.concatenate([getattr(p, k) for p in parts])
+            for k in DayTraffic.__dataclass_fields__
+        }
+    )
     return merged
 
 
@@ -181,8 +185,10 @@ def _promotion_traffic(
     aff = h["in_affiliate"][idx]
     item = np.concatenate([idx, idx[aff]])
     channel = np.concatenate(
-        [np.full(idx.size, _CH[own], dtype=np.int8),
-         np.full(int(aff.sum()), _CH[Channel.AFFILIATE], dtype=np.int8)]
+        [
+            np.full(idx.size, _CH[own], dtype=np.int8),
+            np.full(int(aff.sum()), _CH[Channel.AFFILIATE], dtype=np.int8),
+        ]
     )
     lam_o = np.concatenate([lam_org, _AFFILIATE_SHARE * lam_org[aff]])
     lam_b = np.concatenate([lam_bot, np.zeros(int(aff.sum()))])

@@ -105,11 +105,20 @@ def _entity_frame(world: World, entity: Entity) -> pd.DataFrame:
     else:
         for policy in Policy:
             df[f"scheme_{policy.value}"] = none
-        for col in ("category", "wording_counterfeit", "wording_misleading_claim",
-                    "wording_prohibited_item", "linked_listing_id"):
+        for col in (
+            "category",
+            "wording_counterfeit",
+            "wording_misleading_claim",
+            "wording_prohibited_item",
+            "linked_listing_id",
+        ):
             df[col] = blank
-        for col in ("emerging_pattern", "new_category", "honest_lexicon_phrase",
-                    "creator_fraud_prone"):
+        for col in (
+            "emerging_pattern",
+            "new_category",
+            "honest_lexicon_phrase",
+            "creator_fraud_prone",
+        ):
             df[col] = none
         df["price_ratio_latent"] = nan
         df["discount_depth"] = nan
@@ -274,7 +283,7 @@ def defects(world: World) -> dict[str, Any]:
             "policy": "prohibited_item",
             "effect": "fp",
             "slice": [_p("listing_category", "in", ["eyewear", "smoking_accessories"])],
-            "description": "'prescription lenses' and 'nicotine-free' are lexicon hits on honest goods.",
+            "description": "'prescription lenses', 'nicotine-free': lexicon hits on honest goods.",
         },
         {
             "id": "viral-videos",
@@ -284,7 +293,7 @@ def defects(world: World) -> dict[str, Any]:
             "policy": "engagement_fraud",
             "effect": "fp",
             "slice": [_p("video_like_rate", ">=", 0.03)],
-            "description": "Honest videos that go viral spike like bought views but keep their likes.",
+            "description": "Honest viral videos spike like bought views but keep their likes.",
         },
         {
             "id": "obfuscated-wording",

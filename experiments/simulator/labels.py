@@ -45,7 +45,9 @@ class Labels:
     truth: pd.DataFrame
 
 
-def reviewer_noise(n_reviewers: int, low: float, high: float, seq: np.random.SeedSequence) -> np.ndarray:
+def reviewer_noise(
+    n_reviewers: int, low: float, high: float, seq: np.random.SeedSequence
+) -> np.ndarray:
     """Each moderator's flip rate, uniform in [low, high]."""
     rng = np.random.default_rng(seq.spawn(1)[0])
     return rng.uniform(low, high, n_reviewers)
@@ -57,8 +59,7 @@ def _allocate(sizes: np.ndarray, budget: int, floor: int) -> np.ndarray:
     remaining = budget - int(n.sum())
     if remaining < 0:
         # not even the floors fit: share the budget proportionally to the floors
-        n = np.floor(n * budget / max(int(n.sum()), 1)).astype(np.int64)
-        return n
+        return np.asarray(np.floor(n * budget / max(int(n.sum()), 1)), dtype=np.int64)
     for _ in range(50):
         room = sizes - n
         open_ = room > 0
@@ -73,7 +74,7 @@ def _allocate(sizes: np.ndarray, budget: int, floor: int) -> np.ndarray:
                     extra[j] += 1
         n = n + extra
         remaining = budget - int(n.sum())
-    return n.astype(np.int64)
+    return np.asarray(n, dtype=np.int64)
 
 
 def sample_labels(
@@ -113,8 +114,15 @@ def sample_labels(
 
     budget_random = round(cfg.label_budget * cfg.random_audit_share)
     budget_flagged = cfg.label_budget - budget_random
-    flagged = _flagged(world, decisions, strategy_policies, strategy_refs, budget_flagged,
-                       cfg.min_labels_per_strategy, key, end_us)
+    flagged = _flagged(
+        decisions,
+        strategy_policies,
+        strategy_refs,
+        budget_flagged,
+        cfg.min_labels_per_strategy,
+        key,
+        end_us,
+    )
     if flagged is not None:
         parts.append(flagged)
     random = _random(world, budget_random, key, start_us, end_us)
@@ -156,8 +164,9 @@ def sample_labels(
             "item_id": ids.take(e[order], item[order]),
             "policy": str_array(np.asarray([p.value for p in _POLICIES], dtype=object)[pol[order]]),
             "verdict": str_array(
-                np.where(verdict[order], Verdict.VIOLATING.value, Verdict.NOT_VIOLATING.value)
-                .astype(object)
+                np.where(
+                    verdict[order], Verdict.VIOLATING.value, Verdict.NOT_VIOLATING.value
+                ).astype(object)
             ),
             "reviewer_id": numbered_ids("R", reviewer[order] + 1, 2),
             "reviewed_at": cols["reviewed_us"][order].astype("datetime64[us]"),
@@ -184,7 +193,6 @@ def sample_labels(
 
 
 def _flagged(
-    world: World,
     decisions: DecisionLog,
     strategy_policies: np.ndarray,
     strategy_refs: list[str],

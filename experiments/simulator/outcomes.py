@@ -49,10 +49,7 @@ class Events:
     def concat(cls, parts: list[Events]) -> Events:
         """All rows of `parts`, in order."""
         return cls(
-            **{
-                k: np.concatenate([getattr(p, k) for p in parts])
-                for k in cls.__dataclass_fields__
-            }
+            **{k: np.concatenate([getattr(p, k) for p in parts]) for k in cls.__dataclass_fields__}
         )
 
     def take(self, mask: np.ndarray) -> Events:
@@ -182,8 +179,9 @@ def day_events(
         out.append(_events(full, seller, r, t_days[mask], kind, value[mask], day_start_us))
     r = nps_rows[nps_alive]
     out.append(
-        _events(full, seller, r, t_nps[nps_alive], _K[OutcomeKind.NPS], score[nps_alive],
-                day_start_us)
+        _events(
+            full, seller, r, t_nps[nps_alive], _K[OutcomeKind.NPS], score[nps_alive], day_start_us
+        )
     )
     events = Events.concat(out)
     return events.take(events.occurred_us < end_us)

@@ -41,7 +41,7 @@ SELLER_MIN_SHARE = 0.25
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
     """Logistic function."""
-    return 1.0 / (1.0 + np.exp(-x))
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
 
 
 def listing_scheme_logits(
@@ -127,7 +127,7 @@ def listing_truth_logits(
         + 0.5 * spammy
         + 0.35 * np.maximum(-seller_quality, 0.0)
     )
-    return out + 0.35 * seller_propensity[:, None] + hidden
+    return np.asarray(out + 0.35 * seller_propensity[:, None] + hidden, dtype=np.float64)
 
 
 def video_scheme_logits(
@@ -162,12 +162,17 @@ def video_truth_logits(
     cf = -5.2 + 5.8 * s[:, 0] + 3.0 * linked_violates_cf + 0.5 * term_lexicon_cf
     mc = -5.0 + 6.0 * s[:, 1] + 0.5 * term_lexicon_mc + 0.6 * linked_violates_mc
     ef = -5.0 + 6.4 * s[:, 2] + 0.5 * small_creator - 0.4 * creator_verified
-    return np.stack([cf, mc, ef], axis=1) + hidden
+    return np.asarray(np.stack([cf, mc, ef], axis=1) + hidden, dtype=np.float64)
 
 
 def seller_truth(
-    seller_idx: np.ndarray, listing_violates: np.ndarray, listing_p: np.ndarray, n_sellers: int,
-    rng: np.random.Generator, *, n_draws: int = 64,
+    seller_idx: np.ndarray,
+    listing_violates: np.ndarray,
+    listing_p: np.ndarray,
+    n_sellers: int,
+    rng: np.random.Generator,
+    *,
+    n_draws: int = 64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Seller-level truth from its listings: (violates, p) arrays of shape (n_sellers, 5).
 

@@ -6,7 +6,14 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from experiments.simulator.config import SimulationConfig
@@ -58,7 +65,7 @@ def run_and_report(
         console=console,
         transient=False,
     ) as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -108,7 +115,9 @@ def _print_summary(
     enforcement.add_row("strategies (active / written)", f"{active} / {len(result.strategies)}")
     enforcement.add_row("nightly enforcement runs", f"{len(result.runs):,}")
     enforcement.add_row("decisions (item x channel)", f"{len(decisions):,}")
-    enforcement.add_row("  lifted after an upheld appeal", f"{decisions['lifted_at'].notna().sum():,}")
+    enforcement.add_row(
+        "  lifted after an upheld appeal", f"{decisions['lifted_at'].notna().sum():,}"
+    )
     for sampling, n in labels["sampling"].value_counts().sort_index().items():
         enforcement.add_row(f"audit labels: {sampling}", f"{n:,}")
     enforcement.add_row(

@@ -313,10 +313,9 @@ def live_titles(
     signals = [_signal(p, w, rng) for p, w in wording.items()]
     pinned = _join(*signals, sep=" | ")
     pinned = np.where(pinned != "", "Pinned: " + pinned, "").astype(object)
-    return _join(opener, noun, "deals", pinned)
+    return _join(opener, noun, np.full(n, "deals", dtype=object), pinned)
 
 
 def nouns_for(category_idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A product noun per item of the given categories."""
     return _nouns(category_idx, rng)
-

@@ -89,8 +89,15 @@ def _str(values: np.ndarray) -> pd.Series:
     return pd.Series(values, dtype="str")
 
 
+def _none_where(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    out = values.astype(object)
+    out[missing] = None
+    return out
+
+
 def _round_price(x: np.ndarray) -> np.ndarray:
-    return np.where(x >= 2.0, np.floor(x) + 0.99, np.round(np.maximum(x, 0.5), 2))
+    rounded = np.where(x >= 2.0, np.floor(x) + 0.99, np.round(np.maximum(x, 0.5), 2))
+    return np.asarray(rounded, dtype=np.float64)
 
 
 def generate_world(config: SimulationConfig, seed_seq: np.random.SeedSequence) -> World:
@@ -250,9 +257,7 @@ def _listings(
 
     # brand and price
     brand_share = np.asarray([c.brand_share for c in CATEGORIES])[category]
-    has_brand = rng.random(n) < np.where(
-        scheme[:, _CF] | official, 0.97, brand_share
-    )
+    has_brand = rng.random(n) < np.where(scheme[:, _CF] | official, 0.97, brand_share)
     brand_pick = rng.integers(0, 3, n)
     brands = np.asarray([list(c.brands) for c in CATEGORIES], dtype=object)
     brand = np.where(has_brand, brands[category, brand_pick], "").astype(object)
@@ -295,8 +300,9 @@ def _listings(
 
     home_region = sh["region_code"][seller_idx]
     cross_border = rng.random(n) < np.where(scheme[:, _CF], 0.6, 0.1)
-    ships = np.where(cross_border, (home_region + rng.integers(1, len(REGIONS), n)) % len(REGIONS),
-                     home_region)
+    ships = np.where(
+        cross_border, (home_region + rng.integers(1, len(REGIONS), n)) % len(REGIONS), home_region
+    )
 
     # text
     wording = {
@@ -312,9 +318,9 @@ def _listings(
         cf_w,
     ).astype(np.int8)
     mc_w = wording[Policy.MISLEADING_CLAIM]
-    wording[Policy.MISLEADING_CLAIM] = np.where(
-        emerging & (u < 0.8), Wording.NOVEL, mc_w
-    ).astype(np.int8)
+    wording[Policy.MISLEADING_CLAIM] = np.where(emerging & (u < 0.8), Wording.NOVEL, mc_w).astype(
+        np.int8
+    )
     honest = text.honest_phrases(category, official, rng_text)
     spammy = rng_text.random(n) < np.where(scheme[:, _LQ], 0.6, 0.04)
     title, description = text.listing_text(
@@ -368,7 +374,7 @@ def _listings(
             "seller_id": sellers.table["seller_id"].to_numpy()[seller_idx],
             "created_at": _ts(created_us),
             "category": _str(cat_code),
-            "brand": pd.Series(np.where(has_brand, brand, None), dtype="str"),
+            "brand": pd.Series(_none_where(brand, ~has_brand), dtype="str"),
             "title": _str(title),
             "description": _str(description),
             "price": price,
@@ -409,9 +415,11 @@ def _creators(
     n = max(10, round(config.n_listings / config.listings_per_creator))
     fraud = rng.random(n) < 0.08
     claim = rng.random(n) < 0.10
-    followers = np.where(
-        fraud, rng.lognormal(np.log(800), 1.2, n), rng.lognormal(np.log(3000), 1.6, n)
-    ).clip(10, 2_000_000).astype(np.int64)
+    followers = (
+        np.where(fraud, rng.lognormal(np.log(800), 1.2, n), rng.lognormal(np.log(3000), 1.6, n))
+        .clip(10, 2_000_000)
+        .astype(np.int64)
+    )
     verified = rng.random(n) < np.where(fraud, 0.08, np.where(followers > 10_000, 0.6, 0.25))
     tenure = np.where(
         fraud, rng.lognormal(np.log(60), 1.0, n), rng.lognormal(np.log(400), 1.0, n)
@@ -491,7 +499,10 @@ def _promotions(
     wcf = np.where(scheme[:, 0] & lh["new_category"][listing_idx] & (u < 0.8), Wording.NOVEL, wcf)
     wmc = _wording(rng, scheme[:, 1], (0.55, 0.3, 0.15))
     wmc = np.where(emerging & (u < 0.8), Wording.NOVEL, wmc)
-    wording = {Policy.COUNTERFEIT: wcf.astype(np.int8), Policy.MISLEADING_CLAIM: wmc.astype(np.int8)}
+    wording = {
+        Policy.COUNTERFEIT: wcf.astype(np.int8),
+        Policy.MISLEADING_CLAIM: wmc.astype(np.int8),
+    }
     noun = text.nouns_for(category, rng)
     if live:
         body = text.live_titles(rng, noun=noun, wording=wording)

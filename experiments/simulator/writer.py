@@ -46,8 +46,6 @@ def write_simulation(result: SimulationResult, out_dir: Path | str) -> list[Path
                 "full": r.full,
                 "n_evaluated": sum(r.n_evaluated.values()),
                 "n_new_decisions": r.n_new_decisions,
-                "seconds_frames": r.seconds_frames,
-                "seconds_evaluate": r.seconds_evaluate,
             }
             for r in result.runs
         ]
@@ -56,6 +54,20 @@ def write_simulation(result: SimulationResult, out_dir: Path | str) -> list[Path
         runs["as_of"] = runs["as_of"].astype("datetime64[us]")
     path = truth_dir / "enforcement_runs.parquet"
     runs.to_parquet(path, index=False)
+    paths.append(path)
+    path = truth_dir / "timings.json"
+    timings = {
+        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+        "runs": [
+            {
+                "as_of": r.as_of.isoformat(),
+                "seconds_frames": round(r.seconds_frames, 3),
+                "seconds_evaluate": round(r.seconds_evaluate, 3),
+            }
+            for r in result.runs
+        ],
+    }
+    path.write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
     paths.append(path)
     path = truth_dir / "defects.yaml"
     path.write_text(yaml.safe_dump(gt.defects, sort_keys=False, width=100), encoding="utf-8")

@@ -126,6 +126,10 @@ def estimand_matrix(pop: Population) -> tuple[list[str], FloatArray, dict[str, f
 def exact_totals(pop: Population, y_true: npt.ArrayLike) -> TotalEstimate:
     """The same totals computed from known truth (zero variance): for evaluation."""
     names, d, _ = estimand_matrix(pop)
+    return _exact(names, d, y_true)
+
+
+def _exact(names: list[str], d: FloatArray, y_true: npt.ArrayLike) -> TotalEstimate:
     y = np.asarray(y_true, dtype=np.float64)
     k = len(names)
     return TotalEstimate(
@@ -161,8 +165,13 @@ def strategy_metrics(
     """
     rows: list[dict[str, object]] = []
     for key, pop in populations.items():
-        est = exact_totals(pop, truth[key]) if truth is not None else population_totals(pop)
-        _, _, consts = estimand_matrix(pop)
+        names, d, consts = estimand_matrix(pop)
+        if truth is not None:
+            est = _exact(names, d, truth[key])
+        else:
+            est = estimate_totals(
+                pop.f, d, pop.draws, frames=pop.frames, flip_rate=pop.flip_rate, names=names
+            )
         for t in _targets(pop):
             for c in (ALL_CHANNELS, *t.channels):
                 if c != ALL_CHANNELS and c not in pop.channels:

@@ -13,8 +13,19 @@ from govrisk import build_app
 
 def test_simulate_writes_validated_tables_and_truth(tmp_path: Path) -> None:
     out = tmp_path / "world"
-    args = ["simulate", "--out", str(out), "--listings", "300", "--days", "7", "--seed", "3",
-            "--audit-labels", "150"]
+    args = [
+        "simulate",
+        "--out",
+        str(out),
+        "--listings",
+        "300",
+        "--days",
+        "7",
+        "--seed",
+        "3",
+        "--audit-labels",
+        "150",
+    ]
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == 0, result.output
     assert "channel_exposure" in result.output and "Written" in result.output

@@ -17,7 +17,7 @@ from features.online import (
     PayloadError,
     build_online_frame,
     build_online_vector,
-    payload_fields,
+    payloads_from_table,
 )
 from features.snapshot import FeatureSnapshot
 from features.vocabulary import Entity
@@ -50,19 +50,8 @@ def snapshot(built: FeatureBuild, tmp_path_factory: pytest.TempPathFactory) -> F
 
 
 def _payloads(world: dict[str, pd.DataFrame], entity: Entity) -> dict[str, dict[str, object]]:
-    table = world[PAYLOAD_TABLES[entity]]
-    names = [c.name for c in payload_fields(entity)]
-    out = {}
-    for record in table[names].to_dict("records"):
-        payload: dict[str, object] = {}
-        for key, value in record.items():
-            if isinstance(value, float) and math.isnan(value):
-                value = None
-            elif isinstance(value, pd.Timestamp):
-                value = value.to_pydatetime()
-            payload[key] = value
-        out[str(payload[_KEYS[entity]])] = payload
-    return out
+    payloads = payloads_from_table(entity, world[PAYLOAD_TABLES[entity]])
+    return {str(p[_KEYS[entity]]): p for p in payloads}
 
 
 def _same(batch: object, online: object, kind: str) -> bool:

@@ -191,7 +191,9 @@ def test_predict_validates_columns_and_values(bundle: ModelBundle) -> None:
         bundle.predict(frame.drop(columns=["listing_price"]))
     bad = frame.assign(listing_discount_depth=[0.1, np.inf, 0.2, 0.3, 0.4])
     with pytest.raises(EncodingError, match="row 1: listing_discount_depth: infinite value"):
-        bundle.predict(bad)
+        bundle.predict(bad, strict=True)
+    raw, _ = bundle.predict(bad)  # lenient by default: scored as LightGBM scores it
+    np.testing.assert_array_equal(raw, bundle.native_raw_score(bundle.encoder.transform(bad)))
 
 
 def test_explain_gives_described_reasons_in_order(bundle: ModelBundle) -> None:

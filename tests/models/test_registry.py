@@ -59,7 +59,11 @@ def store(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     shutil.copy(template, tmp_path / "mlflow.db")
-    yield use_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = use_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    import mlflow
+
+    mlflow.set_experiment("registry-tests")
+    yield uri
 
 
 def _tiny_model(seed: int = 0) -> tuple[lgb.Booster, FeatureEncoder, Calibration, pd.DataFrame]:

@@ -479,3 +479,95 @@ def test_the_service_app_serves_scoring_routes(tmp_path: Any) -> None:
             "/v1/score", content=big, headers={"content-type": "application/json"}
         )
         assert refused.status_code == 413
+
+
+@pytest.fixture(scope="module")
+def marketplace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Synthetic contract tables, their listing frame and snapshot, and a model trained on it."""
+    from datetime import datetime, timedelta
+
+    from features.build import build_features
+    from features.catalog import feature_descriptions, feature_types
+    from features.synthetic import make_tables
+    from features.vocabulary import Entity
+    from models.calibration import Calibration
+    from models.encoding import FeatureEncoder
+
+    tables = make_tables(400, seed=5)
+    built = build_features(
+        tables,
+        as_of=datetime(2025, 1, 1) + timedelta(days=45),
+        entities=[Entity.LISTING],
+        threads=1,
+    )
+    snapshot_dir = tmp_path_factory.mktemp("features") / "snapshot"
+    built.snapshot.write(snapshot_dir)
+    frame = built.frames[Entity.LISTING]
+    kinds = feature_types(Entity.LISTING)
+    encoder = FeatureEncoder(
+        categorical=[n for n, k in kinds.items() if k == "categorical"],
+        numeric=[n for n, k in kinds.items() if k != "categorical"],
+        nullable=[n for n, k in kinds.items() if k != "categorical"],
+    ).fit(frame)
+    rng = np.random.default_rng(0)
+    y = (frame["listing_counterfeit_term_count"] > 0).to_numpy() ^ (rng.random(len(frame)) < 0.2)
+    import lightgbm as lgb
+
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 5},
+        lgb.Dataset(
+            encoder.transform(frame),
+            y.astype(int),
+            feature_name=encoder.feature_names_,
+            categorical_feature=encoder.categorical_indices_,
+        ),
+        num_boost_round=15,
+    )
+    bundle = ModelBundle.build(
+        booster,
+        encoder=encoder,
+        calibration=Calibration.platt(-1.0, 0.0),
+        features=feature_descriptions(Entity.LISTING),
+        metadata={"entity": "listing"},
+    )
+    bundle.threads = 1
+    return {"tables": tables, "frame": frame, "snapshot_dir": snapshot_dir, "bundle": bundle}
+
+
+def _listing_fields(listings: pd.DataFrame, listing_id: str) -> dict[str, Any]:
+    row = listings.loc[listings["listing_id"] == listing_id].iloc[0]
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, pd.Timestamp):
+            out[str(key)] = value.isoformat()
+        elif pd.isna(value):
+            out[str(key)] = None
+        else:
+            out[str(key)] = value.item() if isinstance(value, np.generic) else value
+    return out
+
+
+def test_raw_item_fields_are_scored_like_the_batch_frame(marketplace: dict[str, Any]) -> None:
+    bundle: ModelBundle = marketplace["bundle"]
+    frame: pd.DataFrame = marketplace["frame"].head(8)
+    app = _app(ModelStore.fixed(bundle))
+    install(app, ModelStore.fixed(bundle), snapshot_dir=marketplace["snapshot_dir"].parent)
+    listings = marketplace["tables"]["listings"]
+    items = [
+        {"item_id": item_id, "fields": _listing_fields(listings, item_id)}
+        for item_id in frame["item_id"]
+    ]
+    with TestClient(app) as c:
+        response = c.post("/v1/score", json={"items": items, "explain": 3})
+        assert response.status_code == 200, response.text
+        got = [i["probability"] for i in response.json()["items"]]
+        np.testing.assert_allclose(got, bundle.predict(frame)[1], rtol=0, atol=1e-12)
+        broken = [dict(items[0]), {"item_id": "x", "fields": {**items[1]["fields"], "price": "0"}}]
+        bad = c.post("/v1/score", json={"items": broken})
+        assert bad.status_code == 422
+        assert [d["loc"] for d in bad.json()["detail"]] == [["body", "items", 1, "fields", "price"]]
+    install(app, ModelStore.fixed(bundle))  # no snapshot configured
+    with TestClient(app) as c:
+        refused = c.post("/v1/score", json={"items": items[:1]})
+        assert refused.status_code == 422
+        assert "no feature snapshot" in refused.json()["detail"][0]["msg"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import World
+from audit_world import World
 
 from features.vocabulary import Entity
 from governance.audit.estimators import LabelDraws, estimate_totals

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import World
+from audit_world import World
 
 from features.vocabulary import Entity, StrategyStatus
 from governance.audit.metrics import strategy_metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from conftest import World
+from audit_world import World
 from typer.testing import CliRunner
 
 from features.vocabulary import Entity

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from conftest import World
+from audit_world import World
 
 from features.vocabulary import Entity
 from governance.audit.population import build_populations

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import World
+from audit_world import World
 
 from features.vocabulary import Entity
 from governance.audit.metrics import METRIC_COLUMNS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import World, make_world
+from audit_world import World, make_world
 
 from features.vocabulary import Entity, Policy
 from governance.audit.metrics import METRIC_COLUMNS, strategy_metrics
