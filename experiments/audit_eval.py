@@ -413,11 +413,17 @@ def defects_found(
     frames: Mapping[Entity, pd.DataFrame],
     items: pd.DataFrame,
     *,
+    populations: Mapping[tuple[Entity, Policy], Population] | None = None,
     top: int = 3,
     min_overlap: float = 0.5,
 ) -> pd.DataFrame:
     """For each planted defect: is one of its strategy's top slices (of the defect's error
-    kind) mostly inside the defect's slice? (share of the found slice's items in it)."""
+    kind) mostly inside the defect's slice?
+
+    The overlap is the share of the found slice's error rows inside the defect slice: with
+    `populations`, among the items the strategy actioned (FP defects) or did not action (FN
+    defects), as the slice search saw them; otherwise among all items of the frame.
+    """
     from governance.evaluator import evaluate_condition
     from governance.strategy import AllOf, Predicate
 
@@ -451,6 +457,7 @@ def defects_found(
                     .to_numpy()
                 )
                 in_defect &= created >= np.datetime64(pd.Timestamp(period["from"]))
+            rows_of_kind = _error_rows(populations, d, ref, kind, frame)
             for _, s in cand.iterrows():
                 preds = [p for p in json.loads(s["predicates"]) if "feature" in p]
                 chans = [p["channel"] for p in json.loads(s["predicates"]) if "channel" in p]
@@ -462,6 +469,7 @@ def defects_found(
                     )
                 else:
                     mask = np.ones(len(frame), dtype=bool)
+                mask &= rows_of_kind
                 share = float((mask & in_defect).sum() / max(mask.sum(), 1))
                 if share > best:
                     best, best_desc = share, str(s["description"])
@@ -476,6 +484,30 @@ def defects_found(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _error_rows(
+    populations: Mapping[tuple[Entity, Policy], Population] | None,
+    defect: Mapping[str, Any],
+    ref: str,
+    kind: str,
+    frame: pd.DataFrame,
+) -> np.ndarray:
+    if populations is None:
+        return np.ones(len(frame), dtype=bool)
+    pop = populations.get((Entity(defect["entity"]), Policy(defect["policy"])))
+    if pop is None:
+        return np.ones(len(frame), dtype=bool)
+    act = pop.any_actioned if ref == "*" else pop.actioned.get(ref)
+    if act is None:
+        return np.ones(len(frame), dtype=bool)
+    hit = act.any(axis=1)
+    rows = hit if kind == "fp" else ~hit
+    pos = pd.Index(pop.item_ids.astype(str)).get_indexer(pd.Index(frame["item_id"].astype(str)))
+    out = np.zeros(len(frame), dtype=bool)
+    ok = pos >= 0
+    out[ok] = rows[pos[ok]]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -739,9 +771,7 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
     ).assign(labels_from="importance")
     estimates = pd.concat([est, imp], ignore_index=True)
 
-    found = defects_found(
-        sim.ground_truth.defects, result.slices, result_frames(result, frames), items
-    )
+    found = defects_found(sim.ground_truth.defects, result.slices, frames, items, populations=pops)
 
     deltas = []
     picked = pick_suggestions(result.suggestions, cfg.suggestions_to_apply)
@@ -789,12 +819,6 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
         deltas=pd.DataFrame(deltas),
         labels_needed=curve.assign(seed=seed),
     )
-
-
-def result_frames(result: Any, frames: Mapping[Entity, pd.DataFrame]) -> dict[Entity, pd.DataFrame]:
-    """The frames the audit saw (kept separate so tests can pass their own)."""
-    del result
-    return dict(frames)
 
 
 # ---------------------------------------------------------------------------------------------

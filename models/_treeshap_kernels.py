@@ -133,24 +133,28 @@ _up4 = cast(Callable[..., None], _up4_intrinsic)
 
 @_jit(inline="always")
 def _goes_left(
-    value: float, flags: int, threshold: float, cat: int, cat_words: np.ndarray
+    value: float,
+    flags: int,
+    threshold: float,
+    cat_start: int,
+    cat_len: int,
+    cat_words: np.ndarray,
 ) -> np.int64:
     """1 if LightGBM's `Tree::Decision` sends `value` to the left child, else 0.
 
     Numerical: NaN and zero (|v| <= kZeroThreshold, which LightGBM's row conversion turns into
     0.0) go where the precomputed bits say (default side or the comparison of 0.0), anything
     else by `value <= threshold`. Categorical: NaN, negative and out-of-int-range values go
-    right, otherwise the category's bit in the split's bitset (`cat` = start | length << 32)
-    decides.
+    right, otherwise the category's bit in the split's bitset decides.
     """
     if flags & CODE_CATEGORICAL:
         if not (value > -1.0 and value < _INT_LIMIT):
             return np.int64(0)
         category = np.int64(value)
         word = category >> 5
-        if word >= cat >> 32:
+        if word >= cat_len:
             return np.int64(0)
-        bits = cat_words[np.uint64((cat & 0xFFFFFFFF) + word)]
+        bits = cat_words[np.uint64(cat_start + word)]
         return np.int64((bits >> np.uint32(category & 31)) & np.uint32(1))
     is_nan = np.int64(value != value)
     is_zero = np.int64(abs(value) <= ZERO_THRESHOLD)
@@ -197,7 +201,12 @@ def _tree_shap(
         n = np.uint64(first + k)
         flags = node_int[n, 1]
         left = _goes_left(
-            X[r, np.uint64(node_int[n, 0])], flags, node_real[n, 0], node_int[n, 5], cat_words
+            X[r, np.uint64(node_int[n, 0])],
+            flags,
+            node_real[n, 0],
+            node_int[n, 5],
+            node_int[n, 6],
+            cat_words,
         )
         mask = node_mask[np.uint64(k)]
         slot = (flags >> 8) & 0xFF
@@ -342,7 +351,12 @@ def predict_rows(
             while pos < n_internal:
                 n = first + pos
                 left = _goes_left(
-                    x[node_int[n, 0]], node_int[n, 1], node_real[n, 0], node_int[n, 5], cat_words
+                    x[node_int[n, 0]],
+                    node_int[n, 1],
+                    node_real[n, 0],
+                    node_int[n, 5],
+                    node_int[n, 6],
+                    cat_words,
                 )
                 pos = node_int[n, 2] if left else node_int[n, 3]
             total += leaf_value[tree_leaf_start[tree] + pos - n_internal]

@@ -98,6 +98,8 @@ class ParityReport:
 
 
 class _Explainer(Protocol):
+    expected_value_: float
+
     def shap_values(self, X: np.ndarray) -> np.ndarray: ...
 
     def top_k(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
@@ -393,13 +395,8 @@ class ModelBundle:
         return self.encoder.decode_value(self.feature_names[column], code)
 
     def expected_value(self) -> float:
-        """Mean raw margin over the training data (the SHAP base value)."""
-        explainer = self._get_explainer()
-        value = getattr(explainer, "expected_value_", None)
-        if value is None:
-            X = np.full((1, len(self.feature_names)), np.nan)
-            return float(self.native_raw_score(X)[0] - self.contributions(X).sum())
-        return float(value)
+        """The SHAP base value: raw margin = expected value + sum of contributions."""
+        return float(self._get_explainer().expected_value_)
 
     def warm_up(self, *, explain: bool = True) -> None:
         """Run one row through scoring (and explanations) so first requests are not slow."""
@@ -519,40 +516,11 @@ class ModelBundle:
         }
 
 
-class _ContribExplainer:
-    """Fallback explainer: LightGBM's own `pred_contrib` (exact, slower)."""
-
-    def __init__(self, model_text: str, *, threads: int) -> None:
-        import lightgbm as lgb
-
-        self._booster = lgb.Booster(model_str=model_text)
-        self._threads = threads
-
-    def shap_values(self, X: np.ndarray) -> np.ndarray:
-        out = self._booster.predict(X, pred_contrib=True, num_threads=self._threads)
-        return np.asarray(out, dtype=np.float64)[:, :-1]
-
-    def top_k(self, X: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return _top_k(self.shap_values(X), k)
-
-
 def _make_explainer(model_text: str, *, threads: int) -> _Explainer:
-    """The project's exact TreeSHAP explainer (LightGBM `pred_contrib` if it is unavailable)."""
-    try:
-        from models.explainer import TreeExplainer
-    except ImportError:  # pragma: no cover - the explainer ships with the package
-        return _ContribExplainer(model_text, threads=threads)
+    """The project's exact TreeSHAP explainer for this model."""
+    from models.explainer import TreeExplainer
+
     return TreeExplainer(n_threads=threads).fit(model_text)
-
-
-def _top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of each row's k largest |values|; ties go to the lower index."""
-    key = -np.abs(values)
-    if k < values.shape[1]:
-        kth = np.partition(key, k - 1, axis=1)[:, k - 1 : k]
-        key = np.where(key <= kth, key, np.inf)
-    order = np.argsort(key, axis=1, kind="stable")[:, :k]
-    return order.astype(np.int64), np.take_along_axis(values, order, axis=1)
 
 
 def _edge_frame(base: pd.DataFrame, encoder: FeatureEncoder) -> pd.DataFrame:

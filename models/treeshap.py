@@ -72,7 +72,8 @@ class TreeEnsemble:
 
     `tree_info[t]` = (first node, internal nodes, quadrature nodes nq, table offset). Internal
     node n (global, `first + k` for LightGBM's node index k) has `node_int[n]` = (feature,
-    flags, left position, right position, table offset, categorical bitset) and `node_real[n]`
+    flags, left position, right position, table offset, bitset start, bitset words) and
+    `node_real[n]`
     = (threshold, left cover, right cover, left scale, right scale); see `INT_COLUMNS` and
     `REAL_COLUMNS`. Children are numbered per tree: k for internal nodes, n_internal + leaf for
     leaves. Flags pack the decision code (`_treeshap_kernels.CODE_*`), the feature's slot on the
@@ -88,7 +89,7 @@ class TreeEnsemble:
     expected_value: float
     tree_info: NDArray[np.int64]
     tree_leaf_start: NDArray[np.int64]
-    node_int: NDArray[np.int64]
+    node_int: NDArray[np.int32]
     node_real: NDArray[np.float64]
     cat_words: NDArray[np.uint32]
     leaf_value: NDArray[np.float64]
@@ -103,7 +104,7 @@ class TreeEnsemble:
         return int(self.tree_info.shape[0])
 
 
-INT_COLUMNS = ("feature", "flags", "left_pos", "right_pos", "table_at", "cat")
+INT_COLUMNS = ("feature", "flags", "left_pos", "right_pos", "table_at", "cat_start", "cat_len")
 REAL_COLUMNS = ("threshold", "cover_left", "cover_right", "scale_left", "scale_right")
 
 
@@ -366,7 +367,7 @@ def _compute_ensemble(header: dict[str, str], trees: list[_Tree]) -> TreeEnsembl
         expected_value=expected_value,
         tree_info=np.asarray(tree_info, dtype=np.int64).reshape(-1, 4),
         tree_leaf_start=np.asarray(tree_leaf_start, dtype=np.int64),
-        node_int=np.ascontiguousarray(np.concatenate(node_int)),
+        node_int=_int32(np.concatenate(node_int)),
         node_real=np.ascontiguousarray(np.concatenate(node_real)),
         cat_words=np.asarray(cat_words, dtype=np.uint32),
         leaf_value=np.asarray(leaf_value, dtype=np.float64),
@@ -393,17 +394,25 @@ def _tree_nodes(
         2, n_internal
     )
     positions = np.where(children >= 0, children, n_internal + ~children)
-    cat = np.zeros(n_internal, dtype=np.int64)
+    cat = np.zeros((2, n_internal), dtype=np.int64)
     for node in np.flatnonzero(decision_type & _CATEGORICAL):
         cat_idx = int(threshold[node])
         if not 0 <= cat_idx < len(tree.cat_boundaries) - 1:
             raise ModelFormatError(f"tree {index} node {node}: bitset {cat_idx} is missing")
         lo, hi = tree.cat_boundaries[cat_idx], tree.cat_boundaries[cat_idx + 1]
-        cat[node] = (word_offset + lo) | ((hi - lo) << 32)
-    ints = np.stack([feature, flags, positions[0], positions[1], np.zeros_like(cat), cat], axis=1)
+        cat[:, node] = word_offset + lo, hi - lo
+    zeros = np.zeros(n_internal, dtype=np.int64)
+    ints = np.stack([feature, flags, positions[0], positions[1], zeros, cat[0], cat[1]], axis=1)
     cover = layout.cover_ratio * layout.scale
     reals = np.column_stack([threshold, cover, layout.scale]).reshape(n_internal, 5)
     return ints.reshape(n_internal, len(INT_COLUMNS)), reals
+
+
+def _int32(values: NDArray[np.int64]) -> NDArray[np.int32]:
+    """Narrow node integers (half the memory traffic of int64), refusing anything that overflows."""
+    if values.size and (values.min() < 0 or values.max() > np.iinfo(np.int32).max):
+        raise ModelFormatError("the model is too large for 32-bit node offsets")
+    return np.ascontiguousarray(values, dtype=np.int32)
 
 
 def _tree_expected_value(tree: _Tree) -> float:

@@ -297,7 +297,10 @@ def video_captions(
     hook = _pick(_HOOKS, rng, n)
     brand_part = brand.astype(object)
     signals = [_signal(p, w, rng) for p, w in wording.items()]
-    tags = _join(_pick(_TAGS, rng, n), _pick(_TAGS, rng, n))
+    first = rng.integers(0, len(_TAGS), n)
+    second = (first + rng.integers(1, len(_TAGS), n)) % len(_TAGS)
+    pool = np.asarray(_TAGS, dtype=object)
+    tags = _join(pool[first], pool[second])
     return _join(hook, brand_part, noun + "!", _join(*signals, sep=", "), tags)
 
 
