@@ -501,7 +501,7 @@ def _error_rows(
     act = pop.any_actioned if ref == "*" else pop.actioned.get(ref)
     if act is None:
         return np.ones(len(frame), dtype=bool)
-    hit = act.any(axis=1)
+    hit = np.asarray(act.any(axis=1), dtype=bool)
     rows = hit if kind == "fp" else ~hit
     pos = pd.Index(pop.item_ids.astype(str)).get_indexer(pd.Index(frame["item_id"].astype(str)))
     out = np.zeros(len(frame), dtype=bool)
@@ -699,7 +699,7 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
     from experiments.simulator.simulation import simulate
     from experiments.simulator.writer import write_simulation
     from features.build import build_frames
-    from governance.audit.pipeline import audited_strategies, period_end, run_audit
+    from governance.audit.pipeline import audited_strategies, period_end
 
     wdir = cfg.work_dir / f"seed-{seed}"
     sim_cfg = SimulationConfig(
@@ -727,6 +727,88 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
     preds.to_parquet(wdir / "predictions.parquet", index=False)
     if oof is not None:
         oof.to_parquet(wdir / "oof.parquet", index=False)
+    return score_world(
+        seed,
+        cfg,
+        progress,
+        sim_cfg=sim_cfg,
+        tables=tables,
+        items=items,
+        strategies=sim.strategies,
+        defects=sim.ground_truth.defects,
+        frames=frames,
+        preds=preds,
+        oof=oof,
+    )
+
+
+def rescore_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> WorldEval:
+    """Audit and score a world `evaluate_world` already simulated and trained (from its files),
+    keeping the re-simulated suggestion deltas it recorded."""
+    import yaml
+
+    from experiments.simulator.config import SimulationConfig
+    from features.build import build_frames
+    from features.loader import load_tables
+    from governance.audit.pipeline import audited_strategies, period_end
+    from governance.registry import StrategyRegistry
+
+    wdir = cfg.work_dir / f"seed-{seed}"
+    tables = load_tables(wdir / "data")
+    strategies = list(StrategyRegistry.load(wdir / "data"))
+    audited = audited_strategies(strategies, tables["strategy_decisions"])
+    as_of = period_end(tables)
+    entities = tuple(sorted({s.entity for s in audited}, key=list(Entity).index))
+    frames = build_frames(tables, as_of=as_of, entities=entities)
+    oof_path = wdir / "oof.parquet"
+    sim_cfg = SimulationConfig(
+        n_listings=cfg.n_listings,
+        days=cfg.days,
+        seed=seed,
+        label_budget=cfg.label_budget,
+        full_evaluation_every_days=cfg.full_evaluation_every_days,
+    )
+    old = cfg.work_dir / "deltas.csv"
+    deltas = pd.read_csv(old) if old.exists() else None
+    return score_world(
+        seed,
+        cfg,
+        progress,
+        sim_cfg=sim_cfg,
+        tables=tables,
+        items=pd.read_parquet(wdir / "ground_truth" / "items.parquet"),
+        strategies=strategies,
+        defects=yaml.safe_load((wdir / "ground_truth" / "defects.yaml").read_text()),
+        frames=frames,
+        preds=pd.read_parquet(wdir / "predictions.parquet"),
+        oof=pd.read_parquet(oof_path) if oof_path.exists() else None,
+        deltas=deltas,
+    )
+
+
+def score_world(
+    seed: int,
+    cfg: AuditEvalConfig,
+    progress: ProgressFn,
+    *,
+    sim_cfg: Any,
+    tables: Mapping[str, pd.DataFrame],
+    items: pd.DataFrame,
+    strategies: Sequence[Strategy],
+    defects: Mapping[str, Any],
+    frames: Mapping[Entity, pd.DataFrame],
+    preds: pd.DataFrame,
+    oof: pd.DataFrame | None,
+    deltas: pd.DataFrame | None = None,
+) -> WorldEval:
+    """Run the audit on a simulated world and score every output against its truth."""
+    from experiments.simulator.simulation import simulate
+    from features.build import build_frames
+    from governance.audit.pipeline import period_end, run_audit
+
+    wdir = cfg.work_dir / f"seed-{seed}"
+    as_of = period_end(tables)
+    entities = tuple(frames)
     progress(f"seed {seed}: auditing")
     history = []
     day = as_of - timedelta(days=7)
@@ -737,7 +819,7 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
         wdir / "data",
         out_dir=wdir / "audit",
         tables=tables,
-        strategies=sim.strategies,
+        strategies=strategies,
         frames=frames,
         history_frames=history,
         predictions=preds,
@@ -771,13 +853,15 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
     ).assign(labels_from="importance")
     estimates = pd.concat([est, imp], ignore_index=True)
 
-    found = defects_found(sim.ground_truth.defects, result.slices, frames, items, populations=pops)
+    found = defects_found(defects, result.slices, frames, items, populations=pops)
 
-    deltas = []
+    applied = []
     picked = pick_suggestions(result.suggestions, cfg.suggestions_to_apply)
+    if deltas is not None:
+        picked = picked.iloc[:0]
     for _, sug in picked.iterrows():
         progress(f"seed {seed}: re-simulating with {sug['kind']} on {sug['strategy_id']}")
-        modified, proposed, base_ref = apply_suggestion(sim.strategies, sug)
+        modified, proposed, base_ref = apply_suggestion(strategies, sug)
         other = [
             s.ref
             for s in modified
@@ -795,7 +879,7 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
             items=items,
             other_refs=other,
         )
-        deltas.append(
+        applied.append(
             {
                 "seed": seed,
                 "strategy": sug["strategy_id"],
@@ -816,7 +900,7 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
         values=values,
         estimates=estimates.assign(seed=seed),
         defects=found.assign(seed=seed),
-        deltas=pd.DataFrame(deltas),
+        deltas=deltas if deltas is not None else pd.DataFrame(applied),
         labels_needed=curve.assign(seed=seed),
     )
 

@@ -77,12 +77,7 @@ _CUTS = {
     "outcomes": ("outcomes", "occurred_at < {as_of}"),
 }
 
-_ITEM_VIEW = {
-    Entity.LISTING: "listings",
-    Entity.VIDEO: "videos",
-    Entity.LIVE: "live_sessions",
-    Entity.SELLER: "sellers",
-}
+# Contract table (and cut view of the same name) holding each target entity's items.
 _ITEM_TABLE = {
     Entity.LISTING: "listings",
     Entity.VIDEO: "videos",
@@ -262,7 +257,7 @@ def _context(
     lookups: Mapping[str, Lookup],
 ) -> Columns:
     sql = _positions_sql(
-        items=_ITEM_VIEW[entity],
+        items=_ITEM_TABLE[entity],
         item_columns=TABLES[_ITEM_TABLE[entity]].column_names,
         key=frame_spec(entity).key,
         joins=joins,

@@ -183,9 +183,12 @@ class FeatureSnapshot:
 
     def lookup(self, name: str) -> Lookup:
         """The lookup over table `name` (built once)."""
-        if name not in self._lookups:
-            self._lookups[name] = Lookup(self.table(name), self.infos[name])
-        return self._lookups[name]
+        lookup = self._lookups.get(name)
+        if lookup is None:
+            table = self.table(name)
+            with self._lock:
+                lookup = self._lookups.setdefault(name, Lookup(table, self.infos[name]))
+        return lookup
 
     def category_prices(self) -> dict[str, np.ndarray]:
         """Sorted prices of each category's listings (for price percentiles)."""

@@ -134,43 +134,72 @@ class FeatureEncoder:
         they should be refused.
         """
         self._check_fitted()
-        locations: list[tuple[int, str, str]] = []
         matrix = np.empty((len(records), len(self.feature_names_)), dtype=np.float64)
         lookups = self._lookups()
-        nullable = set(self.nullable_)
         n_cat = len(self.categorical)
+        required = self._required_mask()
+        bad_records: list[int] = []
         for i, record in enumerate(records):
             for j, col in enumerate(self.categorical):
                 value = record.get(col, _ABSENT)
-                if value is _ABSENT:
-                    locations.append((i, col, "field required"))
+                if isinstance(value, str):
+                    matrix[i, j] = lookups[col].get(value, math.nan)
                 elif value is None:
                     matrix[i, j] = math.nan
-                elif isinstance(value, str):
-                    matrix[i, j] = lookups[col].get(value, math.nan)
                 else:
-                    locations.append(
-                        (i, col, f"expected text (a category), got {type(value).__name__}")
-                    )
-            for j, col in enumerate(self.numeric, start=n_cat):
-                value = record.get(col, _ABSENT)
-                if value is _ABSENT:
-                    locations.append((i, col, "field required"))
+                    bad_records.append(i)
+                    break
+            else:
+                values: list[Any] = [record.get(col, _ABSENT) for col in self.numeric]
+                if not all(type(v) in _NUMBER_TYPES for v in values):
+                    numbers = [None if v is _ABSENT else _as_number(v) for v in values]
+                    if any(n is None for n in numbers):
+                        bad_records.append(i)
+                        continue
+                    values = numbers
+                row = np.array(values, dtype=np.float64)  # None -> NaN
+                if np.isinf(row).any() or (np.isnan(row) & required).any():
+                    bad_records.append(i)
                     continue
-                number = _as_number(value)
-                if number is None:
-                    locations.append((i, col, f"expected a number, got {type(value).__name__}"))
-                elif math.isinf(number):
-                    locations.append((i, col, "infinite value"))
-                elif math.isnan(number) and col not in nullable:
-                    locations.append((i, col, "missing (never missing in training)"))
-                else:
-                    matrix[i, j] = number
-        if locations:
+                matrix[i, n_cat:] = row
+        if bad_records:
+            locations = [loc for i in bad_records for loc in self._record_problems(i, records[i])]
             raise EncodingError(
                 [f"items[{i}].{col}: {msg}" for i, col, msg in locations], locations=locations
             )
         return matrix
+
+    def _record_problems(self, i: int, record: Mapping[str, Any]) -> list[tuple[int, str, str]]:
+        """Every problem of one payload dict, in column order (the slow, detailed path)."""
+        out: list[tuple[int, str, str]] = []
+        nullable = set(self.nullable_)
+        for col in self.categorical:
+            value = record.get(col, _ABSENT)
+            if value is _ABSENT:
+                out.append((i, col, "field required"))
+            elif value is not None and not isinstance(value, str):
+                out.append((i, col, f"expected text (a category), got {type(value).__name__}"))
+        for col in self.numeric:
+            value = record.get(col, _ABSENT)
+            if value is _ABSENT:
+                out.append((i, col, "field required"))
+                continue
+            number = _as_number(value)
+            if number is None:
+                out.append((i, col, f"expected a number, got {type(value).__name__}"))
+            elif math.isinf(number):
+                out.append((i, col, "infinite value"))
+            elif math.isnan(number) and col not in nullable:
+                out.append((i, col, "missing (never missing in training)"))
+        return out
+
+    def _required_mask(self) -> np.ndarray:
+        cached: np.ndarray | None = getattr(self, "_required_cache", None)
+        if cached is None:
+            nullable = set(self.nullable_)
+            cached = np.array([col not in nullable for col in self.numeric], dtype=bool)
+            self._required_cache = cached
+        return cached
 
     def unseen_categories(self, record: Mapping[str, Any]) -> dict[str, str]:
         """Categorical fields of one payload whose value is not in the learned vocabulary."""
@@ -344,6 +373,10 @@ def _numeric_values(series: pd.Series) -> np.ndarray:
     if series.dtype == np.dtype(object):
         return pd.to_numeric(series.astype("float64"), errors="raise").to_numpy(np.float64)
     return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+#: Python types accepted as numbers on the online path (None means missing).
+_NUMBER_TYPES = frozenset({float, int, bool, type(None), np.float64, np.int64, np.bool_})
 
 
 def _as_number(value: Any) -> float | None:

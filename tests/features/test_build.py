@@ -351,6 +351,14 @@ def test_frames_follow_the_declarations() -> None:
                 assert pd.api.types.is_string_dtype(dtype), feature.name
 
 
+def test_a_cutoff_before_the_data_gives_empty_typed_frames() -> None:
+    frames = build_frames(make_tables(40, seed=6), as_of=datetime(2020, 1, 1), threads=1)
+    for entity, frame in frames.items():
+        assert frame.empty
+        assert list(frame.columns) == ["item_id", *feature_names(entity)]
+        assert frame["seller_tenure_days"].dtype == np.float64
+
+
 def test_entities_subset_and_threads_give_the_same_rows() -> None:
     tables = make_tables(120, seed=4)
     full = build_frames(tables, as_of=datetime(2025, 2, 1), threads=2)

@@ -164,3 +164,19 @@ def test_online_and_frame_encodings_agree(values: list[tuple[str | None, float |
     )
     records = [{"c": c, "x": x} for c, x in values]
     np.testing.assert_array_equal(encoder.encode_records(records), encoder.transform(frame))
+
+
+def test_encode_records_accepts_numpy_scalars_and_text_subclasses() -> None:
+    from enum import StrEnum
+
+    class Category(StrEnum):
+        BAGS = "bags"
+
+    encoder = _encoder().fit(_frame())
+    record = {
+        "category": Category.BAGS,
+        "price": np.float32(2.5),
+        "terms": np.int32(3),
+        "branded": np.bool_(True),
+    }
+    np.testing.assert_array_equal(encoder.encode_records([record]), [[0.0, 2.5, 3.0, 1.0]])
