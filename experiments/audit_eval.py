@@ -73,6 +73,9 @@ class AuditEvalConfig:
     oracle_flip_rate: float = 0.04
     train_spec: Path | None = None
     full_evaluation_every_days: int = 7
+    fraud_base_dir: Path | None = None
+    fraud_budget: int = 1_000
+    fraud_reps: int = 5
 
 
 @dataclass
@@ -559,8 +562,13 @@ def realised_delta(
 
 
 def pick_suggestions(suggestions: pd.DataFrame, n: int) -> pd.DataFrame:
-    """The top-ranked suggestion of each of the first `n` distinct strategies."""
-    s = suggestions.sort_values("rank")
+    """The top-ranked suggestion of each of the first `n` distinct strategies.
+
+    Changes gating on a model score are skipped: the simulator's nightly enforcement has no
+    model, so it cannot apply them.
+    """
+    s = suggestions[~suggestions["proposed_yaml"].str.contains("feature: p_", regex=False)]
+    s = s.sort_values("rank")
     return s.drop_duplicates("strategy_id").head(n).reset_index(drop=True)
 
 
@@ -594,6 +602,23 @@ def apply_suggestion(
 # ---------------------------------------------------------------------------------------------
 
 
+def predict_all_rows(
+    predict: Callable[[pd.DataFrame], Any],
+    row_problems: Callable[[pd.DataFrame], pd.Series],
+    frame: pd.DataFrame,
+) -> np.ndarray:
+    """Probabilities for every row; rows the model refuses get the mean of the others."""
+    from governance.audit.pipeline import score_all_rows
+
+    return score_all_rows(predict, row_problems, frame)
+
+
+def _bundle_predict(bundle: Any) -> Callable[[pd.DataFrame], Any]:
+    from governance.audit.pipeline import _bundle_predict as make
+
+    return make(bundle)
+
+
 def _train_and_score(
     data_dir: Path,
     out_dir: Path,
@@ -624,27 +649,35 @@ def _train_and_score(
     spec = parse_spec(
         raw, overrides={"data_dir": str(data_dir), "output_dir": str(out_dir / "training")}
     )
+    summary_path = out_dir / "training" / "summary.json"
+    uri = f"sqlite:///{out_dir / 'mlflow.db'}"
     saved = os.environ.get("MLFLOW_TRACKING_URI")
     try:
-        result = train(spec, tracking_uri=f"sqlite:///{out_dir / 'mlflow.db'}")
+        if not summary_path.exists():  # resume: a finished training run is reused
+            train(spec, tracking_uri=uri)
+        import mlflow
+
+        mlflow.set_tracking_uri(uri)
     finally:
         # Training points MLflow at the world's store; keep the audit from logging there.
         if saved is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = saved
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    trained = {t["model"]: t for t in summary["targets"] if t["status"] == "trained"}
     parts = []
-    trained = {(t.entity, t.policy): t for t in result.targets if t.status == "trained"}
     for e, p in targets:
         frame = frames[e]
-        t = trained.get((e.value, p.value))
-        if t is not None and t.model_uri:
-            bundle = load_bundle(t.model_uri, threads=2)
-            _, prob = bundle.predict(frame)
-        elif t is not None and t.run_id:
+        name = f"govrisk-{e.value}-{p.value}".replace("_", "-")
+        t = trained.get(name)
+        if t is not None and t.get("version"):
+            bundle = load_bundle(f"models:/{name}/{t['version']}", threads=2)
+            prob = predict_all_rows(_bundle_predict(bundle), bundle.encoder.row_problems, frame)
+        elif t is not None and t.get("run_id"):
             # Trained but not registered (e.g. its bundle failed the ONNX parity gate): score
             # with the run's LightGBM text model, encoder and calibration instead.
-            prob = score_with_run(t.run_id, frame)
+            prob = score_with_run(str(t["run_id"]), frame)
         else:
             # No model (too few labels, or sellers): a constant prior from random labels, which
             # turns the estimator into the plain design-weighted one.
@@ -666,7 +699,8 @@ def _train_and_score(
                 }
             )
         )
-    oof = pd.read_parquet(result.oof_path) if result.oof_path else None
+    oof_path = summary.get("oof_predictions")
+    oof = pd.read_parquet(oof_path) if oof_path else None
     return pd.concat(parts, ignore_index=True), oof
 
 
@@ -689,8 +723,12 @@ def score_with_run(run_id: str, frame: pd.DataFrame) -> np.ndarray:
         booster = lgb.Booster(model_str=(local / "model.txt").read_text(encoding="utf-8"))
         encoder = FeatureEncoder.from_dict(json.loads((local / "encoder.json").read_text()))
         calibration = Calibration.from_dict(json.loads((local / "calibration.json").read_text()))
-    margin = np.asarray(booster.predict(encoder.transform(frame), raw_score=True, num_threads=2))
-    return np.asarray(calibration.apply(margin), dtype=np.float64)
+
+    def predict(f: pd.DataFrame) -> np.ndarray:
+        margin = np.asarray(booster.predict(encoder.transform(f), raw_score=True, num_threads=2))
+        return np.asarray(calibration.apply(margin), dtype=np.float64)
+
+    return predict_all_rows(predict, encoder.row_problems, frame)
 
 
 def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> WorldEval:
@@ -709,12 +747,25 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
         label_budget=cfg.label_budget,
         full_evaluation_every_days=cfg.full_evaluation_every_days,
     )
-    progress(f"seed {seed}: simulating {cfg.n_listings:,} listings")
-    sim = simulate(sim_cfg)
-    write_simulation(sim, wdir)
-    tables = sim.tables
-    items = sim.ground_truth.items
-    audited = audited_strategies(sim.strategies, tables["strategy_decisions"])
+    truth_dir = wdir / "ground_truth"
+    if (truth_dir / "defects.yaml").exists():  # resume: reuse a written world
+        import yaml
+
+        from features.loader import load_tables
+        from governance.registry import StrategyRegistry
+
+        progress(f"seed {seed}: loading the simulated world from {wdir}")
+        tables = load_tables(wdir / "data")
+        strategies = list(StrategyRegistry.load(wdir / "data"))
+        items = pd.read_parquet(truth_dir / "items.parquet")
+        defects = yaml.safe_load((truth_dir / "defects.yaml").read_text(encoding="utf-8"))
+    else:
+        progress(f"seed {seed}: simulating {cfg.n_listings:,} listings")
+        sim = simulate(sim_cfg)
+        write_simulation(sim, wdir)
+        tables, strategies = sim.tables, list(sim.strategies)
+        items, defects = sim.ground_truth.items, sim.ground_truth.defects
+    audited = audited_strategies(strategies, tables["strategy_decisions"])
     as_of = period_end(tables)
     entities = tuple(sorted({s.entity for s in audited}, key=list(Entity).index))
     frames = build_frames(tables, as_of=as_of, entities=entities)
@@ -734,8 +785,8 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
         sim_cfg=sim_cfg,
         tables=tables,
         items=items,
-        strategies=sim.strategies,
-        defects=sim.ground_truth.defects,
+        strategies=strategies,
+        defects=defects,
         frames=frames,
         preds=preds,
         oof=oof,
@@ -1050,12 +1101,21 @@ def summary_table(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> 
 
 
 def run_audit_eval(cfg: AuditEvalConfig, *, progress: ProgressFn | None = None) -> AuditEvalResult:
-    """Evaluate the audit on every seed and build the summary table (also written as files)."""
+    """Evaluate the audit on every seed (and the fraud data when `fraud_base_dir` is set) and
+    build the summary table; every table is also written into `cfg.work_dir`."""
     say = progress or (lambda _m: None)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     worlds = [evaluate_world(seed, cfg, say) for seed in cfg.seeds]
     table = summary_table(worlds, k=cfg.top_k, label_budget=cfg.label_budget)
     paths = {"table": cfg.work_dir / "audit_eval.csv"}
+    if cfg.fraud_base_dir is not None:
+        say("fraud data: auditing four rules with a small label budget")
+        fraud = evaluate_fraud_data(
+            cfg.fraud_base_dir, budget=cfg.fraud_budget, reps=cfg.fraud_reps, top_k=cfg.top_k
+        )
+        paths["fraud"] = cfg.work_dir / "fraud.csv"
+        fraud.to_csv(paths["fraud"], index=False)
+        table = pd.concat([table, fraud_summary(fraud)], ignore_index=True)
     table.to_csv(paths["table"], index=False)
     for name in ("estimates", "defects", "deltas", "labels_needed"):
         frames = [getattr(w, name) for w in worlds if len(getattr(w, name))]
@@ -1324,3 +1384,31 @@ def fraud_summary(df: pd.DataFrame) -> pd.DataFrame:
         },
     ]
     return pd.DataFrame(rows)
+
+
+def load_worlds(work_dirs: Sequence[Path]) -> list[WorldEval]:
+    """WorldEval objects back from the CSV files `run_audit_eval` wrote into each directory."""
+    worlds: list[WorldEval] = []
+    for d in work_dirs:
+        values = pd.read_csv(d / "values.csv")
+
+        def part(name: str, seed: int, _d: Path = d) -> pd.DataFrame:
+            path = _d / f"{name}.csv"
+            if not path.exists():
+                return pd.DataFrame()
+            df = pd.read_csv(path)
+            return df[df["seed"] == seed].reset_index(drop=True) if "seed" in df else df
+
+        for row in values.to_dict("records"):
+            seed = int(row.pop("seed"))
+            worlds.append(
+                WorldEval(
+                    seed=seed,
+                    values={str(k): float(v) for k, v in row.items()},
+                    estimates=part("estimates", seed),
+                    defects=part("defects", seed),
+                    deltas=part("deltas", seed),
+                    labels_needed=part("labels_needed", seed),
+                )
+            )
+    return worlds

@@ -29,6 +29,14 @@ def evaluate_audit(
     out: Annotated[
         Path, typer.Option("--out", help="Work directory (worlds, models, audit, tables).")
     ] = Path("audit-eval"),
+    fraud_base_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--fraud-base-dir",
+            help="Directory the fraud spec's paths resolve against (the repository root when "
+            "../shared/data/ecommerce_fraud sits beside it); omit to skip the real-data run.",
+        ),
+    ] = None,
 ) -> None:
     """Run the strategy audit on simulated marketplaces and print how it compares with the
     ground truth: ranked-list precision vs cleanlab, estimate errors and interval coverage,
@@ -47,6 +55,7 @@ def evaluate_audit(
         label_budget=labels,
         suggestions_to_apply=apply,
         reps=reps,
+        fraud_base_dir=fraud_base_dir,
     )
     with console.status("evaluating the audit") as status:
         result = run_audit_eval(cfg, progress=lambda msg: status.update(msg))

@@ -73,14 +73,18 @@ class ModelStore:
         resolver: Callable[[str, str], str] | None = None,
         on_swap: Callable[[LoadedModel], None] | None = None,
         on_failure: Callable[[Exception], None] | None = None,
+        retry_seconds: float = _FIRST_RETRY_SECONDS,
     ) -> None:
         self.uri = uri
         self.poll_seconds = poll_seconds
+        self.retry_seconds = retry_seconds
         self._loader = loader or _default_loader
         self._resolver = resolver or resolve_alias
         self._on_swap = on_swap
         self._on_failure = on_failure
         self._current: LoadedModel | None = None
+        #: Why the last load attempt failed (None after a success).
+        self.last_error: str | None = None
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -149,6 +153,7 @@ class ModelStore:
                 bundle = self._loader(pinned)
                 bundle.warm_up()
             except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 if self._current is None:
                     raise
                 log.exception(
@@ -159,6 +164,7 @@ class ModelStore:
                 return False
             loaded = LoadedModel(bundle, pinned, name, version, datetime.now(UTC))
             self._current = loaded  # the swap: one reference assignment
+            self.last_error = None
             log.info(
                 "serving %s (version %s) after %.2fs load",
                 pinned,
@@ -182,7 +188,7 @@ class ModelStore:
         return None, None, self.uri
 
     def _run(self) -> None:
-        delay = _FIRST_RETRY_SECONDS
+        delay = self.retry_seconds
         while self._current is None and not self._stop.is_set():
             try:
                 self.refresh()

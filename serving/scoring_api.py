@@ -334,7 +334,15 @@ def readyz(request: Request) -> Any:
         return ReadyPublic(ready=True, detail="no model configured")
     if not state.store.ready:
         return JSONResponse(
-            ReadyPublic(ready=False, detail=f"loading {state.store.uri}").model_dump(),
+            ReadyPublic(
+                ready=False,
+                detail=f"loading {state.store.uri}"
+                + (
+                    f"; last attempt failed: {state.store.last_error}"
+                    if state.store.last_error
+                    else ""
+                ),
+            ).model_dump(),
             status_code=503,
         )
     return ReadyPublic(ready=True, model=_model_public(state.store.current))

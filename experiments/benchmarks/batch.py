@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{run.rows_out:,}",
         )
     console.print(table)
+    console.print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

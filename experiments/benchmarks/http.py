@@ -265,7 +265,10 @@ def main(argv: list[str] | None = None) -> None:
                 + (f" ({r.errors} errors)" if r.errors else ""),
             )
     console.print(table)
-    console.print(f"same item, |p govrisk - p mlflow| = {agree:.3g}")
+    console.print(
+        f"same item, |p govrisk - p mlflow| = {agree:.3g}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

@@ -339,13 +339,13 @@ def _print_goal(rows: list[dict[str, Any]]) -> None:
     table = Table(title="Any-violation listing model: audit labels vs ground truth (PR-AUC)")
     for col in (
         "world",
-        "labels",
-        "holdout listings",
-        "prevalence",
+        "labels (+)",
+        "holdout",
+        "prev.",
         "PR-AUC labels",
         "PR-AUC truth",
         "ratio",
-        "goal >= 0.8",
+        "goal 0.8",
         "ROC labels",
         "ROC truth",
     ):

@@ -153,7 +153,10 @@ def defects(world: World) -> dict[str, Any]:
     cfg = world.config
     launch = cfg.start + timedelta(days=cfg.new_category_launch_day)
     emerging = cfg.start + timedelta(days=cfg.emerging_pattern_day)
-    listing_channels = ["shop_tab", "campaigns", "shop_ads", "affiliate"]
+
+    def listing_channels() -> list[str]:
+        return ["shop_tab", "campaigns", "shop_ads", "affiliate"]
+
     planted = [
         {
             "id": "irrelevant-clause",
@@ -161,7 +164,7 @@ def defects(world: World) -> dict[str, Any]:
             "kind": "irrelevant_clause",
             "entity": "listing",
             "policy": "prohibited_item",
-            "channels": listing_channels,
+            "channels": listing_channels(),
             "effect": "fp",
             "clause": "condition.any[1]",
             "slice": [_p("listing_category", "==", "outdoor_gear"), _p("listing_price", "<", 45)],
@@ -195,13 +198,12 @@ def defects(world: World) -> dict[str, Any]:
             "kind": "coverage_gap",
             "entity": "listing",
             "policy": "counterfeit",
-            "channels": listing_channels,
+            "channels": listing_channels(),
             "effect": "fn",
             "slice": [_p("listing_category", "==", "perfume")],
             "description": (
-                "Counterfeit rings reuse stock images in perfume (the category with the "
-                "highest counterfeit rate) too, but the rule only lists bags, watches and "
-                "sneakers."
+                "Counterfeit rings reuse stock images in perfume (the category with the most "
+                "counterfeit listings) too, but the rule only lists bags, watches and sneakers."
             ),
             "fix": "add_predicate: add perfume (and eyewear, jewelry) to the category list",
         },
@@ -227,7 +229,7 @@ def defects(world: World) -> dict[str, Any]:
             "kind": "stale_rule",
             "entity": "listing",
             "policy": "misleading_claim",
-            "channels": listing_channels,
+            "channels": listing_channels(),
             "effect": "fn",
             "period": {"from": emerging.isoformat()},
             "slice": [
@@ -263,7 +265,7 @@ def defects(world: World) -> dict[str, Any]:
             "kind": "uncovered_category",
             "entity": "listing",
             "policy": "counterfeit",
-            "channels": listing_channels,
+            "channels": listing_channels(),
             "effect": "fn",
             "period": {"from": launch.isoformat()},
             "slice": [_p("listing_category", "==", NEW_CATEGORY)],

@@ -225,6 +225,7 @@ def run_audit(
         top_k=cfg.slice_top_k,
         n_bins=cfg.slice_bins,
         exclude_prefixes=cfg.slice_exclude_prefixes,
+        strategies={s.ref: s for s in audited},
     )
 
     progress("suggest", 5, len(_STEPS))
@@ -305,7 +306,7 @@ def score_frames(
                 "Train it (`govrisk train`) or pass --predictions"
             ) from err
         frame = frames[entity]
-        _, p = bundle.predict(frame)
+        p = score_all_rows(_bundle_predict(bundle), bundle.encoder.row_problems, frame)
         bundles[(entity, policy)] = bundle
         parts.append(
             pd.DataFrame(
@@ -318,6 +319,45 @@ def score_frames(
             )
         )
     return pd.concat(parts, ignore_index=True), bundles
+
+
+def _bundle_predict(bundle: Any) -> Callable[[pd.DataFrame], Any]:
+    def predict(frame: pd.DataFrame) -> Any:
+        return bundle.predict(frame)[1]
+
+    return predict
+
+
+def score_all_rows(
+    predict: Callable[[pd.DataFrame], Any],
+    row_problems: Callable[[pd.DataFrame], pd.Series],
+    frame: pd.DataFrame,
+) -> np.ndarray:
+    """Calibrated probabilities for every row of `frame`.
+
+    A model refuses rows whose features it never saw missing (e.g. engagement rates of an item
+    that was blocked before anyone saw it); those rows get the mean probability of the rest,
+    which keeps the estimator valid (the model is only an auxiliary) and is logged.
+    """
+    from models.encoding import EncodingError
+
+    try:
+        return np.asarray(predict(frame), dtype=np.float64)
+    except EncodingError:
+        bad = row_problems(frame).to_numpy(dtype=str) != ""
+        out = np.full(len(frame), np.nan)
+        if (~bad).any():
+            out[~bad] = np.asarray(predict(frame.loc[~bad]), dtype=np.float64)
+        fill = float(np.nanmean(out)) if (~bad).any() else 0.5
+        out[bad] = fill
+        log.warning(
+            "%d of %d rows cannot be scored by the model (features it never saw missing); "
+            "they get the mean probability %.3f",
+            int(bad.sum()),
+            len(frame),
+            fill,
+        )
+        return out
 
 
 def with_scores(

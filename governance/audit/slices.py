@@ -25,7 +25,8 @@ import pandas as pd
 from features.vocabulary import Entity, Policy
 from governance.audit.estimators import FloatArray
 from governance.audit.population import Population
-from governance.strategy import parse_ref
+from governance.evaluator import EvaluationError, FrameEvaluator
+from governance.strategy import AllOf, Strategy, parse_ref
 
 SLICE_COLUMNS: tuple[str, ...] = (
     "strategy",
@@ -351,13 +352,17 @@ def audit_slices(
     n_bins: int = 5,
     exclude_features: Sequence[str] = (),
     exclude_prefixes: Sequence[str] = ("strategy_",),
+    strategies: Mapping[str, Strategy] | None = None,
 ) -> pd.DataFrame:
     """slices.parquet rows: for each strategy, where its estimated FPs and FNs concentrate.
 
     FP rows are (item, channel) pairs the strategy actioned, erring with P(not violating); FN
     rows are every (item, channel) pair the item was eligible for, erring with P(violating)
     where the strategy did not act. Strategy `*` holds each policy's gaps: violations no
-    audited strategy of the policy acted on.
+    audited strategy of the policy acted on. With `strategies` (by ref), a strategy whose
+    condition is an `all` of several members also gets *near-miss* FN slices, searched among
+    items meeting all members but one (what its scope just leaves out), interleaved with the
+    general ones.
     """
     parts = []
     for key, pop in populations.items():
@@ -367,6 +372,27 @@ def audit_slices(
         binned = _population_bins(pop, frame, n_bins, exclude_features, exclude_prefixes)
         post = posteriors[key]
         targets = [*pop.actioned.items(), (ALL_STRATEGIES, pop.any_actioned)]
+        near = _near_misses(pop, frame, strategies or {})
+
+        def search(
+            ii: npt.NDArray[np.intp],
+            cc: npt.NDArray[np.intp],
+            err: FloatArray,
+            _binned: list[BinnedFeature] = binned,
+            _pop: Population = pop,
+        ) -> pd.DataFrame:
+            feats = [BinnedFeature(b.name, b.codes[ii], b.labels, b.predicates) for b in _binned]
+            feats.append(_channel_feature(_pop, cc))
+            found = find_slices(
+                feats,
+                err,
+                alpha=alpha,
+                max_level=max_level,
+                min_support=min_support,
+                top_k=top_k,
+            )
+            return slice_table(feats, found, err)
+
         for ref, act in targets:
             for kind in ("fp", "fn"):
                 if ref == ALL_STRATEGIES and kind == "fp":
@@ -379,17 +405,15 @@ def audit_slices(
                     err = post[ii] * (~act[ii, cc])
                 if len(ii) < min_support or err.sum() <= 0:
                     continue
-                feats = [BinnedFeature(b.name, b.codes[ii], b.labels, b.predicates) for b in binned]
-                feats.append(_channel_feature(pop, cc))
-                found = find_slices(
-                    feats,
-                    err,
-                    alpha=alpha,
-                    max_level=max_level,
-                    min_support=min_support,
-                    top_k=top_k,
-                )
-                table = slice_table(feats, found, err)
+                table = search(ii, cc, err)
+                if kind == "fn" and ref in near:
+                    # Violations the strategy's scope just misses (all but one of its `all`
+                    # members hold): interleaved with the general FN slices.
+                    keep = near[ref][ii]
+                    if keep.sum() >= min_support and err[keep].sum() > 0:
+                        extra = search(ii[keep], cc[keep], err[keep])
+                        extra["description"] = "[near miss] " + extra["description"]
+                        table = _interleave(extra, table, top_k)
                 sid, version = (ref, None) if ref == ALL_STRATEGIES else parse_ref(ref)
                 table.insert(0, "error_kind", kind)
                 table.insert(0, "policy", pop.policy.value)
@@ -412,6 +436,45 @@ def audit_slices(
     ):
         out[col] = out[col].astype("str")
     out["strategy_version"] = out["strategy_version"].astype("Int64")
+    return out
+
+
+def _near_misses(
+    pop: Population, frame: pd.DataFrame, strategies: Mapping[str, Strategy]
+) -> dict[str, npt.NDArray[np.bool_]]:
+    """Per strategy ref: (N,) units that meet all members of its top-level `all` but one."""
+    out: dict[str, npt.NDArray[np.bool_]] = {}
+    pos = pd.Index(pop.item_ids, dtype=object).get_indexer(
+        pd.Index(frame["item_id"].astype(object))
+    )
+    ok = pos >= 0
+    evaluator: FrameEvaluator | None = None
+    for ref in pop.actioned:
+        strategy = strategies.get(ref)
+        if strategy is None or not isinstance(strategy.condition, AllOf):
+            continue
+        members = strategy.condition.all
+        if len(members) < 2:
+            continue
+        evaluator = evaluator or FrameEvaluator(frame)
+        try:
+            hits = np.column_stack([evaluator.mask(m) for m in members]).sum(axis=1)
+        except EvaluationError:
+            continue
+        mask = np.zeros(len(pop), dtype=bool)
+        mask[pos[ok]] = (hits == len(members) - 1)[ok]
+        out[ref] = mask
+    return out
+
+
+def _interleave(first: pd.DataFrame, second: pd.DataFrame, top_k: int) -> pd.DataFrame:
+    rows: list[dict[str, object]] = []
+    a = [{str(k): v for k, v in r.items()} for r in first.to_dict("records")]
+    b = [{str(k): v for k, v in r.items()} for r in second.to_dict("records")]
+    for i in range(max(len(a), len(b))):
+        rows.extend(x[i] for x in (a, b) if i < len(x))
+    out = pd.DataFrame(rows[:top_k], columns=first.columns)
+    out["rank"] = np.arange(1, len(out) + 1)
     return out
 
 

@@ -175,7 +175,9 @@ def test_world_and_truth_do_not_depend_on_strategies(
 
 
 def test_same_seed_same_parquet_other_seed_other_world(tmp_path: Path) -> None:
-    config = tiny_config(n_listings=500, days=7, label_budget=200)
+    config = tiny_config(
+        n_listings=500, days=7, label_budget=200, full_evaluation_every_days=3, fresh_item_days=2
+    )
     other = tiny_config(n_listings=500, days=7, label_budget=200, seed=8)
     paths = []
     for run, cfg, strategies in (("a", config, None), ("b", config, None), ("c", other, [])):
@@ -195,6 +197,10 @@ def test_same_seed_same_parquet_other_seed_other_world(tmp_path: Path) -> None:
     assert not a["title"].equals(c["title"])
     decisions = pd.read_parquet(paths[0] / "data/tables/strategy_decisions.parquet")
     assert len(decisions) > 0
+    runs = pd.read_parquet(paths[0] / "ground_truth/enforcement_runs.parquet")
+    assert runs["full"].tolist() == [True, False, False, True, False, False]
+    evaluated = runs["n_evaluated"].tolist()
+    assert evaluated[5] < evaluated[3]  # night 6 sees only young items, night 4 all
 
 
 @pytest.mark.parametrize("policy", list(Policy))

@@ -349,6 +349,39 @@ def test_readiness_waits_for_the_first_load_and_unconfigured_is_503(bundle: Mode
         assert response.status_code == 503 and "--model" in response.json()["detail"]
 
 
+def test_a_failed_first_load_is_reported_and_retried(bundle: ModelBundle) -> None:
+    attempts: list[str] = []
+    unblock = threading.Event()
+
+    def flaky_load(uri: str) -> ModelBundle:
+        attempts.append(uri)
+        if len(attempts) == 1:
+            raise BundleError("checksum mismatch in model.onnx")
+        unblock.wait(timeout=20)
+        return bundle
+
+    store = ModelStore(
+        "models:/govrisk-listing-counterfeit@champion",
+        poll_seconds=0,
+        loader=flaky_load,
+        resolver=lambda name, alias: "7",
+        retry_seconds=0.05,
+    )
+    with TestClient(_app(store)) as c:
+        deadline = time.monotonic() + 20
+        while len(attempts) < 2:
+            assert time.monotonic() < deadline, "no retry"
+            time.sleep(0.01)
+        not_ready = c.get("/readyz")
+        assert not_ready.status_code == 503
+        assert "checksum mismatch" in not_ready.json()["detail"]
+        unblock.set()
+        while c.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.02)
+        assert store.last_error is None
+
+
 class _Registry:
     """A fake registry alias whose version the test moves, loading one of two bundles."""
 
