@@ -425,7 +425,11 @@ def defects_found(
 
     The overlap is the share of the found slice's error rows inside the defect slice: with
     `populations`, among the items the strategy actioned (FP defects) or did not action (FN
-    defects), as the slice search saw them; otherwise among all items of the frame.
+    defects), as the slice search saw them; otherwise among all items of the frame. A slice
+    finds the defect when its overlap is at least `min_overlap` and it removes at least half
+    of the rows outside the defect (overlap >= base + (1 - base) / 2, base = the defect's
+    share of all those rows), so a defect covering most of a strategy's rows is not found by
+    any slice at all.
     """
     from governance.evaluator import evaluate_condition
     from governance.strategy import AllOf, Predicate
@@ -446,7 +450,7 @@ def defects_found(
             .sort_values("rank")
             .head(top)
         )
-        best, best_desc = 0.0, ""
+        best, best_desc, base = 0.0, "", 0.0
         if frame is not None and len(cand):
             in_defect = evaluate_condition(
                 AllOf(all=tuple(Predicate.model_validate(p) for p in d["slice"])), frame
@@ -461,6 +465,7 @@ def defects_found(
                 )
                 in_defect &= created >= np.datetime64(pd.Timestamp(period["from"]))
             rows_of_kind = _error_rows(populations, d, ref, kind, frame)
+            base = float((in_defect & rows_of_kind).sum() / max(rows_of_kind.sum(), 1))
             for _, s in cand.iterrows():
                 preds = [p for p in json.loads(s["predicates"]) if "feature" in p]
                 chans = [p["channel"] for p in json.loads(s["predicates"]) if "channel" in p]
@@ -482,7 +487,8 @@ def defects_found(
                 "strategy": ref,
                 "effect": kind,
                 "best_overlap": best,
-                "found": best >= min_overlap,
+                "base_share": base,
+                "found": best >= max(min_overlap, base + (1.0 - base) / 2),
                 "slice": best_desc,
             }
         )

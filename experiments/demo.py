@@ -225,7 +225,7 @@ def demo(
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
-    env.setdefault("GOVRISK_MLFLOW_ARTIFACTS", str(out / "mlartifacts"))
+    env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     env.setdefault("PYTHONUNBUFFERED", "1")
     timings: list[tuple[Step, float]] = []
     for step in plan_steps(out, listings=listings, days=days, seed=seed):

@@ -126,9 +126,58 @@ def _up4_intrinsic(
     return signature, codegen
 
 
+@intrinsic
+def _up_first4_intrinsic(
+    typingctx: Any,
+    buf: Any,
+    hot_at: Any,
+    cold_at: Any,
+    dst_at: Any,
+    table: Any,
+    header_at: Any,
+    nq: Any,
+    z: Any,
+    acc: Any,
+    acc_at: Any,
+) -> Any:
+    """Up step of a node splitting on its feature for the first time on the path.
+
+    With the tree header t, 1 - t, w, -w / (1 - t) at header_at + (0, 1, 2, 3) * nq (plus the
+    lane offset already in header_at): acc += hot * w (1 - z) / (z (1 - t) + t) + cold *
+    (-w / (1 - t)), then buf[dst_at] = hot + cold.
+    """
+    del typingctx
+    signature = types.void(buf, hot_at, cold_at, dst_at, table, header_at, nq, z, acc, acc_at)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        b, h_at, c_at, d_at, t, head, n, zz, a, a_at = args
+        buf_type, table_type, acc_type = sig.args[0], sig.args[4], sig.args[8]
+        hot = builder.load(_lanes(context, builder, buf_type, b, h_at), align=8)
+        cold = builder.load(_lanes(context, builder, buf_type, b, c_at), align=8)
+        t_at = head
+        omt_at = builder.add(head, n)
+        w_at = builder.add(omt_at, n)
+        cold_coef_at = builder.add(w_at, n)
+        vt = builder.load(_lanes(context, builder, table_type, t, t_at), align=8)
+        vomt = builder.load(_lanes(context, builder, table_type, t, omt_at), align=8)
+        vw = builder.load(_lanes(context, builder, table_type, t, w_at), align=8)
+        vcold = builder.load(_lanes(context, builder, table_type, t, cold_coef_at), align=8)
+        one_minus_z = builder.fsub(ir.Constant(ir.DoubleType(), 1.0), zz)
+        g_hot = builder.fadd(builder.fmul(_broadcast(builder, zz), vomt), vt)
+        coef_hot = builder.fdiv(builder.fmul(vw, _broadcast(builder, one_minus_z)), g_hot)
+        acc_ptr = _lanes(context, builder, acc_type, a, a_at)
+        term = builder.fadd(builder.fmul(hot, coef_hot), builder.fmul(cold, vcold))
+        builder.store(builder.fadd(builder.load(acc_ptr, align=8), term), acc_ptr, align=8)
+        builder.store(builder.fadd(hot, cold), _lanes(context, builder, buf_type, b, d_at), align=8)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
 # Called from jitted code only; typed as plain functions for mypy.
 _down4 = cast(Callable[..., None], _down4_intrinsic)
 _up4 = cast(Callable[..., None], _up4_intrinsic)
+_up_first4 = cast(Callable[..., None], _up_first4_intrinsic)
 
 
 @_jit(inline="always")
@@ -189,14 +238,15 @@ def _tree_shap(
     """
     r = np.uint64(row)
     at_omt = at_t + nq
-    at_cold = at_t + 2 * nq
-    at_zero = at_t + 3 * nq
-    at_one = at_t + 4 * nq
+    at_zero = at_t + 4 * nq
+    at_one = at_t + 5 * nq
     for q in range(nq):
         buf[np.uint64(q)] = 1.0
     node_mask[np.uint64(0)] = -1
     # Down: the path product at the quadrature nodes times each edge's ratio; positions
-    # >= n_internal are leaves.
+    # >= n_internal are leaves. coef_at[2k] < 0 marks a first split on the feature (its
+    # coefficients are computed in the up pass, -1 - coef_at[2k] = went left), otherwise
+    # coef_at[2k], coef_at[2k + 1] locate the tabulated coefficients.
     for k in range(n_internal):
         n = np.uint64(first + k)
         flags = node_int[n, 1]
@@ -214,19 +264,21 @@ def _tree_shap(
         pos_r = node_int[n, 3]
         node_mask[np.uint64(pos_l)] = mask & ~((1 - left) << slot)
         node_mask[np.uint64(pos_r)] = mask & ~(left << slot)
-        cover_l = node_real[n, 1]
-        cover_r = node_real[n, 2]
-        base = node_int[n, 4]
+        scale_l = node_real[n, 3]
+        scale_r = node_real[n, 4]
+        cover_l = node_real[n, 1] * scale_l
+        cover_r = node_real[n, 2] * scale_r
         if flags >> 16 == 0:
-            # First split on the feature along the path: ratio z (1 - t) + o t, leaf value
-            # folded into z and o; the cold side's coefficient is the tree's -w / (1 - t).
-            a_l, vec_a_l, b_l = cover_l, at_omt, node_real[n, 3] * left
-            a_r, vec_a_r, b_r = cover_r, at_omt, node_real[n, 4] * (1 - left)
+            # First split on the feature along the path: ratio z (1 - t) + o t, times the leaf
+            # value when the child is a leaf.
+            a_l, vec_a_l, b_l = cover_l, at_omt, scale_l * left
+            a_r, vec_a_r, b_r = cover_r, at_omt, scale_r * (1 - left)
             vec_b = at_t
-            coef_l = base if left else at_cold
-            coef_r = at_cold if left else base + nq
+            coef_l = -1 - left
+            coef_r = 0
         elif (mask >> slot) & 1:
             # Repeated feature, still satisfied: tabulated hot/cold ratio and coefficient.
+            base = node_int[n, 4]
             a_l, vec_a_l, b_l = 1.0, base + (1 - left) * 2 * nq, 0.0
             a_r, vec_a_r, b_r = 1.0, base + (2 + left) * 2 * nq, 0.0
             vec_b = at_zero
@@ -253,21 +305,31 @@ def _tree_shap(
         src_l = node_int[n, 2] * nq
         src_r = node_int[n, 3] * nq
         coef_l = coef_at[np.uint64(2 * k)]
-        coef_r = coef_at[np.uint64(2 * k + 1)]
         dst = k * nq
         lane = acc_at + node_int[n, 0] * max_quad
-        for qb in range(0, nq, LANES):
-            _up4(
-                buf,
-                src_l + qb,
-                src_r + qb,
-                dst + qb,
-                edge_table,
-                coef_l + qb,
-                coef_r + qb,
-                acc,
-                lane + qb,
-            )
+        if coef_l < 0:
+            left = -1 - coef_l
+            hot = src_r + left * (src_l - src_r)
+            cold = src_l + left * (src_r - src_l)
+            z = node_real[n, 2 - left]
+            for qb in range(0, nq, LANES):
+                _up_first4(
+                    buf, hot + qb, cold + qb, dst + qb, edge_table, at_t + qb, nq, z, acc, lane + qb
+                )
+        else:
+            coef_r = coef_at[np.uint64(2 * k + 1)]
+            for qb in range(0, nq, LANES):
+                _up4(
+                    buf,
+                    src_l + qb,
+                    src_r + qb,
+                    dst + qb,
+                    edge_table,
+                    coef_l + qb,
+                    coef_r + qb,
+                    acc,
+                    lane + qb,
+                )
 
 
 # Rows explained together tree by tree, so a tree's nodes and table stay in L1 across rows.

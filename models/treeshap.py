@@ -78,9 +78,9 @@ class TreeEnsemble:
     `REAL_COLUMNS`. Children are numbered per tree: k for internal nodes, n_internal + leaf for
     leaves. Flags pack the decision code (`_treeshap_kernels.CODE_*`), the feature's slot on the
     path (bits 8-15) and whether the feature is repeated on the path (bit 16). Covers are the
-    cover ratio count(child) / count(node) times the scale, the leaf value for edges that end
-    in a leaf and 1 otherwise. `edge_table` holds each tree's quadrature header and per-node
-    coefficient blocks (see `_tree_table`).
+    cover ratios count(child) / count(node); the scale is the leaf value for an edge that ends
+    in a leaf and 1 otherwise. `edge_table` holds each tree's quadrature header and the blocks
+    of nodes that split on a feature already split on higher up their path (see `_tree_table`).
     """
 
     n_features: int
@@ -271,37 +271,32 @@ def _tree_layout(tree: _Tree, index: int) -> _TreeLayout:
 def _tree_table(layout: _TreeLayout, n_quad: int) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """The tree's slice of `edge_table` and each internal node's offset within it.
 
-    Header: t, 1 - t, the cold coefficient -w / (1 - t), zeros, ones (n_quad values each).
-    A node splitting on a feature for the first time on its path stores the hot coefficients
-    w (1 - z) / (z (1 - t) + t) of its left and right edge; a repeated feature stores, per side,
-    (ratio, coefficient) hot then cold, relative to the feature's previous merged factor.
+    Header: t, 1 - t, w, the cold coefficient -w / (1 - t), zeros, ones (n_quad values each).
+    A node splitting on a feature for the first time on its path needs nothing more (the
+    kernel computes its hot coefficient w (1 - z) / (z (1 - t) + t)); a repeated feature stores,
+    per side, (ratio, coefficient) hot then cold, relative to the feature's previous merged
+    factor. Nodes without a block get offset 0.
     """
     t, w = _quadrature(n_quad)
     omt = 1.0 - t
-    header = np.concatenate([t, omt, -w / omt, np.zeros(n_quad), np.ones(n_quad)])
+    header = np.concatenate([t, omt, w, -w / omt, np.zeros(n_quad), np.ones(n_quad)])
     repeat = ~np.isnan(layout.z_prev)
-    sizes = np.where(repeat, 8 * n_quad, 2 * n_quad)
-    offsets = header.size + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    table = np.empty(header.size + int(sizes.sum()))
-    table[: header.size] = header
-    z_p = np.where(repeat, layout.z_prev, 1.0)[:, None, None]  # (node, 1, 1)
-    z_e = layout.cover_ratio[:, :, None] * z_p  # LightGBM: hot_zero_fraction * incoming
+    offsets = np.zeros(repeat.shape[0], dtype=np.int64)
+    offsets[repeat] = header.size + 8 * n_quad * np.arange(int(repeat.sum()))
+    if not repeat.any():
+        return header, offsets
+    z_p = layout.z_prev[repeat][:, None, None]  # (node, 1, 1)
+    z_e = layout.cover_ratio[repeat][:, :, None] * z_p  # LightGBM: hot_zero_fraction * incoming
+    scale = layout.scale[repeat][:, :, None]
     g_hot = z_e * omt + t  # (node, side, q)
-    first = ~repeat
-    hot = w * (1.0 - z_e[first]) / g_hot[first]
-    table[offsets[first, None] + np.arange(2 * n_quad)] = hot.reshape(-1, 2 * n_quad)
-    if repeat.any():
-        z_p, z_e, g_hot = z_p[repeat], z_e[repeat], g_hot[repeat]
-        scale = layout.scale[repeat][:, :, None]
-        g_prev = z_p * omt + t
-        prev_term = (1.0 - z_p) / g_prev
-        blocks = np.empty((int(repeat.sum()), 2, 4, n_quad))
-        blocks[:, :, 0] = g_hot / g_prev * scale
-        blocks[:, :, 1] = w * ((1.0 - z_e) / g_hot - prev_term)
-        blocks[:, :, 2] = z_e * omt / g_prev * scale
-        blocks[:, :, 3] = w * (-1.0 / omt - prev_term)
-        table[offsets[repeat, None] + np.arange(8 * n_quad)] = blocks.reshape(-1, 8 * n_quad)
-    return table, offsets
+    g_prev = z_p * omt + t
+    prev_term = (1.0 - z_p) / g_prev
+    blocks = np.empty((int(repeat.sum()), 2, 4, n_quad))
+    blocks[:, :, 0] = g_hot / g_prev * scale
+    blocks[:, :, 1] = w * ((1.0 - z_e) / g_hot - prev_term)
+    blocks[:, :, 2] = z_e * omt / g_prev * scale
+    blocks[:, :, 3] = w * (-1.0 / omt - prev_term)
+    return np.concatenate([header, blocks.ravel()]), offsets
 
 
 def _node_codes(
@@ -403,8 +398,7 @@ def _tree_nodes(
         cat[:, node] = word_offset + lo, hi - lo
     zeros = np.zeros(n_internal, dtype=np.int64)
     ints = np.stack([feature, flags, positions[0], positions[1], zeros, cat[0], cat[1]], axis=1)
-    cover = layout.cover_ratio * layout.scale
-    reals = np.column_stack([threshold, cover, layout.scale]).reshape(n_internal, 5)
+    reals = np.column_stack([threshold, layout.cover_ratio, layout.scale]).reshape(n_internal, 5)
     return ints.reshape(n_internal, len(INT_COLUMNS)), reals
 
 

@@ -38,7 +38,10 @@ def train_command(
         Path | None, typer.Option("--out", help="Output directory; overrides the spec's.")
     ] = None,
 ) -> None:
-    """Train, calibrate, evaluate, log to MLflow and register every target of a spec."""
+    """Train, calibrate, evaluate, log to MLflow and register every target of a spec.
+
+    Exits 1 when a target failed (the others are still trained and registered), 2 on a bad spec.
+    """
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -87,6 +90,8 @@ def train_command(
             console.print(f"[red]{err}[/red]")
             raise typer.Exit(1) from err
     _print_summary(console, result)
+    if result.failed:
+        raise typer.Exit(1)
 
 
 def _print_summary(console: Console, result: TrainResult) -> None:

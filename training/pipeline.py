@@ -89,6 +89,11 @@ class TrainResult:
     oof_path: Path | None
     summary_path: Path
 
+    @property
+    def failed(self) -> list[TargetResult]:
+        """Targets whose training raised an error."""
+        return [t for t in self.targets if t.status == "failed"]
+
     def summary(self) -> pd.DataFrame:
         """One row per target: status, holdout metrics, run id and registered version."""
         rows = []
@@ -182,16 +187,28 @@ def train(
                 report("targets", _i, len(pairs), f"{_name}: {text}")
 
             step("assembling")
-            result, oof = _train_target(
-                spec,
-                data[entity],
-                policy,
-                name=name,
-                experiment_id=experiment_id,
-                optuna_on=optuna_on,
-                data_digest=data_digest,
-                step=step,
-            )
+            try:
+                result, oof = _train_target(
+                    spec,
+                    data[entity],
+                    policy,
+                    name=name,
+                    experiment_id=experiment_id,
+                    optuna_on=optuna_on,
+                    data_digest=data_digest,
+                    step=step,
+                )
+            except Exception as exc:  # noqa: BLE001 - one broken target must not stop the rest
+                # The child run is already marked FAILED; the summary and exit code say so.
+                log.exception("%s failed", name)
+                result = TargetResult(
+                    entity=entity.value,
+                    policy=policy,
+                    model_name=name,
+                    status="failed",
+                    reason=f"{type(exc).__name__}: {exc}",
+                )
+                oof = None
             results.append(result)
             if oof is not None:
                 oofs.append(oof)
@@ -219,7 +236,10 @@ def train(
             "experiment_id": experiment_id,
             "parent_run_id": result_obj.parent_run_id,
             "oof_predictions": str(oof_path) if oof_path else None,
-            "targets": summary.to_dict("records"),
+            "targets": [
+                {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                for r in summary.to_dict("records")
+            ],
         }
         result_obj.summary_path.write_text(
             json.dumps(summary_doc, indent=2, default=str), encoding="utf-8"

@@ -137,20 +137,20 @@ def _speed_child(n_rows: int, threads: int) -> dict[str, Any]:
             steps.append((time.perf_counter(), description.split(": ", 1)[-1]))
 
         with _phase(results, "train (fit, OOF, calibrate, evaluate, log, register)"):
-            start = time.perf_counter()
             result = train(
                 spec,
                 tracking_uri=f"sqlite:///{base / 'mlflow.db'}",
                 data={Entity.LISTING: entity_data},
                 on_progress=on_progress,
             )
+            end = time.perf_counter()
         (target,) = result.targets
+    # Each event marks the start of a step: a step lasts until the next event.
     breakdown: dict[str, float] = {}
-    previous = start
-    for t, label in steps:
-        key = label.split(" ")[0] if label.startswith("fold") else label
-        breakdown[key] = breakdown.get(key, 0.0) + (t - previous)
-        previous = t
+    for (t, label), (t_next, _) in zip(steps, [*steps[1:], (end, "")], strict=True):
+        key = "out-of-fold models" if label.startswith("fold") else label
+        key = "write summary and OOF file" if key == "trained" else key
+        breakdown[key] = breakdown.get(key, 0.0) + (t_next - t)
     return {
         "rows": n_rows,
         "labels": target.n_labels,

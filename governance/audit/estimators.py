@@ -350,70 +350,86 @@ def _compute_totals(
     cov = np.zeros((k, k))
     n_labels = np.zeros(k, dtype=np.int64)
     n_pos = np.zeros(k, dtype=np.int64)
-    labelled_regions = np.zeros(0, dtype=np.int64)
 
     designs = sorted(set(draws.design.tolist()))
     # Region of a unit = which label-carrying designs can draw it (bit set).
     region = np.zeros(n_units, dtype=np.int64)
     for bit, name in enumerate(designs):
         region |= np.asarray(frames[name], dtype=bool).astype(np.int64) << bit
+    # (region, estimand) pairs no label reaches keep the model term and its variance.
+    unlabelled = np.ones((int(region.max()) + 1 if n_units else 1, k), dtype=bool)
     if len(draws):
         y_star = correct_labels(draws.y_obs, flip_rate)
         noise_var = (
             flip_rate * (1 - flip_rate) / (1 - 2 * flip_rate) ** 2 / np.maximum(draws.n_reviews, 1)
         )
         resid = y_star - draws.f_label
+        resid_var_model = draws.f_label * (1.0 - draws.f_label) + noise_var
         w = 1.0 / draws.inclusion_probability
         label_region = region[draws.position]
-        in_frame = label_region > 0
         # A draw outside its design's declared frame cannot be weighted; drop it.
         design_bit = np.array([1 << designs.index(d) for d in draws.design], dtype=np.int64)
-        valid = in_frame & ((label_region & design_bit) > 0)
-        region_sizes = np.bincount(region, minlength=1 << len(designs))
+        valid = (label_region & design_bit) > 0
         d_lab = domains[draws.position]
         for g in np.unique(label_region[valid]):
-            cells = [
-                (name, valid & (label_region == g) & (draws.design == name)) for name in designs
-            ]
-            cells = [(name, m) for name, m in cells if m.any()]
-            n_eff = np.array(
-                [w[m].sum() ** 2 / np.square(w[m]).sum() for _, m in cells], dtype=np.float64
-            )
-            lam = n_eff / n_eff.sum()
-            n_g = float(region_sizes[g])
-            for (_, m), lam_c in zip(cells, lam, strict=True):
-                wc = w[m]
-                z = d_lab[m] * resid[m][:, None]
-                w_sum = wc.sum()
-                mean = (wc[:, None] * z).sum(axis=0) / w_sum
-                point += n_g * lam_c * mean
-                u = n_g * lam_c * wc[:, None] * (z - mean) / w_sum
+            in_g = region == g
+            size = np.abs(domains[in_g]).sum(axis=0)  # known domain size in the region
+            signed = domains[in_g].sum(axis=0)
+            cells = []
+            for name in designs:
+                m = valid & (label_region == g) & (draws.design == name)
+                if not m.any():
+                    continue
+                wd = w[m][:, None] * np.abs(d_lab[m])  # (n_c, K) domain weights
+                w_sum = wd.sum(axis=0)
+                n_eff = np.divide(
+                    w_sum**2, np.square(wd).sum(axis=0), out=np.zeros(k), where=w_sum > 0
+                )
+                cells.append((m, wd, w_sum, n_eff))
+            if not cells:
+                continue
+            total_eff = np.sum([c[3] for c in cells], axis=0)
+            covered = total_eff > 0
+            unlabelled[g] &= ~covered
+            for m, wd, w_sum, n_eff in cells:
+                lam = np.divide(n_eff, total_eff, out=np.zeros(k), where=covered)
+                has = w_sum > 0
+                sign = np.sign(d_lab[m])
+                # Domain ratio (Hajek within the domain, scaled to its known size): the mean
+                # residual of the domain's labelled units times the domain's size.
+                zr = wd * sign * resid[m][:, None]
+                mean = np.divide(zr.sum(axis=0), w_sum, out=np.zeros(k), where=has)
+                scale = np.divide(size * lam, w_sum, out=np.zeros(k), where=has)
+                # Signed domains (a change's +1 / -1 units) keep the sign per unit; their mean
+                # is relative to the absolute size, so signed totals stay unbiased.
+                point += scale * zr.sum(axis=0)
+                u = scale * (zr - wd * mean)
                 n_c = int(m.sum())
                 cell = (n_c / max(n_c - 1, 1)) * (u.T @ u)
                 # Floor each variance at what a calibrated model implies (Bernoulli residual
-                # plus label-noise variance): with rare violations a small cell often holds no
-                # positive at all and its sample variance would claim a certainty it lacks.
-                fl = draws.f_label[m]
-                resid_var = fl * (1.0 - fl) + noise_var[m]
-                u_model = n_g * lam_c * wc[:, None] * d_lab[m] / w_sum
-                floor = (n_c / max(n_c - 1, 1)) * ((u_model**2 * resid_var[:, None]).sum(axis=0))
+                # plus label noise): with rare violations a small cell often holds no positive
+                # and its sample variance would claim a certainty it lacks.
+                u_model = scale * wd * np.sqrt(resid_var_model[m])[:, None]
+                floor = (n_c / max(n_c - 1, 1)) * np.square(u_model).sum(axis=0)
                 diag = np.diag(cell)
                 cell[np.diag_indices_from(cell)] = np.maximum(diag, floor)
                 cov += cell
-        labelled_regions = np.unique(label_region[valid])
+            del signed
         support = (d_lab[valid] != 0).astype(np.float64)
         n_labels = support.sum(axis=0).astype(np.int64)
         n_pos = (support * (draws.y_obs[valid] >= 0.5)[:, None]).sum(axis=0).astype(np.int64)
-    # Units in regions no label reached keep the model term only; add the model's Bernoulli
-    # variance there so the interval stays honest about the missing labels.
-    uncovered = ~np.isin(region, labelled_regions)
-    if uncovered.any():
-        du = domains[uncovered]
-        fu = f[uncovered]
-        cov += du.T @ (du * (fu * (1.0 - fu))[:, None])
+    # Model-only variance where no label reaches: the model's Bernoulli variance.
+    model_mass = np.zeros(k)
+    fvar = f * (1.0 - f)
+    for g in np.unique(region):
+        cols = unlabelled[g]
+        if not cols.any():
+            continue
+        dg = domains[region == g] * cols[None, :]
+        cov += dg.T @ (dg * fvar[region == g][:, None])
+        model_mass += np.abs(dg).sum(axis=0)
     mass = np.abs(domains).sum(axis=0)
-    unc_mass = np.abs(domains[uncovered]).sum(axis=0)
-    model_only = np.divide(unc_mass, mass, out=np.zeros(k), where=mass > 0)
+    model_only = np.divide(model_mass, mass, out=np.zeros(k), where=mass > 0)
     return TotalEstimate(
         names=names,
         point=np.asarray(point, dtype=np.float64),

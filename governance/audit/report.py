@@ -50,6 +50,7 @@ def render_report(result: AuditResult) -> str:
         "totals": totals,
         "n_suggestions": len(result.suggestions),
         "forest_svg": forest_plot(m),
+        "forest_channel_svg": forest_plot(m, per_channel=True),
         "cost_svg": cost_plot(overall),
         "metric_rows": _metric_rows(m),
         "slice_rows": _slice_rows(result.slices),
@@ -165,23 +166,30 @@ def _svg(fig: Any) -> str:
     return text[text.index("<svg") :]
 
 
-def forest_plot(metrics: pd.DataFrame) -> str:
-    """Inline SVG: precision and recall with intervals, one row per strategy x channel."""
+def forest_plot(metrics: pd.DataFrame, *, per_channel: bool = False) -> str:
+    """Inline SVG: precision and recall with intervals, one row per strategy (overall), or per
+    strategy x channel with `per_channel`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     m = metrics[metrics["n_actioned"] > 0].copy()
-    m = m.sort_values(["policy", "strategy", "channel"], key=lambda s: s.astype(str))
+    m = (
+        m[(m["channel"] != "all") & (m["strategy"] != "*")]
+        if per_channel
+        else m[m["channel"] == "all"]
+    )
     if not len(m):
         return "<p>No strategy actioned anything.</p>"
+    m["_star"] = m["strategy"] == "*"
+    m = m.sort_values(["entity", "policy", "_star", "strategy", "channel"])
     labels = [
-        f"{'all strategies' if s == '*' else s} · {c}"
-        for s, c in zip(m["strategy"].astype(str), m["channel"].astype(str), strict=True)
+        (f"all {p} strategies" if s == "*" else s) + (f" · {c}" if per_channel else "")
+        for s, p, c in zip(m["strategy"], m["policy"], m["channel"], strict=True)
     ]
     y = np.arange(len(m))[::-1]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.28 * len(m) + 1.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.24 * len(m) + 1.0), sharey=True)
     for ax, col, colour in zip(axes, ("precision", "recall"), ("#2c5da8", "#b3261e"), strict=True):
         p = m[col].to_numpy(dtype=float)
         lo = m[f"{col}_low"].to_numpy(dtype=float)
@@ -198,8 +206,8 @@ def forest_plot(metrics: pd.DataFrame) -> str:
             capsize=2,
             markersize=4,
         )
-        overall = (m["channel"] == "all").to_numpy()
-        ax.scatter(p[ok & overall], y[ok & overall], marker="D", s=28, color=colour, zorder=3)
+        star = m["_star"].to_numpy()
+        ax.scatter(p[ok & star], y[ok & star], marker="D", s=30, color="#1d2330", zorder=3)
         ax.set_xlim(-0.02, 1.02)
         ax.set_title(col)
         ax.grid(axis="x", alpha=0.3)

@@ -97,7 +97,7 @@ class AuditSettings(BaseSettings):
     max_suggestions_per_strategy: int = Field(5, ge=1)
     slice_max_level: int = Field(3, ge=1, le=4, description="Most predicates in one slice.")
     slice_min_support: int = Field(20, ge=1, description="Fewest rows in a reported slice.")
-    slice_alpha: float = Field(0.95, gt=0, le=1, description="SliceLine error vs size weight.")
+    slice_alpha: float = Field(0.98, gt=0, le=1, description="SliceLine error vs size weight.")
     slice_top_k: int = Field(10, ge=1, description="Slices kept per strategy and error kind.")
     slice_bins: int = Field(5, ge=2, le=20, description="Quantile bins of numeric features.")
     seed: int = 0

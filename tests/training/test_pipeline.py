@@ -278,7 +278,7 @@ def _reassemble(entity_data: EntityData, spec: ExperimentSpec) -> EntityData:
     return replace(entity_data, feature_types={n: entity_data.feature_types[n] for n in kept})
 
 
-def test_optuna_trials_are_nested_and_empty_targets_skip(
+def test_optuna_nested_trials_skips_and_failures(
     entity_data: EntityData,
     new_store: Callable[[Path], str],
     tmp_path: Path,
@@ -286,22 +286,35 @@ def test_optuna_trials_are_nested_and_empty_targets_skip(
 ) -> None:
     import mlflow
 
+    import training.pipeline
+
     monkeypatch.chdir(tmp_path)
     uri = new_store(tmp_path)
     spec = _spec(
         tmp_path,
-        targets=[{"entity": "listing", "policies": ["any", "low_quality"]}],
+        targets=[{"entity": "listing", "policies": ["counterfeit", "any", "low_quality"]}],
         optuna={"enabled": True, "n_trials": 2, "timeout_seconds": 120},
         mlflow={"experiment": "optuna", "register_models": False},
     )
+    real_fit = training.pipeline.fit_target
+
+    def flaky_fit(ts: Any, **kwargs: Any) -> Any:
+        if ts.policy == "counterfeit":
+            raise RuntimeError("disk full")
+        return real_fit(ts, **kwargs)
+
+    monkeypatch.setattr(training.pipeline, "fit_target", flaky_fit)
     result = train(spec, tracking_uri=uri, data={Entity.LISTING: entity_data})
     statuses = {t.policy: t.status for t in result.targets}
-    assert statuses == {"any": "trained", "low_quality": "skipped"}
+    assert statuses == {"counterfeit": "failed", "any": "trained", "low_quality": "skipped"}
+    assert [t.policy for t in result.failed] == ["counterfeit"]
+    assert "RuntimeError: disk full" in result.failed[0].reason
     skipped = next(t for t in result.targets if t.policy == "low_quality")
     assert "no labels" in skipped.reason and skipped.model_version is None
     runs = mlflow.search_runs(experiment_ids=[result.experiment_id])
     target_run = next(t for t in result.targets if t.policy == "any").run_id
     trials = runs.loc[runs["tags.mlflow.parentRunId"] == target_run]
+    assert (runs.loc[runs["tags.govrisk.policy"] == "counterfeit", "status"] == "FAILED").all()
     assert len(trials) == 2 and (trials["tags.govrisk.kind"] == "optuna_trial").all()
     assert trials["metrics.validation_pr_auc"].notna().all()
     target_row = runs.set_index("run_id").loc[target_run]

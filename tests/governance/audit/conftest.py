@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from audit_world import World, make_world
+
+from tests.governance.audit.audit_world import World, make_world
 
 
 @pytest.fixture

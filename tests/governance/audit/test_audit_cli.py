@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from audit_world import World
 from typer.testing import CliRunner
 
 from features.vocabulary import Entity
 from governance.audit import cli, pipeline
+from tests.governance.audit.audit_world import World
 
 
 def test_audit_command_prints_a_summary_and_the_paths(

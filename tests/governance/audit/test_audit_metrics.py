@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from audit_world import World, make_world
 
 from features.vocabulary import Entity, Policy
 from governance.audit.metrics import METRIC_COLUMNS, strategy_metrics
 from governance.audit.population import Population, build_populations
+from tests.governance.audit.audit_world import World, make_world
 
 FRAMES = {"random": "population", "strategy_flagged": "actioned", "appeal": "exclude"}
 

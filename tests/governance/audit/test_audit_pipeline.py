@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from audit_world import World
 
 from features.vocabulary import Entity
 from governance.audit.metrics import METRIC_COLUMNS
@@ -15,6 +14,7 @@ from governance.audit.pipeline import OUTPUT_FILES, AuditResult, run_audit
 from governance.audit.ranking import FLAG_COLUMNS
 from governance.audit.slices import SLICE_COLUMNS
 from governance.audit.suggestions import SUGGESTION_COLUMNS
+from tests.governance.audit.audit_world import World
 
 
 def _run(world: World, out: Path, **kwargs: object) -> AuditResult:

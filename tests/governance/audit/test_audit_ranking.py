@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pandas as pd
-from audit_world import World
 
 from features.vocabulary import Entity, Policy
 from governance.audit.population import build_populations
 from governance.audit.ranking import FLAG_COLUMNS, rank_flags, reasons_from_frame
 from governance.audit.sampling import audit_sample
+from tests.governance.audit.audit_world import World
 
 FRAMES = {"random": "population", "strategy_flagged": "actioned", "appeal": "exclude"}
 

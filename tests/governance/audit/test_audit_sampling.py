@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from audit_world import World
 
 from features.vocabulary import Entity
 from governance.audit.estimators import LabelDraws, estimate_totals
 from governance.audit.population import build_populations
 from governance.audit.sampling import audit_sample, importance_scores, inclusion_probabilities
+from tests.governance.audit.audit_world import World
 
 
 def test_inclusion_probabilities_hit_the_size_cap_and_floor() -> None:

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-from audit_world import World
 
 from features.vocabulary import Entity
 from governance.audit.population import build_populations
@@ -14,6 +13,7 @@ from governance.audit.ranking import posterior
 from governance.audit.slices import SLICE_COLUMNS, audit_slices, bin_features, find_slices
 from governance.evaluator import evaluate_condition
 from governance.strategy import AllOf, Predicate
+from tests.governance.audit.audit_world import World
 
 
 def _planted(n: int = 20000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from audit_world import World
 
 from features.vocabulary import Entity, StrategyStatus
 from governance.audit.metrics import strategy_metrics
@@ -15,6 +14,7 @@ from governance.audit.slices import audit_slices
 from governance.audit.suggestions import SUGGESTION_COLUMNS, suggest, to_shadow_version
 from governance.evaluator import evaluate_condition
 from governance.registry import StrategyRegistry
+from tests.governance.audit.audit_world import World
 
 
 @pytest.fixture(scope="module")
