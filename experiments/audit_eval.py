@@ -799,6 +799,33 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
     )
 
 
+def _reproject(deltas: pd.DataFrame, suggestions: pd.DataFrame) -> pd.DataFrame:
+    """Recorded realised deltas with the current audit's projection of the same change."""
+    key = ["strategy_id", "kind", "summary"]
+    cur = {
+        (str(r["strategy_id"]), str(r["kind"]), str(r["summary"])): r
+        for _, r in suggestions.drop_duplicates(key).iterrows()
+    }
+    for i, row in deltas.iterrows():
+        k = (str(row["strategy"]), str(row["kind"]), str(row["summary"]))
+        if k in cur:
+            s = cur[k]
+            deltas.loc[i, ["predicted_fp", "fp_low", "fp_high"]] = [
+                s["delta_fp"],
+                s["delta_fp_low"],
+                s["delta_fp_high"],
+            ]
+            deltas.loc[i, ["predicted_fn", "fn_low", "fn_high"]] = [
+                s["delta_fn"],
+                s["delta_fn_low"],
+                s["delta_fn_high"],
+            ]
+            deltas.loc[i, "reprojected"] = True
+        else:
+            deltas.loc[i, "reprojected"] = False
+    return deltas
+
+
 def rescore_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> WorldEval:
     """Audit and score a world `evaluate_world` already simulated and trained (from its files),
     keeping the re-simulated suggestion deltas it recorded."""
@@ -916,6 +943,7 @@ def score_world(
     picked = pick_suggestions(result.suggestions, cfg.suggestions_to_apply)
     if deltas is not None:
         picked = picked.iloc[:0]
+        deltas = _reproject(deltas[deltas["seed"] == seed].copy(), result.suggestions)
     for _, sug in picked.iterrows():
         progress(f"seed {seed}: re-simulating with {sug['kind']} on {sug['strategy_id']}")
         modified, proposed, base_ref = apply_suggestion(strategies, sug)

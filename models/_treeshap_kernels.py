@@ -5,8 +5,8 @@ so results are reproducible and the GIL is free while they run. The array layout
 are described in `models.treeshap`; these functions trust their inputs (no bounds checks).
 
 numba leaves LLVM's SLP vectorizer off and the loops here are too short for the loop vectorizer,
-so the hot loops call two small intrinsics that emit 4-lane vector instructions directly (AVX2
-on x86-64; LLVM splits them on narrower targets). Each lane is an ordinary IEEE multiply or add.
+so the hot loops call small intrinsics that emit 4-lane vector instructions directly (AVX2
+on x86-64; LLVM splits them on narrower targets). Each lane is an ordinary IEEE operation.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def _tree_shap(
             a_l, vec_a_l, b_l = cover_l, at_omt, scale_l * left
             a_r, vec_a_r, b_r = cover_r, at_omt, scale_r * (1 - left)
             vec_b = at_t
-            coef_l = -1 - left
+            coef_l = -1 - int(left)
             coef_r = 0
         elif (mask >> slot) & 1:
             # Repeated feature, still satisfied: tabulated hot/cold ratio and coefficient.

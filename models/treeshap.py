@@ -25,18 +25,19 @@ higher up the path, previous ones (o_p, z_p), adds
 which telescopes so that every leaf ends up weighted by its final merged factor (same evaluation
 points everywhere, so the intermediate rational terms cancel exactly). Per tree and row this is
 one pass down (the path product: multiply by g_e / g_p) and one pass up (sum the children, add
-the edge terms): O(nodes x ceil(D/2)) multiply-adds with no division, D the largest number of
-merged features on a path of the tree. The row decides, node by node in LightGBM's order (a
-parent precedes its children), which case each edge is in, carrying down a bitmask of the merged
-features it still satisfies: hot (o_p = o_e = 1) or cold (o_p = 1, o_e = 0) or, for a feature
-already failed higher up, neither (ratio z_e / z_p, no contribution). Everything else is fixed
-when the model is parsed. On an edge that splits on its feature for the first time on the path
-the ratio is z (1 - t) + o t (leaf value folded into z and o), computed from two scalars, the cold
-coefficient is the tree-wide -w / (1 - t), and only the hot coefficients are tabulated; edges of
-repeated features tabulate ratio and coefficient for both cases. That keeps the working set of a
-250-tree, 31-leaf model under 2 MB; batches run tree by tree over blocks of rows. Quadrature
-node counts are padded to a multiple of 4 (more nodes stay exact) so the inner loops run on
-4-lane vectors.
+the edge terms): O(nodes x ceil(D/2)) multiply-adds, D the largest number of merged features on
+a path of the tree. The row decides, node by node in LightGBM's order (a parent precedes its
+children), which case each edge is in, carrying down a bitmask of the merged features it still
+satisfies: hot (o_p = o_e = 1) or cold (o_p = 1, o_e = 0) or, for a feature already failed
+higher up, neither (ratio z_e / z_p, no contribution). On an edge that splits on its feature for
+the first time on the path (most edges) the ratio is z (1 - t) + o t (times the leaf value when
+the edge ends in a leaf), the cold coefficient is the tree-wide -w / (1 - t) and the hot one
+w (1 - z) / (z (1 - t) + t) is computed on the fly; edges of repeated features use ratios and
+coefficients tabulated when the model is parsed. Computing rather than tabulating costs one
+vector division per node and keeps the working set of a 250-tree, 31-leaf model under 1 MB, so a
+single-row call stays fast when other work has pushed the model out of the CPU caches. Batches
+run tree by tree over blocks of rows. Quadrature node counts are padded to a multiple of 4 (more
+nodes stay exact) so the inner loops run on 4-lane vectors.
 
 **Top k.** Every feature's value sums terms from all of the trees, and all passes are shared by
 all features, so no exact shortcut computes fewer than all of them; `top_k` selects from the

@@ -37,7 +37,8 @@ from serving.deps import LoginRequiredError, ReviewState
 from serving.scoring_api import BodySizeLimit
 
 #: Modules whose `router` the app includes, in order.
-ROUTER_MODULES: tuple[str, ...] = ("serving.review_api", "serving.pages", "serving.scoring_api")
+#: Scoring comes first: routes are matched in order and /v1/score is the hot path.
+ROUTER_MODULES: tuple[str, ...] = ("serving.scoring_api", "serving.review_api", "serving.pages")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "govrisk_session"
 _SECRET_FILE = ".govrisk-secret"

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ import numpy as np
 from experiments.benchmarks.scoring import demo_bundle, demo_frame, pin_threads, records
 
 CONCURRENCY = (1, 4, 16)
+_WARM_UP = 10
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,22 @@ class _Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    server_cpu_ms: float = 0.0  # server CPU time per request (all its processes)
+
+
+def _group_cpu_seconds(group: int) -> float:
+    """User + system CPU seconds of every live process in process group `group` (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After "pid (comm)": state ppid pgrp ... utime is field 14, stime 15 (1-based).
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 def _free_port() -> int:
@@ -95,7 +112,7 @@ async def _drive(target: _Target, concurrency: int, total: int) -> _Result:
     headers = {"content-type": "application/json"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        for _ in range(10):  # warm-up, also opens connections
+        for _ in range(_WARM_UP):  # also opens the connections
             await client.post(target.url, content=target.body, headers=headers)
 
         async def worker() -> None:
@@ -240,19 +257,33 @@ def main(argv: list[str] | None = None) -> None:
             results: dict[tuple[str, int], _Result] = {}
             for concurrency in CONCURRENCY:
                 for target in targets:
+                    group = (ours if target.url == ours_url else theirs).pid
                     with console.status(f"{target.name} at concurrency {concurrency}"):
-                        results[target.name, concurrency] = asyncio.run(
-                            _drive(target, concurrency, per_level)
-                        )
+                        cpu_before = _group_cpu_seconds(group)
+                        result = asyncio.run(_drive(target, concurrency, per_level))
+                        cpu_ms = (_group_cpu_seconds(group) - cpu_before) * 1000
+                    results[target.name, concurrency] = replace(
+                        result, server_cpu_ms=cpu_ms / (per_level + _WARM_UP)
+                    )
         finally:
             _stop(ours)
             _stop(theirs)
 
     table = Table(title=f"HTTP on loopback, one worker each, {per_level} requests per cell")
-    for column in ("server", "concurrency", "req/s", "p50 ms", "p99 ms", "req/s vs MLflow"):
+    columns = (
+        "server",
+        "concurrency",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "req/s vs MLflow",
+        "server CPU ms/req",
+        "CPU/req vs MLflow",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "server" else "right")
     for concurrency in CONCURRENCY:
-        baseline = results["mlflow models serve /invocations", concurrency].requests_per_second
+        baseline = results["mlflow models serve /invocations", concurrency]
         for target in targets:
             r = results[target.name, concurrency]
             table.add_row(
@@ -261,8 +292,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"{r.requests_per_second:,.0f}",
                 f"{r.p50_ms:.2f}",
                 f"{r.p99_ms:.2f}",
-                f"{r.requests_per_second / baseline:.2f}×"
+                f"{r.requests_per_second / baseline.requests_per_second:.2f}×"
                 + (f" ({r.errors} errors)" if r.errors else ""),
+                f"{r.server_cpu_ms:.2f}",
+                f"{baseline.server_cpu_ms / r.server_cpu_ms:.2f}× less"
+                if r.server_cpu_ms > 0
+                else "–",
             )
     console.print(table)
     console.print(

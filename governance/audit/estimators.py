@@ -1,24 +1,26 @@
 """Model-assisted, design-weighted estimates of label totals with few noisy audit labels.
 
 The estimand is always a population total `T = sum_i d_i * y_i` of the true label `y_i` over a
-domain weight `d_i` (1 for membership, an exposure for costs). The estimator is the difference
-(GREG-style, prediction-powered) estimator
+domain weight `d_i` (1 for membership, an exposure for costs, +-1 for a change). The estimator
+is the difference (GREG-style, prediction-powered) estimator
 
-    T_hat = sum_i d_i * f_i  +  sum_g N_g * sum_d lambda_gd * hajek_mean_gd(d * (y* - f))
+    T_hat = sum_i d_i f_i  +  sum_g |D|_g * sum_design lambda_gd * mean_gd(d * (y* - f))
 
-- `f_i` is the calibrated model probability (denoised, see `denoise_probability`);
+- `f_i` is the calibrated model probability;
 - `y*` is the reviewer-noise corrected label `(y_obs - eps) / (1 - 2 eps)`, unbiased for `y`
   when reviewers flip verdicts at rate `eps` (E[y_obs] = eps + (1 - 2 eps) y);
-- labels come from one or more sampling designs `d` (random, strategy_flagged, ...), each a
-  probability sample of its own frame with known inclusion probabilities `pi`; the population is
-  split into regions `g` by which designs cover a unit, and within a region the Hajek means of
-  every covering design are pooled with weights proportional to their effective sample sizes;
-- regions no design covers get the model term only, with the model's Bernoulli variance added.
+- labels come from one or more sampling designs (random, strategy_flagged, ...), each a
+  probability sample of its own frame with known inclusion probabilities `pi`; the population
+  is split into regions `g` by which designs cover a unit; within a region each design gives
+  the domain's weighted mean residual (weights `|d| / pi`, a Hajek ratio within the domain)
+  scaled to the domain's known size `|D|_g`, and designs are pooled with weights proportional
+  to their effective sample sizes in the domain;
+- (region, domain) pairs no label reaches keep the model term, with the model's variance.
 
-The variance is the with-replacement (Hansen-Hurwitz) linearisation per (region, design) cell,
-kept as a full covariance matrix between estimands so ratios (precision, recall) get
-delta-method intervals. With no labels the estimate is the model's; with a perfect model the
-correction is zero; with a useless model (f constant) it is the Hajek estimator.
+The variance is the with-replacement linearisation per (region, design) cell, floored at what
+a calibrated model implies, kept as a covariance matrix between estimands so ratios (precision,
+recall) get delta-method intervals. With no labels the estimate is the model's; with a perfect
+model the correction is zero; with an uninformative model it is the design-weighted estimate.
 """
 
 from __future__ import annotations

@@ -437,8 +437,11 @@ def _project_all(
     out: list[tuple[float, dict[str, object]]] = []
     for j, (c, diff) in enumerate(zip(keep, cols, strict=True)):
         dn = float(diff.sum())
+        # A change can gain at most the pairs it adds and lose at most the pairs it drops.
+        n_added, n_removed = float((diff > 0).sum()), float((diff < 0).sum())
         dtp, se = float(est.point[j]), est.se(f"c{j}")
-        lo_tp, hi_tp = interval(dtp, se, confidence=confidence)
+        dtp = float(np.clip(dtp, -n_removed, n_added))
+        lo_tp, hi_tp = interval(dtp, se, confidence=confidence, lower=-n_removed, upper=n_added)
         dfp = (dn - dtp, dn - hi_tp, dn - lo_tp)
         dfn = (-dtp, -hi_tp, -lo_tp)
         added, released = diff > 0, diff < 0

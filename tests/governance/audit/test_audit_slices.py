@@ -78,3 +78,29 @@ def test_audit_slices_surface_the_irrelevant_clause(world: World) -> None:
     # cf-terms does not act in shop_ads: its misses concentrate there.
     assert terms_fn["description"].head(3).str.contains("channel = shop_ads").any()
     json.loads(table["predicates"].iloc[0])
+
+
+def test_near_miss_slices_show_what_the_scope_just_leaves_out(world: World) -> None:
+    pops = build_populations(
+        world.tables,
+        world.strategies,
+        world.predictions,
+        items={Entity.LISTING: world.frame["item_id"]},
+        flip_rate=world.flip_rate,
+        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    )
+    posts = {k: posterior(p, world.tables["audit_labels"]) for k, p in pops.items()}
+    table = audit_slices(
+        pops,
+        {Entity.LISTING: world.frame},
+        posts,
+        min_support=20,
+        strategies={s.ref: s for s in world.strategies},
+    )
+    bags_fn = table[(table["strategy"] == "cf-bags@v2") & (table["error_kind"] == "fn")]
+    near = bags_fn[bags_fn["description"].str.startswith("[near miss]")]
+    assert len(near) > 0
+    assert bags_fn["rank"].tolist() == list(range(1, len(bags_fn) + 1))
+    # cf-bags only acts on bags: what it just misses are other categories with young sellers
+    # or unverified sellers, never bags themselves.
+    assert not near["description"].str.contains("listing_category = bags").any()
