@@ -170,7 +170,7 @@ def list_quality(flags: pd.DataFrame, pool: pd.DataFrame, *, k: int) -> dict[str
     truth = pool.set_index(key)
     out: dict[str, float] = {}
     for kind, name in (("likely_false_positive", "fp"), ("likely_false_negative", "fn")):
-        top = flags[flags["kind"] == kind].sort_values("priority", ascending=False).head(k)
+        top = flags[flags["kind"] == kind].head(k)  # the file's order is the ranking
         idx = pd.MultiIndex.from_frame(top[key].astype(str))
         v = truth.reindex(idx)["violating"].to_numpy(dtype=bool)
         shown = truth.reindex(idx)["shown"].to_numpy(dtype=float)

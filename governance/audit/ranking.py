@@ -76,7 +76,7 @@ def rank_flags(
     include_labeled: bool = False,
     reasons: ReasonsFn | None = None,
     audit_slice: pd.DataFrame | None = None,
-    fp_min_probability: float = 0.8,
+    fp_min_probability: float = 0.95,
     fn_min_probability: float = 0.5,
 ) -> pd.DataFrame:
     """flags.parquet rows: the top `list_size` likely FPs and FNs over every population, plus the

@@ -63,7 +63,7 @@ class AuditSettings(BaseSettings):
     )
     flag_list_size: int = Field(500, ge=1, description="Rows per ranked flag list.")
     fp_min_probability: float = Field(
-        0.8, ge=0, le=1, description="P(honest) from which an actioned item is a likely FP."
+        0.95, ge=0, le=1, description="P(honest) from which an actioned item is a likely FP."
     )
     fn_min_probability: float = Field(
         0.5, ge=0, le=1, description="P(violating) from which an uncaught item is a likely FN."

@@ -70,7 +70,7 @@ class Slice:
     score: float
 
 
-def bin_features(X: pd.DataFrame, *, n_bins: int = 5, max_levels: int = 12) -> list[BinnedFeature]:
+def bin_features(X: pd.DataFrame, *, n_bins: int = 5, max_levels: int = 40) -> list[BinnedFeature]:
     """Numeric columns into quantile bins, booleans as is, categoricals by top levels."""
     out: list[BinnedFeature] = []
     for name in X.columns:

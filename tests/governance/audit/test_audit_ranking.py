@@ -44,7 +44,7 @@ def test_flags_follow_the_contract_and_beat_the_base_rates(world: World) -> None
     # Sorted by priority within each list; already-reviewed items are left out.
     for kind, grp in ranked.groupby("kind"):
         # Likely errors first, each block by expected impact.
-        likely = grp["p_error"] >= (0.8 if kind == "likely_false_positive" else 0.5)
+        likely = grp["p_error"] >= (0.95 if kind == "likely_false_positive" else 0.5)
         assert likely.is_monotonic_decreasing
         assert grp.loc[likely, "priority"].is_monotonic_decreasing
     assert not ranked["item_id"].isin(labels["item_id"]).any()
