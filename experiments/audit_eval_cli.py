@@ -10,7 +10,8 @@ import typer
 
 def evaluate_audit(
     seeds: Annotated[
-        list[int] | None, typer.Option("--seeds", help="Simulation seeds (repeat the option).")
+        list[str] | None,
+        typer.Option("--seeds", help="Simulation seeds: `--seeds 1,2,3` or `--seeds 1 --seeds 2`."),
     ] = None,
     listings: Annotated[
         int, typer.Option("--listings", min=200, help="Listings per simulated marketplace.")
@@ -49,7 +50,7 @@ def evaluate_audit(
     console = Console()
     cfg = AuditEvalConfig(
         work_dir=out,
-        seeds=tuple(seeds or (1, 2, 3)),
+        seeds=_seeds(seeds),
         n_listings=listings,
         days=days,
         label_budget=labels,
@@ -71,6 +72,15 @@ def evaluate_audit(
     console.print(table)
     for name, path in result.paths.items():
         console.print(f"  {name}: {path}")
+
+
+def _seeds(values: list[str] | None) -> tuple[int, ...]:
+    if not values:
+        return (1, 2, 3)
+    try:
+        return tuple(int(part) for v in values for part in v.replace(" ", ",").split(",") if part)
+    except ValueError as err:
+        raise typer.BadParameter(f"seeds must be integers, got {values}") from err
 
 
 def register(app: typer.Typer) -> None:

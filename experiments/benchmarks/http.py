@@ -217,21 +217,21 @@ def main(argv: list[str] | None = None) -> None:
             ours_url = f"http://127.0.0.1:{ours_port}/v1/score"
             targets = [
                 _Target(
-                    "govrisk /v1/score, no reasons",
+                    "govrisk, no reasons",
                     ours_url,
                     json.dumps(
                         {"items": [{"item_id": "x", "features": features}], "explain": 0}
                     ).encode(),
                 ),
                 _Target(
-                    "govrisk /v1/score, top-5 reasons",
+                    "govrisk, top-5 reasons",
                     ours_url,
                     json.dumps(
                         {"items": [{"item_id": "x", "features": features}], "explain": 5}
                     ).encode(),
                 ),
                 _Target(
-                    "mlflow models serve /invocations",
+                    "mlflow models serve",
                     f"http://127.0.0.1:{mlflow_port}/invocations",
                     json.dumps(
                         {
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     for column in columns:
         table.add_column(column, justify="left" if column == "server" else "right")
     for concurrency in CONCURRENCY:
-        baseline = results["mlflow models serve /invocations", concurrency]
+        baseline = results["mlflow models serve", concurrency]
         for target in targets:
             r = results[target.name, concurrency]
             table.add_row(
