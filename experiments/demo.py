@@ -31,6 +31,9 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
 )
 
 CHAMPION_MODEL = "govrisk-listing-any"
+#: The audit scores every strategy's items with its entity's any-violation champion; audit
+#: labels correct that model's bias for policy-specific strategies (prediction-powered).
+AUDIT_MODEL_TEMPLATE = "models:/govrisk-{entity}-any@champion"
 
 
 @dataclass(frozen=True)
