@@ -93,12 +93,15 @@ def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
                 "--out",
                 str(out / "training"),
             ),
-            f"{out}/training, {out}/mlflow.db, {out}/mlartifacts",
+            f"{out}/training, {out}/mlflow.db",
         ),
-        Step(
-            "Promote the any-violation listing model to champion",
-            ("models", "promote", CHAMPION_MODEL),
-            "alias champion in the MLflow registry",
+        *(
+            Step(
+                f"Promote the any-violation {entity} model to champion",
+                ("models", "promote", f"govrisk-{entity}-any"),
+                "alias champion in the MLflow registry",
+            )
+            for entity in ("listing", "video", "live")
         ),
         Step(
             "Batch-score listings with top-5 SHAP reasons",
@@ -123,7 +126,7 @@ def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
                 "--data",
                 str(data),
                 "--model",
-                model_uri,
+                AUDIT_MODEL_TEMPLATE,
                 "--oof",
                 str(out / "training" / "oof_predictions.parquet"),
                 "--out",

@@ -161,7 +161,10 @@ def run_audit(
     bundles: dict[tuple[Entity, Policy], Any] = {}
     if predictions is None:
         predictions, bundles = score_frames(
-            frames, {(s.entity, s.policy) for s in audited}, model_uri or DEFAULT_MODEL_URI
+            frames,
+            {(s.entity, s.policy) for s in audited},
+            model_uri or DEFAULT_MODEL_URI,
+            labels=tables["audit_labels"],
         )
     frames = with_scores(frames, predictions)
     history = [with_scores(h, predictions) for h in history]
@@ -286,26 +289,69 @@ def write_outputs(
     return paths
 
 
+def label_prevalence(labels: pd.DataFrame, entity: Entity, policy: Policy) -> float:
+    """Inverse-inclusion-weighted share of violating verdicts for one target (0.05 if none)."""
+    mask = (labels["entity"] == entity.value) & (labels["policy"] == policy.value)
+    if not mask.any():
+        return 0.05
+    weights = 1.0 / labels.loc[mask, "inclusion_probability"].clip(lower=1e-9).to_numpy()
+    violating = (labels.loc[mask, "verdict"] == "violating").to_numpy(dtype=np.float64)
+    return float(np.clip(np.average(violating, weights=weights), 1e-3, 1 - 1e-3))
+
+
+def _constant_predictions(
+    frame: pd.DataFrame, entity: Entity, policy: Policy, p: float
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "entity": entity.value,
+            "item_id": frame["item_id"].astype(str).to_numpy(),
+            "policy": policy.value,
+            "p": np.full(len(frame), p, dtype=np.float64),
+        }
+    )
+
+
 def score_frames(
     frames: Mapping[Entity, pd.DataFrame],
     targets: set[tuple[Entity, Policy]],
     model_uri: str,
+    *,
+    labels: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[Entity, Policy], Any]]:
-    """Calibrated probabilities of every item from each target's bundle (URI template)."""
+    """Calibrated probabilities of every item from each target's bundle (URI template).
+
+    A target whose model cannot be loaded raises, unless `labels` are given: then its items get
+    the labels' weighted prevalence, so its estimates rest on the labels alone (still valid,
+    only wider intervals) and a warning names it.
+    """
     from models.pyfunc import load_bundle
 
     parts, bundles = [], {}
     threads = get_settings().threads
     for entity, policy in sorted(targets):
         uri = model_uri.format(entity=entity.value, policy=policy.value.replace("_", "-"))
+        frame = frames[entity]
         try:
             bundle = load_bundle(uri, threads=threads)
         except Exception as err:  # noqa: BLE001 - any loading failure names the target
-            raise ValueError(
-                f"cannot load the {entity.value}/{policy.value} model from {uri!r}: {err}. "
-                "Train it (`govrisk train`) or pass --predictions"
-            ) from err
-        frame = frames[entity]
+            if labels is None:
+                raise ValueError(
+                    f"cannot load the {entity.value}/{policy.value} model from {uri!r}: {err}. "
+                    "Train it (`govrisk train`) or pass --predictions"
+                ) from err
+            prior = label_prevalence(labels, entity, policy)
+            log.warning(
+                "no model for %s/%s at %r (%s); its strategies are estimated from labels alone "
+                "(constant prediction %.3f)",
+                entity.value,
+                policy.value,
+                uri,
+                type(err).__name__,
+                prior,
+            )
+            parts.append(_constant_predictions(frame, entity, policy, prior))
+            continue
         p = score_all_rows(_bundle_predict(bundle), bundle.encoder.row_problems, frame)
         bundles[(entity, policy)] = bundle
         parts.append(

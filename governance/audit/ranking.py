@@ -181,7 +181,8 @@ def _candidate_frame(
             "kind": kind,
             "priority": priority,
             "p_error": p_err,
-            "inclusion_probability": np.nan,
+            # ranked items are chosen with certainty (a take-all stratum), not drawn at random
+            "inclusion_probability": 1.0,
             "strategies": refs,
         }
     )
