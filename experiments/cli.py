@@ -52,9 +52,9 @@ def simulate(
 ) -> None:
     """Simulate a marketplace: contract tables, starter strategies and a separate ground truth.
 
-    Writes OUT/data/tables/*.parquet (validated against the data contract),
-    OUT/data/strategies/*.yaml and OUT/ground_truth/ (true violations, hidden factors, the
-    planted strategy defects), which only evaluation code may read.
+    Writes `OUT/data/tables/*.parquet` (validated against the data contract),
+    `OUT/data/strategies/*.yaml` and `OUT/ground_truth/` (true violations, hidden factors,
+    the planted strategy defects), which only evaluation code may read.
     """
     from pydantic import ValidationError
     from rich.console import Console
