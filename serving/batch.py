@@ -38,7 +38,7 @@ Engine = Literal["local", "dask"]
 MANIFEST_NAME = "_manifest.json"
 QUARANTINE_DIR = "_quarantine"
 _MANIFEST_VERSION = 1
-_READ_BATCH_ROWS = 65_536
+_READ_BATCH_ROWS = 16_384
 
 REASON_TYPE = pa.struct(
     [
@@ -135,7 +135,7 @@ def score_file(
     if engine not in ("local", "dask"):
         raise BatchError(f"engine must be 'local' or 'dask', got {engine!r}")
     bands = _band_table(risk_bands or bundle.risk_bands or get_settings().risk_bands)
-    parquet = pq.ParquetFile(input_path)
+    parquet = _open_parquet(input_path)
     _check_schema(parquet.schema_arrow, bundle, id_column=id_column)
     n_rows = parquet.metadata.num_rows
     n_chunks = max(1, math.ceil(n_rows / chunk_rows))
@@ -247,6 +247,11 @@ def _check_schema(schema: pa.Schema, bundle: ModelBundle, *, id_column: str) -> 
         )
 
 
+def _open_parquet(path: Path) -> pq.ParquetFile:
+    """A streaming reader: without pre-buffering a reader holds about one row group at a time."""
+    return pq.ParquetFile(path, pre_buffer=False)
+
+
 def _arrow_is_text(kind: pa.DataType) -> bool:
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
@@ -289,7 +294,7 @@ def _iter_chunks(
 
 def _read_range(path: Path, columns: list[str], start: int, stop: int) -> pa.Table:
     """Rows [start, stop) of a Parquet file, reading only the row groups that hold them."""
-    parquet = pq.ParquetFile(path)
+    parquet = _open_parquet(path)
     groups: list[int] = []
     offset = 0
     first = 0

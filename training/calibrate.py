@@ -9,6 +9,7 @@ from scipy.optimize import minimize
 from sklearn.isotonic import IsotonicRegression
 
 from models.calibration import Calibration
+from training.evaluate import expand_labels
 
 CalibrationMethod = Literal["auto", "isotonic", "platt"]
 
@@ -32,7 +33,10 @@ def fit_calibration(
     method: CalibrationMethod = "auto",
     isotonic_min_per_class: int = 300,
 ) -> Calibration:
-    """Calibration map from held-out raw margins (log-odds) and 0/1 labels, optionally weighted."""
+    """Calibration map from held-out raw margins (log-odds) and labels, optionally weighted.
+
+    Labels are 0/1 or expected labels in [0, 1] (see `training.evaluate.expand_labels`).
+    """
     margin = np.asarray(raw_margin, dtype=np.float64)
     labels = np.asarray(y, dtype=np.float64)
     w = np.ones_like(margin) if weight is None else np.asarray(weight, dtype=np.float64)
@@ -43,10 +47,11 @@ def fit_calibration(
         )
     if not np.isfinite(margin).all():
         raise ValueError("raw_margin has NaN or infinite values; calibrate finite model margins")
-    if not np.isin(labels, (0.0, 1.0)).all():
-        raise ValueError("y must hold only 0 and 1")
+    if ((labels < 0) | (labels > 1)).any() or np.isnan(labels).any():
+        raise ValueError("y must hold 0/1 labels or expected labels in [0, 1]")
     if (w < 0).any() or not np.isfinite(w).all() or w.sum() <= 0:
         raise ValueError("weights must be finite, non-negative and not all zero")
+    labels, w, (margin,) = expand_labels(labels, w, margin)
     if labels.min() == labels.max():
         raise ValueError(
             f"cannot calibrate on labels of one class only (all {int(labels[0])}); "

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -107,8 +107,8 @@ class TrainingSet:
 
     @property
     def n_positive(self) -> int:
-        """Number of violating labels."""
-        return int(self.y.sum())
+        """Number of violating labels (expected number, rounded, for expected labels)."""
+        return int(round(float(self.y.sum())))
 
     def digest(self) -> str:
         """Content hash of features, labels and weights (32 hex characters)."""
@@ -484,6 +484,53 @@ def training_set(
         rows=rows,
         source=data.features,
     )
+
+
+def judged_policies(data: EntityData) -> list[str]:
+    """Policies the entity's items were judged on (any label), in vocabulary order."""
+    seen = set(data.labels["policy"]) - {ANY}
+    return [p.value for p in Policy if p.value in seen]
+
+
+def partially_judged(ts: TrainingSet, data: EntityData) -> np.ndarray:
+    """For an any-violation set: rows found clean on some, but not all, judged policies."""
+    if ts.policy != ANY:
+        raise DatasetError(f"partially_judged needs the {ANY!r} target, got {ts.policy!r}")
+    policies = judged_policies(data)
+    per_item = data.labels.loc[data.labels["policy"] != ANY].groupby("item_id")["policy"].nunique()
+    n_judged = per_item.reindex(ts.meta["item_id"]).fillna(0).to_numpy()
+    result: np.ndarray = (np.asarray(ts.y) == 0) & (n_judged < len(policies))
+    return result
+
+
+def expected_any_labels(
+    ts: TrainingSet, data: EntityData, p_violation: Mapping[str, np.ndarray]
+) -> TrainingSet:
+    """The any-violation set with expected labels for partially judged items.
+
+    An item found clean on the policies it was judged on may still violate one it was not
+    judged on: its label becomes 1 - prod(1 - p_k) over its unjudged policies k, with
+    `p_violation[k]` the calibrated probability (one per row of `ts`) from policy k's model.
+    Items found violating keep 1; items judged on every policy keep 0.
+    """
+    if ts.policy != ANY:
+        raise DatasetError(f"expected labels apply to the {ANY!r} target, got {ts.policy!r}")
+    policies = judged_policies(data)
+    missing = [p for p in policies if p not in p_violation]
+    if missing:
+        raise DatasetError(f"no violation probabilities for judged policies {missing}")
+    for p in policies:
+        if p_violation[p].shape != (len(ts),):
+            raise DatasetError(f"p_violation[{p!r}] must have one value per row ({len(ts)})")
+    per = data.labels.loc[data.labels["policy"] != ANY, ["item_id", "policy"]]
+    judged = set(zip(per["item_id"], per["policy"], strict=True))
+    items = ts.meta["item_id"].to_numpy()
+    clean_elsewhere = np.ones(len(ts))
+    for p in policies:
+        unjudged = np.array([(i, p) not in judged for i in items], dtype=bool)
+        clean_elsewhere *= np.where(unjudged, 1.0 - np.clip(p_violation[p], 0.0, 1.0), 1.0)
+    y = np.where(np.asarray(ts.y) >= 1, 1.0, 1.0 - clean_elsewhere)
+    return replace(ts, y=y.astype(np.float64))
 
 
 def _normalised(raw: np.ndarray, *, max_weight: float | None) -> np.ndarray:

@@ -35,13 +35,38 @@ def metric_key(metric: str, slice_name: str | None = None, *, prefix: str = "") 
     return f"{name}{SLICE_SEP}{_UNSAFE.sub('_', slice_name)}"
 
 
-def _check(y: np.ndarray, p: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
+def expand_labels(
+    y: np.ndarray, weight: np.ndarray, *columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Rows whose label is a probability become a violating row of weight w*y and a clean row
+    of weight w*(1-y); hard 0/1 labels pass through unchanged. Returns (y, weight, columns)."""
+    y = np.asarray(y, dtype=np.float64)
+    weight = np.asarray(weight, dtype=np.float64)
+    if ((y == 0) | (y == 1)).all():
+        return y, weight, list(columns)
+    pos = np.flatnonzero(y > 0)
+    neg = np.flatnonzero(y < 1)
+    idx = np.concatenate([pos, neg])
+    labels = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))])
+    weights = np.concatenate([weight[pos] * y[pos], weight[neg] * (1.0 - y[neg])])
+    return labels, weights, [c[idx] for c in columns]
+
+
+def _prepare(
+    y: np.ndarray, p: np.ndarray, weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate, then expand expected (fractional) labels into weighted 0/1 rows."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
     if y.shape != p.shape or y.ndim != 1:
         raise ValueError(f"y and p must be 1-D of one length (got {y.shape} and {p.shape})")
     w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
     if w.shape != y.shape:
         raise ValueError(f"weight must match y (got {w.shape} and {y.shape})")
-    return w
+    if ((y < 0) | (y > 1)).any():
+        raise ValueError("labels must lie in [0, 1] (0/1, or an expected label)")
+    y2, w2, (p2,) = expand_labels(y, w, p)
+    return y2, p2, w2
 
 
 def _two_classes(y: np.ndarray) -> bool:
@@ -50,7 +75,7 @@ def _two_classes(y: np.ndarray) -> bool:
 
 def pr_auc(y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None) -> float:
     """Average precision (area under the precision-recall curve); NaN without both classes."""
-    w = _check(y, p, weight)
+    y, p, w = _prepare(y, p, weight)
     if not _two_classes(y):
         return math.nan
     return float(average_precision_score(y, p, sample_weight=w))
@@ -58,7 +83,7 @@ def pr_auc(y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None) ->
 
 def roc_auc(y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None) -> float:
     """Area under the ROC curve; NaN without both classes."""
-    w = _check(y, p, weight)
+    y, p, w = _prepare(y, p, weight)
     if not _two_classes(y):
         return math.nan
     return float(roc_auc_score(y, p, sample_weight=w))
@@ -68,7 +93,7 @@ def recall_at_precision(
     y: np.ndarray, p: np.ndarray, *, precision: float = 0.9, weight: np.ndarray | None = None
 ) -> float:
     """Highest recall over thresholds whose precision is at least `precision` (0 if none)."""
-    w = _check(y, p, weight)
+    y, p, w = _prepare(y, p, weight)
     if not _two_classes(y):
         return math.nan
     prec, rec, _ = precision_recall_curve(y, p, sample_weight=w)
@@ -80,7 +105,7 @@ def recall_at_precision(
 
 def brier(y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None) -> float:
     """Weighted mean squared error of probabilities."""
-    w = _check(y, p, weight)
+    y, p, w = _prepare(y, p, weight)
     if len(y) == 0:
         return math.nan
     return float(np.average((p - y) ** 2, weights=w))
@@ -88,7 +113,7 @@ def brier(y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None) -> 
 
 def ece(y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None, bins: int = 10) -> float:
     """Expected calibration error over `bins` equal-width probability bins (weighted)."""
-    w = _check(y, p, weight)
+    y, p, w = _prepare(y, p, weight)
     if len(y) == 0:
         return math.nan
     table = calibration_table(y, p, weight=w, bins=bins)
@@ -100,7 +125,7 @@ def calibration_table(
     y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None, bins: int = 10
 ) -> pd.DataFrame:
     """Per non-empty bin: mean predicted probability, observed (weighted) rate, weight, count."""
-    w = _check(y, p, weight)
+    y, p, w = _prepare(y, p, weight)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(p, edges[1:-1], right=False), 0, bins - 1)
     rows = []
@@ -123,10 +148,11 @@ def calibration_table(
 def compute_metrics(
     y: np.ndarray, p: np.ndarray, *, weight: np.ndarray | None = None, bins: int = 10
 ) -> dict[str, float]:
-    """Every metric in METRICS plus n, n_positive and the weighted prevalence."""
+    """Every metric in METRICS plus n, n_positive (expected) and the weighted prevalence."""
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
-    w = _check(y, p, weight)
+    w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
+    _prepare(y, p, w)
     return {
         "pr_auc": pr_auc(y, p, weight=w),
         "roc_auc": roc_auc(y, p, weight=w),
@@ -155,7 +181,7 @@ def slice_metrics(
     """
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
-    w = _check(y, p, weight)
+    w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
     rows = [{"slice": "overall", **compute_metrics(y, p, weight=w, bins=bins)}]
     for name, group in slices.groupby("slice", sort=True):
         pos = group["position"].to_numpy()

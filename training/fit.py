@@ -34,6 +34,7 @@ from models.calibration import Calibration
 from models.encoding import FeatureEncoder
 from training.calibrate import choose_method, fit_calibration
 from training.dataset import TrainingSet, week_start
+from training.evaluate import expand_labels
 from training.spec import CalibrationSpec, LabelSpec, LightGBMSpec, SplitSpec
 
 log = logging.getLogger(__name__)
@@ -181,8 +182,10 @@ def train_booster(
 ) -> tuple[lgb.Booster, int]:
     """Train a LightGBM booster; with `valid`, stop early on its weighted log loss.
 
-    Returns the booster and the number of rounds to keep.
+    Expected labels in (0, 1) train as a violating and a clean copy of the row, weighted by the
+    label and its complement. Returns the booster and the number of rounds to keep.
     """
+    y, weight, (X,) = expand_labels(y, weight, X)
     train_ds = lgb.Dataset(
         X,
         label=y,
@@ -196,6 +199,7 @@ def train_booster(
     valid_sets = []
     if valid is not None:
         Xv, yv, wv = valid
+        yv, wv, (Xv,) = expand_labels(yv, wv, Xv)
         valid_sets = [lgb.Dataset(Xv, label=yv, weight=wv, reference=train_ds)]
         if early_stopping_rounds:
             callbacks.append(
@@ -223,13 +227,13 @@ def prepare_split(ts: TrainingSet, *, split: SplitSpec, labels: LabelSpec) -> Ti
         raise TargetSkipped(f"{name}: no labels")
     tsplit = time_split(ts.meta["reviewed_at"], spec=split)
     period = tsplit.training_period
-    n_pos_period = int(ts.y[period].sum())
+    n_pos_period = float(ts.y[period].sum())
     if n_pos_period < labels.min_positives:
         raise TargetSkipped(
-            f"{name}: {n_pos_period} violating label(s) before the holdout; "
+            f"{name}: {n_pos_period:g} violating label(s) before the holdout; "
             f"labels.min_positives={labels.min_positives}"
         )
-    if n_pos_period == len(period):
+    if (ts.y[period] >= 1).all():
         raise TargetSkipped(f"{name}: every training label is violating")
     y_test = ts.y[tsplit.test]
     if y_test.min() == y_test.max():
@@ -345,8 +349,8 @@ def oof_frame(fit: FittedTarget) -> pd.DataFrame:
     """Out-of-fold predictions: one row per labeled item of the target.
 
     Columns: entity, item_id, policy, oof_p (calibrated), oof_margin, fold (-1 = holdout,
-    predicted by the registered model), split, label, weight, inclusion_probability,
-    reviewed_at.
+    predicted by the registered model), split, label (0/1, or the expected label of a
+    partially judged any-violation item), weight, inclusion_probability, reviewed_at.
     """
     ts = fit.training_set
     return pd.DataFrame(
@@ -358,7 +362,7 @@ def oof_frame(fit: FittedTarget) -> pd.DataFrame:
             "oof_margin": fit.oof_margin,
             "fold": fit.split.fold,
             "split": pd.array(fit.split.part(), dtype="str"),
-            "label": ts.y.astype("int8"),
+            "label": ts.y.astype("float64"),
             "weight": ts.weight,
             "inclusion_probability": ts.meta["inclusion_probability"].to_numpy(),
             "reviewed_at": ts.meta["reviewed_at"].to_numpy(),

@@ -28,6 +28,7 @@ class CardContext:
     dropped: Mapping[str, int] = field(default_factory=dict)
     champion: pd.DataFrame | None = None
     champion_version: str | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _fmt(value: object) -> str:
@@ -47,11 +48,18 @@ def _table(df: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
-def _target_text(policy: str) -> str:
-    if policy == ANY:
+def _target_text(policy: str, any_target: str) -> str:
+    if policy == ANY and any_target == "judged":
         return (
             "any-violation: 1 when a moderator found the item violating on at least one policy "
             "it was judged on, 0 when every judged policy was found not violating"
+        )
+    if policy == ANY:
+        return (
+            "any-violation: 1 when a moderator found the item violating on at least one policy, "
+            "0 when it was found clean on every policy; an item found clean on only some "
+            "policies gets its expected label, the probability that it violates one of the "
+            "others according to the per-policy models"
         )
     return f"moderator verdict on policy `{policy}` (1 = violating)"
 
@@ -70,7 +78,7 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
             {
                 "split": "holdout" if part == "test" else part,
                 "labels": int(m.sum()),
-                "violating": int(ts.y[m].sum()),
+                "violating": round(float(ts.y[m].sum()), 1),
                 "from": str(times.min())[:10] if m.any() else "–",
                 "to": str(times.max())[:10] if m.any() else "–",
             }
@@ -108,7 +116,7 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
         "",
         "## Data",
         "",
-        f"- Target: {_target_text(ts.policy)}.",
+        f"- Target: {_target_text(ts.policy, spec.labels.any_target)}.",
         "- Labels: moderator audit labels (`audit_labels`), never strategy decisions; reviews of "
         f"the same item and policy collapsed by `{spec.labels.dedupe}`.",
         "- Features: as of the start of the UTC "
@@ -117,6 +125,7 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
         + (f", capped at {spec.labels.max_weight}" if spec.labels.max_weight else "")
         + ".",
         f"- Dataset digest: `{ctx.dataset_digest}`.",
+        *(f"- {note}" for note in ctx.notes),
         "",
         _table(pd.DataFrame(split_rows)),
         "",
@@ -193,10 +202,15 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
         "- Out-of-fold predictions of the training period come from models that saw later weeks "
         "(blocked cross-validation); only the holdout is strictly forward in time.",
     ]
-    if ts.policy == ANY:
+    if ts.policy == ANY and spec.labels.any_target == "judged":
         lines.append(
             "- An item judged on only some policies counts as not violating when those were "
             "clean; violations of unjudged policies are invisible to this target."
+        )
+    elif ts.policy == ANY:
+        lines.append(
+            "- Expected labels of partially judged items come from the per-policy models and "
+            "inherit their errors; holdout metrics count those items fractionally."
         )
     if spec.slices.new_categories is None:
         lines.append(

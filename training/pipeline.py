@@ -39,18 +39,30 @@ from training import model_card, plots, tracking
 from training.dataset import (
     EntityData,
     TrainingSet,
+    expected_any_labels,
     frame_digest,
+    judged_policies,
     load_entity_data,
+    partially_judged,
     training_set,
 )
 from training.evaluate import METRICS, metrics_to_log, slice_metrics
-from training.fit import FittedTarget, TargetSkipped, fit_target, oof_frame, prepare_split
-from training.spec import ExperimentSpec, flat_params, spec_to_dict
+from training.fit import (
+    FittedTarget,
+    TargetSkipped,
+    fit_target,
+    oof_frame,
+    prepare_split,
+    time_split,
+)
+from training.spec import ANY, ExperimentSpec, flat_params, spec_to_dict
 
 log = logging.getLogger(__name__)
 
 #: Progress callback: (phase, done, total, description); phase is "features" or "targets".
 ProgressCallback = Callable[[str, int, int, str], None]
+#: Calibrated probabilities of a fitted model for a raw feature frame.
+Scorer = Callable[[pd.DataFrame], np.ndarray]
 #: File names written to the output directory.
 OOF_FILE = "oof_predictions.parquet"
 SUMMARY_FILE = "summary.json"
@@ -158,7 +170,9 @@ def train(
     optuna_on = spec.optuna.enabled if use_optuna is None else use_optuna
     output_dir = spec.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
-    pairs = spec.target_pairs()
+    # Per-policy models first: the any-violation model uses them for partially judged items.
+    pairs = sorted(spec.target_pairs(), key=lambda pair: pair[1] == ANY)
+    scorers: dict[Entity, dict[str, Scorer]] = {e: {} for e in entities}
     results: list[TargetResult] = []
     oofs: list[pd.DataFrame] = []
     with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name) as parent:
@@ -197,6 +211,7 @@ def train(
                     optuna_on=optuna_on,
                     data_digest=data_digest,
                     step=step,
+                    scorers=scorers[entity],
                 )
             except Exception as exc:  # noqa: BLE001 - one broken target must not stop the rest
                 # The child run is already marked FAILED; the summary and exit code say so.
@@ -257,6 +272,7 @@ def _train_target(
     optuna_on: bool,
     data_digest: str,
     step: Callable[[str], None],
+    scorers: dict[str, Scorer],
 ) -> tuple[TargetResult, pd.DataFrame | None]:
     import mlflow
 
@@ -277,6 +293,11 @@ def _train_target(
         ts = training_set(
             data, policy, weighting=spec.labels.weighting, max_weight=spec.labels.max_weight
         )
+        notes: list[str] = []
+        if policy == ANY and spec.labels.any_target == "imputed" and len(ts):
+            step("expected labels for partially judged items")
+            ts, imputation = impute_any(spec, data, ts, scorers)
+            notes = _log_imputation(imputation)
         base = TargetResult(
             entity=entity.value,
             policy=policy,
@@ -303,8 +324,111 @@ def _train_target(
             log.warning("%s skipped: %s", name, exc)
             tracking.set_tags({"govrisk.status": "skipped", "govrisk.skip_reason": str(exc)})
             return _replace(base, reason=str(exc)), None
+        if policy != ANY:
+            scorers[policy] = scorer_of(fit)
         step("evaluating")
-        return _finish_target(spec, fit, data, base, data_digest=data_digest, step=step)
+        return _finish_target(
+            spec, fit, data, base, data_digest=data_digest, step=step, notes=notes
+        )
+
+
+def scorer_of(fit: FittedTarget) -> Scorer:
+    """Calibrated probabilities of a fitted model, without keeping its training set alive."""
+    encoder, booster, calibration = fit.encoder, fit.booster, fit.calibration
+
+    def score(X: pd.DataFrame) -> np.ndarray:
+        margin = np.asarray(booster.predict(encoder.transform(X), raw_score=True))
+        return calibration.apply(margin)
+
+    return score
+
+
+@dataclass(frozen=True)
+class Imputation:
+    """How the any-violation labels of partially judged items were filled in."""
+
+    n_items: int
+    n_partial: int
+    mean_expected_label: float
+    sources: dict[str, str]
+
+
+def impute_any(
+    spec: ExperimentSpec, data: EntityData, ts: TrainingSet, scorers: Mapping[str, Scorer]
+) -> tuple[TrainingSet, Imputation | None]:
+    """Expected any-violation labels for partially judged items, from per-policy models.
+
+    `scorers` holds the per-policy models already fitted; other judged policies get a model
+    fitted here (not logged or registered), and policies too thin to fit contribute their
+    weighted label rate before the holdout. Returns the set unchanged (and None) when every
+    item is fully judged or found violating.
+    """
+    partial = partially_judged(ts, data)
+    if not partial.any():
+        return ts, None
+    sources: dict[str, str] = {}
+    p_violation: dict[str, np.ndarray] = {}
+    for policy in judged_policies(data):
+        scorer = scorers.get(policy)
+        source = "model from this run"
+        if scorer is None:
+            policy_ts = training_set(
+                data, policy, weighting=spec.labels.weighting, max_weight=spec.labels.max_weight
+            )
+            try:
+                fitted = fit_target(
+                    policy_ts,
+                    lightgbm=spec.lightgbm,
+                    split=spec.split,
+                    calibration=spec.calibration,
+                    labels=spec.labels,
+                )
+            except TargetSkipped as exc:
+                rate = _label_rate_before_holdout(policy_ts, spec)
+                p_violation[policy] = np.full(len(ts), rate)
+                sources[policy] = f"label rate {rate:.3f} ({exc})"
+                continue
+            scorer = scorer_of(fitted)
+            source = "model fitted for imputation only"
+        p_violation[policy] = scorer(ts.X)
+        sources[policy] = source
+    imputed = expected_any_labels(ts, data, p_violation)
+    return imputed, Imputation(
+        n_items=len(ts),
+        n_partial=int(partial.sum()),
+        mean_expected_label=float(imputed.y[partial].mean()),
+        sources=sources,
+    )
+
+
+def _log_imputation(imputation: Imputation | None) -> list[str]:
+    """Record an imputation on the active run; returns the model-card note."""
+    if imputation is None:
+        return []
+    tracking.set_tags({"govrisk.any_target": "imputed"})
+    tracking.log_params(
+        {
+            "any.partially_judged": imputation.n_partial,
+            "any.expected_label_mean_partial": round(imputation.mean_expected_label, 4),
+            **{f"any.imputation.{k}": v for k, v in imputation.sources.items()},
+        }
+    )
+    return [
+        f"{imputation.n_partial} of {imputation.n_items} items were found clean on only some "
+        f"of the policies ({', '.join(imputation.sources)}); their label is the expected one, "
+        "1 - prod(1 - p) over the policies they were not judged on, from the per-policy "
+        f"models (mean {imputation.mean_expected_label:.2f}); metrics count them fractionally."
+    ]
+
+
+def _label_rate_before_holdout(ts: TrainingSet, spec: ExperimentSpec) -> float:
+    if len(ts) == 0:
+        return 0.0
+    try:
+        period = time_split(ts.meta["reviewed_at"], spec=spec.split).training_period
+    except TargetSkipped:
+        period = np.arange(len(ts))
+    return float(np.average(ts.y[period], weights=ts.weight[period]))
 
 
 def _search(
@@ -350,6 +474,7 @@ def _finish_target(
     *,
     data_digest: str,
     step: Callable[[str], None],
+    notes: Sequence[str] = (),
 ) -> tuple[TargetResult, pd.DataFrame]:
     ts = fit.training_set
     test = fit.split.test
@@ -448,6 +573,7 @@ def _finish_target(
             dropped=data.dropped,
             champion=champion_table,
             champion_version=champion_version,
+            notes=list(notes),
         ),
     )
     card_path = target_dir / "model_card.md"

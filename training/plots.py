@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve
 
-from training.evaluate import calibration_table, pr_auc
+from training.evaluate import calibration_table, expand_labels, pr_auc
 from training.fit import FittedTarget
 
 #: File names of the plots `write_plots` produces.
@@ -39,7 +39,9 @@ def pr_curve_figure(
     """Precision-recall curves, one per (label, y, p, weight), with the prevalence baseline."""
     fig = _figure()
     ax = fig.add_subplot()
-    for label, y, p, w in curves:
+    for label, y_raw, p_raw, w_raw in curves:
+        weights = np.ones(len(y_raw)) if w_raw is None else w_raw
+        y, w, (p,) = expand_labels(y_raw, weights, p_raw)
         if len(y) == 0 or y.min() == y.max():
             continue
         prec, rec, _ = precision_recall_curve(y, p, sample_weight=w)

@@ -125,6 +125,7 @@ class LabelSpec(_Strict):
     weighting: Literal["inverse_inclusion", "none"] = "inverse_inclusion"
     max_weight: float | None = Field(default=5.0, gt=1)
     min_positives: int = Field(default=20, ge=1)
+    any_target: Literal["imputed", "judged"] = "imputed"
     feature_cutoff: Literal["week", "day"] = "week"
 
 

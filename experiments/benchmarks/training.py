@@ -203,6 +203,7 @@ def run_goal(world: Path) -> dict[str, Any]:
     from training.dataset import TrainingSet, load_entity_data, training_set
     from training.evaluate import compute_metrics
     from training.fit import fit_target
+    from training.pipeline import impute_any
     from training.spec import load_spec
 
     spec = load_spec(_DEMO_SPEC, data_dir=world / "data", output_dir=world / "bench-out")
@@ -218,6 +219,11 @@ def run_goal(world: Path) -> dict[str, Any]:
         data, "any", weighting=spec.labels.weighting, max_weight=spec.labels.max_weight
     )
     fit_args = {"lightgbm": spec.lightgbm, "split": spec.split, "calibration": spec.calibration}
+    n_partial = 0
+    if spec.labels.any_target == "imputed":
+        # As `govrisk train` does: per-policy models fill in partially judged items.
+        labeled, imputation = impute_any(spec, data, labeled, {})
+        n_partial = imputation.n_partial if imputation is not None else 0
     label_fit = fit_target(labeled, labels=spec.labels, **fit_args)  # type: ignore[arg-type]
     test_start = pd.Timestamp(label_fit.split.boundaries["test_start"])
 
@@ -276,6 +282,7 @@ def run_goal(world: Path) -> dict[str, Any]:
         "world": str(world),
         "labels": len(labeled),
         "label_positives": labeled.n_positive,
+        "partially_judged": n_partial,
         "holdout_listings": int(holdout.sum()),
         "holdout_prevalence": float(y_eval.mean()),
         "pr_auc_labels": m_label["pr_auc"],

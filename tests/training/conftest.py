@@ -36,6 +36,22 @@ def entity_data(synthetic: SyntheticData) -> EntityData:
 
 
 @pytest.fixture(scope="session")
+def partial_entity_data(entity_data: EntityData) -> EntityData:
+    """`entity_data` with the fake_discount verdicts of 100 fully clean items forgotten, so
+    those items are judged clean on counterfeit only (partially judged)."""
+    from dataclasses import replace
+
+    labels = entity_data.labels
+    clean = labels.loc[labels["y"] == 0]
+    both_clean = set(clean.loc[clean["policy"] == "counterfeit", "item_id"]) & set(
+        clean.loc[clean["policy"] == "fake_discount", "item_id"]
+    )
+    forget = sorted(both_clean)[:100]
+    keep = ~((labels["policy"] == "fake_discount") & labels["item_id"].isin(forget))
+    return replace(entity_data, labels=labels.loc[keep].reset_index(drop=True))
+
+
+@pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty, migrated MLflow SQLite store, created once and copied per test (migrations
     take seconds)."""

@@ -276,3 +276,24 @@ def test_new_categories_are_those_launched_late() -> None:
     )
     assert detect_new_categories(listings, after_days=14) == ["phones"]
     assert detect_new_categories(listings, after_days=60) == []
+
+
+def test_partially_judged_items_get_expected_any_labels(
+    entity_data: EntityData, partial_entity_data: EntityData
+) -> None:
+    from training.dataset import expected_any_labels, judged_policies, partially_judged
+
+    assert judged_policies(partial_entity_data) == ["counterfeit", "fake_discount"]
+    full = training_set(entity_data, "any")
+    assert not partially_judged(full, entity_data).any()
+    ts = training_set(partial_entity_data, "any")
+    partial = partially_judged(ts, partial_entity_data)
+    assert partial.sum() == 100 and (ts.y[partial] == 0).all()
+    p = {"counterfeit": np.full(len(ts), 0.3), "fake_discount": np.full(len(ts), 0.2)}
+    imputed = expected_any_labels(ts, partial_entity_data, p)
+    # Judged clean on counterfeit only: violates fake_discount with probability 0.2.
+    np.testing.assert_allclose(imputed.y[partial], 0.2)
+    np.testing.assert_array_equal(imputed.y[~partial], ts.y[~partial])
+    assert imputed.n_positive == round(ts.y.sum() + 20)
+    with pytest.raises(DatasetError, match="no violation probabilities"):
+        expected_any_labels(ts, partial_entity_data, {"counterfeit": p["counterfeit"]})

@@ -42,6 +42,7 @@ class Trained:
     spec: ExperimentSpec
     uri: str
     base: Path
+    data: EntityData
 
 
 def _spec(base: Path, **sections: Any) -> ExperimentSpec:
@@ -62,7 +63,7 @@ def _spec(base: Path, **sections: Any) -> ExperimentSpec:
 
 @pytest.fixture(scope="module")
 def trained(
-    entity_data: EntityData,
+    partial_entity_data: EntityData,
     new_store: Callable[[Path], str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Trained]:
@@ -75,10 +76,10 @@ def trained(
         result = train(
             spec,
             tracking_uri=uri,
-            data={Entity.LISTING: entity_data},
+            data={Entity.LISTING: partial_entity_data},
             spec_text=yaml.safe_dump({"name": "unit"}),
         )
-        yield Trained(result, spec, uri, base)
+        yield Trained(result, spec, uri, base, partial_entity_data)
 
 
 def _runs(trained: Trained) -> pd.DataFrame:
@@ -147,22 +148,38 @@ def test_artifacts_hold_plots_card_model_files_and_oof(trained: Trained) -> None
     assert {"spec/unit.yaml", "spec/resolved.json"} <= parent
 
 
-def test_dataset_inputs_carry_content_digests(trained: Trained, entity_data: EntityData) -> None:
+def test_dataset_inputs_carry_content_digests(trained: Trained) -> None:
+    from mlflow import MlflowClient
+
+    use_tracking_uri(trained.uri)
+    run = MlflowClient().get_run(_child(trained, "counterfeit"))
+    inputs = run.inputs.dataset_inputs
+    contexts = {i.tags[0].value for i in inputs}
+    assert contexts == {"training", "validation", "test"}
+    ts = training_set(trained.data, "counterfeit")
+    logged = ts.logged_frame()
+    parts = pd.read_parquet(trained.result.output_dir / OOF_FILE)
+    parts = parts.loc[parts["policy"] == "counterfeit", "split"].to_numpy()
+    train_rows = logged.loc[parts == "train"].reset_index(drop=True)
+    digests = {i.dataset.name: i.dataset.digest for i in inputs}
+    assert digests["listing-counterfeit-train"] == frame_digest(train_rows)
+    assert run.data.tags["govrisk.dataset_digest"] == ts.digest()
+
+
+def test_any_target_imputes_partially_judged_items(trained: Trained) -> None:
     from mlflow import MlflowClient
 
     use_tracking_uri(trained.uri)
     run = MlflowClient().get_run(_child(trained, "any"))
-    inputs = run.inputs.dataset_inputs
-    contexts = {i.tags[0].value for i in inputs}
-    assert contexts == {"training", "validation", "test"}
-    ts = training_set(entity_data, "any")
-    logged = ts.logged_frame()
-    parts = pd.read_parquet(trained.result.output_dir / OOF_FILE)
-    parts = parts.loc[parts["policy"] == "any", "split"].to_numpy()
-    train_rows = logged.loc[parts == "train"].reset_index(drop=True)
-    digests = {i.dataset.name: i.dataset.digest for i in inputs}
-    assert digests["listing-any-train"] == frame_digest(train_rows)
-    assert run.data.tags["govrisk.dataset_digest"] == ts.digest()
+    assert run.data.params["any.partially_judged"] == "100"
+    assert run.data.params["any.imputation.counterfeit"] == "model from this run"
+    assert run.data.params["any.imputation.fake_discount"] == "model fitted for imputation only"
+    oof = pd.read_parquet(trained.result.output_dir / OOF_FILE)
+    labels = oof.loc[oof["policy"] == "any", "label"]
+    fractional = labels[(labels > 0) & (labels < 1)]
+    assert len(fractional) == 100
+    # The any target runs after the per-policy targets it draws on.
+    assert [t.policy for t in trained.result.targets] == ["counterfeit", "any"]
 
 
 def test_params_record_lightgbm_and_split(trained: Trained) -> None:
@@ -176,7 +193,7 @@ def test_params_record_lightgbm_and_split(trained: Trained) -> None:
     assert int(params["n_test"]) > 0 and params["cv_folds"] == "3"
 
 
-def test_versions_registered_as_challenger(trained: Trained, entity_data: EntityData) -> None:
+def test_versions_registered_as_challenger(trained: Trained) -> None:
     use_tracking_uri(trained.uri)
     for target in trained.result.targets:
         version = version_for_alias(target.model_name, CHALLENGER)
@@ -186,7 +203,7 @@ def test_versions_registered_as_challenger(trained: Trained, entity_data: Entity
     assert model is not None
     oof = pd.read_parquet(trained.result.output_dir / OOF_FILE)
     holdout = oof.loc[(oof["policy"] == "counterfeit") & (oof["split"] == "test")]
-    ts = training_set(entity_data, "counterfeit")
+    ts = training_set(trained.data, "counterfeit")
     rows = ts.meta.reset_index().set_index("item_id").loc[holdout["item_id"], "index"]
     p = model.predict_proba(ts.X.iloc[rows.to_numpy()])
     np.testing.assert_allclose(p, holdout["oof_p"].to_numpy(), atol=1e-9)
@@ -202,21 +219,20 @@ def test_registered_bundle_resolves_through_pyfunc(trained: Trained) -> None:
     assert mlflow.pyfunc.load_model(f"models:/{COUNTERFEIT}@{CHALLENGER}") is not None
 
 
-def test_oof_file_covers_every_labeled_item(trained: Trained, entity_data: EntityData) -> None:
+def test_oof_file_covers_every_labeled_item(trained: Trained) -> None:
     oof = pd.read_parquet(trained.result.output_dir / OOF_FILE)
     assert list(oof.columns[:5]) == ["entity", "item_id", "policy", "oof_p", "oof_margin"]
     assert "fold" in oof.columns
     for policy in ("counterfeit", "any"):
-        labeled = entity_data.labels.loc[entity_data.labels["policy"] == policy, "item_id"]
+        labels = trained.data.labels
+        labeled = labels.loc[labels["policy"] == policy, "item_id"]
         got = oof.loc[oof["policy"] == policy, "item_id"]
         assert set(got) == set(labeled) and got.is_unique
     summary = json.loads(trained.result.summary_path.read_text())
     assert summary["parent_run_id"] == trained.result.parent_run_id
 
 
-def test_promotion_gate_promotes_then_refuses_a_worse_model(
-    trained: Trained, entity_data: EntityData
-) -> None:
+def test_promotion_gate_promotes_then_refuses_a_worse_model(trained: Trained) -> None:
     from mlflow import MlflowClient
 
     use_tracking_uri(trained.uri)
@@ -234,7 +250,7 @@ def test_promotion_gate_promotes_then_refuses_a_worse_model(
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(trained.base)
         second = train(
-            worse, tracking_uri=trained.uri, data={Entity.LISTING: _reassemble(entity_data, worse)}
+            worse, tracking_uri=trained.uri, data={Entity.LISTING: _reassemble(trained.data, worse)}
         )
     (target,) = second.targets
     client = MlflowClient()
