@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from features.vocabulary import StrategyStatus
+from governance.audit.suggestions import SUGGESTION_COLUMNS
 from governance.review import audit_log
 from governance.review.errors import ConflictError, InvalidInputError, NotFoundError
 from governance.review.orm import StrategyVersion, Suggestion, SuggestionDecision, User
@@ -25,25 +26,7 @@ from governance.review.strategy_store import StrategyStore
 from governance.review.vocabulary import SuggestionStatus, utcnow
 from governance.strategy import Strategy, dump_strategy
 
-#: Columns suggestions.parquet must have (written by `govrisk audit`).
-SUGGESTION_COLUMNS = (
-    "suggestion_id",
-    "strategy_id",
-    "base_version",
-    "kind",
-    "summary",
-    "proposed_yaml",
-    "delta_fp",
-    "delta_fp_low",
-    "delta_fp_high",
-    "delta_fn",
-    "delta_fn_low",
-    "delta_fn_high",
-    "delta_impressions",
-    "delta_gmv",
-    "labels_used",
-    "rank",
-)
+#: Columns suggestions.parquet must have: the audit, which writes it, owns the list.
 SUGGESTION_KINDS = (
     "threshold",
     "drop_predicate",

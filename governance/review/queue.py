@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from features.vocabulary import Channel, Entity, Policy
 from features.vocabulary import Verdict as VerdictValue
+from governance.audit.ranking import FLAG_COLUMNS  # the audit writes flags.parquet
 from governance.review import audit_log
 from governance.review.errors import (
     ConflictError,
@@ -40,19 +41,6 @@ from governance.review.vocabulary import (
     utcnow,
 )
 
-#: Columns flags.parquet must have (`channel` may be null; written by `govrisk audit`).
-FLAG_COLUMNS = (
-    "entity",
-    "item_id",
-    "policy",
-    "channel",
-    "kind",
-    "priority",
-    "p_error",
-    "inclusion_probability",
-    "strategies",
-    "reasons",
-)
 #: Days of channel_exposure summarised onto each item at ingestion.
 EXPOSURE_WINDOW_DAYS = 30
 _AnySelect = TypeVar("_AnySelect", bound="sa.Select[*tuple[Any, ...]]")
