@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from models.pyfunc import save_pyfunc
 
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = Console(width=None if sys.stdout.isatty() else 140)
     per_level = 400 if args.quick else 2_000
     env = {
         **os.environ,
@@ -272,13 +272,13 @@ def main(argv: list[str] | None = None) -> None:
     table = Table(title=f"HTTP on loopback, one worker each, {per_level} requests per cell")
     columns = (
         "server",
-        "concurrency",
+        "conc.",
         "req/s",
         "p50 ms",
         "p99 ms",
         "req/s vs MLflow",
         "server CPU ms/req",
-        "CPU/req vs MLflow",
+        "MLflow CPU / ours",
     )
     for column in columns:
         table.add_column(column, justify="left" if column == "server" else "right")
@@ -295,9 +295,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{r.requests_per_second / baseline.requests_per_second:.2f}×"
                 + (f" ({r.errors} errors)" if r.errors else ""),
                 f"{r.server_cpu_ms:.2f}",
-                f"{baseline.server_cpu_ms / r.server_cpu_ms:.2f}× less"
-                if r.server_cpu_ms > 0
-                else "–",
+                f"{baseline.server_cpu_ms / r.server_cpu_ms:.2f}×" if r.server_cpu_ms > 0 else "–",
             )
     console.print(table)
     console.print(
