@@ -76,6 +76,7 @@ class AuditEvalConfig:
     fraud_base_dir: Path | None = None
     fraud_budget: int = 1_000
     fraud_reps: int = 5
+    rescore: bool = False
 
 
 @dataclass
@@ -1139,7 +1140,8 @@ def run_audit_eval(cfg: AuditEvalConfig, *, progress: ProgressFn | None = None) 
     build the summary table; every table is also written into `cfg.work_dir`."""
     say = progress or (lambda _m: None)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
-    worlds = [evaluate_world(seed, cfg, say) for seed in cfg.seeds]
+    step = rescore_world if cfg.rescore else evaluate_world
+    worlds = [step(seed, cfg, say) for seed in cfg.seeds]
     table = summary_table(worlds, k=cfg.top_k, label_budget=cfg.label_budget)
     paths = {"table": cfg.work_dir / "audit_eval.csv"}
     if cfg.fraud_base_dir is not None:

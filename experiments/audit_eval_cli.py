@@ -30,6 +30,14 @@ def evaluate_audit(
     out: Annotated[
         Path, typer.Option("--out", help="Work directory (worlds, models, audit, tables).")
     ] = Path("audit-eval"),
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            "--rescore",
+            help="Re-audit worlds an earlier run left in --out (no simulation or training; "
+            "the recorded re-simulated deltas are kept and re-projected).",
+        ),
+    ] = False,
     fraud_base_dir: Annotated[
         Path | None,
         typer.Option(
@@ -57,6 +65,7 @@ def evaluate_audit(
         suggestions_to_apply=apply,
         reps=reps,
         fraud_base_dir=fraud_base_dir,
+        rescore=rescore,
     )
     with console.status("evaluating the audit") as status:
         result = run_audit_eval(cfg, progress=lambda msg: status.update(msg))
