@@ -34,6 +34,7 @@ from governance.review.settings import ReviewSettings, get_settings
 from governance.review.strategy_store import StrategyStore
 from governance.strategy import StrategyError
 from serving.deps import LoginRequiredError, ReviewState
+from serving.docs_ui import install_docs
 from serving.scoring_api import BodySizeLimit
 
 #: Modules whose `router` the app includes, in order.
@@ -174,6 +175,8 @@ def create_app(
         summary="Review queue, escalations and strategy-change approvals for traffic governance.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.review = state
     app.add_middleware(
@@ -187,6 +190,7 @@ def create_app(
     app.add_middleware(_SecurityHeaders)
     app.add_middleware(BodySizeLimit)  # caps /v1/ (scoring) request bodies
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_docs(app)
     handlers: dict[Any, Any] = {
         ReviewError: _review_error,
         StrategyError: _strategy_error,
