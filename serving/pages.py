@@ -47,6 +47,7 @@ from serving.deps import (
     PageAnyUser,
     PageManager,
     PageModerator,
+    ReviewState,
     SessionDep,
     StateDep,
     csrf_token,
@@ -324,16 +325,29 @@ def escalate_item_page(
     description: Text = "",
 ) -> Response:
     """Escalate the item; it leaves the queue until the case is resolved."""
-    begin_write(session)
-    escalation = escalations.create(
+    return _open_escalation(
+        request,
         session,
+        state,
         user,
         kind=EscalationKind.ITEM,
         title=title,
         priority=priority,
         description=description,
         queue_item_id=item_pk,
+    )
+
+
+def _open_escalation(
+    request: Request, session: sa.orm.Session, state: ReviewState, user: User, **fields: Any
+) -> Response:
+    """Open a case with the configured SLAs, then show it."""
+    begin_write(session)
+    escalation = escalations.create(
+        session,
+        user,
         sla_hours={p: state.settings.sla_hours(p.value) for p in EscalationPriority},
+        **fields,
     )
     session.commit()
     _flash(request, f"Escalation #{escalation.id} opened.", "ok")
@@ -378,20 +392,17 @@ def create_strategy_escalation_page(
     description: Text = "",
 ) -> Response:
     """Raise a case about a strategy."""
-    begin_write(session)
-    escalation = escalations.create(
+    return _open_escalation(
+        request,
         session,
+        state,
         user,
         kind=EscalationKind.STRATEGY,
         title=title,
         priority=priority,
         description=description,
         strategy_id=strategy_id,
-        sla_hours={p: state.settings.sla_hours(p.value) for p in EscalationPriority},
     )
-    session.commit()
-    _flash(request, f"Escalation #{escalation.id} opened.", "ok")
-    return _redirect(f"/escalations/{escalation.id}")
 
 
 @router.get("/escalations/{escalation_id}")
