@@ -777,14 +777,20 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
     entities = tuple(sorted({s.entity for s in audited}, key=list(Entity).index))
     frames = build_frames(tables, as_of=as_of, entities=entities)
     targets = sorted({(s.entity, s.policy) for s in audited})
-    progress(f"seed {seed}: training {len(targets)} risk models")
-    spec_path = cfg.train_spec or Path(__file__).parent / "specs" / "demo.yaml"
-    preds, oof = _train_and_score(
-        wdir / "data", wdir, targets, frames, tables["audit_labels"], spec_path
-    )
-    preds.to_parquet(wdir / "predictions.parquet", index=False)
-    if oof is not None:
-        oof.to_parquet(wdir / "oof.parquet", index=False)
+    oof_path = wdir / "oof.parquet"
+    if (wdir / "predictions.parquet").exists():  # resume: reuse the trained models' scores
+        progress(f"seed {seed}: reusing the risk model predictions in {wdir}")
+        preds = pd.read_parquet(wdir / "predictions.parquet")
+        oof = pd.read_parquet(oof_path) if oof_path.exists() else None
+    else:
+        progress(f"seed {seed}: training {len(targets)} risk models")
+        spec_path = cfg.train_spec or Path(__file__).parent / "specs" / "demo.yaml"
+        preds, oof = _train_and_score(
+            wdir / "data", wdir, targets, frames, tables["audit_labels"], spec_path
+        )
+        if oof is not None:
+            oof.to_parquet(oof_path, index=False)
+        preds.to_parquet(wdir / "predictions.parquet", index=False)
     return score_world(
         seed,
         cfg,
