@@ -37,6 +37,8 @@ _REPO = Path(__file__).resolve().parents[2]
 _DEMO_SPEC = _REPO / "experiments" / "specs" / "demo.yaml"
 _GOAL_RATIO = 0.8
 _GOAL_SECONDS = 300.0
+#: Table width: reports are often redirected to a file, where rich would use 80 columns.
+_WIDTH = 160
 
 
 class _PeakRss:
@@ -329,7 +331,7 @@ def _print_speed(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=_WIDTH)
     table = Table(
         title=(
             f"Training on {report['rows']:,} listings ({report['labels']:,} labeled rows, "
@@ -392,7 +394,7 @@ def _print_goal(rows: list[dict[str, Any]]) -> None:
             f"{r['roc_auc_labels']:.3f}",
             f"{r['roc_auc_truth']:.3f}",
         )
-    Console().print(table)
+    Console(width=_WIDTH).print(table)
 
 
 def main(argv: list[str] | None = None) -> None:
