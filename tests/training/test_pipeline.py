@@ -341,11 +341,11 @@ def test_optuna_nested_trials_skips_and_failures(
     assert "labels.min_positives" in skip_card
     assert runs.set_index("run_id").loc[skipped.run_id, "params.labels.min_positives"] == "10"
     parent = runs.set_index("run_id").loc[result.parent_run_id]
-    assert parent["tags.govrisk.skipped_targets"] == "govrisk-listing-low_quality"
+    assert parent["tags.govrisk.skipped_targets"] == "govrisk-listing-low-quality"
     any_target = next(t for t in result.targets if t.policy == "any")
     assert any_target.output_dir is not None
     any_card = (any_target.output_dir / "model_card.md").read_text(encoding="utf-8")
-    assert "Not trained in this run: govrisk-listing-low_quality" in any_card
+    assert "Not trained in this run: govrisk-listing-low-quality" in any_card
 
 
 def test_cli_reports_spec_errors(tmp_path: Path) -> None:
