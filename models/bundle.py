@@ -558,6 +558,7 @@ def _threshold_rows(model_text: str, base: np.ndarray) -> np.ndarray:
         if node["decision_type"] == "<=":
             thresholds.add((int(node["split_feature"]), float(node["threshold"])))
         stack.extend((node["left_child"], node["right_child"]))
+    from models.onnx_export import DUMP_INF_THRESHOLD
     from models.onnx_export import K_ZERO_THRESHOLD as k
 
     # LightGBM reads |x| <= k as 0.0, so splits near zero also get probes around +-k.
@@ -567,6 +568,8 @@ def _threshold_rows(model_text: str, base: np.ndarray) -> np.ndarray:
         values = [threshold, np.nextafter(threshold, -math.inf), np.nextafter(threshold, math.inf)]
         if abs(threshold) <= 2 * k:
             values.extend(near_zero)
+        if abs(threshold) >= DUMP_INF_THRESHOLD:  # the booster's threshold is +-inf
+            values.extend((math.inf, -math.inf, np.finfo(np.float64).max))
         for value in values:
             row = base[n % len(base)].copy()
             row[feature] = value

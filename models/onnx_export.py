@@ -40,6 +40,9 @@ _MODE_MEMBER = 6
 #: LightGBM's kZeroThreshold (1e-35f): before predicting, LightGBM turns every input value with
 #: |x| <= this into 0.0, which moves the boundary of splits whose threshold lies near zero.
 K_ZERO_THRESHOLD = float(np.float32(1e-35))
+#: LightGBM's JSON dump writes an infinite threshold as +-1e300 (Common::AvoidInf) while the
+#: booster compares against inf: a split "every number left, NaN right" has threshold inf.
+DUMP_INF_THRESHOLD = 1e300
 
 
 class ExportError(ValueError):
@@ -235,8 +238,11 @@ def _numeric_split(threshold: float) -> tuple[int, float]:
 
     LightGBM compares x' = 0 if |x| <= K else x (K = kZeroThreshold). For thresholds outside
     [-K, K) that equals x <= threshold. For -K <= t < 0 it is x < -K, for 0 <= t < K it is
-    x <= K (values within K of zero count as zero).
+    x <= K (values within K of zero count as zero). A dumped +-1e300 is the booster's +-inf.
     """
+    if abs(threshold) >= DUMP_INF_THRESHOLD:
+        # The dump's +-1e300 stands for +-inf: x = 1e301 or inf must still go left of +inf.
+        return _MODE_LEQ, math.copysign(math.inf, threshold)
     if -K_ZERO_THRESHOLD <= threshold < 0.0:
         return _MODE_LT, -K_ZERO_THRESHOLD
     if 0.0 <= threshold < K_ZERO_THRESHOLD:

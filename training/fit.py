@@ -278,40 +278,57 @@ def _compute_fit(
     encoder = encoder_for(ts).fit(ts.X.iloc[period])
     X_all = encoder.transform(ts.X)
     params = {**lightgbm.params(), **params_override}
-    common: dict[str, Any] = {
-        "params": params,
-        "feature_names": encoder.feature_names_,
-        "categorical_indices": encoder.categorical_indices_,
-    }
     w = ts.weight
     on_step("main model")
-    tr, va = tsplit.train, tsplit.validation
-    booster, best = train_booster(
-        X_all[tr],
-        ts.y[tr],
-        _unit_mean(w[tr]),
-        num_boost_round=lightgbm.num_boost_round,
-        valid=(X_all[va], ts.y[va], _unit_mean(w[va])),
-        early_stopping_rounds=lightgbm.early_stopping_rounds,
-        **common,
+    # Bin the training period once (features only, as the encoder is fitted): the main model,
+    # its validation set and every out-of-fold model train on row subsets of it.
+    binned = _PeriodDataset(
+        X_all[period],
+        ts.y[period],
+        w[period],
+        params=params,
+        feature_names=encoder.feature_names_,
+        categorical_indices=encoder.categorical_indices_,
     )
+    tr = np.searchsorted(period, tsplit.train)
+    va = np.searchsorted(period, tsplit.validation)
+    callbacks: list[Callable[..., Any]] = []
+    if lightgbm.early_stopping_rounds:
+        callbacks.append(
+            lgb.early_stopping(
+                lightgbm.early_stopping_rounds, first_metric_only=True, verbose=False
+            )
+        )
+    booster = lgb.train(
+        params,
+        binned.subset(tr),
+        num_boost_round=lightgbm.num_boost_round,
+        valid_sets=[binned.subset(va)],
+        valid_names=["validation"],
+        callbacks=callbacks,
+    )
+    best = int(booster.best_iteration or booster.current_iteration())
     model_text = booster.model_to_string(num_iteration=best)
     final = lgb.Booster(model_str=model_text)
+    del booster
+    predict_args: dict[str, Any] = {"raw_score": True}
+    if params.get("num_threads"):
+        predict_args["num_threads"] = int(params["num_threads"])
     oof_margin = np.full(len(ts), np.nan)
-    oof_margin[tsplit.test] = final.predict(X_all[tsplit.test], raw_score=True)
+    oof_margin[tsplit.test] = final.predict(X_all[tsplit.test], **predict_args)
     folds = np.unique(tsplit.fold[period])
     for k in folds:
         on_step(f"fold {k + 1}/{len(folds)}")
-        held = period[tsplit.fold[period] == k]
-        rest = period[tsplit.fold[period] != k]
-        if len(rest) == 0 or ts.y[rest].min() == ts.y[rest].max():
+        in_block = tsplit.fold[period] == k
+        held = period[in_block]
+        rest = np.flatnonzero(~in_block)
+        if len(rest) == 0 or ts.y[period[rest]].min() == ts.y[period[rest]].max():
             # A block whose complement has one class only is predicted by the main model.
-            oof_margin[held] = final.predict(X_all[held], raw_score=True)
+            oof_margin[held] = final.predict(X_all[held], **predict_args)
             continue
-        fold_model, _ = train_booster(
-            X_all[rest], ts.y[rest], _unit_mean(w[rest]), num_boost_round=best, **common
-        )
-        oof_margin[held] = fold_model.predict(X_all[held], raw_score=True)
+        fold_model = lgb.train(params, binned.subset(rest), num_boost_round=best)
+        oof_margin[held] = fold_model.predict(X_all[held], **predict_args)
+    del binned
     on_step("calibration")
     method = choose_method(
         ts.y[period],
@@ -340,9 +357,50 @@ def _compute_fit(
     )
 
 
-def _unit_mean(w: np.ndarray) -> np.ndarray:
-    mean = float(w.mean()) if len(w) else 1.0
-    return w / mean if mean > 0 else w
+class _PeriodDataset:
+    """One binned LightGBM dataset over the training period, handing out row subsets.
+
+    Rows with an expected label become a violating and a clean row (see `expand_labels`); a
+    subset keeps both copies of its rows and rescales their weights to mean 1 over the subset,
+    as a dataset built from those rows alone would be weighted.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        weight: np.ndarray,
+        *,
+        params: dict[str, Any],
+        feature_names: list[str],
+        categorical_indices: list[int],
+    ) -> None:
+        self.weight = np.asarray(weight, dtype=np.float64)
+        positions = np.arange(len(y))
+        y_rows, w_rows, (X_rows, self.source) = expand_labels(y, self.weight, X, positions)
+        self.row_weight = w_rows
+        self.dataset = lgb.Dataset(
+            X_rows,
+            label=y_rows,
+            weight=w_rows,
+            feature_name=feature_names,
+            categorical_feature=categorical_indices,
+            free_raw_data=True,
+            params=params,
+        ).construct()
+
+    def subset(self, positions: np.ndarray) -> lgb.Dataset:
+        """The rows of `positions` (sorted indexes into the period) with unit-mean weights."""
+        member = np.zeros(len(self.weight), dtype=bool)
+        member[positions] = True
+        rows = np.flatnonzero(member[self.source])
+        part = self.dataset.subset(rows.tolist()).construct()
+        mean = float(self.weight[positions].mean()) if len(positions) else 1.0
+        weight = self.row_weight[rows] / mean if mean > 0 else self.row_weight[rows]
+        # set_field, not set_weight: set_weight ignores all-ones weights and would leave the
+        # parent's unscaled weights in place.
+        part.set_field("weight", weight.astype(np.float32))
+        return part
 
 
 def oof_frame(fit: FittedTarget) -> pd.DataFrame:

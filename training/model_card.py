@@ -64,6 +64,49 @@ def _target_text(policy: str, any_target: str) -> str:
     return f"moderator verdict on policy `{policy}` (1 = violating)"
 
 
+def render_skipped(
+    spec: ExperimentSpec,
+    *,
+    model_name: str,
+    run_id: str,
+    entity: str,
+    policy: str,
+    reason: str,
+    n_labels: int,
+    n_positive: int,
+) -> str:
+    """The Markdown card of a target that was not trained: why, and what would change that."""
+    lines = [
+        f"# Model card: {model_name} (not trained)",
+        "",
+        f"Target **{policy}** for **{entity}** items, spec `{spec.name}`, MLflow run `{run_id}`.",
+        "",
+        "## Why no model",
+        "",
+        f"Skipped: {reason}.",
+        "",
+        f"- Labels: {n_labels:,}, of which {n_positive:,} violating (all weeks).",
+        f"- The bar: `labels.min_positives` = {spec.labels.min_positives} violating labels "
+        "before the holdout, so that early stopping, out-of-fold calibration and the holdout "
+        "metrics rest on enough positives. It is not lowered silently: change it in the spec.",
+        "- No version was registered; the current champion of this name, if any, is unchanged.",
+    ]
+    if policy != ANY and spec.labels.any_target == "imputed" and n_labels:
+        lines.append(
+            f"- An {entity} any-violation model trained by this spec still counts this "
+            "policy's violating labels; for items not judged on it, it uses the policy's "
+            "label rate before the holdout instead of a per-policy model."
+        )
+    lines += [
+        "",
+        "## To train it",
+        "",
+        "Route more audit labels to this policy (the review queue or a targeted audit), or "
+        "widen the labeled period; rerun the spec when the bar is met.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render(fit: FittedTarget, ctx: CardContext) -> str:
     """The Markdown model card."""
     ts = fit.training_set

@@ -212,6 +212,7 @@ def train(
                     data_digest=data_digest,
                     step=step,
                     scorers=scorers[entity],
+                    skip_notes=_skip_notes(results, entity),
                 )
             except Exception as exc:  # noqa: BLE001 - one broken target must not stop the rest
                 # The child run is already marked FAILED; the summary and exit code say so.
@@ -228,6 +229,8 @@ def train(
             if oof is not None:
                 oofs.append(oof)
             report("targets", i + 1, len(pairs), f"{name}: {result.status}")
+        skipped = [t.model_name for t in results if t.status == "skipped"]
+        tracking.set_tags({"govrisk.skipped_targets": ",".join(skipped) or "none"})
         oof_path = None
         if oofs:
             oof_path = output_dir / OOF_FILE
@@ -273,6 +276,7 @@ def _train_target(
     data_digest: str,
     step: Callable[[str], None],
     scorers: dict[str, Scorer],
+    skip_notes: Sequence[str] = (),
 ) -> tuple[TargetResult, pd.DataFrame | None]:
     import mlflow
 
@@ -298,6 +302,8 @@ def _train_target(
             step("expected labels for partially judged items")
             ts, imputation = impute_any(spec, data, ts, scorers)
             notes = _log_imputation(imputation)
+        if policy == ANY:
+            notes += skip_notes
         base = TargetResult(
             entity=entity.value,
             policy=policy,
@@ -321,8 +327,7 @@ def _train_target(
                 on_step=step,
             )
         except TargetSkipped as exc:
-            log.warning("%s skipped: %s", name, exc)
-            tracking.set_tags({"govrisk.status": "skipped", "govrisk.skip_reason": str(exc)})
+            _log_skip(spec, base, reason=str(exc))
             return _replace(base, reason=str(exc)), None
         if policy != ANY:
             scorers[policy] = scorer_of(fit)
@@ -330,6 +335,36 @@ def _train_target(
         return _finish_target(
             spec, fit, data, base, data_digest=data_digest, step=step, notes=notes
         )
+
+
+def _log_skip(spec: ExperimentSpec, base: TargetResult, *, reason: str) -> None:
+    """Record on the active run why a target was not trained, with a card saying so."""
+    log.warning("%s skipped: %s", base.model_name, reason)
+    tracking.set_tags({"govrisk.status": "skipped", "govrisk.skip_reason": reason})
+    tracking.log_params({"labels.min_positives": spec.labels.min_positives})
+    tracking.log_metrics({"n_labels": base.n_labels, "n_positive": base.n_positive})
+    card = model_card.render_skipped(
+        spec,
+        model_name=base.model_name,
+        run_id=str(base.run_id),
+        entity=base.entity,
+        policy=base.policy,
+        reason=reason,
+        n_labels=base.n_labels,
+        n_positive=base.n_positive,
+    )
+    import mlflow
+
+    mlflow.log_text(card, "model_card.md")
+
+
+def _skip_notes(results: Sequence[TargetResult], entity: Entity) -> list[str]:
+    """Model-card notes naming the entity's targets skipped earlier in this run."""
+    return [
+        f"Not trained in this run: {r.model_name} ({r.reason})."
+        for r in results
+        if r.entity == entity.value and r.status == "skipped"
+    ]
 
 
 def scorer_of(fit: FittedTarget) -> Scorer:

@@ -64,6 +64,7 @@ def log_dataset(frame: pd.DataFrame, *, name: str, context: str, source: str, di
     """Record a dataset as an MLflow run input with its content digest."""
     import mlflow
     from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.models import infer_signature
 
     with warnings.catch_warnings():
         # A local path matches MLflow's local artifact source twice; integer columns get a
@@ -71,7 +72,27 @@ def log_dataset(frame: pd.DataFrame, *, name: str, context: str, source: str, di
         warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
         warnings.filterwarnings("ignore", message=".*integer column.*")
         dataset = from_pandas(frame, source=source, name=name, targets="label", digest=digest)
+        # MLflow infers the schema cell by cell (about 40 s per 300k x 100 frame); infer it
+        # from a witness with a present and (where there is one) a missing value of every
+        # column. `schema` is a functools.cached_property, which reads the instance dict first.
+        dataset.__dict__["schema"] = infer_signature(_schema_witness(frame)).inputs
         mlflow.log_input(dataset, context=context)
+
+
+def _schema_witness(frame: pd.DataFrame, *, head: int = 1000) -> pd.DataFrame:
+    """A few rows of `frame` with the same column types, values and missing-value pattern.
+
+    The first `head` rows plus, for every column, its first missing and first present row: a
+    column's type is inferred from a present value and its `required` flag from a missing one.
+    """
+    rows = set(range(min(head, len(frame))))
+    for column in frame:
+        missing = frame[column].isna().to_numpy()
+        if missing.any():
+            rows.add(int(missing.argmax()))
+        if not missing.all():
+            rows.add(int((~missing).argmax()))
+    return frame.iloc[sorted(rows)]
 
 
 def log_model_files(fit: FittedTarget) -> None:

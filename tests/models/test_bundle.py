@@ -323,3 +323,35 @@ def _internal_nodes(node: dict[str, object]) -> Iterator[dict[str, object]]:
         yield node
         yield from _internal_nodes(node["left_child"])  # type: ignore[arg-type]
         yield from _internal_nodes(node["right_child"])  # type: ignore[arg-type]
+
+
+def test_missing_versus_number_splits_keep_huge_and_infinite_values_left() -> None:
+    """LightGBM's dump writes the threshold inf of a "NaN vs every number" split as 1e300;
+    values above 1e300 (and inf) go left in LightGBM and must in the graph too."""
+    rng = np.random.default_rng(4)
+    n = 2000
+    x = rng.normal(size=n)
+    missing = rng.random(n) < 0.4
+    x[missing] = np.nan
+    y = (missing ^ (rng.random(n) < 0.1)).astype(int)
+    frame = pd.DataFrame({"gappy": x, "other": rng.normal(size=n)})
+    encoder = FeatureEncoder(numeric=["gappy", "other"]).fit(frame)
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 5},
+        lgb.Dataset(encoder.transform(frame), y, feature_name=encoder.feature_names_),
+        num_boost_round=10,
+    )
+    assert "threshold=inf" in booster.model_to_string(), "no NaN-vs-number split"
+    bundle = ModelBundle.build(
+        booster,
+        encoder=encoder,
+        calibration=Calibration.platt(-1.0, 0.0),
+        features={"gappy": "often missing", "other": "noise"},
+        metadata={},
+    )
+    probes = np.array([1e300, np.nextafter(1e300, np.inf), 1e308, np.inf, -np.inf, np.nan, 0.0])
+    X = np.column_stack([probes, np.zeros_like(probes)])
+    np.testing.assert_array_equal(
+        bundle.raw_score(X), booster.predict(X, raw_score=True, num_threads=1)
+    )
+    assert bundle.check_parity(frame.head(50)).max_abs_diff_raw == 0.0

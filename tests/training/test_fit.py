@@ -137,3 +137,38 @@ def test_too_few_positives_skips(entity_data: EntityData) -> None:
 def test_too_few_weeks_skips(entity_data: EntityData) -> None:
     with pytest.raises(TargetSkipped, match="weeks"):
         _fit(entity_data, split=SplitSpec(test_weeks=30))
+
+
+def test_period_subsets_keep_both_copies_of_expected_labels_with_unit_mean_weights() -> None:
+    from training.fit import _PeriodDataset
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 2))
+    y = np.array([0, 1, 0.25, 0, 1, 0.5, 0, 1])
+    w = np.array([1.0, 2.0, 4.0, 1.0, 1.0, 2.0, 3.0, 1.0])
+    binned = _PeriodDataset(
+        X,
+        y,
+        w,
+        params={"verbosity": -1, "min_data_in_bin": 1, "feature_pre_filter": False},
+        feature_names=["a", "b"],
+        categorical_indices=[],
+    )
+    part = binned.subset(np.array([1, 2, 5]))
+    # Rows 2 and 5 carry expected labels: a violating and a clean copy each.
+    assert part.num_data() == 5
+    labels = part.get_field("label")
+    weights = part.get_field("weight")
+    mean = w[[1, 2, 5]].mean()
+    expected = {
+        (1.0, 2.0 / mean),
+        (1.0, 4.0 * 0.25 / mean),
+        (1.0, 2.0 * 0.5 / mean),
+        (0.0, 4.0 * 0.75 / mean),
+        (0.0, 2.0 * 0.5 / mean),
+    }
+    got = {(float(a), round(float(b), 5)) for a, b in zip(labels, weights, strict=True)}
+    assert got == {(a, round(b, 5)) for a, b in expected}
+    # All-ones weights still replace the parent's unscaled weights.
+    ones = binned.subset(np.array([6]))  # weight 3 in the parent
+    np.testing.assert_allclose(ones.get_field("weight"), [1.0])

@@ -336,6 +336,16 @@ def test_optuna_nested_trials_skips_and_failures(
     target_row = runs.set_index("run_id").loc[target_run]
     assert "params.optuna.best.num_leaves" in runs.columns
     assert target_row["metrics.optuna_trials"] == 2
+    skip_card = mlflow.artifacts.load_text(f"runs:/{skipped.run_id}/model_card.md")
+    assert "(not trained)" in skip_card and skipped.reason in skip_card
+    assert "labels.min_positives" in skip_card
+    assert runs.set_index("run_id").loc[skipped.run_id, "params.labels.min_positives"] == "10"
+    parent = runs.set_index("run_id").loc[result.parent_run_id]
+    assert parent["tags.govrisk.skipped_targets"] == "govrisk-listing-low-quality"
+    any_target = next(t for t in result.targets if t.policy == "any")
+    assert any_target.output_dir is not None
+    any_card = (any_target.output_dir / "model_card.md").read_text(encoding="utf-8")
+    assert "Not trained in this run: govrisk-listing-low-quality" in any_card
 
 
 def test_cli_reports_spec_errors(tmp_path: Path) -> None:
