@@ -19,6 +19,7 @@ def _default_design_frames() -> dict[str, DesignFrame]:
         "model_ranked": "population",
         "strategy_flagged": "actioned",
         "appeal": "exclude",
+        "ranked_list": "exclude",
     }
 
 
