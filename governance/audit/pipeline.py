@@ -189,6 +189,7 @@ def run_audit(
         fp_cost=cfg.fp_cost,
         fn_cost=cfg.fn_cost,
         impression_cost=cfg.impression_cost,
+        composite=cfg.composite_estimates,
     )
 
     progress("rank", 3, len(_STEPS))

@@ -44,6 +44,12 @@ class AuditSettings(BaseSettings):
         description="refit: recalibrate model probabilities on the sampled verdicts (noise "
         "aware); denoise: treat them as P(verdict); none: as P(violating).",
     )
+    composite_estimates: bool = Field(
+        True,
+        description="Combine the corrections among units no strategy actioned with the model "
+        "under a model-bias variance fitted across populations (empirical Bayes); False: "
+        "design-based corrections everywhere.",
+    )
     use_oof: bool = Field(
         True, description="Use out-of-fold predictions at labeled items (cross-fitting)."
     )
