@@ -550,15 +550,16 @@ def _compute_parts(
     region |= strata << len(designs)
     fvar = f * (1.0 - f)
     acc: dict[int, dict[str, FloatArray]] = {}
+    covered_by: dict[int, BoolArray] = {}
     for g in np.unique(region):
         in_g = region == g
         dg = domains[in_g]
+        covered_by[int(g)] = np.zeros(k, dtype=bool)
         acc[int(g)] = {
             "correction": np.zeros(k),
             "cov": np.zeros((k, k)),
             "model": f[in_g] @ dg,
             "model_cov": dg.T @ (dg * fvar[in_g][:, None]),
-            "covered": np.zeros(k, dtype=bool),
             "mass": np.abs(dg).sum(axis=0),
         }
     if len(draws):
@@ -592,7 +593,7 @@ def _compute_parts(
                 continue
             total_eff = np.sum([c[3] for c in cells], axis=0)
             covered = total_eff > 0
-            part["covered"] |= covered
+            covered_by[int(g)] |= covered
             for m, wd, w_sum, n_eff in cells:
                 lam = np.divide(n_eff, total_eff, out=np.zeros(k), where=covered)
                 has = w_sum > 0
@@ -635,7 +636,7 @@ def _compute_parts(
             cov=a["cov"],
             model=a["model"],
             model_cov=a["model_cov"],
-            covered=np.asarray(a["covered"], dtype=bool),
+            covered=covered_by[g],
             mass=a["mass"],
         )
         for g, a in sorted(acc.items())
