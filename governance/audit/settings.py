@@ -44,6 +44,12 @@ class AuditSettings(BaseSettings):
         description="refit: recalibrate model probabilities on the sampled verdicts (noise "
         "aware); denoise: treat them as P(verdict); none: as P(violating).",
     )
+    estimate_calibration: Literal["refit", "denoise", "none"] = Field(
+        "denoise",
+        description="Calibration of the model probabilities behind the strategy metrics and "
+        "the audit slice (`calibration` is for the ranked lists): the composite estimates "
+        "recalibrate the model per stratum across populations themselves.",
+    )
     composite_estimates: bool = Field(
         True,
         description="Combine the corrections among units no strategy actioned with the model "
