@@ -421,6 +421,57 @@ def fit_model_bias(
     return out
 
 
+def fit_model_bias_posterior(
+    moments: Sequence[tuple[int, float, float, float, float]], *, points: int = 9
+) -> dict[int, tuple[ModelBias, ...]]:
+    """Equally weighted `ModelBias` draws per stratum at quantiles of the posterior of `kappa`.
+
+    Same model as `fit_model_bias`, with a flat prior on `kappa` and the REML likelihood:
+    with a dozen noisy regions `kappa^2` is poorly determined, and averaging the composite
+    over its uncertainty (rather than plugging in one value) keeps the intervals honest.
+    """
+    out: dict[int, tuple[ModelBias, ...]] = {}
+    by: dict[int, list[tuple[float, float, float, float]]] = {}
+    for stratum, c, v, b, m in moments:
+        if np.isfinite(c) and np.isfinite(v) and m > 0 and v + b > 0:
+            by.setdefault(int(stratum), []).append((c, v, b, m))
+    for stratum, rows in by.items():
+        c, v, b, m = np.asarray(rows, dtype=np.float64).T
+        grid = np.logspace(-4, 1, 201)
+        reml, mu, mu_var = _reml(grid, c, v, b, m)
+        # Flat in kappa on a log grid of kappa^2: density x d kappa / d log kappa^2 ~ kappa.
+        logw = reml + 0.5 * np.log(grid)
+        w = np.exp(logw - logw.max())
+        cdf = np.cumsum(w) / w.sum()
+        picks = np.searchsorted(cdf, (np.arange(points) + 0.5) / points).clip(0, grid.size - 1)
+        out[stratum] = tuple(
+            ModelBias(mean=float(mu[i]), variance=float(grid[i]), mean_variance=float(mu_var[i]))
+            for i in picks
+        )
+    return out
+
+
+def _region_posterior(r: RegionPart, bias: ModelBias) -> tuple[FloatArray, FloatArray]:
+    """Posterior mean and covariance of a region's correction under one `ModelBias`."""
+    prior = bias.variance * np.outer(r.model, r.model) + r.model_cov
+    mean = bias.mean * r.model
+    o = r.covered
+    lever = r.model.copy()  # d delta_hat / d mu
+    if o.any():
+        s_oo = prior[np.ix_(o, o)] + r.cov[np.ix_(o, o)]
+        # Nested domains make s_oo near-singular: invert it in correlation scale.
+        sd = np.sqrt(np.clip(np.diag(s_oo), 1e-300, None))
+        inv = np.linalg.pinv(s_oo / np.outer(sd, sd), rcond=1e-10, hermitian=True)
+        gain = (prior[:, o] / sd) @ inv / sd[None, :]
+        delta = mean + gain @ (r.correction[o] - mean[o])
+        post = prior - gain @ prior[o, :]
+        lever -= gain @ r.model[o]
+    else:
+        delta, post = mean, prior
+    cov = (post + post.T) / 2.0 + bias.mean_variance * np.outer(lever, lever)
+    return np.asarray(delta, dtype=np.float64), cov
+
+
 def _reml(
     k2: FloatArray, c: FloatArray, v: FloatArray, b: FloatArray, m: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -434,7 +485,9 @@ def _reml(
 
 
 def combine_parts(
-    parts: TotalParts, *, model_bias: Mapping[int, ModelBias] | None = None
+    parts: TotalParts,
+    *,
+    model_bias: Mapping[int, ModelBias | Sequence[ModelBias]] | None = None,
 ) -> TotalEstimate:
     """Totals and covariance from the model and each region's correction.
 
@@ -447,7 +500,7 @@ def combine_parts(
     units) the model, corrected by the bias shared across populations, carries the total;
     where `V` is small, the labels do; totals no label reaches borrow the correction through
     the shared bias and keep its uncertainty (the empirical-Bayes composite of small-area
-    estimation).
+    estimation). Several equally weighted `ModelBias` draws mix their posteriors.
     """
     k = len(parts.names)
     point = parts.model_point.copy()
@@ -464,23 +517,12 @@ def combine_parts(
             u = ~r.covered
             cov[np.ix_(u, u)] += r.model_cov[np.ix_(u, u)]
             continue
-        prior = bias.variance * np.outer(r.model, r.model) + r.model_cov
-        mean = bias.mean * r.model
-        o = r.covered
-        lever = r.model.copy()  # d delta_hat / d mu
-        if o.any():
-            s_oo = prior[np.ix_(o, o)] + r.cov[np.ix_(o, o)]
-            # Nested domains make s_oo near-singular: invert it in correlation scale.
-            sd = np.sqrt(np.clip(np.diag(s_oo), 1e-300, None))
-            inv = np.linalg.pinv(s_oo / np.outer(sd, sd), rcond=1e-10, hermitian=True)
-            gain = (prior[:, o] / sd) @ inv / sd[None, :]
-            point += mean + gain @ (r.correction[o] - mean[o])
-            post = prior - gain @ prior[o, :]
-            lever -= gain @ r.model[o]
-        else:
-            point += mean
-            post = prior
-        cov += (post + post.T) / 2.0 + bias.mean_variance * np.outer(lever, lever)
+        draws = [bias] if isinstance(bias, ModelBias) else list(bias)
+        posts = [_region_posterior(r, b) for b in draws]
+        mean = np.mean([p[0] for p in posts], axis=0)
+        point += mean
+        for delta, post in posts:
+            cov += (post + np.outer(delta - mean, delta - mean)) / len(posts)
     model_only = np.divide(model_mass, mass, out=np.zeros(k), where=mass > 0)
     return TotalEstimate(
         names=parts.names,

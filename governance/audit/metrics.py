@@ -17,7 +17,7 @@ from governance.audit.estimators import (
     TotalParts,
     combine_parts,
     estimate_totals,
-    fit_model_bias,
+    fit_model_bias_posterior,
     interval,
     total_parts,
 )
@@ -175,7 +175,8 @@ def composite_totals(
 ) -> dict[tuple[Entity, Policy], TotalEstimate]:
     """Every population's totals, post-stratified by `actioned_strata`, with the corrections of
     the `shrink` strata combined with the model under a relative model-bias variance fitted
-    across every population (`fit_model_bias` on the all-units total of each region).
+    across every population (`fit_model_bias_posterior` on the all-units total of each
+    region; the composite is averaged over the posterior of the bias variance).
 
     Recall's denominator lives mostly among units no strategy actioned: thousands of units a
     few hundred labels reach, where a design-unbiased correction costs far more variance (label
@@ -196,7 +197,7 @@ def composite_totals(
             strata=actioned_strata(pop),
         )
         moments.extend(parts[key].moments(names.index(f"pos|{ALL_CHANNELS}")))
-    fitted = fit_model_bias(moments)
+    fitted = fit_model_bias_posterior(moments)
     bias = {s: fitted[s] for s in shrink if s in fitted}
     return {key: combine_parts(p, model_bias=bias) for key, p in parts.items()}
 
