@@ -919,6 +919,8 @@ def score_world(
     )
     pops = result.populations
     truth = truth_by_population(pops, items)
+    # The estimates come from the populations calibrated for estimation (same units).
+    est_pops = result.estimate_populations or pops
     labels = tables["audit_labels"]
     values: dict[str, float] = {"flip_rate": result.flip_rate}
 
@@ -932,10 +934,15 @@ def score_world(
     est = estimate_errors(result.metrics, true_metrics).assign(labels_from="simulator")
     progress(f"seed {seed}: labels needed, importance vs uniform")
     curve = labels_needed(
-        pops, truth, budgets=cfg.budgets, reps=cfg.reps, seed=seed, flip_rate=cfg.oracle_flip_rate
+        est_pops,
+        truth,
+        budgets=cfg.budgets,
+        reps=cfg.reps,
+        seed=seed,
+        flip_rate=cfg.oracle_flip_rate,
     )
     imp = oracle_errors(
-        pops,
+        est_pops,
         truth,
         design="importance",
         budget=cfg.label_budget,

@@ -61,12 +61,18 @@ class Verdict(StrEnum):
 
 
 class Sampling(StrEnum):
-    """How an audited item came to be reviewed; drives inverse-probability weights."""
+    """How an audited item came to be reviewed; drives inverse-probability weights.
+
+    `model_ranked` is the audit's importance-sampled slice (a probability design with the
+    inclusion probability it was drawn with); `ranked_list` is a take-all pick from the audit's
+    likely-FP / likely-FN lists (chosen by rank, not drawn: not a probability design).
+    """
 
     RANDOM = "random"
     STRATEGY_FLAGGED = "strategy_flagged"
     APPEAL = "appeal"
     MODEL_RANKED = "model_ranked"
+    RANKED_LIST = "ranked_list"
 
 
 class OutcomeKind(StrEnum):

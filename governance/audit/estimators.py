@@ -284,12 +284,34 @@ def estimate_totals(
     frames: Mapping[str, BoolArray],
     flip_rate: float,
     names: Sequence[str] | None = None,
+    strata: npt.ArrayLike | None = None,
+    model_bias: Mapping[int, ModelBias] | None = None,
 ) -> TotalEstimate:
     """Difference-estimator totals `sum_i D[i, k] y_i` for every column k of `domains`.
 
     `f` (N,) are denoised model probabilities, `domains` (N, K) the domain weights, `frames`
     maps each design in `draws.design` to the (N,) mask of units it can draw (its frame).
+    `strata` (N,) ints post-stratify the corrections (each stratum's residuals scaled to its own
+    known domain sizes); `model_bias` maps a stratum to the prior of the model's relative bias
+    under which its corrections are combined with the model (see `combine_parts`).
     """
+    parts = total_parts(
+        f, domains, draws, frames=frames, flip_rate=flip_rate, names=names, strata=strata
+    )
+    return combine_parts(parts, model_bias=model_bias)
+
+
+def total_parts(
+    f: npt.ArrayLike,
+    domains: npt.ArrayLike,
+    draws: LabelDraws,
+    *,
+    frames: Mapping[str, BoolArray],
+    flip_rate: float,
+    names: Sequence[str] | None = None,
+    strata: npt.ArrayLike | None = None,
+) -> TotalParts:
+    """Model totals and, per region of units, the design corrections behind `estimate_totals`."""
     f_arr = np.asarray(f, dtype=np.float64)
     d_arr = np.asarray(domains, dtype=np.float64)
     if d_arr.ndim == 1:
@@ -299,7 +321,217 @@ def estimate_totals(
     label_names = tuple(names) if names is not None else tuple(f"t{i}" for i in range(k))
     if len(label_names) != k:
         raise EstimationError(f"{len(label_names)} names for {k} domain columns")
-    return _compute_totals(f_arr, d_arr, draws, frames, flip_rate, label_names)
+    if strata is None:
+        s_arr = np.zeros(f_arr.shape[0], dtype=np.int64)
+    else:
+        s_arr = np.asarray(strata, dtype=np.int64)
+        if s_arr.shape != f_arr.shape or (s_arr.size and s_arr.min() < 0):
+            raise EstimationError(f"strata must be {f_arr.shape[0]} non-negative integers")
+    return _compute_parts(f_arr, d_arr, draws, frames, flip_rate, label_names, s_arr)
+
+
+@dataclass(frozen=True)
+class RegionPart:
+    """One region of units (a stratum x the set of designs that can draw them).
+
+    `correction` (K,) is the design-weighted estimate of `sum d (y - f)` over the region and
+    `cov` its covariance; `model` (K,) is `sum d f` and `model_cov` the Bernoulli covariance
+    `sum d d' f (1 - f)` of the truth around a calibrated model; `covered` marks the totals
+    some label of the region informs.
+    """
+
+    stratum: int
+    correction: FloatArray
+    cov: FloatArray
+    model: FloatArray
+    model_cov: FloatArray
+    covered: BoolArray
+    mass: FloatArray
+
+
+@dataclass(frozen=True)
+class TotalParts:
+    """Everything `combine_parts` needs: the model totals and the parts per region."""
+
+    names: tuple[str, ...]
+    model_point: FloatArray
+    regions: tuple[RegionPart, ...]
+    n_labels: IntArray
+    n_labeled_positive: IntArray
+
+    def moments(self, column: int = 0) -> list[tuple[int, float, float, float, float]]:
+        """(stratum, correction, its variance, Bernoulli variance, model total) of one total in
+        every region labels reach: the data of `fit_model_bias`."""
+        return [
+            (
+                r.stratum,
+                float(r.correction[column]),
+                float(r.cov[column, column]),
+                float(r.model_cov[column, column]),
+                float(r.model[column]),
+            )
+            for r in self.regions
+            if r.covered[column]
+        ]
+
+
+@dataclass(frozen=True)
+class ModelBias:
+    """Prior of the model's relative bias over the regions of one stratum.
+
+    A region's true correction is `delta ~ N(mean M, variance M M' + B)`: the model's totals `M`
+    are off by a shared relative bias (`mean`, estimated with variance `mean_variance`) plus a
+    region-specific relative bias of variance `variance`, plus Bernoulli variation `B`.
+    """
+
+    mean: float
+    variance: float
+    mean_variance: float
+
+
+def fit_model_bias(
+    moments: Sequence[tuple[int, float, float, float, float]],
+) -> dict[int, ModelBias]:
+    """The `ModelBias` of every stratum, by restricted maximum likelihood (Fay-Herriot).
+
+    Each moment is a region's correction `C` of one total with design variance `V`, Bernoulli
+    variance `B` and model total `M`: `C ~ N(mu M, kappa^2 M^2 + B + V)` over the regions of a
+    stratum (across populations). For each `kappa^2` on a grid (1e-4 .. 10, log-spaced, then
+    refined) `mu` is its weighted least-squares value; the REML likelihood times `kappa^2` (Li
+    and Lahiri's adjusted likelihood, which never puts `kappa^2` on the zero boundary, where
+    few noisy regions would otherwise claim a perfect model) picks `kappa^2`.
+    `mean_variance` is the sampling variance of `mu`.
+    """
+    out: dict[int, ModelBias] = {}
+    by: dict[int, list[tuple[float, float, float, float]]] = {}
+    for stratum, c, v, b, m in moments:
+        if np.isfinite(c) and np.isfinite(v) and m > 0 and v + b > 0:
+            by.setdefault(int(stratum), []).append((c, v, b, m))
+    for stratum, rows in by.items():
+        c, v, b, m = np.asarray(rows, dtype=np.float64).T
+
+        grid = np.logspace(-4, 1, 101)
+        best = int(np.argmax(_reml(grid, c, v, b, m)[0] + np.log(grid)))
+        fine = np.linspace(grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)], 201)
+        reml, mu, mu_var = _reml(fine, c, v, b, m)
+        i = int(np.argmax(reml + np.log(fine)))
+        out[stratum] = ModelBias(
+            mean=float(mu[i]), variance=float(fine[i]), mean_variance=float(mu_var[i])
+        )
+    return out
+
+
+def fit_model_bias_posterior(
+    moments: Sequence[tuple[int, float, float, float, float]], *, points: int = 9
+) -> dict[int, tuple[ModelBias, ...]]:
+    """Equally weighted `ModelBias` draws per stratum at quantiles of the posterior of `kappa`.
+
+    Same model as `fit_model_bias`, with a flat prior on `kappa` and the REML likelihood:
+    with a dozen noisy regions `kappa^2` is poorly determined, and averaging the composite
+    over its uncertainty (rather than plugging in one value) keeps the intervals honest.
+    """
+    out: dict[int, tuple[ModelBias, ...]] = {}
+    by: dict[int, list[tuple[float, float, float, float]]] = {}
+    for stratum, c, v, b, m in moments:
+        if np.isfinite(c) and np.isfinite(v) and m > 0 and v + b > 0:
+            by.setdefault(int(stratum), []).append((c, v, b, m))
+    for stratum, rows in by.items():
+        c, v, b, m = np.asarray(rows, dtype=np.float64).T
+        grid = np.logspace(-4, 1, 201)
+        reml, mu, mu_var = _reml(grid, c, v, b, m)
+        # Flat in kappa on a log grid of kappa^2: density x d kappa / d log kappa^2 ~ kappa.
+        logw = reml + 0.5 * np.log(grid)
+        w = np.exp(logw - logw.max())
+        cdf = np.cumsum(w) / w.sum()
+        picks = np.searchsorted(cdf, (np.arange(points) + 0.5) / points).clip(0, grid.size - 1)
+        out[stratum] = tuple(
+            ModelBias(mean=float(mu[i]), variance=float(grid[i]), mean_variance=float(mu_var[i]))
+            for i in picks
+        )
+    return out
+
+
+def _region_posterior(r: RegionPart, bias: ModelBias) -> tuple[FloatArray, FloatArray]:
+    """Posterior mean and covariance of a region's correction under one `ModelBias`."""
+    prior = bias.variance * np.outer(r.model, r.model) + r.model_cov
+    mean = bias.mean * r.model
+    o = r.covered
+    lever = r.model.copy()  # d delta_hat / d mu
+    if o.any():
+        s_oo = prior[np.ix_(o, o)] + r.cov[np.ix_(o, o)]
+        # Nested domains make s_oo near-singular: invert it in correlation scale.
+        sd = np.sqrt(np.clip(np.diag(s_oo), 1e-300, None))
+        inv = np.linalg.pinv(s_oo / np.outer(sd, sd), rcond=1e-10, hermitian=True)
+        gain = (prior[:, o] / sd) @ inv / sd[None, :]
+        delta = mean + gain @ (r.correction[o] - mean[o])
+        post = prior - gain @ prior[o, :]
+        lever -= gain @ r.model[o]
+    else:
+        delta, post = mean, prior
+    cov = (post + post.T) / 2.0 + bias.mean_variance * np.outer(lever, lever)
+    return np.asarray(delta, dtype=np.float64), cov
+
+
+def _reml(
+    k2: FloatArray, c: FloatArray, v: FloatArray, b: FloatArray, m: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """REML log-likelihood, `mu` and its variance at each `kappa^2` of `k2`."""
+    var = k2[:, None] * m[None, :] ** 2 + (b + v)[None, :]
+    info = (m[None, :] ** 2 / var).sum(axis=1)
+    mu = (c[None, :] * m[None, :] / var).sum(axis=1) / info
+    resid = c[None, :] - mu[:, None] * m[None, :]
+    reml = -0.5 * ((np.log(var) + resid**2 / var).sum(axis=1) + np.log(info))
+    return np.asarray(reml), np.asarray(mu), np.asarray(1.0 / info)
+
+
+def combine_parts(
+    parts: TotalParts,
+    *,
+    model_bias: Mapping[int, ModelBias | Sequence[ModelBias]] | None = None,
+) -> TotalEstimate:
+    """Totals and covariance from the model and each region's correction.
+
+    Without `model_bias` (or for strata it leaves out) a region adds its design correction
+    and design covariance; totals no label of the region reaches keep the model term with the
+    model's Bernoulli variance. For a stratum with a `ModelBias` the region's true correction
+    `delta` has the prior `N(mu M, kappa^2 M M' + B)` and the design correction is its noisy
+    measurement `N(delta, V)`: the region adds the posterior mean and covariance of `delta`
+    (plus the uncertainty of `mu`). Where `V` is large against the prior (few labels over many
+    units) the model, corrected by the bias shared across populations, carries the total;
+    where `V` is small, the labels do; totals no label reaches borrow the correction through
+    the shared bias and keep its uncertainty (the empirical-Bayes composite of small-area
+    estimation). Several equally weighted `ModelBias` draws mix their posteriors.
+    """
+    k = len(parts.names)
+    point = parts.model_point.copy()
+    cov = np.zeros((k, k))
+    model_mass = np.zeros(k)
+    mass = np.zeros(k)
+    for r in parts.regions:
+        mass += r.mass
+        model_mass += np.where(r.covered, 0.0, r.mass)
+        bias = None if model_bias is None else model_bias.get(r.stratum)
+        if bias is None:
+            point += r.correction
+            cov += r.cov
+            u = ~r.covered
+            cov[np.ix_(u, u)] += r.model_cov[np.ix_(u, u)]
+            continue
+        draws = [bias] if isinstance(bias, ModelBias) else list(bias)
+        posts = [_region_posterior(r, b) for b in draws]
+        mean = np.mean([p[0] for p in posts], axis=0)
+        point += mean
+        for delta, post in posts:
+            cov += (post + np.outer(delta - mean, delta - mean)) / len(posts)
+    model_only = np.divide(model_mass, mass, out=np.zeros(k), where=mass > 0)
+    return TotalEstimate(
+        names=parts.names,
+        point=np.asarray(point, dtype=np.float64),
+        cov=cov,
+        n_labels=parts.n_labels,
+        n_labeled_positive=parts.n_labeled_positive,
+        model_only_share=model_only,
+    )
 
 
 def _check_flip_rate(flip_rate: float) -> None:
@@ -339,27 +571,39 @@ def _check_inputs(
             raise EstimationError(f"frame of design {name!r} must be a mask of {n} units")
 
 
-def _compute_totals(
+def _compute_parts(
     f: FloatArray,
     domains: FloatArray,
     draws: LabelDraws,
     frames: Mapping[str, BoolArray],
     flip_rate: float,
     names: tuple[str, ...],
-) -> TotalEstimate:
+    strata: IntArray,
+) -> TotalParts:
     n_units, k = domains.shape
-    point = f @ domains
-    cov = np.zeros((k, k))
     n_labels = np.zeros(k, dtype=np.int64)
     n_pos = np.zeros(k, dtype=np.int64)
 
     designs = sorted(set(draws.design.tolist()))
-    # Region of a unit = which label-carrying designs can draw it (bit set).
+    # Region of a unit = its stratum and which label-carrying designs can draw it (bit set).
     region = np.zeros(n_units, dtype=np.int64)
     for bit, name in enumerate(designs):
         region |= np.asarray(frames[name], dtype=bool).astype(np.int64) << bit
-    # (region, estimand) pairs no label reaches keep the model term and its variance.
-    unlabelled = np.ones((int(region.max()) + 1 if n_units else 1, k), dtype=bool)
+    region |= strata << len(designs)
+    fvar = f * (1.0 - f)
+    acc: dict[int, dict[str, FloatArray]] = {}
+    covered_by: dict[int, BoolArray] = {}
+    for g in np.unique(region):
+        in_g = region == g
+        dg = domains[in_g]
+        covered_by[int(g)] = np.zeros(k, dtype=bool)
+        acc[int(g)] = {
+            "correction": np.zeros(k),
+            "cov": np.zeros((k, k)),
+            "model": f[in_g] @ dg,
+            "model_cov": dg.T @ (dg * fvar[in_g][:, None]),
+            "mass": np.abs(dg).sum(axis=0),
+        }
     if len(draws):
         y_star = correct_labels(draws.y_obs, flip_rate)
         noise_var = (
@@ -374,9 +618,8 @@ def _compute_totals(
         valid = (label_region & design_bit) > 0
         d_lab = domains[draws.position]
         for g in np.unique(label_region[valid]):
-            in_g = region == g
-            size = np.abs(domains[in_g]).sum(axis=0)  # known domain size in the region
-            signed = domains[in_g].sum(axis=0)
+            part = acc[int(g)]
+            size = part["mass"]  # known domain size in the region
             cells = []
             for name in designs:
                 m = valid & (label_region == g) & (draws.design == name)
@@ -392,7 +635,7 @@ def _compute_totals(
                 continue
             total_eff = np.sum([c[3] for c in cells], axis=0)
             covered = total_eff > 0
-            unlabelled[g] &= ~covered
+            covered_by[int(g)] |= covered
             for m, wd, w_sum, n_eff in cells:
                 lam = np.divide(n_eff, total_eff, out=np.zeros(k), where=covered)
                 has = w_sum > 0
@@ -404,39 +647,46 @@ def _compute_totals(
                 scale = np.divide(size * lam, w_sum, out=np.zeros(k), where=has)
                 # Signed domains (a change's +1 / -1 units) keep the sign per unit; their mean
                 # is relative to the absolute size, so signed totals stay unbiased.
-                point += scale * zr.sum(axis=0)
+                part["correction"] += scale * zr.sum(axis=0)
                 u = scale * (zr - wd * mean)
                 n_c = int(m.sum())
                 cell = (n_c / max(n_c - 1, 1)) * (u.T @ u)
                 # Floor each variance at what a calibrated model implies (Bernoulli residual
                 # plus label noise): with rare violations a small cell often holds no positive
                 # and its sample variance would claim a certainty it lacks.
+                # The floor tops a total's variance up with the model-implied covariance
+                # scaled to the shortfall, so nested totals keep coherent covariances.
                 u_model = scale * wd * np.sqrt(resid_var_model[m])[:, None]
-                floor = (n_c / max(n_c - 1, 1)) * np.square(u_model).sum(axis=0)
-                diag = np.diag(cell)
-                cell[np.diag_indices_from(cell)] = np.maximum(diag, floor)
-                cov += cell
-            del signed
+                model_cell = (n_c / max(n_c - 1, 1)) * (u_model.T @ u_model)
+                floor = np.diag(model_cell)
+                short = np.sqrt(
+                    np.divide(
+                        np.clip(floor - np.diag(cell), 0.0, None),
+                        floor,
+                        out=np.zeros(k),
+                        where=floor > 0,
+                    )
+                )
+                part["cov"] += cell + np.outer(short, short) * model_cell
         support = (d_lab[valid] != 0).astype(np.float64)
         n_labels = support.sum(axis=0).astype(np.int64)
         n_pos = (support * (draws.y_obs[valid] >= 0.5)[:, None]).sum(axis=0).astype(np.int64)
-    # Model-only variance where no label reaches: the model's Bernoulli variance.
-    model_mass = np.zeros(k)
-    fvar = f * (1.0 - f)
-    for g in np.unique(region):
-        cols = unlabelled[g]
-        if not cols.any():
-            continue
-        dg = domains[region == g] * cols[None, :]
-        cov += dg.T @ (dg * fvar[region == g][:, None])
-        model_mass += np.abs(dg).sum(axis=0)
-    mass = np.abs(domains).sum(axis=0)
-    model_only = np.divide(model_mass, mass, out=np.zeros(k), where=mass > 0)
-    return TotalEstimate(
+    regions = tuple(
+        RegionPart(
+            stratum=g >> len(designs),
+            correction=a["correction"],
+            cov=a["cov"],
+            model=a["model"],
+            model_cov=a["model_cov"],
+            covered=covered_by[g],
+            mass=a["mass"],
+        )
+        for g, a in sorted(acc.items())
+    )
+    return TotalParts(
         names=names,
-        point=np.asarray(point, dtype=np.float64),
-        cov=cov,
+        model_point=np.asarray(f @ domains, dtype=np.float64),
+        regions=regions,
         n_labels=n_labels,
         n_labeled_positive=n_pos,
-        model_only_share=model_only,
     )

@@ -11,7 +11,16 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.vocabulary import Entity, Policy
-from governance.audit.estimators import FloatArray, TotalEstimate, estimate_totals, interval
+from governance.audit.estimators import (
+    FloatArray,
+    TotalEstimate,
+    TotalParts,
+    combine_parts,
+    estimate_totals,
+    fit_model_bias_posterior,
+    interval,
+    total_parts,
+)
 from governance.audit.population import Population
 from governance.strategy import parse_ref
 
@@ -150,6 +159,49 @@ def population_totals(pop: Population) -> TotalEstimate:
     )
 
 
+#: Post-strata of the estimates: units no audited strategy actioned, and actioned units.
+UNACTIONED, ACTIONED = 0, 1
+
+
+def actioned_strata(pop: Population) -> npt.NDArray[np.int64]:
+    """(N,) post-stratum of every unit: `ACTIONED` if some audited strategy actioned it."""
+    return np.where(pop.any_actioned.any(axis=1), ACTIONED, UNACTIONED).astype(np.int64)
+
+
+def composite_totals(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    *,
+    shrink: tuple[int, ...] = (UNACTIONED,),
+) -> dict[tuple[Entity, Policy], TotalEstimate]:
+    """Every population's totals, post-stratified by `actioned_strata`, with the corrections of
+    the `shrink` strata combined with the model under a relative model-bias variance fitted
+    across every population (`fit_model_bias_posterior` on the all-units total of each
+    region; the composite is averaged over the posterior of the bias variance).
+
+    Recall's denominator lives mostly among units no strategy actioned: thousands of units a
+    few hundred labels reach, where a design-unbiased correction costs far more variance (label
+    noise x N^2 / n) than a calibrated model's error; the composite lets the labels decide how
+    far the model can be trusted there.
+    """
+    parts: dict[tuple[Entity, Policy], TotalParts] = {}
+    moments = []
+    for key, pop in populations.items():
+        names, d, _ = estimand_matrix(pop)
+        parts[key] = total_parts(
+            pop.f,
+            d,
+            pop.draws,
+            frames=pop.frames,
+            flip_rate=pop.flip_rate,
+            names=names,
+            strata=actioned_strata(pop),
+        )
+        moments.extend(parts[key].moments(names.index(f"pos|{ALL_CHANNELS}")))
+    fitted = fit_model_bias_posterior(moments)
+    bias = {s: fitted[s] for s in shrink if s in fitted}
+    return {key: combine_parts(p, model_bias=bias) for key, p in parts.items()}
+
+
 def strategy_metrics(
     populations: Mapping[tuple[Entity, Policy], Population],
     *,
@@ -158,16 +210,21 @@ def strategy_metrics(
     fn_cost: float = 2.0,
     impression_cost: float = 0.0,
     truth: Mapping[tuple[Entity, Policy], npt.ArrayLike] | None = None,
+    composite: bool = True,
 ) -> pd.DataFrame:
     """One row per strategy x channel (plus `all`, and `*` = every strategy of the policy).
 
     With `truth` (true 0/1 labels per population unit) the table holds the true values instead.
+    `composite` uses `composite_totals`; otherwise each population's design-based totals.
     """
     rows: list[dict[str, object]] = []
+    shrunk = composite_totals(populations) if composite and truth is None else {}
     for key, pop in populations.items():
         names, d, consts = estimand_matrix(pop)
         if truth is not None:
             est = _exact(names, d, truth[key])
+        elif key in shrunk:
+            est = shrunk[key]
         else:
             est = estimate_totals(
                 pop.f, d, pop.draws, frames=pop.frames, flip_rate=pop.flip_rate, names=names

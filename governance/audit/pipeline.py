@@ -16,7 +16,7 @@ import pandas as pd
 from features.vocabulary import Entity, Policy, StrategyStatus
 from governance.audit.estimators import estimate_flip_rate
 from governance.audit.metrics import strategy_metrics
-from governance.audit.population import Population, build_populations
+from governance.audit.population import Calibration, Population, build_populations
 from governance.audit.ranking import (
     ReasonsFn,
     posterior,
@@ -61,6 +61,8 @@ class AuditResult:
     paths: dict[str, Path] = field(default_factory=dict)
     run_id: str | None = None
     label_counts: dict[str, int] = field(default_factory=dict)
+    #: The populations behind `metrics` and the audit slice (`estimate_calibration`).
+    estimate_populations: dict[tuple[Entity, Policy], Population] = field(default_factory=dict)
 
 
 def audited_strategies(strategies: Sequence[Strategy], decisions: pd.DataFrame) -> list[Strategy]:
@@ -172,29 +174,39 @@ def run_audit(
     progress("estimate", 2, len(_STEPS))
     labels = tables["audit_labels"]
     flip_rate, source = _flip_rate(labels, cfg)
-    pops = build_populations(
-        tables,
-        audited,
-        predictions,
-        items={e: frames[e]["item_id"].astype(str) for e in entities},
-        oof=oof,
-        flip_rate=flip_rate,
-        design_frames=cfg.design_frames,
-        calibration=cfg.calibration,
-        use_oof=cfg.use_oof,
+
+    def populations(calibration: Calibration) -> dict[tuple[Entity, Policy], Population]:
+        return build_populations(
+            tables,
+            audited,
+            predictions,
+            items={e: frames[e]["item_id"].astype(str) for e in entities},
+            oof=oof,
+            flip_rate=flip_rate,
+            design_frames=cfg.design_frames,
+            calibration=calibration,
+            use_oof=cfg.use_oof,
+        )
+
+    pops = populations(cfg.calibration)
+    est_pops = (
+        pops
+        if cfg.estimate_calibration == cfg.calibration
+        else populations(cfg.estimate_calibration)
     )
     metrics = strategy_metrics(
-        pops,
+        est_pops,
         confidence=cfg.confidence,
         fp_cost=cfg.fp_cost,
         fn_cost=cfg.fn_cost,
         impression_cost=cfg.impression_cost,
+        composite=cfg.composite_estimates,
     )
 
     progress("rank", 3, len(_STEPS))
     posts = {k: posterior(p, labels) for k, p in pops.items()}
     sample = audit_sample(
-        pops,
+        est_pops,
         size=cfg.audit_sample_size,
         floor=cfg.audit_sample_floor,
         seed=cfg.seed,
@@ -257,6 +269,7 @@ def run_audit(
         slices=slices,
         suggestions=suggestions,
         populations=pops,
+        estimate_populations=est_pops,
         flip_rate=flip_rate,
         flip_rate_source=source,
         as_of=as_of,

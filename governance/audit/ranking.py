@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from features.vocabulary import Entity, Policy
+from features.vocabulary import Entity, Policy, Sampling
 from governance.audit.estimators import FloatArray, posterior_violation
 from governance.audit.population import Population
 
@@ -33,6 +33,14 @@ FLAG_COLUMNS: tuple[str, ...] = (
 LIKELY_FP = "likely_false_positive"
 LIKELY_FN = "likely_false_negative"
 RANDOM_AUDIT = "random_audit"
+#: The audit_labels `sampling` a verdict on each flag kind must come back with: the audit slice
+#: is the `model_ranked` importance design (with the inclusion probability it was drawn with);
+#: ranked-list picks are take-all, so they get their own design and stay out of the estimates.
+SAMPLING_OF_KIND: dict[str, str] = {
+    RANDOM_AUDIT: Sampling.MODEL_RANKED.value,
+    LIKELY_FP: Sampling.RANKED_LIST.value,
+    LIKELY_FN: Sampling.RANKED_LIST.value,
+}
 
 #: Explains items: (entity, policy, item_ids) -> one JSON list of reasons per item.
 ReasonsFn = Callable[[Entity, Policy, Sequence[str]], list[str]]

@@ -87,7 +87,8 @@ def audit_sample(
     exclude_labeled: bool = False,
 ) -> pd.DataFrame:
     """Draw the audit slice over every (entity, item, policy) unit; returns the drawn units with
-    their inclusion probabilities (label them with `sampling=model_ranked` and that pi)."""
+    their inclusion probabilities (verdicts on them come back as `sampling=model_ranked` with
+    that pi; see `ranking.SAMPLING_OF_KIND`)."""
     if size < 0:
         raise EstimationError(f"audit sample size must be >= 0, got {size}")
     parts, scores = [], []

@@ -19,6 +19,7 @@ def _default_design_frames() -> dict[str, DesignFrame]:
         "model_ranked": "population",
         "strategy_flagged": "actioned",
         "appeal": "exclude",
+        "ranked_list": "exclude",
     }
 
 
@@ -42,6 +43,18 @@ class AuditSettings(BaseSettings):
         "refit",
         description="refit: recalibrate model probabilities on the sampled verdicts (noise "
         "aware); denoise: treat them as P(verdict); none: as P(violating).",
+    )
+    estimate_calibration: Literal["refit", "denoise", "none"] = Field(
+        "denoise",
+        description="Calibration of the model probabilities behind the strategy metrics and "
+        "the audit slice (`calibration` is for the ranked lists): the composite estimates "
+        "recalibrate the model per stratum across populations themselves.",
+    )
+    composite_estimates: bool = Field(
+        True,
+        description="Combine the corrections among units no strategy actioned with the model "
+        "under a model-bias variance fitted across populations (empirical Bayes); False: "
+        "design-based corrections everywhere.",
     )
     use_oof: bool = Field(
         True, description="Use out-of-fold predictions at labeled items (cross-fitting)."

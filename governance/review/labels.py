@@ -1,8 +1,9 @@
 """Verdicts as audit labels: the `audit_labels` contract table that training and the audit read.
 
-Items from the audit's random slice become `sampling=random` labels carrying their inclusion
-probability (so estimates stay unbiased); items from the ranked lists become
-`sampling=model_ranked`.
+The audit decides the mapping (`governance.audit.ranking.SAMPLING_OF_KIND`): items of its
+importance-sampled slice (`random_audit`) come back as `sampling=model_ranked` with the inclusion
+probability they were drawn with, so the audit's estimates stay unbiased; picks from the ranked
+lists come back as `sampling=ranked_list` (take-all, kept out of the estimates).
 """
 
 from __future__ import annotations
@@ -17,19 +18,14 @@ from sqlalchemy.orm import Session
 from features.contract import validate_table
 from features.tables import AUDIT_LABELS
 from features.vocabulary import Sampling
+from governance.audit.ranking import SAMPLING_OF_KIND  # the audit that reads them decides
 from governance.review.orm import QueueItem, User, Verdict
 from governance.review.vocabulary import ItemKind
-
-_SAMPLING = {
-    ItemKind.RANDOM_AUDIT: Sampling.RANDOM,
-    ItemKind.LIKELY_FALSE_POSITIVE: Sampling.MODEL_RANKED,
-    ItemKind.LIKELY_FALSE_NEGATIVE: Sampling.MODEL_RANKED,
-}
 
 
 def sampling_of(kind: ItemKind) -> Sampling:
     """How an item of this queue kind was sampled, in audit_labels terms."""
-    return _SAMPLING[kind]
+    return Sampling(SAMPLING_OF_KIND[kind.value])
 
 
 def audit_labels(session: Session, *, since: datetime | None = None) -> pd.DataFrame:

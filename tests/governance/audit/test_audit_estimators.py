@@ -9,10 +9,15 @@ import pytest
 from governance.audit.estimators import (
     EstimationError,
     LabelDraws,
+    ModelBias,
+    RegionPart,
+    TotalParts,
+    combine_parts,
     correct_labels,
     denoise_probability,
     estimate_flip_rate,
     estimate_totals,
+    fit_model_bias,
     interval,
     posterior_violation,
 )
@@ -183,3 +188,77 @@ def test_bad_inputs_name_the_problem() -> None:
         estimate_totals(f, np.ones(2), good, frames={}, flip_rate=0.0)
     with pytest.raises(EstimationError, match="flip rate"):
         estimate_totals(f, np.ones(2), LabelDraws.empty(), frames={}, flip_rate=0.6)
+
+
+def test_model_bias_is_recovered_from_many_regions() -> None:
+    rng = np.random.default_rng(5)
+    n = 400
+    m = rng.uniform(20, 400, n)
+    b, v = 0.2 * m, rng.uniform(50, 2000, n)
+    delta = -0.4 * m + rng.normal(0, np.sqrt(0.09) * m) + rng.normal(0, np.sqrt(b))
+    c = delta + rng.normal(0, np.sqrt(v))
+    fitted = fit_model_bias(
+        [(0, ci, vi, bi, mi) for ci, vi, bi, mi in zip(c, v, b, m, strict=True)]
+    )
+    assert set(fitted) == {0}
+    assert fitted[0].mean == pytest.approx(-0.4, abs=0.05)
+    assert fitted[0].variance == pytest.approx(0.09, rel=0.35)
+    assert 0 < fitted[0].mean_variance < 0.01
+
+
+def _one_region(correction: float, design_var: float) -> TotalParts:
+    model = np.array([100.0, 50.0])
+    return TotalParts(
+        names=("all", "half"),
+        model_point=model.copy(),
+        regions=(
+            RegionPart(
+                stratum=0,
+                correction=np.array([correction, 0.0]),
+                cov=np.array([[design_var, 0.0], [0.0, 0.0]]),
+                model=model,
+                model_cov=np.array([[20.0, 10.0], [10.0, 10.0]]),
+                covered=np.array([True, False]),
+                mass=np.array([1000.0, 500.0]),
+            ),
+        ),
+        n_labels=np.array([10, 0]),
+        n_labeled_positive=np.array([1, 0]),
+    )
+
+
+def test_composite_moves_from_the_model_to_the_labels_as_they_sharpen() -> None:
+    bias = {0: ModelBias(mean=-0.2, variance=0.04, mean_variance=0.0)}
+    vague = combine_parts(_one_region(-60.0, 1e9), model_bias=bias)
+    # Uninformative labels: the model corrected by the shared bias, with the prior's variance.
+    assert vague.point[0] == pytest.approx(100 - 20, abs=0.01)
+    assert vague.cov[0, 0] == pytest.approx(0.04 * 100**2 + 20, rel=1e-3)
+    sharp = combine_parts(_one_region(-60.0, 1e-6), model_bias=bias)
+    assert sharp.point[0] == pytest.approx(40.0, abs=0.01)
+    assert sharp.cov[0, 0] < 1e-3
+    # The total no label reaches borrows the correction through the shared relative bias.
+    assert sharp.point[1] < vague.point[1] < 50.0
+    assert sharp.cov[1, 1] < vague.cov[1, 1]
+    # Without a bias prior the design correction stands as it is; unreached totals keep the model.
+    design = combine_parts(_one_region(-60.0, 400.0))
+    assert design.point.tolist() == pytest.approx([40.0, 50.0])
+    assert design.cov[1, 1] == pytest.approx(10.0)
+
+
+def test_floored_variance_keeps_nested_totals_coherent() -> None:
+    rng = np.random.default_rng(2)
+    n = 2000
+    f = np.full(n, 0.02)
+    pos = rng.choice(n, 40, replace=False)
+    d = LabelDraws(
+        pos.astype(np.int64),
+        np.zeros(40),  # no positive: the sample variance is zero, the floor binds
+        np.ones(40, dtype=np.int64),
+        np.full(40, 0.02),
+        np.array(["random"] * 40, dtype=object),
+        f[pos],
+    )
+    same = np.column_stack([np.ones(n), np.ones(n)])
+    est = estimate_totals(f, same, d, frames={"random": np.ones(n, dtype=bool)}, flip_rate=0.0)
+    assert est.cov[0, 0] > 0
+    assert est.cov[0, 1] == pytest.approx(est.cov[0, 0])  # identical totals, one uncertainty

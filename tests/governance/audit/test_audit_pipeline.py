@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from features.vocabulary import Entity
+from governance.audit.estimators import denoise_probability
 from governance.audit.metrics import METRIC_COLUMNS
 from governance.audit.pipeline import OUTPUT_FILES, AuditResult, run_audit
 from governance.audit.ranking import FLAG_COLUMNS
@@ -85,3 +87,12 @@ def test_logs_tables_and_report_to_mlflow(
 def test_needs_a_data_dir_or_tables(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="data_dir"):
         run_audit(None, out_dir=tmp_path)
+
+
+def test_estimates_use_their_own_calibration(audited: AuditResult) -> None:
+    key = next(iter(audited.populations))
+    ranked, est = audited.populations[key], audited.estimate_populations[key]
+    assert (ranked.item_ids == est.item_ids).all()
+    # Default: ranked lists on the refitted model, estimates on the denoised one.
+    assert np.allclose(est.f, denoise_probability(est.p_model, audited.flip_rate))
+    assert not np.allclose(ranked.f, est.f)
