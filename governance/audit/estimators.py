@@ -52,7 +52,8 @@ class LabelDraws:
     `position` indexes the population's units; `y_obs` is the share of reviewers who said
     violating (0/1 for a single review); `n_reviews` counts them; `inclusion_probability` is
     the draw's probability under its design; `f_label` is the model probability at the label
-    (out-of-fold where available, so the correction is not fitted on its own labels).
+    (out-of-fold where available, so the correction is not fitted on its own labels);
+    `p_label` is the same probability before recalibration (None: equal to `f_label`).
     """
 
     position: IntArray
@@ -61,6 +62,7 @@ class LabelDraws:
     inclusion_probability: FloatArray
     design: npt.NDArray[np.object_]
     f_label: FloatArray
+    p_label: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.position.shape[0])
@@ -241,6 +243,66 @@ def fit_recalibration(
         if np.abs(step).max() < 1e-8:
             break
     return float(theta[0]), float(theta[1])
+
+
+def fit_noisy_logistic(
+    X: npt.ArrayLike,
+    y_obs: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    *,
+    flip_rate: float,
+    prior_mean: npt.ArrayLike,
+    prior_sd: npt.ArrayLike,
+) -> tuple[FloatArray, FloatArray]:
+    """Coefficients and their (Laplace) covariance of `P(y=1) = sigmoid(X theta)` fitted to
+    noisy verdicts, `P(verdict) = eps + (1 - 2 eps) P(y=1)`, with a Gaussian prior per
+    coefficient. X is (n, k); weights are rescaled to sum to their effective sample size."""
+    _check_flip_rate(flip_rate)
+    x = np.asarray(X, dtype=np.float64)
+    y = np.clip(np.asarray(y_obs, dtype=np.float64), 0.0, 1.0)
+    w = np.asarray(weights, dtype=np.float64)
+    mu = np.asarray(prior_mean, dtype=np.float64)
+    prec = 1.0 / np.square(np.broadcast_to(np.asarray(prior_sd, dtype=np.float64), mu.shape))
+    if x.ndim != 2 or x.shape[1] != mu.shape[0]:
+        raise EstimationError(f"X must be (n, {mu.shape[0]}), got {x.shape}")
+    theta = mu.copy()
+    if x.shape[0] == 0 or w.sum() <= 0:
+        return theta, np.diag(1.0 / prec)
+    n_eff = w.sum() ** 2 / np.square(w).sum()
+    w = w / w.sum() * n_eff
+    eps = flip_rate
+
+    def objective(t: FloatArray) -> float:
+        pv = np.clip(eps + (1 - 2 * eps) * _sigmoid(x @ t), 1e-12, 1 - 1e-12)
+        loglik = float((w * (y * np.log(pv) + (1 - y) * np.log(1 - pv))).sum())
+        return loglik - 0.5 * float((prec * np.square(t - mu)).sum())
+
+    # Fisher scoring with step halving on the penalised log-likelihood: the flip model's
+    # likelihood is flat in the tails, where a full step would overshoot.
+    current = objective(theta)
+    hess = np.diag(prec)
+    for _ in range(100):
+        q = _sigmoid(x @ theta)
+        pv = np.clip(eps + (1 - 2 * eps) * q, 1e-9, 1 - 1e-9)
+        dq = q * (1 - q)
+        g_eta = w * (1 - 2 * eps) * dq * (y / pv - (1 - y) / (1 - pv))
+        grad = x.T @ g_eta - prec * (theta - mu)
+        info = w * ((1 - 2 * eps) * dq) ** 2 / (pv * (1 - pv))
+        hess = (x * info[:, None]).T @ x + np.diag(prec)
+        step = np.linalg.solve(hess, grad)
+        for _ in range(30):
+            value = objective(theta + step)
+            if value >= current - 1e-12:
+                break
+            step = step / 2.0
+        theta, current = theta + step, max(value, current)
+        if np.abs(step).max() < 1e-8:
+            break
+    q = _sigmoid(x @ theta)
+    pv = np.clip(eps + (1 - 2 * eps) * q, 1e-9, 1 - 1e-9)
+    info = w * ((1 - 2 * eps) * q * (1 - q)) ** 2 / (pv * (1 - pv))
+    hess = (x * info[:, None]).T @ x + np.diag(prec)
+    return theta, np.linalg.inv(hess)
 
 
 def recalibrate(p: npt.ArrayLike, a: float, b: float) -> FloatArray:

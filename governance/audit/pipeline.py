@@ -226,7 +226,7 @@ def run_audit(
         reasons=reasons_fn,
         audit_slice=sample,
         fp_min_probability=cfg.fp_min_probability,
-        fn_min_probability=cfg.fn_min_probability,
+        fn_min_precision=cfg.fn_min_precision,
     )
 
     progress("slices", 4, len(_STEPS))

@@ -384,6 +384,7 @@ def _label_draws(
         inclusion_probability=np.clip(g["pi"].to_numpy(dtype=np.float64), 1e-9, 1.0),
         design=g["design"].to_numpy(dtype=object),
         f_label=f_label,
+        p_label=f_label.copy(),
     )
     return draws, n_excluded, counts
 

@@ -1,8 +1,12 @@
 """Ranked likely false positives and false negatives, and the audit slice, as flags.parquet rows.
 
-Priority = P(error) x exposure at stake x policy severity, where P(error) is the posterior
-given the model and any verdicts already on the item, and exposure is the impressions an
+Priority = P(error) x exposure at stake x policy severity, where exposure is the impressions an
 honest item lost to its actions (false positives) or a violating item was shown (negatives).
+P(error) comes from `ranking_probability`: the model recalibrated separately among actioned
+and un-actioned units (a strategy's hits are a selected set where one population-wide
+calibration is far off), averaged over the calibration's uncertainty, then updated with any
+verdicts already on the item. Each list takes units by priority while every prefix keeps an
+expected precision floor (and, for false positives, every unit a probability floor).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.vocabulary import Entity, Policy, Sampling
-from governance.audit.estimators import FloatArray, posterior_violation
+from governance.audit.estimators import FloatArray, fit_noisy_logistic, posterior_violation
 from governance.audit.population import Population
 
 FLAG_COLUMNS: tuple[str, ...] = (
@@ -46,22 +50,122 @@ SAMPLING_OF_KIND: dict[str, str] = {
 ReasonsFn = Callable[[Entity, Policy, Sequence[str]], list[str]]
 
 
+#: Prior sd of the domain recalibration: intercept, slope on the model's logit (around the
+#: model's own calibration), and each strategy's offset among the units it actioned.
+_PRIOR_SD = (2.0, 0.5, 1.0)
+
+
 def posterior(pop: Population, labels: pd.DataFrame | None) -> FloatArray:
     """P(violating) per unit from the model and every verdict already given (any sampling)."""
+    k, n = _verdict_counts(pop, labels)
+    return posterior_violation(pop.f, k, n, pop.flip_rate) if n.any() else pop.f.copy()
+
+
+def ranking_probability(pop: Population, labels: pd.DataFrame | None) -> FloatArray:
+    """P(violating) per unit for the ranked lists: `domain_calibrated` updated with every verdict
+    already given on the unit (any sampling, noise-aware)."""
+    prior = domain_calibrated(pop)
+    k, n = _verdict_counts(pop, labels)
+    return posterior_violation(prior, k, n, pop.flip_rate) if n.any() else prior
+
+
+def domain_calibrated(pop: Population) -> FloatArray:
+    """P(violating) per unit from the model, recalibrated within the actioned and within the
+    un-actioned units on the probability-sampled labels that fall in each.
+
+    `sigmoid(a + b logit p_model + sum_s c_s [s actioned the unit])` is fitted per domain
+    under the reviewer-flip model, each design's labels weighted by 1 / inclusion probability
+    (rescaled to mean 1 within the design), with a Gaussian prior around the model's own
+    calibration; the prediction averages over the fit's uncertainty (probit approximation),
+    so a domain with few labels yields less extreme probabilities.
+    """
+    act: npt.NDArray[np.bool_] = np.asarray(pop.any_actioned.any(axis=1), dtype=bool)
+    has_model = bool(np.ptp(pop.p_model) > 0) if len(pop) else False
+    refs = [r for r in pop.actioned if pop.actioned[r].any()]
+    hits = np.column_stack([pop.actioned[r].any(axis=1) for r in refs]) if len(refs) > 1 else None
+    d = pop.draws
+    p_label = d.p_label if d.p_label is not None else d.f_label
+    usable = np.zeros(len(d), dtype=bool)
+    for name, frame in pop.frames.items():
+        m = d.design == name
+        usable[m] = frame[d.position[m]]
+    out = np.empty(len(pop), dtype=np.float64)
+    domains: list[tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_] | None]] = [
+        (act, hits),
+        (~act, None),
+    ]
+    for domain, by_strategy in domains:
+        units = np.flatnonzero(domain)
+        if not len(units):
+            continue
+        lab = usable & domain[d.position]
+        mean = [0.0 if has_model else float(_logit(pop.p_model[:1])[0])]
+        sd = [_PRIOR_SD[0]]
+        if has_model:
+            mean, sd = [*mean, 1.0], [*sd, _PRIOR_SD[1]]
+        if by_strategy is not None:
+            mean += [0.0] * by_strategy.shape[1]
+            sd += [_PRIOR_SD[2]] * by_strategy.shape[1]
+        theta, cov = fit_noisy_logistic(
+            _covariates(d.position[lab], p_label[lab], has_model, by_strategy),
+            d.y_obs[lab],
+            _design_weights(d.inclusion_probability[lab], d.design[lab]),
+            flip_rate=pop.flip_rate,
+            prior_mean=mean,
+            prior_sd=sd,
+        )
+        X = _covariates(units, pop.p_model[units], has_model, by_strategy)
+        eta = X @ theta
+        var = np.einsum("ij,jk,ik->i", X, cov, X)
+        out[units] = 1.0 / (1.0 + np.exp(-eta / np.sqrt(1.0 + np.pi * var / 8.0)))
+    return out
+
+
+def _covariates(
+    pos: npt.NDArray[np.int64],
+    p: FloatArray,
+    has_model: bool,
+    by_strategy: npt.NDArray[np.bool_] | None,
+) -> FloatArray:
+    """(n, k) design matrix of the domain recalibration: 1, logit p, strategy indicators."""
+    cols = [np.ones(len(pos))]
+    if has_model:
+        cols.append(_logit(p))
+    if by_strategy is not None:
+        cols.extend(by_strategy[pos, j].astype(np.float64) for j in range(by_strategy.shape[1]))
+    return np.column_stack(cols)
+
+
+def _design_weights(pi: FloatArray, design: npt.NDArray[np.object_]) -> FloatArray:
+    w = 1.0 / pi
+    for name in np.unique(design):
+        m = design == name
+        w[m] = w[m] / w[m].mean()
+    return w
+
+
+def _logit(p: FloatArray) -> FloatArray:
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
+    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
+
+
+def _verdict_counts(pop: Population, labels: pd.DataFrame | None) -> tuple[FloatArray, FloatArray]:
+    """Violating verdicts and verdicts per unit for this policy."""
+    zeros = np.zeros(len(pop), dtype=np.float64)
     if labels is None or not len(labels):
-        return pop.f.copy()
+        return zeros, zeros.copy()
     lab = labels[
         (labels["entity"].astype(str) == pop.entity.value)
         & (labels["policy"].astype(str) == pop.policy.value)
     ]
     if not len(lab):
-        return pop.f.copy()
+        return zeros, zeros.copy()
     pos = pd.Index(pop.item_ids, dtype=object).get_indexer(pd.Index(lab["item_id"].astype(object)))
     keep = pos >= 0
     v = (lab["verdict"].astype(str).to_numpy() == "violating")[keep].astype(np.float64)
-    k = np.bincount(pos[keep], weights=v, minlength=len(pop))
+    k = np.bincount(pos[keep], weights=v, minlength=len(pop)).astype(np.float64)
     n = np.bincount(pos[keep], minlength=len(pop)).astype(np.float64)
-    return posterior_violation(pop.f, k, n, pop.flip_rate)
+    return k, n
 
 
 def labeled_mask(pop: Population, labels: pd.DataFrame | None) -> npt.NDArray[np.bool_]:
@@ -85,27 +189,35 @@ def rank_flags(
     reasons: ReasonsFn | None = None,
     audit_slice: pd.DataFrame | None = None,
     fp_min_probability: float = 0.95,
-    fn_min_probability: float = 0.5,
+    fn_min_precision: float = 0.5,
 ) -> pd.DataFrame:
     """flags.parquet rows: the top `list_size` likely FPs and FNs over every population, plus the
     audit slice (units drawn by `sampling.audit_sample`) as `random_audit` rows.
 
-    A unit is *likely* wrong when its error probability reaches `fp_min_probability` (or
-    `fn_min_probability`); likely units come first, by expected impact, then the rest by
-    expected impact, so reviewers see near-certain errors with the most exposure first.
+    Each list is built greedily by expected impact (`priority`) among the units that keep it
+    *likely*: a false positive needs P(honest) >= `fp_min_probability` itself; a false
+    negative may be less certain as long as every prefix of the list keeps an expected
+    precision (mean P(violating)) >= `fn_min_precision`, so a much-viewed item at 30% can
+    follow near-certain ones. Units that fit neither follow, most probable errors first.
     """
     if list_size < 1:
         raise ValueError(f"list_size must be >= 1, got {list_size}")
+    for name, value in (
+        ("fp_min_probability", fp_min_probability),
+        ("fn_min_precision", fn_min_precision),
+    ):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
     fp_parts, fn_parts = [], []
     sev = dict(severity or {})
     for pop in populations.values():
-        post = posterior(pop, labels)
+        post = ranking_probability(pop, labels)
         skip = np.zeros(len(pop), dtype=bool) if include_labeled else labeled_mask(pop, labels)
         s = float(sev.get(pop.policy.value, 1.0))
         fp_parts.append(_fp_candidates(pop, post, skip, s))
         fn_parts.append(_fn_candidates(pop, post, skip, s))
-    fp = _top(fp_parts, list_size, fp_min_probability)
-    fn = _top(fn_parts, list_size, fn_min_probability)
+    fp = _top(fp_parts, list_size, min_probability=fp_min_probability, min_precision=0.0)
+    fn = _top(fn_parts, list_size, min_probability=0.0, min_precision=fn_min_precision)
     parts = [fp, fn]
     if audit_slice is not None and len(audit_slice):
         parts.append(_audit_rows(populations, audit_slice, labels))
@@ -196,16 +308,48 @@ def _candidate_frame(
     )
 
 
-def _top(parts: list[pd.DataFrame], n: int, min_probability: float) -> pd.DataFrame:
+def _top(
+    parts: list[pd.DataFrame], n: int, *, min_probability: float, min_precision: float
+) -> pd.DataFrame:
     parts = [p for p in parts if len(p)]
     if not parts:
         return _empty_flags()
     df = pd.concat(parts, ignore_index=True)
-    df["_likely"] = df["p_error"] >= min_probability
     df = df.sort_values(
-        ["_likely", "priority", "p_error", "item_id"], ascending=[False, False, False, True]
+        ["priority", "p_error", "entity", "policy", "item_id"],
+        ascending=[False, False, True, True, True],
+    ).reset_index(drop=True)
+    picked = _likely_prefix(
+        df["p_error"].to_numpy(dtype=np.float64),
+        n,
+        min_probability=min_probability,
+        min_precision=min_precision,
     )
-    return df.drop(columns="_likely").head(n).reset_index(drop=True)
+    rest = df.drop(index=picked)
+    rest = rest.sort_values(["p_error", "priority"], ascending=False, kind="stable")
+    out = pd.concat([df.loc[picked], rest.head(n - len(picked))])
+    return out.reset_index(drop=True)
+
+
+def _likely_prefix(
+    p: FloatArray, n: int, *, min_probability: float, min_precision: float
+) -> list[int]:
+    """Positions (of units sorted by priority) taken greedily: at each step the first unit whose
+    probability reaches `min_probability` and keeps the prefix mean >= `min_precision`."""
+    order: list[int] = []
+    ok = p >= min_probability
+    total = 0.0
+    # Vectorised per step: n steps over the candidates (n is a review list, a few hundred).
+    for step in range(min(n, int(ok.sum()))):
+        need = min_precision * (step + 1) - total - 1e-12
+        fits = ok & (p >= need)
+        i = int(np.argmax(fits))
+        if not fits[i]:
+            break
+        ok[i] = False
+        order.append(i)
+        total += float(p[i])
+    return order
 
 
 def _audit_rows(
@@ -226,7 +370,7 @@ def _audit_rows(
         )
         keep = idx >= 0
         idx = idx[keep]
-        post = posterior(pop, labels)[idx]
+        post = ranking_probability(pop, labels)[idx]
         act = pop.any_actioned[idx].any(axis=1)
         p_err = np.where(act, 1.0 - post, post)
         refs = _fp_refs(pop, idx)

@@ -80,8 +80,12 @@ class AuditSettings(BaseSettings):
     fp_min_probability: float = Field(
         0.95, ge=0, le=1, description="P(honest) from which an actioned item is a likely FP."
     )
-    fn_min_probability: float = Field(
-        0.5, ge=0, le=1, description="P(violating) from which an uncaught item is a likely FN."
+    fn_min_precision: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Expected precision every prefix of the likely-FN list keeps (it is filled "
+        "by expected violating exposure; a much-seen, less certain item may follow sure ones).",
     )
     slice_exclude_prefixes: tuple[str, ...] = Field(
         ("strategy_",),
