@@ -895,7 +895,8 @@ def score_world(
     """Run the audit on a simulated world and score every output against its truth."""
     from experiments.simulator.simulation import simulate
     from features.build import build_frames
-    from governance.audit.pipeline import period_end, run_audit
+    from governance.audit.pipeline import period_end, run_audit, with_scores
+    from governance.audit.suggestions import suggest
 
     wdir = cfg.work_dir / f"seed-{seed}"
     as_of = period_end(tables)
@@ -918,6 +919,8 @@ def score_world(
         as_of=as_of,
     )
     pops = result.populations
+    result_frames = with_scores(frames, preds)
+    result_history = [with_scores(h, preds) for h in history]
     truth = truth_by_population(pops, items)
     # The estimates come from the populations calibrated for estimation (same units).
     est_pops = result.estimate_populations or pops
@@ -957,7 +960,20 @@ def score_world(
     picked = pick_suggestions(result.suggestions, cfg.suggestions_to_apply)
     if deltas is not None:
         picked = picked.iloc[:0]
-        deltas = _reproject(deltas[deltas["seed"] == seed].copy(), result.suggestions)
+        # Re-project the recorded changes themselves, even where the current audit would no
+        # longer suggest them (their projected benefit may have changed sign).
+        every = suggest(
+            pops,
+            result_frames,
+            result.slices,
+            strategies=strategies,
+            metrics=result.metrics,
+            max_per_strategy=100_000,
+            history=result_history,
+            labels=labels,
+            only_beneficial=False,
+        )
+        deltas = _reproject(deltas[deltas["seed"] == seed].copy(), every)
     for _, sug in picked.iterrows():
         progress(f"seed {seed}: re-simulating with {sug['kind']} on {sug['strategy_id']}")
         modified, proposed, base_ref = apply_suggestion(strategies, sug)

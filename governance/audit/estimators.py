@@ -253,9 +253,10 @@ def fit_noisy_logistic(
     flip_rate: float,
     prior_mean: npt.ArrayLike,
     prior_sd: npt.ArrayLike,
+    offset: npt.ArrayLike | None = None,
 ) -> tuple[FloatArray, FloatArray]:
-    """Coefficients and their (Laplace) covariance of `P(y=1) = sigmoid(X theta)` fitted to
-    noisy verdicts, `P(verdict) = eps + (1 - 2 eps) P(y=1)`, with a Gaussian prior per
+    """Coefficients and their (Laplace) covariance of `P(y=1) = sigmoid(offset + X theta)`
+    fitted to noisy verdicts, `P(verdict) = eps + (1 - 2 eps) P(y=1)`, with a Gaussian prior per
     coefficient. X is (n, k); weights are rescaled to sum to their effective sample size."""
     _check_flip_rate(flip_rate)
     x = np.asarray(X, dtype=np.float64)
@@ -268,12 +269,13 @@ def fit_noisy_logistic(
     theta = mu.copy()
     if x.shape[0] == 0 or w.sum() <= 0:
         return theta, np.diag(1.0 / prec)
+    off = np.zeros(x.shape[0]) if offset is None else np.asarray(offset, dtype=np.float64)
     n_eff = w.sum() ** 2 / np.square(w).sum()
     w = w / w.sum() * n_eff
     eps = flip_rate
 
     def objective(t: FloatArray) -> float:
-        pv = np.clip(eps + (1 - 2 * eps) * _sigmoid(x @ t), 1e-12, 1 - 1e-12)
+        pv = np.clip(eps + (1 - 2 * eps) * _sigmoid(off + x @ t), 1e-12, 1 - 1e-12)
         loglik = float((w * (y * np.log(pv) + (1 - y) * np.log(1 - pv))).sum())
         return loglik - 0.5 * float((prec * np.square(t - mu)).sum())
 
@@ -282,7 +284,7 @@ def fit_noisy_logistic(
     current = objective(theta)
     hess = np.diag(prec)
     for _ in range(100):
-        q = _sigmoid(x @ theta)
+        q = _sigmoid(off + x @ theta)
         pv = np.clip(eps + (1 - 2 * eps) * q, 1e-9, 1 - 1e-9)
         dq = q * (1 - q)
         g_eta = w * (1 - 2 * eps) * dq * (y / pv - (1 - y) / (1 - pv))
@@ -298,7 +300,7 @@ def fit_noisy_logistic(
         theta, current = theta + step, max(value, current)
         if np.abs(step).max() < 1e-8:
             break
-    q = _sigmoid(x @ theta)
+    q = _sigmoid(off + x @ theta)
     pv = np.clip(eps + (1 - 2 * eps) * q, 1e-9, 1 - 1e-9)
     info = w * ((1 - 2 * eps) * q * (1 - q)) ** 2 / (pv * (1 - pv))
     hess = (x * info[:, None]).T @ x + np.diag(prec)

@@ -258,6 +258,7 @@ def run_audit(
         max_per_strategy=cfg.max_suggestions_per_strategy,
         confidence=cfg.confidence,
         history=history,
+        labels=labels,
     )
     counts: dict[str, int] = {}
     for p in pops.values():

@@ -57,21 +57,22 @@ _PRIOR_SD = (2.0, 0.5, 1.0)
 
 def posterior(pop: Population, labels: pd.DataFrame | None) -> FloatArray:
     """P(violating) per unit from the model and every verdict already given (any sampling)."""
-    k, n = _verdict_counts(pop, labels)
+    k, n = verdict_counts(pop, labels)
     return posterior_violation(pop.f, k, n, pop.flip_rate) if n.any() else pop.f.copy()
 
 
 def ranking_probability(pop: Population, labels: pd.DataFrame | None) -> FloatArray:
     """P(violating) per unit for the ranked lists: `domain_calibrated` updated with every verdict
     already given on the unit (any sampling, noise-aware)."""
-    prior = domain_calibrated(pop)
-    k, n = _verdict_counts(pop, labels)
+    prior = domain_calibrated(pop)[0]
+    k, n = verdict_counts(pop, labels)
     return posterior_violation(prior, k, n, pop.flip_rate) if n.any() else prior
 
 
-def domain_calibrated(pop: Population) -> FloatArray:
-    """P(violating) per unit from the model, recalibrated within the actioned and within the
-    un-actioned units on the probability-sampled labels that fall in each.
+def domain_calibrated(pop: Population) -> tuple[FloatArray, FloatArray]:
+    """P(violating) per unit and at each label draw (from the label's out-of-fold model
+    probability) from the model, recalibrated within the actioned and within the un-actioned
+    units on the probability-sampled labels that fall in each.
 
     `sigmoid(a + b logit p_model + sum_s c_s [s actioned the unit])` is fitted per domain
     under the reviewer-flip model, each design's labels weighted by 1 / inclusion probability
@@ -90,6 +91,7 @@ def domain_calibrated(pop: Population) -> FloatArray:
         m = d.design == name
         usable[m] = frame[d.position[m]]
     out = np.empty(len(pop), dtype=np.float64)
+    at_labels = np.empty(len(d), dtype=np.float64)
     domains: list[tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_] | None]] = [
         (act, hits),
         (~act, None),
@@ -114,11 +116,23 @@ def domain_calibrated(pop: Population) -> FloatArray:
             prior_mean=mean,
             prior_sd=sd,
         )
-        X = _covariates(units, pop.p_model[units], has_model, by_strategy)
-        eta = X @ theta
-        var = np.einsum("ij,jk,ik->i", X, cov, X)
-        out[units] = 1.0 / (1.0 + np.exp(-eta / np.sqrt(1.0 + np.pi * var / 8.0)))
-    return out
+        out[units] = _predict(
+            _covariates(units, pop.p_model[units], has_model, by_strategy), theta, cov
+        )
+        in_domain = domain[d.position]
+        at_labels[in_domain] = _predict(
+            _covariates(d.position[in_domain], p_label[in_domain], has_model, by_strategy),
+            theta,
+            cov,
+        )
+    return out, at_labels
+
+
+def _predict(X: FloatArray, theta: FloatArray, cov: FloatArray) -> FloatArray:
+    """E[sigmoid(X theta)] over theta ~ N(theta, cov) (probit approximation)."""
+    eta = X @ theta
+    var = np.einsum("ij,jk,ik->i", X, cov, X)
+    return np.asarray(1.0 / (1.0 + np.exp(-eta / np.sqrt(1.0 + np.pi * var / 8.0))))
 
 
 def _covariates(
@@ -149,8 +163,8 @@ def _logit(p: FloatArray) -> FloatArray:
     return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
 
 
-def _verdict_counts(pop: Population, labels: pd.DataFrame | None) -> tuple[FloatArray, FloatArray]:
-    """Violating verdicts and verdicts per unit for this policy."""
+def verdict_counts(pop: Population, labels: pd.DataFrame | None) -> tuple[FloatArray, FloatArray]:
+    """Violating verdicts and verdicts per unit of the population's policy (any sampling)."""
     zeros = np.zeros(len(pop), dtype=np.float64)
     if labels is None or not len(labels):
         return zeros, zeros.copy()

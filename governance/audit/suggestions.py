@@ -1,28 +1,41 @@
 """Suggested strategy changes in the strategy's own YAML terms, each re-evaluated on the feature
-frame with the real evaluator and projected with the audit estimator.
+frame with the real evaluator and projected over the audited period.
 
 Projections count (item, channel) decisions. For a change to strategy S, ΔFP and ΔFN are S's own
 (decisions S would add on honest items minus those it would drop; violating pairs it would stop
-or start missing), relative to S evaluated on the same frame. For a new strategy they are
-marginal to every audited strategy of the policy: only pairs no strategy already actions count.
-Uncertainty is the difference estimator's interval on the changed pairs' true-positive total,
-so it reflects both the model and the labels that fall in the change.
+or start missing), relative to S's actual decisions. For a new strategy they are marginal to
+every audited strategy of the policy: only pairs no strategy already actions count.
+
+Which units the changed strategy would have decided is projected from weekly frame snapshots:
+a unit whose snapshot matches are the same under the old and the new condition keeps its actual
+decision; any other unit is decided with the rate at which the entity's audited strategies
+turned that many snapshot matches into decisions (a match seen in one snapshot only often
+came and went between nightly runs, or after the last one). ΔTP sums the changed decisions'
+P(violating): each unit's verdicts where it has any, else the model recalibrated within the
+actioned or un-actioned units (`ranking.domain_calibrated`). The interval is the difference
+estimator's on the same changes, so it reflects both the model and the labels in the change.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from features.vocabulary import ENTITY_CHANNELS, Action, Entity, Policy, StrategyStatus
-from governance.audit.estimators import estimate_totals, interval
+from governance.audit.estimators import (
+    estimate_totals,
+    fit_noisy_logistic,
+    interval,
+    posterior_violation,
+)
 from governance.audit.population import Population
+from governance.audit.ranking import domain_calibrated, verdict_counts
 from governance.audit.slices import ALL_STRATEGIES
 from governance.evaluator import FrameEvaluator
 from governance.registry import StrategyRegistry
@@ -101,25 +114,38 @@ def suggest(
     max_per_strategy: int = 5,
     confidence: float = 0.95,
     history: Sequence[Mapping[Entity, pd.DataFrame]] = (),
+    labels: pd.DataFrame | None = None,
+    only_beneficial: bool = True,
 ) -> pd.DataFrame:
     """suggestions.parquet rows, ranked by projected benefit `-(fp_cost ΔFP + fn_cost ΔFN
     + impression_cost Δerror impressions)`; only changes with positive benefit are kept.
 
     `frames` must carry the model score columns `p_<policy>` for score gates. `history` holds
     earlier snapshots of the frames (e.g. weekly): a strategy acts on an item the first time
-    it matches, so a candidate's decisions are projected as the union of its matches over
-    the snapshots and the final frame, as the nightly enforcement would have taken them.
+    it matches, so a candidate's decisions are projected from its matches over the snapshots
+    and the final frame (see the module docstring); `labels` (audit_labels) give each changed
+    unit's own verdicts. `only_beneficial=False` keeps every candidate (to re-project a change
+    made earlier), still at most `max_per_strategy` per strategy.
     """
     by_ref = {s.ref: s for s in strategies}
     if registry is not None:
         by_ref.update({s.ref: s for s in registry})
     rows: list[dict[str, object]] = []
-    for pop in populations.values():
+    masks: dict[tuple[Entity, Policy], _MaskOverTime] = {}
+    for key, pop in populations.items():
         if pop.entity not in frames:
             raise ValueError(f"no feature frame for entity {pop.entity.value!r}")
+        snapshots = [frames[pop.entity], *(h[pop.entity] for h in history if pop.entity in h)]
+        masks[key] = _MaskOverTime(snapshots, pop.item_ids)
+    rates = _decision_rates(populations, masks, by_ref)
+    for key, pop in populations.items():
         frame = frames[pop.entity]
-        snapshots = [frame, *(h[pop.entity] for h in history if pop.entity in h)]
-        item_mask = _MaskOverTime(snapshots, pop.item_ids)
+        item_mask = masks[key]
+        context = _Context(
+            verdicts=verdict_counts(pop, labels),
+            calibrated=domain_calibrated(pop),
+            rates=rates[pop.entity],
+        )
 
         next_versions = _next_versions(by_ref.values(), registry)
         for ref in pop.actioned:
@@ -135,11 +161,13 @@ def suggest(
                     base,
                     cands,
                     item_mask,
+                    context,
                     fp_cost,
                     fn_cost,
                     impression_cost,
                     confidence,
                     max_per_strategy,
+                    only_beneficial,
                 )
             )
         gaps = _gap_candidates(pop, frame, slices, by_ref.values())
@@ -149,11 +177,13 @@ def suggest(
                 None,
                 gaps,
                 item_mask,
+                context,
                 fp_cost,
                 fn_cost,
                 impression_cost,
                 confidence,
                 max_per_strategy,
+                only_beneficial,
             )
         )
     return _table(rows)
@@ -171,12 +201,54 @@ class _MaskOverTime:
             self.parts.append((FrameEvaluator(snap), pos))
 
     def __call__(self, cond: Condition) -> npt.NDArray[np.bool_]:
-        out = np.zeros(self.n, dtype=bool)
-        for evaluator, pos in self.parts:
+        return np.asarray(self.per_snapshot(cond).any(axis=1), dtype=bool)
+
+    def per_snapshot(self, cond: Condition) -> npt.NDArray[np.bool_]:
+        """(N, snapshots) mask: the condition matched the unit in each snapshot."""
+        out = np.zeros((self.n, len(self.parts)), dtype=bool)
+        for j, (evaluator, pos) in enumerate(self.parts):
             m = evaluator.mask(cond)
             ok = pos >= 0
-            out[pos[ok & m]] = True
+            out[pos[ok & m], j] = True
         return out
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Per population: verdict counts (violating, all), the domain calibration (units, labels)
+    and P(decided | k snapshot matches) of its entity."""
+
+    verdicts: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+    calibrated: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]
+    rates: npt.NDArray[np.float64]
+
+
+def _decision_rates(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    masks: Mapping[tuple[Entity, Policy], _MaskOverTime],
+    by_ref: Mapping[str, Strategy],
+) -> dict[Entity, npt.NDArray[np.float64]]:
+    """Per entity, P(a strategy decided a unit | its condition matched k of the snapshots),
+    pooled over the audited strategies (Laplace-smoothed; index k = 0 .. snapshots)."""
+    counts: dict[Entity, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+    for key, pop in populations.items():
+        n_snap = len(masks[key].parts)
+        hit, seen = counts.get(pop.entity, (np.zeros(n_snap + 1), np.zeros(n_snap + 1)))
+        for ref, actioned in pop.actioned.items():
+            strategy = by_ref.get(ref)
+            if strategy is None:
+                continue
+            k = masks[key].per_snapshot(strategy.condition).sum(axis=1)
+            decided = actioned.any(axis=1).astype(np.float64)
+            hit = hit + np.bincount(k, weights=decided, minlength=n_snap + 1)
+            seen = seen + np.bincount(k, minlength=n_snap + 1)
+        counts[pop.entity] = (hit, seen)
+    out = {e: (h + 0.5) / (n + 1.0) for e, (h, n) in counts.items()}
+    for pop in populations.values():
+        if pop.entity not in out:
+            n_snap = len(masks[(pop.entity, pop.policy)].parts)
+            out[pop.entity] = np.r_[0.0, np.ones(n_snap)]
+    return out
 
 
 def to_shadow_version(
@@ -392,42 +464,51 @@ def _project_all(
     pop: Population,
     base: Strategy | None,
     cands: list[Candidate],
-    item_mask: Callable[[Condition], npt.NDArray[np.bool_]],
+    item_mask: _MaskOverTime,
+    context: _Context,
     fp_cost: float,
     fn_cost: float,
     impression_cost: float,
     confidence: float,
     max_keep: int,
+    only_beneficial: bool = True,
 ) -> list[dict[str, object]]:
     if not cands:
         return []
-    mask_fn = item_mask
     chans = np.asarray(pop.channels)
+    n_snap = len(item_mask.parts)
     if base is not None:
-        a0 = mask_fn(base.condition)[:, None] & np.isin(chans, [c.value for c in base.channels])
+        a0 = pop.actioned.get(base.ref, np.zeros((len(pop), len(chans)), dtype=bool))
+        before = item_mask.per_snapshot(base.condition)
         marginal = None
     else:
         a0 = np.zeros((len(pop), len(chans)), dtype=bool)
+        before = np.zeros((len(pop), n_snap), dtype=bool)
         marginal = pop.any_actioned
+    decided_before = a0.any(axis=1).astype(np.float64)
     cols, keep = [], []
     for c in cands:
-        a1 = mask_fn(c.strategy.condition)[:, None] & np.isin(
-            chans, [x.value for x in c.strategy.channels]
-        )
+        after = item_mask.per_snapshot(c.strategy.condition)
+        # Same matches as the strategy it changes: the same decision. Otherwise the rate at
+        # which that many snapshot matches became decisions.
+        same = (after == before).all(axis=1)
+        p_decided = np.where(same, decided_before, context.rates[after.sum(axis=1)])
+        a1 = p_decided[:, None] * np.isin(chans, [x.value for x in c.strategy.channels])[None, :]
         if marginal is not None:
-            a1 = a1 & ~marginal
-        diff = a1.astype(np.int8) - a0.astype(np.int8)
-        if not diff.any():
+            a1 = a1 * ~marginal
+        diff = a1 - a0.astype(np.float64)
+        if not (np.abs(diff) > 1e-9).any():
             continue
         cols.append(diff)
         keep.append(c)
     if not keep:
         return []
     domains = np.column_stack([d.sum(axis=1) for d in cols]).astype(np.float64)
+    f_units, f_labels = context.calibrated
     est = estimate_totals(
-        pop.f,
+        f_units,
         domains,
-        pop.draws,
+        replace(pop.draws, f_label=f_labels),
         frames=pop.frames,
         flip_rate=pop.flip_rate,
         names=[f"c{j}" for j in range(len(keep))],
@@ -437,22 +518,24 @@ def _project_all(
     out: list[tuple[float, dict[str, object]]] = []
     for j, (c, diff) in enumerate(zip(keep, cols, strict=True)):
         dn = float(diff.sum())
+        added, released = np.clip(diff, 0.0, None), np.clip(-diff, 0.0, None)
         # A change can gain at most the pairs it adds and lose at most the pairs it drops.
-        n_added, n_removed = float((diff > 0).sum()), float((diff < 0).sum())
-        dtp, se = float(est.point[j]), est.se(f"c{j}")
-        dtp = float(np.clip(dtp, -n_removed, n_added))
-        lo_tp, hi_tp = interval(dtp, se, confidence=confidence, lower=-n_removed, upper=n_added)
+        n_added, n_removed = float(added.sum()), float(released.sum())
+        post = _change_posterior(pop, domains[:, j], context)
+        dtp = float(np.clip(domains[:, j] @ post, -n_removed, n_added))
+        lo_tp, hi_tp = interval(
+            dtp, est.se(f"c{j}"), confidence=confidence, lower=-n_removed, upper=n_added
+        )
         dfp = (dn - dtp, dn - hi_tp, dn - lo_tp)
         dfn = (-dtp, -hi_tp, -lo_tp)
-        added, released = diff > 0, diff < 0
         d_imp = float(-(pop.impressions * added).sum() + (pop.lost_impressions * released).sum())
         d_gmv = float(-(pop.gmv * added).sum() + (pop.lost_gmv * released).sum())
         benefit = -(fp_cost * dfp[0] + fn_cost * dfn[0])
         if impression_cost:
             benefit += impression_cost * d_imp * 0.0  # exposure is reported, not priced twice
-        if benefit <= 0:
+        if benefit <= 0 and only_beneficial:
             continue
-        changed = np.flatnonzero(diff.any(axis=1))
+        changed = np.flatnonzero((np.abs(diff) > 1e-9).any(axis=1))
         proposed_yaml = dump_strategy(c.strategy)
         out.append(
             (
@@ -474,11 +557,54 @@ def _project_all(
                     "delta_gmv": d_gmv,
                     "labels_used": int(labelled[changed].sum()),
                     "_benefit": benefit,
+                    "_de": float(est.point[j]),
+                    "_se": float(est.se(f"c{j}")),
                 },
             )
         )
     out.sort(key=lambda t: -t[0])
     return [row for _, row in out[:max_keep]]
+
+
+#: Prior sd of a change's own logit offset from the domain calibration (a slice may be off).
+_CHANGE_OFFSET_SD = 1.0
+
+
+def _change_posterior(
+    pop: Population, domain: npt.NDArray[np.float64], context: _Context
+) -> npt.NDArray[np.float64]:
+    """P(violating) of the units a change touches: the domain calibration shifted by the change's
+    own logit offset, fitted to the probability-sampled labels inside the change (weighted by
+    |change| / inclusion probability), then updated with each unit's verdicts."""
+    f_units, f_labels = context.calibrated
+    d = pop.draws
+    inside = np.zeros(len(d), dtype=bool)
+    for name, frame in pop.frames.items():
+        m = d.design == name
+        inside[m] = frame[d.position[m]]
+    inside &= domain[d.position] != 0
+    w = np.abs(domain[d.position[inside]]) / d.inclusion_probability[inside]
+    for name in np.unique(d.design[inside]):
+        m = d.design[inside] == name
+        w[m] = w[m] / w[m].mean()
+    theta, cov = fit_noisy_logistic(
+        np.ones((int(inside.sum()), 1)),
+        d.y_obs[inside],
+        w,
+        flip_rate=pop.flip_rate,
+        prior_mean=[0.0],
+        prior_sd=[_CHANGE_OFFSET_SD],
+        offset=_logit(f_labels[inside]),
+    )
+    eta = _logit(f_units) + theta[0]
+    prior = 1.0 / (1.0 + np.exp(-eta / np.sqrt(1.0 + np.pi * cov[0, 0] / 8.0)))
+    k, n = context.verdicts
+    return posterior_violation(prior, k, n, pop.flip_rate)
+
+
+def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    q = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
 
 
 def _table(rows: list[dict[str, object]]) -> pd.DataFrame:
