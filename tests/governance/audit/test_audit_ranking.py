@@ -42,11 +42,17 @@ def test_flags_follow_the_contract_and_beat_the_base_rates(world: World) -> None
     ranked = flags[flags["kind"] != "random_audit"]
     assert (ranked["inclusion_probability"] == 1.0).all()  # take-all stratum
     # Sorted by priority within each list; already-reviewed items are left out.
-    for kind, grp in ranked.groupby("kind"):
-        # Likely errors first, each block by expected impact.
-        likely = grp["p_error"] >= (0.95 if kind == "likely_false_positive" else 0.5)
-        assert likely.is_monotonic_decreasing
-        assert grp.loc[likely, "priority"].is_monotonic_decreasing
+    fp_rows = ranked[ranked["kind"] == "likely_false_positive"]
+    likely = fp_rows["p_error"] >= 0.95  # likely false positives first, by expected impact
+    assert likely.is_monotonic_decreasing
+    assert fp_rows.loc[likely, "priority"].is_monotonic_decreasing
+    p_fn = ranked.loc[ranked["kind"] == "likely_false_negative", "p_error"].to_numpy()
+    # The FN list keeps an expected precision >= 0.5 on every prefix of its likely block,
+    # then follows with the most probable misses.
+    running = np.cumsum(p_fn) / np.arange(1, len(p_fn) + 1)
+    block = int(np.argmin(running >= 0.5 - 1e-9)) if (running < 0.5 - 1e-9).any() else len(p_fn)
+    assert block >= 1
+    assert (np.diff(p_fn[block:]) <= 1e-12).all()
     assert not ranked["item_id"].isin(labels["item_id"]).any()
 
     truth = world.truth.set_index("item_id")["violating"]
@@ -77,3 +83,36 @@ def test_reasons_come_from_a_precomputed_frame(world: World) -> None:
     flags = rank_flags(pops, list_size=5, reasons=reasons_from_frame(reasons))
     parsed = [json.loads(r) for r in flags["reasons"]]
     assert all(p and p[0]["feature"] == "x" for p in parsed)
+
+
+def test_fn_list_trades_certainty_for_exposure_under_a_precision_floor() -> None:
+    from governance.audit.ranking import _likely_prefix
+
+    # Sorted by priority: a much-seen unit at 0.2 comes first, then sure ones.
+    p = np.array([0.2, 0.9, 0.9, 0.1, 0.6])
+    order = _likely_prefix(p, 5, min_probability=0.0, min_precision=0.5)
+    assert order[0] == 1  # 0.2 alone would break the floor
+    means = np.cumsum(p[order]) / np.arange(1, len(order) + 1)
+    assert (means >= 0.5 - 1e-12).all()
+    assert 0 in order  # admitted once sure units give slack
+    assert _likely_prefix(p, 5, min_probability=0.95, min_precision=0.0) == []
+
+
+def test_domain_calibration_fixes_a_population_calibration_that_misses_the_actioned(
+    world: World,
+) -> None:
+    from dataclasses import replace
+
+    from governance.audit.ranking import domain_calibrated
+
+    pop = _pops(world)[(Entity.LISTING, Policy.COUNTERFEIT)]
+    # A model that says 1% for everything actioned, however often it really violates.
+    act = pop.any_actioned.any(axis=1)
+    p_model = np.where(act, 0.01, pop.p_model)
+    d = replace(pop.draws, p_label=np.where(act[pop.draws.position], 0.01, pop.draws.f_label))
+    bent = replace(pop, p_model=p_model, f=p_model, draws=d)
+    truth = world.truth.set_index("item_id")["violating"].reindex(pop.item_ids).to_numpy()
+    units, at_labels = domain_calibrated(bent)
+    assert at_labels.shape == (len(d),)
+    assert abs(units[act].mean() - truth[act].mean()) < 0.1
+    assert units[act].mean() > 5 * 0.01

@@ -80,3 +80,36 @@ def test_shadow_version_is_a_child_of_its_base(suggestions, tmp_path) -> None:  
     reg = StrategyRegistry.from_directory(tmp_path)
     assert reg.get("cf-bags@v3") == strategy
     assert np.isfinite(row["delta_impressions"])
+
+
+def test_decisions_are_projected_from_actual_ones_and_match_rates(world: World) -> None:
+    from governance.audit.suggestions import _decision_rates, _MaskOverTime
+
+    pops = build_populations(
+        world.tables,
+        world.strategies,
+        world.predictions,
+        items={Entity.LISTING: world.frame["item_id"]},
+        flip_rate=world.flip_rate,
+        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    )
+    key = next(iter(pops))
+    pop = pops[key]
+    masks = {key: _MaskOverTime([world.frame, world.frame], pop.item_ids)}
+    by_ref = {s.ref: s for s in world.strategies}
+    rates = _decision_rates(pops, masks, by_ref)[Entity.LISTING]
+    # Units matched in every snapshot were (nearly) all decided; unmatched ones (nearly) never.
+    assert rates.shape == (3,)
+    assert rates[2] > 0.9 and rates[0] < 0.1
+    table = suggest(
+        pops,
+        {Entity.LISTING: world.frame},
+        pd.DataFrame(columns=["strategy"]),
+        strategies=world.strategies,
+        only_beneficial=False,
+        max_per_strategy=1_000,
+    )
+    # Dropping a channel removes exactly the strategy's actual decisions in it.
+    drop = table[table["summary"] == "stop acting in shop_ads"].iloc[0]
+    actual = pop.actioned["cf-bags@v2"][:, pop.channel_index("shop_ads")].sum()
+    assert drop["delta_fp"] + (-drop["delta_fn"]) == pytest.approx(-actual)
