@@ -226,6 +226,7 @@ def run_audit(
         reasons=reasons_fn,
         audit_slice=sample,
         fp_min_probability=cfg.fp_min_probability,
+        fp_min_precision=cfg.fp_min_precision,
         fn_min_precision=cfg.fn_min_precision,
     )
 

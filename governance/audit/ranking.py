@@ -203,21 +203,23 @@ def rank_flags(
     reasons: ReasonsFn | None = None,
     audit_slice: pd.DataFrame | None = None,
     fp_min_probability: float = 0.95,
+    fp_min_precision: float = 0.98,
     fn_min_precision: float = 0.5,
 ) -> pd.DataFrame:
     """flags.parquet rows: the top `list_size` likely FPs and FNs over every population, plus the
     audit slice (units drawn by `sampling.audit_sample`) as `random_audit` rows.
 
     Each list is built greedily by expected impact (`priority`) among the units that keep it
-    *likely*: a false positive needs P(honest) >= `fp_min_probability` itself; a false
-    negative may be less certain as long as every prefix of the list keeps an expected
-    precision (mean P(violating)) >= `fn_min_precision`, so a much-viewed item at 30% can
-    follow near-certain ones. Units that fit neither follow, most probable errors first.
+    *likely*: every prefix keeps an expected precision (mean P(error)) of at least
+    `fp_min_precision` / `fn_min_precision`, and a false positive needs P(honest) >=
+    `fp_min_probability` itself. A much-viewed item at 30% can so follow near-certain ones
+    in the FN list. Units that fit neither follow, most probable errors first.
     """
     if list_size < 1:
         raise ValueError(f"list_size must be >= 1, got {list_size}")
     for name, value in (
         ("fp_min_probability", fp_min_probability),
+        ("fp_min_precision", fp_min_precision),
         ("fn_min_precision", fn_min_precision),
     ):
         if not 0.0 <= value <= 1.0:
@@ -230,7 +232,9 @@ def rank_flags(
         s = float(sev.get(pop.policy.value, 1.0))
         fp_parts.append(_fp_candidates(pop, post, skip, s))
         fn_parts.append(_fn_candidates(pop, post, skip, s))
-    fp = _top(fp_parts, list_size, min_probability=fp_min_probability, min_precision=0.0)
+    fp = _top(
+        fp_parts, list_size, min_probability=fp_min_probability, min_precision=fp_min_precision
+    )
     fn = _top(fn_parts, list_size, min_probability=0.0, min_precision=fn_min_precision)
     parts = [fp, fn]
     if audit_slice is not None and len(audit_slice):

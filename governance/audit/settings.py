@@ -80,6 +80,13 @@ class AuditSettings(BaseSettings):
     fp_min_probability: float = Field(
         0.95, ge=0, le=1, description="P(honest) from which an actioned item is a likely FP."
     )
+    fp_min_precision: float = Field(
+        0.98,
+        ge=0,
+        le=1,
+        description="Expected precision (mean P(honest)) every prefix of the likely-FP list keeps: "
+        "reinstating a rightly actioned item is costly, so the list as a whole stays near-certain.",
+    )
     fn_min_precision: float = Field(
         0.5,
         ge=0,
