@@ -673,17 +673,32 @@ _FLIPPED_OPS: dict[str, str] = {
 
 def _negation(member: Condition) -> Condition:
     if isinstance(member, Predicate):
-        dumped = member.model_dump(mode="json", exclude_none=True)
-        return Predicate.model_validate({**dumped, "op": _FLIPPED_OPS[member.op]})
+        return Predicate.model_validate({**_predicate_dict(member), "op": _FLIPPED_OPS[member.op]})
     return Not.model_validate({"not": member})
+
+
+def _predicate_dict(p: Predicate) -> dict[str, object]:
+    out: dict[str, object] = {"feature": p.feature, "op": p.op}
+    if p.value is not None:
+        out["value"] = list(p.value) if isinstance(p.value, tuple | list) else p.value
+    return out
 
 
 def _condition_dicts(node: Condition) -> list[dict[str, object]]:
     """Flat predicate dicts of an `all` chain; other groups stay one (nested) dict."""
     if isinstance(node, AllOf):
         return [d for m in node.all for d in _condition_dicts(m)]
-    dumped: dict[str, object] = node.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return [dumped]
+    if isinstance(node, Predicate):
+        return [_predicate_dict(node)]
+    if isinstance(node, Not):
+        return [{"not": _condition_dict(node.not_)}]
+    return [{"any": [_condition_dict(m) for m in node.any]}]
+
+
+def _condition_dict(node: Condition) -> dict[str, object]:
+    if isinstance(node, AllOf):
+        return {"all": [_condition_dict(m) for m in node.all]}
+    return _condition_dicts(node)[0]
 
 
 def _describe(node: Condition) -> str:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from features.vocabulary import Entity
+from governance.audit import slices as slices_mod
 from governance.audit.population import build_populations
 from governance.audit.ranking import posterior
 from governance.audit.slices import SLICE_COLUMNS, audit_slices, bin_features, find_slices
 from governance.evaluator import evaluate_condition
-from governance.strategy import AllOf, Predicate
+from governance.strategy import AllOf, Predicate, Strategy, strategy_from_dict
 from tests.governance.audit.audit_world import World
 
 
@@ -104,3 +106,103 @@ def test_near_miss_slices_show_what_the_scope_just_leaves_out(world: World) -> N
     # Near-miss and general slices alternate.
     assert bags_fn["description"].iloc[0].startswith("[near miss]")
     assert not bags_fn["description"].iloc[1].startswith("[near miss]")
+
+
+def test_error_aware_bins_cut_where_the_error_rate_changes() -> None:
+    rng = np.random.default_rng(1)
+    n = 4000
+    X = pd.DataFrame({"discount": rng.uniform(0.35, 0.9, n), "noise": rng.normal(size=n)})
+    err = np.where(X["discount"] < 0.6, 0.9, 0.1) + rng.normal(0, 0.05, n)
+    feats = {f.name: f for f in bin_features(X, n_bins=5, errors=err, min_support=30)}
+    assert "discount < 0.6" in feats["discount"].labels
+    # No error change along `noise`: quantile bins, as without errors.
+    assert feats["noise"].labels == bin_features(X[["noise"]], n_bins=5)[0].labels
+
+
+def test_error_aware_bins_need_rows_on_each_side() -> None:
+    x = np.arange(100, dtype=np.float64)
+    e = (x >= 95).astype(np.float64)
+    assert slices_mod._error_cuts(x, e, max_leaves=4, min_leaf=10, min_z=3.0) == [90.0]
+    assert slices_mod._error_cuts(x, e, max_leaves=4, min_leaf=5, min_z=3.0) == [95.0]
+
+
+def test_likelihood_score_prefers_a_large_clear_slice_to_a_tiny_pure_one() -> None:
+    rng = np.random.default_rng(2)
+    n = 10000
+    X = pd.DataFrame(
+        {
+            "a": pd.Series(rng.choice(list("pqrs"), n), dtype="str"),
+            "b": pd.Series(rng.choice([f"v{i}" for i in range(200)], n), dtype="str"),
+        }
+    )
+    err = np.full(n, 0.05)
+    err[(X["a"] == "p").to_numpy()] = 0.6  # a quarter of the rows, lift ~3
+    err[(X["b"] == "v7").to_numpy()] = 1.0  # ~50 rows, every one an error
+    feats = bin_features(X, max_levels=300)
+    top = find_slices(feats, err, max_level=1, min_support=20, top_k=2)
+    assert feats[top[0].items[0][0]].labels[top[0].items[0][1]] == "a = p"
+
+
+def test_copies_of_a_slice_per_channel_are_not_repeated() -> None:
+    X, err = _planted(n=6000)
+    feats = bin_features(pd.concat([X] * 3, ignore_index=True))
+    channel = slices_mod.BinnedFeature(
+        "channel",
+        np.repeat(np.arange(3), len(X)),
+        ("channel = a", "channel = b", "channel = c"),
+        tuple(({"channel": c},) for c in "abc"),
+    )
+    found = find_slices([*feats, channel], np.tile(err, 3), max_level=3, top_k=10)
+    with_channel = [s for s in found if any(fi == len(feats) for fi, _ in s.items)]
+    assert with_channel == []
+
+
+def _clause_strategy() -> Strategy:
+    return strategy_from_dict(
+        {
+            "id": "cf-any",
+            "version": 1,
+            "name": "Terms or cheap",
+            "owner": "t",
+            "description": "Test strategy.",
+            "entity": "listing",
+            "policy": "counterfeit",
+            "channels": ["shop_tab", "campaigns", "shop_ads"],
+            "action": "block",
+            "status": "active",
+            "condition": {
+                "all": [
+                    {"feature": "listing_has_brand", "op": "==", "value": True},
+                    {
+                        "any": [
+                            {"feature": "listing_counterfeit_term_count", "op": ">=", "value": 1},
+                            {"feature": "listing_category", "op": "in", "value": ["toys"]},
+                        ]
+                    },
+                ]
+            },
+        }
+    )
+
+
+def test_clause_and_near_miss_levels_carry_exact_predicates(world: World) -> None:
+    strategy = _clause_strategy()
+    pops = build_populations(
+        world.tables,
+        world.strategies,
+        world.predictions,
+        items={Entity.LISTING: world.frame["item_id"]},
+        flip_rate=world.flip_rate,
+        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    )
+    pop = next(iter(pops.values()))
+    pop = replace(pop, actioned={strategy.ref: next(iter(pop.actioned.values()))})
+    frame = world.frame.set_index("item_id").reindex(pop.item_ids).reset_index()
+    clause = slices_mod._clause_features(pop, frame, {strategy.ref: strategy})[strategy.ref][0]
+    assert clause.labels[1] == "fires only via listing_category in [toys]"
+    near = slices_mod._near_misses(pop, frame, {strategy.ref: strategy})[strategy.ref]
+    assert near.labels[0] == "fails only listing_has_brand = true"
+    for feat in (clause, near):
+        for lv, preds in enumerate(feat.predicates[:-1]):
+            cond = AllOf.model_validate({"all": list(preds)})
+            assert (evaluate_condition(cond, frame) == (feat.codes == lv)).all()
