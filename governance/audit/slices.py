@@ -298,6 +298,7 @@ def find_slices(
     score: ScoreKind = "likelihood",
     required: int | None = None,
     max_overlap: float = 0.6,
+    e_bar: float | None = None,
 ) -> list[Slice]:
     """Top-k distinct slices by score (redundant refinements and near-duplicates removed).
 
@@ -307,6 +308,8 @@ def find_slices(
     with a slightly higher rate; `sliceline` uses SliceLine's score with weight `alpha`.
     With `required` (a feature index), every slice holds one level of that feature. A slice
     whose rows overlap a better one's by Jaccard index `max_overlap` or more is dropped.
+    `e_bar` replaces the mean error as the rate slices are compared with (when `errors` are
+    a subset of the rows, the whole set's rate).
     """
     e = np.asarray(errors, dtype=np.float64)
     if e.ndim != 1 or any(f.codes.shape != e.shape for f in features):
@@ -317,7 +320,13 @@ def find_slices(
         raise ValueError(f"required must index one of the {len(features)} features")
     if len(e) == 0 or e.sum() <= 0 or not features:
         return []
-    scorer = _Scorer(score, len(e), float(e.mean()), alpha)
+    scorer = _Scorer(
+        score,
+        len(e),
+        float(e.mean()) if e_bar is None else e_bar,
+        alpha,
+        float(np.log(sum(len(f.labels) for f in features))),
+    )
     return _compute_slices(
         list(features), e, scorer, max_level, min_support, top_k, beam, required, max_overlap
     )
@@ -329,8 +338,9 @@ class _Scorer:
     n: int
     e_bar: float
     alpha: float
+    per_predicate: float = 0.0
 
-    def __call__(self, size: FloatArray, err: FloatArray) -> FloatArray:
+    def __call__(self, size: FloatArray, err: FloatArray, level: int = 1) -> FloatArray:
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.kind == "sliceline":
                 sc = self.alpha * ((err / size) / self.e_bar - 1.0) - (1.0 - self.alpha) * (
@@ -340,7 +350,10 @@ class _Scorer:
                 base = min(max(self.e_bar, 1e-12), 1.0 - 1e-12)
                 m = np.clip(err / size, 1e-12, 1.0 - 1e-12)
                 llr = err * np.log(m / base) + (size - err) * np.log((1.0 - m) / (1.0 - base))
-                sc = np.where(m > base, llr, -llr)
+                # Each predicate beyond the first is one choice among all levels searched: a
+                # refinement must earn its log-count in likelihood (a BIC-like penalty), so
+                # chance concentrations in long conjunctions do not outrank simple slices.
+                sc = np.where(m > base, llr, -llr) - (level - 1) * self.per_predicate
         return np.where(size > 0, sc, -np.inf)
 
 
@@ -400,8 +413,10 @@ def _compute_slices(
                 c = feat.codes[rows]
                 size = np.bincount(c, minlength=n_lv).astype(np.float64)
                 err = np.bincount(c, weights=er, minlength=n_lv).astype(np.float64)
-                sc = scorer(size, err)
-                for lv in np.flatnonzero((size >= min_support) & (sc > 0)).tolist():
+                sc = scorer(size, err, level)
+                # A level holding every parent row restates the parent.
+                ok = (size >= min_support) & (size < len(rows)) & (sc > 0)
+                for lv in np.flatnonzero(ok).tolist():
                     if not len(feat.predicates[lv]):
                         continue
                     key: tuple[tuple[int, int], ...] = tuple(sorted((*parent.items, (fi, int(lv)))))
@@ -423,7 +438,7 @@ def _upper_bound(s: Slice, scorer: _Scorer, min_support: int) -> float:
     # case is all the errors in as few rows as the errors themselves need (error <= 1 per row).
     # Both scores grow with the error sum and, at a fixed error sum, as the size shrinks.
     size = max(s.errors, float(min_support))
-    return float(scorer(np.array([size]), np.array([s.errors]))[0])
+    return float(scorer(np.array([size]), np.array([s.errors]), len(s.items) + 1)[0])
 
 
 def _kth_score(found: Mapping[tuple[tuple[int, int], ...], Slice], k: int) -> float:
@@ -485,11 +500,19 @@ def _dedupe(
 
 
 def slice_table(
-    features: Sequence[BinnedFeature], slices: Sequence[Slice], errors: npt.ArrayLike
+    features: Sequence[BinnedFeature],
+    slices: Sequence[Slice],
+    errors: npt.ArrayLike,
+    *,
+    baseline: npt.ArrayLike | None = None,
 ) -> pd.DataFrame:
-    """Readable rows for found slices: description, predicates (JSON), size, errors, lift."""
-    e = np.asarray(errors, dtype=np.float64)
-    total, e_bar = float(e.sum()), float(e.mean()) if len(e) else 0.0
+    """Readable rows for found slices: description, predicates (JSON), size, errors, lift.
+
+    Lift and error share are relative to `baseline` (all the rows `errors` were taken from)
+    when given, else to `errors` themselves.
+    """
+    e = np.asarray(errors if baseline is None else baseline, dtype=np.float64)
+    total, e_bar = float(e.sum()), (float(e.mean()) if len(e) else 0.0)
     rows = []
     for rank, s in enumerate(slices, start=1):
         preds: list[dict[str, object]] = []
@@ -579,7 +602,7 @@ def audit_slices(
             cc: npt.NDArray[np.intp],
             err: FloatArray,
             scope: BinnedFeature | None = None,
-            extra: Sequence[BinnedFeature] = (),
+            base: FloatArray | None = None,
             _X: pd.DataFrame = X,
             _pop: Population = pop,
         ) -> pd.DataFrame:
@@ -591,7 +614,6 @@ def audit_slices(
                 min_z=min_z,
             )
             feats.append(_channel_feature(_pop, cc))
-            feats.extend(BinnedFeature(f.name, f.codes[ii], f.labels, f.predicates) for f in extra)
             if scope is not None:
                 feats.insert(
                     0, BinnedFeature(scope.name, scope.codes[ii], scope.labels, scope.predicates)
@@ -606,8 +628,9 @@ def audit_slices(
                 score=score,
                 required=0 if scope is not None else None,
                 max_overlap=max_overlap,
+                e_bar=None if base is None else float(base.mean()),
             )
-            return slice_table(feats, found, err)
+            return slice_table(feats, found, err, baseline=base)
 
         for ref, act in targets:
             for kind in ("fp", "fn"):
@@ -621,16 +644,23 @@ def audit_slices(
                     err = post[ii] * (~act[ii, cc])
                 if len(ii) < min_support or err.sum() <= 0:
                     continue
-                table = search(ii, cc, err, extra=clauses.get(ref, []) if kind == "fp" else [])
-                if kind == "fn" and ref in near:
-                    # Violations the strategy's scope just misses (all but one of its `all`
-                    # members hold): interleaved with the general FN slices.
-                    scope = near[ref]
+                table = search(ii, cc, err)
+                # Structural slices, scored against all of the strategy's rows: FPs by the one
+                # `any` branch that fired, FNs the scope just misses (all but one `all` member
+                # hold); interleaved with the general slices.
+                scopes = clauses.get(ref, []) if kind == "fp" else near.get(ref, [])
+                scoped = []
+                for scope in scopes:
                     keep = scope.codes[ii] < len(scope.labels) - 1
                     if keep.sum() >= min_support and err[keep].sum() > 0:
-                        near_table = search(ii[keep], cc[keep], err[keep], scope)
-                        near_table["description"] = "[near miss] " + near_table["description"]
-                        table = _interleave(near_table, table, top_k)
+                        scoped.append(search(ii[keep], cc[keep], err[keep], scope, err))
+                if scoped:
+                    first = pd.concat(scoped, ignore_index=True).sort_values(
+                        "score", ascending=False, kind="stable"
+                    )
+                    if kind == "fn":
+                        first["description"] = "[near miss] " + first["description"]
+                    table = _interleave(first, table, top_k)
                 sid, version = (ref, None) if ref == ALL_STRATEGIES else parse_ref(ref)
                 table.insert(0, "error_kind", kind)
                 table.insert(0, "policy", pop.policy.value)
@@ -783,10 +813,10 @@ def _clause_features(
 
 def _near_misses(
     pop: Population, frame: pd.DataFrame, strategies: Mapping[str, Strategy]
-) -> dict[str, BinnedFeature]:
-    """Per strategy ref: a (N,) scope feature, level j = units failing only member j of its
+) -> dict[str, list[BinnedFeature]]:
+    """Per strategy ref: one (N,) scope feature, level j = units failing only member j of its
     top-level `all` (predicates: the other members and member j negated); last level: others."""
-    out: dict[str, BinnedFeature] = {}
+    out: dict[str, list[BinnedFeature]] = {}
     pos = pd.Index(pop.item_ids, dtype=object).get_indexer(
         pd.Index(frame["item_id"].astype(object))
     )
@@ -818,7 +848,7 @@ def _near_misses(
             continue
         labels.append("meets all members or fails several")
         preds.append(())
-        out[ref] = BinnedFeature("scope", codes, tuple(labels), tuple(preds))
+        out[ref] = [BinnedFeature("scope", codes, tuple(labels), tuple(preds))]
     return out
 
 

@@ -200,7 +200,7 @@ def test_clause_and_near_miss_levels_carry_exact_predicates(world: World) -> Non
     frame = world.frame.set_index("item_id").reindex(pop.item_ids).reset_index()
     clause = slices_mod._clause_features(pop, frame, {strategy.ref: strategy})[strategy.ref][0]
     assert clause.labels[1] == "fires only via listing_category in [toys]"
-    near = slices_mod._near_misses(pop, frame, {strategy.ref: strategy})[strategy.ref]
+    near = slices_mod._near_misses(pop, frame, {strategy.ref: strategy})[strategy.ref][0]
     assert near.labels[0] == "fails only listing_has_brand = true"
     for feat in (clause, near):
         for lv, preds in enumerate(feat.predicates[:-1]):
