@@ -98,9 +98,7 @@ def bin_features(
         if pd.api.types.is_bool_dtype(s.dtype):
             out.append(_bin_bool(str(name), s))
         elif pd.api.types.is_numeric_dtype(s.dtype):
-            b = _bin_numeric(str(name), s.astype("float64"), n_bins, e, min_support, min_z)
-            if b is not None:
-                out.append(b)
+            out.extend(_bin_numeric(str(name), s.astype("float64"), n_bins, e, min_support, min_z))
         else:
             out.append(
                 _bin_categorical(str(name), s, max_levels, min_support if e is not None else 1)
@@ -143,7 +141,7 @@ def _round_between(lo: float, hi: float) -> float:
 def _error_cuts(
     x: FloatArray, e: FloatArray, *, max_leaves: int, min_leaf: int, min_z: float
 ) -> list[float]:
-    """Cut points of a best-first 1-D regression tree of `e` on `x` (sorted, ascending).
+    """Cut points of a best-first 1-D regression tree of `e` on `x`, in the order found.
 
     A leaf is split where the two sides' mean errors differ most (largest squared-error
     reduction), only between distinct values, with `min_leaf` rows a side, and only when the
@@ -166,7 +164,7 @@ def _error_cuts(
             best = _best_split(xs, es, lo, hi, min_leaf, min_z)
             if best is not None:
                 candidates.append(best)
-    return sorted(cuts)
+    return cuts
 
 
 def _best_split(
@@ -204,12 +202,13 @@ def _bin_numeric(
     errors: FloatArray | None = None,
     min_support: int = 20,
     min_z: float = 4.0,
-) -> BinnedFeature | None:
+) -> list[BinnedFeature]:
+    """The feature's bins; with error cuts past the first, also the first cut alone (a
+    one-sided split, which finer bins would cut in pieces)."""
     arr = s.to_numpy(dtype=np.float64)
-    present = ~np.isnan(arr)  # +-inf fall in the outer bins, as the evaluator compares them
     finite = np.isfinite(arr)
     if not finite.any():
-        return None
+        return []
     uniq = np.unique(arr[finite])
     cuts: list[float] = []
     if errors is not None and len(uniq) > 1:
@@ -220,6 +219,17 @@ def _bin_numeric(
             min_leaf=min_support,
             min_z=min_z,
         )
+    out = [_numeric_levels(name, arr, uniq, n_bins, sorted(cuts))]
+    if len(cuts) > 1:
+        out.append(_numeric_levels(name, arr, uniq, n_bins, cuts[:1]))
+    return [b for b in out if b is not None]
+
+
+def _numeric_levels(
+    name: str, arr: FloatArray, uniq: FloatArray, n_bins: int, cuts: list[float]
+) -> BinnedFeature | None:
+    present = ~np.isnan(arr)  # +-inf fall in the outer bins, as the evaluator compares them
+    finite = np.isfinite(arr)
     exact = not cuts and len(uniq) <= n_bins and not (present & ~finite).any()
     if cuts:
         edges = np.array([float(uniq[0]), *cuts, np.inf])
@@ -814,8 +824,14 @@ def _clause_features(
 def _near_misses(
     pop: Population, frame: pd.DataFrame, strategies: Mapping[str, Strategy]
 ) -> dict[str, list[BinnedFeature]]:
-    """Per strategy ref: one (N,) scope feature, level j = units failing only member j of its
-    top-level `all` (predicates: the other members and member j negated); last level: others."""
+    """Per strategy ref: one (N,) scope feature, a level per way of failing only one member
+    of its top-level `all` (predicates: the other members and that member negated); last
+    level: every other unit.
+
+    A member on a categorical feature (`==`, `!=`, `in`, `not_in`) fails once per value: each
+    value is its own level (the fix adds that value to the member), as is a failing member
+    on any other feature.
+    """
     out: dict[str, list[BinnedFeature]] = {}
     pos = pd.Index(pop.item_ids, dtype=object).get_indexer(
         pd.Index(frame["item_id"].astype(object))
@@ -830,25 +846,51 @@ def _near_misses(
         if len(members) < 2:
             continue
         evaluator = evaluator or FrameEvaluator(frame)
-        codes = np.full(len(pop), len(members), dtype=np.int64)
+        item_codes = np.full(len(frame), -1, dtype=np.int64)
         labels: list[str] = []
         preds: list[tuple[dict[str, object], ...]] = []
         try:
             hits = np.column_stack([evaluator.mask(m) for m in members])
             for j, member in enumerate(members):
                 neg = _negation(member)
-                rows = evaluator.mask(neg) & hits[
-                    :, [i for i in range(len(members)) if i != j]
-                ].all(axis=1)
-                codes[pos[ok]] = np.where(rows[ok], j, codes[pos[ok]])
-                labels.append(f"fails only {_describe(member)}")
-                others = [m for i, m in enumerate(members) if i != j]
-                preds.append(tuple(d for m in [*others, neg] for d in _condition_dicts(m)))
+                rows = evaluator.mask(neg) & np.delete(hits, j, axis=1).all(axis=1)
+                others = [d for i, m in enumerate(members) if i != j for d in _condition_dicts(m)]
+                for label, cond, sub in _failing_ways(member, neg, rows, frame):
+                    item_codes[sub] = len(labels)
+                    labels.append(f"fails only {_describe(member)}{label}")
+                    preds.append((*others, *_condition_dicts(cond)))
         except (EvaluationError, ValueError):
             continue
+        codes = np.full(len(pop), len(labels), dtype=np.int64)
+        codes[pos[ok]] = np.where(item_codes[ok] >= 0, item_codes[ok], len(labels))
         labels.append("meets all members or fails several")
         preds.append(())
         out[ref] = [BinnedFeature("scope", codes, tuple(labels), tuple(preds))]
+    return out
+
+
+def _failing_ways(
+    member: Condition, neg: Condition, rows: npt.NDArray[np.bool_], frame: pd.DataFrame
+) -> list[tuple[str, Condition, npt.NDArray[np.bool_]]]:
+    """(label suffix, condition, rows) per way `rows` fail `member`: per value of a
+    categorical member's feature, else one."""
+    categorical = (
+        isinstance(member, Predicate)
+        and member.op in ("==", "!=", "in", "not_in")
+        and member.feature in frame.columns
+        and not pd.api.types.is_numeric_dtype(frame[member.feature].dtype)
+        and not pd.api.types.is_bool_dtype(frame[member.feature].dtype)
+    )
+    if not categorical or not rows.any():
+        return [("", neg, rows)]
+    assert isinstance(member, Predicate)
+    values = frame[member.feature].astype("object").to_numpy()
+    out: list[tuple[str, Condition, npt.NDArray[np.bool_]]] = []
+    for v in pd.unique(values[rows]):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        cond = Predicate(feature=member.feature, op="==", value=str(v))
+        out.append((f": {member.feature} = {v}", cond, rows & (values == v)))
     return out
 
 
