@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -397,14 +398,25 @@ def _compute_slices(
             if size[lv] >= min_support and not whole and len(feat.predicates[lv]):
                 one = ((fi, lv),)
                 found[one] = Slice(one, float(size[lv]), float(err[lv]), float(sc[lv]))
+    # All features' levels in one index space, so one bincount scores every extension.
+    n_levels = np.array([len(f.labels) for f in features], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(n_levels)])
+    coded = np.column_stack([f.codes + offsets[i] for i, f in enumerate(features)])
+    level_feature = np.repeat(np.arange(len(features)), n_levels)
+    level_value = np.arange(int(offsets[-1])) - offsets[level_feature]
+    has_preds = np.array([len(pr) > 0 for f in features for pr in f.predicates], dtype=bool)
     for level in range(2, max_level + 1):
-        parents = sorted(
-            (s for s in found.values() if len(s.items) == level - 1),
-            key=lambda s: _upper_bound(s, scorer, min_support),
-            reverse=True,
-        )
+        bounds = {
+            s.items: _upper_bound(s, scorer, min_support)
+            for s in found.values()
+            if len(s.items) == level - 1
+        }
         kth = _kth_score(found, top_k)
-        parents = [p for p in parents if _upper_bound(p, scorer, min_support) > kth][:beam]
+        parents = sorted(
+            (found[k] for k, ub in bounds.items() if ub > kth),
+            key=lambda s: bounds[s.items],
+            reverse=True,
+        )[:beam]
         if not parents:
             break
         for parent in parents:
@@ -412,26 +424,27 @@ def _compute_slices(
             for fi, lv in parent.items:
                 mask &= features[fi].codes == lv
             rows = np.flatnonzero(mask)
-            used = {fi for fi, _ in parent.items}
-            er = e[rows]
-            for fi, feat in enumerate(features):
-                if fi in used or fi < max(used):
-                    # Canonical order: extend only with later features, so each conjunction
-                    # is generated once.
-                    continue
-                n_lv = len(feat.labels)
-                c = feat.codes[rows]
-                size = np.bincount(c, minlength=n_lv).astype(np.float64)
-                err = np.bincount(c, weights=er, minlength=n_lv).astype(np.float64)
-                sc = scorer(size, err, level)
-                # A level holding every parent row restates the parent.
-                ok = (size >= min_support) & (size < len(rows)) & (sc > 0)
-                for lv in np.flatnonzero(ok).tolist():
-                    if not len(feat.predicates[lv]):
-                        continue
-                    key: tuple[tuple[int, int], ...] = tuple(sorted((*parent.items, (fi, int(lv)))))
-                    if key not in found:
-                        found[key] = Slice(key, float(size[lv]), float(err[lv]), float(sc[lv]))
+            # Canonical order: extend only with later features, so each conjunction is
+            # generated once.
+            start = max(fi for fi, _ in parent.items) + 1
+            if start >= len(features):
+                continue
+            sub = coded[rows, start:]
+            lo, hi = int(offsets[start]), int(offsets[-1])
+            size = np.bincount(sub.ravel() - lo, minlength=hi - lo).astype(np.float64)
+            errs = np.bincount(
+                sub.ravel() - lo,
+                weights=np.broadcast_to(e[rows, None], sub.shape).ravel(),
+                minlength=hi - lo,
+            ).astype(np.float64)
+            sc = scorer(size, errs, level)
+            # A level holding every parent row restates the parent.
+            ok = (size >= min_support) & (size < len(rows)) & (sc > 0) & has_preds[lo:hi]
+            for j in np.flatnonzero(ok).tolist():
+                fi, lv = int(level_feature[lo + j]), int(level_value[lo + j])
+                key: tuple[tuple[int, int], ...] = tuple(sorted((*parent.items, (fi, lv))))
+                if key not in found:
+                    found[key] = Slice(key, float(size[j]), float(errs[j]), float(sc[j]))
     ranked = sorted(found.values(), key=lambda s: (-s.score, -s.size, s.items))
     kept = _dedupe(ranked, top_k, features, max_overlap)
     if required is not None:
@@ -448,7 +461,14 @@ def _upper_bound(s: Slice, scorer: _Scorer, min_support: int) -> float:
     # case is all the errors in as few rows as the errors themselves need (error <= 1 per row).
     # Both scores grow with the error sum and, at a fixed error sum, as the size shrinks.
     size = max(s.errors, float(min_support))
-    return float(scorer(np.array([size]), np.array([s.errors]), len(s.items) + 1)[0])
+    if scorer.kind == "sliceline":
+        return float(scorer(np.array([size]), np.array([s.errors]))[0])
+    base = min(max(scorer.e_bar, 1e-12), 1.0 - 1e-12)
+    m = min(max(s.errors / size, 1e-12), 1.0 - 1e-12)
+    if m <= base:
+        return -math.inf
+    llr = s.errors * math.log(m / base) + (size - s.errors) * math.log((1.0 - m) / (1.0 - base))
+    return llr - len(s.items) * scorer.per_predicate
 
 
 def _kth_score(found: Mapping[tuple[tuple[int, int], ...], Slice], k: int) -> float:
