@@ -1,15 +1,22 @@
 """Root causes: the slices where a strategy's estimated errors concentrate (SliceLine search).
 
-SliceLine (Sagadeeva & Boehm, SIGMOD 2021) scores a slice S of size |S| with error sum e(S) as
+SliceLine (Sagadeeva & Boehm, SIGMOD 2021) searches the lattice of conjunctions of binned
+features level by level, pruning with the upper bound of any refinement's score (its size and
+error sum cannot exceed its parents'). This module implements that search with per-row
+(fractional) errors, vectorized with bincount, and by default scores a slice of size s with
+error sum e by the Bernoulli log-likelihood ratio of its error rate against the overall one
+(the scan statistic), less log(#levels) per predicate beyond the first; SliceLine's own score
 
     score(S) = alpha * ((e(S) / |S|) / e_bar - 1) - (1 - alpha) * (n / |S| - 1)
 
-and searches the lattice of conjunctions level by level, pruning with the upper bound of any
-refinement's score (its size and error sum cannot exceed its parents'). This module implements
-that search over binned features with per-row (fractional) errors, vectorized with bincount:
-the `sliceline` package was evaluated (works with pandas 3 and numpy 2) but materialises a dense
-rows x candidates product that needed 27.7 GiB at level 3 on 100k rows x 12 features, takes no
-row weights and returns redundant refinements of one slice, so it is not used.
+ranks tiny slices with a marginally higher rate first, which buries large clear ones. Numeric
+features are binned per search where that search's errors change (a 1-D regression tree).
+Besides feature slices, a strategy gets structural ones that map to a fix of its condition:
+the `any` branch its FPs alone fired through, and the `all` member its near-miss FNs alone
+fail. The `sliceline` package was evaluated (works with pandas 3 and numpy 2) but
+materialises a dense rows x candidates product that needed 27.7 GiB at level 3 on 100k rows x
+12 features, takes no row weights and returns redundant refinements of one slice, so it is
+not used.
 """
 
 from __future__ import annotations
