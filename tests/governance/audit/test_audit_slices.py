@@ -213,3 +213,38 @@ def test_clause_and_near_miss_levels_carry_exact_predicates(world: World) -> Non
         for lv, preds in enumerate(feat.predicates[:-1]):
             cond = AllOf.model_validate({"all": list(preds)})
             assert (evaluate_condition(cond, frame) == (feat.codes == lv)).all()
+
+
+def test_error_aware_bins_keep_the_first_cut_as_a_one_sided_split() -> None:
+    rng = np.random.default_rng(3)
+    n = 6000
+    X = pd.DataFrame({"age": rng.uniform(0, 60, n)})
+    # Errors fall in steps: the first (largest) change at 20, smaller ones inside each side.
+    err = np.select([X["age"] < 5, X["age"] < 20, X["age"] < 40], [0.5, 0.3, 0.05], 0.02)
+    feats = bin_features(X, n_bins=4, errors=err + rng.normal(0, 0.02, n), min_support=30)
+    assert [f.name for f in feats] == ["age", "age"]
+    assert feats[1].labels[:2] == ("age < 20", "age >= 20")
+    assert len(feats[0].labels) > 3
+
+
+def test_near_misses_of_a_category_list_are_split_by_category(world: World) -> None:
+    bags = next(s for s in world.strategies if s.id == "cf-bags")
+    pops = build_populations(
+        world.tables,
+        world.strategies,
+        world.predictions,
+        items={Entity.LISTING: world.frame["item_id"]},
+        flip_rate=world.flip_rate,
+        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    )
+    pop = next(iter(pops.values()))
+    frame = world.frame.set_index("item_id").reindex(pop.item_ids).reset_index()
+    near = slices_mod._near_misses(pop, frame, {bags.ref: bags})[bags.ref][0]
+    split = [lab for lab in near.labels if lab.startswith("fails only listing_category in [bags]")]
+    assert sorted(split) == [
+        f"fails only listing_category in [bags]: listing_category = {c}"
+        for c in ("cards", "toys", "watches")
+    ]
+    for lv, preds in enumerate(near.predicates[:-1]):
+        cond = AllOf.model_validate({"all": list(preds)})
+        assert (evaluate_condition(cond, frame) == (near.codes == lv)).all()
