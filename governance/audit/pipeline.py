@@ -242,6 +242,9 @@ def run_audit(
         n_bins=cfg.slice_bins,
         exclude_prefixes=cfg.slice_exclude_prefixes,
         strategies={s.ref: s for s in audited},
+        score=cfg.slice_score,
+        min_z=cfg.slice_min_z,
+        max_overlap=cfg.slice_max_overlap,
     )
 
     progress("suggest", 5, len(_STEPS))

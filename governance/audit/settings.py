@@ -123,9 +123,27 @@ class AuditSettings(BaseSettings):
     max_suggestions_per_strategy: int = Field(5, ge=1)
     slice_max_level: int = Field(3, ge=1, le=4, description="Most predicates in one slice.")
     slice_min_support: int = Field(20, ge=1, description="Fewest rows in a reported slice.")
-    slice_alpha: float = Field(0.98, gt=0, le=1, description="SliceLine error vs size weight.")
+    slice_score: Literal["likelihood", "sliceline"] = Field(
+        "likelihood",
+        description="Slice ranking: error-rate log-likelihood ratio (size and lift together) "
+        "or SliceLine's score.",
+    )
+    slice_alpha: float = Field(
+        0.98, gt=0, le=1, description="SliceLine error vs size weight (slice_score=sliceline)."
+    )
     slice_top_k: int = Field(10, ge=1, description="Slices kept per strategy and error kind.")
-    slice_bins: int = Field(5, ge=2, le=20, description="Quantile bins of numeric features.")
+    slice_bins: int = Field(
+        5,
+        ge=2,
+        le=20,
+        description="Most bins of a numeric feature (error-aware cuts, else quantiles).",
+    )
+    slice_min_z: float = Field(
+        4.0, gt=0, description="z statistic an error-aware bin cut needs (else quantile bins)."
+    )
+    slice_max_overlap: float = Field(
+        0.6, gt=0, le=1, description="Jaccard row overlap from which two slices are one finding."
+    )
     seed: int = 0
     history_every_days: int = Field(
         7, ge=0, description="Frame snapshots for projecting suggestions (0: final frame only)."

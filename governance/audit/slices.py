@@ -1,22 +1,32 @@
 """Root causes: the slices where a strategy's estimated errors concentrate (SliceLine search).
 
-SliceLine (Sagadeeva & Boehm, SIGMOD 2021) scores a slice S of size |S| with error sum e(S) as
+SliceLine (Sagadeeva & Boehm, SIGMOD 2021) searches the lattice of conjunctions of binned
+features level by level, pruning with the upper bound of any refinement's score (its size and
+error sum cannot exceed its parents'). This module implements that search with per-row
+(fractional) errors, vectorized with bincount, and by default scores a slice of size s with
+error sum e by the Bernoulli log-likelihood ratio of its error rate against the overall one
+(the scan statistic), less log(#levels) per predicate beyond the first; SliceLine's own score
 
     score(S) = alpha * ((e(S) / |S|) / e_bar - 1) - (1 - alpha) * (n / |S| - 1)
 
-and searches the lattice of conjunctions level by level, pruning with the upper bound of any
-refinement's score (its size and error sum cannot exceed its parents'). This module implements
-that search over binned features with per-row (fractional) errors, vectorized with bincount:
-the `sliceline` package was evaluated (works with pandas 3 and numpy 2) but materialises a dense
-rows x candidates product that needed 27.7 GiB at level 3 on 100k rows x 12 features, takes no
-row weights and returns redundant refinements of one slice, so it is not used.
+ranks tiny slices with a marginally higher rate first, which buries large clear ones. Numeric
+features are binned per search where that search's errors change (a 1-D regression tree).
+Besides feature slices, a strategy gets structural ones that map to a fix of its condition:
+the `any` branch its FPs alone fired through, and the `all` member its near-miss FNs alone
+fail. The `sliceline` package was evaluated (works with pandas 3 and numpy 2) but
+materialises a dense rows x candidates product that needed 27.7 GiB at level 3 on 100k rows x
+12 features, takes no row weights and returns redundant refinements of one slice, so it is
+not used.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +36,7 @@ from features.vocabulary import Entity, Policy
 from governance.audit.estimators import FloatArray
 from governance.audit.population import Population
 from governance.evaluator import EvaluationError, FrameEvaluator
-from governance.strategy import AllOf, Strategy, parse_ref
+from governance.strategy import AllOf, AnyOf, Condition, Not, Predicate, Strategy, parse_ref
 
 SLICE_COLUMNS: tuple[str, ...] = (
     "strategy",
@@ -70,19 +80,37 @@ class Slice:
     score: float
 
 
-def bin_features(X: pd.DataFrame, *, n_bins: int = 5, max_levels: int = 40) -> list[BinnedFeature]:
-    """Numeric columns into quantile bins, booleans as is, categoricals by top levels."""
+def bin_features(
+    X: pd.DataFrame,
+    *,
+    n_bins: int = 5,
+    max_levels: int = 40,
+    errors: npt.ArrayLike | None = None,
+    min_support: int = 20,
+    min_z: float = 4.0,
+) -> list[BinnedFeature]:
+    """Numeric columns into bins, booleans as is, categoricals by top levels.
+
+    Without `errors`, numeric bins are quantiles. With `errors` (one per row), numeric bins
+    are cut where the mean error changes (`_error_cuts`: a 1-D regression tree of at most
+    `n_bins` leaves of `min_support` rows, each split significant at `min_z`), falling back to
+    quantiles for a column without such a change; rare categorical levels (fewer than
+    `min_support` rows) fold into `other`.
+    """
+    e = None if errors is None else np.asarray(errors, dtype=np.float64)
+    if e is not None and e.shape != (len(X),):
+        raise ValueError(f"errors needs one value per row of X ({len(X)}), got shape {e.shape}")
     out: list[BinnedFeature] = []
     for name in X.columns:
         s = X[name]
         if pd.api.types.is_bool_dtype(s.dtype):
             out.append(_bin_bool(str(name), s))
         elif pd.api.types.is_numeric_dtype(s.dtype):
-            b = _bin_numeric(str(name), s.astype("float64"), n_bins)
-            if b is not None:
-                out.append(b)
+            out.extend(_bin_numeric(str(name), s.astype("float64"), n_bins, e, min_support, min_z))
         else:
-            out.append(_bin_categorical(str(name), s, max_levels))
+            out.append(
+                _bin_categorical(str(name), s, max_levels, min_support if e is not None else 1)
+            )
     return out
 
 
@@ -104,15 +132,116 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _bin_numeric(name: str, s: pd.Series, n_bins: int) -> BinnedFeature | None:
+def _round_between(lo: float, hi: float) -> float:
+    """The roundest number v with lo < v <= hi (fewest significant digits)."""
+    if hi == 0.0 or lo < 0.0 < hi:
+        return 0.0 if lo < 0.0 else hi
+    exp = int(np.floor(np.log10(abs(hi))))
+    for digits in range(1, 16):
+        step = 10.0 ** (exp - digits + 1)
+        v = float(np.floor(hi / step) * step)
+        v = float(f"{v:.{digits + 2}g}")
+        if lo < v <= hi:
+            return v
+    return hi
+
+
+def _error_cuts(
+    x: FloatArray, e: FloatArray, *, max_leaves: int, min_leaf: int, min_z: float
+) -> list[float]:
+    """Cut points of a best-first 1-D regression tree of `e` on `x`, in the order found.
+
+    A leaf is split where the two sides' mean errors differ most (largest squared-error
+    reduction), only between distinct values, with `min_leaf` rows a side, and only when the
+    difference is `min_z` standard errors or more.
+    """
+    order = np.argsort(x, kind="stable")
+    xs, es = x[order], e[order]
+    cuts: list[float] = []
+    first = _best_split(xs, es, 0, len(xs), min_leaf, min_z)
+    candidates = [first] if first is not None else []
+    bounds = [(0, len(xs))]
+    while candidates and len(bounds) < max_leaves:
+        k = max(range(len(candidates)), key=lambda i: candidates[i][0])
+        _, at = candidates.pop(k)
+        seg = next(b for b in bounds if b[0] < at < b[1])
+        bounds.remove(seg)
+        cuts.append(_round_between(float(xs[at - 1]), float(xs[at])))
+        for lo, hi in ((seg[0], at), (at, seg[1])):
+            bounds.append((lo, hi))
+            best = _best_split(xs, es, lo, hi, min_leaf, min_z)
+            if best is not None:
+                candidates.append(best)
+    return cuts
+
+
+def _best_split(
+    xs: FloatArray, es: FloatArray, lo: int, hi: int, min_leaf: int, min_z: float
+) -> tuple[float, int] | None:
+    n = hi - lo
+    if n < 2 * min_leaf:
+        return None
+    seg_x, seg_e = xs[lo:hi], es[lo:hi]
+    c = np.cumsum(seg_e)
+    total = float(c[-1])
+    var = (float(np.sum(seg_e * seg_e)) - total * total / n) / (n - 1)
+    if var <= 1e-12:
+        return None
+    n_left = np.arange(1, n, dtype=np.float64)
+    n_right = n - n_left
+    left = c[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = (left / n_left - (total - left) / n_right) ** 2 * n_left * n_right / n
+    valid = (seg_x[1:] > seg_x[:-1]) & (n_left >= min_leaf) & (n_right >= min_leaf)
+    if not valid.any():
+        return None
+    gain = np.where(valid, gain, -1.0)
+    i = int(np.argmax(gain))
+    # gain / var is the squared two-sample z statistic of the split (variance pooled).
+    if gain[i] / var < min_z * min_z:
+        return None
+    return float(gain[i]), lo + i + 1
+
+
+def _bin_numeric(
+    name: str,
+    s: pd.Series,
+    n_bins: int,
+    errors: FloatArray | None = None,
+    min_support: int = 20,
+    min_z: float = 4.0,
+) -> list[BinnedFeature]:
+    """The feature's bins; with error cuts past the first, also the first cut alone (a
+    one-sided split, which finer bins would cut in pieces)."""
     arr = s.to_numpy(dtype=np.float64)
-    present = ~np.isnan(arr)  # +-inf fall in the outer bins, as the evaluator compares them
     finite = np.isfinite(arr)
     if not finite.any():
-        return None
+        return []
     uniq = np.unique(arr[finite])
-    exact = len(uniq) <= n_bins and not (present & ~finite).any()
-    if exact:
+    cuts: list[float] = []
+    if errors is not None and len(uniq) > 1:
+        cuts = _error_cuts(
+            arr[finite],
+            errors[finite],
+            max_leaves=n_bins,
+            min_leaf=min_support,
+            min_z=min_z,
+        )
+    out = [_numeric_levels(name, arr, uniq, n_bins, sorted(cuts))]
+    if len(cuts) > 1:
+        out.append(_numeric_levels(name, arr, uniq, n_bins, cuts[:1]))
+    return [b for b in out if b is not None]
+
+
+def _numeric_levels(
+    name: str, arr: FloatArray, uniq: FloatArray, n_bins: int, cuts: list[float]
+) -> BinnedFeature | None:
+    present = ~np.isnan(arr)  # +-inf fall in the outer bins, as the evaluator compares them
+    finite = np.isfinite(arr)
+    exact = not cuts and len(uniq) <= n_bins and not (present & ~finite).any()
+    if cuts:
+        edges = np.array([float(uniq[0]), *cuts, np.inf])
+    elif exact:
         edges = np.concatenate([uniq, [np.inf]])
     else:
         qs = np.quantile(arr[finite], np.linspace(0, 1, n_bins + 1))
@@ -150,9 +279,10 @@ def _bin_numeric(name: str, s: pd.Series, n_bins: int) -> BinnedFeature | None:
     return BinnedFeature(name, codes, tuple(labels), tuple(preds))
 
 
-def _bin_categorical(name: str, s: pd.Series, max_levels: int) -> BinnedFeature:
+def _bin_categorical(name: str, s: pd.Series, max_levels: int, min_count: int = 1) -> BinnedFeature:
     vals = s.astype("object").where(s.notna(), None)
     counts = vals.value_counts(dropna=True)
+    counts = counts[counts >= min_count]
     top = [str(v) for v in counts.index[:max_levels]]
     lookup = {v: i for i, v in enumerate(top)}
     other = len(top)
@@ -169,6 +299,11 @@ def _bin_categorical(name: str, s: pd.Series, max_levels: int) -> BinnedFeature:
     return BinnedFeature(name, codes, tuple(labels), tuple(preds))
 
 
+#: How a slice is scored: the log-likelihood ratio of its error rate against the rest
+#: (size and lift together) or SliceLine's linear mix of lift and relative size.
+ScoreKind = Literal["likelihood", "sliceline"]
+
+
 def find_slices(
     features: Sequence[BinnedFeature],
     errors: npt.ArrayLike,
@@ -178,54 +313,117 @@ def find_slices(
     min_support: int = 20,
     top_k: int = 10,
     beam: int = 64,
+    score: ScoreKind = "likelihood",
+    required: int | None = None,
+    max_overlap: float = 0.6,
+    e_bar: float | None = None,
 ) -> list[Slice]:
-    """Top-k slices by SliceLine score (redundant refinements of a better slice removed)."""
+    """Top-k distinct slices by score (redundant refinements and near-duplicates removed).
+
+    `likelihood` scores a slice of size s with error sum e by the Bernoulli log-likelihood
+    ratio of its rate m = e / s against the overall rate (the scan statistic; positive only
+    where m exceeds the overall rate), so a large slice with a clear lift beats a tiny one
+    with a slightly higher rate; `sliceline` uses SliceLine's score with weight `alpha`.
+    With `required` (a feature index), every slice holds one level of that feature. A slice
+    whose rows overlap a better one's by Jaccard index `max_overlap` or more is dropped.
+    `e_bar` replaces the mean error as the rate slices are compared with (when `errors` are
+    a subset of the rows, the whole set's rate).
+    """
     e = np.asarray(errors, dtype=np.float64)
     if e.ndim != 1 or any(f.codes.shape != e.shape for f in features):
         raise ValueError("every binned feature needs one code per error value")
     if not 0 < alpha <= 1:
         raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    if required is not None and not 0 <= required < len(features):
+        raise ValueError(f"required must index one of the {len(features)} features")
     if len(e) == 0 or e.sum() <= 0 or not features:
         return []
-    return _compute_slices(list(features), e, alpha, max_level, min_support, top_k, beam)
+    scorer = _Scorer(
+        score,
+        len(e),
+        float(e.mean()) if e_bar is None else e_bar,
+        alpha,
+        float(np.log(sum(len(f.labels) for f in features))),
+    )
+    return _compute_slices(
+        list(features), e, scorer, max_level, min_support, top_k, beam, required, max_overlap
+    )
 
 
-def _score(size: FloatArray, err: FloatArray, n: int, e_bar: float, alpha: float) -> FloatArray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sc = alpha * ((err / size) / e_bar - 1.0) - (1.0 - alpha) * (n / size - 1.0)
-    return np.where(size > 0, sc, -np.inf)
+@dataclass(frozen=True)
+class _Scorer:
+    kind: ScoreKind
+    n: int
+    e_bar: float
+    alpha: float
+    per_predicate: float = 0.0
+
+    def __call__(self, size: FloatArray, err: FloatArray, level: int = 1) -> FloatArray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.kind == "sliceline":
+                sc = self.alpha * ((err / size) / self.e_bar - 1.0) - (1.0 - self.alpha) * (
+                    self.n / size - 1.0
+                )
+            else:
+                base = min(max(self.e_bar, 1e-12), 1.0 - 1e-12)
+                m = np.clip(err / size, 1e-12, 1.0 - 1e-12)
+                llr = err * np.log(m / base) + (size - err) * np.log((1.0 - m) / (1.0 - base))
+                # Each predicate beyond the first is one choice among all levels searched: a
+                # refinement must earn its log-count in likelihood (a BIC-like penalty), so
+                # chance concentrations in long conjunctions do not outrank simple slices.
+                sc = np.where(m > base, llr, -llr) - (level - 1) * self.per_predicate
+        return np.where(size > 0, sc, -np.inf)
 
 
 def _compute_slices(
     features: list[BinnedFeature],
     e: FloatArray,
-    alpha: float,
+    scorer: _Scorer,
     max_level: int,
     min_support: int,
     top_k: int,
     beam: int,
+    required: int | None,
+    max_overlap: float,
 ) -> list[Slice]:
     n = e.shape[0]
-    e_bar = float(e.mean())
+    if required is not None:
+        # The required feature goes first, so the canonical order extends it with all others.
+        order = [required, *(i for i in range(len(features)) if i != required)]
+        features = [features[i] for i in order]
     found: dict[tuple[tuple[int, int], ...], Slice] = {}
     # Level 1.
     for fi, feat in enumerate(features):
+        if required is not None and fi > 0:
+            break
         n_lv = len(feat.labels)
         size = np.bincount(feat.codes, minlength=n_lv).astype(np.float64)
         err = np.bincount(feat.codes, weights=e, minlength=n_lv).astype(np.float64)
-        sc = _score(size, err, n, e_bar, alpha)
+        sc = scorer(size, err)
         for lv in range(n_lv):
-            if size[lv] >= min_support and size[lv] < n and len(feat.predicates[lv]):
+            whole = size[lv] >= n and required is None
+            if size[lv] >= min_support and not whole and len(feat.predicates[lv]):
                 one = ((fi, lv),)
                 found[one] = Slice(one, float(size[lv]), float(err[lv]), float(sc[lv]))
+    # All features' levels in one index space, so one bincount scores every extension.
+    n_levels = np.array([len(f.labels) for f in features], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(n_levels)])
+    coded = np.column_stack([f.codes + offsets[i] for i, f in enumerate(features)])
+    level_feature = np.repeat(np.arange(len(features)), n_levels)
+    level_value = np.arange(int(offsets[-1])) - offsets[level_feature]
+    has_preds = np.array([len(pr) > 0 for f in features for pr in f.predicates], dtype=bool)
     for level in range(2, max_level + 1):
-        parents = sorted(
-            (s for s in found.values() if len(s.items) == level - 1),
-            key=lambda s: _upper_bound(s, n, e_bar, alpha, min_support),
-            reverse=True,
-        )
+        bounds = {
+            s.items: _upper_bound(s, scorer, min_support)
+            for s in found.values()
+            if len(s.items) == level - 1
+        }
         kth = _kth_score(found, top_k)
-        parents = [p for p in parents if _upper_bound(p, n, e_bar, alpha, min_support) > kth][:beam]
+        parents = sorted(
+            (found[k] for k, ub in bounds.items() if ub > kth),
+            key=lambda s: bounds[s.items],
+            reverse=True,
+        )[:beam]
         if not parents:
             break
         for parent in parents:
@@ -233,33 +431,51 @@ def _compute_slices(
             for fi, lv in parent.items:
                 mask &= features[fi].codes == lv
             rows = np.flatnonzero(mask)
-            used = {fi for fi, _ in parent.items}
-            er = e[rows]
-            for fi, feat in enumerate(features):
-                if fi in used or fi < max(used):
-                    # Canonical order: extend only with later features, so each conjunction
-                    # is generated once.
-                    continue
-                n_lv = len(feat.labels)
-                c = feat.codes[rows]
-                size = np.bincount(c, minlength=n_lv).astype(np.float64)
-                err = np.bincount(c, weights=er, minlength=n_lv).astype(np.float64)
-                sc = _score(size, err, n, e_bar, alpha)
-                for lv in np.flatnonzero((size >= min_support) & (sc > 0)).tolist():
-                    if not len(feat.predicates[lv]):
-                        continue
-                    key: tuple[tuple[int, int], ...] = tuple(sorted((*parent.items, (fi, int(lv)))))
-                    if key not in found:
-                        found[key] = Slice(key, float(size[lv]), float(err[lv]), float(sc[lv]))
+            # Canonical order: extend only with later features, so each conjunction is
+            # generated once.
+            start = max(fi for fi, _ in parent.items) + 1
+            if start >= len(features):
+                continue
+            sub = coded[rows, start:]
+            lo, hi = int(offsets[start]), int(offsets[-1])
+            size = np.bincount(sub.ravel() - lo, minlength=hi - lo).astype(np.float64)
+            errs = np.bincount(
+                sub.ravel() - lo,
+                weights=np.broadcast_to(e[rows, None], sub.shape).ravel(),
+                minlength=hi - lo,
+            ).astype(np.float64)
+            sc = scorer(size, errs, level)
+            # A level holding every parent row restates the parent.
+            ok = (size >= min_support) & (size < len(rows)) & (sc > 0) & has_preds[lo:hi]
+            for j in np.flatnonzero(ok).tolist():
+                fi, lv = int(level_feature[lo + j]), int(level_value[lo + j])
+                key: tuple[tuple[int, int], ...] = tuple(sorted((*parent.items, (fi, lv))))
+                if key not in found:
+                    found[key] = Slice(key, float(size[j]), float(errs[j]), float(sc[j]))
     ranked = sorted(found.values(), key=lambda s: (-s.score, -s.size, s.items))
-    return _dedupe(ranked, top_k)
+    kept = _dedupe(ranked, top_k, features, max_overlap)
+    if required is not None:
+        back = [required, *(i for i in range(len(features)) if i != required)]
+        kept = [
+            Slice(tuple(sorted((back[fi], lv) for fi, lv in s.items)), s.size, s.errors, s.score)
+            for s in kept
+        ]
+    return kept
 
 
-def _upper_bound(s: Slice, n: int, e_bar: float, alpha: float, min_support: int) -> float:
+def _upper_bound(s: Slice, scorer: _Scorer, min_support: int) -> float:
     # A refinement keeps at most the parent's errors in at least min support rows; the best
     # case is all the errors in as few rows as the errors themselves need (error <= 1 per row).
+    # Both scores grow with the error sum and, at a fixed error sum, as the size shrinks.
     size = max(s.errors, float(min_support))
-    return float(_score(np.array([size]), np.array([s.errors]), n, e_bar, alpha)[0])
+    if scorer.kind == "sliceline":
+        return float(scorer(np.array([size]), np.array([s.errors]))[0])
+    base = min(max(scorer.e_bar, 1e-12), 1.0 - 1e-12)
+    m = min(max(s.errors / size, 1e-12), 1.0 - 1e-12)
+    if m <= base:
+        return -math.inf
+    llr = s.errors * math.log(m / base) + (size - s.errors) * math.log((1.0 - m) / (1.0 - base))
+    return llr - len(s.items) * scorer.per_predicate
 
 
 def _kth_score(found: Mapping[tuple[tuple[int, int], ...], Slice], k: int) -> float:
@@ -267,34 +483,73 @@ def _kth_score(found: Mapping[tuple[tuple[int, int], ...], Slice], k: int) -> fl
     return scores[k - 1] if len(scores) >= k else 0.0
 
 
-def _dedupe(ranked: list[Slice], top_k: int, min_gain: float = 1.1) -> list[Slice]:
+def _dedupe(
+    ranked: list[Slice],
+    top_k: int,
+    features: Sequence[BinnedFeature],
+    max_overlap: float,
+    min_gain: float = 1.1,
+    within: float = 0.9,
+) -> list[Slice]:
     kept: list[Slice] = []
+    masks: list[npt.NDArray[np.bool_]] = []
+    seen: dict[tuple[tuple[int, int], ...], float] = {}
     for s in ranked:
         if s.score <= 0:
             break
+        mean_s = s.errors / s.size
+        # A refinement of any better-ranked slice (shown or not) must be clearly denser.
+        parents = (
+            seen.get(sub)
+            for r in range(1, len(s.items))
+            for sub in itertools.combinations(s.items, r)
+        )
+        seen[s.items] = mean_s
+        if any(m is not None and mean_s < min_gain * m for m in parents):
+            continue
+        mask = np.ones(features[0].codes.shape, dtype=bool)
+        for fi, lv in s.items:
+            mask &= features[fi].codes == lv
         redundant = False
-        for k in kept:
-            ks, ss = set(k.items), set(s.items)
-            mean_k, mean_s = k.errors / k.size, s.errors / s.size
-            # A refinement of a kept slice must concentrate errors clearly more to be shown;
-            # a generalisation of a kept slice that is no denser adds nothing either.
-            if ks < ss and mean_s < min_gain * mean_k:
+        for k, m in zip(kept, masks, strict=True):
+            mean_k = k.errors / k.size
+            both = float((mask & m).sum())
+            # A slice (nearly) inside a kept one must concentrate errors clearly more to be
+            # shown; one (nearly) containing a kept one that is no denser adds nothing either;
+            # and different predicates selecting mostly the same rows are one finding.
+            if both >= within * s.size and mean_s < min_gain * mean_k:
                 redundant = True
-            if ss < ks and mean_s * min_gain < mean_k and s.errors < 1.1 * k.errors:
+            elif (
+                both >= within * k.size and mean_s * min_gain < mean_k and s.errors < 1.1 * k.errors
+            ):
                 redundant = True
-        if not redundant:
-            kept.append(s)
+            elif both >= max_overlap * float((mask | m).sum()):
+                redundant = True
+            if redundant:
+                break
+        if redundant:
+            continue
+        kept.append(s)
+        masks.append(mask)
         if len(kept) >= top_k:
             break
     return kept
 
 
 def slice_table(
-    features: Sequence[BinnedFeature], slices: Sequence[Slice], errors: npt.ArrayLike
+    features: Sequence[BinnedFeature],
+    slices: Sequence[Slice],
+    errors: npt.ArrayLike,
+    *,
+    baseline: npt.ArrayLike | None = None,
 ) -> pd.DataFrame:
-    """Readable rows for found slices: description, predicates (JSON), size, errors, lift."""
-    e = np.asarray(errors, dtype=np.float64)
-    total, e_bar = float(e.sum()), float(e.mean()) if len(e) else 0.0
+    """Readable rows for found slices: description, predicates (JSON), size, errors, lift.
+
+    Lift and error share are relative to `baseline` (all the rows `errors` were taken from)
+    when given, else to `errors` themselves.
+    """
+    e = np.asarray(errors if baseline is None else baseline, dtype=np.float64)
+    total, e_bar = float(e.sum()), (float(e.mean()) if len(e) else 0.0)
     rows = []
     for rank, s in enumerate(slices, start=1):
         preds: list[dict[str, object]] = []
@@ -353,36 +608,53 @@ def audit_slices(
     exclude_features: Sequence[str] = (),
     exclude_prefixes: Sequence[str] = ("strategy_",),
     strategies: Mapping[str, Strategy] | None = None,
+    score: ScoreKind = "likelihood",
+    min_z: float = 4.0,
+    max_overlap: float = 0.6,
 ) -> pd.DataFrame:
     """slices.parquet rows: for each strategy, where its estimated FPs and FNs concentrate.
 
     FP rows are (item, channel) pairs the strategy actioned, erring with P(not violating); FN
     rows are every (item, channel) pair the item was eligible for, erring with P(violating)
     where the strategy did not act. Strategy `*` holds each policy's gaps: violations no
-    audited strategy of the policy acted on. With `strategies` (by ref), a strategy whose
-    condition is an `all` of several members also gets *near-miss* FN slices, searched among
-    items meeting all members but one (what its scope just leaves out), interleaved with the
-    general ones.
+    audited strategy of the policy acted on. Numeric features are binned per search, where
+    that search's errors change (`bin_features` with errors). With `strategies` (by ref), a
+    strategy whose condition is an `all` of several members also gets *near-miss* FN slices,
+    searched among items that fail exactly one member (what its scope just leaves out), each
+    naming the member it fails, interleaved with the general ones.
     """
     parts = []
     for key, pop in populations.items():
         if pop.entity not in frames:
             raise ValueError(f"no feature frame for entity {pop.entity.value!r}")
         frame = frames[pop.entity]
-        binned = _population_bins(pop, frame, n_bins, exclude_features, exclude_prefixes)
+        X = _population_frame(pop, frame, exclude_features, exclude_prefixes)
         post = posteriors[key]
         targets = [*pop.actioned.items(), (ALL_STRATEGIES, pop.any_actioned)]
         near = _near_misses(pop, frame, strategies or {})
+        clauses = _clause_features(pop, frame, strategies or {})
 
         def search(
             ii: npt.NDArray[np.intp],
             cc: npt.NDArray[np.intp],
             err: FloatArray,
-            _binned: list[BinnedFeature] = binned,
+            scope: BinnedFeature | None = None,
+            base: FloatArray | None = None,
+            _X: pd.DataFrame = X,
             _pop: Population = pop,
         ) -> pd.DataFrame:
-            feats = [BinnedFeature(b.name, b.codes[ii], b.labels, b.predicates) for b in _binned]
+            feats = bin_features(
+                _X.take(ii),
+                n_bins=n_bins,
+                errors=err,
+                min_support=min_support,
+                min_z=min_z,
+            )
             feats.append(_channel_feature(_pop, cc))
+            if scope is not None:
+                feats.insert(
+                    0, BinnedFeature(scope.name, scope.codes[ii], scope.labels, scope.predicates)
+                )
             found = find_slices(
                 feats,
                 err,
@@ -390,8 +662,12 @@ def audit_slices(
                 max_level=max_level,
                 min_support=min_support,
                 top_k=top_k,
+                score=score,
+                required=0 if scope is not None else None,
+                max_overlap=max_overlap,
+                e_bar=None if base is None else float(base.mean()),
             )
-            return slice_table(feats, found, err)
+            return slice_table(feats, found, err, baseline=base)
 
         for ref, act in targets:
             for kind in ("fp", "fn"):
@@ -406,14 +682,22 @@ def audit_slices(
                 if len(ii) < min_support or err.sum() <= 0:
                     continue
                 table = search(ii, cc, err)
-                if kind == "fn" and ref in near:
-                    # Violations the strategy's scope just misses (all but one of its `all`
-                    # members hold): interleaved with the general FN slices.
-                    keep = near[ref][ii]
+                # Structural slices, scored against all of the strategy's rows: FPs by the one
+                # `any` branch that fired, FNs the scope just misses (all but one `all` member
+                # hold); interleaved with the general slices.
+                scopes = clauses.get(ref, []) if kind == "fp" else near.get(ref, [])
+                scoped = []
+                for scope in scopes:
+                    keep = scope.codes[ii] < len(scope.labels) - 1
                     if keep.sum() >= min_support and err[keep].sum() > 0:
-                        extra = search(ii[keep], cc[keep], err[keep])
-                        extra["description"] = "[near miss] " + extra["description"]
-                        table = _interleave(extra, table, top_k)
+                        scoped.append(search(ii[keep], cc[keep], err[keep], scope, err))
+                if scoped:
+                    first = pd.concat(scoped, ignore_index=True).sort_values(
+                        "score", ascending=False, kind="stable"
+                    )
+                    if kind == "fn":
+                        first["description"] = "[near miss] " + first["description"]
+                    table = _interleave(first, table, top_k)
                 sid, version = (ref, None) if ref == ALL_STRATEGIES else parse_ref(ref)
                 table.insert(0, "error_kind", kind)
                 table.insert(0, "policy", pop.policy.value)
@@ -439,11 +723,143 @@ def audit_slices(
     return out
 
 
+#: The opposite of each comparison (on present values; missing values satisfy neither).
+_FLIPPED_OPS: dict[str, str] = {
+    "<": ">=",
+    "<=": ">",
+    ">": "<=",
+    ">=": "<",
+    "==": "!=",
+    "!=": "==",
+    "in": "not_in",
+    "not_in": "in",
+    "is_null": "not_null",
+    "not_null": "is_null",
+}
+
+
+def _negation(member: Condition) -> Condition:
+    if isinstance(member, Predicate):
+        return Predicate.model_validate({**_predicate_dict(member), "op": _FLIPPED_OPS[member.op]})
+    return Not.model_validate({"not": member})
+
+
+def _predicate_dict(p: Predicate) -> dict[str, object]:
+    out: dict[str, object] = {"feature": p.feature, "op": p.op}
+    if p.value is not None:
+        out["value"] = list(p.value) if isinstance(p.value, tuple | list) else p.value
+    return out
+
+
+def _condition_dicts(node: Condition) -> list[dict[str, object]]:
+    """Flat predicate dicts of an `all` chain; other groups stay one (nested) dict."""
+    if isinstance(node, AllOf):
+        return [d for m in node.all for d in _condition_dicts(m)]
+    if isinstance(node, Predicate):
+        return [_predicate_dict(node)]
+    if isinstance(node, Not):
+        return [{"not": _condition_dict(node.not_)}]
+    return [{"any": [_condition_dict(m) for m in node.any]}]
+
+
+def _condition_dict(node: Condition) -> dict[str, object]:
+    if isinstance(node, AllOf):
+        return {"all": [_condition_dict(m) for m in node.all]}
+    return _condition_dicts(node)[0]
+
+
+def _describe(node: Condition) -> str:
+    if isinstance(node, Predicate):
+        op = {"==": "=", "not_in": "not in"}.get(node.op, node.op)
+        if node.value is None:
+            return f"{node.feature} {op.replace('_', ' ')}"
+        value = node.value
+        shown = (
+            "[" + ", ".join(str(v) for v in value) + "]"
+            if isinstance(value, tuple | list)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
+        return f"{node.feature} {op} {shown}"
+    if isinstance(node, AllOf):
+        return " AND ".join(_describe(m) for m in node.all)
+    if isinstance(node, AnyOf):
+        return "(" + " OR ".join(_describe(m) for m in node.any) + ")"
+    return f"NOT ({_describe(node.not_)})"
+
+
+def _any_groups(node: Condition, path: str = "condition") -> list[tuple[str, AnyOf]]:
+    """`any` groups that decide the whole condition: the top one or members of top `all`s."""
+    if isinstance(node, AnyOf):
+        return [(path, node)]
+    if isinstance(node, AllOf):
+        return [g for i, m in enumerate(node.all) for g in _any_groups(m, f"{path}.all[{i}]")]
+    return []
+
+
+def _clause_features(
+    pop: Population, frame: pd.DataFrame, strategies: Mapping[str, Strategy]
+) -> dict[str, list[BinnedFeature]]:
+    """Per strategy ref: one (N,) feature per deciding `any` group, level k = units where only
+    its branch k holds (predicates: branch k and the other branches negated); last: others.
+
+    Among actioned units, "only branch k" attributes the action to one clause, so the FPs an
+    irrelevant clause causes form one level.
+    """
+    out: dict[str, list[BinnedFeature]] = {}
+    pos = pd.Index(pop.item_ids, dtype=object).get_indexer(
+        pd.Index(frame["item_id"].astype(object))
+    )
+    ok = pos >= 0
+    evaluator: FrameEvaluator | None = None
+    for ref in pop.actioned:
+        strategy = strategies.get(ref)
+        if strategy is None:
+            continue
+        feats: list[BinnedFeature] = []
+        for path, group in _any_groups(strategy.condition):
+            branches = group.any
+            if len(branches) < 2:
+                continue
+            evaluator = evaluator or FrameEvaluator(frame)
+            try:
+                hits = np.column_stack([evaluator.mask(b) for b in branches])
+                negs = [_negation(b) for b in branches]
+            except (EvaluationError, ValueError):
+                continue
+            only = hits & (hits.sum(axis=1) == 1)[:, None]
+            codes = np.full(len(pop), len(branches), dtype=np.int64)
+            codes[pos[ok]] = np.where(only.any(axis=1), only.argmax(axis=1), len(branches))[ok]
+            labels = [f"fires only via {_describe(b)}" for b in branches]
+            preds = [
+                tuple(
+                    d
+                    for m in [b, *(n for i, n in enumerate(negs) if i != k)]
+                    for d in _condition_dicts(m)
+                )
+                for k, b in enumerate(branches)
+            ]
+            labels.append("fires via several or no branches")
+            preds.append(())
+            feats.append(BinnedFeature(f"clause {path}", codes, tuple(labels), tuple(preds)))
+        if feats:
+            out[ref] = feats
+    return out
+
+
 def _near_misses(
     pop: Population, frame: pd.DataFrame, strategies: Mapping[str, Strategy]
-) -> dict[str, npt.NDArray[np.bool_]]:
-    """Per strategy ref: (N,) units that meet all members of its top-level `all` but one."""
-    out: dict[str, npt.NDArray[np.bool_]] = {}
+) -> dict[str, list[BinnedFeature]]:
+    """Per strategy ref: one (N,) scope feature, a level per way of failing only one member
+    of its top-level `all` (predicates: the other members and that member negated); last
+    level: every other unit.
+
+    A member on a categorical feature (`==`, `!=`, `in`, `not_in`) fails once per value: each
+    value is its own level (the fix adds that value to the member), as is a failing member
+    on any other feature.
+    """
+    out: dict[str, list[BinnedFeature]] = {}
     pos = pd.Index(pop.item_ids, dtype=object).get_indexer(
         pd.Index(frame["item_id"].astype(object))
     )
@@ -457,13 +873,51 @@ def _near_misses(
         if len(members) < 2:
             continue
         evaluator = evaluator or FrameEvaluator(frame)
+        item_codes = np.full(len(frame), -1, dtype=np.int64)
+        labels: list[str] = []
+        preds: list[tuple[dict[str, object], ...]] = []
         try:
-            hits = np.column_stack([evaluator.mask(m) for m in members]).sum(axis=1)
-        except EvaluationError:
+            hits = np.column_stack([evaluator.mask(m) for m in members])
+            for j, member in enumerate(members):
+                neg = _negation(member)
+                rows = evaluator.mask(neg) & np.delete(hits, j, axis=1).all(axis=1)
+                others = [d for i, m in enumerate(members) if i != j for d in _condition_dicts(m)]
+                for label, cond, sub in _failing_ways(member, neg, rows, frame):
+                    item_codes[sub] = len(labels)
+                    labels.append(f"fails only {_describe(member)}{label}")
+                    preds.append((*others, *_condition_dicts(cond)))
+        except (EvaluationError, ValueError):
             continue
-        mask = np.zeros(len(pop), dtype=bool)
-        mask[pos[ok]] = (hits == len(members) - 1)[ok]
-        out[ref] = mask
+        codes = np.full(len(pop), len(labels), dtype=np.int64)
+        codes[pos[ok]] = np.where(item_codes[ok] >= 0, item_codes[ok], len(labels))
+        labels.append("meets all members or fails several")
+        preds.append(())
+        out[ref] = [BinnedFeature("scope", codes, tuple(labels), tuple(preds))]
+    return out
+
+
+def _failing_ways(
+    member: Condition, neg: Condition, rows: npt.NDArray[np.bool_], frame: pd.DataFrame
+) -> list[tuple[str, Condition, npt.NDArray[np.bool_]]]:
+    """(label suffix, condition, rows) per way `rows` fail `member`: per value of a
+    categorical member's feature, else one."""
+    categorical = (
+        isinstance(member, Predicate)
+        and member.op in ("==", "!=", "in", "not_in")
+        and member.feature in frame.columns
+        and not pd.api.types.is_numeric_dtype(frame[member.feature].dtype)
+        and not pd.api.types.is_bool_dtype(frame[member.feature].dtype)
+    )
+    if not categorical or not rows.any():
+        return [("", neg, rows)]
+    assert isinstance(member, Predicate)
+    values = frame[member.feature].astype("object").to_numpy()
+    out: list[tuple[str, Condition, npt.NDArray[np.bool_]]] = []
+    for v in pd.unique(values[rows]):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        cond = Predicate(feature=member.feature, op="==", value=str(v))
+        out.append((f": {member.feature} = {v}", cond, rows & (values == v)))
     return out
 
 
@@ -478,13 +932,13 @@ def _interleave(first: pd.DataFrame, second: pd.DataFrame, top_k: int) -> pd.Dat
     return out
 
 
-def _population_bins(
+def _population_frame(
     pop: Population,
     frame: pd.DataFrame,
-    n_bins: int,
     exclude: Sequence[str],
     prefixes: Sequence[str],
-) -> list[BinnedFeature]:
+) -> pd.DataFrame:
+    """The features a slice may name, one row per population unit (in its order)."""
     aligned = frame.set_index(frame["item_id"].astype(object)).reindex(
         pd.Index(pop.item_ids, dtype=object)
     )
@@ -492,7 +946,7 @@ def _population_bins(
     cols = [
         c for c in aligned.columns if c not in skip and not str(c).startswith(("p_", *prefixes))
     ]
-    return bin_features(aligned[cols].reset_index(drop=True), n_bins=n_bins)
+    return aligned[cols].reset_index(drop=True)
 
 
 def _channel_feature(pop: Population, channel_index: npt.NDArray[np.int64]) -> BinnedFeature:
