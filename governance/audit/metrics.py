@@ -210,12 +210,13 @@ def strategy_metrics(
     fn_cost: float = 2.0,
     impression_cost: float = 0.0,
     truth: Mapping[tuple[Entity, Policy], npt.ArrayLike] | None = None,
-    composite: bool = True,
+    composite: bool = False,
 ) -> pd.DataFrame:
     """One row per strategy x channel (plus `all`, and `*` = every strategy of the policy).
 
     With `truth` (true 0/1 labels per population unit) the table holds the true values instead.
-    `composite` uses `composite_totals`; otherwise each population's design-based totals.
+    `composite` uses `composite_totals` (GOVRISK_AUDIT_COMPOSITE_ESTIMATES in an audit);
+    otherwise each population's design-based totals.
     """
     rows: list[dict[str, object]] = []
     shrunk = composite_totals(populations) if composite and truth is None else {}
