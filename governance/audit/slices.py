@@ -808,10 +808,7 @@ def _clause_features(
     irrelevant clause causes form one level.
     """
     out: dict[str, list[BinnedFeature]] = {}
-    pos = pd.Index(pop.item_ids, dtype=object).get_indexer(
-        pd.Index(frame["item_id"].astype(object))
-    )
-    ok = pos >= 0
+    pos, ok = _frame_positions(pop, frame)
     evaluator: FrameEvaluator | None = None
     for ref in pop.actioned:
         strategy = strategies.get(ref)
@@ -848,6 +845,16 @@ def _clause_features(
     return out
 
 
+def _frame_positions(
+    pop: Population, frame: pd.DataFrame
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Each frame row's position among the population's units, and which rows have one."""
+    pos = pd.Index(pop.item_ids, dtype=object).get_indexer(
+        pd.Index(frame["item_id"].astype(object))
+    )
+    return pos, pos >= 0
+
+
 def _near_misses(
     pop: Population, frame: pd.DataFrame, strategies: Mapping[str, Strategy]
 ) -> dict[str, list[BinnedFeature]]:
@@ -860,10 +867,7 @@ def _near_misses(
     on any other feature.
     """
     out: dict[str, list[BinnedFeature]] = {}
-    pos = pd.Index(pop.item_ids, dtype=object).get_indexer(
-        pd.Index(frame["item_id"].astype(object))
-    )
-    ok = pos >= 0
+    pos, ok = _frame_positions(pop, frame)
     evaluator: FrameEvaluator | None = None
     for ref in pop.actioned:
         strategy = strategies.get(ref)
