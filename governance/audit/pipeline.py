@@ -245,6 +245,7 @@ def run_audit(
         score=cfg.slice_score,
         min_z=cfg.slice_min_z,
         max_overlap=cfg.slice_max_overlap,
+        age_features=cfg.cohort_age_features,
     )
 
     progress("suggest", 5, len(_STEPS))

@@ -144,6 +144,18 @@ class AuditSettings(BaseSettings):
     slice_max_overlap: float = Field(
         0.6, gt=0, le=1, description="Jaccard row overlap from which two slices are one finding."
     )
+    cohort_age_features: dict[str, str] = Field(
+        default_factory=lambda: {
+            "listing": "listing_age_days",
+            "video": "video_age_days",
+            "live": "live_age_days",
+        },
+        description=(
+            "Per entity, the feature holding an item's age in days: false-negative slices then "
+            "start with the cohort checks (strategy hits decayed on recent items, new segments "
+            "no strategy acts on). An empty mapping turns them off."
+        ),
+    )
     seed: int = 0
     history_every_days: int = Field(
         7, ge=0, description="Frame snapshots for projecting suggestions (0: final frame only)."

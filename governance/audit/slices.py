@@ -33,6 +33,13 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.vocabulary import Entity, Policy
+from governance.audit.cohorts import (
+    CohortSlice,
+    HitHistory,
+    categorical_levels,
+    decay_slices,
+    new_segment_slices,
+)
 from governance.audit.estimators import FloatArray
 from governance.audit.population import Population
 from governance.evaluator import EvaluationError, FrameEvaluator
@@ -611,6 +618,7 @@ def audit_slices(
     score: ScoreKind = "likelihood",
     min_z: float = 4.0,
     max_overlap: float = 0.6,
+    age_features: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """slices.parquet rows: for each strategy, where its estimated FPs and FNs concentrate.
 
@@ -621,9 +629,13 @@ def audit_slices(
     that search's errors change (`bin_features` with errors). With `strategies` (by ref), a
     strategy whose condition is an `all` of several members also gets *near-miss* FN slices,
     searched among items that fail exactly one member (what its scope just leaves out), each
-    naming the member it fails, interleaved with the general ones.
+    naming the member it fails, interleaved with the general ones. With `age_features` (entity
+    -> feature holding an item's age in days), FN searches first list the cohort checks of
+    `cohorts`: where a strategy's hits decayed on recent items, and (policy row `*`) new
+    segments no strategy acts on.
     """
     parts = []
+    histories = _hit_histories(populations, frames, age_features or {})
     for key, pop in populations.items():
         if pop.entity not in frames:
             raise ValueError(f"no feature frame for entity {pop.entity.value!r}")
@@ -633,6 +645,13 @@ def audit_slices(
         targets = [*pop.actioned.items(), (ALL_STRATEGIES, pop.any_actioned)]
         near = _near_misses(pop, frame, strategies or {})
         clauses = _clause_features(pop, frame, strategies or {})
+        age_feature = (age_features or {}).get(pop.entity.value)
+        age = (
+            pd.to_numeric(X[age_feature], errors="coerce").to_numpy(dtype=np.float64)
+            if age_feature is not None and age_feature in X.columns
+            else None
+        )
+        levels = categorical_levels(X) if age is not None else {}
 
         def search(
             ii: npt.NDArray[np.intp],
@@ -698,6 +717,11 @@ def audit_slices(
                     if kind == "fn":
                         first["description"] = "[near miss] " + first["description"]
                     table = _interleave(first, table, top_k)
+                if kind == "fn" and age is not None and age_feature is not None:
+                    cohort = _cohort_slices(
+                        pop, ref, act, age, age_feature, levels, histories, min_support
+                    )
+                    table = _cohort_first(cohort, ii, err, table, top_k, min_support)
                 sid, version = (ref, None) if ref == ALL_STRATEGIES else parse_ref(ref)
                 table.insert(0, "error_kind", kind)
                 table.insert(0, "policy", pop.policy.value)
@@ -922,6 +946,92 @@ def _failing_ways(
             continue
         cond = Predicate(feature=member.feature, op="==", value=str(v))
         out.append((f": {member.feature} = {v}", cond, rows & (values == v)))
+    return out
+
+
+def _hit_histories(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    frames: Mapping[Entity, pd.DataFrame],
+    age_features: Mapping[str, str],
+) -> dict[Entity, dict[str, HitHistory]]:
+    """Per entity, every audited strategy's hits, unit ages and model risk."""
+    out: dict[Entity, dict[str, HitHistory]] = {}
+    for pop in populations.values():
+        feature = age_features.get(pop.entity.value)
+        frame = frames.get(pop.entity)
+        if feature is None or frame is None or feature not in frame.columns:
+            continue
+        pos, ok = _frame_positions(pop, frame)
+        age = np.full(len(pop), np.nan)
+        age[pos[ok]] = pd.to_numeric(frame[feature], errors="coerce").to_numpy()[ok]
+        risk = pop.p_model if np.ptp(pop.p_model) > 0 else np.ones(len(pop))
+        for ref, act in pop.actioned.items():
+            hits = np.asarray(act.any(axis=1), dtype=bool)
+            out.setdefault(pop.entity, {})[ref] = HitHistory(hits, age, risk)
+    return out
+
+
+def _cohort_slices(
+    pop: Population,
+    ref: str,
+    act: npt.NDArray[np.bool_],
+    age: FloatArray,
+    age_feature: str,
+    levels: Mapping[str, npt.NDArray[np.object_]],
+    histories: Mapping[Entity, Mapping[str, HitHistory]],
+    min_support: int,
+) -> list[CohortSlice]:
+    hits = np.asarray(act.any(axis=1), dtype=bool)
+    if ref == ALL_STRATEGIES:
+        return new_segment_slices(hits, age, levels, min_units=min_support)
+    risk = pop.p_model if np.ptp(pop.p_model) > 0 else np.ones(len(pop))
+    others = [h for r, h in histories.get(pop.entity, {}).items() if r != ref]
+    return decay_slices(
+        HitHistory(hits, age, risk), levels, others, age_feature=age_feature, min_units=min_support
+    )
+
+
+def _cohort_first(
+    cohort: Sequence[CohortSlice],
+    ii: npt.NDArray[np.intp],
+    err: FloatArray,
+    table: pd.DataFrame,
+    top_k: int,
+    min_support: int,
+) -> pd.DataFrame:
+    """The cohort slices (over the search's rows) ahead of the searched ones.
+
+    A new segment is kept only where its estimated error rate is at least the search's."""
+    e_bar, total = float(err.mean()), float(err.sum())
+    rows = []
+    for c in cohort:
+        m = c.mask[ii]
+        size = int(m.sum())
+        if size < min_support:
+            continue
+        errors = float(err[m].sum())
+        mean = errors / size
+        if c.kind == "new_segment" and mean < e_bar:
+            continue
+        rows.append(
+            {
+                "rank": 0,
+                "description": c.description,
+                "predicates": json.dumps(list(c.predicates), default=_json_default),
+                "level": len(c.predicates),
+                "size": size,
+                "errors": errors,
+                "mean_error": mean,
+                "lift": mean / e_bar if e_bar > 0 else np.nan,
+                "error_share": errors / total if total > 0 else np.nan,
+                "score": c.score,
+            }
+        )
+    if not rows:
+        return table
+    out = pd.concat([pd.DataFrame(rows, columns=table.columns), table], ignore_index=True)
+    out = out.head(top_k).reset_index(drop=True)
+    out["rank"] = np.arange(1, len(out) + 1)
     return out
 
 
