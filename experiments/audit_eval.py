@@ -1149,7 +1149,16 @@ def summary_table(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> 
         rel_fp = _rel_error(deltas["predicted_fp"], deltas["realised_fp"])
         rel_fn = _rel_error(deltas["predicted_fn"], deltas["realised_fn"])
         worst = float(pd.concat([rel_fp, rel_fn]).median())
-        detail = "; ".join(
+        detail = ""
+        if {"fp_low", "fp_high", "fn_low", "fn_high"} <= set(deltas.columns):
+            inside = pd.concat(
+                [
+                    deltas["realised_fp"].between(deltas["fp_low"], deltas["fp_high"]),
+                    deltas["realised_fn"].between(deltas["fn_low"], deltas["fn_high"]),
+                ]
+            )
+            detail = f"realised inside the 95% interval: {int(inside.sum())} of {len(inside)}; "
+        detail += "; ".join(
             f"{r.strategy} {r.kind}: FP {r.predicted_fp:+.0f}/{r.realised_fp:+.0f}, "
             f"FN {r.predicted_fn:+.0f}/{r.realised_fn:+.0f}"
             for r in deltas.itertuples()

@@ -249,12 +249,19 @@ def test_summary_table_names_each_goal() -> None:
                 "realised_fp": [-11.0],
                 "predicted_fn": [2.0],
                 "realised_fn": [2.0],
+                "fp_low": [-12.0],
+                "fp_high": [-8.0],
+                "fn_low": [3.0],
+                "fn_high": [5.0],
             }
         ),
         labels_needed=curve,
     )
     table = summary_table([world], k=100, label_budget=2000)
     met = dict(zip(table["measure"], table["met"], strict=True))
+    ref = dict(zip(table["measure"], table["reference"], strict=True))
+    delta_ref = ref["ΔFP/ΔFN predicted vs realised (median rel. error)"]
+    assert delta_ref.startswith("realised inside the 95% interval: 1 of 2")
     assert met["FP list precision@100"] == "yes"
     assert met["FN list precision@100"] == "yes"  # 8x the base rate
     assert met["labels for precision RMSE 0.015"] == "yes"  # 75% fewer
