@@ -108,8 +108,9 @@ def decay_slices(
     risk / early risk x the entity's age effect) with a log-rate-ratio z of at most -`min_z`.
 
     Cuts: every week up to half the period. Candidate segments: per categorical feature, the
-    few levels that held the strategy's early hits (its reach, see `_reach`); everything when
-    the rule acts everywhere. Of the significant drops, the one with the fewest recent units among those
+    few levels that held the strategy's early hits (its reach, see `_reach`). A rule acting
+    everywhere is not tested: its hits commonly grow with age for its own reasons (views,
+    complaints and enforcement build up), which reads as decay. Of the significant drops, the one with the fewest recent units among those
     within 10% of the strongest (Poisson likelihood ratio) wins, so a rule that only ever acted
     in a few categories gets a slice naming them.
     """
@@ -120,7 +121,6 @@ def decay_slices(
     oldest = float(finite.max())
     cuts = list(cuts_days) if cuts_days is not None else list(np.arange(7.0, oldest / 2 + 1, 7.0))
     found: list[tuple[float, int, CohortSlice]] = []
-    everything = np.ones(len(age), dtype=bool)
     for cut in cuts:
         late = age < cut
         if late.sum() < min_units or (~late & np.isfinite(age)).sum() < min_units:
@@ -129,8 +129,6 @@ def decay_slices(
         segments: list[tuple[str, BoolArray, tuple[dict[str, object], ...]]] = []
         for name, values in categoricals.items():
             segments.extend(_reach(history, late, name, values, max_set=max_set))
-        if not segments:  # a rule that acts everywhere is tested everywhere
-            segments = [("all items", everything, ())]
         for desc, seg, preds in segments:
             h_e, h_l, expected = _cohort_counts(history, late, seg)
             if h_e < min_early_hits:

@@ -41,6 +41,7 @@ from governance.evaluator import FrameEvaluator
 from governance.registry import StrategyRegistry
 from governance.strategy import (
     AllOf,
+    AnyOf,
     Condition,
     Not,
     Predicate,
@@ -367,6 +368,44 @@ def _candidates(
                 make("channel_scope", f"stop acting in {', '.join(chans)}", channels=kept)
 
     gate_col = f"p_{base.policy.value}"
+    fn_slices = (
+        slices[(slices["strategy"] == base.ref) & (slices["error_kind"] == "fn")]
+        .sort_values("rank")
+        .head(3)
+        if len(slices)
+        else slices
+    )
+    for _, s in fn_slices.iterrows():
+        sp = [p for p in json.loads(str(s["predicates"])) if "feature" in p]
+        for path, pred in preds:
+            # A near miss on a value the member's list leaves out: add the value.
+            listed = _listed_values(pred, frame)
+            if listed is None:
+                continue
+            for q in sp:
+                v = q.get("value")
+                if q["feature"] != pred.feature or q["op"] != "==" or v in listed:
+                    continue
+                wider = Predicate(feature=pred.feature, op="in", value=[*listed, v])
+                make(
+                    "threshold",
+                    f"add {v} to `{render_condition(pred)}` (its false negatives concentrate "
+                    f"there: {s['description']})",
+                    condition=replace_node(base.condition, path, wider),
+                )
+        if str(s["description"]).startswith("[decay]") and gate_col in frame.columns and sp:
+            # The rule stopped catching recent violations in a segment: also act there on
+            # the model's score (the segment without the age cut, which only dated the drop).
+            segment = [Predicate.model_validate(p) for p in sp[:-1]]
+            for t in _GATES:
+                gate = Predicate(feature=gate_col, op=">=", value=t)
+                branch = AllOf(all=(*segment, gate)) if segment else gate
+                where = " AND ".join(render_condition(p) for p in segment) or "every item"
+                make(
+                    "score_gate",
+                    f"also act where {where} and `{gate_col} >= {t}` (its hits there decayed)",
+                    condition=AnyOf(any=(base.condition, branch)),
+                )
     if gate_col in frame.columns:
         for t in _GATES:
             make(
@@ -383,6 +422,16 @@ def _candidates(
         if c not in base.channels:
             make("channel_scope", f"also act in {c.value}", channels=(*base.channels, c))
     return out
+
+
+def _listed_values(pred: Predicate, frame: pd.DataFrame) -> list[object] | None:
+    """The values an `==` / `in` member on a categorical feature accepts, else None."""
+    col = frame[pred.feature] if pred.feature in frame.columns else None
+    if col is None or pd.api.types.is_numeric_dtype(col.dtype) or pred.op not in ("==", "in"):
+        return None
+    if pd.api.types.is_bool_dtype(col.dtype):
+        return None
+    return list(pred.value) if isinstance(pred.value, list | tuple) else [pred.value]
 
 
 def _and(condition: Condition, extra: Condition) -> Condition:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,9 +13,15 @@ from governance.audit.metrics import strategy_metrics
 from governance.audit.population import build_populations
 from governance.audit.ranking import posterior
 from governance.audit.slices import audit_slices
-from governance.audit.suggestions import SUGGESTION_COLUMNS, suggest, to_shadow_version
+from governance.audit.suggestions import (
+    SUGGESTION_COLUMNS,
+    _candidates,
+    suggest,
+    to_shadow_version,
+)
 from governance.evaluator import evaluate_condition
 from governance.registry import StrategyRegistry
+from governance.strategy import AnyOf, render_condition, strategy_from_dict
 from tests.governance.audit.audit_world import World
 
 
@@ -113,3 +121,80 @@ def test_decisions_are_projected_from_actual_ones_and_match_rates(world: World) 
     drop = table[table["summary"] == "stop acting in shop_ads"].iloc[0]
     actual = pop.actioned["cf-bags@v2"][:, pop.channel_index("shop_ads")].sum()
     assert drop["delta_fp"] + (-drop["delta_fn"]) == pytest.approx(-actual)
+
+
+def _fn_slice(description: str, predicates: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "strategy": "shop-fakes@v1",
+        "error_kind": "fn",
+        "rank": 1,
+        "description": description,
+        "predicates": json.dumps(predicates),
+    }
+
+
+def test_fn_slices_suggest_widening_a_category_list_and_a_gated_branch_where_hits_decayed() -> None:
+    base = strategy_from_dict(
+        {
+            "id": "shop-fakes",
+            "version": 1,
+            "name": "Cheap branded goods",
+            "owner": "t&s",
+            "description": "Branded bags and watches far below their price.",
+            "entity": "listing",
+            "policy": "counterfeit",
+            "channels": ["shop_tab"],
+            "action": "block",
+            "status": "active",
+            "condition": {
+                "all": [
+                    {"feature": "category", "op": "in", "value": ["bags", "watches"]},
+                    {"feature": "price", "op": "<", "value": 10},
+                ]
+            },
+        },
+        source="test",
+    )
+    frame = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c"],
+            "category": pd.Series(["bags", "perfume", "watches"], dtype="str"),
+            "price": [5.0, 6.0, 50.0],
+            "age_days": [3.0, 30.0, 9.0],
+            "p_counterfeit": [0.9, 0.8, 0.1],
+        }
+    )
+    slices = pd.DataFrame(
+        [
+            _fn_slice(
+                "[near miss] fails only category in [bags, watches]: category = perfume",
+                [
+                    {"feature": "price", "op": "<", "value": 10},
+                    {"feature": "category", "op": "==", "value": "perfume"},
+                ],
+            ),
+            _fn_slice(
+                "[decay] 70% fewer hits than the 50 expected on items created in the last 14 "
+                "days: category in [bags, watches] AND age_days < 14",
+                [
+                    {"feature": "category", "op": "in", "value": ["bags", "watches"]},
+                    {"feature": "age_days", "op": "<", "value": 14.0},
+                ],
+            ),
+        ]
+    )
+    cands = _candidates(base, frame, slices, version=2)
+    wider = [c for c in cands if c.kind == "threshold" and "add perfume" in c.summary]
+    assert len(wider) == 1
+    hits = evaluate_condition(wider[0].strategy.condition, frame)
+    assert hits.tolist() == [True, True, False]  # perfume under $10 now caught
+    gated = [c for c in cands if c.kind == "score_gate" and "decayed" in c.summary]
+    assert len(gated) == 5  # one per gate level
+    for c in gated:
+        assert isinstance(c.strategy.condition, AnyOf)
+        assert c.strategy.condition.any[0] == base.condition
+        rendered = render_condition(c.strategy.condition)
+        assert "age_days" not in rendered and "p_counterfeit >=" in rendered
+    # Everything the base caught is still caught; the gate adds the risky bags listing.
+    loose = next(c for c in gated if "p_counterfeit >= 0.1`" in c.summary)
+    assert evaluate_condition(loose.strategy.condition, frame).tolist() == [True, False, True]
