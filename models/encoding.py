@@ -370,8 +370,7 @@ def _is_numeric(series: pd.Series) -> bool:
 
 
 def _numeric_values(series: pd.Series) -> np.ndarray:
-    if series.dtype == np.dtype(object):
-        return pd.to_numeric(series.astype("float64"), errors="raise").to_numpy(np.float64)
+    # Object columns (checked numeric by `_is_numeric`) may mix None, NaN and pd.NA.
     return series.to_numpy(dtype=np.float64, na_value=np.nan)
 
 

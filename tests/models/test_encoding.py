@@ -180,3 +180,21 @@ def test_encode_records_accepts_numpy_scalars_and_text_subclasses() -> None:
         "branded": np.bool_(True),
     }
     np.testing.assert_array_equal(encoder.encode_records([record]), [[0.0, 2.5, 3.0, 1.0]])
+
+
+def test_object_and_nullable_columns_with_pd_na_encode_as_missing() -> None:
+    encoder = _encoder().fit(_frame())
+    frame = pd.DataFrame(
+        {
+            "category": pd.Series(["bags", pd.NA, None, "shoes"], dtype=object),
+            "price": pd.Series([1.5, pd.NA, None, 2], dtype=object),
+            "terms": pd.array([1, 2, 3, 4], dtype="Int64"),
+            "branded": pd.array([True, pd.NA, False, True], dtype="boolean"),
+        }
+    )
+    matrix = encoder.transform(frame)
+    assert np.isnan(matrix[1:3, 0]).all() and matrix[0, 0] == 0.0 and matrix[3, 0] == 1.0
+    assert matrix[0, 1] == 1.5 and np.isnan(matrix[1:3, 1]).all() and matrix[3, 1] == 2.0
+    assert np.isnan(matrix[1, 3]) and matrix[0, 3] == 1.0
+    problems = encoder.row_problems(frame).tolist()
+    assert problems == ["", "branded: missing (never missing in training)", "", ""]
