@@ -110,9 +110,10 @@ def decay_slices(
     Cuts: every week up to half the period. Candidate segments: per categorical feature, the
     few levels that held the strategy's early hits (its reach, see `_reach`). A rule acting
     everywhere is not tested: its hits commonly grow with age for its own reasons (views,
-    complaints and enforcement build up), which reads as decay. Of the significant drops, the one with the fewest recent units among those
-    within 10% of the strongest (Poisson likelihood ratio) wins, so a rule that only ever acted
-    in a few categories gets a slice naming them.
+    complaints and enforcement build up), which reads as decay. Of the significant drops, the
+    one with the fewest recent units among those within 10% of the strongest (Poisson
+    likelihood ratio) wins, so a rule that only ever acted in a few categories gets a slice
+    naming them.
     """
     age = history.age_days
     finite = age[np.isfinite(age)]
@@ -211,13 +212,16 @@ def new_segment_slices(
     min_units: int = 20,
     max_chance: float = 1e-3,
     max_hit_share: float = 0.25,
+    min_gap_share: float = 0.25,
 ) -> list[CohortSlice]:
     """Levels that appeared during the period and that the policy's strategies hardly act on.
 
     A level of n units whose oldest is g days younger than the oldest unit overall is new when
     n units spread over the whole period would all miss its first g days with chance below
-    `max_chance`, i.e. (1 - g / oldest)^n < max_chance; it is uncovered when its hit rate is at
-    most `max_hit_share` of the population's.
+    `max_chance`, i.e. (1 - g / oldest)^n < max_chance, and g is at least `min_gap_share` of
+    the period (items cluster by seller, so a level of a few late sellers passes the chance
+    test alone); it is uncovered when its hit rate is at most `max_hit_share` of the
+    population's.
     """
     finite = age_days[np.isfinite(age_days)]
     if not len(finite):
@@ -237,7 +241,7 @@ def new_segment_slices(
                 continue
             first = float(ages.max())
             gap = oldest - first
-            if gap <= 0:
+            if gap < min_gap_share * oldest:
                 continue
             log_chance = n * math.log1p(-min(gap / oldest, 1.0 - 1e-12))
             if log_chance >= math.log(max_chance):

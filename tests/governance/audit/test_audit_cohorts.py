@@ -113,6 +113,14 @@ def test_a_category_launched_mid_period_without_hits_is_a_new_segment() -> None:
     # Covered by the strategies: not reported.
     covered = hits | (new & (rng.random(N) < 0.05))
     assert new_segment_slices(covered, age, categorical_levels(X)) == []
+    # A level whose first item came only a little later (a few late sellers) is not new.
+    late_start = X["category"].to_numpy() == "c8"
+    shifted = np.where(late_start, age * 0.85, age)
+    uncovered = hits & ~late_start
+    found = new_segment_slices(uncovered, shifted, categorical_levels(X))
+    assert [s.predicates[0]["value"] for s in found] == ["c9"]
+    found = new_segment_slices(uncovered, shifted, categorical_levels(X), min_gap_share=0.0)
+    assert sorted(str(s.predicates[0]["value"]) for s in found) == ["c8", "c9"]
     # The same category spread over the whole period is not new.
     assert new_segment_slices(hits, np.where(new, age * 2, age), categorical_levels(X)) == []
 
