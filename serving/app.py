@@ -53,6 +53,15 @@ _PAGE_CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
+_HARDENING_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+)
+_CSP_HEADER = (b"content-security-policy", _PAGE_CSP.encode())
+#: Path prefixes of the JSON APIs and their docs: errors there are JSON, never an error page,
+#: and nothing there reads the browser session (the APIs take bearer tokens or nothing).
+API_PREFIXES = ("/api/", "/v1/", "/docs", "/openapi.json")
 
 
 def default_routers() -> list[APIRouter]:
@@ -90,28 +99,32 @@ class _SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
-                ]
+                headers = [*message.get("headers", ()), *_HARDENING_HEADERS]
                 if strict:
-                    headers.append((b"content-security-policy", _PAGE_CSP.encode()))
+                    headers.append(_CSP_HEADER)
                 message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
+class _PageSessions(SessionMiddleware):
+    """Signed-cookie sessions for the pages only; API paths skip them.
+
+    The APIs authenticate with bearer tokens (or not at all), so parsing the cookie and
+    wrapping `send` there is overhead on the scoring hot path; skipping it also keeps an API
+    route from coming to rely on a browser session (`request.session` fails there).
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def _is_page(request: Request) -> bool:
-    path = request.url.path
-    return not (
-        path.startswith("/api/")
-        or path.startswith("/v1/")
-        or path.startswith("/docs")
-        or path == "/openapi.json"
-    )
+    return not request.url.path.startswith(API_PREFIXES)
 
 
 def _error_page(request: Request, status_code: int, message: str) -> Response:
@@ -180,7 +193,7 @@ def create_app(
     )
     app.state.review = state
     app.add_middleware(
-        SessionMiddleware,
+        _PageSessions,
         secret_key=_secret_key(settings),
         session_cookie=SESSION_COOKIE,
         max_age=settings.session_max_age_seconds,
@@ -189,8 +202,6 @@ def create_app(
     )
     app.add_middleware(_SecurityHeaders)
     app.add_middleware(BodySizeLimit)  # caps /v1/ (scoring) request bodies
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    install_docs(app)
     handlers: dict[Any, Any] = {
         ReviewError: _review_error,
         StrategyError: _strategy_error,
@@ -199,6 +210,10 @@ def create_app(
     }
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)
+    # Routers before the static mounts and docs: routes are matched in order, and no router
+    # path overlaps /static, /docs or /redoc.
     for router in routers if routers is not None else default_routers():
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    install_docs(app)
     return app

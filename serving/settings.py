@@ -28,6 +28,9 @@ class ServingSettings(BaseSettings):
     max_items_per_request: int = 256
     #: Largest request body accepted by the scoring API, in bytes.
     max_body_bytes: int = 1_000_000
+    #: Calls of at most this many items (given as model inputs) are scored on the event loop;
+    #: larger ones in a worker thread. 0 sends every call to a worker thread.
+    inline_max_items: int = 4
     #: Largest number of reasons a caller may ask for per item.
     max_reasons: int = 20
     #: Feature snapshot (`govrisk features build` OUT or OUT/snapshot) for raw-field requests.

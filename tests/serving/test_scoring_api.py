@@ -14,11 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.bundle import BundleError, ModelBundle
+from serving import scoring_api
 from serving.model_store import ModelStore, parse_alias_uri
 from serving.scoring_api import BodySizeLimit, install, router
 from serving.settings import get_settings
@@ -89,6 +91,29 @@ def test_scores_and_reasons_match_the_bundle(client: TestClient, bundle: ModelBu
     assert body["model"]["entity"] == "listing"
     plain = client.post("/v1/score", json={"items": items[:1], "explain": 0}).json()
     assert plain["items"][0]["reasons"] == []
+
+
+def test_small_calls_score_on_the_loop_and_large_ones_in_a_worker_thread(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hops: list[int] = []
+
+    async def counting(func: Any, *args: Any) -> Any:
+        hops.append(len(args[0].items))
+        return await run_in_threadpool(func, *args)
+
+    monkeypatch.setattr(scoring_api, "run_in_threadpool", counting)
+    limit = get_settings().inline_max_items
+    items, _ = _items(limit + 1, seed=21)
+    small = client.post("/v1/score", json={"items": items[:limit], "explain": 3})
+    assert small.status_code == 200, small.text
+    assert hops == []
+    large = client.post("/v1/score", json={"items": items, "explain": 3})
+    assert large.status_code == 200, large.text
+    assert hops == [limit + 1]
+    assert large.json()["items"][:limit] == small.json()["items"], "same answer either way"
+    bad = client.post("/v1/score", json={"items": items, "explain": 99})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "explain"]
 
 
 def _valid(n: int = 1) -> dict[str, Any]:
