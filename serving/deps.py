@@ -22,7 +22,7 @@ from governance.review.db import ReviewSession
 from governance.review.orm import User
 from governance.review.settings import ReviewSettings
 from governance.review.strategy_store import StrategyStore
-from governance.review.users import user_for_token
+from governance.review.users import session_stamp, user_for_token
 from governance.review.vocabulary import Role
 
 #: Every role; routes open to all signed-in users require this set.
@@ -104,12 +104,29 @@ def require_role(*roles: Role) -> Callable[..., User]:
     return dependency
 
 
+def start_page_session(request: Request, user: User) -> None:
+    """Sign `user` in on this browser: a fresh session with their stamp and a new CSRF token."""
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["stamp"] = session_stamp(user)
+    csrf_token(request)
+
+
 def get_page_user(request: Request, session: SessionDep) -> User:
-    """The signed-in user of a page request (redirect to login when there is none)."""
+    """The signed-in user of a page request (redirect to login when there is none).
+
+    The session must carry the user's current stamp: a password change since sign-in ends it.
+    """
     user_id = request.session.get("uid")
     user = session.get(User, user_id) if isinstance(user_id, int) else None
-    if user is None or not user.is_active:
-        request.session.pop("uid", None)
+    stamp = request.session.get("stamp")
+    if (
+        user is None
+        or not user.is_active
+        or not isinstance(stamp, str)
+        or not hmac.compare_digest(stamp, session_stamp(user))
+    ):
+        request.session.clear()
         raise LoginRequiredError(request.url.path)
     return user
 

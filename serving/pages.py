@@ -51,6 +51,7 @@ from serving.deps import (
     SessionDep,
     StateDep,
     csrf_token,
+    start_page_session,
 )
 from serving.review_api import escalation_public, item_public, strategy_scopes
 from serving.review_charts import (
@@ -162,9 +163,7 @@ def login(
             error="Unknown username or wrong password.",
         )
     session.commit()
-    request.session.clear()
-    request.session["uid"] = user.id
-    csrf_token(request)
+    start_page_session(request, user)
     return _redirect(_safe_next(next) or _HOME[user.role])
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from types import SimpleNamespace
 
+import itsdangerous
 import pytest
+from fastapi.testclient import TestClient
+
+from governance.review import users
+from serving.app import SESSION_COOKIE
 
 ON_SQLITE = pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
 
@@ -120,3 +127,73 @@ def test_dashboard_and_board_render_offline(review_app: SimpleNamespace) -> None
         assert "https://" not in page
     assert client.get("/static/review.js").status_code == 200
     assert client.get("/static/review.css").status_code == 200
+
+
+def _set_password(review_app: SimpleNamespace, username: str, password: str) -> None:
+    with review_app.state.session_factory() as session:
+        user = users.user_by_username(session, username)
+        users.set_password(session, user, password, actor=None)
+        session.commit()
+
+
+def _redirects_to_login(client: TestClient, path: str) -> bool:
+    response = client.get(path, follow_redirects=False)
+    return response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+@ON_SQLITE
+def test_a_password_change_ends_page_sessions_but_not_api_tokens(
+    review_app: SimpleNamespace,
+) -> None:
+    laptop = review_app.client
+    with TestClient(review_app.app) as phone:
+        review_app.login(laptop, "pm")
+        review_app.login(phone, "pm")
+        assert laptop.get("/suggestions", follow_redirects=False).status_code == 200
+        _set_password(review_app, "pm", "a brand new password")
+        assert _redirects_to_login(laptop, "/suggestions")
+        assert _redirects_to_login(phone, "/suggestions")
+        assert _redirects_to_login(laptop, "/suggestions")  # the session was cleared, not renewed
+        review_app.login(laptop, "pm", "a brand new password")
+        assert laptop.get("/suggestions", follow_redirects=False).status_code == 200
+        assert _redirects_to_login(phone, "/suggestions")
+    me = review_app.client.get("/api/review/me", headers=review_app.auth("pm"))
+    assert me.status_code == 200 and me.json()["username"] == "pm"
+
+
+@ON_SQLITE
+def test_disabling_a_user_ends_their_page_session(review_app: SimpleNamespace) -> None:
+    client = review_app.client
+    review_app.login(client, "moderator")
+    assert client.get("/queue", follow_redirects=False).status_code == 200
+    with review_app.state.session_factory() as session:
+        user = users.user_by_username(session, "moderator")
+        users.set_active(session, user, False, actor=None)
+        session.commit()
+    assert _redirects_to_login(client, "/queue")
+    csrf = review_app.csrf_of(client.get("/login").text)
+    refused = client.post(
+        "/login",
+        data={"username": "moderator", "password": "correct horse battery", "csrf_token": csrf},
+    )
+    assert refused.status_code == 401
+
+
+@ON_SQLITE
+def test_a_session_without_a_stamp_is_signed_out(review_app: SimpleNamespace) -> None:
+    """A cookie holding only the user id (as signed before stamps existed) no longer works."""
+    signer = itsdangerous.TimestampSigner(review_app.state.settings.secret_key)
+
+    def cookie(session: dict[str, object]) -> str:
+        payload = base64.b64encode(json.dumps(session).encode("utf-8"))
+        return signer.sign(payload).decode("utf-8")
+
+    uid = review_app.ids["admin"]
+    with review_app.state.session_factory() as session:
+        stamp = users.session_stamp(users.user_by_username(session, "admin"))
+    client = review_app.client
+    client.cookies.set(SESSION_COOKIE, cookie({"uid": uid, "stamp": stamp}))
+    assert client.get("/queue", follow_redirects=False).status_code == 200  # forged right
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, cookie({"uid": uid}))
+    assert _redirects_to_login(client, "/queue")
