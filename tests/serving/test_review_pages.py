@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from types import SimpleNamespace
 
+import httpx
 import itsdangerous
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +16,7 @@ from fastapi.testclient import TestClient
 from governance.review import users
 from serving.app import SESSION_COOKIE
 
+PASSWORD = "correct horse battery"
 ON_SQLITE = pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
 
 
@@ -197,3 +200,73 @@ def test_a_session_without_a_stamp_is_signed_out(review_app: SimpleNamespace) ->
     client.cookies.clear()
     client.cookies.set(SESSION_COOKIE, cookie({"uid": uid}))
     assert _redirects_to_login(client, "/queue")
+
+
+def _sign_in(client: TestClient, username: str, password: str) -> httpx.Response:
+    login_page = client.get("/login").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login_page)
+    assert csrf is not None
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf.group(1)},
+        follow_redirects=False,
+    )
+
+
+@ON_SQLITE
+def test_repeated_failures_lock_the_username_until_the_window_frees(
+    review_app: SimpleNamespace, advance_clock: Callable[[float], None], argon2_checks: list[str]
+) -> None:
+    client = review_app.client
+    assert review_app.state.throttle.max_failures == review_app.state.settings.login_max_failures
+    for attempt in range(5):
+        advance_clock(1)
+        assert _sign_in(client, "pm", f"wrong password {attempt}").status_code == 401
+    assert len(argon2_checks) == 5
+    locked = _sign_in(client, "PM", PASSWORD)  # right password, other case
+    assert locked.status_code == 429
+    assert "Too many failed sign-ins" in locked.text and "try again in 15 minutes" in locked.text
+    assert 'name="password"' in locked.text  # the form is still there
+    assert int(locked.headers["retry-after"]) == 15 * 60 - 4  # the first failure leaves first
+    assert len(argon2_checks) == 5  # refused without checking the password
+    assert _redirects_to_login(client, "/suggestions")
+
+    with TestClient(review_app.app, client=("10.0.0.2", 50000)) as elsewhere:
+        assert _sign_in(elsewhere, "moderator", PASSWORD).status_code == 303
+        assert _sign_in(elsewhere, "pm", PASSWORD).status_code == 429  # the username is locked
+
+    advance_clock(15 * 60 - 5)
+    assert _sign_in(client, "pm", PASSWORD).status_code == 429  # one second early
+    advance_clock(1)
+    assert _sign_in(client, "pm", PASSWORD).status_code == 303
+    assert client.get("/suggestions", follow_redirects=False).status_code == 200
+
+
+@ON_SQLITE
+def test_failures_from_one_address_lock_it_for_every_username(
+    review_app: SimpleNamespace, advance_clock: Callable[[float], None]
+) -> None:
+    del advance_clock
+    client = review_app.client
+    for name in ("alice", "bob", "carol", "dave", "erin"):  # unknown users count too
+        assert _sign_in(client, name, PASSWORD).status_code == 401
+    assert _sign_in(client, "admin", PASSWORD).status_code == 429
+    with TestClient(review_app.app, client=("10.0.0.3", 50000)) as elsewhere:
+        assert _sign_in(elsewhere, "admin", PASSWORD).status_code == 303
+
+
+@ON_SQLITE
+def test_a_success_resets_the_username_count(
+    review_app: SimpleNamespace, advance_clock: Callable[[float], None]
+) -> None:
+    del advance_clock
+    addresses = iter(f"10.0.1.{n}" for n in range(1, 20))
+
+    def from_new_address(password: str) -> int:
+        with TestClient(review_app.app, client=(next(addresses), 50000)) as client:
+            return _sign_in(client, "ml-engineer", password).status_code
+
+    assert [from_new_address("wrong password") for _ in range(4)] == [401] * 4
+    assert from_new_address(PASSWORD) == 303
+    assert [from_new_address("wrong password") for _ in range(5)] == [401] * 5  # count restarted
+    assert from_new_address(PASSWORD) == 429
