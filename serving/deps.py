@@ -8,9 +8,10 @@ browser never sends API credentials by itself, so the API needs no CSRF defence.
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Form, HTTPException, Request, status
@@ -22,7 +23,8 @@ from governance.review.db import ReviewSession
 from governance.review.orm import User
 from governance.review.settings import ReviewSettings
 from governance.review.strategy_store import StrategyStore
-from governance.review.users import user_for_token
+from governance.review.throttle import SignInThrottle
+from governance.review.users import session_stamp, user_for_token
 from governance.review.vocabulary import Role
 
 #: Every role; routes open to all signed-in users require this set.
@@ -37,6 +39,14 @@ class ReviewState:
     engine: Engine
     session_factory: sessionmaker[ReviewSession]
     store: StrategyStore
+    #: Failed sign-ins of this process, shared by the login page and the token exchange.
+    throttle: SignInThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.throttle = SignInThrottle(
+            max_failures=self.settings.login_max_failures,
+            window_seconds=self.settings.login_window_seconds,
+        )
 
 
 class LoginRequiredError(Exception):
@@ -104,12 +114,46 @@ def require_role(*roles: Role) -> Callable[..., User]:
     return dependency
 
 
+def client_address(request: Request) -> str | None:
+    """The caller's address as the server sees it (a proxy's unless it forwards the client's)."""
+    return request.client.host if request.client is not None else None
+
+
+def throttle_message(retry_after_seconds: float) -> str:
+    """Why a sign-in was refused and when to try again."""
+    wait = max(1, math.ceil(retry_after_seconds))
+    when = f"{wait} seconds" if wait < 90 else f"{math.ceil(wait / 60)} minutes"
+    return f"Too many failed sign-ins for this account or address; try again in {when}."
+
+
+def retry_after_header(retry_after_seconds: float) -> dict[str, str]:
+    """The `Retry-After` header of a refused sign-in, whole seconds."""
+    return {"Retry-After": str(max(1, math.ceil(retry_after_seconds)))}
+
+
+def start_page_session(request: Request, user: User) -> None:
+    """Sign `user` in on this browser: a fresh session with their stamp and a new CSRF token."""
+    request.session.clear()
+    request.session["uid"] = user.id
+    request.session["stamp"] = session_stamp(user)
+    csrf_token(request)
+
+
 def get_page_user(request: Request, session: SessionDep) -> User:
-    """The signed-in user of a page request (redirect to login when there is none)."""
+    """The signed-in user of a page request (redirect to login when there is none).
+
+    The session must carry the user's current stamp: a password change since sign-in ends it.
+    """
     user_id = request.session.get("uid")
     user = session.get(User, user_id) if isinstance(user_id, int) else None
-    if user is None or not user.is_active:
-        request.session.pop("uid", None)
+    stamp = request.session.get("stamp")
+    if (
+        user is None
+        or not user.is_active
+        or not isinstance(stamp, str)
+        or not hmac.compare_digest(stamp, session_stamp(user))
+    ):
+        request.session.clear()
         raise LoginRequiredError(request.url.path)
     return user
 

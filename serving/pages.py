@@ -50,7 +50,11 @@ from serving.deps import (
     ReviewState,
     SessionDep,
     StateDep,
+    client_address,
     csrf_token,
+    retry_after_header,
+    start_page_session,
+    throttle_message,
 )
 from serving.review_api import escalation_public, item_public, strategy_scopes
 from serving.review_charts import (
@@ -143,16 +147,34 @@ def login_page(request: Request, next: str = "") -> HTMLResponse:
 @router.post("/login")
 def login(
     request: Request,
+    state: StateDep,
     session: SessionDep,
     _csrf: CsrfChecked,
     username: Text,
     password: Text,
     next: Text = "",
 ) -> Response:
-    """Check the password and start a signed session (a fresh CSRF token too)."""
-    user = users.authenticate(session, username.strip(), password)  # writes only on a rehash
+    """Check the password and start a signed session (a fresh CSRF token too).
+
+    After too many failures for the username or the address, answers 429 without checking.
+    """
+    username, client = username.strip(), client_address(request)
+    wait = state.throttle.retry_after(username=username, client=client)
+    if wait > 0:
+        refused = render(
+            request,
+            "login.html",
+            None,
+            status_code=429,
+            next=_safe_next(next),
+            error=throttle_message(wait),
+        )
+        refused.headers.update(retry_after_header(wait))
+        return refused
+    user = users.authenticate(session, username, password)  # writes only on a rehash
     if user is None:
         session.rollback()
+        state.throttle.record_failure(username=username, client=client)
         return render(
             request,
             "login.html",
@@ -162,9 +184,8 @@ def login(
             error="Unknown username or wrong password.",
         )
     session.commit()
-    request.session.clear()
-    request.session["uid"] = user.id
-    csrf_token(request)
+    state.throttle.record_success(username=username)
+    start_page_session(request, user)
     return _redirect(_safe_next(next) or _HOME[user.role])
 
 

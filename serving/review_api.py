@@ -7,7 +7,7 @@ from typing import Annotated
 
 import pandas as pd
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from features.vocabulary import StrategyStatus
 from governance.review import (
@@ -33,6 +33,9 @@ from serving.deps import (
     Moderator,
     SessionDep,
     StateDep,
+    client_address,
+    retry_after_header,
+    throttle_message,
 )
 from serving.schemas_review import (
     AuditEventPublic,
@@ -190,12 +193,36 @@ def _metric(row: dashboard.MetricRow) -> MetricPublic:
 # -- users and tokens ------------------------------------------------------------------------
 
 
-@router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenIssued)
-def create_token(body: TokenCreate, session: SessionDep) -> TokenIssued:
-    """Exchange a username and password for an API token (no token needed to call this)."""
+@router.post(
+    "/tokens",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenIssued,
+    responses={
+        429: {
+            "description": "Too many failed sign-ins for the username or address; see Retry-After"
+        }
+    },
+)
+def create_token(
+    body: TokenCreate, request: Request, state: StateDep, session: SessionDep
+) -> TokenIssued:
+    """Exchange a username and password for an API token (no token needed to call this).
+
+    After too many failures for the username or the address, answers 429 without checking.
+    """
+    username, client = body.username.strip(), client_address(request)
+    wait = state.throttle.retry_after(username=username, client=client)
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            throttle_message(wait),
+            headers=retry_after_header(wait),
+        )
     user = users.authenticate(session, body.username, body.password)  # argon2 outside the lock
     if user is None:
+        state.throttle.record_failure(username=username, client=client)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown username or wrong password")
+    state.throttle.record_success(username=username)
     begin_write(session)
     token, secret = users.issue_token(session, user, name=body.name, ttl_days=body.ttl_days)
     session.commit()

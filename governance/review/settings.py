@@ -27,6 +27,12 @@ class ReviewSettings(BaseSettings):
     #: Send cookies only over HTTPS (set in production behind TLS).
     secure_cookies: bool = False
     session_max_age_seconds: int = Field(default=12 * 3600, gt=0)
+    #: Failed sign-ins (pages and token exchange) allowed per username, and per client address,
+    #: within `login_window_seconds`; the next attempt is refused with 429 until the oldest
+    #: failure leaves the window. Counted per process (see docs/review-service.md).
+    login_max_failures: int = Field(default=5, ge=1)
+    #: Length of the moving window of `login_max_failures`, seconds.
+    login_window_seconds: float = Field(default=15 * 60, gt=0)
     lease_seconds: int = Field(default=300, gt=0)
     #: SLA per escalation priority, hours from creation to resolution.
     sla_hours_critical: float = Field(default=4.0, gt=0)

@@ -149,8 +149,18 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
+def session_stamp(user: User) -> str:
+    """A fingerprint of the user's password hash, 16 hex characters; kept in page sessions.
+
+    It changes whenever the hash does, so a page session signed in before a password change no
+    longer matches. The cookie holding it is signed but readable by its holder; a truncated
+    SHA-256 of a salted argon2 hash tells them nothing about the password.
+    """
+    return hashlib.sha256(user.password_hash.encode("utf-8")).hexdigest()[:16]
+
+
 def set_password(session: Session, user: User, password: str, *, actor: User | None) -> None:
-    """Replace a user's password."""
+    """Replace a user's password (ending their page sessions; API tokens stay valid)."""
     _check_password(password)
     user.password_hash = password_hasher().hash(password)
     audit_log.record(
@@ -159,7 +169,7 @@ def set_password(session: Session, user: User, password: str, *, actor: User | N
 
 
 def set_active(session: Session, user: User, active: bool, *, actor: User | None) -> None:
-    """Enable or disable a user (a disabled user cannot sign in or use tokens)."""
+    """Enable or disable a user (a disabled user cannot sign in, use pages or use tokens)."""
     before = user.is_active
     user.is_active = active
     audit_log.record(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -91,3 +92,31 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
     )
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/notifications").text)
+
+
+@pytest.fixture
+def advance_clock(review_app: SimpleNamespace) -> Callable[[float], None]:
+    """Moves the clock of the app's sign-in throttle forward by some seconds (no sleeping)."""
+    now = [1_000.0]
+    review_app.state.throttle.clock = lambda: now[0]
+
+    def advance(seconds: float) -> None:
+        now[0] += seconds
+
+    return advance
+
+
+@pytest.fixture
+def argon2_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every argon2 verification of a password (one entry per check)."""
+    hasher = users.password_hasher()
+    checks: list[str] = []
+    for name in ("verify", "verify_and_update"):
+        original = getattr(hasher, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
+            checks.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(hasher, name, counted)
+    return checks

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
+
+from fastapi.testclient import TestClient
 
 from governance.review import audit_log
 
@@ -19,6 +22,36 @@ def test_token_login_and_bearer_auth(review_app: SimpleNamespace) -> None:
     assert me.json()["role"] == "pm"
     unauth = client.get("/api/review/me")
     assert unauth.status_code == 401 and unauth.headers["www-authenticate"] == "Bearer"
+
+
+def test_token_exchange_is_throttled_after_repeated_failures(
+    review_app: SimpleNamespace,
+    advance_clock: Callable[[float], None],
+    argon2_checks: list[str],
+) -> None:
+    client = review_app.client
+    for _ in range(5):
+        bad = client.post("/api/review/tokens", json={"username": "pm", "password": "nope nope"})
+        assert bad.status_code == 401
+    advance_clock(60)
+    locked = client.post(
+        "/api/review/tokens", json={"username": "Pm ", "password": "correct horse battery"}
+    )
+    assert locked.status_code == 429
+    assert locked.headers["retry-after"] == str(15 * 60 - 60)
+    assert "Too many failed sign-ins" in locked.json()["detail"]
+    assert "try again in 14 minutes" in locked.json()["detail"]
+    assert len(argon2_checks) == 5  # the refused attempt checked no password
+    with TestClient(review_app.app, client=("10.0.0.9", 50000)) as elsewhere:
+        other = elsewhere.post(
+            "/api/review/tokens", json={"username": "admin", "password": "correct horse battery"}
+        )
+        assert other.status_code == 201
+    advance_clock(15 * 60 - 60)
+    issued = client.post(
+        "/api/review/tokens", json={"username": "pm", "password": "correct horse battery"}
+    )
+    assert issued.status_code == 201
 
 
 def test_moderator_claims_judges_and_replays(review_app: SimpleNamespace) -> None:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+from collections.abc import Callable
 from types import SimpleNamespace
 
+import httpx
+import itsdangerous
 import pytest
+from fastapi.testclient import TestClient
 
+from governance.review import users
+from serving.app import SESSION_COOKIE
+
+PASSWORD = "correct horse battery"
 ON_SQLITE = pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
 
 
@@ -120,3 +130,143 @@ def test_dashboard_and_board_render_offline(review_app: SimpleNamespace) -> None
         assert "https://" not in page
     assert client.get("/static/review.js").status_code == 200
     assert client.get("/static/review.css").status_code == 200
+
+
+def _set_password(review_app: SimpleNamespace, username: str, password: str) -> None:
+    with review_app.state.session_factory() as session:
+        user = users.user_by_username(session, username)
+        users.set_password(session, user, password, actor=None)
+        session.commit()
+
+
+def _redirects_to_login(client: TestClient, path: str) -> bool:
+    response = client.get(path, follow_redirects=False)
+    return response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+@ON_SQLITE
+def test_a_password_change_ends_page_sessions_but_not_api_tokens(
+    review_app: SimpleNamespace,
+) -> None:
+    laptop = review_app.client
+    with TestClient(review_app.app) as phone:
+        review_app.login(laptop, "pm")
+        review_app.login(phone, "pm")
+        assert laptop.get("/suggestions", follow_redirects=False).status_code == 200
+        _set_password(review_app, "pm", "a brand new password")
+        assert _redirects_to_login(laptop, "/suggestions")
+        assert _redirects_to_login(phone, "/suggestions")
+        assert _redirects_to_login(laptop, "/suggestions")  # the session was cleared, not renewed
+        review_app.login(laptop, "pm", "a brand new password")
+        assert laptop.get("/suggestions", follow_redirects=False).status_code == 200
+        assert _redirects_to_login(phone, "/suggestions")
+    me = review_app.client.get("/api/review/me", headers=review_app.auth("pm"))
+    assert me.status_code == 200 and me.json()["username"] == "pm"
+
+
+@ON_SQLITE
+def test_disabling_a_user_ends_their_page_session(review_app: SimpleNamespace) -> None:
+    client = review_app.client
+    review_app.login(client, "moderator")
+    assert client.get("/queue", follow_redirects=False).status_code == 200
+    with review_app.state.session_factory() as session:
+        user = users.user_by_username(session, "moderator")
+        users.set_active(session, user, False, actor=None)
+        session.commit()
+    assert _redirects_to_login(client, "/queue")
+    csrf = review_app.csrf_of(client.get("/login").text)
+    refused = client.post(
+        "/login",
+        data={"username": "moderator", "password": "correct horse battery", "csrf_token": csrf},
+    )
+    assert refused.status_code == 401
+
+
+@ON_SQLITE
+def test_a_session_without_a_stamp_is_signed_out(review_app: SimpleNamespace) -> None:
+    """A cookie holding only the user id (as signed before stamps existed) no longer works."""
+    signer = itsdangerous.TimestampSigner(review_app.state.settings.secret_key)
+
+    def cookie(session: dict[str, object]) -> str:
+        payload = base64.b64encode(json.dumps(session).encode("utf-8"))
+        return signer.sign(payload).decode("utf-8")
+
+    uid = review_app.ids["admin"]
+    with review_app.state.session_factory() as session:
+        stamp = users.session_stamp(users.user_by_username(session, "admin"))
+    client = review_app.client
+    client.cookies.set(SESSION_COOKIE, cookie({"uid": uid, "stamp": stamp}))
+    assert client.get("/queue", follow_redirects=False).status_code == 200  # forged right
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, cookie({"uid": uid}))
+    assert _redirects_to_login(client, "/queue")
+
+
+def _sign_in(client: TestClient, username: str, password: str) -> httpx.Response:
+    login_page = client.get("/login").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login_page)
+    assert csrf is not None
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf.group(1)},
+        follow_redirects=False,
+    )
+
+
+@ON_SQLITE
+def test_repeated_failures_lock_the_username_until_the_window_frees(
+    review_app: SimpleNamespace, advance_clock: Callable[[float], None], argon2_checks: list[str]
+) -> None:
+    client = review_app.client
+    assert review_app.state.throttle.max_failures == review_app.state.settings.login_max_failures
+    for attempt in range(5):
+        advance_clock(1)
+        assert _sign_in(client, "pm", f"wrong password {attempt}").status_code == 401
+    assert len(argon2_checks) == 5
+    locked = _sign_in(client, "PM", PASSWORD)  # right password, other case
+    assert locked.status_code == 429
+    assert "Too many failed sign-ins" in locked.text and "try again in 15 minutes" in locked.text
+    assert 'name="password"' in locked.text  # the form is still there
+    assert int(locked.headers["retry-after"]) == 15 * 60 - 4  # the first failure leaves first
+    assert len(argon2_checks) == 5  # refused without checking the password
+    assert _redirects_to_login(client, "/suggestions")
+
+    with TestClient(review_app.app, client=("10.0.0.2", 50000)) as elsewhere:
+        assert _sign_in(elsewhere, "moderator", PASSWORD).status_code == 303
+        assert _sign_in(elsewhere, "pm", PASSWORD).status_code == 429  # the username is locked
+
+    advance_clock(15 * 60 - 5)
+    assert _sign_in(client, "pm", PASSWORD).status_code == 429  # one second early
+    advance_clock(1)
+    assert _sign_in(client, "pm", PASSWORD).status_code == 303
+    assert client.get("/suggestions", follow_redirects=False).status_code == 200
+
+
+@ON_SQLITE
+def test_failures_from_one_address_lock_it_for_every_username(
+    review_app: SimpleNamespace, advance_clock: Callable[[float], None]
+) -> None:
+    del advance_clock
+    client = review_app.client
+    for name in ("alice", "bob", "carol", "dave", "erin"):  # unknown users count too
+        assert _sign_in(client, name, PASSWORD).status_code == 401
+    assert _sign_in(client, "admin", PASSWORD).status_code == 429
+    with TestClient(review_app.app, client=("10.0.0.3", 50000)) as elsewhere:
+        assert _sign_in(elsewhere, "admin", PASSWORD).status_code == 303
+
+
+@ON_SQLITE
+def test_a_success_resets_the_username_count(
+    review_app: SimpleNamespace, advance_clock: Callable[[float], None]
+) -> None:
+    del advance_clock
+    addresses = iter(f"10.0.1.{n}" for n in range(1, 20))
+
+    def from_new_address(password: str) -> int:
+        with TestClient(review_app.app, client=(next(addresses), 50000)) as client:
+            return _sign_in(client, "ml-engineer", password).status_code
+
+    assert [from_new_address("wrong password") for _ in range(4)] == [401] * 4
+    assert from_new_address(PASSWORD) == 303
+    assert [from_new_address("wrong password") for _ in range(5)] == [401] * 5  # count restarted
+    assert from_new_address(PASSWORD) == 429

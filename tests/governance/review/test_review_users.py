@@ -27,6 +27,19 @@ def test_passwords_are_argon2_hashed_and_checked(
     assert users.authenticate(session, "ana", "correct horse battery") is None
 
 
+def test_the_session_stamp_changes_with_the_password_only(
+    session: ReviewSession, make_user: Callable[..., User]
+) -> None:
+    ana, bo = make_user("ana"), make_user("bo")
+    stamp = users.session_stamp(ana)
+    assert len(stamp) == 16 and int(stamp, 16) >= 0
+    assert stamp != users.session_stamp(bo)  # same password, different salt
+    users.set_active(session, ana, False, actor=None)
+    assert users.session_stamp(ana) == stamp
+    users.set_password(session, ana, "correct horse battery", actor=None)  # even the same one
+    assert users.session_stamp(ana) != stamp
+
+
 def test_user_input_is_checked(session: ReviewSession, make_user: Callable[..., User]) -> None:
     make_user("ana")
     with pytest.raises(ConflictError, match="already exists"):
