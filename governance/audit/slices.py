@@ -981,14 +981,15 @@ def _cohort_slices(
     histories: Mapping[Entity, Mapping[str, HitHistory]],
     min_support: int,
 ) -> list[CohortSlice]:
-    hits = np.asarray(act.any(axis=1), dtype=bool)
     if ref == ALL_STRATEGIES:
+        hits = np.asarray(act.any(axis=1), dtype=bool)
         return new_segment_slices(hits, age, levels, min_units=min_support)
-    risk = pop.p_model if np.ptp(pop.p_model) > 0 else np.ones(len(pop))
-    others = [h for r, h in histories.get(pop.entity, {}).items() if r != ref]
-    return decay_slices(
-        HitHistory(hits, age, risk), levels, others, age_feature=age_feature, min_units=min_support
-    )
+    entity = histories.get(pop.entity, {})
+    own = entity.get(ref)
+    if own is None:
+        return []
+    others = [h for r, h in entity.items() if r != ref]
+    return decay_slices(own, levels, others, age_feature=age_feature, min_units=min_support)
 
 
 def _cohort_first(
