@@ -453,6 +453,17 @@ class ModelBias:
     mean_variance: float
 
 
+def _moments_by_stratum(
+    moments: Sequence[tuple[int, float, float, float, float]],
+) -> dict[int, FloatArray]:
+    """The usable (c, v, b, m) region moments of each stratum, as a (4, regions) array."""
+    by: dict[int, list[tuple[float, float, float, float]]] = {}
+    for stratum, c, v, b, m in moments:
+        if np.isfinite(c) and np.isfinite(v) and m > 0 and v + b > 0:
+            by.setdefault(int(stratum), []).append((c, v, b, m))
+    return {k: np.asarray(rows, dtype=np.float64).T for k, rows in by.items()}
+
+
 def fit_model_bias(
     moments: Sequence[tuple[int, float, float, float, float]],
 ) -> dict[int, ModelBias]:
@@ -467,13 +478,7 @@ def fit_model_bias(
     `mean_variance` is the sampling variance of `mu`.
     """
     out: dict[int, ModelBias] = {}
-    by: dict[int, list[tuple[float, float, float, float]]] = {}
-    for stratum, c, v, b, m in moments:
-        if np.isfinite(c) and np.isfinite(v) and m > 0 and v + b > 0:
-            by.setdefault(int(stratum), []).append((c, v, b, m))
-    for stratum, rows in by.items():
-        c, v, b, m = np.asarray(rows, dtype=np.float64).T
-
+    for stratum, (c, v, b, m) in _moments_by_stratum(moments).items():
         grid = np.logspace(-4, 1, 101)
         best = int(np.argmax(_reml(grid, c, v, b, m)[0] + np.log(grid)))
         fine = np.linspace(grid[max(best - 1, 0)], grid[min(best + 1, grid.size - 1)], 201)
@@ -495,12 +500,7 @@ def fit_model_bias_posterior(
     over its uncertainty (rather than plugging in one value) keeps the intervals honest.
     """
     out: dict[int, tuple[ModelBias, ...]] = {}
-    by: dict[int, list[tuple[float, float, float, float]]] = {}
-    for stratum, c, v, b, m in moments:
-        if np.isfinite(c) and np.isfinite(v) and m > 0 and v + b > 0:
-            by.setdefault(int(stratum), []).append((c, v, b, m))
-    for stratum, rows in by.items():
-        c, v, b, m = np.asarray(rows, dtype=np.float64).T
+    for stratum, (c, v, b, m) in _moments_by_stratum(moments).items():
         grid = np.logspace(-4, 1, 201)
         reml, mu, mu_var = _reml(grid, c, v, b, m)
         # Flat in kappa on a log grid of kappa^2: density x d kappa / d log kappa^2 ~ kappa.

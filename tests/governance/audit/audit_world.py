@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from features.vocabulary import Entity
+from features.vocabulary import Entity, Policy
+from governance.audit.population import Population, build_populations
 from governance.evaluator import evaluate_strategies
 from governance.strategy import Strategy, strategy_from_dict
 
@@ -209,4 +210,22 @@ def make_world(n: int = 3000, seed: int = 0, flip_rate: float = 0.04) -> World:
         predictions=predictions,
         truth=truth,
         flip_rate=flip_rate,
+    )
+
+
+#: Design frames of the world's label samplings (appeals left out of the estimates).
+DESIGN_FRAMES = {"random": "population", "strategy_flagged": "actioned", "appeal": "exclude"}
+
+
+def world_populations(
+    world: World, *, design_frames: dict[str, str] | None = None
+) -> dict[tuple[Entity, Policy], Population]:
+    """The audit populations of a test world with its predictions and flip rate."""
+    return build_populations(
+        world.tables,
+        world.strategies,
+        world.predictions,
+        items={Entity.LISTING: world.frame["item_id"]},
+        flip_rate=world.flip_rate,
+        design_frames=design_frames if design_frames is not None else DESIGN_FRAMES,
     )

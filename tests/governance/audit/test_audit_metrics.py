@@ -11,20 +11,11 @@ import pytest
 from features.vocabulary import Entity, Policy
 from governance.audit.metrics import METRIC_COLUMNS, strategy_metrics
 from governance.audit.population import Population, build_populations
-from tests.governance.audit.audit_world import World, make_world
-
-FRAMES = {"random": "population", "strategy_flagged": "actioned", "appeal": "exclude"}
+from tests.governance.audit.audit_world import DESIGN_FRAMES, World, make_world, world_populations
 
 
 def _pops(w: World) -> dict[tuple[Entity, Policy], Population]:
-    return build_populations(
-        w.tables,
-        w.strategies,
-        w.predictions,
-        items={Entity.LISTING: w.frame["item_id"]},
-        flip_rate=w.flip_rate,
-        design_frames=FRAMES,
-    )
+    return world_populations(w)
 
 
 def _truth(w: World, pop: Population) -> np.ndarray:
@@ -110,7 +101,7 @@ def test_composite_recall_borrows_the_model_bias_across_populations() -> None:
             preds,
             items={Entity.LISTING: w.frame["item_id"]},
             flip_rate=w.flip_rate,
-            design_frames=FRAMES,
+            design_frames=DESIGN_FRAMES,
             calibration="denoise",
         ).values()
         pops[(Entity.LISTING, policy)] = replace(pop, policy=policy)

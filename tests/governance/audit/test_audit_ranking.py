@@ -8,23 +8,13 @@ import numpy as np
 import pandas as pd
 
 from features.vocabulary import Entity, Policy
-from governance.audit.population import build_populations
 from governance.audit.ranking import FLAG_COLUMNS, rank_flags, reasons_from_frame
 from governance.audit.sampling import audit_sample
-from tests.governance.audit.audit_world import World
-
-FRAMES = {"random": "population", "strategy_flagged": "actioned", "appeal": "exclude"}
+from tests.governance.audit.audit_world import World, world_populations
 
 
 def _pops(w: World):  # type: ignore[no-untyped-def]
-    return build_populations(
-        w.tables,
-        w.strategies,
-        w.predictions,
-        items={Entity.LISTING: w.frame["item_id"]},
-        flip_rate=w.flip_rate,
-        design_frames=FRAMES,
-    )
+    return world_populations(w)
 
 
 def test_flags_follow_the_contract_and_beat_the_base_rates(world: World) -> None:

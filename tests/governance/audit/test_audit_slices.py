@@ -10,12 +10,11 @@ import pandas as pd
 
 from features.vocabulary import Entity
 from governance.audit import slices as slices_mod
-from governance.audit.population import build_populations
 from governance.audit.ranking import posterior
 from governance.audit.slices import SLICE_COLUMNS, audit_slices, bin_features, find_slices
 from governance.evaluator import evaluate_condition
 from governance.strategy import AllOf, Predicate, Strategy, strategy_from_dict
-from tests.governance.audit.audit_world import World
+from tests.governance.audit.audit_world import World, world_populations
 
 
 def _planted(n: int = 20000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -61,13 +60,8 @@ def test_slice_predicates_select_exactly_the_slice_rows() -> None:
 
 
 def test_audit_slices_surface_the_irrelevant_clause(world: World) -> None:
-    pops = build_populations(
-        world.tables,
-        world.strategies,
-        world.predictions,
-        items={Entity.LISTING: world.frame["item_id"]},
-        flip_rate=world.flip_rate,
-        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    pops = world_populations(
+        world, design_frames={"random": "population", "strategy_flagged": "actioned"}
     )
     posts = {k: posterior(p, world.tables["audit_labels"]) for k, p in pops.items()}
     table = audit_slices(
@@ -90,13 +84,8 @@ def test_audit_slices_surface_the_irrelevant_clause(world: World) -> None:
 
 
 def test_near_miss_slices_show_what_the_scope_just_leaves_out(world: World) -> None:
-    pops = build_populations(
-        world.tables,
-        world.strategies,
-        world.predictions,
-        items={Entity.LISTING: world.frame["item_id"]},
-        flip_rate=world.flip_rate,
-        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    pops = world_populations(
+        world, design_frames={"random": "population", "strategy_flagged": "actioned"}
     )
     posts = {k: posterior(p, world.tables["audit_labels"]) for k, p in pops.items()}
     table = audit_slices(
@@ -194,13 +183,8 @@ def _clause_strategy() -> Strategy:
 
 def test_clause_and_near_miss_levels_carry_exact_predicates(world: World) -> None:
     strategy = _clause_strategy()
-    pops = build_populations(
-        world.tables,
-        world.strategies,
-        world.predictions,
-        items={Entity.LISTING: world.frame["item_id"]},
-        flip_rate=world.flip_rate,
-        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    pops = world_populations(
+        world, design_frames={"random": "population", "strategy_flagged": "actioned"}
     )
     pop = next(iter(pops.values()))
     pop = replace(pop, actioned={strategy.ref: next(iter(pop.actioned.values()))})
@@ -229,13 +213,8 @@ def test_error_aware_bins_keep_the_first_cut_as_a_one_sided_split() -> None:
 
 def test_near_misses_of_a_category_list_are_split_by_category(world: World) -> None:
     bags = next(s for s in world.strategies if s.id == "cf-bags")
-    pops = build_populations(
-        world.tables,
-        world.strategies,
-        world.predictions,
-        items={Entity.LISTING: world.frame["item_id"]},
-        flip_rate=world.flip_rate,
-        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    pops = world_populations(
+        world, design_frames={"random": "population", "strategy_flagged": "actioned"}
     )
     pop = next(iter(pops.values()))
     frame = world.frame.set_index("item_id").reindex(pop.item_ids).reset_index()

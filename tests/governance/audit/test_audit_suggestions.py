@@ -10,7 +10,6 @@ import pytest
 
 from features.vocabulary import Entity, StrategyStatus
 from governance.audit.metrics import strategy_metrics
-from governance.audit.population import build_populations
 from governance.audit.ranking import posterior
 from governance.audit.slices import audit_slices
 from governance.audit.suggestions import (
@@ -22,18 +21,13 @@ from governance.audit.suggestions import (
 from governance.evaluator import evaluate_condition
 from governance.registry import StrategyRegistry
 from governance.strategy import AnyOf, render_condition, strategy_from_dict
-from tests.governance.audit.audit_world import World
+from tests.governance.audit.audit_world import World, world_populations
 
 
 @pytest.fixture(scope="module")
 def suggestions(world: World) -> tuple[pd.DataFrame, dict, pd.DataFrame]:  # type: ignore[type-arg]
-    pops = build_populations(
-        world.tables,
-        world.strategies,
-        world.predictions,
-        items={Entity.LISTING: world.frame["item_id"]},
-        flip_rate=world.flip_rate,
-        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    pops = world_populations(
+        world, design_frames={"random": "population", "strategy_flagged": "actioned"}
     )
     posts = {k: posterior(p, world.tables["audit_labels"]) for k, p in pops.items()}
     frame = world.frame.assign(
@@ -93,13 +87,8 @@ def test_shadow_version_is_a_child_of_its_base(suggestions, tmp_path) -> None:  
 def test_decisions_are_projected_from_actual_ones_and_match_rates(world: World) -> None:
     from governance.audit.suggestions import _decision_rates, _MaskOverTime
 
-    pops = build_populations(
-        world.tables,
-        world.strategies,
-        world.predictions,
-        items={Entity.LISTING: world.frame["item_id"]},
-        flip_rate=world.flip_rate,
-        design_frames={"random": "population", "strategy_flagged": "actioned"},
+    pops = world_populations(
+        world, design_frames={"random": "population", "strategy_flagged": "actioned"}
     )
     key = next(iter(pops))
     pop = pops[key]
