@@ -19,7 +19,9 @@ from governance.audit.estimators import (
     estimate_totals,
     fit_model_bias_posterior,
     interval,
+    posterior_violation,
     total_parts,
+    z_value,
 )
 from governance.audit.population import Population
 from governance.strategy import parse_ref
@@ -50,6 +52,7 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "fn",
     "fn_low",
     "fn_high",
+    "fn_confirmed",
     "fn_impressions",
     "fn_impressions_low",
     "fn_impressions_high",
@@ -95,6 +98,7 @@ def estimand_matrix(pop: Population) -> tuple[list[str], FloatArray, dict[str, f
         cols.append(np.asarray(col, dtype=np.float64))
 
     n = len(pop)
+    labeled, p_violating = labeled_violation(pop)
     add(f"pos|{ALL_CHANNELS}", np.ones(n))
     for j, c in enumerate(pop.channels):
         add(f"pos|{c}", pop.eligible[:, j].astype(np.float64))
@@ -127,9 +131,27 @@ def estimand_matrix(pop: Population) -> tuple[list[str], FloatArray, dict[str, f
             add(f"fpimp|{key}", fp_imp)
             add(f"fpgmv|{key}", fp_gmv)
             consts[f"n|{key}"] = float(a.sum())
+            # The false-negative domain: its model count, and the misses reviewers confirmed
+            # (a floor under the total).
+            missed = np.asarray(a, dtype=np.float64) == 0
+            if k is not None:
+                missed &= pop.eligible[:, idx[k]]
+            consts[f"fnlab|{key}"] = float(p_violating[missed[labeled]].sum())
+            consts[f"fnmodel|{key}"] = float(pop.f[missed].sum())
             consts[f"lostimp|{key}"] = float(fp_imp.sum())
             consts[f"lostgmv|{key}"] = float(fp_gmv.sum())
     return names, np.column_stack(cols), consts
+
+
+def labeled_violation(pop: Population) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Every labelled unit's position and P(violating) given the model and all its verdicts."""
+    d = pop.draws
+    if not len(d):
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    units, inverse = np.unique(d.position, return_inverse=True)
+    n = np.bincount(inverse, weights=d.n_reviews.astype(np.float64))
+    k = np.bincount(inverse, weights=d.y_obs * d.n_reviews)
+    return units.astype(np.int64), posterior_violation(pop.f[units], k, n, pop.flip_rate)
 
 
 def exact_totals(pop: Population, y_true: npt.ArrayLike) -> TotalEstimate:
@@ -235,7 +257,18 @@ def strategy_metrics(
                 if c != ALL_CHANNELS and c not in pop.channels:
                     continue
                 rows.append(
-                    _row(pop, est, consts, t.ref, c, confidence, fp_cost, fn_cost, impression_cost)
+                    _row(
+                        pop,
+                        est,
+                        consts,
+                        t.ref,
+                        c,
+                        confidence,
+                        fp_cost,
+                        fn_cost,
+                        impression_cost,
+                        exact=truth is not None,
+                    )
                 )
     df = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
     for col in ("strategy", "strategy_id", "entity", "policy", "channel"):
@@ -256,6 +289,8 @@ def _row(
     fp_cost: float,
     fn_cost: float,
     impression_cost: float,
+    *,
+    exact: bool = False,
 ) -> dict[str, object]:
     key = f"{ref}|{channel}"
     n_act = consts[f"n|{key}"]
@@ -265,6 +300,29 @@ def _row(
     prec, prec_se = est.ratio(tp_name, n_act) if n_act > 0 else (float("nan"), float("nan"))
     rec, rec_se = est.ratio(tp_name, pos_name)
     fn, fn_se = est.linear({pos_name: 1.0, tp_name: -1.0})
+    confirmed = 0.0 if exact else consts[f"fnlab|{key}"]
+    fn_low, fn_high = interval(fn, fn_se, confidence=confidence, lower=0.0)
+    rec_low, rec_high = interval(rec, rec_se, confidence=confidence, lower=0.0, upper=1.0)
+    if not exact and (not np.isfinite(fn) or fn < confirmed):
+        # The design correction left fewer false negatives than reviewers already confirmed
+        # (a few noisy random labels over thousands of unactioned units cannot place the
+        # total): the point falls back to the model's count, at least the confirmed misses.
+        fn = max(consts[f"fnmodel|{key}"], confirmed)
+        rec = tp / (tp + fn) if tp + fn > 0 else float("nan")
+        if not (np.isfinite(rec_low) and np.isfinite(rec_high)):
+            # No positive total to take a ratio against: the labels only bound recall above.
+            rec_low, rec_high = 0.0, 1.0
+        fn_high = fn_high if np.isfinite(fn_high) else float("inf")
+    if confirmed > 0:
+        # The false negatives include the misses reviewers confirmed: they bound the count
+        # below and recall above.
+        fn_low, fn_high = max(fn_low, confirmed), max(fn_high, confirmed)
+        tp_high = min(tp + z_value(confidence) * tp_se, n_act)
+        rec_high = min(rec_high, tp_high / (tp_high + confirmed) if tp_high > 0 else 0.0)
+    if np.isfinite(rec):
+        rec_low, rec_high = min(rec_low, rec), max(rec_high, rec)
+    if np.isfinite(fn):
+        fn_low, fn_high = min(fn_low, fn), max(fn_high, fn)
     fp = n_act - tp
     fn_imp, fn_imp_se = est.value(f"fnimp|{key}"), est.se(f"fnimp|{key}")
     fn_gmv, fn_gmv_se = est.value(f"fngmv|{key}"), est.se(f"fngmv|{key}")
@@ -295,15 +353,16 @@ def _row(
         "precision_low": ci(prec, prec_se, 0.0, 1.0)[0],
         "precision_high": ci(prec, prec_se, 0.0, 1.0)[1],
         "recall": float(np.clip(rec, 0, 1)) if np.isfinite(rec) else np.nan,
-        "recall_low": ci(rec, rec_se, 0.0, 1.0)[0],
-        "recall_high": ci(rec, rec_se, 0.0, 1.0)[1],
+        "recall_low": rec_low,
+        "recall_high": rec_high,
         "tp": tp,
         "fp": fp,
         "fp_low": ci(fp, tp_se, 0.0, n_act)[0],
         "fp_high": ci(fp, tp_se, 0.0, n_act)[1],
         "fn": fn_c,
-        "fn_low": ci(fn, fn_se)[0],
-        "fn_high": ci(fn, fn_se)[1],
+        "fn_low": fn_low,
+        "fn_high": fn_high,
+        "fn_confirmed": confirmed,
         "fn_impressions": fn_imp_c,
         "fn_impressions_low": ci(fn_imp, fn_imp_se)[0],
         "fn_impressions_high": ci(fn_imp, fn_imp_se)[1],

@@ -100,7 +100,8 @@ def _metric_rows(m: pd.DataFrame) -> list[dict[str, Any]]:
                 "precision": _pct(r["precision"], r["precision_low"], r["precision_high"]),
                 "recall": _pct(r["recall"], r["recall_low"], r["recall_high"]),
                 "fp": _ci(r["fp"], r["fp_low"], r["fp_high"]),
-                "fn": _ci(r["fn"], r["fn_low"], r["fn_high"]),
+                "fn": _ci(r["fn"], r["fn_low"], r["fn_high"])
+                + (f"; {r['fn_confirmed']:,.0f} confirmed" if r["fn_confirmed"] >= 0.5 else ""),
                 "fn_impressions": _ci(
                     r["fn_impressions"], r["fn_impressions_low"], r["fn_impressions_high"]
                 ),

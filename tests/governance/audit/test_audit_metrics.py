@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from features.vocabulary import Entity, Policy
-from governance.audit.metrics import METRIC_COLUMNS, strategy_metrics
+from governance.audit.metrics import METRIC_COLUMNS, population_totals, strategy_metrics
 from governance.audit.population import Population, build_populations
 from tests.governance.audit.audit_world import DESIGN_FRAMES, World, make_world, world_populations
 
@@ -120,3 +120,46 @@ def test_composite_recall_borrows_the_model_bias_across_populations() -> None:
             width = (j["recall_high"] - j["recall_low"]).mean()
     assert errors[True].mean() < 0.8 * errors[False].mean()
     assert width < 0.5
+
+
+def _overshooting(pop: Population, *, f_scale: float) -> Population:
+    """Random labels among unactioned units all negative but three misses two reviewers agreed
+    on, where the model over-predicts at the labels (the design correction overshoots), and
+    the model elsewhere scaled by `f_scale`."""
+    d = pop.draws
+    unactioned = ~pop.any_actioned.any(axis=1)
+    random_miss = np.flatnonzero((d.design == "random") & unactioned[d.position])
+    y_obs, n_reviews, f_label = d.y_obs.copy(), d.n_reviews.copy(), d.f_label.copy()
+    y_obs[random_miss] = 0.0
+    y_obs[random_miss[:3]], n_reviews[random_miss[:3]] = 1.0, 2
+    f_label[random_miss] = np.maximum(f_label[random_miss], 0.3)
+    f = np.where(unactioned, pop.f * f_scale, pop.f)
+    f[d.position[random_miss[:3]]] = np.maximum(f[d.position[random_miss[:3]]], 0.3)
+    return replace(pop, f=f, draws=replace(d, y_obs=y_obs, n_reviews=n_reviews, f_label=f_label))
+
+
+@pytest.mark.parametrize("f_scale", [1.0, 1e-4])
+def test_an_overshooting_correction_falls_back_to_the_model_and_confirmed_misses(
+    world: World, f_scale: float
+) -> None:
+    """The design estimate of the policy's false negatives falls below the three misses
+    reviewers confirmed: the table reports the model's count, at least those misses, and a
+    recall (and upper bound) below 1."""
+    key = (Entity.LISTING, Policy.COUNTERFEIT)
+    pop = _overshooting(_pops(world)[key], f_scale=f_scale)
+    est = population_totals(pop)
+    design_fn = est.value("pos|all") - est.value("tp|*|all")
+    m = strategy_metrics({key: pop})
+    row = m[(m["strategy"] == "*") & (m["channel"] == "all")].iloc[0]
+    assert 2.0 < row["fn_confirmed"] < 4.0  # three agreed misses (+ a little from the rest)
+    assert design_fn < row["fn_confirmed"]
+    model_fn = float(pop.f[~pop.any_actioned.any(axis=1)].sum())
+    assert row["fn"] == pytest.approx(max(model_fn, row["fn_confirmed"]))
+    assert (row["fn"] > 100) == (f_scale == 1.0)  # the model's count, else the floor
+    assert row["fn_low"] >= row["fn_confirmed"] - 1e-9 and row["fn_high"] >= row["fn"]
+    assert row["recall"] == pytest.approx(row["tp"] / (row["tp"] + row["fn"]))
+    assert row["recall_low"] <= row["recall"] <= row["recall_high"] < 1.0
+    # Every row keeps the floor; the truth table has none.
+    assert (m["fn"] >= m["fn_confirmed"] - 1e-9).all()
+    true = strategy_metrics({key: pop}, truth={key: _truth(world, pop)})
+    assert (true["fn_confirmed"] == 0).all()

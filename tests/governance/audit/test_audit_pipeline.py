@@ -56,6 +56,8 @@ def test_report_is_self_contained_with_inline_plots(audited: AuditResult) -> Non
     html = audited.paths["report"].read_text(encoding="utf-8")
     assert html.count("<svg") >= 2
     assert "cf-bags@v2" in html and "Suggested changes" in html
+    # False negatives name the misses reviewers confirmed.
+    assert (audited.metrics["fn_confirmed"] >= 0.5).any() and " confirmed" in html
     # Works offline: no external stylesheet, script, image or font.
     assert not re.search(r"""(src|href)=["']https?://""", html)
     assert "<script src" not in html and "<link " not in html
