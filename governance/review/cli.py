@@ -212,6 +212,154 @@ def users_list(
     Console().print(table)
 
 
+UsernameOpt = Annotated[str, typer.Option("--username", help="The user's login name.")]
+
+
+def _set_active(
+    username: str, active: bool, database_url: str | None, data_dir: Path | None
+) -> None:
+    from governance.review import users
+    from governance.review.errors import ReviewError
+
+    console = Console()
+    with _session(database_url, data_dir) as session:
+        try:
+            user = users.user_by_username(session, username)
+            users.set_active(session, user, active, actor=None)
+            session.commit()
+        except ReviewError as err:
+            raise _fail(console, err) from err
+    state = "enabled" if active else "disabled (page sessions ended; tokens refused)"
+    console.print(f"[bold]{username}[/bold] {state}")
+
+
+@users_app.command("disable")
+def users_disable(
+    username: UsernameOpt, database_url: DatabaseOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """Disable a user: no sign-in, no pages, no API tokens; their page sessions end."""
+    _set_active(username, False, database_url, data_dir)
+
+
+@users_app.command("enable")
+def users_enable(
+    username: UsernameOpt, database_url: DatabaseOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """Enable a disabled user again (they sign in afresh; old browser sessions stay ended)."""
+    _set_active(username, True, database_url, data_dir)
+
+
+@users_app.command("sign-out")
+def users_sign_out(
+    username: UsernameOpt, database_url: DatabaseOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """End every page session of a user (a lost laptop); API tokens are revoked separately."""
+    from governance.review import users
+    from governance.review.errors import ReviewError
+
+    console = Console()
+    with _session(database_url, data_dir) as session:
+        try:
+            user = users.user_by_username(session, username)
+            users.end_sessions(session, user, actor=None)
+            session.commit()
+        except ReviewError as err:
+            raise _fail(console, err) from err
+    console.print(f"every page session of [bold]{username}[/bold] ended")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    username: UsernameOpt,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the new password from standard input (else prompt)."
+        ),
+    ] = False,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set a user's password (their page sessions end; API tokens stay valid)."""
+    from governance.review import users
+    from governance.review.errors import ReviewError
+
+    console = Console()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with _session(database_url, data_dir) as session:
+        try:
+            user = users.user_by_username(session, username)
+            users.set_password(session, user, password, actor=None)
+            session.commit()
+        except ReviewError as err:
+            raise _fail(console, err) from err
+    console.print(f"password of [bold]{username}[/bold] changed; their page sessions ended")
+
+
+@users_app.command("tokens")
+def users_tokens(
+    username: UsernameOpt, database_url: DatabaseOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """List a user's API tokens (id, name, prefix, dates, state); secrets are never shown."""
+    from governance.review import users
+    from governance.review.errors import ReviewError
+    from governance.review.vocabulary import utcnow
+
+    console = Console()
+    table = Table(title=f"API tokens of {username}")
+    for column in ("id", "name", "prefix", "created", "expires", "state"):
+        table.add_column(column)
+    with _session(database_url, data_dir) as session:
+        try:
+            user = users.user_by_username(session, username)
+            now = utcnow()
+            for t in users.tokens_of(session, user):
+                if t.revoked_at is not None:
+                    state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}"
+                elif t.expires_at is not None and t.expires_at <= now:
+                    state = "expired"
+                else:
+                    state = "active"
+                table.add_row(
+                    str(t.id),
+                    t.name,
+                    t.token_prefix + "…",
+                    f"{t.created_at:%Y-%m-%d %H:%M}",
+                    f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never",
+                    state,
+                )
+        except ReviewError as err:
+            raise _fail(console, err) from err
+    console.print(table)
+
+
+@users_app.command("revoke-token")
+def users_revoke_token(
+    token_id: Annotated[int, typer.Option("--id", help="Token id from `govrisk users tokens`.")],
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Revoke an API token now (safe to repeat)."""
+    from governance.review import users
+    from governance.review.errors import ReviewError
+
+    console = Console()
+    with _session(database_url, data_dir) as session:
+        try:
+            token = users.token_by_id(session, token_id)
+            already = token.revoked_at is not None
+            users.revoke_token(session, token, actor=None)
+            session.commit()
+            owner = token.user.username
+        except ReviewError as err:
+            raise _fail(console, err) from err
+    note = "was already revoked" if already else "revoked"
+    console.print(f"token {token_id} ({token.name!r} of [bold]{owner}[/bold]) {note}")
+
+
 @queue_app.command("load")
 def queue_load(
     flags: Annotated[

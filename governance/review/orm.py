@@ -92,6 +92,8 @@ class User(Base):
     team_id: Mapped[int | None] = mapped_column(sa.ForeignKey("teams.id"), index=True)
     password_hash: Mapped[str] = mapped_column(sa.String(256))
     is_active: Mapped[bool] = mapped_column(default=True)
+    #: Bumped to end every page session of the user (disabling them, "sign out everywhere").
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     team: Mapped[Team | None] = relationship(lazy="joined")

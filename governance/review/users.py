@@ -150,13 +150,24 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
 
 
 def session_stamp(user: User) -> str:
-    """A fingerprint of the user's password hash, 16 hex characters; kept in page sessions.
+    """A fingerprint of the user's password hash and session epoch, 16 hex characters; kept in
+    page sessions.
 
-    It changes whenever the hash does, so a page session signed in before a password change no
-    longer matches. The cookie holding it is signed but readable by its holder; a truncated
-    SHA-256 of a salted argon2 hash tells them nothing about the password.
+    It changes whenever the hash or the epoch does, so a page session signed in before a
+    password change, a disable or a sign-out-everywhere no longer matches. The cookie holding
+    it is signed but readable by its holder; a truncated SHA-256 of a salted argon2 hash tells
+    them nothing about the password.
     """
-    return hashlib.sha256(user.password_hash.encode("utf-8")).hexdigest()[:16]
+    material = f"{user.password_hash}|{user.session_epoch or 0}"
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()[:16]
+
+
+def end_sessions(session: Session, user: User, *, actor: User | None) -> None:
+    """Sign the user out of every browser (API tokens stay valid; revoke them separately)."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+    audit_log.record(
+        session, actor=actor, action="user.end_sessions", target_type="user", target_id=user.id
+    )
 
 
 def set_password(session: Session, user: User, password: str, *, actor: User | None) -> None:
@@ -169,9 +180,15 @@ def set_password(session: Session, user: User, password: str, *, actor: User | N
 
 
 def set_active(session: Session, user: User, active: bool, *, actor: User | None) -> None:
-    """Enable or disable a user (a disabled user cannot sign in, use pages or use tokens)."""
+    """Enable or disable a user (a disabled user cannot sign in, use pages or use tokens).
+
+    Disabling also ends the user's page sessions, so enabling them again later does not bring
+    back a browser that was signed in before.
+    """
     before = user.is_active
     user.is_active = active
+    if before and not active:
+        user.session_epoch = (user.session_epoch or 0) + 1
     audit_log.record(
         session,
         actor=actor,
@@ -256,8 +273,29 @@ def user_for_token(session: Session, secret: str, *, now: datetime | None = None
     return token.user if token.user.is_active else None
 
 
+def tokens_of(session: Session, user: User) -> list[ApiToken]:
+    """Every API token of a user, newest first (revoked and expired ones included)."""
+    return list(
+        session.scalars(
+            sa.select(ApiToken)
+            .where(ApiToken.user_id == user.id)
+            .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        )
+    )
+
+
+def token_by_id(session: Session, token_id: int) -> ApiToken:
+    """One API token by id."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFoundError(f"no API token with id {token_id}; `govrisk users tokens` lists them")
+    return token
+
+
 def revoke_token(session: Session, token: ApiToken, *, actor: User | None) -> None:
-    """Make a token unusable from now on."""
+    """Make a token unusable from now on (a token already revoked keeps its revocation time)."""
+    if token.revoked_at is not None:
+        return
     token.revoked_at = utcnow()
     audit_log.record(
         session,

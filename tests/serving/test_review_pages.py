@@ -164,22 +164,37 @@ def test_a_password_change_ends_page_sessions_but_not_api_tokens(
     assert me.status_code == 200 and me.json()["username"] == "pm"
 
 
-@ON_SQLITE
-def test_disabling_a_user_ends_their_page_session(review_app: SimpleNamespace) -> None:
-    client = review_app.client
-    review_app.login(client, "moderator")
-    assert client.get("/queue", follow_redirects=False).status_code == 200
+def _set_active(review_app: SimpleNamespace, username: str, active: bool) -> None:
     with review_app.state.session_factory() as session:
-        user = users.user_by_username(session, "moderator")
-        users.set_active(session, user, False, actor=None)
+        user = users.user_by_username(session, username)
+        users.set_active(session, user, active, actor=None)
         session.commit()
-    assert _redirects_to_login(client, "/queue")
-    csrf = review_app.csrf_of(client.get("/login").text)
-    refused = client.post(
-        "/login",
-        data={"username": "moderator", "password": "correct horse battery", "csrf_token": csrf},
-    )
-    assert refused.status_code == 401
+
+
+@ON_SQLITE
+def test_disabling_a_user_ends_their_page_sessions_for_good(review_app: SimpleNamespace) -> None:
+    client = review_app.client
+    with TestClient(review_app.app) as phone:
+        review_app.login(client, "moderator")
+        review_app.login(phone, "moderator")
+        assert client.get("/queue", follow_redirects=False).status_code == 200
+        _set_active(review_app, "moderator", False)
+        assert _redirects_to_login(client, "/queue")
+        csrf = review_app.csrf_of(client.get("/login").text)
+        refused = client.post(
+            "/login",
+            data={
+                "username": "moderator",
+                "password": "correct horse battery",
+                "csrf_token": csrf,
+            },
+        )
+        assert refused.status_code == 401
+        # Enabled again: the phone, untouched while disabled, does not come back signed in.
+        _set_active(review_app, "moderator", True)
+        assert _redirects_to_login(phone, "/queue")
+        review_app.login(client, "moderator")
+        assert client.get("/queue", follow_redirects=False).status_code == 200
 
 
 @ON_SQLITE

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -11,15 +13,17 @@ from governance.review import audit_log
 from governance.review.db import ReviewSession, current_revision, schema_differences, upgrade
 from governance.review.orm import AuditEvent
 
+HEAD = "0002"
+
 
 def test_migrations_produce_the_models_schema(engine: Engine) -> None:
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == HEAD
     assert schema_differences(engine) == []
 
 
 def test_upgrade_twice_is_a_no_op(engine: Engine) -> None:
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == HEAD
     assert "queue_items" in sa.inspect(engine).get_table_names()
 
 
@@ -81,3 +85,25 @@ def test_audit_entries_keep_before_and_after_json(session: ReviewSession) -> Non
     _one_entry(session)
     (entry,) = audit_log.entries(session, target_type="thing")
     assert (entry.actor, entry.before, entry.after) == ("cli", {"a": 1}, {"a": 2})
+
+
+def test_existing_users_migrate_to_a_session_epoch(tmp_path: Path) -> None:
+    """A database at 0001 with a user upgrades in place; the user's epoch starts at 0."""
+    from governance.review.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}", pool_size=1)
+    try:
+        upgrade(engine, revision="0001")
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO users (username, display_name, role, password_hash, is_active, "
+                "created_at) VALUES ('ana', '', 'moderator', 'x', 1, '2026-01-01 00:00:00')"
+            )
+        upgrade(engine)
+        assert current_revision(engine) == HEAD
+        with engine.connect() as connection:
+            epoch = connection.exec_driver_sql("SELECT session_epoch FROM users").scalar()
+        assert epoch == 0
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from governance.review import users
 from governance.review.db import ReviewSession
-from governance.review.errors import ConflictError, InvalidInputError
+from governance.review.errors import ConflictError, InvalidInputError, NotFoundError
 from governance.review.orm import ApiToken, User
 
 
@@ -27,17 +27,27 @@ def test_passwords_are_argon2_hashed_and_checked(
     assert users.authenticate(session, "ana", "correct horse battery") is None
 
 
-def test_the_session_stamp_changes_with_the_password_only(
+def test_the_session_stamp_changes_with_the_password_disable_and_sign_out(
     session: ReviewSession, make_user: Callable[..., User]
 ) -> None:
     ana, bo = make_user("ana"), make_user("bo")
     stamp = users.session_stamp(ana)
     assert len(stamp) == 16 and int(stamp, 16) >= 0
     assert stamp != users.session_stamp(bo)  # same password, different salt
-    users.set_active(session, ana, False, actor=None)
+    users.set_active(session, ana, True, actor=None)  # already active: nothing ends
     assert users.session_stamp(ana) == stamp
     users.set_password(session, ana, "correct horse battery", actor=None)  # even the same one
     assert users.session_stamp(ana) != stamp
+    stamp = users.session_stamp(ana)
+    # Disabling ends sessions for good: enabling again does not bring the old stamp back.
+    users.set_active(session, ana, False, actor=None)
+    users.set_active(session, ana, True, actor=None)
+    assert users.session_stamp(ana) != stamp
+    stamp = users.session_stamp(ana)
+    users.end_sessions(session, ana, actor=None)
+    session.commit()
+    assert users.session_stamp(ana) != stamp
+    assert users.session_stamp(bo) == users.session_stamp(session.get(User, bo.id))  # untouched
 
 
 def test_user_input_is_checked(session: ReviewSession, make_user: Callable[..., User]) -> None:
@@ -66,6 +76,14 @@ def test_tokens_are_stored_hashed_and_expire_or_get_revoked(
     assert users.user_for_token(session, secret + "x", now=now) is None
     users.revoke_token(session, token, actor=user)
     assert users.user_for_token(session, secret, now=now) is None
+    revoked_at = token.revoked_at
+    users.revoke_token(session, token, actor=user)  # again: keeps the first revocation
+    assert token.revoked_at == revoked_at
+    other, _ = users.issue_token(session, user, name="ci", now=now + timedelta(hours=1))
+    assert [t.name for t in users.tokens_of(session, user)] == ["ci", "laptop"]
+    assert users.token_by_id(session, other.id) is other
+    with pytest.raises(NotFoundError, match="no API token with id"):
+        users.token_by_id(session, 10_000)
 
 
 def test_demo_accounts_are_idempotent_and_scoped(session: ReviewSession) -> None:
