@@ -82,6 +82,18 @@ class Calibration:
         with np.errstate(over="ignore"):
             return 1.0 / (1.0 + np.exp(z))
 
+    def shifted(self, offset: float) -> Calibration:
+        """The same map with `offset` added to the log-odds of every probability it gives."""
+        if not np.isfinite(offset):
+            raise CalibrationError(f"a calibration shift must be finite (got {offset})")
+        if offset == 0.0:
+            return self
+        if self.kind == "platt":
+            return Calibration.platt(self.a, self.b - float(offset))
+        q = np.clip(self.y_values, 1e-6, 1.0 - 1e-6)
+        y = 1.0 / (1.0 + np.exp(-(np.log(q / (1.0 - q)) + float(offset))))
+        return Calibration.isotonic(self.x_thresholds, y)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description of the map."""
         if self.kind == "isotonic":

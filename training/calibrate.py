@@ -107,3 +107,40 @@ def _compute_platt(margin: np.ndarray, y: np.ndarray, w: np.ndarray) -> Calibrat
     )
     a, b = (float(v) for v in result.x)
     return Calibration.platt(a, b)
+
+
+def population_shift(
+    p: np.ndarray, y: np.ndarray, design_weight: np.ndarray, *, prior_sd: float = 1.0
+) -> tuple[float, float]:
+    """Log-odds shift (and its standard error) that calibrates `p` in the large under the
+    untrimmed design weights: the population's violation rate, not the labelled set's.
+
+    Trimmed inverse-inclusion weights keep the booster's variance down, but they under-weight
+    the rare random labels, so a map fitted with them follows the label mix (mostly flagged,
+    often violating items) and over-predicts on the population. One offset `delta` in
+    `sigmoid(logit p + delta)` is fitted by weighted maximum likelihood (weights rescaled to
+    their effective sample size, so a few heavy random labels count as few) with a
+    N(0, `prior_sd`^2) prior: with few random labels the map moves little.
+    """
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1.0 - 1e-6)
+    t = np.asarray(y, dtype=np.float64)
+    w = np.asarray(design_weight, dtype=np.float64)
+    if not (q.shape == t.shape == w.shape) or q.ndim != 1:
+        raise ValueError(f"p, y and design_weight must be 1-D of one length ({q.shape}, {t.shape})")
+    if prior_sd <= 0:
+        raise ValueError(f"prior_sd must be positive, got {prior_sd}")
+    if len(q) == 0 or w.sum() <= 0:
+        return 0.0, float(prior_sd)
+    w = w * (w.sum() / np.square(w).sum())  # sums to the effective sample size
+    base = np.log(q / (1.0 - q))
+    delta, precision = 0.0, 1.0 / prior_sd**2
+    info = precision
+    for _ in range(50):
+        r = 1.0 / (1.0 + np.exp(-(base + delta)))
+        grad = float((w * (t - r)).sum()) - precision * delta
+        info = float((w * r * (1.0 - r)).sum()) + precision
+        step = grad / info
+        delta += step
+        if abs(step) < 1e-10:
+            break
+    return float(delta), float(np.sqrt(1.0 / info))

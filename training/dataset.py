@@ -101,9 +101,16 @@ class TrainingSet:
     feature_types: dict[str, FeatureKind]
     rows: np.ndarray
     source: pd.DataFrame
+    #: Untrimmed inverse-inclusion weights (mean 1): population estimates, not fitting.
+    design_weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def population_weight(self) -> np.ndarray:
+        """Untrimmed inverse-inclusion weights (the fitting weights when none were kept)."""
+        return self.weight if self.design_weight is None else self.design_weight
 
     @property
     def n_positive(self) -> int:
@@ -112,10 +119,12 @@ class TrainingSet:
 
     def digest(self) -> str:
         """Content hash of features, labels and weights (32 hex characters)."""
-        frame = self.X.assign(
-            _label=self.y, _weight=self.weight, _item_id=self.meta["item_id"].to_numpy()
+        extra = pd.DataFrame(
+            {"_label": self.y, "_weight": self.weight, "_item_id": self.meta["item_id"].to_numpy()},
+            index=self.X.index,
         )
-        return frame_digest(frame)
+        # One concat, not column inserts: X often arrives as many blocks.
+        return frame_digest(pd.concat([self.X, extra], axis=1))
 
     def source_rows(self, positions: np.ndarray) -> pd.DataFrame:
         """Every declared feature (not only the selected ones) of the rows at `positions`."""
@@ -465,6 +474,7 @@ def training_set(
     else:
         raw = np.ones(len(labels))
     weight = _normalised(raw, max_weight=max_weight)
+    design_weight = _normalised(raw, max_weight=None)
     member = data.slices.loc[data.slices["row"].isin(rows)]
     slices = member.merge(pd.DataFrame({"row": rows, "position": np.arange(len(rows))}), on="row")[
         ["position", "slice"]
@@ -483,6 +493,7 @@ def training_set(
         feature_types=dict(data.feature_types),
         rows=rows,
         source=data.features,
+        design_weight=design_weight,
     )
 
 

@@ -16,7 +16,10 @@ predicted by a model trained on the other blocks with the main model's number of
 block's own rows are never seen, though later weeks may be. Holdout rows are predicted by the
 main model, which only saw the past (fold -1). The calibration map is fitted on the training
 period's out-of-fold margins and applied to every prediction, so holdout probabilities are
-calibrated without touching holdout labels.
+calibrated without touching holdout labels. The map is fitted with the (trimmed) training weights,
+then shifted in log-odds so its mean matches the population under the untrimmed inverse-inclusion
+weights (`calibration.population_shift_sd`): trimmed weights follow the label mix, mostly
+strategy-flagged and often violating, and would over-predict on the live population.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import pandas as pd
 
 from models.calibration import Calibration
 from models.encoding import FeatureEncoder
-from training.calibrate import choose_method, fit_calibration
+from training.calibrate import choose_method, fit_calibration, population_shift
 from training.dataset import TrainingSet, week_start
 from training.evaluate import expand_labels
 from training.spec import CalibrationSpec, LabelSpec, LightGBMSpec, SplitSpec
@@ -86,6 +89,8 @@ class FittedTarget:
     calibration_method: str
     oof_margin: np.ndarray
     oof_p: np.ndarray
+    #: Log-odds shift that moved the calibration map from the label mix to the population.
+    population_shift: float = 0.0
 
     @property
     def feature_names(self) -> list[str]:
@@ -342,6 +347,15 @@ def _compute_fit(
         method=method,
         isotonic_min_per_class=calibration.isotonic_min_per_class,
     )
+    shift = 0.0
+    if calibration.population_shift_sd is not None:
+        shift, _ = population_shift(
+            cal.apply(oof_margin[period]),
+            ts.y[period],
+            ts.population_weight[period],
+            prior_sd=calibration.population_shift_sd,
+        )
+        cal = cal.shifted(shift)
     return FittedTarget(
         training_set=ts,
         split=tsplit,
@@ -354,6 +368,7 @@ def _compute_fit(
         calibration_method=method,
         oof_margin=oof_margin,
         oof_p=cal.apply(oof_margin),
+        population_shift=shift,
     )
 
 

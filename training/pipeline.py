@@ -46,7 +46,7 @@ from training.dataset import (
     partially_judged,
     training_set,
 )
-from training.evaluate import METRICS, metrics_to_log, slice_metrics
+from training.evaluate import METRICS, ece, metrics_to_log, slice_metrics
 from training.fit import (
     FittedTarget,
     TargetSkipped,
@@ -550,6 +550,7 @@ def _finish_target(
             **{f"lgb.{k}": v for k, v in sorted(fit.params.items())},
             "best_iteration": fit.best_iteration,
             "calibration_method": fit.calibration_method,
+            "calibration_population_shift": round(fit.population_shift, 6),
             "n_features": len(fit.feature_names),
             "categorical_features": ",".join(fit.encoder.categorical),
             "n_labels": len(ts),
@@ -578,6 +579,7 @@ def _finish_target(
         metrics_to_log(out_of_fold.loc[out_of_fold["slice"] == "overall"], prefix="oof__")
     )
     metrics.update({"best_iteration": float(fit.best_iteration)})
+    metrics.update(_population_metrics(fit, bins=bins))
     metrics.update(champion_metrics)
     tracking.log_metrics(metrics)
     step("plots and model card")
@@ -796,6 +798,22 @@ def _subset_slices(slices: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
             "slice": member["slice"].to_numpy(),
         }
     )
+
+
+def _population_metrics(fit: FittedTarget, *, bins: int) -> dict[str, float]:
+    """Calibration on the holdout under untrimmed inverse-inclusion weights (the population):
+    `population__mean_p` against `population__prevalence`, and their ECE."""
+    ts, test = fit.training_set, fit.split.test
+    if not len(test):
+        return {}
+    y, p, w = ts.y[test].astype(np.float64), fit.oof_p[test], ts.population_weight[test]
+    if w.sum() <= 0:
+        return {}
+    return {
+        "population__prevalence": float(np.average(y, weights=w)),
+        "population__mean_p": float(np.average(p, weights=w)),
+        "population__ece": float(ece(y, p, weight=w, bins=bins)),
+    }
 
 
 def _calibration_points(fit: FittedTarget, *, bins: int) -> pd.DataFrame:

@@ -194,6 +194,9 @@ class CalibrationSpec(_Strict):
     method: Literal["auto", "isotonic", "platt"] = "auto"
     isotonic_min_per_class: int = Field(default=300, ge=1)
     bins: int = Field(default=10, ge=2, le=100)
+    #: Prior sd of the log-odds shift that calibrates the map on the population (untrimmed
+    #: inverse-inclusion weights; see `training.calibrate.population_shift`); null: no shift.
+    population_shift_sd: float | None = Field(default=1.0, gt=0)
 
 
 class SliceSpec(_Strict):

@@ -79,3 +79,21 @@ def test_from_dict_names_the_problem() -> None:
         Calibration.from_dict({"format_version": 1, "kind": "platt", "a": -1.0})
     with pytest.raises(CalibrationError, match="format_version"):
         Calibration.from_dict({"kind": "platt", "a": -1.0, "b": 0.0})
+
+
+@pytest.mark.parametrize(
+    "cal",
+    [
+        Calibration.platt(-0.8, 0.3),
+        Calibration.isotonic([-3.0, -1.0, 0.5, 2.0], [0.02, 0.1, 0.4, 0.9]),
+    ],
+)
+def test_a_shifted_map_moves_log_odds_by_the_offset(cal: Calibration) -> None:
+    margins = np.array([-3.0, -1.0, 0.5, 2.0]) if cal.kind == "isotonic" else np.linspace(-4, 4, 9)
+    p, q = cal.apply(margins), cal.shifted(-1.2).apply(margins)
+    logit = lambda x: np.log(x / (1 - x))  # noqa: E731
+    assert logit(q) - logit(p) == pytest.approx(np.full(len(margins), -1.2), abs=1e-9)
+    assert cal.shifted(0.0) == cal
+    assert Calibration.from_dict(cal.shifted(0.7).to_dict()) == cal.shifted(0.7)
+    with pytest.raises(CalibrationError, match="finite"):
+        cal.shifted(float("nan"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.calibration import Calibration
-from training.calibrate import choose_method, fit_calibration
+from training.calibrate import choose_method, fit_calibration, population_shift
 from training.evaluate import ece
 
 
@@ -73,3 +73,22 @@ def test_bad_inputs_are_rejected() -> None:
         fit_calibration(np.array([np.nan, 1.0]), np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match="expected labels in"):
         fit_calibration(np.array([0.0, 1.0]), np.array([0.0, 2.0]))
+
+
+def test_population_shift_recovers_an_offset_and_shrinks_with_few_labels() -> None:
+    rng = np.random.default_rng(6)
+    logit = rng.normal(-2.0, 1.5, 40_000)
+    p = 1 / (1 + np.exp(-logit))
+    y = (rng.random(len(p)) < 1 / (1 + np.exp(-(logit - 1.0)))).astype(float)  # p too high
+    delta, se = population_shift(p, y, np.ones(len(p)))
+    assert delta == pytest.approx(-1.0, abs=0.05) and se < 0.03
+    few, few_se = population_shift(p[:30], y[:30], np.ones(30), prior_sd=0.5)
+    assert abs(few) < 0.9 and few_se > 0.2  # the prior holds a 30-label shift back
+    # Heavy design weights on the (rare) representative rows decide the shift.
+    flagged = p > 0.5
+    y_mix = np.where(flagged, 1.0, y)  # flagged rows all violating: the label mix over-predicts
+    w = np.where(flagged, 0.01, 1.0)
+    mixed, _ = population_shift(p, y_mix, w)
+    assert mixed == pytest.approx(delta, abs=0.1)
+    with pytest.raises(ValueError, match="prior_sd"):
+        population_shift(p, y, np.ones(len(p)), prior_sd=0.0)

@@ -172,3 +172,27 @@ def test_period_subsets_keep_both_copies_of_expected_labels_with_unit_mean_weigh
     # All-ones weights still replace the parent's unscaled weights.
     ones = binned.subset(np.array([6]))  # weight 3 in the parent
     np.testing.assert_allclose(ones.get_field("weight"), [1.0])
+
+
+def test_the_population_shift_undoes_what_trimmed_weights_do_to_calibration(
+    entity_data: EntityData,
+) -> None:
+    """Weights trimmed hard (max 1.05) follow the label mix, mostly flagged items: the map
+    over-predicts on the population until the shift moves it to the untrimmed weights."""
+    ts = training_set(entity_data, "counterfeit", max_weight=1.05)
+    assert ts.design_weight is not None and ts.design_weight.max() > 1.4 * ts.weight.max()
+    gaps = {}
+    for sd in (None, 1.0):
+        fit = fit_target(
+            ts,
+            lightgbm=LGB,
+            split=SPLIT,
+            calibration=CalibrationSpec(population_shift_sd=sd),
+            labels=LabelSpec(min_positives=10),
+        )
+        period = fit.split.training_period
+        w = ts.design_weight[period]
+        gaps[sd] = float(np.average(fit.oof_p[period] - ts.y[period], weights=w))
+        assert (fit.population_shift == 0.0) == (sd is None)
+    assert gaps[None] > 0.005  # over-predicts on the population without the shift
+    assert abs(gaps[1.0]) < gaps[None] / 5
