@@ -374,7 +374,8 @@ def _compute_assembly(
         if len(wanted) == 0:
             continue
         frame = frames[as_of]
-        rows = frame.loc[frame["item_id"].isin(wanted), ["item_id", *names]]
+        # copy() consolidates the column blocks feature frames are built from.
+        rows = frame.loc[frame["item_id"].isin(wanted), ["item_id", *names]].copy()
         parts.append(rows.assign(as_of=as_of))
     if parts:
         features = pd.concat(parts, ignore_index=True)
