@@ -241,6 +241,7 @@ def run_audit(
         top_k=cfg.slice_top_k,
         n_bins=cfg.slice_bins,
         exclude_prefixes=cfg.slice_exclude_prefixes,
+        exclude_patterns=cfg.slice_exclude_patterns,
         strategies={s.ref: s for s in audited},
         score=cfg.slice_score,
         min_z=cfg.slice_min_z,

@@ -122,6 +122,11 @@ class AuditSettings(BaseSettings):
     )
     max_suggestions_per_strategy: int = Field(5, ge=1)
     slice_max_level: int = Field(3, ge=1, le=4, description="Most predicates in one slice.")
+    slice_exclude_patterns: tuple[str, ...] = Field(
+        ("*_text_hash_*",),
+        description="Glob patterns of features left out of slice search: ones a person cannot "
+        "read as a segment (dense text projections).",
+    )
     slice_min_support: int = Field(20, ge=1, description="Fewest rows in a reported slice.")
     slice_score: Literal["likelihood", "sliceline"] = Field(
         "likelihood",

@@ -21,6 +21,7 @@ not used.
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import math
@@ -365,6 +366,13 @@ class _Scorer:
     alpha: float
     per_predicate: float = 0.0
 
+    @property
+    def min_score(self) -> float:
+        """Score a reported slice must beat: under `likelihood`, its first predicate must earn
+        its log-count too (a slice that does not is a chance concentration among all the
+        levels searched, e.g. a 20-row sliver of a numeric range); 0 under `sliceline`."""
+        return self.per_predicate if self.kind == "likelihood" else 0.0
+
     def __call__(self, size: FloatArray, err: FloatArray, level: int = 1) -> FloatArray:
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.kind == "sliceline":
@@ -460,7 +468,7 @@ def _compute_slices(
                 if key not in found:
                     found[key] = Slice(key, float(size[j]), float(errs[j]), float(sc[j]))
     ranked = sorted(found.values(), key=lambda s: (-s.score, -s.size, s.items))
-    kept = _dedupe(ranked, top_k, features, max_overlap)
+    kept = _dedupe(ranked, top_k, features, max_overlap, min_score=scorer.min_score)
     if required is not None:
         back = [required, *(i for i in range(len(features)) if i != required)]
         kept = [
@@ -497,12 +505,13 @@ def _dedupe(
     max_overlap: float,
     min_gain: float = 1.1,
     within: float = 0.9,
+    min_score: float = 0.0,
 ) -> list[Slice]:
     kept: list[Slice] = []
     masks: list[npt.NDArray[np.bool_]] = []
     seen: dict[tuple[tuple[int, int], ...], float] = {}
     for s in ranked:
-        if s.score <= 0:
+        if s.score <= min_score:
             break
         mean_s = s.errors / s.size
         # A refinement of any better-ranked slice (shown or not) must be clearly denser.
@@ -614,6 +623,7 @@ def audit_slices(
     n_bins: int = 5,
     exclude_features: Sequence[str] = (),
     exclude_prefixes: Sequence[str] = ("strategy_",),
+    exclude_patterns: Sequence[str] = ("*_text_hash_*",),
     strategies: Mapping[str, Strategy] | None = None,
     score: ScoreKind = "likelihood",
     min_z: float = 4.0,
@@ -640,7 +650,7 @@ def audit_slices(
         if pop.entity not in frames:
             raise ValueError(f"no feature frame for entity {pop.entity.value!r}")
         frame = frames[pop.entity]
-        X = _population_frame(pop, frame, exclude_features, exclude_prefixes)
+        X = _population_frame(pop, frame, exclude_features, exclude_prefixes, exclude_patterns)
         post = posteriors[key]
         targets = [*pop.actioned.items(), (ALL_STRATEGIES, pop.any_actioned)]
         near = _near_misses(pop, frame, strategies or {})
@@ -1052,6 +1062,7 @@ def _population_frame(
     frame: pd.DataFrame,
     exclude: Sequence[str],
     prefixes: Sequence[str],
+    patterns: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The features a slice may name, one row per population unit (in its order)."""
     aligned = frame.set_index(frame["item_id"].astype(object)).reindex(
@@ -1059,7 +1070,11 @@ def _population_frame(
     )
     skip = {"item_id", *exclude}
     cols = [
-        c for c in aligned.columns if c not in skip and not str(c).startswith(("p_", *prefixes))
+        c
+        for c in aligned.columns
+        if c not in skip
+        and not str(c).startswith(("p_", *prefixes))
+        and not any(fnmatch.fnmatchcase(str(c), pat) for pat in patterns)
     ]
     return aligned[cols].reset_index(drop=True)
 

@@ -227,3 +227,42 @@ def test_near_misses_of_a_category_list_are_split_by_category(world: World) -> N
     for lv, preds in enumerate(near.predicates[:-1]):
         cond = AllOf.model_validate({"all": list(preds)})
         assert (evaluate_condition(cond, frame) == (near.codes == lv)).all()
+
+
+def test_chance_concentrations_are_not_reported() -> None:
+    """Uniform errors hold no slice worth a person's time: every candidate's first predicate
+    must earn its log-count in likelihood, so only the planted slice survives."""
+    rng = np.random.default_rng(5)
+    n = 8000
+    X = pd.DataFrame(
+        {
+            "a": pd.Series(rng.choice(list("pqrs"), n), dtype="str"),
+            "x": rng.random(n),
+            "b": pd.Series(rng.choice([f"v{i}" for i in range(60)], n), dtype="str"),
+        }
+    )
+    err = (rng.random(n) < 0.04).astype(float)
+    feats = bin_features(X, errors=err, max_levels=100)
+    assert find_slices(feats, err, max_level=2, min_support=20, top_k=5) == []
+    err[(X["a"] == "p").to_numpy() & (rng.random(n) < 0.08)] = 1.0  # lift ~3 on a quarter
+    found = find_slices(feats, err, max_level=2, min_support=20, top_k=5)
+    assert found and feats[found[0].items[0][0]].labels[found[0].items[0][1]] == "a = p"
+
+
+def test_unreadable_features_are_left_out_of_slices(world: World) -> None:
+    """A dense text projection that tracks the errors would make a slice nobody can act on:
+    `*_text_hash_*` columns are excluded unless the patterns say otherwise."""
+    pops = world_populations(world)
+    posts = {k: posterior(p, world.tables["audit_labels"]) for k, p in pops.items()}
+    pop = next(iter(pops.values()))
+    frame = world.frame.set_index("item_id").reindex(pop.item_ids.astype(str)).reset_index()
+    signal = np.where(posts[next(iter(pops))] > 0.5, 3.0, 0.0) + np.arange(len(frame)) * 1e-6
+    frame["listing_text_hash_0"] = signal
+    frames = {Entity.LISTING: frame}
+
+    def named(patterns: tuple[str, ...]) -> bool:
+        table = audit_slices(pops, frames, posts, exclude_patterns=patterns)
+        return bool(table["description"].str.contains("listing_text_hash_0").any())
+
+    assert not named(("*_text_hash_*",))
+    assert named(())
