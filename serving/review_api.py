@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pandas as pd
 import sqlalchemy as sa
@@ -20,9 +20,9 @@ from governance.review import (
     users,
 )
 from governance.review.db import begin_write
-from governance.review.orm import Escalation, QueueItem, User, Verdict
+from governance.review.orm import ApiToken, Escalation, QueueItem, User, Verdict
 from governance.review.strategy_store import StrategyStore
-from governance.review.vocabulary import EscalationState, QueueStatus, utcnow
+from governance.review.vocabulary import EscalationState, QueueStatus, Role, utcnow
 from governance.strategy import Strategy, StrategyError
 from serving.deps import (
     Admin,
@@ -65,6 +65,7 @@ from serving.schemas_review import (
     SuggestionsIngest,
     TokenCreate,
     TokenIssued,
+    TokenPublic,
     UserCreate,
     UserPublic,
     VerdictCreate,
@@ -233,6 +234,58 @@ def create_token(
         expires_at=token.expires_at,
         user=user_public(user),
     )
+
+
+def token_public(token: ApiToken) -> TokenPublic:
+    """API view of a token: its state now, never the secret."""
+    state: Literal["active", "expired", "revoked"] = "active"
+    if token.revoked_at is not None:
+        state = "revoked"
+    elif token.expires_at is not None and token.expires_at <= utcnow():
+        state = "expired"
+    return TokenPublic(
+        id=token.id,
+        name=token.name,
+        token_prefix=token.token_prefix,
+        username=token.user.username,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+        state=state,
+    )
+
+
+@router.get("/tokens", response_model=list[TokenPublic])
+def list_tokens(
+    session: SessionDep,
+    user: AnyUser,
+    username: Annotated[
+        str | None, Query(description="Whose tokens (admins only; default: the caller's).")
+    ] = None,
+) -> list[TokenPublic]:
+    """The caller's API tokens, newest first (admins: anyone's with `username`)."""
+    owner = user
+    if username is not None and username != user.username:
+        if user.role != Role.ADMIN:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins list other users' tokens")
+        owner = users.user_by_username(session, username)
+    return [token_public(t) for t in users.tokens_of(session, owner)]
+
+
+@router.delete(
+    "/tokens/{token_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "No such token of the caller's (admins: of anyone's)"}},
+)
+def revoke_token(token_id: int, session: SessionDep, user: AnyUser) -> Response:
+    """Revoke an API token now: the caller's own, or anyone's for admins (safe to repeat)."""
+    begin_write(session)
+    token = session.get(ApiToken, token_id)
+    if token is None or (token.user_id != user.id and user.role != Role.ADMIN):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API token with id {token_id}")
+    users.revoke_token(session, token, actor=user)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me", response_model=UserPublic)

@@ -67,6 +67,19 @@ class TokenIssued(BaseModel):
     user: UserPublic
 
 
+class TokenPublic(BaseModel):
+    """An API token as its owner and admins see it (never the secret)."""
+
+    id: int
+    name: str
+    token_prefix: str
+    username: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    state: Literal["active", "expired", "revoked"]
+
+
 # -- queue and verdicts ---------------------------------------------------------------------
 
 

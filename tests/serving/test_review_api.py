@@ -24,6 +24,51 @@ def test_token_login_and_bearer_auth(review_app: SimpleNamespace) -> None:
     assert unauth.status_code == 401 and unauth.headers["www-authenticate"] == "Bearer"
 
 
+def test_people_list_and_revoke_their_own_tokens_and_admins_anyones(
+    review_app: SimpleNamespace,
+) -> None:
+    client, auth = review_app.client, review_app.auth
+    issued = client.post(
+        "/api/review/tokens",
+        json={"username": "pm", "password": "correct horse battery", "name": "laptop"},
+    ).json()
+    laptop = {"Authorization": f"Bearer {issued['token']}"}
+    mine = client.get("/api/review/tokens", headers=auth("pm"))
+    assert mine.status_code == 200
+    listed = mine.json()
+    assert [t["name"] for t in listed] == ["laptop", "test"]  # newest first
+    assert {t["state"] for t in listed} == {"active"} and {t["username"] for t in listed} == {"pm"}
+    assert all("token" not in t for t in listed)  # never the secret
+    assert issued["token"] not in mine.text
+    laptop_id = listed[0]["id"]
+    # Nobody else's tokens: a moderator can neither list nor (even learn of and) revoke them.
+    forbidden = client.get("/api/review/tokens?username=pm", headers=auth("moderator"))
+    assert forbidden.status_code == 403
+    hidden = client.delete(f"/api/review/tokens/{laptop_id}", headers=auth("moderator"))
+    assert hidden.status_code == 404
+    assert client.get("/api/review/me", headers=laptop).status_code == 200
+    # The owner revokes it (twice is fine); the token stops working at once.
+    assert client.delete(f"/api/review/tokens/{laptop_id}", headers=auth("pm")).status_code == 204
+    assert client.delete(f"/api/review/tokens/{laptop_id}", headers=auth("pm")).status_code == 204
+    assert client.get("/api/review/me", headers=laptop).status_code == 401
+    states = {
+        t["name"]: t["state"] for t in client.get("/api/review/tokens", headers=auth("pm")).json()
+    }
+    assert states == {"laptop": "revoked", "test": "active"}
+    # Admins see and revoke anyone's.
+    seen = client.get("/api/review/tokens?username=moderator", headers=auth("admin")).json()
+    assert [t["username"] for t in seen] == ["moderator"]
+    gone = client.delete(f"/api/review/tokens/{seen[0]['id']}", headers=auth("admin"))
+    assert gone.status_code == 204
+    assert client.get("/api/review/me", headers=auth("moderator")).status_code == 401
+    missing = client.get("/api/review/tokens?username=nobody", headers=auth("admin"))
+    assert missing.status_code == 404
+    events = [
+        e["action"] for e in client.get("/api/review/audit-log", headers=auth("admin")).json()
+    ]
+    assert events.count("token.revoke") == 2
+
+
 def test_token_exchange_is_throttled_after_repeated_failures(
     review_app: SimpleNamespace,
     advance_clock: Callable[[float], None],

@@ -25,6 +25,8 @@ PUBLIC = None
 RULES: dict[tuple[str, str], frozenset[str] | None] = {
     # JSON API
     ("POST", "/api/review/tokens"): PUBLIC,
+    ("GET", "/api/review/tokens"): ALL,
+    ("DELETE", "/api/review/tokens/{token_id}"): ALL,  # own tokens; admins anyone's (404 else)
     ("GET", "/api/review/me"): ALL,
     ("GET", "/api/review/users"): ADMIN,
     ("POST", "/api/review/users"): ADMIN,
@@ -195,7 +197,13 @@ def _objects(review_app: SimpleNamespace) -> dict[str, str]:
         json={"kind": "strategy", "strategy_id": "listing-counterfeit-terms", "title": "fixture"},
     )
     suggestion = client.get("/api/review/suggestions", headers=review_app.auth("pm")).json()[0]
+    client.post(
+        "/api/review/tokens",
+        json={"username": "pm", "password": "correct horse battery", "name": "fixture"},
+    )
+    tokens = client.get("/api/review/tokens", headers=review_app.auth("pm")).json()
     return {
+        "token_id": str(next(t["id"] for t in tokens if t["name"] == "fixture")),
         "item_pk": str(item["id"]),
         "escalation_id": str(case.json()["id"]),
         "suggestion_pk": str(suggestion["id"]),
