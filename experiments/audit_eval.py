@@ -175,7 +175,8 @@ def list_quality(flags: pd.DataFrame, pool: pd.DataFrame, *, k: int) -> dict[str
         idx = pd.MultiIndex.from_frame(top[key].astype(str))
         v = truth.reindex(idx)["violating"].to_numpy(dtype=bool)
         shown = truth.reindex(idx)["shown"].to_numpy(dtype=float)
-        out[f"{name}_precision_at_k"] = float((~v).mean() if name == "fp" else v.mean())
+        hits = ~v if name == "fp" else v
+        out[f"{name}_precision_at_k"] = float(hits.mean()) if len(hits) else math.nan
         if name == "fn":
             out["fn_violating_views_at_k"] = float(shown[v].sum())
     fp_pool = pool[pool["actioned"] & pool["unlabeled"]]

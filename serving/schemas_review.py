@@ -83,7 +83,7 @@ class TokenPublic(BaseModel):
 # -- queue and verdicts ---------------------------------------------------------------------
 
 
-class ReasonPublic(BaseModel):
+class FlagReasonPublic(BaseModel):
     """One SHAP reason behind a flag."""
 
     feature: str
@@ -105,7 +105,7 @@ class QueueItemPublic(BaseModel):
     p_error: float
     inclusion_probability: float
     strategies: list[str]
-    reasons: list[ReasonPublic]
+    reasons: list[FlagReasonPublic]
     exposure: dict[str, Any]
     team: str | None
     status: QueueStatus

@@ -119,6 +119,9 @@ def test_openapi_lists_the_scoring_schemas(scoring_app: SimpleNamespace) -> None
     assert post["requestBody"]["content"]["application/json"]["schema"]["title"] == "ScoreRequest"
     ok = post["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok == {"$ref": "#/components/schemas/ScoreResponse"}
-    assert {"ScoreResponse", "ScoredItem"} <= set(spec["components"]["schemas"])
+    schemas = set(spec["components"]["schemas"])
+    assert {"ScoreResponse", "ScoredItem", "ReasonPublic", "FlagReasonPublic"} <= schemas
+    # Every schema has a plain name (no module-qualified duplicates of one class name).
+    assert not [name for name in schemas if "__" in name]
     assert client.get("/docs").status_code == 200
     assert client.get("/static/review.css").status_code == 200

@@ -63,7 +63,7 @@ def test_reingest_refreshes_pending_and_leaves_judged_items(
     )
     was_random = set(flags.loc[flags["kind"] == "random_audit", "item_id"])
     report = _load(session, flags2)
-    kinds = dict(session.execute(sa.select(QueueItem.item_id, QueueItem.kind)).tuples().all())
+    kinds = dict(session.execute(sa.select(QueueItem.item_id, QueueItem.kind)).all())
     assert was_random and {i for i, k in kinds.items() if k == ItemKind.RANDOM_AUDIT} == was_random
     assert (report.inserted, report.updated, report.skipped_closed) == (0, 3, 1)
     assert (
