@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,6 +14,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from governance.review.db import ReviewSession
+    from governance.review.orm import User
 
 db_app = typer.Typer(help="The review database (SQLite file or PostgreSQL).", no_args_is_help=True)
 users_app = typer.Typer(help="Review service users, teams and API tokens.", no_args_is_help=True)
@@ -215,9 +216,14 @@ def users_list(
 UsernameOpt = Annotated[str, typer.Option("--username", help="The user's login name.")]
 
 
-def _set_active(
-    username: str, active: bool, database_url: str | None, data_dir: Path | None
+def _change_user(
+    username: str,
+    database_url: str | None,
+    data_dir: Path | None,
+    change: Callable[[ReviewSession, User], None],
+    done: str,
 ) -> None:
+    """Apply `change` to one user in one committed unit of work, then print `done`."""
     from governance.review import users
     from governance.review.errors import ReviewError
 
@@ -225,12 +231,26 @@ def _set_active(
     with _session(database_url, data_dir) as session:
         try:
             user = users.user_by_username(session, username)
-            users.set_active(session, user, active, actor=None)
+            change(session, user)
             session.commit()
         except ReviewError as err:
             raise _fail(console, err) from err
+    console.print(done)
+
+
+def _set_active(
+    username: str, active: bool, database_url: str | None, data_dir: Path | None
+) -> None:
+    from governance.review import users
+
     state = "enabled" if active else "disabled (page sessions ended; tokens refused)"
-    console.print(f"[bold]{username}[/bold] {state}")
+    _change_user(
+        username,
+        database_url,
+        data_dir,
+        lambda session, user: users.set_active(session, user, active, actor=None),
+        f"[bold]{username}[/bold] {state}",
+    )
 
 
 @users_app.command("disable")
@@ -255,17 +275,14 @@ def users_sign_out(
 ) -> None:
     """End every page session of a user (a lost laptop); API tokens are revoked separately."""
     from governance.review import users
-    from governance.review.errors import ReviewError
 
-    console = Console()
-    with _session(database_url, data_dir) as session:
-        try:
-            user = users.user_by_username(session, username)
-            users.end_sessions(session, user, actor=None)
-            session.commit()
-        except ReviewError as err:
-            raise _fail(console, err) from err
-    console.print(f"every page session of [bold]{username}[/bold] ended")
+    _change_user(
+        username,
+        database_url,
+        data_dir,
+        lambda session, user: users.end_sessions(session, user, actor=None),
+        f"every page session of [bold]{username}[/bold] ended",
+    )
 
 
 @users_app.command("set-password")
@@ -282,21 +299,18 @@ def users_set_password(
 ) -> None:
     """Set a user's password (their page sessions end; API tokens stay valid)."""
     from governance.review import users
-    from governance.review.errors import ReviewError
 
-    console = Console()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
-    with _session(database_url, data_dir) as session:
-        try:
-            user = users.user_by_username(session, username)
-            users.set_password(session, user, password, actor=None)
-            session.commit()
-        except ReviewError as err:
-            raise _fail(console, err) from err
-    console.print(f"password of [bold]{username}[/bold] changed; their page sessions ended")
+    _change_user(
+        username,
+        database_url,
+        data_dir,
+        lambda session, user: users.set_password(session, user, password, actor=None),
+        f"password of [bold]{username}[/bold] changed; their page sessions ended",
+    )
 
 
 @users_app.command("tokens")
