@@ -927,6 +927,7 @@ def score_world(
     est_pops = result.estimate_populations or pops
     labels = tables["audit_labels"]
     values: dict[str, float] = {"flip_rate": result.flip_rate}
+    values.update(calibration_ratios(preds, items, flip_rate=result.flip_rate))
 
     pool = candidate_pools(pops, truth, labels)
     ours = list_quality(result.flags, pool, k=cfg.top_k)
@@ -1171,7 +1172,45 @@ def summary_table(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> 
             "<= 0.15",
             worst <= GOALS["delta_rel_error"],
         )
+    ratio_cols = [c for c in v.columns if c.startswith(CALIBRATION_RATIO)]
+    ratios = v[ratio_cols].to_numpy(dtype=np.float64).ravel() if ratio_cols else np.zeros(0)
+    ratios = ratios[np.isfinite(ratios)]
+    if len(ratios):
+        add(
+            "models' mean p / population verdict rate (median)",
+            float(np.median(ratios)),
+            f"mean {ratios.mean():.2f}, max {ratios.max():.2f} over {len(ratios)} models; "
+            "1 = calibrated in the large",
+            "",
+            None,
+            fmt="{:.2f}",
+        )
     return pd.DataFrame(rows)
+
+
+#: Prefix of the per-model calibration ratios a world's values hold.
+CALIBRATION_RATIO = "calibration_ratio__"
+
+
+def calibration_ratios(
+    preds: pd.DataFrame, items: pd.DataFrame, *, flip_rate: float
+) -> dict[str, float]:
+    """Per trained model (entity, policy with varying predictions and a truth column): its mean
+    probability over every item over the violating-verdict rate the population would get (the
+    truth, flipped at `flip_rate`, as the labels the model learns from are); 1 is calibrated in
+    the large."""
+    out: dict[str, float] = {}
+    for (entity, policy), g in preds.groupby(["entity", "policy"], sort=True):
+        col = f"violates_{policy}"
+        truth = items[items["entity"] == entity].set_index("item_id")
+        p = g["p"].to_numpy(dtype=np.float64)
+        if col not in truth.columns or len(p) == 0 or np.ptp(p) == 0:
+            continue  # no truth, or no model (a constant prior)
+        y = truth[col].reindex(g["item_id"].astype(str)).to_numpy(dtype=np.float64)
+        rate = flip_rate + (1.0 - 2.0 * flip_rate) * float(np.nanmean(y))
+        if rate > 0:
+            out[f"{CALIBRATION_RATIO}{entity}/{policy}"] = float(p.mean()) / rate
+    return out
 
 
 def run_audit_eval(cfg: AuditEvalConfig, *, progress: ProgressFn | None = None) -> AuditEvalResult:

@@ -14,6 +14,7 @@ from experiments.audit_eval import (
     WorldEval,
     apply_suggestion,
     budget_for,
+    calibration_ratios,
     candidate_pools,
     cleanlab_lists,
     defects_found,
@@ -238,6 +239,9 @@ def test_summary_table_names_each_goal() -> None:
             "cleanlab_fn_precision_at_k": 0.3,
             "audit_fn_violating_views_at_k": 1000.0,
             "cleanlab_fn_violating_views_at_k": 100.0,
+            "calibration_ratio__listing/counterfeit": 1.2,
+            "calibration_ratio__video/counterfeit": 3.0,
+            "calibration_ratio__listing/low_quality": 0.9,
         },
         estimates=est,
         defects=pd.DataFrame({"defect": ["a", "b"], "found": [True, False]}),
@@ -266,7 +270,31 @@ def test_summary_table_names_each_goal() -> None:
     assert met["FN list precision@100"] == "yes"  # 8x the base rate
     assert met["labels for precision RMSE 0.015"] == "yes"  # 75% fewer
     assert met["planted defects in top-3 slices"] == "NO"
+    calibration = table[table["measure"].str.startswith("models' mean p")].iloc[0]
+    assert calibration["govrisk"] == "1.20" and calibration["met"] == "n/a"
+    assert calibration["reference"].startswith("mean 1.70, max 3.00 over 3 models")
     assert table["goal"].notna().all()
+
+
+def test_calibration_ratios_compare_each_model_with_the_verdicts_it_would_see() -> None:
+    items = pd.DataFrame(
+        {
+            "entity": ["listing"] * 4 + ["live"] * 2,
+            "item_id": ["a", "b", "c", "d", "e", "f"],
+            "violates_counterfeit": [True, False, False, False, True, False],
+        }
+    )
+    preds = pd.DataFrame(
+        {
+            "entity": ["listing"] * 4 + ["live"] * 2 + ["listing"] * 4,
+            "item_id": ["a", "b", "c", "d", "e", "f", "a", "b", "c", "d"],
+            "policy": ["counterfeit"] * 6 + ["fraud"] * 4,  # fraud: no truth column
+            "p": [0.6, 0.2, 0.1, 0.1, 0.3, 0.3, 0.1, 0.2, 0.3, 0.4],
+        }
+    )
+    got = calibration_ratios(preds, items, flip_rate=0.1)
+    # listing: mean p 0.25 against 0.1 + 0.8 * 0.25 = 0.3; live is a constant prior: no model.
+    assert got == {"calibration_ratio__listing/counterfeit": pytest.approx(0.25 / 0.3)}
 
 
 @pytest.mark.slow
