@@ -312,6 +312,7 @@ def _row(
         if not (np.isfinite(rec_low) and np.isfinite(rec_high)):
             # No positive total to take a ratio against: the labels only bound recall above.
             rec_low, rec_high = 0.0, 1.0
+        fn_low = fn_low if np.isfinite(fn_low) else 0.0
         fn_high = fn_high if np.isfinite(fn_high) else float("inf")
     if confirmed > 0:
         # The false negatives include the misses reviewers confirmed: they bound the count
