@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import pandas as pd
 import sqlalchemy as sa
@@ -238,11 +238,6 @@ def create_token(
 
 def token_public(token: ApiToken) -> TokenPublic:
     """API view of a token: its state now, never the secret."""
-    state: Literal["active", "expired", "revoked"] = "active"
-    if token.revoked_at is not None:
-        state = "revoked"
-    elif token.expires_at is not None and token.expires_at <= utcnow():
-        state = "expired"
     return TokenPublic(
         id=token.id,
         name=token.name,
@@ -251,7 +246,7 @@ def token_public(token: ApiToken) -> TokenPublic:
         created_at=token.created_at,
         expires_at=token.expires_at,
         revoked_at=token.revoked_at,
-        state=state,
+        state=users.token_state(token),
     )
 
 

@@ -17,6 +17,7 @@ from governance.review.vocabulary import (
     QueueStatus,
     Role,
     SuggestionStatus,
+    TokenState,
 )
 
 _ORM = ConfigDict(from_attributes=True)
@@ -77,7 +78,7 @@ class TokenPublic(BaseModel):
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
-    state: Literal["active", "expired", "revoked"]
+    state: TokenState
 
 
 # -- queue and verdicts ---------------------------------------------------------------------

@@ -320,7 +320,6 @@ def users_tokens(
     """List a user's API tokens (id, name, prefix, dates, state); secrets are never shown."""
     from governance.review import users
     from governance.review.errors import ReviewError
-    from governance.review.vocabulary import utcnow
 
     console = Console()
     table = Table(title=f"API tokens of {username}")
@@ -329,14 +328,10 @@ def users_tokens(
     with _session(database_url, data_dir) as session:
         try:
             user = users.user_by_username(session, username)
-            now = utcnow()
             for t in users.tokens_of(session, user):
+                state = users.token_state(t).value
                 if t.revoked_at is not None:
-                    state = f"revoked {t.revoked_at:%Y-%m-%d %H:%M}"
-                elif t.expires_at is not None and t.expires_at <= now:
-                    state = "expired"
-                else:
-                    state = "active"
+                    state += f" {t.revoked_at:%Y-%m-%d %H:%M}"
                 table.add_row(
                     str(t.id),
                     t.name,

@@ -18,7 +18,7 @@ from features.vocabulary import Policy
 from governance.review import audit_log
 from governance.review.errors import ConflictError, InvalidInputError, NotFoundError
 from governance.review.orm import ApiToken, Team, User
-from governance.review.vocabulary import Role, utcnow
+from governance.review.vocabulary import Role, TokenState, utcnow
 
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "grk_"
@@ -164,10 +164,14 @@ def session_stamp(user: User) -> str:
 
 def end_sessions(session: Session, user: User, *, actor: User | None) -> None:
     """Sign the user out of every browser (API tokens stay valid; revoke them separately)."""
-    user.session_epoch = (user.session_epoch or 0) + 1
+    _bump_session_epoch(user)
     audit_log.record(
         session, actor=actor, action="user.end_sessions", target_type="user", target_id=user.id
     )
+
+
+def _bump_session_epoch(user: User) -> None:
+    user.session_epoch = (user.session_epoch or 0) + 1
 
 
 def set_password(session: Session, user: User, password: str, *, actor: User | None) -> None:
@@ -188,7 +192,7 @@ def set_active(session: Session, user: User, active: bool, *, actor: User | None
     before = user.is_active
     user.is_active = active
     if before and not active:
-        user.session_epoch = (user.session_epoch or 0) + 1
+        _bump_session_epoch(user)
     audit_log.record(
         session,
         actor=actor,
@@ -271,6 +275,15 @@ def user_for_token(session: Session, secret: str, *, now: datetime | None = None
     if token.expires_at is not None and token.expires_at <= (now or utcnow()):
         return None
     return token.user if token.user.is_active else None
+
+
+def token_state(token: ApiToken, *, now: datetime | None = None) -> TokenState:
+    """Whether a token works now, or why not (revocation wins over expiry)."""
+    if token.revoked_at is not None:
+        return TokenState.REVOKED
+    if token.expires_at is not None and token.expires_at <= (now or utcnow()):
+        return TokenState.EXPIRED
+    return TokenState.ACTIVE
 
 
 def tokens_of(session: Session, user: User) -> list[ApiToken]:

@@ -74,6 +74,14 @@ class EscalationState(StrEnum):
     CLOSED = "closed"
 
 
+class TokenState(StrEnum):
+    """Whether an API token works now, or why not."""
+
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
 class SuggestionStatus(StrEnum):
     """Where a suggested strategy change stands."""
 

@@ -73,9 +73,12 @@ def test_tokens_are_stored_hashed_and_expire_or_get_revoked(
     assert secret not in stored and secret.startswith("grk_")
     assert users.user_for_token(session, secret, now=now) is user
     assert users.user_for_token(session, secret, now=now + timedelta(days=2)) is None
+    assert users.token_state(token, now=now) == "active"
+    assert users.token_state(token, now=now + timedelta(days=2)) == "expired"
     assert users.user_for_token(session, secret + "x", now=now) is None
     users.revoke_token(session, token, actor=user)
     assert users.user_for_token(session, secret, now=now) is None
+    assert users.token_state(token, now=now + timedelta(days=2)) == "revoked"  # wins over expiry
     revoked_at = token.revoked_at
     users.revoke_token(session, token, actor=user)  # again: keeps the first revocation
     assert token.revoked_at == revoked_at
