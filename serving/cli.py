@@ -24,6 +24,15 @@ def serve(
             help="SQLAlchemy URL; default GOVRISK_DATABASE_URL or the SQLite file.",
         ),
     ] = None,
+    strategies_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--strategies-dir",
+            help="Strategy YAML folder the pages show and approvals write new versions to "
+            "(the audit's `DATA/strategies`); default GOVRISK_STRATEGIES_DIR or "
+            "DATA_DIR/strategies.",
+        ),
+    ] = None,
     audit_dir: Annotated[
         Path | None,
         typer.Option("--audit-dir", help="Output of `govrisk audit`, shown on the dashboard."),
@@ -67,6 +76,8 @@ def serve(
         settings.database_url = database_url
     if audit_dir is not None:
         settings.audit_dir = audit_dir
+    if strategies_dir is not None:
+        settings.strategies_dir = strategies_dir
     app = create_app(settings)
     if model:
         app.state.scoring_model_uri = model
