@@ -746,14 +746,14 @@ def _not_judgeable(item: QueueItem, user: User) -> str:
 
 
 def hold_for_escalation(session: Session, user: User, item: QueueItem, *, now: datetime) -> bool:
-    """Take a pending item out of the queue while it is escalated (False if someone holds it)."""
+    """Take a pending item out of the queue while it is escalated, leased or not.
+
+    A lease held by anyone ends (outcome `escalated`): its holder can no longer judge the item
+    while the case is open. False when the item is not pending (judged or already held).
+    """
     held = session.execute(
         sa.update(QueueItem)
-        .where(
-            QueueItem.id == item.id,
-            QueueItem.status == QueueStatus.PENDING,
-            sa.or_(_lease_is_free(now), QueueItem.leased_by_id == user.id),
-        )
+        .where(QueueItem.id == item.id, QueueItem.status == QueueStatus.PENDING)
         .values(
             status=QueueStatus.ESCALATED, leased_by_id=None, lease_expires_at=None, updated_at=now
         )
@@ -765,9 +765,8 @@ def hold_for_escalation(session: Session, user: User, item: QueueItem, *, now: d
         sa.select(Lease).where(Lease.queue_item_id == item.id, Lease.outcome.is_(None))
     )
     if lease is not None:
-        mine = lease.user_id == user.id
-        lease.outcome = LeaseOutcome.ESCALATED if mine else LeaseOutcome.EXPIRED
-        lease.ended_at = now if mine else lease.expires_at
+        lease.outcome = LeaseOutcome.ESCALATED
+        lease.ended_at = min(now, lease.expires_at)
     session.refresh(item)
     return True
 
