@@ -745,7 +745,7 @@ def _not_judgeable(item: QueueItem, user: User) -> str:
     return f"queue item {item.id} cannot be judged now"
 
 
-def hold_for_escalation(session: Session, user: User, item: QueueItem, *, now: datetime) -> bool:
+def hold_for_escalation(session: Session, item: QueueItem, *, now: datetime) -> bool:
     """Take a pending item out of the queue while it is escalated, leased or not.
 
     A lease held by anyone ends (outcome `escalated`): its holder can no longer judge the item
