@@ -557,7 +557,8 @@ def dashboard_page(
             [(p.week.strftime("%m-%d"), p.violating_share, p.n_verdicts) for p in trend],
             title="Share of verdicts violating, per week",
         ),
-        audit_rows=dashboard.audit_metric_records(audit) if audit is not None else None,
+        audit_rows=dashboard.audit_rows(audit) if audit is not None else None,
+        pinned_width=dashboard.PINNED_MAX_WIDTH,
         audit_dir=state.settings.audit_dir,
     )
 

@@ -6,9 +6,11 @@ import base64
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
+import pandas as pd
 import itsdangerous
 import pytest
 from fastapi.testclient import TestClient
@@ -285,3 +287,67 @@ def test_a_success_resets_the_username_count(
     assert from_new_address(PASSWORD) == 303
     assert [from_new_address("wrong password") for _ in range(5)] == [401] * 5  # count restarted
     assert from_new_address(PASSWORD) == 429
+
+
+def _audit_metrics(tmp_path: Path) -> Path:
+    from governance.audit.metrics import METRIC_COLUMNS
+
+    base = dict.fromkeys(METRIC_COLUMNS, 0.0)
+    rows = [
+        base
+        | {
+            "strategy": "listing-counterfeit-terms@v3",
+            "policy": "counterfeit",
+            "channel": "all",
+            "n_actioned": 1234,
+            "precision": 0.91,
+            "precision_low": 0.86,
+            "precision_high": 0.95,
+            "recall": 0.62,
+            "recall_low": 0.55,
+            "recall_high": 0.7,
+            "fp": 111.0,
+            "fn": 302.3963,
+            "fn_confirmed": 12.0,
+            "error_cost": 4567.8,
+            "n_labeled_positive": 140,
+            "n_labels_population": 64,
+        },
+        base
+        | {
+            "strategy": "campaign-deep-discount@v1",
+            "policy": "fake_discount",
+            "channel": "all",
+            "n_actioned": 80,
+            "precision": 0.5,
+            "precision_low": 0.1,
+            "precision_high": 0.9,
+            "recall": float("nan"),
+            "recall_low": float("nan"),
+            "recall_high": float("nan"),
+            "error_cost": 12.0,
+        },
+        base | {"strategy": "*", "policy": "counterfeit", "channel": "all"},
+    ]
+    frame = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+    for col in ("strategy", "strategy_id", "entity", "policy", "channel"):
+        frame[col] = frame[col].astype(str)
+    frame.to_parquet(tmp_path / "strategy_metrics.parquet")
+    return tmp_path
+
+
+@ON_SQLITE
+def test_dashboard_shows_audit_estimates_a_person_reads(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    review_app.state.settings.audit_dir = _audit_metrics(tmp_path)
+    review_app.login(review_app.client, "pm")
+    page = review_app.client.get("/dashboard").text
+    table = page[page.index('id="audit-estimates"') :]
+    table = table[: table.index("</table>")]
+    assert "listing-counterfeit-terms@v3" in table and "91%" in table and "86% – 95%" in table
+    assert "302" in table and "302.3963" not in table and "4,568" in table
+    assert "nan" not in table.lower() and "None" not in table
+    assert "fn_impressions" not in table  # no raw column names
+    assert table.count("needs more labels") == 1 and table.count(">pinned<") == 1
+    assert table.index("listing-counterfeit-terms") < table.index("campaign-deep-discount")
