@@ -10,8 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
-import pandas as pd
 import itsdangerous
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
