@@ -35,6 +35,7 @@ from governance.review.vocabulary import (
     EscalationKind,
     EscalationPriority,
     EscalationState,
+    QueueFilter,
     QueueStatus,
     Role,
     utcnow,
@@ -211,13 +212,11 @@ def queue_page(
     request: Request,
     session: SessionDep,
     user: PageAnyUser,
-    status: str = "pending",
+    status: QueueFilter = QueueFilter.PENDING,
     policy: str = "",
 ) -> HTMLResponse:
     """The moderator queue: counts, the caller's held item and the next items by priority."""
-    statuses = {s.value: s for s in QueueStatus}
-    item_status = statuses.get(status, QueueStatus.PENDING) if status != "all" else None
-    items = queue.list_items(session, user, status=item_status, policy=policy or None, limit=100)
+    items = queue.list_items(session, user, status=status.status, policy=policy or None, limit=100)
     now = utcnow()
     held = [
         i
@@ -233,6 +232,7 @@ def queue_page(
         held=held,
         stats=queue.queue_stats(session, user, now=now),
         status=status,
+        queue_filters=list(QueueFilter),
         policy=policy,
         now=now,
         can_judge=user.role in (Role.MODERATOR, Role.ADMIN),
