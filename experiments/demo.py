@@ -204,6 +204,8 @@ def serve_step(out: Path, *, host: str, port: int) -> Step:
             str(out / "service"),
             "--strategies-dir",
             str(out / "data" / "strategies"),
+            "--marketplace-dir",
+            str(out / "data"),
             "--audit-dir",
             str(out / "audit"),
             "--model",

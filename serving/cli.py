@@ -40,6 +40,14 @@ def serve(
             "DATA_DIR/strategies.",
         ),
     ] = None,
+    marketplace_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--marketplace-dir",
+            help="Marketplace data folder (holding tables/) that item pages read to show the "
+            "item, its seller and linked listing; default GOVRISK_MARKETPLACE_DIR or DATA_DIR.",
+        ),
+    ] = None,
     audit_dir: Annotated[
         Path | None,
         typer.Option("--audit-dir", help="Output of `govrisk audit`, shown on the dashboard."),
@@ -88,6 +96,8 @@ def serve(
         settings.audit_dir = audit_dir
     if strategies_dir is not None:
         settings.strategies_dir = strategies_dir
+    if marketplace_dir is not None:
+        settings.marketplace_dir = marketplace_dir
     app = create_app(settings)
     if model:
         app.state.scoring_model_uri = model

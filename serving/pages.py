@@ -8,6 +8,7 @@ shortcut helper in /static/review.js.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from features.vocabulary import StrategyStatus
 from governance.review import (
@@ -24,6 +26,8 @@ from governance.review import (
     audit_log,
     dashboard,
     escalations,
+    item_view,
+    policy_guide,
     queue,
     users,
 )
@@ -57,7 +61,7 @@ from serving.deps import (
     start_page_session,
     throttle_message,
 )
-from serving.review_api import escalation_public, item_public, strategy_scopes
+from serving.review_api import escalation_public, strategy_scopes
 from serving.review_charts import (
     IntervalPoint,
     contribution_chart,
@@ -83,8 +87,18 @@ def templates() -> Jinja2Templates:
     env = Jinja2Templates(directory=TEMPLATES_DIR)
     env.env.filters["pct"] = lambda v: "–" if v is None else f"{v:.0%}"
     env.env.filters["num"] = lambda v: "–" if v is None else f"{v:,.0f}"
-    env.env.filters["dt"] = lambda v: "–" if v is None else f"{v:%Y-%m-%d %H:%M}"
+    env.env.filters["dt"] = _time_element
     return env
+
+
+def _time_element(value: datetime | None) -> Markup | str:
+    """A UTC time for people: `<time>` with its ISO instant, which review.js adds local time to."""
+    if value is None:
+        return "–"
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return Markup(
+        f'<time datetime="{utc.isoformat().replace("+00:00", "Z")}">{utc:%Y-%m-%d %H:%M} UTC</time>'
+    )
 
 
 def _flash(request: Request, message: str, kind: str = "info") -> None:
@@ -255,33 +269,41 @@ def claim_page(
 
 @router.get("/queue/items/{item_pk}")
 def item_page(
-    request: Request, item_pk: int, session: SessionDep, user: PageAnyUser
+    request: Request, item_pk: int, session: SessionDep, state: StateDep, user: PageAnyUser
 ) -> HTMLResponse:
     """One item: reasons, strategy hits, exposure, history and the verdict form."""
     item = queue.get_item(session, user, item_pk)
-    reasons = item_public(item).reasons
+    reasons = item_view.reasons_in_words(item.reasons, item.entity)
+    shown = reasons.raised + reasons.lowered
     chart = contribution_chart(
-        [(r.feature, r.contribution or 0.0) for r in reasons],
-        title="Why it was flagged (SHAP contribution)",
+        [(r.label, r.contribution) for r in shown],
+        title="Push on the risk score (log-odds): red raised it, blue lowered it",
     )
     now = utcnow()
     holds = item.leased_by_id == user.id and item.status == QueueStatus.PENDING
+    leased = item.leased_by is not None and (item.lease_expires_at or now) > now
     return render(
         request,
         "item.html",
         user,
         session=session,
         item=item,
+        view=item_view.load_item_view(
+            state.settings.resolved_marketplace_dir(), item.entity, item.item_id
+        ),
+        guide=policy_guide.guide_for(item.policy),
         reasons=reasons,
-        chart=chart if reasons else None,
+        chart=chart if shown else None,
         verdict=queue.verdict_for(session, item),
         history=queue.item_history(session, item),
         holds=holds,
+        lease_holder=item.leased_by.username if leased and item.leased_by else None,
         lease_live=holds and item.lease_expires_at is not None and item.lease_expires_at > now,
         client_key=uuid.uuid4().hex,
         confidences=list(Confidence),
         priorities=list(EscalationPriority),
         can_judge=user.role in (Role.MODERATOR, Role.ADMIN),
+        analyst=user.role != Role.MODERATOR,
     )
 
 

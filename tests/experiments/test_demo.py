@@ -19,4 +19,5 @@ def test_the_service_serves_the_strategy_set_the_audit_read(tmp_path: Path) -> N
     data = Path(_option(audit.args, "--data"))
     assert Path(_option(simulate.args, "--out")) / "data" == data
     assert Path(_option(server.args, "--strategies-dir")) == data / "strategies"
+    assert Path(_option(server.args, "--marketplace-dir")) == data
     assert Path(_option(server.args, "--audit-dir")) == Path(_option(audit.args, "--out"))

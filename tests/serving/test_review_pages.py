@@ -67,7 +67,7 @@ def test_moderator_judges_from_the_item_page(review_app: SimpleNamespace) -> Non
     item_path = claimed.headers["location"]
     page = client.get(item_path)
     assert page.status_code == 200
-    assert "listing_counterfeit_term_count" in page.text and "<svg" in page.text
+    assert "Counterfeit lexicon hits" in page.text and "<svg" in page.text
     assert 'id="verdict-violating"' in page.text and "content-security-policy" in page.headers
     key = re.search(r'name="client_key" value="([^"]+)"', page.text)
     assert key is not None
@@ -351,3 +351,78 @@ def test_dashboard_shows_audit_estimates_a_person_reads(
     assert "fn_impressions" not in table  # no raw column names
     assert table.count("needs more labels") == 1 and table.count(">pinned<") == 1
     assert table.index("listing-counterfeit-terms") < table.index("campaign-deep-discount")
+
+
+def _marketplace(tmp_path: Path, listing_id: str) -> Path:
+    from datetime import datetime
+
+    tables = tmp_path / "market" / "tables"
+    tables.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "listing_id": [listing_id, "other"],
+            "seller_id": ["S1", "S1"],
+            "created_at": [datetime(2026, 3, 28, 8), datetime(2026, 3, 1)],
+            "category": ["bags_luxury", "bags_luxury"],
+            "brand": ["Gucci", None],
+            "title": ["GUCCI 1:1 Replica tote <b>bag</b>", "tote"],
+            "description": ["Mirror quality, ships fast. Café-grade stitching", "plain"],
+            "price": [3671.734, 20.0],
+            "list_price": [9999.0, 20.0],
+            "image_hash": ["img-42", "img-1"],
+            "ships_from": ["HK", "HK"],
+        }
+    ).to_parquet(tables / "listings.parquet")
+    pd.DataFrame(
+        {
+            "seller_id": ["S1"],
+            "registered_at": [datetime(2026, 3, 1, 12)],
+            "region": ["HK"],
+            "verification": ["unverified"],
+            "is_official_store": [False],
+        }
+    ).to_parquet(tables / "sellers.parquet")
+    pd.DataFrame(
+        {
+            "decision_id": ["d1", "d2"],
+            "entity": ["listing", "listing"],
+            "item_id": ["other", "other"],
+            "channel": ["shop_tab", "affiliate"],
+            "strategy_id": ["x", "x"],
+            "strategy_version": [1, 1],
+            "action": ["block", "block"],
+            "decided_at": [datetime(2026, 3, 2), datetime(2026, 3, 2)],
+        }
+    ).to_parquet(tables / "strategy_decisions.parquet")
+    return tmp_path / "market"
+
+
+@ON_SQLITE
+def test_the_moderator_sees_the_item_they_judge(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    client = review_app.client
+    csrf = review_app.login(client, "moderator")
+    claimed = client.post("/queue/claim", data={"csrf_token": csrf}, follow_redirects=False)
+    item_path = claimed.headers["location"]
+    bare = client.get(item_path).text
+    assert 'id="no-item-content"' in bare and "--marketplace-dir" in bare
+    listing_id = re.search(r"<code>(L\d+)</code>", bare)
+    assert listing_id is not None
+    review_app.state.settings.marketplace_dir = _marketplace(tmp_path, listing_id.group(1))
+    page = client.get(item_path).text
+    content = page[page.index('id="item-content"') : page.index('id="reasons"')]
+    # the text, escaped, with the lexicon phrases highlighted
+    assert '<mark title="counterfeit phrase (counterfeit lexicon)">1:1</mark>' in content
+    assert ">Replica</mark>" in content and ">Mirror quality</mark>" in content
+    assert "&lt;b&gt;bag&lt;/b&gt;" in content and "Café-grade" in content
+    # money and time with units, the seller's record
+    assert "$3,671.73" in content and "$9,999.00" in content and "63%" in content
+    assert "26.8 days" in content and "unverified" in content
+    assert "2 strategy decisions on 1 listings" in content
+    assert "cluster <code>img-42</code>" in content
+    # the policy beside the verdict buttons; no audit jargon for moderators
+    assert 'id="policy-guide"' in page and "Counterfeit: what violates" in page
+    assert "inclusion probability" not in page and "impressions at stake" in page
+    assert "What raised the risk" in page and "What lowered the risk" in page
+    assert 'id="lease-holder"' in page and "<time datetime=" in page
