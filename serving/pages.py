@@ -243,6 +243,7 @@ def queue_page(
         user,
         session=session,
         items=items,
+        verdicts=queue.verdicts_by_item(session, items),
         held=held,
         stats=queue.queue_stats(session, user, now=now),
         status=status,

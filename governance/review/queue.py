@@ -13,6 +13,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -436,6 +437,15 @@ def current_lease(session: Session, item: QueueItem) -> Lease | None:
 def verdict_for(session: Session, item: QueueItem) -> Verdict | None:
     """The verdict recorded on `item`, if judged."""
     return session.scalar(sa.select(Verdict).where(Verdict.queue_item_id == item.id))
+
+
+def verdicts_by_item(session: Session, items: Sequence[QueueItem]) -> dict[int, Verdict]:
+    """The verdict on each of `items` that has one, by queue item id."""
+    ids = [item.id for item in items]
+    if not ids:
+        return {}
+    found = session.scalars(sa.select(Verdict).where(Verdict.queue_item_id.in_(ids)))
+    return {v.queue_item_id: v for v in found}
 
 
 def item_history(session: Session, item: QueueItem) -> list[HistoryEntry]:

@@ -134,8 +134,11 @@ def test_the_queue_lists_every_status_as_the_page_does(review_app: SimpleNamespa
     assert [i["id"] for i in judged] == [item["id"]]
     assert client.get("/api/review/queue?status=bogus", headers=mod).status_code == 422
     review_app.login(client, "moderator")
-    page = client.get("/queue?status=all")
-    assert page.status_code == 200 and '<option value="all" selected>' in page.text
+    page = client.get("/queue?status=judged")
+    assert page.status_code == 200 and '<option value="judged" selected>' in page.text
+    row = page.text[page.text.index(f'data-href="/queue/items/{item["id"]}"') :]
+    row = row[: row.index("</tr>")]
+    assert "violating</b> by moderator" in row and "<time datetime=" in row
 
 
 def test_bad_input_is_a_422_naming_the_field(review_app: SimpleNamespace) -> None:
