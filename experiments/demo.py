@@ -206,6 +206,8 @@ def serve_step(out: Path, *, host: str, port: int) -> Step:
             str(out / "data" / "strategies"),
             "--marketplace-dir",
             str(out / "data"),
+            "--features-dir",
+            str(out / "features"),
             "--audit-dir",
             str(out / "audit"),
             "--model",

@@ -48,6 +48,14 @@ def serve(
             "item, its seller and linked listing; default GOVRISK_MARKETPLACE_DIR or DATA_DIR.",
         ),
     ] = None,
+    features_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--features-dir",
+            help="Output of `govrisk features build`: strategy version comparisons measure "
+            "what each version acts on there; default GOVRISK_FEATURES_DIR.",
+        ),
+    ] = None,
     audit_dir: Annotated[
         Path | None,
         typer.Option("--audit-dir", help="Output of `govrisk audit`, shown on the dashboard."),
@@ -98,6 +106,8 @@ def serve(
         settings.strategies_dir = strategies_dir
     if marketplace_dir is not None:
         settings.marketplace_dir = marketplace_dir
+    if features_dir is not None:
+        settings.features_dir = features_dir
     app = create_app(settings)
     if model:
         app.state.scoring_model_uri = model

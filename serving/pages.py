@@ -24,6 +24,7 @@ from features.vocabulary import StrategyStatus
 from governance.review import (
     approvals,
     audit_log,
+    compare,
     dashboard,
     escalations,
     item_view,
@@ -32,7 +33,7 @@ from governance.review import (
     users,
 )
 from governance.review.db import begin_write
-from governance.review.errors import InvalidInputError
+from governance.review.errors import InvalidInputError, NotFoundError
 from governance.review.orm import User
 from governance.review.vocabulary import (
     Confidence,
@@ -676,6 +677,43 @@ def strategies_page(
         records=approvals.version_records(session),
         problem=problem,
         highlight=highlight,
+        can_promote=user.role in (Role.PM, Role.ADMIN),
+        Status=StrategyStatus,
+    )
+
+
+@router.get("/strategies/{strategy_id}/compare")
+def compare_page(
+    request: Request,
+    strategy_id: str,
+    session: SessionDep,
+    state: StateDep,
+    user: PageAnalyst,
+    a: int | None = None,
+    b: int | None = None,
+) -> HTMLResponse:
+    """Two versions side by side: what each acts on per channel, errors, overlap."""
+    versions = state.store.versions(strategy_id)
+    if not versions:
+        raise NotFoundError(f"strategy {strategy_id!r} is not in {state.store.directory}")
+    first, second = compare.default_pair(versions)
+    version_a = state.store.get(strategy_id, a if a is not None else first.version)
+    version_b = state.store.get(strategy_id, b if b is not None else second.version)
+    result = compare.compare_versions(
+        version_a,
+        version_b,
+        frame=compare.read_frame(state.settings.features_dir, version_a.entity.value),
+        metrics=dashboard.read_audit_metrics(state.settings.audit_dir),
+        suggestion=approvals.suggestion_behind(session, strategy_id, version_b.version),
+        others=state.store.registry().active(entity=version_a.entity),
+    )
+    return render(
+        request,
+        "compare.html",
+        user,
+        session=session,
+        c=result,
+        versions=versions,
         can_promote=user.role in (Role.PM, Role.ADMIN),
         Status=StrategyStatus,
     )

@@ -376,6 +376,16 @@ def set_version_status(
     return rows
 
 
+def suggestion_behind(session: Session, strategy_id: str, version: int) -> Suggestion | None:
+    """The accepted suggestion whose shadow version is `strategy_id@v<version>`, if any."""
+    return session.scalar(
+        sa.select(Suggestion)
+        .join(SuggestionDecision, SuggestionDecision.suggestion_pk == Suggestion.id)
+        .join(StrategyVersion, StrategyVersion.id == SuggestionDecision.strategy_version_pk)
+        .where(StrategyVersion.strategy_id == strategy_id, StrategyVersion.version == version)
+    )
+
+
 def version_records(session: Session) -> dict[tuple[str, int], StrategyVersion]:
     """Database records of the versions the service created or changed, by (id, version)."""
     return {(r.strategy_id, r.version): r for r in session.scalars(sa.select(StrategyVersion))}

@@ -23,6 +23,9 @@ class ReviewSettings(BaseSettings):
     #: Marketplace data directory (its `tables/` of the data contract) that item pages read to
     #: show the item, its seller and linked listing; empty means `data_dir`.
     marketplace_dir: Path | None = None
+    #: Output of `govrisk features build` (`<entity>.parquet`): the version comparison page
+    #: measures what each strategy version acts on there.
+    features_dir: Path | None = None
     #: Output directory of `govrisk audit` (strategy metrics for the dashboard), if any.
     audit_dir: Path | None = None
     #: Secret that signs session cookies; empty means one kept in `data_dir/.govrisk-secret`.

@@ -20,4 +20,6 @@ def test_the_service_serves_the_strategy_set_the_audit_read(tmp_path: Path) -> N
     assert Path(_option(simulate.args, "--out")) / "data" == data
     assert Path(_option(server.args, "--strategies-dir")) == data / "strategies"
     assert Path(_option(server.args, "--marketplace-dir")) == data
+    (features,) = [s for s in steps if s.args[:2] == ("features", "build")]
+    assert _option(server.args, "--features-dir") == _option(features.args, "--out")
     assert Path(_option(server.args, "--audit-dir")) == Path(_option(audit.args, "--out"))

@@ -426,3 +426,57 @@ def test_the_moderator_sees_the_item_they_judge(
     assert "inclusion probability" not in page and "impressions at stake" in page
     assert "What raised the risk" in page and "What lowered the risk" in page
     assert 'id="lease-holder"' in page and "<time datetime=" in page
+
+
+def _features(tmp_path: Path) -> Path:
+    folder = tmp_path / "features"
+    folder.mkdir()
+    counts = [0, 1, 1, 2, 3, 0]
+    pd.DataFrame(
+        {
+            "item_id": [f"L{i}" for i in range(6)],
+            "listing_counterfeit_term_count": counts,
+            "listing_price": [10.0, 20, 30, 40, 50, 60],
+            "exposure_impressions_7d_shop_tab": [100, 200, 300, 400, 500, 600],
+            "exposure_impressions_7d_campaigns": [1, 2, 3, 4, 5, 6],
+            "exposure_gmv_30d": [1.0, 2, 3, 4, 5, 6],
+        }
+    ).to_parquet(folder / "listing.parquet")
+    return folder
+
+
+@ON_SQLITE
+def test_pm_compares_a_suggested_version_with_the_active_one(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    settings = review_app.state.settings
+    settings.features_dir = _features(tmp_path)
+    settings.audit_dir = _audit_metrics(tmp_path)  # measures listing-counterfeit-terms@v3 only
+    client = review_app.client
+    csrf = review_app.login(client, "pm")
+    bare = client.get("/strategies/listing-counterfeit-terms/compare").text
+    assert "v1 and v1" in bare and "not measured" in bare
+    first = re.search(r'href="/suggestions/(\d+)"', client.get("/suggestions").text)
+    assert first is not None
+    client.post(
+        f"/suggestions/{first.group(1)}/decision",
+        data={"csrf_token": csrf, "decision": "accept", "reason": "fewer false positives"},
+    )
+    listing = client.get("/strategies").text
+    assert 'href="/strategies/listing-counterfeit-terms/compare?b=2"' in listing
+    page = client.get("/strategies/listing-counterfeit-terms/compare?b=2").text
+    table = page[page.index('id="compare-versions"') : page.index("</table>")]
+    assert "listing_counterfeit_term_count &gt;= 1" in table
+    assert "listing_counterfeit_term_count &gt;= 2" in table
+    assert "Items hit (of 6 in the latest frame)" in table
+    assert '<td class="num">4</td><td class="num">2</td>' in table  # >= 1 hits 4, >= 2 hits 2
+    assert "2 items; only A: 2, only B: 0" in table
+    channels = page[page.index('id="compare-channels"') :]
+    assert '<td>shop_tab</td><td class="num">4</td><td class="num">2</td>' in channels
+    assert "1,400" in channels and "900" in channels  # 7-day shop_tab impressions of the hits
+    assert "The audit has not measured listing-counterfeit-terms@v1" in page
+    promoted = client.post(
+        "/strategies/listing-counterfeit-terms/versions/2/status",
+        data={"csrf_token": csrf, "status": "active"},
+    )
+    assert re.findall(r'data-status="(\w+)"', promoted.text) == ["retired", "active"]
