@@ -89,6 +89,9 @@ def templates() -> Jinja2Templates:
     env.env.filters["pct"] = lambda v: "–" if v is None else f"{v:.0%}"
     env.env.filters["num"] = lambda v: "–" if v is None else f"{v:,.0f}"
     env.env.filters["dt"] = _time_element
+    env.env.filters["ci"] = lambda e: (
+        "–" if e.low is None or e.high is None else f"{e.low:.0%} – {e.high:.0%}"
+    )
     return env
 
 

@@ -183,7 +183,12 @@ def _compute_errors(
     rows = [_audited(metrics, v.ref) for v in (out.a, out.b)]
     sources = ["audit" if r is not None else "" for r in rows]
     projected_b = None
-    if rows[1] is None and suggestion is not None and suggestion.base_version == out.a.version:
+    if (
+        rows[0] is not None
+        and rows[1] is None
+        and suggestion is not None
+        and suggestion.base_version == out.a.version
+    ):
         projected_b = suggestion
         sources[1] = f"{out.a.ref} audit + suggestion {suggestion.suggestion_id} projection"
     for label, kind, name in _MEASURES:

@@ -11,12 +11,16 @@ from types import SimpleNamespace
 
 import httpx
 import itsdangerous
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from governance.review import users
 from serving.app import SESSION_COOKIE
+from tests.serving.marketplace_factory import (
+    write_audit_metrics,
+    write_features,
+    write_marketplace,
+)
 
 PASSWORD = "correct horse battery"
 ON_SQLITE = pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
@@ -289,58 +293,11 @@ def test_a_success_resets_the_username_count(
     assert from_new_address(PASSWORD) == 429
 
 
-def _audit_metrics(tmp_path: Path) -> Path:
-    from governance.audit.metrics import METRIC_COLUMNS
-
-    base = dict.fromkeys(METRIC_COLUMNS, 0.0)
-    rows = [
-        base
-        | {
-            "strategy": "listing-counterfeit-terms@v3",
-            "policy": "counterfeit",
-            "channel": "all",
-            "n_actioned": 1234,
-            "precision": 0.91,
-            "precision_low": 0.86,
-            "precision_high": 0.95,
-            "recall": 0.62,
-            "recall_low": 0.55,
-            "recall_high": 0.7,
-            "fp": 111.0,
-            "fn": 302.3963,
-            "fn_confirmed": 12.0,
-            "error_cost": 4567.8,
-            "n_labeled_positive": 140,
-            "n_labels_population": 64,
-        },
-        base
-        | {
-            "strategy": "campaign-deep-discount@v1",
-            "policy": "fake_discount",
-            "channel": "all",
-            "n_actioned": 80,
-            "precision": 0.5,
-            "precision_low": 0.1,
-            "precision_high": 0.9,
-            "recall": float("nan"),
-            "recall_low": float("nan"),
-            "recall_high": float("nan"),
-            "error_cost": 12.0,
-        },
-        base | {"strategy": "*", "policy": "counterfeit", "channel": "all"},
-    ]
-    frame = pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
-    for col in ("strategy", "strategy_id", "entity", "policy", "channel"):
-        frame[col] = frame[col].astype(str)
-    frame.to_parquet(tmp_path / "strategy_metrics.parquet")
-    return tmp_path
-
-
 @ON_SQLITE
 def test_dashboard_shows_audit_estimates_a_person_reads(
     review_app: SimpleNamespace, tmp_path: Path
 ) -> None:
-    review_app.state.settings.audit_dir = _audit_metrics(tmp_path)
+    review_app.state.settings.audit_dir = write_audit_metrics(tmp_path)
     review_app.login(review_app.client, "pm")
     page = review_app.client.get("/dashboard").text
     table = page[page.index('id="audit-estimates"') :]
@@ -351,50 +308,6 @@ def test_dashboard_shows_audit_estimates_a_person_reads(
     assert "fn_impressions" not in table  # no raw column names
     assert table.count("needs more labels") == 1 and table.count(">pinned<") == 1
     assert table.index("listing-counterfeit-terms") < table.index("campaign-deep-discount")
-
-
-def _marketplace(tmp_path: Path, listing_id: str) -> Path:
-    from datetime import datetime
-
-    tables = tmp_path / "market" / "tables"
-    tables.mkdir(parents=True)
-    pd.DataFrame(
-        {
-            "listing_id": [listing_id, "other"],
-            "seller_id": ["S1", "S1"],
-            "created_at": [datetime(2026, 3, 28, 8), datetime(2026, 3, 1)],
-            "category": ["bags_luxury", "bags_luxury"],
-            "brand": ["Gucci", None],
-            "title": ["GUCCI 1:1 Replica tote <b>bag</b>", "tote"],
-            "description": ["Mirror quality, ships fast. Café-grade stitching", "plain"],
-            "price": [3671.734, 20.0],
-            "list_price": [9999.0, 20.0],
-            "image_hash": ["img-42", "img-1"],
-            "ships_from": ["HK", "HK"],
-        }
-    ).to_parquet(tables / "listings.parquet")
-    pd.DataFrame(
-        {
-            "seller_id": ["S1"],
-            "registered_at": [datetime(2026, 3, 1, 12)],
-            "region": ["HK"],
-            "verification": ["unverified"],
-            "is_official_store": [False],
-        }
-    ).to_parquet(tables / "sellers.parquet")
-    pd.DataFrame(
-        {
-            "decision_id": ["d1", "d2"],
-            "entity": ["listing", "listing"],
-            "item_id": ["other", "other"],
-            "channel": ["shop_tab", "affiliate"],
-            "strategy_id": ["x", "x"],
-            "strategy_version": [1, 1],
-            "action": ["block", "block"],
-            "decided_at": [datetime(2026, 3, 2), datetime(2026, 3, 2)],
-        }
-    ).to_parquet(tables / "strategy_decisions.parquet")
-    return tmp_path / "market"
 
 
 @ON_SQLITE
@@ -409,7 +322,7 @@ def test_the_moderator_sees_the_item_they_judge(
     assert 'id="no-item-content"' in bare and "--marketplace-dir" in bare
     listing_id = re.search(r"<code>(L\d+)</code>", bare)
     assert listing_id is not None
-    review_app.state.settings.marketplace_dir = _marketplace(tmp_path, listing_id.group(1))
+    review_app.state.settings.marketplace_dir = write_marketplace(tmp_path, listing_id.group(1))
     page = client.get(item_path).text
     content = page[page.index('id="item-content"') : page.index('id="reasons"')]
     # the text, escaped, with the lexicon phrases highlighted
@@ -428,30 +341,13 @@ def test_the_moderator_sees_the_item_they_judge(
     assert 'id="lease-holder"' in page and "<time datetime=" in page
 
 
-def _features(tmp_path: Path) -> Path:
-    folder = tmp_path / "features"
-    folder.mkdir()
-    counts = [0, 1, 1, 2, 3, 0]
-    pd.DataFrame(
-        {
-            "item_id": [f"L{i}" for i in range(6)],
-            "listing_counterfeit_term_count": counts,
-            "listing_price": [10.0, 20, 30, 40, 50, 60],
-            "exposure_impressions_7d_shop_tab": [100, 200, 300, 400, 500, 600],
-            "exposure_impressions_7d_campaigns": [1, 2, 3, 4, 5, 6],
-            "exposure_gmv_30d": [1.0, 2, 3, 4, 5, 6],
-        }
-    ).to_parquet(folder / "listing.parquet")
-    return folder
-
-
 @ON_SQLITE
 def test_pm_compares_a_suggested_version_with_the_active_one(
     review_app: SimpleNamespace, tmp_path: Path
 ) -> None:
     settings = review_app.state.settings
-    settings.features_dir = _features(tmp_path)
-    settings.audit_dir = _audit_metrics(tmp_path)  # measures listing-counterfeit-terms@v3 only
+    settings.features_dir = write_features(tmp_path)
+    settings.audit_dir = write_audit_metrics(tmp_path)  # measures listing-counterfeit-terms@v3 only
     client = review_app.client
     csrf = review_app.login(client, "pm")
     bare = client.get("/strategies/listing-counterfeit-terms/compare").text
