@@ -67,6 +67,7 @@ from serving.review_charts import (
     IntervalPoint,
     contribution_chart,
     interval_chart,
+    sparkline,
     trend_chart,
 )
 
@@ -585,6 +586,12 @@ def dashboard_page(
             title="Share of verdicts violating, per week",
         ),
         audit_rows=dashboard.audit_rows(audit) if audit is not None else None,
+        sparks={
+            ref: sparkline(counts, title=f"{ref}: strategy decisions per week, last 8 weeks")
+            for ref, counts in dashboard.weekly_hits(
+                state.settings.resolved_marketplace_dir()
+            ).items()
+        },
         pinned_width=dashboard.PINNED_MAX_WIDTH,
         audit_dir=state.settings.audit_dir,
     )

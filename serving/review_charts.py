@@ -139,3 +139,21 @@ def trend_chart(
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def sparkline(values: Sequence[float], *, title: str, width: int = 96, height: int = 22) -> Markup:
+    """A tiny line of `values` (oldest first) scaled to its own maximum, last point marked."""
+    if not values:
+        return Markup("")
+    top = max(max(values), 1e-9)
+    step = (width - 4) / max(len(values) - 1, 1)
+    points = [(2 + i * step, height - 3 - (height - 6) * (v / top)) for i, v in enumerate(values)]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    last_x, last_y = points[-1]
+    return Markup(
+        f'<svg class="spark" role="img" aria-label="{escape(title)}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(title)}</title>"
+        f'<polyline points="{path}" fill="none" stroke="#1f3a5f" stroke-width="1.5"/>'
+        f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="2" fill="#1f3a5f"/></svg>'
+    )

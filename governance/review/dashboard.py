@@ -299,6 +299,35 @@ def _finite(value: Any) -> float:
     return 0.0 if number is None else number
 
 
+def weekly_hits(data_dir: Path | None, *, weeks: int = 8) -> dict[str, list[int]]:
+    """Strategy decisions per week over the last `weeks` weeks of `strategy_decisions`, by
+    strategy version (`id@vN`), oldest week first; empty without the table."""
+    if data_dir is None:
+        return {}
+    path = Path(data_dir) / "tables" / "strategy_decisions.parquet"
+    if not path.is_file():
+        return {}
+    import duckdb
+
+    sql = """
+        WITH d AS (
+            SELECT strategy_id || '@v' || strategy_version AS ref,
+                   date_trunc('week', decided_at) AS week
+            FROM read_parquet(?)
+        ), last AS (SELECT max(week) AS week FROM d)
+        SELECT ref, CAST(date_diff('week', d.week, last.week) AS INTEGER) AS ago, count(*) AS n
+        FROM d, last
+        WHERE date_diff('week', d.week, last.week) < ?
+        GROUP BY ALL
+    """
+    with duckdb.connect() as con:
+        rows = con.execute(sql, [str(path), weeks]).fetchall()
+    out: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
+    for ref, ago, n in rows:
+        out[str(ref)][weeks - 1 - int(ago)] = int(n)
+    return dict(out)
+
+
 def audit_metric_records(df: pd.DataFrame, *, limit: int = 500) -> list[dict[str, Any]]:
     """Rows of the audit metrics table as plain dicts (floats rounded for display)."""
     out = []

@@ -97,8 +97,8 @@ def write_marketplace(tmp_path: Path, listing_id: str, others: Sequence[str] = (
             "entity": ["listing", "listing"],
             "item_id": ["other", "other"],
             "channel": ["shop_tab", "affiliate"],
-            "strategy_id": ["x", "x"],
-            "strategy_version": [1, 1],
+            "strategy_id": ["listing-counterfeit-terms", "listing-counterfeit-terms"],
+            "strategy_version": [3, 3],
             "action": ["block", "block"],
             "decided_at": [datetime(2026, 3, 2), datetime(2026, 3, 2)],
         }

@@ -298,6 +298,7 @@ def test_dashboard_shows_audit_estimates_a_person_reads(
     review_app: SimpleNamespace, tmp_path: Path
 ) -> None:
     review_app.state.settings.audit_dir = write_audit_metrics(tmp_path)
+    review_app.state.settings.marketplace_dir = write_marketplace(tmp_path, "L1")
     review_app.login(review_app.client, "pm")
     page = review_app.client.get("/dashboard").text
     table = page[page.index('id="audit-estimates"') :]
@@ -308,6 +309,7 @@ def test_dashboard_shows_audit_estimates_a_person_reads(
     assert "fn_impressions" not in table  # no raw column names
     assert table.count("needs more labels") == 1 and table.count(">pinned<") == 1
     assert table.index("listing-counterfeit-terms") < table.index("campaign-deep-discount")
+    assert table.count('class="spark"') == 1 and "no decisions in the data" in table
 
 
 @ON_SQLITE
