@@ -774,7 +774,7 @@ def _log_bundle(
     info = log_bundle(bundle, artifact_path="bundle")
     # The logged model keeps its own artifacts; a copy among the run's files lets people find
     # the ONNX graph where they look first (Netron, onnxruntime).
-    tracking.log_bytes(bundle.onnx_model, f"{tracking.RUN_MODEL_DIR}/model.onnx")
+    tracking.log_onnx(bundle.onnx_model)
     return str(info.model_uri)
 
 

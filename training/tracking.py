@@ -128,6 +128,11 @@ def log_bytes(content: bytes, artifact_file: str) -> None:
         mlflow.log_artifact(str(path), artifact_path=folder or None)
 
 
+def log_onnx(onnx_model: bytes) -> None:
+    """Log the served ONNX graph beside the plain model files (`govrisk/model.onnx`)."""
+    log_bytes(onnx_model, f"{RUN_MODEL_DIR}/model.onnx")
+
+
 def log_file(path: Path, artifact_dir: str | None = None) -> None:
     """Log one local file as a run artifact."""
     import mlflow
