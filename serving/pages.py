@@ -564,7 +564,12 @@ def dashboard_page(
             points.append(
                 IntervalPoint(row.key, est.value, est.low, est.high, f" (n={est.n_labels})")
             )
-        return interval_chart(points, title=title)
+        return interval_chart(
+            points,
+            title=title,
+            empty="no random-audit verdicts yet: load flags (govrisk queue load) and judge "
+            "random-audit items",
+        )
 
     trend = dashboard.weekly_trend(session, now=utcnow())
     audit = dashboard.read_audit_metrics(state.settings.audit_dir)
