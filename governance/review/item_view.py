@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 from features.catalog import describe
 from features.display import format_value
@@ -172,13 +173,13 @@ def load_item_view(data_dir: Path | None, entity: str, item_id: str) -> ItemView
     if data_dir is None or not (Path(data_dir) / "tables").is_dir():
         return None
     reader = _TableReader(Path(data_dir))
-    loader = {
-        Entity.LISTING.value: _listing_view,
-        Entity.VIDEO.value: _video_view,
-        Entity.LIVE.value: _live_view,
-        Entity.SELLER.value: _seller_item_view,
-    }.get(entity)
-    return loader(reader, item_id) if loader is not None else None
+    if entity in _CONTENT:
+        return _content_view(reader, entity, item_id)
+    if entity == Entity.LISTING.value:
+        return _listing_view(reader, item_id)
+    if entity == Entity.SELLER.value:
+        return _seller_item_view(reader, item_id)
+    return None
 
 
 class _TableReader:
@@ -240,36 +241,52 @@ def _listing_view(reader: _TableReader, listing_id: str) -> ItemView | None:
     )
 
 
-def _video_view(reader: _TableReader, video_id: str) -> ItemView | None:
-    row = reader.row("videos", "video_id", video_id)
-    if row is None:
-        return None
-    caption = str(row.get("caption") or "")
-    return ItemView(
-        entity=Entity.VIDEO.value,
-        item_id=video_id,
-        texts=(TextBlock("Caption and spoken claims", caption, phrase_spans(caption)),),
-        facts=(
-            Fact("Length", format_value(row.get("duration_seconds"), "s")),
-            Fact("Posted", _when(row.get("created_at"))),
+@dataclass(frozen=True)
+class _Content:
+    """Where a video's or live's own fields live in the contract tables."""
+
+    table: str
+    key: str
+    text_column: str
+    text_label: str
+    #: (label, column, unit); unit "time" prints a UTC timestamp.
+    facts: tuple[tuple[str, str, str], ...]
+
+
+_CONTENT: Final = MappingProxyType(
+    {
+        Entity.VIDEO.value: _Content(
+            "videos",
+            "video_id",
+            "caption",
+            "Caption and spoken claims",
+            (("Length", "duration_seconds", "s"), ("Posted", "created_at", "time")),
         ),
-        creator=_creator_facts(reader, str(row.get("creator_id") or "")),
-        linked=_listing_view(reader, str(row.get("listing_id") or "")),
-    )
+        Entity.LIVE.value: _Content(
+            "live_sessions",
+            "live_id",
+            "title",
+            "Title and pinned claim",
+            (("Started", "started_at", "time"), ("Ended", "ended_at", "time")),
+        ),
+    }
+)
 
 
-def _live_view(reader: _TableReader, live_id: str) -> ItemView | None:
-    row = reader.row("live_sessions", "live_id", live_id)
+def _content_view(reader: _TableReader, entity: str, item_id: str) -> ItemView | None:
+    """A video or live: its text and facts, its creator and the listing it sells."""
+    spec = _CONTENT[entity]
+    row = reader.row(spec.table, spec.key, item_id)
     if row is None:
         return None
-    title = str(row.get("title") or "")
+    text = str(row.get(spec.text_column) or "")
     return ItemView(
-        entity=Entity.LIVE.value,
-        item_id=live_id,
-        texts=(TextBlock("Title and pinned claim", title, phrase_spans(title)),),
-        facts=(
-            Fact("Started", _when(row.get("started_at"))),
-            Fact("Ended", _when(row.get("ended_at"))),
+        entity=entity,
+        item_id=item_id,
+        texts=(TextBlock(spec.text_label, text, phrase_spans(text)),),
+        facts=tuple(
+            Fact(label, _when(row.get(col)) if unit == "time" else format_value(row.get(col), unit))
+            for label, col, unit in spec.facts
         ),
         creator=_creator_facts(reader, str(row.get("creator_id") or "")),
         linked=_listing_view(reader, str(row.get("listing_id") or "")),
