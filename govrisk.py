@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "governance.audit.cli",
     "governance.experiments.cli",
     "experiments.audit_eval_cli",
+    "experiments.experiment_eval_cli",
     "experiments.demo",
 )
 
