@@ -28,6 +28,7 @@ from governance.experiments.statistics import (
     mean_stats,
     ratio_stats,
     srm_p_value,
+    units_per_arm,
 )
 from governance.experiments.unit_data import unit_metrics
 from governance.experiments.vocabulary import Arm, Recommendation
@@ -441,7 +442,16 @@ def simulated_experiment(
     y1 = unit_metrics(world_treatment.tables, experiment).set_index("unit_id")[metric]
     true_lift = float(y1.mean() / y0.mean() - 1)
     e = result.primary.effect
+    control = units.loc[units["arm"] == Arm.CONTROL.value, metric]
+    needed = units_per_arm(
+        relative_sd=float(control.std() / control.mean()),
+        mde=max(abs(true_lift), 1e-3),
+        alpha=experiment.alpha,
+        power=experiment.power,
+        n_guardrails=len(experiment.guardrails),
+    )
     return {
+        "units_needed_per_arm": float(needed),
         "true_lift": true_lift,
         "lift": e.lift,
         "lift_low": e.lift_low,
@@ -542,12 +552,14 @@ def run_experiment_eval(
             half = float(np.mean([(x["lift_high"] - x["lift_low"]) / 2 for x in sims]))
             removed = float(np.mean([x["cuped_removed"] for x in sims]))
             units = int(np.mean([x["units"] for x in sims]))
+            needed = int(np.mean([x["units_needed_per_arm"] for x in sims]))
             row(
                 f"simulated worlds ({config.world_listings:,} listings, {k} seeds), {unit}-level, "
                 f"{config.world_share:.0%} traffic, {config.world_days - config.pre_days} d: "
                 "deep-discount fix, campaign impressions",
                 f"lift {mean_est:+.1%} +/- {half:.1%} vs true {mean_true:+.1%}; "
-                f"covered {covered}/{k}; shipped {shipped}/{k}; {units:,} units; "
+                f"covered {covered}/{k}; shipped {shipped}/{k}; {units:,} units "
+                f"(fixed-horizon power at the true effect needs {needed:,} per arm); "
                 f"CUPED removed {removed:.0%}",
                 "covers truth; ship >= 80%",
                 covered == k and shipped >= 0.8 * k,
