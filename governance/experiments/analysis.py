@@ -14,6 +14,7 @@ planned end is reached without a ship. Otherwise keep running.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -200,6 +201,33 @@ def analyze(
         reason=reason,
         finished=finished,
     )
+
+
+def channel_effects(
+    experiment: Experiment,
+    units_by_channel: Mapping[str, pd.DataFrame],
+    *,
+    config: AnalysisConfig | None = None,
+) -> dict[str, MetricResult]:
+    """The primary metric's effect in each channel (per-unit sums of that channel only).
+
+    A breakdown for reading, not a decision: the ship rule uses all the experiment's channels
+    together, so per-channel intervals carry no multiplicity correction.
+    """
+    config = config or AnalysisConfig(alpha=experiment.alpha)
+    out: dict[str, MetricResult] = {}
+    declared = metric(experiment.primary_metric)
+    for channel, units in units_by_channel.items():
+        effect, adjusted = metric_effect(
+            units,
+            declared.name,
+            alpha=config.alpha,
+            sequential=config.sequential,
+            sequential_tuning=config.sequential_tuning,
+            cuped=config.cuped,
+        )
+        out[channel] = MetricResult(declared, "primary", effect, adjusted)
+    return out
 
 
 def ship_rule(

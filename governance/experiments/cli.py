@@ -14,6 +14,8 @@ from governance.experiments.vocabulary import ExperimentStatus
 from governance.review.cli import DatabaseOpt, DataDirOpt, _session
 
 if TYPE_CHECKING:
+    from features.vocabulary import Channel
+    from governance.experiments.declaration import Experiment
     from governance.registry import StrategyRegistry
 
 experiments_app = typer.Typer(
@@ -138,12 +140,13 @@ def analyze_command(
     """Analyse an experiment on the tables, print every metric and record the recommendation."""
     from features.contract import ContractError
     from features.loader import load_tables
-    from governance.experiments.analysis import AnalysisConfig, analyze
+    from governance.experiments.analysis import AnalysisConfig, analyze, channel_effects
     from governance.experiments.store import (
         ExperimentNotFoundError,
         analysis_summary,
         declaration,
         get_experiment,
+        metric_summary,
         record_analysis,
     )
     from governance.experiments.unit_data import unit_metrics
@@ -161,11 +164,30 @@ def analyze_command(
             )
             last_day = as_of or _traffic_end(tables)
             result = analyze(experiment, units, config=config, finished=last_day >= experiment.end)
-            record_analysis(session, experiment_id, result, actor=None)
+            by_channel = {
+                c.value: unit_metrics(tables, experiment, as_of=as_of, channels=[c])
+                for c in _experiment_channels(experiment, data)
+            }
+            channels = channel_effects(experiment, by_channel, config=config)
+            record_analysis(session, experiment_id, result, actor=None, channels=channels)
             session.commit()
     except (ContractError, ExperimentNotFoundError, ValueError) as err:
         raise _fail(console, err) from err
-    _print_summary(analysis_summary(result), console)
+    summary = analysis_summary(result)
+    summary["channels"] = {c: metric_summary(r) for c, r in channels.items()}
+    _print_summary(summary, console)
+
+
+def _experiment_channels(experiment: Experiment, data: Path) -> list[Channel]:
+    """The experiment's channels, else the treatment version's (read from the registry)."""
+    if experiment.channels:
+        return list(experiment.channels)
+    from governance.registry import StrategyRegistry
+
+    try:
+        return list(StrategyRegistry.load(data).get(experiment.treatment).channels)
+    except (KeyError, ValueError):
+        return []
 
 
 def _traffic_end(tables: dict[str, Any]) -> datetime:
@@ -233,6 +255,19 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
             verdict,
         )
     console.print(table)
+    if summary.get("channels"):
+        by_channel = Table(title=f"{summary['primary']['metric']} by channel")
+        for col in ("channel", "control", "treatment", "lift", "interval"):
+            by_channel.add_column(col)
+        for channel, m in summary["channels"].items():
+            by_channel.add_row(
+                channel,
+                _fmt(m["control_mean"], ".4g"),
+                _fmt(m["treatment_mean"], ".4g"),
+                _fmt(m["lift"], "+.2%"),
+                f"[{_fmt(m['lift_low'], '+.2%')}, {_fmt(m['lift_high'], '+.2%')}]",
+            )
+        console.print(by_channel)
     srm = "[red]MISMATCH[/red]" if summary["srm"] else "ok"
     console.print(f"sample ratio: {srm} (p = {summary['srm_p_value']:.3g})")
     console.print(f"[bold]recommendation: {summary['recommendation']}[/bold] — {summary['reason']}")

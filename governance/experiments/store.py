@@ -7,6 +7,7 @@ caller's unit of work (`begin_write` ... `commit`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -215,12 +216,17 @@ def record_analysis(
     analysis: ExperimentAnalysis,
     *,
     actor: User | None,
+    channels: Mapping[str, MetricResult] | None = None,
     now: datetime | None = None,
 ) -> ExperimentRecord:
-    """Keep the latest analysis on the experiment (and its recommendation in the audit log)."""
+    """Keep the latest analysis on the experiment (and its recommendation in the audit log).
+
+    `channels` is the optional per-channel breakdown of the primary metric.
+    """
     record = get_experiment(session, experiment_id)
     now = now or utcnow()
     summary = analysis_summary(analysis)
+    summary["channels"] = {c: metric_summary(r) for c, r in (channels or {}).items()}
     history = list(record.last_analysis.get("history", []))
     history.append(
         {

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from governance.experiments.analysis import analyze
+from governance.experiments.analysis import analyze, channel_effects
 from governance.experiments.store import create_experiment, get_experiment, record_analysis
 from governance.registry import write_version
 from governance.review import audit_log
@@ -25,8 +25,10 @@ def _seed(review_app: SimpleNamespace, *, analysed: bool = True) -> str:
         create_experiment(session, experiment, registry=registry, actor=None)
         if analysed:
             for seed in (1, 2):
-                result = analyze(experiment, make_units(seed=seed, gmv_lift=0.08))
-                record_analysis(session, experiment.id, result, actor=None)
+                units = make_units(seed=seed, gmv_lift=0.08)
+                result = analyze(experiment, units)
+                channels = channel_effects(experiment, {"campaigns": units})
+                record_analysis(session, experiment.id, result, actor=None, channels=channels)
         session.commit()
     return experiment.id
 
@@ -46,6 +48,7 @@ def test_page_shows_the_decision(review_app: SimpleNamespace) -> None:
     assert text.count("<svg") >= 2
     assert "complaint_rate" in text and "margin" in text
     assert 'id="ship"' in text and 'id="stop"' in text
+    assert 'id="by-channel"' in text and "campaigns" in text
 
 
 @ON_SQLITE
