@@ -22,6 +22,7 @@ import pandas as pd
 from features.vocabulary import Entity
 from governance.experiments.analysis import PRE_PREFIX, AnalysisConfig, analyze
 from governance.experiments.declaration import Experiment, experiment_from_dict
+from governance.experiments.label_effects import error_rate_effects
 from governance.experiments.statistics import (
     RegressionAdjustment,
     compare,
@@ -66,6 +67,8 @@ class ExperimentEvalConfig:
     world_listings: int = 20_000
     world_days: int = 28
     world_share: float = 0.5
+    #: Random-audit labels per simulated world (for FP / FN per arm).
+    world_labels: int = 4_000
     world_seeds: tuple[int, ...] = (1, 2, 3)
     seed: int = 0
 
@@ -407,7 +410,8 @@ def simulated_experiment(
         n_listings=config.world_listings,
         days=config.world_days,
         seed=seed,
-        label_budget=0,
+        label_budget=config.world_labels,
+        random_audit_share=1.0,
     )
     v1, v2 = campaign_rule_versions()
     start = sim.start + timedelta(days=config.pre_days)
@@ -450,7 +454,18 @@ def simulated_experiment(
         power=experiment.power,
         n_guardrails=len(experiment.guardrails),
     )
+    errors = error_rate_effects(run.tables, experiment, entity="listing", policy="fake_discount")
+    truth = _true_error_rates(run, experiment)
     return {
+        "fp_diff": errors["fp"].difference,
+        "fp_low": errors["fp"].low,
+        "fp_high": errors["fp"].high,
+        "fp_true": truth["fp"],
+        "fn_diff": errors["fn"].difference,
+        "fn_low": errors["fn"].low,
+        "fn_high": errors["fn"].high,
+        "fn_true": truth["fn"],
+        "labels": float(errors["fp"].n_labels),
         "units_needed_per_arm": float(needed),
         "true_lift": true_lift,
         "lift": e.lift,
@@ -460,6 +475,26 @@ def simulated_experiment(
         "shipped": float(result.recommendation is Recommendation.SHIP),
         "cuped_removed": _cuped_removed(experiment, units),
     }
+
+
+def _true_error_rates(run: Any, experiment: Experiment) -> dict[str, float]:
+    """The FP / FN rate differences on every listing (census, true violations)."""
+    truth = run.ground_truth.items
+    listings = truth[truth["entity"] == "listing"]
+    census = pd.DataFrame(
+        {
+            "label_id": listings["item_id"],
+            "entity": "listing",
+            "item_id": listings["item_id"].astype(str),
+            "policy": "fake_discount",
+            "verdict": np.where(listings["violates_fake_discount"], "violating", "not_violating"),
+            "sampling": "random",
+            "inclusion_probability": 1.0,
+        }
+    )
+    tables = {**run.tables, "audit_labels": census}
+    effects = error_rate_effects(tables, experiment, entity="listing", policy="fake_discount")
+    return {kind: e.difference for kind, e in effects.items()}
 
 
 def _cuped_removed(experiment: Experiment, units: pd.DataFrame) -> float:
@@ -553,6 +588,19 @@ def run_experiment_eval(
             removed = float(np.mean([x["cuped_removed"] for x in sims]))
             units = int(np.mean([x["units"] for x in sims]))
             needed = int(np.mean([x["units_needed_per_arm"] for x in sims]))
+            fp_cover = sum(x["fp_low"] <= x["fp_true"] <= x["fp_high"] for x in sims)
+            row(
+                f"simulated worlds, {unit}-level: change in honest listings limited per 1,000 "
+                f"(FP) from {int(sims[0]['labels']):,} random-audit labels",
+                f"{1000 * np.mean([x['fp_diff'] for x in sims]):+.2f} "
+                f"+/- {1000 * np.mean([(x['fp_high'] - x['fp_low']) / 2 for x in sims]):.2f} vs "
+                f"true {1000 * np.mean([x['fp_true'] for x in sims]):+.2f}; "
+                f"covered {fp_cover}/{k}; FN change "
+                f"{1000 * np.mean([x['fn_diff'] for x in sims]):+.2f} vs true "
+                f"{1000 * np.mean([x['fn_true'] for x in sims]):+.2f}",
+                "interval covers truth",
+                fp_cover == k,
+            )
             row(
                 f"simulated worlds ({config.world_listings:,} listings, {k} seeds), {unit}-level, "
                 f"{config.world_share:.0%} traffic, {config.world_days - config.pre_days} d: "

@@ -14,9 +14,9 @@ from governance.experiments.vocabulary import ExperimentStatus
 from governance.review.cli import DatabaseOpt, DataDirOpt, _session
 
 if TYPE_CHECKING:
-    from features.vocabulary import Channel
     from governance.experiments.declaration import Experiment
     from governance.registry import StrategyRegistry
+    from governance.strategy import Strategy
 
 experiments_app = typer.Typer(
     help="Strategy experiments: A/B tests of a candidate strategy version against the active one.",
@@ -141,10 +141,12 @@ def analyze_command(
     from features.contract import ContractError
     from features.loader import load_tables
     from governance.experiments.analysis import AnalysisConfig, analyze, channel_effects
+    from governance.experiments.label_effects import error_rate_effects
     from governance.experiments.store import (
         ExperimentNotFoundError,
         analysis_summary,
         declaration,
+        error_summary,
         get_experiment,
         metric_summary,
         record_analysis,
@@ -153,9 +155,8 @@ def analyze_command(
 
     console = Console()
     try:
-        tables = load_tables(
-            data, ["listings", "videos", "live_sessions", "channel_exposure", "outcomes"]
-        )
+        names = ["listings", "videos", "live_sessions", "channel_exposure", "outcomes"]
+        tables = load_tables(data, [*names, "strategy_decisions", "audit_labels"])
         with _session(database_url, data_dir) as session:
             experiment = declaration(get_experiment(session, experiment_id))
             units = unit_metrics(tables, experiment, as_of=as_of)
@@ -164,30 +165,38 @@ def analyze_command(
             )
             last_day = as_of or _traffic_end(tables)
             result = analyze(experiment, units, config=config, finished=last_day >= experiment.end)
+            treatment = _treatment_version(experiment, data)
+            measured = list(experiment.channels) or list(treatment.channels if treatment else [])
             by_channel = {
                 c.value: unit_metrics(tables, experiment, as_of=as_of, channels=[c])
-                for c in _experiment_channels(experiment, data)
+                for c in measured
             }
             channels = channel_effects(experiment, by_channel, config=config)
-            record_analysis(session, experiment_id, result, actor=None, channels=channels)
+            errors = {}
+            if treatment is not None and treatment.entity.value != "seller":
+                errors = error_rate_effects(
+                    tables, experiment, entity=treatment.entity.value, policy=treatment.policy.value
+                )
+            record_analysis(
+                session, experiment_id, result, actor=None, channels=channels, errors=errors
+            )
             session.commit()
     except (ContractError, ExperimentNotFoundError, ValueError) as err:
         raise _fail(console, err) from err
     summary = analysis_summary(result)
     summary["channels"] = {c: metric_summary(r) for c, r in channels.items()}
+    summary["errors"] = {k: error_summary(e) for k, e in errors.items()}
     _print_summary(summary, console)
 
 
-def _experiment_channels(experiment: Experiment, data: Path) -> list[Channel]:
-    """The experiment's channels, else the treatment version's (read from the registry)."""
-    if experiment.channels:
-        return list(experiment.channels)
+def _treatment_version(experiment: Experiment, data: Path) -> Strategy | None:
+    """The treatment strategy version from the data directory's registry (None: unreadable)."""
     from governance.registry import StrategyRegistry
 
     try:
-        return list(StrategyRegistry.load(data).get(experiment.treatment).channels)
+        return StrategyRegistry.load(data).get(experiment.treatment)
     except (KeyError, ValueError):
-        return []
+        return None
 
 
 def _traffic_end(tables: dict[str, Any]) -> datetime:
@@ -268,6 +277,20 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
                 f"[{_fmt(m['lift_low'], '+.2%')}, {_fmt(m['lift_high'], '+.2%')}]",
             )
         console.print(by_channel)
+    if summary.get("errors"):
+        errors = Table(title="Errors per item from the random audit (honest actioned: fp)")
+        for col in ("error", "control", "treatment", "difference", "interval", "labels"):
+            errors.add_column(col)
+        for kind, e in summary["errors"].items():
+            errors.add_row(
+                kind,
+                _fmt(e["control"], ".2%"),
+                _fmt(e["treatment"], ".2%"),
+                _fmt(e["difference"], "+.2%"),
+                f"[{_fmt(e['low'], '+.2%')}, {_fmt(e['high'], '+.2%')}]",
+                str(e["n_labels"]),
+            )
+        console.print(errors)
     srm = "[red]MISMATCH[/red]" if summary["srm"] else "ok"
     console.print(f"sample ratio: {srm} (p = {summary['srm_p_value']:.3g})")
     console.print(f"[bold]recommendation: {summary['recommendation']}[/bold] — {summary['reason']}")

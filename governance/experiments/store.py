@@ -21,6 +21,7 @@ from governance.experiments.declaration import (
     dump_experiment,
     parse_experiment,
 )
+from governance.experiments.label_effects import ErrorRateEffect
 from governance.experiments.vocabulary import ExperimentStatus
 from governance.review import audit_log
 from governance.review.orm import ExperimentRecord, User
@@ -217,16 +218,19 @@ def record_analysis(
     *,
     actor: User | None,
     channels: Mapping[str, MetricResult] | None = None,
+    errors: Mapping[str, ErrorRateEffect] | None = None,
     now: datetime | None = None,
 ) -> ExperimentRecord:
     """Keep the latest analysis on the experiment (and its recommendation in the audit log).
 
-    `channels` is the optional per-channel breakdown of the primary metric.
+    `channels` is the optional per-channel breakdown of the primary metric, `errors` the FP /
+    FN rates per arm from the audit labels.
     """
     record = get_experiment(session, experiment_id)
     now = now or utcnow()
     summary = analysis_summary(analysis)
     summary["channels"] = {c: metric_summary(r) for c, r in (channels or {}).items()}
+    summary["errors"] = {k: error_summary(e) for k, e in (errors or {}).items()}
     history = list(record.last_analysis.get("history", []))
     history.append(
         {
@@ -277,6 +281,19 @@ def metric_summary(result: MetricResult) -> dict[str, Any]:
         "non_inferior": result.non_inferior,
         "improved": result.improved,
         "deteriorated": result.deteriorated,
+    }
+
+
+def error_summary(effect: ErrorRateEffect) -> dict[str, Any]:
+    """An FP / FN rate comparison as JSON-ready data (NaN as null)."""
+    return {
+        "kind": effect.kind,
+        "control": _finite(effect.control),
+        "treatment": _finite(effect.treatment),
+        "difference": _finite(effect.difference),
+        "low": _finite(effect.low),
+        "high": _finite(effect.high),
+        "n_labels": effect.n_labels,
     }
 
 

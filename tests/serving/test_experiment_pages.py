@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from governance.experiments.analysis import analyze, channel_effects
+from governance.experiments.label_effects import ErrorRateEffect
 from governance.experiments.store import create_experiment, get_experiment, record_analysis
 from governance.registry import write_version
 from governance.review import audit_log
@@ -28,7 +29,15 @@ def _seed(review_app: SimpleNamespace, *, analysed: bool = True) -> str:
                 units = make_units(seed=seed, gmv_lift=0.08)
                 result = analyze(experiment, units)
                 channels = channel_effects(experiment, {"campaigns": units})
-                record_analysis(session, experiment.id, result, actor=None, channels=channels)
+                errors = {"fp": ErrorRateEffect("fp", 0.08, 0.03, -0.05, -0.08, -0.02, 600)}
+                record_analysis(
+                    session,
+                    experiment.id,
+                    result,
+                    actor=None,
+                    channels=channels,
+                    errors=errors,
+                )
         session.commit()
     return experiment.id
 
@@ -49,6 +58,7 @@ def test_page_shows_the_decision(review_app: SimpleNamespace) -> None:
     assert "complaint_rate" in text and "margin" in text
     assert 'id="ship"' in text and 'id="stop"' in text
     assert 'id="by-channel"' in text and "campaigns" in text
+    assert 'id="errors"' in text and "-5.00%" in text
 
 
 @ON_SQLITE

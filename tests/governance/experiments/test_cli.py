@@ -34,6 +34,7 @@ def test_experiment_lifecycle(market_dir: Path, tmp_path: Path) -> None:
     assert analysed.exit_code == 0, analysed.output
     assert "recommendation:" in analysed.output and "sample ratio" in analysed.output
     assert "gmv by channel" in analysed.output and "campaigns" in analysed.output
+    assert "random audit" in analysed.output
 
     listed = runner.invoke(app, ["experiments", "list", *db])
     assert experiment.id in listed.output
