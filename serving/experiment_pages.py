@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from governance.experiments import store
 from governance.experiments.declaration import ExperimentError
 from governance.registry import StrategyNotFoundError
+from governance.review import approvals
 from governance.review.db import begin_write
 from governance.review.errors import ConflictError, InvalidInputError, NotFoundError
 from governance.review.vocabulary import Role
@@ -81,6 +82,36 @@ def experiment_page(
         can_decide=user.role in (Role.PM, Role.ADMIN),
         is_running=record.status.value == "running",
     )
+
+
+@router.post("/suggestions/{suggestion_pk}/experiment")
+def experiment_suggestion_page(
+    request: Request,
+    suggestion_pk: int,
+    session: SessionDep,
+    state: StateDep,
+    user: PageManager,
+    _csrf: CsrfChecked,
+) -> Response:
+    """Experiment this: run the accepted suggestion's shadow version against the active one."""
+    begin_write(session)
+    suggestion = approvals.get_suggestion(session, suggestion_pk)
+    decision = approvals.decision_for(session, suggestion)
+    version = decision.strategy_version if decision is not None else None
+    if version is None:
+        raise ConflictError(
+            f"suggestion {suggestion_pk} has no shadow version yet; accept it first"
+        )
+    with _service_errors():
+        record = store.propose_experiment(
+            session,
+            f"{version.strategy_id}@v{version.version}",
+            registry=state.store.registry(),
+            actor=user,
+        )
+    session.commit()
+    _flash(request, f"Experiment {record.experiment_id} started: {record.treatment} on 50%.", "ok")
+    return RedirectResponse(f"/experiments/{record.experiment_id}", status_code=303)
 
 
 @router.post("/experiments/{experiment_id}/ship")

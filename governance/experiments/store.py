@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from governance.experiments.analysis import ExperimentAnalysis, MetricResult
 from governance.experiments.declaration import (
     Experiment,
+    Guardrail,
     check_against_registry,
     dump_experiment,
     parse_experiment,
@@ -104,6 +105,54 @@ def create_experiment(
         now=now,
     )
     return record
+
+
+#: Guardrails of an experiment proposed from a suggestion: buyers' trust and GMV.
+DEFAULT_GUARDRAILS: tuple[tuple[str, float], ...] = (
+    ("complaint_rate", 0.05),
+    ("nps", 0.02),
+    ("gmv", 0.02),
+)
+
+
+def propose_experiment(
+    session: Session,
+    treatment_ref: str,
+    *,
+    registry: StrategyRegistry,
+    actor: User | None,
+    days: int = 14,
+    now: datetime | None = None,
+) -> ExperimentRecord:
+    """Start an experiment of a candidate version against its strategy's active version.
+
+    Defaults: seller randomisation, 50% of units, from now for `days` days, impressions as the
+    primary metric (what a strategy takes or gives back), complaint rate, NPS and GMV as
+    guardrails. The id is `<strategy id>-v<version>` (a second experiment of it is refused).
+    """
+    from datetime import timedelta
+
+    candidate = registry.get(treatment_ref)
+    control = next((s for s in registry.active() if s.id == candidate.id), None)
+    if control is None:
+        raise ExperimentStateError(
+            f"{candidate.id} has no active version to compare {candidate.ref} with"
+        )
+    start = (now or utcnow()).replace(microsecond=0)
+    experiment = Experiment(
+        id=f"{candidate.id}-v{candidate.version}"[:80].rstrip("-"),
+        name=f"{candidate.name} (v{candidate.version} vs v{control.version})",
+        owner=candidate.owner,
+        hypothesis=candidate.notes or "",
+        control=control.ref,
+        treatment=candidate.ref,
+        start=start,
+        end=start + timedelta(days=days),
+        primary_metric="impressions",
+        guardrails=tuple(Guardrail(metric=m, margin=g) for m, g in DEFAULT_GUARDRAILS),
+        mde=0.05,
+    )
+    return create_experiment(session, experiment, registry=registry, actor=actor)
 
 
 def list_experiments(

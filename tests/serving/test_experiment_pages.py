@@ -112,3 +112,33 @@ def test_stop_needs_a_reason_and_unknown_is_404(review_app: SimpleNamespace) -> 
     )
     assert stopped.status_code == 303
     assert client.get("/experiments/nope").status_code == 404
+
+
+@ON_SQLITE
+def test_experiment_this_from_an_accepted_suggestion(review_app: SimpleNamespace) -> None:
+    client = review_app.client
+    csrf = review_app.login(client, "pm")
+    suggestion = client.get("/api/review/suggestions", headers=review_app.auth("pm")).json()[0]
+    early = client.post(
+        f"/suggestions/{suggestion['id']}/experiment",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert early.status_code == 409
+    accepted = client.post(
+        f"/suggestions/{suggestion['id']}/decision",
+        data={"decision": "accept", "reason": "try it", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert accepted.status_code == 303
+    page = client.get(f"/suggestions/{suggestion['id']}")
+    assert 'id="experiment-this"' in page.text
+    started = client.post(
+        f"/suggestions/{suggestion['id']}/experiment",
+        data={"csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert started.status_code == 303, started.text
+    experiment_page = client.get(started.headers["location"])
+    assert experiment_page.status_code == 200
+    assert "running" in experiment_page.text and "(control)" in experiment_page.text

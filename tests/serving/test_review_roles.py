@@ -84,6 +84,7 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/experiments/{experiment_id}"): ANALYST,
     ("POST", "/experiments/{experiment_id}/ship"): PM,
     ("POST", "/experiments/{experiment_id}/stop"): PM,
+    ("POST", "/suggestions/{suggestion_pk}/experiment"): PM,
     ("GET", "/audit-log"): ADMIN,
     # scoring (service-to-service, no user auth: see serving/scoring_api.py)
     ("GET", "/healthz"): PUBLIC,
