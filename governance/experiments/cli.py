@@ -25,13 +25,15 @@ experiments_app = typer.Typer(
 IdArgument = Annotated[str, typer.Argument(help="Experiment id.")]
 
 
-def _registry(data_dir: Path | None) -> StrategyRegistry:
+def _registry(data_dir: Path | None, strategies: Path | None = None) -> StrategyRegistry:
     from governance.registry import StrategyRegistry
     from governance.review.settings import ReviewSettings
 
     settings = ReviewSettings()
     if data_dir is not None:
         settings.data_dir = data_dir
+    if strategies is not None:
+        settings.strategies_dir = strategies
     return StrategyRegistry.from_directory(settings.resolved_strategies_dir())
 
 
@@ -43,6 +45,13 @@ def _fail(console: Console, err: Exception) -> typer.Exit:
 @experiments_app.command("create")
 def create(
     file: Annotated[Path, typer.Option("--file", help="Experiment declaration (YAML).")],
+    strategies: Annotated[
+        Path | None,
+        typer.Option(
+            "--strategies",
+            help="Strategies directory (default GOVRISK_STRATEGIES_DIR or DATA_DIR/strategies).",
+        ),
+    ] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -54,7 +63,7 @@ def create(
     console = Console()
     try:
         experiment = parse_experiment(file.read_text(encoding="utf-8"), source=str(file))
-        registry = _registry(data_dir)
+        registry = _registry(data_dir, strategies)
         with _session(database_url, data_dir) as session:
             record = create_experiment(session, experiment, registry=registry, actor=None)
             session.commit()
