@@ -69,7 +69,7 @@ class ExperimentEvalConfig:
     world_share: float = 0.5
     #: Random-audit labels per simulated world (for FP / FN per arm).
     world_labels: int = 4_000
-    world_seeds: tuple[int, ...] = (1, 2, 3)
+    world_seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
     seed: int = 0
 
 
@@ -589,17 +589,18 @@ def run_experiment_eval(
             units = int(np.mean([x["units"] for x in sims]))
             needed = int(np.mean([x["units_needed_per_arm"] for x in sims]))
             fp_cover = sum(x["fp_low"] <= x["fp_true"] <= x["fp_high"] for x in sims)
+            fp_found = sum(x["fp_high"] < 0 for x in sims)
             row(
                 f"simulated worlds, {unit}-level: change in honest listings limited per 1,000 "
                 f"(FP) from {int(sims[0]['labels']):,} random-audit labels",
                 f"{1000 * np.mean([x['fp_diff'] for x in sims]):+.2f} "
                 f"+/- {1000 * np.mean([(x['fp_high'] - x['fp_low']) / 2 for x in sims]):.2f} vs "
                 f"true {1000 * np.mean([x['fp_true'] for x in sims]):+.2f}; "
-                f"covered {fp_cover}/{k}; FN change "
-                f"{1000 * np.mean([x['fn_diff'] for x in sims]):+.2f} vs true "
+                f"covered {fp_cover}/{k}; significant drop (end of 14 d) in {fp_found}/{k}; FN "
+                f"change {1000 * np.mean([x['fn_diff'] for x in sims]):+.2f} vs true "
                 f"{1000 * np.mean([x['fn_true'] for x in sims]):+.2f}",
-                "interval covers truth",
-                fp_cover == k,
+                "covers truth; detected >= 80%",
+                fp_cover >= 0.8 * k and fp_found >= 0.8 * k,
             )
             row(
                 f"simulated worlds ({config.world_listings:,} listings, {k} seeds), {unit}-level, "

@@ -23,7 +23,7 @@ def evaluate_experiments(
     ] = 20_000,
     world_seeds: Annotated[
         int, typer.Option("--world-seeds", min=0, help="Simulated worlds (0: synthetic only).")
-    ] = 3,
+    ] = 5,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the table as CSV here.")
     ] = None,
