@@ -18,7 +18,9 @@ _COMMAND_MODULES = (
     "governance.cli",
     "governance.review.cli",
     "governance.audit.cli",
+    "governance.experiments.cli",
     "experiments.audit_eval_cli",
+    "experiments.experiment_eval_cli",
     "experiments.demo",
 )
 

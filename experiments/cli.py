@@ -49,6 +49,20 @@ def simulate(
             help="Evaluate every item every N nights (other nights: items of the last week).",
         ),
     ] = 1,
+    candidate: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--candidate",
+            help="A draft or shadow strategy version (YAML) to add to the set; repeatable.",
+        ),
+    ] = None,
+    experiment: Annotated[
+        Path | None,
+        typer.Option(
+            "--experiment",
+            help="Run this experiment (YAML): its treatment acts on its treatment arm only.",
+        ),
+    ] = None,
 ) -> None:
     """Simulate a marketplace: contract tables, starter strategies and a separate ground truth.
 
@@ -60,9 +74,15 @@ def simulate(
     from rich.console import Console
 
     from experiments.simulator.report import run_and_report
-    from governance.strategy import StrategyError
+    from governance.experiments.declaration import ExperimentError, parse_experiment
+    from governance.strategy import StrategyError, load_strategy
 
     try:
+        candidates = [load_strategy(path) for path in candidate or []]
+        declared = None
+        if experiment is not None:
+            text = experiment.read_text(encoding="utf-8")
+            declared = parse_experiment(text, source=str(experiment))
         run_and_report(
             out=out,
             n_listings=listings,
@@ -72,8 +92,10 @@ def simulate(
             random_audit_share=random_audit_share,
             strategies_dir=strategies,
             full_evaluation_every_days=full_evaluation_every_days,
+            candidates=candidates,
+            experiment=declared,
         )
-    except (ValidationError, StrategyError) as err:
+    except (ValidationError, StrategyError, ExperimentError, OSError, ValueError) as err:
         Console(stderr=True).print(f"[red]{err}[/red]")
         raise typer.Exit(1) from err
 

@@ -13,13 +13,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 import experiments
+
+if TYPE_CHECKING:
+    from governance.experiments.declaration import Experiment
 
 #: Demo accounts created for the review service (demo passwords, printed at the end).
 DEMO_USERS: tuple[tuple[str, str, str], ...] = (
@@ -49,6 +52,46 @@ class Step:
 def demo_spec_path() -> Path:
     """The training spec the demo uses (shipped with the package)."""
     return Path(experiments.__file__).parent / "specs" / "demo.yaml"
+
+
+#: The experiment the demo runs: the fix of the planted deep-discount threshold defect.
+DEMO_EXPERIMENT_ID = "deep-discount-fix"
+
+
+def demo_candidate_path() -> Path:
+    """The candidate version the demo experiments with (shipped with the package)."""
+    return Path(experiments.__file__).parent / "specs" / "campaign-deep-discount@v2.yaml"
+
+
+def demo_experiment(*, days: int) -> Experiment:
+    """campaign-deep-discount v1 vs v2 by seller on 50%, over the second half of the period."""
+    from datetime import timedelta
+
+    from experiments.simulator import SimulationConfig
+    from governance.experiments.declaration import experiment_from_dict
+
+    start = SimulationConfig().start
+    half = days // 2
+    return experiment_from_dict(
+        {
+            "id": DEMO_EXPERIMENT_ID,
+            "name": "Raise the deep-discount threshold from 35% to 60%",
+            "owner": "campaigns-ops",
+            "hypothesis": "Fewer honest clearance discounts limited in campaigns; trust holds.",
+            "control": "campaign-deep-discount@v1",
+            "treatment": "campaign-deep-discount@v2",
+            "channels": ["campaigns"],
+            "start": start + timedelta(days=half),
+            "end": start + timedelta(days=days),
+            "primary_metric": "impressions",
+            "guardrails": [
+                {"metric": "complaint_rate", "margin": 0.10},
+                {"metric": "nps", "margin": 0.03},
+            ],
+            "mde": 0.05,
+            "pre_period_days": min(14, half),
+        }
+    )
 
 
 def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
@@ -186,6 +229,52 @@ def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
             ),
             "suggestions",
         ),
+        Step(
+            "Simulate the marketplace again with an A/B test of the deep-discount fix",
+            (
+                "simulate",
+                "--out",
+                str(out / "experiment-world"),
+                "--listings",
+                str(listings),
+                "--days",
+                str(days),
+                "--seed",
+                str(seed),
+                "--candidate",
+                str(demo_candidate_path()),
+                "--experiment",
+                str(out / "experiment.yaml"),
+            ),
+            f"{out}/experiment-world",
+        ),
+        Step(
+            "Register the experiment in the review database",
+            (
+                "experiments",
+                "create",
+                "--file",
+                str(out / "experiment.yaml"),
+                "--strategies",
+                str(out / "experiment-world" / "data" / "strategies"),
+                "--data-dir",
+                str(service),
+            ),
+            "an experiments row",
+        ),
+        Step(
+            "Analyse the experiment: effects, SRM, guardrails, recommendation",
+            (
+                "experiments",
+                "analyze",
+                DEMO_EXPERIMENT_ID,
+                "--data",
+                str(out / "experiment-world" / "data"),
+                "--data-dir",
+                str(service),
+            ),
+            f"its analysis (page /experiments/{DEMO_EXPERIMENT_ID})",
+        ),
     ]
     return steps
 
@@ -250,8 +339,9 @@ def demo(
     """Run the whole pipeline on a simulated marketplace, then serve the review pages.
 
     Simulates a marketplace, validates it, builds features, trains and registers models,
-    promotes a champion, scores with reasons, audits every strategy, fills the review queue and
-    (unless --no-serve) starts the service on HOST:PORT with demo users.
+    promotes a champion, scores with reasons, audits every strategy, fills the review queue,
+    runs and analyses an A/B test of a strategy fix in a second simulation of the same world,
+    and (unless --no-serve) starts the service on HOST:PORT with demo users.
     """
     console = Console()
     out = out.resolve()
@@ -260,6 +350,9 @@ def demo(
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{out / 'mlflow.db'}")
     env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    from governance.experiments.declaration import dump_experiment
+
+    (out / "experiment.yaml").write_text(dump_experiment(demo_experiment(days=days)), "utf-8")
     timings: list[tuple[Step, float]] = []
     for step in plan_steps(out, listings=listings, days=days, seed=seed):
         timings.append((step, _run(step, env=env, console=console)))

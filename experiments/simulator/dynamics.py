@@ -36,6 +36,7 @@ from experiments.simulator.world import US_PER_DAY, World
 from features.vocabulary import Action, Entity, OutcomeKind, Policy
 
 if TYPE_CHECKING:
+    from experiments.simulator.arms import ExperimentArms
     from governance.strategy import Strategy
 
 
@@ -178,8 +179,11 @@ class Marketplace:
         build_frames_fn: BuildFramesFn | None,
         evaluate_fn: EvaluateFn | None,
         progress: Callable[[int, int], None] | None = None,
+        arms: ExperimentArms | None = None,
     ) -> None:
         self.world = world
+        self.arms = arms
+        self._experiment_started = False
         self.config = world.config
         self.streams = streams
         self.reviewer_noise = reviewer_noise
@@ -329,6 +333,9 @@ class Marketplace:
         frames = self.build_frames_fn(tables, as_of=as_of, entities=tuple(entities))
         seconds_frames = time.perf_counter() - tick
         tick = time.perf_counter()
+        experiment_on = self.arms is not None and self.arms.active(t0)
+        if experiment_on and not self._experiment_started:
+            self._start_experiment(t0)
         n_new = 0
         n_evaluated: dict[str, int] = {}
         for entity in entities:
@@ -349,6 +356,7 @@ class Marketplace:
             masks = self.evaluate_fn([s.strategy for s in strats], frame.reset_index(drop=True))
             for s in strats:
                 mask = np.asarray(masks[s.strategy.ref], dtype=bool)
+                mask = self._arm_mask(s, mask, items, experiment_on=experiment_on)
                 hit = items[mask]
                 new = hit[
                     ~self._decided[s.index][hit] & ~self._exempt[s.entity_code][hit, s.policy]
@@ -371,6 +379,35 @@ class Marketplace:
                 seconds_evaluate=time.perf_counter() - tick,
             )
         )
+
+    def _arm_mask(
+        self, s: _Strat, mask: np.ndarray, items: np.ndarray, *, experiment_on: bool
+    ) -> np.ndarray:
+        """Restrict the experiment's versions to their arm (treatment acts only while on)."""
+        if self.arms is None:
+            return mask
+        ref = s.strategy.ref
+        if ref == self.arms.treatment:
+            if not experiment_on:
+                return np.zeros_like(mask)
+            return np.asarray(mask & self.arms.treated[s.entity_code][items], dtype=bool)
+        if ref == self.arms.control and experiment_on:
+            return np.asarray(mask & ~self.arms.treated[s.entity_code][items], dtype=bool)
+        return mask
+
+    def _start_experiment(self, t0: int) -> None:
+        """Lift the control version's standing decisions on treatment-arm items."""
+        assert self.arms is not None
+        self._experiment_started = True
+        if self.decisions.n == 0:
+            return
+        d = self.decisions.arrays()
+        control = [s.index for s in self.strats if s.strategy.ref == self.arms.control]
+        lift = np.isin(d["strategy"], control) & (self.decisions.lifted_us == NO_TIME)
+        for code, treated in self.arms.treated.items():
+            sel = lift & (d["entity"] == code)
+            lift[sel] = treated[d["item"][sel]]
+        self.decisions.lifted_us[lift] = t0
 
     def _file_appeals(self, s: _Strat, items: np.ndarray, t0: int) -> None:
         if items.size == 0:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -22,6 +24,10 @@ from experiments.simulator.simulation import SimulationResult, simulate
 from experiments.simulator.writer import write_simulation
 from features.vocabulary import Entity, Policy
 
+if TYPE_CHECKING:
+    from governance.experiments.declaration import Experiment
+    from governance.strategy import Strategy
+
 _STAGES = {"world": "Generating the world", "days": "Simulating days"}
 
 
@@ -36,8 +42,14 @@ def run_and_report(
     strategies_dir: Path | None = None,
     full_evaluation_every_days: int = 1,
     console: Console | None = None,
+    candidates: Sequence[Strategy] = (),
+    experiment: Experiment | None = None,
 ) -> SimulationResult:
-    """Simulate with a progress bar, write everything under `out`, print the summary."""
+    """Simulate with a progress bar, write everything under `out`, print the summary.
+
+    `candidates` are extra (draft or shadow) versions added to the strategy set; `experiment`
+    runs one of them on its treatment arm (experiments/simulator/arms.py).
+    """
     console = console or Console()
     config = SimulationConfig(
         n_listings=n_listings,
@@ -55,6 +67,11 @@ def run_and_report(
             strategies_dir, feature_types=catalog_feature_types()
         )
         strategies = list(registry)
+    if candidates:
+        from experiments.simulator.strategy_set import starter_strategies
+
+        strategies = [*(strategies if strategies is not None else starter_strategies())]
+        strategies += list(candidates)
 
     tick = time.perf_counter()
     with Progress(
@@ -72,7 +89,9 @@ def run_and_report(
                 tasks[stage] = progress.add_task(_STAGES.get(stage, stage), total=total)
             progress.update(tasks[stage], completed=done, total=total)
 
-        result = simulate(config, strategies=strategies, progress=on_progress)
+        result = simulate(
+            config, strategies=strategies, progress=on_progress, experiment=experiment
+        )
         writing = progress.add_task("Validating and writing", total=1)
         paths = write_simulation(result, out)
         progress.update(writing, completed=1)

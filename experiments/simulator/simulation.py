@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.simulator import ground_truth
+from experiments.simulator.arms import experiment_arms
 from experiments.simulator.config import SimulationConfig
 from experiments.simulator.dynamics import BuildFramesFn, EvaluateFn, History, Marketplace, RunLog
 from experiments.simulator.labels import reviewer_noise, sample_labels
@@ -21,6 +22,7 @@ from experiments.simulator.world import World, generate_world
 from features.vocabulary import Policy
 
 if TYPE_CHECKING:
+    from governance.experiments.declaration import Experiment
     from governance.strategy import Strategy
 
 #: Called as progress(stage, done, total) while the simulation runs.
@@ -80,6 +82,7 @@ def simulate(
     evaluate_fn: EvaluateFn | None = None,
     progress: ProgressFn | None = None,
     keep_world: bool = False,
+    experiment: Experiment | None = None,
 ) -> SimulationResult:
     """Simulate a marketplace: world, daily enforcement and traffic, audit labels, truth.
 
@@ -87,9 +90,15 @@ def simulate(
     (and written). The world, its truth and the random audit depend only on the config, so
     re-running with another strategy set changes only decisions, traffic, outcomes and the
     strategy-flagged and appeal labels.
+
+    With `experiment`, its treatment version (a draft or shadow version in `strategies`) acts
+    on the treatment arm during the experiment and its control version everywhere else
+    (experiments/simulator/arms.py).
     """
     strategies = list(starter_strategies() if strategies is None else strategies)
     acting = active(strategies)
+    if experiment is not None:
+        acting = _with_treatment(acting, strategies, experiment)
     if acting:
         build_frames_fn = build_frames_fn or _default_build_frames()
         evaluate_fn = evaluate_fn or _default_evaluate()
@@ -101,7 +110,26 @@ def simulate(
         evaluate_fn=evaluate_fn,
         progress=progress,
         keep_world=keep_world,
+        experiment=experiment,
     )
+
+
+def _with_treatment(
+    acting: list[Strategy], strategies: list[Strategy], experiment: Experiment
+) -> list[Strategy]:
+    refs = {s.ref: s for s in strategies}
+    if experiment.control not in {s.ref for s in acting}:
+        raise ValueError(
+            f"experiment {experiment.id}: control {experiment.control} is not an active version "
+            "of the strategy set"
+        )
+    treatment = refs.get(experiment.treatment)
+    if treatment is None:
+        raise ValueError(
+            f"experiment {experiment.id}: treatment {experiment.treatment} is not in the strategy "
+            "set; add it as a shadow version"
+        )
+    return [*acting, treatment] if treatment not in acting else acting
 
 
 def _compute_simulation(
@@ -113,6 +141,7 @@ def _compute_simulation(
     evaluate_fn: EvaluateFn | None,
     progress: ProgressFn | None,
     keep_world: bool,
+    experiment: Experiment | None = None,
 ) -> SimulationResult:
     seconds: dict[str, float] = {}
     streams = Streams.from_seed(config.seed)
@@ -135,6 +164,7 @@ def _compute_simulation(
         build_frames_fn=build_frames_fn,
         evaluate_fn=evaluate_fn,
         progress=(lambda d, n: progress("days", d, n)) if progress else None,
+        arms=experiment_arms(world, experiment) if experiment is not None else None,
     )
     tick = time.perf_counter()
     history = market.run()

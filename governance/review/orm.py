@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from governance.experiments.vocabulary import ExperimentStatus, RandomisationUnit
 from governance.review.vocabulary import (
     Confidence,
     EscalationKind,
@@ -359,6 +360,39 @@ class SuggestionDecision(Base):
 
     decided_by: Mapped[User] = relationship(lazy="joined")
     strategy_version: Mapped[StrategyVersion | None] = relationship(lazy="joined")
+
+
+class ExperimentRecord(Base):
+    """A strategy experiment (governance/experiments): its declaration, status and last analysis."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The declaration's slug.
+    experiment_id: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    owner: Mapped[str] = mapped_column(sa.String(128))
+    #: Strategy versions compared, as "id@vN".
+    control: Mapped[str] = mapped_column(sa.String(140), index=True)
+    treatment: Mapped[str] = mapped_column(sa.String(140), index=True)
+    unit: Mapped[RandomisationUnit] = mapped_column(_enum(RandomisationUnit))
+    traffic_share: Mapped[float]
+    start: Mapped[datetime]
+    end: Mapped[datetime]
+    primary_metric: Mapped[str] = mapped_column(sa.String(32))
+    #: The whole declaration as YAML (governance.experiments.declaration.dump_experiment).
+    definition_yaml: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[ExperimentStatus] = mapped_column(
+        _enum(ExperimentStatus), default=ExperimentStatus.DRAFT, index=True
+    )
+    #: Latest analysis summary (effects, SRM, verdicts, recommendation); empty until analysed.
+    last_analysis: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    analysed_at: Mapped[datetime | None]
+    stop_reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stopped_at: Mapped[datetime | None]
 
 
 class AuditEvent(Base):

@@ -13,6 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
+from governance.experiments.store import create_experiment
+from tests.governance.experiments.factories import make_experiment, make_registry
+
 ALL = frozenset({"moderator", "pm", "ml_engineer", "admin"})
 MOD = frozenset({"moderator", "admin"})
 PM = frozenset({"pm", "admin"})
@@ -78,6 +81,11 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/strategies"): ANALYST,
     ("GET", "/strategies/{strategy_id}/compare"): ANALYST,
     ("POST", "/strategies/{strategy_id}/versions/{version}/status"): PM,
+    ("GET", "/experiments"): ANALYST,
+    ("GET", "/experiments/{experiment_id}"): ANALYST,
+    ("POST", "/experiments/{experiment_id}/ship"): PM,
+    ("POST", "/experiments/{experiment_id}/stop"): PM,
+    ("POST", "/suggestions/{suggestion_pk}/experiment"): PM,
     ("GET", "/audit-log"): ADMIN,
     # scoring (service-to-service, no user auth: see serving/scoring_api.py)
     ("GET", "/healthz"): PUBLIC,
@@ -153,6 +161,8 @@ FORM_FIELDS: dict[str, dict[str, str]] = {
     "/escalations/{escalation_id}/comments": {"body": "noted"},
     "/suggestions/{suggestion_pk}/decision": {"decision": "reject", "reason": "no"},
     "/strategies/{strategy_id}/versions/{version}/status": {"status": "retired"},
+    "/experiments/{experiment_id}/ship": {"reason": "won"},
+    "/experiments/{experiment_id}/stop": {"reason": "done"},
 }
 FORBIDDEN_MARK = "cannot do this; needs one of"
 #: Access rules do not depend on the database; the API tests cover both databases.
@@ -203,7 +213,12 @@ def _objects(review_app: SimpleNamespace) -> dict[str, str]:
         json={"username": "pm", "password": "correct horse battery", "name": "fixture"},
     )
     tokens = client.get("/api/review/tokens", headers=review_app.auth("pm")).json()
+    with review_app.state.session_factory() as session:
+        experiment = make_experiment()
+        create_experiment(session, experiment, registry=make_registry(), actor=None)
+        session.commit()
     return {
+        "experiment_id": experiment.id,
         "token_id": str(next(t["id"] for t in tokens if t["name"] == "fixture")),
         "item_pk": str(item["id"]),
         "escalation_id": str(case.json()["id"]),

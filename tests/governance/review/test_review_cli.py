@@ -17,6 +17,7 @@ from governance.review import queue
 from governance.review.cli import register
 from governance.review.db import make_engine, make_session_factory
 from governance.review.users import authenticate
+from tests.governance.review.test_review_db import HEAD
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def test_first_admin_queue_and_label_export(
     runner = CliRunner()
     db = ["--database-url", review_db_url]
     upgraded = runner.invoke(cli, ["db", "upgrade", *db])
-    assert upgraded.exit_code == 0 and "-> 0002" in upgraded.output
+    assert upgraded.exit_code == 0 and f"-> {HEAD}" in upgraded.output
     created = runner.invoke(
         cli,
         ["users", "create", "--username", "root", "--role", "admin", "--password-stdin", *db],

@@ -10,10 +10,26 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from governance.review import audit_log
-from governance.review.db import ReviewSession, current_revision, schema_differences, upgrade
+from governance.review.db import (
+    ReviewSession,
+    alembic_config,
+    current_revision,
+    schema_differences,
+    upgrade,
+)
 from governance.review.orm import AuditEvent
 
-HEAD = "0002"
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the migrations have more than one head; rechain them"
+    return head
+
+
+#: The newest migration, read from the scripts (one head: a second 0003 must be rechained).
+HEAD = _head()
 
 
 def test_migrations_produce_the_models_schema(engine: Engine) -> None:

@@ -1,0 +1,42 @@
+"""The demo's experiment steps, run in order on a tiny world: simulate, create, analyse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from experiments.demo import DEMO_EXPERIMENT_ID, demo_experiment, plan_steps
+from governance.experiments.declaration import dump_experiment
+from governance.experiments.store import get_experiment
+from governance.review.db import make_engine, make_session_factory
+from govrisk import build_app
+
+
+def test_demo_runs_an_experiment_end_to_end(tmp_path: Path) -> None:
+    days = 14
+    (tmp_path / "experiment.yaml").write_text(
+        dump_experiment(demo_experiment(days=days)), encoding="utf-8"
+    )
+    steps = plan_steps(tmp_path, listings=600, days=days, seed=2)
+    experiment_steps = steps[-3:]
+    assert [s.args[0] for s in experiment_steps] == ["simulate", "experiments", "experiments"]
+    runner = CliRunner(env={"COLUMNS": "200"})
+    app = build_app()
+    db = runner.invoke(app, ["db", "upgrade", "--data-dir", str(tmp_path / "service")])
+    assert db.exit_code == 0, db.output
+    for step in experiment_steps:
+        result = runner.invoke(app, list(step.args))
+        assert result.exit_code == 0, f"{step.title}: {result.output}"
+    assert "recommendation:" in result.output
+    decisions = pd.read_parquet(
+        tmp_path / "experiment-world" / "data" / "tables" / "strategy_decisions.parquet"
+    )
+    versions = decisions.loc[decisions["strategy_id"] == "campaign-deep-discount"]
+    assert set(versions["strategy_version"]) == {1, 2}
+    engine = make_engine(f"sqlite:///{tmp_path / 'service' / 'govrisk.db'}", pool_size=1)
+    with make_session_factory(engine)() as session:
+        record = get_experiment(session, DEMO_EXPERIMENT_ID)
+        assert record.last_analysis["recommendation"] in ("ship", "keep_running", "stop")
+    engine.dispose()
