@@ -1,7 +1,7 @@
 """Trust metrics per period, channel and slice, computed in DuckDB over the contract tables.
 
 Every outcome is attributed to the sale (or click, for NPS) it most likely follows: the latest
-day, at or before the outcome, on which its item had orders or clicks in its channel (an ASOF
+day, at or before the outcome, on which its item had orders (clicks) in its channel (an ASOF
 join). Rates then divide outcomes by the orders of the same days, so an incident shows on the
 days its sales happened, and recent days are still filling in: each period carries the share
 of its outcomes expected to have arrived, from the delay distribution of older sales.
@@ -32,7 +32,7 @@ DELAYED_KINDS = (
     OutcomeKind.NPS,
 )
 _Z = 1.959963984540054
-_MAX_DELAY_DAYS = 120
+_MAX_DELAY_DAYS = 60
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,19 @@ class DelayModel:
             return np.ones_like(age)
         grid = np.arange(len(cdf), dtype=np.float64)
         return np.asarray(np.interp(age, grid, cdf, left=0.0, right=1.0), dtype=np.float64)
+
+    def pmf_frame(self, floor: float = 1e-4) -> pd.DataFrame:
+        """Columns kind, d, p: P(delay in [d, d + 1) days), never below `floor` (so an outcome
+        later than any seen can still be attributed)."""
+        rows = []
+        for kind, cdf in self.cdf.items():
+            pmf = np.diff(cdf)
+            for d, p in enumerate(pmf):
+                rows.append((kind, d, max(float(p), floor)))
+        for kind in DELAYED_KINDS:
+            if kind.value not in self.cdf:
+                rows.extend((kind.value, d, 1.0) for d in range(_MAX_DELAY_DAYS + 1))
+        return pd.DataFrame(rows, columns=["kind", "d", "p"])
 
     def quantile_days(self, kind: str, q: float) -> float:
         """Days by which a share `q` of a sale's `kind` outcomes arrive."""
@@ -123,19 +136,30 @@ SELECT entity, item_id, channel, CAST(day AS TIMESTAMP) AS day,
        impressions, clicks, orders, gmv
 FROM channel_exposure WHERE day < $as_of;
 
-CREATE OR REPLACE TEMP TABLE _mon_attributed AS
-SELECT o.kind, o.value, o.channel, o.entity, o.item_id, o.occurred_at,
-       COALESCE(x.day, date_trunc('day', o.occurred_at)) AS day
-FROM (
-    SELECT kind, value, channel, entity, item_id, occurred_at FROM outcomes
-    WHERE kind <> 'appeal' AND occurred_at < $as_of
-) o
-ASOF LEFT JOIN (
-    SELECT entity, item_id, channel, day FROM _mon_exposure WHERE orders > 0 OR clicks > 0
-) x
-ON o.entity = x.entity AND o.item_id = x.item_id AND o.channel = x.channel
-   AND o.occurred_at >= x.day;
+CREATE OR REPLACE TEMP TABLE _mon_outcomes AS
+SELECT outcome_id, kind, value, channel, entity, item_id, occurred_at,
+       CASE WHEN kind = 'nps' THEN 'click' ELSE 'order' END AS basis
+FROM outcomes WHERE kind <> 'appeal' AND occurred_at < $as_of;
 
+CREATE OR REPLACE TEMP TABLE _mon_sales AS
+SELECT entity, item_id, channel, day, orders AS n, 'order' AS basis
+FROM _mon_exposure WHERE orders > 0
+UNION ALL
+SELECT entity, item_id, channel, day, clicks, 'click' FROM _mon_exposure WHERE clicks > 0;
+
+CREATE OR REPLACE TEMP TABLE _mon_delays AS
+WITH single AS (
+    SELECT entity, item_id, channel, basis, min(day) AS day FROM _mon_sales
+    GROUP BY ALL HAVING count(*) = 1
+)
+SELECT o.kind, s.day, least(floor(epoch(o.occurred_at - s.day) / 86400), $max_delay)::INT AS d
+FROM _mon_outcomes o JOIN single s
+  ON o.entity = s.entity AND o.item_id = s.item_id AND o.channel = s.channel
+     AND o.basis = s.basis AND o.occurred_at >= s.day;
+
+"""
+
+_BASE = """
 CREATE OR REPLACE TEMP TABLE _mon_base AS
 WITH e AS (
     SELECT x.day, x.channel, COALESCE(s.category, 'unknown') AS category,
@@ -147,15 +171,16 @@ WITH e AS (
 ), o AS (
     SELECT a.day, a.channel, COALESCE(s.category, 'unknown') AS category,
            COALESCE(s.seller_tier, 'unknown') AS seller_tier,
-           count(*) FILTER (WHERE kind = 'complaint') AS complaints,
-           count(*) FILTER (WHERE kind = 'return') AS returns,
-           COALESCE(sum(value) FILTER (WHERE kind = 'refund'), 0) AS refund_usd,
-           count(*) FILTER (WHERE kind = 'review') AS reviews,
-           COALESCE(sum(value) FILTER (WHERE kind = 'review'), 0) AS rating_sum,
-           count(*) FILTER (WHERE kind = 'review' AND value <= 2) AS low_stars,
-           count(*) FILTER (WHERE kind = 'nps') AS nps_responses,
-           count(*) FILTER (WHERE kind = 'nps' AND value >= 9) AS promoters,
-           count(*) FILTER (WHERE kind = 'nps' AND value <= 6) AS detractors
+           COALESCE(sum(share) FILTER (WHERE kind = 'complaint'), 0) AS complaints,
+           COALESCE(sum(share) FILTER (WHERE kind = 'return'), 0) AS returns,
+           COALESCE(sum(value * share) FILTER (WHERE kind = 'refund'), 0) AS refund_usd,
+           COALESCE(sum(share) FILTER (WHERE kind = 'refund'), 0) AS refunds,
+           COALESCE(sum(share) FILTER (WHERE kind = 'review'), 0) AS reviews,
+           COALESCE(sum(value * share) FILTER (WHERE kind = 'review'), 0) AS rating_sum,
+           COALESCE(sum(share) FILTER (WHERE kind = 'review' AND value <= 2), 0) AS low_stars,
+           COALESCE(sum(share) FILTER (WHERE kind = 'nps'), 0) AS nps_responses,
+           COALESCE(sum(share) FILTER (WHERE kind = 'nps' AND value >= 9), 0) AS promoters,
+           COALESCE(sum(share) FILTER (WHERE kind = 'nps' AND value <= 6), 0) AS detractors
     FROM _mon_attributed a
     LEFT JOIN _mon_slices s ON a.entity = s.entity AND a.item_id = s.item_id
     GROUP BY ALL
@@ -166,13 +191,35 @@ SELECT COALESCE(e.day, o.day) AS day, COALESCE(e.channel, o.channel) AS channel,
        COALESCE(impressions, 0) AS impressions, COALESCE(orders, 0) AS orders,
        COALESCE(gmv, 0) AS gmv, COALESCE(clicks, 0) AS clicks,
        COALESCE(complaints, 0) AS complaints, COALESCE(returns, 0) AS returns,
-       COALESCE(refund_usd, 0) AS refund_usd, COALESCE(reviews, 0) AS reviews,
+       COALESCE(refund_usd, 0) AS refund_usd, COALESCE(refunds, 0) AS refunds,
+       COALESCE(reviews, 0) AS reviews,
        COALESCE(rating_sum, 0) AS rating_sum, COALESCE(low_stars, 0) AS low_stars,
        COALESCE(nps_responses, 0) AS nps_responses, COALESCE(promoters, 0) AS promoters,
        COALESCE(detractors, 0) AS detractors
 FROM e FULL OUTER JOIN o
   ON e.day = o.day AND e.channel IS NOT DISTINCT FROM o.channel
      AND e.category = o.category AND e.seller_tier = o.seller_tier;
+"""
+
+_ATTRIBUTE = """
+CREATE OR REPLACE TEMP TABLE _mon_candidates AS
+SELECT o.outcome_id, o.kind, o.value, o.channel, o.entity, o.item_id, s.day, s.n * p.p AS w
+FROM _mon_outcomes o
+JOIN _mon_sales s
+  ON o.entity = s.entity AND o.item_id = s.item_id AND o.channel = s.channel
+     AND o.basis = s.basis AND s.day <= o.occurred_at
+     AND s.day > o.occurred_at - INTERVAL ($max_delay) DAY
+JOIN _mon_pmf p
+  ON p.kind = o.kind
+     AND p.d = least(floor(epoch(o.occurred_at - s.day) / 86400), $max_delay)::INT;
+
+CREATE OR REPLACE TEMP TABLE _mon_attributed AS
+SELECT kind, value, channel, entity, item_id, day,
+       w / sum(w) OVER (PARTITION BY outcome_id) AS share
+FROM _mon_candidates
+UNION ALL
+SELECT kind, value, channel, entity, item_id, date_trunc('day', occurred_at), 1.0
+FROM _mon_outcomes o ANTI JOIN _mon_candidates c ON o.outcome_id = c.outcome_id;
 """
 
 _SUMS = (
@@ -182,6 +229,7 @@ _SUMS = (
     "complaints",
     "returns",
     "refund_usd",
+    "refunds",
     "reviews",
     "rating_sum",
     "low_stars",
@@ -215,12 +263,8 @@ HAVING NOT (GROUPING(channel) = 0 AND channel IS NULL)
 ORDER BY grain, period_start, channel, dimension, segment
 """
 
-_DELAYS = f"""
-SELECT kind, least(floor(epoch(occurred_at - day) / 86400), {_MAX_DELAY_DAYS})::INT AS d,
-       count(*) AS n
-FROM _mon_attributed
-WHERE day < $cutoff
-GROUP BY ALL
+_DELAYS = """
+SELECT kind, d, count(*) AS n FROM _mon_delays WHERE day < $cutoff GROUP BY ALL
 """
 
 
@@ -252,6 +296,13 @@ def _poisson_interval(
     return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
 
 
+def _run(con: duckdb.DuckDBPyConnection, script: str, *, as_of: pd.Timestamp) -> None:
+    for statement in script.split(";\n\n"):
+        if statement.strip():
+            sql = statement.replace("$as_of", f"TIMESTAMP '{as_of}'")
+            con.execute(sql.replace("$max_delay", str(_MAX_DELAY_DAYS)))
+
+
 def _compute_trust(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -260,10 +311,13 @@ def _compute_trust(
     mature_completeness: float,
 ) -> TrustResult:
     as_of_ts = pd.Timestamp(as_of)
-    for statement in _PREPARE.split(";\n\n"):
-        if statement.strip():
-            con.execute(statement.replace("$as_of", f"TIMESTAMP '{as_of_ts}'"))
+    _run(con, _PREPARE, as_of=as_of_ts)
     delays = _delay_model(con, as_of=as_of, reference_days=delay_reference_days)
+    pmf = delays.pmf_frame()
+    con.register("_mon_pmf_df", pmf)
+    con.execute("CREATE OR REPLACE TEMP TABLE _mon_pmf AS SELECT * FROM _mon_pmf_df")
+    _run(con, _ATTRIBUTE, as_of=as_of_ts)
+    _run(con, _BASE, as_of=as_of_ts)
     df = con.execute(_ROLLUP).df()
     base = con.execute("SELECT * FROM _mon_base ORDER BY day, channel, category").df()
     return TrustResult(
