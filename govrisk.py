@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "governance.cli",
     "governance.review.cli",
     "governance.audit.cli",
+    "governance.monitoring.cli",
     "experiments.audit_eval_cli",
     "experiments.demo",
 )
