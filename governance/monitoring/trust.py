@@ -152,8 +152,15 @@ WITH single AS (
     SELECT entity, item_id, channel, basis, min(day) AS day FROM _mon_sales
     GROUP BY ALL HAVING count(*) = 1
 )
-SELECT o.kind, s.day, least(floor(epoch(o.occurred_at - s.day) / 86400), $max_delay)::INT AS d
+SELECT o.kind, s.day, least(floor(epoch(o.occurred_at - s.day) / 86400), $max_delay)::INT AS d,
+       'single' AS source
 FROM _mon_outcomes o JOIN single s
+  ON o.entity = s.entity AND o.item_id = s.item_id AND o.channel = s.channel
+     AND o.basis = s.basis AND o.occurred_at >= s.day
+UNION ALL
+SELECT o.kind, s.day, least(floor(epoch(o.occurred_at - s.day) / 86400), $max_delay)::INT,
+       'latest'
+FROM _mon_outcomes o ASOF JOIN _mon_sales s
   ON o.entity = s.entity AND o.item_id = s.item_id AND o.channel = s.channel
      AND o.basis = s.basis AND o.occurred_at >= s.day;
 
@@ -264,15 +271,26 @@ ORDER BY grain, period_start, channel, dimension, segment
 """
 
 _DELAYS = """
-SELECT kind, d, count(*) AS n FROM _mon_delays WHERE day < $cutoff GROUP BY ALL
+WITH n AS (
+    SELECT kind, count(*) FILTER (WHERE source = 'single') AS n_single
+    FROM _mon_delays WHERE day < $cutoff GROUP BY kind
+)
+SELECT d.kind, d.d, count(*) AS n
+FROM _mon_delays d JOIN n ON d.kind = n.kind
+WHERE d.day < $cutoff AND d.source = CASE WHEN n.n_single >= $min_single THEN 'single' ELSE 'latest' END
+GROUP BY ALL
 """
+#: Delays measured on items sold on a single day are unambiguous; with fewer than this many,
+#: a kind's delays are measured from each outcome's latest sale instead (shorter than true).
+_MIN_SINGLE_SALE_DELAYS = 30
 
 
 def _delay_model(con: duckdb.DuckDBPyConnection, *, as_of: date, reference_days: int) -> DelayModel:
     cutoff = as_of - timedelta(days=reference_days)
-    hist = con.execute(_DELAYS, {"cutoff": cutoff}).df()
+    sql = _DELAYS.replace("$min_single", str(_MIN_SINGLE_SALE_DELAYS))
+    hist = con.execute(sql, {"cutoff": cutoff}).df()
     if not len(hist):  # a short period: every sale is recent, measure what there is
-        hist = con.execute(_DELAYS, {"cutoff": as_of}).df()
+        hist = con.execute(sql, {"cutoff": as_of}).df()
     cdf: dict[str, npt.NDArray[np.float64]] = {}
     n: dict[str, int] = {}
     for kind, g in hist.groupby("kind"):

@@ -86,10 +86,10 @@ def make_tables(
     outcomes.insert(0, "outcome_id", [f"o{i}" for i in range(len(outcomes))])
     empty_videos = pd.DataFrame(
         {c: pd.Series(dtype=object) for c in ("video_id", "creator_id", "listing_id", "caption")}
-    )
+    ).assign(created_at=pd.Series(dtype="datetime64[us]"))
     empty_lives = pd.DataFrame(
         {c: pd.Series(dtype=object) for c in ("live_id", "creator_id", "listing_id", "title")}
-    )
+    ).assign(started_at=pd.Series(dtype="datetime64[us]"))
     return {
         "sellers": sellers,
         "listings": listings,
