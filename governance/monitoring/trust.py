@@ -277,7 +277,8 @@ WITH n AS (
 )
 SELECT d.kind, d.d, count(*) AS n
 FROM _mon_delays d JOIN n ON d.kind = n.kind
-WHERE d.day < $cutoff AND d.source = CASE WHEN n.n_single >= $min_single THEN 'single' ELSE 'latest' END
+WHERE d.day < $cutoff
+  AND d.source = CASE WHEN n.n_single >= $min_single THEN 'single' ELSE 'latest' END
 GROUP BY ALL
 """
 #: Delays measured on items sold on a single day are unambiguous; with fewer than this many,
