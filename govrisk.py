@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "governance.audit.cli",
     "governance.monitoring.cli",
     "experiments.audit_eval_cli",
+    "experiments.monitoring_eval_cli",
     "experiments.demo",
 )
 

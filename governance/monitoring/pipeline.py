@@ -26,7 +26,7 @@ from governance.monitoring.strategy_health import (
     compute_strategy_health,
     hit_rate_tests,
 )
-from governance.monitoring.tables import MONITOR_TABLES
+from governance.monitoring.tables import FEATURE_DRIFT, MONITOR_TABLES, empty_frame
 from governance.monitoring.trust import DelayModel, compute_trust_metrics
 
 #: Declared listing features whose value depends on the cutoff rather than on the item (an
@@ -102,6 +102,26 @@ Progress = Callable[[str, int, int], None]
 _STEPS = 7
 
 
+def tables_before(tables: dict[str, pd.DataFrame], as_of: date) -> dict[str, pd.DataFrame]:
+    """Contract tables as they were known at `as_of`: rows whose time column is before it, and
+    lifts not yet happened blanked."""
+    from features.tables import TABLES
+
+    cutoff = pd.Timestamp(as_of)
+    out: dict[str, pd.DataFrame] = {}
+    for name, df in tables.items():
+        spec = TABLES.get(name)
+        if spec is None or spec.time_column is None:
+            out[name] = df
+            continue
+        out[name] = df[pd.to_datetime(df[spec.time_column]) < cutoff].reset_index(drop=True)
+    if "strategy_decisions" in out:
+        d = out["strategy_decisions"].copy()
+        d["lifted_at"] = d["lifted_at"].where(pd.to_datetime(d["lifted_at"]) < cutoff)
+        out["strategy_decisions"] = d
+    return out
+
+
 def period_end(tables: dict[str, pd.DataFrame]) -> date:
     """The day after the last day of traffic: the default `as_of`."""
     days = pd.to_datetime(tables["channel_exposure"]["day"])
@@ -146,9 +166,11 @@ def compute_monitor(
     config: MonitorConfig,
     *,
     owners: dict[str, str],
+    with_drift: bool = True,
     on_progress: Progress | None = None,
 ) -> MonitorResult:
-    """Every monitoring table from validated contract tables."""
+    """Every monitoring table from validated contract tables (`with_drift=False` skips the
+    feature build and leaves `feature_drift` empty)."""
     step = on_progress or (lambda _name, _done, _total: None)
     con = duckdb.connect()
     con.execute(f"SET threads = {config.threads}")
@@ -175,7 +197,7 @@ def compute_monitor(
     health = compute_strategy_health(con, as_of=config.as_of)
     tests = hit_rate_tests(health, config.decay)
     step("feature drift", 4, _STEPS)
-    drift = _listing_drift(con, tables, config)
+    drift = _listing_drift(con, tables, config) if with_drift else empty_frame(FEATURE_DRIFT)
     step("alerts", 5, _STEPS)
     alerts = combine(
         burn_alerts(status, trust.base, config.rules),
