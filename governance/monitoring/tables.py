@@ -1,6 +1,7 @@
 """Every table `govrisk monitor` writes, declared once with the data contract's machinery.
 
-Column lists, dtypes, DuckDB casts and the docs table derive from these declarations.
+Column lists, dtypes, checks and the reference in docs/monitoring.md derive from these
+declarations.
 """
 
 from __future__ import annotations
@@ -230,20 +231,15 @@ _PANDAS_DTYPES: dict[ColumnKind, str] = {
     "timestamp": "datetime64[us]",
     "date": "datetime64[us]",
 }
-_DUCK_TYPES: dict[ColumnKind, str] = {
-    "string": "VARCHAR",
-    "int": "BIGINT",
-    "float": "DOUBLE",
-    "bool": "BOOLEAN",
-    "timestamp": "TIMESTAMP",
-    "date": "TIMESTAMP",
-}
 
 
-def select_sql(spec: TableSpec, source: str) -> str:
-    """A DuckDB SELECT of `source` with the declared columns, in order, cast to their types."""
-    cols = ", ".join(f"CAST({c.name} AS {_DUCK_TYPES[c.kind]}) AS {c.name}" for c in spec.columns)
-    return f"SELECT {cols} FROM {source}"
+def tables_markdown() -> str:
+    """The reference of every monitoring table (the generated part of docs/monitoring.md)."""
+    from features.contract_docs import table_markdown
+
+    return "\n".join(
+        line for spec in MONITOR_TABLES.values() for line in table_markdown(spec, heading="###")
+    )
 
 
 def empty_frame(spec: TableSpec) -> pd.DataFrame:
