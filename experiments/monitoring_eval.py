@@ -82,16 +82,20 @@ def matches(alerts: pd.DataFrame, incident: Incident) -> pd.DataFrame:
     return alerts[hit]
 
 
+def _config(
+    seed: int, cfg: MonitoringEvalConfig, incidents: tuple[Incident, ...]
+) -> SimulationConfig:
+    return SimulationConfig(
+        n_listings=cfg.listings, days=cfg.days, seed=seed, incidents=incidents, label_budget=200
+    )
+
+
 def _simulate(
     seed: int, cfg: MonitoringEvalConfig, incidents: tuple[Incident, ...]
 ) -> tuple[dict[str, pd.DataFrame], dict[str, str], date]:
     from experiments.simulator import simulate
 
-    sim = simulate(
-        SimulationConfig(
-            n_listings=cfg.listings, days=cfg.days, seed=seed, incidents=incidents, label_budget=200
-        )
-    )
+    sim = simulate(_config(seed, cfg, incidents))
     owners = {s.id: s.owner for s in sim.strategies}
     return sim.tables, owners, sim.config.start_date
 
@@ -142,7 +146,7 @@ def run_monitoring_eval(
         is_launch = (alerts["kind"] == AlertKind.FEATURE_DRIFT) & alerts["metric"].isin(
             _LAUNCH_FEATURES
         )
-        launch_day = start + timedelta(days=int(cfg.days * 0.5))
+        launch_day = start + timedelta(days=_config(seed, cfg, ()).new_category_launch_day)
         found = alerts[is_launch & (alerts["category"].isin(["collectible_cards", ALL]))]
         launch_rows.append(
             {

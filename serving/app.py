@@ -39,7 +39,12 @@ from serving.scoring_api import BodySizeLimit
 
 #: Modules whose `router` the app includes, in order.
 #: Scoring comes first: routes are matched in order and /v1/score is the hot path.
-ROUTER_MODULES: tuple[str, ...] = ("serving.scoring_api", "serving.review_api", "serving.pages")
+ROUTER_MODULES: tuple[str, ...] = (
+    "serving.scoring_api",
+    "serving.review_api",
+    "serving.pages",
+    "serving.monitoring_pages",
+)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "govrisk_session"
 _SECRET_FILE = ".govrisk-secret"

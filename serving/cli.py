@@ -28,6 +28,10 @@ def serve(
         Path | None,
         typer.Option("--audit-dir", help="Output of `govrisk audit`, shown on the dashboard."),
     ] = None,
+    monitor_dir: Annotated[
+        Path | None,
+        typer.Option("--monitor-dir", help="Output of `govrisk monitor`, shown on /monitoring."),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
     access_log: Annotated[
         bool,
@@ -67,6 +71,8 @@ def serve(
         settings.database_url = database_url
     if audit_dir is not None:
         settings.audit_dir = audit_dir
+    if monitor_dir is not None:
+        settings.monitor_dir = monitor_dir
     app = create_app(settings)
     if model:
         app.state.scoring_model_uri = model
