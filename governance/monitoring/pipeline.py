@@ -21,6 +21,7 @@ from governance.monitoring.objectives import (
     load_objectives,
 )
 from governance.monitoring.settings import MonitorSettings, get_settings
+from governance.monitoring.shift import ShiftConfig, category_shift_tests, shift_alerts
 from governance.monitoring.strategy_health import (
     DecayConfig,
     compute_strategy_health,
@@ -28,6 +29,7 @@ from governance.monitoring.strategy_health import (
 )
 from governance.monitoring.tables import FEATURE_DRIFT, MONITOR_TABLES, empty_frame
 from governance.monitoring.trust import DelayModel, compute_trust_metrics
+from governance.monitoring.vocabulary import ALL
 
 #: Declared listing features whose value depends on the cutoff rather than on the item (an
 #: age, a running count): they differ between weekly cohorts by construction.
@@ -48,6 +50,7 @@ class MonitorConfig:
     burn: BurnConfig
     decay: DecayConfig
     drift: DriftConfig
+    shift: ShiftConfig
     mature_completeness: float
     delay_reference_days: int
     threads: int
@@ -77,6 +80,7 @@ class MonitorConfig:
                 psi_medium=settings.psi_medium,
                 psi_high=settings.psi_high,
             ),
+            shift=ShiftConfig(min_completeness=settings.min_completeness),
             mature_completeness=settings.mature_completeness,
             delay_reference_days=settings.delay_reference_days,
             threads=settings.threads,
@@ -193,6 +197,16 @@ def compute_monitor(
         config=config.burn,
         rules=config.rules,
     )
+    shift = category_shift_tests(
+        trust.base,
+        trust.delays,
+        as_of=config.as_of,
+        item_outcomes=trust.item_outcomes,
+        config=config.shift,
+    )
+    metric_owners = {
+        o.metric.value: o.owner for o in config.objectives.expanded() if o.channel == ALL
+    }
     step("strategy health", 3, _STEPS)
     health = compute_strategy_health(con, as_of=config.as_of)
     tests = hit_rate_tests(health, config.decay)
@@ -201,6 +215,7 @@ def compute_monitor(
     step("alerts", 5, _STEPS)
     alerts = combine(
         burn_alerts(status, trust.base, config.rules),
+        shift_alerts(shift, trust.base, metric_owners, config=config.shift),
         strategy_alerts(tests, health, owners, default_owner=STRATEGY_OWNER),
         drift_alerts(drift, config.drift, owner=DRIFT_OWNER),
     )

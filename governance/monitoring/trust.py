@@ -80,6 +80,8 @@ class TrustResult:
     delays: DelayModel
     #: Daily base counts per (day, channel, category, seller_tier) the objectives reuse.
     base: pd.DataFrame
+    #: Complaints and returns per (day, category, item_id), for concentration checks.
+    item_outcomes: pd.DataFrame
 
 
 def check_relations(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
@@ -206,6 +208,16 @@ SELECT COALESCE(e.day, o.day) AS day, COALESCE(e.channel, o.channel) AS channel,
 FROM e FULL OUTER JOIN o
   ON e.day = o.day AND e.channel IS NOT DISTINCT FROM o.channel
      AND e.category = o.category AND e.seller_tier = o.seller_tier;
+"""
+
+_ITEM_OUTCOMES = """
+SELECT a.day, COALESCE(s.category, 'unknown') AS category, a.item_id,
+       COALESCE(sum(share) FILTER (WHERE kind = 'complaint'), 0) AS complaints,
+       COALESCE(sum(share) FILTER (WHERE kind = 'return'), 0) AS returns
+FROM _mon_attributed a
+LEFT JOIN _mon_slices s ON a.entity = s.entity AND a.item_id = s.item_id
+WHERE kind IN ('complaint', 'return')
+GROUP BY ALL
 """
 
 _ATTRIBUTE = """
@@ -339,7 +351,9 @@ def _compute_trust(
     _run(con, _BASE, as_of=as_of_ts)
     df = con.execute(_ROLLUP).df()
     base = con.execute("SELECT * FROM _mon_base ORDER BY day, channel, category").df()
+    item_outcomes = con.execute(_ITEM_OUTCOMES).df()
     return TrustResult(
+        item_outcomes=item_outcomes,
         metrics=_derive(df, delays, as_of=as_of, mature_completeness=mature_completeness),
         delays=delays,
         base=base,

@@ -42,6 +42,7 @@ class AlertKind(StrEnum):
     """What an alert is about."""
 
     BURN_RATE = "burn_rate"
+    TRUST_SHIFT = "trust_shift"
     STRATEGY_DECAY = "strategy_decay"
     STRATEGY_SURGE = "strategy_surge"
     FEATURE_DRIFT = "feature_drift"
