@@ -18,8 +18,10 @@ def make_tables(
     seed: int = 0,
     complaint_rate: float = 0.02,
     incident: tuple[str, int, float] | None = None,
+    category_incident: tuple[str, int, float] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """Contract tables; `incident` = (channel, first day index, complaint rate from then)."""
+    """Contract tables; `incident` = (channel, first day index, complaint rate from then),
+    `category_incident` the same for a category across channels."""
     rng = np.random.default_rng(seed)
     t0 = pd.Timestamp(START)
     sellers = pd.DataFrame(
@@ -62,6 +64,9 @@ def make_tables(
                 rate = complaint_rate
                 if incident is not None and channel == incident[0] and d >= incident[1]:
                     rate = incident[2]
+                category = "bags" if i % 2 else "perfume"
+                if category_incident is not None and category == category_incident[0]:
+                    rate = category_incident[2] if d >= category_incident[1] else rate
                 for _ in range(orders):
                     if rng.random() < rate:
                         at = day + pd.Timedelta(hours=float(12 + rng.exponential(48)))
