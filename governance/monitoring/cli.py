@@ -94,7 +94,7 @@ def _print_summary(console: object, result: object) -> None:
     mature = weeks[weeks["mature"]]
     last_week = mature["period_start"].max() if len(mature) else weeks["period_start"].max()
     rows = weeks[weeks["period_start"] == last_week].sort_values("channel")
-    status = result.tables["objective_status"].dropna(subset=["budget_spent"])
+    status = result.tables["objective_status"].dropna(subset=["value", "budget_spent"])
     spent = (
         status.sort_values("day")
         .groupby(["channel", "metric"])

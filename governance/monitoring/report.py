@@ -93,7 +93,7 @@ def _channel_rows(m: pd.DataFrame) -> list[dict[str, str]]:
 def _objective_rows(status: pd.DataFrame) -> list[dict[str, str]]:
     if not len(status):
         return []
-    usable = status.dropna(subset=["budget_spent"])
+    usable = status.dropna(subset=["value", "budget_spent"])
     last = usable.sort_values("day").groupby(["channel", "metric"]).tail(1)
     return [
         {

@@ -119,7 +119,12 @@ OBJECTIVE_STATUS = TableSpec(
         _c("metric", "string", "Trust metric the objective bounds.", enum=TrustMetric),
         _c("target", "float", "Objective: the metric stays at or below this."),
         _c("owner", "string", "Who answers for the objective."),
-        _c("value", "float", "The day's value, corrected for outcomes still due.", nullable=True),
+        _c(
+            "value",
+            "float",
+            "The day's value, corrected for outcomes still due (empty: too few arrived).",
+            nullable=True,
+        ),
         _c("completeness", "float", "Expected share of the day's outcomes arrived.", min_value=0),
         _c(
             "budget_spent",

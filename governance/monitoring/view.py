@@ -82,7 +82,7 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
     status = _read(monitor_dir, OBJECTIVE_STATUS.name) if monitor_dir else None
     objectives: list[dict[str, object]] = []
     if status is not None and not check_frame(status, OBJECTIVE_STATUS):
-        s = status[status["channel"] == channel].dropna(subset=["budget_spent"])
+        s = status[status["channel"] == channel].dropna(subset=["value", "budget_spent"])
         for _, r in s.sort_values("day").groupby("metric").tail(1).iterrows():
             objectives.append(
                 {
