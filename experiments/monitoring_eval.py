@@ -69,12 +69,13 @@ def matches(alerts: pd.DataFrame, incident: Incident) -> pd.DataFrame:
             (alerts["kind"] == AlertKind.STRATEGY_DECAY)
             & (alerts["strategy_id"] == incident.strategy_id)
         ]
-    metric = "complaints_per_1k_orders" if incident.kind == "complaint_surge" else None
-    hit = alerts["kind"] == AlertKind.BURN_RATE
-    if metric is not None:
-        hit &= alerts["metric"] == metric
-    else:
-        hit &= alerts["metric"].isin(["returns_per_1k_orders", "refund_per_gmv"])
+    metrics = (
+        ["complaints_per_1k_orders"]
+        if incident.kind == "complaint_surge"
+        else ["returns_per_1k_orders", "refund_per_gmv"]
+    )
+    hit = alerts["kind"].isin([AlertKind.BURN_RATE, AlertKind.TRUST_SHIFT])
+    hit &= alerts["metric"].isin(metrics)
     if incident.channel is not None:
         hit &= alerts["channel"] == incident.channel
     if incident.category is not None:

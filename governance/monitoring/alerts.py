@@ -230,10 +230,9 @@ def drift_alerts(drift: pd.DataFrame, config: DriftConfig, *, owner: str) -> pd.
     if not len(drift):
         return empty_frame(ALERTS)
     d = drift.copy()
-    n_bins = np.where(d["feature_kind"] == "numeric", 11, 10)
     d["threshold"] = [
         drift_threshold(int(b), float(r), float(w), config.psi_medium)
-        for b, r, w in zip(n_bins, d["n_reference"], d["n_week"], strict=True)
+        for b, r, w in zip(d["n_bins"], d["n_reference"], d["n_week"], strict=True)
     ]
     firing = d[d["psi"] > d["threshold"]]
     rows = []

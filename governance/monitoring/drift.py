@@ -149,7 +149,7 @@ def _compute_drift(
                       AND w.bin = bins.bin
     )
     SELECT c.week_start, c.feature,
-           sum((p_week - p_ref) * ln(p_week / p_ref)) AS psi,
+           sum((p_week - p_ref) * ln(p_week / p_ref)) AS psi, count(*) AS n_bins,
            arg_max(c.bin, abs(p_week - p_ref)) AS top_bin,
            arg_max(p_week - p_ref, abs(p_week - p_ref)) AS top_bin_shift,
            any_value(rt.total) AS n_reference, any_value(t.total) AS n_week,

@@ -189,6 +189,7 @@ FEATURE_DRIFT = TableSpec(
         _c("n_reference", "int", "Items in the reference weeks.", min_value=0),
         _c("n_week", "int", "Items published that week.", min_value=0),
         _c("psi", "float", "Population stability index against the reference.", min_value=0),
+        _c("n_bins", "int", "Bins compared (deciles or values, and missing).", min_value=1),
         _c("missing_reference", "float", "Share missing in the reference."),
         _c("missing_week", "float", "Share missing that week."),
         _c("top_bin", "string", "Bin whose share moved most (its range or value)."),
