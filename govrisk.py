@@ -21,6 +21,9 @@ _COMMAND_MODULES = (
     "governance.experiments.cli",
     "experiments.audit_eval_cli",
     "experiments.experiment_eval_cli",
+    "governance.monitoring.cli",
+    "experiments.audit_eval_cli",
+    "experiments.monitoring_eval_cli",
     "experiments.demo",
 )
 

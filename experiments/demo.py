@@ -178,6 +178,11 @@ def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
             f"{out}/audit (report.html, *.parquet)",
         ),
         Step(
+            "Monitor trust per channel, strategy health and drift",
+            ("monitor", "--data", str(data), "--out", str(out / "monitor")),
+            f"{out}/monitor (monitoring.html, *.parquet)",
+        ),
+        Step(
             "Create the review database",
             ("db", "upgrade", "--data-dir", str(service)),
             f"{service}/govrisk.db",
@@ -275,6 +280,18 @@ def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
             ),
             f"its analysis (page /experiments/{DEMO_EXPERIMENT_ID})",
         ),
+        Step(
+            "Open an escalation per monitoring alert",
+            (
+                "alerts",
+                "load",
+                "--path",
+                str(out / "monitor" / "alerts.parquet"),
+                "--data-dir",
+                str(service),
+            ),
+            "escalations of kind alert",
+        ),
     ]
     return steps
 
@@ -299,6 +316,8 @@ def serve_step(out: Path, *, host: str, port: int) -> Step:
             str(out / "features"),
             "--audit-dir",
             str(out / "audit"),
+            "--monitor-dir",
+            str(out / "monitor"),
             "--model",
             f"models:/{CHAMPION_MODEL}@champion",
         ),
@@ -367,6 +386,7 @@ def demo(
     console.print(summary)
     console.print(f"MLflow: `mlflow ui --backend-store-uri {env['MLFLOW_TRACKING_URI']}`")
     console.print(f"Audit report: {out / 'audit' / 'report.html'}")
+    console.print(f"Monitoring report: {out / 'monitor' / 'monitoring.html'}")
     if not serve:
         return
     users = Table(title="Demo users (demo passwords; change them for real use)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from features.tables import TABLES, ColumnSpec
+from features.tables import TABLES, ColumnSpec, TableSpec
 
 _KIND_NAMES = {
     "string": "text",
@@ -45,17 +45,23 @@ def render_contract_markdown() -> str:
         "",
     ]
     for spec in TABLES.values():
-        lines += [f"## `{spec.name}`", "", spec.description, ""]
-        lines.append(f"Key: {', '.join(f'`{k}`' for k in spec.key)}.")
-        if spec.references:
-            refs = ", ".join(f"`{c}` → `{t}`" for c, t in spec.references.items())
-            lines.append(f"References: {refs}.")
-        lines += ["", "| column | type | unit | constraints | description |"]
-        lines.append("|---|---|---|---|---|")
-        for col in spec.columns:
-            lines.append(
-                f"| `{col.name}` | {_KIND_NAMES[col.kind]} | {col.unit} | {_constraints(col)} "
-                f"| {col.description} |"
-            )
-        lines.append("")
+        lines += table_markdown(spec)
     return "\n".join(lines)
+
+
+def table_markdown(spec: TableSpec, *, heading: str = "##") -> list[str]:
+    """One table's reference: heading, description, key, references and column table."""
+    lines = [f"{heading} `{spec.name}`", "", spec.description, ""]
+    lines.append(f"Key: {', '.join(f'`{k}`' for k in spec.key)}.")
+    if spec.references:
+        refs = ", ".join(f"`{c}` → `{t}`" for c, t in spec.references.items())
+        lines.append(f"References: {refs}.")
+    lines += ["", "| column | type | unit | constraints | description |"]
+    lines.append("|---|---|---|---|---|")
+    for col in spec.columns:
+        lines.append(
+            f"| `{col.name}` | {_KIND_NAMES[col.kind]} | {col.unit} | {_constraints(col)} "
+            f"| {col.description} |"
+        )
+    lines.append("")
+    return lines

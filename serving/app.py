@@ -44,6 +44,7 @@ ROUTER_MODULES: tuple[str, ...] = (
     "serving.review_api",
     "serving.pages",
     "serving.experiment_pages",
+    "serving.monitoring_pages",
 )
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "govrisk_session"

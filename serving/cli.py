@@ -60,6 +60,10 @@ def serve(
         Path | None,
         typer.Option("--audit-dir", help="Output of `govrisk audit`, shown on the dashboard."),
     ] = None,
+    monitor_dir: Annotated[
+        Path | None,
+        typer.Option("--monitor-dir", help="Output of `govrisk monitor`, shown on /monitoring."),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
     access_log: Annotated[
         bool,
@@ -108,6 +112,8 @@ def serve(
         settings.marketplace_dir = marketplace_dir
     if features_dir is not None:
         settings.features_dir = features_dir
+    if monitor_dir is not None:
+        settings.monitor_dir = monitor_dir
     app = create_app(settings)
     if model:
         app.state.scoring_model_uri = model

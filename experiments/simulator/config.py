@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Incident(BaseModel):
+    """A planted incident with a known start, for measuring monitoring against the truth.
+
+    `complaint_surge` multiplies the complaint probability of orders in `channel` (and
+    `category`, if given) by `factor` from `start_day`; `return_surge` does the same for
+    returns; `strategy_outage` makes `strategy_id` stop matching from `start_day` (a broken
+    deployment).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["complaint_surge", "return_surge", "strategy_outage"]
+    start_day: int = Field(ge=1)
+    channel: str | None = None
+    category: str | None = None
+    strategy_id: str | None = None
+    factor: float = Field(4.0, gt=0)
 
 
 class SimulationConfig(BaseModel):
@@ -54,6 +73,9 @@ class SimulationConfig(BaseModel):
     reviewer_noise_low: float = Field(0.03, ge=0, lt=0.5, description="Least noisy reviewer.")
     reviewer_noise_high: float = Field(0.05, ge=0, lt=0.5, description="Noisiest reviewer.")
     n_reviewers: int = Field(12, ge=1, description="Moderators sharing the audit work.")
+    incidents: tuple[Incident, ...] = Field(
+        (), description="Planted incidents (none by default); see `Incident`."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:

@@ -26,6 +26,7 @@ from experiments.simulator.exposure import (
     ACTION_KEEP,
     CHANNEL_CODES,
     ENTITY_CODES,
+    DayTraffic,
     potential_traffic,
     thin,
 )
@@ -33,7 +34,7 @@ from experiments.simulator.outcomes import KIND_CODES, Events, day_events
 from experiments.simulator.policies import POLICY_INDEX
 from experiments.simulator.streams import Streams, day_rng, keyed_uniform, stream_key
 from experiments.simulator.world import US_PER_DAY, World
-from features.vocabulary import Action, Entity, OutcomeKind, Policy
+from features.vocabulary import Action, Channel, Entity, OutcomeKind, Policy
 
 if TYPE_CHECKING:
     from experiments.simulator.arms import ExperimentArms
@@ -258,6 +259,7 @@ class Marketplace:
                     end_us=self.end_us,
                     rng_events=day_rng(self.streams.dynamics, d, 2),
                     rng_thin=day_rng(self.streams.dynamics, d, 3),
+                    boost=self._incident_boost(d, full),
                 )
             )
             if self.progress is not None:
@@ -269,6 +271,52 @@ class Marketplace:
             decisions=self.decisions,
             appeals=self.appeals,
             runs=self.runs,
+        )
+
+    def _incident_boost(
+        self, day_index: int, full: DayTraffic
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Complaint and return multipliers per traffic row from the planted incidents."""
+        surges = [
+            i
+            for i in self.config.incidents
+            if i.kind in ("complaint_surge", "return_surge") and day_index >= i.start_day
+        ]
+        if not surges:
+            return None
+        complaint = np.ones(full.n)
+        returns = np.ones(full.n)
+        category: np.ndarray | None = None
+        for inc in surges:
+            hit = np.ones(full.n, dtype=bool)
+            if inc.channel is not None:
+                hit &= full.channel == CHANNEL_CODES.index(Channel(inc.channel))
+            if inc.category is not None:
+                if category is None:
+                    category = self._row_category(full)
+                hit &= category == inc.category
+            target = complaint if inc.kind == "complaint_surge" else returns
+            target[hit] *= inc.factor
+        return complaint, returns
+
+    def _row_category(self, full: DayTraffic) -> np.ndarray:
+        codes = self.world.listings.table["category"].to_numpy(dtype=object)
+        listing = full.item.copy()
+        for code, items in ((1, self.world.videos), (2, self.world.lives)):
+            m = full.entity == code
+            listing[m] = items.hidden["listing_idx"][full.item[m]]
+        out = np.full(full.n, "", dtype=object)
+        own = full.entity <= 2
+        out[own] = codes[listing[own]]
+        return out
+
+    def _out_of_order(self, strategy_id: str, day_index: int) -> bool:
+        """Whether a planted outage stops `strategy_id` from matching on this night."""
+        return any(
+            i.kind == "strategy_outage"
+            and i.strategy_id == strategy_id
+            and day_index >= i.start_day
+            for i in self.config.incidents
         )
 
     # -- tables as of a time ------------------------------------------------------------------
@@ -355,6 +403,8 @@ class Marketplace:
                 continue
             masks = self.evaluate_fn([s.strategy for s in strats], frame.reset_index(drop=True))
             for s in strats:
+                if self._out_of_order(s.strategy.id, day_index):
+                    continue
                 mask = np.asarray(masks[s.strategy.ref], dtype=bool)
                 mask = self._arm_mask(s, mask, items, experiment_on=experiment_on)
                 hit = items[mask]
@@ -563,8 +613,6 @@ def _no_events() -> Events:
 
 
 def _empty_exposure(ids: ItemIds) -> pd.DataFrame:
-    from experiments.simulator.exposure import DayTraffic
-
     z = np.zeros(0, dtype=np.int64)
     empty = DayTraffic(
         entity=z.astype(np.int8),

@@ -96,8 +96,10 @@ def day_events(
     end_us: int,
     rng_events: np.random.Generator,
     rng_thin: np.random.Generator,
+    boost: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Events:
-    """Outcome events caused by one day's surviving orders and clicks."""
+    """Outcome events caused by one day's surviving orders and clicks; `boost` multiplies
+    each traffic row's complaint and return probabilities (planted incidents)."""
     truth = _product_truth(world, full)
     seller = _seller(world, full)
     ix = {p: truth[:, POLICY_INDEX[p]] for p in Policy}
@@ -119,6 +121,10 @@ def day_events(
         + 0.05 * ix[Policy.MISLEADING_CLAIM]
         + 0.03 * ix[Policy.FAKE_DISCOUNT]
     )
+
+    if boost is not None:
+        p_complaint = np.minimum(p_complaint * boost[0], 0.95)
+        p_return = np.minimum(p_return * boost[1], 0.95)
 
     # orders: every potential order draws its events; kept if its position < kept orders
     rows, pos = _expand(full.orders)

@@ -48,6 +48,10 @@ def _session(database_url: str | None, data_dir: Path | None) -> Iterator[Review
         engine.dispose()
 
 
+#: The same session for other packages' commands that write to the review database.
+review_session = _session
+
+
 def _fail(console: Console, err: Exception) -> typer.Exit:
     console.print(f"[red]{err}[/red]")
     return typer.Exit(1)

@@ -183,7 +183,7 @@ def create(
         if queue_item_id is None:
             raise InvalidInputError("queue_item_id: an item escalation names the queue item")
         item = queue.get_item(session, actor, queue_item_id)
-    elif not strategy_id:
+    elif kind == EscalationKind.STRATEGY and not strategy_id:
         raise InvalidInputError("strategy_id: a strategy escalation names the strategy")
     escalation = Escalation(
         kind=kind,

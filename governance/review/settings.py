@@ -28,6 +28,8 @@ class ReviewSettings(BaseSettings):
     features_dir: Path | None = None
     #: Output directory of `govrisk audit` (strategy metrics for the dashboard), if any.
     audit_dir: Path | None = None
+    #: Output directory of `govrisk monitor` (the monitoring page), if any.
+    monitor_dir: Path | None = None
     #: Secret that signs session cookies; empty means one kept in `data_dir/.govrisk-secret`.
     secret_key: str = ""
     #: Send cookies only over HTTPS (set in production behind TLS).

@@ -67,6 +67,8 @@ class EscalationKind(StrEnum):
 
     ITEM = "item"
     STRATEGY = "strategy"
+    #: Raised by `govrisk monitor` / `govrisk alerts load` for a monitoring alert.
+    ALERT = "alert"
 
 
 class EscalationPriority(StrEnum):

@@ -75,6 +75,7 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/notifications"): ALL,
     ("POST", "/notifications/{notification_id}/read"): ALL,
     ("GET", "/dashboard"): ANALYST,
+    ("GET", "/monitoring"): ANALYST,
     ("GET", "/suggestions"): ANALYST,
     ("GET", "/suggestions/{suggestion_pk}"): ANALYST,
     ("POST", "/suggestions/{suggestion_pk}/decision"): PM,

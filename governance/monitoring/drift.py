@@ -1,0 +1,170 @@
+"""Feature drift: population stability (PSI) of declared features, in DuckDB.
+
+Items are grouped by the week they were published; the first `reference_weeks` weeks are the
+reference (what the models were trained on). Numeric features are cut at the reference's
+deciles (training bins numeric features by quantile too), categorical and boolean features
+by value; missing values are a bin of their own. PSI = sum over bins of
+(share_week - share_ref) * ln(share_week / share_ref), shares smoothed by 1e-4.
+Bins are assigned with an ASOF join on the edges, so one pass over the long table does every
+feature (docs/monitoring.md has the timing on 1M rows x 100 features).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from features.schema import FeatureKind
+from governance.monitoring.tables import FEATURE_DRIFT, conform, empty_frame
+
+_EPS = 1e-4
+_DECILES = [i / 10 for i in range(1, 10)]
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """Settings of a drift run (carried into reports)."""
+
+    reference_weeks: int = 2
+    min_items: int = 100
+    psi_medium: float = 0.1
+    psi_high: float = 0.25
+
+
+def feature_drift(
+    con: duckdb.DuckDBPyConnection,
+    frame: str,
+    *,
+    entity: str,
+    kinds: Mapping[str, FeatureKind],
+    published_column: str = "published_at",
+    config: DriftConfig | None = None,
+) -> pd.DataFrame:
+    """Table `feature_drift` for relation `frame` on `con`: one row per item with
+    `published_column` (timestamp) and the features named in `kinds`."""
+    config = config or DriftConfig()
+    cols = {r[0] for r in con.execute(f"DESCRIBE {frame}").fetchall()}
+    missing = [c for c in (published_column, *kinds) if c not in cols]
+    if missing:
+        raise KeyError(f"frame {frame!r} lacks columns {missing}; it has {sorted(cols)}")
+    if not kinds:
+        return empty_frame(FEATURE_DRIFT)
+    return _compute_drift(con, frame, entity, dict(kinds), published_column, config)
+
+
+def _long_sql(frame: str, published: str, names: Sequence[str], cast: str) -> str:
+    """One row per (item, feature): week published, feature name, value cast to `cast`."""
+    casts = ", ".join(f"CAST({n} AS {cast}) AS {n}" for n in names)
+    return (
+        f"WITH src AS (SELECT {published}, {casts} FROM {frame}) "
+        f"SELECT date_trunc('week', {published}) AS week_start, feature, x "
+        f"FROM src UNPIVOT INCLUDE NULLS (x FOR feature IN ({', '.join(names)}))"
+    )
+
+
+def _compute_drift(
+    con: duckdb.DuckDBPyConnection,
+    frame: str,
+    entity: str,
+    kinds: dict[str, FeatureKind],
+    published: str,
+    config: DriftConfig,
+) -> pd.DataFrame:
+    numeric = [n for n, k in kinds.items() if k == "numeric"]
+    other = [n for n, k in kinds.items() if k != "numeric"]
+    sql_first = f"SELECT min(date_trunc('week', {published})) FROM {frame}"
+    first = con.execute(sql_first).fetchall()[0][0]
+    if first is None:
+        return empty_frame(FEATURE_DRIFT)
+    ref_end = pd.Timestamp(first) + pd.Timedelta(weeks=config.reference_weeks)
+    ref = f"TIMESTAMP '{ref_end}'"
+    parts = []
+    if numeric:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _drift_num AS "
+            + _long_sql(frame, published, numeric, "DOUBLE")
+        )
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE _drift_edges AS
+            SELECT DISTINCT feature, unnest(quantile_disc(x, {_DECILES})) AS lo
+            FROM _drift_num WHERE week_start < {ref} AND x IS NOT NULL GROUP BY feature
+            """
+        )
+        parts.append(
+            """
+            SELECT n.week_start, n.feature,
+                   CASE WHEN n.x IS NULL THEN 'missing'
+                        WHEN e.lo IS NULL THEN '< ' || CAST(round(first_lo, 4) AS VARCHAR)
+                        ELSE '>= ' || CAST(round(e.lo, 4) AS VARCHAR) END AS bin,
+                   n.x IS NULL AS is_missing
+            FROM _drift_num n
+            ASOF LEFT JOIN _drift_edges e ON n.feature = e.feature AND n.x >= e.lo
+            LEFT JOIN (SELECT feature, min(lo) AS first_lo FROM _drift_edges GROUP BY feature) f
+              ON f.feature = n.feature
+            """
+        )
+    if other:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _drift_cat AS "
+            + _long_sql(frame, published, other, "VARCHAR")
+        )
+        parts.append(
+            "SELECT week_start, feature, COALESCE(x, 'missing') AS bin, x IS NULL AS is_missing "
+            "FROM _drift_cat"
+        )
+    binned = " UNION ALL ".join(parts)
+    sql = f"""
+    WITH b AS ({binned}),
+    ref AS (
+        SELECT feature, bin, count(*) AS n FROM b WHERE week_start < {ref} GROUP BY ALL
+    ),
+    ref_tot AS (
+        SELECT feature, sum(n) AS total,
+               sum(n) FILTER (WHERE bin = 'missing') AS n_missing
+        FROM ref GROUP BY feature
+    ),
+    wk AS (
+        SELECT week_start, feature, bin, count(*) AS n FROM b
+        WHERE week_start >= {ref} GROUP BY ALL
+    ),
+    wk_tot AS (
+        SELECT week_start, feature, sum(n) AS total,
+               sum(n) FILTER (WHERE bin = 'missing') AS n_missing
+        FROM wk GROUP BY ALL
+    ),
+    cells AS (
+        SELECT t.week_start, t.feature, bins.bin,
+               (COALESCE(r.n, 0) / rt.total + {_EPS}) AS p_ref,
+               (COALESCE(w.n, 0) / t.total + {_EPS}) AS p_week
+        FROM wk_tot t
+        JOIN ref_tot rt ON rt.feature = t.feature
+        JOIN (SELECT DISTINCT feature, bin FROM ref UNION SELECT DISTINCT feature, bin FROM wk)
+             bins ON bins.feature = t.feature
+        LEFT JOIN ref r ON r.feature = t.feature AND r.bin = bins.bin
+        LEFT JOIN wk w ON w.week_start = t.week_start AND w.feature = t.feature
+                      AND w.bin = bins.bin
+    )
+    SELECT c.week_start, c.feature,
+           sum((p_week - p_ref) * ln(p_week / p_ref)) AS psi, count(*) AS n_bins,
+           arg_max(c.bin, abs(p_week - p_ref)) AS top_bin,
+           arg_max(p_week - p_ref, abs(p_week - p_ref)) AS top_bin_shift,
+           any_value(rt.total) AS n_reference, any_value(t.total) AS n_week,
+           COALESCE(any_value(rt.n_missing), 0) / any_value(rt.total) AS missing_reference,
+           COALESCE(any_value(t.n_missing), 0) / any_value(t.total) AS missing_week
+    FROM cells c
+    JOIN ref_tot rt ON rt.feature = c.feature
+    JOIN wk_tot t ON t.feature = c.feature AND t.week_start = c.week_start
+    GROUP BY c.week_start, c.feature
+    ORDER BY c.feature, c.week_start
+    """
+    df = con.execute(sql).df()
+    if not len(df):
+        return empty_frame(FEATURE_DRIFT)
+    df["entity"] = entity
+    df["feature_kind"] = df["feature"].map(kinds)
+    df = df[df["n_week"] >= config.min_items]
+    return conform(df, FEATURE_DRIFT)

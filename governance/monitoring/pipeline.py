@@ -1,0 +1,271 @@
+"""`run_monitor`: every monitoring table and the HTML report for one data directory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from features.vocabulary import Entity
+from governance.monitoring.alerts import burn_alerts, combine, drift_alerts, strategy_alerts
+from governance.monitoring.burn import BurnConfig, objective_status
+from governance.monitoring.drift import DriftConfig, feature_drift
+from governance.monitoring.objectives import (
+    BurnRule,
+    ObjectiveSet,
+    default_rules,
+    load_objectives,
+)
+from governance.monitoring.settings import MonitorSettings, get_settings
+from governance.monitoring.shift import ShiftConfig, category_shift_tests, shift_alerts
+from governance.monitoring.strategy_health import (
+    DecayConfig,
+    compute_strategy_health,
+    hit_rate_tests,
+)
+from governance.monitoring.tables import FEATURE_DRIFT, MONITOR_TABLES, empty_frame
+from governance.monitoring.trust import DelayModel, compute_trust_metrics
+from governance.monitoring.vocabulary import ALL
+
+#: Declared listing features whose value depends on the cutoff rather than on the item (an
+#: age, a running count): they differ between weekly cohorts by construction.
+CUTOFF_DEPENDENT = frozenset(
+    {"listing_age_days", "listing_category_age_days", "listing_category_listing_count"}
+)
+DRIFT_OWNER = "ml-platform"
+STRATEGY_OWNER = "strategy-ops"
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Everything a monitoring run used; reports read it from the result."""
+
+    as_of: date
+    objectives: ObjectiveSet
+    rules: tuple[BurnRule, ...]
+    burn: BurnConfig
+    decay: DecayConfig
+    drift: DriftConfig
+    shift: ShiftConfig
+    mature_completeness: float
+    delay_reference_days: int
+    threads: int
+
+    @classmethod
+    def from_settings(
+        cls, settings: MonitorSettings, *, as_of: date, objectives: ObjectiveSet | None = None
+    ) -> MonitorConfig:
+        """The run configuration from package settings."""
+        objectives = objectives or load_objectives(settings.objectives_path)
+        return cls(
+            as_of=as_of,
+            objectives=objectives,
+            rules=default_rules(objectives.window_days),
+            burn=BurnConfig(min_completeness=settings.min_completeness),
+            decay=DecayConfig(
+                baseline_days=settings.decay_baseline_days,
+                recent_days=settings.decay_recent_days,
+                decay_ratio=settings.decay_ratio,
+                surge_ratio=settings.surge_ratio,
+                family_alpha=settings.family_alpha,
+                min_baseline_hits=settings.min_baseline_hits,
+            ),
+            drift=DriftConfig(
+                reference_weeks=settings.reference_weeks,
+                min_items=settings.min_drift_items,
+                psi_medium=settings.psi_medium,
+                psi_high=settings.psi_high,
+            ),
+            shift=ShiftConfig(min_completeness=settings.min_completeness),
+            mature_completeness=settings.mature_completeness,
+            delay_reference_days=settings.delay_reference_days,
+            threads=settings.threads,
+        )
+
+
+@dataclass
+class MonitorResult:
+    """The tables of one run, the delay model and the files written."""
+
+    config: MonitorConfig
+    tables: dict[str, pd.DataFrame]
+    delays: DelayModel
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def alerts(self) -> pd.DataFrame:
+        """Table `alerts`."""
+        return self.tables["alerts"]
+
+
+Progress = Callable[[str, int, int], None]
+_STEPS = 7
+
+
+def tables_before(tables: dict[str, pd.DataFrame], as_of: date) -> dict[str, pd.DataFrame]:
+    """Contract tables as they were known at `as_of`: rows whose time column is before it, and
+    lifts not yet happened blanked."""
+    from features.tables import TABLES
+
+    cutoff = pd.Timestamp(as_of)
+    out: dict[str, pd.DataFrame] = {}
+    for name, df in tables.items():
+        spec = TABLES.get(name)
+        if spec is None or spec.time_column is None:
+            out[name] = df
+            continue
+        out[name] = df[pd.to_datetime(df[spec.time_column]) < cutoff].reset_index(drop=True)
+    if "strategy_decisions" in out:
+        d = out["strategy_decisions"].copy()
+        d["lifted_at"] = d["lifted_at"].where(pd.to_datetime(d["lifted_at"]) < cutoff)
+        out["strategy_decisions"] = d
+    return out
+
+
+def period_end(tables: dict[str, pd.DataFrame]) -> date:
+    """The day after the last day of traffic: the default `as_of`."""
+    days = pd.to_datetime(tables["channel_exposure"]["day"])
+    if not len(days):
+        raise ValueError("channel_exposure is empty: there is no period to monitor")
+    return (days.max() + timedelta(days=1)).date()
+
+
+def run_monitor(
+    data_dir: Path,
+    *,
+    out_dir: Path | None = None,
+    as_of: date | None = None,
+    objectives: ObjectiveSet | None = None,
+    settings: MonitorSettings | None = None,
+    write_report: bool = True,
+    on_progress: Progress | None = None,
+) -> MonitorResult:
+    """Load and validate the contract tables of `data_dir`, compute every monitoring table,
+    and write them (and the report) to `out_dir` when given."""
+    from features.loader import load_tables
+    from governance.registry import StrategyRegistry
+
+    step = on_progress or (lambda _name, _done, _total: None)
+    settings = settings or get_settings()
+    step("loading tables", 0, _STEPS)
+    tables = load_tables(data_dir)
+    as_of = as_of or period_end(tables)
+    config = MonitorConfig.from_settings(settings, as_of=as_of, objectives=objectives)
+    registry = StrategyRegistry.load(data_dir)
+    owners = {s.id: s.owner for s in registry}
+    result = compute_monitor(tables, config, owners=owners, on_progress=step)
+    if out_dir is not None:
+        step("writing", 6, _STEPS)
+        result.paths = write_monitor(result, out_dir, write_report=write_report)
+    step("done", _STEPS, _STEPS)
+    return result
+
+
+def compute_monitor(
+    tables: dict[str, pd.DataFrame],
+    config: MonitorConfig,
+    *,
+    owners: dict[str, str],
+    with_drift: bool = True,
+    on_progress: Progress | None = None,
+) -> MonitorResult:
+    """Every monitoring table from validated contract tables (`with_drift=False` skips the
+    feature build and leaves `feature_drift` empty)."""
+    step = on_progress or (lambda _name, _done, _total: None)
+    con = duckdb.connect()
+    con.execute(f"SET threads = {config.threads}")
+    for name, df in tables.items():
+        con.register(f"_in_{name}", df)
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM _in_{name}")
+    step("trust metrics", 1, _STEPS)
+    trust = compute_trust_metrics(
+        con,
+        as_of=config.as_of,
+        delay_reference_days=config.delay_reference_days,
+        mature_completeness=config.mature_completeness,
+    )
+    step("objectives and burn rates", 2, _STEPS)
+    status = objective_status(
+        trust.base,
+        trust.delays,
+        config.objectives,
+        as_of=config.as_of,
+        config=config.burn,
+        rules=config.rules,
+    )
+    shift = category_shift_tests(
+        trust.base,
+        trust.delays,
+        as_of=config.as_of,
+        item_outcomes=trust.item_outcomes,
+        config=config.shift,
+    )
+    metric_owners = {
+        o.metric.value: o.owner for o in config.objectives.expanded() if o.channel == ALL
+    }
+    step("strategy health", 3, _STEPS)
+    health = compute_strategy_health(con, as_of=config.as_of)
+    tests = hit_rate_tests(health, config.decay)
+    step("feature drift", 4, _STEPS)
+    drift = _listing_drift(con, tables, config) if with_drift else empty_frame(FEATURE_DRIFT)
+    step("alerts", 5, _STEPS)
+    alerts = combine(
+        burn_alerts(status, trust.base, config.rules),
+        shift_alerts(shift, trust.base, metric_owners, config=config.shift),
+        strategy_alerts(tests, health, owners, default_owner=STRATEGY_OWNER),
+        drift_alerts(drift, config.drift, owner=DRIFT_OWNER),
+    )
+    con.close()
+    return MonitorResult(
+        config=config,
+        tables={
+            "trust_metrics": trust.metrics,
+            "objective_status": status,
+            "strategy_health": health,
+            "feature_drift": drift,
+            "alerts": alerts,
+        },
+        delays=trust.delays,
+    )
+
+
+def _listing_drift(
+    con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame], config: MonitorConfig
+) -> pd.DataFrame:
+    from features.build import build_frames
+    from features.listing import LISTING
+
+    frame = build_frames(
+        tables, as_of=pd.Timestamp(config.as_of), entities=[Entity.LISTING], threads=config.threads
+    )[Entity.LISTING]
+    published = tables["listings"].set_index("listing_id")["created_at"]
+    frame = frame.assign(published_at=frame["item_id"].map(published).to_numpy())
+    kinds = {f.name: f.kind for f in LISTING.features if f.name not in CUTOFF_DEPENDENT}
+    kinds = {k: v for k, v in kinds.items() if k in frame.columns}
+    con.register("_drift_listing_frame", frame)
+    return feature_drift(
+        con, "_drift_listing_frame", entity=Entity.LISTING.value, kinds=kinds, config=config.drift
+    )
+
+
+def write_monitor(
+    result: MonitorResult, out_dir: Path, *, write_report: bool = True
+) -> dict[str, Path]:
+    """Write every table as Parquet and the HTML report; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name in MONITOR_TABLES:
+        path = out_dir / f"{name}.parquet"
+        result.tables[name].to_parquet(path, index=False)
+        paths[name] = path
+    if write_report:
+        from governance.monitoring.report import render_report
+
+        path = out_dir / "monitoring.html"
+        path.write_text(render_report(result), encoding="utf-8")
+        paths["report"] = path
+    return paths

@@ -1,0 +1,230 @@
+"""The self-contained HTML monitoring report: inline CSS, plots as inline SVG."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from governance.monitoring.vocabulary import ALL, Dimension, Grain, TrustMetric
+
+if TYPE_CHECKING:
+    from governance.monitoring.pipeline import MonitorResult
+
+_TEMPLATE = "report.html.j2"
+_COLOURS = ("#2c5da8", "#b3261e", "#1b6e3a", "#8a5a00", "#6a3d9a", "#00838f", "#5b6475")
+
+
+def render_report(result: MonitorResult) -> str:
+    """The report as one HTML string that needs no network or other file."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("governance.monitoring", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+    )
+    t = result.tables
+    cfg = result.config
+    alerts = t["alerts"]
+    ctx: dict[str, Any] = {
+        "as_of": f"{cfg.as_of:%Y-%m-%d}",
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "n_alerts": len(alerts),
+        "by_severity": alerts["severity"].value_counts().to_dict(),
+        "alert_rows": alerts.to_dict("records"),
+        "trust_svg": trust_plot(t["trust_metrics"], TrustMetric.COMPLAINTS_PER_1K_ORDERS),
+        "returns_svg": trust_plot(t["trust_metrics"], TrustMetric.RETURNS_PER_1K_ORDERS),
+        "burn_svg": burn_plot(t["objective_status"], cfg.rules[0].burn),
+        "health_svg": health_plot(t["strategy_health"]),
+        "drift_svg": drift_plot(t["feature_drift"]),
+        "channel_rows": _channel_rows(t["trust_metrics"]),
+        "objective_rows": _objective_rows(t["objective_status"]),
+        "rules": cfg.rules,
+        "window_days": cfg.objectives.window_days,
+        "delays": {k: _delay_text(result, k) for k in sorted(result.delays.cdf)},
+        "mature_completeness": f"{cfg.mature_completeness:.0%}",
+        "decay": cfg.decay,
+        "drift": cfg.drift,
+    }
+    return env.get_template(_TEMPLATE).render(**ctx)
+
+
+def _delay_text(result: MonitorResult, kind: str) -> str:
+    d = result.delays
+    return f"{d.quantile_days(kind, 0.5):.0f} / {d.quantile_days(kind, 0.9):.0f}"
+
+
+def _f(x: Any, fmt: str = "{:,.1f}") -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if not np.isfinite(v) else fmt.format(v)
+
+
+def _channel_rows(m: pd.DataFrame) -> list[dict[str, str]]:
+    w = m[(m["grain"] == Grain.WEEK) & (m["dimension"] == Dimension.NONE)]
+    if not len(w):
+        return []
+    rows = []
+    for _, r in w.sort_values(["channel", "period_start"]).iterrows():
+        rows.append(
+            {
+                "week": f"{pd.Timestamp(r['period_start']):%Y-%m-%d}",
+                "channel": str(r["channel"]),
+                "orders": f"{int(r['orders']):,}",
+                "complaints": f"{_f(r['complaints_per_1k_orders'])} "
+                f"[{_f(r['complaints_per_1k_low'])}, {_f(r['complaints_per_1k_high'])}]",
+                "returns": _f(r["returns_per_1k_orders"]),
+                "refund": _f(r["refund_per_gmv"], "{:.3f}"),
+                "rating": _f(r["mean_rating"], "{:.2f}"),
+                "low_star": _f(r["low_star_share"], "{:.1%}"),
+                "nps": f"{_f(r['nps'], '{:.0f}')} [{_f(r['nps_low'], '{:.0f}')}, "
+                f"{_f(r['nps_high'], '{:.0f}')}]",
+                "maturity": "mature" if r["mature"] else f"filling in ({r['completeness']:.0%})",
+            }
+        )
+    return rows
+
+
+def _objective_rows(status: pd.DataFrame) -> list[dict[str, str]]:
+    if not len(status):
+        return []
+    usable = status.dropna(subset=["value", "budget_spent"])
+    last = usable.sort_values("day").groupby(["channel", "metric"]).tail(1)
+    return [
+        {
+            "channel": str(r["channel"]),
+            "metric": str(r["metric"]),
+            "target": _f(r["target"], "{:g}"),
+            "owner": str(r["owner"]),
+            "day": f"{pd.Timestamp(r['day']):%Y-%m-%d}",
+            "spent": _f(r["budget_spent"], "{:.0%}"),
+            "burn": _f(r["burn_short"], "{:.2f}"),
+        }
+        for _, r in last.sort_values(["channel", "metric"]).iterrows()
+    ]
+
+
+def _svg(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def trust_plot(m: pd.DataFrame, metric: TrustMetric) -> str:
+    """Inline SVG: one panel per channel, weekly `metric` with 95% intervals; weeks still
+    filling in drawn hollow."""
+    w = m[(m["grain"] == Grain.WEEK) & (m["dimension"] == Dimension.NONE)]
+    w = w[w["channel"] != ALL].dropna(subset=[metric.value])
+    if not len(w):
+        return "<p>No orders.</p>"
+    plt = _plt()
+    channels = sorted(w["channel"].unique())
+    fig, axes = plt.subplots(1, len(channels), figsize=(2.1 * len(channels) + 1, 2.6), sharey=True)
+    axes = np.atleast_1d(axes)
+    base = metric.value.removesuffix("_orders")
+    for ax, ch, colour in zip(axes, channels, _COLOURS * 2, strict=False):
+        c = w[w["channel"] == ch].sort_values("period_start")
+        x = pd.to_datetime(c["period_start"])
+        y = c[metric.value].to_numpy(dtype=float)
+        if f"{base}_low" in c:
+            lo = c[f"{base}_low"].to_numpy(dtype=float)
+            hi = c[f"{base}_high"].to_numpy(dtype=float)
+            ax.fill_between(x, lo, hi, color=colour, alpha=0.15, linewidth=0)
+        mature = c["mature"].to_numpy(dtype=bool)
+        ax.plot(x, y, color=colour, linewidth=1.2)
+        ax.scatter(x[mature], y[mature], color=colour, s=14, zorder=3)
+        ax.scatter(x[~mature], y[~mature], facecolor="white", edgecolor=colour, s=14, zorder=3)
+        ax.set_title(ch, fontsize=9)
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(metric.value.replace("_", " "), fontsize=8)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def burn_plot(status: pd.DataFrame, page_burn: float) -> str:
+    """Inline SVG: 2-day burn rate of the complaints objective per channel, with the paging
+    threshold."""
+    s = status[status["metric"] == TrustMetric.COMPLAINTS_PER_1K_ORDERS]
+    s = s[s["channel"] != ALL].dropna(subset=["burn_short"])
+    if not len(s):
+        return "<p>No objective on complaints.</p>"
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(11, 3))
+    for ch, colour in zip(sorted(s["channel"].unique()), _COLOURS * 2, strict=False):
+        c = s[s["channel"] == ch].sort_values("day")
+        ax.plot(pd.to_datetime(c["day"]), c["burn_short"], color=colour, linewidth=1.1, label=ch)
+        fired = c[c["firing"].notna()]
+        ax.scatter(
+            pd.to_datetime(fired["day"]), fired["burn_short"], color=colour, marker="^", s=30
+        )
+    ax.axhline(1.0, color="#5b6475", linestyle=":", linewidth=1)
+    ax.axhline(page_burn, color="#b3261e", linestyle="--", linewidth=1)
+    ax.set_ylabel("burn rate (2 days)")
+    ax.legend(fontsize=7, ncol=6, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def health_plot(health: pd.DataFrame, top: int = 8) -> str:
+    """Inline SVG: weekly hits per 1,000 new items of the most active strategies."""
+    if not len(health):
+        return "<p>No strategy decisions.</p>"
+    h = health.assign(week=pd.to_datetime(health["day"]).dt.to_period("W").dt.start_time)
+    busiest = h.groupby("strategy_id")["hits"].sum().sort_values(ascending=False).head(top).index
+    per = (
+        h[h["strategy_id"].isin(busiest)]
+        .groupby(["strategy_id", "week", "day"], as_index=False)
+        .agg(hits=("hits", "max"), new=("new_items", "max"))
+        .groupby(["strategy_id", "week"], as_index=False)[["hits", "new"]]
+        .sum()
+    )
+    per["rate"] = 1000 * per["hits"] / per["new"].where(per["new"] > 0)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(11, 3.2))
+    for sid, colour in zip(busiest, _COLOURS * 2, strict=False):
+        c = per[per["strategy_id"] == sid].sort_values("week")
+        ax.plot(c["week"], c["rate"], marker="o", markersize=3, color=colour, label=sid)
+    ax.set_ylabel("hits per 1,000 new items")
+    ax.set_yscale("symlog")
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def drift_plot(drift: pd.DataFrame) -> str:
+    """Inline SVG: PSI per feature and week as a heat map."""
+    if not len(drift):
+        return "<p>Not enough weeks after the reference for drift.</p>"
+    p = drift.pivot_table(index="feature", columns="week_start", values="psi", aggfunc="max")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(1.2 * p.shape[1] + 4, 0.22 * p.shape[0] + 1))
+    im = ax.imshow(p.to_numpy(dtype=float), aspect="auto", cmap="Reds", vmin=0, vmax=0.5)
+    ax.set_yticks(range(p.shape[0]))
+    ax.set_yticklabels(p.index, fontsize=7)
+    ax.set_xticks(range(p.shape[1]))
+    ax.set_xticklabels([f"{pd.Timestamp(c):%m-%d}" for c in p.columns], fontsize=7)
+    fig.colorbar(im, ax=ax, label="PSI")
+    fig.tight_layout()
+    return _svg(fig)

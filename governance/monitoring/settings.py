@@ -1,0 +1,57 @@
+"""Settings of monitoring, read from `GOVRISK_MONITOR_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MonitorSettings(BaseSettings):
+    """Configuration of `governance.monitoring`; each field is `GOVRISK_MONITOR_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVRISK_MONITOR_", extra="ignore")
+
+    threads: int = Field(2, ge=1)
+    objectives_path: Path | None = Field(
+        None, description="YAML of channel objectives (default: the packaged objectives.yaml)."
+    )
+    mature_completeness: float = Field(
+        0.9, gt=0, le=1, description="A period is mature once this share of outcomes arrived."
+    )
+    min_completeness: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Days with fewer expected outcomes arrived are left out of burn rates.",
+    )
+    delay_reference_days: int = Field(
+        21, ge=1, description="Delays are measured on sales at least this old (uncensored)."
+    )
+    reference_weeks: int = Field(
+        2, ge=1, description="First weeks of the period that are the drift reference."
+    )
+    psi_medium: float = Field(0.1, gt=0, description="PSI of a moderate shift (low alert).")
+    psi_high: float = Field(0.25, gt=0, description="PSI of a major shift (medium alert).")
+    min_drift_items: int = Field(100, ge=1, description="Items a week needs for a PSI.")
+    decay_baseline_days: int = Field(14, ge=2, description="Baseline window of hit rates.")
+    decay_recent_days: int = Field(5, ge=1, description="Recent window compared with it.")
+    decay_ratio: float = Field(
+        0.4, gt=0, lt=1, description="Hit rate below this share of its baseline is decay."
+    )
+    surge_ratio: float = Field(3.0, gt=1, description="Hit rate above this multiple is a surge.")
+    family_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="False-alarm rate per day across all strategy x channel tests (Bonferroni).",
+    )
+    min_baseline_hits: int = Field(10, ge=1, description="Hits a baseline needs to be tested.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> MonitorSettings:
+    """The cached settings object."""
+    return MonitorSettings()

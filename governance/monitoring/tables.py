@@ -1,0 +1,292 @@
+"""Every table `govrisk monitor` writes, declared once with the data contract's machinery.
+
+Column lists, dtypes, checks and the reference in docs/monitoring.md derive from these
+declarations.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import pandas as pd
+
+from features.tables import ColumnKind, ColumnSpec, TableSpec
+from features.vocabulary import Channel, values
+from governance.monitoring.vocabulary import (
+    ALL,
+    AlertKind,
+    Dimension,
+    Grain,
+    Severity,
+    TrustMetric,
+)
+
+
+def _c(
+    name: str,
+    kind: ColumnKind,
+    description: str,
+    *,
+    nullable: bool = False,
+    enum: type[StrEnum] | tuple[str, ...] | None = None,
+    unit: str = "",
+    min_value: float | None = None,
+    max_value: float | None = None,
+) -> ColumnSpec:
+    allowed = tuple(values(enum)) if isinstance(enum, type) else enum
+    return ColumnSpec(
+        name=name,
+        kind=kind,
+        description=description,
+        nullable=nullable,
+        enum=allowed,
+        unit=unit,
+        min_value=min_value,
+        max_value=max_value,
+    )
+
+
+_CHANNEL_OR_ALL = (ALL, *values(Channel))
+
+TRUST_METRICS = TableSpec(
+    name="trust_metrics",
+    description=(
+        "Trust per period, channel and slice; sums over every item shown (exposure-weighted), "
+        "outcomes counted on the day of the sale they follow."
+    ),
+    key=("grain", "period_start", "channel", "dimension", "segment"),
+    time_column="period_start",
+    columns=(
+        _c("grain", "string", "Length of the period.", enum=Grain),
+        _c("period_start", "date", "First day of the period (weeks start on Monday)."),
+        _c("channel", "string", "Traffic channel, or `all`.", enum=_CHANNEL_OR_ALL),
+        _c("dimension", "string", "What `segment` slices by.", enum=Dimension),
+        _c("segment", "string", "Category or seller tier, or `all`."),
+        _c("impressions", "int", "Impressions in the period.", unit="views", min_value=0),
+        _c("orders", "int", "Orders in the period.", unit="orders", min_value=0),
+        _c("gmv", "float", "GMV of those orders.", unit="USD", min_value=0),
+        _c(
+            "complaints",
+            "float",
+            "Complaints about those orders (an outcome that may follow several sales of its "
+            "item is shared among them by order count and delay distribution).",
+            min_value=0,
+        ),
+        _c(
+            "complaints_per_1k_orders",
+            "float",
+            "Complaints per 1,000 orders.",
+            nullable=True,
+            min_value=0,
+        ),
+        _c("complaints_per_1k_low", "float", "Lower 95% bound (Poisson).", nullable=True),
+        _c("complaints_per_1k_high", "float", "Upper 95% bound (Poisson).", nullable=True),
+        _c("returns", "float", "Returns of those orders (shared likewise).", min_value=0),
+        _c("returns_per_1k_orders", "float", "Returns per 1,000 orders.", nullable=True),
+        _c("returns_per_1k_low", "float", "Lower 95% bound (Poisson).", nullable=True),
+        _c("returns_per_1k_high", "float", "Upper 95% bound (Poisson).", nullable=True),
+        _c("refund_usd", "float", "Refunded amount.", unit="USD", min_value=0),
+        _c("refund_per_gmv", "float", "Refunded amount per USD of GMV.", nullable=True),
+        _c("reviews", "float", "Reviews of those orders (shared likewise).", min_value=0),
+        _c("mean_rating", "float", "Mean review rating (1-5).", nullable=True),
+        _c("low_star_share", "float", "Share of 1-2 star reviews.", nullable=True),
+        _c("nps_responses", "float", "NPS answers of buyers who clicked.", min_value=0),
+        _c("nps", "float", "Promoters minus detractors, in points (-100..100).", nullable=True),
+        _c("nps_low", "float", "Lower 95% bound of the NPS.", nullable=True),
+        _c("nps_high", "float", "Upper 95% bound of the NPS.", nullable=True),
+        _c(
+            "completeness",
+            "float",
+            "Expected share of the period's outcomes that have arrived (delay distribution).",
+            min_value=0,
+            max_value=1,
+        ),
+        _c("mature", "bool", "Whether the period's outcomes have (almost) all arrived."),
+    ),
+)
+
+OBJECTIVE_STATUS = TableSpec(
+    name="objective_status",
+    description=(
+        "Each channel objective per day: the day's value, the error budget spent over the "
+        "objective's window and the burn rate over each alerting window."
+    ),
+    key=("day", "channel", "metric"),
+    time_column="day",
+    columns=(
+        _c("day", "date", "Day (UTC)."),
+        _c("channel", "string", "Channel of the objective.", enum=_CHANNEL_OR_ALL),
+        _c("metric", "string", "Trust metric the objective bounds.", enum=TrustMetric),
+        _c("target", "float", "Objective: the metric stays at or below this."),
+        _c("owner", "string", "Who answers for the objective."),
+        _c(
+            "value",
+            "float",
+            "The day's value, corrected for outcomes still due (empty: too few arrived).",
+            nullable=True,
+        ),
+        _c("completeness", "float", "Expected share of the day's outcomes arrived.", min_value=0),
+        _c(
+            "budget_spent",
+            "float",
+            "Share of the error budget spent over the trailing objective window (1 = all).",
+            nullable=True,
+        ),
+        _c(
+            "burn_short", "float", "Burn rate over the short window (1 = on budget).", nullable=True
+        ),
+        _c("burn_mid", "float", "Burn rate over the middle window.", nullable=True),
+        _c("burn_long", "float", "Burn rate over the long window.", nullable=True),
+        _c("events_long", "float", "Bad events behind `burn_long` (after correction)."),
+        _c(
+            "firing",
+            "string",
+            "Severity of the burn-rate rule firing that day, if any.",
+            nullable=True,
+            enum=Severity,
+        ),
+    ),
+)
+
+STRATEGY_HEALTH = TableSpec(
+    name="strategy_health",
+    description="Hits per day, strategy and channel, against the items that could be hit.",
+    key=("day", "strategy_id", "channel"),
+    time_column="day",
+    columns=(
+        _c("day", "date", "Day the decisions took effect (UTC)."),
+        _c("strategy_id", "string", "Strategy."),
+        _c("strategy_version", "int", "Latest version that fired that day.", min_value=1),
+        _c("channel", "string", "Channel actioned.", enum=tuple(values(Channel))),
+        _c("entity", "string", "Entity the strategy actions."),
+        _c("hits", "int", "New decisions.", min_value=0),
+        _c("lifted", "int", "Of those, lifted after an upheld appeal so far.", min_value=0),
+        _c(
+            "new_items",
+            "int",
+            "Items of the entity published the day before (sellers: all registered so far).",
+            min_value=0,
+        ),
+        _c("hits_per_1k_new_items", "float", "Hit rate per 1,000 new items.", nullable=True),
+        _c("overturn_rate", "float", "Lifted / hits.", nullable=True),
+    ),
+)
+
+FEATURE_DRIFT = TableSpec(
+    name="feature_drift",
+    description=(
+        "Population stability of each declared content feature: items published each week "
+        "against the reference weeks, on bins fitted to the reference (deciles, as training "
+        "bins by quantile)."
+    ),
+    key=("entity", "feature", "week_start"),
+    time_column="week_start",
+    columns=(
+        _c("entity", "string", "Entity of the frame."),
+        _c("feature", "string", "Declared feature."),
+        _c("feature_kind", "string", "numeric, categorical or boolean."),
+        _c("week_start", "date", "Monday of the week the items were published."),
+        _c("n_reference", "int", "Items in the reference weeks.", min_value=0),
+        _c("n_week", "int", "Items published that week.", min_value=0),
+        _c("psi", "float", "Population stability index against the reference.", min_value=0),
+        _c("n_bins", "int", "Bins compared (deciles or values, and missing).", min_value=1),
+        _c("missing_reference", "float", "Share missing in the reference."),
+        _c("missing_week", "float", "Share missing that week."),
+        _c("top_bin", "string", "Bin whose share moved most (its range or value)."),
+        _c("top_bin_shift", "float", "That bin's share that week minus in the reference."),
+    ),
+)
+
+ALERTS = TableSpec(
+    name="alerts",
+    description=(
+        "One row per alert episode (consecutive firing days of one rule on one slice), "
+        "with its evidence and owner."
+    ),
+    key=("alert_id",),
+    time_column="first_day",
+    columns=(
+        _c("alert_id", "string", "Stable id: rule, slice and first day hashed."),
+        _c("kind", "string", "What the alert is about.", enum=AlertKind),
+        _c("severity", "string", "How urgent.", enum=Severity),
+        _c("title", "string", "One line a person reads first."),
+        _c("metric", "string", "Metric or feature that moved."),
+        _c("channel", "string", "Channel, or `all`.", enum=_CHANNEL_OR_ALL),
+        _c("category", "string", "Category most behind it, or `all`."),
+        _c("strategy_id", "string", "Strategy concerned, or `all`."),
+        _c("owner", "string", "Who is asked to act."),
+        _c("first_day", "date", "First day the rule fired."),
+        _c("last_day", "date", "Last day it fired."),
+        _c("days_firing", "int", "Days it fired.", min_value=1),
+        _c("value", "float", "Worst value seen (burn rate, PSI, hit-rate ratio)."),
+        _c("threshold", "float", "Threshold of the rule."),
+        _c("evidence", "string", "What was seen, in numbers, with the slices behind it."),
+    ),
+)
+
+#: Every table `govrisk monitor` writes, in write order.
+MONITOR_TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (TRUST_METRICS, OBJECTIVE_STATUS, STRATEGY_HEALTH, FEATURE_DRIFT, ALERTS)
+}
+
+_PANDAS_DTYPES: dict[ColumnKind, str] = {
+    "string": "object",
+    "int": "int64",
+    "float": "float64",
+    "bool": "bool",
+    "timestamp": "datetime64[us]",
+    "date": "datetime64[us]",
+}
+
+
+def tables_markdown() -> str:
+    """The reference of every monitoring table (the generated part of docs/monitoring.md)."""
+    from features.contract_docs import table_markdown
+
+    return "\n".join(
+        line for spec in MONITOR_TABLES.values() for line in table_markdown(spec, heading="###")
+    )
+
+
+def empty_frame(spec: TableSpec) -> pd.DataFrame:
+    """A frame with no rows and the declared columns and dtypes."""
+    return pd.DataFrame(
+        {c.name: pd.Series(dtype=_PANDAS_DTYPES[c.kind]) for c in spec.columns}  # type: ignore[call-overload]
+    )
+
+
+def conform(df: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """`df` with exactly the declared columns in order and cast to the declared dtypes.
+
+    Raises ValueError naming the table and the missing columns.
+    """
+    missing = [c for c in spec.column_names if c not in df.columns]
+    if missing:
+        raise ValueError(f"table {spec.name!r}: missing columns {missing}")
+    out = df.loc[:, spec.column_names].copy()
+    for c in spec.columns:
+        if c.kind in ("date", "timestamp"):
+            out[c.name] = pd.to_datetime(out[c.name]).astype("datetime64[us]")
+        elif c.kind == "string":
+            out[c.name] = out[c.name].astype(object).where(out[c.name].notna(), None)
+        elif c.kind == "int":
+            out[c.name] = out[c.name].fillna(0).astype("int64")
+        else:
+            out[c.name] = out[c.name].astype(_PANDAS_DTYPES[c.kind])  # type: ignore[call-overload]
+    return out.reset_index(drop=True)
+
+
+def check_frame(df: pd.DataFrame, spec: TableSpec) -> list[str]:
+    """Problems of `df` against `spec`: missing columns, nulls where required, enum values."""
+    problems = [f"{spec.name}.{c}: missing" for c in spec.column_names if c not in df.columns]
+    for c in spec.columns:
+        if c.name not in df.columns:
+            continue
+        col = df[c.name]
+        if not c.nullable and col.isna().any():
+            problems.append(f"{spec.name}.{c.name}: {int(col.isna().sum())} missing values")
+        if c.enum is not None:
+            bad = sorted(set(col.dropna().astype(str)) - set(c.enum))
+            if bad:
+                problems.append(f"{spec.name}.{c.name}: values {bad[:5]} outside {list(c.enum)}")
+    return problems

@@ -1,0 +1,104 @@
+"""The monitoring page of the review service: trust per channel, objectives and alerts.
+
+It reads the tables `govrisk monitor` wrote to `GOVRISK_MONITOR_DIR` (`govrisk serve
+--monitor-dir`) through `governance.monitoring.view`; charts are inline SVG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+
+from governance.monitoring.view import WeekPoint, channel_view
+from governance.monitoring.vocabulary import ALL
+from serving.deps import PageAnalyst, SessionDep, StateDep
+from serving.pages import render
+
+router = APIRouter(include_in_schema=False)
+_FONT = 'font-family="sans-serif" font-size="11"'
+
+
+def band_chart(
+    points: Sequence[WeekPoint], *, title: str, width: int = 520, height: int = 170
+) -> Markup:
+    """Weekly values with their 95% band; weeks still filling in drawn hollow."""
+    left, right, top, bottom = 44, 16, 24, 28
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text x="4" y="14" {_FONT} font-weight="600">{escape(title)}</text>',
+    ]
+    vals = [v for p in points for v in (p.value, p.low, p.high) if v is not None]
+    if not vals:
+        parts.append(f'<text x="{left}" y="{top + 20}" {_FONT} fill="#999">no data</text></svg>')
+        return Markup("".join(parts))
+    lo, hi = min(vals + [0.0]), max(vals)
+    hi = hi if hi > lo else lo + 1
+    plot_h, plot_w = height - top - bottom, width - left - right
+    step = plot_w / max(len(points) - 1, 1)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - (v - lo) / (hi - lo))
+
+    for tick in (lo, (lo + hi) / 2, hi):
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'stroke="#eee"/><text x="{left - 4}" y="{y(tick) + 4:.1f}" {_FONT} '
+            f'text-anchor="end" fill="#666">{tick:.3g}</text>'
+        )
+    band = [(left + step * i, p.low, p.high) for i, p in enumerate(points)]
+    upper = [f"{x:.1f},{y(h):.1f}" for x, lo_, h in band if lo_ is not None and h is not None]
+    lower = [
+        f"{x:.1f},{y(lo_):.1f}" for x, lo_, h in reversed(band) if lo_ is not None and h is not None
+    ]
+    if upper:
+        parts.append(f'<polygon points="{" ".join(upper + lower)}" fill="#2c5da8" opacity="0.15"/>')
+    line = [
+        f"{left + step * i:.1f},{y(p.value):.1f}"
+        for i, p in enumerate(points)
+        if p.value is not None
+    ]
+    parts.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="#2c5da8"/>')
+    for i, p in enumerate(points):
+        x = left + step * i
+        if p.value is not None:
+            fill = "#2c5da8" if p.mature else "#fff"
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y(p.value):.1f}" r="3" fill="{fill}" stroke="#2c5da8">'
+                f"<title>{escape(p.week)}: {p.value:.3g} (orders {p.orders})</title></circle>"
+            )
+        parts.append(
+            f'<text x="{x:.1f}" y="{height - 10}" {_FONT} text-anchor="middle" fill="#666">'
+            f"{escape(p.week)}</text>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+@router.get("/monitoring")
+def monitoring_page(
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    user: PageAnalyst,
+    channel: str = ALL,
+) -> HTMLResponse:
+    """Trust of one channel per week with intervals, its objectives, alerts and categories."""
+    view = channel_view(state.settings.monitor_dir, channel if channel else ALL)
+    return render(
+        request,
+        "monitoring.html",
+        user,
+        session=session,
+        view=view,
+        monitor_dir=state.settings.monitor_dir,
+        charts=[
+            band_chart(view.complaints, title="Complaints per 1,000 orders (95% band)"),
+            band_chart(view.returns, title="Returns per 1,000 orders (95% band)"),
+            band_chart(view.nps, title="NPS (95% band)"),
+        ],
+    )

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from governance.monitoring.alerts import drift_alerts
+from governance.monitoring.drift import DriftConfig, feature_drift
+from governance.monitoring.tables import ALERTS, FEATURE_DRIFT, check_frame
+
+
+def _frame(n: int, *, shift: float, new_category_share: float, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    published = pd.Timestamp("2026-01-05") + pd.to_timedelta(np.sort(rng.uniform(0, 42, n)), "D")
+    late = np.asarray(published >= pd.Timestamp("2026-02-02"))
+    x = rng.normal(size=n) + shift * late
+    cat = np.where(late & (rng.random(n) < new_category_share), "cards", rng.choice(["a", "b"], n))
+    y = rng.normal(size=n)
+    y[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({"published_at": published, "x": x, "y": y, "cat": cat})
+
+
+def _drift(df: pd.DataFrame) -> pd.DataFrame:
+    con = duckdb.connect()
+    con.register("frame", df)
+    return feature_drift(
+        con,
+        "frame",
+        entity="listing",
+        kinds={"x": "numeric", "y": "numeric", "cat": "categorical"},
+        config=DriftConfig(min_items=50),
+    )
+
+
+def test_shift_and_new_category_show_and_stable_features_do_not() -> None:
+    d = _drift(_frame(6000, shift=1.0, new_category_share=0.3))
+    assert check_frame(d, FEATURE_DRIFT) == []
+    late = d[d["week_start"] >= pd.Timestamp("2026-02-02")]
+    early = d[d["week_start"] < pd.Timestamp("2026-02-02")]
+    assert (late.loc[late["feature"] == "x", "psi"] > 0.25).all()
+    assert (early.loc[early["feature"] == "x", "psi"] < 0.1).all()
+    assert (d.loc[d["feature"] == "y", "psi"] < 0.1).all()
+    cat = late[late["feature"] == "cat"]
+    assert (cat["top_bin"] == "cards").all() and (cat["psi"] > 0.25).all()
+    assert d.loc[d["feature"] == "y", "missing_week"].between(0.05, 0.15).all()
+    alerts = drift_alerts(d, DriftConfig(), owner="ml")
+    assert check_frame(alerts, ALERTS) == []
+    assert set(alerts["metric"]) == {"x", "cat"}
+    assert set(alerts.loc[alerts["metric"] == "x", "severity"]) == {"medium"}
+
+
+def test_missing_column_is_named() -> None:
+    con = duckdb.connect()
+    con.register("frame", _frame(100, shift=0, new_category_share=0))
+    try:
+        feature_drift(con, "frame", entity="listing", kinds={"nope": "numeric"})
+    except KeyError as err:
+        assert "nope" in str(err)
+    else:  # pragma: no cover
+        raise AssertionError("expected KeyError")
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), shift=st.floats(-2, 2))
+def test_psi_is_never_negative(seed: int, shift: float) -> None:
+    d = _drift(_frame(800, shift=shift, new_category_share=0.0, seed=seed))
+    assert (d["psi"] >= -1e-12).all()

@@ -1,0 +1,119 @@
+"""A tiny seeded marketplace in the data contract for monitoring tests."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+START = date(2026, 1, 5)
+
+
+def make_tables(
+    *,
+    n_listings: int = 40,
+    n_days: int = 42,
+    seed: int = 0,
+    complaint_rate: float = 0.02,
+    incident: tuple[str, int, float] | None = None,
+    category_incident: tuple[str, int, float] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Contract tables; `incident` = (channel, first day index, complaint rate from then),
+    `category_incident` the same for a category across channels."""
+    rng = np.random.default_rng(seed)
+    t0 = pd.Timestamp(START)
+    sellers = pd.DataFrame(
+        {
+            "seller_id": ["s0", "s1", "s2"],
+            "registered_at": [t0 - pd.Timedelta(days=100)] * 3,
+            "region": ["r1"] * 3,
+            "verification": ["none", "basic", "business"],
+            "is_official_store": [False, False, True],
+        }
+    )
+    listings = pd.DataFrame(
+        {
+            "listing_id": [f"l{i}" for i in range(n_listings)],
+            "seller_id": [f"s{i % 3}" for i in range(n_listings)],
+            "created_at": [
+                t0 + pd.Timedelta(days=int(i * n_days / n_listings)) for i in range(n_listings)
+            ],
+            "category": ["bags" if i % 2 else "perfume" for i in range(n_listings)],
+            "brand": [None] * n_listings,
+            "title": ["t"] * n_listings,
+            "description": ["d"] * n_listings,
+            "price": rng.uniform(10, 50, n_listings).round(2),
+            "list_price": rng.uniform(50, 60, n_listings).round(2),
+            "image_hash": ["h"] * n_listings,
+            "ships_from": ["r1"] * n_listings,
+        }
+    )
+    exp_rows = []
+    out_rows = []
+    for d in range(n_days):
+        day = t0 + pd.Timedelta(days=d)
+        for i in range(n_listings):
+            for channel in ("shop_tab", "affiliate"):
+                orders = int(rng.poisson(3))
+                clicks = orders + int(rng.poisson(10))
+                exp_rows.append(
+                    ("listing", f"l{i}", channel, day, 100, clicks, orders, 20.0 * orders)
+                )
+                rate = complaint_rate
+                if incident is not None and channel == incident[0] and d >= incident[1]:
+                    rate = incident[2]
+                category = "bags" if i % 2 else "perfume"
+                if category_incident is not None and category == category_incident[0]:
+                    rate = category_incident[2] if d >= category_incident[1] else rate
+                for _ in range(orders):
+                    if rng.random() < rate:
+                        at = day + pd.Timedelta(hours=float(12 + rng.exponential(48)))
+                        out_rows.append((f"l{i}", f"s{i % 3}", channel, "complaint", at, None))
+                    if rng.random() < 0.1:
+                        at = day + pd.Timedelta(hours=float(12 + rng.exponential(72)))
+                        stars = float(rng.integers(1, 6))
+                        out_rows.append((f"l{i}", f"s{i % 3}", channel, "review", at, stars))
+    exposure = pd.DataFrame(
+        exp_rows,
+        columns=["entity", "item_id", "channel", "day", "impressions", "clicks", "orders", "gmv"],
+    )
+    for col in ("likes", "comments", "shares"):
+        exposure[col] = 0
+    end = t0 + pd.Timedelta(days=n_days)
+    outcomes = pd.DataFrame(
+        out_rows,
+        columns=["item_id", "seller_id", "channel", "kind", "occurred_at", "value"],
+    )
+    outcomes.insert(0, "entity", "listing")
+    outcomes = outcomes[outcomes["occurred_at"] < end].reset_index(drop=True)
+    outcomes.insert(0, "outcome_id", [f"o{i}" for i in range(len(outcomes))])
+    empty_videos = pd.DataFrame(
+        {c: pd.Series(dtype=object) for c in ("video_id", "creator_id", "listing_id", "caption")}
+    ).assign(created_at=pd.Series(dtype="datetime64[us]"))
+    empty_lives = pd.DataFrame(
+        {c: pd.Series(dtype=object) for c in ("live_id", "creator_id", "listing_id", "title")}
+    ).assign(started_at=pd.Series(dtype="datetime64[us]"))
+    return {
+        "sellers": sellers,
+        "listings": listings,
+        "videos": empty_videos,
+        "live_sessions": empty_lives,
+        "channel_exposure": exposure,
+        "outcomes": outcomes,
+    }
+
+
+def end_of(n_days: int = 42) -> date:
+    """The first day after a world of `n_days`."""
+    return START + timedelta(days=n_days)
+
+
+def connect(tables: dict[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with each table as a relation of its name."""
+    con = duckdb.connect()
+    for name, df in tables.items():
+        con.register(f"_df_{name}", df)
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM _df_{name}")
+    return con
