@@ -40,11 +40,11 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from features.text_source import FIELD_SEPARATOR, join_fields
+
 TEXT_MODEL_FORMAT_VERSION: Final = 1
 PARAMS_FILE: Final = "text_model.json"
 ARRAYS_FILE: Final = "text_model.npz"
-#: Separator between an item's text fields in the document the model reads.
-FIELD_SEPARATOR: Final = "\n"
 
 _WORD_PATTERN: Final = r"(?u)\b\w\w+\b"
 _WORD_RE: Final = re.compile(_WORD_PATTERN)
@@ -71,11 +71,6 @@ class Phrase:
             "field": self.field,
             "spans": [{"field": f, "start": s, "end": e} for f, s, e in self.spans],
         }
-
-
-def join_fields(values: Sequence[object]) -> str:
-    """The document of one item: its text fields joined by a newline; missing reads as empty."""
-    return FIELD_SEPARATOR.join(v if isinstance(v, str) else "" for v in values)
 
 
 class TextModel:

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from features.text_source import join_fields
 from models.text_model import (
     TextModel,
     TextModelError,
     describe_phrase,
-    join_fields,
 )
 
 _CLEAN = ("soft cotton shirt", "leather wallet brown", "garden hose 20m", "kids puzzle box")
