@@ -78,7 +78,7 @@ TEXT_SOURCES: Final = MappingProxyType(
             Entity.VIDEO, "videos", "video_id", ("caption",), "the video caption and transcript"
         ),
         Entity.LIVE: TextSource(
-            Entity.LIVE, "lives", "live_id", ("title",), "the live title and pinned claims"
+            Entity.LIVE, "live_sessions", "live_id", ("title",), "the live title and pinned claims"
         ),
     }
 )

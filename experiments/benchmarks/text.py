@@ -1,8 +1,9 @@
-"""Text models on real labelled text: which library and which pipeline, measured.
+"""Text models on real labelled text and on the simulated marketplace, measured.
 
-`python -m experiments.benchmarks.text [--data PATH] [--quick]` reads the SMS Spam Collection
-(`--data`, else `GOVRISK_SMS_SPAM_PATH`, else `../shared/data/sms_spam/sms_spam.tsv.gz` from
-the working directory; CC BY 4.0, Almeida et al. 2011; read in place, never copied) and scores,
+`python -m experiments.benchmarks.text [--data PATH] [--quick] [--world DIR ...]` reads the
+SMS Spam Collection (`--data`, else `GOVRISK_SMS_SPAM_PATH`, else
+`../shared/data/sms_spam/sms_spam.tsv.gz` from the working directory; CC BY 4.0, Almeida et
+al. 2011; read in place, never copied) and scores,
 in the same 5 cross-validation folds, every pipeline below on the spam label:
 
 - `byo text + LightGBM`: the bring-your-own-data `text` feature (lexicon counts, length, 4 or
@@ -18,6 +19,15 @@ both sides of a split. ROC-AUC and PR-AUC (average precision) are the mean over 
 featurization (text -> model input) in µs per row, CPU time of this thread, over the test
 folds, one batch call per fold, and for one row at a time; model size is the stored bytes
 (vocabulary + arrays; LightGBM text model; hashed: the dense coefficient vector).
+
+With `--world DIR` (a `govrisk simulate` output, repeatable) it also compares, per world, entity
+and text policy, the **old** text features (lexicon counts, length and hash projection of the
+listing text pipeline, LightGBM) with the **new** text model (`TextModel`), both text-only and
+trained the way training does: on the entity's audit labels of that policy reviewed before the
+last two weeks, weighted by inverse inclusion probability trimmed at 5x. Both are scored
+against the ground truth (`violates_<policy>`) on every item of the entity without such a
+training label: overall, and on the items whose violation is worded in an obfuscated or a
+novel way (`wording_<policy>`; each subset keeps every non-violating item as negatives).
 """
 
 from __future__ import annotations
@@ -221,24 +231,168 @@ def run(
     return results
 
 
+_SIM_HOLDOUT_WEEKS = 2
+_SIM_MAX_WEIGHT = 5.0
+
+
+@dataclass
+class _WorldRow:
+    world: str
+    entity: str
+    policy: str
+    labels: int
+    positives: int
+    pr: dict[str, tuple[float, float, int]]  # subset -> (old, new, violating items)
+
+
+def simulator_rows(world: Path) -> list[_WorldRow]:
+    """Old text features vs the new text model, per entity and text policy, on one world."""
+    import lightgbm as lgb
+    from sklearn.metrics import average_precision_score
+
+    from features.loader import load_tables
+    from features.text import encode, text_signals
+    from features.text_source import TEXT_POLICIES, TEXT_SOURCES
+    from models.text_model import TextModel
+    from training.dataset import _normalised, prepare_labels, week_start
+
+    tables = load_tables(world / "data")
+    truth = pd.read_parquet(world / "ground_truth" / "items.parquet")
+    rows = []
+    for entity, source in TEXT_SOURCES.items():
+        docs = source.documents(tables[source.table])
+        ids = docs.index.to_numpy()
+        signals = text_signals(encode(docs.to_numpy(dtype=object)), prefix="t", n_dims=8)
+        X_old = np.column_stack(list(signals.values()))
+        labels = prepare_labels(tables["audit_labels"], entity=entity)
+        if labels.empty:
+            continue
+        weeks = np.sort(week_start(labels["reviewed_at"]).unique())
+        cut = weeks[-_SIM_HOLDOUT_WEEKS] if len(weeks) > _SIM_HOLDOUT_WEEKS else weeks[-1]
+        item_truth = truth.loc[truth["entity"] == entity.value].set_index("item_id")
+        for policy in TEXT_POLICIES:
+            train = labels.loc[(labels["policy"] == policy) & (labels["reviewed_at"] < cut)]
+            train = train.loc[train["item_id"].isin(ids)]
+            y = train["y"].to_numpy(dtype=np.float64)
+            if (y == 1).sum() < 5 or (y == 0).sum() < 5:
+                continue
+            weight = _normalised(
+                1.0 / train["inclusion_probability"].to_numpy(np.float64),
+                max_weight=_SIM_MAX_WEIGHT,
+            )
+            position = pd.Series(np.arange(len(ids)), index=ids)
+            at = position.loc[train["item_id"]].to_numpy()
+            booster = lgb.train(
+                {
+                    "objective": "binary",
+                    "learning_rate": 0.05,
+                    "num_leaves": 15,
+                    "min_data_in_leaf": 10,
+                    "num_threads": 1,
+                    "deterministic": True,
+                    "seed": 0,
+                    "verbose": -1,
+                },
+                lgb.Dataset(X_old[at], y, weight=weight),
+                num_boost_round=200,
+            )
+            model = TextModel().fit(docs.to_numpy(dtype=object)[at], y, sample_weight=weight)
+            scored = ~np.isin(ids, train["item_id"].to_numpy())
+            eval_ids = ids[scored]
+            old = booster.predict(X_old[scored], num_threads=1)
+            new = model.decision_function(docs.to_numpy(dtype=object)[scored])
+            facts = item_truth.reindex(eval_ids)
+            violates = facts[f"violates_{policy}"].fillna(False).to_numpy(dtype=bool)
+            wording = facts[f"wording_{policy}"].astype(str).to_numpy()
+            pr = {}
+            for subset, keep in (
+                ("all", np.ones(len(eval_ids), bool)),
+                ("lexicon", ~violates | (wording == "lexicon")),
+                ("obfuscated", ~violates | (wording == "obfuscated")),
+                ("novel", ~violates | (wording == "novel")),
+            ):
+                n_pos = int((violates & keep).sum())
+                if n_pos == 0:
+                    pr[subset] = (float("nan"), float("nan"), 0)
+                    continue
+                pr[subset] = (
+                    float(average_precision_score(violates[keep], old[keep])),
+                    float(average_precision_score(violates[keep], new[keep])),
+                    n_pos,
+                )
+            rows.append(_WorldRow(world.name, entity.value, policy, len(train), int(y.sum()), pr))
+    return rows
+
+
+def _print_simulator(console: Any, rows: list[_WorldRow]) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title="Simulated marketplace: PR-AUC against ground truth, old text features "
+        "(LightGBM) -> new text model, text only; (violating items in the subset)"
+    )
+    for column in (
+        "world",
+        "entity",
+        "policy",
+        "train labels (+)",
+        "all",
+        "lexicon",
+        "obfuscated",
+        "novel",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("world", "entity", "policy") else "right"
+        )
+
+    def cell(value: tuple[float, float, int]) -> str:
+        old, new, n = value
+        if n == 0:
+            return "-"
+        return f"{old:.3f} -> {new:.3f} ({n})"
+
+    for r in rows:
+        table.add_row(
+            r.world,
+            r.entity,
+            r.policy,
+            f"{r.labels} ({r.positives})",
+            *(cell(r.pr[s]) for s in ("all", "lexicon", "obfuscated", "novel")),
+        )
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run every pipeline in the same folds; print the table."""
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.text")
     parser.add_argument("--data", type=Path, default=None, help=f"SMS spam TSV (or ${ENV_PATH})")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="2,000 messages, 3 folds")
+    parser.add_argument(
+        "--world", type=Path, action="append", default=[], help="`govrisk simulate` output"
+    )
+    parser.add_argument("--no-sms", action="store_true", help="only the simulator table")
     args = parser.parse_args([] if argv is None else argv)
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = "1"
+    from rich.console import Console
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    if args.world:
+        rows = []
+        for world in args.world:
+            with console.status(f"old vs new text models on {world}"):
+                rows.extend(simulator_rows(world))
+        _print_simulator(console, rows)
+    if args.no_sms:
+        return
     path = args.data or Path(os.environ.get(ENV_PATH, str(DEFAULT_PATH)))
     texts, y = load_sms(path)
     folds = args.folds
     if args.quick:
         texts, y, folds = texts[:2_000], y[:2_000], 3
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
     with console.status(f"{len(PIPELINES)} pipelines x {folds} folds on {len(texts):,} messages"):
         results = run(texts, y, folds=folds)
     baseline = next(r for r in results if r.name.startswith("baseline"))
