@@ -108,8 +108,14 @@ class TextModel:
         y: Sequence[int] | NDArray[Any],
         *,
         sample_weight: NDArray[np.float64] | None = None,
+        corpus: Sequence[object] | NDArray[Any] | None = None,
     ) -> TextModel:
-        """Fit vocabularies, idf and coefficients; `sample_weight` are inclusion weights."""
+        """Fit vocabularies, idf and coefficients; `sample_weight` are inclusion weights.
+
+        `corpus` (unlabelled documents, e.g. every item's text) fits the vocabularies and idf
+        instead of the labelled texts: n-gram rarity is then that of the population, and
+        `min_df` drops n-grams too rare in it to generalise. Labels are never read from it.
+        """
         docs = _as_docs(texts)
         labels = np.asarray(y, dtype=np.float64)
         if labels.shape != (len(docs),):
@@ -121,10 +127,15 @@ class TextModel:
         weights = None if sample_weight is None else np.asarray(sample_weight, np.float64)
         if weights is not None and (weights.shape != labels.shape or not (weights >= 0).all()):
             raise TextModelError("sample_weight must be one non-negative weight per text")
-        return self._compute_fit(docs, labels, weights)
+        vocabulary_docs = docs if corpus is None else _as_docs(corpus)
+        return self._compute_fit(docs, labels, weights, vocabulary_docs)
 
     def _compute_fit(
-        self, docs: list[str], labels: NDArray[np.float64], weights: NDArray[np.float64] | None
+        self,
+        docs: list[str],
+        labels: NDArray[np.float64],
+        weights: NDArray[np.float64] | None,
+        vocabulary_docs: list[str],
     ) -> TextModel:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
@@ -135,7 +146,7 @@ class TextModel:
             ("char_wb", self.char_ngrams, self.max_char_features),
         ):
             # A tiny training set may have no n-gram in min_df documents: fall back to 1.
-            min_df = self.min_df if len(docs) >= 10 * self.min_df else 1
+            min_df = self.min_df if len(vocabulary_docs) >= 10 * self.min_df else 1
             vectorizer = TfidfVectorizer(
                 analyzer=analyzer,
                 ngram_range=ngrams,
@@ -146,7 +157,8 @@ class TextModel:
                 dtype=np.float64,
             )
             try:
-                matrix = vectorizer.fit_transform(docs)
+                vectorizer.fit(vocabulary_docs)
+                matrix = vectorizer.transform(docs)
             except ValueError:  # every document empty
                 blocks.append(([], np.zeros(0), sp.csr_matrix((len(docs), 0))))
                 continue

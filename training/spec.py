@@ -233,7 +233,8 @@ class TextSpec(_Strict):
     min_positives: int = Field(default=10, ge=1)
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (2, 5)
-    min_df: int = Field(default=2, ge=1)
+    min_df: int = Field(default=5, ge=1)
+    vocabulary: Literal["corpus", "labels"] = "corpus"
     max_word_features: int = Field(default=50_000, ge=1)
     max_char_features: int = Field(default=100_000, ge=1)
     C: float = Field(default=10.0, gt=0)

@@ -22,12 +22,15 @@ folds, one batch call per fold, and for one row at a time; model size is the sto
 
 With `--world DIR` (a `govrisk simulate` output, repeatable) it also compares, per world, entity
 and text policy, the **old** text features (lexicon counts, length and hash projection of the
-listing text pipeline, LightGBM) with the **new** text model (`TextModel`), both text-only and
-trained the way training does: on the entity's audit labels of that policy reviewed before the
-last two weeks, weighted by inverse inclusion probability trimmed at 5x. Both are scored
-against the ground truth (`violates_<policy>`) on every item of the entity without such a
-training label: overall, and on the items whose violation is worded in an obfuscated or a
-novel way (`wording_<policy>`; each subset keeps every non-violating item as negatives).
+listing text pipeline, LightGBM), the **new** text model alone (`TextModel` with the training
+defaults of `training.spec.TextSpec`: vocabulary and idf from every document, `min_df` 5) and
+**both**, stacked as training does (LightGBM on the old features plus the text model's out-of-
+fold score, item folds as in `training.text`), all text-only and trained on the entity's audit
+labels of that policy reviewed before the last two weeks, weighted by inverse inclusion
+probability trimmed at 5x. All three are scored against the ground truth (`violates_<policy>`)
+on every item of the entity without such a training label: overall, and on the items whose
+violation is worded in an obfuscated or a novel way (`wording_<policy>`; each subset keeps every
+non-violating item as negatives).
 """
 
 from __future__ import annotations
@@ -242,19 +245,21 @@ class _WorldRow:
     policy: str
     labels: int
     positives: int
-    pr: dict[str, tuple[float, float, int]]  # subset -> (old, new, violating items)
+    pr: dict[str, tuple[float, float, float, int]]  # subset -> (old, new, stacked, violating)
 
 
 def simulator_rows(world: Path) -> list[_WorldRow]:
     """Old text features vs the new text model, per entity and text policy, on one world."""
-    import lightgbm as lgb
     from sklearn.metrics import average_precision_score
 
     from features.loader import load_tables
     from features.text import encode, text_signals
     from features.text_source import TEXT_POLICIES, TEXT_SOURCES
-    from models.text_model import TextModel
     from training.dataset import _normalised, prepare_labels, week_start
+    from training.spec import TextSpec
+    from training.text import item_folds
+
+    spec = TextSpec()
 
     tables = load_tables(world / "data")
     truth = pd.read_parquet(world / "ground_truth" / "items.parquet")
@@ -282,25 +287,27 @@ def simulator_rows(world: Path) -> list[_WorldRow]:
             )
             position = pd.Series(np.arange(len(ids)), index=ids)
             at = position.loc[train["item_id"]].to_numpy()
-            booster = lgb.train(
-                {
-                    "objective": "binary",
-                    "learning_rate": 0.05,
-                    "num_leaves": 15,
-                    "min_data_in_leaf": 10,
-                    "num_threads": 1,
-                    "deterministic": True,
-                    "seed": 0,
-                    "verbose": -1,
-                },
-                lgb.Dataset(X_old[at], y, weight=weight),
-                num_boost_round=200,
-            )
-            model = TextModel().fit(docs.to_numpy(dtype=object)[at], y, sample_weight=weight)
+            all_docs = docs.to_numpy(dtype=object)
+            model = _text_model(spec).fit(all_docs[at], y, sample_weight=weight, corpus=all_docs)
             scored = ~np.isin(ids, train["item_id"].to_numpy())
             eval_ids = ids[scored]
-            old = booster.predict(X_old[scored], num_threads=1)
-            new = model.decision_function(docs.to_numpy(dtype=object)[scored])
+            text_score = model.decision_function(all_docs)
+            folds = item_folds(ids[at], n_folds=spec.folds)
+            for k in range(spec.folds):
+                if len(np.unique(y[folds != k])) < 2:
+                    text_score[at[folds == k]] = np.nan
+                    continue
+                fold_model = _text_model(spec).fit(
+                    all_docs[at[folds != k]],
+                    y[folds != k],
+                    sample_weight=weight[folds != k],
+                    corpus=all_docs,
+                )
+                text_score[at[folds == k]] = fold_model.decision_function(all_docs[at[folds == k]])
+            X_both = np.column_stack([X_old, text_score])
+            old = _boost(X_old, at, y, weight).predict(X_old[scored], num_threads=1)
+            both = _boost(X_both, at, y, weight).predict(X_both[scored], num_threads=1)
+            new = text_score[scored]
             facts = item_truth.reindex(eval_ids)
             violates = facts[f"violates_{policy}"].fillna(False).to_numpy(dtype=bool)
             wording = facts[f"wording_{policy}"].astype(str).to_numpy()
@@ -313,23 +320,53 @@ def simulator_rows(world: Path) -> list[_WorldRow]:
             ):
                 n_pos = int((violates & keep).sum())
                 if n_pos == 0:
-                    pr[subset] = (float("nan"), float("nan"), 0)
+                    pr[subset] = (float("nan"), float("nan"), float("nan"), 0)
                     continue
                 pr[subset] = (
                     float(average_precision_score(violates[keep], old[keep])),
                     float(average_precision_score(violates[keep], new[keep])),
+                    float(average_precision_score(violates[keep], both[keep])),
                     n_pos,
                 )
             rows.append(_WorldRow(world.name, entity.value, policy, len(train), int(y.sum()), pr))
     return rows
 
 
+def _text_model(spec: Any) -> Any:
+    from models.text_model import TextModel
+
+    return TextModel(
+        word_ngrams=spec.word_ngrams,
+        char_ngrams=spec.char_ngrams,
+        min_df=spec.min_df,
+        max_word_features=spec.max_word_features,
+        max_char_features=spec.max_char_features,
+        C=spec.C,
+    )
+
+
+def _boost(X: NDArray[np.float64], at: NDArray[np.int64], y: Any, weight: Any) -> Any:
+    import lightgbm as lgb
+
+    params = {
+        "objective": "binary",
+        "learning_rate": 0.05,
+        "num_leaves": 15,
+        "min_data_in_leaf": 10,
+        "num_threads": 1,
+        "deterministic": True,
+        "seed": 0,
+        "verbose": -1,
+    }
+    return lgb.train(params, lgb.Dataset(X[at], y, weight=weight), num_boost_round=200)
+
+
 def _print_simulator(console: Any, rows: list[_WorldRow]) -> None:
     from rich.table import Table
 
     table = Table(
-        title="Simulated marketplace: PR-AUC against ground truth, old text features "
-        "(LightGBM) -> new text model, text only; (violating items in the subset)"
+        title="Simulated marketplace, text only: PR-AUC against ground truth, old text features "
+        "(LightGBM) / text model / both stacked (violating items in the subset)"
     )
     for column in (
         "world",
@@ -345,11 +382,11 @@ def _print_simulator(console: Any, rows: list[_WorldRow]) -> None:
             column, justify="left" if column in ("world", "entity", "policy") else "right"
         )
 
-    def cell(value: tuple[float, float, int]) -> str:
-        old, new, n = value
+    def cell(value: tuple[float, float, float, int]) -> str:
+        old, new, both, n = value
         if n == 0:
             return "-"
-        return f"{old:.3f} -> {new:.3f} ({n})"
+        return f"{old:.3f} / {new:.3f} / {both:.3f} ({n})"
 
     for r in rows:
         table.add_row(
