@@ -832,8 +832,15 @@ def _log_bundle(
 def _feature_descriptions(entity: Entity) -> dict[str, str]:
     """One-line descriptions of the entity's features from the feature declarations."""
     from features.catalog import feature_descriptions
+    from features.text_source import text_source
 
-    return feature_descriptions(entity)
+    source = text_source(entity)
+    scores = (
+        {}
+        if source is None
+        else {f.name: f"{f.description} [{f.unit}]" for f in source.score_features}
+    )
+    return {**feature_descriptions(entity), **scores}
 
 
 def _feature_set_versions(entity: Entity) -> dict[str, str]:
