@@ -27,10 +27,11 @@ plus the intercept add up to the margin.
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,10 +185,18 @@ class TextModel:
     # -- scoring ---------------------------------------------------------------------------
 
     def decision_function(self, texts: Sequence[object] | NDArray[Any]) -> NDArray[np.float64]:
-        """Log-odds per text, shape (n,)."""
-        word, char = self.transform(texts)
-        margin = word @ self.word_coef_ + char @ self.char_coef_ + self.intercept_
-        return np.asarray(margin, dtype=np.float64)
+        """Log-odds per text, shape (n,); each text is scored alone, so a row scores the same
+        in any batch."""
+        self._check_fitted()
+        out = np.empty(len(texts), dtype=np.float64)
+        for i, doc in enumerate(_as_docs(texts)):
+            (w_idx, w_val), (c_idx, c_val) = self._values(doc)
+            out[i] = (
+                self.intercept_
+                + float(np.dot(w_val, self.word_coef_[w_idx]))
+                + float(np.dot(c_val, self.char_coef_[c_idx]))
+            )
+        return out
 
     def predict_proba(self, texts: Sequence[object] | NDArray[Any]) -> NDArray[np.float64]:
         """(n, 2) probabilities of clean and violating."""
@@ -220,9 +229,13 @@ class TextModel:
         names = [name for name, _ in fields]
         doc = join_fields([value for _, value in fields])
         starts = _field_starts([value for _, value in fields])
-        word, char = self.transform([doc])
-        word_contrib = _row_contributions(word, self.word_coef_)
-        char_contrib = _row_contributions(char, self.char_coef_)
+        (w_idx, w_val), (c_idx, c_val) = self._values(doc)
+        word_contrib = dict(
+            zip(w_idx.tolist(), (w_val * self.word_coef_[w_idx]).tolist(), strict=True)
+        )
+        char_contrib = dict(
+            zip(c_idx.tolist(), (c_val * self.char_coef_[c_idx]).tolist(), strict=True)
+        )
         # phrase key (lower-cased text) -> [contribution, spans in document offsets]
         totals: dict[str, float] = defaultdict(float)
         spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -236,13 +249,10 @@ class TextModel:
             occurrences: dict[int, list[tuple[str, int]]] = defaultdict(list)
             for start, end in words:
                 key = doc[start:end].lower()
-                counts: dict[int, int] = defaultdict(int)
-                for gram in analyzer(doc[start:end]):
+                for gram, c in Counter(analyzer(doc[start:end])).items():
                     j = self._char_index.get(gram)
                     if j is not None and j in char_contrib:
-                        counts[j] += 1
-                for j, c in counts.items():
-                    occurrences[j].append((key, c))
+                        occurrences[j].append((key, c))
             for j, value in char_contrib.items():
                 where = occurrences.get(j)
                 if not where:
@@ -254,19 +264,22 @@ class TextModel:
         # word n-grams: unigrams go to the whitespace words holding them, bigrams are phrases
         if word_contrib:
             tokens = [(m.group().lower(), m.start(), m.end()) for m in _WORD_RE.finditer(doc)]
+            located: dict[str, list[tuple[int, int]]] = defaultdict(list)
+            low, high = self.word_ngrams
+            for n in range(low, high + 1):
+                for i in range(len(tokens) - n + 1):
+                    gram_text = " ".join(t[0] for t in tokens[i : i + n])
+                    located[gram_text].append((tokens[i][1], tokens[i + n - 1][2]))
+            word_starts = [start for start, _ in words]
             for j, value in word_contrib.items():
                 gram = self.word_vocabulary_[j]
                 parts = gram.split(" ")
-                hits = [
-                    (tokens[i][1], tokens[i + len(parts) - 1][2])
-                    for i in range(len(tokens) - len(parts) + 1)
-                    if [t[0] for t in tokens[i : i + len(parts)]] == parts
-                ]
+                hits = located.get(gram, [])
                 if not hits:
                     residual += value
                     continue
                 if len(parts) == 1:
-                    owners = [_owner(words, start) for start, _ in hits]
+                    owners = [_owner(words, word_starts, start) for start, _ in hits]
                     keys = [doc[words[o][0] : words[o][1]].lower() for o in owners if o >= 0]
                     if len(keys) != len(hits):
                         residual += value
@@ -382,6 +395,18 @@ class TextModel:
 
     # -- internals -------------------------------------------------------------------------
 
+    def _values(
+        self, doc: str
+    ) -> tuple[
+        tuple[NDArray[np.int64], NDArray[np.float64]], tuple[NDArray[np.int64], NDArray[np.float64]]
+    ]:
+        """(indices, TF-IDF values) of one document's word and character blocks."""
+        (w_analyzer, c_analyzer), _ = self._built()
+        return (
+            _block_values(doc, w_analyzer, self._word_index, self.word_idf_),
+            _block_values(doc, c_analyzer, self._char_index, self.char_idf_),
+        )
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "intercept_"):
             raise TextModelError("this TextModel is not fitted; call fit() or load() first")
@@ -389,6 +414,7 @@ class TextModel:
     def _reset(self) -> None:
         self.__dict__.pop("_cache", None)
         self._char_index = {g: j for j, g in enumerate(self.char_vocabulary_)}
+        self._word_index = {g: j for j, g in enumerate(self.word_vocabulary_)}
 
     def _analyzers(self) -> tuple[Callable[[str], list[str]], Callable[[str], list[str]]]:
         analyzers: tuple[Callable[[str], list[str]], Callable[[str], list[str]]]
@@ -448,6 +474,24 @@ def _count(
     )
 
 
+def _block_values(
+    doc: str,
+    analyzer: Callable[[str], list[str]] | None,
+    index: dict[str, int],
+    idf: NDArray[np.float64],
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    # One row of scikit-learn's TfidfTransformer(sublinear_tf=True, norm="l2"), columns sorted.
+    if analyzer is None:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    counts = [(index[g], c) for g, c in Counter(analyzer(doc)).items() if g in index]
+    if not counts:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    counts.sort()
+    idx = np.fromiter((j for j, _ in counts), np.int64, len(counts))
+    values = (np.log(np.fromiter((c for _, c in counts), np.float64, len(counts))) + 1.0) * idf[idx]
+    return idx, values / np.sqrt(np.dot(values, values))
+
+
 def _sigmoid(margin: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * margin)), dtype=np.float64)
 
@@ -469,11 +513,9 @@ def _row_contributions(row: sp.csr_matrix, coef: NDArray[np.float64]) -> dict[in
     return {int(j): float(v * coef[j]) for j, v in zip(row.indices, row.data, strict=True)}
 
 
-def _owner(words: list[tuple[int, int]], position: int) -> int:
-    for k, (start, end) in enumerate(words):
-        if start <= position < end:
-            return k
-    return -1
+def _owner(words: list[tuple[int, int]], starts: list[int], position: int) -> int:
+    k = bisect.bisect_right(starts, position) - 1
+    return k if k >= 0 and words[k][0] <= position < words[k][1] else -1
 
 
 def _field_starts(values: Sequence[object]) -> list[int]:

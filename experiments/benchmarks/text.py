@@ -399,6 +399,70 @@ def _print_simulator(console: Any, rows: list[_WorldRow]) -> None:
     console.print(table)
 
 
+def online_latency(texts: list[str], y: NDArray[np.int64], *, calls: int) -> dict[str, float]:
+    """Single-item latency (µs, p50/p99) of a text bundle: raw text -> score (+ top-5 reasons).
+
+    A bundle like training's (8 numeric inputs plus the text score of a `TextModel` trained
+    on `texts`), one item per call with a 500-character description, in process, one thread.
+    """
+    import lightgbm as lgb
+
+    from features.text_source import join_fields
+    from models.bundle import ModelBundle
+    from models.calibration import Calibration
+    from models.encoding import FeatureEncoder
+    from models.text_model import TextModel
+
+    rng = np.random.default_rng(0)
+    n = len(texts)
+    name = "listing_text_score_misleading_claim"
+    numeric = [f"x{k}" for k in range(8)]
+    frame = pd.DataFrame(rng.normal(size=(n, 8)), columns=numeric)
+    frame["title"] = texts
+    frame["description"] = [(t + " ") * (500 // max(len(t), 1) + 1) for t in texts]
+    frame["description"] = frame["description"].str.slice(0, 500)
+    frame.insert(0, "item_id", [f"m{i}" for i in range(n)])
+    model = TextModel().fit(
+        [join_fields(v) for v in zip(frame["title"], frame["description"], strict=True)], y
+    )
+    frame[name] = model.decision_function(
+        [join_fields(v) for v in zip(frame["title"], frame["description"], strict=True)]
+    )
+    encoder = FeatureEncoder(categorical=[], numeric=[*numeric, name]).fit(frame)
+    booster = lgb.train(
+        {"objective": "binary", "num_threads": 1, "verbosity": -1, "deterministic": True},
+        lgb.Dataset(encoder.transform(frame), y, feature_name=encoder.feature_names_),
+        num_boost_round=250,
+    )
+    bundle = ModelBundle.build(
+        booster,
+        encoder=encoder,
+        calibration=Calibration.platt(-1.0, 0.0),
+        features={n_: n_ for n_ in encoder.feature_names_},
+        metadata={"run_id": None},
+        text_models={name: model},
+        text_fields=("title", "description"),
+    )
+    bundle.threads = 1
+    bundle.warm_up()
+    rows = [frame.iloc[[i % n]].drop(columns=[name]) for i in range(calls)]
+    out: dict[str, float] = {}
+    for label, explain in (("score", False), ("score + top-5 reasons with phrases", True)):
+        times = []
+        for row in rows:
+            start = time.perf_counter()
+            if explain:
+                bundle.explain(row, 5)
+                bundle.predict(row)
+            else:
+                bundle.predict(row)
+            times.append(1e6 * (time.perf_counter() - start))
+        out[f"{label} p50"] = float(np.percentile(times, 50))
+        out[f"{label} p99"] = float(np.percentile(times, 99))
+    out["text model files (bytes)"] = float(sum(len(b) for b in model.to_files().values()))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run every pipeline in the same folds; print the table."""
     parser = argparse.ArgumentParser(prog="python -m experiments.benchmarks.text")
@@ -458,6 +522,17 @@ def main(argv: list[str] | None = None) -> None:
             f"{np.mean(r.size_bytes) / 1e6:.2f} MB",
         )
     console.print(table)
+    with console.status("online latency"):
+        latency = online_latency(texts, y, calls=300 if args.quick else 2_000)
+    small = Table(
+        title="One item in process (500-character description, 250 trees, text model on all "
+        "messages), wall µs"
+    )
+    small.add_column("measure")
+    small.add_column("value", justify="right")
+    for key, value in latency.items():
+        small.add_row(key, f"{value:,.0f}")
+    console.print(small)
 
 
 if __name__ == "__main__":
