@@ -9,7 +9,7 @@ fitted text models and computes the same column from the raw fields when it scor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -87,6 +87,31 @@ TEXT_SOURCES: Final = MappingProxyType(
 def join_fields(values: Sequence[object]) -> str:
     """The document of one item: its text fields joined by a newline; missing reads as empty."""
     return FIELD_SEPARATOR.join(v if isinstance(v, str) else "" for v in values)
+
+
+def text_fields_of(entity: Entity | str, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """The entity's raw text fields indexed by item id (None: no text source or no table)."""
+    source = text_source(entity)
+    if source is None or source.table not in tables:
+        return None
+    table = tables[source.table]
+    raw = table.set_index(table[source.key].astype(str))[list(source.fields)]
+    return raw.loc[~raw.index.duplicated()]
+
+
+def with_text_fields(
+    frame: pd.DataFrame, entity: Entity | str, tables: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
+    """`frame` (with `item_id`) plus the entity's raw text fields, for scoring with a model
+    bundle that has text models; unchanged for entities without text."""
+    raw = text_fields_of(entity, tables)
+    if raw is None:
+        return frame
+    values = raw.reindex(frame["item_id"].astype(str).to_numpy())
+    text = pd.DataFrame(
+        {c: values[c].to_numpy(dtype=object) for c in raw.columns}, index=frame.index
+    )
+    return pd.concat([frame.drop(columns=list(raw.columns), errors="ignore"), text], axis=1)
 
 
 def text_source(entity: Entity | str) -> TextSource | None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from features.text_source import TEXT_POLICIES, text_score_names, text_source
+from features.text_source import TEXT_POLICIES, text_fields_of, text_score_names, text_source
 from models.text_model import TextModel, TextModelError
 from training.dataset import EntityData, _normalised, week_start
 from training.spec import FeatureSelection, LabelSpec, SplitSpec, TextSpec
@@ -179,8 +179,4 @@ def entity_documents(tables: Mapping[str, pd.DataFrame], entity: str) -> pd.Seri
 
 def entity_fields(tables: Mapping[str, pd.DataFrame], entity: str) -> pd.DataFrame | None:
     """The entity's raw text fields indexed by item_id (None: no text)."""
-    source = text_source(entity)
-    if source is None or source.table not in tables:
-        return None
-    table = tables[source.table]
-    return table.set_index(table[source.key].astype(str))[list(source.fields)]
+    return text_fields_of(entity, tables)

@@ -47,3 +47,19 @@ def test_documents_join_fields_and_read_missing_as_empty():
     assert join_fields([None, float("nan"), "z"]) == "\n\nz"
     with pytest.raises(KeyError, match="description"):
         TEXT_SOURCES[Entity.LISTING].documents(table.drop(columns=["description"]))
+
+
+def test_with_text_fields_joins_raw_text_by_item_id():
+    from features.text_source import with_text_fields
+
+    tables = {
+        "listings": pd.DataFrame(
+            {"listing_id": ["b", "a"], "title": ["B", "A"], "description": ["db", None]}
+        )
+    }
+    frame = pd.DataFrame({"item_id": ["a", "b", "c"], "x": [1.0, 2.0, 3.0]})
+    out = with_text_fields(frame, Entity.LISTING, tables)
+    assert list(out.columns) == ["item_id", "x", "title", "description"]
+    assert out["title"].iloc[:2].tolist() == ["A", "B"]
+    assert pd.isna(out["title"].iloc[2]) and out["description"].iloc[1] == "db"
+    assert with_text_fields(frame, Entity.SELLER, tables) is frame
