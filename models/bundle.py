@@ -447,11 +447,26 @@ class ModelBundle:
                     for f in missing
                 ]
             )
-        documents = self.text_documents(frame)
+        scores = self.text_scores(self.text_documents(frame))
         out = frame.copy()
-        for name, model in self.text_models.items():
-            out[name] = model.decision_function(documents)
+        for name, values in scores.items():
+            out[name] = values
         return out
+
+    def text_scores(self, documents: Sequence[object]) -> dict[str, np.ndarray]:
+        """Text score input name -> log-odds (len(documents),) of each text model."""
+        scores = {name: np.empty(len(documents)) for name in self.text_models}
+        groups: dict[object, list[str]] = {}
+        for name, model in self.text_models.items():
+            groups.setdefault(model.analysis_key, []).append(name)
+        for names in groups.values():
+            # Models reading the same n-grams share one analysis of each document.
+            first = self.text_models[names[0]]
+            for i, document in enumerate(documents):
+                grams = first.analyze(document)
+                for name in names:
+                    scores[name][i] = self.text_models[name].margin(grams)
+        return scores
 
     def text_documents(self, frame: pd.DataFrame) -> list[str]:
         """The document each row's text models read (its text fields joined by a newline)."""

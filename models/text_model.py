@@ -52,6 +52,10 @@ _WORD_RE: Final = re.compile(_WORD_PATTERN)
 _SPACE_RE: Final = re.compile(r"\S+")
 
 
+#: Word and character n-gram counts of one document (`TextModel.analyze`).
+Grams = tuple[Counter[str], Counter[str]]
+
+
 class TextModelError(ValueError):
     """A text model cannot be fitted, loaded or used; the message says why and how to fix it."""
 
@@ -190,12 +194,7 @@ class TextModel:
         self._check_fitted()
         out = np.empty(len(texts), dtype=np.float64)
         for i, doc in enumerate(_as_docs(texts)):
-            (w_idx, w_val), (c_idx, c_val) = self._values(doc)
-            out[i] = (
-                self.intercept_
-                + float(np.dot(w_val, self.word_coef_[w_idx]))
-                + float(np.dot(c_val, self.char_coef_[c_idx]))
-            )
+            out[i] = self.margin(self.analyze(doc))
         return out
 
     def predict_proba(self, texts: Sequence[object] | NDArray[Any]) -> NDArray[np.float64]:
@@ -395,16 +394,43 @@ class TextModel:
 
     # -- internals -------------------------------------------------------------------------
 
+    @property
+    def analysis_key(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """Models with equal keys read the same n-grams: `analyze` once, score with each."""
+        return tuple(self.word_ngrams), tuple(self.char_ngrams)  # type: ignore[return-value]
+
+    def analyze(self, doc: object) -> Grams:
+        """The word and character n-gram counts of one document (vocabulary not applied)."""
+        self._check_fitted()
+        (w_analyzer, c_analyzer), _ = self._built()
+        text = doc if isinstance(doc, str) else ""
+        return Counter(w_analyzer(text)), Counter(c_analyzer(text))
+
+    def margin(self, grams: Grams) -> float:
+        """Log-odds of one document from its `analyze` output."""
+        (w_idx, w_val), (c_idx, c_val) = self._grams_values(grams)
+        return (
+            self.intercept_
+            + float(np.dot(w_val, self.word_coef_[w_idx]))
+            + float(np.dot(c_val, self.char_coef_[c_idx]))
+        )
+
     def _values(
         self, doc: str
     ) -> tuple[
         tuple[NDArray[np.int64], NDArray[np.float64]], tuple[NDArray[np.int64], NDArray[np.float64]]
     ]:
         """(indices, TF-IDF values) of one document's word and character blocks."""
-        (w_analyzer, c_analyzer), _ = self._built()
+        return self._grams_values(self.analyze(doc))
+
+    def _grams_values(
+        self, grams: Grams
+    ) -> tuple[
+        tuple[NDArray[np.int64], NDArray[np.float64]], tuple[NDArray[np.int64], NDArray[np.float64]]
+    ]:
         return (
-            _block_values(doc, w_analyzer, self._word_index, self.word_idf_),
-            _block_values(doc, c_analyzer, self._char_index, self.char_idf_),
+            _block_values(grams[0], self._word_index, self.word_idf_),
+            _block_values(grams[1], self._char_index, self.char_idf_),
         )
 
     def _check_fitted(self) -> None:
@@ -435,11 +461,11 @@ class TextModel:
             from sklearn.feature_extraction.text import CountVectorizer
 
             def counter(analyzer: str, ngrams: tuple[int, int], vocabulary: list[str]) -> Any:
-                if not vocabulary:
-                    return None, lambda docs: sp.csr_matrix((len(docs), 0), dtype=np.float64)
                 analyzer_fn = CountVectorizer(
                     analyzer=analyzer, ngram_range=ngrams, token_pattern=_WORD_PATTERN
                 ).build_analyzer()
+                if not vocabulary:
+                    return analyzer_fn, lambda docs: sp.csr_matrix((len(docs), 0), dtype=np.float64)
                 index = {g: j for j, g in enumerate(vocabulary)}
                 return analyzer_fn, lambda docs: _count(docs, analyzer_fn, index)
 
@@ -475,15 +501,10 @@ def _count(
 
 
 def _block_values(
-    doc: str,
-    analyzer: Callable[[str], list[str]] | None,
-    index: dict[str, int],
-    idf: NDArray[np.float64],
+    grams: Counter[str], index: dict[str, int], idf: NDArray[np.float64]
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     # One row of scikit-learn's TfidfTransformer(sublinear_tf=True, norm="l2"), columns sorted.
-    if analyzer is None:
-        return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    counts = [(index[g], c) for g, c in Counter(analyzer(doc)).items() if g in index]
+    counts = [(index[g], c) for g, c in grams.items() if g in index]
     if not counts:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
     counts.sort()

@@ -525,8 +525,7 @@ def _text_fields(
     scored = [i for i, t in enumerate(texts) if t is not None]
     if scored:
         docs = [join_fields([texts[i][f] for f in bundle.text_fields]) for i in scored]  # type: ignore[index]
-        for name, text_model in bundle.text_models.items():
-            values = text_model.decision_function(docs)
+        for name, values in bundle.text_scores(docs).items():
             for i, value in zip(scored, values, strict=True):
                 records[i][name] = float(value)
     return texts
