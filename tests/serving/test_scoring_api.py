@@ -659,9 +659,7 @@ def test_raw_text_scores_identically_online_and_in_batch(tmp_path: Any) -> None:
         features = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in features.items()}
         items.append({"item_id": row["item_id"], "features": features})
     with TestClient(_app(ModelStore.fixed(bundle, uri="models:/text/1"))) as c:
-        response = c.post(
-            "/v1/score", json={"items": items, "explain": len(bundle.feature_names)}
-        )
+        response = c.post("/v1/score", json={"items": items, "explain": len(bundle.feature_names)})
     assert response.status_code == 200, response.text
     for item in response.json()["items"]:
         expected = batch.loc[item["item_id"]]
