@@ -246,12 +246,14 @@ class TextModel:
         if char_contrib:
             analyzer = self._analyzers()[1]
             occurrences: dict[int, list[tuple[str, int]]] = defaultdict(list)
-            for start, end in words:
-                key = doc[start:end].lower()
-                for gram, c in Counter(analyzer(doc[start:end])).items():
+            # A word's character n-grams do not depend on where it stands: analyse each
+            # distinct word once and weigh it by how often it occurs.
+            repeats = Counter(doc[start:end].lower() for start, end in words)
+            for key, times in repeats.items():
+                for gram, c in Counter(analyzer(key)).items():
                     j = self._char_index.get(gram)
                     if j is not None and j in char_contrib:
-                        occurrences[j].append((key, c))
+                        occurrences[j].append((key, c * times))
             for j, value in char_contrib.items():
                 where = occurrences.get(j)
                 if not where:
