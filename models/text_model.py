@@ -532,10 +532,6 @@ def _tfidf(counts: sp.csr_matrix, idf: NDArray[np.float64]) -> sp.csr_matrix:
     return X
 
 
-def _row_contributions(row: sp.csr_matrix, coef: NDArray[np.float64]) -> dict[int, float]:
-    return {int(j): float(v * coef[j]) for j, v in zip(row.indices, row.data, strict=True)}
-
-
 def _owner(words: list[tuple[int, int]], starts: list[int], position: int) -> int:
     k = bisect.bisect_right(starts, position) - 1
     return k if k >= 0 and words[k][0] <= position < words[k][1] else -1
