@@ -38,7 +38,7 @@ def simulate(
         Path | None,
         typer.Option(
             "--strategies",
-            help="Folder of <id>@v<version>.yaml strategies to run instead of the starter set.",
+            help="Folder of ID@vN.yaml strategies to run instead of the starter set.",
         ),
     ] = None,
     full_evaluation_every_days: Annotated[

@@ -190,6 +190,33 @@ def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
     return steps
 
 
+def serve_step(out: Path, *, host: str, port: int) -> Step:
+    """`govrisk serve` over the demo's review database, strategy set, audit and champion."""
+    return Step(
+        "Serve the review pages and the scoring API",
+        (
+            "serve",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--data-dir",
+            str(out / "service"),
+            "--strategies-dir",
+            str(out / "data" / "strategies"),
+            "--marketplace-dir",
+            str(out / "data"),
+            "--features-dir",
+            str(out / "features"),
+            "--audit-dir",
+            str(out / "audit"),
+            "--model",
+            f"models:/{CHAMPION_MODEL}@champion",
+        ),
+        "",
+    )
+
+
 def _run(step: Step, *, env: dict[str, str], console: Console) -> float:
     command = [sys.executable, "-m", "govrisk", *step.args]
     console.rule(f"[bold]{step.title}")
@@ -259,25 +286,9 @@ def demo(
         f"[bold green]Review service: http://{host}:{port}/ — API docs at "
         f"http://{host}:{port}/docs. Ctrl-C stops it.[/bold green]"
     )
-    serve_step = Step(
-        "Serve the review pages and the scoring API",
-        (
-            "serve",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--data-dir",
-            str(out / "service"),
-            "--audit-dir",
-            str(out / "audit"),
-            "--model",
-            f"models:/{CHAMPION_MODEL}@champion",
-        ),
-        "",
-    )
+    server = serve_step(out, host=host, port=port)
     try:
-        _run(serve_step, env=env, console=console)
+        _run(server, env=env, console=console)
     except KeyboardInterrupt:
         console.print("stopped")
 

@@ -26,7 +26,7 @@ DataOption = Annotated[
     Path,
     typer.Option(
         "--data",
-        help="Data directory holding strategies/<id>@v<version>.yaml (and tables/ for backtests).",
+        help="Data directory holding strategies/ID@vN.yaml (and tables/ for backtests).",
     ),
 ]
 RefArgument = Annotated[

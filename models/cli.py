@@ -25,6 +25,18 @@ TrackingUri = Annotated[
 ]
 
 
+def require_tracking_store(tracking_uri: str | None) -> str:
+    """Point MLflow at an existing tracking store and return its URI; if there is none, say
+    which in one line and exit with code 2 (shared by every command that reads models)."""
+    from models.registry import RegistryError, use_existing_tracking_store
+
+    try:
+        return use_existing_tracking_store(tracking_uri)
+    except RegistryError as err:
+        typer.secho(f"error: {err}", fg="red", err=True)
+        raise typer.Exit(2) from err
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return "–" if math.isnan(value) else f"{value:.4f}"
@@ -52,9 +64,9 @@ def list_command(
     """List registered models with their champion and challenger versions and PR-AUC."""
     from rich.console import Console
 
-    from models.registry import list_models, use_tracking_uri
+    from models.registry import list_models
 
-    uri = use_tracking_uri(tracking_uri)
+    uri = require_tracking_store(tracking_uri)
     df = list_models(prefix=prefix)
     console = Console()
     if df.empty:
@@ -88,9 +100,9 @@ def promote_command(
     """Move the champion alias to the challenger if it passes the gate; exit 1 if refused."""
     from rich.console import Console
 
-    from models.registry import RegistryError, promote, use_tracking_uri
+    from models.registry import RegistryError, promote
 
-    use_tracking_uri(tracking_uri)
+    require_tracking_store(tracking_uri)
     console = Console()
     try:
         decision = promote(name, slice_margin=margin, min_gain=min_gain)

@@ -88,6 +88,31 @@ def use_tracking_uri(uri: str | None = None) -> str:
     return resolved
 
 
+def use_existing_tracking_store(uri: str | None = None) -> str:
+    """`use_tracking_uri` for commands that only read: a SQLite store must already exist.
+
+    MLflow would otherwise create an empty `mlflow.db` wherever the command runs and then
+    report the model as missing.
+    """
+    resolved = resolve_tracking_uri(uri)
+    path = sqlite_store_path(resolved)
+    if path is not None and not path.is_file():
+        raise RegistryError(
+            f"no MLflow tracking store at {path}: pass --tracking-uri (or set "
+            "MLFLOW_TRACKING_URI) to the store `govrisk train` wrote, e.g. "
+            "sqlite:///demo-output/mlflow.db"
+        )
+    return use_tracking_uri(resolved)
+
+
+def sqlite_store_path(uri: str) -> Path | None:
+    """The file of a `sqlite:///` tracking URI (None for other stores and in-memory SQLite)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri == prefix + ":memory:":
+        return None
+    return Path(uri[len(prefix) :])
+
+
 def model_name(entity: str, policy: str, *, prefix: str = "govrisk") -> str:
     """Registered model name of a target, e.g. `govrisk-listing-counterfeit`."""
     return f"{prefix}-{entity}-{policy}".replace("_", "-")

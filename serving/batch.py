@@ -44,7 +44,8 @@ REASON_TYPE = pa.struct(
     [
         ("feature", pa.string()),
         ("description", pa.string()),
-        ("value", pa.string()),
+        ("value", pa.float64()),
+        ("category", pa.string()),
         ("contribution", pa.float64()),
     ]
 )
@@ -447,13 +448,15 @@ def _reasons_array(
     names = np.array(bundle.feature_names, dtype=object)
     descriptions = np.array([bundle.features[f] for f in bundle.feature_names], dtype=object)
     cells = X[np.repeat(np.arange(n), k), flat_index]
+    numbers, categories = _display_values(bundle, flat_index, cells)
     return pa.ListArray.from_arrays(
         pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)),
         pa.StructArray.from_arrays(
             [
                 pa.array(names[flat_index], pa.string()),
                 pa.array(descriptions[flat_index], pa.string()),
-                _display_values(bundle, flat_index, cells),
+                numbers,
+                categories,
                 pa.array(values.reshape(-1), pa.float64()),
                 *(
                     [_phrases_array(bundle, names[flat_index], frame, k)]
@@ -481,22 +484,24 @@ def _phrases_array(
     return pa.array(rows, pa.list_(PHRASE_TYPE))
 
 
-def _display_values(bundle: ModelBundle, columns: np.ndarray, cells: np.ndarray) -> pa.Array:
-    """The original value of each (column, encoded cell) as text; null when missing."""
+def _display_values(
+    bundle: ModelBundle, columns: np.ndarray, cells: np.ndarray
+) -> tuple[pa.Array, pa.Array]:
+    """The original value of each (column, encoded cell): a number for numeric inputs and the
+    category's text for categorical ones (the other null), as `FeatureEncoder.decode_value`."""
     encoder = bundle.encoder
     n_cat = len(encoder.categorical)
     missing = np.isnan(cells)
-    text = pa.array(np.where(missing, 0.0, cells), pa.float64()).cast(pa.string())
-    out = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
-    is_cat = (columns < n_cat) & ~missing
-    if is_cat.any():
+    is_cat = columns < n_cat
+    numbers = pa.array(cells, pa.float64(), mask=missing | is_cat)
+    text = np.full(len(cells), None, dtype=object)
+    present = is_cat & ~missing
+    if present.any():
         vocab = [encoder.categories_[c] for c in encoder.categorical]
         offsets = np.cumsum([0, *[len(v) for v in vocab]])
         flat_vocab = np.array([v for values in vocab for v in values], dtype=object)
-        positions = offsets[columns[is_cat]] + cells[is_cat].astype(np.int64)
-        out[is_cat] = flat_vocab[positions]
-    out[missing] = None
-    return pa.array(out, pa.string())
+        text[present] = flat_vocab[offsets[columns[present]] + cells[present].astype(np.int64)]
+    return numbers, pa.array(text, pa.string())
 
 
 # -- dask ---------------------------------------------------------------------------------------

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from models.cli import TrackingUri, require_tracking_store
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from models.bundle import ModelBundle
 
 
 def serve(
@@ -22,6 +29,31 @@ def serve(
         typer.Option(
             "--database-url",
             help="SQLAlchemy URL; default GOVRISK_DATABASE_URL or the SQLite file.",
+        ),
+    ] = None,
+    strategies_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--strategies-dir",
+            help="Strategy YAML folder the pages show and approvals write new versions to "
+            "(the audit's `DATA/strategies`); default GOVRISK_STRATEGIES_DIR or "
+            "DATA_DIR/strategies.",
+        ),
+    ] = None,
+    marketplace_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--marketplace-dir",
+            help="Marketplace data folder (holding tables/) that item pages read to show the "
+            "item, its seller and linked listing; default GOVRISK_MARKETPLACE_DIR or DATA_DIR.",
+        ),
+    ] = None,
+    features_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--features-dir",
+            help="Output of `govrisk features build`: strategy version comparisons measure "
+            "what each version acts on there; default GOVRISK_FEATURES_DIR.",
         ),
     ] = None,
     audit_dir: Annotated[
@@ -53,6 +85,7 @@ def serve(
             "fields; default GOVRISK_SNAPSHOT_DIR.",
         ),
     ] = None,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Serve the review pages, the JSON API (/api/review), scoring (/v1/score) and docs (/docs)."""
     import uvicorn
@@ -60,6 +93,8 @@ def serve(
     from governance.review.settings import ReviewSettings
     from serving.app import create_app
 
+    if model and model.startswith(("models:", "runs:")):
+        require_tracking_store(tracking_uri)
     settings = ReviewSettings()
     if data_dir is not None:
         settings.data_dir = data_dir
@@ -67,6 +102,12 @@ def serve(
         settings.database_url = database_url
     if audit_dir is not None:
         settings.audit_dir = audit_dir
+    if strategies_dir is not None:
+        settings.strategies_dir = strategies_dir
+    if marketplace_dir is not None:
+        settings.marketplace_dir = marketplace_dir
+    if features_dir is not None:
+        settings.features_dir = features_dir
     app = create_app(settings)
     if model:
         app.state.scoring_model_uri = model
@@ -106,6 +147,7 @@ def score(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a previous run in --output.")
     ] = False,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Score a Parquet feature frame in chunks: probabilities, risk bands, top-K reasons.
 
@@ -116,7 +158,6 @@ def score(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
     from rich.table import Table
 
-    from models.pyfunc import load_bundle
     from serving.batch import BatchError, score_file
     from serving.settings import get_settings
 
@@ -127,10 +168,8 @@ def score(
     if engine not in ("local", "dask"):
         raise typer.BadParameter("must be local or dask", param_hint="--engine")
     console = Console(stderr=True)
-    bundle = load_bundle(uri)
-    import pyarrow.parquet as pq
-
-    total = pq.ParquetFile(input_path).metadata.num_rows if input_path.is_file() else 0
+    bundle = _load_or_exit(uri, tracking_uri=tracking_uri, console=console)
+    total = _row_count_or_exit(input_path, console=console)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -174,6 +213,45 @@ def score(
     ):
         table.add_row(label, value)
     Console().print(table)
+
+
+def _load_or_exit(uri: str, *, tracking_uri: str | None, console: Console) -> ModelBundle:
+    """The bundle at `uri`, or one line naming what is missing and exit code 2."""
+    from models.bundle import BundleError
+    from models.pyfunc import load_bundle
+
+    if uri.startswith(("models:", "runs:")):
+        require_tracking_store(tracking_uri)
+    try:
+        return load_bundle(uri)
+    except BundleError as err:
+        console.print(f"[red]error:[/red] {_first_line(err)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from err
+
+
+def _row_count_or_exit(input_path: Path, *, console: Console) -> int:
+    """Rows in the input Parquet file, or one line saying why it cannot be read (exit 2)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not input_path.is_file():
+        console.print(f"[red]error:[/red] --input {input_path}: no such file", highlight=False)
+        raise typer.Exit(2)
+    try:
+        return int(pq.ParquetFile(input_path).metadata.num_rows)
+    except (pa.ArrowException, OSError) as err:
+        console.print(
+            f"[red]error:[/red] --input {input_path} is not a readable Parquet file "
+            f"({_first_line(err)})",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ shortcut helper in /static/review.js.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,24 +18,29 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from features.vocabulary import StrategyStatus
 from governance.review import (
     approvals,
     audit_log,
+    compare,
     dashboard,
     escalations,
+    item_view,
+    policy_guide,
     queue,
     users,
 )
 from governance.review.db import begin_write
-from governance.review.errors import InvalidInputError
+from governance.review.errors import InvalidInputError, NotFoundError
 from governance.review.orm import User
 from governance.review.vocabulary import (
     Confidence,
     EscalationKind,
     EscalationPriority,
     EscalationState,
+    QueueFilter,
     QueueStatus,
     Role,
     utcnow,
@@ -56,11 +62,12 @@ from serving.deps import (
     start_page_session,
     throttle_message,
 )
-from serving.review_api import escalation_public, item_public, strategy_scopes
+from serving.review_api import escalation_public, strategy_scopes
 from serving.review_charts import (
     IntervalPoint,
     contribution_chart,
     interval_chart,
+    sparkline,
     trend_chart,
 )
 
@@ -82,8 +89,21 @@ def templates() -> Jinja2Templates:
     env = Jinja2Templates(directory=TEMPLATES_DIR)
     env.env.filters["pct"] = lambda v: "–" if v is None else f"{v:.0%}"
     env.env.filters["num"] = lambda v: "–" if v is None else f"{v:,.0f}"
-    env.env.filters["dt"] = lambda v: "–" if v is None else f"{v:%Y-%m-%d %H:%M}"
+    env.env.filters["dt"] = _time_element
+    env.env.filters["ci"] = lambda e: (
+        "–" if e.low is None or e.high is None else f"{e.low:.0%} – {e.high:.0%}"
+    )
     return env
+
+
+def _time_element(value: datetime | None) -> Markup | str:
+    """A UTC time for people: `<time>` with its ISO instant, which review.js adds local time to."""
+    if value is None:
+        return "–"
+    utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return Markup(
+        f'<time datetime="{utc.isoformat().replace("+00:00", "Z")}">{utc:%Y-%m-%d %H:%M} UTC</time>'
+    )
 
 
 def _flash(request: Request, message: str, kind: str = "info") -> None:
@@ -211,13 +231,11 @@ def queue_page(
     request: Request,
     session: SessionDep,
     user: PageAnyUser,
-    status: str = "pending",
+    status: QueueFilter = QueueFilter.PENDING,
     policy: str = "",
 ) -> HTMLResponse:
     """The moderator queue: counts, the caller's held item and the next items by priority."""
-    statuses = {s.value: s for s in QueueStatus}
-    item_status = statuses.get(status, QueueStatus.PENDING) if status != "all" else None
-    items = queue.list_items(session, user, status=item_status, policy=policy or None, limit=100)
+    items = queue.list_items(session, user, status=status.status, policy=policy or None, limit=100)
     now = utcnow()
     held = [
         i
@@ -230,9 +248,11 @@ def queue_page(
         user,
         session=session,
         items=items,
+        verdicts=queue.verdicts_by_item(session, items),
         held=held,
         stats=queue.queue_stats(session, user, now=now),
         status=status,
+        queue_filters=list(QueueFilter),
         policy=policy,
         now=now,
         can_judge=user.role in (Role.MODERATOR, Role.ADMIN),
@@ -255,33 +275,41 @@ def claim_page(
 
 @router.get("/queue/items/{item_pk}")
 def item_page(
-    request: Request, item_pk: int, session: SessionDep, user: PageAnyUser
+    request: Request, item_pk: int, session: SessionDep, state: StateDep, user: PageAnyUser
 ) -> HTMLResponse:
     """One item: reasons, strategy hits, exposure, history and the verdict form."""
     item = queue.get_item(session, user, item_pk)
-    reasons = item_public(item).reasons
+    reasons = item_view.reasons_in_words(item.reasons, item.entity)
+    shown = reasons.raised + reasons.lowered
     chart = contribution_chart(
-        [(r.feature, r.contribution or 0.0) for r in reasons],
-        title="Why it was flagged (SHAP contribution)",
+        [(r.label, r.contribution) for r in shown],
+        title="Push on the risk score (log-odds): red raised it, blue lowered it",
     )
     now = utcnow()
     holds = item.leased_by_id == user.id and item.status == QueueStatus.PENDING
+    leased = item.leased_by is not None and (item.lease_expires_at or now) > now
     return render(
         request,
         "item.html",
         user,
         session=session,
         item=item,
+        view=item_view.load_item_view(
+            state.settings.resolved_marketplace_dir(), item.entity, item.item_id
+        ),
+        guide=policy_guide.guide_for(item.policy),
         reasons=reasons,
-        chart=chart if reasons else None,
+        chart=chart if shown else None,
         verdict=queue.verdict_for(session, item),
         history=queue.item_history(session, item),
         holds=holds,
+        lease_holder=item.leased_by.username if leased and item.leased_by else None,
         lease_live=holds and item.lease_expires_at is not None and item.lease_expires_at > now,
         client_key=uuid.uuid4().hex,
         confidences=list(Confidence),
         priorities=list(EscalationPriority),
         can_judge=user.role in (Role.MODERATOR, Role.ADMIN),
+        analyst=user.role != Role.MODERATOR,
     )
 
 
@@ -536,7 +564,12 @@ def dashboard_page(
             points.append(
                 IntervalPoint(row.key, est.value, est.low, est.high, f" (n={est.n_labels})")
             )
-        return interval_chart(points, title=title)
+        return interval_chart(
+            points,
+            title=title,
+            empty="no random-audit verdicts yet: load flags (govrisk queue load) and judge "
+            "random-audit items",
+        )
 
     trend = dashboard.weekly_trend(session, now=utcnow())
     audit = dashboard.read_audit_metrics(state.settings.audit_dir)
@@ -557,7 +590,14 @@ def dashboard_page(
             [(p.week.strftime("%m-%d"), p.violating_share, p.n_verdicts) for p in trend],
             title="Share of verdicts violating, per week",
         ),
-        audit_rows=dashboard.audit_metric_records(audit) if audit is not None else None,
+        audit_rows=dashboard.audit_rows(audit) if audit is not None else None,
+        sparks={
+            ref: sparkline(counts, title=f"{ref}: strategy decisions per week, last 8 weeks")
+            for ref, counts in dashboard.weekly_hits(
+                state.settings.resolved_marketplace_dir()
+            ).items()
+        },
+        pinned_width=dashboard.PINNED_MAX_WIDTH,
         audit_dir=state.settings.audit_dir,
     )
 
@@ -652,6 +692,43 @@ def strategies_page(
         records=approvals.version_records(session),
         problem=problem,
         highlight=highlight,
+        can_promote=user.role in (Role.PM, Role.ADMIN),
+        Status=StrategyStatus,
+    )
+
+
+@router.get("/strategies/{strategy_id}/compare")
+def compare_page(
+    request: Request,
+    strategy_id: str,
+    session: SessionDep,
+    state: StateDep,
+    user: PageAnalyst,
+    a: int | None = None,
+    b: int | None = None,
+) -> HTMLResponse:
+    """Two versions side by side: what each acts on per channel, errors, overlap."""
+    versions = state.store.versions(strategy_id)
+    if not versions:
+        raise NotFoundError(f"strategy {strategy_id!r} is not in {state.store.directory}")
+    first, second = compare.default_pair(versions)
+    version_a = state.store.get(strategy_id, a if a is not None else first.version)
+    version_b = state.store.get(strategy_id, b if b is not None else second.version)
+    result = compare.compare_versions(
+        version_a,
+        version_b,
+        frame=compare.read_frame(state.settings.features_dir, version_a.entity.value),
+        metrics=dashboard.read_audit_metrics(state.settings.audit_dir),
+        suggestion=approvals.suggestion_behind(session, strategy_id, version_b.version),
+        others=state.store.registry().active(entity=version_a.entity),
+    )
+    return render(
+        request,
+        "compare.html",
+        user,
+        session=session,
+        c=result,
+        versions=versions,
         can_promote=user.role in (Role.PM, Role.ADMIN),
         Status=StrategyStatus,
     )

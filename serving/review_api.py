@@ -22,7 +22,7 @@ from governance.review import (
 from governance.review.db import begin_write
 from governance.review.orm import ApiToken, Escalation, QueueItem, User, Verdict
 from governance.review.strategy_store import StrategyStore
-from governance.review.vocabulary import EscalationState, QueueStatus, Role, utcnow
+from governance.review.vocabulary import EscalationState, QueueFilter, Role, utcnow
 from governance.strategy import Strategy, StrategyError
 from serving.deps import (
     Admin,
@@ -321,14 +321,14 @@ def create_user(body: UserCreate, session: SessionDep, admin: Admin) -> UserPubl
 def list_queue(
     session: SessionDep,
     user: AnyUser,
-    item_status: Annotated[QueueStatus | None, Query(alias="status")] = QueueStatus.PENDING,
+    item_status: Annotated[QueueFilter, Query(alias="status")] = QueueFilter.PENDING,
     policy: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[QueueItemPublic]:
     """Items the caller's teams may see, highest priority first."""
     items = queue.list_items(
-        session, user, status=item_status, policy=policy, limit=limit, offset=offset
+        session, user, status=item_status.status, policy=policy, limit=limit, offset=offset
     )
     return [item_public(i) for i in items]
 

@@ -22,8 +22,15 @@ class IntervalPoint:
     note: str = ""
 
 
-def interval_chart(points: Sequence[IntervalPoint], *, title: str, width: int = 520) -> Markup:
-    """Dots with 95% interval whiskers on a 0-100% axis, one row per point."""
+def interval_chart(
+    points: Sequence[IntervalPoint],
+    *,
+    title: str,
+    width: int = 520,
+    empty: str = "nothing to show yet",
+) -> Markup:
+    """Dots with 95% interval whiskers on a 0-100% axis, one row per point; `empty` says why
+    there is no row."""
     row_h, left, right, top = 22, 190, 60, 24
     height = top + row_h * max(len(points), 1) + 24
     span = width - left - right
@@ -42,6 +49,11 @@ def interval_chart(points: Sequence[IntervalPoint], *, title: str, width: int = 
             'stroke="#ddd"/>'
             f'<text x="{x(tick):.1f}" y="{height - 6}" {_FONT} text-anchor="middle" '
             f'fill="#666">{tick:.0%}</text>'
+        )
+    if not points:
+        parts.append(
+            f'<text x="{left + 4}" y="{top + row_h / 2 + 4:.1f}" {_FONT} fill="#999">'
+            f"{escape(empty)}</text>"
         )
     for i, p in enumerate(points):
         y = top + row_h * i + row_h / 2
@@ -119,7 +131,8 @@ def trend_chart(
         )
     if not points:
         parts.append(
-            f'<text x="{left + 8}" y="{top + 20}" {_FONT} fill="#999">no verdicts yet</text>'
+            f'<text x="{left + 8}" y="{top + 20}" {_FONT} fill="#999">no verdicts yet: weekly '
+            "shares appear once moderators judge items</text>"
         )
     step = (width - left - right) / max(len(points) - 1, 1)
     coords = [
@@ -139,3 +152,21 @@ def trend_chart(
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def sparkline(values: Sequence[float], *, title: str, width: int = 96, height: int = 22) -> Markup:
+    """A tiny line of `values` (oldest first) scaled to its own maximum, last point marked."""
+    if not values:
+        return Markup("")
+    top = max(max(values), 1e-9)
+    step = (width - 4) / max(len(values) - 1, 1)
+    points = [(2 + i * step, height - 3 - (height - 6) * (v / top)) for i, v in enumerate(values)]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    last_x, last_y = points[-1]
+    return Markup(
+        f'<svg class="spark" role="img" aria-label="{escape(title)}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+        f"<title>{escape(title)}</title>"
+        f'<polyline points="{path}" fill="none" stroke="#1f3a5f" stroke-width="1.5"/>'
+        f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="2" fill="#1f3a5f"/></svg>'
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +38,20 @@ def test_data_validate_reports_contract_errors(tmp_path: Path) -> None:
     result = CliRunner().invoke(build_app(), ["data", "validate", "--data", str(tmp_path)])
     assert result.exit_code == 1
     assert "table file not found" in result.output
+
+
+def _command_at(root: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        root = root.commands[name]
+    return root
+
+
+def test_help_texts_survive_the_markdown_renderer() -> None:
+    # --help renders markdown: `<id>` would vanish as an HTML tag ("strategies/@v.yaml")
+    root = typer.main.get_command(build_app())
+    eaten = []
+    for path in _walk(root):
+        command = _command_at(root, path)
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        eaten += [(path, t) for t in texts if re.search(r"<[A-Za-z][^>]*>", t)]
+    assert eaten == []

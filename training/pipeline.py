@@ -826,6 +826,9 @@ def _log_bundle(
     )
     tracking.set_tags({"govrisk.parity": "passed"})
     info = log_bundle(bundle, artifact_path="bundle")
+    # The logged model keeps its own artifacts; a copy among the run's files lets people find
+    # the ONNX graph where they look first (Netron, onnxruntime).
+    tracking.log_onnx(bundle.onnx_model)
     return str(info.model_uri)
 
 

@@ -58,22 +58,27 @@ def calibration_figure(
     y: np.ndarray,
     curves: Sequence[tuple[str, np.ndarray]],
     *,
-    weight: np.ndarray | None,
+    weights: Sequence[tuple[str, np.ndarray | None]],
     bins: int,
     title: str,
 ) -> Figure:
-    """Reliability diagram (observed rate vs mean predicted, per bin) and the score histogram."""
-    fig = _figure(6.4, 6.4)
-    top, bottom = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
-    top.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect")
-    for label, p in curves:
-        table = calibration_table(y, p, weight=weight, bins=bins)
-        top.plot(table["mean_p"], table["rate"], marker="o", label=label)
-        bottom.hist(p, bins=np.linspace(0, 1, bins + 1), weights=weight, alpha=0.5, label=label)
-    top.set(ylabel="observed violation rate (weighted)", xlim=(0, 1), ylim=(0, 1), title=title)
-    top.legend(loc="upper left", fontsize="small")
-    bottom.set(xlabel="predicted probability", ylabel="weight")
-    bottom.set_yscale("log")
+    """Reliability diagrams (observed rate vs mean predicted, per bin), one column per weighting
+    of the same rows, each above its score histogram."""
+    fig = _figure(6.0 * len(weights), 6.8)
+    axes = fig.subplots(2, len(weights), height_ratios=[3, 1], sharex=True, squeeze=False)
+    for column, (reference, weight) in enumerate(weights):
+        top, bottom = axes[0][column], axes[1][column]
+        top.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfect")
+        for label, p in curves:
+            table = calibration_table(y, p, weight=weight, bins=bins)
+            top.plot(table["mean_p"], table["rate"], marker="o", label=label)
+            bottom.hist(p, bins=np.linspace(0, 1, bins + 1), weights=weight, alpha=0.5, label=label)
+        top.set(ylabel="observed violation rate", xlim=(0, 1), ylim=(0, 1), title=reference)
+        top.title.set_fontsize("small")
+        top.legend(loc="upper left", fontsize="small")
+        bottom.set(xlabel="predicted probability", ylabel="weight")
+        bottom.set_yscale("log")
+    fig.suptitle(title)
     return fig
 
 
@@ -189,7 +194,13 @@ def write_plots(
     fig = calibration_figure(
         y[test],
         [("uncalibrated", raw), (f"calibrated ({fit.calibration_method})", fit.oof_p[test])],
-        weight=w[test],
+        weights=[
+            ("on the label mix (training weights: mostly flagged items)", w[test]),
+            (
+                "on the population (inverse-inclusion weights):\nwhat the calibration targets",
+                ts.population_weight[test],
+            ),
+        ],
         bins=bins,
         title=f"Calibration on the holdout, {title}",
     )

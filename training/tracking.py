@@ -115,6 +115,24 @@ def log_lightgbm_model(booster: lgb.Booster, *, name: str = "model") -> str:
     return str(info.model_uri)
 
 
+def log_bytes(content: bytes, artifact_file: str) -> None:
+    """Log bytes as one run artifact at `artifact_file` (folder/name)."""
+    import tempfile
+
+    import mlflow
+
+    folder, _, name = artifact_file.rpartition("/")
+    with tempfile.TemporaryDirectory(prefix="govrisk-artifact-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(content)
+        mlflow.log_artifact(str(path), artifact_path=folder or None)
+
+
+def log_onnx(onnx_model: bytes) -> None:
+    """Log the served ONNX graph beside the plain model files (`govrisk/model.onnx`)."""
+    log_bytes(onnx_model, f"{RUN_MODEL_DIR}/model.onnx")
+
+
 def log_file(path: Path, artifact_dir: str | None = None) -> None:
     """Log one local file as a run artifact."""
     import mlflow

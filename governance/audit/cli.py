@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from models.cli import TrackingUri, require_tracking_store
+
 
 def audit(
     data: Annotated[
@@ -38,10 +40,7 @@ def audit(
         datetime | None,
         typer.Option("--as-of", help="Audit the data before this time (default: period end)."),
     ] = None,
-    tracking_uri: Annotated[
-        str | None,
-        typer.Option("--tracking-uri", help="MLflow tracking URI to log the audit run to."),
-    ] = None,
+    tracking_uri: TrackingUri = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
 ) -> None:
     """Audit every strategy: precision/recall with intervals, ranked likely errors, root-cause
@@ -57,6 +56,8 @@ def audit(
     if model is not None and predictions is not None:
         console.print("[red]pass either --model or --predictions, not both[/red]")
         raise typer.Exit(2)
+    if predictions is None and (model is None or model.startswith(("models:", "runs:"))):
+        require_tracking_store(tracking_uri)
     preds = pd.read_parquet(predictions) if predictions is not None else None
     oof_df = pd.read_parquet(oof) if oof is not None else None
     with Progress(

@@ -49,6 +49,7 @@ def render_report(result: AuditResult) -> str:
         "confidence": int(round(cfg.confidence * 100)),
         "totals": totals,
         "n_suggestions": len(result.suggestions),
+        "n_suggestions_shown": min(len(result.suggestions), _MAX_SUGGESTIONS),
         "forest_svg": forest_plot(m),
         "forest_channel_svg": forest_plot(m, per_channel=True),
         "cost_svg": cost_plot(overall),

@@ -536,6 +536,7 @@ def _project_all(
         marginal = pop.any_actioned
     decided_before = a0.any(axis=1).astype(np.float64)
     cols, keep = [], []
+    seen: set[bytes] = set()  # two changes that move the same decisions are one suggestion
     for c in cands:
         after = item_mask.per_snapshot(c.strategy.condition)
         # Same matches as the strategy it changes: the same decision. Otherwise the rate at
@@ -546,8 +547,10 @@ def _project_all(
         if marginal is not None:
             a1 = a1 * ~marginal
         diff = a1 - a0.astype(np.float64)
-        if not (np.abs(diff) > 1e-9).any():
+        signature = hashlib.sha1(np.round(diff, 9).tobytes()).digest()
+        if not (np.abs(diff) > 1e-9).any() or signature in seen:
             continue
+        seen.add(signature)
         cols.append(diff)
         keep.append(c)
     if not keep:

@@ -226,6 +226,31 @@ def _record_version(
     return row
 
 
+def _require_base_version(suggestion: Suggestion, store: StrategyStore) -> None:
+    """Refuse a change whose base version is not in the service's strategy set."""
+    if suggestion.base_version is None:
+        return
+    try:
+        store.get(suggestion.strategy_id, suggestion.base_version)
+    except NotFoundError as err:
+        raise ConflictError(
+            f"suggestion {suggestion.suggestion_id} changes "
+            f"{suggestion.strategy_id}@v{suggestion.base_version}, which is not in "
+            f"{store.directory}; serve the strategy set the audit read "
+            "(govrisk serve --strategies-dir DIR or GOVRISK_STRATEGIES_DIR)"
+        ) from err
+
+
+def _next_recorded_version(session: Session, strategy_id: str) -> int:
+    """One above every version of `strategy_id` the database has recorded."""
+    highest = session.scalar(
+        sa.select(sa.func.max(StrategyVersion.version)).where(
+            StrategyVersion.strategy_id == strategy_id
+        )
+    )
+    return int(highest or 0) + 1
+
+
 def decide(
     session: Session,
     actor: User,
@@ -257,7 +282,10 @@ def decide(
                 f"suggestion {suggestion.suggestion_id}: proposed_yaml is for strategy "
                 f"{proposed.id!r}, not {suggestion.strategy_id!r}; re-run the audit"
             )
-        shadow, path = store.add_shadow(proposed, created_at=now)
+        _require_base_version(suggestion, store)
+        shadow, path = store.add_shadow(
+            proposed, created_at=now, min_version=_next_recorded_version(session, proposed.id)
+        )
         version_row = _record_version(session, shadow, path.name, created_by=actor, now=now)
         audit_log.record(
             session,
@@ -346,6 +374,16 @@ def set_version_status(
         now=now,
     )
     return rows
+
+
+def suggestion_behind(session: Session, strategy_id: str, version: int) -> Suggestion | None:
+    """The accepted suggestion whose shadow version is `strategy_id@v<version>`, if any."""
+    return session.scalar(
+        sa.select(Suggestion)
+        .join(SuggestionDecision, SuggestionDecision.suggestion_pk == Suggestion.id)
+        .join(StrategyVersion, StrategyVersion.id == SuggestionDecision.strategy_version_pk)
+        .where(StrategyVersion.strategy_id == strategy_id, StrategyVersion.version == version)
+    )
 
 
 def version_records(session: Session) -> dict[tuple[str, int], StrategyVersion]:

@@ -232,6 +232,102 @@ def read_audit_metrics(audit_dir: Path | None) -> pd.DataFrame | None:
     return None
 
 
+#: An interval wider than this (precision or recall) is "not pinned": the page says more labels
+#: are needed instead of letting a point estimate read as settled.
+PINNED_MAX_WIDTH = 0.2
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One strategy's model-assisted audit estimates across all channels, for people."""
+
+    strategy: str
+    policy: str
+    n_actioned: int
+    precision: Estimate
+    recall: Estimate
+    fp: float
+    fn: float
+    fn_confirmed: float
+    error_cost: float
+
+    @property
+    def pinned(self) -> bool:
+        """Both intervals narrower than PINNED_MAX_WIDTH."""
+        return all(
+            e.low is not None and e.high is not None and e.high - e.low <= PINNED_MAX_WIDTH
+            for e in (self.precision, self.recall)
+        )
+
+
+def audit_rows(df: pd.DataFrame) -> list[AuditRow]:
+    """Per-strategy rows (channel `all`) of the audit's metrics table, worst error cost first."""
+    rows = df[(df["channel"] == "all") & (df["strategy"] != "*")]
+    out = [
+        AuditRow(
+            strategy=str(r["strategy"]),
+            policy=str(r["policy"]),
+            n_actioned=int(r["n_actioned"]),
+            precision=_audit_estimate(r, "precision", int(r["n_labeled_positive"])),
+            recall=_audit_estimate(r, "recall", int(r["n_labels_population"])),
+            fp=_finite(r["fp"]),
+            fn=_finite(r["fn"]),
+            fn_confirmed=_finite(r["fn_confirmed"]),
+            error_cost=_finite(r["error_cost"]),
+        )
+        for _, r in rows.iterrows()
+    ]
+    return sorted(out, key=lambda row: -row.error_cost)
+
+
+def _audit_estimate(row: pd.Series, name: str, n_labels: int) -> Estimate:
+    value, low, high = (_number(row[k]) for k in (name, f"{name}_low", f"{name}_high"))
+    return Estimate(value, low, high, n_labels)
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for missing, NaN and infinite values."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _finite(value: Any) -> float:
+    number = _number(value)
+    return 0.0 if number is None else number
+
+
+def weekly_hits(data_dir: Path | None, *, weeks: int = 8) -> dict[str, list[int]]:
+    """Strategy decisions per week over the last `weeks` weeks of `strategy_decisions`, by
+    strategy version (`id@vN`), oldest week first; empty without the table."""
+    if data_dir is None:
+        return {}
+    path = Path(data_dir) / "tables" / "strategy_decisions.parquet"
+    if not path.is_file():
+        return {}
+    import duckdb
+
+    sql = """
+        WITH d AS (
+            SELECT strategy_id || '@v' || strategy_version AS ref,
+                   date_trunc('week', decided_at) AS week
+            FROM read_parquet(?)
+        ), last AS (SELECT max(week) AS week FROM d)
+        SELECT ref, CAST(date_diff('week', d.week, last.week) AS INTEGER) AS ago, count(*) AS n
+        FROM d, last
+        WHERE date_diff('week', d.week, last.week) < ?
+        GROUP BY ALL
+    """
+    with duckdb.connect() as con:
+        rows = con.execute(sql, [str(path), weeks]).fetchall()
+    out: dict[str, list[int]] = defaultdict(lambda: [0] * weeks)
+    for ref, ago, n in rows:
+        out[str(ref)][weeks - 1 - int(ago)] = int(n)
+    return dict(out)
+
+
 def audit_metric_records(df: pd.DataFrame, *, limit: int = 500) -> list[dict[str, Any]]:
     """Rows of the audit metrics table as plain dicts (floats rounded for display)."""
     out = []

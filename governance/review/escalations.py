@@ -200,7 +200,7 @@ def create(
     )
     session.add(escalation)
     session.flush()
-    held = item is not None and queue.hold_for_escalation(session, actor, item, now=now)
+    held = item is not None and queue.hold_for_escalation(session, item, now=now)
     _event(
         session,
         escalation,

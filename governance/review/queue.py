@@ -13,6 +13,7 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -438,6 +439,15 @@ def verdict_for(session: Session, item: QueueItem) -> Verdict | None:
     return session.scalar(sa.select(Verdict).where(Verdict.queue_item_id == item.id))
 
 
+def verdicts_by_item(session: Session, items: Sequence[QueueItem]) -> dict[int, Verdict]:
+    """The verdict on each of `items` that has one, by queue item id."""
+    ids = [item.id for item in items]
+    if not ids:
+        return {}
+    found = session.scalars(sa.select(Verdict).where(Verdict.queue_item_id.in_(ids)))
+    return {v.queue_item_id: v for v in found}
+
+
 def item_history(session: Session, item: QueueItem) -> list[HistoryEntry]:
     """Leases, verdicts and escalations on this item, and verdicts on the same item's other
     policies, oldest first."""
@@ -745,15 +755,15 @@ def _not_judgeable(item: QueueItem, user: User) -> str:
     return f"queue item {item.id} cannot be judged now"
 
 
-def hold_for_escalation(session: Session, user: User, item: QueueItem, *, now: datetime) -> bool:
-    """Take a pending item out of the queue while it is escalated (False if someone holds it)."""
+def hold_for_escalation(session: Session, item: QueueItem, *, now: datetime) -> bool:
+    """Take a pending item out of the queue while it is escalated, leased or not.
+
+    A lease held by anyone ends (outcome `escalated`): its holder can no longer judge the item
+    while the case is open. False when the item is not pending (judged or already held).
+    """
     held = session.execute(
         sa.update(QueueItem)
-        .where(
-            QueueItem.id == item.id,
-            QueueItem.status == QueueStatus.PENDING,
-            sa.or_(_lease_is_free(now), QueueItem.leased_by_id == user.id),
-        )
+        .where(QueueItem.id == item.id, QueueItem.status == QueueStatus.PENDING)
         .values(
             status=QueueStatus.ESCALATED, leased_by_id=None, lease_expires_at=None, updated_at=now
         )
@@ -765,9 +775,8 @@ def hold_for_escalation(session: Session, user: User, item: QueueItem, *, now: d
         sa.select(Lease).where(Lease.queue_item_id == item.id, Lease.outcome.is_(None))
     )
     if lease is not None:
-        mine = lease.user_id == user.id
-        lease.outcome = LeaseOutcome.ESCALATED if mine else LeaseOutcome.EXPIRED
-        lease.ended_at = now if mine else lease.expires_at
+        lease.outcome = LeaseOutcome.ESCALATED
+        lease.ended_at = min(now, lease.expires_at)
     session.refresh(item)
     return True
 

@@ -20,6 +20,12 @@ class ReviewSettings(BaseSettings):
     database_url: str = ""
     #: Strategy YAML directory; empty means `data_dir/strategies`.
     strategies_dir: Path | None = None
+    #: Marketplace data directory (its `tables/` of the data contract) that item pages read to
+    #: show the item, its seller and linked listing; empty means `data_dir`.
+    marketplace_dir: Path | None = None
+    #: Output of `govrisk features build` (`<entity>.parquet`): the version comparison page
+    #: measures what each strategy version acts on there.
+    features_dir: Path | None = None
     #: Output directory of `govrisk audit` (strategy metrics for the dashboard), if any.
     audit_dir: Path | None = None
     #: Secret that signs session cookies; empty means one kept in `data_dir/.govrisk-secret`.
@@ -55,6 +61,10 @@ class ReviewSettings(BaseSettings):
         if self.strategies_dir is not None:
             return self.strategies_dir
         return self.data_dir / "strategies"
+
+    def resolved_marketplace_dir(self) -> Path:
+        """Where the contract tables shown on item pages live (`<dir>/tables/*.parquet`)."""
+        return self.marketplace_dir if self.marketplace_dir is not None else self.data_dir
 
     def sla_hours(self, priority: str) -> float:
         """Hours allowed to resolve an escalation of `priority`."""

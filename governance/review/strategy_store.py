@@ -61,11 +61,17 @@ class StrategyStore:
         except NotFoundError:
             return None
 
-    def add_shadow(self, proposed: Strategy, *, created_at: datetime) -> tuple[Strategy, Path]:
-        """Write `proposed` as the next version of its id, in shadow status."""
+    def add_shadow(
+        self, proposed: Strategy, *, created_at: datetime, min_version: int = 1
+    ) -> tuple[Strategy, Path]:
+        """Write `proposed` as the next version of its id, in shadow status.
+
+        The version is above every version in the directory and at least `min_version` (the
+        caller's record of versions that existed before, so a number is never reused).
+        """
         for _ in range(_WRITE_ATTEMPTS):
             registry = self.registry()
-            version = registry.next_version(proposed.id)
+            version = max(registry.next_version(proposed.id), min_version)
             latest = registry.latest_version(proposed.id)
             shadow = proposed.model_copy(
                 update={

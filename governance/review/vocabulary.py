@@ -31,6 +31,20 @@ class QueueStatus(StrEnum):
     JUDGED = "judged"
 
 
+class QueueFilter(StrEnum):
+    """Which queue items a listing shows: one status, or every status (`all`)."""
+
+    PENDING = "pending"
+    ESCALATED = "escalated"
+    JUDGED = "judged"
+    ALL = "all"
+
+    @property
+    def status(self) -> QueueStatus | None:
+        """The one status this filter keeps (None: every status)."""
+        return None if self is QueueFilter.ALL else QueueStatus(self.value)
+
+
 class LeaseOutcome(StrEnum):
     """How a lease ended; an active lease has no outcome yet."""
 

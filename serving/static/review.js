@@ -69,3 +69,19 @@
     if (handled) { event.preventDefault(); }
   });
 })();
+
+// Times are written in UTC by the server; add the reader's local time beside each one.
+(function () {
+  "use strict";
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  Array.prototype.forEach.call(document.querySelectorAll("time[datetime]"), function (el) {
+    var at = new Date(el.getAttribute("datetime"));
+    if (isNaN(at.getTime()) || el.querySelector(".local")) { return; }
+    var local = document.createElement("span");
+    local.className = "local";
+    var sameDay = at.toISOString().slice(0, 10) === [at.getFullYear(), pad(at.getMonth() + 1), pad(at.getDate())].join("-");
+    local.textContent = " (" + (sameDay ? "" : pad(at.getMonth() + 1) + "-" + pad(at.getDate()) + " ") +
+      pad(at.getHours()) + ":" + pad(at.getMinutes()) + " local)";
+    el.appendChild(local);
+  });
+})();

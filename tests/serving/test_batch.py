@@ -97,11 +97,21 @@ def test_counts_reconcile_and_bad_rows_are_quarantined(
 
     first = scores["reasons"].iloc[0]
     assert len(first) == 3
-    assert [r["feature"] for r in first] == [r.feature for r in bundle.explain(kept.head(1), 3)[0]]
+    online = bundle.explain(kept.head(1), 3)[0]
+    assert [r["feature"] for r in first] == [r.feature for r in online]
+    for batch_reason, online_reason in zip(first, online, strict=True):
+        # the same value as online: a number for numeric inputs, text for categories
+        shown = (
+            batch_reason["category"]
+            if batch_reason["category"] is not None
+            else batch_reason["value"]
+        )
+        assert shown == online_reason.value
+        assert isinstance(shown, str | float | type(None))
     unseen = scores.loc[scores["item_id"] == source.loc[45, "item_id"], "reasons"].iloc[0]
     for reason in unseen:
         if reason["feature"] == "listing_category":
-            assert reason["value"] is None
+            assert reason["value"] is None and reason["category"] is None
 
 
 @pytest.mark.parametrize(("chunk_rows", "chunks"), [(1, N_ROWS), (333, 7), (10_000, 1)])

@@ -1,9 +1,12 @@
 """Main journeys in a real browser: Playwright driving Debian's headless Chromium.
 
-A real uvicorn server runs per database (SQLite and PostgreSQL) and the journeys run in turn:
-a moderator signs in, claims and judges items with the keyboard; a PM accepts a suggestion and
-sees the new shadow version; a moderator is refused the PM page. Skipped when /usr/bin/chromium
-is missing (`make browser` installs it), except under CI=true where that is a failure.
+A real uvicorn server runs per database (SQLite and PostgreSQL) over a small marketplace, and
+the journeys run in turn: a moderator signs in, reads the item's text and reasons, judges items
+with the keyboard and escalates one; a PM accepts a suggestion, compares the shadow version with
+the active one and promotes it, and reads the dashboard; an admin works the escalation to
+resolved; a moderator is refused the PM page. Screenshots of the item, comparison and dashboard
+pages go to `test-output/screenshots/` (or GOVRISK_SCREENSHOT_DIR) for a reviewer to look at.
+Skipped when /usr/bin/chromium is missing (`make browser` installs it), except under CI=true.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ import pytest
 from experiments.benchmarks.review_load import serve
 from governance.review import approvals, queue, users
 from governance.review.db import make_engine, make_session_factory, upgrade
-from governance.review.orm import Verdict
+from governance.review.orm import Escalation, QueueItem, Verdict
+from governance.review.vocabulary import EscalationState, QueueStatus
+from tests.serving.marketplace_factory import (
+    write_audit_metrics,
+    write_features,
+    write_marketplace,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -55,16 +64,35 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
+def screenshots(review_db_url: str) -> Path:
+    """Where the journeys leave screenshots (one folder per database)."""
+    root = Path(os.environ.get("GOVRISK_SCREENSHOT_DIR", "test-output/screenshots"))
+    folder = root / ("postgresql" if review_db_url.startswith("postgresql") else "sqlite")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
 def service(
-    review_db_url: str, tmp_path: Path, review_data: SimpleNamespace
+    review_db_url: str,
+    tmp_path: Path,
+    review_data: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[SimpleNamespace]:
-    """A running review service with a moderator, a PM, 12 queued items and 2 suggestions."""
+    """A running review service with a moderator, a PM, an admin, 12 queued items, 2
+    suggestions, the items' marketplace tables, a feature frame and audit metrics."""
     review_data.write_base_strategy(tmp_path / "strategies")
+    ids = [f"L{i:05d}" for i in range(12)]
+    monkeypatch.setenv(
+        "GOVRISK_MARKETPLACE_DIR", str(write_marketplace(tmp_path, ids[0], others=ids[1:]))
+    )
+    monkeypatch.setenv("GOVRISK_FEATURES_DIR", str(write_features(tmp_path)))
+    monkeypatch.setenv("GOVRISK_AUDIT_DIR", str(write_audit_metrics(tmp_path)))
     engine = make_engine(review_db_url, pool_size=2)
     upgrade(engine)
     factory = make_session_factory(engine)
     with factory() as session:
-        for name, role in (("mia", "moderator"), ("pat", "pm")):
+        for name, role in (("mia", "moderator"), ("pat", "pm"), ("ada", "admin")):
             users.create_user(session, username=name, role=role, password=PASSWORD)
         queue.ingest_flags(session, review_data.make_flags(12, seed=31))
         approvals.ingest_suggestions(session, review_data.make_suggestions(2))
@@ -83,32 +111,48 @@ def _login(page: Any, base_url: str, username: str) -> None:
     page.click("button[type=submit]")
 
 
-def _moderator_claims_and_judges_with_the_keyboard(browser: Any, service: SimpleNamespace) -> None:
-    page = browser.new_page()
+def _moderator_reads_judges_and_escalates(
+    browser: Any, service: SimpleNamespace, screenshots: Path
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
     _login(page, service.url, "mia")
     page.wait_for_url(re.compile(r"/queue$"))
     page.keyboard.press("c")  # claim next
     page.wait_for_url(re.compile(r"/queue/items/\d+$"))
     first = page.url
-    assert page.locator("text=listing_counterfeit_term_count").count() >= 1
+    content = page.locator("#item-content")
+    assert content.locator("h3", has_text="Title").count() >= 1
+    assert content.locator("text=$20.00").count() >= 1  # the price, with its unit
+    assert page.locator("#seller-facts").inner_text().count("unverified") == 1
+    assert "Counterfeit lexicon hits" in page.locator("#reasons").inner_text()
+    assert page.locator("#policy-guide").is_visible()
+    assert "local)" in page.locator("#lease-holder time").inner_text()  # local time beside UTC
+    page.screenshot(path=str(screenshots / "item.png"), full_page=True)
     page.keyboard.press("v")  # violating; the next item opens
     page.wait_for_url(lambda url: url != first and "/queue/items/" in url)
     second = page.url
     page.keyboard.press("n")  # not violating
     page.wait_for_url(lambda url: url not in (first, second))
+    escalated = page.url
+    page.keyboard.press("e")
+    page.fill("#escalate-title", "Seller says the brand authorised them")
+    page.click("#escalate-form button[type=submit]")
+    page.wait_for_url(re.compile(r"/escalations/\d+$"))
     page.goto(first)
     assert page.locator("#verdict-recorded").inner_text().startswith("Judged violating")
     with service.factory() as session:
         verdicts = session.query(Verdict).order_by(Verdict.id).all()
         assert [v.verdict for v in verdicts] == ["violating", "not_violating"]
         assert {v.reviewer.username for v in verdicts} == {"mia"}
+        held = session.get(QueueItem, int(escalated.rsplit("/", 1)[1]))
+        assert held is not None and held.status == QueueStatus.ESCALATED
     page.close()
 
 
-def _pm_accepts_a_suggestion_and_sees_the_shadow_version(
-    browser: Any, service: SimpleNamespace
+def _pm_compares_and_promotes_a_suggested_version(
+    browser: Any, service: SimpleNamespace, screenshots: Path
 ) -> None:
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
     _login(page, service.url, "pat")
     page.wait_for_url(re.compile(r"/suggestions$"))
     page.click("table.rows tbody tr:first-child a")
@@ -118,6 +162,43 @@ def _pm_accepts_a_suggestion_and_sees_the_shadow_version(
     row = page.locator("#v-listing-counterfeit-terms-2")
     assert row.locator("[data-status]").inner_text() == "shadow"
     assert (service.data_dir / "strategies" / "listing-counterfeit-terms@v2.yaml").exists()
+    page.click("#compare-listing-counterfeit-terms-2")
+    page.wait_for_url(re.compile(r"/compare\?b=2$"))
+    table = page.locator("#compare-versions").inner_text()
+    assert "listing_counterfeit_term_count >= 1" in table
+    assert "listing_counterfeit_term_count >= 2" in table
+    assert "Items hit (of 6 in the latest frame)" in table
+    assert page.locator("#compare-channels").inner_text().count("shop_tab") == 1
+    page.screenshot(path=str(screenshots / "compare.png"), full_page=True)
+    page.click("#promote-b")
+    page.wait_for_url(re.compile(r"/strategies"))
+    statuses = page.locator("#v-listing-counterfeit-terms-2 [data-status]").inner_text()
+    assert statuses == "active"
+    page.goto(f"{service.url}/dashboard")
+    audit = page.locator("#audit-estimates").inner_text()
+    assert "listing-counterfeit-terms@v3" in audit and "needs more labels" in audit
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1300  # no 4,400 px page
+    page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
+    page.close()
+
+
+def _admin_resolves_the_escalation(browser: Any, service: SimpleNamespace) -> None:
+    page = browser.new_page()
+    _login(page, service.url, "ada")
+    page.goto(f"{service.url}/escalations")
+    page.click("text=Seller says the brand authorised them")
+    page.wait_for_url(re.compile(r"/escalations/\d+$"))
+    page.click("#move-assigned")
+    page.click("#move-in_progress")
+    page.fill("form.move textarea[name=resolution]", "Authorisation letter is forged: violating")
+    page.click("#move-resolved")
+    assert page.locator("#case-state").inner_text() == "resolved"
+    assert "forged" in page.locator("#resolution").inner_text()
+    with service.factory() as session:
+        case = session.query(Escalation).one()
+        assert case.state == EscalationState.RESOLVED and case.queue_item_id is not None
+        item = session.get(QueueItem, case.queue_item_id)
+        assert item is not None and item.status == QueueStatus.PENDING  # back in the queue
     page.close()
 
 
@@ -131,8 +212,9 @@ def _moderator_is_refused_the_pm_page(browser: Any, service: SimpleNamespace) ->
     page.close()
 
 
-def test_main_journeys(browser: Any, service: SimpleNamespace) -> None:
+def test_main_journeys(browser: Any, service: SimpleNamespace, screenshots: Path) -> None:
     """One server per database; the journeys run in order on it."""
-    _moderator_claims_and_judges_with_the_keyboard(browser, service)
-    _pm_accepts_a_suggestion_and_sees_the_shadow_version(browser, service)
+    _moderator_reads_judges_and_escalates(browser, service, screenshots)
+    _pm_compares_and_promotes_a_suggested_version(browser, service, screenshots)
+    _admin_resolves_the_escalation(browser, service)
     _moderator_is_refused_the_pm_page(browser, service)

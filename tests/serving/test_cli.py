@@ -44,3 +44,71 @@ def test_uvicorn_picks_the_compiled_http_parser_and_event_loop() -> None:
     assert config.http_protocol_class is HttpToolsProtocol
     factory = config.get_loop_factory()
     assert factory is not None and factory.__module__.startswith("uvloop"), factory
+
+
+def _govrisk(*args: str) -> Any:
+    from govrisk import build_app
+
+    return CliRunner().invoke(build_app(), list(args))
+
+
+@pytest.fixture
+def no_tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder with no MLflow store and no MLFLOW_TRACKING_URI."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (
+            "score",
+            "--model",
+            "models:/govrisk-listing-any@champion",
+            "--input",
+            "x.parquet",
+            "--output",
+            "out",
+        ),
+        ("serve", "--model", "models:/govrisk-listing-any@champion"),
+        ("models", "list"),
+        ("models", "promote", "govrisk-listing-any"),
+        ("audit", "--data", "data", "--out", "audit"),
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_a_missing_tracking_store_is_one_line_and_creates_nothing(
+    no_tracking_store: Path, args: tuple[str, ...]
+) -> None:
+    result = _govrisk(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) <= 3 and "no MLflow tracking store" in result.output, result.output
+    assert "--tracking-uri" in result.output and "Traceback" not in result.output
+    assert not (no_tracking_store / "mlflow.db").exists()
+
+
+def test_the_same_tracking_option_on_every_model_command() -> None:
+    for command in (("score",), ("serve",), ("audit",), ("models", "list"), ("train",)):
+        result = _govrisk(*command, "--help")
+        assert "--tracking-uri" in result.output, command
+
+
+@pytest.mark.parametrize(
+    "content", [b"item_id,p\n1,0.5\n", b"PAR1\x00\x01truncated"], ids=["csv", "truncated"]
+)
+def test_an_unreadable_input_is_one_line(
+    no_tracking_store: Path, tmp_path: Path, content: bytes
+) -> None:
+    from tests.models.bundle_factory import make_frame, train_bundle
+
+    frame, y = make_frame(200, seed=1)
+    bundle_dir = train_bundle(frame, y, n_trees=5).save(tmp_path / "bundle")
+    fake = tmp_path / "features.parquet"
+    fake.write_bytes(content)
+    result = _govrisk("score", "--model", str(bundle_dir), "--input", str(fake), "--output", "o")
+    assert result.exit_code == 2, result.output
+    assert "is not a readable Parquet file" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) <= 3

@@ -122,6 +122,25 @@ def test_moderator_claims_judges_and_replays(review_app: SimpleNamespace) -> Non
     assert [row["item_id"] for row in labels] == [item["item_id"]]
 
 
+def test_the_queue_lists_every_status_as_the_page_does(review_app: SimpleNamespace) -> None:
+    client, mod = review_app.client, review_app.auth("moderator")
+    item = client.post("/api/review/queue/claim", headers=mod).json()["item"]
+    body = {"verdict": "violating", "client_key": "all-1", "confidence": "high"}
+    client.post(f"/api/review/queue/items/{item['id']}/verdict", json=body, headers=mod)
+    every = client.get("/api/review/queue?status=all&limit=500", headers=mod)
+    assert every.status_code == 200
+    assert {i["status"] for i in every.json()} == {"pending", "judged"} and len(every.json()) == 20
+    judged = client.get("/api/review/queue?status=judged", headers=mod).json()
+    assert [i["id"] for i in judged] == [item["id"]]
+    assert client.get("/api/review/queue?status=bogus", headers=mod).status_code == 422
+    review_app.login(client, "moderator")
+    page = client.get("/queue?status=judged")
+    assert page.status_code == 200 and '<option value="judged" selected>' in page.text
+    row = page.text[page.text.index(f'data-href="/queue/items/{item["id"]}"') :]
+    row = row[: row.index("</tr>")]
+    assert "violating</b> by moderator" in row and "<time datetime=" in row
+
+
 def test_bad_input_is_a_422_naming_the_field(review_app: SimpleNamespace) -> None:
     client, mod = review_app.client, review_app.auth("moderator")
     item = client.post("/api/review/queue/claim", headers=mod).json()["item"]

@@ -6,6 +6,7 @@ import base64
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -15,6 +16,11 @@ from fastapi.testclient import TestClient
 
 from governance.review import users
 from serving.app import SESSION_COOKIE
+from tests.serving.marketplace_factory import (
+    write_audit_metrics,
+    write_features,
+    write_marketplace,
+)
 
 PASSWORD = "correct horse battery"
 ON_SQLITE = pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
@@ -65,7 +71,7 @@ def test_moderator_judges_from_the_item_page(review_app: SimpleNamespace) -> Non
     item_path = claimed.headers["location"]
     page = client.get(item_path)
     assert page.status_code == 200
-    assert "listing_counterfeit_term_count" in page.text and "<svg" in page.text
+    assert "Counterfeit lexicon hits" in page.text and "<svg" in page.text
     assert 'id="verdict-violating"' in page.text and "content-security-policy" in page.headers
     key = re.search(r'name="client_key" value="([^"]+)"', page.text)
     assert key is not None
@@ -285,3 +291,90 @@ def test_a_success_resets_the_username_count(
     assert from_new_address(PASSWORD) == 303
     assert [from_new_address("wrong password") for _ in range(5)] == [401] * 5  # count restarted
     assert from_new_address(PASSWORD) == 429
+
+
+@ON_SQLITE
+def test_dashboard_shows_audit_estimates_a_person_reads(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    review_app.state.settings.audit_dir = write_audit_metrics(tmp_path)
+    review_app.state.settings.marketplace_dir = write_marketplace(tmp_path, "L1")
+    review_app.login(review_app.client, "pm")
+    page = review_app.client.get("/dashboard").text
+    table = page[page.index('id="audit-estimates"') :]
+    table = table[: table.index("</table>")]
+    assert "listing-counterfeit-terms@v3" in table and "91%" in table and "86% – 95%" in table
+    assert "302" in table and "302.3963" not in table and "4,568" in table
+    assert "nan" not in table.lower() and "None" not in table
+    assert "fn_impressions" not in table  # no raw column names
+    assert table.count("needs more labels") == 1 and table.count(">pinned<") == 1
+    assert table.index("listing-counterfeit-terms") < table.index("campaign-deep-discount")
+    assert table.count('class="spark"') == 1 and "no decisions in the data" in table
+
+
+@ON_SQLITE
+def test_the_moderator_sees_the_item_they_judge(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    client = review_app.client
+    csrf = review_app.login(client, "moderator")
+    claimed = client.post("/queue/claim", data={"csrf_token": csrf}, follow_redirects=False)
+    item_path = claimed.headers["location"]
+    bare = client.get(item_path).text
+    assert 'id="no-item-content"' in bare and "--marketplace-dir" in bare
+    listing_id = re.search(r"<code>(L\d+)</code>", bare)
+    assert listing_id is not None
+    review_app.state.settings.marketplace_dir = write_marketplace(tmp_path, listing_id.group(1))
+    page = client.get(item_path).text
+    content = page[page.index('id="item-content"') : page.index('id="reasons"')]
+    # the text, escaped, with the lexicon phrases highlighted
+    assert '<mark title="counterfeit phrase (counterfeit lexicon)">1:1</mark>' in content
+    assert ">Replica</mark>" in content and ">Mirror quality</mark>" in content
+    assert "&lt;b&gt;bag&lt;/b&gt;" in content and "Café-grade" in content
+    # money and time with units, the seller's record
+    assert "$3,671.73" in content and "$9,999.00" in content and "63%" in content
+    assert "26.8 days" in content and "unverified" in content
+    assert "2 strategy decisions on 1 listings" in content
+    assert "cluster <code>img-42</code>" in content
+    # the policy beside the verdict buttons; no audit jargon for moderators
+    assert 'id="policy-guide"' in page and "Counterfeit: what violates" in page
+    assert "inclusion probability" not in page and "impressions at stake" in page
+    assert "What raised the risk" in page and "What lowered the risk" in page
+    assert 'id="lease-holder"' in page and "<time datetime=" in page
+
+
+@ON_SQLITE
+def test_pm_compares_a_suggested_version_with_the_active_one(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    settings = review_app.state.settings
+    settings.features_dir = write_features(tmp_path)
+    settings.audit_dir = write_audit_metrics(tmp_path)  # measures listing-counterfeit-terms@v3 only
+    client = review_app.client
+    csrf = review_app.login(client, "pm")
+    bare = client.get("/strategies/listing-counterfeit-terms/compare").text
+    assert "v1 and v1" in bare and "not measured" in bare
+    first = re.search(r'href="/suggestions/(\d+)"', client.get("/suggestions").text)
+    assert first is not None
+    client.post(
+        f"/suggestions/{first.group(1)}/decision",
+        data={"csrf_token": csrf, "decision": "accept", "reason": "fewer false positives"},
+    )
+    listing = client.get("/strategies").text
+    assert 'href="/strategies/listing-counterfeit-terms/compare?b=2"' in listing
+    page = client.get("/strategies/listing-counterfeit-terms/compare?b=2").text
+    table = page[page.index('id="compare-versions"') : page.index("</table>")]
+    assert "listing_counterfeit_term_count &gt;= 1" in table
+    assert "listing_counterfeit_term_count &gt;= 2" in table
+    assert "Items hit (of 6 in the latest frame)" in table
+    assert '<td class="num">4</td><td class="num">2</td>' in table  # >= 1 hits 4, >= 2 hits 2
+    assert "2 items; only A: 2, only B: 0" in table
+    channels = page[page.index('id="compare-channels"') :]
+    assert '<td>shop_tab</td><td class="num">4</td><td class="num">2</td>' in channels
+    assert "1,400" in channels and "900" in channels  # 7-day shop_tab impressions of the hits
+    assert "The audit has not measured listing-counterfeit-terms@v1" in page
+    promoted = client.post(
+        "/strategies/listing-counterfeit-terms/versions/2/status",
+        data={"csrf_token": csrf, "status": "active"},
+    )
+    assert re.findall(r'data-status="(\w+)"', promoted.text) == ["retired", "active"]

@@ -76,6 +76,7 @@ RULES: dict[tuple[str, str], frozenset[str] | None] = {
     ("GET", "/suggestions/{suggestion_pk}"): ANALYST,
     ("POST", "/suggestions/{suggestion_pk}/decision"): PM,
     ("GET", "/strategies"): ANALYST,
+    ("GET", "/strategies/{strategy_id}/compare"): ANALYST,
     ("POST", "/strategies/{strategy_id}/versions/{version}/status"): PM,
     ("GET", "/audit-log"): ADMIN,
     # scoring (service-to-service, no user auth: see serving/scoring_api.py)

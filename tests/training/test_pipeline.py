@@ -135,9 +135,12 @@ def test_artifacts_hold_plots_card_model_files_and_oof(trained: Trained) -> None
 
     assert {f"plots/{f}" for f in PLOT_FILES} <= names("plots")
     assert "model_card.md" in names()
-    assert {"govrisk/model.txt", "govrisk/encoder.json", "govrisk/calibration.json"} <= names(
-        "govrisk"
-    )
+    assert {
+        "govrisk/model.txt",
+        "govrisk/encoder.json",
+        "govrisk/calibration.json",
+        "govrisk/model.onnx",  # the served graph, where people look for it
+    } <= names("govrisk")
     assert "oof/oof_predictions.parquet" in names("oof")
     assert "metrics/holdout_metrics.csv" in names("metrics")
     card = client.download_artifacts(run_id, "model_card.md", str(trained.base / "dl"))

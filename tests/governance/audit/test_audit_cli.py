@@ -28,6 +28,7 @@ def test_audit_command_prints_a_summary_and_the_paths(
         return real(data_dir, **kwargs)
 
     monkeypatch.setattr(pipeline, "run_audit", fake)
+    monkeypatch.setattr(cli, "require_tracking_store", lambda uri: uri)  # the fake loads no model
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("COLUMNS", "200")
     app = typer.Typer()

@@ -98,3 +98,17 @@ def test_estimates_use_their_own_calibration(audited: AuditResult) -> None:
     # Default: ranked lists on the refitted model, estimates on the denoised one.
     assert np.allclose(est.f, denoise_probability(est.p_model, audited.flip_rate))
     assert not np.allclose(ranked.f, est.f)
+
+
+def test_report_says_when_it_lists_only_the_top_suggestions(audited: AuditResult) -> None:
+    from dataclasses import replace
+
+    from governance.audit import report
+
+    many = pd.concat([audited.suggestions] * 50, ignore_index=True)
+    many["rank"] = range(1, len(many) + 1)
+    html = report.render_report(replace(audited, suggestions=many))
+    assert f"Showing the top 40 of {len(many)}" in html
+    assert html.count("<details><summary>YAML") == 40
+    whole = report.render_report(audited)
+    assert "Showing the top" not in whole and "govrisk suggestions load" in whole

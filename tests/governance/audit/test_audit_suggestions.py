@@ -55,6 +55,42 @@ def test_suggestions_follow_the_contract(suggestions) -> None:  # type: ignore[n
     assert new["base_version"].isna().all()
 
 
+def test_changes_with_identical_effects_are_listed_once(  # type: ignore[no-untyped-def]
+    suggestions, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    from governance.audit import suggestions as module
+
+    table, pops, frame = suggestions
+    real = module._candidates
+
+    def twice(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real(*args, **kwargs)
+        return found + [
+            replace(
+                c,
+                summary=c.summary + " (same effect)",
+                strategy=c.strategy.model_copy(update={"notes": "worded differently"}),
+            )
+            for c in found
+        ]
+
+    monkeypatch.setattr(module, "_candidates", twice)
+    again = suggest(
+        pops,
+        {Entity.LISTING: frame},
+        audit_slices(
+            pops,
+            {Entity.LISTING: frame},
+            {k: posterior(p, world.tables["audit_labels"]) for k, p in pops.items()},
+        ),
+        strategies=world.strategies,
+        metrics=strategy_metrics(pops),
+    )
+    assert len(again) and not again["summary"].str.endswith("(same effect)").any()
+
+
 def test_projection_matches_the_truth_of_the_change(  # type: ignore[no-untyped-def]
     suggestions, world: World
 ) -> None:

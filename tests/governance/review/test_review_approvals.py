@@ -137,3 +137,38 @@ def test_suggestion_validation_names_columns(
     with pytest.raises(InvalidInputError) as err:
         approvals.ingest_suggestions(session, bad)
     assert "suggestions.kind" in str(err.value) and "suggestions.delta_fp" in str(err.value)
+
+
+def test_a_change_to_a_version_missing_from_the_store_is_refused(
+    session: ReviewSession,
+    tmp_path: Path,
+    review_data: SimpleNamespace,
+    make_user: Callable[..., User],
+) -> None:
+    # the service pointed at an empty strategies folder must not write "v1 with parent v1"
+    empty = StrategyStore(tmp_path / "elsewhere")
+    _ingest(session, review_data)
+    pm = make_user("pam", "pm")
+    first = approvals.list_suggestions(session)[0]
+    with pytest.raises(ConflictError, match="--strategies-dir"):
+        approvals.decide(session, pm, first.id, accept=True, reason="ok", store=empty)
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_version_number_recorded_before_is_never_reused(
+    session: ReviewSession,
+    store: StrategyStore,
+    review_data: SimpleNamespace,
+    make_user: Callable[..., User],
+) -> None:
+    _ingest(session, review_data)
+    pm = make_user("pam", "pm")
+    first, second = approvals.list_suggestions(session)[:2]
+    approvals.decide(session, pm, first.id, accept=True, reason="ok", store=store)
+    session.commit()
+    # the v2 file disappears from the folder (restored from an old copy, say)
+    (store.directory / "listing-counterfeit-terms@v2.yaml").unlink()
+    decision = approvals.decide(session, pm, second.id, accept=True, reason="ok", store=store)
+    session.commit()
+    assert decision.strategy_version is not None and decision.strategy_version.version == 3
+    assert (store.directory / "listing-counterfeit-terms@v3.yaml").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -49,3 +50,25 @@ def test_strategy_precision_uses_only_the_random_slice(
     assert row.recall.value is not None and 0.0 <= row.recall.value <= 1.0
     channels = dashboard.channel_metrics(session)
     assert {c.key for c in channels} <= {"shop_tab", "campaigns", "shop_ads"}
+
+
+def test_weekly_hits_count_decisions_per_version_and_week(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta
+
+    import pandas as pd
+
+    from governance.review.dashboard import weekly_hits
+
+    (tmp_path / "tables").mkdir()
+    start = datetime(2026, 3, 2)  # a Monday
+    days = [start + timedelta(days=d) for d in (0, 1, 8, 9, 10, 30)]
+    pd.DataFrame(
+        {
+            "strategy_id": ["a"] * 5 + ["b"],
+            "strategy_version": [1, 1, 1, 1, 2, 1],
+            "decided_at": days,
+        }
+    ).to_parquet(tmp_path / "tables" / "strategy_decisions.parquet")
+    hits = weekly_hits(tmp_path, weeks=5)
+    assert hits == {"a@v1": [2, 2, 0, 0, 0], "a@v2": [0, 1, 0, 0, 0], "b@v1": [0, 0, 0, 0, 1]}
+    assert weekly_hits(tmp_path / "missing") == {} and weekly_hits(None) == {}

@@ -185,3 +185,34 @@ def test_item_escalation_holds_the_item_until_resolved(
     history = [h.what for h in queue.item_history(session, item)]
     assert any(w.startswith("escalated #") for w in history)
     assert "lease escalated" in history
+
+
+def test_escalating_an_item_leased_to_someone_else_holds_it_and_ends_their_lease(
+    session: ReviewSession, review_data: SimpleNamespace, make_user: Callable[..., User]
+) -> None:
+    queue.ingest_flags(session, review_data.make_flags(1, seed=3))
+    holder, other = make_user("holder"), make_user("other")
+    claim = queue.claim_next(session, holder, lease_seconds=600)
+    assert claim is not None
+    escalations.create(
+        session,
+        other,
+        kind="item",
+        queue_item_id=claim.item.id,
+        title="Same seller as a known counterfeit ring",
+        priority="high",
+    )
+    session.commit()
+    item = session.get(QueueItem, claim.item.id)
+    assert item is not None and item.status == QueueStatus.ESCALATED
+    assert item.leased_by_id is None
+    with pytest.raises(ConflictError, match="on hold while escalated"):
+        queue.submit_verdict(
+            session,
+            holder,
+            item.id,
+            verdict="violating",
+            confidence="high",
+            client_key="k-1",
+        )
+    assert "lease escalated" in [h.what for h in queue.item_history(session, item)]
