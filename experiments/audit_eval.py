@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.text_source import with_text_fields
 from features.vocabulary import Entity, Policy, StrategyStatus
 from governance.audit.estimators import LabelDraws
 from governance.audit.metrics import strategy_metrics
@@ -786,8 +787,9 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
     else:
         progress(f"seed {seed}: training {len(targets)} risk models")
         spec_path = cfg.train_spec or Path(__file__).parent / "specs" / "demo.yaml"
+        text_frames = {e: with_text_fields(f, e, tables) for e, f in frames.items()}
         preds, oof = _train_and_score(
-            wdir / "data", wdir, targets, frames, tables["audit_labels"], spec_path
+            wdir / "data", wdir, targets, text_frames, tables["audit_labels"], spec_path
         )
         if oof is not None:
             oof.to_parquet(oof_path, index=False)

@@ -6,6 +6,7 @@ from features.catalog import FRAMES, feature_sets
 from features.lexicon import GROUP_POLICY, LEXICON
 from features.listing import HIGH_RISK_MULTIPLE, RISK_PRIOR_STRENGTH
 from features.text import N_BUCKETS, NGRAM_SIZES, PROJECTION_SEED
+from features.text_source import TEXT_SOURCES
 
 _INTRO = """\
 govrisk turns the contract tables (see [data-contract.md](data-contract.md)) into one
@@ -121,6 +122,31 @@ def render_features_markdown() -> str:
         f"character {' and '.join(str(n) for n in NGRAM_SIZES)}-grams hashed (FNV-1a) into",
         f"{N_BUCKETS:,} buckets and projected with a fixed +-1 matrix (splitmix64, seed",
         f"{PROJECTION_SEED}), divided by the square root of the n-gram count.",
+        "",
+        "## Text model scores",
+        "",
+        "Besides the fixed pipeline above, training fits an n-gram text model per entity and",
+        "text policy (`models/text_model.py`, `training/text.py`: word 1-2-grams and character",
+        "2-5-grams within words, TF-IDF, logistic regression on the audit labels with their",
+        "inclusion weights) and adds its log-odds as a model input; training rows get",
+        "out-of-fold scores. These inputs are not built by `govrisk features build`; the model",
+        "bundle computes them from the raw text fields, which the build writes after the",
+        "features of each frame (`text_fields` in its manifest).",
+        "",
+        *_table(
+            [
+                [
+                    f"`{f.name}`",
+                    f"`{source.table}`: " + ", ".join(f"`{c}`" for c in source.fields),
+                    f.unit,
+                    f"v{f.version}",
+                    f.description,
+                ]
+                for source in TEXT_SOURCES.values()
+                for f in source.score_features
+            ],
+            ["feature", "raw text read", "unit", "version", "description"],
+        ),
         "",
         "## Category risk and high-risk categories",
         "",

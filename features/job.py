@@ -12,6 +12,7 @@ from features.contract import ContractError
 from features.loader import load_tables
 from features.references import strategy_problems
 from features.store import data_digest, default_as_of, write_build
+from features.text_source import text_fields_of
 from features.vocabulary import Entity
 
 #: Steps reported to `on_step`, in order (validation, the build's own steps, writing).
@@ -59,5 +60,6 @@ def run_build(
     cutoff = as_of if as_of is not None else default_as_of(tables)
     build = build_features(tables, as_of=cutoff, entities=entities, threads=threads, on_step=step)
     step(JOB_STEPS[-1])
-    paths = write_build(build, out_dir, digest=data_digest(Path(data_dir)))
+    texts = {e: t for e in build.frames if (t := text_fields_of(e, tables)) is not None}
+    paths = write_build(build, out_dir, digest=data_digest(Path(data_dir)), texts=texts)
     return JobResult(build=build, paths=paths)

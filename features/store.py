@@ -26,6 +26,7 @@ from features.byo import ByoDataset
 from features.catalog import feature_set_versions, frame_features
 from features.loader import table_path
 from features.tables import TABLES
+from features.vocabulary import Entity
 
 MANIFEST = "manifest.json"
 SNAPSHOT_DIR = "snapshot"
@@ -64,9 +65,17 @@ def default_as_of(tables: Mapping[str, pd.DataFrame]) -> datetime:
 
 
 def write_build(
-    build: FeatureBuild, out_dir: Path, *, digest: Mapping[str, object] | None = None
+    build: FeatureBuild,
+    out_dir: Path,
+    *,
+    digest: Mapping[str, object] | None = None,
+    texts: Mapping[Entity, pd.DataFrame] | None = None,
 ) -> list[Path]:
     """Write frames, snapshot and manifest into `out_dir`; returns the paths written.
+
+    `texts` (entity -> raw text fields indexed by item id, `features.text_source`) are
+    appended to the written frames after the features, so `govrisk score` can run a model's
+    text models on them; the manifest lists them as `text_fields`.
 
     Everything is written to a temporary folder next to `out_dir` first and moved into place
     at the end, so a failure leaves `out_dir` as it was.
@@ -78,12 +87,19 @@ def write_build(
         frames = {}
         for entity, frame in build.frames.items():
             path = staging / f"{entity.value}.parquet"
+            text = (texts or {}).get(entity)
+            fields = [] if text is None else list(text.columns)
+            if text is not None:
+                raw = text.reindex(frame["item_id"].astype(str).to_numpy())
+                columns = {c: raw[c].to_numpy(dtype=object) for c in fields}
+                frame = pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
             frame.to_parquet(path, index=False)
             frames[entity.value] = {
                 "path": path.name,
                 "rows": len(frame),
                 "columns": list(frame.columns),
                 "features": {f.name: f.kind for f in frame_features(entity)},
+                "text_fields": fields,
             }
         build.snapshot.write(staging / SNAPSHOT_DIR)
         manifest = {

@@ -8,6 +8,9 @@ A bundle directory holds
 - `features.json`: model input names in matrix order, one-line descriptions, the encoder;
 - `calibration.json`: the raw margin -> probability map;
 - `metadata.json`: MLflow run id, dataset digest, feature-set versions, created_at, versions;
+- `text-<feature>.json` + `text-<feature>.npz` (optional): the n-gram text model behind each
+  text score input (`models.text_model`), which the bundle computes from the raw text fields
+  listed in `features.json` before the ONNX graph runs;
 - `manifest.json`: the sha256 of every other file. `ModelBundle.load` refuses a bundle whose
   files do not match it.
 """
@@ -21,8 +24,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +36,9 @@ import pandas as pd
 from models.calibration import Calibration
 from models.encoding import EncodingError, FeatureEncoder
 from models.settings import get_settings
+from models.text_model import ARRAYS_FILE as ARRAYS
+from models.text_model import PARAMS_FILE as PARAMS
+from models.text_model import Phrase, TextModel, TextModelError
 
 BUNDLE_FORMAT_VERSION = 1
 ONNX_FILE = "model.onnx"
@@ -46,6 +52,8 @@ BUNDLE_FILES = (ONNX_FILE, LIGHTGBM_FILE, FEATURES_FILE, CALIBRATION_FILE, METAD
 #: Category value used to probe unseen-category handling in parity checks.
 UNSEEN_CATEGORY = "__govrisk_unseen__"
 
+#: Phrases attached to a text score reason.
+TEXT_PHRASES_PER_REASON = 5
 _MAX_WORST_ROWS = 10
 _PARITY_BASE_ROWS = 16
 
@@ -77,14 +85,17 @@ class Reason:
     description: str
     value: str | float | None
     contribution: float
+    #: For a text score input: the text model's phrases, exact log-odds of the text model.
+    phrases: tuple[Phrase, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form ({feature, description, value, contribution})."""
+        """JSON-ready form ({feature, description, value, contribution, phrases})."""
         return {
             "feature": self.feature,
             "description": self.description,
             "value": self.value,
             "contribution": self.contribution,
+            "phrases": [p.to_dict() for p in self.phrases],
         }
 
 
@@ -118,6 +129,8 @@ class ModelBundle:
         features: Mapping[str, str],
         metadata: Mapping[str, Any],
         threads: int | None = None,
+        text_models: Mapping[str, TextModel] | None = None,
+        text_fields: Sequence[str] = (),
     ) -> None:
         self.onnx_model = onnx_model
         self.model_text = model_text
@@ -126,6 +139,8 @@ class ModelBundle:
         self.features = dict(features)
         self.metadata = dict(metadata)
         self.threads = threads
+        self.text_models = dict(text_models or {})
+        self.text_fields = tuple(text_fields)
         self._lock = threading.Lock()
         self._booster: Any = None
         self._explainer: _Explainer | None = None
@@ -142,11 +157,15 @@ class ModelBundle:
         calibration: Calibration,
         features: Mapping[str, str],
         metadata: Mapping[str, Any],
+        text_models: Mapping[str, TextModel] | None = None,
+        text_fields: Sequence[str] = (),
     ) -> ModelBundle:
         """Export `booster` to ONNX and assemble a bundle (run `check_parity` before logging).
 
         `features` maps every model input name to its one-line description; `metadata` should
         carry run_id, dataset_digest and feature_set_versions (any JSON values are kept).
+        `text_models` maps text score inputs to the text models computing them from the raw
+        `text_fields` (joined in that order).
         """
         from models.onnx_export import booster_to_onnx
 
@@ -164,6 +183,11 @@ class ModelBundle:
             json.dumps(dict(metadata), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise BundleError(f"metadata must be JSON-serializable: {exc}") from exc
+        unknown_text = sorted(set(text_models or {}) - set(names))
+        if unknown_text:
+            raise BundleError(f"text models for {unknown_text}, which are not model inputs")
+        if text_models and not text_fields:
+            raise BundleError("text models need the raw text_fields they read")
         model_text = str(booster.model_to_string())
         onnx_model = booster_to_onnx(booster, feature_names=names).SerializeToString()
         meta = {
@@ -181,6 +205,8 @@ class ModelBundle:
             calibration=calibration,
             features={n: str(features[n]) for n in names},
             metadata=meta,
+            text_models=text_models,
+            text_fields=text_fields,
         )
 
     # -- persistence --------------------------------------------------------------------------
@@ -211,7 +237,11 @@ class ModelBundle:
         if not manifest_path.is_file():
             raise BundleError(f"{root} is not a model bundle: {MANIFEST_FILE} is missing")
         present = {p.name for p in root.iterdir()}
-        unexpected = sorted(present - {MANIFEST_FILE, *BUNDLE_FILES})
+        try:
+            listed = set(json.loads(manifest_path.read_bytes())["files"])
+        except (ValueError, KeyError, TypeError):
+            listed = set(BUNDLE_FILES)
+        unexpected = sorted(present - {MANIFEST_FILE, *BUNDLE_FILES, *_text_files(listed)})
         if unexpected:
             raise ChecksumError(
                 f"bundle {root} contains files not in its manifest: {unexpected}; refusing to load"
@@ -234,9 +264,16 @@ class ModelBundle:
                 f"{where}: bundle format {manifest.get('bundle_format_version')!r} is not "
                 f"supported (expected {BUNDLE_FORMAT_VERSION}); re-export the model"
             )
-        if sorted(recorded) != sorted(BUNDLE_FILES):
+        try:
+            features_doc = json.loads(contents.get(FEATURES_FILE) or b"{}")
+            text_doc = dict(features_doc.get("text") or {})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            text_doc = {}  # the checksum check below says what is wrong with the file
+        text_names = [str(n) for n in text_doc.get("models", [])]
+        expected = [*BUNDLE_FILES, *(f for n in text_names for f in _text_model_files(n))]
+        if sorted(recorded) != sorted(expected):
             raise ChecksumError(
-                f"{where}: manifest lists {sorted(recorded)}, expected {sorted(BUNDLE_FILES)}"
+                f"{where}: manifest lists {sorted(recorded)}, expected {sorted(expected)}"
             )
         for name, digest in recorded.items():
             data = contents.get(name)
@@ -248,7 +285,15 @@ class ModelBundle:
                     f"{_sha256(data)[:12]}… != {digest[:12]}…); the bundle was modified or "
                     "corrupted, refusing to load"
                 )
-        features_doc = json.loads(contents[FEATURES_FILE])
+        text_models = {}
+        for name in text_names:
+            json_file, npz_file = _text_model_files(name)
+            try:
+                text_models[name] = TextModel.from_files(
+                    {PARAMS: contents[json_file], ARRAYS: contents[npz_file]}
+                )
+            except (TextModelError, ValueError, KeyError) as exc:
+                raise BundleError(f"{where}: text model {name} cannot be read: {exc}") from exc
         return cls(
             onnx_model=contents[ONNX_FILE],
             model_text=contents[LIGHTGBM_FILE].decode("utf-8"),
@@ -257,6 +302,8 @@ class ModelBundle:
             features=dict(features_doc["descriptions"]),
             metadata=json.loads(contents[METADATA_FILE]),
             threads=threads,
+            text_models=text_models,
+            text_fields=[str(f) for f in text_doc.get("fields", [])],
         )
 
     def to_files(self) -> dict[str, bytes]:
@@ -308,6 +355,7 @@ class ModelBundle:
         never missing in training) are refused too; otherwise they are scored as LightGBM
         would score them.
         """
+        frame = self.with_text_scores(frame)
         X = self.encoder.transform(frame)
         if strict:
             problems = self.encoder.row_problems(frame)
@@ -370,8 +418,112 @@ class ModelBundle:
         return np.asarray(index, dtype=np.int64), np.asarray(values, dtype=np.float64)
 
     def explain(self, frame: pd.DataFrame, k: int, *, strict: bool = False) -> list[list[Reason]]:
-        """Top-k reasons per row of a feature frame, largest |contribution| first."""
-        return self.explain_matrix(self.encode(frame, strict=strict), k)
+        """Top-k reasons per row of a feature frame, largest |contribution| first.
+
+        A text score reason carries the text model's top phrases when the frame has the raw
+        text fields.
+        """
+        reasons = self.explain_matrix(self.encode(frame, strict=strict), k)
+        return self.with_phrases(reasons, frame)
+
+    # -- text models ----------------------------------------------------------------------------
+
+    def with_text_scores(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`frame` with every text score input computed from its raw text fields.
+
+        Without text models the frame is returned as is. The raw fields (`text_fields`) must be
+        columns of the frame (missing values read as empty text); scores already present are
+        replaced, so a score always comes from the text itself.
+        """
+        if not self.text_models:
+            return frame
+        missing = [f for f in self.text_fields if f not in frame.columns]
+        if missing:
+            raise EncodingError(
+                [
+                    f"{f}: missing column; this model reads the raw text fields "
+                    f"{list(self.text_fields)} (its text models compute "
+                    f"{sorted(self.text_models)} from them)"
+                    for f in missing
+                ]
+            )
+        scores = self.text_scores(self.text_documents(frame))
+        out = frame.copy()
+        for name, values in scores.items():
+            out[name] = values
+        return out
+
+    def text_scores(self, documents: Sequence[object]) -> dict[str, np.ndarray]:
+        """Text score input name -> log-odds (len(documents),) of each text model."""
+        scores = {name: np.empty(len(documents)) for name in self.text_models}
+        groups: dict[object, list[str]] = {}
+        for name, model in self.text_models.items():
+            groups.setdefault(model.analysis_key, []).append(name)
+        for names in groups.values():
+            # Models reading the same n-grams share one analysis of each document.
+            first = self.text_models[names[0]]
+            for i, document in enumerate(documents):
+                grams = first.analyze(document)
+                for name in names:
+                    scores[name][i] = self.text_models[name].margin(grams)
+        return scores
+
+    def text_documents(self, frame: pd.DataFrame) -> list[str]:
+        """The document each row's text models read (its text fields joined by a newline)."""
+        from features.text_source import join_fields
+
+        columns = [frame[f].tolist() for f in self.text_fields]
+        return [join_fields(values) for values in zip(*columns, strict=True)] if columns else []
+
+    def phrases(self, name: str, fields: Mapping[str, object], *, k: int) -> tuple[Phrase, ...]:
+        """Top-k phrases of text score input `name` for one item's raw text fields."""
+        model = self.text_models[name]
+        pairs = [(f, fields.get(f)) for f in self.text_fields]
+        return tuple(model.phrases(pairs, top_k=k))
+
+    def with_phrases(
+        self, reasons: list[list[Reason]], frame: pd.DataFrame, *, k: int = TEXT_PHRASES_PER_REASON
+    ) -> list[list[Reason]]:
+        """Reasons with the text model's phrases attached to each text score reason."""
+        if not self.text_models or any(f not in frame.columns for f in self.text_fields):
+            return reasons
+        out = []
+        for i, row_reasons in enumerate(reasons):
+            fields = {f: frame[f].iat[i] for f in self.text_fields}
+            out.append(
+                [
+                    replace(r, phrases=self.phrases(r.feature, fields, k=k))
+                    if r.feature in self.text_models
+                    else r
+                    for r in row_reasons
+                ]
+            )
+        return out
+
+    def check_text_parity(self, documents: Sequence[object]) -> float:
+        """Largest |Δ log-odds| between the text models as held and as read back from files.
+
+        `documents` should hold holdout texts; empty, very long and non-ASCII texts are added.
+        Raises ParityError above 1e-12 (the stored path is meant to be exact).
+        """
+        docs = [*documents, *_TEXT_EDGE_CASES]
+        worst = 0.0
+        files = self.to_files()
+        for name, model in self.text_models.items():
+            json_file, npz_file = _text_model_files(name)
+            stored = TextModel.from_files({PARAMS: files[json_file], ARRAYS: files[npz_file]})
+            diff = np.abs(stored.decision_function(docs) - model.decision_function(docs))
+            single = np.array([model.decision_function([d])[0] for d in docs])
+            diff = np.maximum(diff, np.abs(single - model.decision_function(docs)))
+            worst = max(worst, float(diff.max(initial=0.0)))
+            if worst > 1e-12:
+                bad = int(np.argmax(diff))
+                raise ParityError(
+                    f"text model {name}: stored or one-row scores differ by {worst:.3g} on "
+                    f"document {bad} ({str(docs[bad])[:60]!r})",
+                    worst=pd.DataFrame({"document": [str(docs[bad])], "diff": [worst]}),
+                )
+        return worst
 
     def explain_matrix(self, X: np.ndarray, k: int) -> list[list[Reason]]:
         """`explain` for an already encoded float64 matrix."""
@@ -507,13 +659,45 @@ class ModelBundle:
             "descriptions": self.features,
             "encoder": self.encoder.to_dict(),
         }
+        text_files: dict[str, bytes] = {}
+        if self.text_models:
+            features_doc["text"] = {
+                "fields": list(self.text_fields),
+                "models": sorted(self.text_models),
+            }
+            for name in sorted(self.text_models):
+                files = self.text_models[name].to_files()
+                json_file, npz_file = _text_model_files(name)
+                text_files[json_file] = files[PARAMS]
+                text_files[npz_file] = files[ARRAYS]
         return {
             ONNX_FILE: self.onnx_model,
             LIGHTGBM_FILE: self.model_text.encode("utf-8"),
             FEATURES_FILE: _json_bytes(features_doc),
             CALIBRATION_FILE: _json_bytes(self.calibration.to_dict()),
             METADATA_FILE: _json_bytes(self.metadata),
+            **text_files,
         }
+
+
+_TEXT_EDGE_CASES = (
+    "",
+    None,
+    "x" * 20_000,
+    "Ünïcödé café naïve — 日本語 テスト İstanbul straße",
+    "  tabs\tand\nnewlines   r3plica 0zempic-like  ",
+    "REPLICA!!! 100% MIRACLE cure \u200b zero\u00a0width",
+    "a",
+)
+
+
+def _text_model_files(name: str) -> tuple[str, str]:
+    """Bundle file names of the text model behind input `name`."""
+    return f"text-{name}.json", f"text-{name}.npz"
+
+
+def _text_files(listed: set[str]) -> set[str]:
+    return {n for n in listed if n.startswith("text-") and n.endswith((".json", ".npz"))}
 
 
 def _make_explainer(model_text: str, *, threads: int) -> _Explainer:

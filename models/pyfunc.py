@@ -179,5 +179,6 @@ def predict_frame(bundle: ModelBundle, model_input: Any, *, explain: int = 0) ->
         import json
 
         reasons = bundle.explain_matrix(X, min(explain, len(bundle.feature_names)))
+        reasons = bundle.with_phrases(reasons, frame.reset_index(drop=True))
         out["reasons"] = [json.dumps([r.to_dict() for r in row]) for row in reasons]
     return out.astype({"raw_score": np.float64, "probability": np.float64})

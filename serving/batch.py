@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from models.bundle import ModelBundle
+from models.bundle import TEXT_PHRASES_PER_REASON, ModelBundle
 from models.encoding import EncodingError
 
 Engine = Literal["local", "dask"]
@@ -49,6 +49,22 @@ REASON_TYPE = pa.struct(
         ("contribution", pa.float64()),
     ]
 )
+#: A phrase of a text score reason (`models.text_model.Phrase.to_dict`).
+PHRASE_TYPE = pa.struct(
+    [
+        ("text", pa.string()),
+        ("contribution", pa.float64()),
+        ("field", pa.string()),
+        (
+            "spans",
+            pa.list_(
+                pa.struct([("field", pa.string()), ("start", pa.int64()), ("end", pa.int64())])
+            ),
+        ),
+    ]
+)
+#: Reasons of a bundle with text models: REASON_TYPE plus the text model's phrases.
+TEXT_REASON_TYPE = pa.struct([*REASON_TYPE, ("phrases", pa.list_(PHRASE_TYPE))])
 
 
 class BatchError(ValueError):
@@ -168,7 +184,7 @@ def score_file(
                     skipped=True,
                 )
             )
-    columns = [id_column, *bundle.feature_names]
+    columns = [id_column, *_input_columns(bundle)]
     if engine == "local":
         for index, table in _iter_chunks(parquet, columns, chunk_rows=chunk_rows, skip=done):
             result = _score_chunk(
@@ -229,7 +245,19 @@ def _check_schema(schema: pa.Schema, bundle: ModelBundle, *, id_column: str) -> 
             problems.append(
                 f"column {col!r} must hold text categories, got {schema.field(col).type}"
             )
+    for col in bundle.text_fields:
+        if col not in names:
+            problems.append(
+                f"column {col!r} is missing (raw text the model's text models read; add the "
+                f"contract table's {col!r} column to the input, joined on the item id)"
+            )
+        elif not (
+            _arrow_is_text(schema.field(col).type) or pa.types.is_null(schema.field(col).type)
+        ):
+            problems.append(f"column {col!r} must hold text, got {schema.field(col).type}")
     for col in encoder.numeric:
+        if col in bundle.text_models:
+            continue  # computed from the raw text fields
         if col not in names:
             problems.append(f"column {col!r} is missing (numeric feature)")
         else:
@@ -246,6 +274,12 @@ def _check_schema(schema: pa.Schema, bundle: ModelBundle, *, id_column: str) -> 
         raise BatchError(
             "the input does not match the model's feature declaration:\n  " + "\n  ".join(problems)
         )
+
+
+def _input_columns(bundle: ModelBundle) -> list[str]:
+    """Columns read from the input: the features, with raw text instead of text scores."""
+    features = [n for n in bundle.feature_names if n not in bundle.text_models]
+    return [*features, *(f for f in bundle.text_fields if f not in features)]
 
 
 def _open_parquet(path: Path) -> pq.ParquetFile:
@@ -350,7 +384,7 @@ def _score_chunk(
 def _compute_chunk(
     bundle: ModelBundle, table: pa.Table, *, first_row: int, options: _Options
 ) -> tuple[pa.Table, pa.Table, dict[str, int]]:
-    frame = table.to_pandas()
+    frame = bundle.with_text_scores(table.to_pandas())
     ids = frame[options.id_column]
     reasons = bundle.encoder.row_problems(frame).to_numpy(dtype=object)
     missing_id = ids.isna().to_numpy()
@@ -393,16 +427,22 @@ def _compute_chunk(
         "risk_band": pa.array(bands.astype(str), pa.string()),
     }
     if options.explain_k:
-        columns["reasons"] = _reasons_array(bundle, X, options.explain_k)
+        columns["reasons"] = _reasons_array(bundle, X, options.explain_k, kept)
     counts = {str(name): int(np.sum(bands == name)) for name in band_names}
     return pa.table(columns), quarantined, counts
 
 
-def _reasons_array(bundle: ModelBundle, X: np.ndarray, k: int) -> pa.Array:
-    """list<struct<feature, description, value, contribution>> of each row's top-k reasons."""
+def _reasons_array(
+    bundle: ModelBundle, X: np.ndarray, k: int, frame: pd.DataFrame | None = None
+) -> pa.Array:
+    """list<struct<feature, description, value, contribution>> of each row's top-k reasons.
+
+    A bundle with text models adds `phrases` to each reason: the text model's top phrases for
+    a text score reason (`TEXT_REASON_TYPE`), empty otherwise.
+    """
     n = X.shape[0]
     if n == 0:
-        return pa.array([], pa.list_(REASON_TYPE))
+        return pa.array([], pa.list_(TEXT_REASON_TYPE if bundle.text_models else REASON_TYPE))
     index, values = bundle.top_reasons(X, k)
     flat_index = index.reshape(-1)
     names = np.array(bundle.feature_names, dtype=object)
@@ -418,10 +458,30 @@ def _reasons_array(bundle: ModelBundle, X: np.ndarray, k: int) -> pa.Array:
                 numbers,
                 categories,
                 pa.array(values.reshape(-1), pa.float64()),
+                *(
+                    [_phrases_array(bundle, names[flat_index], frame, k)]
+                    if bundle.text_models
+                    else []
+                ),
             ],
-            fields=list(REASON_TYPE),
+            fields=list(TEXT_REASON_TYPE if bundle.text_models else REASON_TYPE),
         ),
     )
+
+
+def _phrases_array(
+    bundle: ModelBundle, features: np.ndarray, frame: pd.DataFrame | None, k: int
+) -> pa.Array:
+    """The phrases of each (row, reason) whose feature is a text score; empty lists otherwise."""
+    rows: list[list[dict[str, Any]]] = []
+    for position, name in enumerate(features):
+        if frame is None or name not in bundle.text_models:
+            rows.append([])
+            continue
+        i = position // k
+        fields = {f: frame[f].iat[i] for f in bundle.text_fields}
+        rows.append([p.to_dict() for p in bundle.phrases(name, fields, k=TEXT_PHRASES_PER_REASON)])
+    return pa.array(rows, pa.list_(PHRASE_TYPE))
 
 
 def _display_values(

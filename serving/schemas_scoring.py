@@ -46,6 +46,25 @@ class ScoreRequest(BaseModel):
     )
 
 
+class SpanPublic(BaseModel):
+    """Where a phrase occurs: a raw text field and character offsets [start, end)."""
+
+    field: str
+    start: int
+    end: int
+
+
+class PhrasePublic(BaseModel):
+    """A phrase of the item's text and its exact contribution to a text model's log-odds."""
+
+    text: str = Field(description="The phrase as written (first occurrence).")
+    contribution: float = Field(
+        description="Log-odds of the text model (not of the risk model); positive raises it."
+    )
+    field: str = Field(description="Raw text field of the first occurrence ('' if none).")
+    spans: list[SpanPublic] = Field(description="Every occurrence, for highlighting.")
+
+
 class ReasonPublic(BaseModel):
     """One reason: a feature, its value, and its signed contribution to the raw score."""
 
@@ -53,6 +72,10 @@ class ReasonPublic(BaseModel):
     description: str
     value: str | float | None
     contribution: float = Field(description="SHAP value in log-odds; positive raises the risk.")
+    phrases: list[PhrasePublic] = Field(
+        default_factory=list,
+        description="For a text score feature: the phrases its text model weighed most.",
+    )
 
 
 class ScoredItem(BaseModel):

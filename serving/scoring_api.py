@@ -21,17 +21,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from models.bundle import ModelBundle
 from models.encoding import EncodingError
 from serving.model_store import LoadedModel, ModelNotReadyError, ModelStore
 from serving.schemas_scoring import (
     ModelDetail,
     ModelPublic,
+    PhrasePublic,
     ReadyPublic,
     ReasonPublic,
     ScoredItem,
@@ -456,6 +459,7 @@ def _compute_scores(
     if payload.explain > max_k:
         raise _invalid([(("body", "explain"), f"at most {max_k} reasons per item")])
     records = _records(payload, model, state)
+    texts = _text_fields(payload, bundle, records)
     try:
         X = bundle.encoder.encode_records(records)
     except EncodingError as exc:
@@ -466,6 +470,11 @@ def _compute_scores(
         ) from exc
     raw, probability = bundle.predict_matrix(X)
     reasons = bundle.explain_matrix(X, payload.explain) if payload.explain else None
+    if reasons is not None and texts:
+        reasons = [
+            rows if texts[i] is None else bundle.with_phrases([rows], pd.DataFrame([texts[i]]))[0]
+            for i, rows in enumerate(reasons)
+        ]
     bands = _bands(model)
     names = [name for name, _ in sorted(bands.items(), key=lambda kv: kv[1])]
     lower = np.array(sorted(bands.values()))
@@ -482,6 +491,7 @@ def _compute_scores(
                     description=r.description,
                     value=r.value,
                     contribution=r.contribution,
+                    phrases=[PhrasePublic.model_validate(p.to_dict()) for p in r.phrases],
                 )
                 for r in (reasons[i] if reasons is not None else ())
             ],
@@ -491,12 +501,42 @@ def _compute_scores(
     return ScoreResponse(model=_model_public(model), items=items)
 
 
+def _text_fields(
+    payload: ScoreRequest, bundle: ModelBundle, records: list[dict[str, Any]]
+) -> list[dict[str, Any] | None]:
+    """Compute text score inputs from raw text, in place; each item's raw text (or None).
+
+    An item given as `fields` reads its raw text fields from them; an item given as
+    `features` may carry the raw text fields among them (then the scores are computed, the
+    same way batch scoring does) or the text scores themselves.
+    """
+    if not bundle.text_models:
+        return []
+    from features.text_source import join_fields
+
+    texts: list[dict[str, Any] | None] = []
+    for item, record in zip(payload.items, records, strict=True):
+        source = item.fields if item.fields is not None else record
+        raw = {f: source.get(f) for f in bundle.text_fields}
+        given = any(f in source for f in bundle.text_fields)
+        for f in bundle.text_fields:
+            record.pop(f, None)
+        texts.append(raw if given else None)
+    scored = [i for i, t in enumerate(texts) if t is not None]
+    if scored:
+        docs = [join_fields([texts[i][f] for f in bundle.text_fields]) for i in scored]  # type: ignore[index]
+        for name, values in bundle.text_scores(docs).items():
+            for i, value in zip(scored, values, strict=True):
+                records[i][name] = float(value)
+    return texts
+
+
 def _records(
     payload: ScoreRequest, model: LoadedModel, state: ScoringState
 ) -> list[dict[str, Any]]:
     """Model input dicts per item; refuses unknown features and unknown categories."""
     encoder = model.bundle.encoder
-    known = set(encoder.feature_names_)
+    known = set(encoder.feature_names_) | set(model.bundle.text_fields)
     problems: list[tuple[tuple[str | int, ...], str]] = []
     records: list[dict[str, Any]] = []
     raw_items = [(i, item) for i, item in enumerate(payload.items) if item.fields is not None]

@@ -56,6 +56,7 @@ from training.fit import (
     time_split,
 )
 from training.spec import ANY, ExperimentSpec, flat_params, spec_to_dict
+from training.text import TextScores, add_text_scores, entity_documents, entity_fields
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,12 @@ def train(
     data: Mapping[Entity, EntityData] | None = None,
     spec_text: str | None = None,
     on_progress: ProgressCallback | None = None,
+    documents: Mapping[Entity, pd.Series] | None = None,
 ) -> TrainResult:
     """Train every target of `spec`; `data` skips loading tables (tests feed synthetic frames).
+
+    `documents` (entity -> item_id -> text document) feeds the text models when `data` is
+    given; loaded from the contract tables otherwise.
 
     `use_optuna` overrides `spec.optuna.enabled`; `spec_text` is the spec file as written,
     logged verbatim next to the resolved spec.
@@ -143,6 +148,7 @@ def train(
     import mlflow
 
     report = on_progress or (lambda *_args: None)
+    tables: Mapping[str, pd.DataFrame] | None = None
     uri = tracking.configure(tracking_uri)
     experiment_id = tracking.ensure_experiment(
         spec.mlflow.experiment, artifact_location=spec.mlflow.artifact_location
@@ -167,6 +173,27 @@ def train(
     missing = [e.value for e in entities if e not in data]
     if missing:
         raise ValueError(f"no assembled data for entit(ies) {missing}; pass them in `data`")
+    texts: dict[Entity, TextScores] = {}
+    if spec.text.enabled:
+        if documents is None and tables is not None:
+            documents = {
+                e: d for e in entities if (d := entity_documents(tables, e.value)) is not None
+            }
+        data = dict(data)
+        for i, e in enumerate(entities):
+            if e not in (documents or {}):
+                continue
+            report("text", i, len(entities), f"{e.value} text models")
+            texts[e] = add_text_scores(
+                data[e],
+                (documents or {})[e],
+                text=spec.text,
+                labels=spec.labels,
+                split=spec.split,
+                selection=spec.features,
+                fields=None if tables is None else entity_fields(tables, e.value),
+            )
+            data[e] = texts[e].data
     optuna_on = spec.optuna.enabled if use_optuna is None else use_optuna
     output_dir = spec.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -189,6 +216,15 @@ def train(
         if spec_text is not None:
             mlflow.log_text(spec_text, f"spec/{spec.name}.yaml")
         tracking.log_json(spec_to_dict(spec), "spec/resolved.json")
+        for e, scored in texts.items():
+            tracking.log_json(
+                {
+                    "models": {n: m.n_features for n, m in scored.models.items()},
+                    "labels": scored.n_labels,
+                    "skipped": scored.skipped,
+                },
+                f"data/{e.value}_text_models.json",
+            )
         for e in entities:
             tracking.log_json(data[e].dropped, f"data/{e.value}_dropped_labels.json")
             tracking.log_metrics(
@@ -213,6 +249,7 @@ def train(
                     step=step,
                     scorers=scorers[entity],
                     skip_notes=_skip_notes(results, entity),
+                    text=texts.get(entity),
                 )
             except Exception as exc:  # noqa: BLE001 - one broken target must not stop the rest
                 # The child run is already marked FAILED; the summary and exit code say so.
@@ -277,6 +314,7 @@ def _train_target(
     step: Callable[[str], None],
     scorers: dict[str, Scorer],
     skip_notes: Sequence[str] = (),
+    text: TextScores | None = None,
 ) -> tuple[TargetResult, pd.DataFrame | None]:
     import mlflow
 
@@ -333,7 +371,7 @@ def _train_target(
             scorers[policy] = scorer_of(fit)
         step("evaluating")
         return _finish_target(
-            spec, fit, data, base, data_digest=data_digest, step=step, notes=notes
+            spec, fit, data, base, data_digest=data_digest, step=step, notes=notes, text=text
         )
 
 
@@ -510,6 +548,7 @@ def _finish_target(
     data_digest: str,
     step: Callable[[str], None],
     notes: Sequence[str] = (),
+    text: TextScores | None = None,
 ) -> tuple[TargetResult, pd.DataFrame]:
     ts = fit.training_set
     test = fit.split.test
@@ -617,7 +656,9 @@ def _finish_target(
     card_path.write_text(card, encoding="utf-8")
     tracking.log_file(card_path)
     step("registering")
-    model_uri, version, note = _log_and_register(spec, fit, base, digest=digest, versions=versions)
+    model_uri, version, note = _log_and_register(
+        spec, fit, base, digest=digest, versions=versions, text=text
+    )
     if note:
         tracking.set_tags({"govrisk.registration_note": note})
     overall = holdout.loc[holdout["slice"] == "overall"].iloc[0]
@@ -695,6 +736,7 @@ def _log_and_register(
     *,
     digest: str,
     versions: Mapping[str, str],
+    text: TextScores | None = None,
 ) -> tuple[str | None, str | None, str]:
     """Log the registrable model (bundle when available) and register it as challenger.
 
@@ -703,7 +745,7 @@ def _log_and_register(
     """
     ts = fit.training_set
     try:
-        model_uri = _log_bundle(fit, base, digest=digest, versions=versions)
+        model_uri = _log_bundle(fit, base, digest=digest, versions=versions, text=text)
     except _ParityFailed as exc:
         tracking.set_tags({"govrisk.parity": "failed"})
         tracking.log_json({"error": str(exc)}, "bundle/parity_failure.json")
@@ -734,7 +776,12 @@ class _ParityFailed(Exception):
 
 
 def _log_bundle(
-    fit: FittedTarget, base: TargetResult, *, digest: str, versions: Mapping[str, str]
+    fit: FittedTarget,
+    base: TargetResult,
+    *,
+    digest: str,
+    versions: Mapping[str, str],
+    text: TextScores | None = None,
 ) -> str | None:
     """Build, parity-check and log the model bundle; None when the bundle code is absent."""
     try:
@@ -744,6 +791,7 @@ def _log_bundle(
         return None
     ts = fit.training_set
     descriptions = _feature_descriptions(ts.entity)
+    text_models = {n: m for n, m in (text.models if text else {}).items() if n in fit.feature_names}
     bundle = ModelBundle.build(
         fit.booster,
         encoder=fit.encoder,
@@ -759,9 +807,15 @@ def _log_bundle(
             "calibration_method": fit.calibration_method,
             "best_iteration": fit.best_iteration,
         },
+        text_models=text_models,
+        text_fields=text.fields if text and text_models else (),
     )
     try:
         report = bundle.check_parity(ts.X.iloc[fit.split.test].reset_index(drop=True))
+        if text_models:
+            holdout = ts.source_rows(fit.split.test)
+            text_diff = bundle.check_text_parity(bundle.text_documents(holdout))
+            tracking.log_metrics({"parity_max_abs_diff_text_log_odds": text_diff})
     except ParityError as exc:
         raise _ParityFailed(str(exc)) from exc
     tracking.log_metrics(
@@ -781,8 +835,15 @@ def _log_bundle(
 def _feature_descriptions(entity: Entity) -> dict[str, str]:
     """One-line descriptions of the entity's features from the feature declarations."""
     from features.catalog import feature_descriptions
+    from features.text_source import text_source
 
-    return feature_descriptions(entity)
+    source = text_source(entity)
+    scores = (
+        {}
+        if source is None
+        else {f.name: f"{f.description} [{f.unit}]" for f in source.score_features}
+    )
+    return {**feature_descriptions(entity), **scores}
 
 
 def _feature_set_versions(entity: Entity) -> dict[str, str]:

@@ -225,6 +225,21 @@ class PromotionSpec(_Strict):
     slice_margin: float = Field(default=0.02, ge=0, le=1)
 
 
+class TextSpec(_Strict):
+    """N-gram text models whose out-of-fold log-odds become `<entity>_text_score_<policy>`."""
+
+    enabled: bool = True
+    folds: int = Field(default=5, ge=2, le=20)
+    min_positives: int = Field(default=10, ge=1)
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    min_df: int = Field(default=5, ge=1)
+    vocabulary: Literal["corpus", "labels"] = "corpus"
+    max_word_features: int = Field(default=50_000, ge=1)
+    max_char_features: int = Field(default=100_000, ge=1)
+    C: float = Field(default=10.0, gt=0)
+
+
 class MlflowSpec(_Strict):
     """Where runs go and whether trained models are registered."""
 
@@ -249,6 +264,7 @@ class ExperimentSpec(_Strict):
     calibration: CalibrationSpec = CalibrationSpec()
     slices: SliceSpec = SliceSpec()
     optuna: OptunaSpec = OptunaSpec()
+    text: TextSpec = TextSpec()
     promotion: PromotionSpec = PromotionSpec()
     mlflow: MlflowSpec = MlflowSpec()
 

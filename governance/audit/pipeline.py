@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.text_source import with_text_fields
 from features.vocabulary import Entity, Policy, StrategyStatus
 from governance.audit.estimators import estimate_flip_rate
 from governance.audit.metrics import strategy_metrics
@@ -163,7 +164,7 @@ def run_audit(
     bundles: dict[tuple[Entity, Policy], Any] = {}
     if predictions is None:
         predictions, bundles = score_frames(
-            frames,
+            {e: with_text_fields(f, e, tables) for e, f in frames.items()},
             {(s.entity, s.policy) for s in audited},
             model_uri or DEFAULT_MODEL_URI,
             labels=tables["audit_labels"],
@@ -217,7 +218,9 @@ def run_audit(
     if reasons is not None:
         reasons_fn = reasons_from_frame(reasons)
     elif bundles:
-        reasons_fn = reasons_from_bundles(bundles, frames)
+        reasons_fn = reasons_from_bundles(
+            bundles, {e: with_text_fields(f, e, tables) for e, f in frames.items()}
+        )
     flags = rank_flags(
         pops,
         labels=labels,

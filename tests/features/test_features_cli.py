@@ -13,6 +13,7 @@ from features.catalog import feature_names, feature_set_versions
 from features.feature_docs import render_features_markdown
 from features.loader import table_path, write_tables
 from features.snapshot import FeatureSnapshot
+from features.text_source import text_source
 from features.vocabulary import Entity
 from govrisk import build_app
 from tests.factories import make_tables
@@ -63,7 +64,10 @@ def test_build_writes_frames_snapshot_and_manifest(data_dir: Path, tmp_path: Pat
     assert "audit_labels" not in manifest["data"]["tables"]
     for entity in Entity:
         frame = pd.read_parquet(out / f"{entity.value}.parquet")
-        assert list(frame.columns) == ["item_id", *feature_names(entity)]
+        source = text_source(entity)
+        fields = [] if source is None else list(source.fields)
+        assert list(frame.columns) == ["item_id", *feature_names(entity), *fields]
+        assert manifest["frames"][entity.value]["text_fields"] == fields
         assert manifest["frames"][entity.value]["rows"] == len(frame) > 0
     snapshot = FeatureSnapshot.load(out / "snapshot")
     assert snapshot.table("sellers").num_rows == manifest["snapshot"]["tables"]["sellers"]

@@ -132,3 +132,67 @@ def saved_bundle(directory: Path, *, n: int = 400, seed: int = 0, n_trees: int =
     frame, y = make_frame(n, seed=seed)
     bundle = train_bundle(frame, y, n_trees=n_trees, seed=seed)
     return bundle.save(directory / "bundle")
+
+
+TEXT_SCORE = "listing_text_score_counterfeit"
+TEXT_FIELDS = ("title", "description")
+_TITLE_WORDS = ("soft", "cotton", "bag", "leather", "wallet", "watch", "garden", "kids", "lamp")
+_COUNTERFEIT = ("replica", "r3plica", "1:1 mirror quality", "dupe", "inspired by")
+
+
+def make_text_frame(n: int = 400, *, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """`make_frame` plus raw `title` and `description`; violating rows often say "replica"."""
+    frame, y = make_frame(n, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    titles, descriptions = [], []
+    for label in y:
+        words = [str(w) for w in rng.choice(_TITLE_WORDS, size=3)]
+        if (label and rng.random() < 0.7) or rng.random() < 0.05:
+            words.insert(int(rng.integers(0, 3)), str(rng.choice(_COUNTERFEIT)))
+        titles.append(" ".join(words).capitalize())
+        descriptions.append(None if rng.random() < 0.1 else "Ships fast. Ünïcödé ok — 日本")
+    frame["title"] = pd.Series(titles, dtype=object)
+    frame["description"] = pd.Series(descriptions, dtype=object)
+    return frame, y
+
+
+def train_text_bundle(
+    frame: pd.DataFrame, y: np.ndarray, *, n_trees: int = 40, seed: int = 0
+) -> ModelBundle:
+    """A bundle whose inputs include a text score computed by its text model from raw text."""
+    from features.text_source import join_fields
+    from models.text_model import TextModel
+
+    docs = [join_fields(v) for v in zip(frame["title"], frame["description"], strict=True)]
+    text_model = TextModel(min_df=1).fit(docs, y)
+    frame = frame.assign(**{TEXT_SCORE: text_model.decision_function(docs)})
+    numeric = [*NUMERIC, TEXT_SCORE]
+    encoder = FeatureEncoder(categorical=CATEGORICAL, numeric=numeric).fit(frame)
+    X = encoder.transform(frame)
+    booster = lgb.train(
+        {
+            "objective": "binary",
+            "num_threads": 1,
+            "verbosity": -1,
+            "num_leaves": 15,
+            "min_data_in_leaf": 5,
+            "seed": seed,
+            "deterministic": True,
+        },
+        lgb.Dataset(
+            X,
+            label=y,
+            feature_name=encoder.feature_names_,
+            categorical_feature=encoder.categorical_indices_,
+        ),
+        num_boost_round=n_trees,
+    )
+    return ModelBundle.build(
+        booster,
+        encoder=encoder,
+        calibration=Calibration.platt(-1.0, 0.0),
+        features={**DESCRIPTIONS, TEXT_SCORE: "Log-odds of the counterfeit text model"},
+        metadata={"run_id": None, "entity": "listing", "policy": "counterfeit"},
+        text_models={TEXT_SCORE: text_model},
+        text_fields=TEXT_FIELDS,
+    )

@@ -355,3 +355,65 @@ def test_missing_versus_number_splits_keep_huge_and_infinite_values_left() -> No
         bundle.raw_score(X), booster.predict(X, raw_score=True, num_threads=1)
     )
     assert bundle.check_parity(frame.head(50)).max_abs_diff_raw == 0.0
+
+
+# -- text models ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def text_bundle() -> tuple[ModelBundle, pd.DataFrame]:
+    from tests.models.bundle_factory import make_text_frame, train_text_bundle
+
+    frame, y = make_text_frame(300, seed=3)
+    return train_text_bundle(frame, y), make_text_frame(80, seed=4)[0]
+
+
+def test_text_bundle_round_trips_and_scores_raw_text(
+    text_bundle: tuple[ModelBundle, pd.DataFrame], tmp_path: Path
+):
+    from tests.models.bundle_factory import TEXT_SCORE
+
+    bundle, holdout = text_bundle
+    files = bundle.to_files()
+    assert {f"text-{TEXT_SCORE}.json", f"text-{TEXT_SCORE}.npz"} <= set(files)
+    loaded = ModelBundle.load(bundle.save(tmp_path / "b"))
+    assert loaded.text_fields == ("title", "description")
+    assert loaded.fingerprint == bundle.fingerprint
+    raw = holdout.drop(columns=[TEXT_SCORE], errors="ignore")
+    np.testing.assert_array_equal(loaded.predict(raw)[1], bundle.predict(raw)[1])
+    # a stale score column is replaced by the score of the text itself
+    stale = raw.assign(**{TEXT_SCORE: 99.0})
+    np.testing.assert_array_equal(bundle.predict(stale)[1], bundle.predict(raw)[1])
+    # one row alone scores as inside the batch
+    single = np.array([bundle.predict(raw.iloc[[i]])[1][0] for i in range(len(raw))])
+    np.testing.assert_array_equal(single, bundle.predict(raw)[1])
+
+
+def test_text_bundle_parity_and_missing_text(text_bundle: tuple[ModelBundle, pd.DataFrame]):
+    bundle, holdout = text_bundle
+    assert bundle.check_text_parity(bundle.text_documents(holdout)) <= 1e-12
+    with pytest.raises(EncodingError, match="title: missing column"):
+        bundle.predict(holdout.drop(columns=["title"]))
+
+
+def test_text_bundle_reasons_carry_phrases(text_bundle: tuple[ModelBundle, pd.DataFrame]):
+    from tests.models.bundle_factory import TEXT_SCORE
+
+    bundle, holdout = text_bundle
+    row = holdout.iloc[[0]].assign(title="Replica leather watch", description="1:1 mirror quality")
+    reasons = bundle.explain(row, len(bundle.feature_names))[0]
+    text_reason = next(r for r in reasons if r.feature == TEXT_SCORE)
+    assert text_reason.phrases and text_reason.phrases[0].contribution > 0
+    assert text_reason.phrases[0].text.lower() in {"replica", "1:1", "mirror quality", "mirror"}
+    assert all(not r.phrases for r in reasons if r.feature != TEXT_SCORE)
+    assert text_reason.to_dict()["phrases"][0]["spans"]
+
+
+def test_text_bundle_refuses_unlisted_text_file(
+    text_bundle: tuple[ModelBundle, pd.DataFrame], tmp_path: Path
+):
+    bundle, _ = text_bundle
+    directory = bundle.save(tmp_path / "b")
+    (directory / "text-listing_text_score_other.json").write_text("{}")
+    with pytest.raises(ChecksumError):
+        ModelBundle.load(directory)

@@ -629,3 +629,49 @@ def test_raw_item_fields_are_scored_like_the_batch_frame(marketplace: dict[str, 
         refused = c.post("/v1/score", json={"items": items[:1]})
         assert refused.status_code == 422
         assert "no feature snapshot" in refused.json()["detail"][0]["msg"]
+
+
+# -- text models: raw text online and in batch ------------------------------------------------
+
+
+def test_raw_text_scores_identically_online_and_in_batch(tmp_path: Any) -> None:
+    from serving.batch import read_output, score_file
+    from tests.models.bundle_factory import TEXT_SCORE, make_text_frame, train_text_bundle
+
+    bundle = train_text_bundle(*make_text_frame(300, seed=5), n_trees=20)
+    bundle.threads = 1
+    frame, _ = make_text_frame(40, seed=6)
+    frame.loc[0, "title"] = ""
+    frame.loc[1, "title"] = "r3plica " * 400
+    frame.loc[2, "title"] = "Ünïcödé replica — 日本語 テスト"
+    frame.loc[3, "description"] = None
+    path = tmp_path / "frame.parquet"
+    frame.to_parquet(path)
+    score_file(bundle, path, tmp_path / "out", explain_k=len(bundle.feature_names))
+    batch = read_output(tmp_path / "out").set_index("item_id")
+    items = []
+    for row in frame.to_dict("records"):
+        features = {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in row.items()
+            if k != "item_id"
+        }
+        features = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in features.items()}
+        items.append({"item_id": row["item_id"], "features": features})
+    with TestClient(_app(ModelStore.fixed(bundle, uri="models:/text/1"))) as c:
+        response = c.post("/v1/score", json={"items": items, "explain": len(bundle.feature_names)})
+    assert response.status_code == 200, response.text
+    for item in response.json()["items"]:
+        expected = batch.loc[item["item_id"]]
+        assert item["probability"] == expected["probability"]
+        assert item["raw_score"] == expected["raw_score"]
+        online = next(r for r in item["reasons"] if r["feature"] == TEXT_SCORE)
+        offline = next(r for r in expected["reasons"] if r["feature"] == TEXT_SCORE)
+        assert [p["text"] for p in online["phrases"]] == [p["text"] for p in offline["phrases"]]
+        assert [p["contribution"] for p in online["phrases"]] == pytest.approx(
+            [p["contribution"] for p in offline["phrases"]], abs=0
+        )
+    replica = response.json()["items"][2]
+    phrases = next(r for r in replica["reasons"] if r["feature"] == TEXT_SCORE)["phrases"]
+    span = phrases[0]["spans"][0]
+    assert frame.loc[2, span["field"]][span["start"] : span["end"]] == phrases[0]["text"]
