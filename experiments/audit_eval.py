@@ -98,6 +98,8 @@ class AuditEvalResult:
     worlds: list[WorldEval]
     table: pd.DataFrame
     paths: dict[str, Path] = field(default_factory=dict)
+    #: `per_world_table`: every measure per world, pooled and on the worst world.
+    per_world: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1188,6 +1190,287 @@ def summary_table(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> 
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------------------------------
+# Per world: every measure on each world, pooled and on the worst one
+# ---------------------------------------------------------------------------------------------
+
+#: Column of the per-world table holding every world together.
+POOLED = "pooled"
+#: Column of the per-world table holding the worst world's value (and which world it is).
+WORST = "worst"
+
+_Value = tuple[float, int | None]
+
+
+@dataclass(frozen=True)
+class _Measure:
+    """One row of the per-world table: how to compute it on any set of worlds.
+
+    `compute` returns the value and how many observations stand behind it (intervals,
+    strategies, defects; None where a count says nothing); `badness` orders worlds from best
+    to worst (None: no worst world).
+    """
+
+    name: str
+    compute: Callable[[Sequence[WorldEval]], _Value]
+    goal: str
+    badness: Callable[[float], float] | None
+    fmt: str = "{:.3f}"
+
+
+def _mean_value(col: str) -> Callable[[Sequence[WorldEval]], _Value]:
+    def compute(worlds: Sequence[WorldEval]) -> _Value:
+        xs = [w.values.get(col, math.nan) for w in worlds]
+        xs = [x for x in xs if np.isfinite(x)]
+        return (float(np.mean(xs)) if xs else math.nan), None
+
+    return compute
+
+
+def _fn_lift(worlds: Sequence[WorldEval]) -> _Value:
+    p = _mean_value("audit_fn_precision_at_k")(worlds)[0]
+    base = _mean_value("audit_fn_base_rate")(worlds)[0]
+    return (p / base if base > 0 else math.nan), None
+
+
+def _views_ratio(worlds: Sequence[WorldEval]) -> _Value:
+    ours = _mean_value("audit_fn_violating_views_at_k")(worlds)[0]
+    theirs = _mean_value("cleanlab_fn_violating_views_at_k")(worlds)[0]
+    return (ours / theirs if theirs > 0 else math.inf), None
+
+
+def _estimates(worlds: Sequence[WorldEval], source: str) -> pd.DataFrame:
+    parts = [w.estimates for w in worlds if len(w.estimates)]
+    if not parts:
+        return pd.DataFrame()
+    e = pd.concat(parts, ignore_index=True)
+    return e[e["labels_from"] == source] if "labels_from" in e else e.iloc[:0]
+
+
+def _estimate_mean(source: str, col: str) -> Callable[[Sequence[WorldEval]], _Value]:
+    def compute(worlds: Sequence[WorldEval]) -> _Value:
+        e = _estimates(worlds, source)
+        if not len(e) or col not in e:
+            return math.nan, 0
+        x = e[col].astype(float)
+        return float(x.mean()), int(x.notna().sum())
+
+    return compute
+
+
+def _label_saving(metric: str, target: float) -> Callable[[Sequence[WorldEval]], _Value]:
+    def compute(worlds: Sequence[WorldEval]) -> _Value:
+        needs = {}
+        for design in ("importance", "uniform"):
+            per_world = [
+                budget_for(c[c["design"] == design], metric, target)
+                for w in worlds
+                if len(c := w.labels_needed) and (c["design"] == design).any()
+            ]
+            needs[design] = float(np.exp(np.mean(np.log(per_world)))) if per_world else math.nan
+        return 1.0 - needs["importance"] / needs["uniform"], None
+
+    return compute
+
+
+def _defects_share(worlds: Sequence[WorldEval]) -> _Value:
+    found = [w.defects["found"] for w in worlds if len(w.defects) and "found" in w.defects]
+    if not found:
+        return math.nan, 0
+    f = pd.concat(found, ignore_index=True).astype(bool)
+    return float(f.mean()), len(f)
+
+
+def _delta_error(worlds: Sequence[WorldEval]) -> _Value:
+    parts = [w.deltas for w in worlds if len(w.deltas) and "realised_fp" in w.deltas]
+    if not parts:
+        return math.nan, 0
+    d = pd.concat(parts, ignore_index=True)
+    rel = pd.concat(
+        [
+            _rel_error(d["predicted_fp"], d["realised_fp"]),
+            _rel_error(d["predicted_fn"], d["realised_fn"]),
+        ]
+    )
+    return float(rel.median()), len(d)
+
+
+def _calibration_farthest(worlds: Sequence[WorldEval]) -> _Value:
+    ratios = np.array(
+        [
+            v
+            for w in worlds
+            for k, v in w.values.items()
+            if k.startswith(CALIBRATION_RATIO) and np.isfinite(v) and v > 0
+        ]
+    )
+    if not len(ratios):
+        return math.nan, 0
+    return float(ratios[np.argmax(np.abs(np.log(ratios)))]), len(ratios)
+
+
+def _higher_is_better(x: float) -> float:
+    return -x
+
+
+def _lower_is_better(x: float) -> float:
+    return x
+
+
+def _far_from_one(x: float) -> float:
+    return abs(math.log(x)) if x > 0 else math.inf
+
+
+def per_world_measures(*, k: int, label_budget: int) -> list[_Measure]:
+    """The measures of the per-world table, in order."""
+    measures = [
+        _Measure(
+            f"FP list precision@{k}",
+            _mean_value("audit_fp_precision_at_k"),
+            f">= {GOALS['fp_precision_at_k']:.2f}",
+            _higher_is_better,
+        ),
+        _Measure(
+            f"FN list precision@{k} / base rate",
+            _fn_lift,
+            f">= {GOALS['fn_precision_lift']:.0f}x",
+            _higher_is_better,
+            "{:.1f}x",
+        ),
+        _Measure(
+            f"violating views in FN top {k} / cleanlab",
+            _views_ratio,
+            f">= {GOALS['views_vs_cleanlab']:.0f}x",
+            _higher_is_better,
+            "{:.1f}x",
+        ),
+    ]
+    for source, label in (
+        ("simulator", f"simulator's {label_budget:,} labels"),
+        ("importance", f"govrisk importance sample of {label_budget:,}"),
+    ):
+        measures += [
+            _Measure(
+                f"precision abs. error ({label})",
+                _estimate_mean(source, "precision_err"),
+                f"<= {GOALS['precision_abs_error']}",
+                _lower_is_better,
+            ),
+            _Measure(
+                f"recall abs. error ({label})",
+                _estimate_mean(source, "recall_err"),
+                f"<= {GOALS['recall_abs_error']}",
+                _lower_is_better,
+            ),
+            _Measure(
+                f"precision 95% CI coverage ({label})",
+                _estimate_mean(source, "precision_covered"),
+                f">= {GOALS['coverage']:.2f}",
+                _higher_is_better,
+                "{:.2f}",
+            ),
+            _Measure(
+                f"recall 95% CI coverage ({label})",
+                _estimate_mean(source, "recall_covered"),
+                f">= {GOALS['coverage']:.2f}",
+                _higher_is_better,
+                "{:.2f}",
+            ),
+        ]
+    measures += [
+        _Measure(
+            f"labels saved vs uniform, {metric.split('_')[0]} RMSE {target}",
+            _label_saving(metric, target),
+            f">= {GOALS['label_savings']:.0%}",
+            _higher_is_better,
+            "{:.0%}",
+        )
+        for metric, target in (("precision_rmse", 0.015), ("recall_rmse", 0.03))
+    ]
+    measures += [
+        _Measure(
+            "planted defects in top-3 slices",
+            _defects_share,
+            f">= {GOALS['defects_top3']:.2f}",
+            _higher_is_better,
+            "{:.2f}",
+        ),
+        _Measure(
+            "ΔFP/ΔFN predicted vs realised (median rel. error)",
+            _delta_error,
+            f"<= {GOALS['delta_rel_error']}",
+            _lower_is_better,
+        ),
+        _Measure(
+            "models' mean p / population verdict rate (farthest from 1)",
+            _calibration_farthest,
+            "1 = calibrated in the large",
+            _far_from_one,
+            "{:.2f}",
+        ),
+    ]
+    return measures
+
+
+def per_world_values(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> pd.DataFrame:
+    """Long table: one row per measure x world (`world` = the seed, or `pooled`) with `value`,
+    `n` (observations behind it: intervals, strategies, defects; <NA> where none apply), the
+    goal, and `worst` marking the worst world of each measure."""
+    rows: list[dict[str, Any]] = []
+    for m in per_world_measures(k=k, label_budget=label_budget):
+        per: list[tuple[str, float, int | None]] = []
+        for w in worlds:
+            value, n = m.compute([w])
+            per.append((str(w.seed), value, n))
+        value, n = m.compute(worlds)
+        finite = [(s, v) for s, v, _ in per if np.isfinite(v)]
+        bad = m.badness
+        worst = max(finite, key=lambda sv: bad(sv[1]))[0] if bad and finite else None
+        for s, v, c in [*per, (POOLED, value, n)]:
+            rows.append(
+                {
+                    "measure": m.name,
+                    "world": s,
+                    "value": v,
+                    "n": c,
+                    "goal": m.goal,
+                    "worst": s == worst,
+                    "fmt": m.fmt,
+                }
+            )
+    out = pd.DataFrame(rows)
+    out["n"] = out["n"].astype("Int64")
+    return out
+
+
+def _cell(value: float, n: Any, fmt: str) -> str:
+    if not np.isfinite(value):
+        return "n/a"
+    text = fmt.format(value)
+    return text if n is None or pd.isna(n) else f"{text} (of {int(n)})"
+
+
+def per_world_table(values: pd.DataFrame) -> pd.DataFrame:
+    """The wide table people read: one row per measure, one column per world (`seed N`),
+    `pooled`, `worst` (the worst world's value and seed) and `goal`."""
+    worlds = [str(w) for w in dict.fromkeys(values["world"]) if w != POOLED]
+    rows = []
+    for measure, g in values.groupby("measure", sort=False):
+        by = {str(r["world"]): r for r in g.to_dict("records")}
+
+        def cell(r: Mapping[Any, Any]) -> str:
+            return _cell(float(r["value"]), r["n"], str(r["fmt"]))
+
+        row: dict[str, str] = {"measure": str(measure)}
+        row.update({f"seed {w}": cell(by[w]) for w in worlds})
+        row[POOLED] = cell(by[POOLED])
+        worst = [r for r in by.values() if r["worst"]]
+        row[WORST] = f"{cell(worst[0])}, seed {worst[0]['world']}" if worst else "n/a"
+        row["goal"] = str(by[POOLED]["goal"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 #: Prefix of the per-model calibration ratios a world's values hold.
 CALIBRATION_RATIO = "calibration_ratio__"
 
@@ -1240,7 +1523,13 @@ def run_audit_eval(cfg: AuditEvalConfig, *, progress: ProgressFn | None = None) 
     values = pd.DataFrame([{"seed": w.seed, **w.values} for w in worlds])
     paths["values"] = cfg.work_dir / "values.csv"
     values.to_csv(paths["values"], index=False)
-    return AuditEvalResult(worlds=worlds, table=table, paths=paths)
+    long = per_world_values(worlds, k=cfg.top_k, label_budget=cfg.label_budget)
+    per_world = per_world_table(long)
+    paths["per_world"] = cfg.work_dir / "audit_eval_per_world.csv"
+    per_world.to_csv(paths["per_world"], index=False)
+    paths["per_world_values"] = cfg.work_dir / "per_world_values.csv"
+    long.drop(columns="fmt").to_csv(paths["per_world_values"], index=False)
+    return AuditEvalResult(worlds=worlds, table=table, paths=paths, per_world=per_world)
 
 
 # ---------------------------------------------------------------------------------------------

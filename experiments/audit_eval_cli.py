@@ -79,6 +79,15 @@ def evaluate_audit(
         style = "red" if row.met == "NO" else None
         table.add_row(*[str(x) for x in row], style=style)
     console.print(table)
+    per_world = Table(
+        title="Per world (pooled over every world; worst: the worst world and its seed; "
+        "(of n): intervals, strategies or defects behind a figure)"
+    )
+    for col in result.per_world.columns:
+        per_world.add_column(col, overflow="fold")
+    for values in result.per_world.itertuples(index=False):
+        per_world.add_row(*[str(x) for x in values])
+    console.print(per_world)
     for name, path in result.paths.items():
         console.print(f"  {name}: {path}")
 

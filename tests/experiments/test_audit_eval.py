@@ -21,6 +21,8 @@ from experiments.audit_eval import (
     labels_needed,
     list_quality,
     oracle_errors,
+    per_world_table,
+    per_world_values,
     realised_delta,
     run_audit_eval,
     summary_table,
@@ -274,6 +276,69 @@ def test_summary_table_names_each_goal() -> None:
     assert calibration["govrisk"] == "1.20" and calibration["met"] == "n/a"
     assert calibration["reference"].startswith("mean 1.70, max 3.00 over 3 models")
     assert table["goal"].notna().all()
+
+
+def _world(seed: int, precision_covered: list[bool], recall_covered: list[bool]) -> WorldEval:
+    n = len(precision_covered)
+    curve = pd.DataFrame(
+        [
+            {"design": d, "labels": b, "precision_rmse": c / math.sqrt(b), "seed": seed}
+            | {"recall_rmse": c / math.sqrt(b)}
+            for d, c in (("importance", 0.5 if seed == 1 else 0.9), ("uniform", 1.0))
+            for b in (500, 2000)
+        ]
+    )
+    return WorldEval(
+        seed=seed,
+        values={
+            "audit_fp_precision_at_k": 0.95 if seed == 1 else 0.85,
+            "audit_fn_precision_at_k": 0.4,
+            "audit_fn_base_rate": 0.05,
+            "audit_fn_violating_views_at_k": 1000.0,
+            "cleanlab_fn_violating_views_at_k": 100.0,
+            "calibration_ratio__listing/counterfeit": 1.2 if seed == 1 else 0.25,
+        },
+        estimates=pd.DataFrame(
+            {
+                "precision_err": np.full(n, 0.01 * seed),
+                "recall_err": np.full(n, 0.02),
+                "precision_covered": precision_covered,
+                "recall_covered": recall_covered[:n],
+                "labels_from": "simulator",
+            }
+        ),
+        defects=pd.DataFrame({"defect": ["a", "b"], "found": [True, seed == 1]}),
+        deltas=pd.DataFrame(),
+        labels_needed=curve,
+    )
+
+
+def test_per_world_table_shows_each_world_pooled_and_the_worst() -> None:
+    worlds = [
+        _world(1, [True, True], [True, False]),
+        _world(2, [True, False, False], [True, True, True]),
+    ]
+    long = per_world_values(worlds, k=100, label_budget=2000)
+    table = per_world_table(long).set_index("measure")
+    assert list(table.columns) == ["seed 1", "seed 2", "pooled", "worst", "goal"]
+    rec = table.loc["recall 95% CI coverage (simulator's 2,000 labels)"]
+    assert (rec["seed 1"], rec["seed 2"]) == ("0.50 (of 2)", "1.00 (of 3)")
+    assert rec["pooled"] == "0.80 (of 5)" and rec["worst"] == "0.50 (of 2), seed 1"
+    prec = table.loc["precision 95% CI coverage (simulator's 2,000 labels)"]
+    assert prec["pooled"] == "0.60 (of 5)" and prec["worst"] == "0.33 (of 3), seed 2"
+    err = table.loc["precision abs. error (simulator's 2,000 labels)"]
+    assert err["worst"] == "0.020 (of 3), seed 2"  # lower is better
+    assert table.loc["FP list precision@100", "worst"] == "0.850, seed 2"
+    saved = table.loc["labels saved vs uniform, precision RMSE 0.015"]
+    assert (saved["seed 1"], saved["seed 2"]) == ("75%", "19%")
+    assert saved["worst"] == "19%, seed 2"
+    assert table.loc["planted defects in top-3 slices", "worst"] == "0.50 (of 2), seed 2"
+    calibration = table.loc["models' mean p / population verdict rate (farthest from 1)"]
+    assert calibration["pooled"] == "0.25 (of 2)" and calibration["worst"] == "0.25 (of 1), seed 2"
+    # No deltas were applied: the row says so instead of inventing a number.
+    assert table.loc["ΔFP/ΔFN predicted vs realised (median rel. error)", "pooled"] == "n/a"
+    pooled = long[long["world"] == "pooled"].set_index("measure")
+    assert pooled["worst"].sum() == 0 and long.groupby("measure")["worst"].sum().max() == 1
 
 
 def test_calibration_ratios_compare_each_model_with_the_verdicts_it_would_see() -> None:
