@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from experiments.audit_eval import (
+    DEVELOPMENT_SEEDS,
+    FRESH_SEED_RANGE,
     AuditEvalConfig,
+    AuditEvalResult,
     WorldEval,
     apply_suggestion,
     budget_for,
@@ -18,6 +23,7 @@ from experiments.audit_eval import (
     candidate_pools,
     cleanlab_lists,
     defects_found,
+    fresh_seeds,
     labels_needed,
     list_quality,
     oracle_errors,
@@ -27,10 +33,12 @@ from experiments.audit_eval import (
     run_audit_eval,
     summary_table,
 )
+from experiments.audit_eval_cli import DEFAULT_SEEDS, evaluate_audit
 from features.vocabulary import Entity, Policy, StrategyStatus
 from governance.audit.estimators import LabelDraws
 from governance.audit.population import Population
 from governance.strategy import dump_strategy, new_version, strategy_from_dict
+from govrisk import build_app
 
 KEY = (Entity.LISTING, Policy.COUNTERFEIT)
 
@@ -377,3 +385,54 @@ def test_the_evaluation_runs_end_to_end(tmp_path: Path) -> None:
     result = run_audit_eval(cfg)
     assert len(result.table) >= 10
     assert (tmp_path / "audit_eval.csv").exists()
+
+
+def test_fresh_seeds_skip_the_development_record() -> None:
+    stream = iter([1, 1, 2, 3])  # offsets into FRESH_SEED_RANGE
+
+    def entropy(n: int) -> bytes:
+        return next(stream).to_bytes(n, "big")
+
+    low = FRESH_SEED_RANGE[0]
+    got = fresh_seeds(2, exclude={low + 1}, entropy=entropy)
+    assert got == (low + 2, low + 3)
+    drawn = fresh_seeds(5)
+    assert len(set(drawn)) == 5 and not set(drawn) & DEVELOPMENT_SEEDS
+    with pytest.raises(ValueError, match="fresh seeds"):
+        fresh_seeds(0)
+
+
+def test_cli_defaults_cover_five_worlds_of_twenty_thousand_listings() -> None:
+    params = inspect.signature(evaluate_audit).parameters
+    assert len(DEFAULT_SEEDS) >= 5 and params["listings"].default == 20_000
+    cfg = AuditEvalConfig(work_dir=Path("unused"))
+    assert cfg.seeds == DEFAULT_SEEDS and cfg.n_listings == params["listings"].default
+    assert set(DEFAULT_SEEDS) <= DEVELOPMENT_SEEDS
+
+
+def test_cli_fresh_prints_the_drawn_seeds_and_the_per_world_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import experiments.audit_eval as audit_eval
+
+    seen: list[AuditEvalConfig] = []
+
+    def fake_run(cfg: AuditEvalConfig, **_: object) -> AuditEvalResult:
+        seen.append(cfg)
+        worlds = [_world(s, [True, False], [True, True]) for s in cfg.seeds]
+        per_world = per_world_table(per_world_values(worlds, k=100, label_budget=400))
+        table = summary_table(worlds, k=100, label_budget=400)
+        return AuditEvalResult(worlds=worlds, table=table, per_world=per_world)
+
+    monkeypatch.setattr(audit_eval, "run_audit_eval", fake_run)
+    runner = CliRunner()
+    args = ["evaluate-audit", "--fresh", "2", "--listings", "1500", "--out", str(tmp_path)]
+    result = runner.invoke(build_app(), args, env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    (cfg,) = seen
+    assert cfg.fresh and len(cfg.seeds) == 2 and not set(cfg.seeds) & DEVELOPMENT_SEEDS
+    assert f"never used in development): {cfg.seeds[0]}, {cfg.seeds[1]}" in result.output
+    assert f"seed {cfg.seeds[1]}" in result.output and "worst" in result.output
+    assert "2 fresh worlds" in result.output
+    refused = runner.invoke(build_app(), [*args, "--seeds", "1"])
+    assert refused.exit_code != 0 and len(seen) == 1
