@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from pathlib import Path
 
@@ -385,6 +386,9 @@ def test_the_evaluation_runs_end_to_end(tmp_path: Path) -> None:
     result = run_audit_eval(cfg)
     assert len(result.table) >= 10
     assert (tmp_path / "audit_eval.csv").exists()
+    per_world = pd.read_csv(result.paths["per_world"])
+    assert list(per_world.columns) == ["measure", "seed 1", "pooled", "worst", "goal"]
+    assert json.loads(result.paths["run"].read_text())["seeds"] == [1]
 
 
 def test_fresh_seeds_skip_the_development_record() -> None:
