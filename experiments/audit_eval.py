@@ -270,7 +270,7 @@ def estimate_errors(
 ) -> pd.DataFrame:
     """Per strategy: estimate, truth, absolute error and whether the interval covers it."""
     keys = ["strategy", "entity", "policy", "channel"]
-    j = estimated.merge(true[[*keys, "precision", "recall"]], on=keys, suffixes=("", "_true"))
+    j = estimated.merge(true[[*keys, "precision", "recall", "fn"]], on=keys, suffixes=("", "_true"))
     j = j[(j["channel"] == channel) & (j["strategy"] != "*") & (j["n_actioned"] > 0)]
     out = pd.DataFrame(
         {
@@ -287,6 +287,8 @@ def estimate_errors(
             "recall_err": (j["recall"] - j["recall_true"]).abs(),
             "recall_covered": (j["recall_low"] <= j["recall_true"])
             & (j["recall_true"] <= j["recall_high"]),
+            # FP intervals are precision's scaled by the actioned count: same coverage.
+            "fn_covered": (j["fn_low"] <= j["fn_true"]) & (j["fn_true"] <= j["fn_high"]),
         }
     )
     return out[out["recall_true"].notna()].reset_index(drop=True)
@@ -1400,6 +1402,13 @@ def per_world_measures(*, k: int, label_budget: int) -> list[_Measure]:
             _Measure(
                 f"recall 95% CI coverage ({label})",
                 _estimate_mean(source, "recall_covered"),
+                f">= {GOALS['coverage']:.2f}",
+                _higher_is_better,
+                "{:.2f}",
+            ),
+            _Measure(
+                f"FN 95% CI coverage ({label})",
+                _estimate_mean(source, "fn_covered"),
                 f">= {GOALS['coverage']:.2f}",
                 _higher_is_better,
                 "{:.2f}",

@@ -107,7 +107,7 @@ def test_importance_design_beats_uniform_on_precision() -> None:
     assert imp.loc[600, "precision_rmse"] < uni.loc[600, "precision_rmse"]
     assert imp.loc[600, "precision_rmse"] < imp.loc[150, "precision_rmse"]
     one = oracle_errors({KEY: pop}, {KEY: y}, design="uniform", budget=400, seed=3, flip_rate=0.04)
-    assert {"precision_err", "recall_covered"} <= set(one.columns)
+    assert {"precision_err", "recall_covered", "fn_covered"} <= set(one.columns)
 
 
 def test_list_quality_and_cleanlab_use_the_same_pool() -> None:
@@ -313,6 +313,7 @@ def _world(seed: int, precision_covered: list[bool], recall_covered: list[bool])
                 "recall_err": np.full(n, 0.02),
                 "precision_covered": precision_covered,
                 "recall_covered": recall_covered[:n],
+                "fn_covered": [True] * n,
                 "labels_from": "simulator",
             }
         ),
@@ -333,6 +334,7 @@ def test_per_world_table_shows_each_world_pooled_and_the_worst() -> None:
     rec = table.loc["recall 95% CI coverage (simulator's 2,000 labels)"]
     assert (rec["seed 1"], rec["seed 2"]) == ("0.50 (of 2)", "1.00 (of 3)")
     assert rec["pooled"] == "0.80 (of 5)" and rec["worst"] == "0.50 (of 2), seed 1"
+    assert table.loc["FN 95% CI coverage (simulator's 2,000 labels)", "pooled"] == "1.00 (of 5)"
     prec = table.loc["precision 95% CI coverage (simulator's 2,000 labels)"]
     assert prec["pooled"] == "0.60 (of 5)" and prec["worst"] == "0.33 (of 3), seed 2"
     err = table.loc["precision abs. error (simulator's 2,000 labels)"]
