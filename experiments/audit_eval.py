@@ -957,9 +957,11 @@ def score_world(
     truth = truth_by_population(pops, items)
     # The estimates come from the populations calibrated for estimation (same units).
     est_pops = result.estimate_populations or pops
+    domain_ratios = domain_calibration_ratios(est_pops, truth, flip_rate=result.flip_rate)
     labels = tables["audit_labels"]
     values: dict[str, float] = {"flip_rate": result.flip_rate}
     values.update(calibration_ratios(preds, items, flip_rate=result.flip_rate))
+    values.update(domain_ratios)
 
     pool = candidate_pools(pops, truth, labels)
     ours = list_quality(result.flags, pool, k=cfg.top_k)
@@ -1325,18 +1327,21 @@ def _delta_error(worlds: Sequence[WorldEval]) -> _Value:
     return float(rel.median()), len(d)
 
 
-def _calibration_farthest(worlds: Sequence[WorldEval]) -> _Value:
-    ratios = np.array(
-        [
-            v
-            for w in worlds
-            for k, v in w.values.items()
-            if k.startswith(CALIBRATION_RATIO) and np.isfinite(v) and v > 0
-        ]
-    )
-    if not len(ratios):
-        return math.nan, 0
-    return float(ratios[np.argmax(np.abs(np.log(ratios)))]), len(ratios)
+def _calibration_farthest(prefix: str) -> Callable[[Sequence[WorldEval]], _Value]:
+    def compute(worlds: Sequence[WorldEval]) -> _Value:
+        ratios = np.array(
+            [
+                v
+                for w in worlds
+                for k, v in w.values.items()
+                if k.startswith(prefix) and np.isfinite(v) and v > 0
+            ]
+        )
+        if not len(ratios):
+            return math.nan, 0
+        return float(ratios[np.argmax(np.abs(np.log(ratios)))]), len(ratios)
+
+    return compute
 
 
 def _higher_is_better(x: float) -> float:
@@ -1440,11 +1445,21 @@ def per_world_measures(*, k: int, label_budget: int) -> list[_Measure]:
         ),
         _Measure(
             "models' mean p / population verdict rate (farthest from 1)",
-            _calibration_farthest,
+            _calibration_farthest(CALIBRATION_RATIO),
             "1 = calibrated in the large",
             _far_from_one,
             "{:.2f}",
         ),
+    ]
+    measures += [
+        _Measure(
+            f"{_SOURCE_NAME[source]} / verdict rate, {domain} units (farthest from 1)",
+            _calibration_farthest(prefix),
+            "1 = calibrated in the large",
+            _far_from_one,
+            "{:.2f}",
+        )
+        for (source, domain), prefix in DOMAIN_RATIO.items()
     ]
     return measures
 
@@ -1531,6 +1546,48 @@ def calibration_ratios(
         if rate > 0:
             out[f"{CALIBRATION_RATIO}{entity}/{policy}"] = float(p.mean()) / rate
     return out
+
+
+#: Prefixes of the calibration ratios among the units some audited strategy of the policy
+#: actioned and among the rest (recall's denominator lives mostly there): `model` is the
+#: trained model's p, `audit` the audit's recalibrated f behind the estimates.
+DOMAIN_RATIO = {
+    ("model", "actioned"): "calibration_ratio_actioned__",
+    ("model", "unactioned"): "calibration_ratio_unactioned__",
+    ("audit", "actioned"): "audit_f_ratio_actioned__",
+    ("audit", "unactioned"): "audit_f_ratio_unactioned__",
+}
+
+
+def domain_calibration_ratios(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    truth: Mapping[tuple[Entity, Policy], np.ndarray],
+    *,
+    flip_rate: float,
+) -> dict[str, float]:
+    """Per population with a trained model (its p varies) and domain (actioned by some audited
+    strategy of the policy, or not): mean probability over the violating-verdict rate the
+    domain would get (truth flipped at `flip_rate`), for the model's p and the audit's f
+    (keys `DOMAIN_RATIO[(source, domain)] + "entity/policy"`); 1 is calibrated in the large."""
+    out: dict[str, float] = {}
+    for key, pop in populations.items():
+        if len(pop) == 0 or np.ptp(pop.p_model) == 0:
+            continue  # no model (a constant prior)
+        acted = np.asarray(pop.any_actioned.any(axis=1), dtype=bool)
+        y = np.asarray(truth[key], dtype=np.float64)
+        name = f"{pop.entity.value}/{pop.policy.value}"
+        for domain, mask in (("actioned", acted), ("unactioned", ~acted)):
+            if not mask.any():
+                continue
+            rate = flip_rate + (1.0 - 2.0 * flip_rate) * float(y[mask].mean())
+            if rate <= 0:
+                continue
+            for source, prob in (("model", pop.p_model), ("audit", pop.f)):
+                out[f"{DOMAIN_RATIO[(source, domain)]}{name}"] = float(prob[mask].mean()) / rate
+    return out
+
+
+_SOURCE_NAME = {"model": "models' mean p", "audit": "audit's mean f"}
 
 
 def run_audit_eval(cfg: AuditEvalConfig, *, progress: ProgressFn | None = None) -> AuditEvalResult:

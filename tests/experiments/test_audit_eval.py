@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from experiments.audit_eval import (
     candidate_pools,
     cleanlab_lists,
     defects_found,
+    domain_calibration_ratios,
     fresh_seeds,
     labels_needed,
     list_quality,
@@ -442,3 +444,25 @@ def test_cli_fresh_prints_the_drawn_seeds_and_the_per_world_table(
     assert "2 fresh worlds" in result.output
     refused = runner.invoke(build_app(), [*args, "--seeds", "1"])
     assert refused.exit_code != 0 and len(seen) == 1
+
+
+def test_domain_calibration_ratios_split_actioned_from_unactioned_units() -> None:
+    pop, y = _population(n=3000)
+    half = replace(pop, f=pop.p_model / 2)
+    got = domain_calibration_ratios({KEY: half}, {KEY: y}, flip_rate=0.05)
+    acted = pop.actioned["cf-terms@v1"][:, 0]
+    for domain, mask in (("actioned", acted), ("unactioned", ~acted)):
+        rate = 0.05 + 0.9 * y[mask].mean()
+        model = got[f"calibration_ratio_{domain}__listing/counterfeit"]
+        assert model == pytest.approx(pop.p_model[mask].mean() / rate)
+        assert got[f"audit_f_ratio_{domain}__listing/counterfeit"] == pytest.approx(model / 2)
+    # A constant prior is no model: nothing to check.
+    flat = replace(pop, p_model=np.full(len(pop), 0.1))
+    assert domain_calibration_ratios({KEY: flat}, {KEY: y}, flip_rate=0.05) == {}
+    world = _world(1, [True], [True])
+    world.values.update(got)
+    table = per_world_table(per_world_values([world], k=100, label_budget=2000))
+    row = table.set_index("measure").loc[
+        "audit's mean f / verdict rate, unactioned units (farthest from 1)"
+    ]
+    assert row["pooled"] == f"{got['audit_f_ratio_unactioned__listing/counterfeit']:.2f} (of 1)"
