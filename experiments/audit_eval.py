@@ -13,7 +13,13 @@ score every output against the ground truth:
   (oracle labels drawn from the truth with reviewer noise, several repetitions per budget);
 - planted defects (ground_truth/defects.yaml) found among the top 3 slices of their strategy;
 - suggestions: the top ones applied in the simulator (`simulate(config, strategies=...)`),
-  projected against realised ΔFP / ΔFN.
+  projected against realised ΔFP / ΔFN;
+- the models' calibration in the large, over each population and among its actioned and
+  unactioned units.
+
+The summary table pools every world; `per_world_table` shows each measure per world, pooled
+and on the worst world, with the intervals (strategies, defects) behind each figure.
+`fresh_seeds` draws worlds outside `DEVELOPMENT_SEEDS`.
 
 Only this module (and the CLI around it) reads the ground truth.
 """
