@@ -1572,9 +1572,10 @@ def domain_calibration_ratios(
     flip_rate: float,
 ) -> dict[str, float]:
     """Per population with a trained model (its p varies) and domain (actioned by some audited
-    strategy of the policy, or not): mean probability over the violating-verdict rate the
-    domain would get (truth flipped at `flip_rate`), for the model's p and the audit's f
-    (keys `DOMAIN_RATIO[(source, domain)] + "entity/policy"`); 1 is calibrated in the large."""
+    strategy of the policy, or not): the model's mean p over the violating-verdict rate the
+    domain would get (truth flipped at `flip_rate`: what the model learns from) and the
+    audit's mean f (denoised: P(violating)) over the true violation rate (keys
+    `DOMAIN_RATIO[(source, domain)] + "entity/policy"`); 1 is calibrated in the large."""
     out: dict[str, float] = {}
     for key, pop in populations.items():
         if len(pop) == 0 or np.ptp(pop.p_model) == 0:
@@ -1585,11 +1586,14 @@ def domain_calibration_ratios(
         for domain, mask in (("actioned", acted), ("unactioned", ~acted)):
             if not mask.any():
                 continue
-            rate = flip_rate + (1.0 - 2.0 * flip_rate) * float(y[mask].mean())
-            if rate <= 0:
-                continue
-            for source, prob in (("model", pop.p_model), ("audit", pop.f)):
-                out[f"{DOMAIN_RATIO[(source, domain)]}{name}"] = float(prob[mask].mean()) / rate
+            true_rate = float(y[mask].mean())
+            verdict_rate = flip_rate + (1.0 - 2.0 * flip_rate) * true_rate
+            for source, prob, rate in (
+                ("model", pop.p_model, verdict_rate),
+                ("audit", pop.f, true_rate),
+            ):
+                if rate > 0:
+                    out[f"{DOMAIN_RATIO[(source, domain)]}{name}"] = float(prob[mask].mean()) / rate
     return out
 
 

@@ -455,7 +455,8 @@ def test_domain_calibration_ratios_split_actioned_from_unactioned_units() -> Non
         rate = 0.05 + 0.9 * y[mask].mean()
         model = got[f"calibration_ratio_{domain}__listing/counterfeit"]
         assert model == pytest.approx(pop.p_model[mask].mean() / rate)
-        assert got[f"audit_f_ratio_{domain}__listing/counterfeit"] == pytest.approx(model / 2)
+        audit = got[f"audit_f_ratio_{domain}__listing/counterfeit"]
+        assert audit == pytest.approx(pop.p_model[mask].mean() / 2 / y[mask].mean())
     # A constant prior is no model: nothing to check.
     flat = replace(pop, p_model=np.full(len(pop), 0.1))
     assert domain_calibration_ratios({KEY: flat}, {KEY: y}, flip_rate=0.05) == {}
