@@ -1459,7 +1459,7 @@ def per_world_measures(*, k: int, label_budget: int) -> list[_Measure]:
     ]
     measures += [
         _Measure(
-            f"{_SOURCE_NAME[source]} / verdict rate, {domain} units (farthest from 1)",
+            f"{_SOURCE_NAME[source]}, {domain} units (farthest from 1)",
             _calibration_farthest(prefix),
             "1 = calibrated in the large",
             _far_from_one,
@@ -1597,7 +1597,10 @@ def domain_calibration_ratios(
     return out
 
 
-_SOURCE_NAME = {"model": "models' mean p", "audit": "audit's mean f"}
+_SOURCE_NAME = {
+    "model": "models' mean p / verdict rate",
+    "audit": "audit's mean f / true violation rate",
+}
 
 
 def run_audit_eval(cfg: AuditEvalConfig, *, progress: ProgressFn | None = None) -> AuditEvalResult:

@@ -464,6 +464,6 @@ def test_domain_calibration_ratios_split_actioned_from_unactioned_units() -> Non
     world.values.update(got)
     table = per_world_table(per_world_values([world], k=100, label_budget=2000))
     row = table.set_index("measure").loc[
-        "audit's mean f / verdict rate, unactioned units (farthest from 1)"
+        "audit's mean f / true violation rate, unactioned units (farthest from 1)"
     ]
     assert row["pooled"] == f"{got['audit_f_ratio_unactioned__listing/counterfeit']:.2f} (of 1)"
