@@ -13,7 +13,13 @@ score every output against the ground truth:
   (oracle labels drawn from the truth with reviewer noise, several repetitions per budget);
 - planted defects (ground_truth/defects.yaml) found among the top 3 slices of their strategy;
 - suggestions: the top ones applied in the simulator (`simulate(config, strategies=...)`),
-  projected against realised ΔFP / ΔFN.
+  projected against realised ΔFP / ΔFN;
+- the models' calibration in the large, over each population and among its actioned and
+  unactioned units.
+
+The summary table pools every world; `per_world_table` shows each measure per world, pooled
+and on the worst world, with the intervals (strategies, defects) behind each figure.
+`fresh_seeds` draws worlds outside `DEVELOPMENT_SEEDS`.
 
 Only this module (and the CLI around it) reads the ground truth.
 """
@@ -24,7 +30,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -58,13 +64,41 @@ GOALS = {
 }
 
 
+#: Seeds the audit was developed or tuned on (issue 15), the default ones included: `--fresh`
+#: never draws them. Add every seed you iterate on, so fresh-seed figures stay figures on
+#: worlds nobody tuned on.
+DEVELOPMENT_SEEDS: frozenset[int] = frozenset({1, 2, 3, 4, 5, 6, 4242, 7777, 9001})
+#: Fresh seeds are drawn uniformly from this half-open range.
+FRESH_SEED_RANGE: tuple[int, int] = (10_000, 1_000_000)
+
+
+def fresh_seeds(
+    n: int,
+    *,
+    exclude: Collection[int] = DEVELOPMENT_SEEDS,
+    entropy: Callable[[int], bytes] = os.urandom,
+) -> tuple[int, ...]:
+    """`n` distinct seeds from the operating system's entropy, none of them in `exclude`."""
+    low, high = FRESH_SEED_RANGE
+    if n < 1 or n > high - low - len(exclude):
+        raise ValueError(f"cannot draw {n} fresh seeds from [{low}, {high}); ask for 1 or more")
+    out: list[int] = []
+    while len(out) < n:
+        seed = low + int.from_bytes(entropy(8), "big") % (high - low)
+        if seed not in exclude and seed not in out:
+            out.append(seed)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class AuditEvalConfig:
     """What to simulate and how hard to test the audit."""
 
     work_dir: Path
-    seeds: tuple[int, ...] = (1, 2, 3)
-    n_listings: int = 10_000
+    seeds: tuple[int, ...] = (1, 2, 3, 4, 5)
+    #: The seeds were drawn by `fresh_seeds` (recorded in run.json and the printed title).
+    fresh: bool = False
+    n_listings: int = 20_000
     days: int = 56
     label_budget: int = 2_000
     top_k: int = 100
@@ -99,6 +133,8 @@ class AuditEvalResult:
     worlds: list[WorldEval]
     table: pd.DataFrame
     paths: dict[str, Path] = field(default_factory=dict)
+    #: `per_world_table`: every measure per world, pooled and on the worst world.
+    per_world: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,7 +277,7 @@ def estimate_errors(
 ) -> pd.DataFrame:
     """Per strategy: estimate, truth, absolute error and whether the interval covers it."""
     keys = ["strategy", "entity", "policy", "channel"]
-    j = estimated.merge(true[[*keys, "precision", "recall"]], on=keys, suffixes=("", "_true"))
+    j = estimated.merge(true[[*keys, "precision", "recall", "fn"]], on=keys, suffixes=("", "_true"))
     j = j[(j["channel"] == channel) & (j["strategy"] != "*") & (j["n_actioned"] > 0)]
     out = pd.DataFrame(
         {
@@ -258,6 +294,8 @@ def estimate_errors(
             "recall_err": (j["recall"] - j["recall_true"]).abs(),
             "recall_covered": (j["recall_low"] <= j["recall_true"])
             & (j["recall_true"] <= j["recall_high"]),
+            # FP intervals are precision's scaled by the actioned count: same coverage.
+            "fn_covered": (j["fn_low"] <= j["fn_true"]) & (j["fn_true"] <= j["fn_high"]),
         }
     )
     return out[out["recall_true"].notna()].reset_index(drop=True)
@@ -927,9 +965,11 @@ def score_world(
     truth = truth_by_population(pops, items)
     # The estimates come from the populations calibrated for estimation (same units).
     est_pops = result.estimate_populations or pops
+    domain_ratios = domain_calibration_ratios(est_pops, truth, flip_rate=result.flip_rate)
     labels = tables["audit_labels"]
     values: dict[str, float] = {"flip_rate": result.flip_rate}
     values.update(calibration_ratios(preds, items, flip_rate=result.flip_rate))
+    values.update(domain_ratios)
 
     pool = candidate_pools(pops, truth, labels)
     ours = list_quality(result.flags, pool, k=cfg.top_k)
@@ -1190,6 +1230,307 @@ def summary_table(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> 
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------------------------------
+# Per world: every measure on each world, pooled and on the worst one
+# ---------------------------------------------------------------------------------------------
+
+#: Column of the per-world table holding every world together.
+POOLED = "pooled"
+#: Column of the per-world table holding the worst world's value (and which world it is).
+WORST = "worst"
+
+_Value = tuple[float, int | None]
+
+
+@dataclass(frozen=True)
+class _Measure:
+    """One row of the per-world table: how to compute it on any set of worlds.
+
+    `compute` returns the value and how many observations stand behind it (intervals,
+    strategies, defects; None where a count says nothing); `badness` orders worlds from best
+    to worst (None: no worst world).
+    """
+
+    name: str
+    compute: Callable[[Sequence[WorldEval]], _Value]
+    goal: str
+    badness: Callable[[float], float] | None
+    fmt: str = "{:.3f}"
+
+
+def _mean_value(col: str) -> Callable[[Sequence[WorldEval]], _Value]:
+    def compute(worlds: Sequence[WorldEval]) -> _Value:
+        xs = [w.values.get(col, math.nan) for w in worlds]
+        xs = [x for x in xs if np.isfinite(x)]
+        return (float(np.mean(xs)) if xs else math.nan), None
+
+    return compute
+
+
+def _fn_lift(worlds: Sequence[WorldEval]) -> _Value:
+    p = _mean_value("audit_fn_precision_at_k")(worlds)[0]
+    base = _mean_value("audit_fn_base_rate")(worlds)[0]
+    return (p / base if base > 0 else math.nan), None
+
+
+def _views_ratio(worlds: Sequence[WorldEval]) -> _Value:
+    ours = _mean_value("audit_fn_violating_views_at_k")(worlds)[0]
+    theirs = _mean_value("cleanlab_fn_violating_views_at_k")(worlds)[0]
+    return (ours / theirs if theirs > 0 else math.inf), None
+
+
+def _estimates(worlds: Sequence[WorldEval], source: str) -> pd.DataFrame:
+    parts = [w.estimates for w in worlds if len(w.estimates)]
+    if not parts:
+        return pd.DataFrame()
+    e = pd.concat(parts, ignore_index=True)
+    return e[e["labels_from"] == source] if "labels_from" in e else e.iloc[:0]
+
+
+def _estimate_mean(source: str, col: str) -> Callable[[Sequence[WorldEval]], _Value]:
+    def compute(worlds: Sequence[WorldEval]) -> _Value:
+        e = _estimates(worlds, source)
+        if not len(e) or col not in e:
+            return math.nan, 0
+        x = e[col].astype(float)
+        return float(x.mean()), int(x.notna().sum())
+
+    return compute
+
+
+def _label_saving(metric: str, target: float) -> Callable[[Sequence[WorldEval]], _Value]:
+    def compute(worlds: Sequence[WorldEval]) -> _Value:
+        needs = {}
+        for design in ("importance", "uniform"):
+            per_world = [
+                budget_for(c[c["design"] == design], metric, target)
+                for w in worlds
+                if len(c := w.labels_needed) and (c["design"] == design).any()
+            ]
+            needs[design] = float(np.exp(np.mean(np.log(per_world)))) if per_world else math.nan
+        return 1.0 - needs["importance"] / needs["uniform"], None
+
+    return compute
+
+
+def _defects_share(worlds: Sequence[WorldEval]) -> _Value:
+    found = [w.defects["found"] for w in worlds if len(w.defects) and "found" in w.defects]
+    if not found:
+        return math.nan, 0
+    f = pd.concat(found, ignore_index=True).astype(bool)
+    return float(f.mean()), len(f)
+
+
+def _delta_error(worlds: Sequence[WorldEval]) -> _Value:
+    parts = [w.deltas for w in worlds if len(w.deltas) and "realised_fp" in w.deltas]
+    if not parts:
+        return math.nan, 0
+    d = pd.concat(parts, ignore_index=True)
+    rel = pd.concat(
+        [
+            _rel_error(d["predicted_fp"], d["realised_fp"]),
+            _rel_error(d["predicted_fn"], d["realised_fn"]),
+        ]
+    )
+    return float(rel.median()), len(d)
+
+
+def _calibration_farthest(prefix: str) -> Callable[[Sequence[WorldEval]], _Value]:
+    def compute(worlds: Sequence[WorldEval]) -> _Value:
+        ratios = np.array(
+            [
+                v
+                for w in worlds
+                for k, v in w.values.items()
+                if k.startswith(prefix) and np.isfinite(v) and v > 0
+            ]
+        )
+        if not len(ratios):
+            return math.nan, 0
+        return float(ratios[np.argmax(np.abs(np.log(ratios)))]), len(ratios)
+
+    return compute
+
+
+def _higher_is_better(x: float) -> float:
+    return -x
+
+
+def _lower_is_better(x: float) -> float:
+    return x
+
+
+def _far_from_one(x: float) -> float:
+    return abs(math.log(x)) if x > 0 else math.inf
+
+
+def per_world_measures(*, k: int, label_budget: int) -> list[_Measure]:
+    """The measures of the per-world table, in order."""
+    measures = [
+        _Measure(
+            f"FP list precision@{k}",
+            _mean_value("audit_fp_precision_at_k"),
+            f">= {GOALS['fp_precision_at_k']:.2f}",
+            _higher_is_better,
+        ),
+        _Measure(
+            f"FN list precision@{k} / base rate",
+            _fn_lift,
+            f">= {GOALS['fn_precision_lift']:.0f}x",
+            _higher_is_better,
+            "{:.1f}x",
+        ),
+        _Measure(
+            f"violating views in FN top {k} / cleanlab",
+            _views_ratio,
+            f">= {GOALS['views_vs_cleanlab']:.0f}x",
+            _higher_is_better,
+            "{:.1f}x",
+        ),
+    ]
+    for source, label in (
+        ("simulator", f"simulator's {label_budget:,} labels"),
+        ("importance", f"govrisk importance sample of {label_budget:,}"),
+    ):
+        measures += [
+            _Measure(
+                f"precision abs. error ({label})",
+                _estimate_mean(source, "precision_err"),
+                f"<= {GOALS['precision_abs_error']}",
+                _lower_is_better,
+            ),
+            _Measure(
+                f"recall abs. error ({label})",
+                _estimate_mean(source, "recall_err"),
+                f"<= {GOALS['recall_abs_error']}",
+                _lower_is_better,
+            ),
+            _Measure(
+                f"precision 95% CI coverage ({label})",
+                _estimate_mean(source, "precision_covered"),
+                f">= {GOALS['coverage']:.2f}",
+                _higher_is_better,
+                "{:.2f}",
+            ),
+            _Measure(
+                f"recall 95% CI coverage ({label})",
+                _estimate_mean(source, "recall_covered"),
+                f">= {GOALS['coverage']:.2f}",
+                _higher_is_better,
+                "{:.2f}",
+            ),
+            _Measure(
+                f"FN 95% CI coverage ({label})",
+                _estimate_mean(source, "fn_covered"),
+                f">= {GOALS['coverage']:.2f}",
+                _higher_is_better,
+                "{:.2f}",
+            ),
+        ]
+    measures += [
+        _Measure(
+            f"labels saved vs uniform, {metric.split('_')[0]} RMSE {target}",
+            _label_saving(metric, target),
+            f">= {GOALS['label_savings']:.0%}",
+            _higher_is_better,
+            "{:.0%}",
+        )
+        for metric, target in (("precision_rmse", 0.015), ("recall_rmse", 0.03))
+    ]
+    measures += [
+        _Measure(
+            "planted defects in top-3 slices",
+            _defects_share,
+            f">= {GOALS['defects_top3']:.2f}",
+            _higher_is_better,
+            "{:.2f}",
+        ),
+        _Measure(
+            "ΔFP/ΔFN predicted vs realised (median rel. error)",
+            _delta_error,
+            f"<= {GOALS['delta_rel_error']}",
+            _lower_is_better,
+        ),
+        _Measure(
+            "models' mean p / population verdict rate (farthest from 1)",
+            _calibration_farthest(CALIBRATION_RATIO),
+            "1 = calibrated in the large",
+            _far_from_one,
+            "{:.2f}",
+        ),
+    ]
+    measures += [
+        _Measure(
+            f"{_SOURCE_NAME[source]}, {domain} units (farthest from 1)",
+            _calibration_farthest(prefix),
+            "1 = calibrated in the large",
+            _far_from_one,
+            "{:.2f}",
+        )
+        for (source, domain), prefix in DOMAIN_RATIO.items()
+    ]
+    return measures
+
+
+def per_world_values(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> pd.DataFrame:
+    """Long table: one row per measure x world (`world` = the seed, or `pooled`) with `value`,
+    `n` (observations behind it: intervals, strategies, defects; <NA> where none apply), the
+    goal, and `worst` marking the worst world of each measure."""
+    rows: list[dict[str, Any]] = []
+    for m in per_world_measures(k=k, label_budget=label_budget):
+        per: list[tuple[str, float, int | None]] = []
+        for w in worlds:
+            value, n = m.compute([w])
+            per.append((str(w.seed), value, n))
+        value, n = m.compute(worlds)
+        finite = [(s, v) for s, v, _ in per if not math.isnan(v)]
+        bad = m.badness
+        worst = max(finite, key=lambda sv: bad(sv[1]))[0] if bad and finite else None
+        for s, v, c in [*per, (POOLED, value, n)]:
+            rows.append(
+                {
+                    "measure": m.name,
+                    "world": s,
+                    "value": v,
+                    "n": c,
+                    "goal": m.goal,
+                    "worst": s == worst,
+                    "fmt": m.fmt,
+                }
+            )
+    out = pd.DataFrame(rows)
+    out["n"] = out["n"].astype("Int64")
+    return out
+
+
+def _cell(value: float, n: Any, fmt: str) -> str:
+    if math.isnan(value):
+        return "n/a"
+    text = fmt.format(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return text if n is None or pd.isna(n) else f"{text} (of {int(n)})"
+
+
+def per_world_table(values: pd.DataFrame) -> pd.DataFrame:
+    """The wide table people read: one row per measure, one column per world (`seed N`),
+    `pooled`, `worst` (the worst world's value and seed) and `goal`."""
+    worlds = [str(w) for w in dict.fromkeys(values["world"]) if w != POOLED]
+    rows = []
+    for measure, g in values.groupby("measure", sort=False):
+        by = {str(r["world"]): r for r in g.to_dict("records")}
+
+        def cell(r: Mapping[Any, Any]) -> str:
+            return _cell(float(r["value"]), r["n"], str(r["fmt"]))
+
+        row: dict[str, str] = {"measure": str(measure)}
+        row.update({f"seed {w}": cell(by[w]) for w in worlds})
+        row[POOLED] = cell(by[POOLED])
+        worst = [r for r in by.values() if r["worst"]]
+        row[WORST] = f"{cell(worst[0])}, seed {worst[0]['world']}" if worst else "n/a"
+        row["goal"] = str(by[POOLED]["goal"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 #: Prefix of the per-model calibration ratios a world's values hold.
 CALIBRATION_RATIO = "calibration_ratio__"
 
@@ -1215,15 +1556,75 @@ def calibration_ratios(
     return out
 
 
+#: Prefixes of the calibration ratios among the units some audited strategy of the policy
+#: actioned and among the rest (recall's denominator lives mostly there): `model` is the
+#: trained model's p, `audit` the audit's recalibrated f behind the estimates.
+DOMAIN_RATIO = {
+    ("model", "actioned"): "calibration_ratio_actioned__",
+    ("model", "unactioned"): "calibration_ratio_unactioned__",
+    ("audit", "actioned"): "audit_f_ratio_actioned__",
+    ("audit", "unactioned"): "audit_f_ratio_unactioned__",
+}
+
+
+def domain_calibration_ratios(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    truth: Mapping[tuple[Entity, Policy], np.ndarray],
+    *,
+    flip_rate: float,
+) -> dict[str, float]:
+    """Per population with a trained model (its p varies) and domain (actioned by some audited
+    strategy of the policy, or not): the model's mean p over the violating-verdict rate the
+    domain would get (truth flipped at `flip_rate`: what the model learns from) and the
+    audit's mean f (denoised: P(violating)) over the true violation rate (keys
+    `DOMAIN_RATIO[(source, domain)] + "entity/policy"`); 1 is calibrated in the large."""
+    out: dict[str, float] = {}
+    for key, pop in populations.items():
+        if len(pop) == 0 or np.ptp(pop.p_model) == 0:
+            continue  # no model (a constant prior)
+        acted = np.asarray(pop.any_actioned.any(axis=1), dtype=bool)
+        y = np.asarray(truth[key], dtype=np.float64)
+        name = f"{pop.entity.value}/{pop.policy.value}"
+        for domain, mask in (("actioned", acted), ("unactioned", ~acted)):
+            if not mask.any():
+                continue
+            true_rate = float(y[mask].mean())
+            verdict_rate = flip_rate + (1.0 - 2.0 * flip_rate) * true_rate
+            for source, prob, rate in (
+                ("model", pop.p_model, verdict_rate),
+                ("audit", pop.f, true_rate),
+            ):
+                if rate > 0:
+                    out[f"{DOMAIN_RATIO[(source, domain)]}{name}"] = float(prob[mask].mean()) / rate
+    return out
+
+
+_SOURCE_NAME = {
+    "model": "models' mean p / verdict rate",
+    "audit": "audit's mean f / true violation rate",
+}
+
+
 def run_audit_eval(cfg: AuditEvalConfig, *, progress: ProgressFn | None = None) -> AuditEvalResult:
     """Evaluate the audit on every seed (and the fraud data when `fraud_base_dir` is set) and
     build the summary table; every table is also written into `cfg.work_dir`."""
     say = progress or (lambda _m: None)
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    run = {
+        "seeds": list(cfg.seeds),
+        "fresh": cfg.fresh,
+        "development_seeds": sorted(DEVELOPMENT_SEEDS),
+        "n_listings": cfg.n_listings,
+        "days": cfg.days,
+        "label_budget": cfg.label_budget,
+        "rescore": cfg.rescore,
+    }
+    run_path = cfg.work_dir / "run.json"
+    run_path.write_text(json.dumps(run, indent=2), encoding="utf-8")
     step = rescore_world if cfg.rescore else evaluate_world
     worlds = [step(seed, cfg, say) for seed in cfg.seeds]
     table = summary_table(worlds, k=cfg.top_k, label_budget=cfg.label_budget)
-    paths = {"table": cfg.work_dir / "audit_eval.csv"}
+    paths = {"run": run_path, "table": cfg.work_dir / "audit_eval.csv"}
     if cfg.fraud_base_dir is not None:
         say("fraud data: auditing four rules with a small label budget")
         fraud = evaluate_fraud_data(
@@ -1242,7 +1643,13 @@ def run_audit_eval(cfg: AuditEvalConfig, *, progress: ProgressFn | None = None) 
     values = pd.DataFrame([{"seed": w.seed, **w.values} for w in worlds])
     paths["values"] = cfg.work_dir / "values.csv"
     values.to_csv(paths["values"], index=False)
-    return AuditEvalResult(worlds=worlds, table=table, paths=paths)
+    long = per_world_values(worlds, k=cfg.top_k, label_budget=cfg.label_budget)
+    per_world = per_world_table(long)
+    paths["per_world"] = cfg.work_dir / "audit_eval_per_world.csv"
+    per_world.to_csv(paths["per_world"], index=False)
+    paths["per_world_values"] = cfg.work_dir / "per_world_values.csv"
+    long.drop(columns="fmt").to_csv(paths["per_world_values"], index=False)
+    return AuditEvalResult(worlds=worlds, table=table, paths=paths, per_world=per_world)
 
 
 # ---------------------------------------------------------------------------------------------

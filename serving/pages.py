@@ -597,7 +597,7 @@ def dashboard_page(
                 state.settings.resolved_marketplace_dir()
             ).items()
         },
-        pinned_width=dashboard.PINNED_MAX_WIDTH,
+        pinned_width=dashboard.pinned_max_width(),
         audit_dir=state.settings.audit_dir,
     )
 

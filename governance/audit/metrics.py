@@ -3,6 +3,7 @@ cost, each with an interval and the number of labels behind it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -277,6 +278,25 @@ def strategy_metrics(
     for col in ("n_actioned", "n_labels", "n_labels_population"):
         df[col] = df[col].astype("int64")
     return df
+
+
+def more_labels_to_pin(width: float, n_labels: int, *, max_width: float) -> int | None:
+    """About how many labels, beyond the `n_labels` behind an interval `width` wide, would
+    narrow it to `max_width` (0 when it already is; None when no label stands behind it or the
+    width is unknown).
+
+    Assumes the width shrinks as 1 / sqrt(labels) with more labels drawn the same way (the
+    model's share of the variance and the design's weights unchanged): needed labels
+    `n (width / max_width)^2`. Where the model carries the interval (`model_only_share`) this
+    understates the need.
+    """
+    if not math.isfinite(width) or max_width <= 0:
+        return None
+    if width <= max_width:
+        return 0
+    if n_labels <= 0:
+        return None
+    return max(1, math.ceil(n_labels * (width / max_width) ** 2) - n_labels)
 
 
 def _row(

@@ -108,6 +108,14 @@ class AuditSettings(BaseSettings):
         le=1.0,
         description="Every unit's inclusion probability is at least this share of the uniform one.",
     )
+    pinned_max_width: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Widest interval (high - low) a precision or recall may have to count as "
+        "pinned by its labels; the report and the review dashboard flag wider ones with the "
+        "labels they would need.",
+    )
     precision_target: float = Field(0.015, gt=0, description="Target abs. error of precision.")
     recall_target: float = Field(0.03, gt=0, description="Target abs. error of recall.")
     fp_cost: float = Field(1.0, ge=0, description="Cost of one wrongly actioned honest item.")

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from features.vocabulary import Verdict as VerdictValue
+from governance.audit.settings import get_settings as audit_settings
 from governance.review.orm import QueueItem, Verdict
 from governance.review.vocabulary import ItemKind
 
@@ -232,9 +233,12 @@ def read_audit_metrics(audit_dir: Path | None) -> pd.DataFrame | None:
     return None
 
 
-#: An interval wider than this (precision or recall) is "not pinned": the page says more labels
-#: are needed instead of letting a point estimate read as settled.
-PINNED_MAX_WIDTH = 0.2
+def pinned_max_width() -> float:
+    """An interval wider than this (precision or recall) is "not pinned": the page says more
+    labels are needed instead of letting a point estimate read as settled. Declared once, in
+    the audit's settings (`GOVRISK_AUDIT_PINNED_MAX_WIDTH`), so the report and this page flag
+    the same numbers."""
+    return audit_settings().pinned_max_width
 
 
 @dataclass(frozen=True)
@@ -253,9 +257,10 @@ class AuditRow:
 
     @property
     def pinned(self) -> bool:
-        """Both intervals narrower than PINNED_MAX_WIDTH."""
+        """Both intervals at most `pinned_max_width()` wide."""
+        width = pinned_max_width()
         return all(
-            e.low is not None and e.high is not None and e.high - e.low <= PINNED_MAX_WIDTH
+            e.low is not None and e.high is not None and e.high - e.low <= width
             for e in (self.precision, self.recall)
         )
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from experiments.audit_eval import (
+    DEVELOPMENT_SEEDS,
+    FRESH_SEED_RANGE,
     AuditEvalConfig,
+    AuditEvalResult,
     WorldEval,
     apply_suggestion,
     budget_for,
@@ -18,17 +25,23 @@ from experiments.audit_eval import (
     candidate_pools,
     cleanlab_lists,
     defects_found,
+    domain_calibration_ratios,
+    fresh_seeds,
     labels_needed,
     list_quality,
     oracle_errors,
+    per_world_table,
+    per_world_values,
     realised_delta,
     run_audit_eval,
     summary_table,
 )
+from experiments.audit_eval_cli import DEFAULT_SEEDS, evaluate_audit
 from features.vocabulary import Entity, Policy, StrategyStatus
 from governance.audit.estimators import LabelDraws
 from governance.audit.population import Population
 from governance.strategy import dump_strategy, new_version, strategy_from_dict
+from govrisk import build_app
 
 KEY = (Entity.LISTING, Policy.COUNTERFEIT)
 
@@ -96,7 +109,7 @@ def test_importance_design_beats_uniform_on_precision() -> None:
     assert imp.loc[600, "precision_rmse"] < uni.loc[600, "precision_rmse"]
     assert imp.loc[600, "precision_rmse"] < imp.loc[150, "precision_rmse"]
     one = oracle_errors({KEY: pop}, {KEY: y}, design="uniform", budget=400, seed=3, flip_rate=0.04)
-    assert {"precision_err", "recall_covered"} <= set(one.columns)
+    assert {"precision_err", "recall_covered", "fn_covered"} <= set(one.columns)
 
 
 def test_list_quality_and_cleanlab_use_the_same_pool() -> None:
@@ -276,6 +289,71 @@ def test_summary_table_names_each_goal() -> None:
     assert table["goal"].notna().all()
 
 
+def _world(seed: int, precision_covered: list[bool], recall_covered: list[bool]) -> WorldEval:
+    n = len(precision_covered)
+    curve = pd.DataFrame(
+        [
+            {"design": d, "labels": b, "precision_rmse": c / math.sqrt(b), "seed": seed}
+            | {"recall_rmse": c / math.sqrt(b)}
+            for d, c in (("importance", 0.5 if seed == 1 else 0.9), ("uniform", 1.0))
+            for b in (500, 2000)
+        ]
+    )
+    return WorldEval(
+        seed=seed,
+        values={
+            "audit_fp_precision_at_k": 0.95 if seed == 1 else 0.85,
+            "audit_fn_precision_at_k": 0.4,
+            "audit_fn_base_rate": 0.05,
+            "audit_fn_violating_views_at_k": 1000.0,
+            "cleanlab_fn_violating_views_at_k": 100.0,
+            "calibration_ratio__listing/counterfeit": 1.2 if seed == 1 else 0.25,
+        },
+        estimates=pd.DataFrame(
+            {
+                "precision_err": np.full(n, 0.01 * seed),
+                "recall_err": np.full(n, 0.02),
+                "precision_covered": precision_covered,
+                "recall_covered": recall_covered[:n],
+                "fn_covered": [True] * n,
+                "labels_from": "simulator",
+            }
+        ),
+        defects=pd.DataFrame({"defect": ["a", "b"], "found": [True, seed == 1]}),
+        deltas=pd.DataFrame(),
+        labels_needed=curve,
+    )
+
+
+def test_per_world_table_shows_each_world_pooled_and_the_worst() -> None:
+    worlds = [
+        _world(1, [True, True], [True, False]),
+        _world(2, [True, False, False], [True, True, True]),
+    ]
+    long = per_world_values(worlds, k=100, label_budget=2000)
+    table = per_world_table(long).set_index("measure")
+    assert list(table.columns) == ["seed 1", "seed 2", "pooled", "worst", "goal"]
+    rec = table.loc["recall 95% CI coverage (simulator's 2,000 labels)"]
+    assert (rec["seed 1"], rec["seed 2"]) == ("0.50 (of 2)", "1.00 (of 3)")
+    assert rec["pooled"] == "0.80 (of 5)" and rec["worst"] == "0.50 (of 2), seed 1"
+    assert table.loc["FN 95% CI coverage (simulator's 2,000 labels)", "pooled"] == "1.00 (of 5)"
+    prec = table.loc["precision 95% CI coverage (simulator's 2,000 labels)"]
+    assert prec["pooled"] == "0.60 (of 5)" and prec["worst"] == "0.33 (of 3), seed 2"
+    err = table.loc["precision abs. error (simulator's 2,000 labels)"]
+    assert err["worst"] == "0.020 (of 3), seed 2"  # lower is better
+    assert table.loc["FP list precision@100", "worst"] == "0.850, seed 2"
+    saved = table.loc["labels saved vs uniform, precision RMSE 0.015"]
+    assert (saved["seed 1"], saved["seed 2"]) == ("75%", "19%")
+    assert saved["worst"] == "19%, seed 2"
+    assert table.loc["planted defects in top-3 slices", "worst"] == "0.50 (of 2), seed 2"
+    calibration = table.loc["models' mean p / population verdict rate (farthest from 1)"]
+    assert calibration["pooled"] == "0.25 (of 2)" and calibration["worst"] == "0.25 (of 1), seed 2"
+    # No deltas were applied: the row says so instead of inventing a number.
+    assert table.loc["ΔFP/ΔFN predicted vs realised (median rel. error)", "pooled"] == "n/a"
+    pooled = long[long["world"] == "pooled"].set_index("measure")
+    assert pooled["worst"].sum() == 0 and long.groupby("measure")["worst"].sum().max() == 1
+
+
 def test_calibration_ratios_compare_each_model_with_the_verdicts_it_would_see() -> None:
     items = pd.DataFrame(
         {
@@ -312,3 +390,80 @@ def test_the_evaluation_runs_end_to_end(tmp_path: Path) -> None:
     result = run_audit_eval(cfg)
     assert len(result.table) >= 10
     assert (tmp_path / "audit_eval.csv").exists()
+    per_world = pd.read_csv(result.paths["per_world"])
+    assert list(per_world.columns) == ["measure", "seed 1", "pooled", "worst", "goal"]
+    assert json.loads(result.paths["run"].read_text())["seeds"] == [1]
+
+
+def test_fresh_seeds_skip_the_development_record() -> None:
+    stream = iter([1, 1, 2, 3])  # offsets into FRESH_SEED_RANGE
+
+    def entropy(n: int) -> bytes:
+        return next(stream).to_bytes(n, "big")
+
+    low = FRESH_SEED_RANGE[0]
+    got = fresh_seeds(2, exclude={low + 1}, entropy=entropy)
+    assert got == (low + 2, low + 3)
+    drawn = fresh_seeds(5)
+    assert len(set(drawn)) == 5 and not set(drawn) & DEVELOPMENT_SEEDS
+    with pytest.raises(ValueError, match="fresh seeds"):
+        fresh_seeds(0)
+
+
+def test_cli_defaults_cover_five_worlds_of_twenty_thousand_listings() -> None:
+    params = inspect.signature(evaluate_audit).parameters
+    assert len(DEFAULT_SEEDS) >= 5 and params["listings"].default == 20_000
+    cfg = AuditEvalConfig(work_dir=Path("unused"))
+    assert cfg.seeds == DEFAULT_SEEDS and cfg.n_listings == params["listings"].default
+    assert set(DEFAULT_SEEDS) <= DEVELOPMENT_SEEDS
+
+
+def test_cli_fresh_prints_the_drawn_seeds_and_the_per_world_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import experiments.audit_eval as audit_eval
+
+    seen: list[AuditEvalConfig] = []
+
+    def fake_run(cfg: AuditEvalConfig, **_: object) -> AuditEvalResult:
+        seen.append(cfg)
+        worlds = [_world(s, [True, False], [True, True]) for s in cfg.seeds]
+        per_world = per_world_table(per_world_values(worlds, k=100, label_budget=400))
+        table = summary_table(worlds, k=100, label_budget=400)
+        return AuditEvalResult(worlds=worlds, table=table, per_world=per_world)
+
+    monkeypatch.setattr(audit_eval, "run_audit_eval", fake_run)
+    runner = CliRunner()
+    args = ["evaluate-audit", "--fresh", "2", "--listings", "1500", "--out", str(tmp_path)]
+    result = runner.invoke(build_app(), args, env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    (cfg,) = seen
+    assert cfg.fresh and len(cfg.seeds) == 2 and not set(cfg.seeds) & DEVELOPMENT_SEEDS
+    assert f"never used in development): {cfg.seeds[0]}, {cfg.seeds[1]}" in result.output
+    assert f"seed {cfg.seeds[1]}" in result.output and "worst" in result.output
+    assert "2 fresh worlds" in result.output
+    refused = runner.invoke(build_app(), [*args, "--seeds", "1"])
+    assert refused.exit_code != 0 and len(seen) == 1
+
+
+def test_domain_calibration_ratios_split_actioned_from_unactioned_units() -> None:
+    pop, y = _population(n=3000)
+    half = replace(pop, f=pop.p_model / 2)
+    got = domain_calibration_ratios({KEY: half}, {KEY: y}, flip_rate=0.05)
+    acted = pop.actioned["cf-terms@v1"][:, 0]
+    for domain, mask in (("actioned", acted), ("unactioned", ~acted)):
+        rate = 0.05 + 0.9 * y[mask].mean()
+        model = got[f"calibration_ratio_{domain}__listing/counterfeit"]
+        assert model == pytest.approx(pop.p_model[mask].mean() / rate)
+        audit = got[f"audit_f_ratio_{domain}__listing/counterfeit"]
+        assert audit == pytest.approx(pop.p_model[mask].mean() / 2 / y[mask].mean())
+    # A constant prior is no model: nothing to check.
+    flat = replace(pop, p_model=np.full(len(pop), 0.1))
+    assert domain_calibration_ratios({KEY: flat}, {KEY: y}, flip_rate=0.05) == {}
+    world = _world(1, [True], [True])
+    world.values.update(got)
+    table = per_world_table(per_world_values([world], k=100, label_budget=2000))
+    row = table.set_index("measure").loc[
+        "audit's mean f / true violation rate, unactioned units (farthest from 1)"
+    ]
+    assert row["pooled"] == f"{got['audit_f_ratio_unactioned__listing/counterfeit']:.2f} (of 1)"

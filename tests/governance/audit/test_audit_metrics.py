@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from features.vocabulary import Entity, Policy
-from governance.audit.metrics import METRIC_COLUMNS, population_totals, strategy_metrics
+from governance.audit.metrics import (
+    METRIC_COLUMNS,
+    more_labels_to_pin,
+    population_totals,
+    strategy_metrics,
+)
 from governance.audit.population import Population, build_populations
 from tests.governance.audit.audit_world import DESIGN_FRAMES, World, make_world, world_populations
 
@@ -163,3 +168,18 @@ def test_an_overshooting_correction_falls_back_to_the_model_and_confirmed_misses
     assert (m["fn"] >= m["fn_confirmed"] - 1e-9).all()
     true = strategy_metrics({key: pop}, truth={key: _truth(world, pop)})
     assert (true["fn_confirmed"] == 0).all()
+
+
+def test_more_labels_to_pin_follows_the_square_root_law() -> None:
+    # 100 labels behind a 0.4-wide interval: 4x the labels halve it to 0.2.
+    assert more_labels_to_pin(0.4, 100, max_width=0.2) == 300
+    assert more_labels_to_pin(0.2, 100, max_width=0.2) == 0
+    assert more_labels_to_pin(0.05, 0, max_width=0.2) == 0  # narrow without labels: pinned
+    assert more_labels_to_pin(0.5, 0, max_width=0.2) is None  # nothing to scale from
+    assert more_labels_to_pin(float("nan"), 10, max_width=0.2) is None
+    for width in (0.21, 0.3, 0.77, 1.0):
+        for n in (1, 7, 40, 1000):
+            more = more_labels_to_pin(width, n, max_width=0.2)
+            assert more is not None and more >= 1
+            # The promised labels narrow the interval to the threshold under the assumption.
+            assert width * np.sqrt(n / (n + more)) <= 0.2 + 1e-12

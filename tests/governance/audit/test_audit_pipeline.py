@@ -112,3 +112,27 @@ def test_report_says_when_it_lists_only_the_top_suggestions(audited: AuditResult
     assert html.count("<details><summary>YAML") == 40
     whole = report.render_report(audited)
     assert "Showing the top" not in whole and "govrisk suggestions load" in whole
+
+
+def test_report_shows_the_labels_behind_each_number_and_what_would_pin_it(
+    audited: AuditResult,
+) -> None:
+    from dataclasses import replace
+
+    from governance.audit import report
+
+    m = audited.metrics.copy()
+    rows = m.index[(m["channel"] == "all") & (m["strategy"] != "*") & m["precision"].notna()]
+    wide, narrow = rows[0], rows[1]
+    m.loc[wide, ["precision", "precision_low", "precision_high", "n_labels"]] = [0.5, 0.3, 0.7, 37]
+    m.loc[narrow, ["precision", "precision_low", "precision_high", "n_labels"]] = [
+        0.9,
+        0.85,
+        0.95,
+        412,
+    ]
+    html = report.render_report(replace(audited, metrics=m))
+    # 37 labels behind a 0.4-wide interval: 4 x 37 = 148 would narrow it to 0.2.
+    assert '37 labels · <span class="bad">needs about 111 more labels among its actioned' in html
+    assert "412 labels</div>" in html
+    assert "at most 20 points wide" in html and "1/√labels" in html

@@ -72,3 +72,28 @@ def test_weekly_hits_count_decisions_per_version_and_week(tmp_path: Path) -> Non
     hits = weekly_hits(tmp_path, weeks=5)
     assert hits == {"a@v1": [2, 2, 0, 0, 0], "a@v2": [0, 1, 0, 0, 0], "b@v1": [0, 0, 0, 0, 1]}
     assert weekly_hits(tmp_path / "missing") == {} and weekly_hits(None) == {}
+
+
+def test_pinned_reads_the_audit_settings_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from governance.audit.settings import get_settings
+
+    row = dashboard.AuditRow(
+        strategy="s@v1",
+        policy="counterfeit",
+        n_actioned=10,
+        precision=dashboard.Estimate(0.8, 0.65, 0.95, 40),
+        recall=dashboard.Estimate(0.5, 0.4, 0.55, 400),
+        fp=2.0,
+        fn=10.0,
+        fn_confirmed=1.0,
+        error_cost=22.0,
+    )
+    get_settings.cache_clear()
+    assert dashboard.pinned_max_width() == 0.2 and not row.pinned
+    monkeypatch.setenv("GOVRISK_AUDIT_PINNED_MAX_WIDTH", "0.3")
+    get_settings.cache_clear()
+    try:
+        assert row.pinned
+    finally:
+        monkeypatch.delenv("GOVRISK_AUDIT_PINNED_MAX_WIDTH")
+        get_settings.cache_clear()
