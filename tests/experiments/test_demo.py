@@ -13,7 +13,7 @@ def _option(args: tuple[str, ...], name: str) -> str:
 
 def test_the_service_serves_the_strategy_set_the_audit_read(tmp_path: Path) -> None:
     steps = plan_steps(tmp_path, listings=500, days=14, seed=0)
-    (simulate,) = [s for s in steps if s.args[0] == "simulate"]
+    simulate = next(s for s in steps if s.args[0] == "simulate")  # the world the audit reads
     (audit,) = [s for s in steps if s.args[0] == "audit"]
     server = serve_step(tmp_path, host="127.0.0.1", port=8000)
     data = Path(_option(audit.args, "--data"))
