@@ -190,9 +190,13 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, user: PageAnyUser, _csrf: CsrfChecked) -> Response:
-    """End the session."""
-    del user
+def logout(
+    request: Request, session: SessionDep, user: PageAnyUser, _csrf: CsrfChecked
+) -> Response:
+    """End the user's page sessions on every browser (a copied cookie stops working too)."""
+    begin_write(session)
+    users.end_sessions(session, user, actor=user)
+    session.commit()
     request.session.clear()
     return _redirect("/login")
 

@@ -388,3 +388,32 @@ def test_an_ml_engineer_works_the_cases_they_are_part_of(review_app: SimpleNames
     )
     for step in ("in_progress", "resolved"):
         assert _move(review_app, "ml_engineer", assigned, step).status_code == 200
+
+
+@ON_SQLITE
+def test_logout_ends_the_session_on_the_server(review_app: SimpleNamespace) -> None:
+    client: TestClient = review_app.client
+    csrf = review_app.login(client, "moderator")
+    copied = dict(client.cookies)
+    assert (
+        client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    )
+    client.cookies.clear()
+    client.cookies.update(copied)
+    replay = client.get("/queue", follow_redirects=False)
+    assert replay.status_code == 303 and replay.headers["location"].startswith("/login")
+
+
+@ON_SQLITE
+def test_a_password_change_ends_the_session_on_the_server(review_app: SimpleNamespace) -> None:
+    from governance.review import users
+
+    client: TestClient = review_app.client
+    review_app.login(client, "moderator")
+    assert client.get("/queue", follow_redirects=False).status_code == 200
+    with review_app.state.session_factory() as session:
+        user = users.user_by_username(session, "moderator")
+        users.set_password(session, user, "another long password", actor=None)
+        session.commit()
+    replay = client.get("/queue", follow_redirects=False)
+    assert replay.status_code == 303 and replay.headers["location"].startswith("/login")
