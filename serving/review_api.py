@@ -225,7 +225,8 @@ def create_token(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown username or wrong password")
     state.throttle.record_success(username=username)
     begin_write(session)
-    token, secret = users.issue_token(session, user, name=body.name, ttl_days=body.ttl_days)
+    ttl_days = state.settings.token_lifetime().days_for(body.ttl_days, user.role)
+    token, secret = users.issue_token(session, user, name=body.name, ttl_days=ttl_days)
     session.commit()
     return TokenIssued(
         token=secret,

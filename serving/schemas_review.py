@@ -55,7 +55,13 @@ class TokenCreate(BaseModel):
     username: str
     password: str
     name: str = Field(default="api", max_length=64)
-    ttl_days: float | None = Field(default=30.0, gt=0, le=3650)
+    ttl_days: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Lifetime in days; default GOVRISK_TOKEN_TTL_DAYS (30). At most "
+        "GOVRISK_TOKEN_MAX_TTL_DAYS (90), for admins GOVRISK_TOKEN_ADMIN_MAX_TTL_DAYS (365).",
+    )
 
 
 class TokenIssued(BaseModel):
@@ -64,7 +70,7 @@ class TokenIssued(BaseModel):
     token: str
     token_prefix: str
     name: str
-    expires_at: datetime | None
+    expires_at: datetime
     user: UserPublic
 
 

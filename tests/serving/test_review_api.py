@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -22,6 +24,28 @@ def test_token_login_and_bearer_auth(review_app: SimpleNamespace) -> None:
     assert me.json()["role"] == "pm"
     unauth = client.get("/api/review/me")
     assert unauth.status_code == 401 and unauth.headers["www-authenticate"] == "Bearer"
+
+
+def test_every_token_expires_and_only_admins_choose_long_lifetimes(
+    review_app: SimpleNamespace,
+) -> None:
+    client = review_app.client
+
+    def issue(username: str, **extra: object) -> Any:
+        body = {"username": username, "password": "correct horse battery", **extra}
+        return client.post("/api/review/tokens", json=body)
+
+    for unlimited in ({"ttl_days": None}, {}):
+        issued = issue("pm", **unlimited)
+        assert issued.status_code == 201, issued.text
+        expires = datetime.fromisoformat(issued.json()["expires_at"]).replace(tzinfo=UTC)
+        assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
+    assert issue("pm", ttl_days=90).status_code == 201
+    too_long = issue("pm", ttl_days=91)
+    assert too_long.status_code == 422 and "ttl_days" in too_long.text
+    assert issue("admin", ttl_days=365).status_code == 201
+    assert issue("admin", ttl_days=366).status_code == 422
+    assert issue("admin", ttl_days=1e308).status_code == 422
 
 
 def test_people_list_and_revoke_their_own_tokens_and_admins_anyones(
