@@ -19,6 +19,7 @@ from governance.review.vocabulary import (
     SuggestionStatus,
     TokenState,
 )
+from serving.limits import Count, FiniteFloat, RowId
 
 _ORM = ConfigDict(from_attributes=True)
 
@@ -229,7 +230,7 @@ class EscalationCreate(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     priority: EscalationPriority = EscalationPriority.MEDIUM
     description: str = Field(default="", max_length=8000)
-    queue_item_id: int | None = None
+    queue_item_id: RowId | None = None
     strategy_id: str | None = Field(default=None, max_length=128)
 
 
@@ -261,7 +262,7 @@ class EscalationTransition(BaseModel):
     """Move a case: assign (with assignee), start, resolve (with resolution), reopen, close."""
 
     to_state: EscalationState
-    assignee_id: int | None = None
+    assignee_id: RowId | None = None
     resolution: str | None = Field(default=None, max_length=8000)
 
 
@@ -309,7 +310,7 @@ class SuggestionRow(BaseModel):
 
     suggestion_id: str = Field(min_length=1, max_length=128)
     strategy_id: str = Field(min_length=1, max_length=128)
-    base_version: int | None = Field(default=None, ge=1)
+    base_version: RowId | None = None
     kind: Literal[
         "threshold",
         "drop_predicate",
@@ -320,16 +321,16 @@ class SuggestionRow(BaseModel):
     ]
     summary: str
     proposed_yaml: str = Field(min_length=1)
-    delta_fp: float
-    delta_fp_low: float
-    delta_fp_high: float
-    delta_fn: float
-    delta_fn_low: float
-    delta_fn_high: float
-    delta_impressions: float
-    delta_gmv: float
-    labels_used: int = Field(ge=0)
-    rank: int = Field(ge=0)
+    delta_fp: FiniteFloat
+    delta_fp_low: FiniteFloat
+    delta_fp_high: FiniteFloat
+    delta_fn: FiniteFloat
+    delta_fn_low: FiniteFloat
+    delta_fn_high: FiniteFloat
+    delta_impressions: FiniteFloat
+    delta_gmv: FiniteFloat
+    labels_used: Count
+    rank: Count
 
 
 class SuggestionsIngest(BaseModel):

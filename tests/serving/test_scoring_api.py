@@ -182,6 +182,12 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int, list[Any]]] = [
         ["body", "items", 0, "features"],
     ),
     (
+        "400-digit integer",
+        _raw(json.dumps(_with({"listing_price": 10**400}))),
+        422,
+        ["body", "items", 0, "features", "listing_price"],
+    ),
+    (
         "list as value",
         {"json": _with({"listing_price": [1, 2]})},
         422,
