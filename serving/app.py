@@ -35,7 +35,7 @@ from governance.review.strategy_store import StrategyStore
 from governance.strategy import StrategyError
 from serving.deps import LoginRequiredError, ReviewState
 from serving.docs_ui import install_docs
-from serving.scoring_api import BodySizeLimit
+from serving.limits import RequestLimits
 
 #: Modules whose `router` the app includes, in order.
 #: Scoring comes first: routes are matched in order and /v1/score is the hot path.
@@ -200,8 +200,9 @@ def create_app(
         same_site="lax",
         https_only=settings.secure_cookies,
     )
+    # Limits run before sessions and routes, inside the security headers (refusals get them).
+    app.add_middleware(RequestLimits)
     app.add_middleware(_SecurityHeaders)
-    app.add_middleware(BodySizeLimit)  # caps /v1/ (scoring) request bodies
     handlers: dict[Any, Any] = {
         ReviewError: _review_error,
         StrategyError: _strategy_error,
