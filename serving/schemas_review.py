@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from features.vocabulary import Channel, Entity, Policy, StrategyStatus, Verdict
 from governance.review.vocabulary import (
@@ -22,6 +22,15 @@ from governance.review.vocabulary import (
 from serving.limits import Count, FiniteFloat, RowId
 
 _ORM = ConfigDict(from_attributes=True)
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Stored timestamps are naive UTC (governance.review.vocabulary.utcnow); say so on the way out.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: A timestamp in a response: always timezone-aware UTC (RFC 3339 with "+00:00" or "Z").
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 # -- users and tokens ------------------------------------------------------------------------
@@ -71,7 +80,7 @@ class TokenIssued(BaseModel):
     token: str
     token_prefix: str
     name: str
-    expires_at: datetime
+    expires_at: UtcDateTime
     user: UserPublic
 
 
@@ -82,9 +91,9 @@ class TokenPublic(BaseModel):
     name: str
     token_prefix: str
     username: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
+    created_at: UtcDateTime
+    expires_at: UtcDateTime | None
+    revoked_at: UtcDateTime | None
     state: TokenState
 
 
@@ -118,16 +127,16 @@ class QueueItemPublic(BaseModel):
     team: str | None
     status: QueueStatus
     leased_by: str | None
-    lease_expires_at: datetime | None
-    created_at: datetime
-    judged_at: datetime | None
+    lease_expires_at: UtcDateTime | None
+    created_at: UtcDateTime
+    judged_at: UtcDateTime | None
 
 
 class ClaimPublic(BaseModel):
     """A leased item: judge it before `expires_at` or it goes back to the queue."""
 
     lease_id: int
-    expires_at: datetime
+    expires_at: UtcDateTime
     resumed: bool
     item: QueueItemPublic
 
@@ -171,7 +180,7 @@ class VerdictPublic(BaseModel):
     confidence: Confidence
     note: str
     reviewer: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class FlagRow(BaseModel):
@@ -215,7 +224,7 @@ class AuditLabelPublic(BaseModel):
     policy: Policy
     verdict: Verdict
     reviewer_id: str
-    reviewed_at: datetime
+    reviewed_at: UtcDateTime
     sampling: str
     inclusion_probability: float
 
@@ -248,14 +257,14 @@ class EscalationPublic(BaseModel):
     raised_by: str
     assignee: str | None
     assignee_id: int | None
-    due_at: datetime
+    due_at: UtcDateTime
     breached: bool
-    breached_at: datetime | None
+    breached_at: UtcDateTime | None
     resolution: str | None
-    resolved_at: datetime | None
-    closed_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    resolved_at: UtcDateTime | None
+    closed_at: UtcDateTime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
 
 
 class EscalationTransition(BaseModel):
@@ -275,7 +284,7 @@ class CommentCreate(BaseModel):
 class CaseEntryPublic(BaseModel):
     """One line of a case's history."""
 
-    at: datetime
+    at: UtcDateTime
     actor: str
     kind: str
     text: str
@@ -298,8 +307,8 @@ class NotificationPublic(BaseModel):
     subject: str
     body: str
     escalation_id: int | None
-    created_at: datetime
-    read_at: datetime | None
+    created_at: UtcDateTime
+    read_at: UtcDateTime | None
 
 
 # -- suggestions and strategy versions ------------------------------------------------------
@@ -402,7 +411,7 @@ class SuggestionDecisionPublic(BaseModel):
     decision: SuggestionStatus
     reason: str
     decided_by: str
-    created_at: datetime
+    created_at: UtcDateTime
     strategy_version: StrategyVersionPublic | None
 
 
@@ -449,7 +458,7 @@ class AuditEventPublic(BaseModel):
     model_config = _ORM
 
     id: int
-    created_at: datetime
+    created_at: UtcDateTime
     actor: str
     action: str
     target_type: str

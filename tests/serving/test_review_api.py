@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -238,3 +238,66 @@ def test_accept_then_promote_through_the_api(review_app: SimpleNamespace) -> Non
     assert {"suggestion.accept", "strategy_version.promote"} <= {e["action"] for e in log}
     with review_app.state.session_factory() as session:
         assert audit_log.entries(session, target_type="suggestion")[0].actor == "pm"
+
+
+def _timestamps(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """(key, text) of every timestamp field in a JSON document (`*_at` and `at` keys)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _timestamps(v, k)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _timestamps(v, key)
+    elif isinstance(value, str) and (key == "at" or key.endswith("_at")):
+        yield key, value
+
+
+def test_every_timestamp_the_api_returns_is_utc_with_its_zone(review_app: SimpleNamespace) -> None:
+    client, auth = review_app.client, review_app.auth
+    mod, admin = auth("moderator"), auth("admin")
+    bodies: list[Any] = []
+    issued = client.post(
+        "/api/review/tokens", json={"username": "pm", "password": "correct horse battery"}
+    )
+    bodies.append(issued.json())
+    claim = client.post("/api/review/queue/claim", headers=mod).json()
+    bodies.append(claim)
+    item = claim["item"]["id"]
+    bodies.append(
+        client.post(
+            f"/api/review/queue/items/{item}/verdict",
+            headers=mod,
+            json={"verdict": "violating", "client_key": "tz"},
+        ).json()
+    )
+    case = client.post(
+        "/api/review/escalations",
+        headers=mod,
+        json={"kind": "strategy", "strategy_id": "listing-counterfeit-terms", "title": "tz"},
+    ).json()
+    moved = client.post(
+        f"/api/review/escalations/{case['id']}/transitions",
+        headers=admin,
+        json={"to_state": "closed", "resolution": "dup"},
+    )
+    bodies += [case, moved.json()]
+    for path, headers in [
+        ("/api/review/tokens", admin),
+        ("/api/review/queue?status=judged", admin),
+        (f"/api/review/queue/items/{item}", admin),
+        ("/api/review/escalations", admin),
+        (f"/api/review/escalations/{case['id']}", admin),
+        ("/api/review/notifications", mod),
+        ("/api/review/labels", admin),
+        ("/api/review/audit-log", admin),
+    ]:
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200, (path, response.text)
+        bodies.append(response.json())
+    found = [t for body in bodies for t in _timestamps(body)]
+    assert {k for k, _ in found} >= {"expires_at", "created_at", "due_at", "at", "reviewed_at"}
+    naive = [
+        (k, v) for k, v in found if datetime.fromisoformat(v.replace("Z", "+00:00")).tzinfo is None
+    ]
+    assert not naive, naive[:5]
+    assert all(v.endswith(("Z", "+00:00")) for _, v in found)
