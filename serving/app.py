@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,6 +38,7 @@ from governance.strategy import StrategyError
 from serving.deps import LoginRequiredError, ReviewState
 from serving.docs_ui import install_docs
 from serving.limits import RequestLimits
+from serving.schemas_errors import EDGE_RESPONSES
 
 #: Modules whose `router` the app includes, in order.
 #: Scoring comes first: routes are matched in order and /v1/score is the hot path.
@@ -61,7 +64,10 @@ _HARDENING_HEADERS = (
 _CSP_HEADER = (b"content-security-policy", _PAGE_CSP.encode())
 #: Path prefixes of the JSON APIs and their docs: errors there are JSON, never an error page,
 #: and nothing there reads the browser session (the APIs take bearer tokens or nothing).
-API_PREFIXES = ("/api/", "/v1/", "/docs", "/openapi.json")
+API_PREFIXES = ("/api/", "/v1/", "/docs", "/openapi.json", "/healthz", "/readyz", "/metrics")
+#: Longest `msg` and path element of a 422 entry: invalid input is named, never echoed back.
+_MAX_ERROR_TEXT = 200
+_FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*): ")
 
 
 def default_routers() -> list[APIRouter]:
@@ -137,7 +143,32 @@ async def _review_error(request: Request, exc: Exception) -> Response:
     code = next((c for cls, c in _STATUS.items() if isinstance(exc, cls)), 400)
     if _is_page(request):
         return _error_page(request, code, str(exc))
+    if code == 422:  # FastAPI's documented shape: a list naming the field
+        message = str(exc)
+        field = _FIELD_PREFIX.match(message)
+        loc = ["body", field.group(1)] if field else ["body"]
+        error = {"loc": loc, "msg": message[:_MAX_ERROR_TEXT], "type": "value_error"}
+        return JSONResponse({"detail": [error]}, status_code=code)
     return JSONResponse({"detail": str(exc)}, status_code=code)
+
+
+def _short(part: Any) -> Any:
+    return part[:_MAX_ERROR_TEXT] if isinstance(part, str) else part
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 shape without the input, its context or long messages echoed back."""
+    del request
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": [_short(part) for part in error.get("loc", ())],
+            "msg": _short(str(error.get("msg", ""))),
+            "type": str(error.get("type", "value_error")),
+        }
+        for error in exc.errors()[:50]
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 async def _strategy_error(request: Request, exc: Exception) -> Response:
@@ -158,7 +189,9 @@ async def _login_required(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if _is_page(request) and exc.status_code in (403, 404, 405, 409, 422):
-        return _error_page(request, exc.status_code, str(exc.detail))
+        page = _error_page(request, exc.status_code, str(exc.detail))
+        page.headers.update(exc.headers or {})  # e.g. Allow on 405
+        return page
     return await http_exception_handler(request, exc)
 
 
@@ -208,13 +241,14 @@ def create_app(
         StrategyError: _strategy_error,
         LoginRequiredError: _login_required,
         StarletteHTTPException: _http_error,
+        RequestValidationError: _validation_error,
     }
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)
     # Routers before the static mounts and docs: routes are matched in order, and no router
     # path overlaps /static, /docs or /redoc.
     for router in routers if routers is not None else default_routers():
-        app.include_router(router)
+        app.include_router(router, responses=EDGE_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_docs(app)
     return app

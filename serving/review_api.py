@@ -38,6 +38,7 @@ from serving.deps import (
     throttle_message,
 )
 from serving.limits import Count, RowId
+from serving.schemas_errors import REVIEW_RESPONSES
 from serving.schemas_review import (
     AuditEventPublic,
     AuditLabelPublic,
@@ -73,7 +74,7 @@ from serving.schemas_review import (
     VerdictPublic,
 )
 
-router = APIRouter(prefix="/api/review", tags=["review"])
+router = APIRouter(prefix="/api/review", tags=["review"], responses=REVIEW_RESPONSES)
 
 
 # -- conversions -----------------------------------------------------------------------------

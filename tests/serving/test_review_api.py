@@ -301,3 +301,43 @@ def test_every_timestamp_the_api_returns_is_utc_with_its_zone(review_app: Simple
     ]
     assert not naive, naive[:5]
     assert all(v.endswith(("Z", "+00:00")) for _, v in found)
+
+
+def test_422_bodies_list_the_fields_and_never_echo_the_input(review_app: SimpleNamespace) -> None:
+    client, mod = review_app.client, review_app.auth("moderator")
+    long_title = "x" * 5000
+    schema_error = client.post(
+        "/api/review/escalations",
+        headers=mod,
+        json={"kind": "strategy", "strategy_id": "s", "title": long_title, "priority": "urgent!"},
+    )
+    service_error = client.post(
+        "/api/review/tokens",
+        json={"username": "pm", "password": "correct horse battery", "ttl_days": 9999},
+    )
+    for response in (schema_error, service_error):
+        assert response.status_code == 422
+        detail = response.json()["detail"]
+        assert isinstance(detail, list) and detail
+        assert all(set(d) == {"loc", "msg", "type"} for d in detail)
+        assert "xxxxxxxxxx" not in response.text and "urgent!" not in response.text
+    assert ["body", "title"] in [d["loc"] for d in schema_error.json()["detail"]]
+    assert service_error.json()["detail"][0]["loc"] == ["body", "ttl_days"]
+
+
+def test_openapi_declares_every_error_a_review_route_answers(review_app: SimpleNamespace) -> None:
+    spec = review_app.client.get("/openapi.json").json()
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            wanted = {"400", "408", "413", "415"}
+            if path.startswith("/api/review/"):
+                wanted |= {"401", "403", "404", "409", "422", "503"}
+            if path == "/api/review/tokens" and method == "post":
+                wanted.add("429")
+            if not wanted <= declared:
+                missing.append(f"{method.upper()} {path}: {sorted(wanted - declared)}")
+    assert not missing, "\n".join(missing)
+    error = spec["components"]["schemas"]["ErrorPublic"]
+    assert error["properties"]["detail"]["type"] == "string"
