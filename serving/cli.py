@@ -117,7 +117,7 @@ def score(
     from rich.table import Table
 
     from models.pyfunc import load_bundle
-    from serving.batch import BatchError, score_file
+    from serving.batch import BatchError, open_input, score_file
     from serving.settings import get_settings
 
     settings = get_settings()
@@ -127,10 +127,12 @@ def score(
     if engine not in ("local", "dask"):
         raise typer.BadParameter("must be local or dask", param_hint="--engine")
     console = Console(stderr=True)
+    try:
+        total = open_input(input_path).metadata.num_rows
+    except BatchError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
     bundle = load_bundle(uri)
-    import pyarrow.parquet as pq
-
-    total = pq.ParquetFile(input_path).metadata.num_rows if input_path.is_file() else 0
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -154,8 +156,8 @@ def score(
                 on_chunk=lambda chunk: progress.advance(task, chunk.rows_read),
             )
         except BatchError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
     table = Table(title=f"govrisk score · {uri}")
     table.add_column("")
     table.add_column("value", justify="right")
