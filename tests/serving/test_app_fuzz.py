@@ -9,6 +9,7 @@ shrunk, so one run reports every operation that misbehaves. `-m slow` runs more 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -84,9 +85,14 @@ def _fuzz_operation(
 @ON_SQLITE
 @pytest.mark.parametrize("who", CALLERS)
 def test_every_operation_for_every_caller(
-    review_app: SimpleNamespace, bundle: ModelBundle, who: str
+    review_app: SimpleNamespace,
+    bundle: ModelBundle,
+    who: str,
+    record_property: Callable[[str, object], None],
 ) -> None:
     counts, failures = fuzz(review_app, bundle, who, examples=4)
+    record_property("generated_cases", sum(counts.values()))
+    record_property("operations", len(counts))
     assert len(counts) >= 30
     assert not failures, "\n\n".join(failures[:15])
 
@@ -95,7 +101,11 @@ def test_every_operation_for_every_caller(
 @ON_SQLITE
 @pytest.mark.parametrize("who", CALLERS)
 def test_every_operation_for_every_caller_at_length(
-    review_app: SimpleNamespace, bundle: ModelBundle, who: str
+    review_app: SimpleNamespace,
+    bundle: ModelBundle,
+    who: str,
+    record_property: Callable[[str, object], None],
 ) -> None:
     counts, failures = fuzz(review_app, bundle, who, examples=40)
+    record_property("generated_cases", sum(counts.values()))
     assert not failures, "\n\n".join(failures[:15])
