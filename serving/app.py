@@ -20,6 +20,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -178,6 +179,23 @@ async def _strategy_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": message}, status_code=503)
 
 
+async def _database_busy(request: Request, exc: Exception) -> Response:
+    """SQLite's "database is locked" (another process held the write lock past the busy
+    timeout) is a 503 with Retry-After, not a 500: the request changed nothing and may be
+    sent again."""
+    assert isinstance(exc, OperationalError)
+    if "locked" not in str(exc.orig).lower():
+        raise exc
+    message = "the database is busy with another writer; try again in a moment"
+    response = (
+        _error_page(request, 503, message)
+        if _is_page(request)
+        else JSONResponse({"detail": message}, status_code=503)
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 async def _login_required(request: Request, exc: Exception) -> Response:
     del request
     assert isinstance(exc, LoginRequiredError)
@@ -242,6 +260,7 @@ def create_app(
         LoginRequiredError: _login_required,
         StarletteHTTPException: _http_error,
         RequestValidationError: _validation_error,
+        OperationalError: _database_busy,
     }
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)
