@@ -5,7 +5,8 @@ size limit, one read deadline and one content-type rule, all enforced before a r
 byte: a declared Content-Length over the limit is refused (413) without reading the body; a
 streamed body is counted as it arrives and refused once it passes the limit; a body that takes
 longer than the deadline to arrive is refused (408); a body of the wrong media type is refused
-(415): JSON under `/api/` and `/v1/`, form data on pages.
+(415): JSON under `/api/` and `/v1/`, form data on pages; a JSON body escaping half a
+surrogate pair (not Unicode text, which the database cannot store) is refused (400).
 
 Integers: database ids and counts are signed 64-bit in both databases (SQLite INTEGER,
 PostgreSQL BIGINT), so a larger number would overflow inside the driver (a 500); here it is a
@@ -148,10 +149,38 @@ class RequestLimits:
             if not message.get("more_body", False):
                 break
 
+        if path.startswith(JSON_PREFIXES) and _has_lone_surrogate(
+            b"".join(m.get("body", b"") for m in messages)
+        ):
+            await error_response(
+                send,
+                400,
+                "the JSON body holds a \\u escape of half a surrogate pair, which is not "
+                "Unicode text; send the character itself or both halves",
+            )
+            return
+
         async def replay() -> Message:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
+
+
+def _has_lone_surrogate(body: bytes) -> bool:
+    """Whether a JSON body escapes a lone UTF-16 surrogate (`"\\ud800"`).
+
+    Python's JSON parser turns one into a string that cannot be encoded (SQLite, responses
+    and logs then fail with a 500). Only bodies that escape a surrogate at all are parsed here.
+    """
+    if b"\\ud" not in body.lower():
+        return False
+    try:
+        json.dumps(json.loads(body), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):
+        return False  # not JSON: the route answers 422
+    return False
 
 
 async def _too_large(send: Send, max_bytes: int) -> None:

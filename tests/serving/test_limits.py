@@ -219,3 +219,20 @@ def test_bodiless_requests_and_json_with_a_charset_pass(review_app: SimpleNamesp
         headers={"content-type": "application/json; charset=utf-8"},
     )
     assert issued.status_code == 201
+
+
+@ON_SQLITE
+def test_a_json_body_with_half_a_surrogate_pair_is_400_not_a_server_error(
+    review_app: SimpleNamespace,
+) -> None:
+    client = review_app.client
+    lone = '{"username": "\\ud800", "password": "correct horse battery"}'
+    refused = client.post(
+        "/api/review/tokens", content=lone, headers={"content-type": "application/json"}
+    )
+    assert refused.status_code == 400 and "surrogate" in refused.json()["detail"]
+    pair = '{"username": "pm", "password": "correct horse battery", "name": "\\ud83d\\ude00"}'
+    issued = client.post(
+        "/api/review/tokens", content=pair, headers={"content-type": "application/json"}
+    )
+    assert issued.status_code == 201 and issued.json()["name"] == "\N{GRINNING FACE}"
