@@ -158,3 +158,15 @@ def test_a_locked_sqlite_database_is_a_503_to_retry_not_a_500(
         assert busy.headers["retry-after"] == "1" and "try again" in busy.json()["detail"]
         again = client.post("/api/review/escalations", headers=headers, json=body)
         assert again.status_code == 201
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_an_undeclared_method_is_405_with_allow_on_health_and_pages(
+    review_app: SimpleNamespace,
+) -> None:
+    client: TestClient = review_app.client
+    trace = client.request("TRACE", "/readyz")
+    assert trace.status_code == 405 and trace.headers["allow"] == "GET"
+    assert trace.headers["content-type"] == "application/json"
+    page = client.request("PUT", "/login")
+    assert page.status_code == 405 and "GET" in page.headers["allow"]  # the error page keeps it
