@@ -20,7 +20,7 @@ def validate(
 ) -> None:
     """Load every contract table from DATA and report contract violations (exit 1 if any)."""
     from features.contract import ContractError
-    from features.loader import load_tables
+    from features.loader import UnreadableTableError, load_tables
 
     console = Console()
     try:
@@ -28,6 +28,9 @@ def validate(
     except ContractError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from err
+    except UnreadableTableError as err:  # not a contract question: the file cannot be read
+        Console(stderr=True).print(f"[red]error:[/red] {err}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
     summary = Table(title=f"Contract tables in {data}")
     summary.add_column("table")
     summary.add_column("rows", justify="right")

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from features.contract import ContractError, Problem, find_problems, find_reference_problems
 from features.tables import TABLES
@@ -16,12 +17,26 @@ def table_path(data_dir: Path, name: str) -> Path:
     return data_dir / "tables" / f"{name}.parquet"
 
 
+class UnreadableTableError(ValueError):
+    """A table file exists but is not readable Parquet (truncated, or another format)."""
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UnreadableTableError(
+            f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]}); "
+            "write the table again as Parquet"
+        ) from None
+
+
 def read_table(data_dir: Path, name: str) -> pd.DataFrame:
     """Read one table without validating it."""
     path = table_path(data_dir, name)
     if not path.exists():
         raise ContractError([Problem(name, None, f"table file not found at {path}", 0, ())])
-    return pd.read_parquet(path)
+    return _read_parquet(path)
 
 
 def load_tables(
@@ -43,7 +58,7 @@ def load_tables(
         if not path.exists():
             problems.append(Problem(name, None, f"table file not found at {path}", 0, ()))
             continue
-        df = pd.read_parquet(path)
+        df = _read_parquet(path)
         table_problems = find_problems(name, df)
         problems.extend(table_problems)
         if not table_problems:

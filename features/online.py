@@ -60,13 +60,17 @@ def _check_value(col: ColumnSpec, value: object) -> str | None:
     if col.kind in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
             return f"must be a number, got {type(value).__name__}"
-        if not math.isfinite(float(value)):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float64, e.g. 400 digits
+            return "must be a number within the range of a 64-bit float"
+        if not math.isfinite(number):
             return "must be finite (no NaN or infinity)"
-        if col.kind == "int" and float(value) != int(value):
+        if col.kind == "int" and number != int(value):
             return "must be a whole number"
-        if col.min_value is not None and float(value) < col.min_value:
+        if col.min_value is not None and number < col.min_value:
             return f"must be >= {col.min_value:g}"
-        if col.max_value is not None and float(value) > col.max_value:
+        if col.max_value is not None and number > col.max_value:
             return f"must be <= {col.max_value:g}"
         return None
     if col.kind == "bool":

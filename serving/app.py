@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -16,8 +17,10 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,7 +38,8 @@ from governance.review.strategy_store import StrategyStore
 from governance.strategy import StrategyError
 from serving.deps import LoginRequiredError, ReviewState
 from serving.docs_ui import install_docs
-from serving.scoring_api import BodySizeLimit
+from serving.limits import RequestLimits
+from serving.schemas_errors import EDGE_RESPONSES
 
 #: Modules whose `router` the app includes, in order.
 #: Scoring comes first: routes are matched in order and /v1/score is the hot path.
@@ -67,7 +71,10 @@ _HARDENING_HEADERS = (
 _CSP_HEADER = (b"content-security-policy", _PAGE_CSP.encode())
 #: Path prefixes of the JSON APIs and their docs: errors there are JSON, never an error page,
 #: and nothing there reads the browser session (the APIs take bearer tokens or nothing).
-API_PREFIXES = ("/api/", "/v1/", "/docs", "/openapi.json")
+API_PREFIXES = ("/api/", "/v1/", "/docs", "/openapi.json", "/healthz", "/readyz", "/metrics")
+#: Longest `msg` and path element of a 422 entry: invalid input is named, never echoed back.
+_MAX_ERROR_TEXT = 200
+_FIELD_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*): ")
 
 
 def default_routers() -> list[APIRouter]:
@@ -143,7 +150,32 @@ async def _review_error(request: Request, exc: Exception) -> Response:
     code = next((c for cls, c in _STATUS.items() if isinstance(exc, cls)), 400)
     if _is_page(request):
         return _error_page(request, code, str(exc))
+    if code == 422:  # FastAPI's documented shape: a list naming the field
+        message = str(exc)
+        field = _FIELD_PREFIX.match(message)
+        loc = ["body", field.group(1)] if field else ["body"]
+        error = {"loc": loc, "msg": message[:_MAX_ERROR_TEXT], "type": "value_error"}
+        return JSONResponse({"detail": [error]}, status_code=code)
     return JSONResponse({"detail": str(exc)}, status_code=code)
+
+
+def _short(part: Any) -> Any:
+    return part[:_MAX_ERROR_TEXT] if isinstance(part, str) else part
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 shape without the input, its context or long messages echoed back."""
+    del request
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            "loc": [_short(part) for part in error.get("loc", ())],
+            "msg": _short(str(error.get("msg", ""))),
+            "type": str(error.get("type", "value_error")),
+        }
+        for error in exc.errors()[:50]
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 async def _strategy_error(request: Request, exc: Exception) -> Response:
@@ -151,6 +183,23 @@ async def _strategy_error(request: Request, exc: Exception) -> Response:
     if _is_page(request):
         return _error_page(request, 503, message)
     return JSONResponse({"detail": message}, status_code=503)
+
+
+async def _database_busy(request: Request, exc: Exception) -> Response:
+    """SQLite's "database is locked" (another process held the write lock past the busy
+    timeout) is a 503 with Retry-After, not a 500: the request changed nothing and may be
+    sent again."""
+    assert isinstance(exc, OperationalError)
+    if "locked" not in str(exc.orig).lower():
+        raise exc
+    message = "the database is busy with another writer; try again in a moment"
+    response = (
+        _error_page(request, 503, message)
+        if _is_page(request)
+        else JSONResponse({"detail": message}, status_code=503)
+    )
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
@@ -164,7 +213,9 @@ async def _login_required(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if _is_page(request) and exc.status_code in (403, 404, 405, 409, 422):
-        return _error_page(request, exc.status_code, str(exc.detail))
+        page = _error_page(request, exc.status_code, str(exc.detail))
+        page.headers.update(exc.headers or {})  # e.g. Allow on 405
+        return page
     return await http_exception_handler(request, exc)
 
 
@@ -206,20 +257,23 @@ def create_app(
         same_site="lax",
         https_only=settings.secure_cookies,
     )
+    # Limits run before sessions and routes, inside the security headers (refusals get them).
+    app.add_middleware(RequestLimits)
     app.add_middleware(_SecurityHeaders)
-    app.add_middleware(BodySizeLimit)  # caps /v1/ (scoring) request bodies
     handlers: dict[Any, Any] = {
         ReviewError: _review_error,
         StrategyError: _strategy_error,
         LoginRequiredError: _login_required,
         StarletteHTTPException: _http_error,
+        RequestValidationError: _validation_error,
+        OperationalError: _database_busy,
     }
     for exc_class, handler in handlers.items():
         app.add_exception_handler(exc_class, handler)
     # Routers before the static mounts and docs: routes are matched in order, and no router
     # path overlaps /static, /docs or /redoc.
     for router in routers if routers is not None else default_routers():
-        app.include_router(router)
+        app.include_router(router, responses=EDGE_RESPONSES)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_docs(app)
     return app

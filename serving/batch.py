@@ -143,8 +143,6 @@ def score_file(
 
     input_path = Path(input_path)
     output_dir = Path(output_path)
-    if not input_path.is_file():
-        raise BatchError(f"input {input_path} does not exist or is not a Parquet file")
     if chunk_rows < 1:
         raise BatchError(f"chunk_rows must be >= 1, got {chunk_rows}")
     if not 0 <= explain_k <= len(bundle.feature_names):
@@ -152,7 +150,7 @@ def score_file(
     if engine not in ("local", "dask"):
         raise BatchError(f"engine must be 'local' or 'dask', got {engine!r}")
     bands = _band_table(risk_bands or bundle.risk_bands or get_settings().risk_bands)
-    parquet = _open_parquet(input_path)
+    parquet = open_input(input_path)
     _check_schema(parquet.schema_arrow, bundle, id_column=id_column)
     n_rows = parquet.metadata.num_rows
     n_chunks = max(1, math.ceil(n_rows / chunk_rows))
@@ -282,9 +280,21 @@ def _input_columns(bundle: ModelBundle) -> list[str]:
     return [*features, *(f for f in bundle.text_fields if f not in features)]
 
 
-def _open_parquet(path: Path) -> pq.ParquetFile:
-    """A streaming reader: without pre-buffering a reader holds about one row group at a time."""
-    return pq.ParquetFile(path, pre_buffer=False)
+def open_input(path: Path | str) -> pq.ParquetFile:
+    """A streaming reader of a Parquet input (BatchError naming the file when unreadable).
+
+    Without pre-buffering a reader holds about one row group at a time.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BatchError(f"input {path} does not exist or is not a Parquet file")
+    try:
+        return pq.ParquetFile(path, pre_buffer=False)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise BatchError(
+            f"input {path} is not a readable Parquet file ({str(exc).splitlines()[0]}); "
+            "write it again with `govrisk features build` or pandas.DataFrame.to_parquet"
+        ) from None
 
 
 def _arrow_is_text(kind: pa.DataType) -> bool:
@@ -329,7 +339,7 @@ def _iter_chunks(
 
 def _read_range(path: Path, columns: list[str], start: int, stop: int) -> pa.Table:
     """Rows [start, stop) of a Parquet file, reading only the row groups that hold them."""
-    parquet = _open_parquet(path)
+    parquet = open_input(path)
     groups: list[int] = []
     offset = 0
     first = 0

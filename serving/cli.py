@@ -164,7 +164,7 @@ def score(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
     from rich.table import Table
 
-    from serving.batch import BatchError, score_file
+    from serving.batch import BatchError, open_input, score_file
     from serving.settings import get_settings
 
     settings = get_settings()
@@ -174,8 +174,12 @@ def score(
     if engine not in ("local", "dask"):
         raise typer.BadParameter("must be local or dask", param_hint="--engine")
     console = Console(stderr=True)
+    try:
+        total = open_input(input_path).metadata.num_rows
+    except BatchError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
     bundle = _load_or_exit(uri, tracking_uri=tracking_uri, console=console)
-    total = _row_count_or_exit(input_path, console=console)
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -199,8 +203,8 @@ def score(
                 on_chunk=lambda chunk: progress.advance(task, chunk.rows_read),
             )
         except BatchError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
     table = Table(title=f"govrisk score · {uri}")
     table.add_column("")
     table.add_column("value", justify="right")
@@ -232,26 +236,6 @@ def _load_or_exit(uri: str, *, tracking_uri: str | None, console: Console) -> Mo
         return load_bundle(uri)
     except BundleError as err:
         console.print(f"[red]error:[/red] {_first_line(err)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from err
-
-
-def _row_count_or_exit(input_path: Path, *, console: Console) -> int:
-    """Rows in the input Parquet file, or one line saying why it cannot be read (exit 2)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if not input_path.is_file():
-        console.print(f"[red]error:[/red] --input {input_path}: no such file", highlight=False)
-        raise typer.Exit(2)
-    try:
-        return int(pq.ParquetFile(input_path).metadata.num_rows)
-    except (pa.ArrowException, OSError) as err:
-        console.print(
-            f"[red]error:[/red] --input {input_path} is not a readable Parquet file "
-            f"({_first_line(err)})",
-            highlight=False,
-            soft_wrap=True,
-        )
         raise typer.Exit(2) from err
 
 

@@ -62,6 +62,7 @@ from serving.deps import (
     start_page_session,
     throttle_message,
 )
+from serving.limits import RowId, parse_row_id
 from serving.review_api import escalation_public, strategy_scopes
 from serving.review_charts import (
     IntervalPoint,
@@ -210,9 +211,13 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, user: PageAnyUser, _csrf: CsrfChecked) -> Response:
-    """End the session."""
-    del user
+def logout(
+    request: Request, session: SessionDep, user: PageAnyUser, _csrf: CsrfChecked
+) -> Response:
+    """End the user's page sessions on every browser (a copied cookie stops working too)."""
+    begin_write(session)
+    users.end_sessions(session, user, actor=user)
+    session.commit()
     request.session.clear()
     return _redirect("/login")
 
@@ -275,7 +280,7 @@ def claim_page(
 
 @router.get("/queue/items/{item_pk}")
 def item_page(
-    request: Request, item_pk: int, session: SessionDep, state: StateDep, user: PageAnyUser
+    request: Request, item_pk: RowId, session: SessionDep, state: StateDep, user: PageAnyUser
 ) -> HTMLResponse:
     """One item: reasons, strategy hits, exposure, history and the verdict form."""
     item = queue.get_item(session, user, item_pk)
@@ -316,7 +321,7 @@ def item_page(
 @router.post("/queue/items/{item_pk}/verdict")
 def verdict_page(
     request: Request,
-    item_pk: int,
+    item_pk: RowId,
     session: SessionDep,
     state: StateDep,
     user: PageModerator,
@@ -351,7 +356,7 @@ def verdict_page(
 
 @router.post("/queue/items/{item_pk}/release")
 def release_page(
-    request: Request, item_pk: int, session: SessionDep, user: PageModerator, _csrf: CsrfChecked
+    request: Request, item_pk: RowId, session: SessionDep, user: PageModerator, _csrf: CsrfChecked
 ) -> Response:
     """Give the item back unjudged."""
     begin_write(session)
@@ -364,7 +369,7 @@ def release_page(
 @router.post("/queue/items/{item_pk}/escalate")
 def escalate_item_page(
     request: Request,
-    item_pk: int,
+    item_pk: RowId,
     session: SessionDep,
     state: StateDep,
     user: PageAnyUser,
@@ -456,7 +461,7 @@ def create_strategy_escalation_page(
 
 @router.get("/escalations/{escalation_id}")
 def escalation_page(
-    request: Request, escalation_id: int, session: SessionDep, user: PageAnyUser
+    request: Request, escalation_id: RowId, session: SessionDep, user: PageAnyUser
 ) -> HTMLResponse:
     """One case: details, allowed moves, history and comments."""
     escalation = escalations.get(session, user, escalation_id)
@@ -478,7 +483,7 @@ def escalation_page(
 @router.post("/escalations/{escalation_id}/transition")
 def transition_page(
     request: Request,
-    escalation_id: int,
+    escalation_id: RowId,
     session: SessionDep,
     user: PageAnyUser,
     _csrf: CsrfChecked,
@@ -493,7 +498,7 @@ def transition_page(
         user,
         escalation_id,
         to_state=to_state,
-        assignee_id=int(assignee_id) if assignee_id.strip().isdigit() else None,
+        assignee_id=parse_row_id(assignee_id),
         resolution=resolution or None,
     )
     session.commit()
@@ -504,7 +509,7 @@ def transition_page(
 @router.post("/escalations/{escalation_id}/comments")
 def comment_page(
     request: Request,
-    escalation_id: int,
+    escalation_id: RowId,
     session: SessionDep,
     user: PageAnyUser,
     _csrf: CsrfChecked,
@@ -533,7 +538,7 @@ def notifications_page(request: Request, session: SessionDep, user: PageAnyUser)
 @router.post("/notifications/{notification_id}/read")
 def read_notification_page(
     request: Request,
-    notification_id: int,
+    notification_id: RowId,
     session: SessionDep,
     user: PageAnyUser,
     _csrf: CsrfChecked,
@@ -616,7 +621,7 @@ def suggestions_page(request: Request, session: SessionDep, user: PageAnalyst) -
 
 @router.get("/suggestions/{suggestion_pk}")
 def suggestion_page(
-    request: Request, suggestion_pk: int, session: SessionDep, state: StateDep, user: PageAnalyst
+    request: Request, suggestion_pk: RowId, session: SessionDep, state: StateDep, user: PageAnalyst
 ) -> HTMLResponse:
     """One suggestion: effect with intervals, evidence, YAML diff and the decision form."""
     suggestion = approvals.get_suggestion(session, suggestion_pk)
@@ -639,7 +644,7 @@ def suggestion_page(
 @router.post("/suggestions/{suggestion_pk}/decision")
 def decide_page(
     request: Request,
-    suggestion_pk: int,
+    suggestion_pk: RowId,
     session: SessionDep,
     state: StateDep,
     user: PageManager,
@@ -738,7 +743,7 @@ def compare_page(
 def version_status_page(
     request: Request,
     strategy_id: str,
-    version: int,
+    version: RowId,
     session: SessionDep,
     state: StateDep,
     user: PageManager,
@@ -759,7 +764,7 @@ def version_status_page(
 
 @router.get("/audit-log")
 def audit_log_page(
-    request: Request, session: SessionDep, user: PageAdmin, before_id: int | None = None
+    request: Request, session: SessionDep, user: PageAdmin, before_id: RowId | None = None
 ) -> HTMLResponse:
     """The audit log, newest first."""
     return render(

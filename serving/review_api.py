@@ -37,6 +37,8 @@ from serving.deps import (
     retry_after_header,
     throttle_message,
 )
+from serving.limits import Count, RowId
+from serving.schemas_errors import REVIEW_RESPONSES
 from serving.schemas_review import (
     AuditEventPublic,
     AuditLabelPublic,
@@ -72,7 +74,7 @@ from serving.schemas_review import (
     VerdictPublic,
 )
 
-router = APIRouter(prefix="/api/review", tags=["review"])
+router = APIRouter(prefix="/api/review", tags=["review"], responses=REVIEW_RESPONSES)
 
 
 # -- conversions -----------------------------------------------------------------------------
@@ -225,7 +227,8 @@ def create_token(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown username or wrong password")
     state.throttle.record_success(username=username)
     begin_write(session)
-    token, secret = users.issue_token(session, user, name=body.name, ttl_days=body.ttl_days)
+    ttl_days = state.settings.token_lifetime().days_for(body.ttl_days, user.role)
+    token, secret = users.issue_token(session, user, name=body.name, ttl_days=ttl_days)
     session.commit()
     return TokenIssued(
         token=secret,
@@ -272,7 +275,7 @@ def list_tokens(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"description": "No such token of the caller's (admins: of anyone's)"}},
 )
-def revoke_token(token_id: int, session: SessionDep, user: AnyUser) -> Response:
+def revoke_token(token_id: RowId, session: SessionDep, user: AnyUser) -> Response:
     """Revoke an API token now: the caller's own, or anyone's for admins (safe to repeat)."""
     begin_write(session)
     token = session.get(ApiToken, token_id)
@@ -324,7 +327,7 @@ def list_queue(
     item_status: Annotated[QueueFilter, Query(alias="status")] = QueueFilter.PENDING,
     policy: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Count, Query()] = 0,
 ) -> list[QueueItemPublic]:
     """Items the caller's teams may see, highest priority first."""
     items = queue.list_items(
@@ -360,13 +363,13 @@ def claim(session: SessionDep, state: StateDep, user: Moderator) -> ClaimPublic 
 
 
 @router.get("/queue/items/{item_pk}", response_model=QueueItemPublic)
-def get_item(item_pk: int, session: SessionDep, user: AnyUser) -> QueueItemPublic:
+def get_item(item_pk: RowId, session: SessionDep, user: AnyUser) -> QueueItemPublic:
     """One queue item."""
     return item_public(queue.get_item(session, user, item_pk))
 
 
 @router.post("/queue/items/{item_pk}/release", response_model=QueueItemPublic)
-def release_item(item_pk: int, session: SessionDep, user: Moderator) -> QueueItemPublic:
+def release_item(item_pk: RowId, session: SessionDep, user: Moderator) -> QueueItemPublic:
     """Give a held item back unjudged."""
     begin_write(session)
     item = queue.release(session, user, item_pk)
@@ -381,7 +384,7 @@ def release_item(item_pk: int, session: SessionDep, user: Moderator) -> QueueIte
     responses={200: {"description": "Replay: this client_key already recorded this verdict."}},
 )
 def submit_verdict(
-    item_pk: int, body: VerdictCreate, response: Response, session: SessionDep, user: Moderator
+    item_pk: RowId, body: VerdictCreate, response: Response, session: SessionDep, user: Moderator
 ) -> VerdictPublic:
     """Record the caller's verdict on an item they hold (201; 200 for an idempotent replay)."""
     begin_write(session)
@@ -478,14 +481,14 @@ def _detail(session: SessionDep, escalation: Escalation) -> EscalationDetail:
 
 
 @router.get("/escalations/{escalation_id}", response_model=EscalationDetail)
-def get_escalation(escalation_id: int, session: SessionDep, user: AnyUser) -> EscalationDetail:
+def get_escalation(escalation_id: RowId, session: SessionDep, user: AnyUser) -> EscalationDetail:
     """One case with its full history."""
     return _detail(session, escalations.get(session, user, escalation_id))
 
 
 @router.post("/escalations/{escalation_id}/transitions", response_model=EscalationDetail)
 def transition_escalation(
-    escalation_id: int, body: EscalationTransition, session: SessionDep, user: AnyUser
+    escalation_id: RowId, body: EscalationTransition, session: SessionDep, user: AnyUser
 ) -> EscalationDetail:
     """Move a case along its workflow (who may do which move depends on their part in it)."""
     begin_write(session)
@@ -507,7 +510,7 @@ def transition_escalation(
     response_model=EscalationDetail,
 )
 def comment_escalation(
-    escalation_id: int, body: CommentCreate, session: SessionDep, user: AnyUser
+    escalation_id: RowId, body: CommentCreate, session: SessionDep, user: AnyUser
 ) -> EscalationDetail:
     """Comment on a case."""
     begin_write(session)
@@ -527,7 +530,7 @@ def list_notifications(
 
 @router.post("/notifications/{notification_id}/read", response_model=NotificationPublic)
 def read_notification(
-    notification_id: int, session: SessionDep, user: AnyUser
+    notification_id: RowId, session: SessionDep, user: AnyUser
 ) -> NotificationPublic:
     """Mark a notification read."""
     begin_write(session)
@@ -559,7 +562,7 @@ def ingest_suggestions(
 
 
 @router.get("/suggestions/{suggestion_pk}", response_model=SuggestionPublic)
-def get_suggestion(suggestion_pk: int, session: SessionDep, user: Analyst) -> SuggestionPublic:
+def get_suggestion(suggestion_pk: RowId, session: SessionDep, user: Analyst) -> SuggestionPublic:
     """One suggestion."""
     del user
     return SuggestionPublic.model_validate(approvals.get_suggestion(session, suggestion_pk))
@@ -567,7 +570,7 @@ def get_suggestion(suggestion_pk: int, session: SessionDep, user: Analyst) -> Su
 
 @router.post("/suggestions/{suggestion_pk}/decision", response_model=SuggestionDecisionPublic)
 def decide_suggestion(
-    suggestion_pk: int,
+    suggestion_pk: RowId,
     body: SuggestionDecisionCreate,
     session: SessionDep,
     state: StateDep,
@@ -612,7 +615,7 @@ def list_strategy_versions(state: StateDep, user: Analyst) -> list[StrategyVersi
 )
 def change_version_status(
     strategy_id: str,
-    version: int,
+    version: RowId,
     body: StatusChange,
     session: SessionDep,
     state: StateDep,
@@ -656,7 +659,7 @@ def list_audit_log(
     target_type: str | None = None,
     target_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    before_id: int | None = None,
+    before_id: RowId | None = None,
 ) -> list[AuditEventPublic]:
     """Audit log entries, newest first (read-only: there is no way to change them)."""
     del user

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from features.vocabulary import Channel, Entity, Policy, StrategyStatus, Verdict
 from governance.review.vocabulary import (
@@ -19,8 +19,18 @@ from governance.review.vocabulary import (
     SuggestionStatus,
     TokenState,
 )
+from serving.limits import Count, FiniteFloat, RowId
 
 _ORM = ConfigDict(from_attributes=True)
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Stored timestamps are naive UTC (governance.review.vocabulary.utcnow); say so on the way out.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: A timestamp in a response: always timezone-aware UTC (RFC 3339 with "+00:00" or "Z").
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 # -- users and tokens ------------------------------------------------------------------------
@@ -55,7 +65,13 @@ class TokenCreate(BaseModel):
     username: str
     password: str
     name: str = Field(default="api", max_length=64)
-    ttl_days: float | None = Field(default=30.0, gt=0, le=3650)
+    ttl_days: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Lifetime in days; default GOVRISK_TOKEN_TTL_DAYS (30). At most "
+        "GOVRISK_TOKEN_MAX_TTL_DAYS (90), for admins GOVRISK_TOKEN_ADMIN_MAX_TTL_DAYS (365).",
+    )
 
 
 class TokenIssued(BaseModel):
@@ -64,7 +80,7 @@ class TokenIssued(BaseModel):
     token: str
     token_prefix: str
     name: str
-    expires_at: datetime | None
+    expires_at: UtcDateTime
     user: UserPublic
 
 
@@ -75,9 +91,9 @@ class TokenPublic(BaseModel):
     name: str
     token_prefix: str
     username: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
+    created_at: UtcDateTime
+    expires_at: UtcDateTime | None
+    revoked_at: UtcDateTime | None
     state: TokenState
 
 
@@ -111,16 +127,16 @@ class QueueItemPublic(BaseModel):
     team: str | None
     status: QueueStatus
     leased_by: str | None
-    lease_expires_at: datetime | None
-    created_at: datetime
-    judged_at: datetime | None
+    lease_expires_at: UtcDateTime | None
+    created_at: UtcDateTime
+    judged_at: UtcDateTime | None
 
 
 class ClaimPublic(BaseModel):
     """A leased item: judge it before `expires_at` or it goes back to the queue."""
 
     lease_id: int
-    expires_at: datetime
+    expires_at: UtcDateTime
     resumed: bool
     item: QueueItemPublic
 
@@ -164,7 +180,7 @@ class VerdictPublic(BaseModel):
     confidence: Confidence
     note: str
     reviewer: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class FlagRow(BaseModel):
@@ -208,7 +224,7 @@ class AuditLabelPublic(BaseModel):
     policy: Policy
     verdict: Verdict
     reviewer_id: str
-    reviewed_at: datetime
+    reviewed_at: UtcDateTime
     sampling: str
     inclusion_probability: float
 
@@ -223,7 +239,7 @@ class EscalationCreate(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     priority: EscalationPriority = EscalationPriority.MEDIUM
     description: str = Field(default="", max_length=8000)
-    queue_item_id: int | None = None
+    queue_item_id: RowId | None = None
     strategy_id: str | None = Field(default=None, max_length=128)
 
 
@@ -241,21 +257,21 @@ class EscalationPublic(BaseModel):
     raised_by: str
     assignee: str | None
     assignee_id: int | None
-    due_at: datetime
+    due_at: UtcDateTime
     breached: bool
-    breached_at: datetime | None
+    breached_at: UtcDateTime | None
     resolution: str | None
-    resolved_at: datetime | None
-    closed_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    resolved_at: UtcDateTime | None
+    closed_at: UtcDateTime | None
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
 
 
 class EscalationTransition(BaseModel):
     """Move a case: assign (with assignee), start, resolve (with resolution), reopen, close."""
 
     to_state: EscalationState
-    assignee_id: int | None = None
+    assignee_id: RowId | None = None
     resolution: str | None = Field(default=None, max_length=8000)
 
 
@@ -268,7 +284,7 @@ class CommentCreate(BaseModel):
 class CaseEntryPublic(BaseModel):
     """One line of a case's history."""
 
-    at: datetime
+    at: UtcDateTime
     actor: str
     kind: str
     text: str
@@ -291,8 +307,8 @@ class NotificationPublic(BaseModel):
     subject: str
     body: str
     escalation_id: int | None
-    created_at: datetime
-    read_at: datetime | None
+    created_at: UtcDateTime
+    read_at: UtcDateTime | None
 
 
 # -- suggestions and strategy versions ------------------------------------------------------
@@ -303,7 +319,7 @@ class SuggestionRow(BaseModel):
 
     suggestion_id: str = Field(min_length=1, max_length=128)
     strategy_id: str = Field(min_length=1, max_length=128)
-    base_version: int | None = Field(default=None, ge=1)
+    base_version: RowId | None = None
     kind: Literal[
         "threshold",
         "drop_predicate",
@@ -314,16 +330,16 @@ class SuggestionRow(BaseModel):
     ]
     summary: str
     proposed_yaml: str = Field(min_length=1)
-    delta_fp: float
-    delta_fp_low: float
-    delta_fp_high: float
-    delta_fn: float
-    delta_fn_low: float
-    delta_fn_high: float
-    delta_impressions: float
-    delta_gmv: float
-    labels_used: int = Field(ge=0)
-    rank: int = Field(ge=0)
+    delta_fp: FiniteFloat
+    delta_fp_low: FiniteFloat
+    delta_fp_high: FiniteFloat
+    delta_fn: FiniteFloat
+    delta_fn_low: FiniteFloat
+    delta_fn_high: FiniteFloat
+    delta_impressions: FiniteFloat
+    delta_gmv: FiniteFloat
+    labels_used: Count
+    rank: Count
 
 
 class SuggestionsIngest(BaseModel):
@@ -395,7 +411,7 @@ class SuggestionDecisionPublic(BaseModel):
     decision: SuggestionStatus
     reason: str
     decided_by: str
-    created_at: datetime
+    created_at: UtcDateTime
     strategy_version: StrategyVersionPublic | None
 
 
@@ -442,7 +458,7 @@ class AuditEventPublic(BaseModel):
     model_config = _ORM
 
     id: int
-    created_at: datetime
+    created_at: UtcDateTime
     actor: str
     action: str
     target_type: str

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from serving.limits import FeatureInt
 
 #: A finite number: NaN and ±Infinity (which Python's JSON parser accepts) are refused.
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 #: One model input value: a number, a boolean, a category (text), or null for missing.
-FeatureValue = StrictBool | StrictInt | FiniteFloat | StrictStr | None
+FeatureValue = StrictBool | Annotated[FeatureInt, Strict()] | FiniteFloat | StrictStr | None
 
 
 class ScoreItem(BaseModel):

@@ -4,7 +4,8 @@ The served model comes from a registry alias (`models:/NAME@champion`, see
 `serving.model_store`) and is swapped for a new champion without dropping a request. Every bad
 input is a 4xx with the offending field: schema problems (pydantic, 422), unknown features or
 categories, missing or non-finite values (422), too many items (422), oversized bodies (413, by
-`BodySizeLimit`). Scoring itself runs the same bundle code as batch scoring.
+`serving.limits.RequestLimits`, as for every route). Scoring itself runs the same bundle code as
+batch scoring.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Respons
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.bundle import ModelBundle
 from models.encoding import EncodingError
@@ -45,8 +45,6 @@ from serving.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-#: Paths whose request bodies `BodySizeLimit` caps.
-LIMITED_PREFIXES = ("/v1/",)
 #: "items[3].price: must be a number" / "item.price: ..." from features.online.PayloadError.
 _PAYLOAD_PROBLEM = re.compile(r"^(?:items\[(?P<index>\d+)\]|item)\.?(?P<field>[^:]*): (?P<msg>.*)$")
 
@@ -77,84 +75,6 @@ class ScoringState:
                     directory = directory / "snapshot"
                 self._snapshot = FeatureSnapshot.load(directory)
             return self._snapshot
-
-
-# -- middleware ---------------------------------------------------------------------------------
-
-
-class BodySizeLimit:
-    """Refuse request bodies over `max_bytes` with 413 before the app reads them.
-
-    Declared sizes are checked from Content-Length; chunked bodies are counted as they arrive
-    and buffered (they are at most `max_bytes`) before being replayed to the app.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_bytes: int | None = None,
-        prefixes: Sequence[str] = LIMITED_PREFIXES,
-    ) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.prefixes = tuple(prefixes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(self.prefixes):
-            await self.app(scope, receive, send)
-            return
-        limit = self.max_bytes if self.max_bytes is not None else get_settings().max_body_bytes
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None:
-            try:
-                too_big = int(declared) > limit
-            except ValueError:
-                await _plain_error(send, 400, "Content-Length is not a number")
-                return
-            if too_big:
-                await _too_large(send, limit)
-                return
-            await self.app(scope, receive, send)
-            return
-        messages: list[Message] = []
-        size = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
-            if size > limit:
-                await _too_large(send, limit)
-                return
-            if not message.get("more_body", False):
-                break
-
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await self.app(scope, replay, send)
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    await _plain_error(send, 413, f"request body is larger than {limit} bytes; send fewer items")
-
-
-async def _plain_error(send: Send, code: int, message: str) -> None:
-    body = JSONResponse({"detail": message}, status_code=code).body
-    await send(
-        {
-            "type": "http.response.start",
-            "status": code,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 # -- metrics ------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,8 +27,10 @@ class ServingSettings(BaseSettings):
     model_poll_seconds: float = 30.0
     #: Largest number of items in one POST /v1/score.
     max_items_per_request: int = 256
-    #: Largest request body accepted by the scoring API, in bytes.
-    max_body_bytes: int = 1_000_000
+    #: Largest request body of any route (pages, review API, scoring), bytes.
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    #: Longest time a client may take to send a request body, seconds (then 408).
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
     #: Calls of at most this many items (given as model inputs) are scored on the event loop;
     #: larger ones in a worker thread. 0 sends every call to a worker thread.
     inline_max_items: int = 4

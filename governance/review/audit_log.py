@@ -7,7 +7,7 @@ or remove an entry.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,8 +72,8 @@ def _jsonable(value: Any) -> Any:
     """Make values JSON-serialisable: datetimes as ISO text, enums as their values."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    if isinstance(value, datetime):
-        return value.isoformat()
+    if isinstance(value, datetime):  # stored naive values are UTC; written with their zone
+        return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):

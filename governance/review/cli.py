@@ -173,7 +173,12 @@ def users_token(
     username: Annotated[str, typer.Option("--username")],
     name: Annotated[str, typer.Option("--name", help="Label to tell tokens apart.")] = "cli",
     ttl_days: Annotated[
-        float | None, typer.Option("--ttl-days", help="Expiry; default never.")
+        float | None,
+        typer.Option(
+            "--ttl-days",
+            help="Lifetime in days; default GOVRISK_TOKEN_TTL_DAYS (30), at most "
+            "GOVRISK_TOKEN_ADMIN_MAX_TTL_DAYS (365).",
+        ),
     ] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
@@ -181,12 +186,16 @@ def users_token(
     """Issue an API token for a user and print it once."""
     from governance.review import users
     from governance.review.errors import ReviewError
+    from governance.review.settings import ReviewSettings
+    from governance.review.vocabulary import Role
 
     console = Console()
     with _session(database_url, data_dir) as session:
         try:
             user = users.user_by_username(session, username)
-            _, secret = users.issue_token(session, user, name=name, ttl_days=ttl_days)
+            # The operator has the database: an admin's cap, whatever the user's role.
+            days = ReviewSettings().token_lifetime().days_for(ttl_days, Role.ADMIN)
+            _, secret = users.issue_token(session, user, name=name, ttl_days=days)
             session.commit()
         except ReviewError as err:
             raise _fail(console, err) from err

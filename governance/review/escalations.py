@@ -75,6 +75,23 @@ def can_view(user: User, escalation: Escalation) -> bool:
     return user.role in _SEE_ALL or user.id in (escalation.raised_by_id, escalation.assignee_id)
 
 
+def can_act(user: User, escalation: Escalation) -> bool:
+    """PMs and admins act on every case; others on the cases they raised or work.
+
+    Seeing is not acting: an ML engineer sees every case but comments on or moves only the
+    ones they are part of.
+    """
+    return user.role in _MANAGERS or user.id in (escalation.raised_by_id, escalation.assignee_id)
+
+
+def _check_part(user: User, escalation: Escalation) -> None:
+    if not can_act(user, escalation):
+        raise PermissionDeniedError(
+            f"escalation {escalation.id}: a {user.role.value} may see this case but acts only on "
+            "cases they raised or are assigned to; ask a PM or an admin to assign it"
+        )
+
+
 def get(session: Session, user: User, escalation_id: int) -> Escalation:
     """The escalation, if it exists and `user` may see it."""
     escalation = session.get(Escalation, escalation_id)
@@ -246,7 +263,7 @@ def _check_actor(
     if to_state == S.ASSIGNED:
         allowed = (
             manager
-            or (assignee_id == actor.id and current == S.OPEN)
+            or (is_raiser and assignee_id == actor.id and current == S.OPEN)
             or (is_assignee and current == S.IN_PROGRESS)
         )
     elif to_state == S.OPEN:
@@ -289,6 +306,7 @@ def transition(
             f"escalation {escalation.id} is {current.value}; it can move to {allowed}, "
             f"not {to_state.value}"
         )
+    _check_part(actor, escalation)
     _check_actor(actor, escalation, to_state, assignee_id)
     before = _snapshot(escalation)
     if to_state == S.ASSIGNED:
@@ -397,6 +415,7 @@ def comment(
         raise InvalidInputError("body: write the comment")
     now = now or utcnow()
     escalation = get(session, actor, escalation_id)
+    _check_part(actor, escalation)
     note = EscalationComment(
         escalation_id=escalation.id, author_id=actor.id, body=body, created_at=now
     )

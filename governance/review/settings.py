@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from governance.review.users import TokenLifetime
 
 
 class ReviewSettings(BaseSettings):
@@ -42,6 +46,12 @@ class ReviewSettings(BaseSettings):
     #: Length of the moving window of `login_max_failures`, seconds.
     login_window_seconds: float = Field(default=15 * 60, gt=0)
     lease_seconds: int = Field(default=300, gt=0)
+    #: Lifetime of a new API token when none is asked for, days (no token lives forever).
+    token_ttl_days: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    #: Longest lifetime a non-admin may ask for, days.
+    token_max_ttl_days: float = Field(default=90.0, gt=0, allow_inf_nan=False)
+    #: Longest lifetime an admin may ask for (for themselves or with `govrisk users token`).
+    token_admin_max_ttl_days: float = Field(default=365.0, gt=0, allow_inf_nan=False)
     #: SLA per escalation priority, hours from creation to resolution.
     sla_hours_critical: float = Field(default=4.0, gt=0)
     sla_hours_high: float = Field(default=24.0, gt=0)
@@ -67,6 +77,16 @@ class ReviewSettings(BaseSettings):
     def resolved_marketplace_dir(self) -> Path:
         """Where the contract tables shown on item pages live (`<dir>/tables/*.parquet`)."""
         return self.marketplace_dir if self.marketplace_dir is not None else self.data_dir
+
+    def token_lifetime(self) -> TokenLifetime:
+        """The lifetime policy of new API tokens."""
+        from governance.review.users import TokenLifetime
+
+        return TokenLifetime(
+            default_days=self.token_ttl_days,
+            max_days=self.token_max_ttl_days,
+            admin_max_days=self.token_admin_max_ttl_days,
+        )
 
     def sla_hours(self, priority: str) -> float:
         """Hours allowed to resolve an escalation of `priority`."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -232,16 +234,45 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class TokenLifetime:
+    """How long new API tokens live, days: the default and the longest a role may choose.
+
+    No token lives forever: asking for no particular lifetime gives the default.
+    """
+
+    default_days: float = 30.0
+    max_days: float = 90.0
+    admin_max_days: float = 365.0
+
+    def days_for(self, requested: float | None, role: Role) -> float:
+        """The lifetime of a token requested by a user of `role` (None: the default)."""
+        cap = self.admin_max_days if role == Role.ADMIN else self.max_days
+        if requested is None:
+            return min(self.default_days, cap)
+        if not (math.isfinite(requested) and 0 < requested <= cap):
+            raise InvalidInputError(
+                f"ttl_days: choose a lifetime above 0 and at most {cap:g} days for a "
+                f"{role.value} (got {requested:g}); leave it out for {self.default_days:g} days"
+            )
+        return requested
+
+
 def issue_token(
     session: Session,
     user: User,
     *,
     name: str,
-    ttl_days: float | None = None,
+    ttl_days: float = TokenLifetime.default_days,
     actor: User | None = None,
     now: datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """A new API token for `user`: the stored record and the secret (shown only now)."""
+    """A new API token for `user` that expires after `ttl_days`: the stored record and the
+    secret (shown only now)."""
+    if not (math.isfinite(ttl_days) and ttl_days > 0):
+        raise InvalidInputError(
+            f"ttl_days: a token lives a positive number of days, not {ttl_days}"
+        )
     now = now or utcnow()
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
@@ -250,7 +281,7 @@ def issue_token(
         token_hash=_digest(secret),
         token_prefix=secret[: len(TOKEN_PREFIX) + 6],
         created_at=now,
-        expires_at=now + timedelta(days=ttl_days) if ttl_days is not None else None,
+        expires_at=now + timedelta(days=ttl_days),
     )
     session.add(token)
     session.flush()

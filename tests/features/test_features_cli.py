@@ -159,3 +159,12 @@ def test_byo_command(tmp_path: Path) -> None:
         "features", "byo", "--spec", str(tmp_path / "nope.yaml"), "--out", str(out)
     )
     assert code == 1 and "spec file not found" in output
+
+
+def test_validate_on_a_corrupt_table_is_one_line_and_exit_2(data_dir: Path) -> None:
+    path = table_path(data_dir, "listings")
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    code, output = _invoke("data", "validate", "--data", str(data_dir))
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert code == 2, output
+    assert len(lines) == 1 and "listings.parquet" in lines[0] and "Parquet" in lines[0], output

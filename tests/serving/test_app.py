@@ -125,3 +125,48 @@ def test_openapi_lists_the_scoring_schemas(scoring_app: SimpleNamespace) -> None
     assert not [name for name in schemas if "__" in name]
     assert client.get("/docs").status_code == 200
     assert client.get("/static/review.css").status_code == 200
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_a_locked_sqlite_database_is_a_503_to_retry_not_a_500(
+    review_settings: ReviewSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from governance.review import db, users
+
+    monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_S", 0.2)  # wait 0.2 s for the lock, not 30
+    app = create_app(review_settings)
+    with app.state.review.session_factory() as session:
+        user = users.create_user(session, username="pm", role="pm", password="a long password")
+        _, token = users.issue_token(session, user, name="t")
+        session.commit()
+    path = sa.make_url(review_settings.resolved_database_url()).database
+    assert path is not None
+    blocker = sqlite3.connect(path, isolation_level=None)  # another process holding the lock
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"kind": "strategy", "strategy_id": "listing-counterfeit-terms", "title": "busy"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            busy = client.post("/api/review/escalations", headers=headers, json=body)
+        finally:
+            blocker.execute("ROLLBACK")
+        assert busy.status_code == 503, busy.text
+        assert busy.headers["retry-after"] == "1" and "try again" in busy.json()["detail"]
+        again = client.post("/api/review/escalations", headers=headers, json=body)
+        assert again.status_code == 201
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_an_undeclared_method_is_405_with_allow_on_health_and_pages(
+    review_app: SimpleNamespace,
+) -> None:
+    client: TestClient = review_app.client
+    trace = client.request("TRACE", "/readyz")
+    assert trace.status_code == 405 and trace.headers["allow"] == "GET"
+    assert trace.headers["content-type"] == "application/json"
+    page = client.request("PUT", "/login")
+    assert page.status_code == 405 and "GET" in page.headers["allow"]  # the error page keeps it

@@ -112,3 +112,23 @@ def test_an_unreadable_input_is_one_line(
     assert result.exit_code == 2, result.output
     assert "is not a readable Parquet file" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) <= 3
+
+
+@pytest.mark.parametrize("content", [b"", b"item_id,price\nA,1\n", b"PAR1" + b"\0" * 100])
+def test_score_on_an_unreadable_input_is_one_line_and_exit_2(
+    tmp_path: Path, content: bytes
+) -> None:
+    from govrisk import build_app
+
+    broken = tmp_path / "frame.parquet"
+    broken.write_bytes(content)
+    for path in (broken, tmp_path / "missing.parquet"):
+        result = CliRunner().invoke(
+            build_app(),
+            ["score", "--input", str(path), "--output", str(tmp_path / "out"), "--model", "x"],
+            env={"COLUMNS": "200"},
+        )
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and str(path.name) in lines[0], result.output
+        assert "Traceback" not in result.output

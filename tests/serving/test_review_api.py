@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -22,6 +24,28 @@ def test_token_login_and_bearer_auth(review_app: SimpleNamespace) -> None:
     assert me.json()["role"] == "pm"
     unauth = client.get("/api/review/me")
     assert unauth.status_code == 401 and unauth.headers["www-authenticate"] == "Bearer"
+
+
+def test_every_token_expires_and_only_admins_choose_long_lifetimes(
+    review_app: SimpleNamespace,
+) -> None:
+    client = review_app.client
+
+    def issue(username: str, **extra: object) -> Any:
+        body = {"username": username, "password": "correct horse battery", **extra}
+        return client.post("/api/review/tokens", json=body)
+
+    for unlimited in ({"ttl_days": None}, {}):
+        issued = issue("pm", **unlimited)
+        assert issued.status_code == 201, issued.text
+        expires = datetime.fromisoformat(issued.json()["expires_at"]).replace(tzinfo=UTC)
+        assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
+    assert issue("pm", ttl_days=90).status_code == 201
+    too_long = issue("pm", ttl_days=91)
+    assert too_long.status_code == 422 and "ttl_days" in too_long.text
+    assert issue("admin", ttl_days=365).status_code == 201
+    assert issue("admin", ttl_days=366).status_code == 422
+    assert issue("admin", ttl_days=1e308).status_code == 422
 
 
 def test_people_list_and_revoke_their_own_tokens_and_admins_anyones(
@@ -233,3 +257,106 @@ def test_accept_then_promote_through_the_api(review_app: SimpleNamespace) -> Non
     assert {"suggestion.accept", "strategy_version.promote"} <= {e["action"] for e in log}
     with review_app.state.session_factory() as session:
         assert audit_log.entries(session, target_type="suggestion")[0].actor == "pm"
+
+
+def _timestamps(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """(key, text) of every timestamp field in a JSON document (`*_at` and `at` keys)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _timestamps(v, k)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _timestamps(v, key)
+    elif isinstance(value, str) and (key == "at" or key.endswith("_at")):
+        yield key, value
+
+
+def test_every_timestamp_the_api_returns_is_utc_with_its_zone(review_app: SimpleNamespace) -> None:
+    client, auth = review_app.client, review_app.auth
+    mod, admin = auth("moderator"), auth("admin")
+    bodies: list[Any] = []
+    issued = client.post(
+        "/api/review/tokens", json={"username": "pm", "password": "correct horse battery"}
+    )
+    bodies.append(issued.json())
+    claim = client.post("/api/review/queue/claim", headers=mod).json()
+    bodies.append(claim)
+    item = claim["item"]["id"]
+    bodies.append(
+        client.post(
+            f"/api/review/queue/items/{item}/verdict",
+            headers=mod,
+            json={"verdict": "violating", "client_key": "tz"},
+        ).json()
+    )
+    case = client.post(
+        "/api/review/escalations",
+        headers=mod,
+        json={"kind": "strategy", "strategy_id": "listing-counterfeit-terms", "title": "tz"},
+    ).json()
+    moved = client.post(
+        f"/api/review/escalations/{case['id']}/transitions",
+        headers=admin,
+        json={"to_state": "closed", "resolution": "dup"},
+    )
+    bodies += [case, moved.json()]
+    for path, headers in [
+        ("/api/review/tokens", admin),
+        ("/api/review/queue?status=judged", admin),
+        (f"/api/review/queue/items/{item}", admin),
+        ("/api/review/escalations", admin),
+        (f"/api/review/escalations/{case['id']}", admin),
+        ("/api/review/notifications", mod),
+        ("/api/review/labels", admin),
+        ("/api/review/audit-log", admin),
+    ]:
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200, (path, response.text)
+        bodies.append(response.json())
+    found = [t for body in bodies for t in _timestamps(body)]
+    assert {k for k, _ in found} >= {"expires_at", "created_at", "due_at", "at", "reviewed_at"}
+    naive = [
+        (k, v) for k, v in found if datetime.fromisoformat(v.replace("Z", "+00:00")).tzinfo is None
+    ]
+    assert not naive, naive[:5]
+    assert all(v.endswith(("Z", "+00:00")) for _, v in found)
+
+
+def test_422_bodies_list_the_fields_and_never_echo_the_input(review_app: SimpleNamespace) -> None:
+    client, mod = review_app.client, review_app.auth("moderator")
+    long_title = "x" * 5000
+    schema_error = client.post(
+        "/api/review/escalations",
+        headers=mod,
+        json={"kind": "strategy", "strategy_id": "s", "title": long_title, "priority": "urgent!"},
+    )
+    service_error = client.post(
+        "/api/review/tokens",
+        json={"username": "pm", "password": "correct horse battery", "ttl_days": 9999},
+    )
+    for response in (schema_error, service_error):
+        assert response.status_code == 422
+        detail = response.json()["detail"]
+        assert isinstance(detail, list) and detail
+        assert all(set(d) == {"loc", "msg", "type"} for d in detail)
+        assert "xxxxxxxxxx" not in response.text and "urgent!" not in response.text
+    assert ["body", "title"] in [d["loc"] for d in schema_error.json()["detail"]]
+    assert service_error.json()["detail"][0]["loc"] == ["body", "ttl_days"]
+
+
+def test_openapi_declares_every_error_a_review_route_answers(review_app: SimpleNamespace) -> None:
+    spec = review_app.client.get("/openapi.json").json()
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            declared = set(operation["responses"])
+            wanted = {"400", "408", "413", "415"}
+            if path.startswith("/api/review/"):
+                wanted |= {"401", "403", "404", "409", "422", "503"}
+            if path == "/api/review/tokens" and method == "post":
+                wanted.add("429")
+            if not wanted <= declared:
+                missing.append(f"{method.upper()} {path}: {sorted(wanted - declared)}")
+    assert not missing, "\n".join(missing)
+    error = spec["components"]["schemas"]["ErrorPublic"]
+    assert error["properties"]["detail"]["type"] == "string"

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from models.bundle import BundleError, ModelBundle
 from serving import scoring_api
+from serving.limits import RequestLimits
 from serving.model_store import ModelStore, parse_alias_uri
-from serving.scoring_api import BodySizeLimit, install, router
+from serving.scoring_api import install, router
 from serving.settings import get_settings
 from tests.models.bundle_factory import make_frame, train_bundle
 
@@ -47,7 +48,7 @@ def other_bundle() -> ModelBundle:
 def _app(store: ModelStore | None) -> FastAPI:
     app = FastAPI()
     app.include_router(router)
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY)
+    app.add_middleware(RequestLimits, max_bytes=MAX_BODY)
     install(app, store)
     return app
 
@@ -180,6 +181,12 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int, list[Any]]] = [
         _raw(json.dumps(_with({"listing_discount_depth": float("inf")}))),
         422,
         ["body", "items", 0, "features"],
+    ),
+    (
+        "400-digit integer",
+        _raw(json.dumps(_with({"listing_price": 10**400}))),
+        422,
+        ["body", "items", 0, "features", "listing_price"],
     ),
     (
         "list as value",
