@@ -82,6 +82,9 @@ def no_tracking_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_missing_tracking_store_is_one_line_and_creates_nothing(
     no_tracking_store: Path, args: tuple[str, ...]
 ) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"item_id": ["a"]}).to_parquet(no_tracking_store / "x.parquet")  # a valid input
     result = _govrisk(*args)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
