@@ -20,7 +20,8 @@ def test_demo_runs_an_experiment_end_to_end(tmp_path: Path) -> None:
         dump_experiment(demo_experiment(days=days)), encoding="utf-8"
     )
     steps = plan_steps(tmp_path, listings=600, days=days, seed=2)
-    experiment_steps = steps[-3:]
+    first = next(i for i, s in enumerate(steps) if "--candidate" in s.args)
+    experiment_steps = steps[first : first + 3]
     assert [s.args[0] for s in experiment_steps] == ["simulate", "experiments", "experiments"]
     runner = CliRunner(env={"COLUMNS": "200"})
     app = build_app()
