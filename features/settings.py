@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,7 +14,9 @@ class FeaturesSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GOVRISK_", extra="ignore")
 
-    threads: int = 2
+    #: The one thread count of every package (GOVRISK_THREADS): DuckDB feature builds,
+    #: LightGBM training, SHAP, batch-scoring workers and the audit's model loading.
+    threads: int = Field(2, ge=1)
     #: DuckDB memory limit for feature builds (DuckDB size syntax, e.g. "4GB").
     duckdb_memory_limit: str = "4GB"
     #: Where DuckDB may spill; the system temporary directory when unset.
@@ -24,3 +27,8 @@ class FeaturesSettings(BaseSettings):
 def get_settings() -> FeaturesSettings:
     """The cached settings object."""
     return FeaturesSettings()
+
+
+def thread_count() -> int:
+    """The thread count every package uses (GOVRISK_THREADS)."""
+    return get_settings().threads

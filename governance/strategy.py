@@ -538,6 +538,32 @@ def _replace(
     return AllOf(all=kept) if key == "all" else AnyOf(any=kept)
 
 
+#: The opposite of each comparison (on present values; missing values satisfy neither).
+FLIPPED_OPS: dict[str, str] = {
+    "<": ">=",
+    "<=": ">",
+    ">": "<=",
+    ">=": "<",
+    "==": "!=",
+    "!=": "==",
+    "in": "not_in",
+    "not_in": "in",
+    "is_null": "not_null",
+    "not_null": "is_null",
+}
+
+
+def negate(condition: Condition) -> Condition:
+    """The condition's opposite: a predicate with its comparison flipped, a group under `not`.
+
+    A flipped predicate still needs its value present (`x < 3` negates to `x >= 3`, which a
+    missing `x` satisfies neither way), as the evaluator treats missing values.
+    """
+    if isinstance(condition, Predicate):
+        return condition.model_copy(update={"op": FLIPPED_OPS[condition.op]})
+    return Not(not_=condition)
+
+
 def render_condition(condition: Condition) -> str:
     """The condition as one readable line: `a >= 1 AND (b < 90 OR c in [x, y])`."""
     return _render(condition, top=True)

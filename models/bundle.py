@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from features.settings import thread_count
 from models.calibration import Calibration
 from models.encoding import EncodingError, FeatureEncoder
 from models.settings import get_settings
@@ -613,7 +614,7 @@ class ModelBundle:
 
     def _threads(self) -> int:
         """Threads for explanations and native LightGBM (both split work by rows)."""
-        return self.threads if self.threads is not None else get_settings().threads
+        return self.threads if self.threads is not None else thread_count()
 
     def _make_session(self) -> Any:
         import onnxruntime as ort

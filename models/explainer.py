@@ -110,6 +110,6 @@ def _model_text(model: object) -> str:
 
 
 def _default_threads() -> int:
-    from models.settings import get_settings
+    from features.settings import thread_count
 
-    return get_settings().threads
+    return thread_count()

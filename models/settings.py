@@ -12,7 +12,6 @@ class ModelsSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GOVRISK_", extra="ignore")
 
-    threads: int = 2
     #: onnxruntime threads per scoring session (intra-op). With 1 each row's trees are summed
     #: in order, so scores are bit-identical to LightGBM and across batch sizes and engines;
     #: more threads may split a row's trees and change the last bits.

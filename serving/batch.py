@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from models.bundle import TEXT_PHRASES_PER_REASON, ModelBundle
 from models.encoding import EncodingError
+from serving.risk_bands import RiskBandError, assign_bands, bundle_bands
 
 Engine = Literal["local", "dask"]
 
@@ -139,7 +140,6 @@ def score_file(
     Re-running with the same input, model and options resumes an interrupted run. `risk_bands`
     maps band name -> lowest probability (default: the bundle's, else serving settings).
     """
-    from serving.settings import get_settings
 
     input_path = Path(input_path)
     output_dir = Path(output_path)
@@ -149,7 +149,10 @@ def score_file(
         raise BatchError(f"explain_k must be between 0 and {len(bundle.feature_names)}")
     if engine not in ("local", "dask"):
         raise BatchError(f"engine must be 'local' or 'dask', got {engine!r}")
-    bands = _band_table(risk_bands or bundle.risk_bands or get_settings().risk_bands)
+    try:
+        bands = bundle_bands(bundle, risk_bands)
+    except RiskBandError as err:
+        raise BatchError(str(err)) from err
     parquet = open_input(input_path)
     _check_schema(parquet.schema_arrow, bundle, id_column=id_column)
     n_rows = parquet.metadata.num_rows
@@ -426,10 +429,7 @@ def _compute_chunk(
     else:
         X = np.empty((0, len(bundle.feature_names)))
         raw = probability = np.empty(0)
-    band_names = np.array([name for name, _ in options.bands], dtype=object)
-    lower = np.array([lo for _, lo in options.bands])
-    band_index = np.clip(np.searchsorted(lower, probability, side="right") - 1, 0, None)
-    bands = band_names[band_index] if len(kept) else np.empty(0, dtype=object)
+    bands = assign_bands(options.bands, probability)
     columns: dict[str, pa.Array] = {
         "item_id": pa.array(kept[options.id_column].astype("str").to_numpy(), pa.string()),
         "raw_score": pa.array(raw, pa.float64()),
@@ -438,7 +438,7 @@ def _compute_chunk(
     }
     if options.explain_k:
         columns["reasons"] = _reasons_array(bundle, X, options.explain_k, kept)
-    counts = {str(name): int(np.sum(bands == name)) for name in band_names}
+    counts = {name: int(np.sum(bands == name)) for name, _ in options.bands}
     return pa.table(columns), quarantined, counts
 
 
@@ -532,14 +532,14 @@ def _run_dask(
 ) -> None:
     import distributed
 
-    from serving.settings import get_settings
+    from features.settings import thread_count
 
     dask: Any = distributed  # distributed ships without type hints
 
     cluster = None
     if scheduler is None:
         cluster = dask.LocalCluster(
-            n_workers=get_settings().threads,
+            n_workers=thread_count(),
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
@@ -674,15 +674,6 @@ def _sum_bands(records: Any) -> dict[str, int]:
         for name, count in record.get("band_counts", {}).items():
             out[name] = out.get(name, 0) + int(count)
     return out
-
-
-def _band_table(bands: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
-    if not bands:
-        raise BatchError("risk bands are empty; set GOVRISK_RISK_BANDS or the bundle's bands")
-    ordered = tuple(sorted(((str(k), float(v)) for k, v in bands.items()), key=lambda kv: kv[1]))
-    if ordered[0][1] > 0.0:
-        raise BatchError(f"the lowest risk band must start at 0.0, got {ordered[0]}")
-    return ordered
 
 
 def _jsonable(value: Any) -> Any:

@@ -56,9 +56,13 @@ def resolve_alias(name: str, alias: str) -> str:
 
 
 def _default_loader(uri: str) -> ModelBundle:
+    """The bundle at `uri`, refused (never served) when its risk bands cannot place a score."""
     from models.pyfunc import load_bundle
+    from serving.risk_bands import bundle_bands
 
-    return load_bundle(uri)
+    bundle = load_bundle(uri)
+    bundle_bands(bundle)
+    return bundle
 
 
 class ModelStore:

@@ -21,7 +21,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -31,6 +30,7 @@ from pydantic import ValidationError
 from models.bundle import ModelBundle
 from models.encoding import EncodingError
 from serving.model_store import LoadedModel, ModelNotReadyError, ModelStore
+from serving.risk_bands import assign_bands, bundle_bands
 from serving.schemas_scoring import (
     ModelDetail,
     ModelPublic,
@@ -351,7 +351,7 @@ def model_detail(model: ModelDep) -> ModelDetail:
         features=bundle.features,
         categorical=bundle.encoder.categories_,
         nullable=bundle.encoder.nullable_,
-        risk_bands=_bands(model),
+        risk_bands=dict(bundle_bands(model.bundle)),
         loaded_at=model.loaded_at.isoformat(),
     )
 
@@ -395,16 +395,13 @@ def _compute_scores(
             rows if texts[i] is None else bundle.with_phrases([rows], pd.DataFrame([texts[i]]))[0]
             for i, rows in enumerate(reasons)
         ]
-    bands = _bands(model)
-    names = [name for name, _ in sorted(bands.items(), key=lambda kv: kv[1])]
-    lower = np.array(sorted(bands.values()))
-    band_index = np.clip(np.searchsorted(lower, probability, side="right") - 1, 0, None)
+    band_names = assign_bands(bundle_bands(model.bundle), probability)
     items = [
         ScoredItem(
             item_id=item.item_id,
             raw_score=float(raw[i]),
             probability=float(probability[i]),
-            risk_band=names[int(band_index[i])],
+            risk_band=str(band_names[i]),
             reasons=[
                 ReasonPublic(
                     feature=r.feature,
@@ -536,10 +533,6 @@ def _online_features(
     features = frame.drop(columns=["item_id"])
     clean = features.astype(object).where(features.notna(), None)
     return [{str(k): v for k, v in row.items()} for row in clean.to_dict("records")]
-
-
-def _bands(model: LoadedModel) -> dict[str, float]:
-    return model.bundle.risk_bands or dict(get_settings().risk_bands)
 
 
 def _model_public(model: LoadedModel) -> ModelPublic:

@@ -14,8 +14,6 @@ class ServingSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GOVRISK_", extra="ignore")
 
-    threads: int = 2
-
     # -- scoring (serving.batch, serving.scoring_api) --
     #: Model served by `govrisk serve` and used by `govrisk score` when --model is not given.
     model_uri: str | None = None

@@ -25,8 +25,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from features.settings import thread_count
 from features.vocabulary import Entity, Policy
-from training.settings import get_settings
 
 #: The pseudo-policy of the any-violation model: violating on at least one judged policy.
 ANY = "any"
@@ -149,7 +149,7 @@ class LightGBMSpec(_Strict):
     cat_smooth: float = Field(default=10.0, ge=0)
     cat_l2: float = Field(default=10.0, ge=0)
     min_data_per_group: int = Field(default=50, ge=1)
-    num_threads: int = Field(default_factory=lambda: get_settings().threads, ge=1)
+    num_threads: int = Field(default_factory=thread_count, ge=1)
     deterministic: bool = True
     seed: int = 7
 

@@ -187,8 +187,14 @@ def posterior_violation(
     return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
 
 
-def _logit(p: FloatArray) -> FloatArray:
-    q = np.clip(p, 1e-6, 1 - 1e-6)
+#: Probabilities are kept this far from 0 and 1 before taking log-odds (isotonic calibration
+#: can give exact 0 or 1): log-odds stay within about +-13.8.
+LOGIT_EPS = 1e-6
+
+
+def logit(p: npt.ArrayLike) -> FloatArray:
+    """Log-odds of probabilities, clipped to [LOGIT_EPS, 1 - LOGIT_EPS] first."""
+    q = np.clip(np.asarray(p, dtype=np.float64), LOGIT_EPS, 1 - LOGIT_EPS)
     return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
 
 
@@ -212,7 +218,7 @@ def fit_recalibration(
     Weights are rescaled to sum to their effective sample size.
     """
     _check_flip_rate(flip_rate)
-    x = _logit(np.asarray(p_label, dtype=np.float64))
+    x = logit(np.asarray(p_label, dtype=np.float64))
     y = np.clip(np.asarray(y_obs, dtype=np.float64), 0.0, 1.0)
     w = np.asarray(weights, dtype=np.float64)
     if x.shape[0] == 0 or w.sum() <= 0:
@@ -309,7 +315,7 @@ def fit_noisy_logistic(
 
 def recalibrate(p: npt.ArrayLike, a: float, b: float) -> FloatArray:
     """`sigmoid(a + b logit(p))`."""
-    return _sigmoid(a + b * _logit(np.asarray(p, dtype=np.float64)))
+    return _sigmoid(a + b * logit(np.asarray(p, dtype=np.float64)))
 
 
 def estimate_flip_rate(labels: pd.DataFrame) -> tuple[float, int]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.settings import thread_count
 from features.text_source import with_text_fields
 from features.vocabulary import Entity, Policy, StrategyStatus
 from governance.audit.estimators import estimate_flip_rate
@@ -59,6 +60,8 @@ class AuditResult:
     flip_rate: float
     flip_rate_source: str
     as_of: datetime
+    #: The settings this run used: the report and MLflow read them from here, never anew.
+    settings: AuditSettings = field(default_factory=AuditSettings)
     paths: dict[str, Path] = field(default_factory=dict)
     run_id: str | None = None
     label_counts: dict[str, int] = field(default_factory=dict)
@@ -283,6 +286,7 @@ def run_audit(
         flip_rate=flip_rate,
         flip_rate_source=source,
         as_of=as_of,
+        settings=cfg,
         label_counts=counts,
     )
 
@@ -291,6 +295,13 @@ def run_audit(
     result.run_id = _log_to_mlflow(result, tracking_uri)
     progress("write", len(_STEPS), len(_STEPS))
     return result
+
+
+def _settings_params(settings: AuditSettings) -> dict[str, str]:
+    """The run's settings as MLflow parameters (values cut to MLflow's 500 characters)."""
+    return {
+        f"audit.{key}": str(value)[:500] for key, value in settings.model_dump(mode="json").items()
+    }
 
 
 def write_outputs(
@@ -351,7 +362,7 @@ def score_frames(
     from models.pyfunc import load_bundle
 
     parts, bundles = [], {}
-    threads = get_settings().threads
+    threads = thread_count()
     for entity, policy in sorted(targets):
         uri = model_uri.format(entity=entity.value, policy=policy.value.replace("_", "-"))
         frame = frames[entity]
@@ -471,7 +482,7 @@ def _log_to_mlflow(result: AuditResult, tracking_uri: str | None) -> str | None:
         mlflow.set_tracking_uri(uri)
     started = active is None
     if started:
-        name = get_settings().mlflow_experiment
+        name = result.settings.mlflow_experiment
         experiment = mlflow.get_experiment_by_name(name)
         experiment_id = (
             experiment.experiment_id if experiment is not None else mlflow.create_experiment(name)
@@ -484,7 +495,9 @@ def _log_to_mlflow(result: AuditResult, tracking_uri: str | None) -> str | None:
         run = active
     try:
         mlflow.set_tags({"govrisk.kind": "audit", "govrisk.as_of": result.as_of.isoformat()})
-        mlflow.log_params({"flip_rate": round(result.flip_rate, 5)})
+        mlflow.log_params(
+            {"flip_rate": round(result.flip_rate, 5), **_settings_params(result.settings)}
+        )
         overall = result.metrics[
             (result.metrics["channel"] == "all") & (result.metrics["strategy"] != "*")
         ]

@@ -19,7 +19,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from features.vocabulary import Entity, Policy, Sampling
-from governance.audit.estimators import FloatArray, fit_noisy_logistic, posterior_violation
+from governance.audit.estimators import (
+    FloatArray,
+    fit_noisy_logistic,
+    logit,
+    posterior_violation,
+)
 from governance.audit.population import Population
 
 FLAG_COLUMNS: tuple[str, ...] = (
@@ -101,7 +106,7 @@ def domain_calibrated(pop: Population) -> tuple[FloatArray, FloatArray]:
         if not len(units):
             continue
         lab = usable & domain[d.position]
-        mean = [0.0 if has_model else float(_logit(pop.p_model[:1])[0])]
+        mean = [0.0 if has_model else float(logit(pop.p_model[:1])[0])]
         sd = [_PRIOR_SD[0]]
         if has_model:
             mean, sd = [*mean, 1.0], [*sd, _PRIOR_SD[1]]
@@ -144,7 +149,7 @@ def _covariates(
     """(n, k) design matrix of the domain recalibration: 1, logit p, strategy indicators."""
     cols = [np.ones(len(pos))]
     if has_model:
-        cols.append(_logit(p))
+        cols.append(logit(p))
     if by_strategy is not None:
         cols.extend(by_strategy[pos, j].astype(np.float64) for j in range(by_strategy.shape[1]))
     return np.column_stack(cols)
@@ -156,11 +161,6 @@ def _design_weights(pi: FloatArray, design: npt.NDArray[np.object_]) -> FloatArr
         m = design == name
         w[m] = w[m] / w[m].mean()
     return w
-
-
-def _logit(p: FloatArray) -> FloatArray:
-    q = np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1 - 1e-9)
-    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
 
 
 def verdict_counts(pop: Population, labels: pd.DataFrame | None) -> tuple[FloatArray, FloatArray]:

@@ -23,9 +23,7 @@ def render_report(result: AuditResult) -> str:
     """The report as one HTML string that needs no network or other file."""
     import jinja2
 
-    from governance.audit.settings import get_settings
-
-    cfg = get_settings()
+    cfg = result.settings
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("governance.audit", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),

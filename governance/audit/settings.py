@@ -23,12 +23,16 @@ def _default_design_frames() -> dict[str, DesignFrame]:
     }
 
 
+#: SliceLine's weight of error against size, when slices are scored that way (default of the
+#: `slice_alpha` setting and of the slice finder).
+SLICE_ALPHA = 0.98
+
+
 class AuditSettings(BaseSettings):
     """Configuration of `governance.audit`; every field can be set as `GOVRISK_AUDIT_<FIELD>`."""
 
     model_config = SettingsConfigDict(env_prefix="GOVRISK_AUDIT_", extra="ignore")
 
-    threads: int = 2
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Interval confidence level.")
     flip_rate: float = Field(
         0.04, ge=0.0, le=0.45, description="Reviewer verdict flip rate when not estimable."
@@ -142,7 +146,10 @@ class AuditSettings(BaseSettings):
         "or SliceLine's score.",
     )
     slice_alpha: float = Field(
-        0.98, gt=0, le=1, description="SliceLine error vs size weight (slice_score=sliceline)."
+        SLICE_ALPHA,
+        gt=0,
+        le=1,
+        description="SliceLine error vs size weight (slice_score=sliceline).",
     )
     slice_top_k: int = Field(10, ge=1, description="Slices kept per strategy and error kind.")
     slice_bins: int = Field(

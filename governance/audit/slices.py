@@ -43,8 +43,19 @@ from governance.audit.cohorts import (
 )
 from governance.audit.estimators import FloatArray
 from governance.audit.population import Population
+from governance.audit.settings import SLICE_ALPHA
 from governance.evaluator import EvaluationError, FrameEvaluator
-from governance.strategy import AllOf, AnyOf, Condition, Not, Predicate, Strategy, parse_ref
+from governance.strategy import (
+    AllOf,
+    AnyOf,
+    Condition,
+    Predicate,
+    Strategy,
+    condition_to_data,
+    negate,
+    parse_ref,
+    render_condition,
+)
 
 SLICE_COLUMNS: tuple[str, ...] = (
     "strategy",
@@ -131,9 +142,12 @@ def _bin_bool(name: str, s: pd.Series) -> BinnedFeature:
         ({"feature": name, "op": "==", "value": True},),
         ({"feature": name, "op": "is_null"},),
     )
-    return BinnedFeature(
-        name, codes, (f"{name} = false", f"{name} = true", f"{name} missing"), preds
-    )
+    return BinnedFeature(name, codes, tuple(_predicates_label(p) for p in preds), preds)
+
+
+def _predicates_label(preds: Sequence[Mapping[str, object]]) -> str:
+    """A bin's predicates as the strategy file's renderer writes them (`a == 'x' AND ...`)."""
+    return " AND ".join(render_condition(Predicate.model_validate(d)) for d in preds)
 
 
 def _fmt(x: float) -> str:
@@ -282,8 +296,8 @@ def _numeric_levels(
                     {"feature": name, "op": "<", "value": hi},
                 )
             )
-    labels.append(f"{name} missing")
     preds.append(({"feature": name, "op": "is_null"},))
+    labels.append(_predicates_label(preds[-1]))
     return BinnedFeature(name, codes, tuple(labels), tuple(preds))
 
 
@@ -298,12 +312,13 @@ def _bin_categorical(name: str, s: pd.Series, max_levels: int, min_count: int = 
     codes = np.array(
         [missing if v is None else lookup.get(str(v), other) for v in vals], dtype=np.int64
     )
-    labels = [f"{name} = {v}" for v in top] + [f"{name} other", f"{name} missing"]
     preds: list[tuple[dict[str, object], ...]] = [
         ({"feature": name, "op": "==", "value": v},) for v in top
     ]
     preds.append(({"feature": name, "op": "not_in", "value": top},) if top else ())
     preds.append(({"feature": name, "op": "is_null"},))
+    labels = [_predicates_label(p) for p in preds[:other]]
+    labels += [f"{name} is another value", _predicates_label(preds[missing])]
     return BinnedFeature(name, codes, tuple(labels), tuple(preds))
 
 
@@ -316,7 +331,7 @@ def find_slices(
     features: Sequence[BinnedFeature],
     errors: npt.ArrayLike,
     *,
-    alpha: float = 0.95,
+    alpha: float = SLICE_ALPHA,
     max_level: int = 3,
     min_support: int = 20,
     top_k: int = 10,
@@ -616,7 +631,7 @@ def audit_slices(
     frames: Mapping[Entity, pd.DataFrame],
     posteriors: Mapping[tuple[Entity, Policy], FloatArray],
     *,
-    alpha: float = 0.95,
+    alpha: float = SLICE_ALPHA,
     max_level: int = 3,
     min_support: int = 20,
     top_k: int = 10,
@@ -757,70 +772,11 @@ def audit_slices(
     return out
 
 
-#: The opposite of each comparison (on present values; missing values satisfy neither).
-_FLIPPED_OPS: dict[str, str] = {
-    "<": ">=",
-    "<=": ">",
-    ">": "<=",
-    ">=": "<",
-    "==": "!=",
-    "!=": "==",
-    "in": "not_in",
-    "not_in": "in",
-    "is_null": "not_null",
-    "not_null": "is_null",
-}
-
-
-def _negation(member: Condition) -> Condition:
-    if isinstance(member, Predicate):
-        return Predicate.model_validate({**_predicate_dict(member), "op": _FLIPPED_OPS[member.op]})
-    return Not.model_validate({"not": member})
-
-
-def _predicate_dict(p: Predicate) -> dict[str, object]:
-    out: dict[str, object] = {"feature": p.feature, "op": p.op}
-    if p.value is not None:
-        out["value"] = list(p.value) if isinstance(p.value, tuple | list) else p.value
-    return out
-
-
 def _condition_dicts(node: Condition) -> list[dict[str, object]]:
     """Flat predicate dicts of an `all` chain; other groups stay one (nested) dict."""
     if isinstance(node, AllOf):
         return [d for m in node.all for d in _condition_dicts(m)]
-    if isinstance(node, Predicate):
-        return [_predicate_dict(node)]
-    if isinstance(node, Not):
-        return [{"not": _condition_dict(node.not_)}]
-    return [{"any": [_condition_dict(m) for m in node.any]}]
-
-
-def _condition_dict(node: Condition) -> dict[str, object]:
-    if isinstance(node, AllOf):
-        return {"all": [_condition_dict(m) for m in node.all]}
-    return _condition_dicts(node)[0]
-
-
-def _describe(node: Condition) -> str:
-    if isinstance(node, Predicate):
-        op = {"==": "=", "not_in": "not in"}.get(node.op, node.op)
-        if node.value is None:
-            return f"{node.feature} {op.replace('_', ' ')}"
-        value = node.value
-        shown = (
-            "[" + ", ".join(str(v) for v in value) + "]"
-            if isinstance(value, tuple | list)
-            else str(value).lower()
-            if isinstance(value, bool)
-            else str(value)
-        )
-        return f"{node.feature} {op} {shown}"
-    if isinstance(node, AllOf):
-        return " AND ".join(_describe(m) for m in node.all)
-    if isinstance(node, AnyOf):
-        return "(" + " OR ".join(_describe(m) for m in node.any) + ")"
-    return f"NOT ({_describe(node.not_)})"
+    return [condition_to_data(node)]
 
 
 def _any_groups(node: Condition, path: str = "condition") -> list[tuple[str, AnyOf]]:
@@ -856,13 +812,13 @@ def _clause_features(
             evaluator = evaluator or FrameEvaluator(frame)
             try:
                 hits = np.column_stack([evaluator.mask(b) for b in branches])
-                negs = [_negation(b) for b in branches]
+                negs = [negate(b) for b in branches]
             except (EvaluationError, ValueError):
                 continue
             only = hits & (hits.sum(axis=1) == 1)[:, None]
             codes = np.full(len(pop), len(branches), dtype=np.int64)
             codes[pos[ok]] = np.where(only.any(axis=1), only.argmax(axis=1), len(branches))[ok]
-            labels = [f"fires only via {_describe(b)}" for b in branches]
+            labels = [f"fires only via {render_condition(b)}" for b in branches]
             preds = [
                 tuple(
                     d
@@ -917,12 +873,12 @@ def _near_misses(
         try:
             hits = np.column_stack([evaluator.mask(m) for m in members])
             for j, member in enumerate(members):
-                neg = _negation(member)
+                neg = negate(member)
                 rows = evaluator.mask(neg) & np.delete(hits, j, axis=1).all(axis=1)
                 others = [d for i, m in enumerate(members) if i != j for d in _condition_dicts(m)]
                 for label, cond, sub in _failing_ways(member, neg, rows, frame):
                     item_codes[sub] = len(labels)
-                    labels.append(f"fails only {_describe(member)}{label}")
+                    labels.append(f"fails only {render_condition(member)}{label}")
                     preds.append((*others, *_condition_dicts(cond)))
         except (EvaluationError, ValueError):
             continue
@@ -955,7 +911,7 @@ def _failing_ways(
         if v is None or (isinstance(v, float) and np.isnan(v)):
             continue
         cond = Predicate(feature=member.feature, op="==", value=str(v))
-        out.append((f": {member.feature} = {v}", cond, rows & (values == v)))
+        out.append((f": {render_condition(cond)}", cond, rows & (values == v)))
     return out
 
 
@@ -1080,7 +1036,7 @@ def _population_frame(
 
 
 def _channel_feature(pop: Population, channel_index: npt.NDArray[np.int64]) -> BinnedFeature:
-    labels = tuple(f"channel = {c}" for c in pop.channels)
+    labels = tuple(f"channel == '{c}'" for c in pop.channels)
     # A channel slice maps to the strategy's channel scope, not to a condition predicate.
     preds: tuple[tuple[dict[str, object], ...], ...] = tuple(
         ({"channel": c},) for c in pop.channels

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -32,6 +33,7 @@ from governance.audit.estimators import (
     estimate_totals,
     fit_noisy_logistic,
     interval,
+    logit,
     posterior_violation,
 )
 from governance.audit.population import Population
@@ -76,6 +78,8 @@ SUGGESTION_COLUMNS: tuple[str, ...] = (
 _ORDER_OPS = ("<", "<=", ">", ">=")
 _QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 _GATES = (0.1, 0.2, 0.3, 0.5, 0.7)
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -308,7 +312,8 @@ def _candidates(
                 notes=f"Suggested by the govrisk audit: {summary}",
                 **changes,  # type: ignore[arg-type]
             )
-        except (ValueError, TypeError):
+        except (ValueError, TypeError) as err:
+            _log.info("skipped the %s candidate %r for %s: %s", kind, summary, base.ref, err)
             return
         out.append(Candidate(kind, summary, proposed, base))
 
@@ -333,8 +338,7 @@ def _candidates(
                     new = Predicate(feature=pred.feature, op=pred.op, value=v)
                     make(
                         "threshold",
-                        f"move `{pred.feature} {pred.op} {pred.value}` to `{pred.feature} "
-                        f"{pred.op} {v}`",
+                        f"move `{render_condition(pred)}` to `{render_condition(new)}`",
                         condition=replace_node(base.condition, path, new),
                     )
         if len(preds) > 1:
@@ -646,17 +650,12 @@ def _change_posterior(
         flip_rate=pop.flip_rate,
         prior_mean=[0.0],
         prior_sd=[_CHANGE_OFFSET_SD],
-        offset=_logit(f_labels[inside]),
+        offset=logit(f_labels[inside]),
     )
-    eta = _logit(f_units) + theta[0]
+    eta = logit(f_units) + theta[0]
     prior = 1.0 / (1.0 + np.exp(-eta / np.sqrt(1.0 + np.pi * cov[0, 0] / 8.0)))
     k, n = context.verdicts
     return posterior_violation(prior, k, n, pop.flip_rate)
-
-
-def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    q = np.clip(p, 1e-9, 1 - 1e-9)
-    return np.asarray(np.log(q / (1 - q)), dtype=np.float64)
 
 
 def _table(rows: list[dict[str, object]]) -> pd.DataFrame:

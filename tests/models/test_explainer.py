@@ -124,7 +124,7 @@ def test_unfitted_and_bad_arguments() -> None:
 
 
 def test_threads_default_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    from models.settings import get_settings
+    from features.settings import get_settings
 
     monkeypatch.setenv("GOVRISK_THREADS", "3")
     get_settings.cache_clear()

@@ -82,8 +82,33 @@ def test_logs_tables_and_report_to_mlflow(
     run = client.get_run(result.run_id)
     assert run.data.tags["govrisk.kind"] == "audit"
     assert any(k.startswith("precision__cf-terms") for k in run.data.metrics)
+    # The settings the run used are its parameters.
+    assert run.data.params["audit.confidence"] == str(result.settings.confidence)
     assert (tmp_path / "artifacts").is_dir()
     mlflow.set_tracking_uri(previous)
+
+
+def test_the_report_states_the_settings_the_run_used_not_the_global_ones(
+    audited: AuditResult, world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from governance.audit import report
+    from governance.audit.settings import AuditSettings, get_settings
+
+    monkeypatch.setenv("GOVRISK_AUDIT_CONFIDENCE", "0.8")
+    monkeypatch.setenv("GOVRISK_AUDIT_FP_COST", "7.5")
+    get_settings.cache_clear()
+    try:
+        html = report.render_report(audited)
+        custom = _run(
+            world, tmp_path, settings=AuditSettings(confidence=0.9), write_report=False
+        )
+    finally:
+        get_settings.cache_clear()
+    assert audited.settings.confidence == 0.95
+    assert "Intervals are 95% confidence intervals" in html and "80%" not in html
+    assert "false positive 7.5," not in html
+    assert custom.settings.confidence == 0.9
+    assert "Intervals are 90% confidence intervals" in report.render_report(custom)
 
 
 def test_needs_a_data_dir_or_tables(tmp_path: Path) -> None:

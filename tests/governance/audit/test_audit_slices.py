@@ -38,7 +38,7 @@ def test_finds_the_planted_slice_first_without_redundant_refinements() -> None:
     feats = bin_features(X, n_bins=5)
     found = find_slices(feats, err, max_level=3, min_support=30, top_k=5)
     top = {(feats[f].name, feats[f].labels[lv]) for f, lv in found[0].items}
-    assert top == {("category", "category = c"), ("tier", "tier = none")}
+    assert top == {("category", "category == 'c'"), ("tier", "tier == 'none'")}
     # No later slice is a mere refinement of the top one with the same error rate.
     for s in found[1:]:
         assert not set(found[0].items) < set(s.items)
@@ -75,11 +75,11 @@ def test_audit_slices_surface_the_irrelevant_clause(world: World) -> None:
     bags_fp = table[(table["strategy"] == "cf-bags@v2") & (table["error_kind"] == "fp")]
     # The FPs are attributed to the `any` branch that alone fired: the irrelevant clause.
     top = bags_fp.sort_values("rank")["description"].iloc[0]
-    assert top.startswith("fires only via seller_verification = none")
+    assert top.startswith("fires only via seller_verification == 'none'")
     assert (table["lift"] > 1).all()
     terms_fn = table[(table["strategy"] == "cf-terms@v1") & (table["error_kind"] == "fn")]
     # cf-terms does not act in shop_ads: its misses concentrate there.
-    assert terms_fn["description"].head(3).str.contains("channel = shop_ads").any()
+    assert terms_fn["description"].head(3).str.contains("channel == 'shop_ads'").any()
     json.loads(table["predicates"].iloc[0])
 
 
@@ -136,7 +136,7 @@ def test_likelihood_score_prefers_a_large_clear_slice_to_a_tiny_pure_one() -> No
     err[(X["b"] == "v7").to_numpy()] = 1.0  # ~50 rows, every one an error
     feats = bin_features(X, max_levels=300)
     top = find_slices(feats, err, max_level=1, min_support=20, top_k=2)
-    assert feats[top[0].items[0][0]].labels[top[0].items[0][1]] == "a = p"
+    assert feats[top[0].items[0][0]].labels[top[0].items[0][1]] == "a == 'p'"
 
 
 def test_copies_of_a_slice_per_channel_are_not_repeated() -> None:
@@ -190,9 +190,9 @@ def test_clause_and_near_miss_levels_carry_exact_predicates(world: World) -> Non
     pop = replace(pop, actioned={strategy.ref: next(iter(pop.actioned.values()))})
     frame = world.frame.set_index("item_id").reindex(pop.item_ids).reset_index()
     clause = slices_mod._clause_features(pop, frame, {strategy.ref: strategy})[strategy.ref][0]
-    assert clause.labels[1] == "fires only via listing_category in [toys]"
+    assert clause.labels[1] == "fires only via listing_category in ['toys']"
     near = slices_mod._near_misses(pop, frame, {strategy.ref: strategy})[strategy.ref][0]
-    assert near.labels[0] == "fails only listing_has_brand = true"
+    assert near.labels[0] == "fails only listing_has_brand == true"
     for feat in (clause, near):
         for lv, preds in enumerate(feat.predicates[:-1]):
             cond = AllOf.model_validate({"all": list(preds)})
@@ -219,9 +219,9 @@ def test_near_misses_of_a_category_list_are_split_by_category(world: World) -> N
     pop = next(iter(pops.values()))
     frame = world.frame.set_index("item_id").reindex(pop.item_ids).reset_index()
     near = slices_mod._near_misses(pop, frame, {bags.ref: bags})[bags.ref][0]
-    split = [lab for lab in near.labels if lab.startswith("fails only listing_category in [bags]")]
+    split = [lab for lab in near.labels if lab.startswith("fails only listing_category in ['bags']")]
     assert sorted(split) == [
-        f"fails only listing_category in [bags]: listing_category = {c}"
+        f"fails only listing_category in ['bags']: listing_category == '{c}'"
         for c in ("cards", "toys", "watches")
     ]
     for lv, preds in enumerate(near.predicates[:-1]):
@@ -246,7 +246,7 @@ def test_chance_concentrations_are_not_reported() -> None:
     assert find_slices(feats, err, max_level=2, min_support=20, top_k=5) == []
     err[(X["a"] == "p").to_numpy() & (rng.random(n) < 0.08)] = 1.0  # lift ~3 on a quarter
     found = find_slices(feats, err, max_level=2, min_support=20, top_k=5)
-    assert found and feats[found[0].items[0][0]].labels[found[0].items[0][1]] == "a = p"
+    assert found and feats[found[0].items[0][0]].labels[found[0].items[0][1]] == "a == 'p'"
 
 
 def test_unreadable_features_are_left_out_of_slices(world: World) -> None:
