@@ -443,7 +443,8 @@ def test_cli_fresh_prints_the_drawn_seeds_and_the_per_world_table(
     assert f"seed {cfg.seeds[1]}" in result.output and "worst" in result.output
     assert "2 fresh worlds" in result.output
     refused = runner.invoke(build_app(), [*args, "--seeds", "1"])
-    assert refused.exit_code != 0 and len(seen) == 1
+    assert refused.exit_code == 2 and len(seen) == 1, refused.output
+    assert "--fresh" in refused.output
 
 
 def test_domain_calibration_ratios_split_actioned_from_unactioned_units() -> None:

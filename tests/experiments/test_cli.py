@@ -40,5 +40,6 @@ def test_simulate_rejects_bad_options(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         build_app(), ["simulate", "--out", str(tmp_path), "--listings", "10"]
     )
-    assert result.exit_code != 0
+    assert result.exit_code == 2, result.output
+    assert "--listings" in result.output and "200" in result.output
     assert not (tmp_path / "data").exists()

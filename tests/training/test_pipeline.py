@@ -219,7 +219,13 @@ def test_registered_bundle_resolves_through_pyfunc(trained: Trained) -> None:
     use_tracking_uri(trained.uri)
     target = next(t for t in trained.result.targets if t.policy == "counterfeit")
     assert target.model_uri is not None
-    assert mlflow.pyfunc.load_model(f"models:/{COUNTERFEIT}@{CHALLENGER}") is not None
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{COUNTERFEIT}@{CHALLENGER}")
+    # The pyfunc scores as the registered model does, row for row.
+    ts = training_set(trained.data, "counterfeit")
+    rows = ts.X.head(20)
+    got = pyfunc.predict(rows)["probability"].to_numpy()
+    want = load_scoring_model(COUNTERFEIT, alias=CHALLENGER).predict_proba(rows)
+    np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_oof_file_covers_every_labeled_item(trained: Trained) -> None:

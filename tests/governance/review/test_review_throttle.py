@@ -77,7 +77,12 @@ def test_concurrent_failures_are_all_counted() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert throttle.retry_after(username="ana", client=None) > 0  # exactly 4,000 failures
+    # Exactly 4,000 failures: every one counted (a lost update would leave it unthrottled) ...
+    assert len(throttle._failures["user:ana"]) == 4_000
+    assert throttle.retry_after(username="ana", client=None) > 0
+    # ... and one short of the limit is not throttled, so the check above is the boundary.
+    throttle._failures["user:ana"].popleft()
+    assert throttle.retry_after(username="ana", client=None) == 0.0
 
 
 def test_bad_limits_are_refused_and_settings_tune_them(monkeypatch: pytest.MonkeyPatch) -> None:
