@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from features.synthetic import make_tables as _make_tables
+from experiments.synthetic.tables import make_tables as _make_tables
 
 #: Start of the factory world; `days` later it ends.
 START = datetime(2025, 1, 1)

@@ -2,7 +2,7 @@
 
 `python -m experiments.benchmarks.features_build [--sizes 100000 1000000] [--threads 2]`
 
-For each size a seeded synthetic world (`features.synthetic`) is written as Parquet by one
+For each size a seeded synthetic world (`experiments.synthetic.tables`) is written as Parquet by one
 child process; a second child loads it, builds every frame and the snapshot, and measures
 online feature vectors against that snapshot. Peak memory is the build child's maximum
 resident set size (loading the tables included), so the generator never inflates it.
@@ -26,8 +26,8 @@ _MODULE = "experiments.benchmarks.features_build"
 
 
 def _child_generate(size: int, directory: Path) -> dict[str, object]:
+    from experiments.synthetic.tables import make_tables
     from features.loader import table_path
-    from features.synthetic import make_tables
 
     start = time.perf_counter()
     tables = make_tables(size, seed=0)

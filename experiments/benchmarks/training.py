@@ -85,11 +85,11 @@ def _phase(results: dict[str, dict[str, float]], name: str) -> Iterator[None]:
 
 def _speed_child(n_rows: int, threads: int) -> dict[str, Any]:
     """Generate, assemble and train on `n_rows` labeled listings; timings and memory per phase."""
+    from experiments.synthetic.labeled_frames import make_labeled_frames
     from features.vocabulary import Entity
     from training.dataset import assemble, prepare_labels
     from training.pipeline import train
     from training.spec import parse_spec
-    from training.synthetic import make_labeled_frames
 
     results: dict[str, dict[str, float]] = {}
     with _phase(results, "generate frames (not timed by the goal)"):

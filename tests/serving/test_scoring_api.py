@@ -551,9 +551,9 @@ def marketplace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Synthetic contract tables, their listing frame and snapshot, and a model trained on it."""
     from datetime import datetime, timedelta
 
+    from experiments.synthetic.tables import make_tables
     from features.build import build_features
     from features.catalog import feature_descriptions, feature_types
-    from features.synthetic import make_tables
     from features.vocabulary import Entity
     from models.calibration import Calibration
     from models.encoding import FeatureEncoder

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from experiments.synthetic.labeled_frames import SyntheticData, make_labeled_frames
 from features.vocabulary import Entity
 from training.dataset import EntityData, assemble, prepare_labels
 from training.spec import ExperimentSpec, parse_spec
-from training.synthetic import SyntheticData, make_labeled_frames
 
 
 @pytest.fixture(scope="session")

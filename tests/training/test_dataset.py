@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from experiments.synthetic.labeled_frames import SyntheticData
 from features.vocabulary import Entity
 from training.dataset import (
     DatasetError,
@@ -22,7 +23,6 @@ from training.dataset import (
     training_set,
     week_start,
 )
-from training.synthetic import SyntheticData
 
 
 def _labels(rows: list[tuple[str, str, str, str, str, float]]) -> pd.DataFrame:
@@ -148,7 +148,7 @@ def test_items_created_after_the_cutoff_are_dropped_and_counted(
 
 def test_daily_cutoff_keeps_more_labels(synthetic: SyntheticData) -> None:
     labels = prepare_labels(synthetic.audit_labels, entity=Entity.LISTING)
-    from training.synthetic import frame_as_of
+    from experiments.synthetic.labeled_frames import frame_as_of
 
     cutoff = feature_cutoff(labels["reviewed_at"], cadence="day")
     frames = {}

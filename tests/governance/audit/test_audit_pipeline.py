@@ -99,9 +99,7 @@ def test_the_report_states_the_settings_the_run_used_not_the_global_ones(
     get_settings.cache_clear()
     try:
         html = report.render_report(audited)
-        custom = _run(
-            world, tmp_path, settings=AuditSettings(confidence=0.9), write_report=False
-        )
+        custom = _run(world, tmp_path, settings=AuditSettings(confidence=0.9), write_report=False)
     finally:
         get_settings.cache_clear()
     assert audited.settings.confidence == 0.95

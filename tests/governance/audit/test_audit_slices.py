@@ -219,7 +219,9 @@ def test_near_misses_of_a_category_list_are_split_by_category(world: World) -> N
     pop = next(iter(pops.values()))
     frame = world.frame.set_index("item_id").reindex(pop.item_ids).reset_index()
     near = slices_mod._near_misses(pop, frame, {bags.ref: bags})[bags.ref][0]
-    split = [lab for lab in near.labels if lab.startswith("fails only listing_category in ['bags']")]
+    split = [
+        lab for lab in near.labels if lab.startswith("fails only listing_category in ['bags']")
+    ]
     assert sorted(split) == [
         f"fails only listing_category in ['bags']: listing_category == '{c}'"
         for c in ("cards", "toys", "watches")
