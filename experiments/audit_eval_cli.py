@@ -69,7 +69,8 @@ def evaluate_audit(
     from rich.console import Console
     from rich.table import Table
 
-    from experiments.audit_eval import AuditEvalConfig, fresh_seeds, run_audit_eval
+    from experiments.audit_eval import run as eval_run
+    from experiments.audit_eval.config import AuditEvalConfig, fresh_seeds
 
     console = Console()
     if fresh is not None and (seeds or rescore):
@@ -92,7 +93,7 @@ def evaluate_audit(
         rescore=rescore,
     )
     with console.status("evaluating the audit") as status:
-        result = run_audit_eval(cfg, progress=lambda msg: status.update(msg))
+        result = eval_run.run_audit_eval(cfg, progress=lambda msg: status.update(msg))
     table = Table(
         title=f"Strategy audit vs ground truth ({len(cfg.seeds)} "
         f"{'fresh ' if cfg.fresh else ''}worlds, "

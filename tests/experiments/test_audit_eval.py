@@ -13,29 +13,21 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from experiments.audit_eval import (
+from experiments.audit_eval.calibration import calibration_ratios, domain_calibration_ratios
+from experiments.audit_eval.config import (
     DEVELOPMENT_SEEDS,
     FRESH_SEED_RANGE,
     AuditEvalConfig,
     AuditEvalResult,
     WorldEval,
-    apply_suggestion,
-    budget_for,
-    calibration_ratios,
-    candidate_pools,
-    cleanlab_lists,
-    defects_found,
-    domain_calibration_ratios,
     fresh_seeds,
-    labels_needed,
-    list_quality,
-    oracle_errors,
-    per_world_table,
-    per_world_values,
-    realised_delta,
-    run_audit_eval,
-    summary_table,
 )
+from experiments.audit_eval.defects import defects_found
+from experiments.audit_eval.deltas import apply_suggestion, realised_delta
+from experiments.audit_eval.estimates import budget_for, labels_needed, oracle_errors
+from experiments.audit_eval.lists import candidate_pools, cleanlab_lists, list_quality
+from experiments.audit_eval.run import run_audit_eval
+from experiments.audit_eval.tables import per_world_table, per_world_values, summary_table
 from experiments.audit_eval_cli import DEFAULT_SEEDS, evaluate_audit
 from features.vocabulary import Entity, Policy, StrategyStatus
 from governance.audit.estimators import LabelDraws
@@ -421,7 +413,7 @@ def test_cli_defaults_cover_five_worlds_of_twenty_thousand_listings() -> None:
 def test_cli_fresh_prints_the_drawn_seeds_and_the_per_world_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import experiments.audit_eval as audit_eval
+    import experiments.audit_eval.run as audit_eval
 
     seen: list[AuditEvalConfig] = []
 
