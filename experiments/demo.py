@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-import experiments
+from experiments import SPECS_DIR
 
 if TYPE_CHECKING:
     from governance.experiments.declaration import Experiment
@@ -51,7 +51,7 @@ class Step:
 
 def demo_spec_path() -> Path:
     """The training spec the demo uses (shipped with the package)."""
-    return Path(experiments.__file__).parent / "specs" / "demo.yaml"
+    return SPECS_DIR / "demo.yaml"
 
 
 #: The experiment the demo runs: the fix of the planted deep-discount threshold defect.
@@ -60,7 +60,7 @@ DEMO_EXPERIMENT_ID = "deep-discount-fix"
 
 def demo_candidate_path() -> Path:
     """The candidate version the demo experiments with (shipped with the package)."""
-    return Path(experiments.__file__).parent / "specs" / "campaign-deep-discount@v2.yaml"
+    return SPECS_DIR / "campaign-deep-discount@v2.yaml"
 
 
 def demo_experiment(*, days: int) -> Experiment:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments import SPECS_DIR
 from experiments.audit_eval.estimates import estimate_errors
 from experiments.audit_eval.lists import candidate_pools, cleanlab_lists, list_quality
 from features.vocabulary import Entity, Policy
@@ -120,7 +121,7 @@ def evaluate_fraud_data(
     from governance.audit.ranking import rank_flags
     from governance.evaluator import evaluate_condition
 
-    spec = load_spec(Path(__file__).parent / "specs" / "ecommerce_fraud.yaml")
+    spec = load_spec(SPECS_DIR / "ecommerce_fraud.yaml")
     ds = build_dataset(spec, base_dir=base_dir, threads=2)
     frame = ds.frame
     y = frame["label"].to_numpy(dtype=float) > 0.5

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments import SPECS_DIR
 from experiments.audit_eval.calibration import calibration_ratios, domain_calibration_ratios
 from experiments.audit_eval.config import AuditEvalConfig, ProgressFn, WorldEval
 from experiments.audit_eval.defects import defects_found
@@ -203,7 +204,7 @@ def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Wor
         oof = pd.read_parquet(oof_path) if oof_path.exists() else None
     else:
         progress(f"seed {seed}: training {len(targets)} risk models")
-        spec_path = cfg.train_spec or Path(__file__).parent / "specs" / "demo.yaml"
+        spec_path = cfg.train_spec or SPECS_DIR / "demo.yaml"
         text_frames = {e: with_text_fields(f, e, tables) for e, f in frames.items()}
         preds, oof = _train_and_score(
             wdir / "data", wdir, targets, text_frames, tables["audit_labels"], spec_path
