@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -297,6 +298,54 @@ def more_labels_to_pin(width: float, n_labels: int, *, max_width: float) -> int 
     if n_labels <= 0:
         return None
     return max(1, math.ceil(n_labels * (width / max_width) ** 2) - n_labels)
+
+
+#: Labels behind each number: precision rests on the labels inside the strategy's actioned
+#: set, recall on every label of its (entity, policy) population (its denominator spans it).
+LABELS_BEHIND = {"precision": "n_labels", "recall": "n_labels_population"}
+
+
+@dataclass(frozen=True)
+class LabelSupport:
+    """The labels behind one precision or recall and whether they pin it."""
+
+    n_labels: int
+    #: Unknown value: None; pinned: 0; otherwise about how many more labels would pin it
+    #: (None also when no label stands behind a wide interval).
+    more_needed: int | None
+    known: bool
+    where: str
+
+    @property
+    def pinned(self) -> bool:
+        """The interval is at most the pinned width."""
+        return self.known and self.more_needed == 0
+
+    @property
+    def note(self) -> str:
+        """ "needs about N more labels in ..." for a person, or "" when pinned or unknown."""
+        if not self.known or self.more_needed == 0:
+            return ""
+        if self.more_needed is None:
+            return f"not pinned: no labels {self.where} yet"
+        return f"needs about {self.more_needed:,} more labels {self.where}"
+
+
+def label_support(
+    row: pd.Series | Mapping[str, Any], name: str, *, max_width: float
+) -> LabelSupport:
+    """The labels behind a metrics-table row's precision or recall (`name`) and, when its
+    interval is wider than `max_width`, about how many more would pin it."""
+    n = int(row[LABELS_BEHIND[name]])
+    value, low, high = (float(row[k]) for k in (name, f"{name}_low", f"{name}_high"))
+    where = (
+        "among its actioned items"
+        if name == "precision"
+        else f"on {row['entity']} items for {row['policy']}"
+    )
+    known = math.isfinite(value)
+    more = more_labels_to_pin(high - low, n, max_width=max_width) if known else None
+    return LabelSupport(n, more, known, where)
 
 
 def _row(

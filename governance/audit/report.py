@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from governance.audit.metrics import more_labels_to_pin
+from governance.audit.metrics import LABELS_BEHIND, label_support
 
 if TYPE_CHECKING:
     from governance.audit.pipeline import AuditResult
@@ -91,36 +91,16 @@ def _ci(p: float, lo: float, hi: float) -> str:
     return f"{p:,.0f} [{lo:,.0f}, {hi:,.0f}]"
 
 
-#: Labels behind each number: precision rests on the labels inside the strategy's actioned
-#: set, recall on every label of its (entity, policy) population (its denominator spans it).
-_LABELS_BEHIND = {"precision": "n_labels", "recall": "n_labels_population"}
-
-
 def _pin(r: pd.Series, name: str, *, max_width: float) -> dict[str, Any]:
-    """Labels behind one precision or recall and, when its interval is wider than
-    `max_width`, about how many more would pin it."""
-    n = int(r[_LABELS_BEHIND[name]])
-    value, low, high = (float(r[k]) for k in (name, f"{name}_low", f"{name}_high"))
-    where = (
-        "among its actioned items"
-        if name == "precision"
-        else f"on {r['entity']} items for {r['policy']}"
-    )
-    out: dict[str, Any] = {"labels": f"{n:,} label{'' if n == 1 else 's'}", "note": ""}
-    if not np.isfinite(value):
-        return out
-    more = more_labels_to_pin(high - low, n, max_width=max_width)
-    if more is None:
-        out["note"] = f"not pinned: no labels {where} yet"
-    elif more > 0:
-        out["note"] = f"needs about {more:,} more labels {where}"
-    return out
+    support = label_support(r, name, max_width=max_width)
+    n = support.n_labels
+    return {"labels": f"{n:,} label{'' if n == 1 else 's'}", "note": support.note}
 
 
 def _unpinned_counts(overall: pd.DataFrame, *, max_width: float) -> dict[str, str]:
     """Per measure: how many strategies' (all channels) intervals are wider than `max_width`."""
     out = {}
-    for name in _LABELS_BEHIND:
+    for name in LABELS_BEHIND:
         width = overall[f"{name}_high"] - overall[f"{name}_low"]
         known = overall[name].notna()
         out[name] = f"{int((known & ~(width <= max_width)).sum())} of {int(known.sum())}"

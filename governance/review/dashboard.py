@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from features.vocabulary import Verdict as VerdictValue
+from governance.audit.metrics import LABELS_BEHIND, LabelSupport, label_support
 from governance.audit.settings import get_settings as audit_settings
 from governance.review.orm import QueueItem, Verdict
 from governance.review.vocabulary import ItemKind
@@ -254,40 +255,43 @@ class AuditRow:
     fn: float
     fn_confirmed: float
     error_cost: float
+    #: What would pin each number ("needs about N more labels ..."), "" when pinned.
+    precision_support: LabelSupport
+    recall_support: LabelSupport
 
     @property
     def pinned(self) -> bool:
         """Both intervals at most `pinned_max_width()` wide."""
-        width = pinned_max_width()
-        return all(
-            e.low is not None and e.high is not None and e.high - e.low <= width
-            for e in (self.precision, self.recall)
-        )
+        return self.precision_support.pinned and self.recall_support.pinned
 
 
 def audit_rows(df: pd.DataFrame) -> list[AuditRow]:
     """Per-strategy rows (channel `all`) of the audit's metrics table, worst error cost first."""
     rows = df[(df["channel"] == "all") & (df["strategy"] != "*")]
+    width = pinned_max_width()
     out = [
         AuditRow(
             strategy=str(r["strategy"]),
             policy=str(r["policy"]),
             n_actioned=int(r["n_actioned"]),
-            precision=_audit_estimate(r, "precision", int(r["n_labeled_positive"])),
-            recall=_audit_estimate(r, "recall", int(r["n_labels_population"])),
+            precision=_audit_estimate(r, "precision"),
+            recall=_audit_estimate(r, "recall"),
             fp=_finite(r["fp"]),
             fn=_finite(r["fn"]),
             fn_confirmed=_finite(r["fn_confirmed"]),
             error_cost=_finite(r["error_cost"]),
+            precision_support=label_support(r, "precision", max_width=width),
+            recall_support=label_support(r, "recall", max_width=width),
         )
         for _, r in rows.iterrows()
     ]
     return sorted(out, key=lambda row: -row.error_cost)
 
 
-def _audit_estimate(row: pd.Series, name: str, n_labels: int) -> Estimate:
+def _audit_estimate(row: pd.Series, name: str) -> Estimate:
+    """One number with its interval and the labels behind it (as the audit report counts)."""
     value, low, high = (_number(row[k]) for k in (name, f"{name}_low", f"{name}_high"))
-    return Estimate(value, low, high, n_labels)
+    return Estimate(value, low, high, int(row[LABELS_BEHIND[name]]))
 
 
 def _number(value: Any) -> float | None:

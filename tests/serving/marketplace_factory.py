@@ -34,7 +34,7 @@ def write_audit_metrics(tmp_path: Path) -> Path:
             "fn": 302.3963,
             "fn_confirmed": 12.0,
             "error_cost": 4567.8,
-            "n_labeled_positive": 140,
+            "n_labels": 140,
             "n_labels_population": 64,
         },
         base
@@ -46,6 +46,7 @@ def write_audit_metrics(tmp_path: Path) -> Path:
             "precision": 0.5,
             "precision_low": 0.1,
             "precision_high": 0.9,
+            "n_labels": 25,
             "recall": float("nan"),
             "recall_low": float("nan"),
             "recall_high": float("nan"),

@@ -176,7 +176,7 @@ def _pm_compares_and_promotes_a_suggested_version(
     assert statuses == "active"
     page.goto(f"{service.url}/dashboard")
     audit = page.locator("#audit-estimates").inner_text()
-    assert "listing-counterfeit-terms@v3" in audit and "needs more labels" in audit
+    assert "listing-counterfeit-terms@v3" in audit and "needs about" in audit
     assert page.evaluate("document.documentElement.scrollWidth") <= 1300  # no 4,400 px page
     page.screenshot(path=str(screenshots / "dashboard.png"), full_page=True)
     page.close()

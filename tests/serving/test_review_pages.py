@@ -307,7 +307,10 @@ def test_dashboard_shows_audit_estimates_a_person_reads(
     assert "302" in table and "302.3963" not in table and "4,568" in table
     assert "nan" not in table.lower() and "None" not in table
     assert "fn_impressions" not in table  # no raw column names
-    assert table.count("needs more labels") == 1 and table.count(">pinned<") == 1
+    assert table.count(">pinned<") == 1
+    # 25 labels give an 80-point interval; (80 / 20)^2 x 25 = 400 labels would pin it.
+    assert table.count("needs about") == 1
+    assert "precision needs about 375 more labels among its actioned items" in table
     assert table.index("listing-counterfeit-terms") < table.index("campaign-deep-discount")
     assert table.count('class="spark"') == 1 and "no decisions in the data" in table
 
