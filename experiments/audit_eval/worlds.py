@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,29 +21,19 @@ from experiments.audit_eval.deltas import apply_suggestion, pick_suggestions, re
 from experiments.audit_eval.estimates import estimate_errors, labels_needed, oracle_errors
 from experiments.audit_eval.lists import candidate_pools, cleanlab_lists, list_quality
 from experiments.audit_eval.truth import truth_by_population
+from features.settings import thread_count
 from features.text_source import with_text_fields
 from features.vocabulary import Entity, Policy, StrategyStatus
 from governance.audit.metrics import strategy_metrics
+from governance.audit.pipeline import (
+    bundle_probabilities,
+    label_prevalence,
+    score_all_rows,
+    target_predictions,
+)
 from governance.strategy import Strategy
 
 log = logging.getLogger(__name__)
-
-
-def predict_all_rows(
-    predict: Callable[[pd.DataFrame], Any],
-    row_problems: Callable[[pd.DataFrame], pd.Series],
-    frame: pd.DataFrame,
-) -> np.ndarray:
-    """Probabilities for every row; rows the model refuses get the mean of the others."""
-    from governance.audit.pipeline import score_all_rows
-
-    return score_all_rows(predict, row_problems, frame)
-
-
-def _bundle_predict(bundle: Any) -> Callable[[pd.DataFrame], Any]:
-    from governance.audit.pipeline import _bundle_predict as make
-
-    return make(bundle)
 
 
 def _train_and_score(
@@ -98,34 +88,20 @@ def _train_and_score(
         frame = frames[e]
         name = f"govrisk-{e.value}-{p.value}".replace("_", "-")
         t = trained.get(name)
+        prob: float | np.ndarray
         if t is not None and t.get("version"):
-            bundle = load_bundle(f"models:/{name}/{t['version']}", threads=2)
-            prob = predict_all_rows(_bundle_predict(bundle), bundle.encoder.row_problems, frame)
+            bundle = load_bundle(f"models:/{name}/{t['version']}", threads=thread_count())
+            prob = bundle_probabilities(bundle, frame)
         elif t is not None and t.get("run_id"):
             # Trained but not registered (e.g. its bundle failed the ONNX parity gate): score
             # with the run's LightGBM text model, encoder and calibration instead.
             prob = score_with_run(str(t["run_id"]), frame)
         else:
-            # No model (too few labels, or sellers): a constant prior from random labels, which
-            # turns the estimator into the plain design-weighted one.
-            lab = labels[
-                (labels["entity"] == e.value)
-                & (labels["policy"] == p.value)
-                & (labels["sampling"] == "random")
-            ]
-            prior = float((lab["verdict"] == "violating").mean()) if len(lab) else 0.5
-            prob = np.full(len(frame), min(max(prior, 0.01), 0.99))
-            log.warning("no trained model for %s/%s: constant prior %.3f", e.value, p.value, prior)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "entity": e.value,
-                    "item_id": frame["item_id"].astype(str).to_numpy(),
-                    "policy": p.value,
-                    "p": np.asarray(prob, dtype=np.float64),
-                }
-            )
-        )
+            # No model (too few labels, or sellers): the audit's own fallback, the labels'
+            # design-weighted prevalence, which turns the estimator into the design-based one.
+            prob = label_prevalence(labels, e, p)
+            log.warning("no trained model for %s/%s: constant prior %.3f", e.value, p.value, prob)
+        parts.append(target_predictions(frame, e, p, prob))
     oof_path = summary.get("oof_predictions")
     oof = pd.read_parquet(oof_path) if oof_path else None
     return pd.concat(parts, ignore_index=True), oof
@@ -152,10 +128,12 @@ def score_with_run(run_id: str, frame: pd.DataFrame) -> np.ndarray:
         calibration = Calibration.from_dict(json.loads((local / "calibration.json").read_text()))
 
     def predict(f: pd.DataFrame) -> np.ndarray:
-        margin = np.asarray(booster.predict(encoder.transform(f), raw_score=True, num_threads=2))
+        margin = np.asarray(
+            booster.predict(encoder.transform(f), raw_score=True, num_threads=thread_count())
+        )
         return np.asarray(calibration.apply(margin), dtype=np.float64)
 
-    return predict_all_rows(predict, encoder.row_problems, frame)
+    return score_all_rows(predict, encoder.row_problems, frame)
 
 
 def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> WorldEval:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from features.settings import thread_count
@@ -333,15 +334,17 @@ def label_prevalence(labels: pd.DataFrame, entity: Entity, policy: Policy) -> fl
     return float(np.clip(np.average(violating, weights=weights), 1e-3, 1 - 1e-3))
 
 
-def _constant_predictions(
-    frame: pd.DataFrame, entity: Entity, policy: Policy, p: float
+def target_predictions(
+    frame: pd.DataFrame, entity: Entity, policy: Policy, p: float | npt.ArrayLike
 ) -> pd.DataFrame:
+    """The audit's predictions table (entity, item_id, policy, p) of one target's items; a
+    scalar `p` is the constant prediction of a target without a model."""
     return pd.DataFrame(
         {
             "entity": entity.value,
             "item_id": frame["item_id"].astype(str).to_numpy(),
             "policy": policy.value,
-            "p": np.full(len(frame), p, dtype=np.float64),
+            "p": np.broadcast_to(np.asarray(p, dtype=np.float64), (len(frame),)).copy(),
         }
     )
 
@@ -384,28 +387,20 @@ def score_frames(
                 type(err).__name__,
                 prior,
             )
-            parts.append(_constant_predictions(frame, entity, policy, prior))
+            parts.append(target_predictions(frame, entity, policy, prior))
             continue
-        p = score_all_rows(_bundle_predict(bundle), bundle.encoder.row_problems, frame)
         bundles[(entity, policy)] = bundle
-        parts.append(
-            pd.DataFrame(
-                {
-                    "entity": entity.value,
-                    "item_id": frame["item_id"].astype(str).to_numpy(),
-                    "policy": policy.value,
-                    "p": np.asarray(p, dtype=np.float64),
-                }
-            )
-        )
+        parts.append(target_predictions(frame, entity, policy, bundle_probabilities(bundle, frame)))
     return pd.concat(parts, ignore_index=True), bundles
 
 
-def _bundle_predict(bundle: Any) -> Callable[[pd.DataFrame], Any]:
-    def predict(frame: pd.DataFrame) -> Any:
-        return bundle.predict(frame)[1]
+def bundle_probabilities(bundle: Any, frame: pd.DataFrame) -> np.ndarray:
+    """A model bundle's calibrated probability of every row (`score_all_rows`)."""
 
-    return predict
+    def predict(rows: pd.DataFrame) -> Any:
+        return bundle.predict(rows)[1]
+
+    return score_all_rows(predict, bundle.encoder.row_problems, frame)
 
 
 def score_all_rows(
