@@ -12,7 +12,7 @@ usual selection problem), so for a version that was active the affected exposure
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -234,6 +234,42 @@ def backtest_strategy(
         channels=channels,
         overlap=overlap,
         skipped=skipped,
+    )
+
+
+def replay_days(tables: Mapping[str, pd.DataFrame], days: int) -> list[pd.Timestamp]:
+    """The last `days` days of `channel_exposure` (refused when it holds none)."""
+    observed = sorted(tables["channel_exposure"]["day"].unique())
+    replay = [pd.Timestamp(d) for d in observed[-days:]]
+    if not replay:
+        raise ValueError("channel_exposure is empty: there is no history to replay")
+    return replay
+
+
+def backtest_tables(
+    strategy: Strategy,
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    days: int,
+    others: Iterable[Strategy] = (),
+    on_day: Callable[[pd.Timestamp], None] | None = None,
+) -> BacktestResult:
+    """Backtest one version on the last `days` days of the contract tables: its entity's frame
+    built as of each day (point in time), against the observed exposure; `others` as in
+    `backtest_strategy`. `on_day` is called after each day's frame is built (progress)."""
+    from features.build import build_frames
+
+    frames_by_day = {}
+    for day in replay_days(tables, days):
+        frames = build_frames(tables, as_of=day.to_pydatetime(), entities=(strategy.entity,))
+        frames_by_day[day] = frames[strategy.entity]
+        if on_day is not None:
+            on_day(day)
+    return backtest_strategy(
+        strategy,
+        frames_by_day=frames_by_day,
+        exposure=entity_exposure(tables, strategy.entity),
+        others=others,
     )
 
 

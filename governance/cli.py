@@ -178,12 +178,11 @@ def backtest(
     ] = None,
 ) -> None:
     """Replay any version (draft and shadow too) on past days: hits, exposure, overlap."""
-    import pandas as pd
     from rich.progress import Progress
 
     from features.contract import ContractError
     from features.loader import load_tables
-    from governance.backtest import backtest_strategy, entity_exposure
+    from governance.backtest import backtest_tables
     from governance.evaluator import EvaluationError
     from governance.registry import StrategyNotFoundError
 
@@ -191,38 +190,18 @@ def backtest(
     registry = _load_registry(data)
     try:
         strategy = registry.get(ref)
-    except (StrategyNotFoundError, ValueError) as err:
-        console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from err
-    try:
-        from features.build import build_frames
-    except ImportError as err:
-        console.print(f"[red]feature frames cannot be built: {err} (features.build)[/red]")
-        raise typer.Exit(1) from err
-    try:
         tables = load_tables(data)
-    except ContractError as err:
-        console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from err
-    exposure = entity_exposure(tables, strategy.entity)
-    all_days = sorted(tables["channel_exposure"]["day"].unique())
-    replay = [pd.Timestamp(d) for d in all_days[-days:]]
-    if not replay:
-        console.print("[red]channel_exposure is empty: there is no history to replay[/red]")
-        raise typer.Exit(1)
-    frames_by_day = {}
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"building {strategy.entity.value} frames", total=len(replay))
-        for day in replay:
-            frames = build_frames(tables, as_of=day.to_pydatetime(), entities=(strategy.entity,))
-            frames_by_day[day] = frames[strategy.entity]
-            progress.advance(task)
-    others = [s for s in registry.active(entity=strategy.entity) if s.ref != strategy.ref]
-    try:
-        result = backtest_strategy(
-            strategy, frames_by_day=frames_by_day, exposure=exposure, others=others
-        )
-    except EvaluationError as err:
+        others = [s for s in registry.active(entity=strategy.entity) if s.ref != strategy.ref]
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"building {strategy.entity.value} frames", total=days)
+            result = backtest_tables(
+                strategy,
+                tables,
+                days=days,
+                others=others,
+                on_day=lambda _day: progress.advance(task),
+            )
+    except (StrategyNotFoundError, ContractError, EvaluationError, ValueError) as err:
         console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from err
     _print_backtest(result, console)
