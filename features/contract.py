@@ -83,6 +83,12 @@ def _pandera_schema(spec: TableSpec) -> pa.DataFrameSchema:
             checks.append(pa.Check.ge(col.min_value, error=f"value below {col.min_value}"))
         if col.max_value is not None:
             checks.append(pa.Check.le(col.max_value, error=f"value above {col.max_value}"))
+        if col.max_length is not None:
+            checks.append(
+                pa.Check.str_length(
+                    max_value=col.max_length, error=f"text longer than {col.max_length} characters"
+                )
+            )
         if col.kind == "float":
             checks.append(
                 pa.Check(
@@ -103,11 +109,19 @@ def _examples(df: pd.DataFrame, spec: TableSpec, index: pd.Index) -> tuple[str, 
     return tuple("/".join(str(v) for v in values) for values in rows[key].itertuples(index=False))
 
 
-def find_column_problems(name: str, df: pd.DataFrame) -> list[Problem]:
-    """Missing or wrongly typed columns of table `name` (cheap: no value checks)."""
-    if name not in TABLES:
-        raise KeyError(f"unknown contract table {name!r}; known: {sorted(TABLES)}")
-    spec = TABLES[name]
+def _spec(table: str | TableSpec) -> TableSpec:
+    if isinstance(table, TableSpec):
+        return table
+    if table not in TABLES:
+        raise KeyError(f"unknown contract table {table!r}; known: {sorted(TABLES)}")
+    return TABLES[table]
+
+
+def find_column_problems(table: str | TableSpec, df: pd.DataFrame) -> list[Problem]:
+    """Missing or wrongly typed columns of `table`, a contract table's name or any declared
+    table (cheap: no value checks)."""
+    spec = _spec(table)
+    name = spec.name
     problems: list[Problem] = []
     problems.extend(
         Problem(name, c, "missing column", 0, ()) for c in spec.column_names if c not in df.columns
@@ -126,12 +140,14 @@ def find_column_problems(name: str, df: pd.DataFrame) -> list[Problem]:
     return problems
 
 
-def find_problems(name: str, df: pd.DataFrame) -> list[Problem]:
-    """Every way `df` breaks the declaration of table `name` (empty when it conforms)."""
-    problems = find_column_problems(name, df)
+def find_problems(table: str | TableSpec, df: pd.DataFrame) -> list[Problem]:
+    """Every way `df` breaks the declaration of `table`, a contract table's name or any
+    declared table such as the audit's outputs (empty when it conforms)."""
+    spec = _spec(table)
+    name = spec.name
+    problems = find_column_problems(spec, df)
     if problems:
         return problems  # value checks on wrongly typed or absent columns only add noise
-    spec = TABLES[name]
     df = df.reset_index(drop=True)
     try:
         _pandera_schema(spec).validate(df, lazy=True)
@@ -180,3 +196,30 @@ def find_reference_problems(tables: Mapping[str, pd.DataFrame]) -> list[Problem]
                     )
                 )
     return problems
+
+
+def typed_frame(table: str | TableSpec, df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with exactly the declared columns, in order, each cast to its declared kind (text
+    keeps missing values missing where the column is nullable): how a table is written."""
+    spec = _spec(table)
+    out = df.reindex(columns=spec.column_names).reset_index(drop=True)
+    for col in spec.columns:
+        out[col.name] = _cast(out[col.name], col)
+    return out
+
+
+def _cast(series: pd.Series, col: ColumnSpec) -> pd.Series:
+    if col.kind == "string":
+        if not col.nullable:
+            return series.astype("str")
+        kept = [
+            None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in series
+        ]
+        return pd.Series(pd.array(kept, dtype="str"), index=series.index)
+    if col.kind == "float":
+        return series.astype("float64")
+    if col.kind == "int":
+        return series.astype("Int64" if col.nullable else "int64")
+    if col.kind == "bool":
+        return series.astype("boolean" if col.nullable else "bool")
+    return pd.to_datetime(series)

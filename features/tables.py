@@ -37,6 +37,8 @@ class ColumnSpec:
     unit: str = ""
     min_value: float | None = None
     max_value: float | None = None
+    #: Longest text a string column may hold (the review database's column width).
+    max_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def _enum(e: type[StrEnum]) -> tuple[str, ...]:
     return tuple(values(e))
 
 
-def _c(
+def column_spec(
     name: str,
     kind: ColumnKind,
     description: str,
@@ -77,7 +79,9 @@ def _c(
     unit: str = "",
     min_value: float | None = None,
     max_value: float | None = None,
+    max_length: int | None = None,
 ) -> ColumnSpec:
+    """One column declaration (`enum` as the StrEnum whose values the column takes)."""
     return ColumnSpec(
         name=name,
         kind=kind,
@@ -87,7 +91,11 @@ def _c(
         unit=unit,
         min_value=min_value,
         max_value=max_value,
+        max_length=max_length,
     )
+
+
+_c = column_spec
 
 
 SELLERS = TableSpec(

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from features.vocabulary import Channel, Entity, Policy, StrategyStatus, Verdict
+from governance.audit.tables import ITEM_ID_MAX_LENGTH
+from governance.audit.vocabulary import SuggestionKind
 from governance.review.vocabulary import (
     Confidence,
     EscalationKind,
@@ -187,7 +189,7 @@ class FlagRow(BaseModel):
     """One row of flags.parquet."""
 
     entity: Entity
-    item_id: str = Field(min_length=1, max_length=128)
+    item_id: str = Field(min_length=1, max_length=ITEM_ID_MAX_LENGTH)
     policy: Policy
     channel: Channel | None = None
     kind: ItemKind
@@ -320,14 +322,7 @@ class SuggestionRow(BaseModel):
     suggestion_id: str = Field(min_length=1, max_length=128)
     strategy_id: str = Field(min_length=1, max_length=128)
     base_version: RowId | None = None
-    kind: Literal[
-        "threshold",
-        "drop_predicate",
-        "add_predicate",
-        "score_gate",
-        "channel_scope",
-        "new_strategy",
-    ]
+    kind: SuggestionKind
     summary: str
     proposed_yaml: str = Field(min_length=1)
     delta_fp: FiniteFloat

@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from features.contract import typed_frame
 from features.vocabulary import Entity, Policy, Sampling
 from governance.audit.estimators import (
     FloatArray,
@@ -26,22 +27,13 @@ from governance.audit.estimators import (
     posterior_violation,
 )
 from governance.audit.population import Population
+from governance.audit.tables import FLAGS
+from governance.audit.vocabulary import FlagKind
 
-FLAG_COLUMNS: tuple[str, ...] = (
-    "entity",
-    "item_id",
-    "policy",
-    "channel",
-    "kind",
-    "priority",
-    "p_error",
-    "inclusion_probability",
-    "strategies",
-    "reasons",
-)
-LIKELY_FP = "likely_false_positive"
-LIKELY_FN = "likely_false_negative"
-RANDOM_AUDIT = "random_audit"
+FLAG_COLUMNS: tuple[str, ...] = tuple(FLAGS.column_names)
+LIKELY_FP = FlagKind.LIKELY_FALSE_POSITIVE.value
+LIKELY_FN = FlagKind.LIKELY_FALSE_NEGATIVE.value
+RANDOM_AUDIT = FlagKind.RANDOM_AUDIT.value
 #: The audit_labels `sampling` a verdict on each flag kind must come back with: the audit slice
 #: is the `model_ranked` importance design (with the inclusion probability it was drawn with);
 #: ranked-list picks are take-all, so they get their own design and stay out of the estimates.
@@ -463,11 +455,4 @@ def _empty_flags() -> pd.DataFrame:
 
 
 def _typed(flags: pd.DataFrame) -> pd.DataFrame:
-    df = flags.reindex(columns=list(FLAG_COLUMNS))
-    for col in ("entity", "item_id", "policy", "kind", "strategies", "reasons"):
-        df[col] = df[col].astype("str")
-    df["channel"] = df["channel"].astype("str").where(df["channel"].notna(), None)
-    df["channel"] = pd.array(df["channel"].tolist(), dtype="str")
-    for col in ("priority", "p_error", "inclusion_probability"):
-        df[col] = df[col].astype("float64")
-    return df.reset_index(drop=True)
+    return typed_frame(FLAGS, flags)

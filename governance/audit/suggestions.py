@@ -39,6 +39,7 @@ from governance.audit.estimators import (
 from governance.audit.population import Population
 from governance.audit.ranking import domain_calibrated, verdict_counts
 from governance.audit.slices import ALL_STRATEGIES
+from governance.audit.vocabulary import SuggestionKind
 from governance.evaluator import FrameEvaluator
 from governance.registry import StrategyRegistry
 from governance.strategy import (
@@ -86,7 +87,7 @@ _log = logging.getLogger(__name__)
 class Candidate:
     """One proposed change before projection."""
 
-    kind: str
+    kind: SuggestionKind
     summary: str
     strategy: Strategy
     base: Strategy | None
@@ -303,7 +304,7 @@ def _candidates(
 ) -> list[Candidate]:
     out: list[Candidate] = []
 
-    def make(kind: str, summary: str, **changes: object) -> None:
+    def make(kind: SuggestionKind, summary: str, **changes: object) -> None:
         try:
             proposed = new_version(
                 base,
@@ -337,7 +338,7 @@ def _candidates(
                         continue
                     new = Predicate(feature=pred.feature, op=pred.op, value=v)
                     make(
-                        "threshold",
+                        SuggestionKind.THRESHOLD,
                         f"move `{render_condition(pred)}` to `{render_condition(new)}`",
                         condition=replace_node(base.condition, path, new),
                     )
@@ -346,7 +347,7 @@ def _candidates(
                 cond = replace_node(base.condition, path, None)
             except ValueError:
                 continue
-            make("drop_predicate", f"drop `{render_condition(pred)}`", condition=cond)
+            make(SuggestionKind.DROP_PREDICATE, f"drop `{render_condition(pred)}`", condition=cond)
 
     fp_slices = (
         slices[(slices["strategy"] == base.ref) & (slices["error_kind"] == "fp")]
@@ -362,14 +363,18 @@ def _candidates(
         if feats:
             excl = _slice_condition(feats)
             make(
-                "add_predicate",
+                SuggestionKind.ADD_PREDICATE,
                 f"exclude the false-positive slice {s['description']}",
                 condition=_and(base.condition, Not(not_=excl)),
             )
         elif chans and len(base.channels) > 1:
             kept = tuple(c for c in base.channels if c.value not in chans)
             if kept:
-                make("channel_scope", f"stop acting in {', '.join(chans)}", channels=kept)
+                make(
+                    SuggestionKind.CHANNEL_SCOPE,
+                    f"stop acting in {', '.join(chans)}",
+                    channels=kept,
+                )
 
     gate_col = f"p_{base.policy.value}"
     fn_slices = (
@@ -392,7 +397,7 @@ def _candidates(
                     continue
                 wider = Predicate(feature=pred.feature, op="in", value=[*listed, v])
                 make(
-                    "threshold",
+                    SuggestionKind.THRESHOLD,
                     f"add {v} to `{render_condition(pred)}` (its false negatives concentrate "
                     f"there: {s['description']})",
                     condition=replace_node(base.condition, path, wider),
@@ -406,14 +411,14 @@ def _candidates(
                 branch = AllOf(all=(*segment, gate)) if segment else gate
                 where = " AND ".join(render_condition(p) for p in segment) or "every item"
                 make(
-                    "score_gate",
+                    SuggestionKind.SCORE_GATE,
                     f"also act where {where} and `{gate_col} >= {t}` (its hits there decayed)",
                     condition=AnyOf(any=(base.condition, branch)),
                 )
     if gate_col in frame.columns:
         for t in _GATES:
             make(
-                "score_gate",
+                SuggestionKind.SCORE_GATE,
                 f"only act when `{gate_col} >= {t}`",
                 condition=_and(base.condition, Predicate(feature=gate_col, op=">=", value=t)),
             )
@@ -421,10 +426,12 @@ def _candidates(
     if len(base.channels) > 1:
         for c in base.channels:
             kept = tuple(x for x in base.channels if x != c)
-            make("channel_scope", f"stop acting in {c.value}", channels=kept)
+            make(SuggestionKind.CHANNEL_SCOPE, f"stop acting in {c.value}", channels=kept)
     for c in entity_channels:
         if c not in base.channels:
-            make("channel_scope", f"also act in {c.value}", channels=(*base.channels, c))
+            make(
+                SuggestionKind.CHANNEL_SCOPE, f"also act in {c.value}", channels=(*base.channels, c)
+            )
     return out
 
 
@@ -509,7 +516,7 @@ def _gap_candidates(
                 )
             except ValueError:
                 continue
-            out.append(Candidate("new_strategy", summary, strategy, None))
+            out.append(Candidate(SuggestionKind.NEW_STRATEGY, summary, strategy, None))
     return out
 
 
@@ -600,7 +607,7 @@ def _project_all(
                     "suggestion_id": "sg-" + hashlib.sha1(proposed_yaml.encode()).hexdigest()[:12],
                     "strategy_id": c.strategy.id,
                     "base_version": c.base.version if c.base is not None else None,
-                    "kind": c.kind,
+                    "kind": c.kind.value,
                     "summary": c.summary,
                     "proposed_yaml": proposed_yaml,
                     "delta_fp": dfp[0],

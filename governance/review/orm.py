@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from governance.audit.tables import ITEM_ID_MAX_LENGTH
 from governance.experiments.vocabulary import ExperimentStatus, RandomisationUnit
 from governance.review.vocabulary import (
     Confidence,
@@ -130,7 +131,7 @@ class QueueItem(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     entity: Mapped[str] = mapped_column(sa.String(16))
-    item_id: Mapped[str] = mapped_column(sa.String(128))
+    item_id: Mapped[str] = mapped_column(sa.String(ITEM_ID_MAX_LENGTH))
     policy: Mapped[str] = mapped_column(sa.String(32))
     channel: Mapped[str | None] = mapped_column(sa.String(16))
     kind: Mapped[ItemKind] = mapped_column(_enum(ItemKind))

@@ -22,9 +22,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from features.vocabulary import Channel, Entity, Policy
+from features.tables import ColumnSpec
 from features.vocabulary import Verdict as VerdictValue
 from governance.audit.ranking import FLAG_COLUMNS  # the audit writes flags.parquet
+from governance.audit.tables import FLAGS
 from governance.review import audit_log
 from governance.review.errors import (
     ConflictError,
@@ -113,31 +114,10 @@ def validate_flags(flags: pd.DataFrame) -> pd.DataFrame:
             rows = [int(i) for i in df.index[mask][:_MAX_EXAMPLES]]
             problems.append(f"flags.{column}: {int(mask.sum())} row(s) {what} (e.g. rows {rows})")
 
-    for column, allowed in (
-        ("entity", {e.value for e in Entity}),
-        ("policy", {p.value for p in Policy}),
-        ("kind", {k.value for k in ItemKind}),
-    ):
-        bad(column, ~df[column].isin(allowed), f"not one of {sorted(allowed)}")
-    channel = df["channel"]
-    bad(
-        "channel",
-        channel.notna() & ~channel.isin([c.value for c in Channel]),
-        f"not null nor one of {[c.value for c in Channel]}",
-    )
-    bad("item_id", df["item_id"].isna() | (df["item_id"].astype(str).str.len() == 0), "empty")
-    for column, low, high in (
-        ("priority", 0.0, math.inf),
-        ("p_error", 0.0, 1.0),
-        ("inclusion_probability", 0.0, 1.0),
-    ):
-        values = pd.to_numeric(df[column], errors="coerce")
-        finite = values.notna() & values.abs().lt(math.inf)
-        bad(column, ~finite, "not a finite number")
-        in_range = (values >= low) & (values <= high)
-        if column == "inclusion_probability":
-            in_range &= values > 0
-        bad(column, finite & ~in_range, f"outside [{low}, {high}]")
+    for col in FLAGS.columns:
+        for mask, what in _column_problems(df[col.name], col):
+            bad(col.name, mask, what)
+    bad("inclusion_probability", pd.to_numeric(df["inclusion_probability"]).eq(0), "zero")
     reasons_ok = df["reasons"].map(_reasons_ok)
     bad("reasons", ~reasons_ok, "not a JSON list of {feature, description, value, contribution}")
     if problems:
@@ -145,6 +125,32 @@ def validate_flags(flags: pd.DataFrame) -> pd.DataFrame:
             "flags do not match the flags.parquet format:\n  " + "\n  ".join(problems)
         )
     return df
+
+
+def _column_problems(values: pd.Series, col: ColumnSpec) -> list[tuple[pd.Series, str]]:
+    """(rows, what is wrong) for one flags column, from its declaration in `FLAGS`."""
+    missing = values.isna()
+    out = [] if col.nullable else [(missing, "empty")]
+    if col.kind == "string":
+        text = values.astype(str)
+        if not col.nullable:
+            out.append((~missing & text.str.len().eq(0), "empty"))
+        if col.enum is not None:
+            allowed = sorted(col.enum)
+            what = f"not null nor one of {allowed}" if col.nullable else f"not one of {allowed}"
+            out.append((~missing & ~values.isin(allowed), what))
+        if col.max_length is not None:
+            out.append(
+                (~missing & text.str.len().gt(col.max_length), f"longer than {col.max_length}")
+            )
+    elif col.kind == "float":
+        numbers = pd.to_numeric(values, errors="coerce")
+        finite = numbers.notna() & numbers.abs().lt(math.inf)
+        out = [(~finite, "not a finite number")]
+        low = -math.inf if col.min_value is None else col.min_value
+        high = math.inf if col.max_value is None else col.max_value
+        out.append((finite & ~numbers.between(low, high), f"outside [{low}, {high}]"))
+    return out
 
 
 def _reasons_ok(text: object) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from governance.audit.vocabulary import FlagKind
+
 
 class Role(StrEnum):
     """What a user may do; checked on every route."""
@@ -15,12 +17,8 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-class ItemKind(StrEnum):
-    """Which audit list a queue item came from (flags.parquet `kind`)."""
-
-    LIKELY_FALSE_POSITIVE = "likely_false_positive"
-    LIKELY_FALSE_NEGATIVE = "likely_false_negative"
-    RANDOM_AUDIT = "random_audit"
+#: Which audit list a queue item came from: the audit's flag kind (flags.parquet `kind`).
+ItemKind = FlagKind
 
 
 class QueueStatus(StrEnum):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from governance.review import dashboard, queue
@@ -75,25 +76,35 @@ def test_weekly_hits_count_decisions_per_version_and_week(tmp_path: Path) -> Non
 
 
 def test_pinned_reads_the_audit_settings_declaration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from governance.audit.metrics import METRIC_COLUMNS
     from governance.audit.settings import get_settings
 
-    row = dashboard.AuditRow(
-        strategy="s@v1",
-        policy="counterfeit",
-        n_actioned=10,
-        precision=dashboard.Estimate(0.8, 0.65, 0.95, 40),
-        recall=dashboard.Estimate(0.5, 0.4, 0.55, 400),
-        fp=2.0,
-        fn=10.0,
-        fn_confirmed=1.0,
-        error_cost=22.0,
-    )
+    row = dict.fromkeys(METRIC_COLUMNS, 0.0) | {
+        "strategy": "s@v1",
+        "entity": "listing",
+        "policy": "counterfeit",
+        "channel": "all",
+        "precision": 0.8,
+        "precision_low": 0.65,
+        "precision_high": 0.95,
+        "n_labels": 40,
+        "recall": 0.5,
+        "recall_low": 0.4,
+        "recall_high": 0.55,
+        "n_labels_population": 400,
+    }
+    metrics = pd.DataFrame([row])
     get_settings.cache_clear()
-    assert dashboard.pinned_max_width() == 0.2 and not row.pinned
+    (narrow,) = dashboard.audit_rows(metrics)
+    assert dashboard.pinned_max_width() == 0.2 and not narrow.pinned
+    # 40 labels give a 30-point interval: (30 / 20)^2 x 40 = 90 would pin it.
+    assert narrow.precision_support.note == "needs about 50 more labels among its actioned items"
+    assert narrow.recall_support.pinned and narrow.recall_support.note == ""
     monkeypatch.setenv("GOVRISK_AUDIT_PINNED_MAX_WIDTH", "0.3")
     get_settings.cache_clear()
     try:
-        assert row.pinned
+        (wide,) = dashboard.audit_rows(metrics)
+        assert wide.pinned
     finally:
         monkeypatch.delenv("GOVRISK_AUDIT_PINNED_MAX_WIDTH")
         get_settings.cache_clear()

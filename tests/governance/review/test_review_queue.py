@@ -91,6 +91,21 @@ def test_ingest_names_bad_columns_and_rows(
         queue.ingest_flags(session, flags.drop(columns="reasons"))
 
 
+def test_an_item_id_longer_than_the_database_holds_is_a_named_input_error(
+    session: ReviewSession, review_data: SimpleNamespace
+) -> None:
+    from governance.audit.tables import ITEM_ID_MAX_LENGTH
+
+    flags = review_data.make_flags(3, seed=4)
+    flags.loc[1, "item_id"] = "L" * (ITEM_ID_MAX_LENGTH + 1)
+    with pytest.raises(InvalidInputError) as err:
+        queue.ingest_flags(session, flags)
+    assert f"flags.item_id: 1 row(s) longer than {ITEM_ID_MAX_LENGTH}" in str(err.value)
+    assert "rows [1]" in str(err.value)
+    flags.loc[1, "item_id"] = "L" * ITEM_ID_MAX_LENGTH  # the longest id the database holds
+    assert queue.ingest_flags(session, flags).rows_read == 3
+
+
 def test_claims_follow_priority_and_resume_the_held_item(
     session: ReviewSession, review_data: SimpleNamespace, make_user: Callable[..., User]
 ) -> None:
