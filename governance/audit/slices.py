@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from features.contract import typed_frame
 from features.vocabulary import Entity, Policy
 from governance.audit.cohorts import (
     CohortSlice,
@@ -44,6 +45,7 @@ from governance.audit.cohorts import (
 from governance.audit.estimators import FloatArray
 from governance.audit.population import Population
 from governance.audit.settings import SLICE_ALPHA
+from governance.audit.tables import SLICES
 from governance.evaluator import EvaluationError, FrameEvaluator
 from governance.strategy import (
     AllOf,
@@ -57,24 +59,7 @@ from governance.strategy import (
     render_condition,
 )
 
-SLICE_COLUMNS: tuple[str, ...] = (
-    "strategy",
-    "strategy_id",
-    "strategy_version",
-    "entity",
-    "policy",
-    "error_kind",
-    "rank",
-    "description",
-    "predicates",
-    "level",
-    "size",
-    "errors",
-    "mean_error",
-    "lift",
-    "error_share",
-    "score",
-)
+SLICE_COLUMNS: tuple[str, ...] = tuple(SLICES.column_names)
 #: The pseudo-strategy of a policy's coverage gaps (as in the metrics table).
 ALL_STRATEGIES = "*"
 
@@ -757,19 +742,7 @@ def audit_slices(
                 parts.append(table)
     if not parts:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in SLICE_COLUMNS})
-    out = pd.concat(parts, ignore_index=True)[list(SLICE_COLUMNS)]
-    for col in (
-        "strategy",
-        "strategy_id",
-        "entity",
-        "policy",
-        "error_kind",
-        "description",
-        "predicates",
-    ):
-        out[col] = out[col].astype("str")
-    out["strategy_version"] = out["strategy_version"].astype("Int64")
-    return out
+    return typed_frame(SLICES, pd.concat(parts, ignore_index=True))
 
 
 def _condition_dicts(node: Condition) -> list[dict[str, object]]:

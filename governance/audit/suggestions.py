@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from features.contract import typed_frame
 from features.vocabulary import ENTITY_CHANNELS, Action, Entity, Policy, StrategyStatus
 from governance.audit.estimators import (
     estimate_totals,
@@ -39,6 +40,7 @@ from governance.audit.estimators import (
 from governance.audit.population import Population
 from governance.audit.ranking import domain_calibrated, verdict_counts
 from governance.audit.slices import ALL_STRATEGIES
+from governance.audit.tables import SUGGESTIONS
 from governance.audit.vocabulary import SuggestionKind
 from governance.evaluator import FrameEvaluator
 from governance.registry import StrategyRegistry
@@ -58,24 +60,7 @@ from governance.strategy import (
     strategy_from_dict,
 )
 
-SUGGESTION_COLUMNS: tuple[str, ...] = (
-    "suggestion_id",
-    "strategy_id",
-    "base_version",
-    "kind",
-    "summary",
-    "proposed_yaml",
-    "delta_fp",
-    "delta_fp_low",
-    "delta_fp_high",
-    "delta_fn",
-    "delta_fn_low",
-    "delta_fn_high",
-    "delta_impressions",
-    "delta_gmv",
-    "labels_used",
-    "rank",
-)
+SUGGESTION_COLUMNS: tuple[str, ...] = tuple(SUGGESTIONS.column_names)
 _ORDER_OPS = ("<", "<=", ">", ">=")
 _QUANTILES = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 _GATES = (0.1, 0.2, 0.3, 0.5, 0.7)
@@ -674,20 +659,4 @@ def _table(rows: list[dict[str, object]]) -> pd.DataFrame:
         df = df.sort_values(["_benefit", "suggestion_id"], ascending=[False, True])
         df = df.drop_duplicates("suggestion_id").reset_index(drop=True)
         df["rank"] = np.arange(1, len(df) + 1, dtype=np.int64)
-    df = df.reindex(columns=list(SUGGESTION_COLUMNS))
-    for col in ("suggestion_id", "strategy_id", "kind", "summary", "proposed_yaml"):
-        df[col] = df[col].astype("str")
-    df["base_version"] = df["base_version"].astype("Int64")
-    for col in (
-        "delta_fp",
-        "delta_fp_low",
-        "delta_fp_high",
-        "delta_fn",
-        "delta_fn_low",
-        "delta_fn_high",
-        "delta_impressions",
-        "delta_gmv",
-    ):
-        df[col] = df[col].astype("float64")
-    df["labels_used"] = df["labels_used"].astype("int64")
-    return df
+    return typed_frame(SUGGESTIONS, df)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from features.tables import TableSpec, column_spec
 from features.vocabulary import Channel, Entity, Policy
-from governance.audit.vocabulary import FlagKind
+from governance.audit.vocabulary import FlagKind, SuggestionKind
 
 #: Longest item id the review service stores (its database column and API field).
 ITEM_ID_MAX_LENGTH = 128
@@ -56,5 +56,61 @@ FLAGS = TableSpec(
             "JSON list of {feature, description, value, contribution}.",
             nullable=True,
         ),
+    ),
+)
+
+SLICES = TableSpec(
+    name="slices",
+    description=(
+        "Where each strategy's errors concentrate: feature slices ranked per strategy and "
+        "error kind (slices.parquet)."
+    ),
+    key=("strategy", "error_kind", "rank"),
+    columns=(
+        column_spec("strategy", "string", "Strategy version (`id@vN`, `*`: coverage gaps)."),
+        column_spec("strategy_id", "string", "Strategy id."),
+        column_spec("strategy_version", "int", "Strategy version (null for gaps).", nullable=True),
+        column_spec("entity", "string", "Kind of item.", enum=Entity),
+        column_spec("policy", "string", "The strategy's policy.", enum=Policy),
+        column_spec("error_kind", "string", "`fp` or `fn`."),
+        column_spec("rank", "int", "Rank among the strategy's slices of this kind.", min_value=1),
+        column_spec("description", "string", "The slice in words."),
+        column_spec("predicates", "string", "JSON list of the slice's predicates."),
+        column_spec("level", "int", "Number of predicates.", min_value=0),
+        column_spec("size", "int", "Units in the slice.", min_value=0),
+        column_spec("errors", "float", "Estimated errors in the slice.", min_value=0),
+        column_spec("mean_error", "float", "Error rate in the slice."),
+        column_spec("lift", "float", "Error rate against the rest."),
+        column_spec("error_share", "float", "Share of the strategy's errors in the slice."),
+        column_spec("score", "float", "Ranking score."),
+    ),
+)
+
+SUGGESTIONS = TableSpec(
+    name="suggestions",
+    description=(
+        "Suggested strategy changes, each a shadow version re-evaluated on the feature frame "
+        "with its projected effect (suggestions.parquet)."
+    ),
+    key=("suggestion_id",),
+    columns=(
+        column_spec("suggestion_id", "string", "Hash of the change's effect.", max_length=128),
+        column_spec("strategy_id", "string", "The strategy it changes.", max_length=128),
+        column_spec("base_version", "int", "The version it changes (null: new).", nullable=True),
+        column_spec("kind", "string", "What the change does.", enum=SuggestionKind),
+        column_spec("summary", "string", "The change in words."),
+        column_spec("proposed_yaml", "string", "The proposed version as a strategy file."),
+        column_spec("delta_fp", "float", "Projected change in false positives."),
+        column_spec("delta_fp_low", "float", "Its interval's low end."),
+        column_spec("delta_fp_high", "float", "Its interval's high end."),
+        column_spec("delta_fn", "float", "Projected change in false negatives."),
+        column_spec("delta_fn_low", "float", "Its interval's low end."),
+        column_spec("delta_fn_high", "float", "Its interval's high end."),
+        column_spec(
+            "delta_impressions", "float", "Change in impressions shown to buyers.", unit="views"
+        ),
+        column_spec("delta_gmv", "float", "Change in GMV shown to buyers.", unit="USD"),
+        column_spec("labels_used", "int", "Audit labels behind the projection.", min_value=0),
+        column_spec("rank", "int", "Rank by projected benefit.", min_value=1),
     ),
 )

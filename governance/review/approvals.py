@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from features.vocabulary import StrategyStatus
 from governance.audit.suggestions import SUGGESTION_COLUMNS
+from governance.audit.tables import SUGGESTIONS
+from governance.audit.vocabulary import SuggestionKind
 from governance.review import audit_log
 from governance.review.errors import ConflictError, InvalidInputError, NotFoundError
 from governance.review.orm import StrategyVersion, Suggestion, SuggestionDecision, User
@@ -27,15 +29,8 @@ from governance.review.vocabulary import SuggestionStatus, utcnow
 from governance.strategy import Strategy, dump_strategy
 
 #: Columns suggestions.parquet must have: the audit, which writes it, owns the list.
-SUGGESTION_KINDS = (
-    "threshold",
-    "drop_predicate",
-    "add_predicate",
-    "score_gate",
-    "channel_scope",
-    "new_strategy",
-)
-_FLOAT_COLUMNS = SUGGESTION_COLUMNS[6:14]
+SUGGESTION_KINDS = tuple(k.value for k in SuggestionKind)
+_FLOAT_COLUMNS = tuple(c.name for c in SUGGESTIONS.columns if c.kind == "float")
 
 
 @dataclass(frozen=True)
