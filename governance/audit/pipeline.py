@@ -125,17 +125,105 @@ def run_audit(
     snapshots (`history_frames`, built every `history_every_days` when not given and
     features are built here).
     """
+    cfg = settings or get_settings()
+    progress = on_progress or (lambda *_a: None)
+    progress("load", 0, len(_STEPS))
+    inputs = _load_inputs(
+        data_dir, tables=tables, strategies=strategies, frames=frames, as_of=as_of
+    )
+    history = _history_frames(inputs, history_frames, build=frames is None, cfg=cfg)
+
+    progress("score", 1, len(_STEPS))
+    bundles: dict[tuple[Entity, Policy], Any] = {}
+    if predictions is None:
+        predictions, bundles = score_frames(
+            inputs.text_frames(),
+            {(s.entity, s.policy) for s in inputs.audited},
+            model_uri or DEFAULT_MODEL_URI,
+            labels=inputs.labels,
+        )
+    frames_scored = with_scores(inputs.frames, predictions)
+    history = [with_scores(h, predictions) for h in history]
+
+    progress("estimate", 2, len(_STEPS))
+    flip_rate, source = _flip_rate(inputs.labels, cfg)
+    pops, est_pops = _populations(inputs, predictions, oof, flip_rate, cfg)
+    metrics = strategy_metrics(
+        est_pops,
+        confidence=cfg.confidence,
+        fp_cost=cfg.fp_cost,
+        fn_cost=cfg.fn_cost,
+        impression_cost=cfg.impression_cost,
+        composite=cfg.composite_estimates,
+    )
+
+    progress("rank", 3, len(_STEPS))
+    posts = {k: posterior(p, inputs.labels) for k, p in pops.items()}
+    flags = _flags(pops, est_pops, inputs, _reasons_fn(reasons, bundles, inputs), cfg)
+
+    progress("slices", 4, len(_STEPS))
+    slices = _slices(pops, frames_scored, posts, inputs.audited, cfg)
+
+    progress("suggest", 5, len(_STEPS))
+    suggestions = _suggestions(pops, frames_scored, slices, metrics, history, inputs, cfg)
+    result = AuditResult(
+        metrics=metrics,
+        flags=flags,
+        slices=slices,
+        suggestions=suggestions,
+        populations=pops,
+        estimate_populations=est_pops,
+        flip_rate=flip_rate,
+        flip_rate_source=source,
+        as_of=inputs.as_of,
+        settings=cfg,
+        label_counts=_label_counts(pops),
+    )
+
+    progress("write", 6, len(_STEPS))
+    result.paths = write_outputs(result, Path(out_dir), write_report=write_report)
+    result.run_id = _log_to_mlflow(result, tracking_uri)
+    progress("write", len(_STEPS), len(_STEPS))
+    return result
+
+
+@dataclass
+class _Inputs:
+    """What one audit reads: tables, strategies (all and the audited ones) and frames."""
+
+    tables: Mapping[str, pd.DataFrame]
+    registry: Any
+    all_strategies: list[Strategy]
+    audited: list[Strategy]
+    as_of: datetime
+    entities: tuple[Entity, ...]
+    frames: dict[Entity, pd.DataFrame]
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        """The audit labels."""
+        return self.tables["audit_labels"]
+
+    def text_frames(self) -> dict[Entity, pd.DataFrame]:
+        """The frames with the items' raw text beside them (what the text models read)."""
+        return {e: with_text_fields(f, e, self.tables) for e, f in self.frames.items()}
+
+
+def _load_inputs(
+    data_dir: Path | str | None,
+    *,
+    tables: Mapping[str, pd.DataFrame] | None,
+    strategies: Sequence[Strategy] | None,
+    frames: Mapping[Entity, pd.DataFrame] | None,
+    as_of: datetime | None,
+) -> _Inputs:
+    """Tables, strategies and frames: the ones given, the rest loaded from `data_dir`."""
     from features.loader import load_tables
     from governance.registry import StrategyRegistry
 
-    cfg = settings or get_settings()
-    progress = on_progress or (lambda *_a: None)
     data_path = Path(data_dir) if data_dir is not None else None
-    out = Path(out_dir)
-    progress("load", 0, len(_STEPS))
-    if tables is None or strategies is None:
-        if data_path is None:
-            raise ValueError("pass data_dir, or both tables= and strategies=")
+    if (tables is None or strategies is None) and data_path is None:
+        raise ValueError("pass data_dir, or both tables= and strategies=")
     if tables is None:
         assert data_path is not None
         tables = load_tables(data_path)
@@ -148,44 +236,54 @@ def run_audit(
         )
     as_of = as_of or period_end(tables)
     entities = tuple(sorted({s.entity for s in audited}, key=list(Entity).index))
-    build_history = frames is None
     if frames is None:
         from features.build import build_frames
 
         frames = build_frames(tables, as_of=as_of, entities=entities)
-    frames = {e: frames[e] for e in entities}
-    history: list[Mapping[Entity, pd.DataFrame]] = list(history_frames or [])
-    if history_frames is None and build_history and cfg.history_every_days > 0:
-        from features.build import build_frames as _build
+    return _Inputs(
+        tables, registry, all_strategies, audited, as_of, entities, {e: frames[e] for e in entities}
+    )
 
-        start = _period_start(tables)
-        day = as_of - timedelta(days=cfg.history_every_days)
-        while start is not None and day > start:
-            history.append(dict(_build(tables, as_of=day, entities=entities)))
-            day -= timedelta(days=cfg.history_every_days)
 
-    progress("score", 1, len(_STEPS))
-    bundles: dict[tuple[Entity, Policy], Any] = {}
-    if predictions is None:
-        predictions, bundles = score_frames(
-            {e: with_text_fields(f, e, tables) for e, f in frames.items()},
-            {(s.entity, s.policy) for s in audited},
-            model_uri or DEFAULT_MODEL_URI,
-            labels=tables["audit_labels"],
-        )
-    frames = with_scores(frames, predictions)
-    history = [with_scores(h, predictions) for h in history]
+def _history_frames(
+    inputs: _Inputs,
+    given: Sequence[Mapping[Entity, pd.DataFrame]] | None,
+    *,
+    build: bool,
+    cfg: AuditSettings,
+) -> list[Mapping[Entity, pd.DataFrame]]:
+    """Weekly frame snapshots the suggestions are projected over (built when features are)."""
+    if given is not None:
+        return list(given)
+    if not build or cfg.history_every_days <= 0:
+        return []
+    from features.build import build_frames
 
-    progress("estimate", 2, len(_STEPS))
-    labels = tables["audit_labels"]
-    flip_rate, source = _flip_rate(labels, cfg)
+    history: list[Mapping[Entity, pd.DataFrame]] = []
+    start = _period_start(inputs.tables)
+    day = inputs.as_of - timedelta(days=cfg.history_every_days)
+    while start is not None and day > start:
+        history.append(dict(build_frames(inputs.tables, as_of=day, entities=inputs.entities)))
+        day -= timedelta(days=cfg.history_every_days)
+    return history
 
-    def populations(calibration: Calibration) -> dict[tuple[Entity, Policy], Population]:
+
+def _populations(
+    inputs: _Inputs,
+    predictions: pd.DataFrame,
+    oof: pd.DataFrame | None,
+    flip_rate: float,
+    cfg: AuditSettings,
+) -> tuple[dict[tuple[Entity, Policy], Population], dict[tuple[Entity, Policy], Population]]:
+    """The populations ranked and sliced (`calibration`) and those estimated from
+    (`estimate_calibration`; the same objects when both settings agree)."""
+
+    def build(calibration: Calibration) -> dict[tuple[Entity, Policy], Population]:
         return build_populations(
-            tables,
-            audited,
+            inputs.tables,
+            inputs.audited,
             predictions,
-            items={e: frames[e]["item_id"].astype(str) for e in entities},
+            items={e: inputs.frames[e]["item_id"].astype(str) for e in inputs.entities},
             oof=oof,
             flip_rate=flip_rate,
             design_frames=cfg.design_frames,
@@ -193,23 +291,30 @@ def run_audit(
             use_oof=cfg.use_oof,
         )
 
-    pops = populations(cfg.calibration)
-    est_pops = (
-        pops
-        if cfg.estimate_calibration == cfg.calibration
-        else populations(cfg.estimate_calibration)
-    )
-    metrics = strategy_metrics(
-        est_pops,
-        confidence=cfg.confidence,
-        fp_cost=cfg.fp_cost,
-        fn_cost=cfg.fn_cost,
-        impression_cost=cfg.impression_cost,
-        composite=cfg.composite_estimates,
-    )
+    pops = build(cfg.calibration)
+    same = cfg.estimate_calibration == cfg.calibration
+    return pops, pops if same else build(cfg.estimate_calibration)
 
-    progress("rank", 3, len(_STEPS))
-    posts = {k: posterior(p, labels) for k, p in pops.items()}
+
+def _reasons_fn(
+    reasons: pd.DataFrame | None, bundles: Mapping[tuple[Entity, Policy], Any], inputs: _Inputs
+) -> ReasonsFn | None:
+    """Reasons of flagged items: from the given table, else from the scoring bundles."""
+    if reasons is not None:
+        return reasons_from_frame(reasons)
+    if bundles:
+        return reasons_from_bundles(dict(bundles), inputs.text_frames())
+    return None
+
+
+def _flags(
+    pops: dict[tuple[Entity, Policy], Population],
+    est_pops: dict[tuple[Entity, Policy], Population],
+    inputs: _Inputs,
+    reasons: ReasonsFn | None,
+    cfg: AuditSettings,
+) -> pd.DataFrame:
+    """The ranked likely-error lists and the audit slice (drawn on the estimate populations)."""
     sample = audit_sample(
         est_pops,
         size=cfg.audit_sample_size,
@@ -218,27 +323,28 @@ def run_audit(
         precision_target=cfg.precision_target,
         recall_target=cfg.recall_target,
     )
-    reasons_fn: ReasonsFn | None = None
-    if reasons is not None:
-        reasons_fn = reasons_from_frame(reasons)
-    elif bundles:
-        reasons_fn = reasons_from_bundles(
-            bundles, {e: with_text_fields(f, e, tables) for e, f in frames.items()}
-        )
-    flags = rank_flags(
+    return rank_flags(
         pops,
-        labels=labels,
+        labels=inputs.labels,
         severity=cfg.severity,
         list_size=cfg.flag_list_size,
-        reasons=reasons_fn,
+        reasons=reasons,
         audit_slice=sample,
         fp_min_probability=cfg.fp_min_probability,
         fp_min_precision=cfg.fp_min_precision,
         fn_min_precision=cfg.fn_min_precision,
     )
 
-    progress("slices", 4, len(_STEPS))
-    slices = audit_slices(
+
+def _slices(
+    pops: dict[tuple[Entity, Policy], Population],
+    frames: Mapping[Entity, pd.DataFrame],
+    posts: Mapping[tuple[Entity, Policy], Any],
+    audited: Sequence[Strategy],
+    cfg: AuditSettings,
+) -> pd.DataFrame:
+    """Where each audited strategy's errors concentrate."""
+    return audit_slices(
         pops,
         frames,
         posts,
@@ -256,13 +362,23 @@ def run_audit(
         age_features=cfg.cohort_age_features,
     )
 
-    progress("suggest", 5, len(_STEPS))
-    suggestions = suggest(
+
+def _suggestions(
+    pops: dict[tuple[Entity, Policy], Population],
+    frames: Mapping[Entity, pd.DataFrame],
+    slices: pd.DataFrame,
+    metrics: pd.DataFrame,
+    history: Sequence[Mapping[Entity, pd.DataFrame]],
+    inputs: _Inputs,
+    cfg: AuditSettings,
+) -> pd.DataFrame:
+    """Changes to the audited strategies, projected over the frame history."""
+    return suggest(
         pops,
         frames,
         slices,
-        registry=registry,
-        strategies=all_strategies,
+        registry=inputs.registry,
+        strategies=inputs.all_strategies,
         metrics=metrics,
         fp_cost=cfg.fp_cost,
         fn_cost=cfg.fn_cost,
@@ -270,32 +386,18 @@ def run_audit(
         min_material_errors=cfg.min_material_errors,
         max_per_strategy=cfg.max_suggestions_per_strategy,
         confidence=cfg.confidence,
-        history=history,
-        labels=labels,
+        history=list(history),
+        labels=inputs.labels,
     )
+
+
+def _label_counts(pops: Mapping[tuple[Entity, Policy], Population]) -> dict[str, int]:
+    """Labels behind the audit by sampling design, over every population."""
     counts: dict[str, int] = {}
     for p in pops.values():
         for k, v in p.label_counts.items():
             counts[k] = counts.get(k, 0) + v
-    result = AuditResult(
-        metrics=metrics,
-        flags=flags,
-        slices=slices,
-        suggestions=suggestions,
-        populations=pops,
-        estimate_populations=est_pops,
-        flip_rate=flip_rate,
-        flip_rate_source=source,
-        as_of=as_of,
-        settings=cfg,
-        label_counts=counts,
-    )
-
-    progress("write", 6, len(_STEPS))
-    result.paths = write_outputs(result, out, write_report=write_report)
-    result.run_id = _log_to_mlflow(result, tracking_uri)
-    progress("write", len(_STEPS), len(_STEPS))
-    return result
+    return counts
 
 
 def _settings_params(settings: AuditSettings) -> dict[str, str]:
