@@ -26,7 +26,7 @@ import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -644,6 +644,7 @@ def audit_slices(
     `cohorts`: where a strategy's hits decayed on recent items, and (policy row `*`) new
     segments no strategy acts on.
     """
+    search = SliceSearch(alpha, max_level, min_support, top_k, n_bins, score, min_z, max_overlap)
     parts = []
     histories = _hit_histories(populations, frames, age_features or {})
     for key, pop in populations.items():
@@ -651,98 +652,156 @@ def audit_slices(
             raise ValueError(f"no feature frame for entity {pop.entity.value!r}")
         frame = frames[pop.entity]
         X = _population_frame(pop, frame, exclude_features, exclude_prefixes, exclude_patterns)
-        post = posteriors[key]
-        targets = [*pop.actioned.items(), (ALL_STRATEGIES, pop.any_actioned)]
-        near = _near_misses(pop, frame, strategies or {})
-        clauses = _clause_features(pop, frame, strategies or {})
         age_feature = (age_features or {}).get(pop.entity.value)
-        age = (
-            pd.to_numeric(X[age_feature], errors="coerce").to_numpy(dtype=np.float64)
-            if age_feature is not None and age_feature in X.columns
-            else None
+        context = _PopulationContext(
+            pop,
+            X,
+            posteriors[key],
+            near=_near_misses(pop, frame, strategies or {}),
+            clauses=_clause_features(pop, frame, strategies or {}),
+            age_feature=age_feature if age_feature in X.columns else None,
+            histories=histories,
         )
-        levels = categorical_levels(X) if age is not None else {}
-
-        def search(
-            ii: npt.NDArray[np.intp],
-            cc: npt.NDArray[np.intp],
-            err: FloatArray,
-            scope: BinnedFeature | None = None,
-            base: FloatArray | None = None,
-            _X: pd.DataFrame = X,
-            _pop: Population = pop,
-        ) -> pd.DataFrame:
-            feats = bin_features(
-                _X.take(ii),
-                n_bins=n_bins,
-                errors=err,
-                min_support=min_support,
-                min_z=min_z,
-            )
-            feats.append(_channel_feature(_pop, cc))
-            if scope is not None:
-                feats.insert(
-                    0, BinnedFeature(scope.name, scope.codes[ii], scope.labels, scope.predicates)
-                )
-            found = find_slices(
-                feats,
-                err,
-                alpha=alpha,
-                max_level=max_level,
-                min_support=min_support,
-                top_k=top_k,
-                score=score,
-                required=0 if scope is not None else None,
-                max_overlap=max_overlap,
-                e_bar=None if base is None else float(base.mean()),
-            )
-            return slice_table(feats, found, err, baseline=base)
-
-        for ref, act in targets:
+        for ref, act in [*pop.actioned.items(), (ALL_STRATEGIES, pop.any_actioned)]:
             for kind in ("fp", "fn"):
                 if ref == ALL_STRATEGIES and kind == "fp":
                     continue  # the policy row only looks for gaps no strategy covers
-                if kind == "fp":
-                    ii, cc = np.nonzero(act)
-                    err = 1.0 - post[ii]
-                else:
-                    ii, cc = np.nonzero(pop.eligible)
-                    err = post[ii] * (~act[ii, cc])
-                if len(ii) < min_support or err.sum() <= 0:
-                    continue
-                table = search(ii, cc, err)
-                # Structural slices, scored against all of the strategy's rows: FPs by the one
-                # `any` branch that fired, FNs the scope just misses (all but one `all` member
-                # hold); interleaved with the general slices.
-                scopes = clauses.get(ref, []) if kind == "fp" else near.get(ref, [])
-                scoped = []
-                for scope in scopes:
-                    keep = scope.codes[ii] < len(scope.labels) - 1
-                    if keep.sum() >= min_support and err[keep].sum() > 0:
-                        scoped.append(search(ii[keep], cc[keep], err[keep], scope, err))
-                if scoped:
-                    first = pd.concat(scoped, ignore_index=True).sort_values(
-                        "score", ascending=False, kind="stable"
-                    )
-                    if kind == "fn":
-                        first["description"] = "[near miss] " + first["description"]
-                    table = _interleave(first, table, top_k)
-                if kind == "fn" and age is not None and age_feature is not None:
-                    cohort = _cohort_slices(
-                        pop, ref, act, age, age_feature, levels, histories, min_support
-                    )
-                    table = _cohort_first(cohort, ii, err, table, top_k, min_support)
-                sid, version = (ref, None) if ref == ALL_STRATEGIES else parse_ref(ref)
-                table.insert(0, "error_kind", kind)
-                table.insert(0, "policy", pop.policy.value)
-                table.insert(0, "entity", pop.entity.value)
-                table.insert(0, "strategy_version", version)
-                table.insert(0, "strategy_id", sid)
-                table.insert(0, "strategy", ref)
-                parts.append(table)
+                table = _strategy_slices(search, context, ref, act, kind)
+                if table is not None:
+                    parts.append(_with_strategy_columns(table, pop, ref, kind))
     if not parts:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in SLICE_COLUMNS})
     return typed_frame(SLICES, pd.concat(parts, ignore_index=True))
+
+
+@dataclass(frozen=True)
+class SliceSearch:
+    """How slices are searched: the audit's `slice_*` settings in one object."""
+
+    alpha: float
+    max_level: int
+    min_support: int
+    top_k: int
+    n_bins: int
+    score: ScoreKind
+    min_z: float
+    max_overlap: float
+
+    def run(
+        self,
+        X: pd.DataFrame,
+        pop: Population,
+        rows: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]],
+        err: FloatArray,
+        scope: BinnedFeature | None = None,
+        base: FloatArray | None = None,
+    ) -> pd.DataFrame:
+        """The slice table of the (item, channel) `rows` erring with `err`; with `scope`, only
+        slices within one of its levels (scored against `base`, all of the strategy's rows)."""
+        ii, cc = rows
+        feats = bin_features(
+            X.take(ii),
+            n_bins=self.n_bins,
+            errors=err,
+            min_support=self.min_support,
+            min_z=self.min_z,
+        )
+        feats.append(_channel_feature(pop, cc))
+        if scope is not None:
+            feats.insert(
+                0, BinnedFeature(scope.name, scope.codes[ii], scope.labels, scope.predicates)
+            )
+        found = find_slices(
+            feats,
+            err,
+            alpha=self.alpha,
+            max_level=self.max_level,
+            min_support=self.min_support,
+            top_k=self.top_k,
+            score=self.score,
+            required=0 if scope is not None else None,
+            max_overlap=self.max_overlap,
+            e_bar=None if base is None else float(base.mean()),
+        )
+        return slice_table(feats, found, err, baseline=base)
+
+
+@dataclass
+class _PopulationContext:
+    """One population's frame, posteriors, structural features and cohort inputs."""
+
+    pop: Population
+    X: pd.DataFrame
+    post: FloatArray
+    near: Mapping[str, list[BinnedFeature]]
+    clauses: Mapping[str, list[BinnedFeature]]
+    age_feature: str | None
+    histories: Mapping[Entity, Mapping[str, HitHistory]]
+    #: Each unit's age in days and the categorical levels (when an age feature is declared).
+    age: FloatArray | None = None
+    levels: Mapping[str, npt.NDArray[np.object_]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.age_feature is not None:
+            self.age = pd.to_numeric(self.X[self.age_feature], errors="coerce").to_numpy(np.float64)
+            self.levels = categorical_levels(self.X)
+
+
+def _strategy_slices(
+    search: SliceSearch,
+    ctx: _PopulationContext,
+    ref: str,
+    act: npt.NDArray[np.bool_],
+    kind: str,
+) -> pd.DataFrame | None:
+    """One strategy's FP or FN slices (None when too few rows or no error to explain).
+
+    Structural slices, scored against all of the strategy's rows, come first, interleaved with
+    the general slices: FPs by the one `any` branch that fired, FNs the scope just misses (all
+    but one `all` member hold); FN searches then put the cohort checks first.
+    """
+    pop, post = ctx.pop, ctx.post
+    if kind == "fp":
+        ii, cc = np.nonzero(act)
+        err = 1.0 - post[ii]
+    else:
+        ii, cc = np.nonzero(pop.eligible)
+        err = post[ii] * (~act[ii, cc])
+    if len(ii) < search.min_support or err.sum() <= 0:
+        return None
+    table = search.run(ctx.X, pop, (ii, cc), err)
+    scoped = []
+    for scope in ctx.clauses.get(ref, []) if kind == "fp" else ctx.near.get(ref, []):
+        keep = scope.codes[ii] < len(scope.labels) - 1
+        if keep.sum() >= search.min_support and err[keep].sum() > 0:
+            scoped.append(search.run(ctx.X, pop, (ii[keep], cc[keep]), err[keep], scope, err))
+    if scoped:
+        first = pd.concat(scoped, ignore_index=True).sort_values(
+            "score", ascending=False, kind="stable"
+        )
+        if kind == "fn":
+            first["description"] = "[near miss] " + first["description"]
+        table = _interleave(first, table, search.top_k)
+    if kind == "fn" and ctx.age is not None and ctx.age_feature is not None:
+        cohort = _cohort_slices(
+            pop, ref, act, ctx.age, ctx.age_feature, ctx.levels, ctx.histories, search.min_support
+        )
+        table = _cohort_first(cohort, ii, err, table, search.top_k, search.min_support)
+    return table
+
+
+def _with_strategy_columns(
+    table: pd.DataFrame, pop: Population, ref: str, kind: str
+) -> pd.DataFrame:
+    """The slice table with the strategy, its population and the error kind in front."""
+    sid, version = (ref, None) if ref == ALL_STRATEGIES else parse_ref(ref)
+    table.insert(0, "error_kind", kind)
+    table.insert(0, "policy", pop.policy.value)
+    table.insert(0, "entity", pop.entity.value)
+    table.insert(0, "strategy_version", version)
+    table.insert(0, "strategy_id", sid)
+    table.insert(0, "strategy", ref)
+    return table
 
 
 def _condition_dicts(node: Condition) -> list[dict[str, object]]:
