@@ -30,53 +30,71 @@ def summary_table(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> 
         if any(len(w.deltas) for w in worlds)
         else pd.DataFrame()
     )
+    rows = [
+        *_list_rows(v, k),
+        *_estimate_rows(est, label_budget),
+        *_label_rows(curves),
+        *_defect_rows(defects),
+        *_delta_rows(deltas),
+        *_calibration_rows(v),
+    ]
+    return pd.DataFrame(rows)
+
+
+def _summary_row(
+    measure: str, value: float, reference: str, goal: str, met: bool | None, fmt: str = "{:.3f}"
+) -> dict[str, Any]:
+    return {
+        "measure": measure,
+        "govrisk": fmt.format(value) if np.isfinite(value) else "n/a",
+        "reference": reference,
+        "goal": goal,
+        "met": "n/a" if met is None else ("yes" if met else "NO"),
+    }
+
+
+def _list_rows(v: pd.DataFrame, k: int) -> list[dict[str, Any]]:
+    """The ranked lists: FP and FN precision@k and the FN list's violating views."""
 
     def m(col: str) -> float:
         return float(v[col].mean()) if col in v else math.nan
 
-    rows: list[dict[str, Any]] = []
-
-    def add(
-        measure: str, value: float, reference: str, goal: str, met: bool | None, fmt: str = "{:.3f}"
-    ) -> None:
-        rows.append(
-            {
-                "measure": measure,
-                "govrisk": fmt.format(value) if np.isfinite(value) else "n/a",
-                "reference": reference,
-                "goal": goal,
-                "met": "n/a" if met is None else ("yes" if met else "NO"),
-            }
-        )
-
     fp_p = m("audit_fp_precision_at_k")
-    add(
-        f"FP list precision@{k}",
-        fp_p,
-        f"base rate {m('audit_fp_base_rate'):.3f}; cleanlab {m('cleanlab_fp_precision_at_k'):.3f}",
-        ">= 0.90",
-        fp_p >= GOALS["fp_precision_at_k"],
-    )
     fn_p, fn_base = m("audit_fn_precision_at_k"), m("audit_fn_base_rate")
     lift = fn_p / fn_base if fn_base > 0 else math.nan
-    add(
-        f"FN list precision@{k}",
-        fn_p,
-        f"base rate {fn_base:.4f} (lift {lift:.1f}x); cleanlab "
-        f"{m('cleanlab_fn_precision_at_k'):.3f}",
-        ">= 6x base rate",
-        bool(lift >= GOALS["fn_precision_lift"]),
-    )
     views, cl_views = m("audit_fn_violating_views_at_k"), m("cleanlab_fn_violating_views_at_k")
     ratio = views / cl_views if cl_views > 0 else math.inf
-    add(
-        f"violating views in FN top {k}",
-        views,
-        f"cleanlab {cl_views:,.0f} ({ratio:.1f}x)",
-        ">= 5x cleanlab",
-        bool(ratio >= GOALS["views_vs_cleanlab"]),
-        fmt="{:,.0f}",
-    )
+    return [
+        _summary_row(
+            f"FP list precision@{k}",
+            fp_p,
+            f"base rate {m('audit_fp_base_rate'):.3f}; cleanlab "
+            f"{m('cleanlab_fp_precision_at_k'):.3f}",
+            ">= 0.90",
+            fp_p >= GOALS["fp_precision_at_k"],
+        ),
+        _summary_row(
+            f"FN list precision@{k}",
+            fn_p,
+            f"base rate {fn_base:.4f} (lift {lift:.1f}x); cleanlab "
+            f"{m('cleanlab_fn_precision_at_k'):.3f}",
+            ">= 6x base rate",
+            bool(lift >= GOALS["fn_precision_lift"]),
+        ),
+        _summary_row(
+            f"violating views in FN top {k}",
+            views,
+            f"cleanlab {cl_views:,.0f} ({ratio:.1f}x)",
+            ">= 5x cleanlab",
+            bool(ratio >= GOALS["views_vs_cleanlab"]),
+            fmt="{:,.0f}",
+        ),
+    ]
+
+
+def _estimate_rows(est: pd.DataFrame, label_budget: int) -> list[dict[str, Any]]:
+    """Precision / recall errors and interval coverage, per source of labels."""
+    rows = []
     for source, label in (
         ("simulator", f"simulator's {label_budget:,} labels"),
         ("importance", f"govrisk importance sample of {label_budget:,}"),
@@ -85,31 +103,39 @@ def summary_table(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> 
         if not len(e):
             continue
         pe, re_ = float(e["precision_err"].mean()), float(e["recall_err"].mean())
-        add(
-            f"precision abs. error ({label})",
-            pe,
-            f"max {e['precision_err'].max():.3f}; within ±0.015: "
-            f"{(e['precision_err'] <= 0.015).mean():.0%} of {len(e)}",
-            "<= 0.015",
-            pe <= GOALS["precision_abs_error"],
-        )
-        add(
-            f"recall abs. error ({label})",
-            re_,
-            f"max {e['recall_err'].max():.3f}; within ±0.03: "
-            f"{(e['recall_err'] <= 0.03).mean():.0%}",
-            "<= 0.03",
-            re_ <= GOALS["recall_abs_error"],
-        )
         cov = float(pd.concat([e["precision_covered"], e["recall_covered"]]).mean())
-        add(
-            f"95% CI coverage ({label})",
-            cov,
-            f"precision {e['precision_covered'].mean():.2f}, recall "
-            f"{e['recall_covered'].mean():.2f}",
-            ">= 0.90",
-            cov >= GOALS["coverage"],
-        )
+        rows += [
+            _summary_row(
+                f"precision abs. error ({label})",
+                pe,
+                f"max {e['precision_err'].max():.3f}; within ±0.015: "
+                f"{(e['precision_err'] <= 0.015).mean():.0%} of {len(e)}",
+                "<= 0.015",
+                pe <= GOALS["precision_abs_error"],
+            ),
+            _summary_row(
+                f"recall abs. error ({label})",
+                re_,
+                f"max {e['recall_err'].max():.3f}; within ±0.03: "
+                f"{(e['recall_err'] <= 0.03).mean():.0%}",
+                "<= 0.03",
+                re_ <= GOALS["recall_abs_error"],
+            ),
+            _summary_row(
+                f"95% CI coverage ({label})",
+                cov,
+                f"precision {e['precision_covered'].mean():.2f}, recall "
+                f"{e['recall_covered'].mean():.2f}",
+                ">= 0.90",
+                cov >= GOALS["coverage"],
+            ),
+        ]
+    return rows
+
+
+def _label_rows(curves: pd.DataFrame) -> list[dict[str, Any]]:
+    """Labels for a target RMSE, govrisk's importance design against uniform auditing."""
+    rows = []
     for metric, target in (("precision_rmse", 0.015), ("recall_rmse", 0.03)):
         needs = {}
         for design in ("importance", "uniform"):
@@ -119,52 +145,74 @@ def summary_table(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> 
             ]
             needs[design] = float(np.exp(np.mean(np.log(per_seed))))
         saving = 1.0 - needs["importance"] / needs["uniform"]
-        add(
-            f"labels for {metric.split('_')[0]} RMSE {target}",
-            needs["importance"],
-            f"uniform {needs['uniform']:,.0f} ({saving:.0%} fewer)",
-            ">= 40% fewer",
-            saving >= GOALS["label_savings"],
-            fmt="{:,.0f}",
-        )
-    share = float(defects["found"].mean()) if len(defects) else math.nan
-    add(
-        "planted defects in top-3 slices",
-        share,
-        ", ".join(f"{d}: {g['found'].mean():.0%}" for d, g in defects.groupby("defect")),
-        ">= 0.80",
-        share >= GOALS["defects_top3"] if np.isfinite(share) else None,
-    )
-    if len(deltas):
-        rel_fp = _rel_error(deltas["predicted_fp"], deltas["realised_fp"])
-        rel_fn = _rel_error(deltas["predicted_fn"], deltas["realised_fn"])
-        worst = float(pd.concat([rel_fp, rel_fn]).median())
-        detail = ""
-        if {"fp_low", "fp_high", "fn_low", "fn_high"} <= set(deltas.columns):
-            inside = pd.concat(
-                [
-                    deltas["realised_fp"].between(deltas["fp_low"], deltas["fp_high"]),
-                    deltas["realised_fn"].between(deltas["fn_low"], deltas["fn_high"]),
-                ]
+        rows.append(
+            _summary_row(
+                f"labels for {metric.split('_')[0]} RMSE {target}",
+                needs["importance"],
+                f"uniform {needs['uniform']:,.0f} ({saving:.0%} fewer)",
+                ">= 40% fewer",
+                saving >= GOALS["label_savings"],
+                fmt="{:,.0f}",
             )
-            detail = f"realised inside the 95% interval: {int(inside.sum())} of {len(inside)}; "
-        detail += "; ".join(
-            f"{r.strategy} {r.kind}: FP {r.predicted_fp:+.0f}/{r.realised_fp:+.0f}, "
-            f"FN {r.predicted_fn:+.0f}/{r.realised_fn:+.0f}"
-            for r in deltas.itertuples()
         )
-        add(
+    return rows
+
+
+def _defect_rows(defects: pd.DataFrame) -> list[dict[str, Any]]:
+    """Planted defects found among the top 3 slices of their strategy."""
+    share = float(defects["found"].mean()) if len(defects) else math.nan
+    return [
+        _summary_row(
+            "planted defects in top-3 slices",
+            share,
+            ", ".join(f"{d}: {g['found'].mean():.0%}" for d, g in defects.groupby("defect")),
+            ">= 0.80",
+            share >= GOALS["defects_top3"] if np.isfinite(share) else None,
+        )
+    ]
+
+
+def _delta_rows(deltas: pd.DataFrame) -> list[dict[str, Any]]:
+    """Applied suggestions: projected against realised ΔFP / ΔFN."""
+    if not len(deltas):
+        return []
+    rel_fp = _rel_error(deltas["predicted_fp"], deltas["realised_fp"])
+    rel_fn = _rel_error(deltas["predicted_fn"], deltas["realised_fn"])
+    worst = float(pd.concat([rel_fp, rel_fn]).median())
+    detail = ""
+    if {"fp_low", "fp_high", "fn_low", "fn_high"} <= set(deltas.columns):
+        inside = pd.concat(
+            [
+                deltas["realised_fp"].between(deltas["fp_low"], deltas["fp_high"]),
+                deltas["realised_fn"].between(deltas["fn_low"], deltas["fn_high"]),
+            ]
+        )
+        detail = f"realised inside the 95% interval: {int(inside.sum())} of {len(inside)}; "
+    detail += "; ".join(
+        f"{r.strategy} {r.kind}: FP {r.predicted_fp:+.0f}/{r.realised_fp:+.0f}, "
+        f"FN {r.predicted_fn:+.0f}/{r.realised_fn:+.0f}"
+        for r in deltas.itertuples()
+    )
+    return [
+        _summary_row(
             "ΔFP/ΔFN predicted vs realised (median rel. error)",
             worst,
             detail,
             "<= 0.15",
             worst <= GOALS["delta_rel_error"],
         )
+    ]
+
+
+def _calibration_rows(v: pd.DataFrame) -> list[dict[str, Any]]:
+    """The models' calibration in the large (no goal: it explains the estimates)."""
     ratio_cols = [c for c in v.columns if c.startswith(CALIBRATION_RATIO)]
     ratios = v[ratio_cols].to_numpy(dtype=np.float64).ravel() if ratio_cols else np.zeros(0)
     ratios = ratios[np.isfinite(ratios)]
-    if len(ratios):
-        add(
+    if not len(ratios):
+        return []
+    return [
+        _summary_row(
             "models' mean p / population verdict rate (median)",
             float(np.median(ratios)),
             f"mean {ratios.mean():.2f}, max {ratios.max():.2f} over {len(ratios)} models; "
@@ -173,7 +221,7 @@ def summary_table(worlds: Sequence[WorldEval], *, k: int, label_budget: int) -> 
             None,
             fmt="{:.2f}",
         )
-    return pd.DataFrame(rows)
+    ]
 
 
 #: Column of the per-world table holding every world together.
