@@ -292,8 +292,6 @@ def score_world(
     deltas: pd.DataFrame | None = None,
 ) -> WorldEval:
     """Run the audit on a simulated world and score every output against its truth."""
-    from experiments.simulator.simulation import simulate
-    from features.build import build_frames
     from governance.audit.pipeline import period_end, run_audit, with_scores
     from governance.audit.suggestions import suggest
 
@@ -301,11 +299,7 @@ def score_world(
     as_of = period_end(tables)
     entities = tuple(frames)
     progress(f"seed {seed}: auditing")
-    history = []
-    day = as_of - timedelta(days=7)
-    while day > sim_cfg.start:
-        history.append(build_frames(tables, as_of=day, entities=entities))
-        day -= timedelta(days=7)
+    history = _weekly_frames(tables, entities, as_of=as_of, start=sim_cfg.start)
     result = run_audit(
         wdir / "data",
         out_dir=wdir / "audit",
@@ -329,14 +323,8 @@ def score_world(
     values.update(calibration_ratios(preds, items, flip_rate=result.flip_rate))
     values.update(domain_ratios)
 
-    pool = candidate_pools(pops, truth, labels)
-    ours = list_quality(result.flags, pool, k=cfg.top_k)
-    values.update({f"audit_{k}": v for k, v in ours.items()})
-    base = cleanlab_lists(pool, oof, k=cfg.top_k)
-    values.update({f"cleanlab_{k}": v for k, v in base.items()})
-
-    true_metrics = strategy_metrics(pops, truth=truth)
-    est = estimate_errors(result.metrics, true_metrics).assign(labels_from="simulator")
+    values.update(_list_values(result.flags, candidate_pools(pops, truth, labels), oof, cfg))
+    estimates = _estimates(result.metrics, pops, est_pops, truth, seed, cfg)
     progress(f"seed {seed}: labels needed, importance vs uniform")
     curve = labels_needed(
         est_pops,
@@ -346,19 +334,9 @@ def score_world(
         seed=seed,
         flip_rate=cfg.oracle_flip_rate,
     )
-    imp = oracle_errors(
-        est_pops,
-        truth,
-        design="importance",
-        budget=cfg.label_budget,
-        seed=seed,
-        flip_rate=cfg.oracle_flip_rate,
-    ).assign(labels_from="importance")
-    estimates = pd.concat([est, imp], ignore_index=True)
 
     found = defects_found(defects, result.slices, frames, items, populations=pops)
 
-    applied = []
     picked = pick_suggestions(result.suggestions, cfg.suggestions_to_apply)
     if deltas is not None:
         picked = picked.iloc[:0]
@@ -376,42 +354,10 @@ def score_world(
             only_beneficial=False,
         )
         deltas = _reproject(deltas[deltas["seed"] == seed].copy(), every)
-    for _, sug in picked.iterrows():
-        progress(f"seed {seed}: re-simulating with {sug['kind']} on {sug['strategy_id']}")
-        modified, proposed, base_ref = apply_suggestion(strategies, sug)
-        other = [
-            s.ref
-            for s in modified
-            if s.status == StrategyStatus.ACTIVE
-            and s.policy == proposed.policy
-            and s.entity == proposed.entity
-            and s.ref != proposed.ref
-        ]
-        new_sim = simulate(sim_cfg, strategies=modified)
-        d_fp, d_fn = realised_delta(
-            tables["strategy_decisions"],
-            new_sim.tables["strategy_decisions"],
-            base_ref=base_ref,
-            new_strategy=proposed,
-            items=items,
-            other_refs=other,
-        )
-        applied.append(
-            {
-                "seed": seed,
-                "strategy": sug["strategy_id"],
-                "kind": sug["kind"],
-                "summary": sug["summary"],
-                "predicted_fp": sug["delta_fp"],
-                "realised_fp": d_fp,
-                "predicted_fn": sug["delta_fn"],
-                "realised_fn": d_fn,
-                "fp_low": sug["delta_fp_low"],
-                "fp_high": sug["delta_fp_high"],
-                "fn_low": sug["delta_fn_low"],
-                "fn_high": sug["delta_fn_high"],
-            }
-        )
+    applied = [
+        _applied_suggestion(sug, strategies, sim_cfg, tables, items, seed, progress)
+        for _, sug in picked.iterrows()
+    ]
     return WorldEval(
         seed=seed,
         values=values,
@@ -420,3 +366,97 @@ def score_world(
         deltas=deltas if deltas is not None else pd.DataFrame(applied),
         labels_needed=curve.assign(seed=seed),
     )
+
+
+def _weekly_frames(
+    tables: Mapping[str, pd.DataFrame], entities: Sequence[Entity], *, as_of: Any, start: Any
+) -> list[dict[Entity, pd.DataFrame]]:
+    """Feature frames every 7 days back from `as_of` (what suggestions are projected over)."""
+    from features.build import build_frames
+
+    history = []
+    day = as_of - timedelta(days=7)
+    while day > start:
+        history.append(build_frames(tables, as_of=day, entities=tuple(entities)))
+        day -= timedelta(days=7)
+    return history
+
+
+def _list_values(
+    flags: pd.DataFrame, pool: pd.DataFrame, oof: pd.DataFrame | None, cfg: AuditEvalConfig
+) -> dict[str, float]:
+    """The ranked lists' quality and cleanlab's on the same candidates."""
+    ours = list_quality(flags, pool, k=cfg.top_k)
+    base = cleanlab_lists(pool, oof, k=cfg.top_k)
+    return {f"audit_{k}": v for k, v in ours.items()} | {
+        f"cleanlab_{k}": v for k, v in base.items()
+    }
+
+
+def _estimates(
+    metrics: pd.DataFrame,
+    pops: Any,
+    est_pops: Any,
+    truth: Any,
+    seed: int,
+    cfg: AuditEvalConfig,
+) -> pd.DataFrame:
+    """Estimate errors with the simulator's labels and with govrisk's importance design."""
+    true_metrics = strategy_metrics(pops, truth=truth)
+    est = estimate_errors(metrics, true_metrics).assign(labels_from="simulator")
+    imp = oracle_errors(
+        est_pops,
+        truth,
+        design="importance",
+        budget=cfg.label_budget,
+        seed=seed,
+        flip_rate=cfg.oracle_flip_rate,
+    ).assign(labels_from="importance")
+    return pd.concat([est, imp], ignore_index=True)
+
+
+def _applied_suggestion(
+    sug: pd.Series,
+    strategies: Sequence[Strategy],
+    sim_cfg: Any,
+    tables: Mapping[str, pd.DataFrame],
+    items: pd.DataFrame,
+    seed: int,
+    progress: ProgressFn,
+) -> dict[str, Any]:
+    """Re-simulate the world with one suggestion applied: its projected and realised deltas."""
+    from experiments.simulator.simulation import simulate
+
+    progress(f"seed {seed}: re-simulating with {sug['kind']} on {sug['strategy_id']}")
+    modified, proposed, base_ref = apply_suggestion(strategies, sug)
+    other = [
+        s.ref
+        for s in modified
+        if s.status == StrategyStatus.ACTIVE
+        and s.policy == proposed.policy
+        and s.entity == proposed.entity
+        and s.ref != proposed.ref
+    ]
+    new_sim = simulate(sim_cfg, strategies=modified)
+    d_fp, d_fn = realised_delta(
+        tables["strategy_decisions"],
+        new_sim.tables["strategy_decisions"],
+        base_ref=base_ref,
+        new_strategy=proposed,
+        items=items,
+        other_refs=other,
+    )
+    return {
+        "seed": seed,
+        "strategy": sug["strategy_id"],
+        "kind": sug["kind"],
+        "summary": sug["summary"],
+        "predicted_fp": sug["delta_fp"],
+        "realised_fp": d_fp,
+        "predicted_fn": sug["delta_fn"],
+        "realised_fn": d_fn,
+        "fp_low": sug["delta_fp_low"],
+        "fp_high": sug["delta_fp_high"],
+        "fn_low": sug["delta_fn_low"],
+        "fn_high": sug["delta_fn_high"],
+    }
