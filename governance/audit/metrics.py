@@ -367,32 +367,17 @@ def _row(
     tp, tp_se = est.value(tp_name), est.se(tp_name)
     tp = float(np.clip(tp, 0.0, n_act))
     prec, prec_se = est.ratio(tp_name, n_act) if n_act > 0 else (float("nan"), float("nan"))
-    rec, rec_se = est.ratio(tp_name, pos_name)
-    fn, fn_se = est.linear({pos_name: 1.0, tp_name: -1.0})
     confirmed = 0.0 if exact else consts[f"fnlab|{key}"]
-    fn_low, fn_high = interval(fn, fn_se, confidence=confidence, lower=0.0)
-    rec_low, rec_high = interval(rec, rec_se, confidence=confidence, lower=0.0, upper=1.0)
-    if not exact and (not np.isfinite(fn) or fn < confirmed):
-        # The design correction left fewer false negatives than reviewers already confirmed
-        # (a few noisy random labels over thousands of unactioned units cannot place the
-        # total): the point falls back to the model's count, at least the confirmed misses.
-        fn = max(consts[f"fnmodel|{key}"], confirmed)
-        rec = tp / (tp + fn) if tp + fn > 0 else float("nan")
-        if not (np.isfinite(rec_low) and np.isfinite(rec_high)):
-            # No positive total to take a ratio against: the labels only bound recall above.
-            rec_low, rec_high = 0.0, 1.0
-        fn_low = fn_low if np.isfinite(fn_low) else 0.0
-        fn_high = fn_high if np.isfinite(fn_high) else float("inf")
-    if confirmed > 0:
-        # The false negatives include the misses reviewers confirmed: they bound the count
-        # below and recall above.
-        fn_low, fn_high = max(fn_low, confirmed), max(fn_high, confirmed)
-        tp_high = min(tp + z_value(confidence) * tp_se, n_act)
-        rec_high = min(rec_high, tp_high / (tp_high + confirmed) if tp_high > 0 else 0.0)
-    if np.isfinite(rec):
-        rec_low, rec_high = min(rec_low, rec), max(rec_high, rec)
-    if np.isfinite(fn):
-        fn_low, fn_high = min(fn_low, fn), max(fn_high, fn)
+    rec, rec_low, rec_high, fn, fn_low, fn_high = _recall_and_misses(
+        est,
+        tp_name,
+        pos_name,
+        tp=tp,
+        n_act=n_act,
+        confirmed=confirmed,
+        model_fn=None if exact else consts[f"fnmodel|{key}"],
+        confidence=confidence,
+    )
     fp = n_act - tp
     fn_imp, fn_imp_se = est.value(f"fnimp|{key}"), est.se(f"fnimp|{key}")
     fn_gmv, fn_gmv_se = est.value(f"fngmv|{key}"), est.se(f"fngmv|{key}")
@@ -452,3 +437,45 @@ def _row(
         "model_only_share": float(est.model_only_share[i_tp]),
         "flip_rate": pop.flip_rate,
     }
+
+
+def _recall_and_misses(
+    est: TotalEstimate,
+    tp_name: str,
+    pos_name: str,
+    *,
+    tp: float,
+    n_act: float,
+    confirmed: float,
+    model_fn: float | None,
+    confidence: float,
+) -> tuple[float, float, float, float, float, float]:
+    """Recall and the false-negative count with their intervals: (recall, low, high, fn, low,
+    high). `model_fn` (None for exact totals) is the model's count, the fallback where the
+    design correction cannot place the total; `confirmed` misses bound both."""
+    rec, rec_se = est.ratio(tp_name, pos_name)
+    fn, fn_se = est.linear({pos_name: 1.0, tp_name: -1.0})
+    fn_low, fn_high = interval(fn, fn_se, confidence=confidence, lower=0.0)
+    rec_low, rec_high = interval(rec, rec_se, confidence=confidence, lower=0.0, upper=1.0)
+    if model_fn is not None and (not np.isfinite(fn) or fn < confirmed):
+        # The design correction left fewer false negatives than reviewers already confirmed
+        # (a few noisy random labels over thousands of unactioned units cannot place the
+        # total): the point falls back to the model's count, at least the confirmed misses.
+        fn = max(model_fn, confirmed)
+        rec = tp / (tp + fn) if tp + fn > 0 else float("nan")
+        if not (np.isfinite(rec_low) and np.isfinite(rec_high)):
+            # No positive total to take a ratio against: the labels only bound recall above.
+            rec_low, rec_high = 0.0, 1.0
+        fn_low = fn_low if np.isfinite(fn_low) else 0.0
+        fn_high = fn_high if np.isfinite(fn_high) else float("inf")
+    if confirmed > 0:
+        # The false negatives include the misses reviewers confirmed: they bound the count
+        # below and recall above.
+        fn_low, fn_high = max(fn_low, confirmed), max(fn_high, confirmed)
+        tp_high = min(tp + z_value(confidence) * est.se(tp_name), n_act)
+        rec_high = min(rec_high, tp_high / (tp_high + confirmed) if tp_high > 0 else 0.0)
+    if np.isfinite(rec):
+        rec_low, rec_high = min(rec_low, rec), max(rec_high, rec)
+    if np.isfinite(fn):
+        fn_low, fn_high = min(fn_low, fn), max(fn_high, fn)
+    return rec, rec_low, rec_high, fn, fn_low, fn_high
