@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from models.cli import TrackingUri, require_tracking_store
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from governance.audit.pipeline import AuditResult
 
 
 def audit(
@@ -48,7 +53,6 @@ def audit(
     import pandas as pd
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from governance.audit.pipeline import run_audit
 
@@ -88,14 +92,22 @@ def audit(
             console.print(f"[red]{err}[/red]", soft_wrap=True, highlight=False)
             raise typer.Exit(1) from err
 
+    _print_audit(result, console)
+
+
+def _print_audit(result: AuditResult, console: Console) -> None:
+    """Each strategy's estimates (the interval level the run used) and where files went."""
+    from rich.table import Table
+
+    ci = f"{result.settings.confidence:.0%} CI"
     m = result.metrics
     rows = m[(m["channel"] == "all") & (m["strategy"] != "*")]
     table = Table(title=f"Strategy audit as of {result.as_of:%Y-%m-%d}")
     for col in (
         "strategy",
         "actioned",
-        "precision [95% CI]",
-        "recall [95% CI]",
+        f"precision [{ci}]",
+        f"recall [{ci}]",
         "est. FP",
         "est. FN",
         "labels",
