@@ -40,6 +40,55 @@ def validate(
     console.print("[green]All tables conform to the data contract.[/green]")
 
 
+@data_app.command("import")
+def import_export(
+    mapping: Annotated[
+        Path,
+        typer.Option(
+            "--mapping",
+            help="YAML mapping file: per contract table, the exported file, column names, "
+            "category values and time zone (see docs/data-contract.md).",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Data directory to write tables/ into.")],
+) -> None:
+    """Turn an export into contract tables: refused rows go to OUT/quarantine with reasons."""
+    from features.importer import MappingError, import_tables, read_mapping, write_import
+
+    console = Console()
+    try:
+        results = import_tables(read_mapping(mapping))
+    except MappingError as err:
+        Console(stderr=True).print(f"[red]error:[/red] {err}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    write_import(results, out)
+    summary = Table(title=f"Imported into {out}")
+    for col in ("table", "read", "imported", "quarantined", "note"):
+        summary.add_column(col, justify="left" if col in ("table", "note") else "right")
+    for name, r in results.items():
+        summary.add_row(
+            name,
+            f"{r.rows_read:,}",
+            f"{r.rows_imported:,}",
+            f"{len(r.quarantined):,}",
+            escape(r.note or _top_reason(r.quarantined)),
+        )
+    console.print(summary)
+    console.print(f"Check them with `govrisk data validate --data {out}`.")
+
+
+def _top_reason(quarantined: object) -> str:
+    """The most frequent reason rows were refused, for the summary."""
+    import pandas as pd
+
+    assert isinstance(quarantined, pd.DataFrame)
+    if not len(quarantined):
+        return ""
+    reasons = quarantined["reasons"].str.split("; ").explode()
+    top = reasons.value_counts()
+    return f"most often: {top.index[0]} ({top.iloc[0]:,})"
+
+
 @data_app.command("contract")
 def contract_docs(
     out: Annotated[
