@@ -43,10 +43,45 @@ def render_contract_markdown() -> str:
         "",
         "Timestamps are timezone-naive and mean UTC. Extra columns are allowed and ignored.",
         "",
+        *_import_markdown(),
     ]
     for spec in TABLES.values():
         lines += table_markdown(spec)
     return "\n".join(lines)
+
+
+def _import_markdown() -> list[str]:
+    """How an export becomes contract tables (`govrisk data import`)."""
+    from features.importer import OPTIONAL_TABLES
+
+    optional = [f"- `{name}` left out: {effect}." for name, effect in OPTIONAL_TABLES.items()]
+    return [
+        "## Importing an export",
+        "",
+        "`govrisk data import --mapping MAPPING.yaml --out DIR` writes these tables from a real",
+        "export through one mapping file, without code:",
+        "",
+        "```yaml",
+        "timezone: Asia/Singapore        # zone of times written without an offset (default UTC)",
+        "tables:",
+        "  listings:",
+        "    file: listings_export.csv   # CSV or Parquet, relative to the mapping file",
+        "    columns: {listing_id: SKU, created_at: Published}  # contract column: export column",
+        "  channel_exposure:",
+        "    file: exposure.parquet",
+        '    values: {channel: {"Shop Tab": shop_tab}}  # export value -> contract value',
+        "    timezone: UTC",
+        "```",
+        "",
+        "Each value is converted to its column's type; timestamps with an offset are converted to",
+        "UTC, those without one read in the mapping's zone. A row that cannot be converted, breaks",
+        "a column's constraints, repeats a key or refers to a row that was not imported goes to",
+        "`DIR/quarantine/<table>.parquet` with its reasons and exported values: per table, rows",
+        "read = imported + quarantined. These tables may be left out (written empty):",
+        "",
+        *optional,
+        "",
+    ]
 
 
 def table_markdown(spec: TableSpec, *, heading: str = "##") -> list[str]:
