@@ -47,7 +47,7 @@ def import_export(
         typer.Option(
             "--mapping",
             help="YAML mapping file: per contract table, the exported file, column names, "
-            "category values and time zone (see docs/data-contract.md, "Importing an export").",
+            "category values and time zone (docs/data-contract.md: Importing an export).",
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Data directory to write tables/ into.")],
