@@ -52,6 +52,16 @@ def render_features_markdown() -> str:
         "## Scoring frames",
         "",
     ]
+    lines += _frames_section()
+    lines += _sets_section()
+    lines += _lexicon_and_text_section()
+    lines += _byo_section()
+    return "\n".join(lines)
+
+
+def _frames_section() -> list[str]:
+    """Each scoring frame and its features, numbered in model-input order."""
+    lines: list[str] = []
     lines += _table(
         [
             [f"`{e.value}`", f"`{spec.key}`", str(len(spec.features())), spec.description]
@@ -79,6 +89,12 @@ def render_features_markdown() -> str:
                 n += 1
         lines += _table(rows, ["#", "feature", "kind", "unit", "set (of)", "description"])
         lines.append("")
+    return lines
+
+
+def _sets_section() -> list[str]:
+    """The feature sets with their versions."""
+    lines: list[str] = []
     lines += ["## Feature sets", ""]
     lines += _table(
         [
@@ -99,6 +115,13 @@ def render_features_markdown() -> str:
         "A set's version changes whenever the meaning of one of its features changes; the",
         "build manifest and every trained model record the versions they used.",
         "",
+    ]
+    return lines
+
+
+def _lexicon_and_text_section() -> list[str]:
+    """The policy lexicon, the text pipeline, text-model scores and category risk."""
+    lines = [
         "## Policy lexicon",
         "",
         "Text is matched after ASCII lower-casing and whitespace collapsing, on whole words",
@@ -156,6 +179,13 @@ def render_features_markdown() -> str:
         f"category is *high risk* when its prior exceeds {HIGH_RISK_MULTIPLE}x the marketplace",
         "share. Audit labels are never used.",
         "",
+    ]
+    return lines
+
+
+def _byo_section() -> list[str]:
+    """Bring-your-own-data specs: the feature kinds and an example."""
+    lines = [
         "## Bring your own data",
         "",
         "A YAML dataset spec maps your own tables to one scored entity without Python:",
@@ -214,4 +244,4 @@ def render_features_markdown() -> str:
         "source, browser, sex and age through.",
         "",
     ]
-    return "\n".join(lines)
+    return lines
