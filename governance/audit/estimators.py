@@ -650,97 +650,16 @@ def _compute_parts(
     names: tuple[str, ...],
     strata: IntArray,
 ) -> TotalParts:
-    n_units, k = domains.shape
+    k = domains.shape[1]
+    designs = sorted(set(draws.design.tolist()))
+    region = _regions(designs, frames, strata, len(f))
+    acc, covered_by = _region_accumulators(region, domains, f)
     n_labels = np.zeros(k, dtype=np.int64)
     n_pos = np.zeros(k, dtype=np.int64)
-
-    designs = sorted(set(draws.design.tolist()))
-    # Region of a unit = its stratum and which label-carrying designs can draw it (bit set).
-    region = np.zeros(n_units, dtype=np.int64)
-    for bit, name in enumerate(designs):
-        region |= np.asarray(frames[name], dtype=bool).astype(np.int64) << bit
-    region |= strata << len(designs)
-    fvar = f * (1.0 - f)
-    acc: dict[int, dict[str, FloatArray]] = {}
-    covered_by: dict[int, BoolArray] = {}
-    for g in np.unique(region):
-        in_g = region == g
-        dg = domains[in_g]
-        covered_by[int(g)] = np.zeros(k, dtype=bool)
-        acc[int(g)] = {
-            "correction": np.zeros(k),
-            "cov": np.zeros((k, k)),
-            "model": f[in_g] @ dg,
-            "model_cov": dg.T @ (dg * fvar[in_g][:, None]),
-            "mass": np.abs(dg).sum(axis=0),
-        }
     if len(draws):
-        y_star = correct_labels(draws.y_obs, flip_rate)
-        noise_var = (
-            flip_rate * (1 - flip_rate) / (1 - 2 * flip_rate) ** 2 / np.maximum(draws.n_reviews, 1)
+        n_labels, n_pos = _add_label_corrections(
+            acc, covered_by, region, designs, draws, domains, flip_rate
         )
-        resid = y_star - draws.f_label
-        resid_var_model = draws.f_label * (1.0 - draws.f_label) + noise_var
-        w = 1.0 / draws.inclusion_probability
-        label_region = region[draws.position]
-        # A draw outside its design's declared frame cannot be weighted; drop it.
-        design_bit = np.array([1 << designs.index(d) for d in draws.design], dtype=np.int64)
-        valid = (label_region & design_bit) > 0
-        d_lab = domains[draws.position]
-        for g in np.unique(label_region[valid]):
-            part = acc[int(g)]
-            size = part["mass"]  # known domain size in the region
-            cells = []
-            for name in designs:
-                m = valid & (label_region == g) & (draws.design == name)
-                if not m.any():
-                    continue
-                wd = w[m][:, None] * np.abs(d_lab[m])  # (n_c, K) domain weights
-                w_sum = wd.sum(axis=0)
-                n_eff = np.divide(
-                    w_sum**2, np.square(wd).sum(axis=0), out=np.zeros(k), where=w_sum > 0
-                )
-                cells.append((m, wd, w_sum, n_eff))
-            if not cells:
-                continue
-            total_eff = np.sum([c[3] for c in cells], axis=0)
-            covered = total_eff > 0
-            covered_by[int(g)] |= covered
-            for m, wd, w_sum, n_eff in cells:
-                lam = np.divide(n_eff, total_eff, out=np.zeros(k), where=covered)
-                has = w_sum > 0
-                sign = np.sign(d_lab[m])
-                # Domain ratio (Hajek within the domain, scaled to its known size): the mean
-                # residual of the domain's labelled units times the domain's size.
-                zr = wd * sign * resid[m][:, None]
-                mean = np.divide(zr.sum(axis=0), w_sum, out=np.zeros(k), where=has)
-                scale = np.divide(size * lam, w_sum, out=np.zeros(k), where=has)
-                # Signed domains (a change's +1 / -1 units) keep the sign per unit; their mean
-                # is relative to the absolute size, so signed totals stay unbiased.
-                part["correction"] += scale * zr.sum(axis=0)
-                u = scale * (zr - wd * mean)
-                n_c = int(m.sum())
-                cell = (n_c / max(n_c - 1, 1)) * (u.T @ u)
-                # Floor each variance at what a calibrated model implies (Bernoulli residual
-                # plus label noise): with rare violations a small cell often holds no positive
-                # and its sample variance would claim a certainty it lacks.
-                # The floor tops a total's variance up with the model-implied covariance
-                # scaled to the shortfall, so nested totals keep coherent covariances.
-                u_model = scale * wd * np.sqrt(resid_var_model[m])[:, None]
-                model_cell = (n_c / max(n_c - 1, 1)) * (u_model.T @ u_model)
-                floor = np.diag(model_cell)
-                short = np.sqrt(
-                    np.divide(
-                        np.clip(floor - np.diag(cell), 0.0, None),
-                        floor,
-                        out=np.zeros(k),
-                        where=floor > 0,
-                    )
-                )
-                part["cov"] += cell + np.outer(short, short) * model_cell
-        support = (d_lab[valid] != 0).astype(np.float64)
-        n_labels = support.sum(axis=0).astype(np.int64)
-        n_pos = (support * (draws.y_obs[valid] >= 0.5)[:, None]).sum(axis=0).astype(np.int64)
     regions = tuple(
         RegionPart(
             stratum=g >> len(designs),
@@ -760,3 +679,124 @@ def _compute_parts(
         n_labels=n_labels,
         n_labeled_positive=n_pos,
     )
+
+
+def _regions(
+    designs: list[str], frames: Mapping[str, BoolArray], strata: IntArray, n_units: int
+) -> IntArray:
+    """Region of a unit = its stratum and which label-carrying designs can draw it (bit set)."""
+    region = np.zeros(n_units, dtype=np.int64)
+    for bit, name in enumerate(designs):
+        region |= np.asarray(frames[name], dtype=bool).astype(np.int64) << bit
+    return np.asarray(region | (strata << len(designs)), dtype=np.int64)
+
+
+def _region_accumulators(
+    region: IntArray, domains: FloatArray, f: FloatArray
+) -> tuple[dict[int, dict[str, FloatArray]], dict[int, BoolArray]]:
+    """Per region: the model's totals and covariance, the domains' sizes, and zeroed label
+    corrections; and which domains labels cover there (none yet)."""
+    k = domains.shape[1]
+    fvar = f * (1.0 - f)
+    acc: dict[int, dict[str, FloatArray]] = {}
+    covered_by: dict[int, BoolArray] = {}
+    for g in np.unique(region):
+        in_g = region == g
+        dg = domains[in_g]
+        covered_by[int(g)] = np.zeros(k, dtype=bool)
+        acc[int(g)] = {
+            "correction": np.zeros(k),
+            "cov": np.zeros((k, k)),
+            "model": f[in_g] @ dg,
+            "model_cov": dg.T @ (dg * fvar[in_g][:, None]),
+            "mass": np.abs(dg).sum(axis=0),
+        }
+    return acc, covered_by
+
+
+def _add_label_corrections(
+    acc: dict[int, dict[str, FloatArray]],
+    covered_by: dict[int, BoolArray],
+    region: IntArray,
+    designs: list[str],
+    draws: LabelDraws,
+    domains: FloatArray,
+    flip_rate: float,
+) -> tuple[IntArray, IntArray]:
+    """Add each region's design-weighted label corrections and their covariance to `acc`;
+    returns the labels and positive labels behind each domain."""
+    k = domains.shape[1]
+    y_star = correct_labels(draws.y_obs, flip_rate)
+    noise_var = (
+        flip_rate * (1 - flip_rate) / (1 - 2 * flip_rate) ** 2 / np.maximum(draws.n_reviews, 1)
+    )
+    resid = y_star - draws.f_label
+    resid_var_model = draws.f_label * (1.0 - draws.f_label) + noise_var
+    w = 1.0 / draws.inclusion_probability
+    label_region = region[draws.position]
+    # A draw outside its design's declared frame cannot be weighted; drop it.
+    design_bit = np.array([1 << designs.index(d) for d in draws.design], dtype=np.int64)
+    valid = (label_region & design_bit) > 0
+    d_lab = domains[draws.position]
+    for g in np.unique(label_region[valid]):
+        cells = []
+        for name in designs:
+            m = valid & (label_region == g) & (draws.design == name)
+            if not m.any():
+                continue
+            wd = w[m][:, None] * np.abs(d_lab[m])  # (n_c, K) domain weights
+            w_sum = wd.sum(axis=0)
+            n_eff = np.divide(w_sum**2, np.square(wd).sum(axis=0), out=np.zeros(k), where=w_sum > 0)
+            cells.append((m, wd, w_sum, n_eff))
+        if not cells:
+            continue
+        total_eff = np.sum([c[3] for c in cells], axis=0)
+        covered = total_eff > 0
+        covered_by[int(g)] |= covered
+        for m, wd, w_sum, n_eff in cells:
+            lam = np.divide(n_eff, total_eff, out=np.zeros(k), where=covered)
+            _add_cell(acc[int(g)], lam, wd, w_sum, np.sign(d_lab[m]), resid[m], resid_var_model[m])
+    support = (d_lab[valid] != 0).astype(np.float64)
+    n_labels = support.sum(axis=0).astype(np.int64)
+    n_pos = (support * (draws.y_obs[valid] >= 0.5)[:, None]).sum(axis=0).astype(np.int64)
+    return n_labels, n_pos
+
+
+def _add_cell(
+    part: dict[str, FloatArray],
+    lam: FloatArray,
+    wd: FloatArray,
+    w_sum: FloatArray,
+    sign: FloatArray,
+    resid: FloatArray,
+    resid_var_model: FloatArray,
+) -> None:
+    """One design's labels in one region: their correction and covariance, added to `part`."""
+    k = wd.shape[1]
+    has = w_sum > 0
+    size = part["mass"]  # known domain size in the region
+    # Domain ratio (Hajek within the domain, scaled to its known size): the mean residual of
+    # the domain's labelled units times the domain's size.
+    zr = wd * sign * resid[:, None]
+    mean = np.divide(zr.sum(axis=0), w_sum, out=np.zeros(k), where=has)
+    scale = np.divide(size * lam, w_sum, out=np.zeros(k), where=has)
+    # Signed domains (a change's +1 / -1 units) keep the sign per unit; their mean is relative
+    # to the absolute size, so signed totals stay unbiased.
+    part["correction"] += scale * zr.sum(axis=0)
+    u = scale * (zr - wd * mean)
+    n_c = wd.shape[0]
+    cell = (n_c / max(n_c - 1, 1)) * (u.T @ u)
+    # Floor each variance at what a calibrated model implies (Bernoulli residual plus label
+    # noise): with rare violations a small cell often holds no positive and its sample variance
+    # would claim a certainty it lacks. The floor tops a total's variance up with the
+    # model-implied covariance scaled to the shortfall, so nested totals keep coherent
+    # covariances.
+    u_model = scale * wd * np.sqrt(resid_var_model)[:, None]
+    model_cell = (n_c / max(n_c - 1, 1)) * (u_model.T @ u_model)
+    floor = np.diag(model_cell)
+    short = np.sqrt(
+        np.divide(
+            np.clip(floor - np.diag(cell), 0.0, None), floor, out=np.zeros(k), where=floor > 0
+        )
+    )
+    part["cov"] += cell + np.outer(short, short) * model_cell
