@@ -359,7 +359,11 @@ def _far_from_one(x: float) -> float:
 
 def per_world_measures(*, k: int, label_budget: int) -> list[_Measure]:
     """The measures of the per-world table, in order."""
-    measures = [
+    return [*_list_measures(k), *_estimate_measures(label_budget), *_other_measures()]
+
+
+def _list_measures(k: int) -> list[_Measure]:
+    return [
         _Measure(
             f"FP list precision@{k}",
             _mean_value("audit_fp_precision_at_k"),
@@ -381,6 +385,10 @@ def per_world_measures(*, k: int, label_budget: int) -> list[_Measure]:
             "{:.1f}x",
         ),
     ]
+
+
+def _estimate_measures(label_budget: int) -> list[_Measure]:
+    measures: list[_Measure] = []
     for source, label in (
         ("simulator", f"simulator's {label_budget:,} labels"),
         ("importance", f"govrisk importance sample of {label_budget:,}"),
@@ -420,7 +428,11 @@ def per_world_measures(*, k: int, label_budget: int) -> list[_Measure]:
                 "{:.2f}",
             ),
         ]
-    measures += [
+    return measures
+
+
+def _other_measures() -> list[_Measure]:
+    measures = [
         _Measure(
             f"labels saved vs uniform, {metric.split('_')[0]} RMSE {target}",
             _label_saving(metric, target),
