@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from experiments.audit_eval.config import AuditEvalConfig, AuditEvalResult
 
 #: At least five worlds of the size the audit is meant for (issue 15); tests pass small sizes.
 DEFAULT_SEEDS = (1, 2, 3, 4, 5)
@@ -67,7 +72,6 @@ def evaluate_audit(
     ground truth: ranked-list precision vs cleanlab, estimate errors and interval coverage,
     labels needed vs uniform auditing, planted defects found, predicted vs realised deltas."""
     from rich.console import Console
-    from rich.table import Table
 
     from experiments.audit_eval import run as eval_run
     from experiments.audit_eval.config import AuditEvalConfig, fresh_seeds
@@ -94,6 +98,13 @@ def evaluate_audit(
     )
     with console.status("evaluating the audit") as status:
         result = eval_run.run_audit_eval(cfg, progress=lambda msg: status.update(msg))
+    _print_result(result, cfg, console)
+
+
+def _print_result(result: AuditEvalResult, cfg: AuditEvalConfig, console: Console) -> None:
+    """The pooled table (misses in red), the per-world table and the files written."""
+    from rich.table import Table
+
     table = Table(
         title=f"Strategy audit vs ground truth ({len(cfg.seeds)} "
         f"{'fresh ' if cfg.fresh else ''}worlds, "
