@@ -138,20 +138,13 @@ def score_with_run(run_id: str, frame: pd.DataFrame) -> np.ndarray:
 
 def evaluate_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> WorldEval:
     """Simulate, train, audit and score one world."""
-    from experiments.simulator.config import SimulationConfig
     from experiments.simulator.simulation import simulate
     from experiments.simulator.writer import write_simulation
     from features.build import build_frames
     from governance.audit.pipeline import audited_strategies, period_end
 
     wdir = cfg.work_dir / f"seed-{seed}"
-    sim_cfg = SimulationConfig(
-        n_listings=cfg.n_listings,
-        days=cfg.days,
-        seed=seed,
-        label_budget=cfg.label_budget,
-        full_evaluation_every_days=cfg.full_evaluation_every_days,
-    )
+    sim_cfg = _simulation_config(cfg, seed)
     truth_dir = wdir / "ground_truth"
     if (truth_dir / "defects.yaml").exists():  # resume: reuse a written world
         import yaml
@@ -237,7 +230,6 @@ def rescore_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Worl
     keeping the re-simulated suggestion deltas it recorded."""
     import yaml
 
-    from experiments.simulator.config import SimulationConfig
     from features.build import build_frames
     from features.loader import load_tables
     from governance.audit.pipeline import audited_strategies, period_end
@@ -251,13 +243,7 @@ def rescore_world(seed: int, cfg: AuditEvalConfig, progress: ProgressFn) -> Worl
     entities = tuple(sorted({s.entity for s in audited}, key=list(Entity).index))
     frames = build_frames(tables, as_of=as_of, entities=entities)
     oof_path = wdir / "oof.parquet"
-    sim_cfg = SimulationConfig(
-        n_listings=cfg.n_listings,
-        days=cfg.days,
-        seed=seed,
-        label_budget=cfg.label_budget,
-        full_evaluation_every_days=cfg.full_evaluation_every_days,
-    )
+    sim_cfg = _simulation_config(cfg, seed)
     old = cfg.work_dir / "deltas.csv"
     deltas = pd.read_csv(old) if old.exists() else None
     return score_world(
@@ -460,3 +446,16 @@ def _applied_suggestion(
         "fn_low": sug["delta_fn_low"],
         "fn_high": sug["delta_fn_high"],
     }
+
+
+def _simulation_config(cfg: AuditEvalConfig, seed: int) -> Any:
+    """The simulated world of one seed, as the evaluation configures it."""
+    from experiments.simulator.config import SimulationConfig
+
+    return SimulationConfig(
+        n_listings=cfg.n_listings,
+        days=cfg.days,
+        seed=seed,
+        label_budget=cfg.label_budget,
+        full_evaluation_every_days=cfg.full_evaluation_every_days,
+    )
