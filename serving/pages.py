@@ -300,7 +300,10 @@ def item_page(
         session=session,
         item=item,
         view=item_view.load_item_view(
-            state.settings.resolved_marketplace_dir(), item.entity, item.item_id
+            state.settings.resolved_marketplace_dir(),
+            item.entity,
+            item.item_id,
+            item_view.model_phrases(item.reasons),
         ),
         guide=policy_guide.guide_for(item.policy),
         reasons=reasons,

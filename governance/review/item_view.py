@@ -30,11 +30,32 @@ _TEXT_SUMMARY = "Wording of the text (dense text signals, combined)"
 
 @dataclass(frozen=True)
 class Span:
-    """Characters [start, end) of a text that matched a policy phrase."""
+    """Characters [start, end) of a text that matched a policy phrase or that the text model
+    weighs (`contribution`: its exact log-odds; None for a lexicon phrase)."""
 
     start: int
     end: int
     why: str
+    contribution: float | None = None
+
+    @property
+    def css(self) -> str:
+        """The highlight's class: lexicon phrase, or a text-model phrase raising or lowering."""
+        if self.contribution is None:
+            return "lexicon"
+        return "model-up" if self.contribution > 0 else "model-down"
+
+
+@dataclass(frozen=True)
+class ModelPhrase:
+    """One phrase of a text-model reason: where it is in which field and its log-odds."""
+
+    field: str
+    start: int
+    end: int
+    text: str
+    contribution: float
+    policy: str
 
 
 @dataclass(frozen=True)
@@ -45,14 +66,14 @@ class TextBlock:
     text: str
     spans: tuple[Span, ...] = ()
 
-    def segments(self) -> list[tuple[str, str | None]]:
-        """The text cut into (piece, why) pairs; `why` is None outside highlighted phrases."""
-        out: list[tuple[str, str | None]] = []
+    def segments(self) -> list[tuple[str, Span | None]]:
+        """The text cut into (piece, span) pairs; the span is None outside highlights."""
+        out: list[tuple[str, Span | None]] = []
         at = 0
         for span in self.spans:
             if span.start > at:
                 out.append((self.text[at : span.start], None))
-            out.append((self.text[span.start : span.end], span.why))
+            out.append((self.text[span.start : span.end], span))
             at = span.end
         if at < len(self.text):
             out.append((self.text[at:], None))
@@ -89,6 +110,8 @@ class ReasonLine:
     label: str
     value: str
     contribution: float
+    #: For a text-model score: its phrases in words ("title contains 'replica' (+0.82)").
+    phrases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,7 +136,13 @@ def reasons_in_words(reasons: Iterable[Mapping[str, Any]], entity: str) -> Reaso
             text_push, text_count = text_push + contribution, text_count + 1
             continue
         label, unit = _label_and_unit(entity, name, str(reason.get("description") or name))
-        lines.append(ReasonLine(name, label, format_value(reason.get("value"), unit), contribution))
+        words = tuple(
+            f"{p.field} contains '{p.text}' ({p.contribution:+.2f} log-odds)"
+            for p in _phrases_of(reason)
+        )
+        lines.append(
+            ReasonLine(name, label, format_value(reason.get("value"), unit), contribution, words)
+        )
     if text_count:
         lines.append(ReasonLine("text", _TEXT_SUMMARY, "–", text_push))
     lines.sort(key=lambda line: -abs(line.contribution))
@@ -142,41 +171,91 @@ def _patterns() -> tuple[tuple[str, Policy, re.Pattern[str]], ...]:
     )
 
 
-def phrase_spans(text: str, *, phrases: Sequence[str] = ()) -> tuple[Span, ...]:
-    """Policy-lexicon phrases in `text` (as the features count them) and any extra `phrases`
-    (e.g. from text-model reasons), non-overlapping, in order."""
-    found: list[Span] = []
-    for group, policy, pattern in _patterns():
-        found += [
-            Span(m.start(), m.end(), f"{policy.value.replace('_', ' ')} phrase ({group} lexicon)")
-            for m in pattern.finditer(text)
-        ]
-    for phrase in phrases:
-        if phrase.strip():
-            found += [
-                Span(m.start(), m.end(), "phrase the text model weighs")
-                for m in re.finditer(re.escape(phrase), text, re.IGNORECASE)
-            ]
+def phrase_spans(text: str, *, model: Sequence[ModelPhrase] = ()) -> tuple[Span, ...]:
+    """The text model's phrases in `text` (at the offsets the model reported; searched for
+    where the text differs) and, where none of those sits, the policy-lexicon phrases as the
+    features count them: non-overlapping, in order."""
+    found = [s for p in model for s in _model_spans(text, p)]
     found.sort(key=lambda s: (s.start, -(s.end - s.start)))
     kept: list[Span] = []
     for span in found:
         if not kept or span.start >= kept[-1].end:
             kept.append(span)
-    return tuple(kept)
+    for group, policy, pattern in _patterns():
+        for m in pattern.finditer(text):
+            if not any(m.start() < k.end and k.start < m.end() for k in kept):
+                why = f"{policy.value.replace('_', ' ')} phrase ({group} lexicon)"
+                kept.append(Span(m.start(), m.end(), why))
+    return tuple(sorted(kept, key=lambda s: s.start))
+
+
+def _model_spans(text: str, phrase: ModelPhrase) -> list[Span]:
+    why = (
+        f"the {phrase.policy.replace('_', ' ')} text model weighs this phrase "
+        f"({phrase.contribution:+.2f} log-odds)"
+    )
+    if text[phrase.start : phrase.end].lower() == phrase.text.lower():
+        return [Span(phrase.start, phrase.end, why, phrase.contribution)]
+    return [
+        Span(m.start(), m.end(), why, phrase.contribution)
+        for m in re.finditer(re.escape(phrase.text), text, re.IGNORECASE)
+    ]
+
+
+def model_phrases(reasons: Iterable[Mapping[str, Any]]) -> tuple[ModelPhrase, ...]:
+    """Every located phrase of the flag's text-model reasons (one per occurrence)."""
+    out: list[ModelPhrase] = []
+    for reason in reasons:
+        policy = str(reason.get("feature", "")).rpartition("_text_score_")[2]
+        for phrase in _phrases_of(reason):
+            spans = phrase.spans or ((phrase.field, -1, -1),)
+            out += [
+                ModelPhrase(field, start, end, phrase.text, phrase.contribution, policy)
+                for field, start, end in spans
+            ]
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    text: str
+    contribution: float
+    field: str
+    spans: tuple[tuple[str, int, int], ...]
+
+
+def _phrases_of(reason: Mapping[str, Any]) -> list[_Phrase]:
+    """The phrases a reason carries (bundle `Reason.to_dict`); malformed entries are skipped."""
+    out = []
+    for p in reason.get("phrases") or ():
+        try:
+            spans = tuple(
+                (str(s["field"]), int(s["start"]), int(s["end"])) for s in p.get("spans") or ()
+            )
+            out.append(_Phrase(str(p["text"]), float(p["contribution"]), str(p["field"]), spans))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
 
 
 # -- loading -------------------------------------------------------------------------------------
 
 
-def load_item_view(data_dir: Path | None, entity: str, item_id: str) -> ItemView | None:
-    """The item from `data_dir/tables`, or None when the directory or its row is missing."""
+def load_item_view(
+    data_dir: Path | None,
+    entity: str,
+    item_id: str,
+    phrases: Sequence[ModelPhrase] = (),
+) -> ItemView | None:
+    """The item from `data_dir/tables`, or None when the directory or its row is missing;
+    `phrases` (the flag's text-model phrases) are highlighted in the item's own text."""
     if data_dir is None or not (Path(data_dir) / "tables").is_dir():
         return None
     reader = _TableReader(Path(data_dir))
     if entity in _CONTENT:
-        return _content_view(reader, entity, item_id)
+        return _content_view(reader, entity, item_id, phrases)
     if entity == Entity.LISTING.value:
-        return _listing_view(reader, item_id)
+        return _listing_view(reader, item_id, phrases)
     if entity == Entity.SELLER.value:
         return _seller_item_view(reader, item_id)
     return None
@@ -208,7 +287,15 @@ class _TableReader:
             return [dict(zip(names, values, strict=True)) for values in result.fetchall()]
 
 
-def _listing_view(reader: _TableReader, listing_id: str) -> ItemView | None:
+def _text_block(label: str, field: str, text: str, phrases: Sequence[ModelPhrase]) -> TextBlock:
+    return TextBlock(
+        label, text, phrase_spans(text, model=[p for p in phrases if p.field == field])
+    )
+
+
+def _listing_view(
+    reader: _TableReader, listing_id: str, phrases: Sequence[ModelPhrase] = ()
+) -> ItemView | None:
     row = reader.row("listings", "listing_id", listing_id)
     if row is None:
         return None
@@ -232,8 +319,8 @@ def _listing_view(reader: _TableReader, listing_id: str) -> ItemView | None:
         entity=Entity.LISTING.value,
         item_id=listing_id,
         texts=(
-            TextBlock("Title", title, phrase_spans(title)),
-            TextBlock("Description", description, phrase_spans(description)),
+            _text_block("Title", "title", title, phrases),
+            _text_block("Description", "description", description, phrases),
         ),
         facts=tuple(facts),
         image_hash=row.get("image_hash"),
@@ -273,7 +360,9 @@ _CONTENT: Final = MappingProxyType(
 )
 
 
-def _content_view(reader: _TableReader, entity: str, item_id: str) -> ItemView | None:
+def _content_view(
+    reader: _TableReader, entity: str, item_id: str, phrases: Sequence[ModelPhrase] = ()
+) -> ItemView | None:
     """A video or live: its text and facts, its creator and the listing it sells."""
     spec = _CONTENT[entity]
     row = reader.row(spec.table, spec.key, item_id)
@@ -283,7 +372,7 @@ def _content_view(reader: _TableReader, entity: str, item_id: str) -> ItemView |
     return ItemView(
         entity=entity,
         item_id=item_id,
-        texts=(TextBlock(spec.text_label, text, phrase_spans(text)),),
+        texts=(_text_block(spec.text_label, spec.text_column, text, phrases),),
         facts=tuple(
             Fact(label, _when(row.get(col)) if unit == "time" else format_value(row.get(col), unit))
             for label, col, unit in spec.facts

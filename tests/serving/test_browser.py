@@ -96,12 +96,39 @@ def service(
             users.create_user(session, username=name, role=role, password=PASSWORD)
         queue.ingest_flags(session, review_data.make_flags(12, seed=31))
         approvals.ingest_suggestions(session, review_data.make_suggestions(2))
+        _add_text_model_reason(session)
         session.commit()
     try:
         with serve(review_db_url, tmp_path, lease_seconds=300) as base_url:
             yield SimpleNamespace(url=base_url, factory=factory, data_dir=tmp_path)
     finally:
         engine.dispose()
+
+
+def _add_text_model_reason(session: Any) -> None:
+    """Every queued item also carries a counterfeit text-model reason weighing 'tote' in its
+    title (as the audit writes reasons when the bundle has text models)."""
+    import sqlalchemy as sa
+
+    from governance.review.orm import QueueItem
+
+    phrase = {
+        "text": "tote",
+        "contribution": 0.64,
+        "field": "title",
+        "spans": [{"field": "title", "start": 0, "end": 4}],
+    }
+    for item in session.scalars(sa.select(QueueItem)):
+        item.reasons = [
+            *item.reasons,
+            {
+                "feature": "listing_text_score_counterfeit",
+                "description": "counterfeit text model",
+                "value": 1.7,
+                "contribution": 0.9,
+                "phrases": [phrase],
+            },
+        ]
 
 
 def _login(page: Any, base_url: str, username: str) -> None:
@@ -125,6 +152,12 @@ def _moderator_reads_judges_and_escalates(
     assert content.locator("text=$20.00").count() >= 1  # the price, with its unit
     assert page.locator("#seller-facts").inner_text().count("unverified") == 1
     assert "Counterfeit lexicon hits" in page.locator("#reasons").inner_text()
+    # The text model's phrase is marked in the title, with its push and what it means on hover.
+    weighed = content.locator(".text-block mark.model-up").first
+    assert weighed.inner_text().lower() == "tote"
+    assert "counterfeit text model" in (weighed.get_attribute("title") or "")
+    assert content.locator(".text-block sup.push").first.inner_text() == "+0.64"
+    assert "title contains 'tote' (+0.64 log-odds)" in page.locator("#reasons").inner_text()
     assert page.locator("#policy-guide").is_visible()
     assert "local)" in page.locator("#lease-holder time").inner_text()  # local time beside UTC
     page.screenshot(path=str(screenshots / "item.png"), full_page=True)

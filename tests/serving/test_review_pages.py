@@ -315,6 +315,29 @@ def test_dashboard_shows_audit_estimates_a_person_reads(
     assert table.count('class="spark"') == 1 and "no decisions in the data" in table
 
 
+def _give_text_model_reasons(review_app: SimpleNamespace, item_pk: int) -> None:
+    """The queue item's reasons as the audit writes them for a text-model score."""
+    from governance.review.orm import QueueItem
+
+    phrase = {
+        "text": "Mirror quality",
+        "contribution": 0.91,
+        "field": "description",
+        "spans": [{"field": "description", "start": 0, "end": 14}],
+    }
+    reason = {
+        "feature": "listing_text_score_counterfeit",
+        "description": "counterfeit text model",
+        "value": 2.4,
+        "contribution": 1.3,
+        "phrases": [phrase],
+    }
+    with review_app.state.session_factory() as session:
+        item = session.get(QueueItem, item_pk)
+        item.reasons = [*item.reasons, reason]
+        session.commit()
+
+
 @ON_SQLITE
 def test_the_moderator_sees_the_item_they_judge(
     review_app: SimpleNamespace, tmp_path: Path
@@ -328,10 +351,18 @@ def test_the_moderator_sees_the_item_they_judge(
     listing_id = re.search(r"<code>(L\d+)</code>", bare)
     assert listing_id is not None
     review_app.state.settings.marketplace_dir = write_marketplace(tmp_path, listing_id.group(1))
+    _give_text_model_reasons(review_app, int(item_path.rsplit("/", 1)[1]))
     page = client.get(item_path).text
     content = page[page.index('id="item-content"') : page.index('id="reasons"')]
+    # the text model's phrases where it found them, with their push; the reason in words
+    assert '<mark class="model-up" title="the counterfeit text model weighs' in content
+    assert '>Mirror quality</mark><sup class="push">+0.91</sup>' in content
+    assert 'id="highlight-legend"' in content
+    assert "description contains &#39;Mirror quality&#39; (+0.91 log-odds)" in page
     # the text, escaped, with the lexicon phrases highlighted
-    assert '<mark title="counterfeit phrase (counterfeit lexicon)">1:1</mark>' in content
+    assert '<mark class="lexicon" title="counterfeit phrase (counterfeit lexicon)">1:1</mark>' in (
+        content
+    )
     assert ">Replica</mark>" in content and ">Mirror quality</mark>" in content
     assert "&lt;b&gt;bag&lt;/b&gt;" in content and "Café-grade" in content
     # money and time with units, the seller's record

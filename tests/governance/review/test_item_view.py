@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from governance.review.item_view import TextBlock, phrase_spans, reasons_in_words
+from governance.review.item_view import (
+    TextBlock,
+    model_phrases,
+    phrase_spans,
+    reasons_in_words,
+)
 
 
 def test_reasons_split_by_direction_with_units_and_one_text_summary() -> None:
@@ -32,12 +37,59 @@ def test_reasons_split_by_direction_with_units_and_one_text_summary() -> None:
 
 def test_phrases_highlight_as_the_features_count_them() -> None:
     text = "Genuine-looking REPLICAS, secure box; 1:1 copy. Not a dupe-free deal"
-    spans = phrase_spans(text, phrases=["secure box"])
+    spans = phrase_spans(text)
     found = [text[s.start : s.end] for s in spans]
-    assert found == ["REPLICAS", "secure box", "1:1", "dupe"]
+    assert found == ["REPLICAS", "1:1", "dupe"]
+    assert all(s.css == "lexicon" and s.contribution is None for s in spans)
     pieces = TextBlock("Title", text, spans).segments()
     assert "".join(piece for piece, _ in pieces) == text
-    assert [p for p, why in pieces if why] == found
+    assert [p for p, span in pieces if span] == found
+
+
+def _text_reason(text: str, start: int, contribution: float) -> dict[str, object]:
+    return {
+        "feature": "listing_text_score_counterfeit",
+        "description": "text score",
+        "value": 1.9,
+        "contribution": 0.7,
+        "phrases": [
+            {
+                "text": text,
+                "contribution": contribution,
+                "field": "title",
+                "spans": [{"field": "title", "start": start, "end": start + len(text)}],
+            }
+        ],
+    }
+
+
+def test_text_model_phrases_are_highlighted_where_the_model_found_them_with_their_push() -> None:
+    text = "Genuine-looking REPLICAS, secure box; 1:1 copy"
+    reasons = [
+        _text_reason("secure box", 26, 0.82),
+        _text_reason("genuine-looking", 0, -0.31),  # the offsets point at it, case aside
+        {"feature": "listing_price", "value": 3.0, "contribution": 0.1},  # no phrases
+        _text_reason("gone", 999, 0.5),  # not in this text: nothing to highlight
+    ]
+    phrases = model_phrases(reasons)
+    assert [p.text for p in phrases] == ["secure box", "genuine-looking", "gone"]
+    spans = phrase_spans(text, model=phrases)
+    got = [(text[s.start : s.end], s.css, s.contribution) for s in spans]
+    assert got == [
+        ("Genuine-looking", "model-down", -0.31),
+        ("REPLICAS", "lexicon", None),
+        ("secure box", "model-up", 0.82),
+        ("1:1", "lexicon", None),
+    ]
+    assert "counterfeit text model" in spans[2].why and "+0.82 log-odds" in spans[2].why
+    # A phrase the model placed elsewhere (the text changed since) is found by its words.
+    moved = phrase_spans(
+        "a SECURE BOX inside", model=model_phrases([_text_reason("secure box", 26, 0.8)])
+    )
+    assert [(s.start, s.end) for s in moved] == [(2, 12)]
+    # The reason reads in words.
+    line = reasons_in_words(reasons[:1], "listing").raised[0]
+    assert line.phrases == ("title contains 'secure box' (+0.82 log-odds)",)
 
 
 def test_a_video_shows_its_caption_creator_and_the_listing_it_sells(tmp_path: Path) -> None:
