@@ -37,6 +37,24 @@ def _registry(data_dir: Path | None, strategies: Path | None = None) -> Strategy
     return StrategyRegistry.from_directory(settings.resolved_strategies_dir())
 
 
+def _register_candidate(registry: StrategyRegistry, path: Path, console: Console) -> None:
+    """Add the candidate version (as shadow) unless the same version is already in the set;
+    a different file under the same version is refused (versions are immutable)."""
+    from features.vocabulary import StrategyStatus
+    from governance.strategy import load_strategy, with_status
+
+    strategy = with_status(load_strategy(path), StrategyStatus.SHADOW)
+    if strategy.ref in registry:
+        if registry.get(strategy.ref).condition != strategy.condition:
+            raise FileExistsError(
+                f"{strategy.ref} is already in the strategy set with another condition; give "
+                f"the candidate version {registry.next_version(strategy.id)}"
+            )
+        return
+    registry.add(strategy)
+    console.print(f"added {strategy.ref} to the strategy set as shadow")
+
+
 def _fail(console: Console, err: Exception) -> typer.Exit:
     console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
     return typer.Exit(1)
@@ -52,6 +70,14 @@ def create(
             help="Strategies directory (default GOVRISK_STRATEGIES_DIR or DATA_DIR/strategies).",
         ),
     ] = None,
+    candidate: Annotated[
+        Path | None,
+        typer.Option(
+            "--candidate",
+            help="Strategy file of the treatment version to add to the strategy set first (as "
+            "shadow), when it is not there yet: shipping promotes it in this set.",
+        ),
+    ] = None,
     database_url: DatabaseOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -64,6 +90,8 @@ def create(
     try:
         experiment = parse_experiment(file.read_text(encoding="utf-8"), source=str(file))
         registry = _registry(data_dir, strategies)
+        if candidate is not None:
+            _register_candidate(registry, candidate, console)
         with _session(database_url, data_dir) as session:
             record = create_experiment(session, experiment, registry=registry, actor=None)
             session.commit()
