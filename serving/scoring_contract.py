@@ -16,6 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from features.schema import FeatureKind
 from models.bundle import ModelBundle
 from serving.limits import MAX_EXACT_FLOAT_INT
@@ -229,3 +232,40 @@ def request_schema(
         "required": ["items"],
         "additionalProperties": False,
     }
+
+
+def frame_problems(inputs: Sequence[ModelInput], frame: pd.DataFrame) -> np.ndarray:
+    """Per-row reason a batch row breaks its inputs' contract ("" when it keeps it).
+
+    The batch counterpart of the online checks: unknown categories, booleans that are not
+    0/1, numbers below their declared domain. Rows the encoder refuses (infinite values,
+    missing where never missing) are its business (`FeatureEncoder.row_problems`).
+    """
+    reasons = np.full(len(frame), "", dtype=object)
+    for model_input in inputs:
+        if model_input.name not in frame.columns:
+            continue
+        column = frame[model_input.name]
+        if model_input.kind == "categorical":
+            text = column.astype("str")
+            bad = (column.notna() & ~text.isin(model_input.categories)).to_numpy()
+            for i in np.flatnonzero(bad):
+                _add(reasons, i, f"{model_input.name}: unknown category {text.iloc[i]!r}")
+            continue
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+        finite = np.isfinite(values)
+        if model_input.kind == "boolean":
+            bad = finite & (values != 0) & (values != 1)
+            message = f"{model_input.name}: not true or false"
+        elif model_input.minimum is not None:
+            bad = finite & (values < model_input.minimum)
+            message = f"{model_input.name}: below its declared domain (>= {model_input.minimum:g})"
+        else:
+            continue
+        for i in np.flatnonzero(bad):
+            _add(reasons, i, message)
+    return reasons
+
+
+def _add(reasons: np.ndarray, i: int, reason: str) -> None:
+    reasons[i] = f"{reasons[i]}; {reason}" if reasons[i] else reason
