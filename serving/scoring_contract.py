@@ -250,7 +250,7 @@ def frame_problems(inputs: Sequence[ModelInput], frame: pd.DataFrame) -> np.ndar
             text = column.astype("str")
             bad = (column.notna() & ~text.isin(model_input.categories)).to_numpy()
             for i in np.flatnonzero(bad):
-                _add(reasons, i, f"{model_input.name}: unknown category {text.iloc[i]!r}")
+                _add(reasons, int(i), f"{model_input.name}: unknown category {text.iloc[i]!r}")
             continue
         values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
         finite = np.isfinite(values)
@@ -263,7 +263,7 @@ def frame_problems(inputs: Sequence[ModelInput], frame: pd.DataFrame) -> np.ndar
         else:
             continue
         for i in np.flatnonzero(bad):
-            _add(reasons, i, message)
+            _add(reasons, int(i), message)
     return reasons
 
 
