@@ -571,17 +571,21 @@ def test_store_follows_the_alias_and_survives_a_broken_version(
     ]
 
 
-def test_hot_swap_under_concurrent_requests_drops_nothing(
-    bundle: ModelBundle, other_bundle: ModelBundle
-) -> None:
+def _hammer_during_promotions(
+    bundle: ModelBundle, other_bundle: ModelBundle, *, min_requests: int, clients: int = 4
+) -> tuple[list[tuple[int, str | None, list[float] | None]], int]:
+    """Requests from `clients` threads against uvicorn on loopback while the champion alias
+    moves between two versions and the store's poller swaps them in; (results, swaps)."""
     import uvicorn
 
     registry = _Registry({"1": bundle, "2": other_bundle})
+    swaps: list[str | None] = []
     store = ModelStore(
         "models:/govrisk-listing-counterfeit@champion",
-        poll_seconds=0,
+        poll_seconds=0.02,
         loader=registry.load,
         resolver=registry.resolve,
+        on_swap=lambda loaded: swaps.append(loaded.version),
     )
     store.start()
     server = uvicorn.Server(
@@ -594,15 +598,18 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    items, frame = _items(3, seed=30)
-    expected = {b.fingerprint: b.predict(frame)[1].tolist() for b in (bundle, other_bundle)}
+    items, _ = _items(3, seed=30)
     results: list[tuple[int, str | None, list[float] | None]] = []
     stop = threading.Event()
 
     def hammer() -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             while not stop.is_set():
-                r = http.post("/v1/score", json={"items": items, "explain": 2})
+                try:
+                    r = http.post("/v1/score", json={"items": items, "explain": 2})
+                except httpx.HTTPError as exc:  # a dropped connection is a failed request
+                    results.append((0, type(exc).__name__, None))
+                    continue
                 if r.status_code != 200:
                     results.append((r.status_code, None, None))
                     continue
@@ -611,14 +618,18 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(
                     (200, body["model"]["fingerprint"], [i["probability"] for i in body["items"]])
                 )
 
-    workers = [threading.Thread(target=hammer) for _ in range(4)]
+    workers = [threading.Thread(target=hammer) for _ in range(clients)]
     try:
         for w in workers:
             w.start()
-        for version in ("2", "1", "2"):
-            time.sleep(0.3)
-            registry.version = version
-            assert store.refresh() is True
+        promotions = 0
+        give_up = time.monotonic() + 300
+        while len(results) < min_requests or promotions < 3:
+            assert time.monotonic() < give_up, f"only {len(results)} requests in 300 s"
+            time.sleep(0.15)
+            registry.version = "2" if registry.version == "1" else "1"  # promote the other
+            promotions += 1
+        registry.version = "2"
         time.sleep(0.3)
     finally:
         stop.set()
@@ -626,14 +637,45 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(
             w.join(timeout=20)
         server.should_exit = True
         thread.join(timeout=20)
-    assert len(results) > 20
-    assert all(code == 200 for code, _, _ in results), {c for c, _, _ in results}
-    seen = {fp for _, fp, _ in results}
-    assert seen == set(expected), "both models served"
+        store.stop()
+    return results, len(swaps)
+
+
+def _check_no_request_failed(
+    results: list[tuple[int, str | None, list[float] | None]],
+    bundle: ModelBundle,
+    other_bundle: ModelBundle,
+) -> None:
+    _, frame = _items(3, seed=30)
+    expected = {b.fingerprint: b.predict(frame)[1].tolist() for b in (bundle, other_bundle)}
+    failed = [(code, note) for code, note, _ in results if code != 200]
+    assert not failed, f"{len(failed)} of {len(results)} requests failed: {set(failed)}"
+    assert {fp for _, fp, _ in results} == set(expected), "both models served"
     for _, fingerprint, probabilities in results:
         assert fingerprint is not None
         assert probabilities == expected[fingerprint], "a response mixed two models"
     assert results[-1][1] == other_bundle.fingerprint
+
+
+def test_hot_swap_under_concurrent_requests_drops_nothing(
+    bundle: ModelBundle, other_bundle: ModelBundle, record_property: Any
+) -> None:
+    results, swaps = _hammer_during_promotions(bundle, other_bundle, min_requests=600)
+    record_property("requests", len(results))
+    record_property("swaps", swaps)
+    assert len(results) >= 600 and swaps >= 3
+    _check_no_request_failed(results, bundle, other_bundle)
+
+
+@pytest.mark.slow
+def test_hot_swap_under_5000_requests_drops_nothing(
+    bundle: ModelBundle, other_bundle: ModelBundle, record_property: Any
+) -> None:
+    results, swaps = _hammer_during_promotions(bundle, other_bundle, min_requests=5_000)
+    record_property("requests", len(results))
+    record_property("swaps", swaps)
+    assert len(results) >= 5_000 and swaps >= 10
+    _check_no_request_failed(results, bundle, other_bundle)
 
 
 def test_the_service_app_serves_scoring_routes(tmp_path: Any) -> None:
