@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +19,7 @@ def validate(
     data: Annotated[Path, typer.Option("--data", help="Data directory holding tables/*.parquet.")],
 ) -> None:
     """Load every contract table from DATA and report contract violations (exit 1 if any)."""
-    from features.contract import ContractError
+    from features.contract import ContractError, find_future_problems
     from features.loader import UnreadableTableError, load_tables
 
     console = Console()
@@ -31,6 +31,10 @@ def validate(
     except UnreadableTableError as err:  # not a contract question: the file cannot be read
         Console(stderr=True).print(f"[red]error:[/red] {err}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
+    future = find_future_problems(tables, now=datetime.now(UTC))
+    if future:
+        console.print(f"[red]{ContractError(future)}[/red]")
+        raise typer.Exit(1)
     summary = Table(title=f"Contract tables in {data}")
     summary.add_column("table")
     summary.add_column("rows", justify="right")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -223,3 +224,34 @@ def _cast(series: pd.Series, col: ColumnSpec) -> pd.Series:
     if col.kind == "bool":
         return series.astype("boolean" if col.nullable else "bool")
     return pd.to_datetime(series)
+
+
+def find_future_problems(
+    tables: Mapping[str, pd.DataFrame], *, now: datetime, skew: timedelta = timedelta(minutes=5)
+) -> list[Problem]:
+    """Timestamps later than `now` (naive UTC) plus `skew`: events that have not happened.
+
+    Not part of `find_problems`, which judges a table on its own: whether a time lies in the
+    future depends on when the check runs (`govrisk data validate` passes the wall clock).
+    """
+    latest = np.datetime64(now.replace(tzinfo=None) + skew, "us")
+    problems: list[Problem] = []
+    for name, df in tables.items():
+        spec = TABLES[name]
+        for col in spec.columns:
+            if col.kind != "timestamp" or col.name not in df.columns:
+                continue
+            values = df[col.name].to_numpy(dtype="datetime64[us]")
+            late = ~np.isnat(values) & (values > latest)
+            if late.any():
+                idx = df.index[late]
+                problems.append(
+                    Problem(
+                        name,
+                        col.name,
+                        f"timestamp in the future (after {np.datetime_as_string(latest, 's')} UTC)",
+                        int(late.sum()),
+                        _examples(df, spec, idx),
+                    )
+                )
+    return problems

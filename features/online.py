@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
@@ -35,6 +35,8 @@ PAYLOAD_TABLES = {
 OPTIONAL_FIELDS = {Entity.LIVE: frozenset({"ended_at"})}
 
 FeatureValue = float | str | bool | None
+#: How far past the server's clock a payload timestamp may lie (clients' clocks drift).
+FUTURE_SKEW = timedelta(minutes=5)
 
 
 class PayloadError(ValueError):
@@ -75,15 +77,26 @@ def _check_value(col: ColumnSpec, value: object) -> str | None:
         return None
     if col.kind == "bool":
         return None if isinstance(value, bool | np.bool_) else "must be true or false"
-    if isinstance(value, datetime | np.datetime64):
-        return None
     if isinstance(value, str):
         try:
             pd.Timestamp(value)
         except ValueError:
             return f"must be an ISO 8601 timestamp, got {value!r}"
-        return None
-    return f"must be a timestamp, got {type(value).__name__}"
+    elif not isinstance(value, datetime | np.datetime64):
+        return f"must be a timestamp, got {type(value).__name__}"
+    try:
+        instant = to_datetime64(value)  # type: ignore[arg-type]
+    except (ValueError, OverflowError):
+        return "must be a timestamp between the years 1678 and 2261"
+    if instant > _latest_valid_time():
+        return "is in the future; send the time in UTC (or with its offset)"
+    return None
+
+
+def _latest_valid_time() -> np.datetime64:
+    """Now (UTC) plus a little clock skew: later timestamps describe nothing that happened."""
+    now = datetime.now(UTC).replace(tzinfo=None) + FUTURE_SKEW
+    return np.datetime64(now, "us")
 
 
 def payload_columns(

@@ -30,6 +30,14 @@ class Feature:
     description: str
     unit: str = ""
     version: int = 1
+    #: A numeric feature with a unit (money, time, a count, a rate) is never negative unless
+    #: declared signed (a difference such as a trend).
+    signed: bool = False
+
+    @property
+    def minimum(self) -> float | None:
+        """Smallest valid value (the domain scoring checks), or None when unbounded."""
+        return 0.0 if self.kind == "numeric" and self.unit and not self.signed else None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -106,6 +114,7 @@ class FramePart:
                 description=self.description_prefix + f.description,
                 unit=f.unit,
                 version=f.version,
+                signed=f.signed,
             )
             for f in self.source_features()
         )

@@ -115,6 +115,7 @@ SELLER = FeatureSet(
             "Mean rating of the last 30 days minus that of the 60 days before them "
             "(negative = worsening; empty when either window has no review).",
             "stars",
+            signed=True,
         ),
         Feature(
             "seller_review_count_90d",

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from models.bundle import TEXT_PHRASES_PER_REASON, ModelBundle
 from models.encoding import EncodingError
 from serving.risk_bands import RiskBandError, assign_bands, bundle_bands
+from serving.scoring_contract import frame_problems, model_inputs
 
 Engine = Literal["local", "dask"]
 
@@ -118,6 +119,8 @@ class _Options:
     explain_k: int
     bands: tuple[tuple[str, float], ...]
     output_dir: str
+    #: Row number -> row number of the first row with the same id, for every later repeat.
+    duplicates: Mapping[int, int] = field(default_factory=dict)
 
 
 def score_file(
@@ -158,7 +161,11 @@ def score_file(
     n_rows = parquet.metadata.num_rows
     n_chunks = max(1, math.ceil(n_rows / chunk_rows))
     options = _Options(
-        id_column=id_column, explain_k=explain_k, bands=bands, output_dir=str(output_dir)
+        id_column=id_column,
+        explain_k=explain_k,
+        bands=bands,
+        output_dir=str(output_dir),
+        duplicates=_duplicate_rows(parquet, id_column),
     )
     manifest = _open_manifest(
         output_dir,
@@ -231,6 +238,22 @@ def score_file(
 
 
 # -- reading ------------------------------------------------------------------------------------
+
+
+def _duplicate_rows(parquet: pq.ParquetFile, id_column: str) -> dict[int, int]:
+    """Row number -> first row number with the same id, for every repeated id after its first.
+
+    One pass over the id column alone, before any chunk is scored, so a repeat is found
+    whichever chunk (or Dask task) holds it and a resumed run finds the same ones.
+    """
+    ids = parquet.read(columns=[id_column]).column(id_column).to_pandas()
+    repeated = ids.duplicated(keep="first") & ids.notna()
+    if not repeated.any():
+        return {}
+    first = ids[ids.notna() & ~ids.duplicated(keep="first")]
+    first_row = pd.Series(first.index.to_numpy(), index=first.to_numpy())
+    rows = np.flatnonzero(repeated.to_numpy())
+    return {int(r): int(first_row[ids.iloc[r]]) for r in rows}
 
 
 def _check_schema(schema: pa.Schema, bundle: ModelBundle, *, id_column: str) -> None:
@@ -400,6 +423,16 @@ def _compute_chunk(
     frame = bundle.with_text_scores(table.to_pandas())
     ids = frame[options.id_column]
     reasons = bundle.encoder.row_problems(frame).to_numpy(dtype=object)
+    contract = frame_problems(model_inputs(bundle), frame)
+    reasons = np.array(
+        [f"{a}; {b}" if a and b else a or b for a, b in zip(reasons, contract, strict=True)],
+        dtype=object,
+    )
+    for row in range(first_row, first_row + len(frame)):
+        if row in options.duplicates:
+            i = row - first_row
+            repeat = f"{options.id_column}: duplicate of row {options.duplicates[row]}"
+            reasons[i] = f"{repeat}; {reasons[i]}" if reasons[i] else repeat
     missing_id = ids.isna().to_numpy()
     reasons[missing_id] = np.where(
         reasons[missing_id] == "",

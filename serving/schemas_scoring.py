@@ -6,6 +6,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -21,6 +22,13 @@ from serving.limits import FeatureInt
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 #: One model input value: a number, a boolean, a category (text), or null for missing.
 FeatureValue = StrictBool | Annotated[FeatureInt, Strict()] | FiniteFloat | StrictStr | None
+
+
+def _whole_number(value: Any) -> Any:
+    """2.0 is the integer 2 in JSON (JSON Schema agrees); 2.5, true and "2" stay invalid."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
 
 
 class ScoreItem(BaseModel):
@@ -52,7 +60,7 @@ class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[ScoreItem] = Field(min_length=1)
-    explain: StrictInt = Field(
+    explain: Annotated[StrictInt, BeforeValidator(_whole_number)] = Field(
         default=5, ge=0, description="Reasons per item (0 skips explanations)."
     )
 
@@ -97,6 +105,11 @@ class ScoredItem(BaseModel):
     probability: float = Field(description="Calibrated probability of a policy violation.")
     risk_band: str
     reasons: list[ReasonPublic]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What was adjusted to score the item (e.g. a computed value raised to its "
+        "domain because the item is newer than the feature snapshot).",
+    )
 
 
 class ModelPublic(BaseModel):
@@ -111,11 +124,23 @@ class ModelPublic(BaseModel):
     policy: str | None
 
 
+class SnapshotPublic(BaseModel):
+    """The feature snapshot raw `fields` were joined with: its cutoff and how old it is."""
+
+    as_of: str = Field(description="Cutoff of the snapshot (UTC, ISO 8601).")
+    age_days: float = Field(
+        description="Days from the cutoff to now; ages and tenures are measured to the cutoff."
+    )
+
+
 class ScoreResponse(BaseModel):
     """Scores of every requested item, in request order."""
 
     model: ModelPublic
     items: list[ScoredItem]
+    snapshot: SnapshotPublic | None = Field(
+        default=None, description="Set when some items were given as raw `fields`."
+    )
 
 
 class ModelDetail(ModelPublic):

@@ -10,6 +10,8 @@ batch scoring.
 
 from __future__ import annotations
 
+import copy
+import hmac
 import logging
 import re
 import threading
@@ -17,10 +19,12 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -40,7 +44,9 @@ from serving.schemas_scoring import (
     ScoredItem,
     ScoreRequest,
     ScoreResponse,
+    SnapshotPublic,
 )
+from serving.scoring_contract import clamp_to_domain, model_inputs, record_problems, request_schema
 from serving.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -177,6 +183,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         app.state.scoring = state
     store = state.store
+    document_scoring(app)
     if store is not None:
         # Load in the background: the rest of the service starts at once and /readyz says
         # when scoring can begin.
@@ -209,6 +216,31 @@ async def get_model(request: Request) -> LoadedModel:
 
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
+_TOKEN_HELP = (
+    "send a scoring token as `Authorization: Bearer <token>` (one of GOVRISK_SCORING_TOKENS)"
+)
+
+
+def check_scoring_token(request: Request) -> None:
+    """Refuse the call (401) when scoring tokens are configured and none of them is sent.
+
+    A plain function called first by each route rather than a security dependency: with no
+    tokens configured the OpenAPI document must not claim the routes need one.
+    """
+    tokens = get_settings().scoring_tokens
+    if not tokens:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    sent = given.strip().encode()
+    # Compare with every token (no early exit), so timing does not tell which one matched.
+    matches = [hmac.compare_digest(sent, token.encode()) for token in tokens]
+    if scheme.lower() != "bearer" or not any(matches):
+        metrics().requests.labels("unauthorized").inc()
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, _TOKEN_HELP, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
 router = APIRouter(lifespan=_lifespan, tags=["scoring"])
 
 
@@ -229,6 +261,91 @@ def _request_schema() -> dict[str, Any]:
 
     inlined: dict[str, Any] = inline(schema)
     return inlined
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+
+
+def document_scoring(app: FastAPI) -> None:
+    """Make `app`'s OpenAPI document describe scoring as this deployment serves it.
+
+    The `POST /v1/score` body schema is the served model's contract (its inputs, kinds,
+    categories and domains; see `serving.scoring_contract`), and the scoring routes declare
+    401 and a bearer scheme when scoring tokens are configured. Rebuilt when the model changes.
+    """
+    if getattr(app.state, "scoring_documented", False):
+        return
+    app.state.scoring_documented = True
+    base = app.openapi
+    cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def openapi() -> dict[str, Any]:
+        document = base()
+        state: ScoringState | None = getattr(app.state, "scoring", None)
+        loaded = None
+        if state is not None and state.store is not None and state.store.ready:
+            loaded = state.store.current
+        settings = get_settings()
+        key = (
+            id(document),
+            None if loaded is None else loaded.bundle.fingerprint,
+            bool(settings.scoring_tokens),
+            settings.max_items_per_request,
+            settings.max_reasons,
+            state is not None and state.snapshot_dir is not None,
+        )
+        if key not in cache:
+            cache.clear()
+            cache[key] = _documented(document, loaded, state, settings.scoring_tokens != [])
+        return cache[key]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _documented(
+    document: dict[str, Any],
+    loaded: LoadedModel | None,
+    state: ScoringState | None,
+    tokens: bool,
+) -> dict[str, Any]:
+    out = copy.deepcopy(document)
+    paths = out.get("paths", {})
+    score_op = paths.get("/v1/score", {}).get("post")
+    if score_op is not None and loaded is not None:
+        settings = get_settings()
+        raw_fields = (
+            state is not None
+            and state.snapshot_dir is not None
+            and loaded.bundle.metadata.get("entity") is not None
+        )
+        schema = request_schema(
+            loaded.bundle,
+            max_items=settings.max_items_per_request,
+            max_reasons=settings.max_reasons,
+            raw_fields=raw_fields,
+        )
+        score_op["requestBody"]["content"]["application/json"]["schema"] = schema
+    if tokens:
+        schemes = out.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["ScoringToken"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token of GOVRISK_SCORING_TOKENS.",
+        }
+        for path, method in (("/v1/score", "post"), ("/v1/model", "get")):
+            operation = paths.get(path, {}).get(method)
+            if operation is None:
+                continue
+            operation["security"] = [{"ScoringToken": []}]
+            operation.setdefault("responses", {})["401"] = {
+                "description": "Scoring tokens are configured and none was sent.",
+                "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+            }
+    return out
 
 
 # -- routes -------------------------------------------------------------------------------------
@@ -257,6 +374,7 @@ async def score(request: Request, model: ModelDep) -> Response:
     The body is parsed by pydantic's strict JSON parser (NaN and Infinity are not JSON), and
     validation errors never echo the offending input back.
     """
+    check_scoring_token(request)
     started = time.perf_counter()
     m = metrics()
     body = await request.body()
@@ -343,8 +461,9 @@ def metrics_endpoint() -> Response:
 
 
 @router.get("/v1/model", response_model=ModelDetail, summary="The served model and its inputs")
-def model_detail(model: ModelDep) -> ModelDetail:
+def model_detail(request: Request, model: ModelDep) -> ModelDetail:
     """The served model, its inputs with descriptions, categories and risk bands."""
+    check_scoring_token(request)
     bundle = model.bundle
     return ModelDetail(
         **_model_public(model).model_dump(),
@@ -376,9 +495,10 @@ def _compute_scores(
             ]
         )
     max_k = min(settings.max_reasons, len(bundle.feature_names))
-    if payload.explain > max_k:
+    explain = payload.explain if "explain" in payload.model_fields_set else min(5, max_k)
+    if explain > max_k:
         raise _invalid([(("body", "explain"), f"at most {max_k} reasons per item")])
-    records = _records(payload, model, state)
+    records, warnings = _records(payload, model, state)
     texts = _text_fields(payload, bundle, records)
     try:
         X = bundle.encoder.encode_records(records)
@@ -389,7 +509,7 @@ def _compute_scores(
             or [(("body", "items"), str(exc))]
         ) from exc
     raw, probability = bundle.predict_matrix(X)
-    reasons = bundle.explain_matrix(X, payload.explain) if payload.explain else None
+    reasons = bundle.explain_matrix(X, explain) if explain else None
     if reasons is not None and texts:
         reasons = [
             rows if texts[i] is None else bundle.with_phrases([rows], pd.DataFrame([texts[i]]))[0]
@@ -412,10 +532,25 @@ def _compute_scores(
                 )
                 for r in (reasons[i] if reasons is not None else ())
             ],
+            warnings=warnings[i],
         )
         for i, item in enumerate(payload.items)
     ]
-    return ScoreResponse(model=_model_public(model), items=items)
+    snapshot = None
+    if any(item.fields is not None for item in payload.items):
+        snapshot = _snapshot_public(state)
+    return ScoreResponse(model=_model_public(model), items=items, snapshot=snapshot)
+
+
+def _snapshot_public(state: ScoringState) -> SnapshotPublic | None:
+    """The snapshot's cutoff and age, so a caller sees when features come from old data."""
+    snapshot = state.snapshot()
+    if snapshot is None:
+        return None
+    as_of = np.datetime64(snapshot.as_of, "us")
+    now = np.datetime64(datetime.now(UTC).replace(tzinfo=None), "us")
+    age_days = float((now - as_of) / np.timedelta64(1, "D"))
+    return SnapshotPublic(as_of=f"{as_of}Z", age_days=round(age_days, 3))
 
 
 def _text_fields(
@@ -450,9 +585,16 @@ def _text_fields(
 
 def _records(
     payload: ScoreRequest, model: LoadedModel, state: ScoringState
-) -> list[dict[str, Any]]:
-    """Model input dicts per item; refuses unknown features and unknown categories."""
+) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """Model input dicts and warnings per item.
+
+    Refuses unknown features, unknown categories and values outside their input's kind or
+    domain; computed features (from raw fields) below their domain are raised to it with a
+    warning instead, as the caller cannot fix them.
+    """
     encoder = model.bundle.encoder
+    inputs = model_inputs(model.bundle)
+    warnings: list[list[str]] = [[] for _ in payload.items]
     known = set(encoder.feature_names_) | set(model.bundle.text_fields)
     problems: list[tuple[tuple[str | int, ...], str]] = []
     records: list[dict[str, Any]] = []
@@ -476,9 +618,12 @@ def _records(
                         "unknown feature; GET /v1/model lists the model's inputs",
                     )
                 )
+            for name, message in record_problems(inputs, record):
+                problems.append((("body", "items", i, source, name), message))
         else:
             record = built_by_index[i]
             source = "fields"
+            warnings[i] = clamp_to_domain(inputs, record)
         for name, value in encoder.unseen_categories(record).items():
             known_values = encoder.categories_[name]
             shown = ", ".join(known_values[:20]) + (" ..." if len(known_values) > 20 else "")
@@ -488,7 +633,7 @@ def _records(
         records.append(record)
     if problems:
         raise _invalid(problems)
-    return records
+    return records, warnings
 
 
 def _online_features(

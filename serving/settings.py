@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ServingSettings(BaseSettings):
@@ -36,6 +37,27 @@ class ServingSettings(BaseSettings):
     max_reasons: int = 20
     #: Feature snapshot (`govrisk features build` OUT or OUT/snapshot) for raw-field requests.
     snapshot_dir: Path | None = None
+    #: Bearer tokens `POST /v1/score` and `GET /v1/model` accept (comma-separated in the
+    #: environment). Empty (the default): scoring answers anyone, as inside a private network.
+    scoring_tokens: Annotated[list[str], NoDecode] = []
+
+    @field_validator("scoring_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("scoring_tokens")
+    @classmethod
+    def _long_tokens(cls, value: list[str]) -> list[str]:
+        short = [t for t in value if len(t) < 16]
+        if short:
+            raise ValueError(
+                f"{len(short)} scoring token(s) shorter than 16 characters; "
+                "use random ones (Python: secrets.token_urlsafe())"
+            )
+        return value
 
 
 @lru_cache(maxsize=1)

@@ -168,3 +168,17 @@ def test_validate_on_a_corrupt_table_is_one_line_and_exit_2(data_dir: Path) -> N
     lines = [line for line in output.splitlines() if line.strip()]
     assert code == 2, output
     assert len(lines) == 1 and "listings.parquet" in lines[0] and "Parquet" in lines[0], output
+
+
+def test_validate_flags_timestamps_in_the_future(data_dir: Path) -> None:
+    code, output = _invoke("data", "validate", "--data", str(data_dir))
+    assert code == 0, output
+    path = table_path(data_dir, "listings")
+    listings = pd.read_parquet(path)
+    listings.loc[[2, 7], "created_at"] = pd.Timestamp("9999-12-31")
+    listings.to_parquet(path, index=False)
+    code, output = _invoke("data", "validate", "--data", str(data_dir))
+    assert code == 1, output
+    assert "listings.created_at: timestamp in the future" in output
+    assert "2 rows" in output
+    assert str(listings.loc[2, "listing_id"]) in output

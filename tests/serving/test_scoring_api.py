@@ -236,6 +236,30 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int, list[Any]]] = [
         422,
         ["body", "items"],
     ),
+    (
+        "negative price",
+        {"json": _with({"listing_price": -0.01})},
+        422,
+        ["body", "items", 0, "features", "listing_price"],
+    ),
+    (
+        "true as a number",
+        {"json": _with({"listing_price": True})},
+        422,
+        ["body", "items", 0, "features", "listing_price"],
+    ),
+    (
+        "7 as a boolean",
+        {"json": _with({"listing_has_brand": 7})},
+        422,
+        ["body", "items", 0, "features", "listing_has_brand"],
+    ),
+    (
+        "1 as a boolean",
+        {"json": _with({"listing_has_brand": 1})},
+        422,
+        ["body", "items", 0, "features", "listing_has_brand"],
+    ),
     ("body is a list", {"json": [1, 2]}, 422, ["body"]),
     ("malformed JSON", _raw('{"items": [}'), 422, ["body"]),
     ("empty body", _raw(""), 422, ["body"]),
@@ -327,6 +351,89 @@ def test_fuzzed_values_in_a_valid_body_are_200_or_422(
     assert response.status_code in (200, 422), response.text
     if response.status_code == 422:
         assert all(d["loc"][0] == "body" for d in response.json()["detail"])
+
+
+def test_request_schema_is_the_served_models_contract(
+    client: TestClient, bundle: ModelBundle
+) -> None:
+    document = client.get("/openapi.json").json()
+    body = document["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+    item = body["schema"]["properties"]["items"]["items"]
+    features = item["properties"]["features"]
+    assert sorted(features["required"]) == sorted(bundle.feature_names)
+    assert features["additionalProperties"] is False
+    props = features["properties"]
+    category = props["listing_category"]["anyOf"][0]
+    assert category["enum"] == bundle.encoder.categories_["listing_category"]
+    assert props["listing_price"]["anyOf"][0]["minimum"] == 0  # price is nullable in training
+    assert props["seller_tenure_days"]["minimum"] == 0
+    assert props["listing_has_brand"]["type"] == "boolean"
+    assert "fields" not in item["properties"], "no snapshot configured: features only"
+    assert body["schema"]["properties"]["items"]["maxItems"] == get_settings().max_items_per_request
+
+
+def test_schema_valid_score_requests_are_scored(client: TestClient) -> None:
+    import schemathesis
+    from hypothesis import Phase
+    from schemathesis import GenerationMode
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    operation = schema["/v1/score"]["POST"]
+    statuses: list[int] = []
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+    def run(case: Any) -> None:
+        response = case.call()
+        statuses.append(response.status_code)
+        assert response.status_code == 200, response.text
+
+    run()
+    assert len(statuses) >= 20
+
+
+def test_scoring_tokens_are_off_by_default_and_required_when_set(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = _valid()
+    assert get_settings().scoring_tokens == []
+    assert client.post("/v1/score", json=body).status_code == 200
+    document = client.get("/openapi.json").json()
+    assert "401" not in document["paths"]["/v1/score"]["post"]["responses"]
+    assert "security" not in document["paths"]["/v1/score"]["post"]
+    token = "t0ken-" + "k" * 30
+    monkeypatch.setenv("GOVRISK_SCORING_TOKENS", f"{token}, other-token-{'z' * 20}")
+    get_settings.cache_clear()
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {token}"}):
+            refused = client.post("/v1/score", json=body, headers=headers)
+            assert refused.status_code == 401, headers
+            assert refused.headers["www-authenticate"] == "Bearer"
+            assert "GOVRISK_SCORING_TOKENS" in refused.json()["detail"]
+        assert client.get("/v1/model").status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        assert client.post("/v1/score", json=body, headers=auth).status_code == 200
+        assert client.get("/v1/model", headers=auth).status_code == 200
+        document = client.get("/openapi.json").json()
+        operation = document["paths"]["/v1/score"]["post"]
+        assert "401" in operation["responses"]
+        assert operation["security"] == [{"ScoringToken": []}]
+        assert document["components"]["securitySchemes"]["ScoringToken"]["scheme"] == "bearer"
+        assert client.get("/healthz").status_code == 200, "health stays open"
+        monkeypatch.setenv("GOVRISK_SCORING_TOKENS", "short")
+        get_settings.cache_clear()
+        with pytest.raises(ValueError, match="shorter than 16"):
+            get_settings()
+    finally:
+        monkeypatch.delenv("GOVRISK_SCORING_TOKENS")
+        get_settings.cache_clear()
 
 
 def test_health_readiness_metrics_and_docs(client: TestClient, bundle: ModelBundle) -> None:
@@ -464,17 +571,21 @@ def test_store_follows_the_alias_and_survives_a_broken_version(
     ]
 
 
-def test_hot_swap_under_concurrent_requests_drops_nothing(
-    bundle: ModelBundle, other_bundle: ModelBundle
-) -> None:
+def _hammer_during_promotions(
+    bundle: ModelBundle, other_bundle: ModelBundle, *, min_requests: int, clients: int = 4
+) -> tuple[list[tuple[int, str | None, list[float] | None]], int]:
+    """Requests from `clients` threads against uvicorn on loopback while the champion alias
+    moves between two versions and the store's poller swaps them in; (results, swaps)."""
     import uvicorn
 
     registry = _Registry({"1": bundle, "2": other_bundle})
+    swaps: list[str | None] = []
     store = ModelStore(
         "models:/govrisk-listing-counterfeit@champion",
-        poll_seconds=0,
+        poll_seconds=0.02,
         loader=registry.load,
         resolver=registry.resolve,
+        on_swap=lambda loaded: swaps.append(loaded.version),
     )
     store.start()
     server = uvicorn.Server(
@@ -487,15 +598,18 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    items, frame = _items(3, seed=30)
-    expected = {b.fingerprint: b.predict(frame)[1].tolist() for b in (bundle, other_bundle)}
+    items, _ = _items(3, seed=30)
     results: list[tuple[int, str | None, list[float] | None]] = []
     stop = threading.Event()
 
     def hammer() -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             while not stop.is_set():
-                r = http.post("/v1/score", json={"items": items, "explain": 2})
+                try:
+                    r = http.post("/v1/score", json={"items": items, "explain": 2})
+                except httpx.HTTPError as exc:  # a dropped connection is a failed request
+                    results.append((0, type(exc).__name__, None))
+                    continue
                 if r.status_code != 200:
                     results.append((r.status_code, None, None))
                     continue
@@ -504,14 +618,18 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(
                     (200, body["model"]["fingerprint"], [i["probability"] for i in body["items"]])
                 )
 
-    workers = [threading.Thread(target=hammer) for _ in range(4)]
+    workers = [threading.Thread(target=hammer) for _ in range(clients)]
     try:
         for w in workers:
             w.start()
-        for version in ("2", "1", "2"):
-            time.sleep(0.3)
-            registry.version = version
-            assert store.refresh() is True
+        promotions = 0
+        give_up = time.monotonic() + 300
+        while len(results) < min_requests or promotions < 3:
+            assert time.monotonic() < give_up, f"only {len(results)} requests in 300 s"
+            time.sleep(0.15)
+            registry.version = "2" if registry.version == "1" else "1"  # promote the other
+            promotions += 1
+        registry.version = "2"
         time.sleep(0.3)
     finally:
         stop.set()
@@ -519,14 +637,45 @@ def test_hot_swap_under_concurrent_requests_drops_nothing(
             w.join(timeout=20)
         server.should_exit = True
         thread.join(timeout=20)
-    assert len(results) > 20
-    assert all(code == 200 for code, _, _ in results), {c for c, _, _ in results}
-    seen = {fp for _, fp, _ in results}
-    assert seen == set(expected), "both models served"
+        store.stop()
+    return results, len(swaps)
+
+
+def _check_no_request_failed(
+    results: list[tuple[int, str | None, list[float] | None]],
+    bundle: ModelBundle,
+    other_bundle: ModelBundle,
+) -> None:
+    _, frame = _items(3, seed=30)
+    expected = {b.fingerprint: b.predict(frame)[1].tolist() for b in (bundle, other_bundle)}
+    failed = [(code, note) for code, note, _ in results if code != 200]
+    assert not failed, f"{len(failed)} of {len(results)} requests failed: {set(failed)}"
+    assert {fp for _, fp, _ in results} == set(expected), "both models served"
     for _, fingerprint, probabilities in results:
         assert fingerprint is not None
         assert probabilities == expected[fingerprint], "a response mixed two models"
     assert results[-1][1] == other_bundle.fingerprint
+
+
+def test_hot_swap_under_concurrent_requests_drops_nothing(
+    bundle: ModelBundle, other_bundle: ModelBundle, record_property: Any
+) -> None:
+    results, swaps = _hammer_during_promotions(bundle, other_bundle, min_requests=600)
+    record_property("requests", len(results))
+    record_property("swaps", swaps)
+    assert len(results) >= 600 and swaps >= 3
+    _check_no_request_failed(results, bundle, other_bundle)
+
+
+@pytest.mark.slow
+def test_hot_swap_under_5000_requests_drops_nothing(
+    bundle: ModelBundle, other_bundle: ModelBundle, record_property: Any
+) -> None:
+    results, swaps = _hammer_during_promotions(bundle, other_bundle, min_requests=5_000)
+    record_property("requests", len(results))
+    record_property("swaps", swaps)
+    assert len(results) >= 5_000 and swaps >= 10
+    _check_no_request_failed(results, bundle, other_bundle)
 
 
 def test_the_service_app_serves_scoring_routes(tmp_path: Any) -> None:
@@ -682,3 +831,47 @@ def test_raw_text_scores_identically_online_and_in_batch(tmp_path: Any) -> None:
     phrases = next(r for r in replica["reasons"] if r["feature"] == TEXT_SCORE)["phrases"]
     span = phrases[0]["spans"][0]
     assert frame.loc[2, span["field"]][span["start"] : span["end"]] == phrases[0]["text"]
+
+
+def test_raw_fields_in_the_future_are_refused_and_newer_items_are_clamped_with_a_warning(
+    marketplace: dict[str, Any],
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    bundle: ModelBundle = marketplace["bundle"]
+    listings = marketplace["tables"]["listings"]
+    app = _app(ModelStore.fixed(bundle))
+    install(app, ModelStore.fixed(bundle), snapshot_dir=marketplace["snapshot_dir"].parent)
+    fields = _listing_fields(listings, str(marketplace["frame"]["item_id"].iloc[0]))
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with TestClient(app) as c:
+        for future in ("9999-12-31T00:00:00", (now + timedelta(days=2)).isoformat()):
+            item = {"item_id": "f", "fields": {**fields, "created_at": future}}
+            refused = c.post("/v1/score", json={"items": [item]})
+            assert refused.status_code == 422, future
+            assert [d["loc"] for d in refused.json()["detail"]] == [
+                ["body", "items", 0, "fields", "created_at"]
+            ]
+            assert "future" in refused.json()["detail"][0]["msg"]
+        # Published after the snapshot's cutoff (2025-02-15) but not in the future.
+        newer = {"item_id": "n", "fields": {**fields, "created_at": now.isoformat()}}
+        old = {"item_id": "o", "fields": fields}
+        response = c.post("/v1/score", json={"items": [old, newer], "explain": 0})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["items"][0]["warnings"] == []
+        (warning,) = body["items"][1]["warnings"]
+        assert warning.startswith("listing_age_days: computed -")
+        assert body["snapshot"]["as_of"].startswith("2025-02-15")
+        assert body["snapshot"]["age_days"] > 300
+    frame = build_frame_for(marketplace, [fields, {**fields, "created_at": now.isoformat()}])
+    assert frame["listing_age_days"].iloc[1] < 0, "the batch code would give a negative age"
+
+
+def build_frame_for(marketplace: dict[str, Any], payloads: list[dict[str, Any]]) -> pd.DataFrame:
+    from features.online import build_online_frame
+    from features.snapshot import FeatureSnapshot
+
+    return build_online_frame(
+        "listing", payloads, FeatureSnapshot.load(marketplace["snapshot_dir"])
+    )
