@@ -74,7 +74,7 @@ def matches(alerts: pd.DataFrame, incident: Incident) -> pd.DataFrame:
         if incident.kind == "complaint_surge"
         else ["returns_per_1k_orders", "refund_per_gmv"]
     )
-    hit = alerts["kind"].isin([AlertKind.BURN_RATE, AlertKind.TRUST_SHIFT])
+    hit = alerts["kind"].isin([AlertKind.BURN_RATE, AlertKind.TRUST_SHIFT, AlertKind.TRUST_CUSUM])
     hit &= alerts["metric"].isin(metrics)
     if incident.channel is not None:
         hit &= alerts["channel"] == incident.channel

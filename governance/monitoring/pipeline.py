@@ -13,6 +13,7 @@ import pandas as pd
 from features.vocabulary import Entity
 from governance.monitoring.alerts import burn_alerts, combine, drift_alerts, strategy_alerts
 from governance.monitoring.burn import BurnConfig, objective_status
+from governance.monitoring.cusum import CusumConfig, category_cusum_tests, cusum_alerts
 from governance.monitoring.drift import DriftConfig, feature_drift
 from governance.monitoring.objectives import (
     BurnRule,
@@ -51,6 +52,7 @@ class MonitorConfig:
     decay: DecayConfig
     drift: DriftConfig
     shift: ShiftConfig
+    cusum: CusumConfig
     mature_completeness: float
     delay_reference_days: int
     threads: int
@@ -81,6 +83,7 @@ class MonitorConfig:
                 psi_high=settings.psi_high,
             ),
             shift=ShiftConfig(min_completeness=settings.min_completeness),
+            cusum=CusumConfig(),
             mature_completeness=settings.mature_completeness,
             delay_reference_days=settings.delay_reference_days,
             threads=settings.threads,
@@ -204,6 +207,9 @@ def compute_monitor(
         item_outcomes=trust.item_outcomes,
         config=config.shift,
     )
+    sequential = category_cusum_tests(
+        trust.base, trust.arrivals, trust.delays, as_of=config.as_of, config=config.cusum
+    )
     metric_owners = {
         o.metric.value: o.owner for o in config.objectives.expanded() if o.channel == ALL
     }
@@ -216,6 +222,7 @@ def compute_monitor(
     alerts = combine(
         burn_alerts(status, trust.base, config.rules),
         shift_alerts(shift, trust.base, metric_owners, config=config.shift),
+        cusum_alerts(sequential, metric_owners, config=config.cusum),
         strategy_alerts(tests, health, owners, default_owner=STRATEGY_OWNER),
         drift_alerts(drift, config.drift, owner=DRIFT_OWNER),
     )
