@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -50,6 +51,10 @@ class MonitoringEvalConfig:
     days: int = 56
     start_fraction: float = 0.55
     max_delay_days: int = 10
+    #: Audit labels per world (a quarter random): what the model-side checks are corrected by.
+    label_budget: int = 1_000
+    #: Operating point of the models whose label-free precision is checked.
+    precision_threshold: float = 0.5
 
 
 @dataclass
@@ -59,6 +64,10 @@ class MonitoringEvalResult:
     detections: pd.DataFrame
     false_alarms: pd.DataFrame
     launch: pd.DataFrame
+    #: Per seed, policy and channel: estimated violative view rate, interval and truth.
+    view_rates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Per seed, entity and policy: label-free precision at the operating point and truth.
+    precisions: pd.DataFrame = field(default_factory=pd.DataFrame)
     config: MonitoringEvalConfig = field(default_factory=MonitoringEvalConfig)
 
 
@@ -87,18 +96,46 @@ def _config(
     seed: int, cfg: MonitoringEvalConfig, incidents: tuple[Incident, ...]
 ) -> SimulationConfig:
     return SimulationConfig(
-        n_listings=cfg.listings, days=cfg.days, seed=seed, incidents=incidents, label_budget=200
+        n_listings=cfg.listings,
+        days=cfg.days,
+        seed=seed,
+        incidents=incidents,
+        label_budget=cfg.label_budget,
     )
 
 
-def _simulate(
-    seed: int, cfg: MonitoringEvalConfig, incidents: tuple[Incident, ...]
-) -> tuple[dict[str, pd.DataFrame], dict[str, str], date]:
+def _simulate(seed: int, cfg: MonitoringEvalConfig, incidents: tuple[Incident, ...]) -> Any:
     from experiments.simulator import simulate
 
-    sim = simulate(_config(seed, cfg, incidents))
-    owners = {s.id: s.owner for s in sim.strategies}
-    return sim.tables, owners, sim.config.start_date
+    return simulate(_config(seed, cfg, incidents))
+
+
+def _owners(sim: Any) -> dict[str, str]:
+    return {s.id: s.owner for s in sim.strategies}
+
+
+def model_checks(sim: Any, seed: int, cfg: MonitoringEvalConfig) -> tuple[pd.DataFrame, ...]:
+    """Violative view rates and label-free precisions of one world against its truth."""
+    from experiments.monitoring_models import (
+        StandInModel,
+        audit_populations,
+        stand_in_predictions,
+        true_precision,
+        true_view_rate,
+    )
+    from governance.monitoring.prevalence import label_free_precision, violative_view_rate
+
+    items = sim.ground_truth.items
+    pops = audit_populations(sim, stand_in_predictions(items, StandInModel(), seed=seed))
+    keys = ["policy", "channel"]
+    vvr = violative_view_rate(pops).merge(true_view_rate(pops, items), on=keys)
+    vvr["covered"] = (vvr["vvr_low"] <= vvr["vvr_true"]) & (vvr["vvr_true"] <= vvr["vvr_high"])
+    t = cfg.precision_threshold
+    prec = label_free_precision(pops, threshold=t).merge(
+        true_precision(pops, items, threshold=t), on=["entity", "policy"]
+    )
+    prec["error"] = (prec["expected_precision"] - prec["precision_true"]).abs()
+    return vvr.assign(seed=seed), prec.assign(seed=seed)
 
 
 def detection_delay(
@@ -135,10 +172,17 @@ def run_monitoring_eval(
     det_rows = []
     fa_rows = []
     launch_rows = []
+    vvr_parts: list[pd.DataFrame] = []
+    prec_parts: list[pd.DataFrame] = []
     settings = get_settings()
     for seed in cfg.seeds:
         step(f"seed {seed}: incident-free world")
-        tables, owners, start = _simulate(seed, cfg, ())
+        sim = _simulate(seed, cfg, ())
+        tables, owners, start = sim.tables, _owners(sim), sim.config.start_date
+        step(f"seed {seed}: violative view rates and label-free precision")
+        vvr, prec = model_checks(sim, seed, cfg)
+        vvr_parts.append(vvr)
+        prec_parts.append(prec)
         as_of = period_end(tables)
         result = compute_monitor(
             tables, MonitorConfig.from_settings(settings, as_of=as_of), owners=owners
@@ -164,9 +208,13 @@ def run_monitoring_eval(
         for name, make in SCENARIOS.items():
             incident = make(start_day)
             step(f"seed {seed}: {name}")
-            tables_i, owners_i, start_i = _simulate(seed, cfg, (incident,))
+            sim_i = _simulate(seed, cfg, (incident,))
             delay, others = detection_delay(
-                tables_i, owners_i, incident, start=start_i, max_delay_days=cfg.max_delay_days
+                sim_i.tables,
+                _owners(sim_i),
+                incident,
+                start=sim_i.config.start_date,
+                max_delay_days=cfg.max_delay_days,
             )
             det_rows.append(
                 {
@@ -181,5 +229,7 @@ def run_monitoring_eval(
         detections=pd.DataFrame(det_rows),
         false_alarms=pd.DataFrame(fa_rows),
         launch=pd.DataFrame(launch_rows),
+        view_rates=pd.concat(vvr_parts, ignore_index=True) if vvr_parts else pd.DataFrame(),
+        precisions=pd.concat(prec_parts, ignore_index=True) if prec_parts else pd.DataFrame(),
         config=cfg,
     )

@@ -11,7 +11,7 @@ from enum import StrEnum
 import pandas as pd
 
 from features.tables import ColumnKind, ColumnSpec, TableSpec
-from features.vocabulary import Channel, values
+from features.vocabulary import Channel, Entity, Policy, values
 from governance.monitoring.vocabulary import (
     ALL,
     AlertKind,
@@ -224,6 +224,60 @@ ALERTS = TableSpec(
     ),
 )
 
+VIOLATIVE_VIEW_RATE = TableSpec(
+    name="violative_view_rate",
+    description=(
+        "Share of each channel's impressions on items violating a policy, prediction-powered: "
+        "calibrated model probabilities of every item corrected by the audit's design-weighted "
+        "labels."
+    ),
+    key=("policy", "channel"),
+    columns=(
+        _c("policy", "string", "Policy judged.", enum=Policy),
+        _c("channel", "string", "Traffic channel.", enum=tuple(values(Channel))),
+        _c("impressions", "float", "Impressions of the audited items.", unit="views", min_value=0),
+        _c(
+            "violative_impressions",
+            "float",
+            "Estimated impressions on violating items.",
+            unit="views",
+            min_value=0,
+        ),
+        _c("vvr", "float", "Violative view rate.", min_value=0, max_value=1),
+        _c("vvr_low", "float", "Lower bound of its interval.", nullable=True),
+        _c("vvr_high", "float", "Upper bound of its interval.", nullable=True),
+        _c("vvr_model", "float", "The model's own rate, before the labels correct it."),
+        _c("labels", "int", "Audit labels behind the correction.", min_value=0),
+        _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1),
+    ),
+)
+
+MODEL_PRECISION = TableSpec(
+    name="model_precision",
+    description=(
+        "Label-free precision of each model at its operating point: the mean calibrated "
+        "probability of the items it flags (confidence-based performance estimation)."
+    ),
+    key=("entity", "policy"),
+    columns=(
+        _c("entity", "string", "Kind of item scored.", enum=Entity),
+        _c("policy", "string", "Policy the model scores.", enum=Policy),
+        _c("threshold", "float", "Operating point: flagged at this model probability or above."),
+        _c("items", "int", "Items scored.", min_value=0),
+        _c("flagged", "int", "Items flagged at the operating point.", min_value=0),
+        _c(
+            "expected_precision",
+            "float",
+            "Expected share of flagged items violating.",
+            nullable=True,
+        ),
+        _c("expected_true_positives", "float", "Expected violating items among the flagged."),
+    ),
+)
+
+#: Tables computed when the monitor is given model predictions (`--predictions`).
+MODEL_TABLES: dict[str, TableSpec] = {t.name: t for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION)}
+
 #: Every table `govrisk monitor` writes, in write order.
 MONITOR_TABLES: dict[str, TableSpec] = {
     t.name: t for t in (TRUST_METRICS, OBJECTIVE_STATUS, STRATEGY_HEALTH, FEATURE_DRIFT, ALERTS)
@@ -243,9 +297,8 @@ def tables_markdown() -> str:
     """The reference of every monitoring table (the generated part of docs/monitoring.md)."""
     from features.contract_docs import table_markdown
 
-    return "\n".join(
-        line for spec in MONITOR_TABLES.values() for line in table_markdown(spec, heading="###")
-    )
+    specs = [*MONITOR_TABLES.values(), *MODEL_TABLES.values()]
+    return "\n".join(line for spec in specs for line in table_markdown(spec, heading="###"))
 
 
 def empty_frame(spec: TableSpec) -> pd.DataFrame:
