@@ -43,7 +43,7 @@ class CusumConfig:
     baseline_days: int = 28
     min_baseline_days: int = 14
     shift_ratio: float = 3.0
-    threshold: float = 6.0
+    threshold: float = 4.0
     min_baseline_events: float = 3.0
     #: Strength, in events, of the prior that a category's baseline rate is the rate of all
     #: categories together (empirical Bayes shrinkage of small categories' baselines).
