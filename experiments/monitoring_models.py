@@ -56,24 +56,10 @@ def audit_populations(
     sim: SimulationResult, predictions: pd.DataFrame
 ) -> dict[tuple[Entity, Policy], Population]:
     """The audit's populations of the world, scored by `predictions` and recalibrated on its
-    labels as `govrisk audit` would."""
-    from governance.audit.pipeline import _flip_rate, audited_strategies
-    from governance.audit.population import build_populations
-    from governance.audit.settings import AuditSettings
+    labels, as the monitor builds them."""
+    from governance.monitoring.prevalence import model_populations
 
-    cfg = AuditSettings()
-    tables = sim.tables
-    audited = audited_strategies(sim.strategies, tables["strategy_decisions"])
-    flip_rate, _source = _flip_rate(tables["audit_labels"], cfg)
-    return build_populations(
-        tables,
-        audited,
-        predictions,
-        flip_rate=flip_rate,
-        design_frames=cfg.design_frames,
-        calibration="refit",
-        use_oof=False,
-    )
+    return model_populations(sim.tables, sim.strategies, predictions)
 
 
 def true_view_rate(

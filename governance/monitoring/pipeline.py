@@ -28,9 +28,17 @@ from governance.monitoring.strategy_health import (
     compute_strategy_health,
     hit_rate_tests,
 )
-from governance.monitoring.tables import FEATURE_DRIFT, MONITOR_TABLES, empty_frame
+from governance.monitoring.tables import (
+    FEATURE_DRIFT,
+    MODEL_PRECISION,
+    MODEL_TABLES,
+    MONITOR_TABLES,
+    VIOLATIVE_VIEW_RATE,
+    empty_frame,
+)
 from governance.monitoring.trust import DelayModel, compute_trust_metrics
 from governance.monitoring.vocabulary import ALL
+from governance.strategy import Strategy
 
 #: Declared listing features whose value depends on the cutoff rather than on the item (an
 #: age, a running count): they differ between weekly cohorts by construction.
@@ -56,6 +64,8 @@ class MonitorConfig:
     mature_completeness: float
     delay_reference_days: int
     threads: int
+    precision_threshold: float = 0.5
+    confidence: float = 0.95
 
     @classmethod
     def from_settings(
@@ -87,6 +97,8 @@ class MonitorConfig:
             mature_completeness=settings.mature_completeness,
             delay_reference_days=settings.delay_reference_days,
             threads=settings.threads,
+            precision_threshold=settings.precision_threshold,
+            confidence=settings.confidence,
         )
 
 
@@ -144,11 +156,13 @@ def run_monitor(
     as_of: date | None = None,
     objectives: ObjectiveSet | None = None,
     settings: MonitorSettings | None = None,
+    predictions: pd.DataFrame | None = None,
     write_report: bool = True,
     on_progress: Progress | None = None,
 ) -> MonitorResult:
     """Load and validate the contract tables of `data_dir`, compute every monitoring table,
-    and write them (and the report) to `out_dir` when given."""
+    and write them (and the report) to `out_dir` when given. With model `predictions`
+    (entity, item_id, policy, p), also the violative view rates and label-free precisions."""
     from features.loader import load_tables
     from governance.registry import StrategyRegistry
 
@@ -161,6 +175,8 @@ def run_monitor(
     registry = StrategyRegistry.load(data_dir)
     owners = {s.id: s.owner for s in registry}
     result = compute_monitor(tables, config, owners=owners, on_progress=step)
+    if predictions is not None:
+        result.tables.update(model_tables(tables, list(registry), predictions, config))
     if out_dir is not None:
         step("writing", 6, _STEPS)
         result.paths = write_monitor(result, out_dir, write_report=write_report)
@@ -240,6 +256,29 @@ def compute_monitor(
     )
 
 
+def model_tables(
+    tables: dict[str, pd.DataFrame],
+    strategies: list[Strategy],
+    predictions: pd.DataFrame,
+    config: MonitorConfig,
+) -> dict[str, pd.DataFrame]:
+    """Tables `violative_view_rate` and `model_precision` from the audit's labels and the
+    models' predictions."""
+    from governance.monitoring.prevalence import (
+        label_free_precision,
+        model_populations,
+        violative_view_rate,
+    )
+
+    if "audit_labels" not in tables:
+        raise KeyError("violative view rates need table audit_labels in the data directory")
+    pops = model_populations(tables, strategies, predictions)
+    return {
+        VIOLATIVE_VIEW_RATE.name: violative_view_rate(pops, confidence=config.confidence),
+        MODEL_PRECISION.name: label_free_precision(pops, threshold=config.precision_threshold),
+    }
+
+
 def _listing_drift(
     con: duckdb.DuckDBPyConnection, tables: dict[str, pd.DataFrame], config: MonitorConfig
 ) -> pd.DataFrame:
@@ -265,7 +304,7 @@ def write_monitor(
     """Write every table as Parquet and the HTML report; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    for name in MONITOR_TABLES:
+    for name in [*MONITOR_TABLES, *(n for n in MODEL_TABLES if n in result.tables)]:
         path = out_dir / f"{name}.parquet"
         result.tables[name].to_parquet(path, index=False)
         paths[name] = path

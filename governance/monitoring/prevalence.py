@@ -15,7 +15,7 @@ flags there, so it can be followed every day without waiting for labels.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,39 @@ import pandas as pd
 from features.vocabulary import Entity, Policy
 from governance.audit.estimators import estimate_totals, interval
 from governance.audit.population import Population
-from governance.monitoring.tables import MODEL_PRECISION, VIOLATIVE_VIEW_RATE, conform, empty_frame
+from governance.monitoring.tables import (
+    MODEL_PRECISION,
+    VIOLATIVE_VIEW_RATE,
+    conform,
+    empty_frame,
+)
+from governance.strategy import Strategy
+
+
+def model_populations(
+    tables: Mapping[str, pd.DataFrame],
+    strategies: Sequence[Strategy],
+    predictions: pd.DataFrame,
+) -> dict[tuple[Entity, Policy], Population]:
+    """The audit's populations (every item of each audited entity x policy, with exposure and
+    labels), scored by `predictions` (entity, item_id, policy, p) and recalibrated on the
+    audit labels as `govrisk audit` does."""
+    from governance.audit.pipeline import audited_strategies, flip_rate_for
+    from governance.audit.population import build_populations
+    from governance.audit.settings import get_settings
+
+    cfg = get_settings()
+    audited = audited_strategies(strategies, tables["strategy_decisions"])
+    flip_rate, _source = flip_rate_for(tables["audit_labels"], cfg)
+    return build_populations(
+        tables,
+        audited,
+        predictions,
+        flip_rate=flip_rate,
+        design_frames=cfg.design_frames,
+        calibration="refit",
+        use_oof=False,
+    )
 
 
 def violative_view_rate(

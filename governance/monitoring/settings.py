@@ -49,6 +49,12 @@ class MonitorSettings(BaseSettings):
         description="False-alarm rate per day across all strategy x channel tests (Bonferroni).",
     )
     min_baseline_hits: int = Field(10, ge=1, description="Hits a baseline needs to be tested.")
+    precision_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Model operating point of the label-free precision."
+    )
+    confidence: float = Field(
+        0.95, gt=0, lt=1, description="Level of the violative view rate intervals."
+    )
 
 
 @lru_cache(maxsize=1)
