@@ -95,7 +95,7 @@ def _print_model_checks(console: object, result: object) -> None:
             title="Label-free precision (CBPE) at model probability >= "
             f"{result.config.precision_threshold:g} against the truth"
         )
-        for col in ("entity", "policy", "flagged", "expected", "true", "|error|"):
+        for col in ("entity", "policy", "flagged", "expected", "sd", "true", "|error|"):
             t.add_column(col, justify="left" if col in ("entity", "policy") else "right")
         for (entity, policy), g in p.groupby(["entity", "policy"]):
             t.add_row(
@@ -103,12 +103,17 @@ def _print_model_checks(console: object, result: object) -> None:
                 str(policy),
                 f"{g['flagged'].mean():.0f}",
                 f"{g['expected_precision'].mean():.3f}",
+                f"{g['expected_precision_sd'].mean():.3f}",
                 f"{g['precision_true'].mean():.3f}",
                 f"{g['error'].mean():.3f}",
             )
         within = (p["error"] <= 0.05).mean()
+        within_sd = (p["error"] <= 2 * p["expected_precision_sd"]).mean()
         console.print(t)
-        console.print(f"label-free precision within 0.05 of the truth: {within:.0%} of {len(p)}")
+        console.print(
+            f"label-free precision within 0.05 of the truth: {within:.0%} of {len(p)} "
+            f"(model x seed); within two of its own sd: {within_sd:.0%}"
+        )
 
 
 def pd_isna(x: object) -> bool:

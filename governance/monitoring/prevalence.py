@@ -11,8 +11,11 @@ audit's composite estimator): the labels decide how far the model is trusted. En
 up within a channel (independent samples).
 
 **Label-free precision** (confidence-based performance estimation, CBPE): the precision a
-model would have at its operating point is the mean calibrated probability of the items it
-flags there, so it can be followed every day without waiting for labels.
+model has at its operating point is, if its probabilities are calibrated, the mean
+probability of the items it flags there, so it can be followed every day without waiting
+for labels. It reads the model's own (training-calibrated) probabilities, not the audit's
+recalibration, so that it stays label-free; a model whose calibration went stale shows as a
+gap between this and the audit's label-based precision.
 """
 
 from __future__ import annotations
@@ -156,6 +159,7 @@ def label_free_precision(
     for (entity, policy), pop in sorted(populations.items()):
         flagged = pop.p_model >= threshold
         n = int(flagged.sum())
+        p = pop.p_model[flagged]
         rows.append(
             {
                 "entity": entity.value,
@@ -163,8 +167,12 @@ def label_free_precision(
                 "threshold": threshold,
                 "items": len(pop),
                 "flagged": n,
-                "expected_precision": float(pop.f[flagged].mean()) if n else float("nan"),
-                "expected_true_positives": float(pop.f[flagged].sum()),
+                "expected_precision": float(p.mean()) if n else float("nan"),
+                # the flagged items' outcomes are independent Bernoulli draws if calibrated
+                "expected_precision_sd": float(np.sqrt((p * (1 - p)).sum()) / n)
+                if n
+                else float("nan"),
+                "expected_true_positives": float(p.sum()),
             }
         )
     return conform(pd.DataFrame(rows), MODEL_PRECISION) if rows else empty_frame(MODEL_PRECISION)

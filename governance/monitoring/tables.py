@@ -271,6 +271,12 @@ MODEL_PRECISION = TableSpec(
             "Expected share of flagged items violating.",
             nullable=True,
         ),
+        _c(
+            "expected_precision_sd",
+            "float",
+            "How far the realised precision varies around it when the model is calibrated.",
+            nullable=True,
+        ),
         _c("expected_true_positives", "float", "Expected violating items among the flagged."),
     ),
 )
