@@ -51,16 +51,15 @@ def evaluate_monitoring(
     fa = result.false_alarms
     months = float(fa["months"].iloc[0]) if len(fa) else days / 30
     fat = Table(title="False alarms on incident-free worlds (alert episodes, launch excluded)")
-    for col in ("kind", "alerts", "per month", "per month per channel"):
+    seed_cols = [f"seed {s}" for s in parsed]
+    for col in ("kind", *seed_cols, "alerts", "per month", "per month per channel"):
         fat.add_column(col, justify="left" if col == "kind" else "right")
-    total = 0
-    for kind, g in fa[fa["kind"] != "none"].groupby("kind"):
+    fired = fa[fa["kind"] != "none"]
+    for kind, g in [*fired.groupby("kind"), ("all", fired)]:
         n = int(g["alerts"].sum())
-        total += n
+        by_seed = [str(int(g.loc[g["seed"] == s, "alerts"].sum())) for s in parsed]
         per = n / months / len(parsed)
-        fat.add_row(str(kind), str(n), f"{per:.2f}", f"{per / len(Channel):.2f}")
-    per = total / months / len(parsed)
-    fat.add_row("all", str(total), f"{per:.2f}", f"{per / len(Channel):.2f}")
+        fat.add_row(str(kind), *by_seed, str(n), f"{per:.2f}", f"{per / len(Channel):.2f}")
     console.print(fat)
     _print_model_checks(console, result)
     for _, r in result.launch.iterrows():
@@ -89,6 +88,11 @@ def _print_model_checks(console: object, result: object) -> None:
             covered = f"{int(g['covered'].sum())}/{len(g)} ({g['covered'].mean():.0%})"
             t.add_row(str(policy), str(len(g)), covered, f"{width:.3f}", f"{err:.3f}")
         console.print(t)
+        by_seed = v.groupby("seed")["covered"].agg(["sum", "size"])
+        console.print(
+            "covered by seed: "
+            + ", ".join(f"{s}: {int(r['sum'])}/{int(r['size'])}" for s, r in by_seed.iterrows())
+        )
     p = result.precisions.dropna(subset=["expected_precision", "precision_true"])
     if len(p):
         t = Table(
@@ -113,6 +117,11 @@ def _print_model_checks(console: object, result: object) -> None:
         console.print(
             f"label-free precision within 0.05 of the truth: {within:.0%} of {len(p)} "
             f"(model x seed); within two of its own sd: {within_sd:.0%}"
+        )
+        by_seed = p.assign(ok=p["error"] <= 0.05).groupby("seed")["ok"].agg(["sum", "size"])
+        console.print(
+            "within 0.05 by seed: "
+            + ", ".join(f"{s}: {int(r['sum'])}/{int(r['size'])}" for s, r in by_seed.iterrows())
         )
 
 
