@@ -33,6 +33,7 @@ from governance.monitoring.tables import (
     MODEL_PRECISION,
     MODEL_TABLES,
     MONITOR_TABLES,
+    STRATEGY_PRECISION,
     VIOLATIVE_VIEW_RATE,
     empty_frame,
 )
@@ -174,7 +175,8 @@ def run_monitor(
     config = MonitorConfig.from_settings(settings, as_of=as_of, objectives=objectives)
     registry = StrategyRegistry.load(data_dir)
     owners = {s.id: s.owner for s in registry}
-    result = compute_monitor(tables, config, owners=owners, on_progress=step)
+    policies = {s.id: s.policy.value for s in registry}
+    result = compute_monitor(tables, config, owners=owners, policies=policies, on_progress=step)
     if predictions is not None:
         result.tables.update(model_tables(tables, list(registry), predictions, config))
     if out_dir is not None:
@@ -189,11 +191,13 @@ def compute_monitor(
     config: MonitorConfig,
     *,
     owners: dict[str, str],
+    policies: dict[str, str] | None = None,
     with_drift: bool = True,
     on_progress: Progress | None = None,
 ) -> MonitorResult:
     """Every monitoring table from validated contract tables (`with_drift=False` skips the
-    feature build and leaves `feature_drift` empty)."""
+    feature build and leaves `feature_drift` empty; without `policies`, strategy id ->
+    policy, `strategy_precision` stays empty)."""
     step = on_progress or (lambda _name, _done, _total: None)
     con = duckdb.connect()
     con.execute(f"SET threads = {config.threads}")
@@ -232,6 +236,7 @@ def compute_monitor(
     step("strategy health", 3, _STEPS)
     health = compute_strategy_health(con, as_of=config.as_of)
     tests = hit_rate_tests(health, config.decay)
+    precision = _strategy_precision(tables, policies or {}, config)
     step("feature drift", 4, _STEPS)
     drift = _listing_drift(con, tables, config) if with_drift else empty_frame(FEATURE_DRIFT)
     step("alerts", 5, _STEPS)
@@ -249,10 +254,31 @@ def compute_monitor(
             "trust_metrics": trust.metrics,
             "objective_status": status,
             "strategy_health": health,
+            "strategy_precision": precision,
             "feature_drift": drift,
             "alerts": alerts,
         },
         delays=trust.delays,
+    )
+
+
+def _strategy_precision(
+    tables: dict[str, pd.DataFrame], policies: dict[str, str], config: MonitorConfig
+) -> pd.DataFrame:
+    from governance.audit.pipeline import flip_rate_for
+    from governance.audit.settings import get_settings as audit_settings
+    from governance.monitoring.strategy_precision import strategy_precision
+
+    labels = tables.get("audit_labels")
+    if labels is None or not len(labels) or not policies:
+        return empty_frame(STRATEGY_PRECISION)
+    flip_rate, _source = flip_rate_for(labels, audit_settings())
+    return strategy_precision(
+        labels,
+        tables["strategy_decisions"],
+        policies,
+        flip_rate=flip_rate,
+        confidence=config.confidence,
     )
 
 

@@ -281,12 +281,40 @@ MODEL_PRECISION = TableSpec(
     ),
 )
 
+STRATEGY_PRECISION = TableSpec(
+    name="strategy_precision",
+    description=(
+        "Live precision of each strategy per week of its decisions, from the audit's "
+        "strategy-flagged verdicts (design-weighted, reviewer flips corrected)."
+    ),
+    key=("week_start", "strategy_id"),
+    time_column="week_start",
+    columns=(
+        _c("week_start", "date", "Monday of the week the strategy first actioned the items."),
+        _c("strategy_id", "string", "Strategy."),
+        _c("labels", "int", "Verdicts on those items.", min_value=1),
+        _c("violating", "int", "Of those, found violating.", min_value=0),
+        _c("precision", "float", "Share of actioned items violating.", min_value=0, max_value=1),
+        _c("precision_low", "float", "Lower bound of its interval.", nullable=True),
+        _c("precision_high", "float", "Upper bound of its interval.", nullable=True),
+        _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1),
+    ),
+)
+
 #: Tables computed when the monitor is given model predictions (`--predictions`).
 MODEL_TABLES: dict[str, TableSpec] = {t.name: t for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION)}
 
 #: Every table `govrisk monitor` writes, in write order.
 MONITOR_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (TRUST_METRICS, OBJECTIVE_STATUS, STRATEGY_HEALTH, FEATURE_DRIFT, ALERTS)
+    t.name: t
+    for t in (
+        TRUST_METRICS,
+        OBJECTIVE_STATUS,
+        STRATEGY_HEALTH,
+        STRATEGY_PRECISION,
+        FEATURE_DRIFT,
+        ALERTS,
+    )
 }
 
 _PANDAS_DTYPES: dict[ColumnKind, str] = {
