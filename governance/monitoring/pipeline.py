@@ -30,6 +30,7 @@ from governance.monitoring.strategy_health import (
 )
 from governance.monitoring.tables import (
     FEATURE_DRIFT,
+    LAUNCH_COVERAGE,
     MODEL_PRECISION,
     MODEL_TABLES,
     MONITOR_TABLES,
@@ -176,7 +177,14 @@ def run_monitor(
     registry = StrategyRegistry.load(data_dir)
     owners = {s.id: s.owner for s in registry}
     policies = {s.id: s.policy.value for s in registry}
-    result = compute_monitor(tables, config, owners=owners, policies=policies, on_progress=step)
+    result = compute_monitor(
+        tables,
+        config,
+        owners=owners,
+        policies=policies,
+        strategies=list(registry),
+        on_progress=step,
+    )
     if predictions is not None:
         result.tables.update(model_tables(tables, list(registry), predictions, config))
     if out_dir is not None:
@@ -192,12 +200,13 @@ def compute_monitor(
     *,
     owners: dict[str, str],
     policies: dict[str, str] | None = None,
+    strategies: list[Strategy] | None = None,
     with_drift: bool = True,
     on_progress: Progress | None = None,
 ) -> MonitorResult:
     """Every monitoring table from validated contract tables (`with_drift=False` skips the
     feature build and leaves `feature_drift` empty; without `policies`, strategy id ->
-    policy, `strategy_precision` stays empty)."""
+    policy, `strategy_precision` stays empty, and without `strategies`, `launch_coverage`)."""
     step = on_progress or (lambda _name, _done, _total: None)
     con = duckdb.connect()
     con.execute(f"SET threads = {config.threads}")
@@ -237,6 +246,7 @@ def compute_monitor(
     health = compute_strategy_health(con, as_of=config.as_of)
     tests = hit_rate_tests(health, config.decay)
     precision = _strategy_precision(tables, policies or {}, config)
+    launch = _launch_coverage(tables, strategies or [], config)
     step("feature drift", 4, _STEPS)
     drift = _listing_drift(con, tables, config) if with_drift else empty_frame(FEATURE_DRIFT)
     step("alerts", 5, _STEPS)
@@ -256,10 +266,25 @@ def compute_monitor(
             "strategy_health": health,
             "strategy_precision": precision,
             "feature_drift": drift,
+            "launch_coverage": launch,
             "alerts": alerts,
         },
         delays=trust.delays,
     )
+
+
+def _launch_coverage(
+    tables: dict[str, pd.DataFrame], strategies: list[Strategy], config: MonitorConfig
+) -> pd.DataFrame:
+    from governance.monitoring.launch import launch_coverage, new_categories
+
+    listings = tables["listings"]
+    if not len(listings) or not strategies:
+        return empty_frame(LAUNCH_COVERAGE)
+    start = pd.to_datetime(tables["channel_exposure"]["day"]).min()
+    after = (start + pd.Timedelta(weeks=config.drift.reference_weeks)).date()
+    categories = new_categories(listings, after=after)
+    return launch_coverage(tables, strategies, categories=categories)
 
 
 def _strategy_precision(

@@ -301,6 +301,41 @@ STRATEGY_PRECISION = TableSpec(
     ),
 )
 
+LAUNCH_COVERAGE = TableSpec(
+    name="launch_coverage",
+    description=(
+        "Launch watch: for each category launched after the drift reference weeks, which "
+        "strategies could act and which did, per policy and channel its items were shown in."
+    ),
+    key=("category", "policy", "channel"),
+    columns=(
+        _c("category", "string", "Newly launched category."),
+        _c("policy", "string", "Policy some strategy enforces.", enum=Policy),
+        _c(
+            "channel",
+            "string",
+            "Channel the category's items were shown in.",
+            enum=tuple(values(Channel)),
+        ),
+        _c("items_shown", "int", "Items of the category shown in the channel.", min_value=0),
+        _c("impressions", "int", "Their impressions.", unit="views", min_value=0),
+        _c(
+            "strategies",
+            "string",
+            "Strategies of the policy, for the shown items' entities, running in the channel.",
+        ),
+        _c("strategies_firing", "string", "Of those, the ones that actioned the category's items."),
+        _c("items_actioned", "int", "Items of the category they actioned.", min_value=0),
+        _c(
+            "actioned_share",
+            "float",
+            "Actioned items over the items shown or actioned in the channel (0: a gap).",
+            min_value=0,
+            max_value=1,
+        ),
+    ),
+)
+
 #: Tables computed when the monitor is given model predictions (`--predictions`).
 MODEL_TABLES: dict[str, TableSpec] = {t.name: t for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION)}
 
@@ -313,6 +348,7 @@ MONITOR_TABLES: dict[str, TableSpec] = {
         STRATEGY_HEALTH,
         STRATEGY_PRECISION,
         FEATURE_DRIFT,
+        LAUNCH_COVERAGE,
         ALERTS,
     )
 }
