@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 if TYPE_CHECKING:
@@ -61,8 +62,7 @@ def train_command(
     try:
         experiment = load_spec(spec, data_dir=data, output_dir=out)
     except SpecError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(2) from err
+        raise click.ClickException(str(err)) from err
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     columns = (
         TextColumn("{task.description}"),
@@ -87,8 +87,7 @@ def train_command(
                 on_progress=on_progress,
             )
         except (ContractError, DatasetError) as err:
-            console.print(f"[red]{err}[/red]")
-            raise typer.Exit(1) from err
+            raise click.ClickException(str(err)) from err
     _print_summary(console, result)
     if result.failed:
         raise typer.Exit(1)
