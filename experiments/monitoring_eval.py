@@ -168,68 +168,79 @@ def run_monitoring_eval(
 ) -> MonitoringEvalResult:
     """Simulate every scenario on every seed and measure the monitor against it."""
     step = on_step or (lambda _msg: None)
-    start_day = int(cfg.days * cfg.start_fraction)
-    det_rows = []
-    fa_rows = []
-    launch_rows = []
-    vvr_parts: list[pd.DataFrame] = []
-    prec_parts: list[pd.DataFrame] = []
-    settings = get_settings()
-    for seed in cfg.seeds:
-        step(f"seed {seed}: incident-free world")
-        sim = _simulate(seed, cfg, ())
-        tables, owners, start = sim.tables, _owners(sim), sim.config.start_date
-        step(f"seed {seed}: violative view rates and label-free precision")
-        vvr, prec = model_checks(sim, seed, cfg)
-        vvr_parts.append(vvr)
-        prec_parts.append(prec)
-        as_of = period_end(tables)
-        result = compute_monitor(
-            tables, MonitorConfig.from_settings(settings, as_of=as_of), owners=owners
-        )
-        alerts = result.alerts
-        is_launch = (alerts["kind"] == AlertKind.FEATURE_DRIFT) & alerts["metric"].isin(
-            _LAUNCH_FEATURES
-        )
-        launch_day = start + timedelta(days=_config(seed, cfg, ()).new_category_launch_day)
-        found = alerts[is_launch & (alerts["category"].isin(["collectible_cards", ALL]))]
-        launch_rows.append(
-            {
-                "seed": seed,
-                "launch_week": launch_day,
-                "first_alert_week": found["first_day"].min() if len(found) else pd.NaT,
-            }
-        )
-        months = cfg.days / 30.0
-        for kind, g in alerts[~is_launch].groupby("kind"):
-            fa_rows.append({"seed": seed, "kind": kind, "alerts": len(g), "months": months})
-        if not len(alerts[~is_launch]):
-            fa_rows.append({"seed": seed, "kind": "none", "alerts": 0, "months": months})
-        for name, make in SCENARIOS.items():
-            incident = make(start_day)
-            step(f"seed {seed}: {name}")
-            sim_i = _simulate(seed, cfg, (incident,))
-            delay, others = detection_delay(
-                sim_i.tables,
-                _owners(sim_i),
-                incident,
-                start=sim_i.config.start_date,
-                max_delay_days=cfg.max_delay_days,
-            )
-            det_rows.append(
-                {
-                    "scenario": name,
-                    "seed": seed,
-                    "start_day": incident.start_day,
-                    "delay_days": delay,
-                    "other_alerts": others,
-                }
-            )
+    clean = [_clean_world(seed, cfg, step) for seed in cfg.seeds]
+    detections = [row for seed in cfg.seeds for row in _detections(seed, cfg, step)]
     return MonitoringEvalResult(
-        detections=pd.DataFrame(det_rows),
-        false_alarms=pd.DataFrame(fa_rows),
-        launch=pd.DataFrame(launch_rows),
-        view_rates=pd.concat(vvr_parts, ignore_index=True) if vvr_parts else pd.DataFrame(),
-        precisions=pd.concat(prec_parts, ignore_index=True) if prec_parts else pd.DataFrame(),
+        detections=pd.DataFrame(detections),
+        false_alarms=pd.DataFrame([row for c in clean for row in c.false_alarms]),
+        launch=pd.DataFrame([c.launch for c in clean]),
+        view_rates=pd.concat([c.view_rates for c in clean], ignore_index=True),
+        precisions=pd.concat([c.precisions for c in clean], ignore_index=True),
         config=cfg,
     )
+
+
+@dataclass(frozen=True)
+class _CleanWorld:
+    """What one incident-free world measures: false alarms per alert kind, the launch's
+    first drift alert, and the model-side checks."""
+
+    false_alarms: list[dict[str, object]]
+    launch: dict[str, object]
+    view_rates: pd.DataFrame
+    precisions: pd.DataFrame
+
+
+def _clean_world(seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], None]) -> _CleanWorld:
+    step(f"seed {seed}: incident-free world")
+    sim = _simulate(seed, cfg, ())
+    step(f"seed {seed}: violative view rates and label-free precision")
+    vvr, prec = model_checks(sim, seed, cfg)
+    config = MonitorConfig.from_settings(get_settings(), as_of=period_end(sim.tables))
+    alerts = compute_monitor(sim.tables, config, owners=_owners(sim)).alerts
+    is_launch = (alerts["kind"] == AlertKind.FEATURE_DRIFT) & alerts["metric"].isin(
+        _LAUNCH_FEATURES
+    )
+    launch_day = sim.config.start_date + timedelta(days=sim.config.new_category_launch_day)
+    found = alerts[is_launch & (alerts["category"].isin(["collectible_cards", ALL]))]
+    months = cfg.days / 30.0
+    others = alerts[~is_launch]
+    false_alarms: list[dict[str, object]] = [
+        {"seed": seed, "kind": kind, "alerts": len(g), "months": months}
+        for kind, g in others.groupby("kind")
+    ] or [{"seed": seed, "kind": "none", "alerts": 0, "months": months}]
+    launch = {
+        "seed": seed,
+        "launch_week": launch_day,
+        "first_alert_week": found["first_day"].min() if len(found) else pd.NaT,
+    }
+    return _CleanWorld(false_alarms, launch, vvr, prec)
+
+
+def _detections(
+    seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], None]
+) -> list[dict[str, object]]:
+    """Per planted incident on this seed: days to a matching alert and other alerts by then."""
+    start_day = int(cfg.days * cfg.start_fraction)
+    rows: list[dict[str, object]] = []
+    for name, make in SCENARIOS.items():
+        incident = make(start_day)
+        step(f"seed {seed}: {name}")
+        sim = _simulate(seed, cfg, (incident,))
+        delay, others = detection_delay(
+            sim.tables,
+            _owners(sim),
+            incident,
+            start=sim.config.start_date,
+            max_delay_days=cfg.max_delay_days,
+        )
+        rows.append(
+            {
+                "scenario": name,
+                "seed": seed,
+                "start_day": incident.start_day,
+                "delay_days": delay,
+                "other_alerts": others,
+            }
+        )
+    return rows
