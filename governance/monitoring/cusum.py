@@ -1,15 +1,18 @@
-"""Sequential category tests: a Poisson CUSUM on the outcomes each category receives per day.
+"""Sequential category tests: a change-point CUSUM on the outcomes each category receives.
 
 The window test of `shift.py` counts outcomes on their sale day, which needs them to have
 arrived and shares an outcome among its item's earlier sales, smearing a surge into the days
 before it. This test counts outcomes on the day they arrive instead (complete as soon as the
-day is over) and predicts them from the category's recent orders: on day t a category expects
-`rate * sum_d orders(t - d) * P(delay = d)` outcomes of a kind, the rate measured over a
-baseline window that ends where the monitored run begins. Evidence for a rate `shift_ratio`
-times the baseline accumulates in a one-sided CUSUM over the run (Page 1954; Lucas 1985 for
-counts), scaled down by the baseline's over-dispersion, and the test fires once it crosses
-`threshold`. As in `shift.py`, it must still cross with the items with most arrivals in the
-run left out, so one viral item does not raise a category alert.
+day is over) and predicts them from the category's orders: on day t a category expects
+`rate * sum_d orders(t - d) * P(delay = d)` outcomes of a kind. A rise of the sale-side rate
+to `shift_ratio` x the baseline from an unknown day in the last `run_days` makes arrivals
+ramp up as that day's outcomes come in; the statistic is the largest log-likelihood ratio of
+that ramp over the change day (Page's CUSUM, maximised over the change point), with the
+baseline rate of the `baseline_days` before the run integrated out under a gamma prior worth
+`prior_events` events at the rate of all categories together, divided by the baseline's
+over-dispersion. It fires at `threshold`, and as in `shift.py` it must still fire with the
+items with most arrivals in the run left out, so one viral item does not raise a category
+alert.
 """
 
 from __future__ import annotations
