@@ -95,7 +95,9 @@ class MonitorConfig:
                 psi_high=settings.psi_high,
             ),
             shift=ShiftConfig(min_completeness=settings.min_completeness),
-            cusum=CusumConfig(),
+            cusum=CusumConfig(
+                threshold=settings.cusum_threshold, shift_ratio=settings.cusum_shift_ratio
+            ),
             mature_completeness=settings.mature_completeness,
             delay_reference_days=settings.delay_reference_days,
             threads=settings.threads,
