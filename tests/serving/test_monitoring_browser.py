@@ -19,9 +19,9 @@ import pytest
 from experiments.benchmarks.review_load import serve
 from governance.review import users
 from governance.review.db import make_engine, make_session_factory, upgrade
+from tests.governance.monitoring.world import write_monitor_dir
 from tests.serving.test_browser import PASSWORD
 from tests.serving.test_browser import browser as browser  # noqa: F401  (module fixture)
-from tests.serving.test_monitoring_pages import _write_monitor
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("review-browser")]
 
@@ -55,7 +55,7 @@ def service(
 ) -> Iterator[SimpleNamespace]:
     """A running review service with a PM and a monitor directory with a planted affiliate
     complaint flood."""
-    _write_monitor(tmp_path / "monitor")
+    write_monitor_dir(tmp_path / "monitor")
     _write_view_rates(tmp_path / "monitor")
     monkeypatch.setenv("GOVRISK_MONITOR_DIR", str(tmp_path / "monitor"))
     engine = make_engine(review_db_url, pool_size=2)
