@@ -11,7 +11,9 @@ from features.tables import TableSpec
 from features.vocabulary import Channel, values
 from governance.monitoring.tables import (
     ALERTS,
+    LAUNCH_COVERAGE,
     OBJECTIVE_STATUS,
+    STRATEGY_PRECISION,
     TRUST_METRICS,
     VIOLATIVE_VIEW_RATE,
     check_frame,
@@ -45,6 +47,8 @@ class ChannelView:
     alerts: list[dict[str, object]] = field(default_factory=list)
     categories: list[dict[str, object]] = field(default_factory=list)
     view_rates: list[dict[str, object]] = field(default_factory=list)
+    strategy_precision: list[dict[str, object]] = field(default_factory=list)
+    launch_gaps: list[dict[str, object]] = field(default_factory=list)
     available: bool = True
 
 
@@ -111,6 +115,8 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
         channel=channel,
         channels=channels,
         view_rates=_view_rates(monitor_dir, channel),
+        strategy_precision=_strategy_precision(monitor_dir),
+        launch_gaps=_launch_gaps(monitor_dir, channel),
         complaints=points(
             "complaints_per_1k_orders", "complaints_per_1k_low", "complaints_per_1k_high"
         ),
@@ -148,6 +154,44 @@ def _view_rates(monitor_dir: Path | None, channel: str) -> list[dict[str, object
             "labels": int(r["labels"]),
         }
         for _, r in rows.sort_values(["channel", "policy"]).iterrows()
+    ]
+
+
+def _strategy_precision(monitor_dir: Path | None) -> list[dict[str, object]]:
+    """Each strategy's precision over its latest labelled week."""
+    df = _valid(monitor_dir, STRATEGY_PRECISION) if monitor_dir is not None else None
+    if df is None or not len(df):
+        return []
+    latest = df.sort_values("week_start").groupby("strategy_id").tail(1)
+    return [
+        {
+            "strategy_id": r["strategy_id"],
+            "week": f"{pd.Timestamp(r['week_start']):%Y-%m-%d}",
+            "labels": int(r["labels"]),
+            "precision": float(r["precision"]),
+            "low": _num(r["precision_low"]),
+            "high": _num(r["precision_high"]),
+        }
+        for _, r in latest.sort_values("precision").iterrows()
+    ]
+
+
+def _launch_gaps(monitor_dir: Path | None, channel: str) -> list[dict[str, object]]:
+    """Cells of the launch watch where no strategy actioned the new category's items."""
+    df = _valid(monitor_dir, LAUNCH_COVERAGE) if monitor_dir is not None else None
+    if df is None or not len(df):
+        return []
+    rows = df[df["strategies_firing"] == ""]
+    rows = rows if channel == ALL else rows[rows["channel"] == channel]
+    return [
+        {
+            "category": r["category"],
+            "policy": r["policy"],
+            "channel": r["channel"],
+            "items_shown": int(r["items_shown"]),
+            "strategies": r["strategies"] or "none",
+        }
+        for _, r in rows.sort_values(["category", "channel", "policy"]).iterrows()
     ]
 
 

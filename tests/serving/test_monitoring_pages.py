@@ -46,3 +46,51 @@ def test_metrics_carry_the_current_monitoring_values(
     ]
     assert firing and float(firing[0].rsplit(" ", 1)[1]) >= 1  # the planted incident
     assert "govrisk_score_requests" in text  # the scoring metrics are still there
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_monitoring_page_shows_strategy_precision_and_launch_gaps(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from governance.monitoring.tables import LAUNCH_COVERAGE, STRATEGY_PRECISION, conform
+
+    out = tmp_path / "monitor"
+    write_monitor_dir(out)
+    weeks = pd.to_datetime(["2026-01-05", "2026-01-12"])
+    precision = pd.DataFrame(
+        {
+            "week_start": weeks,
+            "strategy_id": "listing-counterfeit-terms",
+            "labels": [12, 9],
+            "violating": [10, 5],
+            "precision": [0.83, 0.55],
+            "precision_low": [0.6, 0.2],
+            "precision_high": [1.0, 0.9],
+            "confidence": 0.95,
+        }
+    )
+    conform(precision, STRATEGY_PRECISION).to_parquet(out / "strategy_precision.parquet")
+    cells = pd.DataFrame(
+        {
+            "category": "collectible_cards",
+            "policy": ["counterfeit", "fake_discount"],
+            "channel": ["affiliate", "shop_tab"],
+            "items_shown": [74, 176],
+            "impressions": [75924, 17667],
+            "strategies": ["listing-counterfeit-terms-affiliate", "listing-fake-discount"],
+            "strategies_firing": ["", "listing-fake-discount"],
+            "items_actioned": [0, 20],
+            "actioned_share": [0.0, 0.11],
+        }
+    )
+    conform(cells, LAUNCH_COVERAGE).to_parquet(out / "launch_coverage.parquet")
+    review_app.state.settings.monitor_dir = out
+    client = review_app.client
+    review_app.login(client, "pm")
+    page = client.get("/monitoring?channel=affiliate").text
+    assert 'id="strategy-precision"' in page and "2026-01-12" in page  # the latest week
+    assert "55%" in page
+    assert 'id="launch-gaps"' in page and "listing-counterfeit-terms-affiliate" in page
+    assert "listing-fake-discount" not in page.split('id="launch-gaps"')[1]  # it fired
