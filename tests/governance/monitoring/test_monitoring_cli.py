@@ -62,7 +62,7 @@ def test_monitor_names_a_missing_table(world: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         build_app(), ["monitor", "--data", str(data), "--out", str(tmp_path / "o")]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input (govrisk's convention)
     assert "outcomes" in result.output
 
 
