@@ -9,8 +9,9 @@ longer than the deadline to arrive is refused (408); a body of the wrong media t
 surrogate pair (not Unicode text, which the database cannot store) is refused (400).
 
 Integers: database ids and counts are signed 64-bit in both databases (SQLite INTEGER,
-PostgreSQL BIGINT), so a larger number would overflow inside the driver (a 500); here it is a
-422 naming the parameter, and the bound appears in the OpenAPI schema.
+PostgreSQL BIGINT), so a larger number would overflow inside the driver (a 500). At the edge
+they are bounded tighter, by 2^53 - 1, the largest integer a JSON client reads exactly: a
+larger one is a 422 naming the parameter, and the bound appears in the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -18,21 +19,29 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import datetime
 from typing import Annotated
 
 import annotated_types as at
-from pydantic import Field
+from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from pydantic import BeforeValidator, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Largest signed 64-bit integer: the largest id or count either database stores.
 MAX_DB_INT = 2**63 - 1
-#: Largest integer a float64 model input holds exactly (larger ones are refused, not rounded).
-MAX_EXACT_FLOAT_INT = 2**53
+#: Largest integer every JSON client and a float64 hold exactly (JavaScript's
+#: Number.MAX_SAFE_INTEGER). Bounds at the edge use it: a larger number sent as JSON may arrive
+#: as a float that rounds back inside a looser bound (2^53 + 1 reads as 2^53).
+MAX_SAFE_INT = 2**53 - 1
+#: Kept for model inputs: an integer feature value is within +-MAX_SAFE_INT.
+MAX_EXACT_FLOAT_INT = MAX_SAFE_INT
 
-#: A database id (or a version number) in a path, query or body: 1 .. 2^63 - 1.
-RowId = Annotated[int, at.Interval(ge=1, le=MAX_DB_INT)]
-#: A count, offset or rank: 0 .. 2^63 - 1.
-Count = Annotated[int, at.Interval(ge=0, le=MAX_DB_INT)]
+#: A database id (or a version number) in a path, query or body: 1 .. 2^53 - 1.
+RowId = Annotated[int, at.Interval(ge=1, le=MAX_SAFE_INT)]
+#: A count, offset or rank: 0 .. 2^53 - 1.
+Count = Annotated[int, at.Interval(ge=0, le=MAX_SAFE_INT)]
 #: A finite number (NaN and infinities, which Python's JSON parser accepts, are refused).
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 #: An integer model input: -2^53 .. 2^53.
@@ -42,10 +51,10 @@ FeatureInt = Annotated[int, at.Interval(ge=-MAX_EXACT_FLOAT_INT, le=MAX_EXACT_FL
 def parse_row_id(text: str) -> int | None:
     """A form field holding a database id, or None when it is empty or not a valid id."""
     text = text.strip()
-    if not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_DB_INT)):
+    if not text.isascii() or not text.isdigit() or len(text) > len(str(MAX_SAFE_INT)):
         return None
     value = int(text)
-    return value if 1 <= value <= MAX_DB_INT else None
+    return value if 1 <= value <= MAX_SAFE_INT else None
 
 
 #: Path prefixes whose bodies are JSON; every other route with a body takes form data.
@@ -204,3 +213,53 @@ async def error_response(send: Send, code: int, message: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _declared_query(dependant: Dependant) -> frozenset[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _declared_query(sub)
+    return frozenset(names)
+
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """A router dependency: a query parameter the route does not declare is a 422.
+
+    Ignoring it would let a misspelt filter (`?polcy=...`) silently return everything.
+    """
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    declared = _QUERY_NAMES.setdefault(id(route), _declared_query(dependant))
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        allowed = ", ".join(sorted(declared)) or "none"
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name[:64]),
+                    "msg": f"unknown query parameter; this route takes: {allowed}",
+                    "type": "extra_forbidden",
+                }
+                for name in unknown[:5]
+            ]
+        )
+
+
+def _iso_datetime_only(value: object) -> object:
+    """Refuse numbers for a timestamp (pydantic would read them as Unix seconds)."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("give an ISO 8601 date-time such as 2026-03-02T09:00:00Z")
+    return value
+
+
+#: A timestamp in a query or body: ISO 8601 text only (no Unix seconds).
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime_only)]

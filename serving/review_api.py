@@ -7,7 +7,7 @@ from typing import Annotated
 
 import pandas as pd
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from features.vocabulary import StrategyStatus
 from governance.review import (
@@ -37,7 +37,7 @@ from serving.deps import (
     retry_after_header,
     throttle_message,
 )
-from serving.limits import Count, RowId
+from serving.limits import Count, IsoDateTime, RowId, refuse_unknown_query
 from serving.schemas_errors import REVIEW_RESPONSES
 from serving.schemas_review import (
     AuditEventPublic,
@@ -74,7 +74,12 @@ from serving.schemas_review import (
     VerdictPublic,
 )
 
-router = APIRouter(prefix="/api/review", tags=["review"], responses=REVIEW_RESPONSES)
+router = APIRouter(
+    prefix="/api/review",
+    tags=["review"],
+    responses=REVIEW_RESPONSES,
+    dependencies=[Depends(refuse_unknown_query)],
+)
 
 
 # -- conversions -----------------------------------------------------------------------------
@@ -424,7 +429,7 @@ def ingest_flags(
 
 @router.get("/labels", response_model=list[AuditLabelPublic])
 def list_labels(
-    session: SessionDep, user: Analyst, since: datetime | None = None
+    session: SessionDep, user: Analyst, since: IsoDateTime | None = None
 ) -> list[AuditLabelPublic]:
     """Verdicts as audit_labels rows (the data contract table training and the audit read)."""
     del user

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from models.bundle import ModelBundle
 from models.encoding import EncodingError
+from serving.limits import refuse_unknown_query
 from serving.model_store import LoadedModel, ModelNotReadyError, ModelStore
 from serving.risk_bands import assign_bands, bundle_bands
 from serving.schemas_scoring import (
@@ -241,7 +242,9 @@ def check_scoring_token(request: Request) -> None:
         )
 
 
-router = APIRouter(lifespan=_lifespan, tags=["scoring"])
+router = APIRouter(
+    lifespan=_lifespan, tags=["scoring"], dependencies=[Depends(refuse_unknown_query)]
+)
 
 
 def _request_schema() -> dict[str, Any]:

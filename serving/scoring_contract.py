@@ -110,12 +110,12 @@ def value_problem(model_input: ModelInput, value: Any) -> str | None:
     if model_input.kind == "numeric":
         if isinstance(value, bool):
             return "must be a number, not true or false"
-        if (
-            model_input.minimum is not None
-            and isinstance(value, int | float)
-            and value < model_input.minimum
-        ):
+        if not isinstance(value, int | float):
+            return None
+        if model_input.minimum is not None and value < model_input.minimum:
             return f"must be >= {model_input.minimum:g} (its declared domain)"
+        if abs(value) > MAX_EXACT_FLOAT_INT:
+            return f"must be within +-{MAX_EXACT_FLOAT_INT} (larger numbers are not exact)"
     return None
 
 

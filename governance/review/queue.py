@@ -669,8 +669,8 @@ def submit_verdict(
         return replay
     now = now or utcnow()
     item = get_item(session, user, queue_item_id)
-    if policy is not None and policy != item.policy:
-        raise InvalidInputError(
+    if policy is not None and policy != item.policy:  # the item's state, not the body's shape
+        raise ConflictError(
             f"policy: this item is queued for {item.policy!r}, got {policy!r}; judge the queued "
             "policy and escalate the item to report another one"
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from serving.limits import MAX_DB_INT, RequestLimits, parse_row_id
+from serving.limits import MAX_DB_INT, MAX_SAFE_INT, RequestLimits, parse_row_id
 from serving.settings import get_settings
 
 ON_SQLITE = pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
@@ -110,8 +110,8 @@ def test_pages_refuse_out_of_range_ids(review_app: SimpleNamespace) -> None:
 
 def test_parse_row_id() -> None:
     assert parse_row_id(" 12 ") == 12
-    assert parse_row_id(str(MAX_DB_INT)) == MAX_DB_INT
-    for bad in ("", "0", "-3", str(HUGE), DIGITS_400, "١٢", "1e3"):
+    assert parse_row_id(str(MAX_SAFE_INT)) == MAX_SAFE_INT
+    for bad in ("", "0", "-3", str(MAX_SAFE_INT + 1), str(HUGE), DIGITS_400, "١٢", "1e3"):
         assert parse_row_id(bad) is None, bad
 
 

@@ -229,7 +229,7 @@ def test_verdict_needs_the_lease_and_the_queued_policy(
         queue.submit_verdict(session, ana, item_id, verdict="violating", client_key="x")
     claim = queue.claim_next(session, ana, lease_seconds=60)
     assert claim is not None
-    with pytest.raises(InvalidInputError, match="queued for 'counterfeit'"):
+    with pytest.raises(ConflictError, match="queued for 'counterfeit'"):
         queue.submit_verdict(
             session, ana, claim.item.id, verdict="violating", client_key="y", policy="fake_discount"
         )
