@@ -17,9 +17,9 @@ from governance.review import (
     escalations,
     labels,
     queue,
+    service,
     users,
 )
-from governance.review.db import begin_write
 from governance.review.orm import ApiToken, Escalation, QueueItem, User, Verdict
 from governance.review.strategy_store import StrategyStore
 from governance.review.vocabulary import EscalationState, QueueFilter, Role, utcnow
@@ -221,15 +221,14 @@ def create_token(
             throttle_message(wait),
             headers=retry_after_header(wait),
         )
-    user = users.authenticate(session, body.username, body.password)  # argon2 outside the lock
+    user = service.sign_in(session, body.username, body.password)
     if user is None:
         state.throttle.record_failure(username=username, client=client)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown username or wrong password")
     state.throttle.record_success(username=username)
-    begin_write(session)
-    ttl_days = state.settings.token_lifetime().days_for(body.ttl_days, user.role)
-    token, secret = users.issue_token(session, user, name=body.name, ttl_days=ttl_days)
-    session.commit()
+    token, secret = service.issue_token(
+        session, user, name=body.name, ttl_days=body.ttl_days, settings=state.settings
+    )
     return TokenIssued(
         token=secret,
         token_prefix=token.token_prefix,
@@ -277,12 +276,7 @@ def list_tokens(
 )
 def revoke_token(token_id: RowId, session: SessionDep, user: AnyUser) -> Response:
     """Revoke an API token now: the caller's own, or anyone's for admins (safe to repeat)."""
-    begin_write(session)
-    token = session.get(ApiToken, token_id)
-    if token is None or (token.user_id != user.id and user.role != Role.ADMIN):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no API token with id {token_id}")
-    users.revoke_token(session, token, actor=user)
-    session.commit()
+    service.revoke_token(session, user, token_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -302,18 +296,15 @@ def list_users(session: SessionDep, admin: Admin) -> list[UserPublic]:
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
 def create_user(body: UserCreate, session: SessionDep, admin: Admin) -> UserPublic:
     """Create a user."""
-    begin_write(session)
-    team = users.team_by_name(session, body.team) if body.team else None
-    user = users.create_user(
+    user = service.create_user(
         session,
+        admin,
         username=body.username,
         role=body.role,
         password=body.password,
         display_name=body.display_name,
-        team=team,
-        actor=admin,
+        team=body.team,
     )
-    session.commit()
     return user_public(user)
 
 
@@ -349,9 +340,7 @@ def queue_stats(session: SessionDep, user: AnyUser) -> QueueStatsPublic:
 )
 def claim(session: SessionDep, state: StateDep, user: Moderator) -> ClaimPublic | Response:
     """Lease the next item (or renew the caller's current one); 204 when the queue is empty."""
-    begin_write(session)
-    result = queue.claim_next(session, user, lease_seconds=state.settings.lease_seconds)
-    session.commit()
+    result = service.claim_next(session, user, settings=state.settings)
     if result is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return ClaimPublic(
@@ -371,9 +360,7 @@ def get_item(item_pk: RowId, session: SessionDep, user: AnyUser) -> QueueItemPub
 @router.post("/queue/items/{item_pk}/release", response_model=QueueItemPublic)
 def release_item(item_pk: RowId, session: SessionDep, user: Moderator) -> QueueItemPublic:
     """Give a held item back unjudged."""
-    begin_write(session)
-    item = queue.release(session, user, item_pk)
-    session.commit()
+    item = service.release(session, user, item_pk)
     return item_public(item)
 
 
@@ -387,8 +374,7 @@ def submit_verdict(
     item_pk: RowId, body: VerdictCreate, response: Response, session: SessionDep, user: Moderator
 ) -> VerdictPublic:
     """Record the caller's verdict on an item they hold (201; 200 for an idempotent replay)."""
-    begin_write(session)
-    outcome = queue.submit_verdict(
+    outcome = service.submit_verdict(
         session,
         user,
         item_pk,
@@ -398,7 +384,6 @@ def submit_verdict(
         policy=body.policy.value if body.policy else None,
         note=body.note,
     )
-    session.commit()
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
     return verdict_public(outcome.verdict)
@@ -409,7 +394,6 @@ def ingest_flags(
     body: FlagsIngest, session: SessionDep, state: StateDep, user: Engineer
 ) -> IngestReportPublic:
     """Queue flags (rows of flags.parquet), de-duplicated by (entity, item_id, policy)."""
-    begin_write(session)
     if len(body.rows) > state.settings.max_ingest_rows:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
@@ -417,8 +401,7 @@ def ingest_flags(
             "use `govrisk queue load`",
         )
     df = pd.DataFrame([r.as_flags_row() for r in body.rows])
-    report = queue.ingest_flags(session, df, source=body.source, actor=user)
-    session.commit()
+    report = service.ingest_flags(session, user, df, source=body.source)
     return IngestReportPublic(**report.__dict__)
 
 
@@ -442,10 +425,7 @@ def list_escalations(
     state: Annotated[list[EscalationState] | None, Query()] = None,
 ) -> list[EscalationPublic]:
     """Cases the caller may see, earliest due first; newly breached SLAs are flagged first."""
-    begin_write(session)
-    now = utcnow()
-    escalations.flag_breaches(session, now=now)
-    session.commit()
+    now = service.flag_breaches(session)
     found = escalations.list_for(session, user, states=tuple(state) if state else None)
     return [escalation_public(e, now=now) for e in found]
 
@@ -455,20 +435,17 @@ def create_escalation(
     body: EscalationCreate, session: SessionDep, app_state: StateDep, user: AnyUser
 ) -> EscalationPublic:
     """Raise a case about an item (it leaves the queue until resolved) or a strategy."""
-    begin_write(session)
-    sla = {p: app_state.settings.sla_hours(p.value) for p in escalations.DEFAULT_SLA_HOURS}
-    escalation = escalations.create(
+    escalation = service.open_escalation(
         session,
         user,
+        settings=app_state.settings,
         kind=body.kind,
         title=body.title,
         priority=body.priority,
         description=body.description,
         queue_item_id=body.queue_item_id,
         strategy_id=body.strategy_id,
-        sla_hours=sla,
     )
-    session.commit()
     return escalation_public(escalation, now=utcnow())
 
 
@@ -491,8 +468,7 @@ def transition_escalation(
     escalation_id: RowId, body: EscalationTransition, session: SessionDep, user: AnyUser
 ) -> EscalationDetail:
     """Move a case along its workflow (who may do which move depends on their part in it)."""
-    begin_write(session)
-    escalation = escalations.transition(
+    escalation = service.transition_escalation(
         session,
         user,
         escalation_id,
@@ -500,7 +476,6 @@ def transition_escalation(
         assignee_id=body.assignee_id,
         resolution=body.resolution,
     )
-    session.commit()
     return _detail(session, escalation)
 
 
@@ -513,9 +488,7 @@ def comment_escalation(
     escalation_id: RowId, body: CommentCreate, session: SessionDep, user: AnyUser
 ) -> EscalationDetail:
     """Comment on a case."""
-    begin_write(session)
-    escalations.comment(session, user, escalation_id, body.body)
-    session.commit()
+    service.comment_escalation(session, user, escalation_id, body.body)
     return _detail(session, escalations.get(session, user, escalation_id))
 
 
@@ -533,9 +506,7 @@ def read_notification(
     notification_id: RowId, session: SessionDep, user: AnyUser
 ) -> NotificationPublic:
     """Mark a notification read."""
-    begin_write(session)
-    note = escalations.mark_read(session, user, notification_id)
-    session.commit()
+    note = service.mark_read(session, user, notification_id)
     return NotificationPublic.model_validate(note)
 
 
@@ -554,10 +525,8 @@ def ingest_suggestions(
     body: SuggestionsIngest, session: SessionDep, user: Engineer
 ) -> SuggestionIngestPublic:
     """Put suggestions (rows of suggestions.parquet) up for review."""
-    begin_write(session)
     df = pd.DataFrame([r.model_dump() for r in body.rows])
-    report = approvals.ingest_suggestions(session, df, source=body.source, actor=user)
-    session.commit()
+    report = service.ingest_suggestions(session, user, df, source=body.source)
     return SuggestionIngestPublic(**report.__dict__)
 
 
@@ -577,8 +546,7 @@ def decide_suggestion(
     user: Manager,
 ) -> SuggestionDecisionPublic:
     """Accept (writes the next version in shadow status) or reject a suggestion."""
-    begin_write(session)
-    decision = approvals.decide(
+    decision = service.decide_suggestion(
         session,
         user,
         suggestion_pk,
@@ -586,7 +554,6 @@ def decide_suggestion(
         reason=body.reason,
         store=state.store,
     )
-    session.commit()
     version = decision.strategy_version
     return SuggestionDecisionPublic(
         suggestion_id=approvals.get_suggestion(session, suggestion_pk).suggestion_id,
@@ -622,8 +589,7 @@ def change_version_status(
     user: Manager,
 ) -> list[StrategyVersionPublic]:
     """Promote a shadow version to active (retiring the old one) or retire a version."""
-    begin_write(session)
-    approvals.set_version_status(
+    service.set_version_status(
         session,
         user,
         strategy_id,
@@ -631,7 +597,6 @@ def change_version_status(
         status=StrategyStatus(body.status),
         store=state.store,
     )
-    session.commit()
     return [version_public(s) for s in state.store.versions(strategy_id)]
 
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from governance.review.vocabulary import EscalationPriority
+
 if TYPE_CHECKING:
     from governance.review.users import TokenLifetime
 
@@ -91,6 +93,10 @@ class ReviewSettings(BaseSettings):
     def sla_hours(self, priority: str) -> float:
         """Hours allowed to resolve an escalation of `priority`."""
         return float(getattr(self, f"sla_hours_{priority}"))
+
+    def sla_hours_by_priority(self) -> dict[EscalationPriority, float]:
+        """Hours allowed to resolve an escalation, per priority (every priority)."""
+        return {p: self.sla_hours(p.value) for p in EscalationPriority}
 
 
 @lru_cache(maxsize=1)

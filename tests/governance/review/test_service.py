@@ -1,0 +1,72 @@
+"""The review service's unit of work: commit on success, roll back on error, write lock held."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
+
+from governance.review import service
+from governance.review.db import ReviewSession
+from governance.review.errors import NotFoundError
+from governance.review.orm import Team, User
+from governance.review.settings import ReviewSettings
+from governance.review.vocabulary import EscalationPriority
+
+
+def _team_names(factory: sessionmaker[ReviewSession]) -> list[str]:
+    with factory() as other:
+        return list(other.scalars(sa.select(Team.name).order_by(Team.name)))
+
+
+def test_unit_of_work_commits_what_it_wrote(
+    session: ReviewSession, factory: sessionmaker[ReviewSession]
+) -> None:
+    with service.unit_of_work(session):
+        session.add(Team(name="kept", policies=[]))
+    assert _team_names(factory) == ["kept"]  # visible to another session: committed
+    assert not session.in_transaction()
+
+
+def test_unit_of_work_rolls_back_when_the_use_case_fails(
+    session: ReviewSession, factory: sessionmaker[ReviewSession]
+) -> None:
+    with pytest.raises(NotFoundError), service.unit_of_work(session):
+        session.add(Team(name="lost", policies=[]))
+        session.flush()
+        raise NotFoundError("no such thing")
+    assert not session.in_transaction()
+    assert _team_names(factory) == []
+    with service.unit_of_work(session):  # the session (and on SQLite the lock) is usable again
+        session.add(Team(name="next", policies=[]))
+    assert _team_names(factory) == ["next"]
+
+
+def test_unit_of_work_takes_the_write_lock_up_front(session: ReviewSession) -> None:
+    with service.unit_of_work(session):
+        options = session.connection().get_execution_options()
+        assert options.get("govrisk_write") is True
+
+
+def test_revoking_someone_elses_token_reads_as_unknown(
+    session: ReviewSession, make_user: Callable[..., User]
+) -> None:
+    ana, bo = make_user("ana"), make_user("bo")
+    token, _ = service.issue_token(
+        session, ana, name="cli", ttl_days=None, settings=ReviewSettings()
+    )
+    with pytest.raises(NotFoundError, match=f"no API token with id {token.id}"):
+        service.revoke_token(session, bo, token.id)
+    assert token.revoked_at is None
+    service.revoke_token(session, ana, token.id)
+    assert token.revoked_at is not None
+
+
+def test_one_sla_source_for_every_priority() -> None:
+    settings = ReviewSettings(sla_hours_critical=1.5, sla_hours_low=500)
+    hours = settings.sla_hours_by_priority()
+    assert set(hours) == set(EscalationPriority)
+    assert hours[EscalationPriority.CRITICAL] == 1.5
+    assert hours[EscalationPriority.LOW] == 500
