@@ -63,7 +63,6 @@ from serving.deps import (
     throttle_message,
 )
 from serving.limits import RowId, parse_row_id
-from serving.review_api import escalation_public, strategy_scopes
 from serving.review_charts import (
     IntervalPoint,
     contribution_chart,
@@ -76,6 +75,7 @@ from serving.schemas_review import (
     AssignTransition,
     CommentCreate,
     EscalationCreate,
+    EscalationPublic,
     EscalationTransition,
     ItemEscalationCreate,
     OtherTransition,
@@ -454,7 +454,7 @@ def escalations_page(
 ) -> HTMLResponse:
     """The escalations board: one column per state, breached SLAs marked."""
     now = service.flag_breaches(session)
-    cases = [escalation_public(e, now=now) for e in escalations.list_for(session, user)]
+    cases = [EscalationPublic.of(e, now=now) for e in escalations.list_for(session, user)]
     columns = {s: [c for c in cases if c.state == s] for s in EscalationState}
     return render(
         request,
@@ -463,7 +463,7 @@ def escalations_page(
         session=session,
         columns=columns,
         priorities=list(EscalationPriority),
-        strategy_ids=sorted(strategy_scopes(state.store)),
+        strategy_ids=sorted(state.store.scopes()),
     )
 
 
@@ -507,7 +507,7 @@ def escalation_page(
         "escalation.html",
         user,
         session=session,
-        case=escalation_public(escalation, now=utcnow()),
+        case=EscalationPublic.of(escalation, now=utcnow()),
         history=escalations.case_history(session, escalation),
         moves=sorted(escalations.TRANSITIONS[escalation.state], key=list(EscalationState).index),
         assignable=assignable,
@@ -594,7 +594,7 @@ def dashboard_page(
     request: Request, session: SessionDep, state: StateDep, user: PageAnalyst
 ) -> HTMLResponse:
     """Per-strategy and per-channel precision / recall with intervals, error cost and trends."""
-    strategies = dashboard.strategy_metrics(session, strategy_scopes(state.store))
+    strategies = dashboard.strategy_metrics(session, state.store.scopes())
     channels = dashboard.channel_metrics(session)
 
     def chart(rows: list[dashboard.MetricRow], which: str, title: str) -> Any:

@@ -20,10 +20,9 @@ from governance.review import (
     service,
     users,
 )
-from governance.review.orm import ApiToken, Escalation, QueueItem, User, Verdict
-from governance.review.strategy_store import StrategyStore
+from governance.review.orm import Escalation, User
 from governance.review.vocabulary import EscalationState, QueueFilter, Role, utcnow
-from governance.strategy import Strategy, StrategyError
+from governance.strategy import Strategy
 from serving.deps import (
     Admin,
     Analyst,
@@ -51,7 +50,6 @@ from serving.schemas_review import (
     EscalationPublic,
     EscalationTransition,
     EstimatePublic,
-    FlagReasonPublic,
     FlagsIngest,
     IngestReportPublic,
     MetricPublic,
@@ -80,82 +78,6 @@ router = APIRouter(prefix="/api/review", tags=["review"], responses=REVIEW_RESPO
 # -- conversions -----------------------------------------------------------------------------
 
 
-def user_public(user: User) -> UserPublic:
-    """API view of a user."""
-    return UserPublic(
-        id=user.id,
-        username=user.username,
-        display_name=user.display_name,
-        role=user.role,
-        team=user.team.name if user.team else None,
-        is_active=user.is_active,
-    )
-
-
-def item_public(item: QueueItem) -> QueueItemPublic:
-    """API view of a queue item."""
-    return QueueItemPublic(
-        id=item.id,
-        entity=item.entity,  # type: ignore[arg-type]
-        item_id=item.item_id,
-        policy=item.policy,  # type: ignore[arg-type]
-        channel=item.channel,  # type: ignore[arg-type]
-        kind=item.kind,
-        priority=item.priority,
-        p_error=item.p_error,
-        inclusion_probability=item.inclusion_probability,
-        strategies=list(item.strategies),
-        reasons=[FlagReasonPublic.model_validate(r) for r in item.reasons],
-        exposure=dict(item.exposure),
-        team=item.team.name if item.team else None,
-        status=item.status,
-        leased_by=item.leased_by.username if item.leased_by else None,
-        lease_expires_at=item.lease_expires_at,
-        created_at=item.created_at,
-        judged_at=item.judged_at,
-    )
-
-
-def verdict_public(verdict: Verdict) -> VerdictPublic:
-    """API view of a verdict."""
-    return VerdictPublic(
-        id=verdict.id,
-        label_id=verdict.label_id,
-        queue_item_id=verdict.queue_item_id,
-        verdict=verdict.verdict,  # type: ignore[arg-type]
-        policy=verdict.policy,  # type: ignore[arg-type]
-        confidence=verdict.confidence,
-        note=verdict.note,
-        reviewer=verdict.reviewer.username,
-        created_at=verdict.created_at,
-    )
-
-
-def escalation_public(escalation: Escalation, *, now: datetime) -> EscalationPublic:
-    """API view of an escalation (breach computed at `now`)."""
-    return EscalationPublic(
-        id=escalation.id,
-        kind=escalation.kind,
-        title=escalation.title,
-        description=escalation.description,
-        priority=escalation.priority,
-        state=escalation.state,
-        queue_item_id=escalation.queue_item_id,
-        strategy_id=escalation.strategy_id,
-        raised_by=escalation.raised_by.username,
-        assignee=escalation.assignee.username if escalation.assignee else None,
-        assignee_id=escalation.assignee_id,
-        due_at=escalation.due_at,
-        breached=escalation.is_breached(now),
-        breached_at=escalation.breached_at,
-        resolution=escalation.resolution,
-        resolved_at=escalation.resolved_at,
-        closed_at=escalation.closed_at,
-        created_at=escalation.created_at,
-        updated_at=escalation.updated_at,
-    )
-
-
 def version_public(strategy: Strategy) -> StrategyVersionPublic:
     """API view of a strategy version."""
     return StrategyVersionPublic(
@@ -169,14 +91,6 @@ def version_public(strategy: Strategy) -> StrategyVersionPublic:
         action=strategy.action.value,
         file_name=strategy.file_name,
     )
-
-
-def strategy_scopes(store: StrategyStore) -> dict[str, tuple[str, str]]:
-    """Strategy id -> (entity, policy) of its latest version; empty if the directory is broken."""
-    try:
-        return {s.id: (s.entity.value, s.policy.value) for s in store.all()}
-    except StrategyError:
-        return {}
 
 
 def _metric(row: dashboard.MetricRow) -> MetricPublic:
@@ -234,21 +148,7 @@ def create_token(
         token_prefix=token.token_prefix,
         name=token.name,
         expires_at=token.expires_at,
-        user=user_public(user),
-    )
-
-
-def token_public(token: ApiToken) -> TokenPublic:
-    """API view of a token: its state now, never the secret."""
-    return TokenPublic(
-        id=token.id,
-        name=token.name,
-        token_prefix=token.token_prefix,
-        username=token.user.username,
-        created_at=token.created_at,
-        expires_at=token.expires_at,
-        revoked_at=token.revoked_at,
-        state=users.token_state(token),
+        user=UserPublic.model_validate(user),
     )
 
 
@@ -266,7 +166,7 @@ def list_tokens(
         if user.role != Role.ADMIN:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins list other users' tokens")
         owner = users.user_by_username(session, username)
-    return [token_public(t) for t in users.tokens_of(session, owner)]
+    return [TokenPublic.of(t) for t in users.tokens_of(session, owner)]
 
 
 @router.delete(
@@ -283,14 +183,17 @@ def revoke_token(token_id: RowId, session: SessionDep, user: AnyUser) -> Respons
 @router.get("/me", response_model=UserPublic)
 def me(user: AnyUser) -> UserPublic:
     """The caller."""
-    return user_public(user)
+    return UserPublic.model_validate(user)
 
 
 @router.get("/users", response_model=list[UserPublic])
 def list_users(session: SessionDep, admin: Admin) -> list[UserPublic]:
     """Every user."""
     del admin
-    return [user_public(u) for u in session.scalars(sa.select(User).order_by(User.username))]
+    return [
+        UserPublic.model_validate(u)
+        for u in session.scalars(sa.select(User).order_by(User.username))
+    ]
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
@@ -305,7 +208,7 @@ def create_user(body: UserCreate, session: SessionDep, admin: Admin) -> UserPubl
         display_name=body.display_name,
         team=body.team,
     )
-    return user_public(user)
+    return UserPublic.model_validate(user)
 
 
 # -- queue -----------------------------------------------------------------------------------
@@ -324,7 +227,7 @@ def list_queue(
     items = queue.list_items(
         session, user, status=item_status.status, policy=policy, limit=limit, offset=offset
     )
-    return [item_public(i) for i in items]
+    return [QueueItemPublic.model_validate(i) for i in items]
 
 
 @router.get("/queue/stats", response_model=QueueStatsPublic)
@@ -347,21 +250,21 @@ def claim(session: SessionDep, state: StateDep, user: Moderator) -> ClaimPublic 
         lease_id=result.lease.id,
         expires_at=result.lease.expires_at,
         resumed=result.resumed,
-        item=item_public(result.item),
+        item=QueueItemPublic.model_validate(result.item),
     )
 
 
 @router.get("/queue/items/{item_pk}", response_model=QueueItemPublic)
 def get_item(item_pk: RowId, session: SessionDep, user: AnyUser) -> QueueItemPublic:
     """One queue item."""
-    return item_public(queue.get_item(session, user, item_pk))
+    return QueueItemPublic.model_validate(queue.get_item(session, user, item_pk))
 
 
 @router.post("/queue/items/{item_pk}/release", response_model=QueueItemPublic)
 def release_item(item_pk: RowId, session: SessionDep, user: Moderator) -> QueueItemPublic:
     """Give a held item back unjudged."""
     item = service.release(session, user, item_pk)
-    return item_public(item)
+    return QueueItemPublic.model_validate(item)
 
 
 @router.post(
@@ -386,7 +289,7 @@ def submit_verdict(
     )
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
-    return verdict_public(outcome.verdict)
+    return VerdictPublic.model_validate(outcome.verdict)
 
 
 @router.post("/queue/flags", response_model=IngestReportPublic)
@@ -427,7 +330,7 @@ def list_escalations(
     """Cases the caller may see, earliest due first; newly breached SLAs are flagged first."""
     now = service.flag_breaches(session)
     found = escalations.list_for(session, user, states=tuple(state) if state else None)
-    return [escalation_public(e, now=now) for e in found]
+    return [EscalationPublic.of(e, now=now) for e in found]
 
 
 @router.post("/escalations", status_code=status.HTTP_201_CREATED, response_model=EscalationPublic)
@@ -446,13 +349,13 @@ def create_escalation(
         queue_item_id=body.queue_item_id,
         strategy_id=body.strategy_id,
     )
-    return escalation_public(escalation, now=utcnow())
+    return EscalationPublic.of(escalation, now=utcnow())
 
 
 def _detail(session: SessionDep, escalation: Escalation) -> EscalationDetail:
     history = escalations.case_history(session, escalation)
     return EscalationDetail(
-        escalation=escalation_public(escalation, now=utcnow()),
+        escalation=EscalationPublic.of(escalation, now=utcnow()),
         history=[CaseEntryPublic(**e.__dict__) for e in history],
     )
 
@@ -609,9 +512,7 @@ def get_dashboard(session: SessionDep, state: StateDep, user: Analyst) -> Dashbo
     del user
     audit = dashboard.read_audit_metrics(state.settings.audit_dir)
     return DashboardPublic(
-        strategies=[
-            _metric(r) for r in dashboard.strategy_metrics(session, strategy_scopes(state.store))
-        ],
+        strategies=[_metric(r) for r in dashboard.strategy_metrics(session, state.store.scopes())],
         channels=[_metric(r) for r in dashboard.channel_metrics(session)],
         audit_metrics=dashboard.audit_metric_records(audit) if audit is not None else None,
     )

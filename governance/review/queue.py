@@ -671,8 +671,8 @@ def submit_verdict(
     item = get_item(session, user, queue_item_id)
     if policy is not None and policy != item.policy:
         raise InvalidInputError(
-            f"policy: this item is queued for {item.policy!r}, got {policy!r}; judge the queued "
-            "policy and escalate the item to report another one"
+            f"policy: this item is queued for {item.policy.value!r}, got {policy!r}; judge the "
+            "queued policy and escalate the item to report another one"
         )
     judged = session.execute(
         sa.update(QueueItem)
