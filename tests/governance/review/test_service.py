@@ -70,3 +70,26 @@ def test_one_sla_source_for_every_priority() -> None:
     assert set(hours) == set(EscalationPriority)
     assert hours[EscalationPriority.CRITICAL] == 1.5
     assert hours[EscalationPriority.LOW] == 500
+
+
+def test_only_the_service_layer_opens_write_transactions() -> None:
+    """Outside `service.py` (and `db.py`, which defines `begin_write`), no module of the
+    governance package calls `begin_write`, `commit` or `rollback`: CLIs and routes run their
+    writes in `service.unit_of_work`."""
+    import ast
+    from pathlib import Path
+
+    import governance
+
+    root = Path(governance.__file__).resolve().parent
+    allowed = {root / "review" / "service.py", root / "review" / "db.py"}
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            func = node.func if isinstance(node, ast.Call) else None
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name in {"begin_write", "commit", "rollback"}:
+                found.append(f"{path.relative_to(root)}:{node.lineno} {name}()")
+    assert not found, "use governance.review.service.unit_of_work: " + "; ".join(found)
