@@ -32,6 +32,7 @@ from governance.review import (
     policy_guide,
     queue,
     service,
+    users,
 )
 from governance.review.errors import InvalidInputError, NotFoundError
 from governance.review.orm import User
@@ -218,22 +219,26 @@ def login(
 
     After too many failures for the username or the address, answers 429 without checking.
     """
-    username, client = username.strip(), client_address(request)
-    wait = state.throttle.retry_after(username=username, client=client)
-    if wait > 0:
+    attempt = service.sign_in(
+        session,
+        state.throttle,
+        username=username,
+        password=password,
+        client=client_address(request),
+    )
+    if attempt.retry_after_seconds > 0:
         refused = render(
             request,
             "login.html",
             None,
             status_code=429,
             next=_safe_next(next),
-            error=throttle_message(wait),
+            error=throttle_message(attempt.retry_after_seconds),
         )
-        refused.headers.update(retry_after_header(wait))
+        refused.headers.update(retry_after_header(attempt.retry_after_seconds))
         return refused
-    user = service.sign_in(session, username, password)
+    user = attempt.user
     if user is None:
-        state.throttle.record_failure(username=username, client=client)
         return render(
             request,
             "login.html",
@@ -242,7 +247,6 @@ def login(
             next=_safe_next(next),
             error="Unknown username or wrong password.",
         )
-    state.throttle.record_success(username=username)
     start_page_session(request, user)
     return _redirect(_safe_next(next) or _HOME[user.role])
 
@@ -499,9 +503,6 @@ def escalation_page(
 ) -> HTMLResponse:
     """One case: details, allowed moves, history and comments."""
     escalation = escalations.get(session, user, escalation_id)
-    assignable = session.scalars(
-        sa.select(User).where(User.is_active).order_by(User.username)
-    ).all()
     return render(
         request,
         "escalation.html",
@@ -510,7 +511,7 @@ def escalation_page(
         case=EscalationPublic.of(escalation, now=utcnow()),
         history=escalations.case_history(session, escalation),
         moves=sorted(escalations.TRANSITIONS[escalation.state], key=list(EscalationState).index),
-        assignable=assignable,
+        assignable=users.list_users(session, active_only=True),
     )
 
 

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 import pandas as pd
-import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from features.vocabulary import StrategyStatus
@@ -20,7 +19,7 @@ from governance.review import (
     service,
     users,
 )
-from governance.review.orm import Escalation, User
+from governance.review.orm import Escalation
 from governance.review.vocabulary import EscalationState, QueueFilter, Role, utcnow
 from governance.strategy import Strategy
 from serving.deps import (
@@ -127,19 +126,22 @@ def create_token(
 
     After too many failures for the username or the address, answers 429 without checking.
     """
-    username, client = body.username.strip(), client_address(request)
-    wait = state.throttle.retry_after(username=username, client=client)
-    if wait > 0:
+    attempt = service.sign_in(
+        session,
+        state.throttle,
+        username=body.username,
+        password=body.password,
+        client=client_address(request),
+    )
+    if attempt.retry_after_seconds > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            throttle_message(wait),
-            headers=retry_after_header(wait),
+            throttle_message(attempt.retry_after_seconds),
+            headers=retry_after_header(attempt.retry_after_seconds),
         )
-    user = service.sign_in(session, body.username, body.password)
+    user = attempt.user
     if user is None:
-        state.throttle.record_failure(username=username, client=client)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown username or wrong password")
-    state.throttle.record_success(username=username)
     token, secret = service.issue_token(
         session, user, name=body.name, ttl_days=body.ttl_days, settings=state.settings
     )
@@ -190,10 +192,7 @@ def me(user: AnyUser) -> UserPublic:
 def list_users(session: SessionDep, admin: Admin) -> list[UserPublic]:
     """Every user."""
     del admin
-    return [
-        UserPublic.model_validate(u)
-        for u in session.scalars(sa.select(User).order_by(User.username))
-    ]
+    return [UserPublic.model_validate(u) for u in users.list_users(session)]
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserPublic)

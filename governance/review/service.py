@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ from governance.review.orm import (
     User,
 )
 from governance.review.settings import ReviewSettings
+from governance.review.throttle import SignInThrottle
 from governance.review.vocabulary import (
     Confidence,
     EscalationKind,
@@ -63,18 +65,44 @@ def unit_of_work(session: Session) -> Iterator[Session]:
 # -- users and sign-in -----------------------------------------------------------------------
 
 
-def sign_in(session: Session, username: str, password: str) -> User | None:
-    """The active user if the password matches (a rehashed password is saved), else None.
+@dataclass(frozen=True)
+class SignIn:
+    """The outcome of a sign-in: the user, or why not."""
 
-    The argon2 check runs before the write lock is taken: it is slow and needs no lock.
+    user: User | None
+    #: Seconds to wait when the throttle refused the attempt unchecked; 0 otherwise.
+    retry_after_seconds: float = 0.0
+
+
+def sign_in(
+    session: Session,
+    throttle: SignInThrottle,
+    *,
+    username: str,
+    password: str,
+    client: str | None,
+) -> SignIn:
+    """Check a password, throttled per username and per client address (pages and API alike).
+
+    A refused attempt checks no password and does not count; a failure counts for both keys; a
+    success clears the username's failures. A rehashed password is saved in a unit of work of
+    its own; the argon2 check itself runs before the write lock is taken.
     """
+    username = username.strip()
+    wait = throttle.retry_after(username=username, client=client)
+    if wait > 0:
+        return SignIn(user=None, retry_after_seconds=wait)
     user = users.authenticate(session, username, password)
-    if user is not None and session.is_modified(user):  # the hash's parameters changed
+    if user is None:
+        throttle.record_failure(username=username, client=client)
+        return SignIn(user=None)
+    if session.is_modified(user):  # the hash's parameters changed: keep the new hash
         new_hash = user.password_hash
         session.rollback()
         with unit_of_work(session):
             user.password_hash = new_hash
-    return user
+    throttle.record_success(username=username)
+    return SignIn(user=user)
 
 
 def issue_token(

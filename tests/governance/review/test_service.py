@@ -8,11 +8,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
-from governance.review import service
+from governance.review import service, users
 from governance.review.db import ReviewSession
 from governance.review.errors import NotFoundError
 from governance.review.orm import Team, User
 from governance.review.settings import ReviewSettings
+from governance.review.throttle import SignInThrottle
 from governance.review.vocabulary import EscalationPriority
 
 
@@ -62,6 +63,44 @@ def test_revoking_someone_elses_token_reads_as_unknown(
     assert token.revoked_at is None
     service.revoke_token(session, ana, token.id)
     assert token.revoked_at is not None
+
+
+def _stored_hash(factory: sessionmaker[ReviewSession], username: str) -> str:
+    with factory() as other:
+        return other.scalars(sa.select(User.password_hash).where(User.username == username)).one()
+
+
+def test_sign_in_is_throttled_and_saves_a_rehashed_password(
+    session: ReviewSession,
+    factory: sessionmaker[ReviewSession],
+    make_user: Callable[..., User],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    make_user("ana")
+    throttle = SignInThrottle(max_failures=3, window_seconds=60)
+
+    def attempt(password: str) -> service.SignIn:
+        return service.sign_in(
+            session, throttle, username=" ana ", password=password, client="10.0.0.1"
+        )
+
+    assert attempt("wrong password!").user is None
+    old_hash = _stored_hash(factory, "ana")
+    stronger = PasswordHash((Argon2Hasher(time_cost=2, memory_cost=1024, parallelism=1),))
+    monkeypatch.setattr(users, "password_hasher", lambda: stronger)
+    signed_in = attempt("correct horse battery")
+    assert signed_in.user is not None and signed_in.user.username == "ana"
+    new_hash = _stored_hash(factory, "ana")
+    assert new_hash != old_hash and "t=2" in new_hash  # committed, with the new parameters
+    assert not session.in_transaction()
+    # The success cleared the username's failure, not the address's: two more reach the limit.
+    assert attempt("wrong again!!").retry_after_seconds == 0
+    assert attempt("and again!!!").retry_after_seconds == 0
+    refused = attempt("correct horse battery")  # the address's third failure: refused unchecked
+    assert refused.user is None and refused.retry_after_seconds > 0
 
 
 def test_one_sla_source_for_every_priority() -> None:
