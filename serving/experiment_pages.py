@@ -15,13 +15,10 @@ from governance.review import service
 from governance.review.vocabulary import Role
 from serving.deps import CsrfChecked, PageAnalyst, PageManager, SessionDep, StateDep
 from serving.experiment_charts import history_chart, lift_chart
-from serving.pages import Text, render
+from serving.limits import RowId
+from serving.pages import Text, flash, render
 
 router = APIRouter(include_in_schema=False)
-
-
-def _flash(request: Request, message: str, kind: str = "info") -> None:
-    request.session.setdefault("flash", []).append([kind, message])
 
 
 @router.get("/experiments")
@@ -65,7 +62,7 @@ def experiment_page(
 @router.post("/suggestions/{suggestion_pk}/experiment")
 def experiment_suggestion_page(
     request: Request,
-    suggestion_pk: int,
+    suggestion_pk: RowId,
     session: SessionDep,
     state: StateDep,
     user: PageManager,
@@ -73,7 +70,7 @@ def experiment_suggestion_page(
 ) -> Response:
     """Experiment this: run the accepted suggestion's shadow version against the active one."""
     record = service.experiment_suggestion(session, user, suggestion_pk, store=state.store)
-    _flash(request, f"Experiment {record.experiment_id} started: {record.treatment} on 50%.", "ok")
+    flash(request, f"Experiment {record.experiment_id} started: {record.treatment} on 50%.", "ok")
     return RedirectResponse(f"/experiments/{record.experiment_id}", status_code=303)
 
 
@@ -89,7 +86,7 @@ def ship_page(
 ) -> Response:
     """Promote the treatment version to active and mark the experiment shipped."""
     record = service.ship_experiment(session, user, experiment_id, reason=reason, store=state.store)
-    _flash(request, f"Shipped: {record.treatment} is now active.", "ok")
+    flash(request, f"Shipped: {record.treatment} is now active.", "ok")
     return RedirectResponse(f"/experiments/{experiment_id}", status_code=303)
 
 
@@ -104,5 +101,5 @@ def stop_page(
 ) -> Response:
     """Stop the experiment; the control version stays active."""
     service.stop_experiment(session, user, experiment_id, reason=reason)
-    _flash(request, "Experiment stopped.", "ok")
+    flash(request, "Experiment stopped.", "ok")
     return RedirectResponse(f"/experiments/{experiment_id}", status_code=303)

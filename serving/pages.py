@@ -147,7 +147,8 @@ def parse_form(schema: TypeAdapter[_Form], **fields: object) -> _Form:
         raise InvalidInputError(f"{field}: {first['msg']}") from err
 
 
-def _flash(request: Request, message: str, kind: str = "info") -> None:
+def flash(request: Request, message: str, kind: str = "info") -> None:
+    """A message shown once on the next page rendered (kind: info, ok, error)."""
     request.session.setdefault("flash", []).append([kind, message])
 
 
@@ -310,7 +311,7 @@ def claim_page(
     """Lease the next item and open it."""
     claim = service.claim_next(session, user, settings=state.settings)
     if claim is None:
-        _flash(request, "Nothing to claim: the queue is empty for your teams.")
+        flash(request, "Nothing to claim: the queue is empty for your teams.")
         return _redirect("/queue")
     return _redirect(f"/queue/items/{claim.item.id}")
 
@@ -385,10 +386,10 @@ def verdict_page(
         note=body.note,
     )
     label = body.verdict.value.replace("_", " ")
-    _flash(request, f"Item {outcome.verdict.queue_item_id} judged {label}.", "ok")
+    flash(request, f"Item {outcome.verdict.queue_item_id} judged {label}.", "ok")
     claim = service.claim_next(session, user, settings=state.settings)
     if claim is None:
-        _flash(request, "That was the last item for your teams.")
+        flash(request, "That was the last item for your teams.")
         return _redirect("/queue")
     return _redirect(f"/queue/items/{claim.item.id}")
 
@@ -399,7 +400,7 @@ def release_page(
 ) -> Response:
     """Give the item back unjudged."""
     service.release(session, user, item_pk)
-    _flash(request, f"Item {item_pk} released back to the queue.")
+    flash(request, f"Item {item_pk} released back to the queue.")
     return _redirect("/queue")
 
 
@@ -445,7 +446,7 @@ def _open_escalation(
         queue_item_id=body.queue_item_id,
         strategy_id=body.strategy_id,
     )
-    _flash(request, f"Escalation #{escalation.id} opened.", "ok")
+    flash(request, f"Escalation #{escalation.id} opened.", "ok")
     return _redirect(f"/escalations/{escalation.id}")
 
 
@@ -541,7 +542,7 @@ def transition_page(
         assignee_id=move.assignee_id,
         resolution=move.resolution,
     )
-    _flash(request, f"Escalation #{escalation_id} is now {to_state.replace('_', ' ')}.", "ok")
+    flash(request, f"Escalation #{escalation_id} is now {to_state.replace('_', ' ')}.", "ok")
     return _redirect(f"/escalations/{escalation_id}")
 
 
@@ -700,13 +701,13 @@ def decide_page(
     )
     version = record.strategy_version
     if version is not None:
-        _flash(
+        flash(
             request,
             f"Accepted: {version.strategy_id}@v{version.version} written in shadow status.",
             "ok",
         )
         return _redirect(f"/strategies?highlight={version.strategy_id}@v{version.version}")
-    _flash(request, "Suggestion rejected.", "ok")
+    flash(request, "Suggestion rejected.", "ok")
     return _redirect("/suggestions")
 
 
@@ -787,7 +788,7 @@ def version_status_page(
     service.set_version_status(
         session, user, strategy_id, version, status=StrategyStatus(change.status), store=state.store
     )
-    _flash(request, f"{strategy_id}@v{version} is now {status}.", "ok")
+    flash(request, f"{strategy_id}@v{version} is now {status}.", "ok")
     return _redirect(f"/strategies?highlight={strategy_id}@v{version}")
 
 
