@@ -50,16 +50,33 @@ if TYPE_CHECKING:
     from governance.review.strategy_store import StrategyStore
 
 
+#: Session.info key marking a session inside a unit of work.
+_OPEN = "govrisk_unit_of_work"
+
+
 @contextmanager
 def unit_of_work(session: Session) -> Iterator[Session]:
-    """One write transaction: take the write lock, commit on success, roll back on error."""
+    """One write transaction: take the write lock, commit on success, roll back on error.
+
+    Units of work do not nest: `begin_write` would commit the enclosing one half-way, so a use
+    case called inside another is refused (call the domain function instead).
+    """
+    if session.info.get(_OPEN):
+        raise RuntimeError(
+            "a unit of work is already open on this session; inside a use case call the "
+            "domain functions (queue, escalations, ...), not another use case"
+        )
     begin_write(session)
+    session.info[_OPEN] = True
     try:
         yield session
     except BaseException:
         session.rollback()
         raise
-    session.commit()
+    else:
+        session.commit()
+    finally:
+        session.info.pop(_OPEN, None)
 
 
 # -- users and sign-in -----------------------------------------------------------------------

@@ -45,6 +45,19 @@ def test_unit_of_work_rolls_back_when_the_use_case_fails(
     assert _team_names(factory) == ["next"]
 
 
+def test_units_of_work_do_not_nest(
+    session: ReviewSession, factory: sessionmaker[ReviewSession]
+) -> None:
+    with pytest.raises(RuntimeError, match="already open"), service.unit_of_work(session):
+        session.add(Team(name="outer", policies=[]))
+        with service.unit_of_work(session):  # would commit "outer" half-way
+            pass
+    assert _team_names(factory) == []  # the outer unit was rolled back, nothing committed
+    with service.unit_of_work(session):  # and the session is usable again
+        session.add(Team(name="after", policies=[]))
+    assert _team_names(factory) == ["after"]
+
+
 def test_unit_of_work_takes_the_write_lock_up_front(session: ReviewSession) -> None:
     with service.unit_of_work(session):
         options = session.connection().get_execution_options()
