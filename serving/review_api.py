@@ -48,7 +48,6 @@ from serving.schemas_review import (
     EscalationDetail,
     EscalationPublic,
     EscalationTransition,
-    EstimatePublic,
     FlagsIngest,
     IngestReportPublic,
     MetricPublic,
@@ -89,20 +88,6 @@ def version_public(strategy: Strategy) -> StrategyVersionPublic:
         channels=list(strategy.channels),
         action=strategy.action.value,
         file_name=strategy.file_name,
-    )
-
-
-def _metric(row: dashboard.MetricRow) -> MetricPublic:
-    def est(e: dashboard.Estimate) -> EstimatePublic:
-        return EstimatePublic(value=e.value, low=e.low, high=e.high, n_labels=e.n_labels)
-
-    return MetricPublic(
-        key=row.key,
-        policy=row.policy,
-        precision=est(row.precision),
-        recall=est(row.recall),
-        fp_impressions=row.fp_impressions,
-        fn_impressions=row.fn_impressions,
     )
 
 
@@ -304,7 +289,7 @@ def ingest_flags(
         )
     df = pd.DataFrame([r.as_flags_row() for r in body.rows])
     report = service.ingest_flags(session, user, df, source=body.source)
-    return IngestReportPublic(**report.__dict__)
+    return IngestReportPublic.model_validate(report)
 
 
 @router.get("/labels", response_model=list[AuditLabelPublic])
@@ -355,7 +340,7 @@ def _detail(session: SessionDep, escalation: Escalation) -> EscalationDetail:
     history = escalations.case_history(session, escalation)
     return EscalationDetail(
         escalation=EscalationPublic.of(escalation, now=utcnow()),
-        history=[CaseEntryPublic(**e.__dict__) for e in history],
+        history=[CaseEntryPublic.model_validate(e) for e in history],
     )
 
 
@@ -429,7 +414,7 @@ def ingest_suggestions(
     """Put suggestions (rows of suggestions.parquet) up for review."""
     df = pd.DataFrame([r.model_dump() for r in body.rows])
     report = service.ingest_suggestions(session, user, df, source=body.source)
-    return SuggestionIngestPublic(**report.__dict__)
+    return SuggestionIngestPublic.model_validate(report)
 
 
 @router.get("/suggestions/{suggestion_pk}", response_model=SuggestionPublic)
@@ -511,8 +496,11 @@ def get_dashboard(session: SessionDep, state: StateDep, user: Analyst) -> Dashbo
     del user
     audit = dashboard.read_audit_metrics(state.settings.audit_dir)
     return DashboardPublic(
-        strategies=[_metric(r) for r in dashboard.strategy_metrics(session, state.store.scopes())],
-        channels=[_metric(r) for r in dashboard.channel_metrics(session)],
+        strategies=[
+            MetricPublic.model_validate(r)
+            for r in dashboard.strategy_metrics(session, state.store.scopes())
+        ],
+        channels=[MetricPublic.model_validate(r) for r in dashboard.channel_metrics(session)],
         audit_metrics=dashboard.audit_metric_records(audit) if audit is not None else None,
     )
 

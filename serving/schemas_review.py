@@ -261,6 +261,8 @@ class FlagsIngest(BaseModel):
 class IngestReportPublic(BaseModel):
     """What a load of flags did."""
 
+    model_config = _ORM
+
     rows_read: int
     inserted: int
     updated: int
@@ -390,6 +392,8 @@ class CommentCreate(BaseModel):
 class CaseEntryPublic(BaseModel):
     """One line of a case's history."""
 
+    model_config = _ORM
+
     at: UtcDateTime
     actor: str
     kind: str
@@ -450,6 +454,8 @@ class SuggestionsIngest(BaseModel):
 
 class SuggestionIngestPublic(BaseModel):
     """What a load of suggestions did (a repeated suggestion_id: the last row is kept)."""
+
+    model_config = _ORM
 
     rows_read: int
     inserted: int
@@ -527,6 +533,8 @@ class StatusChange(BaseModel):
 class EstimatePublic(BaseModel):
     """A proportion with its 95% interval and the labels behind it."""
 
+    model_config = _ORM
+
     value: float | None
     low: float | None
     high: float | None
@@ -535,6 +543,8 @@ class EstimatePublic(BaseModel):
 
 class MetricPublic(BaseModel):
     """Precision, recall and error exposure of one strategy or channel."""
+
+    model_config = _ORM
 
     key: str
     policy: str
