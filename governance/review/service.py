@@ -15,14 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from features.vocabulary import StrategyStatus
 from governance.review import approvals, escalations, queue, users
-from governance.review.db import begin_write
+from governance.review.db import ReviewSession, begin_write
 from governance.review.errors import ConflictError, InvalidInputError, NotFoundError
 from governance.review.orm import (
     ApiToken,
@@ -52,6 +53,27 @@ if TYPE_CHECKING:
 
 #: Session.info key marking a session inside a unit of work.
 _OPEN = "govrisk_unit_of_work"
+#: Session.info key of a session that may write only inside a unit of work.
+_GUARDED = "govrisk_writes_in_units_only"
+
+
+def writes_in_units_only(session: Session) -> None:
+    """Make `session` refuse to flush a change outside a unit of work (the web app's sessions).
+
+    A route that changed the database without a use case would otherwise lose the change
+    silently when the request's session closes (and, on SQLite, write without the lock).
+    """
+    session.info[_GUARDED] = True
+
+
+@sa.event.listens_for(ReviewSession, "before_flush")
+def _refuse_writes_outside_units(session: Session, flush_context: Any, instances: Any) -> None:
+    del flush_context, instances
+    if session.info.get(_GUARDED) and not session.info.get(_OPEN):
+        raise RuntimeError(
+            "a change was flushed outside a unit of work; run writes in a use case of "
+            "governance.review.service"
+        )
 
 
 @contextmanager

@@ -58,6 +58,20 @@ def test_units_of_work_do_not_nest(
     assert _team_names(factory) == ["after"]
 
 
+def test_a_guarded_session_writes_only_in_units_of_work(
+    session: ReviewSession, factory: sessionmaker[ReviewSession]
+) -> None:
+    """The web app's sessions: a route that wrote without a use case fails loudly."""
+    service.writes_in_units_only(session)
+    session.add(Team(name="stray", policies=[]))
+    with pytest.raises(RuntimeError, match="outside a unit of work"):
+        session.flush()
+    session.rollback()
+    with service.unit_of_work(session):
+        session.add(Team(name="kept", policies=[]))
+    assert _team_names(factory) == ["kept"]
+
+
 def test_unit_of_work_takes_the_write_lock_up_front(session: ReviewSession) -> None:
     with service.unit_of_work(session):
         options = session.connection().get_execution_options()
