@@ -21,6 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from governance.review.db import ReviewSession
 from governance.review.orm import User
+from governance.review.service import writes_in_units_only
 from governance.review.settings import ReviewSettings
 from governance.review.strategy_store import StrategyStore
 from governance.review.throttle import SignInThrottle
@@ -67,8 +68,9 @@ StateDep = Annotated[ReviewState, Depends(get_state)]
 
 
 def get_session(state: StateDep) -> Iterator[ReviewSession]:
-    """One database session per request; uncommitted work is rolled back at the end."""
+    """One database session per request; it writes only in the service's units of work."""
     with state.session_factory() as session:
+        writes_in_units_only(session)
         yield session
 
 

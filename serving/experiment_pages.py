@@ -7,42 +7,18 @@ audit log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from governance.experiments import store
-from governance.experiments.declaration import ExperimentError
-from governance.registry import StrategyNotFoundError
-from governance.review import approvals
-from governance.review.db import begin_write
-from governance.review.errors import ConflictError, InvalidInputError, NotFoundError
+from governance.review import service
 from governance.review.vocabulary import Role
-from governance.strategy import StrategyError
 from serving.deps import CsrfChecked, PageAnalyst, PageManager, SessionDep, StateDep
 from serving.experiment_charts import history_chart, lift_chart
-from serving.pages import Text, render
+from serving.limits import RowId
+from serving.pages import Text, flash, render
 
 router = APIRouter(include_in_schema=False)
-
-
-@contextmanager
-def _service_errors() -> Iterator[None]:
-    """Experiment errors as the review service's HTTP error families."""
-    try:
-        yield
-    except store.ExperimentNotFoundError as err:
-        raise NotFoundError(str(err)) from err
-    except store.ExperimentStateError as err:
-        raise ConflictError(str(err)) from err
-    except (StrategyNotFoundError, ExperimentError, StrategyError, ValueError) as err:
-        raise InvalidInputError(str(err)) from err
-
-
-def _flash(request: Request, message: str, kind: str = "info") -> None:
-    request.session.setdefault("flash", []).append([kind, message])
 
 
 @router.get("/experiments")
@@ -62,8 +38,7 @@ def experiment_page(
     request: Request, experiment_id: str, session: SessionDep, user: PageAnalyst
 ) -> HTMLResponse:
     """Arms, effects with intervals, SRM, guardrail verdicts, recommendation, ship / stop."""
-    with _service_errors():
-        record = store.get_experiment(session, experiment_id)
+    record = service.get_experiment(session, experiment_id)
     summary = record.last_analysis
     metrics = [summary["primary"], *summary["guardrails"]] if summary else []
     return render(
@@ -87,30 +62,15 @@ def experiment_page(
 @router.post("/suggestions/{suggestion_pk}/experiment")
 def experiment_suggestion_page(
     request: Request,
-    suggestion_pk: int,
+    suggestion_pk: RowId,
     session: SessionDep,
     state: StateDep,
     user: PageManager,
     _csrf: CsrfChecked,
 ) -> Response:
     """Experiment this: run the accepted suggestion's shadow version against the active one."""
-    begin_write(session)
-    suggestion = approvals.get_suggestion(session, suggestion_pk)
-    decision = approvals.decision_for(session, suggestion)
-    version = decision.strategy_version if decision is not None else None
-    if version is None:
-        raise ConflictError(
-            f"suggestion {suggestion_pk} has no shadow version yet; accept it first"
-        )
-    with _service_errors():
-        record = store.propose_experiment(
-            session,
-            f"{version.strategy_id}@v{version.version}",
-            registry=state.store.registry(),
-            actor=user,
-        )
-    session.commit()
-    _flash(request, f"Experiment {record.experiment_id} started: {record.treatment} on 50%.", "ok")
+    record = service.experiment_suggestion(session, user, suggestion_pk, store=state.store)
+    flash(request, f"Experiment {record.experiment_id} started: {record.treatment} on 50%.", "ok")
     return RedirectResponse(f"/experiments/{record.experiment_id}", status_code=303)
 
 
@@ -125,13 +85,8 @@ def ship_page(
     reason: Text,
 ) -> Response:
     """Promote the treatment version to active and mark the experiment shipped."""
-    begin_write(session)
-    with _service_errors():
-        record = store.ship_experiment(
-            session, experiment_id, reason=reason, registry=state.store.registry(), actor=user
-        )
-    session.commit()
-    _flash(request, f"Shipped: {record.treatment} is now active.", "ok")
+    record = service.ship_experiment(session, user, experiment_id, reason=reason, store=state.store)
+    flash(request, f"Shipped: {record.treatment} is now active.", "ok")
     return RedirectResponse(f"/experiments/{experiment_id}", status_code=303)
 
 
@@ -145,9 +100,6 @@ def stop_page(
     reason: Text,
 ) -> Response:
     """Stop the experiment; the control version stays active."""
-    begin_write(session)
-    with _service_errors():
-        store.stop_experiment(session, experiment_id, reason=reason, actor=user)
-    session.commit()
-    _flash(request, "Experiment stopped.", "ok")
+    service.stop_experiment(session, user, experiment_id, reason=reason)
+    flash(request, "Experiment stopped.", "ok")
     return RedirectResponse(f"/experiments/{experiment_id}", status_code=303)

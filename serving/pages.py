@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
+from pydantic import TypeAdapter, ValidationError
 
 from features.vocabulary import StrategyStatus
 from governance.review import (
@@ -30,9 +31,9 @@ from governance.review import (
     item_view,
     policy_guide,
     queue,
+    service,
     users,
 )
-from governance.review.db import begin_write
 from governance.review.errors import InvalidInputError, NotFoundError
 from governance.review.orm import User
 from governance.review.vocabulary import (
@@ -63,13 +64,27 @@ from serving.deps import (
     throttle_message,
 )
 from serving.limits import RowId, parse_row_id
-from serving.review_api import escalation_public, strategy_scopes
 from serving.review_charts import (
     IntervalPoint,
     contribution_chart,
     interval_chart,
     sparkline,
     trend_chart,
+)
+from serving.schemas_review import (
+    AlertEscalationCreate,
+    AssignTransition,
+    CommentCreate,
+    EscalationCreate,
+    EscalationPublic,
+    EscalationTransition,
+    ItemEscalationCreate,
+    OtherTransition,
+    ResolveTransition,
+    StatusChange,
+    StrategyEscalationCreate,
+    SuggestionDecisionCreate,
+    VerdictCreate,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -107,7 +122,33 @@ def _time_element(value: datetime | None) -> Markup | str:
     )
 
 
-def _flash(request: Request, message: str, kind: str = "info") -> None:
+_Form = TypeVar("_Form")
+#: Page forms are validated with the API's schemas, so both refuse the same input.
+VERDICT_FORM = TypeAdapter(VerdictCreate)
+ESCALATION_FORM: TypeAdapter[
+    ItemEscalationCreate | StrategyEscalationCreate | AlertEscalationCreate
+] = TypeAdapter(EscalationCreate)
+TRANSITION_FORM: TypeAdapter[AssignTransition | ResolveTransition | OtherTransition] = TypeAdapter(
+    EscalationTransition
+)
+COMMENT_FORM = TypeAdapter(CommentCreate)
+DECISION_FORM = TypeAdapter(SuggestionDecisionCreate)
+STATUS_FORM = TypeAdapter(StatusChange)
+
+
+def parse_form(schema: TypeAdapter[_Form], **fields: object) -> _Form:
+    """A page form validated by the API's schema; invalid input is a 422 naming the field."""
+    try:
+        return schema.validate_python(fields)
+    except ValidationError as err:
+        first = err.errors(include_url=False, include_input=False)[0]
+        # Forms are flat; a tagged union puts its tag first ("assigned", "assignee_id").
+        field = str(first["loc"][-1]) if first["loc"] else "form"
+        raise InvalidInputError(f"{field}: {first['msg']}") from err
+
+
+def flash(request: Request, message: str, kind: str = "info") -> None:
+    """A message shown once on the next page rendered (kind: info, ok, error)."""
     request.session.setdefault("flash", []).append([kind, message])
 
 
@@ -179,23 +220,26 @@ def login(
 
     After too many failures for the username or the address, answers 429 without checking.
     """
-    username, client = username.strip(), client_address(request)
-    wait = state.throttle.retry_after(username=username, client=client)
-    if wait > 0:
+    attempt = service.sign_in(
+        session,
+        state.throttle,
+        username=username,
+        password=password,
+        client=client_address(request),
+    )
+    if attempt.retry_after_seconds > 0:
         refused = render(
             request,
             "login.html",
             None,
             status_code=429,
             next=_safe_next(next),
-            error=throttle_message(wait),
+            error=throttle_message(attempt.retry_after_seconds),
         )
-        refused.headers.update(retry_after_header(wait))
+        refused.headers.update(retry_after_header(attempt.retry_after_seconds))
         return refused
-    user = users.authenticate(session, username, password)  # writes only on a rehash
+    user = attempt.user
     if user is None:
-        session.rollback()
-        state.throttle.record_failure(username=username, client=client)
         return render(
             request,
             "login.html",
@@ -204,8 +248,6 @@ def login(
             next=_safe_next(next),
             error="Unknown username or wrong password.",
         )
-    session.commit()
-    state.throttle.record_success(username=username)
     start_page_session(request, user)
     return _redirect(_safe_next(next) or _HOME[user.role])
 
@@ -215,9 +257,7 @@ def logout(
     request: Request, session: SessionDep, user: PageAnyUser, _csrf: CsrfChecked
 ) -> Response:
     """End the user's page sessions on every browser (a copied cookie stops working too)."""
-    begin_write(session)
-    users.end_sessions(session, user, actor=user)
-    session.commit()
+    service.end_sessions(session, user)
     request.session.clear()
     return _redirect("/login")
 
@@ -269,11 +309,9 @@ def claim_page(
     request: Request, session: SessionDep, state: StateDep, user: PageModerator, _csrf: CsrfChecked
 ) -> Response:
     """Lease the next item and open it."""
-    begin_write(session)
-    claim = queue.claim_next(session, user, lease_seconds=state.settings.lease_seconds)
-    session.commit()
+    claim = service.claim_next(session, user, settings=state.settings)
     if claim is None:
-        _flash(request, "Nothing to claim: the queue is empty for your teams.")
+        flash(request, "Nothing to claim: the queue is empty for your teams.")
         return _redirect("/queue")
     return _redirect(f"/queue/items/{claim.item.id}")
 
@@ -335,24 +373,23 @@ def verdict_page(
     note: Text = "",
 ) -> Response:
     """Record the verdict, then claim and open the next item."""
-    begin_write(session)
-    outcome = queue.submit_verdict(
+    body = parse_form(
+        VERDICT_FORM, verdict=verdict, client_key=client_key, confidence=confidence, note=note
+    )
+    outcome = service.submit_verdict(
         session,
         user,
         item_pk,
-        verdict=verdict,
-        client_key=client_key,
-        confidence=confidence,
-        note=note,
+        verdict=body.verdict,
+        client_key=body.client_key,
+        confidence=body.confidence,
+        note=body.note,
     )
-    session.commit()
-    label = verdict.replace("_", " ")
-    _flash(request, f"Item {outcome.verdict.queue_item_id} judged {label}.", "ok")
-    begin_write(session)
-    claim = queue.claim_next(session, user, lease_seconds=state.settings.lease_seconds)
-    session.commit()
+    label = body.verdict.value.replace("_", " ")
+    flash(request, f"Item {outcome.verdict.queue_item_id} judged {label}.", "ok")
+    claim = service.claim_next(session, user, settings=state.settings)
     if claim is None:
-        _flash(request, "That was the last item for your teams.")
+        flash(request, "That was the last item for your teams.")
         return _redirect("/queue")
     return _redirect(f"/queue/items/{claim.item.id}")
 
@@ -362,10 +399,8 @@ def release_page(
     request: Request, item_pk: RowId, session: SessionDep, user: PageModerator, _csrf: CsrfChecked
 ) -> Response:
     """Give the item back unjudged."""
-    begin_write(session)
-    queue.release(session, user, item_pk)
-    session.commit()
-    _flash(request, f"Item {item_pk} released back to the queue.")
+    service.release(session, user, item_pk)
+    flash(request, f"Item {item_pk} released back to the queue.")
     return _redirect("/queue")
 
 
@@ -387,7 +422,7 @@ def escalate_item_page(
         session,
         state,
         user,
-        kind=EscalationKind.ITEM,
+        kind=EscalationKind.ITEM.value,
         title=title,
         priority=priority,
         description=description,
@@ -396,18 +431,22 @@ def escalate_item_page(
 
 
 def _open_escalation(
-    request: Request, session: sa.orm.Session, state: ReviewState, user: User, **fields: Any
+    request: Request, session: sa.orm.Session, state: ReviewState, user: User, **fields: object
 ) -> Response:
-    """Open a case with the configured SLAs, then show it."""
-    begin_write(session)
-    escalation = escalations.create(
+    """Open a case (validated as the API's `EscalationCreate`) with the configured SLAs."""
+    body = parse_form(ESCALATION_FORM, **fields)
+    escalation = service.open_escalation(
         session,
         user,
-        sla_hours={p: state.settings.sla_hours(p.value) for p in EscalationPriority},
-        **fields,
+        settings=state.settings,
+        kind=body.kind,
+        title=body.title,
+        priority=body.priority,
+        description=body.description,
+        queue_item_id=body.queue_item_id,
+        strategy_id=body.strategy_id,
     )
-    session.commit()
-    _flash(request, f"Escalation #{escalation.id} opened.", "ok")
+    flash(request, f"Escalation #{escalation.id} opened.", "ok")
     return _redirect(f"/escalations/{escalation.id}")
 
 
@@ -419,11 +458,8 @@ def escalations_page(
     request: Request, session: SessionDep, state: StateDep, user: PageAnyUser
 ) -> HTMLResponse:
     """The escalations board: one column per state, breached SLAs marked."""
-    begin_write(session)
-    now = utcnow()
-    escalations.flag_breaches(session, now=now)
-    session.commit()
-    cases = [escalation_public(e, now=now) for e in escalations.list_for(session, user)]
+    now = service.flag_breaches(session)
+    cases = [EscalationPublic.of(e, now=now) for e in escalations.list_for(session, user)]
     columns = {s: [c for c in cases if c.state == s] for s in EscalationState}
     return render(
         request,
@@ -432,7 +468,7 @@ def escalations_page(
         session=session,
         columns=columns,
         priorities=list(EscalationPriority),
-        strategy_ids=sorted(strategy_scopes(state.store)),
+        strategy_ids=sorted(state.store.scopes()),
     )
 
 
@@ -454,7 +490,7 @@ def create_strategy_escalation_page(
         session,
         state,
         user,
-        kind=EscalationKind.STRATEGY,
+        kind=EscalationKind.STRATEGY.value,
         title=title,
         priority=priority,
         description=description,
@@ -468,18 +504,15 @@ def escalation_page(
 ) -> HTMLResponse:
     """One case: details, allowed moves, history and comments."""
     escalation = escalations.get(session, user, escalation_id)
-    assignable = session.scalars(
-        sa.select(User).where(User.is_active).order_by(User.username)
-    ).all()
     return render(
         request,
         "escalation.html",
         user,
         session=session,
-        case=escalation_public(escalation, now=utcnow()),
+        case=EscalationPublic.of(escalation, now=utcnow()),
         history=escalations.case_history(session, escalation),
         moves=sorted(escalations.TRANSITIONS[escalation.state], key=list(EscalationState).index),
-        assignable=assignable,
+        assignable=users.list_users(session, active_only=True),
     )
 
 
@@ -495,17 +528,21 @@ def transition_page(
     resolution: Text = "",
 ) -> Response:
     """Move the case."""
-    begin_write(session)
-    escalations.transition(
-        session,
-        user,
-        escalation_id,
+    move = parse_form(
+        TRANSITION_FORM,
         to_state=to_state,
         assignee_id=parse_row_id(assignee_id),
         resolution=resolution or None,
     )
-    session.commit()
-    _flash(request, f"Escalation #{escalation_id} is now {to_state.replace('_', ' ')}.", "ok")
+    service.transition_escalation(
+        session,
+        user,
+        escalation_id,
+        to_state=move.to_state,
+        assignee_id=move.assignee_id,
+        resolution=move.resolution,
+    )
+    flash(request, f"Escalation #{escalation_id} is now {to_state.replace('_', ' ')}.", "ok")
     return _redirect(f"/escalations/{escalation_id}")
 
 
@@ -519,10 +556,9 @@ def comment_page(
     body: Text,
 ) -> Response:
     """Comment on the case."""
-    begin_write(session)
     del request
-    escalations.comment(session, user, escalation_id, body)
-    session.commit()
+    comment = parse_form(COMMENT_FORM, body=body)
+    service.comment_escalation(session, user, escalation_id, comment.body)
     return _redirect(f"/escalations/{escalation_id}")
 
 
@@ -547,10 +583,8 @@ def read_notification_page(
     _csrf: CsrfChecked,
 ) -> Response:
     """Mark a notification read."""
-    begin_write(session)
     del request
-    escalations.mark_read(session, user, notification_id)
-    session.commit()
+    service.mark_read(session, user, notification_id)
     return _redirect("/notifications")
 
 
@@ -562,7 +596,7 @@ def dashboard_page(
     request: Request, session: SessionDep, state: StateDep, user: PageAnalyst
 ) -> HTMLResponse:
     """Per-strategy and per-channel precision / recall with intervals, error cost and trends."""
-    strategies = dashboard.strategy_metrics(session, strategy_scopes(state.store))
+    strategies = dashboard.strategy_metrics(session, state.store.scopes())
     channels = dashboard.channel_metrics(session)
 
     def chart(rows: list[dashboard.MetricRow], which: str, title: str) -> Any:
@@ -656,28 +690,24 @@ def decide_page(
     reason: Text,
 ) -> Response:
     """Accept (writes a shadow version) or reject the suggestion."""
-    begin_write(session)
-    if decision not in ("accept", "reject"):
-        _flash(request, "Choose accept or reject.", "error")
-        return _redirect(f"/suggestions/{suggestion_pk}")
-    record = approvals.decide(
+    body = parse_form(DECISION_FORM, decision=decision, reason=reason)
+    record = service.decide_suggestion(
         session,
         user,
         suggestion_pk,
-        accept=decision == "accept",
-        reason=reason,
+        accept=body.decision == "accept",
+        reason=body.reason,
         store=state.store,
     )
-    session.commit()
     version = record.strategy_version
     if version is not None:
-        _flash(
+        flash(
             request,
             f"Accepted: {version.strategy_id}@v{version.version} written in shadow status.",
             "ok",
         )
         return _redirect(f"/strategies?highlight={version.strategy_id}@v{version.version}")
-    _flash(request, "Suggestion rejected.", "ok")
+    flash(request, "Suggestion rejected.", "ok")
     return _redirect("/suggestions")
 
 
@@ -754,14 +784,11 @@ def version_status_page(
     status: Text,
 ) -> Response:
     """Promote a shadow version (retiring the active one) or retire a version."""
-    begin_write(session)
-    if status not in (StrategyStatus.ACTIVE.value, StrategyStatus.RETIRED.value):
-        raise InvalidInputError(f"status: choose active or retired, got {status!r}")
-    approvals.set_version_status(
-        session, user, strategy_id, version, status=StrategyStatus(status), store=state.store
+    change = parse_form(STATUS_FORM, status=status)
+    service.set_version_status(
+        session, user, strategy_id, version, status=StrategyStatus(change.status), store=state.store
     )
-    session.commit()
-    _flash(request, f"{strategy_id}@v{version} is now {status}.", "ok")
+    flash(request, f"{strategy_id}@v{version} is now {status}.", "ok")
     return _redirect(f"/strategies?highlight={strategy_id}@v{version}")
 
 

@@ -6,11 +6,13 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from features.vocabulary import Channel, Entity, Policy, StrategyStatus, Verdict
 from governance.audit.tables import ITEM_ID_MAX_LENGTH
 from governance.audit.vocabulary import SuggestionKind
+from governance.review.orm import ApiToken, Escalation, Team, User
+from governance.review.users import token_state
 from governance.review.vocabulary import (
     Confidence,
     EscalationKind,
@@ -36,6 +38,28 @@ def _as_utc(value: datetime) -> datetime:
 UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
+def _name_of(value: Any) -> Any:
+    """A user row as its username, a team row as its name; a name (or None) as it is."""
+    if isinstance(value, User):
+        return value.username
+    if isinstance(value, Team):
+        return value.name
+    return value
+
+
+#: A user or team in a response, by name; reading an ORM row takes its (user)name.
+Name = Annotated[str, BeforeValidator(_name_of)]
+OptionalName = Annotated[str | None, BeforeValidator(_name_of)]
+
+
+def _columns(row: Any, schema: type[BaseModel], **computed: Any) -> dict[str, Any]:
+    """The attributes of `row` that `schema` declares, then the `computed` fields."""
+    return {
+        **{name: getattr(row, name) for name in schema.model_fields if name not in computed},
+        **computed,
+    }
+
+
 # -- users and tokens ------------------------------------------------------------------------
 
 
@@ -58,7 +82,7 @@ class UserPublic(BaseModel):
     username: str
     display_name: str
     role: Role
-    team: str | None
+    team: OptionalName
     is_active: bool
 
 
@@ -90,6 +114,13 @@ class TokenIssued(BaseModel):
 class TokenPublic(BaseModel):
     """An API token as its owner and admins see it (never the secret)."""
 
+    @classmethod
+    def of(cls, token: ApiToken) -> TokenPublic:
+        """The token's view: its owner by username, its state now."""
+        return cls.model_validate(
+            _columns(token, cls, username=token.user.username, state=token_state(token))
+        )
+
     id: int
     name: str
     token_prefix: str
@@ -115,6 +146,8 @@ class FlagReasonPublic(BaseModel):
 class QueueItemPublic(BaseModel):
     """A queue item with what the audit knew about it."""
 
+    model_config = _ORM
+
     id: int
     entity: Entity
     item_id: str
@@ -127,9 +160,9 @@ class QueueItemPublic(BaseModel):
     strategies: list[str]
     reasons: list[FlagReasonPublic]
     exposure: dict[str, Any]
-    team: str | None
+    team: OptionalName
     status: QueueStatus
-    leased_by: str | None
+    leased_by: OptionalName
     lease_expires_at: UtcDateTime | None
     created_at: UtcDateTime
     judged_at: UtcDateTime | None
@@ -175,6 +208,8 @@ class VerdictCreate(BaseModel):
 class VerdictPublic(BaseModel):
     """A recorded verdict."""
 
+    model_config = _ORM
+
     id: int
     label_id: str
     queue_item_id: int
@@ -182,7 +217,7 @@ class VerdictPublic(BaseModel):
     policy: Policy
     confidence: Confidence
     note: str
-    reviewer: str
+    reviewer: Name
     created_at: UtcDateTime
 
 
@@ -225,6 +260,8 @@ class FlagsIngest(BaseModel):
 
 class IngestReportPublic(BaseModel):
     """What a load of flags did."""
+
+    model_config = _ORM
 
     rows_read: int
     inserted: int
@@ -290,6 +327,11 @@ EscalationCreate = Annotated[
 class EscalationPublic(BaseModel):
     """A case and where it stands."""
 
+    @classmethod
+    def of(cls, escalation: Escalation, *, now: datetime) -> EscalationPublic:
+        """The case's view, its SLA breach judged at `now`."""
+        return cls.model_validate(_columns(escalation, cls, breached=escalation.is_breached(now)))
+
     id: int
     kind: EscalationKind
     title: str
@@ -298,8 +340,8 @@ class EscalationPublic(BaseModel):
     state: EscalationState
     queue_item_id: int | None
     strategy_id: str | None
-    raised_by: str
-    assignee: str | None
+    raised_by: Name
+    assignee: OptionalName
     assignee_id: int | None
     due_at: UtcDateTime
     breached: bool
@@ -349,6 +391,8 @@ class CommentCreate(BaseModel):
 
 class CaseEntryPublic(BaseModel):
     """One line of a case's history."""
+
+    model_config = _ORM
 
     at: UtcDateTime
     actor: str
@@ -410,6 +454,8 @@ class SuggestionsIngest(BaseModel):
 
 class SuggestionIngestPublic(BaseModel):
     """What a load of suggestions did (a repeated suggestion_id: the last row is kept)."""
+
+    model_config = _ORM
 
     rows_read: int
     inserted: int
@@ -487,6 +533,8 @@ class StatusChange(BaseModel):
 class EstimatePublic(BaseModel):
     """A proportion with its 95% interval and the labels behind it."""
 
+    model_config = _ORM
+
     value: float | None
     low: float | None
     high: float | None
@@ -495,6 +543,8 @@ class EstimatePublic(BaseModel):
 
 class MetricPublic(BaseModel):
     """Precision, recall and error exposure of one strategy or channel."""
+
+    model_config = _ORM
 
     key: str
     policy: str

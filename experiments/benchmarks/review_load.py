@@ -118,19 +118,19 @@ def _seed(database_url: str, *, n_items: int, n_clients: int) -> list[str]:
     """Migrate, create one moderator and token per client, queue the items; returns tokens."""
     from governance.review import queue, users
     from governance.review.db import make_engine, make_session_factory, upgrade
+    from governance.review.service import unit_of_work
 
     engine = make_engine(database_url, pool_size=2)
     try:
         upgrade(engine)
         tokens = []
-        with make_session_factory(engine)() as session:
+        with make_session_factory(engine)() as session, unit_of_work(session):
             for i in range(n_clients):
                 user = users.create_user(
                     session, username=f"load-mod-{i:03d}", role="moderator", password=_PASSWORD
                 )
                 tokens.append(users.issue_token(session, user, name="load")[1])
             queue.ingest_flags(session, make_flags(n_items), source="load")
-            session.commit()
         return tokens
     finally:
         engine.dispose()

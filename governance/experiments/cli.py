@@ -95,7 +95,6 @@ def create(
             _register_candidate(registry, candidate, console)
         with _session(database_url, data_dir) as session:
             record = create_experiment(session, experiment, registry=registry, actor=None)
-            session.commit()
     except (OSError, ExperimentError, ExperimentStateError, StrategyError) as err:
         raise _fail(err) from err
     console.print(
@@ -218,7 +217,6 @@ def analyze_command(
             record_analysis(
                 session, experiment_id, result, actor=None, channels=channels, errors=errors
             )
-            session.commit()
     except (ContractError, ExperimentNotFoundError, ValueError) as err:
         raise _fail(err) from err
     summary = analysis_summary(result)
@@ -263,7 +261,6 @@ def stop(
     try:
         with _session(database_url, data_dir) as session:
             record = stop_experiment(session, experiment_id, reason=reason, actor=None)
-            session.commit()
     except (ExperimentNotFoundError, ExperimentStateError, ValueError) as err:
         raise _fail(err) from err
     console.print(f"[green]experiment {record.experiment_id} stopped[/green]")

@@ -1,7 +1,7 @@
 """Experiments in the review database: the use cases the CLI and the pages call.
 
 Each use case changes one experiment, appends its audit-log entry and leaves the commit to the
-caller's unit of work (`begin_write` ... `commit`).
+caller's unit of work (`governance.review.service.unit_of_work`).
 """
 
 from __future__ import annotations

@@ -169,16 +169,12 @@ def _open(console: object, alerts: object, data_dir: Path) -> None:
 
     from governance.monitoring.escalation import open_alert_escalations
     from governance.review.cli import review_session
-    from governance.review.escalations import DEFAULT_SLA_HOURS
     from governance.review.settings import ReviewSettings
-    from governance.review.vocabulary import EscalationPriority
 
     assert isinstance(console, Console) and isinstance(alerts, pd.DataFrame)
-    settings = ReviewSettings()
-    sla = {p: settings.sla_hours(p.value) for p in EscalationPriority} or DEFAULT_SLA_HOURS
+    sla = ReviewSettings().sla_hours_by_priority()
     with review_session(None, data_dir) as session:
         opened = open_alert_escalations(session, alerts, sla_hours=sla)
-        session.commit()
     console.print(
         f"escalations: {opened.opened} opened, {opened.already_open} already open "
         f"({opened.actor} raised them)"

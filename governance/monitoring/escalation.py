@@ -23,7 +23,7 @@ from governance.monitoring.vocabulary import ALL, Severity
 from governance.review import escalations, users
 from governance.review.errors import InvalidInputError, NotFoundError
 from governance.review.orm import Escalation, User
-from governance.review.vocabulary import EscalationKind, EscalationPriority, Role
+from governance.review.vocabulary import DEFAULT_SLA_HOURS, EscalationKind, EscalationPriority, Role
 
 MONITOR_USERNAME = "govrisk-monitor"
 #: Escalation priority of each alert severity.
@@ -93,7 +93,7 @@ def open_alert_escalations(
     session: Session,
     alerts: pd.DataFrame,
     *,
-    sla_hours: Mapping[EscalationPriority, float] = escalations.DEFAULT_SLA_HOURS,
+    sla_hours: Mapping[EscalationPriority, float] = DEFAULT_SLA_HOURS,
     now: datetime | None = None,
 ) -> OpenReport:
     """Open one escalation per alert that has none yet; the caller commits."""

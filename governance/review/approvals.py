@@ -198,14 +198,13 @@ def _record_version(
             StrategyVersion.version == strategy.version,
         )
     )
-    status = strategy.status.value
     if row is None:
         row = StrategyVersion(
             strategy_id=strategy.id,
             version=strategy.version,
-            status=status,
-            entity=strategy.entity.value,
-            policy=strategy.policy.value,
+            status=strategy.status,
+            entity=strategy.entity,
+            policy=strategy.policy,
             yaml_text=dump_strategy(strategy),
             file_name=file_name,
             created_by_id=created_by.id if created_by is not None else None,
@@ -213,7 +212,7 @@ def _record_version(
         )
         session.add(row)
     else:
-        row.status = status
+        row.status = strategy.status
         row.yaml_text = dump_strategy(strategy)
     if strategy.status == StrategyStatus.ACTIVE:
         row.promoted_at = now

@@ -30,8 +30,10 @@ _DATABASE_HELP = "SQLAlchemy URL; default GOVRISK_DATABASE_URL or DATA_DIR/govri
 
 @contextmanager
 def _session(database_url: str | None, data_dir: Path | None) -> Iterator[ReviewSession]:
-    """A session on the migrated database named by the options or the environment."""
-    from governance.review.db import begin_write, make_engine, make_session_factory, upgrade
+    """A session on the migrated database named by the options or the environment, in one
+    write unit of work: committed when the command's block ends, rolled back when it raises."""
+    from governance.review.db import make_engine, make_session_factory, upgrade
+    from governance.review.service import unit_of_work
     from governance.review.settings import ReviewSettings
 
     settings = ReviewSettings()
@@ -42,8 +44,9 @@ def _session(database_url: str | None, data_dir: Path | None) -> Iterator[Review
     engine = make_engine(settings.resolved_database_url(), pool_size=2)
     try:
         upgrade(engine)
-        with make_session_factory(engine)() as session:
-            begin_write(session)  # one write unit of work, safe next to a running service
+        # The whole command is one unit of work (committed when it ends without an error),
+        # safe next to a running service.
+        with make_session_factory(engine)() as session, unit_of_work(session):
             yield session
     finally:
         engine.dispose()
@@ -136,7 +139,6 @@ def users_create(
                 display_name=display_name,
                 team=team_row,
             )
-            session.commit()
         except ReviewError as err:
             raise _fail(err) from err
     console.print(f"created {user.role.value} [bold]{user.username}[/bold] (id {user.id})")
@@ -155,7 +157,6 @@ def users_demo(
 
     with _session(database_url, data_dir) as session:
         accounts = seed_demo_accounts(session, reset_passwords=reset_passwords)
-        session.commit()
     table = Table(title="Demo accounts")
     for column in ("username", "role", "team", "password"):
         table.add_column(column)
@@ -197,7 +198,6 @@ def users_token(
             # The operator has the database: an admin's cap, whatever the user's role.
             days = ReviewSettings().token_lifetime().days_for(ttl_days, Role.ADMIN)
             _, secret = users.issue_token(session, user, name=name, ttl_days=days)
-            session.commit()
         except ReviewError as err:
             raise _fail(err) from err
     console.print(secret, soft_wrap=True, highlight=False)
@@ -246,7 +246,6 @@ def _change_user(
         try:
             user = users.user_by_username(session, username)
             change(session, user)
-            session.commit()
         except ReviewError as err:
             raise _fail(err) from err
     console.print(done)
@@ -375,7 +374,6 @@ def users_revoke_token(
             token = users.token_by_id(session, token_id)
             already = token.revoked_at is not None
             users.revoke_token(session, token, actor=None)
-            session.commit()
             owner = token.user.username
         except ReviewError as err:
             raise _fail(err) from err
@@ -418,7 +416,6 @@ def queue_load(
     with _session(database_url, data_dir) as session:
         try:
             report = queue.ingest_flags(session, df, source=str(flags.name), exposure=exposure)
-            session.commit()
             stats = queue.queue_stats(session, None)
         except ReviewError as err:
             raise _fail(err) from err
@@ -451,7 +448,6 @@ def suggestions_load(
             report = approvals.ingest_suggestions(
                 session, pd.read_parquet(path), source=str(path.name)
             )
-            session.commit()
         except ReviewError as err:
             raise _fail(err) from err
     table = Table(title=f"Suggestions from {path}")

@@ -1,7 +1,8 @@
 """Engine, sessions and migrations of the review database (SQLite file or PostgreSQL).
 
 SQLite runs in WAL mode with a busy timeout. Reads run in ordinary (deferred) transactions, which
-in WAL mode neither block nor wait. A unit of work that writes starts with `begin_write(session)`:
+in WAL mode neither block nor wait. A unit of work that writes starts with `begin_write(session)`
+(called only by `service.unit_of_work`, which also commits or rolls back):
 on SQLite that ends any read transaction and begins `BEGIN IMMEDIATE`, taking the single write
 lock up front, so a read-then-write unit (claiming a queue item) cannot interleave with another
 writer and never fails half-way with "database is locked". Write transactions of one process

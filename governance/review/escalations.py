@@ -32,6 +32,7 @@ from governance.review.orm import (
     User,
 )
 from governance.review.vocabulary import (
+    DEFAULT_SLA_HOURS,
     EscalationKind,
     EscalationPriority,
     EscalationState,
@@ -47,13 +48,6 @@ TRANSITIONS: dict[EscalationState, frozenset[EscalationState]] = {
     S.IN_PROGRESS: frozenset({S.ASSIGNED, S.RESOLVED}),
     S.RESOLVED: frozenset({S.IN_PROGRESS, S.CLOSED}),
     S.CLOSED: frozenset(),
-}
-#: Hours from creation to resolution per priority (overridden by settings).
-DEFAULT_SLA_HOURS: dict[EscalationPriority, float] = {
-    EscalationPriority.CRITICAL: 4.0,
-    EscalationPriority.HIGH: 24.0,
-    EscalationPriority.MEDIUM: 72.0,
-    EscalationPriority.LOW: 168.0,
 }
 _MANAGERS = frozenset({Role.PM, Role.ADMIN})
 _SEE_ALL = frozenset({Role.PM, Role.ADMIN, Role.ML_ENGINEER})

@@ -15,7 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from features.vocabulary import Channel, Entity, Policy, StrategyStatus
+from features.vocabulary import Verdict as VerdictValue
 from governance.audit.tables import ITEM_ID_MAX_LENGTH
+from governance.audit.vocabulary import SuggestionKind
 from governance.experiments.vocabulary import ExperimentStatus, RandomisationUnit
 from governance.review.vocabulary import (
     Confidence,
@@ -65,13 +68,13 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _enum(enum: type[StrEnum]) -> sa.Enum:
-    """A VARCHAR column holding the enum's values (no native database enum type)."""
+def _enum(enum: type[StrEnum], *, length: int = 32) -> sa.Enum:
+    """A VARCHAR(`length`) column holding the enum's values (no native database enum type)."""
     return sa.Enum(
         enum,
         native_enum=False,
         create_constraint=False,
-        length=32,
+        length=length,
         values_callable=lambda e: [member.value for member in e],
         validate_strings=True,
     )
@@ -157,10 +160,10 @@ class QueueItem(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    entity: Mapped[str] = mapped_column(sa.String(16))
+    entity: Mapped[Entity] = mapped_column(_enum(Entity, length=16))
     item_id: Mapped[str] = mapped_column(sa.String(ITEM_ID_MAX_LENGTH))
-    policy: Mapped[str] = mapped_column(sa.String(32))
-    channel: Mapped[str | None] = mapped_column(sa.String(16))
+    policy: Mapped[Policy] = mapped_column(_enum(Policy))
+    channel: Mapped[Channel | None] = mapped_column(_enum(Channel, length=16))
     kind: Mapped[ItemKind] = mapped_column(_enum(ItemKind))
     #: Expected impact from the audit (error probability x exposure x severity).
     priority: Mapped[float]
@@ -222,8 +225,8 @@ class Verdict(Base):
     queue_item_id: Mapped[int] = mapped_column(sa.ForeignKey("queue_items.id"), unique=True)
     reviewer_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
     lease_id: Mapped[int | None] = mapped_column(sa.ForeignKey("leases.id"))
-    verdict: Mapped[str] = mapped_column(sa.String(16))
-    policy: Mapped[str] = mapped_column(sa.String(32))
+    verdict: Mapped[VerdictValue] = mapped_column(_enum(VerdictValue, length=16))
+    policy: Mapped[Policy] = mapped_column(_enum(Policy))
     confidence: Mapped[Confidence] = mapped_column(_enum(Confidence))
     note: Mapped[str] = mapped_column(sa.Text, default="")
     #: Idempotency key chosen by the client: the same key twice records one verdict.
@@ -332,9 +335,9 @@ class StrategyVersion(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     strategy_id: Mapped[str] = mapped_column(sa.String(128))
     version: Mapped[int]
-    status: Mapped[str] = mapped_column(sa.String(16))
-    entity: Mapped[str] = mapped_column(sa.String(16))
-    policy: Mapped[str] = mapped_column(sa.String(32))
+    status: Mapped[StrategyStatus] = mapped_column(_enum(StrategyStatus, length=16))
+    entity: Mapped[Entity] = mapped_column(_enum(Entity, length=16))
+    policy: Mapped[Policy] = mapped_column(_enum(Policy))
     yaml_text: Mapped[str] = mapped_column(sa.Text)
     #: File name inside the strategies directory.
     file_name: Mapped[str] = mapped_column(sa.String(256))
@@ -353,7 +356,7 @@ class Suggestion(Base):
     suggestion_id: Mapped[str] = mapped_column(sa.String(128), unique=True)
     strategy_id: Mapped[str] = mapped_column(sa.String(128), index=True)
     base_version: Mapped[int | None]
-    kind: Mapped[str] = mapped_column(sa.String(32))
+    kind: Mapped[SuggestionKind] = mapped_column(_enum(SuggestionKind))
     summary: Mapped[str] = mapped_column(sa.Text)
     proposed_yaml: Mapped[str] = mapped_column(sa.Text)
     delta_fp: Mapped[float]

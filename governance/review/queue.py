@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from features.tables import ColumnSpec
+from features.vocabulary import Policy
 from features.vocabulary import Verdict as VerdictValue
 from governance.audit.ranking import FLAG_COLUMNS  # the audit writes flags.parquet
 from governance.audit.tables import FLAGS
@@ -96,6 +97,9 @@ class HistoryEntry:
 # --------------------------------------------------------------------------------------------
 # Ingestion
 # --------------------------------------------------------------------------------------------
+
+#: Values of the policy vocabulary, to tell a filter that matches nothing from a valid one.
+_POLICIES = frozenset(p.value for p in Policy)
 
 
 def validate_flags(flags: pd.DataFrame) -> pd.DataFrame:
@@ -392,12 +396,14 @@ def list_items(
     limit: int = 50,
     offset: int = 0,
 ) -> list[QueueItem]:
-    """Items `user` may see, highest priority first."""
+    """Items `user` may see, highest priority first (none for a policy that does not exist)."""
     query = _visible(sa.select(QueueItem), user)
     if status is not None:
         query = query.where(QueueItem.status == status)
     if policy is not None:
-        query = query.where(QueueItem.policy == policy)
+        if policy not in _POLICIES:  # the typed column cannot even bind an unknown value
+            return []
+        query = query.where(QueueItem.policy == Policy(policy))
     query = query.order_by(QueueItem.priority.desc(), QueueItem.id).limit(limit).offset(offset)
     return list(session.scalars(query))
 
@@ -671,8 +677,8 @@ def submit_verdict(
     item = get_item(session, user, queue_item_id)
     if policy is not None and policy != item.policy:  # the item's state, not the body's shape
         raise ConflictError(
-            f"policy: this item is queued for {item.policy!r}, got {policy!r}; judge the queued "
-            "policy and escalate the item to report another one"
+            f"policy: this item is queued for {item.policy.value!r}, got {policy!r}; judge the "
+            "queued policy and escalate the item to report another one"
         )
     judged = session.execute(
         sa.update(QueueItem)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from governance.review.vocabulary import DEFAULT_SLA_HOURS, EscalationPriority
+
 if TYPE_CHECKING:
     from governance.review.users import TokenLifetime
 
@@ -53,10 +55,10 @@ class ReviewSettings(BaseSettings):
     #: Longest lifetime an admin may ask for (for themselves or with `govrisk users token`).
     token_admin_max_ttl_days: float = Field(default=365.0, gt=0, allow_inf_nan=False)
     #: SLA per escalation priority, hours from creation to resolution.
-    sla_hours_critical: float = Field(default=4.0, gt=0)
-    sla_hours_high: float = Field(default=24.0, gt=0)
-    sla_hours_medium: float = Field(default=72.0, gt=0)
-    sla_hours_low: float = Field(default=168.0, gt=0)
+    sla_hours_critical: float = Field(default=DEFAULT_SLA_HOURS[EscalationPriority.CRITICAL], gt=0)
+    sla_hours_high: float = Field(default=DEFAULT_SLA_HOURS[EscalationPriority.HIGH], gt=0)
+    sla_hours_medium: float = Field(default=DEFAULT_SLA_HOURS[EscalationPriority.MEDIUM], gt=0)
+    sla_hours_low: float = Field(default=DEFAULT_SLA_HOURS[EscalationPriority.LOW], gt=0)
     #: Largest flags/suggestions upload accepted over the API, rows.
     max_ingest_rows: int = Field(default=50_000, gt=0)
     #: Run `alembic upgrade head` when the service starts.
@@ -91,6 +93,10 @@ class ReviewSettings(BaseSettings):
     def sla_hours(self, priority: str) -> float:
         """Hours allowed to resolve an escalation of `priority`."""
         return float(getattr(self, f"sla_hours_{priority}"))
+
+    def sla_hours_by_priority(self) -> dict[EscalationPriority, float]:
+        """Hours allowed to resolve an escalation, per priority (every priority)."""
+        return {p: self.sla_hours(p.value) for p in EscalationPriority}
 
 
 @lru_cache(maxsize=1)

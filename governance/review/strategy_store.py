@@ -46,6 +46,14 @@ class StrategyStore:
         """Every version in the directory, by id then version."""
         return list(self.registry())
 
+    def scopes(self) -> dict[str, tuple[str, str]]:
+        """Strategy id -> (entity, policy) of its latest version; empty if the directory is
+        broken (the dashboard and the escalation board still render)."""
+        try:
+            return {s.id: (s.entity.value, s.policy.value) for s in self.all()}
+        except StrategyError:
+            return {}
+
     def get(self, strategy_id: str, version: int) -> Strategy:
         """One version."""
         for strategy in self.versions(strategy_id):

@@ -136,6 +136,14 @@ def user_by_username(session: Session, username: str) -> User:
     return user
 
 
+def list_users(session: Session, *, active_only: bool = False) -> list[User]:
+    """Every user (only the active ones with `active_only`), by username."""
+    query = sa.select(User).order_by(User.username)
+    if active_only:
+        query = query.where(User.is_active)
+    return list(session.scalars(query))
+
+
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The active user if the password matches, else None (same cost either way)."""
     user = session.scalar(sa.select(User).where(User.username == username))

@@ -78,6 +78,16 @@ class EscalationPriority(StrEnum):
     LOW = "low"
 
 
+#: Hours from creation to resolution per priority: the defaults of the `GOVRISK_SLA_HOURS_*`
+#: settings (`ReviewSettings.sla_hours_by_priority` gives the configured ones).
+DEFAULT_SLA_HOURS: dict[EscalationPriority, float] = {
+    EscalationPriority.CRITICAL: 4.0,
+    EscalationPriority.HIGH: 24.0,
+    EscalationPriority.MEDIUM: 72.0,
+    EscalationPriority.LOW: 168.0,
+}
+
+
 class EscalationState(StrEnum):
     """Workflow states of an escalation."""
 

@@ -92,6 +92,73 @@ def test_moderator_judges_from_the_item_page(review_app: SimpleNamespace) -> Non
 
 
 @ON_SQLITE
+def test_pages_refuse_what_the_api_refuses(review_app: SimpleNamespace) -> None:
+    """Page forms go through the API's request schemas: the same input is a 422 on both."""
+    client = review_app.client
+    csrf = review_app.login(client, "admin")
+    api = review_app.auth("admin")
+    item_path = client.post("/queue/claim", data={"csrf_token": csrf}, follow_redirects=False)
+    item_pk = int(item_path.headers["location"].rsplit("/", 1)[1])
+    case = client.post(
+        "/api/review/escalations",
+        headers=api,
+        json={"kind": "strategy", "strategy_id": "listing-counterfeit-terms", "title": "t"},
+    ).json()["id"]
+    cases = [  # (page path, form, API path, JSON body, field named)
+        (
+            f"/queue/items/{item_pk}/verdict",
+            {"verdict": "maybe", "client_key": "k1"},
+            f"/api/review/queue/items/{item_pk}/verdict",
+            {"verdict": "maybe", "client_key": "k1"},
+            "verdict",
+        ),
+        (
+            f"/queue/items/{item_pk}/verdict",
+            {"verdict": "violating", "client_key": "no spaces allowed"},
+            f"/api/review/queue/items/{item_pk}/verdict",
+            {"verdict": "violating", "client_key": "no spaces allowed"},
+            "client_key",
+        ),
+        (
+            "/escalations",
+            {"title": "t", "strategy_id": "s", "priority": "urgent"},
+            "/api/review/escalations",
+            {"kind": "strategy", "title": "t", "strategy_id": "s", "priority": "urgent"},
+            "priority",
+        ),
+        (
+            f"/escalations/{case}/transition",
+            {"to_state": "resolved"},
+            f"/api/review/escalations/{case}/transitions",
+            {"to_state": "resolved"},
+            "resolution",
+        ),
+        (
+            "/suggestions/1/decision",
+            {"decision": "maybe", "reason": "r"},
+            "/api/review/suggestions/1/decision",
+            {"decision": "maybe", "reason": "r"},
+            "decision",
+        ),
+        (
+            "/strategies/listing-counterfeit-terms/versions/1/status",
+            {"status": "shadow"},
+            "/api/review/strategies/listing-counterfeit-terms/versions/1/status",
+            {"status": "shadow"},
+            "status",
+        ),
+    ]
+    for page_path, form, api_path, body, field in cases:
+        page = client.post(page_path, data={"csrf_token": csrf, **form})
+        assert page.status_code == 422 and f"{field}:" in page.text, (page_path, page.text[:300])
+        answer = client.post(api_path, headers=api, json=body)
+        assert answer.status_code == 422, api_path
+        assert answer.json()["detail"][0]["loc"][-1] == field, (api_path, answer.json())
+    stats = client.get("/api/review/queue/stats", headers=api).json()
+    assert stats["judged"] == 0  # nothing was written by any refused form
+
+
+@ON_SQLITE
 def test_pm_accepts_and_promotes_from_the_pages(review_app: SimpleNamespace) -> None:
     client = review_app.client
     csrf = review_app.login(client, "pm")

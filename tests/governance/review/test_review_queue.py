@@ -263,6 +263,8 @@ def test_teams_only_see_their_own_queue_unless_granted(
     ana = make_user("ana", team=brand)
     items = queue.list_items(session, ana, status=None, limit=100)
     assert items and {i.policy for i in items} == {"counterfeit"}
+    assert queue.list_items(session, ana, status=None, policy="counterfeit", limit=100) == items
+    assert queue.list_items(session, ana, status=None, policy="no such policy") == []
     foreign = session.scalars(sa.select(QueueItem).where(QueueItem.team_id == safety.id)).first()
     assert foreign is not None
     with pytest.raises(PermissionDeniedError, match="belongs to team 'safety'"):
