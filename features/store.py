@@ -178,6 +178,13 @@ def read_dataset(out_dir: Path) -> ByoDataset:
     """A bring-your-own feature build written by `write_dataset`: its spec (from the
     manifest), declared features and frame."""
     out_dir = Path(out_dir)
+    if not (out_dir / MANIFEST).exists():
+        raise SpecError(
+            [
+                f"{out_dir}: no {MANIFEST}; build it with `govrisk features byo --spec SPEC "
+                f"--out {out_dir}`"
+            ]
+        )
     manifest = read_manifest(out_dir)
     raw = manifest.get("dataset_spec")
     if not isinstance(raw, dict):

@@ -10,10 +10,13 @@ import typer
 from features.vocabulary import Channel, Entity, StrategyStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import Console
     from rich.tree import Tree
 
     from governance.backtest import BacktestResult
+    from governance.evaluator import FeatureType
     from governance.registry import StrategyRegistry
     from governance.strategy import Condition
 
@@ -40,14 +43,27 @@ def _console() -> Console:
     return Console()
 
 
-def _load_registry(data: Path, *, check_features: bool = False) -> StrategyRegistry:
-    """Load the registry or print every problem and exit 1."""
+def _load_registry(
+    data: Path, *, check_features: bool = False, dataset: Path | None = None
+) -> StrategyRegistry:
+    """Load the registry or print every problem and exit 1 (features checked against the
+    catalogue, or a bring-your-own `dataset`'s declaration)."""
+    from features.byo import SpecError
     from governance.registry import StrategyRegistry, catalog_feature_types
     from governance.strategy import StrategyError
 
     console = _console()
-    feature_types = None
-    if check_features:
+    feature_types: Mapping[Entity, Mapping[str, FeatureType]] | None = None
+    if dataset is not None:
+        from features.store import read_dataset
+        from governance.audit.byo import byo_feature_types
+
+        try:
+            feature_types = byo_feature_types(read_dataset(dataset))
+        except (SpecError, ValueError, FileNotFoundError) as err:
+            console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from err
+    elif check_features:
         try:
             feature_types = catalog_feature_types()
         except ImportError as err:
@@ -156,9 +172,17 @@ def show(
 @strategies_app.command("validate")
 def validate(
     data: DataOption,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            help="Check features and types against this bring-your-own feature build "
+            "(`govrisk features byo` output) instead of the marketplace catalogue.",
+        ),
+    ] = None,
 ) -> None:
     """Check every strategy file (structure, features, types, duplicates); exit 1 on errors."""
-    registry = _load_registry(data, check_features=True)
+    registry = _load_registry(data, check_features=True, dataset=dataset)
     _console().print(
         f"[green]{len(registry)} strategy version(s) of {len(registry.ids())} strategies in "
         f"{data} are valid.[/green]"

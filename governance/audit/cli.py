@@ -18,9 +18,41 @@ if TYPE_CHECKING:
 
 def audit(
     data: Annotated[
-        Path, typer.Option("--data", help="Data directory holding tables/ and strategies/.")
+        Path,
+        typer.Option(
+            "--data",
+            help="Data directory holding tables/ and strategies/ (with --dataset: strategies/).",
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the audit into.")],
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            help="Audit a bring-your-own dataset: the output folder of `govrisk features byo` "
+            "(needs --scores and --labels; docs/byo-walkthrough.md).",
+        ),
+    ] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="With --dataset: the output folder of `govrisk score`."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels", help="With --dataset: audit labels (`govrisk labels draw --reveal`)."
+        ),
+    ] = None,
+    flip_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--flip-rate",
+            min=0.0,
+            max=0.45,
+            help="With --dataset: reviewer flip rate (default: estimated or the setting); 0 "
+            "when the verdicts are the dataset's own labels.",
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -57,6 +89,9 @@ def audit(
     from governance.audit.pipeline import run_audit
 
     console = Console()
+    if dataset is not None:
+        _audit_dataset(data, dataset, scores, labels, oof, flip_rate, out, console)
+        return
     if model is not None and predictions is not None:
         console.print("[red]pass either --model or --predictions, not both[/red]")
         raise typer.Exit(2)
@@ -92,6 +127,44 @@ def audit(
             console.print(f"[red]{err}[/red]", soft_wrap=True, highlight=False)
             raise typer.Exit(1) from err
 
+    _print_audit(result, console)
+
+
+def _audit_dataset(
+    strategies_data: Path,
+    dataset_dir: Path,
+    scores: Path | None,
+    labels: Path | None,
+    oof: Path | None,
+    flip_rate: float | None,
+    out: Path,
+    console: Console,
+) -> None:
+    """`govrisk audit --dataset`: the BYO audit of a feature build, its scores and labels."""
+    import pandas as pd
+
+    from features.byo import SpecError
+    from features.store import read_dataset
+    from governance.audit.byo import load_byo_strategies, run_byo_audit
+    from governance.strategy import StrategyError
+
+    if scores is None or labels is None:
+        raise typer.BadParameter("--dataset needs --scores and --labels", param_hint="--dataset")
+    try:
+        ds = read_dataset(dataset_dir)
+        with console.status(f"auditing {ds.spec.name}"):
+            result = run_byo_audit(
+                ds,
+                load_byo_strategies(strategies_data, ds),
+                pd.read_parquet(scores),
+                pd.read_parquet(labels),
+                out_dir=out,
+                oof=pd.read_parquet(oof) if oof is not None else None,
+                flip_rate=flip_rate,
+            )
+    except (SpecError, StrategyError, ValueError, FileNotFoundError) as err:
+        console.print(f"[red]{err}[/red]", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from err
     _print_audit(result, console)
 
 

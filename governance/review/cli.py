@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from governance.review.db import ReviewSession
     from governance.review.orm import User
 
@@ -473,6 +476,92 @@ def labels_export(
     with _session(database_url, data_dir) as session:
         path, n_rows = export_labels(session, out)
     Console().print(f"wrote {n_rows:,} audit labels to {path}")
+
+
+@labels_app.command("draw")
+def labels_draw(
+    dataset: Annotated[
+        Path, typer.Option("--dataset", help="Output folder of `govrisk features byo`.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    size: Annotated[
+        int | None,
+        typer.Option("--size", min=1, help="Draw about this many rows uniformly (random)."),
+    ] = None,
+    flags: Annotated[
+        Path | None,
+        typer.Option(
+            "--flags",
+            help="Take the audit slice (random_audit rows) of this flags.parquet instead of a "
+            "uniform draw (sampling model_ranked, the slice's inclusion probabilities).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the uniform draw.")] = 0,
+    reveal: Annotated[
+        bool,
+        typer.Option(
+            "--reveal",
+            help="Read the verdicts from the dataset's label column (standing in for "
+            "reviewers) and write audit_labels rows; without it, write the sample to review.",
+        ),
+    ] = False,
+    append: Annotated[
+        bool, typer.Option("--append", help="Add the revealed labels to those already in --out.")
+    ] = False,
+) -> None:
+    """Draw a review sample of a bring-your-own dataset, with known inclusion probabilities."""
+    import pandas as pd
+
+    from features.byo import SpecError
+    from features.byo_labels import append_labels, draw_random, sample_from_draws
+    from features.byo_labels import reveal as reveal_verdicts
+    from features.contract import ContractError
+    from features.store import read_dataset
+
+    if (size is None) == (flags is None):
+        raise typer.BadParameter("give --size (a uniform draw) or --flags (the audit slice)")
+    if append and not reveal:
+        raise typer.BadParameter("--append adds revealed labels: add --reveal")
+    console = Console()
+    try:
+        ds = read_dataset(dataset)
+        if flags is not None:
+            sample = sample_from_draws(ds, _audit_slice(pd.read_parquet(flags)))
+        else:
+            assert size is not None
+            sample = draw_random(ds, size=size, seed=seed)
+        written = sample
+        if reveal:
+            written = reveal_verdicts(ds, sample, reviewed_at=_now())
+            if append and out.exists():
+                written = append_labels(pd.read_parquet(out), written)
+    except (SpecError, ContractError, ValueError, FileNotFoundError) as err:
+        raise _fail(console, err) from err
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written.to_parquet(out, index=False)
+    what = "audit labels" if reveal else "rows to review"
+    console.print(f"drew {len(sample):,} rows; wrote {len(written):,} {what} to {out}")
+
+
+def _audit_slice(flags: pd.DataFrame) -> pd.DataFrame:
+    """The audit slice of a flags table: item_id, sampling and inclusion probability."""
+    from governance.audit.ranking import RANDOM_AUDIT, SAMPLING_OF_KIND
+
+    rows = flags.loc[flags["kind"].astype(str) == RANDOM_AUDIT]
+    if not len(rows):
+        raise ValueError("the flags hold no audit slice (random_audit rows) to draw from")
+    return pd.DataFrame(
+        {
+            "item_id": rows["item_id"].astype(str),
+            "sampling": SAMPLING_OF_KIND[RANDOM_AUDIT],
+            "inclusion_probability": rows["inclusion_probability"].astype(float),
+        }
+    ).drop_duplicates("item_id")
+
+
+def _now() -> datetime:
+    """Now, as the naive UTC time the data contract stores."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def register(app: typer.Typer) -> None:
