@@ -30,10 +30,11 @@ def make_fraud_rows(n: int = 2_500, *, seed: int = 0) -> pd.DataFrame:
     purchase = signup + pd.to_timedelta(delay_s.round(), unit="s")
     devices = np.array([f"D{i:012d}" for i in range(n)], dtype=object)
     ips = rng.uniform(1e7, 4.2e9, n).round(1)
-    reuse = fraud & (rng.random(n) < 0.4)
     donors = rng.integers(0, n, n)
-    devices[reuse] = devices[donors[reuse]]
-    ips[reuse] = ips[donors[reuse]]
+    same_device = fraud & (rng.random(n) < 0.4)
+    same_ip = same_device & (rng.random(n) < 0.7) | (rng.random(n) < 0.01)
+    devices[same_device] = devices[donors[same_device]]
+    ips[same_ip] = ips[donors[same_ip]]
     value = np.clip(rng.gamma(4.0, 9.0, n) + fraud * rng.uniform(0, 25, n), 9, 154).round()
     return pd.DataFrame(
         {

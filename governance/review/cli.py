@@ -545,6 +545,8 @@ def labels_draw(
 
 def _audit_slice(flags: pd.DataFrame) -> pd.DataFrame:
     """The audit slice of a flags table: item_id, sampling and inclusion probability."""
+    import pandas as pd
+
     from governance.audit.ranking import RANDOM_AUDIT, SAMPLING_OF_KIND
 
     rows = flags.loc[flags["kind"].astype(str) == RANDOM_AUDIT]
