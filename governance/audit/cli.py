@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from governance.audit.pipeline import AuditResult
+    from governance.audit.settings import AuditSettings
 
 
 def audit(
@@ -41,6 +42,15 @@ def audit(
         Path | None,
         typer.Option(
             "--labels", help="With --dataset: audit labels (`govrisk labels draw --reveal`)."
+        ),
+    ] = None,
+    sample_size: Annotated[
+        int | None,
+        typer.Option(
+            "--sample-size",
+            min=0,
+            help="Expected size of the audit slice to draw (default: the audit_sample_size "
+            "setting, GOVRISK_AUDIT_AUDIT_SAMPLE_SIZE).",
         ),
     ] = None,
     flip_rate: Annotated[
@@ -87,10 +97,14 @@ def audit(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from governance.audit.pipeline import run_audit
+    from governance.audit.settings import get_settings
 
     console = Console()
+    settings = get_settings()
+    if sample_size is not None:
+        settings = settings.model_copy(update={"audit_sample_size": sample_size})
     if dataset is not None:
-        _audit_dataset(data, dataset, scores, labels, oof, flip_rate, out, console)
+        _audit_dataset(data, dataset, scores, labels, oof, flip_rate, out, settings, console)
         return
     if model is not None and predictions is not None:
         console.print("[red]pass either --model or --predictions, not both[/red]")
@@ -119,6 +133,7 @@ def audit(
                 predictions=preds,
                 oof=oof_df,
                 as_of=as_of,
+                settings=settings,
                 tracking_uri=tracking_uri,
                 write_report=not no_report,
                 on_progress=step,
@@ -138,6 +153,7 @@ def _audit_dataset(
     oof: Path | None,
     flip_rate: float | None,
     out: Path,
+    settings: AuditSettings,
     console: Console,
 ) -> None:
     """`govrisk audit --dataset`: the BYO audit of a feature build, its scores and labels."""
@@ -161,6 +177,7 @@ def _audit_dataset(
                 out_dir=out,
                 oof=pd.read_parquet(oof) if oof is not None else None,
                 flip_rate=flip_rate,
+                settings=settings,
             )
     except (SpecError, StrategyError, ValueError, FileNotFoundError) as err:
         console.print(f"[red]{err}[/red]", soft_wrap=True, highlight=False)
