@@ -10,6 +10,7 @@ same labels and beside the truth; `measure_walkthrough` repeats that over label 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ class Walkthrough:
 
     work: Path
     specs: Path = SPECS_DIR
+    #: MLflow store of the model (default: WORK/mlflow.db); walkthroughs may share one.
+    tracking: str | None = None
 
     @property
     def features(self) -> Path:
@@ -50,7 +53,7 @@ class Walkthrough:
     @property
     def tracking_uri(self) -> str:
         """The MLflow store the model is registered in."""
-        return f"sqlite:///{self.work / 'mlflow.db'}"
+        return self.tracking or f"sqlite:///{self.work / 'mlflow.db'}"
 
 
 def walkthrough_commands(
@@ -93,6 +96,11 @@ def walkthrough_commands(
         ["queue", "load", "--flags", str(w.audit / "flags.parquet"), "--data-dir",
          str(w.work / "review")],
     ]  # fmt: skip
+
+
+def shell_lines(commands: Sequence[Sequence[str]]) -> list[str]:
+    """The commands as the shell lines docs/byo-walkthrough.md shows."""
+    return ["govrisk " + shlex.join(args) for args in commands]
 
 
 def run_walkthrough(w: Walkthrough, commands: Sequence[Sequence[str]]) -> None:

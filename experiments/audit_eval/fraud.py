@@ -59,7 +59,8 @@ def _crossfit_lightgbm(
         "min_data_in_leaf": 20,
         "feature_fraction": 0.8,
         "lambda_l2": 1.0,
-        "num_threads": 2,
+        # One thread: on a shared 2-core machine two were slower at this size (3,000-30,000).
+        "num_threads": 1,
         "verbose": -1,
         "seed": seed,
         "deterministic": True,

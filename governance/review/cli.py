@@ -56,7 +56,7 @@ review_session = _session
 
 
 def _fail(console: Console, err: Exception) -> typer.Exit:
-    console.print(f"[red]{err}[/red]")
+    console.print(f"[red]{err}[/red]", soft_wrap=True, highlight=False)
     return typer.Exit(1)
 
 
