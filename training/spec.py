@@ -292,7 +292,7 @@ class ExperimentSpec(_Strict):
     data_dir: Path | None = None
     dataset: DatasetSource | None = None
     output_dir: Path = Path("training-output")
-    targets: tuple[TargetSpec, ...] = ()
+    targets: tuple[TargetSpec, ...]
     features: FeatureSelection = FeatureSelection()
     labels: LabelSpec = LabelSpec()
     lightgbm: LightGBMSpec = LightGBMSpec()
@@ -325,6 +325,13 @@ class ExperimentSpec(_Strict):
                 {"path": str(v)},
             )
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dataset_needs_no_targets(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("dataset") is not None:
+            return {"targets": (), **data}
+        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> ExperimentSpec:
