@@ -342,10 +342,6 @@ class ExperimentSpec(_Strict):
                 "both or neither",
                 {},
             )
-        if self.data_dir is not None and not self.targets:
-            raise PydanticCustomError(
-                "no_targets", "targets: list at least one target (an entity and its policies)", {}
-            )
         if self.dataset is not None and self.targets:
             raise PydanticCustomError(
                 "byo_targets",
@@ -356,7 +352,13 @@ class ExperimentSpec(_Strict):
 
     @field_validator("targets")
     @classmethod
-    def _entities_once(cls, v: tuple[TargetSpec, ...]) -> tuple[TargetSpec, ...]:
+    def _entities_once(
+        cls, v: tuple[TargetSpec, ...], info: ValidationInfo
+    ) -> tuple[TargetSpec, ...]:
+        if not v and info.data.get("dataset") is None:
+            raise PydanticCustomError(
+                "no_targets", "list at least one target (an entity and its policies)", {}
+            )
         entities = [t.entity.value for t in v]
         dupes = sorted({e for e in entities if entities.count(e) > 1})
         if dupes:
