@@ -57,3 +57,29 @@ def test_unknown_categories_quarantined_or_scored_as_missing(
     assert len(read_output(tmp_path / "out")) == 200 - quarantined
     if quarantined:
         assert read_quarantine(tmp_path / "out")["reason"].str.contains("unknown category").all()
+
+
+def test_v1_score_checks_a_declared_bundle_against_its_declaration() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from serving.model_store import ModelStore
+    from serving.scoring_api import install, router
+
+    frame, y = make_frame(300, seed=4)
+    own = train_bundle(frame, y, n_trees=5, metadata={"feature_declaration": DECLARATION})
+    own.threads = 1
+    app = FastAPI()
+    app.include_router(router)
+    install(app, ModelStore.fixed(own, uri="models:/byo/1"))
+    row = frame.drop(columns="item_id").iloc[0].to_dict()
+    features = {k: (None if v != v else v) for k, v in row.items()}
+    features = {k: (v.item() if hasattr(v, "item") else v) for k, v in features.items()}
+    features["listing_price"] = -5.0  # below the catalogue's domain, not the declaration's
+    features["listing_has_brand"] = 1  # a number, as declared
+    with TestClient(app) as client:
+        ok = client.post("/v1/score", json={"items": [{"item_id": "a", "features": features}]})
+        assert ok.status_code == 200, ok.text
+        raw = client.post("/v1/score", json={"items": [{"item_id": "a", "fields": {"x": 1}}]})
+        assert raw.status_code == 422
+        assert "features are its dataset's own" in raw.text, raw.text
