@@ -9,7 +9,7 @@ stand in for reviewers' — a stated stand-in: real reviewers would judge the sa
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -100,6 +100,26 @@ def reveal(dataset: ByoDataset, sample: pd.DataFrame, *, reviewed_at: datetime) 
         reviewed_at=pd.Timestamp(reviewed_at),
     )
     return validate_table(AUDIT_LABELS.name, labels[list(AUDIT_LABELS.column_names)])
+
+
+def labels_file(
+    dataset: ByoDataset,
+    sample: pd.DataFrame,
+    *,
+    with_verdicts: bool,
+    existing: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """What `govrisk labels draw` writes: the sample to review, or (`with_verdicts`) its
+    audit_labels rows revealed now, after the `existing` ones."""
+    if not with_verdicts:
+        return sample
+    labels = reveal(dataset, sample, reviewed_at=_now())
+    return labels if existing is None else append_labels(existing, labels)
+
+
+def _now() -> datetime:
+    """Now, as the naive UTC time the data contract stores."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def append_labels(existing: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from features.vocabulary import ENTITY_CHANNELS, Entity, Policy
 from governance.audit.metrics import strategy_metrics
 from governance.audit.pipeline import AuditResult, audit_flip_rate, write_outputs
 from governance.audit.population import Calibration, Population, UnitExposure, assemble_population
-from governance.audit.ranking import rank_flags
+from governance.audit.ranking import RANDOM_AUDIT, SAMPLING_OF_KIND, rank_flags
 from governance.audit.sampling import audit_sample
 from governance.audit.settings import AuditSettings, get_settings
 from governance.audit.tables import SLICES, SUGGESTIONS
@@ -116,6 +116,21 @@ def byo_population(
         design_frames=settings.design_frames,
         calibration=calibration,
     )
+
+
+def audit_slice_draws(flags: pd.DataFrame) -> pd.DataFrame:
+    """The audit slice of a flags table (its `random_audit` rows) as drawn rows: item_id,
+    sampling (what a verdict on it is recorded as) and inclusion probability."""
+    rows = flags.loc[flags["kind"].astype(str) == RANDOM_AUDIT]
+    if not len(rows):
+        raise ValueError("the flags hold no audit slice (random_audit rows) to draw from")
+    return pd.DataFrame(
+        {
+            "item_id": rows["item_id"].astype(str),
+            "sampling": SAMPLING_OF_KIND[RANDOM_AUDIT],
+            "inclusion_probability": rows["inclusion_probability"].astype(float),
+        }
+    ).drop_duplicates("item_id")
 
 
 def scores_for(dataset: ByoDataset, scores: pd.DataFrame) -> np.ndarray:

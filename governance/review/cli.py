@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,8 +13,6 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from governance.review.db import ReviewSession
     from governance.review.orm import User
 
@@ -513,10 +510,10 @@ def labels_draw(
     import pandas as pd
 
     from features.byo import SpecError
-    from features.byo_labels import append_labels, draw_random, sample_from_draws
-    from features.byo_labels import reveal as reveal_verdicts
+    from features.byo_labels import draw_random, labels_file, sample_from_draws
     from features.contract import ContractError
     from features.store import read_dataset
+    from governance.audit.byo import audit_slice_draws
 
     if (size is None) == (flags is None):
         raise typer.BadParameter("give --size (a uniform draw) or --flags (the audit slice)")
@@ -526,44 +523,17 @@ def labels_draw(
     try:
         ds = read_dataset(dataset)
         if flags is not None:
-            sample = sample_from_draws(ds, _audit_slice(pd.read_parquet(flags)))
+            sample = sample_from_draws(ds, audit_slice_draws(pd.read_parquet(flags)))
         else:
-            assert size is not None
-            sample = draw_random(ds, size=size, seed=seed)
-        written = sample
-        if reveal:
-            written = reveal_verdicts(ds, sample, reviewed_at=_now())
-            if append and out.exists():
-                written = append_labels(pd.read_parquet(out), written)
+            sample = draw_random(ds, size=size or 0, seed=seed)
+        existing = pd.read_parquet(out) if append and out.exists() else None
+        written = labels_file(ds, sample, with_verdicts=reveal, existing=existing)
     except (SpecError, ContractError, ValueError, FileNotFoundError) as err:
         raise _fail(console, err) from err
     out.parent.mkdir(parents=True, exist_ok=True)
     written.to_parquet(out, index=False)
     what = "audit labels" if reveal else "rows to review"
     console.print(f"drew {len(sample):,} rows; wrote {len(written):,} {what} to {out}")
-
-
-def _audit_slice(flags: pd.DataFrame) -> pd.DataFrame:
-    """The audit slice of a flags table: item_id, sampling and inclusion probability."""
-    import pandas as pd
-
-    from governance.audit.ranking import RANDOM_AUDIT, SAMPLING_OF_KIND
-
-    rows = flags.loc[flags["kind"].astype(str) == RANDOM_AUDIT]
-    if not len(rows):
-        raise ValueError("the flags hold no audit slice (random_audit rows) to draw from")
-    return pd.DataFrame(
-        {
-            "item_id": rows["item_id"].astype(str),
-            "sampling": SAMPLING_OF_KIND[RANDOM_AUDIT],
-            "inclusion_probability": rows["inclusion_probability"].astype(float),
-        }
-    ).drop_duplicates("item_id")
-
-
-def _now() -> datetime:
-    """Now, as the naive UTC time the data contract stores."""
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def register(app: typer.Typer) -> None:
