@@ -48,6 +48,7 @@ def _check(w: Walkthrough, *, labels: int) -> pd.DataFrame:
         assert worst <= TOLERANCE, f"{what}: walkthrough and evaluation differ by {worst:.3f}"
     flags = pd.read_parquet(w.audit / "flags.parquet")
     assert {"likely_false_positive", "random_audit"} <= set(flags["kind"])
+    assert flags["reasons"].str.contains('"contribution"').all()
     assert (w.work / "review" / "govrisk.db").exists()
     return compared
 

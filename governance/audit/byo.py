@@ -14,8 +14,10 @@ feature (1 without one), and an actioned row loses exactly that.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,13 @@ from features.vocabulary import ENTITY_CHANNELS, Entity, Policy
 from governance.audit.metrics import strategy_metrics
 from governance.audit.pipeline import AuditResult, audit_flip_rate, write_outputs
 from governance.audit.population import Calibration, Population, UnitExposure, assemble_population
-from governance.audit.ranking import RANDOM_AUDIT, SAMPLING_OF_KIND, rank_flags
+from governance.audit.ranking import (
+    RANDOM_AUDIT,
+    SAMPLING_OF_KIND,
+    ReasonsFn,
+    rank_flags,
+    reasons_from_frame,
+)
 from governance.audit.sampling import audit_sample
 from governance.audit.settings import AuditSettings, get_settings
 from governance.audit.tables import SLICES, SUGGESTIONS
@@ -150,6 +158,28 @@ def scores_for(dataset: ByoDataset, scores: pd.DataFrame) -> np.ndarray:
     return p
 
 
+def score_reasons(scores: pd.DataFrame, gov: GovernanceDecl) -> ReasonsFn | None:
+    """The flags' reasons from `govrisk score --explain K` output (None without them)."""
+    if "reasons" not in scores.columns:
+        return None
+    text = [json.dumps([dict(r) for r in rs], default=_plain) for rs in scores["reasons"]]
+    return reasons_from_frame(
+        pd.DataFrame(
+            {
+                "entity": gov.entity.value,
+                "item_id": scores["item_id"].astype(str),
+                "policy": gov.policy.value,
+                "reasons": text,
+            }
+        )
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value JSON takes."""
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
 def run_byo_audit(
     dataset: ByoDataset,
     strategies: Sequence[Strategy],
@@ -194,7 +224,7 @@ def run_byo_audit(
             fn_cost=cfg.fn_cost,
             impression_cost=cfg.impression_cost,
         ),
-        flags=_flags(pops, est, labels, cfg),
+        flags=_flags(pops, est, labels, cfg, reasons=score_reasons(scores, gov)),
         slices=typed_frame(SLICES, pd.DataFrame()),
         suggestions=typed_frame(SUGGESTIONS, pd.DataFrame()),
         populations=pops,
@@ -214,6 +244,8 @@ def _flags(
     est: dict[tuple[Entity, Policy], Population],
     labels: pd.DataFrame,
     cfg: AuditSettings,
+    *,
+    reasons: ReasonsFn | None,
 ) -> pd.DataFrame:
     """The ranked likely errors and the audit slice, as the marketplace audit draws them."""
     sample = audit_sample(
@@ -229,6 +261,7 @@ def _flags(
         labels=labels,
         severity=cfg.severity,
         list_size=cfg.flag_list_size,
+        reasons=reasons,
         audit_slice=sample,
         fp_min_probability=cfg.fp_min_probability,
         fp_min_precision=cfg.fp_min_precision,
