@@ -20,8 +20,6 @@ import pandas as pd
 
 from experiments import SPECS_DIR
 
-#: The registered model the training spec produces (prefix, governance entity and policy).
-MODEL_URI = "models:/fraud-listing-engagement-fraud@challenger"
 #: Expected labels per draw: half uniform (to train on), half the audit's slice.
 DEFAULT_LABELS = 1_000
 
@@ -56,6 +54,20 @@ class Walkthrough:
         return self.tracking or f"sqlite:///{self.work / 'mlflow.db'}"
 
 
+def model_uri(specs: Path) -> str:
+    """The challenger the training spec registers: its name prefix, then the dataset spec's
+    governance entity and policy."""
+    from features.byo import load_spec
+    from models.registry import CHALLENGER, model_name
+    from training.spec import load_spec as load_training_spec
+
+    gov = load_spec(specs / "ecommerce_fraud.yaml").governance
+    assert gov is not None, "the fraud spec declares its governance section"
+    train = load_training_spec(specs / "ecommerce_fraud_train.yaml", check_paths=False)
+    name = model_name(gov.entity.value, gov.policy.value, prefix=train.mlflow.model_name_prefix)
+    return f"models:/{name}@{CHALLENGER}"
+
+
 def walkthrough_commands(
     w: Walkthrough,
     *,
@@ -86,7 +98,7 @@ def walkthrough_commands(
          "--out", str(w.labels)],
         ["train", "--spec", str(w.specs / "ecommerce_fraud_train.yaml"), "--dataset", feats,
          "--labels", str(w.labels), "--out", str(w.work / "training"), *tracking],
-        ["score", "--model", MODEL_URI, "--input", str(w.features / "purchase.parquet"),
+        ["score", "--model", model_uri(w.specs), "--input", str(w.features / "purchase.parquet"),
          "--output", str(w.work / "scores"), "--explain", "3", "--unknown-categories", "missing",
          "--overwrite",
          *tracking],
