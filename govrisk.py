@@ -5,8 +5,11 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from typing import Any, NoReturn
 
+import click
 import typer
+from typer.core import TyperGroup
 
 #: Packages whose `cli.register(app)` adds their subcommands, in help order.
 _COMMAND_MODULES = (
@@ -22,9 +25,78 @@ _COMMAND_MODULES = (
     "experiments.audit_eval_cli",
     "experiments.experiment_eval_cli",
     "governance.monitoring.cli",
-    "experiments.audit_eval_cli",
     "experiments.monitoring_eval_cli",
     "experiments.demo",
+)
+
+
+#: A command talks to an MLflow server once or twice: fail in seconds, not after MLflow's
+#: default 7 retries with exponential backoff (about 4 minutes on a refused connection).
+_MLFLOW_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+#: Lines of an error message shown before "(N more lines with --verbose)".
+_ERROR_LINES = 2
+
+
+class _OneLineErrors(TyperGroup):
+    """The root group: any failure below it is one short message on stderr and exit code 2.
+
+    Usage errors (a bad option value) and exceptions a command lets through (an unreadable
+    file, a database that cannot be reached, a missing model) are reported the same way; the
+    traceback is shown only with `govrisk --verbose`.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except click.ClickException as err:
+            # A message written for the user: no traceback to hide, --verbose shows it whole.
+            limit = None if ctx.params.get("verbose") else _ERROR_LINES
+            _exit_with(err.format_message(), _help_hint(err), limit=limit)
+        except Exception as err:
+            if ctx.params.get("verbose"):
+                raise
+            _exit_with(_describe(err), "run `govrisk --verbose ...` for the traceback")
+
+
+def _describe(err: Exception) -> str:
+    """The error's own message; its type where the message alone would not say what failed."""
+    text = str(err).strip()
+    ours = type(err).__module__.split(".")[0] in _COMMAND_PACKAGES
+    if ours and text:
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _help_hint(err: Exception) -> str | None:
+    """Usage errors point at the command's help; other messages already say the fix."""
+    if not isinstance(err, click.UsageError):
+        return None
+    sub = err.ctx
+    path = sub.command_path if sub is not None else "govrisk"
+    return f"see `{path} --help`"
+
+
+def _exit_with(message: str, hint: str | None, *, limit: int | None = _ERROR_LINES) -> NoReturn:
+    lines = [line for line in message.splitlines() if line.strip()] or ["failed"]
+    shown = lines[:limit]
+    if len(lines) > len(shown):
+        shown.append(f"  ... {len(lines) - len(shown)} more lines with --verbose")
+    if hint:
+        shown[-1] = f"{shown[-1]} ({hint})"
+    typer.echo("error: " + "\n".join(shown), err=True)
+    raise typer.Exit(2)
+
+
+#: Top-level packages whose exceptions carry messages written for users.
+_COMMAND_PACKAGES = frozenset(
+    {"features", "training", "models", "serving", "governance", "experiments"}
 )
 
 
@@ -39,18 +111,26 @@ def build_app() -> typer.Typer:
             "marketplace."
         ),
         no_args_is_help=True,
+        cls=_OneLineErrors,
         pretty_exceptions_show_locals=False,
         rich_markup_mode="markdown",
     )
 
     @app.callback()
     def _root(
-        verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages."),
+        verbose: bool = typer.Option(
+            False, "--verbose", "-v", help="Log debug messages; on failure, show the traceback."
+        ),
     ) -> None:
         logging.basicConfig(
             level=logging.DEBUG if verbose else logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            force=True,  # a second invocation in one process logs to its own stderr
         )
+        # Alembic narrates every migration step at INFO; commands say what changed themselves.
+        logging.getLogger("alembic").setLevel(logging.DEBUG if verbose else logging.WARNING)
+        for name, value in _MLFLOW_CLIENT_DEFAULTS.items():
+            os.environ.setdefault(name, value)
 
     for module_name in _COMMAND_MODULES:
         importlib.import_module(module_name).register(app)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from experiments.options import parse_seeds
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -81,7 +83,7 @@ def evaluate_audit(
         raise typer.BadParameter(
             "--fresh draws new worlds: drop --seeds and --rescore", param_hint="--fresh"
         )
-    chosen = fresh_seeds(fresh) if fresh is not None else _seeds(seeds)
+    chosen = fresh_seeds(fresh) if fresh is not None else parse_seeds(seeds, DEFAULT_SEEDS)
     if fresh is not None:
         console.print(f"fresh seeds (never used in development): {', '.join(map(str, chosen))}")
     cfg = AuditEvalConfig(
@@ -127,15 +129,6 @@ def _print_result(result: AuditEvalResult, cfg: AuditEvalConfig, console: Consol
     console.print(per_world)
     for name, path in result.paths.items():
         console.print(f"  {name}: {path}")
-
-
-def _seeds(values: list[str] | None) -> tuple[int, ...]:
-    if not values:
-        return DEFAULT_SEEDS
-    try:
-        return tuple(int(part) for v in values for part in v.replace(" ", ",").split(",") if part)
-    except ValueError as err:
-        raise typer.BadParameter(f"seeds must be integers, got {values}") from err
 
 
 def register(app: typer.Typer) -> None:

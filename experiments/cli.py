@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 
@@ -71,12 +72,16 @@ def simulate(
     the planted strategy defects), which only evaluation code may read.
     """
     from pydantic import ValidationError
-    from rich.console import Console
 
     from experiments.simulator.report import run_and_report
     from governance.experiments.declaration import ExperimentError, parse_experiment
     from governance.strategy import StrategyError, load_strategy
 
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # fail before simulating, not after
+    except OSError as err:
+        message = f"cannot create the output folder {out}: {err.strerror}"
+        raise click.ClickException(message) from err
     try:
         candidates = [load_strategy(path) for path in candidate or []]
         declared = None
@@ -96,8 +101,7 @@ def simulate(
             experiment=declared,
         )
     except (ValidationError, StrategyError, ExperimentError, OSError, ValueError) as err:
-        Console(stderr=True).print(f"[red]{err}[/red]")
-        raise typer.Exit(1) from err
+        raise click.ClickException(str(err)) from err
 
 
 def evaluate_byo(

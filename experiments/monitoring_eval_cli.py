@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from experiments.options import parse_seeds
 from features.vocabulary import Channel
 
 
@@ -28,7 +29,7 @@ def evaluate_monitoring(
     from experiments.monitoring_eval import MonitoringEvalConfig, run_monitoring_eval
 
     console = Console()
-    parsed = tuple(int(s) for raw in (seeds or ["1", "2"]) for s in raw.split(",") if s.strip())
+    parsed = parse_seeds(seeds, (1, 2))
     cfg = MonitoringEvalConfig(seeds=parsed, listings=listings, days=days)
     with console.status("simulating") as status:
         result = run_monitoring_eval(cfg, on_step=lambda msg: status.update(msg))

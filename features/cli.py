@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -20,7 +21,7 @@ def validate(
 ) -> None:
     """Load every contract table from DATA and report contract violations (exit 1 if any)."""
     from features.contract import ContractError, find_future_problems
-    from features.loader import UnreadableTableError, load_tables
+    from features.loader import DataDirectoryNotFoundError, UnreadableTableError, load_tables
 
     console = Console()
     try:
@@ -28,9 +29,8 @@ def validate(
     except ContractError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from err
-    except UnreadableTableError as err:  # not a contract question: the file cannot be read
-        Console(stderr=True).print(f"[red]error:[/red] {err}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+    except (UnreadableTableError, DataDirectoryNotFoundError) as err:  # nothing to validate
+        raise click.ClickException(str(err)) from None
     future = find_future_problems(tables, now=datetime.now(UTC))
     if future:
         console.print(f"[red]{ContractError(future)}[/red]")
@@ -176,9 +176,7 @@ def build(
             )
             progress.update(task, completed=len(JOB_STEPS), description="done")
     except (InputError, ContractError, ValueError) as err:
-        console.print(f"[red]{escape(str(err))}[/red]", soft_wrap=True)
-        console.print("Nothing was written.")
-        raise typer.Exit(1) from err
+        raise click.ClickException(f"{err} (nothing was written)") from err
     summary = Table(title=f"Feature frames as of {result.build.as_of}")
     summary.add_column("frame")
     summary.add_column("rows", justify="right")
@@ -202,8 +200,8 @@ def list_features(
 
     console = Console()
     if entity is not None and entity not in {e.value for e in Entity}:
-        console.print(f"[red]unknown entity {entity!r}; choose from {[e.value for e in Entity]}")
-        raise typer.Exit(1)
+        choices = ", ".join(e.value for e in Entity)
+        raise typer.BadParameter(f"unknown entity {entity!r}; choose from {choices}")
     for ent, spec in FRAMES.items():
         if entity is not None and ent.value != entity:
             continue
@@ -281,8 +279,7 @@ def byo(
                 threads=threads,
             )
     except SpecError as err:
-        console.print(f"[red]{escape(str(err))}[/red]", soft_wrap=True)
-        raise typer.Exit(1) from err
+        raise click.ClickException(str(err)) from err
     paths = write_dataset(dataset, out)
     summary = Table(title=f"{dataset_spec.name}: {dataset_spec.entity} features")
     summary.add_column("rows", justify="right")

@@ -21,6 +21,17 @@ class UnreadableTableError(ValueError):
     """A table file exists but is not readable Parquet (truncated, or another format)."""
 
 
+class DataDirectoryNotFoundError(FileNotFoundError):
+    """The data directory, or its `tables/` folder, does not exist."""
+
+    def __init__(self, data_dir: Path) -> None:
+        where = "does not exist" if not data_dir.exists() else "has no tables/ folder"
+        super().__init__(
+            f"data directory {data_dir} {where}; pass the directory `govrisk simulate` or "
+            "`govrisk data import` wrote (it holds tables/*.parquet)"
+        )
+
+
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
@@ -51,6 +62,8 @@ def load_tables(
     unknown = sorted(set(wanted) - set(TABLES))
     if unknown:
         raise KeyError(f"unknown contract table(s) {unknown}; known: {sorted(TABLES)}")
+    if not (data_dir / "tables").is_dir():
+        raise DataDirectoryNotFoundError(data_dir)
     tables: dict[str, pd.DataFrame] = {}
     problems: list[Problem] = []
     for name in wanted:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 from features.vocabulary import Channel, Entity, StrategyStatus
@@ -46,33 +47,26 @@ def _console() -> Console:
 def _load_registry(
     data: Path, *, check_features: bool = False, dataset: Path | None = None
 ) -> StrategyRegistry:
-    """Load the registry or print every problem and exit 1 (features checked against the
-    catalogue, or a bring-your-own `dataset`'s declaration)."""
-    from features.byo import SpecError
+    """Load the registry; any problem is the command's error (exit 2). Features are checked
+    against the catalogue, or a bring-your-own `dataset`'s declaration."""
     from governance.registry import StrategyRegistry, catalog_feature_types
     from governance.strategy import StrategyError
 
-    console = _console()
     feature_types: Mapping[Entity, Mapping[str, FeatureType]] | None = None
     if dataset is not None:
         from features.store import read_dataset
         from governance.audit.byo import byo_feature_types
 
-        try:
-            feature_types = byo_feature_types(read_dataset(dataset))
-        except (SpecError, ValueError, FileNotFoundError) as err:
-            console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from err
+        feature_types = byo_feature_types(read_dataset(dataset))
     elif check_features:
         try:
             feature_types = catalog_feature_types()
         except ImportError as err:
-            console.print(f"[yellow]warning:[/yellow] {err}", soft_wrap=True)
+            _console().print(f"[yellow]warning:[/yellow] {err}", soft_wrap=True)
     try:
         return StrategyRegistry.load(data, feature_types=feature_types)
     except StrategyError as err:
-        console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from err
+        raise click.ClickException(str(err)) from err
 
 
 @strategies_app.command("list")
@@ -144,8 +138,7 @@ def show(
     try:
         strategy = registry.get(ref)
     except (StrategyNotFoundError, ValueError) as err:
-        console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from err
+        raise click.ClickException(str(err)) from err
     source = registry.source(strategy.ref)
     text = source.read_text(encoding="utf-8") if source is not None else dump_strategy(strategy)
     others = ", ".join(
@@ -181,9 +174,23 @@ def validate(
         ),
     ] = None,
 ) -> None:
-    """Check every strategy file (structure, features, types, duplicates); exit 1 on errors."""
-    registry = _load_registry(data, check_features=True, dataset=dataset)
-    _console().print(
+    """Check every strategy file (structure, features, types, duplicates); exit 1 on errors.
+
+    Every problem is listed (exit 1); a missing strategies directory is an error (exit 2).
+    """
+    from rich.markup import escape
+
+    from governance.registry import strategies_dir
+
+    console = _console()
+    if not strategies_dir(data).is_dir():
+        _load_registry(data)  # says which directory is missing
+    try:
+        registry = _load_registry(data, check_features=True, dataset=dataset)
+    except click.ClickException as err:
+        console.print(f"[red]{escape(err.message)}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from err
+    console.print(
         f"[green]{len(registry)} strategy version(s) of {len(registry.ids())} strategies in "
         f"{data} are valid.[/green]"
     )
@@ -226,8 +233,7 @@ def backtest(
                 on_day=lambda _day: progress.advance(task),
             )
     except (StrategyNotFoundError, ContractError, EvaluationError, ValueError) as err:
-        console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from err
+        raise click.ClickException(str(err)) from err
     _print_backtest(result, console)
     if out is not None:
         from governance.backtest import write_backtest

@@ -107,9 +107,12 @@ class StrategyError(ValueError):
         self.problems = list(problems)
         n_sources = len({p.source for p in self.problems})
         lines = "\n  ".join(str(p) for p in self.problems)
+        see = "see docs/strategies.md for the strategy YAML format"
+        if len(self.problems) == 1:
+            super().__init__(f"{lines} ({see})")
+            return
         super().__init__(
-            f"{len(self.problems)} problem(s) in {n_sources} strategy file(s):\n  {lines}\n"
-            "See docs/strategies.md for the strategy YAML format."
+            f"{len(self.problems)} problems in {n_sources} strategy file(s):\n  {lines}\n{see}"
         )
 
 

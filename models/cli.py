@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 if TYPE_CHECKING:
@@ -33,8 +34,7 @@ def require_tracking_store(tracking_uri: str | None) -> str:
     try:
         return use_existing_tracking_store(tracking_uri)
     except RegistryError as err:
-        typer.secho(f"error: {err}", fg="red", err=True)
-        raise typer.Exit(2) from err
+        raise click.ClickException(str(err)) from err
 
 
 def _fmt(value: object) -> str:

@@ -95,14 +95,21 @@ def use_existing_tracking_store(uri: str | None = None) -> str:
     report the model as missing.
     """
     resolved = resolve_tracking_uri(uri)
-    path = sqlite_store_path(resolved)
-    if path is not None and not path.is_file():
+    path = sqlite_store_path(resolved) or _local_store_path(resolved)
+    if path is not None and not path.exists():
         raise RegistryError(
             f"no MLflow tracking store at {path}: pass --tracking-uri (or set "
             "MLFLOW_TRACKING_URI) to the store `govrisk train` wrote, e.g. "
             "sqlite:///demo-output/mlflow.db"
         )
     return use_tracking_uri(resolved)
+
+
+def _local_store_path(uri: str) -> Path | None:
+    """The folder of a file-store URI (`./mlruns`, `file:///x/mlruns`); None for servers."""
+    if uri.startswith("file:"):
+        return Path(uri.removeprefix("file:").removeprefix("//"))
+    return None if "://" in uri or uri.startswith("sqlite:") else Path(uri)
 
 
 def sqlite_store_path(uri: str) -> Path | None:

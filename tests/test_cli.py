@@ -35,9 +35,16 @@ def test_every_command_has_help() -> None:
 
 
 def test_data_validate_reports_contract_errors(tmp_path: Path) -> None:
+    (tmp_path / "tables").mkdir()
     result = CliRunner().invoke(build_app(), ["data", "validate", "--data", str(tmp_path)])
     assert result.exit_code == 1
     assert "table file not found" in result.output
+
+
+def test_data_validate_without_tables_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(build_app(), ["data", "validate", "--data", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "has no tables/ folder" in result.stderr
 
 
 def _command_at(root: Any, path: tuple[str, ...]) -> Any:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 if TYPE_CHECKING:
@@ -78,8 +79,7 @@ def train_command(
     try:
         experiment = load_spec(spec, data_dir=data, output_dir=out, dataset=dataset, labels=labels)
     except SpecError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(2) from err
+        raise click.ClickException(str(err)) from err
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     columns = (
         TextColumn("{task.description}"),
@@ -104,8 +104,7 @@ def train_command(
                 on_progress=on_progress,
             )
         except (ContractError, DatasetError, ByoSpecError) as err:
-            console.print(f"[red]{err}[/red]")
-            raise typer.Exit(1) from err
+            raise click.ClickException(str(err)) from err
     _print_summary(console, result)
     if result.failed:
         raise typer.Exit(1)

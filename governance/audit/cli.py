@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 from models.cli import TrackingUri, require_tracking_store
@@ -96,6 +97,7 @@ def audit(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from features.loader import DataDirectoryNotFoundError
     from governance.audit.pipeline import run_audit
     from governance.audit.settings import get_settings
 
@@ -107,8 +109,9 @@ def audit(
         _audit_dataset(data, dataset, scores, labels, oof, flip_rate, out, settings, console)
         return
     if model is not None and predictions is not None:
-        console.print("[red]pass either --model or --predictions, not both[/red]")
-        raise typer.Exit(2)
+        raise typer.BadParameter("pass either --model or --predictions, not both")
+    if not (data / "tables").is_dir():
+        raise DataDirectoryNotFoundError(data)
     if predictions is None and (model is None or model.startswith(("models:", "runs:"))):
         require_tracking_store(tracking_uri)
     preds = pd.read_parquet(predictions) if predictions is not None else None
@@ -139,8 +142,7 @@ def audit(
                 on_progress=step,
             )
         except (ValueError, FileNotFoundError, KeyError) as err:
-            console.print(f"[red]{err}[/red]", soft_wrap=True, highlight=False)
-            raise typer.Exit(1) from err
+            raise click.ClickException(str(err)) from err
 
     _print_audit(result, console)
 
@@ -180,8 +182,7 @@ def _audit_dataset(
                 settings=settings,
             )
     except (SpecError, StrategyError, ValueError, FileNotFoundError) as err:
-        console.print(f"[red]{err}[/red]", soft_wrap=True, highlight=False)
-        raise typer.Exit(1) from err
+        raise click.ClickException(str(err)) from err
     _print_audit(result, console)
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -55,9 +56,9 @@ def _register_candidate(registry: StrategyRegistry, path: Path, console: Console
     console.print(f"added {strategy.ref} to the strategy set as shadow")
 
 
-def _fail(console: Console, err: Exception) -> typer.Exit:
-    console.print(f"[red]{err}[/red]", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
+def _fail(err: Exception) -> click.ClickException:
+    """The error as the one-line message the root command prints (exit code 2)."""
+    return click.ClickException(str(err))
 
 
 @experiments_app.command("create")
@@ -96,7 +97,7 @@ def create(
             record = create_experiment(session, experiment, registry=registry, actor=None)
             session.commit()
     except (OSError, ExperimentError, ExperimentStateError, StrategyError) as err:
-        raise _fail(console, err) from err
+        raise _fail(err) from err
     console.print(
         f"[green]experiment {record.experiment_id} created ({record.status.value}): "
         f"{record.control} vs {record.treatment}, {record.unit.value}-level, "
@@ -150,7 +151,7 @@ def show(
         with _session(database_url, data_dir) as session:
             record = get_experiment(session, experiment_id)
     except ExperimentNotFoundError as err:
-        raise _fail(console, err) from err
+        raise _fail(err) from err
     console.print(f"[bold]{record.experiment_id}[/bold]: {record.name} — {record.status.value}")
     if record.stop_reason:
         console.print(f"reason: {record.stop_reason}")
@@ -219,7 +220,7 @@ def analyze_command(
             )
             session.commit()
     except (ContractError, ExperimentNotFoundError, ValueError) as err:
-        raise _fail(console, err) from err
+        raise _fail(err) from err
     summary = analysis_summary(result)
     summary["channels"] = {c: metric_summary(r) for c, r in channels.items()}
     summary["errors"] = {k: error_summary(e) for k, e in errors.items()}
@@ -264,7 +265,7 @@ def stop(
             record = stop_experiment(session, experiment_id, reason=reason, actor=None)
             session.commit()
     except (ExperimentNotFoundError, ExperimentStateError, ValueError) as err:
-        raise _fail(console, err) from err
+        raise _fail(err) from err
     console.print(f"[green]experiment {record.experiment_id} stopped[/green]")
 
 

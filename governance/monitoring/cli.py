@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 alerts_app = typer.Typer(
@@ -74,8 +75,7 @@ def monitor(
                 on_progress=step,
             )
         except (ValueError, FileNotFoundError, KeyError, ContractError) as err:
-            console.print(f"[red]{err}[/red]", soft_wrap=True, highlight=False)
-            raise typer.Exit(1) from err
+            raise click.ClickException(str(err)) from err
     _print_summary(console, result)
     if open_escalations:
         _open(console, result.alerts, data_dir or data)
@@ -191,8 +191,7 @@ def load(
     alerts = pd.read_parquet(path)
     problems = check_frame(alerts, ALERTS)
     if problems:
-        console.print("[red]" + "; ".join(problems) + "[/red]", soft_wrap=True)
-        raise typer.Exit(1)
+        raise click.ClickException(f"{path}: " + "; ".join(problems))
     _open(console, alerts, data_dir)
 
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -52,9 +53,9 @@ def _session(database_url: str | None, data_dir: Path | None) -> Iterator[Review
 review_session = _session
 
 
-def _fail(console: Console, err: Exception) -> typer.Exit:
-    console.print(f"[red]{err}[/red]", soft_wrap=True, highlight=False)
-    return typer.Exit(1)
+def _fail(err: Exception) -> click.ClickException:
+    """The error as the one-line message the root command prints (exit code 2)."""
+    return click.ClickException(str(err))
 
 
 DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help=_DATABASE_HELP)]
@@ -117,7 +118,7 @@ def users_create(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     if not password:
-        raise _fail(console, ValueError("give --password-stdin (recommended) or --password"))
+        raise _fail(ValueError("give --password-stdin (recommended) or --password"))
     with _session(database_url, data_dir) as session:
         try:
             team_row = None
@@ -137,7 +138,7 @@ def users_create(
             )
             session.commit()
         except ReviewError as err:
-            raise _fail(console, err) from err
+            raise _fail(err) from err
     console.print(f"created {user.role.value} [bold]{user.username}[/bold] (id {user.id})")
 
 
@@ -198,7 +199,7 @@ def users_token(
             _, secret = users.issue_token(session, user, name=name, ttl_days=days)
             session.commit()
         except ReviewError as err:
-            raise _fail(console, err) from err
+            raise _fail(err) from err
     console.print(secret, soft_wrap=True, highlight=False)
 
 
@@ -247,7 +248,7 @@ def _change_user(
             change(session, user)
             session.commit()
         except ReviewError as err:
-            raise _fail(console, err) from err
+            raise _fail(err) from err
     console.print(done)
 
 
@@ -354,7 +355,7 @@ def users_tokens(
                     state,
                 )
         except ReviewError as err:
-            raise _fail(console, err) from err
+            raise _fail(err) from err
     console.print(table)
 
 
@@ -377,7 +378,7 @@ def users_revoke_token(
             session.commit()
             owner = token.user.username
         except ReviewError as err:
-            raise _fail(console, err) from err
+            raise _fail(err) from err
     note = "was already revoked" if already else "revoked"
     console.print(f"token {token_id} ({token.name!r} of [bold]{owner}[/bold]) {note}")
 
@@ -420,7 +421,7 @@ def queue_load(
             session.commit()
             stats = queue.queue_stats(session, None)
         except ReviewError as err:
-            raise _fail(console, err) from err
+            raise _fail(err) from err
     table = Table(title=f"Queued {flags}")
     table.add_column("")
     table.add_column("rows", justify="right")
@@ -452,7 +453,7 @@ def suggestions_load(
             )
             session.commit()
         except ReviewError as err:
-            raise _fail(console, err) from err
+            raise _fail(err) from err
     table = Table(title=f"Suggestions from {path}")
     table.add_column("")
     table.add_column("rows", justify="right")
@@ -529,7 +530,7 @@ def labels_draw(
         existing = pd.read_parquet(out) if append and out.exists() else None
         written = labels_file(ds, sample, with_verdicts=reveal, existing=existing)
     except (SpecError, ContractError, ValueError, FileNotFoundError) as err:
-        raise _fail(console, err) from err
+        raise _fail(err) from err
     out.parent.mkdir(parents=True, exist_ok=True)
     written.to_parquet(out, index=False)
     what = "audit labels" if reveal else "rows to review"

@@ -155,12 +155,29 @@ def alembic_config(engine_or_url: Engine | str | None = None) -> Any:
     return config
 
 
+class DatabaseUnreachableError(RuntimeError):
+    """The review database named by the settings cannot be connected to."""
+
+
+def connect(engine: Engine) -> sa.Connection:
+    """A connection to `engine`'s database; one clear error naming the URL when it fails."""
+    try:
+        return engine.connect()
+    except sa.exc.OperationalError as err:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err)
+        url = engine.url.render_as_string(hide_password=True)
+        raise DatabaseUnreachableError(
+            f"cannot reach the review database {url} ({reason}); check --database-url "
+            "or GOVRISK_DATABASE_URL"
+        ) from err
+
+
 def upgrade(engine: Engine, *, revision: str = "head") -> None:
     """Migrate the database behind `engine` to `revision` (idempotent, safe to run twice)."""
     from alembic import command
 
     config = alembic_config()
-    with engine.connect() as connection:
+    with connect(engine) as connection:
         connection.execution_options(**{_WriterQueue.WRITE_OPTION: True})
         with connection.begin():
             config.attributes["connection"] = connection
@@ -171,7 +188,7 @@ def current_revision(engine: Engine) -> str | None:
     """The Alembic revision the database is at (None when never migrated)."""
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as connection:
+    with connect(engine) as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 

@@ -162,7 +162,7 @@ def test_every_broken_file_is_reported_in_one_error(tmp_path: Path) -> None:
     assert "invalid YAML" in by_file[str(bad_yaml)][0]
     assert "write a number without quotes" in by_file[str(wrong_type)][0]
     message = str(info.value)
-    assert f"{len(problems)} problem(s) in 7 strategy file(s)" in message
+    assert f"{len(problems)} problems in 7 strategy file(s)" in message
 
 
 def test_feature_checks_are_optional_at_load(tmp_path: Path) -> None:
@@ -296,7 +296,7 @@ def test_cli_list_show(data_dir: Path) -> None:
     assert "terms@v2 (active)" in shown.output
 
     missing = runner.invoke(app, ["strategies", "show", "termz", "--data", str(data_dir)])
-    assert missing.exit_code == 1 and "did you mean terms" in missing.output
+    assert missing.exit_code == 2 and "did you mean terms" in missing.output
 
 
 def test_cli_validate(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

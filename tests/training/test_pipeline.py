@@ -364,7 +364,7 @@ def test_cli_reports_spec_errors(tmp_path: Path) -> None:
             {"name": "x", "data_dir": str(tmp_path), "targets": [], "lightgbm": {"num_leafs": 3}}
         )
     )
-    result = CliRunner().invoke(build_app(), ["train", "--spec", str(bad)])
+    result = CliRunner().invoke(build_app(), ["--verbose", "train", "--spec", str(bad)])
     assert result.exit_code == 2
     assert "lightgbm.num_leafs: unknown key" in result.output
     assert "targets: list at least one target" in result.output

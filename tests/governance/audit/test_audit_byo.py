@@ -71,4 +71,4 @@ def test_cli_errors_are_one_clear_message(dataset: ByoDataset, tmp_path: Path) -
     pd.DataFrame({"item_id": []}).to_parquet(tmp_path / "l.parquet")
     args = ["--scores", str(tmp_path / "s.parquet"), "--labels", str(tmp_path / "l.parquet")]
     result = runner.invoke(app, [*base, *args, "--out", str(tmp_path / "a")])
-    assert result.exit_code == 1 and "600 of 600 rows have no score" in result.output
+    assert result.exit_code == 2 and "600 of 600 rows have no score" in result.output

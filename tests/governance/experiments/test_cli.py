@@ -26,7 +26,7 @@ def test_experiment_lifecycle(market_dir: Path, tmp_path: Path) -> None:
     assert created.exit_code == 0, created.output
     assert "created (running)" in created.output
     again = runner.invoke(app, ["experiments", "create", "--file", str(spec), *db])
-    assert again.exit_code == 1 and "already exists" in again.output
+    assert again.exit_code == 2 and "already exists" in again.output
 
     analysed = runner.invoke(
         app, ["experiments", "analyze", experiment.id, "--data", str(market_dir), *db]
@@ -44,7 +44,7 @@ def test_experiment_lifecycle(market_dir: Path, tmp_path: Path) -> None:
     stopped = runner.invoke(app, ["experiments", "stop", experiment.id, "--reason", "done", *db])
     assert stopped.exit_code == 0, stopped.output
     missing = runner.invoke(app, ["experiments", "show", "nope", *db])
-    assert missing.exit_code == 1 and "no experiment" in missing.output
+    assert missing.exit_code == 2 and "no experiment" in missing.output
 
 
 def test_create_reports_registry_problems(market_dir: Path, tmp_path: Path) -> None:
@@ -63,5 +63,5 @@ def test_create_reports_registry_problems(market_dir: Path, tmp_path: Path) -> N
             f"sqlite:///{tmp_path / 'r.db'}",
         ],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "ghost@v1 is not in the registry" in result.output

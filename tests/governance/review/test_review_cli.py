@@ -14,17 +14,15 @@ from typer.testing import CliRunner
 
 from features.contract import validate_table
 from governance.review import queue
-from governance.review.cli import register
 from governance.review.db import make_engine, make_session_factory
 from governance.review.users import authenticate
+from govrisk import build_app
 from tests.governance.review.test_review_db import HEAD
 
 
 @pytest.fixture
 def cli() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    return app
+    return build_app()
 
 
 @pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
@@ -44,7 +42,7 @@ def test_first_admin_queue_and_label_export(
     weak = runner.invoke(
         cli, ["users", "create", "--username", "xy", "--role", "admin", "--password", "short", *db]
     )
-    assert weak.exit_code == 1 and "at least 10" in weak.output
+    assert weak.exit_code == 2 and "at least 10" in weak.output
     flags_path = tmp_path / "flags.parquet"
     review_data.make_flags(8, seed=41).to_parquet(flags_path)
     loaded = runner.invoke(cli, ["queue", "load", "--flags", str(flags_path), *db])
@@ -131,7 +129,7 @@ def test_admins_offboard_users_and_revoke_tokens(cli: typer.Typer, review_db_url
     listed = runner.invoke(cli, ["users", "tokens", "--username", "ana", *db])
     assert "revoked" in listed.output
     missing = runner.invoke(cli, ["users", "revoke-token", "--id", "999", *db])
-    assert missing.exit_code == 1 and "no API token with id 999" in missing.output
+    assert missing.exit_code == 2 and "no API token with id 999" in missing.output
     unknown = runner.invoke(cli, ["users", "disable", "--username", "nobody", *db])
-    assert unknown.exit_code == 1
+    assert unknown.exit_code == 2
     engine.dispose()
