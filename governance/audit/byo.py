@@ -27,18 +27,19 @@ from features.byo_labels import governance_of
 from features.contract import typed_frame
 from features.vocabulary import ENTITY_CHANNELS, Entity, Policy
 from governance.audit.metrics import strategy_metrics
-from governance.audit.pipeline import AuditResult, audit_flip_rate, write_outputs
+from governance.audit.pipeline import AuditResult, audit_flip_rate, error_slices, write_outputs
 from governance.audit.population import Calibration, Population, UnitExposure, assemble_population
 from governance.audit.ranking import (
     RANDOM_AUDIT,
     SAMPLING_OF_KIND,
     ReasonsFn,
+    posterior,
     rank_flags,
     reasons_from_frame,
 )
 from governance.audit.sampling import audit_sample
 from governance.audit.settings import AuditSettings, get_settings
-from governance.audit.tables import SLICES, SUGGESTIONS
+from governance.audit.tables import SUGGESTIONS
 from governance.evaluator import FeatureType, evaluate_condition
 from governance.strategy import Strategy
 
@@ -191,8 +192,9 @@ def run_byo_audit(
     flip_rate: float | None = None,
     settings: AuditSettings | None = None,
 ) -> AuditResult:
-    """Estimate each strategy's precision and recall, rank likely errors and draw the audit
-    slice; writes the marketplace audit's tables (no slices or suggestions) into `out_dir`."""
+    """Estimate each strategy's precision and recall, rank likely errors, find where they
+    concentrate and draw the audit slice; writes the marketplace audit's tables (suggestions
+    empty) into `out_dir`."""
     cfg = settings or get_settings()
     p = scores_for(dataset, scores)
     eps, source = (
@@ -225,7 +227,7 @@ def run_byo_audit(
             impression_cost=cfg.impression_cost,
         ),
         flags=_flags(pops, est, labels, cfg, reasons=score_reasons(scores, gov)),
-        slices=typed_frame(SLICES, pd.DataFrame()),
+        slices=_slices(dataset, pops, labels, strategies, cfg),
         suggestions=typed_frame(SUGGESTIONS, pd.DataFrame()),
         populations=pops,
         flip_rate=eps,
@@ -237,6 +239,20 @@ def run_byo_audit(
     )
     result.paths = write_outputs(result, out_dir, write_report=False)
     return result
+
+
+def _slices(
+    dataset: ByoDataset,
+    pops: dict[tuple[Entity, Policy], Population],
+    labels: pd.DataFrame,
+    strategies: Sequence[Strategy],
+    cfg: AuditSettings,
+) -> pd.DataFrame:
+    """Where each rule's likely errors concentrate, over the dataset's own features."""
+    ((entity, _),) = pops
+    frame = dataset.frame[["item_id", *dataset.feature_set.names]]
+    posts = {k: posterior(p, labels) for k, p in pops.items()}
+    return error_slices(pops, {entity: frame}, posts, strategies, cfg)
 
 
 def _flags(

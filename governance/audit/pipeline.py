@@ -162,7 +162,7 @@ def run_audit(
     flags = _flags(pops, est_pops, inputs, _reasons_fn(reasons, bundles, inputs), cfg)
 
     progress("slices", 4, len(_STEPS))
-    slices = _slices(pops, frames_scored, posts, inputs.audited, cfg)
+    slices = error_slices(pops, frames_scored, posts, inputs.audited, cfg)
 
     progress("suggest", 5, len(_STEPS))
     suggestions = _suggestions(pops, frames_scored, slices, metrics, history, inputs, cfg)
@@ -336,7 +336,7 @@ def _flags(
     )
 
 
-def _slices(
+def error_slices(
     pops: dict[tuple[Entity, Policy], Population],
     frames: Mapping[Entity, pd.DataFrame],
     posts: Mapping[tuple[Entity, Policy], Any],
