@@ -3,9 +3,10 @@
 `walkthrough_commands` is the one list of commands docs/byo-walkthrough.md shows and
 `run_walkthrough` runs (in process, through the root Typer app): featurize the fraud data,
 check the fraud rules against its features, draw and reveal a uniform sample of labels, train
-on it, score every row, audit, reveal the audit slice the audit drew, audit again and queue the
-flags. `compare_with_evaluation` sets the audit's figures beside the fraud evaluation's for the
-same labels and beside the truth; `measure_walkthrough` repeats that over label draws.
+on it, score every row, audit, reveal the audit slice the audit drew, audit again, queue the
+flags and put the suggested rule changes up for approval. `compare_with_evaluation` sets the
+audit's figures beside the fraud evaluation's for the same labels and beside the truth;
+`measure_walkthrough` repeats that over label draws.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def walkthrough_commands(
          "--reveal", "--append", "--out", str(w.labels)],
         audit(str(w.audit)),
         ["queue", "load", "--flags", str(w.audit / "flags.parquet"), "--data-dir",
+         str(w.work / "review")],
+        ["suggestions", "load", "--path", str(w.audit / "suggestions.parquet"), "--data-dir",
          str(w.work / "review")],
     ]  # fmt: skip
 

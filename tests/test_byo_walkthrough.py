@@ -50,6 +50,7 @@ def _check(w: Walkthrough, *, labels: int) -> pd.DataFrame:
     assert {"likely_false_positive", "random_audit"} <= set(flags["kind"])
     assert flags["reasons"].str.contains('"contribution"').all()
     assert (w.work / "review" / "govrisk.db").exists()
+    assert len(pd.read_parquet(w.audit / "slices.parquet"))
     return compared
 
 

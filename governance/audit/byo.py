@@ -24,10 +24,15 @@ import pandas as pd
 
 from features.byo import ByoDataset, GovernanceDecl
 from features.byo_labels import governance_of
-from features.contract import typed_frame
 from features.vocabulary import ENTITY_CHANNELS, Entity, Policy
 from governance.audit.metrics import strategy_metrics
-from governance.audit.pipeline import AuditResult, audit_flip_rate, error_slices, write_outputs
+from governance.audit.pipeline import (
+    AuditResult,
+    audit_flip_rate,
+    error_slices,
+    strategy_suggestions,
+    write_outputs,
+)
 from governance.audit.population import Calibration, Population, UnitExposure, assemble_population
 from governance.audit.ranking import (
     RANDOM_AUDIT,
@@ -39,7 +44,6 @@ from governance.audit.ranking import (
 )
 from governance.audit.sampling import audit_sample
 from governance.audit.settings import AuditSettings, get_settings
-from governance.audit.tables import SUGGESTIONS
 from governance.evaluator import FeatureType, evaluate_condition
 from governance.strategy import Strategy
 
@@ -193,8 +197,8 @@ def run_byo_audit(
     settings: AuditSettings | None = None,
 ) -> AuditResult:
     """Estimate each strategy's precision and recall, rank likely errors, find where they
-    concentrate and draw the audit slice; writes the marketplace audit's tables (suggestions
-    empty) into `out_dir`."""
+    concentrate, suggest changes and draw the audit slice; writes the marketplace audit's
+    tables into `out_dir`."""
     cfg = settings or get_settings()
     p = scores_for(dataset, scores)
     eps, source = (
@@ -218,17 +222,30 @@ def run_byo_audit(
     pops = {key: build(cfg.calibration)}
     same = cfg.estimate_calibration == cfg.calibration
     est = pops if same else {key: build(cfg.estimate_calibration)}
+    metrics = strategy_metrics(
+        est,
+        confidence=cfg.confidence,
+        fp_cost=cfg.fp_cost,
+        fn_cost=cfg.fn_cost,
+        impression_cost=cfg.impression_cost,
+    )
+    frames = {gov.entity: _scored_frame(dataset, p)}
+    slices = _slices(frames, pops, labels, strategies, cfg)
     result = AuditResult(
-        metrics=strategy_metrics(
-            est,
-            confidence=cfg.confidence,
-            fp_cost=cfg.fp_cost,
-            fn_cost=cfg.fn_cost,
-            impression_cost=cfg.impression_cost,
-        ),
+        metrics=metrics,
         flags=_flags(pops, est, labels, cfg, reasons=score_reasons(scores, gov)),
-        slices=_slices(dataset, pops, labels, strategies, cfg),
-        suggestions=typed_frame(SUGGESTIONS, pd.DataFrame()),
+        slices=slices,
+        suggestions=strategy_suggestions(
+            pops,
+            frames,
+            slices,
+            metrics,
+            [],
+            cfg,
+            registry=None,
+            strategies=strategies,
+            labels=labels,
+        ),
         populations=pops,
         flip_rate=eps,
         flip_rate_source=source,
@@ -241,18 +258,23 @@ def run_byo_audit(
     return result
 
 
+def _scored_frame(dataset: ByoDataset, p: np.ndarray) -> pd.DataFrame:
+    """The dataset's features with the model's score as `p_<policy>` (for score gates)."""
+    gov = governance_of(dataset)
+    frame = dataset.frame[["item_id", *dataset.feature_set.names]]
+    return frame.assign(**{f"p_{gov.policy.value}": p})
+
+
 def _slices(
-    dataset: ByoDataset,
+    frames: dict[Entity, pd.DataFrame],
     pops: dict[tuple[Entity, Policy], Population],
     labels: pd.DataFrame,
     strategies: Sequence[Strategy],
     cfg: AuditSettings,
 ) -> pd.DataFrame:
     """Where each rule's likely errors concentrate, over the dataset's own features."""
-    ((entity, _),) = pops
-    frame = dataset.frame[["item_id", *dataset.feature_set.names]]
     posts = {k: posterior(p, labels) for k, p in pops.items()}
-    return error_slices(pops, {entity: frame}, posts, strategies, cfg)
+    return error_slices(pops, frames, posts, strategies, cfg)
 
 
 def _flags(
