@@ -200,7 +200,8 @@ class DatasetSpec(_Model):
 
 @dataclass(frozen=True)
 class ByoDataset:
-    """Features built from a spec: `item_id`, `event_time`, `label` (if any), then features."""
+    """Features built from a spec: `item_id`, `event_time`, `label` (if any), `channel` (with a
+    governance `channel_column`), then features."""
 
     spec: DatasetSpec
     feature_set: FeatureSet
