@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -339,6 +340,35 @@ def _run(step: Step, *, env: dict[str, str], console: Console) -> float:
     return time.perf_counter() - started
 
 
+#: How a service that was asked to stop ends: cleanly, or by the signal it was sent.
+_STOPPED = frozenset({0, -signal.SIGTERM, -signal.SIGINT})
+
+
+def serve_until_stopped(command: list[str], *, env: dict[str, str] | None = None) -> int:
+    """Run a long-lived service until it exits; SIGTERM or Ctrl-C here stops it cleanly.
+
+    A service manager or container runtime stops the demo with SIGTERM: it is passed on to the
+    service, which shuts down, and the stop counts as success (0), not as a failed step.
+    Returns 0 when the service stopped as asked, else its exit code.
+    """
+    child = subprocess.Popen(command, env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                returncode = child.wait()
+                break
+            except KeyboardInterrupt:  # Ctrl-C reached the service too; wait for it to stop
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0 if returncode in _STOPPED else returncode
+
+
 def demo(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for everything the demo writes.")
@@ -402,10 +432,12 @@ def demo(
         f"http://{host}:{port}/docs. Ctrl-C stops it.[/bold green]"
     )
     server = serve_step(out, host=host, port=port)
-    try:
-        _run(server, env=env, console=console)
-    except KeyboardInterrupt:
-        console.print("stopped")
+    console.rule(f"[bold]{server.title}")
+    returncode = serve_until_stopped([sys.executable, "-m", "govrisk", *server.args], env=env)
+    if returncode != 0:
+        console.print(f"[red]The service failed ({returncode}): govrisk {shlex.join(server.args)}")
+        raise typer.Exit(2)
+    console.print("service stopped")
 
 
 def register(app: typer.Typer) -> None:

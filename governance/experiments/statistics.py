@@ -173,22 +173,14 @@ def _compute_effect(
     if a.n < 2 or b.n < 2 or a.variance <= 0 or b.variance <= 0:
         return Effect(a, b, diff, nan, nan, nan, nan, nan, 1.0, alpha, sequential)
     var_abs = a.variance / a.n + b.variance / b.n
-    if a.unadjusted_mean != 0:
-        lift = diff / a.unadjusted_mean
-        var_rel = b.variance / (a.unadjusted_mean**2 * b.n) + a.variance * (
-            b.unadjusted_mean**2
-        ) / (a.unadjusted_mean**4 * a.n)
-    else:
-        lift, var_rel = nan, nan
+    lift, var_rel = _relative(diff, a, b)
     if sequential:
         n_total = a.n + b.n
         half_abs = _cs_halfwidth(var_abs, n_total, alpha, tuning)
         half_rel = _cs_halfwidth(var_rel, n_total, alpha, tuning)
         p_value = _cs_p_value(diff, var_abs, n_total, alpha, tuning)
     else:
-        dof = var_abs**2 / (
-            (b.variance / b.n) ** 2 / (b.n - 1) + (a.variance / a.n) ** 2 / (a.n - 1)
-        )
+        dof = _welch_dof(a, b)
         quantile = float(sps.t.ppf(1 - alpha / 2, dof))
         half_abs = quantile * math.sqrt(var_abs)
         half_rel = quantile * math.sqrt(var_rel)
@@ -206,6 +198,24 @@ def _compute_effect(
         alpha=alpha,
         sequential=sequential,
     )
+
+
+def _welch_dof(a: ArmStats, b: ArmStats) -> float:
+    """Welch-Satterthwaite degrees of freedom, scaled so tiny variances do not underflow."""
+    va, vb = a.variance / a.n, b.variance / b.n
+    ra, rb = va / max(va, vb), vb / max(va, vb)
+    return (ra + rb) ** 2 / (rb**2 / (b.n - 1) + ra**2 / (a.n - 1))
+
+
+def _relative(diff: float, a: ArmStats, b: ArmStats) -> tuple[float, float]:
+    """Lift over the control's mean and its delta-method variance; NaN where the control's
+    mean is zero or so small that its square underflows."""
+    m2 = a.unadjusted_mean**2
+    if m2 == 0 or not math.isfinite(m2):
+        return math.nan, math.nan
+    ratio = b.unadjusted_mean / a.unadjusted_mean
+    var_rel = (b.variance / b.n + a.variance * ratio**2 / a.n) / m2
+    return diff / a.unadjusted_mean, var_rel
 
 
 def _rho2(alpha: float, tuning: float) -> float:

@@ -28,6 +28,11 @@ def sampling_of(kind: ItemKind) -> Sampling:
     return Sampling(SAMPLING_OF_KIND[kind.value])
 
 
+def _contract_time(values: list[datetime]) -> pd.Series:
+    """Aware UTC timestamps from the database as the contract's naive-UTC column."""
+    return pd.Series(pd.to_datetime(values, utc=True).tz_convert(None), dtype="datetime64[us]")
+
+
 def audit_labels(session: Session, *, since: datetime | None = None) -> pd.DataFrame:
     """Every verdict as one audit_labels row, validated against the data contract."""
     query = (
@@ -57,7 +62,7 @@ def audit_labels(session: Session, *, since: datetime | None = None) -> pd.DataF
             "policy": pd.Series([r[3] for r in rows], dtype="str"),
             "verdict": pd.Series([r[4] for r in rows], dtype="str"),
             "reviewer_id": pd.Series([r[5] for r in rows], dtype="str"),
-            "reviewed_at": pd.Series([r[6] for r in rows], dtype="datetime64[us]"),
+            "reviewed_at": _contract_time([r[6] for r in rows]),
             "sampling": pd.Series([sampling_of(r[7]).value for r in rows], dtype="str"),
             "inclusion_probability": pd.Series([r[8] for r in rows], dtype="float64"),
         }

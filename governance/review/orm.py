@@ -1,13 +1,14 @@
 """Database tables of the review service as SQLAlchemy 2.0 typed ORM models.
 
-Timestamps are timezone-naive UTC (`vocabulary.utcnow`), like the data contract. Enumerations are
+Timestamps are timezone-aware UTC (`vocabulary.utcnow`): `timestamptz` on PostgreSQL, UTC text on
+SQLite, and always read back with their zone (`UtcDateTime`). Enumerations are
 stored as their string values. `audit_log` is append-only: an ORM guard refuses updates and
 deletes, and a database trigger (installed by the migration and by `create_all`) does too.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +39,32 @@ NAMING_CONVENTION = {
 }
 
 
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored and read as UTC with its zone; a value without a zone is UTC.
+
+    PostgreSQL keeps `timestamp with time zone`; SQLite has no zones, so the UTC wall time is
+    stored and the zone put back on read.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return aware if dialect.name == "postgresql" else aware.replace(tzinfo=None)
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: sa.Dialect,  # noqa: ARG002 - SQLAlchemy's signature
+    ) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _enum(enum: type[StrEnum]) -> sa.Enum:
     """A VARCHAR column holding the enum's values (no native database enum type)."""
     return sa.Enum(
@@ -55,7 +82,7 @@ class Base(DeclarativeBase):
 
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {
-        datetime: sa.DateTime(timezone=False),
+        datetime: UtcDateTime(),
         dict[str, Any]: sa.JSON(),
         list[str]: sa.JSON(),
         list[dict[str, Any]]: sa.JSON(),

@@ -105,5 +105,5 @@ class SuggestionStatus(StrEnum):
 
 
 def utcnow() -> datetime:
-    """Current time as a timezone-naive UTC datetime (how every timestamp is stored)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Current time as a timezone-aware UTC datetime (how every timestamp is stored)."""
+    return datetime.now(UTC)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from experiments.demo import plan_steps, serve_step
@@ -23,3 +27,33 @@ def test_the_service_serves_the_strategy_set_the_audit_read(tmp_path: Path) -> N
     (features,) = [s for s in steps if s.args[:2] == ("features", "build")]
     assert _option(server.args, "--features-dir") == _option(features.args, "--out")
     assert Path(_option(server.args, "--audit-dir")) == Path(_option(audit.args, "--out"))
+
+
+def _wrapper(child_code: str) -> subprocess.Popen[str]:
+    """A process running `serve_until_stopped` on a child that runs `child_code`."""
+    code = (
+        "import sys; from experiments.demo import serve_until_stopped; "
+        f"sys.exit(serve_until_stopped([sys.executable, '-c', {child_code!r}]))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_sigterm_stops_the_served_demo_cleanly() -> None:
+    """A service manager's SIGTERM reaches the service, and the stop is not a failure."""
+    ready = "import sys, time; print('up', flush=True); time.sleep(60)"
+    wrapper = _wrapper(ready)
+    assert wrapper.stdout is not None
+    assert wrapper.stdout.readline().strip() == "up"  # the service runs (handler installed)
+    started = time.monotonic()
+    wrapper.send_signal(signal.SIGTERM)
+    _, err = wrapper.communicate(timeout=20)
+    assert wrapper.returncode == 0, err
+    assert time.monotonic() - started < 10
+
+
+def test_a_service_that_crashes_is_still_a_failure() -> None:
+    wrapper = _wrapper("import sys; sys.exit(3)")
+    wrapper.communicate(timeout=30)
+    assert wrapper.returncode == 3

@@ -85,6 +85,7 @@ def test_a_missing_tracking_store_is_one_line_and_creates_nothing(
     import pandas as pd
 
     pd.DataFrame({"item_id": ["a"]}).to_parquet(no_tracking_store / "x.parquet")  # a valid input
+    (no_tracking_store / "data" / "tables").mkdir(parents=True)  # the audit checks data first
     result = _govrisk(*args)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()

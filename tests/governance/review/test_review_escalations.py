@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -15,7 +15,7 @@ from governance.review.errors import ConflictError, InvalidInputError, Permissio
 from governance.review.orm import Escalation, Notification, QueueItem, User
 from governance.review.vocabulary import EscalationState, QueueStatus
 
-T0 = datetime(2026, 3, 2, 9, 0, 0)
+T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
 S = EscalationState
 
 

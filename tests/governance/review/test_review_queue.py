@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pandas as pd
@@ -18,7 +18,7 @@ from governance.review.errors import ConflictError, InvalidInputError, Permissio
 from governance.review.orm import Lease, QueueItem, User, Verdict
 from governance.review.vocabulary import ItemKind, LeaseOutcome, QueueStatus
 
-T0 = datetime(2026, 3, 2, 9, 0, 0)
+T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
 
 
 def _load(session: ReviewSession, flags: pd.DataFrame) -> queue.IngestReport:

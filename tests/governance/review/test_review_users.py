@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -66,7 +66,7 @@ def test_tokens_are_stored_hashed_and_expire_or_get_revoked(
     session: ReviewSession, make_user: Callable[..., User]
 ) -> None:
     user = make_user("ana")
-    now = datetime(2026, 1, 1)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     token, secret = users.issue_token(session, user, name="laptop", ttl_days=1, now=now)
     session.commit()
     stored = session.scalars(sa.select(ApiToken.token_hash)).all()
