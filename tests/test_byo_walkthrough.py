@@ -19,6 +19,7 @@ from experiments.byo_walkthrough import (
     Walkthrough,
     compare_with_evaluation,
     gap,
+    model_uri,
     run_walkthrough,
     shell_lines,
     walkthrough_commands,
@@ -50,8 +51,21 @@ def _check(w: Walkthrough, *, labels: int) -> pd.DataFrame:
     assert {"likely_false_positive", "random_audit"} <= set(flags["kind"])
     assert flags["reasons"].str.contains('"contribution"').all()
     assert (w.work / "review" / "govrisk.db").exists()
+    _check_bundle(w)
     assert len(pd.read_parquet(w.audit / "slices.parquet"))
     return compared
+
+
+def _check_bundle(w: Walkthrough) -> None:
+    """The registered bundle declares its own features: the dataset's."""
+    import mlflow
+
+    from features.store import read_dataset
+    from models.pyfunc import load_bundle
+
+    mlflow.set_tracking_uri(w.tracking_uri)
+    declared = load_bundle(model_uri(w.specs)).metadata["feature_declaration"]
+    assert sorted(f["name"] for f in declared) == sorted(read_dataset(w.features).feature_set.names)
 
 
 def test_the_walkthrough_on_synthetic_fraud_data(tmp_path: Path, tracking: str) -> None:
