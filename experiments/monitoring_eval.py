@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -50,6 +51,10 @@ class MonitoringEvalConfig:
     days: int = 56
     start_fraction: float = 0.55
     max_delay_days: int = 10
+    #: Audit labels per world (a quarter random): what the model-side checks are corrected by.
+    label_budget: int = 1_000
+    #: Operating point of the models whose label-free precision is checked.
+    precision_threshold: float = 0.5
 
 
 @dataclass
@@ -59,6 +64,10 @@ class MonitoringEvalResult:
     detections: pd.DataFrame
     false_alarms: pd.DataFrame
     launch: pd.DataFrame
+    #: Per seed, policy and channel: estimated violative view rate, interval and truth.
+    view_rates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Per seed, entity and policy: label-free precision at the operating point and truth.
+    precisions: pd.DataFrame = field(default_factory=pd.DataFrame)
     config: MonitoringEvalConfig = field(default_factory=MonitoringEvalConfig)
 
 
@@ -74,7 +83,7 @@ def matches(alerts: pd.DataFrame, incident: Incident) -> pd.DataFrame:
         if incident.kind == "complaint_surge"
         else ["returns_per_1k_orders", "refund_per_gmv"]
     )
-    hit = alerts["kind"].isin([AlertKind.BURN_RATE, AlertKind.TRUST_SHIFT])
+    hit = alerts["kind"].isin([AlertKind.BURN_RATE, AlertKind.TRUST_SHIFT, AlertKind.TRUST_CUSUM])
     hit &= alerts["metric"].isin(metrics)
     if incident.channel is not None:
         hit &= alerts["channel"] == incident.channel
@@ -87,18 +96,46 @@ def _config(
     seed: int, cfg: MonitoringEvalConfig, incidents: tuple[Incident, ...]
 ) -> SimulationConfig:
     return SimulationConfig(
-        n_listings=cfg.listings, days=cfg.days, seed=seed, incidents=incidents, label_budget=200
+        n_listings=cfg.listings,
+        days=cfg.days,
+        seed=seed,
+        incidents=incidents,
+        label_budget=cfg.label_budget,
     )
 
 
-def _simulate(
-    seed: int, cfg: MonitoringEvalConfig, incidents: tuple[Incident, ...]
-) -> tuple[dict[str, pd.DataFrame], dict[str, str], date]:
+def _simulate(seed: int, cfg: MonitoringEvalConfig, incidents: tuple[Incident, ...]) -> Any:
     from experiments.simulator import simulate
 
-    sim = simulate(_config(seed, cfg, incidents))
-    owners = {s.id: s.owner for s in sim.strategies}
-    return sim.tables, owners, sim.config.start_date
+    return simulate(_config(seed, cfg, incidents))
+
+
+def _owners(sim: Any) -> dict[str, str]:
+    return {s.id: s.owner for s in sim.strategies}
+
+
+def model_checks(sim: Any, seed: int, cfg: MonitoringEvalConfig) -> tuple[pd.DataFrame, ...]:
+    """Violative view rates and label-free precisions of one world against its truth."""
+    from experiments.monitoring_models import (
+        StandInModel,
+        audit_populations,
+        stand_in_predictions,
+        true_precision,
+        true_view_rate,
+    )
+    from governance.monitoring.prevalence import label_free_precision, violative_view_rate
+
+    items = sim.ground_truth.items
+    pops = audit_populations(sim, stand_in_predictions(items, StandInModel(), seed=seed))
+    keys = ["policy", "channel"]
+    vvr = violative_view_rate(pops).merge(true_view_rate(pops, items), on=keys)
+    vvr["covered"] = (vvr["vvr_low"] <= vvr["vvr_true"]) & (vvr["vvr_true"] <= vvr["vvr_high"])
+    t = cfg.precision_threshold
+    prec = label_free_precision(pops, threshold=t).merge(
+        true_precision(pops, items, threshold=t), on=["entity", "policy"]
+    )
+    prec["error"] = (prec["expected_precision"] - prec["precision_true"]).abs()
+    return vvr.assign(seed=seed), prec.assign(seed=seed)
 
 
 def detection_delay(
@@ -131,55 +168,79 @@ def run_monitoring_eval(
 ) -> MonitoringEvalResult:
     """Simulate every scenario on every seed and measure the monitor against it."""
     step = on_step or (lambda _msg: None)
-    start_day = int(cfg.days * cfg.start_fraction)
-    det_rows = []
-    fa_rows = []
-    launch_rows = []
-    settings = get_settings()
-    for seed in cfg.seeds:
-        step(f"seed {seed}: incident-free world")
-        tables, owners, start = _simulate(seed, cfg, ())
-        as_of = period_end(tables)
-        result = compute_monitor(
-            tables, MonitorConfig.from_settings(settings, as_of=as_of), owners=owners
-        )
-        alerts = result.alerts
-        is_launch = (alerts["kind"] == AlertKind.FEATURE_DRIFT) & alerts["metric"].isin(
-            _LAUNCH_FEATURES
-        )
-        launch_day = start + timedelta(days=_config(seed, cfg, ()).new_category_launch_day)
-        found = alerts[is_launch & (alerts["category"].isin(["collectible_cards", ALL]))]
-        launch_rows.append(
-            {
-                "seed": seed,
-                "launch_week": launch_day,
-                "first_alert_week": found["first_day"].min() if len(found) else pd.NaT,
-            }
-        )
-        months = cfg.days / 30.0
-        for kind, g in alerts[~is_launch].groupby("kind"):
-            fa_rows.append({"seed": seed, "kind": kind, "alerts": len(g), "months": months})
-        if not len(alerts[~is_launch]):
-            fa_rows.append({"seed": seed, "kind": "none", "alerts": 0, "months": months})
-        for name, make in SCENARIOS.items():
-            incident = make(start_day)
-            step(f"seed {seed}: {name}")
-            tables_i, owners_i, start_i = _simulate(seed, cfg, (incident,))
-            delay, others = detection_delay(
-                tables_i, owners_i, incident, start=start_i, max_delay_days=cfg.max_delay_days
-            )
-            det_rows.append(
-                {
-                    "scenario": name,
-                    "seed": seed,
-                    "start_day": incident.start_day,
-                    "delay_days": delay,
-                    "other_alerts": others,
-                }
-            )
+    clean = [_clean_world(seed, cfg, step) for seed in cfg.seeds]
+    detections = [row for seed in cfg.seeds for row in _detections(seed, cfg, step)]
     return MonitoringEvalResult(
-        detections=pd.DataFrame(det_rows),
-        false_alarms=pd.DataFrame(fa_rows),
-        launch=pd.DataFrame(launch_rows),
+        detections=pd.DataFrame(detections),
+        false_alarms=pd.DataFrame([row for c in clean for row in c.false_alarms]),
+        launch=pd.DataFrame([c.launch for c in clean]),
+        view_rates=pd.concat([c.view_rates for c in clean], ignore_index=True),
+        precisions=pd.concat([c.precisions for c in clean], ignore_index=True),
         config=cfg,
     )
+
+
+@dataclass(frozen=True)
+class _CleanWorld:
+    """What one incident-free world measures: false alarms per alert kind, the launch's
+    first drift alert, and the model-side checks."""
+
+    false_alarms: list[dict[str, object]]
+    launch: dict[str, object]
+    view_rates: pd.DataFrame
+    precisions: pd.DataFrame
+
+
+def _clean_world(seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], None]) -> _CleanWorld:
+    step(f"seed {seed}: incident-free world")
+    sim = _simulate(seed, cfg, ())
+    step(f"seed {seed}: violative view rates and label-free precision")
+    vvr, prec = model_checks(sim, seed, cfg)
+    config = MonitorConfig.from_settings(get_settings(), as_of=period_end(sim.tables))
+    alerts = compute_monitor(sim.tables, config, owners=_owners(sim)).alerts
+    is_launch = (alerts["kind"] == AlertKind.FEATURE_DRIFT) & alerts["metric"].isin(
+        _LAUNCH_FEATURES
+    )
+    launch_day = sim.config.start_date + timedelta(days=sim.config.new_category_launch_day)
+    found = alerts[is_launch & (alerts["category"].isin(["collectible_cards", ALL]))]
+    months = cfg.days / 30.0
+    others = alerts[~is_launch]
+    false_alarms: list[dict[str, object]] = [
+        {"seed": seed, "kind": kind, "alerts": len(g), "months": months}
+        for kind, g in others.groupby("kind")
+    ] or [{"seed": seed, "kind": "none", "alerts": 0, "months": months}]
+    launch = {
+        "seed": seed,
+        "launch_week": launch_day,
+        "first_alert_week": found["first_day"].min() if len(found) else pd.NaT,
+    }
+    return _CleanWorld(false_alarms, launch, vvr, prec)
+
+
+def _detections(
+    seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], None]
+) -> list[dict[str, object]]:
+    """Per planted incident on this seed: days to a matching alert and other alerts by then."""
+    start_day = int(cfg.days * cfg.start_fraction)
+    rows: list[dict[str, object]] = []
+    for name, make in SCENARIOS.items():
+        incident = make(start_day)
+        step(f"seed {seed}: {name}")
+        sim = _simulate(seed, cfg, (incident,))
+        delay, others = detection_delay(
+            sim.tables,
+            _owners(sim),
+            incident,
+            start=sim.config.start_date,
+            max_delay_days=cfg.max_delay_days,
+        )
+        rows.append(
+            {
+                "scenario": name,
+                "seed": seed,
+                "start_day": incident.start_day,
+                "delay_days": delay,
+                "other_alerts": others,
+            }
+        )
+    return rows

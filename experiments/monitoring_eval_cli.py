@@ -52,22 +52,77 @@ def evaluate_monitoring(
     fa = result.false_alarms
     months = float(fa["months"].iloc[0]) if len(fa) else days / 30
     fat = Table(title="False alarms on incident-free worlds (alert episodes, launch excluded)")
-    for col in ("kind", "alerts", "per month", "per month per channel"):
+    seed_cols = [f"seed {s}" for s in parsed]
+    for col in ("kind", *seed_cols, "alerts", "per month", "per month per channel"):
         fat.add_column(col, justify="left" if col == "kind" else "right")
-    total = 0
-    for kind, g in fa[fa["kind"] != "none"].groupby("kind"):
+    fired = fa[fa["kind"] != "none"]
+    for kind, g in [*fired.groupby("kind"), ("all", fired)]:
         n = int(g["alerts"].sum())
-        total += n
+        by_seed = [str(int(g.loc[g["seed"] == s, "alerts"].sum())) for s in parsed]
         per = n / months / len(parsed)
-        fat.add_row(str(kind), str(n), f"{per:.2f}", f"{per / len(Channel):.2f}")
-    per = total / months / len(parsed)
-    fat.add_row("all", str(total), f"{per:.2f}", f"{per / len(Channel):.2f}")
+        fat.add_row(str(kind), *by_seed, str(n), f"{per:.2f}", f"{per / len(Channel):.2f}")
     console.print(fat)
+    _print_model_checks(console, result)
     for _, r in result.launch.iterrows():
         first = r["first_alert_week"]
         console.print(
             f"seed {r['seed']}: new category launched {r['launch_week']:%Y-%m-%d}; first drift "
             f"alert week {'none' if pd_isna(first) else f'{first:%Y-%m-%d}'}"
+        )
+
+
+def _print_model_checks(console: object, result: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from experiments.monitoring_eval import MonitoringEvalResult
+
+    assert isinstance(console, Console) and isinstance(result, MonitoringEvalResult)
+    v = result.view_rates
+    if len(v):
+        t = Table(title="Violative view rate per channel (95% PPI interval) against the truth")
+        for col in ("policy", "channels x seeds", "covered", "median width", "median |error|"):
+            t.add_column(col, justify="left" if col == "policy" else "right")
+        for policy, g in [*v.groupby("policy"), ("all", v)]:
+            err = (g["vvr"] - g["vvr_true"]).abs().median()
+            width = (g["vvr_high"] - g["vvr_low"]).median()
+            covered = f"{int(g['covered'].sum())}/{len(g)} ({g['covered'].mean():.0%})"
+            t.add_row(str(policy), str(len(g)), covered, f"{width:.3f}", f"{err:.3f}")
+        console.print(t)
+        by_seed = v.groupby("seed")["covered"].agg(["sum", "size"])
+        console.print(
+            "covered by seed: "
+            + ", ".join(f"{s}: {int(r['sum'])}/{int(r['size'])}" for s, r in by_seed.iterrows())
+        )
+    p = result.precisions.dropna(subset=["expected_precision", "precision_true"])
+    if len(p):
+        t = Table(
+            title="Label-free precision (CBPE) at model probability >= "
+            f"{result.config.precision_threshold:g} against the truth"
+        )
+        for col in ("entity", "policy", "flagged", "expected", "sd", "true", "|error|"):
+            t.add_column(col, justify="left" if col in ("entity", "policy") else "right")
+        for (entity, policy), g in p.groupby(["entity", "policy"]):
+            t.add_row(
+                str(entity),
+                str(policy),
+                f"{g['flagged'].mean():.0f}",
+                f"{g['expected_precision'].mean():.3f}",
+                f"{g['expected_precision_sd'].mean():.3f}",
+                f"{g['precision_true'].mean():.3f}",
+                f"{g['error'].mean():.3f}",
+            )
+        within = (p["error"] <= 0.05).mean()
+        within_sd = (p["error"] <= 2 * p["expected_precision_sd"]).mean()
+        console.print(t)
+        console.print(
+            f"label-free precision within 0.05 of the truth: {within:.0%} of {len(p)} "
+            f"(model x seed); within two of its own sd: {within_sd:.0%}"
+        )
+        by_seed = p.assign(ok=p["error"] <= 0.05).groupby("seed")["ok"].agg(["sum", "size"])
+        console.print(
+            "within 0.05 by seed: "
+            + ", ".join(f"{s}: {int(r['sum'])}/{int(r['size'])}" for s, r in by_seed.iterrows())
         )
 
 

@@ -6,14 +6,16 @@ It reads the tables `govrisk monitor` wrote to `GOVRISK_MONITOR_DIR` (`govrisk s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from html import escape
+from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from governance.monitoring.view import WeekPoint, channel_view
+from governance.monitoring.view import GaugeFamily, WeekPoint, channel_view, monitoring_gauges
 from governance.monitoring.vocabulary import ALL
 from serving.deps import PageAnalyst, SessionDep, StateDep
 from serving.pages import render
@@ -102,3 +104,29 @@ def monitoring_page(
             band_chart(view.nps, title="NPS (95% band)"),
         ],
     )
+
+
+class _MonitoringCollector:
+    """Prometheus collector of the monitor directory's current values, read at scrape time."""
+
+    def __init__(self, monitor_dir: Path | None) -> None:
+        self.monitor_dir = monitor_dir
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family: GaugeFamily
+        for family in monitoring_gauges(self.monitor_dir):
+            gauge = GaugeMetricFamily(family.name, family.help, labels=list(family.labels))
+            for labels, value in family.samples:
+                gauge.add_metric(list(labels), value)
+            yield gauge
+
+
+def monitoring_registry(monitor_dir: Path | None) -> Any:
+    """A registry holding the monitoring gauges of `monitor_dir` (empty without one)."""
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_MonitoringCollector(monitor_dir))  # type: ignore[arg-type]
+    return registry

@@ -416,7 +416,7 @@ def ingest_flags(
             f"{len(body.rows)} rows; send at most {state.settings.max_ingest_rows} per call or "
             "use `govrisk queue load`",
         )
-    df = pd.DataFrame([r.model_dump(mode="json") for r in body.rows])
+    df = pd.DataFrame([r.as_flags_row() for r in body.rows])
     report = queue.ingest_flags(session, df, source=body.source, actor=user)
     session.commit()
     return IngestReportPublic(**report.__dict__)

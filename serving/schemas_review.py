@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -185,6 +186,15 @@ class VerdictPublic(BaseModel):
     created_at: UtcDateTime
 
 
+class FlagReasonIn(BaseModel):
+    """One reason behind a flag, as flags.parquet's `reasons` holds them."""
+
+    feature: str = Field(max_length=256)
+    description: str = Field(default="", max_length=2000)
+    value: str | bool | int | FiniteFloat | None = None
+    contribution: FiniteFloat | None = None
+
+
 class FlagRow(BaseModel):
     """One row of flags.parquet."""
 
@@ -197,7 +207,13 @@ class FlagRow(BaseModel):
     p_error: float = Field(ge=0, le=1, allow_inf_nan=False)
     inclusion_probability: float = Field(gt=0, le=1, allow_inf_nan=False)
     strategies: str = ""
-    reasons: str = "[]"
+    reasons: list[FlagReasonIn] = Field(default_factory=list, max_length=64)
+
+    def as_flags_row(self) -> dict[str, Any]:
+        """The flags.parquet row: reasons as the JSON text the table holds."""
+        row = self.model_dump(mode="json", exclude={"reasons"})
+        row["reasons"] = json.dumps([r.model_dump(mode="json") for r in self.reasons])
+        return row
 
 
 class FlagsIngest(BaseModel):
@@ -234,15 +250,41 @@ class AuditLabelPublic(BaseModel):
 # -- escalations ----------------------------------------------------------------------------
 
 
-class EscalationCreate(BaseModel):
-    """Raise a case about a queue item or a strategy."""
-
-    kind: EscalationKind
-    title: str = Field(min_length=1, max_length=200)
+class _EscalationCreateBase(BaseModel):
+    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
     priority: EscalationPriority = EscalationPriority.MEDIUM
     description: str = Field(default="", max_length=8000)
+
+
+class ItemEscalationCreate(_EscalationCreateBase):
+    """A case about a queue item: it leaves the queue until the case is resolved."""
+
+    kind: Literal[EscalationKind.ITEM]
+    queue_item_id: RowId
+    strategy_id: str | None = Field(default=None, max_length=128)
+
+
+class StrategyEscalationCreate(_EscalationCreateBase):
+    """A case about a strategy (by id)."""
+
+    kind: Literal[EscalationKind.STRATEGY]
+    strategy_id: str = Field(min_length=1, max_length=128, pattern=r"\S")
+    queue_item_id: RowId | None = None
+
+
+class AlertEscalationCreate(_EscalationCreateBase):
+    """A case about a monitoring alert."""
+
+    kind: Literal[EscalationKind.ALERT]
     queue_item_id: RowId | None = None
     strategy_id: str | None = Field(default=None, max_length=128)
+
+
+#: Raise a case; what it must name depends on its kind (OpenAPI `oneOf` on `kind`).
+EscalationCreate = Annotated[
+    ItemEscalationCreate | StrategyEscalationCreate | AlertEscalationCreate,
+    Field(discriminator="kind"),
+]
 
 
 class EscalationPublic(BaseModel):
@@ -269,12 +311,34 @@ class EscalationPublic(BaseModel):
     updated_at: UtcDateTime
 
 
-class EscalationTransition(BaseModel):
-    """Move a case: assign (with assignee), start, resolve (with resolution), reopen, close."""
+class AssignTransition(BaseModel):
+    """Assign a case: name who takes it."""
 
-    to_state: EscalationState
+    to_state: Literal[EscalationState.ASSIGNED]
+    assignee_id: RowId
+    resolution: str | None = Field(default=None, max_length=8000)
+
+
+class ResolveTransition(BaseModel):
+    """Resolve a case: say what was found and done (sent to whoever raised it)."""
+
+    to_state: Literal[EscalationState.RESOLVED]
+    resolution: str = Field(min_length=1, max_length=8000, pattern=r"\S")
+    assignee_id: RowId | None = None
+
+
+class OtherTransition(BaseModel):
+    """Reopen, start or close a case (closing an unresolved case needs a resolution)."""
+
+    to_state: Literal[EscalationState.OPEN, EscalationState.IN_PROGRESS, EscalationState.CLOSED]
     assignee_id: RowId | None = None
     resolution: str | None = Field(default=None, max_length=8000)
+
+
+#: Move a case; what the body must hold depends on the target state (OpenAPI `oneOf`).
+EscalationTransition = Annotated[
+    AssignTransition | ResolveTransition | OtherTransition, Field(discriminator="to_state")
+]
 
 
 class CommentCreate(BaseModel):
@@ -345,12 +409,13 @@ class SuggestionsIngest(BaseModel):
 
 
 class SuggestionIngestPublic(BaseModel):
-    """What a load of suggestions did."""
+    """What a load of suggestions did (a repeated suggestion_id: the last row is kept)."""
 
     rows_read: int
     inserted: int
     updated: int
     skipped_decided: int
+    duplicates_in_input: int
 
 
 class SuggestionPublic(BaseModel):

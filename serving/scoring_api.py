@@ -459,11 +459,17 @@ def readyz(request: Request) -> Any:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics_endpoint() -> Response:
-    """Scoring counters and latencies in the Prometheus text format."""
+def metrics_endpoint(request: Request) -> Response:
+    """Scoring counters and latencies, and the current monitoring values when the service
+    reads a monitor directory, in the Prometheus text format."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    return Response(generate_latest(metrics().registry), media_type=CONTENT_TYPE_LATEST)
+    from serving.monitoring_pages import monitoring_registry
+
+    review = getattr(request.app.state, "review", None)
+    monitor_dir = review.settings.monitor_dir if review is not None else None
+    body = generate_latest(metrics().registry) + generate_latest(monitoring_registry(monitor_dir))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/model", response_model=ModelDetail, summary="The served model and its inputs")

@@ -30,6 +30,14 @@ def monitor(
         Path | None,
         typer.Option("--objectives", help="YAML of channel objectives (default: packaged)."),
     ] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Parquet of model predictions (entity, item_id, policy, p): adds violative "
+            "view rates and label-free precisions.",
+        ),
+    ] = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
     open_escalations: Annotated[
         bool,
@@ -45,6 +53,7 @@ def monitor(
 ) -> None:
     """Trust metrics per channel, objectives and burn rates, strategy health, feature drift
     and alerts, written as Parquet tables and one offline HTML report."""
+    import pandas as pd
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -71,6 +80,7 @@ def monitor(
                 out_dir=out,
                 as_of=as_of.date() if as_of is not None else None,
                 objectives=load_objectives(objectives) if objectives is not None else None,
+                predictions=pd.read_parquet(predictions) if predictions is not None else None,
                 write_report=not no_report,
                 on_progress=step,
             )

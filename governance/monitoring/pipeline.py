@@ -13,6 +13,7 @@ import pandas as pd
 from features.vocabulary import Entity
 from governance.monitoring.alerts import burn_alerts, combine, drift_alerts, strategy_alerts
 from governance.monitoring.burn import BurnConfig, objective_status
+from governance.monitoring.cusum import CusumConfig, category_cusum_tests, cusum_alerts
 from governance.monitoring.drift import DriftConfig, feature_drift
 from governance.monitoring.objectives import (
     BurnRule,
@@ -27,9 +28,19 @@ from governance.monitoring.strategy_health import (
     compute_strategy_health,
     hit_rate_tests,
 )
-from governance.monitoring.tables import FEATURE_DRIFT, MONITOR_TABLES, empty_frame
+from governance.monitoring.tables import (
+    FEATURE_DRIFT,
+    LAUNCH_COVERAGE,
+    MODEL_PRECISION,
+    MODEL_TABLES,
+    MONITOR_TABLES,
+    STRATEGY_PRECISION,
+    VIOLATIVE_VIEW_RATE,
+    empty_frame,
+)
 from governance.monitoring.trust import DelayModel, compute_trust_metrics
 from governance.monitoring.vocabulary import ALL
+from governance.strategy import Strategy
 
 #: Declared listing features whose value depends on the cutoff rather than on the item (an
 #: age, a running count): they differ between weekly cohorts by construction.
@@ -51,9 +62,12 @@ class MonitorConfig:
     decay: DecayConfig
     drift: DriftConfig
     shift: ShiftConfig
+    cusum: CusumConfig
     mature_completeness: float
     delay_reference_days: int
     threads: int
+    precision_threshold: float = 0.5
+    confidence: float = 0.95
 
     @classmethod
     def from_settings(
@@ -81,9 +95,14 @@ class MonitorConfig:
                 psi_high=settings.psi_high,
             ),
             shift=ShiftConfig(min_completeness=settings.min_completeness),
+            cusum=CusumConfig(
+                threshold=settings.cusum_threshold, shift_ratio=settings.cusum_shift_ratio
+            ),
             mature_completeness=settings.mature_completeness,
             delay_reference_days=settings.delay_reference_days,
             threads=settings.threads,
+            precision_threshold=settings.precision_threshold,
+            confidence=settings.confidence,
         )
 
 
@@ -141,11 +160,13 @@ def run_monitor(
     as_of: date | None = None,
     objectives: ObjectiveSet | None = None,
     settings: MonitorSettings | None = None,
+    predictions: pd.DataFrame | None = None,
     write_report: bool = True,
     on_progress: Progress | None = None,
 ) -> MonitorResult:
     """Load and validate the contract tables of `data_dir`, compute every monitoring table,
-    and write them (and the report) to `out_dir` when given."""
+    and write them (and the report) to `out_dir` when given. With model `predictions`
+    (entity, item_id, policy, p), also the violative view rates and label-free precisions."""
     from features.loader import load_tables
     from governance.registry import StrategyRegistry
 
@@ -157,7 +178,17 @@ def run_monitor(
     config = MonitorConfig.from_settings(settings, as_of=as_of, objectives=objectives)
     registry = StrategyRegistry.load(data_dir)
     owners = {s.id: s.owner for s in registry}
-    result = compute_monitor(tables, config, owners=owners, on_progress=step)
+    policies = {s.id: s.policy.value for s in registry}
+    result = compute_monitor(
+        tables,
+        config,
+        owners=owners,
+        policies=policies,
+        strategies=list(registry),
+        on_progress=step,
+    )
+    if predictions is not None:
+        result.tables.update(model_tables(tables, list(registry), predictions, config))
     if out_dir is not None:
         step("writing", 6, _STEPS)
         result.paths = write_monitor(result, out_dir, write_report=write_report)
@@ -170,11 +201,14 @@ def compute_monitor(
     config: MonitorConfig,
     *,
     owners: dict[str, str],
+    policies: dict[str, str] | None = None,
+    strategies: list[Strategy] | None = None,
     with_drift: bool = True,
     on_progress: Progress | None = None,
 ) -> MonitorResult:
     """Every monitoring table from validated contract tables (`with_drift=False` skips the
-    feature build and leaves `feature_drift` empty)."""
+    feature build and leaves `feature_drift` empty; without `policies`, strategy id ->
+    policy, `strategy_precision` stays empty, and without `strategies`, `launch_coverage`)."""
     step = on_progress or (lambda _name, _done, _total: None)
     con = duckdb.connect()
     con.execute(f"SET threads = {config.threads}")
@@ -204,18 +238,24 @@ def compute_monitor(
         item_outcomes=trust.item_outcomes,
         config=config.shift,
     )
+    sequential = category_cusum_tests(
+        trust.base, trust.arrivals, trust.delays, as_of=config.as_of, config=config.cusum
+    )
     metric_owners = {
         o.metric.value: o.owner for o in config.objectives.expanded() if o.channel == ALL
     }
     step("strategy health", 3, _STEPS)
     health = compute_strategy_health(con, as_of=config.as_of)
     tests = hit_rate_tests(health, config.decay)
+    precision = _strategy_precision(tables, policies or {}, config)
+    launch = _launch_coverage(tables, strategies or [], config)
     step("feature drift", 4, _STEPS)
     drift = _listing_drift(con, tables, config) if with_drift else empty_frame(FEATURE_DRIFT)
     step("alerts", 5, _STEPS)
     alerts = combine(
         burn_alerts(status, trust.base, config.rules),
         shift_alerts(shift, trust.base, metric_owners, config=config.shift),
+        cusum_alerts(sequential, metric_owners, config=config.cusum),
         strategy_alerts(tests, health, owners, default_owner=STRATEGY_OWNER),
         drift_alerts(drift, config.drift, owner=DRIFT_OWNER),
     )
@@ -226,11 +266,70 @@ def compute_monitor(
             "trust_metrics": trust.metrics,
             "objective_status": status,
             "strategy_health": health,
+            "strategy_precision": precision,
             "feature_drift": drift,
+            "launch_coverage": launch,
             "alerts": alerts,
         },
         delays=trust.delays,
     )
+
+
+def _launch_coverage(
+    tables: dict[str, pd.DataFrame], strategies: list[Strategy], config: MonitorConfig
+) -> pd.DataFrame:
+    from governance.monitoring.launch import launch_coverage, new_categories
+
+    listings = tables["listings"]
+    if not len(listings) or not strategies:
+        return empty_frame(LAUNCH_COVERAGE)
+    start = pd.to_datetime(tables["channel_exposure"]["day"]).min()
+    after = (start + pd.Timedelta(weeks=config.drift.reference_weeks)).date()
+    categories = new_categories(listings, after=after)
+    return launch_coverage(tables, strategies, categories=categories)
+
+
+def _strategy_precision(
+    tables: dict[str, pd.DataFrame], policies: dict[str, str], config: MonitorConfig
+) -> pd.DataFrame:
+    from governance.audit.pipeline import flip_rate_for
+    from governance.audit.settings import get_settings as audit_settings
+    from governance.monitoring.strategy_precision import strategy_precision
+
+    labels = tables.get("audit_labels")
+    if labels is None or not len(labels) or not policies:
+        return empty_frame(STRATEGY_PRECISION)
+    flip_rate, _source = flip_rate_for(labels, audit_settings())
+    return strategy_precision(
+        labels,
+        tables["strategy_decisions"],
+        policies,
+        flip_rate=flip_rate,
+        confidence=config.confidence,
+    )
+
+
+def model_tables(
+    tables: dict[str, pd.DataFrame],
+    strategies: list[Strategy],
+    predictions: pd.DataFrame,
+    config: MonitorConfig,
+) -> dict[str, pd.DataFrame]:
+    """Tables `violative_view_rate` and `model_precision` from the audit's labels and the
+    models' predictions."""
+    from governance.monitoring.prevalence import (
+        label_free_precision,
+        model_populations,
+        violative_view_rate,
+    )
+
+    if "audit_labels" not in tables:
+        raise KeyError("violative view rates need table audit_labels in the data directory")
+    pops = model_populations(tables, strategies, predictions)
+    return {
+        VIOLATIVE_VIEW_RATE.name: violative_view_rate(pops, confidence=config.confidence),
+        MODEL_PRECISION.name: label_free_precision(pops, threshold=config.precision_threshold),
+    }
 
 
 def _listing_drift(
@@ -258,7 +357,7 @@ def write_monitor(
     """Write every table as Parquet and the HTML report; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    for name in MONITOR_TABLES:
+    for name in [*MONITOR_TABLES, *(n for n in MODEL_TABLES if n in result.tables)]:
         path = out_dir / f"{name}.parquet"
         result.tables[name].to_parquet(path, index=False)
         paths[name] = path

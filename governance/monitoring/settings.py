@@ -49,6 +49,18 @@ class MonitorSettings(BaseSettings):
         description="False-alarm rate per day across all strategy x channel tests (Bonferroni).",
     )
     min_baseline_hits: int = Field(10, ge=1, description="Hits a baseline needs to be tested.")
+    cusum_threshold: float = Field(
+        4.0, gt=0, description="Log-likelihood ratio at which the sequential category test fires."
+    )
+    cusum_shift_ratio: float = Field(
+        3.0, gt=1, description="Rise of a category's rate the sequential test looks for."
+    )
+    precision_threshold: float = Field(
+        0.5, gt=0, lt=1, description="Model operating point of the label-free precision."
+    )
+    confidence: float = Field(
+        0.95, gt=0, lt=1, description="Level of the violative view rate intervals."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from enum import StrEnum
 import pandas as pd
 
 from features.tables import ColumnKind, ColumnSpec, TableSpec
-from features.vocabulary import Channel, values
+from features.vocabulary import Channel, Entity, Policy, values
 from governance.monitoring.vocabulary import (
     ALL,
     AlertKind,
@@ -224,9 +224,133 @@ ALERTS = TableSpec(
     ),
 )
 
+VIOLATIVE_VIEW_RATE = TableSpec(
+    name="violative_view_rate",
+    description=(
+        "Share of each channel's impressions on items violating a policy, prediction-powered: "
+        "calibrated model probabilities of every item corrected by the audit's design-weighted "
+        "labels."
+    ),
+    key=("policy", "channel"),
+    columns=(
+        _c("policy", "string", "Policy judged.", enum=Policy),
+        _c("channel", "string", "Traffic channel.", enum=tuple(values(Channel))),
+        _c("impressions", "float", "Impressions of the audited items.", unit="views", min_value=0),
+        _c(
+            "violative_impressions",
+            "float",
+            "Estimated impressions on violating items.",
+            unit="views",
+            min_value=0,
+        ),
+        _c("vvr", "float", "Violative view rate.", min_value=0, max_value=1),
+        _c("vvr_low", "float", "Lower bound of its interval.", nullable=True),
+        _c("vvr_high", "float", "Upper bound of its interval.", nullable=True),
+        _c("vvr_model", "float", "The model's own rate, before the labels correct it."),
+        _c("labels", "int", "Audit labels behind the correction.", min_value=0),
+        _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1),
+    ),
+)
+
+MODEL_PRECISION = TableSpec(
+    name="model_precision",
+    description=(
+        "Label-free precision of each model at its operating point: the mean calibrated "
+        "probability of the items it flags (confidence-based performance estimation)."
+    ),
+    key=("entity", "policy"),
+    columns=(
+        _c("entity", "string", "Kind of item scored.", enum=Entity),
+        _c("policy", "string", "Policy the model scores.", enum=Policy),
+        _c("threshold", "float", "Operating point: flagged at this model probability or above."),
+        _c("items", "int", "Items scored.", min_value=0),
+        _c("flagged", "int", "Items flagged at the operating point.", min_value=0),
+        _c(
+            "expected_precision",
+            "float",
+            "Expected share of flagged items violating.",
+            nullable=True,
+        ),
+        _c(
+            "expected_precision_sd",
+            "float",
+            "How far the realised precision varies around it when the model is calibrated.",
+            nullable=True,
+        ),
+        _c("expected_true_positives", "float", "Expected violating items among the flagged."),
+    ),
+)
+
+STRATEGY_PRECISION = TableSpec(
+    name="strategy_precision",
+    description=(
+        "Live precision of each strategy per week of its decisions, from the audit's "
+        "strategy-flagged verdicts (design-weighted, reviewer flips corrected)."
+    ),
+    key=("week_start", "strategy_id"),
+    time_column="week_start",
+    columns=(
+        _c("week_start", "date", "Monday of the week the strategy first actioned the items."),
+        _c("strategy_id", "string", "Strategy."),
+        _c("labels", "int", "Verdicts on those items.", min_value=1),
+        _c("violating", "int", "Of those, found violating.", min_value=0),
+        _c("precision", "float", "Share of actioned items violating.", min_value=0, max_value=1),
+        _c("precision_low", "float", "Lower bound of its interval.", nullable=True),
+        _c("precision_high", "float", "Upper bound of its interval.", nullable=True),
+        _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1),
+    ),
+)
+
+LAUNCH_COVERAGE = TableSpec(
+    name="launch_coverage",
+    description=(
+        "Launch watch: for each category launched after the drift reference weeks, which "
+        "strategies could act and which did, per policy and channel its items were shown in."
+    ),
+    key=("category", "policy", "channel"),
+    columns=(
+        _c("category", "string", "Newly launched category."),
+        _c("policy", "string", "Policy some strategy enforces.", enum=Policy),
+        _c(
+            "channel",
+            "string",
+            "Channel the category's items were shown in.",
+            enum=tuple(values(Channel)),
+        ),
+        _c("items_shown", "int", "Items of the category shown in the channel.", min_value=0),
+        _c("impressions", "int", "Their impressions.", unit="views", min_value=0),
+        _c(
+            "strategies",
+            "string",
+            "Strategies of the policy, for the shown items' entities, running in the channel.",
+        ),
+        _c("strategies_firing", "string", "Of those, the ones that actioned the category's items."),
+        _c("items_actioned", "int", "Items of the category they actioned.", min_value=0),
+        _c(
+            "actioned_share",
+            "float",
+            "Actioned items over the items shown or actioned in the channel (0: a gap).",
+            min_value=0,
+            max_value=1,
+        ),
+    ),
+)
+
+#: Tables computed when the monitor is given model predictions (`--predictions`).
+MODEL_TABLES: dict[str, TableSpec] = {t.name: t for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION)}
+
 #: Every table `govrisk monitor` writes, in write order.
 MONITOR_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (TRUST_METRICS, OBJECTIVE_STATUS, STRATEGY_HEALTH, FEATURE_DRIFT, ALERTS)
+    t.name: t
+    for t in (
+        TRUST_METRICS,
+        OBJECTIVE_STATUS,
+        STRATEGY_HEALTH,
+        STRATEGY_PRECISION,
+        FEATURE_DRIFT,
+        LAUNCH_COVERAGE,
+        ALERTS,
+    )
 }
 
 _PANDAS_DTYPES: dict[ColumnKind, str] = {
@@ -243,9 +367,8 @@ def tables_markdown() -> str:
     """The reference of every monitoring table (the generated part of docs/monitoring.md)."""
     from features.contract_docs import table_markdown
 
-    return "\n".join(
-        line for spec in MONITOR_TABLES.values() for line in table_markdown(spec, heading="###")
-    )
+    specs = [*MONITOR_TABLES.values(), *MODEL_TABLES.values()]
+    return "\n".join(line for spec in specs for line in table_markdown(spec, heading="###"))
 
 
 def empty_frame(spec: TableSpec) -> pd.DataFrame:

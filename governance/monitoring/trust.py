@@ -82,6 +82,9 @@ class TrustResult:
     base: pd.DataFrame
     #: Complaints and returns per (day, category, item_id), for concentration checks.
     item_outcomes: pd.DataFrame
+    #: Complaints and returns per arrival day, category and item (`day`, `category`,
+    #: `item_id`, `kind`, `n`), for the sequential tests.
+    arrivals: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def check_relations(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
@@ -220,6 +223,15 @@ WHERE kind IN ('complaint', 'return')
 GROUP BY ALL
 """
 
+_ARRIVALS = """
+SELECT date_trunc('day', o.occurred_at) AS day, COALESCE(s.category, 'unknown') AS category,
+       o.item_id, o.kind, count(*)::DOUBLE AS n
+FROM _mon_outcomes o
+LEFT JOIN _mon_slices s ON o.entity = s.entity AND o.item_id = s.item_id
+WHERE o.kind IN ('complaint', 'return')
+GROUP BY ALL
+"""
+
 _ATTRIBUTE = """
 CREATE OR REPLACE TEMP TABLE _mon_candidates AS
 SELECT o.outcome_id, o.kind, o.value, o.channel, o.entity, o.item_id, s.day, s.n * p.p AS w
@@ -354,6 +366,7 @@ def _compute_trust(
     item_outcomes = con.execute(_ITEM_OUTCOMES).df()
     return TrustResult(
         item_outcomes=item_outcomes,
+        arrivals=con.execute(_ARRIVALS).df(),
         metrics=_derive(df, delays, as_of=as_of, mature_completeness=mature_completeness),
         delays=delays,
         base=base,

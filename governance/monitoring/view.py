@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.tables import TableSpec
 from features.vocabulary import Channel, values
-from governance.monitoring.tables import ALERTS, OBJECTIVE_STATUS, TRUST_METRICS, check_frame
+from governance.monitoring.tables import (
+    ALERTS,
+    LAUNCH_COVERAGE,
+    OBJECTIVE_STATUS,
+    STRATEGY_PRECISION,
+    TRUST_METRICS,
+    VIOLATIVE_VIEW_RATE,
+    check_frame,
+)
 from governance.monitoring.vocabulary import ALL, Dimension, Grain
 from governance.review.errors import InvalidInputError
 
@@ -37,6 +46,9 @@ class ChannelView:
     objectives: list[dict[str, object]] = field(default_factory=list)
     alerts: list[dict[str, object]] = field(default_factory=list)
     categories: list[dict[str, object]] = field(default_factory=list)
+    view_rates: list[dict[str, object]] = field(default_factory=list)
+    strategy_precision: list[dict[str, object]] = field(default_factory=list)
+    launch_gaps: list[dict[str, object]] = field(default_factory=list)
     available: bool = True
 
 
@@ -102,6 +114,9 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
     return ChannelView(
         channel=channel,
         channels=channels,
+        view_rates=_view_rates(monitor_dir, channel),
+        strategy_precision=_strategy_precision(monitor_dir),
+        launch_gaps=_launch_gaps(monitor_dir, channel),
         complaints=points(
             "complaints_per_1k_orders", "complaints_per_1k_low", "complaints_per_1k_high"
         ),
@@ -120,3 +135,170 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
             for _, r in cats.head(10).iterrows()
         ],
     )
+
+
+def _view_rates(monitor_dir: Path | None, channel: str) -> list[dict[str, object]]:
+    """Violative view rate per policy of the channel (all channels: each on its own row)."""
+    vvr = _valid(monitor_dir, VIOLATIVE_VIEW_RATE) if monitor_dir is not None else None
+    if vvr is None:
+        return []
+    rows = vvr if channel == ALL else vvr[vvr["channel"] == channel]
+    return [
+        {
+            "policy": r["policy"],
+            "channel": r["channel"],
+            "vvr": float(r["vvr"]),
+            "low": _num(r["vvr_low"]),
+            "high": _num(r["vvr_high"]),
+            "model": float(r["vvr_model"]),
+            "labels": int(r["labels"]),
+        }
+        for _, r in rows.sort_values(["channel", "policy"]).iterrows()
+    ]
+
+
+def _strategy_precision(monitor_dir: Path | None) -> list[dict[str, object]]:
+    """Each strategy's precision over its latest labelled week."""
+    df = _valid(monitor_dir, STRATEGY_PRECISION) if monitor_dir is not None else None
+    if df is None or not len(df):
+        return []
+    latest = df.sort_values("week_start").groupby("strategy_id").tail(1)
+    return [
+        {
+            "strategy_id": r["strategy_id"],
+            "week": f"{pd.Timestamp(r['week_start']):%Y-%m-%d}",
+            "labels": int(r["labels"]),
+            "precision": float(r["precision"]),
+            "low": _num(r["precision_low"]),
+            "high": _num(r["precision_high"]),
+        }
+        for _, r in latest.sort_values("precision").iterrows()
+    ]
+
+
+def _launch_gaps(monitor_dir: Path | None, channel: str) -> list[dict[str, object]]:
+    """Cells of the launch watch where no strategy actioned the new category's items."""
+    df = _valid(monitor_dir, LAUNCH_COVERAGE) if monitor_dir is not None else None
+    if df is None or not len(df):
+        return []
+    rows = df[df["strategies_firing"] == ""]
+    rows = rows if channel == ALL else rows[rows["channel"] == channel]
+    return [
+        {
+            "category": r["category"],
+            "policy": r["policy"],
+            "channel": r["channel"],
+            "items_shown": int(r["items_shown"]),
+            "strategies": r["strategies"] or "none",
+        }
+        for _, r in rows.sort_values(["category", "channel", "policy"]).iterrows()
+    ]
+
+
+@dataclass(frozen=True)
+class GaugeFamily:
+    """One monitoring gauge and its labelled values, for the service's /metrics."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...]
+    samples: list[tuple[tuple[str, ...], float]] = field(default_factory=list)
+
+
+#: Trust metrics exported per channel: column of `trust_metrics` -> gauge label value.
+_GAUGE_METRICS = (
+    "complaints_per_1k_orders",
+    "returns_per_1k_orders",
+    "refund_per_gmv",
+    "low_star_share",
+    "nps",
+)
+
+
+def monitoring_gauges(monitor_dir: Path | None) -> list[GaugeFamily]:
+    """The current monitoring values of a `govrisk monitor` output dir as gauges: trust per
+    channel (latest mature week), budget spent per objective, alerts firing on the last
+    monitored day and violative view rates (empty without output)."""
+    if monitor_dir is None:
+        return []
+    return [
+        f
+        for f in (
+            _trust_gauges(_valid(monitor_dir, TRUST_METRICS)),
+            _budget_gauges(_valid(monitor_dir, OBJECTIVE_STATUS)),
+            _alert_gauges(_valid(monitor_dir, ALERTS), _valid(monitor_dir, OBJECTIVE_STATUS)),
+            _vvr_gauges(_valid(monitor_dir, VIOLATIVE_VIEW_RATE)),
+        )
+        if f is not None
+    ]
+
+
+def _valid(monitor_dir: Path, spec: TableSpec) -> pd.DataFrame | None:
+    df = _read(monitor_dir, spec.name)
+    return df if df is not None and not check_frame(df, spec) else None
+
+
+def _trust_gauges(trust: pd.DataFrame | None) -> GaugeFamily | None:
+    if trust is None:
+        return None
+    week = trust[
+        (trust["grain"] == Grain.WEEK) & (trust["dimension"] == Dimension.NONE) & trust["mature"]
+    ]
+    last = week[week["period_start"] == week["period_start"].max()]
+    family = GaugeFamily(
+        "govrisk_monitor_trust",
+        "Trust metric per channel over the latest mature week.",
+        ("channel", "metric"),
+    )
+    for _, r in last.iterrows():
+        for metric in _GAUGE_METRICS:
+            value = _num(r[metric])
+            if value is not None:
+                family.samples.append(((str(r["channel"]), metric), value))
+    return family
+
+
+def _budget_gauges(status: pd.DataFrame | None) -> GaugeFamily | None:
+    if status is None:
+        return None
+    s = status.dropna(subset=["budget_spent"]).sort_values("day")
+    family = GaugeFamily(
+        "govrisk_monitor_budget_spent",
+        "Share of the objective's error budget spent over its window (1 = all).",
+        ("channel", "metric"),
+    )
+    for _, r in s.groupby(["channel", "metric"]).tail(1).iterrows():
+        family.samples.append(((str(r["channel"]), str(r["metric"])), float(r["budget_spent"])))
+    return family
+
+
+def _alert_gauges(alerts: pd.DataFrame | None, status: pd.DataFrame | None) -> GaugeFamily | None:
+    if alerts is None:
+        return None
+    last_day = pd.to_datetime(status["day"]).max() if status is not None and len(status) else None
+    firing = alerts if last_day is None else alerts[pd.to_datetime(alerts["last_day"]) >= last_day]
+    family = GaugeFamily(
+        "govrisk_monitor_alerts_firing",
+        "Alerts still firing on the last monitored day.",
+        ("channel", "kind", "severity"),
+    )
+    counts = firing.groupby(["channel", "kind", "severity"], as_index=False).size()
+    for r in counts.itertuples(index=False):
+        family.samples.append(((str(r.channel), str(r.kind), str(r.severity)), float(r[3])))
+    return family
+
+
+def _vvr_gauges(vvr: pd.DataFrame | None) -> GaugeFamily | None:
+    if vvr is None:
+        return None
+    family = GaugeFamily(
+        "govrisk_monitor_violative_view_rate",
+        "Share of the channel's impressions on items violating the policy (estimate, low, high).",
+        ("channel", "policy", "bound"),
+    )
+    for _, r in vvr.iterrows():
+        for bound, col in (("estimate", "vvr"), ("low", "vvr_low"), ("high", "vvr_high")):
+            value = _num(r[col])
+            if value is not None:
+                family.samples.append(((str(r["channel"]), str(r["policy"]), bound), value))
+    return family

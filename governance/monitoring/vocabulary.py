@@ -43,6 +43,7 @@ class AlertKind(StrEnum):
 
     BURN_RATE = "burn_rate"
     TRUST_SHIFT = "trust_shift"
+    TRUST_CUSUM = "trust_cusum"
     STRATEGY_DECAY = "strategy_decay"
     STRATEGY_SURGE = "strategy_surge"
     FEATURE_DRIFT = "feature_drift"

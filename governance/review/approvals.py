@@ -41,6 +41,8 @@ class SuggestionIngestReport:
     inserted: int
     updated: int
     skipped_decided: int
+    #: Rows whose suggestion_id came again later in the same load (the last one is kept).
+    duplicates_in_input: int = 0
 
 
 def validate_suggestions(suggestions: pd.DataFrame) -> pd.DataFrame:
@@ -62,7 +64,6 @@ def validate_suggestions(suggestions: pd.DataFrame) -> pd.DataFrame:
             )
 
     bad("suggestion_id", df["suggestion_id"].isna(), "empty")
-    bad("suggestion_id", df["suggestion_id"].duplicated(), "repeated; ids must be unique")
     bad("kind", ~df["kind"].isin(SUGGESTION_KINDS), f"not one of {list(SUGGESTION_KINDS)}")
     bad("proposed_yaml", df["proposed_yaml"].isna(), "empty")
     for column in _FLOAT_COLUMNS:
@@ -89,7 +90,8 @@ def ingest_suggestions(
     now: datetime | None = None,
 ) -> SuggestionIngestReport:
     """Store suggestions for review; pending ones are refreshed, decided ones left alone."""
-    df = validate_suggestions(suggestions)
+    read = validate_suggestions(suggestions)
+    df = read.drop_duplicates("suggestion_id", keep="last")
     now = now or utcnow()
     existing = {
         s.suggestion_id: s
@@ -124,7 +126,7 @@ def ingest_suggestions(
             updated += 1
         else:
             skipped += 1
-    report = SuggestionIngestReport(len(df), inserted, updated, skipped)
+    report = SuggestionIngestReport(len(read), inserted, updated, skipped, len(read) - len(df))
     session.flush()
     audit_log.record(
         session,

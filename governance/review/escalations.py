@@ -314,7 +314,7 @@ def transition(
             raise InvalidInputError("assignee_id: name who takes the case")
         assignee = session.get(User, assignee_id)
         if assignee is None or not assignee.is_active:
-            raise InvalidInputError(f"assignee_id: no active user {assignee_id}")
+            raise NotFoundError(f"assignee_id: no active user {assignee_id}")
         escalation.assignee_id = assignee.id
         if assignee.id != actor.id:
             notify(
@@ -333,7 +333,9 @@ def transition(
         escalation.assignee_id = None
     elif to_state in (S.RESOLVED, S.CLOSED) and current != S.RESOLVED:
         if not resolution or not resolution.strip():
-            raise InvalidInputError(
+            # closing needs a resolution only while the case is unresolved: a state conflict
+            error = ConflictError if to_state == S.CLOSED else InvalidInputError
+            raise error(
                 "resolution: say what was found and done; it is sent to whoever raised the case"
             )
     if resolution and to_state in (S.RESOLVED, S.CLOSED) and current != S.RESOLVED:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -236,3 +237,30 @@ def test_a_json_body_with_half_a_surrogate_pair_is_400_not_a_server_error(
         "/api/review/tokens", content=pair, headers={"content-type": "application/json"}
     )
     assert issued.status_code == 201 and issued.json()["name"] == "\N{GRINNING FACE}"
+
+
+@ON_SQLITE
+@pytest.mark.parametrize("path", ["/api/review/tokens", "/v1/score", "/login"])
+def test_a_client_that_goes_away_mid_body_is_not_an_error(
+    review_app: SimpleNamespace, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Half a body, then the connection closes: nothing to answer, nothing logged as an error."""
+    half = {"type": "http.request", "body": b'{"user', "more_body": True}
+    messages = iter([half, {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    media = "application/x-www-form-urlencoded" if path == "/login" else "application/json"
+    headers = [(b"content-type", media.encode()), (b"content-length", b"100")]
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
+    scope |= {"query_string": b"", "root_path": "", "raw_path": path.encode(), "state": {}}
+    with caplog.at_level(logging.INFO):
+        asyncio.run(review_app.app(scope, receive, send))
+    assert sent == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

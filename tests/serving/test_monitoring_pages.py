@@ -5,23 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from governance.monitoring.alerts import burn_alerts
-from governance.monitoring.burn import objective_status
-from governance.monitoring.objectives import default_rules, load_objectives
-from governance.monitoring.trust import compute_trust_metrics
-from tests.governance.monitoring.world import connect, end_of, make_tables
-
-
-def _write_monitor(out: Path) -> None:
-    tables = make_tables(n_listings=20, n_days=28, seed=5, incident=("affiliate", 14, 0.3))
-    trust = compute_trust_metrics(connect(tables), as_of=end_of(28))
-    objectives = load_objectives()
-    status = objective_status(trust.base, trust.delays, objectives, as_of=end_of(28))
-    alerts = burn_alerts(status, trust.base, default_rules(objectives.window_days))
-    out.mkdir()
-    trust.metrics.to_parquet(out / "trust_metrics.parquet")
-    status.to_parquet(out / "objective_status.parquet")
-    alerts.to_parquet(out / "alerts.parquet")
+from tests.governance.monitoring.world import write_monitor_dir
 
 
 @pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
@@ -30,7 +14,7 @@ def test_monitoring_page_shows_a_channel(review_app: SimpleNamespace, tmp_path: 
     review_app.login(client, "pm")
     empty = client.get("/monitoring")
     assert empty.status_code == 200 and "No monitoring output" in empty.text
-    _write_monitor(tmp_path / "monitor")
+    write_monitor_dir(tmp_path / "monitor")
     review_app.state.settings.monitor_dir = tmp_path / "monitor"
     page = client.get("/monitoring?channel=affiliate")
     assert page.status_code == 200
@@ -39,3 +23,74 @@ def test_monitoring_page_shows_a_channel(review_app: SimpleNamespace, tmp_path: 
     assert "affiliate-trust" in page.text  # the objective's owner
     assert "complaints_per_1k_orders budget burning" in page.text  # the planted incident
     assert client.get("/monitoring?channel=tv").status_code in (404, 422)
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_metrics_carry_the_current_monitoring_values(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    client = review_app.client
+    assert "govrisk_monitor_" not in client.get("/metrics").text
+    write_monitor_dir(tmp_path / "monitor")
+    review_app.state.settings.monitor_dir = tmp_path / "monitor"
+    text = client.get("/metrics").text
+    assert 'govrisk_monitor_trust{channel="affiliate",metric="complaints_per_1k_orders"}' in text
+    assert (
+        'govrisk_monitor_budget_spent{channel="affiliate",metric="complaints_per_1k_orders"}'
+        in (text)
+    )
+    firing = [
+        line
+        for line in text.splitlines()
+        if line.startswith('govrisk_monitor_alerts_firing{channel="affiliate",kind="burn_rate"')
+    ]
+    assert firing and float(firing[0].rsplit(" ", 1)[1]) >= 1  # the planted incident
+    assert "govrisk_score_requests" in text  # the scoring metrics are still there
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_monitoring_page_shows_strategy_precision_and_launch_gaps(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from governance.monitoring.tables import LAUNCH_COVERAGE, STRATEGY_PRECISION, conform
+
+    out = tmp_path / "monitor"
+    write_monitor_dir(out)
+    weeks = pd.to_datetime(["2026-01-05", "2026-01-12"])
+    precision = pd.DataFrame(
+        {
+            "week_start": weeks,
+            "strategy_id": "listing-counterfeit-terms",
+            "labels": [12, 9],
+            "violating": [10, 5],
+            "precision": [0.83, 0.55],
+            "precision_low": [0.6, 0.2],
+            "precision_high": [1.0, 0.9],
+            "confidence": 0.95,
+        }
+    )
+    conform(precision, STRATEGY_PRECISION).to_parquet(out / "strategy_precision.parquet")
+    cells = pd.DataFrame(
+        {
+            "category": "collectible_cards",
+            "policy": ["counterfeit", "fake_discount"],
+            "channel": ["affiliate", "shop_tab"],
+            "items_shown": [74, 176],
+            "impressions": [75924, 17667],
+            "strategies": ["listing-counterfeit-terms-affiliate", "listing-fake-discount"],
+            "strategies_firing": ["", "listing-fake-discount"],
+            "items_actioned": [0, 20],
+            "actioned_share": [0.0, 0.11],
+        }
+    )
+    conform(cells, LAUNCH_COVERAGE).to_parquet(out / "launch_coverage.parquet")
+    review_app.state.settings.monitor_dir = out
+    client = review_app.client
+    review_app.login(client, "pm")
+    page = client.get("/monitoring?channel=affiliate").text
+    assert 'id="strategy-precision"' in page and "2026-01-12" in page  # the latest week
+    assert "55%" in page
+    assert 'id="launch-gaps"' in page and "listing-counterfeit-terms-affiliate" in page
+    assert "listing-fake-discount" not in page.split('id="launch-gaps"')[1]  # it fired

@@ -62,5 +62,39 @@ def test_monitor_names_a_missing_table(world: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         build_app(), ["monitor", "--data", str(data), "--out", str(tmp_path / "o")]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input (govrisk's convention)
     assert "outcomes" in result.output
+
+
+def test_monitor_with_predictions_writes_view_rates_and_precisions(
+    world: Path, tmp_path: Path
+) -> None:
+    from experiments.simulator.policies import ENTITY_POLICIES
+    from features.vocabulary import Entity
+    from governance.monitoring.tables import MODEL_TABLES
+
+    id_columns = {
+        Entity.LISTING: ("listings", "listing_id"),
+        Entity.VIDEO: ("videos", "video_id"),
+        Entity.LIVE: ("live_sessions", "live_id"),
+        Entity.SELLER: ("sellers", "seller_id"),
+    }
+    rows = []
+    for entity, (table, column) in id_columns.items():
+        ids = pd.read_parquet(world / "tables" / f"{table}.parquet")[column].astype(str)
+        for policy in ENTITY_POLICIES[entity]:
+            rows.append(pd.DataFrame({"item_id": ids, "entity": entity.value, "policy": policy}))
+    preds = pd.concat(rows, ignore_index=True).assign(p=0.2)
+    preds["policy"] = preds["policy"].astype(str)
+    preds.to_parquet(tmp_path / "predictions.parquet")
+    out = tmp_path / "monitor"
+    args = ["monitor", "--data", str(world), "--out", str(out), "--no-report"]
+    result = CliRunner().invoke(
+        build_app(), [*args, "--predictions", str(tmp_path / "predictions.parquet")]
+    )
+    assert result.exit_code == 0, result.output
+    for name, spec in MODEL_TABLES.items():
+        df = pd.read_parquet(out / f"{name}.parquet")
+        assert check_frame(df, spec) == [] and len(df), name
+    vvr = pd.read_parquet(out / "violative_view_rate.parquet")
+    assert ((vvr["vvr_low"] <= vvr["vvr"]) & (vvr["vvr"] <= vvr["vvr_high"])).all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -117,3 +118,22 @@ def connect(tables: dict[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
         con.register(f"_df_{name}", df)
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM _df_{name}")
     return con
+
+
+def write_monitor_dir(out: Path) -> None:
+    """A `govrisk monitor` output directory (trust, objectives, burn-rate alerts) of a world
+    with an affiliate complaint flood from day 14 of 28."""
+    from governance.monitoring.alerts import burn_alerts
+    from governance.monitoring.burn import objective_status
+    from governance.monitoring.objectives import default_rules, load_objectives
+    from governance.monitoring.trust import compute_trust_metrics
+
+    tables = make_tables(n_listings=20, n_days=28, seed=5, incident=("affiliate", 14, 0.3))
+    trust = compute_trust_metrics(connect(tables), as_of=end_of(28))
+    objectives = load_objectives()
+    status = objective_status(trust.base, trust.delays, objectives, as_of=end_of(28))
+    alerts = burn_alerts(status, trust.base, default_rules(objectives.window_days))
+    out.mkdir()
+    trust.metrics.to_parquet(out / "trust_metrics.parquet")
+    status.to_parquet(out / "objective_status.parquet")
+    alerts.to_parquet(out / "alerts.parquet")

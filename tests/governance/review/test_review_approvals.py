@@ -172,3 +172,16 @@ def test_a_version_number_recorded_before_is_never_reused(
     session.commit()
     assert decision.strategy_version is not None and decision.strategy_version.version == 3
     assert (store.directory / "listing-counterfeit-terms@v3.yaml").is_file()
+
+
+def test_a_repeated_suggestion_id_keeps_the_last_row(
+    session: ReviewSession, review_data: SimpleNamespace
+) -> None:
+    import pandas as pd
+
+    rows = review_data.make_suggestions(2)
+    again = rows.iloc[[0]].assign(summary="the later row")
+    report = approvals.ingest_suggestions(session, pd.concat([rows, again], ignore_index=True))
+    assert (report.rows_read, report.inserted, report.duplicates_in_input) == (3, 2, 1)
+    stored = {s.suggestion_id: s.summary for s in approvals.list_suggestions(session)}
+    assert stored[str(rows["suggestion_id"].iloc[0])] == "the later row"

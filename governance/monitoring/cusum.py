@@ -1,0 +1,319 @@
+"""Sequential category tests: a change-point CUSUM on the outcomes each category receives.
+
+The window test of `shift.py` counts outcomes on their sale day, which needs them to have
+arrived and shares an outcome among its item's earlier sales, smearing a surge into the days
+before it. This test counts outcomes on the day they arrive instead (complete as soon as the
+day is over) and predicts them from the category's orders: on day t a category expects
+`rate * sum_d orders(t - d) * P(delay = d)` outcomes of a kind. A rise of the sale-side rate
+to `shift_ratio` x the baseline from an unknown day in the last `run_days` makes arrivals
+ramp up as that day's outcomes come in; the statistic is the largest log-likelihood ratio of
+that ramp over the change day (Page's CUSUM, maximised over the change point), with the
+baseline rate of the `baseline_days` before the run integrated out under a gamma prior worth
+`prior_events` events at the rate of all categories together, divided by the baseline's
+over-dispersion. It fires at `threshold`, and as in `shift.py` it must still fire with the
+items with most arrivals in the run left out, so one viral item does not raise a category
+alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from governance.monitoring.alerts import alert_id, episodes
+from governance.monitoring.burn import _dispersion
+from governance.monitoring.tables import ALERTS, conform, empty_frame
+from governance.monitoring.trust import DelayModel
+from governance.monitoring.vocabulary import ALL, AlertKind, Severity, TrustMetric
+
+#: Metrics tested per category and the outcome kind whose arrivals they count.
+CUSUM_METRICS: dict[TrustMetric, str] = {
+    TrustMetric.COMPLAINTS_PER_1K_ORDERS: "complaint",
+    TrustMetric.RETURNS_PER_1K_ORDERS: "return",
+}
+_NOT_CATEGORIES = ("unknown", "seller")
+
+
+@dataclass(frozen=True)
+class CusumConfig:
+    """Settings of the sequential category tests (carried into reports)."""
+
+    run_days: int = 10
+    baseline_days: int = 28
+    min_baseline_days: int = 14
+    shift_ratio: float = 3.0
+    threshold: float = 4.0
+    min_baseline_events: float = 3.0
+    #: Strength, in events, of the prior that a category's baseline rate is the rate of all
+    #: categories together (empirical Bayes shrinkage of small categories' baselines).
+    prior_events: float = 10.0
+    drop_top_items: int = 2
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One category's daily orders `orders`, outcome arrivals `x` and the delay pmf."""
+
+    days: pd.DatetimeIndex
+    orders: npt.NDArray[np.float64]
+    x: npt.NDArray[np.float64]
+    pmf: npt.NDArray[np.float64]
+
+    @property
+    def e(self) -> npt.NDArray[np.float64]:
+        """Arrivals expected per day at rate 1."""
+        return arrival_exposure(self.orders, self.pmf)
+
+    def onset(self, first: int, last: int) -> npt.NDArray[np.float64]:
+        """(changes, days) arrivals at rate 1 from sales on or after each day in
+        [first, last], over days [first, last]."""
+        out = np.zeros((last - first + 1, last - first + 1))
+        for j, tau in enumerate(range(first, last + 1)):
+            masked = np.where(np.arange(len(self.orders)) >= tau, self.orders, 0.0)
+            out[j] = arrival_exposure(masked[: last + 1], self.pmf)[first:]
+        return out
+
+
+def arrival_exposure(
+    orders: npt.NDArray[np.float64], pmf: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """(days,) orders convolved with the delay pmf: outcomes expected per day at rate 1."""
+    return np.asarray(np.convolve(orders, pmf)[: len(orders)], dtype=np.float64)
+
+
+def change_point_llr(
+    x: npt.NDArray[np.float64],
+    expected: npt.NDArray[np.float64],
+    onset: npt.NDArray[np.float64],
+    *,
+    ratio: float,
+    prior_events: float = 0.0,
+    prior_rate: float = 1.0,
+) -> float:
+    """Largest log-likelihood ratio, over the change day, of a sale-side rate `ratio` x the
+    baseline from that day on, against no change. The baseline rate is integrated out under a
+    gamma prior worth `prior_events` events at `prior_rate` (0: flat, the test is then
+    conditional on the total count), so a few baseline events are enough.
+
+    `x` (days,) are arrivals over the baseline and the run, `expected` (days,) their means at
+    rate 1, `onset` (changes, days) the part of those means from sales on or after each
+    candidate change day: after a change the mean is `expected + (ratio - 1) * onset`, so the
+    alternative ramps up as the changed sales' outcomes arrive.
+    """
+    lift = (ratio - 1.0) * onset
+    share = np.divide(lift, expected, out=np.zeros_like(lift), where=expected > 0)
+    prior_exposure = prior_events / max(prior_rate, 1e-12)
+    exposure = max(float(expected.sum()) + prior_exposure, 1e-12)
+    total = np.log1p(lift.sum(axis=1) / exposure)
+    llr = (x * np.log1p(share)).sum(axis=1) - (x.sum() + prior_events) * total
+    return float(max(llr.max(initial=0.0), 0.0))
+
+
+def _pmf(delays: DelayModel, kind: str) -> npt.NDArray[np.float64]:
+    cdf = delays.cdf.get(kind)
+    if cdf is None or not len(cdf):
+        return np.array([1.0])
+    return np.asarray(np.diff(cdf), dtype=np.float64)
+
+
+def _series(
+    orders: pd.DataFrame,
+    arrivals: pd.DataFrame,
+    category: str | None,
+    pmf: npt.NDArray[np.float64],
+) -> _Series:
+    """The daily series of one category (None: all together)."""
+    if category is not None:
+        orders = orders[orders["category"] == category]
+        arrivals = arrivals[arrivals["category"] == category]
+    o = orders.groupby("day")["orders"].sum()
+    a = arrivals.groupby("day")["n"].sum()
+    days = pd.DatetimeIndex(o.index.sort_values())
+    o_arr = o.reindex(days, fill_value=0).to_numpy(dtype=float)
+    return _Series(
+        days=days, orders=o_arr, x=a.reindex(days, fill_value=0).to_numpy(dtype=float), pmf=pmf
+    )
+
+
+def _statistic(
+    s: _Series,
+    end: int,
+    config: CusumConfig,
+    *,
+    pooled_rate: float,
+    drop: npt.NDArray[np.float64] | None = None,
+) -> tuple[float, float, float] | None:
+    """(statistic at day `end`, observed and expected arrivals over the run), or None without
+    enough baseline; `drop` (run_days,) arrivals are left out of the run."""
+    run0 = end - config.run_days + 1
+    b0 = max(run0 - config.baseline_days, 0)
+    if run0 - b0 < config.min_baseline_days:
+        return None
+    e = s.e[b0 : end + 1]
+    x = s.x[b0 : end + 1].copy()
+    if drop is not None:
+        x[-config.run_days :] = np.maximum(x[-config.run_days :] - drop, 0.0)
+    nb = run0 - b0
+    if x[:nb].sum() < config.min_baseline_events or e[:nb].sum() <= 0:
+        return None
+    onset = np.zeros((config.run_days, len(e)))
+    onset[:, nb:] = s.onset(run0, end)
+    llr = change_point_llr(
+        x,
+        e,
+        onset,
+        ratio=config.shift_ratio,
+        prior_events=config.prior_events,
+        prior_rate=pooled_rate,
+    )
+    rate = x[:nb].sum() / e[:nb].sum()
+    phi = _dispersion(x[:nb], e[:nb])
+    return llr / phi, float(x[nb:].sum()), float(rate * e[nb:].sum())
+
+
+def _pooled_rates(s: _Series, config: CusumConfig) -> npt.NDArray[np.float64]:
+    """(days,) the rate of all categories together over each day's baseline window."""
+    e = s.e
+    out = np.ones(len(s.days))
+    for end in range(len(s.days)):
+        run0 = end - config.run_days + 1
+        b0 = max(run0 - config.baseline_days, 0)
+        if run0 > b0 and e[b0:run0].sum() > 0:
+            out[end] = max(float(s.x[b0:run0].sum() / e[b0:run0].sum()), 1e-9)
+    return out
+
+
+def _top_items(
+    arrivals: pd.DataFrame, category: str, days: pd.DatetimeIndex, end: int, config: CusumConfig
+) -> npt.NDArray[np.float64]:
+    """(run_days,) daily arrivals of the `drop_top_items` items with most in the run."""
+    run = days[max(end - config.run_days + 1, 0) : end + 1]
+    a = arrivals[(arrivals["category"] == category) & arrivals["day"].isin(run)]
+    top = a.groupby("item_id")["n"].sum().nlargest(config.drop_top_items).index
+    per_day = a[a["item_id"].isin(top)].groupby("day")["n"].sum()
+    out = per_day.reindex(run, fill_value=0).to_numpy(dtype=float)
+    return np.concatenate([np.zeros(config.run_days - len(out)), out])
+
+
+def category_cusum_tests(
+    base: pd.DataFrame,
+    arrivals: pd.DataFrame,
+    delays: DelayModel,
+    *,
+    as_of: date,
+    config: CusumConfig | None = None,
+) -> pd.DataFrame:
+    """Per day, category and metric: the CUSUM statistic at that day, observed and expected
+    arrivals over the run, and whether it fires. `base` holds daily orders by sale day
+    (`day`, `category`, `orders`), `arrivals` outcomes by arrival day (`day`, `category`,
+    `item_id`, `kind`, `n`)."""
+    config = config or CusumConfig()
+    cols = ["day", "category", "metric", "statistic", "observed", "expected", "ratio", "firing"]
+    if not len(base):
+        return pd.DataFrame(columns=cols)
+    end = pd.Timestamp(as_of) - pd.Timedelta(days=1)
+    b = base.assign(day=pd.to_datetime(base["day"]).dt.normalize())
+    days = pd.date_range(b["day"].min(), end, freq="D")
+    orders = (
+        b.groupby(["category", "day"])["orders"]
+        .sum()
+        .reindex(pd.MultiIndex.from_product([b["category"].unique(), days]), fill_value=0)
+        .rename_axis(["category", "day"])
+        .reset_index()
+    )
+    a = arrivals.assign(day=pd.to_datetime(arrivals["day"]).dt.normalize())
+    rows = []
+    for metric, kind in CUSUM_METRICS.items():
+        pmf = _pmf(delays, kind)
+        of_kind = a[(a["kind"] == kind) & (a["day"] <= end)]
+        categories = sorted(set(orders["category"]) - set(_NOT_CATEGORIES))
+        in_categories = orders["category"].isin(categories)
+        pooled = _pooled_rates(_series(orders[in_categories], of_kind, None, pmf), config)
+        for cat in categories:
+            rows.extend(_category_rows(orders, of_kind, cat, metric, pmf, pooled, config))
+    return pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
+
+
+def _category_rows(
+    orders: pd.DataFrame,
+    arrivals: pd.DataFrame,
+    category: str,
+    metric: TrustMetric,
+    pmf: npt.NDArray[np.float64],
+    pooled: npt.NDArray[np.float64],
+    config: CusumConfig,
+) -> list[dict[str, object]]:
+    s = _series(orders, arrivals, category, pmf)
+    rows: list[dict[str, object]] = []
+    for i, day in enumerate(s.days):
+        got = _statistic(s, i, config, pooled_rate=float(pooled[i]))
+        if got is None:
+            continue
+        stat, observed, expected = got
+        fire = stat >= config.threshold
+        if fire and config.drop_top_items:
+            drop = _top_items(arrivals, category, s.days, i, config)
+            kept = _statistic(s, i, config, pooled_rate=float(pooled[i]), drop=drop)
+            fire = kept is not None and kept[0] >= config.threshold
+        rows.append(
+            {
+                "day": day,
+                "category": category,
+                "metric": metric.value,
+                "statistic": stat,
+                "observed": observed,
+                "expected": expected,
+                "ratio": observed / expected if expected > 0 else float("nan"),
+                "firing": bool(fire),
+            }
+        )
+    return rows
+
+
+def cusum_alerts(
+    tests: pd.DataFrame, owners: dict[str, str], *, config: CusumConfig
+) -> pd.DataFrame:
+    """Alerts from the sequential category tests. `owners` maps a metric to who answers for
+    it (the `all`-channel objective's owner)."""
+    if not len(tests):
+        return empty_frame(ALERTS)
+    firing = tests[tests["firing"].astype(bool)]
+    rows = []
+    for (cat, metric), g in firing.groupby(["category", "metric"], sort=True):
+        for ep in episodes(g):
+            first = ep.rows.iloc[0]
+            kind = CUSUM_METRICS[TrustMetric(str(metric))]
+            rows.append(
+                {
+                    "alert_id": alert_id(
+                        AlertKind.TRUST_CUSUM, str(metric), ALL, ALL + f"|{cat}", ep.first_day
+                    ),
+                    "kind": AlertKind.TRUST_CUSUM.value,
+                    "severity": (Severity.HIGH if first["ratio"] >= 3 else Severity.MEDIUM).value,
+                    "title": f"{cat}: {kind}s arriving {first['ratio']:.1f}x what orders predict",
+                    "metric": metric,
+                    "channel": ALL,
+                    "category": cat,
+                    "strategy_id": ALL,
+                    "owner": owners.get(str(metric), "trust-ops"),
+                    "first_day": ep.first_day,
+                    "last_day": ep.last_day,
+                    "days_firing": len(ep.rows),
+                    "value": float(ep.rows["statistic"].max()),
+                    "threshold": config.threshold,
+                    "evidence": (
+                        f"{kind}s in category {cat}: {first['observed']:.0f} arrived in the "
+                        f"{config.run_days} days to {ep.first_day:%Y-%m-%d} where the "
+                        f"category's orders and the {config.baseline_days} days before "
+                        f"predict {first['expected']:.1f} (ratio {first['ratio']:.1f}); CUSUM "
+                        f"for a {config.shift_ratio:g}x rise {first['statistic']:.1f} >= "
+                        f"{config.threshold:g}, also without the {config.drop_top_items} items "
+                        "with most."
+                    ),
+                }
+            )
+    return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)

@@ -1,0 +1,109 @@
+"""Launch watch: which strategies cover a newly launched category, per policy and channel.
+
+A category whose first listing comes after the drift reference weeks is new; for each channel
+the category's items were shown in and each policy some strategy enforces on those items'
+entities (in any channel), the watch lists
+the strategies that could act there (the policy's strategies of the shown entities that run
+in the channel) and those that actually actioned the category's items, with the share of
+its shown items they actioned. A cell where none fired is a gap a PM should look at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import pandas as pd
+
+from governance.monitoring.tables import LAUNCH_COVERAGE, conform, empty_frame
+from governance.strategy import Strategy
+
+
+def new_categories(listings: pd.DataFrame, *, after: date) -> list[str]:
+    """Categories whose first listing was created on or after `after`."""
+    first = listings.groupby("category")["created_at"].min()
+    return sorted(str(c) for c in first[pd.to_datetime(first) >= pd.Timestamp(after)].index)
+
+
+def launch_coverage(
+    tables: dict[str, pd.DataFrame], strategies: Sequence[Strategy], *, categories: list[str]
+) -> pd.DataFrame:
+    """Table `launch_coverage`: one row per category, policy and channel its items were
+    shown in."""
+    if not categories or not strategies:
+        return empty_frame(LAUNCH_COVERAGE)
+    items = _category_items(tables, categories)
+    shown = items.merge(
+        tables["channel_exposure"][["entity", "item_id", "channel", "impressions"]],
+        on=["entity", "item_id"],
+    )
+    shown = shown[shown["impressions"] > 0]
+    hits = items.merge(
+        tables["strategy_decisions"][["entity", "item_id", "channel", "strategy_id"]],
+        on=["entity", "item_id"],
+    )
+    # a policy matters for an entity when some strategy enforces it on that entity somewhere
+    enforced = {(s.entity.value, s.policy.value) for s in strategies}
+    rows = [
+        _cell(str(g["category"].iloc[0]), policy, str(g["channel"].iloc[0]), g, hits, strategies)
+        for _, g in shown.groupby(["category", "channel"], sort=True)
+        for policy in sorted({s.policy.value for s in strategies})
+        if any((e, policy) in enforced for e in set(g["entity"]))
+    ]
+    if not rows:
+        return empty_frame(LAUNCH_COVERAGE)
+    return conform(pd.DataFrame(rows), LAUNCH_COVERAGE)
+
+
+def _category_items(tables: dict[str, pd.DataFrame], categories: list[str]) -> pd.DataFrame:
+    """(entity, item_id, category) of every listing, video and live of the categories."""
+    listings = tables["listings"]
+    own = listings[listings["category"].isin(categories)][["listing_id", "category"]]
+    parts = [own.rename(columns={"listing_id": "item_id"}).assign(entity="listing")]
+    for table, column, entity in (
+        ("videos", "video_id", "video"),
+        ("live_sessions", "live_id", "live"),
+    ):
+        linked = tables[table].merge(own, on="listing_id")[[column, "category"]]
+        parts.append(linked.rename(columns={column: "item_id"}).assign(entity=entity))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _cell(
+    category: str,
+    policy: str,
+    channel: str,
+    shown: pd.DataFrame,
+    hits: pd.DataFrame,
+    strategies: Sequence[Strategy],
+) -> dict[str, object]:
+    entities = set(shown["entity"])
+    able = sorted(
+        {
+            s.id
+            for s in strategies
+            if s.policy.value == policy
+            and s.entity.value in entities
+            and channel in {c.value for c in s.channels}
+        }
+    )
+    h = hits[
+        (hits["category"] == category)
+        & (hits["channel"] == channel)
+        & hits["strategy_id"].isin(able)
+    ]
+    n_shown = shown[["entity", "item_id"]].drop_duplicates()
+    actioned = h[["entity", "item_id"]].drop_duplicates()
+    # an actioned item may never have been shown there (blocked first): count it in the base
+    reach = pd.concat([n_shown, actioned]).drop_duplicates()
+    return {
+        "category": category,
+        "policy": policy,
+        "channel": channel,
+        "items_shown": len(n_shown),
+        "impressions": int(shown["impressions"].sum()),
+        "strategies": ", ".join(able),
+        "strategies_firing": ", ".join(sorted(set(h["strategy_id"]))),
+        "items_actioned": len(actioned),
+        "actioned_share": len(actioned) / len(reach) if len(reach) else 0.0,
+    }

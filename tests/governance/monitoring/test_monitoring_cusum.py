@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from governance.monitoring.cusum import (
+    CusumConfig,
+    arrival_exposure,
+    category_cusum_tests,
+    change_point_llr,
+    cusum_alerts,
+)
+from governance.monitoring.tables import ALERTS, check_frame
+from governance.monitoring.trust import compute_trust_metrics
+from tests.governance.monitoring.world import START, connect, end_of, make_tables
+
+_PMF = np.array([0.0, 0.0, 0.3, 0.3, 0.2, 0.2])
+
+
+def _onset(orders: np.ndarray, first: int) -> np.ndarray:
+    rows = []
+    for tau in range(first, len(orders)):
+        masked = np.where(np.arange(len(orders)) >= tau, orders, 0.0)
+        rows.append(arrival_exposure(masked, _PMF))
+    return np.asarray(rows)
+
+
+def test_llr_grows_with_a_surge_after_the_change() -> None:
+    orders = np.full(40, 50.0)
+    e = arrival_exposure(orders, _PMF)
+    calm = 0.05 * e
+    surge = calm.copy()
+    surge[32:] *= 3
+    onset = _onset(orders, 30)
+    assert change_point_llr(np.round(calm), e, onset, ratio=3.0) < 2
+    assert change_point_llr(np.round(surge), e, onset, ratio=3.0) > 8
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(0, 20), min_size=20, max_size=20),
+    st.floats(0.0, 50.0),
+)
+def test_llr_is_non_negative_and_zero_without_onset(x: list[int], prior: float) -> None:
+    e = arrival_exposure(np.full(20, 30.0), _PMF)
+    xs = np.asarray(x, dtype=float)
+    with_onset = change_point_llr(xs, e, _onset(np.full(20, 30.0), 10), ratio=2.0)
+    assert with_onset >= 0
+    none = change_point_llr(xs, e, np.zeros((3, 20)), ratio=2.0, prior_events=prior)
+    assert none == 0
+
+
+def _alerts(category_incident: tuple[str, int, float] | None, seed: int = 7) -> pd.DataFrame:
+    tables = make_tables(n_listings=40, n_days=42, seed=seed, category_incident=category_incident)
+    trust = compute_trust_metrics(connect(tables), as_of=end_of(42))
+    cfg = CusumConfig()
+    tests = category_cusum_tests(
+        trust.base, trust.arrivals, trust.delays, as_of=end_of(42), config=cfg
+    )
+    return cusum_alerts(tests, {"complaints_per_1k_orders": "ops"}, config=cfg)
+
+
+def test_category_surge_is_found_by_the_sequential_test() -> None:
+    alerts = _alerts(("bags", 28, 0.08))
+    assert check_frame(alerts, ALERTS) == []
+    assert set(alerts["category"]) == {"bags"}
+    assert set(alerts["kind"]) == {"trust_cusum"}
+    assert 0 <= (alerts["first_day"].min() - pd.Timestamp(START)).days - 28 <= 7
+    assert alerts["owner"].iloc[0] == "ops"
+
+
+def test_no_sequential_alert_without_incident() -> None:
+    assert len(_alerts(None)) == 0

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from governance.monitoring.launch import launch_coverage, new_categories
+from governance.monitoring.tables import LAUNCH_COVERAGE, check_frame
+from tests.governance.experiments.factories import make_registry
+
+
+def _tables() -> dict[str, pd.DataFrame]:
+    listings = pd.DataFrame(
+        {
+            "listing_id": ["L1", "L2", "L3", "L4"],
+            "category": ["bags", "cards", "cards", "cards"],
+            "created_at": pd.to_datetime(["2026-01-05", "2026-02-02", "2026-02-03", "2026-02-04"]),
+        }
+    )
+    exposure = pd.DataFrame(
+        {
+            "entity": "listing",
+            "item_id": ["L1", "L2", "L3", "L2"],
+            "channel": ["campaigns", "campaigns", "campaigns", "shop_tab"],
+            "impressions": [100, 50, 30, 20],
+        }
+    )
+    decisions = pd.DataFrame(
+        {
+            "entity": ["listing", "listing"],
+            "item_id": ["L2", "L4"],
+            "channel": ["campaigns", "campaigns"],
+            "strategy_id": ["campaign-deep-discount", "campaign-deep-discount"],
+        }
+    )
+    empty_videos = pd.DataFrame(
+        {"video_id": pd.Series(dtype=str), "listing_id": pd.Series(dtype=str)}
+    )
+    empty_lives = pd.DataFrame(
+        {"live_id": pd.Series(dtype=str), "listing_id": pd.Series(dtype=str)}
+    )
+    return {
+        "listings": listings,
+        "videos": empty_videos,
+        "live_sessions": empty_lives,
+        "channel_exposure": exposure,
+        "strategy_decisions": decisions,
+    }
+
+
+def test_a_new_category_is_found_after_the_reference_weeks() -> None:
+    assert new_categories(_tables()["listings"], after=date(2026, 1, 19)) == ["cards"]
+
+
+def test_coverage_names_who_could_act_who_did_and_the_gaps() -> None:
+    table = launch_coverage(_tables(), list(make_registry()), categories=["cards"])
+    assert check_frame(table, LAUNCH_COVERAGE) == []
+    cells = table.set_index(["policy", "channel"])
+    campaigns = cells.loc[("fake_discount", "campaigns")]
+    assert campaigns["items_shown"] == 2 and campaigns["impressions"] == 80
+    assert campaigns["strategies_firing"] == "campaign-deep-discount"
+    # L2 shown and actioned, L3 shown only, L4 actioned before it was ever shown
+    assert campaigns["items_actioned"] == 2 and campaigns["actioned_share"] == 2 / 3
+    shop_tab = cells.loc[("fake_discount", "shop_tab")]
+    assert shop_tab["strategies"] == "" and shop_tab["actioned_share"] == 0  # a gap

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from features.vocabulary import Entity, Policy
+from governance.audit.estimators import LabelDraws
+from governance.audit.population import Population
+from governance.monitoring.prevalence import label_free_precision, violative_view_rate
+from governance.monitoring.tables import MODEL_PRECISION, VIOLATIVE_VIEW_RATE, check_frame
+
+KEY = (Entity.LISTING, Policy.COUNTERFEIT)
+
+
+def _population(
+    seed: int, *, bias: float, n: int = 3000, labels: int = 400
+) -> tuple[Population, np.ndarray]:
+    """Items with true probability p; the model says p * bias; a simple random audit."""
+    rng = np.random.default_rng(seed)
+    p = 1 / (1 + np.exp(-(rng.normal(size=n) * 1.5 - 2.5)))
+    y = rng.random(n) < p
+    shown = rng.lognormal(3, 1, (n, 2))
+    drawn = rng.choice(n, labels, replace=False)
+    f = np.clip(p * bias, 0, 1)
+    draws = LabelDraws(
+        position=drawn,
+        y_obs=y[drawn].astype(float),
+        n_reviews=np.ones(labels, dtype=np.int64),
+        inclusion_probability=np.full(labels, labels / n),
+        design=np.full(labels, "random", dtype=object),
+        f_label=f[drawn],
+    )
+    pop = Population(
+        entity=Entity.LISTING,
+        policy=Policy.COUNTERFEIT,
+        item_ids=np.array([f"L{i}" for i in range(n)], dtype=object),
+        p_model=p,
+        f=f,
+        channels=("shop_tab", "campaigns"),
+        eligible=np.ones((n, 2), dtype=bool),
+        impressions=shown,
+        gmv=shown / 10,
+        lost_impressions=np.zeros((n, 2)),
+        lost_gmv=np.zeros((n, 2)),
+        actioned={},
+        strategy_channels={},
+        draws=draws,
+        frames={"random": np.ones(n, dtype=bool)},
+        flip_rate=1e-6,
+    )
+    return pop, y
+
+
+def test_view_rate_interval_covers_the_truth_when_the_model_is_biased() -> None:
+    covered = []
+    for seed in range(12):
+        pop, y = _population(seed, bias=0.5)
+        table = violative_view_rate({KEY: pop})
+        assert check_frame(table, VIOLATIVE_VIEW_RATE) == []
+        truth = (pop.impressions * y[:, None]).sum(axis=0) / pop.impressions.sum(axis=0)
+        low, high = table["vvr_low"].to_numpy(), table["vvr_high"].to_numpy()
+        covered.extend((low <= truth) & (truth <= high))
+        # the labels pull the model's halved rate back toward the truth
+        model_err = np.abs(table["vvr_model"].to_numpy() - truth)
+        assert (np.abs(table["vvr"].to_numpy() - truth) < model_err).mean() >= 0.5
+    assert np.mean(covered) >= 0.85
+
+
+def test_label_free_precision_is_the_mean_calibrated_probability_of_the_flagged() -> None:
+    pop, y = _population(0, bias=1.0, n=20000)
+    table = label_free_precision({KEY: pop}, threshold=0.5)
+    assert check_frame(table, MODEL_PRECISION) == []
+    row = table.iloc[0]
+    flagged = pop.p_model >= 0.5
+    assert row["flagged"] == flagged.sum()
+    assert row["expected_precision"] == pytest.approx(pop.f[flagged].mean())
+    assert abs(row["expected_precision"] - y[flagged].mean()) < 0.05
+
+
+def test_bad_confidence_and_threshold_are_refused() -> None:
+    pop, _ = _population(0, bias=1.0, n=200, labels=20)
+    with pytest.raises(ValueError, match="confidence"):
+        violative_view_rate({KEY: pop}, confidence=1.5)
+    with pytest.raises(ValueError, match="threshold"):
+        label_free_precision({KEY: pop}, threshold=0.0)

@@ -1,0 +1,109 @@
+"""The monitoring page in a real browser: a PM walks the channels, reads the charts, the
+objectives, the alerts and the violative view rates.
+
+Same setup as tests/serving/test_browser.py (a uvicorn server, Debian's headless Chromium;
+skipped when /usr/bin/chromium is missing, a failure under CI=true).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from experiments.benchmarks.review_load import serve
+from governance.review import users
+from governance.review.db import make_engine, make_session_factory, upgrade
+from tests.governance.monitoring.world import write_monitor_dir
+from tests.serving.test_browser import PASSWORD
+from tests.serving.test_browser import browser as browser  # noqa: F401  (module fixture)
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("review-browser")]
+
+#: The page's budget: from navigation start to the load event, server render included.
+LOAD_BUDGET_MS = 1000.0
+
+
+def _write_view_rates(out: Path) -> None:
+    rows = [
+        ("counterfeit", channel, 1e5, 3e3, 0.03, 0.01, 0.05, 0.04, 120, 0.95)
+        for channel in ("affiliate", "shop_tab")
+    ]
+    columns = [
+        "policy",
+        "channel",
+        "impressions",
+        "violative_impressions",
+        "vvr",
+        "vvr_low",
+        "vvr_high",
+        "vvr_model",
+        "labels",
+        "confidence",
+    ]
+    pd.DataFrame(rows, columns=columns).to_parquet(out / "violative_view_rate.parquet")
+
+
+@pytest.fixture
+def service(
+    review_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SimpleNamespace]:
+    """A running review service with a PM and a monitor directory with a planted affiliate
+    complaint flood."""
+    write_monitor_dir(tmp_path / "monitor")
+    _write_view_rates(tmp_path / "monitor")
+    monkeypatch.setenv("GOVRISK_MONITOR_DIR", str(tmp_path / "monitor"))
+    engine = make_engine(review_db_url, pool_size=2)
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        users.create_user(session, username="pat", role="pm", password=PASSWORD)
+        session.commit()
+    try:
+        with serve(review_db_url, tmp_path, lease_seconds=300) as base_url:
+            yield SimpleNamespace(url=base_url)
+    finally:
+        engine.dispose()
+
+
+def _load_ms(page: Any) -> float:
+    timing = page.evaluate(
+        "() => { const n = performance.getEntriesByType('navigation')[0];"
+        " return n.loadEventEnd - n.startTime; }"
+    )
+    return float(timing)
+
+
+def test_pm_walks_the_monitoring_page(browser: Any, service: SimpleNamespace) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{service.url}/login")
+    page.fill("input[name=username]", "pat")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"/suggestions$"))
+    page.goto(f"{service.url}/monitoring")
+    page.wait_for_load_state("load")
+    assert page.locator("h1").inner_text() == "Trust monitoring: all"
+    assert page.locator("svg.chart").count() == 3
+    assert _load_ms(page) < LOAD_BUDGET_MS
+    page.click("a[href='/monitoring?channel=affiliate']")
+    page.wait_for_url(re.compile(r"channel=affiliate$"))
+    page.wait_for_load_state("load")
+    assert page.locator("h1").inner_text() == "Trust monitoring: affiliate"
+    assert page.locator("a[aria-current=page]").inner_text() == "affiliate"
+    assert _load_ms(page) < LOAD_BUDGET_MS
+    assert page.locator("svg.chart circle").count() >= 3  # weekly points with their tooltips
+    assert "affiliate-trust" in page.locator("main").inner_text()  # the objective's owner
+    assert page.get_by_text("complaints_per_1k_orders budget burning").count() >= 1
+    rates = page.locator("#view-rates tbody tr")
+    assert rates.count() == 1  # the affiliate row only
+    assert "3.0%" in rates.inner_text() and "1.0% – 5.0%" in rates.inner_text()
+    page.click("a[href='/monitoring?channel=video']")
+    page.wait_for_url(re.compile(r"channel=video$"))
+    assert page.locator("#view-rates").count() == 0  # no rate for the channel: no table
+    page.close()
