@@ -28,8 +28,8 @@ from features.vocabulary import ENTITY_CHANNELS, Entity, Policy
 from governance.audit.metrics import strategy_metrics
 from governance.audit.pipeline import (
     AuditResult,
-    audit_flip_rate,
     error_slices,
+    flip_rate_for,
     strategy_suggestions,
     write_outputs,
 )
@@ -202,7 +202,7 @@ def run_byo_audit(
     cfg = settings or get_settings()
     p = scores_for(dataset, scores)
     eps, source = (
-        audit_flip_rate(labels, cfg) if flip_rate is None else (flip_rate, "given (--flip-rate)")
+        flip_rate_for(labels, cfg) if flip_rate is None else (flip_rate, "given (--flip-rate)")
     )
 
     def build(calibration: Calibration) -> Population:

@@ -146,11 +146,7 @@ def run_audit(
     history = [with_scores(h, predictions) for h in history]
 
     progress("estimate", 2, len(_STEPS))
-<<<<<<< HEAD
-    flip_rate, source = audit_flip_rate(inputs.labels, cfg)
-=======
     flip_rate, source = flip_rate_for(inputs.labels, cfg)
->>>>>>> main
     pops, est_pops = _populations(inputs, predictions, oof, flip_rate, cfg)
     metrics = strategy_metrics(
         est_pops,
@@ -577,14 +573,9 @@ def _period_start(tables: Mapping[str, pd.DataFrame]) -> datetime | None:
     return pd.Timestamp(ex["day"].min()).normalize().to_pydatetime()
 
 
-<<<<<<< HEAD
-def audit_flip_rate(labels: pd.DataFrame, cfg: AuditSettings) -> tuple[float, str]:
-    """The reviewer flip rate an audit uses and where it came from."""
-=======
 def flip_rate_for(labels: pd.DataFrame, cfg: AuditSettings) -> tuple[float, str]:
     """Reviewer flip rate from double reviews (enough pairs), else the configured one; and
     where it came from."""
->>>>>>> main
     if cfg.estimate_flip_rate and len(labels):
         eps, pairs = estimate_flip_rate(labels)
         if pairs >= cfg.min_flip_pairs and np.isfinite(eps):
