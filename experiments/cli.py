@@ -104,6 +104,44 @@ def simulate(
         raise click.ClickException(str(err)) from err
 
 
+def evaluate_byo(
+    out: Annotated[Path, typer.Option("--out", help="Work directory (one folder per draw).")],
+    base_dir: Annotated[
+        Path,
+        typer.Option(
+            "--base-dir",
+            help="Where the fraud spec's paths resolve (the repository root when "
+            "../shared/data/ecommerce_fraud sits beside it).",
+        ),
+    ] = Path("."),
+    draws: Annotated[int, typer.Option("--draws", min=1, help="Label draws (seeds 0..N-1).")] = 10,
+    labels: Annotated[
+        int, typer.Option("--labels", min=20, help="Labels per draw (half uniform).")
+    ] = 1_000,
+) -> None:
+    """Run docs/byo-walkthrough.md on the fraud data once per label draw and print how its
+    audit's estimates compare with the truth and with the fraud evaluation's."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from experiments.byo_walkthrough import measure_walkthrough, summary_table
+
+    console = Console()
+    with console.status(f"{draws} walkthroughs"):
+        measured = measure_walkthrough(out, base_dir=base_dir, draws=draws, labels=labels)
+    path = out / "measured.parquet"
+    measured.to_parquet(path, index=False)
+    table = Table(title="BYO walkthrough vs fraud evaluation: mean abs. error (coverage)")
+    summary = summary_table(measured)
+    for col in summary.columns:
+        table.add_column(str(col))
+    for row in summary.itertuples(index=False):
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+    console.print(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this package's subcommands to the root app."""
     app.command("simulate")(simulate)
+    app.command("evaluate-byo")(evaluate_byo)

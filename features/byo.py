@@ -12,7 +12,7 @@ example and docs/features.md for the format.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -30,8 +30,11 @@ from features.engine import connect, timestamp_literal
 from features.lexicon import LEXICON
 from features.schema import Feature, FeatureKind, FeatureSet
 from features.text import encode, text_signals
+from features.vocabulary import ENTITY_CHANNELS, Channel, Entity, Policy
 
 BYO_VERSION = 1
+#: Frame columns besides the features: id, time, label and the governance channel.
+RESERVED_COLUMNS = ("item_id", "event_time", "label", "channel")
 
 
 class ColumnType(StrEnum):
@@ -159,6 +162,23 @@ FeatureDecl = Annotated[
 ]
 
 
+class GovernanceDecl(_Model):
+    """How the rows enter governance: the govrisk entity they stand in for (the entity
+    strategies, audits and the review queue name), the policy the label judges, the channel
+    they are shown in (one `channel` for every row, or a rows column of channel names) and the
+    numeric feature whose value is at stake (GMV in the audit; 1 per row when absent)."""
+
+    entity: Entity
+    policy: Policy
+    channel: Channel | None = None
+    channel_column: str | None = None
+    value: str | None = None
+
+    def channel_of_rows(self) -> Channel:
+        """The channel of every row when no column says it."""
+        return self.channel or ENTITY_CHANNELS[self.entity][0]
+
+
 class DatasetSpec(_Model):
     """A user's dataset mapped to one scored entity."""
 
@@ -168,6 +188,7 @@ class DatasetSpec(_Model):
     rows: RowsDecl
     lookups: dict[str, TableDecl] = Field(default_factory=dict)
     features: list[FeatureDecl] = Field(min_length=1)
+    governance: GovernanceDecl | None = None
 
     @field_validator("lookups")
     @classmethod
@@ -179,7 +200,8 @@ class DatasetSpec(_Model):
 
 @dataclass(frozen=True)
 class ByoDataset:
-    """Features built from a spec: `item_id`, `event_time`, `label` (if any), then features."""
+    """Features built from a spec: `item_id`, `event_time`, `label` (if any), `channel` (with a
+    governance `channel_column`), then features."""
 
     spec: DatasetSpec
     feature_set: FeatureSet
@@ -256,7 +278,7 @@ def _reference_problems(spec: DatasetSpec) -> list[str]:
     for i, f in enumerate(spec.features):
         where = f"features[{i}] ({f.name})"
         for out in _output_names(f):
-            if out in seen or out in ("item_id", "event_time", "label"):
+            if out in seen or out in RESERVED_COLUMNS:
                 problems.append(f"{where}: feature name {out!r} is used twice or reserved")
             seen.add(out)
         if isinstance(f, ColumnFeature):
@@ -290,6 +312,32 @@ def _reference_problems(spec: DatasetSpec) -> list[str]:
                 problems.append(
                     f"{where}: value column {f.value!r} must be numeric, categorical or boolean"
                 )
+    if spec.governance is not None and not problems:
+        problems += _governance_problems(spec, spec.governance, need)
+    return problems
+
+
+def _governance_problems(
+    spec: DatasetSpec, gov: GovernanceDecl, need: Callable[[str, str, set[ColumnType]], None]
+) -> list[str]:
+    problems: list[str] = []
+    allowed = ENTITY_CHANNELS[gov.entity]
+    if gov.channel is not None and gov.channel not in allowed:
+        problems.append(
+            f"governance.channel: {gov.channel.value} is not a {gov.entity.value} channel; "
+            f"use one of {[c.value for c in allowed]}"
+        )
+    if gov.channel is not None and gov.channel_column is not None:
+        problems.append("governance: give channel or channel_column, not both")
+    if gov.channel_column is not None:
+        need("governance.channel_column", gov.channel_column, {ColumnType.CATEGORICAL})
+    if gov.value is not None:
+        kinds = {f.name: f.kind for f in feature_set(spec).features}
+        if kinds.get(gov.value) != "numeric":
+            numeric = [n for n, k in kinds.items() if k == "numeric"]
+            problems.append(
+                f"governance.value: {gov.value!r} is not a numeric feature; one of {numeric}"
+            )
     return problems
 
 
@@ -529,9 +577,11 @@ def _compute_dataset(
             )
         select, joins = _feature_sql(spec)
         label = f', r."{rows.label}" AS label' if rows.label else ""
+        channel = _channel_column(spec)
+        channel_sql = f', r."{channel}" AS channel' if channel else ""
         sql = (
             f'SELECT CAST(r."{rows.id}" AS VARCHAR) AS item_id, r."{rows.time}" AS event_time'
-            f"{label}, {', '.join(select)} FROM typed_rows r {' '.join(joins)} "
+            f"{label}{channel_sql}, {', '.join(select)} FROM typed_rows r {' '.join(joins)} "
             f'ORDER BY r."{rows.time}", item_id'
         )
         result = con.sql(sql).to_arrow_table()
@@ -544,6 +594,8 @@ def _compute_dataset(
     }
     if rows.label:
         data["label"] = arrow_column(result.column("label"))
+    if channel:
+        data["channel"] = _checked_channels(spec, arrow_column(result.column("channel")))
     computed: dict[str, np.ndarray] = {}
     for f in spec.features:
         if isinstance(f, TextFeature):
@@ -566,6 +618,27 @@ def _compute_dataset(
         inputs=dict(inputs),
         digests={name: _sha256(path) for name, path in inputs.items()},
     )
+
+
+def _channel_column(spec: DatasetSpec) -> str | None:
+    return None if spec.governance is None else spec.governance.channel_column
+
+
+def _checked_channels(spec: DatasetSpec, values: np.ndarray) -> pd.Series:
+    """The channel column, refused when a value is not a channel of the governance entity."""
+    assert spec.governance is not None
+    allowed = {c.value for c in ENTITY_CHANNELS[spec.governance.entity]}
+    channels = pd.Series(values, dtype="str")
+    bad = sorted(set(channels.dropna()) - allowed)
+    if bad or channels.isna().any():
+        raise SpecError(
+            [
+                f"rows.columns.{spec.governance.channel_column}: every row needs one of "
+                f"{sorted(allowed)} (the {spec.governance.entity.value} channels); found "
+                f"{bad[:5] or 'missing values'}"
+            ]
+        )
+    return channels
 
 
 def _sha256(path: Path) -> str:

@@ -285,10 +285,13 @@ def byo(
     summary.add_column("rows", justify="right")
     summary.add_column("features", justify="right")
     summary.add_column("label")
+    summary.add_column("governance")
+    gov = dataset_spec.governance
     summary.add_row(
         f"{len(dataset.frame):,}",
         str(len(dataset.feature_set.features)),
         dataset_spec.rows.label or "-",
+        "-" if gov is None else f"{gov.entity.value} / {gov.policy.value}",
     )
     console.print(summary)
     for path in paths:

@@ -52,6 +52,30 @@ class Feature:
             raise ValueError(f"feature {self.name!r}: version must be >= 1")
 
 
+def feature_to_dict(feature: Feature) -> dict[str, object]:
+    """A feature as plain JSON data (what a model bundle records of its inputs)."""
+    return {
+        "name": feature.name,
+        "kind": feature.kind,
+        "description": feature.description,
+        "unit": feature.unit,
+        "version": feature.version,
+        "signed": feature.signed,
+    }
+
+
+def feature_from_dict(data: dict[str, object]) -> Feature:
+    """The inverse of `feature_to_dict`."""
+    return Feature(
+        name=str(data["name"]),
+        kind=data["kind"],  # type: ignore[arg-type]  # checked by Feature itself
+        description=str(data["description"]),
+        unit=str(data.get("unit", "")),
+        version=int(data.get("version", 1)),  # type: ignore[call-overload]
+        signed=bool(data.get("signed", False)),
+    )
+
+
 @dataclass(frozen=True)
 class FeatureSet:
     """Features describing one entity, keyed by `join_key`, versioned as a whole."""

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from features.build import INPUT_TABLES, FeatureBuild
-from features.byo import ByoDataset
+from features.byo import ByoDataset, SpecError, feature_set, parse_spec
 from features.catalog import feature_set_versions, frame_features
 from features.loader import table_path
 from features.tables import TABLES
@@ -148,6 +148,7 @@ def write_dataset(dataset: ByoDataset, out_dir: Path) -> list[Path]:
     fs = dataset.feature_set
     manifest = {
         "spec": dataset.spec.name,
+        "dataset_spec": dataset.spec.model_dump(mode="json"),
         "entity": dataset.spec.entity,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "feature_sets": {fs.name: fs.version},
@@ -171,3 +172,32 @@ def write_dataset(dataset: ByoDataset, out_dir: Path) -> list[Path]:
     manifest_path = out_dir / MANIFEST
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     return [frame_path, manifest_path]
+
+
+def read_dataset(out_dir: Path) -> ByoDataset:
+    """A bring-your-own feature build written by `write_dataset`: its spec (from the
+    manifest), declared features and frame."""
+    out_dir = Path(out_dir)
+    if not (out_dir / MANIFEST).exists():
+        raise SpecError(
+            [
+                f"{out_dir}: no {MANIFEST}; build it with `govrisk features byo --spec SPEC "
+                f"--out {out_dir}`"
+            ]
+        )
+    manifest = read_manifest(out_dir)
+    raw = manifest.get("dataset_spec")
+    if not isinstance(raw, dict):
+        raise SpecError(
+            [
+                f"{out_dir}: not a bring-your-own feature build (no dataset spec in its "
+                f"{MANIFEST}); write it with `govrisk features byo --spec SPEC --out {out_dir}`"
+            ]
+        )
+    spec = parse_spec(raw, source=str(out_dir / MANIFEST))
+    frame = pd.read_parquet(out_dir / f"{spec.entity}.parquet")
+    data = manifest.get("data")
+    tables = data.get("tables", {}) if isinstance(data, dict) else {}
+    return ByoDataset(
+        spec=spec, feature_set=feature_set(spec), frame=frame, inputs={}, digests=dict(tables)
+    )

@@ -11,10 +11,13 @@ import typer
 from features.vocabulary import Channel, Entity, StrategyStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.console import Console
     from rich.tree import Tree
 
     from governance.backtest import BacktestResult
+    from governance.evaluator import FeatureType
     from governance.registry import StrategyRegistry
     from governance.strategy import Condition
 
@@ -41,13 +44,21 @@ def _console() -> Console:
     return Console()
 
 
-def _load_registry(data: Path, *, check_features: bool = False) -> StrategyRegistry:
-    """Load the registry; any problem is the command's error (exit 2)."""
+def _load_registry(
+    data: Path, *, check_features: bool = False, dataset: Path | None = None
+) -> StrategyRegistry:
+    """Load the registry; any problem is the command's error (exit 2). Features are checked
+    against the catalogue, or a bring-your-own `dataset`'s declaration."""
     from governance.registry import StrategyRegistry, catalog_feature_types
     from governance.strategy import StrategyError
 
-    feature_types = None
-    if check_features:
+    feature_types: Mapping[Entity, Mapping[str, FeatureType]] | None = None
+    if dataset is not None:
+        from features.store import read_dataset
+        from governance.audit.byo import byo_feature_types
+
+        feature_types = byo_feature_types(read_dataset(dataset))
+    elif check_features:
         try:
             feature_types = catalog_feature_types()
         except ImportError as err:
@@ -154,6 +165,14 @@ def show(
 @strategies_app.command("validate")
 def validate(
     data: DataOption,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            help="Check features and types against this bring-your-own feature build "
+            "(`govrisk features byo` output) instead of the marketplace catalogue.",
+        ),
+    ] = None,
 ) -> None:
     """Check every strategy file (structure, features, types, duplicates); exit 1 on errors.
 
@@ -167,7 +186,7 @@ def validate(
     if not strategies_dir(data).is_dir():
         _load_registry(data)  # says which directory is missing
     try:
-        registry = _load_registry(data, check_features=True)
+        registry = _load_registry(data, check_features=True, dataset=dataset)
     except click.ClickException as err:
         console.print(f"[red]{escape(err.message)}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from err

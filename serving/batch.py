@@ -36,6 +36,8 @@ from serving.risk_bands import RiskBandError, assign_bands, bundle_bands
 from serving.scoring_contract import frame_problems, model_inputs
 
 Engine = Literal["local", "dask"]
+#: What batch scoring does with a category the model never saw.
+UnknownCategories = Literal["quarantine", "missing"]
 
 MANIFEST_NAME = "_manifest.json"
 QUARANTINE_DIR = "_quarantine"
@@ -119,6 +121,7 @@ class _Options:
     explain_k: int
     bands: tuple[tuple[str, float], ...]
     output_dir: str
+    unknown_categories: UnknownCategories = "quarantine"
     #: Row number -> row number of the first row with the same id, for every later repeat.
     duplicates: Mapping[int, int] = field(default_factory=dict)
 
@@ -134,6 +137,7 @@ def score_file(
     scheduler: str | None = None,
     id_column: str = "item_id",
     risk_bands: Mapping[str, float] | None = None,
+    unknown_categories: UnknownCategories = "quarantine",
     overwrite: bool = False,
     model_uri: str | None = None,
     on_chunk: Callable[[ChunkResult], None] | None = None,
@@ -142,6 +146,8 @@ def score_file(
 
     Re-running with the same input, model and options resumes an interrupted run. `risk_bands`
     maps band name -> lowest probability (default: the bundle's, else serving settings).
+    `unknown_categories`: quarantine rows with a category the model never saw, or score them
+    as missing (what the model does with a missing category).
     """
 
     input_path = Path(input_path)
@@ -165,6 +171,7 @@ def score_file(
         explain_k=explain_k,
         bands=bands,
         output_dir=str(output_dir),
+        unknown_categories=unknown_categories,
         duplicates=_duplicate_rows(parquet, id_column),
     )
     manifest = _open_manifest(
@@ -172,7 +179,12 @@ def score_file(
         expected={
             "input": _input_identity(input_path, parquet),
             "model": {"fingerprint": bundle.fingerprint},
-            "options": {"chunk_rows": chunk_rows, "explain_k": explain_k, "id_column": id_column},
+            "options": {
+                "chunk_rows": chunk_rows,
+                "explain_k": explain_k,
+                "id_column": id_column,
+                "unknown_categories": unknown_categories,
+            },
             "chunks_total": n_chunks,
         },
         overwrite=overwrite,
@@ -423,7 +435,11 @@ def _compute_chunk(
     frame = bundle.with_text_scores(table.to_pandas())
     ids = frame[options.id_column]
     reasons = bundle.encoder.row_problems(frame).to_numpy(dtype=object)
-    contract = frame_problems(model_inputs(bundle), frame)
+    contract = frame_problems(
+        model_inputs(bundle),
+        frame,
+        unknown_categories=options.unknown_categories == "quarantine",
+    )
     reasons = np.array(
         [f"{a}; {b}" if a and b else a or b for a, b in zip(reasons, contract, strict=True)],
         dtype=object,

@@ -153,6 +153,15 @@ def score(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a previous run in --output.")
     ] = False,
+    unknown_categories: Annotated[
+        str,
+        typer.Option(
+            "--unknown-categories",
+            help="quarantine: rows with a category the model never saw go to the quarantine; "
+            "missing: score them as a missing category (a model trained on a small sample has "
+            "not seen every value).",
+        ),
+    ] = "quarantine",
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Score a Parquet feature frame in chunks: probabilities, risk bands, top-K reasons.
@@ -173,6 +182,8 @@ def score(
         raise typer.BadParameter("give --model URI or set GOVRISK_MODEL_URI", param_hint="--model")
     if engine not in ("local", "dask"):
         raise typer.BadParameter("must be local or dask", param_hint="--engine")
+    if unknown_categories not in ("quarantine", "missing"):
+        raise typer.BadParameter("must be quarantine or missing", param_hint="--unknown-categories")
     console = Console(stderr=True)
     try:
         total = open_input(input_path).metadata.num_rows
@@ -198,6 +209,7 @@ def score(
                 engine="dask" if engine == "dask" else "local",
                 scheduler=scheduler,
                 id_column=id_column,
+                unknown_categories="missing" if unknown_categories == "missing" else "quarantine",
                 overwrite=overwrite,
                 model_uri=uri,
                 on_chunk=lambda chunk: progress.advance(task, chunk.rows_read),

@@ -47,7 +47,13 @@ from serving.schemas_scoring import (
     ScoreResponse,
     SnapshotPublic,
 )
-from serving.scoring_contract import clamp_to_domain, model_inputs, record_problems, request_schema
+from serving.scoring_contract import (
+    catalog_entity,
+    clamp_to_domain,
+    model_inputs,
+    record_problems,
+    request_schema,
+)
 from serving.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -323,7 +329,7 @@ def _documented(
         raw_fields = (
             state is not None
             and state.snapshot_dir is not None
-            and loaded.bundle.metadata.get("entity") is not None
+            and catalog_entity(loaded.bundle) is not None
         )
         schema = request_schema(
             loaded.bundle,
@@ -659,10 +665,12 @@ def _online_features(
     """
     if not fields:
         return []
-    entity = model.bundle.metadata.get("entity")
+    entity = catalog_entity(model.bundle)
     snapshot = state.snapshot()
     reason = None
-    if entity is None:
+    if model.bundle.metadata.get("feature_declaration") is not None:
+        reason = "this model's features are its dataset's own, so raw fields cannot be used"
+    elif entity is None:
         reason = "this model does not record its entity, so raw fields cannot be used"
     elif snapshot is None:
         reason = "no feature snapshot is configured (GOVRISK_SNAPSHOT_DIR or --snapshot)"

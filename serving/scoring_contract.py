@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.schema import FeatureKind
+from features.schema import Feature, FeatureKind, feature_from_dict
 from models.bundle import ModelBundle
 from serving.limits import MAX_EXACT_FLOAT_INT
 
@@ -55,18 +55,36 @@ def model_inputs(bundle: ModelBundle) -> tuple[ModelInput, ...]:
         return found
 
 
+def catalog_entity(bundle: ModelBundle) -> str | None:
+    """The entity whose feature catalogue (and raw fields) describe the bundle's inputs; None
+    for a model without an entity or with its own declaration (bring your own data)."""
+    if bundle.metadata.get("feature_declaration") is not None:
+        return None
+    entity = bundle.metadata.get("entity")
+    return None if entity is None else str(entity)
+
+
+def declared_features(bundle: ModelBundle) -> dict[str, Feature]:
+    """The declarations of the bundle's inputs: its own (bring your own data), else the
+    catalogue's for its entity (empty when it names none this version declares)."""
+    own = bundle.metadata.get("feature_declaration")
+    if own is not None:
+        return {f.name: f for f in map(feature_from_dict, own)}
+    entity = catalog_entity(bundle)
+    if entity is None:
+        return {}
+    from features.catalog import frame_features
+    from features.vocabulary import Entity
+
+    try:
+        return {f.name: f for f in frame_features(Entity(entity))}
+    except ValueError:  # an entity this version does not declare: encoder kinds only
+        return {}
+
+
 def _compute_inputs(bundle: ModelBundle) -> tuple[ModelInput, ...]:
     encoder = bundle.encoder
-    declared: dict[str, Any] = {}
-    entity = bundle.metadata.get("entity")
-    if entity is not None:
-        from features.catalog import frame_features
-        from features.vocabulary import Entity
-
-        try:
-            declared = {f.name: f for f in frame_features(Entity(str(entity)))}
-        except ValueError:  # an entity this version does not declare: encoder kinds only
-            declared = {}
+    declared = declared_features(bundle)
     nullable = set(encoder.nullable_)
     out = [
         ModelInput(
@@ -234,10 +252,13 @@ def request_schema(
     }
 
 
-def frame_problems(inputs: Sequence[ModelInput], frame: pd.DataFrame) -> np.ndarray:
+def frame_problems(
+    inputs: Sequence[ModelInput], frame: pd.DataFrame, *, unknown_categories: bool = True
+) -> np.ndarray:
     """Per-row reason a batch row breaks its inputs' contract ("" when it keeps it).
 
-    The batch counterpart of the online checks: unknown categories, booleans that are not
+    The batch counterpart of the online checks: unknown categories (unless
+    `unknown_categories` is False: they are then scored as missing), booleans that are not
     0/1, numbers below their declared domain. Rows the encoder refuses (infinite values,
     missing where never missing) are its business (`FeatureEncoder.row_problems`).
     """
@@ -246,6 +267,8 @@ def frame_problems(inputs: Sequence[ModelInput], frame: pd.DataFrame) -> np.ndar
         if model_input.name not in frame.columns:
             continue
         column = frame[model_input.name]
+        if model_input.kind == "categorical" and not unknown_categories:
+            continue
         if model_input.kind == "categorical":
             text = column.astype("str")
             bad = (column.notna() & ~text.isin(model_input.categories)).to_numpy()

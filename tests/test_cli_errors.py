@@ -56,6 +56,7 @@ CASES: dict[str, Case] = {
     ),
     "audit": Case(("audit", "--data", "{tmp}/nowhere", "--out", "{tmp}/out"), "nowhere"),
     "evaluate-audit": Case(("evaluate-audit", "--seeds", "x"), "seeds"),
+    "evaluate-byo": Case(("evaluate-byo", "--out", "{tmp}/a-file/x"), "a-file"),
     "evaluate-experiments": Case(("evaluate-experiments", "--out", "{tmp}/a-file/x"), "a-file"),
     "monitor": Case(("monitor", "--data", "{tmp}/nowhere", "--out", "{tmp}/out"), "nowhere"),
     "evaluate-monitoring": Case(("evaluate-monitoring", "--seeds", "x"), "seeds"),
@@ -112,6 +113,10 @@ CASES: dict[str, Case] = {
         _sqlite("suggestions", "load", "--path", "{tmp}/missing.parquet"), "missing.parquet"
     ),
     "labels export": Case(_db("labels", "export", "--out", "{tmp}/labels.parquet"), DB_NAMED),
+    "labels draw": Case(
+        ("labels", "draw", "--dataset", "{tmp}/nowhere", "--size", "5", "--out", "{tmp}/l.pq"),
+        "nowhere",
+    ),
     "experiments create": Case(
         _sqlite("experiments", "create", "--file", "{tmp}/missing.yaml"), "missing.yaml"
     ),

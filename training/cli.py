@@ -38,6 +38,22 @@ def train_command(
     out: Annotated[
         Path | None, typer.Option("--out", help="Output directory; overrides the spec's.")
     ] = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            help="Bring-your-own feature build (`govrisk features byo` output); overrides the "
+            "spec's dataset.path.",
+        ),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels",
+            help="Audit labels of that dataset (`govrisk labels draw --reveal`); overrides the "
+            "spec's dataset.labels.",
+        ),
+    ] = None,
 ) -> None:
     """Train, calibrate, evaluate, log to MLflow and register every target of a spec.
 
@@ -53,6 +69,7 @@ def train_command(
         TimeElapsedColumn,
     )
 
+    from features.byo import SpecError as ByoSpecError
     from features.contract import ContractError
     from training.dataset import DatasetError
     from training.pipeline import train
@@ -60,7 +77,7 @@ def train_command(
 
     console = Console()
     try:
-        experiment = load_spec(spec, data_dir=data, output_dir=out)
+        experiment = load_spec(spec, data_dir=data, output_dir=out, dataset=dataset, labels=labels)
     except SpecError as err:
         raise click.ClickException(str(err)) from err
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -86,7 +103,7 @@ def train_command(
                 spec_text=spec.read_text(encoding="utf-8"),
                 on_progress=on_progress,
             )
-        except (ContractError, DatasetError) as err:
+        except (ContractError, DatasetError, ByoSpecError) as err:
             raise click.ClickException(str(err)) from err
     _print_summary(console, result)
     if result.failed:

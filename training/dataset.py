@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from features.schema import FeatureSet
 from features.vocabulary import Entity, Policy, Verdict
 from training.spec import ANY, FeatureSelection, LabelSpec, SliceSpec
 
@@ -76,6 +77,8 @@ class EntityData:
     labels: pd.DataFrame
     slices: pd.DataFrame
     dropped: dict[str, int] = field(default_factory=dict)
+    #: The features' own declaration when they are not the catalogue's (bring your own data).
+    declaration: FeatureSet | None = None
 
     @property
     def feature_names(self) -> list[str]:

@@ -154,6 +154,38 @@ def time_split(reviewed_at: pd.Series, *, spec: SplitSpec) -> TimeSplit:
     )
 
 
+def random_split(n_rows: int, *, spec: SplitSpec) -> TimeSplit:
+    """Seeded random holdout, validation and CV folds, for labels without a time order."""
+    rng = np.random.default_rng(spec.seed)
+    is_test = rng.random(n_rows) < spec.test_fraction
+    is_val = ~is_test & (rng.random(n_rows) < (spec.validation_fraction or 0.2))
+    is_train = ~is_test & ~is_val
+    if not is_train.any() or not is_val.any() or not is_test.any():
+        raise TargetSkipped(
+            f"{n_rows} label(s) leave no training, validation or holdout rows; add labels"
+        )
+    fold = np.full(n_rows, HOLDOUT_FOLD, dtype=np.int64)
+    fold[~is_test] = rng.integers(0, spec.cv_folds, int((~is_test).sum()))
+    return TimeSplit(
+        train=np.flatnonzero(is_train),
+        validation=np.flatnonzero(is_val),
+        test=np.flatnonzero(is_test),
+        fold=fold,
+        boundaries={
+            "by": "random",
+            "test_fraction": str(spec.test_fraction),
+            "seed": str(spec.seed),
+        },
+    )
+
+
+def split_labels(ts: TrainingSet, *, spec: SplitSpec) -> TimeSplit:
+    """The split the spec asks for: by review time, or at random (`split.by`)."""
+    if spec.by == "random":
+        return random_split(len(ts), spec=spec)
+    return time_split(ts.meta["reviewed_at"], spec=spec)
+
+
 def _blocked_folds(weeks: pd.Series, *, n_folds: int) -> np.ndarray:
     """Contiguous blocks of whole weeks with about equal label counts."""
     distinct, counts = np.unique(weeks.to_numpy(), return_counts=True)
@@ -230,7 +262,7 @@ def prepare_split(ts: TrainingSet, *, split: SplitSpec, labels: LabelSpec) -> Ti
     name = f"{ts.entity.value}/{ts.policy}"
     if len(ts) == 0:
         raise TargetSkipped(f"{name}: no labels")
-    tsplit = time_split(ts.meta["reviewed_at"], spec=split)
+    tsplit = split_labels(ts, spec=split)
     period = tsplit.training_period
     n_pos_period = float(ts.y[period].sum())
     if n_pos_period < labels.min_positives:
@@ -242,9 +274,8 @@ def prepare_split(ts: TrainingSet, *, split: SplitSpec, labels: LabelSpec) -> Ti
         raise TargetSkipped(f"{name}: every training label is violating")
     y_test = ts.y[tsplit.test]
     if y_test.min() == y_test.max():
-        raise TargetSkipped(
-            f"{name}: the holdout has labels of one class only; widen split.test_weeks"
-        )
+        widen = "split.test_fraction" if split.by == "random" else "split.test_weeks"
+        raise TargetSkipped(f"{name}: the holdout has labels of one class only; widen {widen}")
     return tsplit
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.schema import FeatureSet, feature_to_dict
 from features.vocabulary import Entity
 from models.registry import (
     CHAMPION,
@@ -53,7 +54,7 @@ from training.fit import (
     fit_target,
     oof_frame,
     prepare_split,
-    time_split,
+    split_labels,
 )
 from training.spec import ANY, ExperimentSpec, flat_params, spec_to_dict
 from training.text import TextScores, add_text_scores, entity_documents, entity_fields
@@ -155,9 +156,15 @@ def train(
     )
     entities = list(dict.fromkeys(e for e, _ in spec.target_pairs()))
     data_digest = ""
-    if data is None:
+    if data is None and spec.dataset is not None:
+        from training.byo import load_byo
+
+        spec, data, data_digest = load_byo(spec)
+        entities = list(dict.fromkeys(e for e, _ in spec.target_pairs()))
+    elif data is None:
         from features.loader import load_tables
 
+        assert spec.data_dir is not None
         tables = load_tables(spec.data_dir)
         data_digest = _tables_digest(spec.data_dir)
         data = load_entity_data(
@@ -207,7 +214,7 @@ def train(
             {
                 "govrisk.spec": spec.name,
                 "govrisk.kind": "training",
-                "govrisk.data_dir": str(spec.data_dir),
+                "govrisk.data_dir": _data_source(spec),
                 "govrisk.data_digest": data_digest or "in-memory",
                 "govrisk.optuna": optuna_on,
             }
@@ -498,7 +505,7 @@ def _label_rate_before_holdout(ts: TrainingSet, spec: ExperimentSpec) -> float:
     if len(ts) == 0:
         return 0.0
     try:
-        period = time_split(ts.meta["reviewed_at"], spec=spec.split).training_period
+        period = split_labels(ts, spec=spec.split).training_period
     except TargetSkipped:
         period = np.arange(len(ts))
     return float(np.average(ts.y[period], weights=ts.weight[period]))
@@ -573,7 +580,7 @@ def _finish_target(
     )
     champion_table, champion_version, champion_metrics = _score_champion(spec, fit, base)
     digest = ts.digest()
-    versions = _feature_set_versions(ts.entity)
+    versions = _feature_set_versions(ts.entity, data.declaration)
     target_dir = spec.output_dir / f"{ts.entity.value}-{ts.policy}"
     parts = fit.split.part()
     tracking.set_tags(
@@ -602,7 +609,7 @@ def _finish_target(
     )
     step("logging datasets")
     logged = ts.logged_frame()
-    source = str(spec.data_dir)
+    source = _data_source(spec)
     for part in ("train", "validation", "test"):
         rows = parts == part
         part_frame = logged.loc[rows].reset_index(drop=True)
@@ -657,7 +664,7 @@ def _finish_target(
     tracking.log_file(card_path)
     step("registering")
     model_uri, version, note = _log_and_register(
-        spec, fit, base, digest=digest, versions=versions, text=text
+        spec, fit, base, digest=digest, versions=versions, text=text, declaration=data.declaration
     )
     if note:
         tracking.set_tags({"govrisk.registration_note": note})
@@ -737,6 +744,7 @@ def _log_and_register(
     digest: str,
     versions: Mapping[str, str],
     text: TextScores | None = None,
+    declaration: FeatureSet | None = None,
 ) -> tuple[str | None, str | None, str]:
     """Log the registrable model (bundle when available) and register it as challenger.
 
@@ -745,7 +753,9 @@ def _log_and_register(
     """
     ts = fit.training_set
     try:
-        model_uri = _log_bundle(fit, base, digest=digest, versions=versions, text=text)
+        model_uri = _log_bundle(
+            fit, base, digest=digest, versions=versions, text=text, declaration=declaration
+        )
     except _ParityFailed as exc:
         tracking.set_tags({"govrisk.parity": "failed"})
         tracking.log_json({"error": str(exc)}, "bundle/parity_failure.json")
@@ -782,6 +792,7 @@ def _log_bundle(
     digest: str,
     versions: Mapping[str, str],
     text: TextScores | None = None,
+    declaration: FeatureSet | None = None,
 ) -> str | None:
     """Build, parity-check and log the model bundle; None when the bundle code is absent."""
     try:
@@ -790,7 +801,7 @@ def _log_bundle(
     except ImportError:
         return None
     ts = fit.training_set
-    descriptions = _feature_descriptions(ts.entity)
+    descriptions = _feature_descriptions(ts.entity, declaration)
     text_models = {n: m for n, m in (text.models if text else {}).items() if n in fit.feature_names}
     bundle = ModelBundle.build(
         fit.booster,
@@ -806,6 +817,7 @@ def _log_bundle(
             "feature_set_versions": dict(versions),
             "calibration_method": fit.calibration_method,
             "best_iteration": fit.best_iteration,
+            **_declaration_metadata(declaration, fit.feature_names),
         },
         text_models=text_models,
         text_fields=text.fields if text and text_models else (),
@@ -832,8 +844,24 @@ def _log_bundle(
     return str(info.model_uri)
 
 
-def _feature_descriptions(entity: Entity) -> dict[str, str]:
-    """One-line descriptions of the entity's features from the feature declarations."""
+def _declaration_metadata(declaration: FeatureSet | None, names: Sequence[str]) -> dict[str, Any]:
+    """Bundle metadata naming a model's own feature declaration (bring your own data), which
+    scoring validates against instead of the catalogue's; nothing for catalogue features."""
+    if declaration is None:
+        return {}
+    return {
+        "dataset": declaration.name,
+        "feature_declaration": [
+            feature_to_dict(declaration.feature(n)) for n in names if n in declaration.names
+        ],
+    }
+
+
+def _feature_descriptions(entity: Entity, declaration: FeatureSet | None) -> dict[str, str]:
+    """One-line descriptions of the model's features from their declaration (the
+    catalogue's unless the data brought its own)."""
+    if declaration is not None:
+        return {f.name: f.description for f in declaration.features}
     from features.catalog import feature_descriptions
     from features.text_source import text_source
 
@@ -846,8 +874,10 @@ def _feature_descriptions(entity: Entity) -> dict[str, str]:
     return {**feature_descriptions(entity), **scores}
 
 
-def _feature_set_versions(entity: Entity) -> dict[str, str]:
-    """Versions of the feature sets the entity's scoring frame is built from."""
+def _feature_set_versions(entity: Entity, declaration: FeatureSet | None) -> dict[str, str]:
+    """Versions of the feature sets the model's features come from."""
+    if declaration is not None:
+        return {declaration.name: str(declaration.version)}
     from features.catalog import frame_spec
 
     return {p.feature_set.name: str(p.feature_set.version) for p in frame_spec(entity).parts}
@@ -893,6 +923,11 @@ def _calibration_points(fit: FittedTarget, *, bins: int) -> pd.DataFrame:
         )
         parts.append(table.assign(curve=label))
     return pd.concat(parts, ignore_index=True)
+
+
+def _data_source(spec: ExperimentSpec) -> str:
+    """Where the training data came from: the data directory or the BYO feature build."""
+    return str(spec.dataset.path if spec.dataset is not None else spec.data_dir)
 
 
 def _tables_digest(data_dir: Path) -> str:

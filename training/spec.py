@@ -167,8 +167,16 @@ class LightGBMSpec(_Strict):
 
 
 class SplitSpec(_Strict):
-    """Time-based split: test on the last weeks, validate early stopping on the weeks before."""
+    """Time-based split: test on the last weeks, validate early stopping on the weeks before.
 
+    `by: random` is for labels without a time order (a bring-your-own sample drawn at once):
+    a seeded `test_fraction` of the labels is the holdout, `validation_fraction` (default 0.2)
+    of the rest validates early stopping, and the rest falls into random CV folds.
+    """
+
+    by: Literal["time", "random"] = "time"
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    seed: int = 7
     test_weeks: int = Field(default=2, ge=1)
     validation_weeks: int | None = Field(default=1, ge=1)
     validation_fraction: float | None = Field(default=None, gt=0, lt=1)
@@ -249,12 +257,40 @@ class MlflowSpec(_Strict):
     model_name_prefix: str = Field(default="govrisk", pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
+class DatasetSource(_Strict):
+    """A bring-your-own dataset to train on: a `govrisk features byo` output folder and an
+    audit_labels Parquet file (`govrisk labels draw --reveal`)."""
+
+    path: Path
+    labels: Path
+
+    @model_validator(mode="after")
+    def _paths_exist(self, info: ValidationInfo) -> DatasetSource:
+        if not (info.context or {}).get("check_paths", False):
+            return self
+        if not (self.path / "manifest.json").is_file():
+            raise PydanticCustomError(
+                "path_missing",
+                "{path} is not a `govrisk features byo` output folder (no manifest.json)",
+                {"path": str(self.path)},
+            )
+        if not self.labels.is_file():
+            raise PydanticCustomError(
+                "path_missing",
+                "labels file {path} does not exist; draw it with `govrisk labels draw --reveal`",
+                {"path": str(self.labels)},
+            )
+        return self
+
+
 class ExperimentSpec(_Strict):
-    """One training configuration."""
+    """One training configuration: marketplace tables (`data_dir` and `targets`) or a
+    bring-your-own `dataset` (its governance section names the target)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    data_dir: Path
+    data_dir: Path | None = None
+    dataset: DatasetSource | None = None
     output_dir: Path = Path("training-output")
     targets: tuple[TargetSpec, ...]
     features: FeatureSelection = FeatureSelection()
@@ -270,9 +306,9 @@ class ExperimentSpec(_Strict):
 
     @field_validator("data_dir")
     @classmethod
-    def _data_dir_exists(cls, v: Path, info: ValidationInfo) -> Path:
+    def _data_dir_exists(cls, v: Path | None, info: ValidationInfo) -> Path | None:
         context = info.context or {}
-        if not context.get("check_paths", False):
+        if v is None or not context.get("check_paths", False):
             return v
         if not v.is_dir():
             raise PydanticCustomError(
@@ -290,10 +326,36 @@ class ExperimentSpec(_Strict):
             )
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _dataset_needs_no_targets(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("dataset") is not None:
+            return {"targets": (), **data}
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExperimentSpec:
+        if (self.data_dir is None) == (self.dataset is None):
+            raise PydanticCustomError(
+                "one_source",
+                "give data_dir (marketplace tables) or dataset (bring your own data), not "
+                "both or neither",
+                {},
+            )
+        if self.dataset is not None and self.targets:
+            raise PydanticCustomError(
+                "byo_targets",
+                "targets: a dataset's target comes from its spec's governance section; drop it",
+                {},
+            )
+        return self
+
     @field_validator("targets")
     @classmethod
-    def _entities_once(cls, v: tuple[TargetSpec, ...]) -> tuple[TargetSpec, ...]:
-        if not v:
+    def _entities_once(
+        cls, v: tuple[TargetSpec, ...], info: ValidationInfo
+    ) -> tuple[TargetSpec, ...]:
+        if not v and info.data.get("dataset") is None:
             raise PydanticCustomError(
                 "no_targets", "list at least one target (an entity and its policies)", {}
             )
@@ -317,9 +379,12 @@ def load_spec(
     *,
     data_dir: Path | str | None = None,
     output_dir: Path | str | None = None,
+    dataset: Path | str | None = None,
+    labels: Path | str | None = None,
     check_paths: bool = True,
 ) -> ExperimentSpec:
-    """Read and validate a spec file; `data_dir` / `output_dir` override the file's values."""
+    """Read and validate a spec file; `data_dir` / `output_dir` and the dataset's `path` and
+    `labels` (`dataset` / `labels`) override the file's values."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(str(path), [SpecProblem("", "spec file not found")])
@@ -332,6 +397,14 @@ def load_spec(
         overrides["data_dir"] = str(data_dir)
     if output_dir is not None:
         overrides["output_dir"] = str(output_dir)
+    if dataset is not None or labels is not None:
+        given = raw.get("dataset") if isinstance(raw, Mapping) else None
+        source = dict(given) if isinstance(given, Mapping) else {}
+        if dataset is not None:
+            source["path"] = str(dataset)
+        if labels is not None:
+            source["labels"] = str(labels)
+        overrides["dataset"] = source
     return parse_spec(raw, source=str(path), overrides=overrides, check_paths=check_paths)
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,64 +11,32 @@ import pandas as pd
 from experiments import SPECS_DIR
 from experiments.audit_eval.estimates import estimate_errors
 from experiments.audit_eval.lists import candidate_pools, cleanlab_lists, list_quality
-from features.vocabulary import Entity, Policy
-from governance.audit.estimators import LabelDraws
+from features.byo import ByoDataset
+from features.byo_labels import (
+    append_labels,
+    draw_random,
+    governance_of,
+    reveal,
+    sample_from_draws,
+)
 from governance.audit.metrics import strategy_metrics
 from governance.audit.population import Population
 from governance.audit.sampling import audit_sample
 from governance.strategy import Strategy
 
-#: Plausible fraud rules written as strategies over the BYO features of the fraud spec.
-FRAUD_RULES: dict[str, dict[str, Any]] = {
-    "instant-checkout": {
-        "name": "Block purchases made within a minute of signup",
-        "condition": {"all": [{"feature": "seconds_signup_to_purchase", "op": "<", "value": 60}]},
-    },
-    "shared-device": {
-        "name": "Hold purchases from a device already used by another account",
-        "condition": {"all": [{"feature": "device_shared_count", "op": ">=", "value": 1}]},
-    },
-    "shared-ip": {
-        "name": "Hold purchases from an IP already used by another account",
-        "condition": {"all": [{"feature": "ip_shared_count", "op": ">=", "value": 1}]},
-    },
-    "new-account-high-value": {
-        "name": "Review high-value purchases from accounts younger than a day",
-        "condition": {
-            "all": [
-                {"feature": "seconds_signup_to_purchase", "op": "<", "value": 86400},
-                {"feature": "purchase_value", "op": ">=", "value": 60},
-            ]
-        },
-    },
-}
+#: The fraud rules: strategy YAML over the fraud spec's features, read by this evaluation and by
+#: `govrisk audit --dataset` alike (docs/byo-walkthrough.md).
+FRAUD_RULES_DIR = SPECS_DIR / "ecommerce_fraud_rules"
+FRAUD_SPEC = SPECS_DIR / "ecommerce_fraud.yaml"
+#: The verdicts are the data's own labels: no reviewer noise to correct.
+FRAUD_FLIP_RATE = 0.0
 
 
 def fraud_strategies() -> list[Strategy]:
-    """The fraud rules as strategies (purchases stand in as the `listing` entity)."""
-    from governance.strategy import strategy_from_dict
+    """The active fraud rules of `FRAUD_RULES_DIR` (purchases stand in as listings)."""
+    from governance.registry import StrategyRegistry
 
-    out = []
-    for rid, rule in FRAUD_RULES.items():
-        out.append(
-            strategy_from_dict(
-                {
-                    "id": rid,
-                    "version": 1,
-                    "name": rule["name"],
-                    "owner": "payments-risk",
-                    "description": "A first-purchase fraud rule audited on public data.",
-                    "entity": "listing",
-                    "policy": "engagement_fraud",
-                    "channels": ["shop_tab"],
-                    "action": "block",
-                    "status": "active",
-                    "condition": rule["condition"],
-                },
-                source=f"fraud rule {rid}",
-            )
-        )
-    return out
+    return list(StrategyRegistry.load(FRAUD_RULES_DIR).active())
 
 
 def _crossfit_lightgbm(
@@ -92,7 +59,8 @@ def _crossfit_lightgbm(
         "min_data_in_leaf": 20,
         "feature_fraction": 0.8,
         "lambda_l2": 1.0,
-        "num_threads": 2,
+        # One thread: on a shared 2-core machine two were slower at this size (3,000-30,000).
+        "num_threads": 1,
         "verbose": -1,
         "seed": seed,
         "deterministic": True,
@@ -107,6 +75,68 @@ def _crossfit_lightgbm(
     return full, oof
 
 
+def fraud_estimates(
+    dataset: ByoDataset, labels: pd.DataFrame, *, seed: int
+) -> tuple[Population, np.ndarray]:
+    """The evaluation's audit population for given labels: a cross-fitted LightGBM on the
+    `random` labels gives every row's probability (out-of-fold at those labels), taken as
+    P(violating) (no calibration) with the production estimators; also its out-of-fold array."""
+    frame = dataset.frame
+    feats = frame.drop(columns=["item_id", "event_time", "label"])
+    y = frame["label"].to_numpy(dtype=float) > 0.5
+    random_ids = labels.loc[labels["sampling"] == "random", "item_id"].astype(str)
+    first = frame["item_id"].isin(set(random_ids)).to_numpy()
+    p_full, p_oof = _crossfit_lightgbm(feats, y.astype(float), first, seed=seed)
+    p_full = np.clip(p_full, 1e-4, 1 - 1e-4)
+    return _population(dataset, p_full, labels, p_oof), p_oof
+
+
+def _population(
+    dataset: ByoDataset, p: np.ndarray, labels: pd.DataFrame, p_oof: np.ndarray | None = None
+) -> Population:
+    from governance.audit.byo import byo_population
+    from governance.audit.settings import AuditSettings
+
+    oof = None
+    if p_oof is not None:
+        gov = governance_of(dataset)
+        oof = pd.DataFrame(
+            {
+                "entity": gov.entity.value,
+                "item_id": dataset.frame["item_id"].astype(str),
+                "policy": gov.policy.value,
+                "oof_p": p_oof,
+            }
+        ).dropna()
+    return byo_population(
+        dataset,
+        fraud_strategies(),
+        p,
+        labels,
+        oof=oof,
+        flip_rate=FRAUD_FLIP_RATE,
+        calibration="none",
+        settings=AuditSettings(),
+    )
+
+
+def draw_fraud_labels(
+    dataset: ByoDataset, *, budget: int, seed: int, p: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Half the budget drawn uniformly; with `p` (a model's probabilities), the other half
+    importance-sampled by the audit's `audit_sample` over the population those labels give.
+    Verdicts are revealed from the label column."""
+    when = datetime(2016, 1, 1)
+    labels = reveal(dataset, draw_random(dataset, size=budget // 2, seed=seed), reviewed_at=when)
+    if p is None:
+        return labels
+    pop = _population(dataset, p, labels)
+    drawn = audit_sample({(pop.entity, pop.policy): pop}, size=budget // 2, seed=seed)
+    drawn["sampling"] = "model_ranked"
+    second = reveal(dataset, sample_from_draws(dataset, drawn), reviewed_at=when)
+    return append_labels(labels, second)
+
+
 def evaluate_fraud_data(
     base_dir: Path,
     *,
@@ -119,65 +149,27 @@ def evaluate_fraud_data(
     importance-sampled) and score estimates and ranked lists against the full labels."""
     from features.byo import build_dataset, load_spec
     from governance.audit.ranking import rank_flags
-    from governance.evaluator import evaluate_condition
 
-    spec = load_spec(SPECS_DIR / "ecommerce_fraud.yaml")
-    ds = build_dataset(spec, base_dir=base_dir, threads=2)
-    frame = ds.frame
-    y = frame["label"].to_numpy(dtype=float) > 0.5
-    n = len(frame)
-    feats = frame.drop(columns=["item_id", "event_time", "label"])
-    strategies = fraud_strategies()
-    masks = {s.ref: evaluate_condition(s.condition, frame) for s in strategies}
+    dataset = build_dataset(load_spec(FRAUD_SPEC), base_dir=base_dir, threads=2)
+    y = dataset.frame["label"].to_numpy(dtype=float) > 0.5
     rows = []
     for rep in range(reps):
-        rng = np.random.default_rng(seed + rep)
-        first = rng.random(n) < (budget / 2) / n
-        p_full, p_oof = _crossfit_lightgbm(feats, y.astype(float), first, seed=seed + rep)
-        p_full = np.clip(p_full, 1e-4, 1 - 1e-4)
-        base = _fraud_population(frame, masks, p_full, LabelDraws.empty(), {})
-        second = audit_sample(
-            {(Entity.LISTING, Policy.ENGAGEMENT_FRAUD): base}, size=budget // 2, seed=seed + rep
-        )
-        pos2 = pd.Index(frame["item_id"].astype(str)).get_indexer(pd.Index(second["item_id"]))
-        pos = np.concatenate([np.flatnonzero(first), pos2])
-        pi = np.concatenate(
-            [np.full(int(first.sum()), (budget / 2) / n), second["inclusion_probability"]]
-        )
-        design = np.array(
-            ["random"] * int(first.sum()) + ["model_ranked"] * len(pos2), dtype=object
-        )
-        f_label = np.where(np.isnan(p_oof[pos]), p_full[pos], p_oof[pos])
-        draws = LabelDraws(
-            pos.astype(np.int64),
-            y[pos].astype(float),
-            np.ones(len(pos), dtype=np.int64),
-            pi,
-            design,
-            f_label,
-        )
-        frames_ = {"random": np.ones(n, dtype=bool), "model_ranked": np.ones(n, dtype=bool)}
-        pop = _fraud_population(frame, masks, p_full, draws, frames_)
-        key = (Entity.LISTING, Policy.ENGAGEMENT_FRAUD)
+        first = draw_fraud_labels(dataset, budget=budget, seed=seed + rep)
+        model, p_oof = fraud_estimates(dataset, first, seed=seed + rep)
+        labels = draw_fraud_labels(dataset, budget=budget, seed=seed + rep, p=model.p_model)
+        pop = _population(dataset, model.p_model, labels, p_oof)
+        key = (pop.entity, pop.policy)
         est = strategy_metrics({key: pop})
         true = strategy_metrics({key: pop}, truth={key: y})
         err = estimate_errors(est, true)
-        labels = pd.DataFrame(
-            {
-                "entity": "listing",
-                "item_id": frame["item_id"].astype(str).to_numpy()[pos],
-                "policy": "engagement_fraud",
-                "verdict": np.where(y[pos], "violating", "not_violating"),
-            }
-        )
         flags = rank_flags({key: pop}, labels=labels, list_size=top_k)
         pool = candidate_pools({key: pop}, {key: y}, labels)
         q = list_quality(flags, pool, k=top_k)
         oof_df = pd.DataFrame(
             {
-                "entity": "listing",
-                "item_id": frame["item_id"].astype(str),
-                "policy": "engagement_fraud",
+                "entity": pop.entity.value,
+                "item_id": pop.item_ids.astype(str),
+                "policy": pop.policy.value,
                 "oof_p": p_oof,
             }
         ).dropna()
@@ -187,7 +179,7 @@ def evaluate_fraud_data(
                 {
                     "rep": rep,
                     "strategy": r["strategy"],
-                    "labels": len(pos),
+                    "labels": len(labels),
                     "precision_err": r["precision_err"],
                     "recall_err": r["recall_err"],
                     "precision_covered": r["precision_covered"],
@@ -197,36 +189,6 @@ def evaluate_fraud_data(
                 }
             )
     return pd.DataFrame(rows)
-
-
-def _fraud_population(
-    frame: pd.DataFrame,
-    masks: Mapping[str, np.ndarray],
-    p: np.ndarray,
-    draws: LabelDraws,
-    frames: Mapping[str, np.ndarray],
-) -> Population:
-    n = len(frame)
-    value = frame["purchase_value"].to_numpy(dtype=float)[:, None]
-    ones = np.ones((n, 1))
-    return Population(
-        entity=Entity.LISTING,
-        policy=Policy.ENGAGEMENT_FRAUD,
-        item_ids=frame["item_id"].astype(str).to_numpy(dtype=object),
-        p_model=p,
-        f=p,
-        channels=("shop_tab",),
-        eligible=np.ones((n, 1), dtype=bool),
-        impressions=ones,
-        gmv=value,
-        lost_impressions=ones,
-        lost_gmv=value,
-        actioned={ref: m[:, None] for ref, m in masks.items()},
-        strategy_channels=dict.fromkeys(masks, ("shop_tab",)),
-        draws=draws,
-        frames=dict(frames),
-        flip_rate=0.0,
-    )
 
 
 def fraud_summary(df: pd.DataFrame) -> pd.DataFrame:

@@ -15,13 +15,55 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from governance.audit.pipeline import AuditResult
+    from governance.audit.settings import AuditSettings
 
 
 def audit(
     data: Annotated[
-        Path, typer.Option("--data", help="Data directory holding tables/ and strategies/.")
+        Path,
+        typer.Option(
+            "--data",
+            help="Data directory holding tables/ and strategies/ (with --dataset: strategies/).",
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the audit into.")],
+    dataset: Annotated[
+        Path | None,
+        typer.Option(
+            "--dataset",
+            help="Audit a bring-your-own dataset: the output folder of `govrisk features byo` "
+            "(needs --scores and --labels; docs/byo-walkthrough.md).",
+        ),
+    ] = None,
+    scores: Annotated[
+        Path | None,
+        typer.Option("--scores", help="With --dataset: the output folder of `govrisk score`."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            "--labels", help="With --dataset: audit labels (`govrisk labels draw --reveal`)."
+        ),
+    ] = None,
+    sample_size: Annotated[
+        int | None,
+        typer.Option(
+            "--sample-size",
+            min=0,
+            help="Expected size of the audit slice to draw (default: the audit_sample_size "
+            "setting, GOVRISK_AUDIT_AUDIT_SAMPLE_SIZE).",
+        ),
+    ] = None,
+    flip_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--flip-rate",
+            min=0.0,
+            max=0.45,
+            help="With --dataset: reviewer flip rate (default: estimated or the setting); 0 "
+            "when the verdicts are the dataset's own labels.",
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -57,8 +99,15 @@ def audit(
 
     from features.loader import DataDirectoryNotFoundError
     from governance.audit.pipeline import run_audit
+    from governance.audit.settings import get_settings
 
     console = Console()
+    settings = get_settings()
+    if sample_size is not None:
+        settings = settings.model_copy(update={"audit_sample_size": sample_size})
+    if dataset is not None:
+        _audit_dataset(data, dataset, scores, labels, oof, flip_rate, out, settings, console)
+        return
     if model is not None and predictions is not None:
         raise typer.BadParameter("pass either --model or --predictions, not both")
     if not (data / "tables").is_dir():
@@ -87,6 +136,7 @@ def audit(
                 predictions=preds,
                 oof=oof_df,
                 as_of=as_of,
+                settings=settings,
                 tracking_uri=tracking_uri,
                 write_report=not no_report,
                 on_progress=step,
@@ -94,6 +144,45 @@ def audit(
         except (ValueError, FileNotFoundError, KeyError) as err:
             raise click.ClickException(str(err)) from err
 
+    _print_audit(result, console)
+
+
+def _audit_dataset(
+    strategies_data: Path,
+    dataset_dir: Path,
+    scores: Path | None,
+    labels: Path | None,
+    oof: Path | None,
+    flip_rate: float | None,
+    out: Path,
+    settings: AuditSettings,
+    console: Console,
+) -> None:
+    """`govrisk audit --dataset`: the BYO audit of a feature build, its scores and labels."""
+    import pandas as pd
+
+    from features.byo import SpecError
+    from features.store import read_dataset
+    from governance.audit.byo import load_byo_strategies, run_byo_audit
+    from governance.strategy import StrategyError
+
+    if scores is None or labels is None:
+        raise typer.BadParameter("--dataset needs --scores and --labels", param_hint="--dataset")
+    try:
+        ds = read_dataset(dataset_dir)
+        with console.status(f"auditing {ds.spec.name}"):
+            result = run_byo_audit(
+                ds,
+                load_byo_strategies(strategies_data, ds),
+                pd.read_parquet(scores),
+                pd.read_parquet(labels),
+                out_dir=out,
+                oof=pd.read_parquet(oof) if oof is not None else None,
+                flip_rate=flip_rate,
+                settings=settings,
+            )
+    except (SpecError, StrategyError, ValueError, FileNotFoundError) as err:
+        raise click.ClickException(str(err)) from err
     _print_audit(result, console)
 
 

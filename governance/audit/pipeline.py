@@ -162,10 +162,20 @@ def run_audit(
     flags = _flags(pops, est_pops, inputs, _reasons_fn(reasons, bundles, inputs), cfg)
 
     progress("slices", 4, len(_STEPS))
-    slices = _slices(pops, frames_scored, posts, inputs.audited, cfg)
+    slices = error_slices(pops, frames_scored, posts, inputs.audited, cfg)
 
     progress("suggest", 5, len(_STEPS))
-    suggestions = _suggestions(pops, frames_scored, slices, metrics, history, inputs, cfg)
+    suggestions = strategy_suggestions(
+        pops,
+        frames_scored,
+        slices,
+        metrics,
+        history,
+        cfg,
+        registry=inputs.registry,
+        strategies=inputs.all_strategies,
+        labels=inputs.labels,
+    )
     result = AuditResult(
         metrics=metrics,
         flags=flags,
@@ -336,7 +346,7 @@ def _flags(
     )
 
 
-def _slices(
+def error_slices(
     pops: dict[tuple[Entity, Policy], Population],
     frames: Mapping[Entity, pd.DataFrame],
     posts: Mapping[tuple[Entity, Policy], Any],
@@ -363,22 +373,26 @@ def _slices(
     )
 
 
-def _suggestions(
+def strategy_suggestions(
     pops: dict[tuple[Entity, Policy], Population],
     frames: Mapping[Entity, pd.DataFrame],
     slices: pd.DataFrame,
     metrics: pd.DataFrame,
     history: Sequence[Mapping[Entity, pd.DataFrame]],
-    inputs: _Inputs,
     cfg: AuditSettings,
+    *,
+    registry: Any,
+    strategies: Sequence[Strategy],
+    labels: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Changes to the audited strategies, projected over the frame history."""
+    """Changes to the audited strategies, projected over the frame history (frames carry
+    `p_<policy>` score columns, `with_scores`)."""
     return suggest(
         pops,
         frames,
         slices,
-        registry=inputs.registry,
-        strategies=inputs.all_strategies,
+        registry=registry,
+        strategies=strategies,
         metrics=metrics,
         fp_cost=cfg.fp_cost,
         fn_cost=cfg.fn_cost,
@@ -387,7 +401,7 @@ def _suggestions(
         max_per_strategy=cfg.max_suggestions_per_strategy,
         confidence=cfg.confidence,
         history=list(history),
-        labels=inputs.labels,
+        labels=labels,
     )
 
 

@@ -176,42 +176,71 @@ def _compute_populations(
             cache[entity] = _entity_exposure(entity, exposure, decisions, period_end)
         ex = cache[entity].aligned(item_ids)
         actioned = {s.ref: _actioned(decisions, s, item_ids, ex.channels) for s in group}
-        strategy_channels = {s.ref: tuple(c.value for c in s.channels) for s in group}
-        any_act = np.zeros((len(item_ids), len(ex.channels)), dtype=bool)
-        for m in actioned.values():
-            any_act |= m
-        eligible = ex.eligible | any_act
-        actioned_frame: BoolArray = np.asarray(any_act.any(axis=1), dtype=bool)
-        frames: dict[str, BoolArray] = {
-            name: (np.ones(len(item_ids), dtype=bool) if kind == "population" else actioned_frame)
-            for name, kind in design_frames.items()
-            if kind != "exclude"
-        }
-        draws, n_excluded, counts = _label_draws(
-            labels, entity, policy, item_ids, p_model, oof_used, frames
-        )
-        f, draws = _calibrate(p_model, draws, frames, flip_rate, calibration)
-        out[(entity, policy)] = Population(
-            entity=entity,
-            policy=policy,
-            item_ids=item_ids,
-            p_model=p_model,
-            f=f,
-            channels=ex.channels,
-            eligible=eligible,
-            impressions=ex.impressions,
-            gmv=ex.gmv,
-            lost_impressions=ex.lost_impressions,
-            lost_gmv=ex.lost_gmv,
+        out[(entity, policy)] = assemble_population(
+            entity,
+            policy,
+            item_ids,
+            p_model,
+            ex,
             actioned=actioned,
-            strategy_channels=strategy_channels,
-            draws=draws,
-            frames={k: v for k, v in frames.items() if k in set(draws.design.tolist())},
+            strategy_channels={s.ref: tuple(c.value for c in s.channels) for s in group},
+            labels=labels,
+            oof=oof_used,
             flip_rate=flip_rate,
-            n_labels_excluded=n_excluded,
-            label_counts=counts,
+            design_frames=design_frames,
+            calibration=calibration,
         )
     return out
+
+
+def assemble_population(
+    entity: Entity,
+    policy: Policy,
+    item_ids: npt.NDArray[np.object_],
+    p_model: FloatArray,
+    exposure: UnitExposure,
+    *,
+    actioned: dict[str, BoolArray],
+    strategy_channels: dict[str, tuple[str, ...]],
+    labels: pd.DataFrame,
+    oof: pd.DataFrame | None,
+    flip_rate: float,
+    design_frames: Mapping[str, DesignFrame],
+    calibration: Calibration,
+) -> Population:
+    """One population from its units' probabilities, exposure and strategy actions (N x C
+    masks by ref): labels become design draws and probabilities are calibrated."""
+    any_act = np.zeros((len(item_ids), len(exposure.channels)), dtype=bool)
+    for m in actioned.values():
+        any_act |= m
+    actioned_frame: BoolArray = np.asarray(any_act.any(axis=1), dtype=bool)
+    frames: dict[str, BoolArray] = {
+        name: (np.ones(len(item_ids), dtype=bool) if kind == "population" else actioned_frame)
+        for name, kind in design_frames.items()
+        if kind != "exclude"
+    }
+    draws, n_excluded, counts = _label_draws(labels, entity, policy, item_ids, p_model, oof, frames)
+    f, draws = _calibrate(p_model, draws, frames, flip_rate, calibration)
+    return Population(
+        entity=entity,
+        policy=policy,
+        item_ids=item_ids,
+        p_model=p_model,
+        f=f,
+        channels=exposure.channels,
+        eligible=exposure.eligible | any_act,
+        impressions=exposure.impressions,
+        gmv=exposure.gmv,
+        lost_impressions=exposure.lost_impressions,
+        lost_gmv=exposure.lost_gmv,
+        actioned=actioned,
+        strategy_channels=strategy_channels,
+        draws=draws,
+        frames={k: v for k, v in frames.items() if k in set(draws.design.tolist())},
+        flip_rate=flip_rate,
+        n_labels_excluded=n_excluded,
+        label_counts=counts,
+    )
 
 
 def _period_end(exposure: pd.DataFrame, decisions: pd.DataFrame) -> pd.Timestamp:
@@ -228,7 +257,7 @@ class _EntityExposure:
     channels: tuple[str, ...]
     totals: pd.DataFrame  # index item_id, columns (metric, channel)
 
-    def aligned(self, item_ids: npt.NDArray[np.object_]) -> _Aligned:
+    def aligned(self, item_ids: npt.NDArray[np.object_]) -> UnitExposure:
         t = self.totals.reindex(pd.Index(item_ids, dtype=object)).fillna(0.0)
         c = list(self.channels)
 
@@ -238,7 +267,7 @@ class _EntityExposure:
                 dtype=np.float64
             )
 
-        return _Aligned(
+        return UnitExposure(
             channels=self.channels,
             eligible=block("impressions") > 0,
             impressions=block("impressions"),
@@ -249,7 +278,9 @@ class _EntityExposure:
 
 
 @dataclass(frozen=True)
-class _Aligned:
+class UnitExposure:
+    """Exposure of a population's units: (N, C) arrays over `channels`."""
+
     channels: tuple[str, ...]
     eligible: BoolArray
     impressions: FloatArray

@@ -472,6 +472,67 @@ def labels_export(
     Console().print(f"wrote {n_rows:,} audit labels to {path}")
 
 
+@labels_app.command("draw")
+def labels_draw(
+    dataset: Annotated[
+        Path, typer.Option("--dataset", help="Output folder of `govrisk features byo`.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    size: Annotated[
+        int | None,
+        typer.Option("--size", min=1, help="Draw about this many rows uniformly (random)."),
+    ] = None,
+    flags: Annotated[
+        Path | None,
+        typer.Option(
+            "--flags",
+            help="Take the audit slice (random_audit rows) of this flags.parquet instead of a "
+            "uniform draw (sampling model_ranked, the slice's inclusion probabilities).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the uniform draw.")] = 0,
+    reveal: Annotated[
+        bool,
+        typer.Option(
+            "--reveal",
+            help="Read the verdicts from the dataset's label column (standing in for "
+            "reviewers) and write audit_labels rows; without it, write the sample to review.",
+        ),
+    ] = False,
+    append: Annotated[
+        bool, typer.Option("--append", help="Add the revealed labels to those already in --out.")
+    ] = False,
+) -> None:
+    """Draw a review sample of a bring-your-own dataset, with known inclusion probabilities."""
+    import pandas as pd
+
+    from features.byo import SpecError
+    from features.byo_labels import draw_random, labels_file, sample_from_draws
+    from features.contract import ContractError
+    from features.store import read_dataset
+    from governance.audit.byo import audit_slice_draws
+
+    if (size is None) == (flags is None):
+        raise typer.BadParameter("give --size (a uniform draw) or --flags (the audit slice)")
+    if append and not reveal:
+        raise typer.BadParameter("--append adds revealed labels: add --reveal")
+    console = Console()
+    try:
+        ds = read_dataset(dataset)
+        if flags is not None:
+            sample = sample_from_draws(ds, audit_slice_draws(pd.read_parquet(flags)))
+        else:
+            sample = draw_random(ds, size=size or 0, seed=seed)
+        existing = pd.read_parquet(out) if append and out.exists() else None
+        written = labels_file(ds, sample, with_verdicts=reveal, existing=existing)
+    except (SpecError, ContractError, ValueError, FileNotFoundError) as err:
+        raise _fail(err) from err
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written.to_parquet(out, index=False)
+    what = "audit labels" if reveal else "rows to review"
+    console.print(f"drew {len(sample):,} rows; wrote {len(written):,} {what} to {out}")
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's subcommands to the root app."""
     app.add_typer(db_app, name="db")

@@ -160,6 +160,32 @@ def test_spec_errors_name_the_field(changes: dict[str, object], message: str) ->
         parse_spec(_spec_with(**changes))
 
 
+@pytest.mark.parametrize(
+    ("governance", "message"),
+    [
+        ({"entity": "listing", "policy": "fraud"}, r"governance\.policy: Input should be"),
+        ({"entity": "video", "policy": "counterfeit", "channel": "shop_tab"}, "not a video ch"),
+        ({"entity": "listing", "policy": "counterfeit", "value": "hour_x"}, "not a numeric"),
+        (
+            {"entity": "listing", "policy": "counterfeit", "channel_column": "amount"},
+            r"governance\.channel_column: column 'amount' is numeric, needs categorical",
+        ),
+    ],
+)
+def test_governance_errors_name_the_field(governance: dict[str, str], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_spec({**SPEC, "governance": governance})
+
+
+def test_channel_column_is_checked_and_kept(tmp_path: Path) -> None:
+    raw = {**SPEC, "governance": {"entity": "listing", "policy": "counterfeit"}}
+    raw["governance"]["channel_column"] = "device"  # type: ignore[index]
+    _write(tmp_path)
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError, match=r"rows\.columns\.device: every row needs one of"):
+        build_dataset(load_spec(tmp_path / "spec.yaml"), base_dir=tmp_path)
+
+
 def test_data_errors_name_the_column_and_examples(tmp_path: Path) -> None:
     spec = load_spec(
         _write(
