@@ -272,6 +272,57 @@ def drift_alerts(drift: pd.DataFrame, config: DriftConfig, *, owner: str) -> pd.
     return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
 
 
+def prediction_drift_alerts(
+    drift: pd.DataFrame, config: DriftConfig, *, owner: str
+) -> pd.DataFrame:
+    """Alerts on models whose weekly score PSI exceeds its threshold (as features'); one per
+    model and run of weeks."""
+    if not len(drift):
+        return empty_frame(ALERTS)
+    d = drift.copy()
+    d["threshold"] = [
+        drift_threshold(int(b), float(r), float(w), config.psi_medium)
+        for b, r, w in zip(d["n_bins"], d["n_reference"], d["n_week"], strict=True)
+    ]
+    rows = []
+    for (entity, policy), g in d[d["psi"] > d["threshold"]].groupby(["entity", "policy"]):
+        model = f"{entity} {policy} model"
+        for ep in episodes(g, day_column="week_start", max_gap_days=7):
+            peak = ep.rows.iloc[int(np.argmax(ep.rows["psi"].to_numpy(dtype=float)))]
+            evidence = (
+                f"{model}: PSI {peak['psi']:.2f} of its probabilities in the week of "
+                f"{pd.Timestamp(peak['week_start']):%Y-%m-%d} ({int(peak['n_week'])} items vs "
+                f"{int(peak['n_reference'])} in the reference weeks); mean probability "
+                f"{peak['mean_reference']:.3f} -> {peak['mean_week']:.3f}; bin {peak['top_bin']} "
+                f"moved {peak['top_bin_shift']:+.1%}."
+            )
+            metric = f"p_{policy}"
+            rows.append(
+                {
+                    "alert_id": alert_id(
+                        AlertKind.PREDICTION_DRIFT, f"{entity}:{metric}", ALL, ALL, ep.first_day
+                    ),
+                    "kind": AlertKind.PREDICTION_DRIFT.value,
+                    "severity": (
+                        Severity.MEDIUM if peak["psi"] >= config.psi_high else Severity.LOW
+                    ).value,
+                    "title": f"{model} scores drifted (PSI {peak['psi']:.2f})",
+                    "metric": metric,
+                    "channel": ALL,
+                    "category": ALL,
+                    "strategy_id": ALL,
+                    "owner": owner,
+                    "first_day": ep.first_day,
+                    "last_day": ep.last_day,
+                    "days_firing": len(ep.rows),
+                    "value": float(peak["psi"]),
+                    "threshold": float(peak["threshold"]),
+                    "evidence": evidence,
+                }
+            )
+    return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
+
+
 def combine(*parts: pd.DataFrame) -> pd.DataFrame:
     """One alerts table, most severe and earliest first."""
     non_empty = [p for p in parts if len(p)]

@@ -11,10 +11,16 @@ import duckdb
 import pandas as pd
 
 from features.vocabulary import Entity
-from governance.monitoring.alerts import burn_alerts, combine, drift_alerts, strategy_alerts
+from governance.monitoring.alerts import (
+    burn_alerts,
+    combine,
+    drift_alerts,
+    prediction_drift_alerts,
+    strategy_alerts,
+)
 from governance.monitoring.burn import BurnConfig, objective_status
 from governance.monitoring.cusum import CusumConfig, category_cusum_tests, cusum_alerts
-from governance.monitoring.drift import DriftConfig, feature_drift
+from governance.monitoring.drift import DriftConfig, feature_drift, prediction_drift
 from governance.monitoring.objectives import (
     BurnRule,
     ObjectiveSet,
@@ -34,6 +40,7 @@ from governance.monitoring.tables import (
     MODEL_PRECISION,
     MODEL_TABLES,
     MONITOR_TABLES,
+    PREDICTION_DRIFT,
     STRATEGY_PRECISION,
     VIOLATIVE_VIEW_RATE,
     empty_frame,
@@ -188,7 +195,12 @@ def run_monitor(
         on_progress=step,
     )
     if predictions is not None:
-        result.tables.update(model_tables(tables, list(registry), predictions, config))
+        extra = model_tables(tables, list(registry), predictions, config)
+        result.tables.update(extra)
+        result.tables["alerts"] = combine(
+            result.tables["alerts"],
+            prediction_drift_alerts(extra[PREDICTION_DRIFT.name], config.drift, owner=DRIFT_OWNER),
+        )
     if out_dir is not None:
         step("writing", 6, _STEPS)
         result.paths = write_monitor(result, out_dir, write_report=write_report)
@@ -315,8 +327,8 @@ def model_tables(
     predictions: pd.DataFrame,
     config: MonitorConfig,
 ) -> dict[str, pd.DataFrame]:
-    """Tables `violative_view_rate` and `model_precision` from the audit's labels and the
-    models' predictions."""
+    """Tables `violative_view_rate`, `model_precision` and `prediction_drift` from the audit's
+    labels and the models' predictions."""
     from governance.monitoring.prevalence import (
         label_free_precision,
         model_populations,
@@ -329,7 +341,42 @@ def model_tables(
     return {
         VIOLATIVE_VIEW_RATE.name: violative_view_rate(pops, confidence=config.confidence),
         MODEL_PRECISION.name: label_free_precision(pops, threshold=config.precision_threshold),
+        PREDICTION_DRIFT.name: _prediction_drift(tables, predictions, config),
     }
+
+
+#: Where each entity's publication time lives: table, id column, time column.
+_PUBLISHED = {
+    Entity.LISTING: ("listings", "listing_id", "created_at"),
+    Entity.VIDEO: ("videos", "video_id", "created_at"),
+    Entity.LIVE: ("live_sessions", "live_id", "started_at"),
+    Entity.SELLER: ("sellers", "seller_id", "registered_at"),
+}
+
+
+def _prediction_drift(
+    tables: dict[str, pd.DataFrame], predictions: pd.DataFrame, config: MonitorConfig
+) -> pd.DataFrame:
+    published = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "entity": entity.value,
+                    "item_id": tables[table][id_column].astype(str),
+                    "published_at": pd.to_datetime(tables[table][time_column]),
+                }
+            )
+            for entity, (table, id_column, time_column) in _PUBLISHED.items()
+            if table in tables
+        ],
+        ignore_index=True,
+    )
+    con = duckdb.connect()
+    con.execute(f"SET threads = {config.threads}")
+    try:
+        return prediction_drift(con, predictions, published, config=config.drift)
+    finally:
+        con.close()
 
 
 def _listing_drift(

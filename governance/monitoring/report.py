@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from governance.monitoring.tables import MODEL_PRECISION, VIOLATIVE_VIEW_RATE
+from governance.monitoring.tables import MODEL_PRECISION, PREDICTION_DRIFT, VIOLATIVE_VIEW_RATE
 from governance.monitoring.vocabulary import ALL, Dimension, Grain, TrustMetric
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def render_report(result: MonitorResult) -> str:
         "health_svg": health_plot(t["strategy_health"]),
         "drift_svg": drift_plot(t["feature_drift"]),
         "has_model_tables": VIOLATIVE_VIEW_RATE.name in t,
+        "prediction_drift_svg": _prediction_drift_svg(t.get(PREDICTION_DRIFT.name)),
         "vvr_svg": vvr_plot(t[VIOLATIVE_VIEW_RATE.name]) if VIOLATIVE_VIEW_RATE.name in t else "",
         "vvr_rows": _vvr_rows(t.get(VIOLATIVE_VIEW_RATE.name)),
         "model_precision_rows": _model_precision_rows(t.get(MODEL_PRECISION.name)),
@@ -223,11 +224,11 @@ def health_plot(health: pd.DataFrame, top: int = 8) -> str:
     return _svg(fig)
 
 
-def drift_plot(drift: pd.DataFrame) -> str:
-    """Inline SVG: PSI per feature and week as a heat map."""
+def drift_plot(drift: pd.DataFrame, *, rows: str = "feature") -> str:
+    """Inline SVG: PSI per `rows` (a column of `drift`) and week as a heat map."""
     if not len(drift):
         return "<p>Not enough weeks after the reference for drift.</p>"
-    p = drift.pivot_table(index="feature", columns="week_start", values="psi", aggfunc="max")
+    p = drift.pivot_table(index=rows, columns="week_start", values="psi", aggfunc="max")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(1.2 * p.shape[1] + 4, 0.22 * p.shape[0] + 1))
     im = ax.imshow(p.to_numpy(dtype=float), aspect="auto", cmap="Reds", vmin=0, vmax=0.5)
@@ -242,6 +243,12 @@ def drift_plot(drift: pd.DataFrame) -> str:
 
 def _interval(est: Any, low: Any, high: Any, fmt: str) -> str:
     return f"{_f(est, fmt)} [{_f(low, fmt)}, {_f(high, fmt)}]"
+
+
+def _prediction_drift_svg(drift: pd.DataFrame | None) -> str:
+    if drift is None:
+        return ""
+    return drift_plot(drift.assign(model=drift["entity"] + " " + drift["policy"]), rows="model")
 
 
 def _vvr_rows(vvr: pd.DataFrame | None) -> list[dict[str, str]]:

@@ -197,6 +197,29 @@ FEATURE_DRIFT = TableSpec(
     ),
 )
 
+PREDICTION_DRIFT = TableSpec(
+    name="prediction_drift",
+    description=(
+        "Population stability of each model's probabilities: items published each week "
+        "against the reference weeks, on the reference deciles (as `feature_drift`)."
+    ),
+    key=("entity", "policy", "week_start"),
+    time_column="week_start",
+    columns=(
+        _c("entity", "string", "Kind of item scored.", enum=Entity),
+        _c("policy", "string", "Policy the model scores.", enum=Policy),
+        _c("week_start", "date", "Monday of the week the items were published."),
+        _c("n_reference", "int", "Items in the reference weeks.", min_value=0),
+        _c("n_week", "int", "Items published that week.", min_value=0),
+        _c("psi", "float", "Population stability index against the reference.", min_value=0),
+        _c("n_bins", "int", "Bins compared (deciles, and missing).", min_value=1),
+        _c("mean_reference", "float", "Mean probability in the reference weeks."),
+        _c("mean_week", "float", "Mean probability that week."),
+        _c("top_bin", "string", "Bin whose share moved most (its range)."),
+        _c("top_bin_shift", "float", "That bin's share that week minus in the reference."),
+    ),
+)
+
 ALERTS = TableSpec(
     name="alerts",
     description=(
@@ -337,7 +360,9 @@ LAUNCH_COVERAGE = TableSpec(
 )
 
 #: Tables computed when the monitor is given model predictions (`--predictions`).
-MODEL_TABLES: dict[str, TableSpec] = {t.name: t for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION)}
+MODEL_TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION, PREDICTION_DRIFT)
+}
 
 #: Every table `govrisk monitor` writes, in write order.
 MONITOR_TABLES: dict[str, TableSpec] = {

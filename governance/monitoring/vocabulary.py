@@ -47,6 +47,7 @@ class AlertKind(StrEnum):
     STRATEGY_DECAY = "strategy_decay"
     STRATEGY_SURGE = "strategy_surge"
     FEATURE_DRIFT = "feature_drift"
+    PREDICTION_DRIFT = "prediction_drift"
 
 
 class Severity(StrEnum):

@@ -12,6 +12,7 @@ from governance.monitoring.settings import MonitorSettings
 from governance.monitoring.tables import (
     LAUNCH_COVERAGE,
     MODEL_PRECISION,
+    PREDICTION_DRIFT,
     STRATEGY_PRECISION,
     VIOLATIVE_VIEW_RATE,
     conform,
@@ -103,9 +104,25 @@ def _model_tables() -> dict[str, pd.DataFrame]:
             "expected_true_positives": [17.8],
         }
     )
+    drift = pd.DataFrame(
+        {
+            "entity": "listing",
+            "policy": "counterfeit",
+            "week_start": pd.date_range(pd.Timestamp(START), periods=2, freq="W-MON"),
+            "n_reference": 800,
+            "n_week": 400,
+            "psi": [0.02, 0.4],
+            "n_bins": 10,
+            "mean_reference": 0.1,
+            "mean_week": [0.1, 0.2],
+            "top_bin": ">= 0.3",
+            "top_bin_shift": [0.01, 0.15],
+        }
+    )
     return {
         VIOLATIVE_VIEW_RATE.name: conform(vvr, VIOLATIVE_VIEW_RATE),
         MODEL_PRECISION.name: conform(mp, MODEL_PRECISION),
+        PREDICTION_DRIFT.name: conform(drift, PREDICTION_DRIFT),
     }
 
 
@@ -139,7 +156,7 @@ def test_report_with_predictions_renders_view_rates_and_model_precision(
     tables = {**small_run.tables, **_model_tables()}
     result = MonitorResult(config=small_run.config, tables=tables, delays=small_run.delays)
     model = render_report(result).split('id="model-side"', 1)[1].split("</section>", 1)[0]
-    assert model.count("<svg") == 1
+    assert model.count("<svg") == 2 and "Prediction drift" in model
     assert "5.00% [0.00%, 12.00%]" in model and "0.710 ± 0.080" in model
 
 
