@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from governance.monitoring.appeals import OverturnConfig
 from governance.monitoring.drift import DriftConfig
 from governance.monitoring.objectives import METRIC_PARTS, BurnRule
 from governance.monitoring.tables import ALERTS, conform, empty_frame
@@ -211,6 +212,54 @@ def strategy_alerts(
                     "days_firing": len(ep.rows),
                     "value": float(ratio),
                     "threshold": 0.0,
+                    "evidence": evidence,
+                }
+            )
+    return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
+
+
+def overturn_alerts(
+    tests: pd.DataFrame,
+    owners: Mapping[str, str],
+    config: OverturnConfig,
+    *,
+    default_owner: str,
+) -> pd.DataFrame:
+    """Alerts from the overturn-rate tests: one per strategy and run of firing days."""
+    firing = tests[tests["firing"].notna()]
+    rows = []
+    for sid, g in firing.groupby("strategy_id", sort=True):
+        for ep in episodes(g):
+            first = ep.rows.iloc[0]
+            worst = float(np.nanmax(ep.rows["ratio"].to_numpy(dtype=float)))
+            n_r, k_r = int(first["recent_items"]), int(first["recent_overturned"])
+            n_b, k_b = int(first["baseline_items"]), int(first["baseline_overturned"])
+            end = ep.first_day - pd.Timedelta(days=config.horizon_days)
+            evidence = (
+                f"{sid}: {k_r} of {n_r} items it first actioned in the {config.recent_days} days "
+                f"before {end:%Y-%m-%d} were lifted on appeal within {config.horizon_days} days "
+                f"({k_r / max(n_r, 1):.1%}), against {k_b} of {n_b} ({k_b / max(n_b, 1):.1%}) "
+                f"in the {config.baseline_days} days before (ratio {first['ratio']:.1f}, "
+                f"p = {first['p_rise']:.1e}): its precision may have fallen."
+            )
+            rows.append(
+                {
+                    "alert_id": alert_id(
+                        AlertKind.STRATEGY_OVERTURN, "overturn_rate", ALL, str(sid), ep.first_day
+                    ),
+                    "kind": AlertKind.STRATEGY_OVERTURN.value,
+                    "severity": (Severity.HIGH if worst >= 4 else Severity.MEDIUM).value,
+                    "title": f"{sid}: overturn rate rose to {first['ratio']:.1f}x its baseline",
+                    "metric": "overturn_rate",
+                    "channel": ALL,
+                    "category": ALL,
+                    "strategy_id": sid,
+                    "owner": owners.get(str(sid), default_owner),
+                    "first_day": ep.first_day,
+                    "last_day": ep.last_day,
+                    "days_firing": len(ep.rows),
+                    "value": worst,
+                    "threshold": config.rise_ratio,
                     "evidence": evidence,
                 }
             )

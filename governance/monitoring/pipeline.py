@@ -15,8 +15,15 @@ from governance.monitoring.alerts import (
     burn_alerts,
     combine,
     drift_alerts,
+    overturn_alerts,
     prediction_drift_alerts,
     strategy_alerts,
+)
+from governance.monitoring.appeals import (
+    OverturnConfig,
+    actioned_items,
+    overturn_tests,
+    strategy_appeals,
 )
 from governance.monitoring.burn import BurnConfig, objective_status
 from governance.monitoring.cusum import CusumConfig, category_cusum_tests, cusum_alerts
@@ -75,6 +82,7 @@ class MonitorConfig:
     threads: int
     precision_threshold: float = 0.5
     confidence: float = 0.95
+    overturn: OverturnConfig = OverturnConfig()
 
     @classmethod
     def from_settings(
@@ -110,6 +118,12 @@ class MonitorConfig:
             threads=settings.threads,
             precision_threshold=settings.precision_threshold,
             confidence=settings.confidence,
+            overturn=OverturnConfig(
+                horizon_days=settings.overturn_horizon_days,
+                rise_ratio=settings.overturn_rise_ratio,
+                family_alpha=settings.family_alpha,
+                confidence=settings.confidence,
+            ),
         )
 
 
@@ -260,6 +274,14 @@ def compute_monitor(
     health = compute_strategy_health(con, as_of=config.as_of)
     tests = hit_rate_tests(health, config.decay)
     precision = _strategy_precision(tables, policies or {}, config)
+    items = actioned_items(
+        tables["strategy_decisions"],
+        tables.get("audit_labels"),
+        policies or {},
+        as_of=config.as_of,
+    )
+    appeals = strategy_appeals(items, as_of=config.as_of, config=config.overturn)
+    overturns = overturn_tests(items, as_of=config.as_of, config=config.overturn)
     launch = _launch_coverage(tables, strategies or [], config)
     step("feature drift", 4, _STEPS)
     drift = _listing_drift(con, tables, config) if with_drift else empty_frame(FEATURE_DRIFT)
@@ -269,6 +291,7 @@ def compute_monitor(
         shift_alerts(shift, trust.base, metric_owners, config=config.shift),
         cusum_alerts(sequential, metric_owners, config=config.cusum),
         strategy_alerts(tests, health, owners, default_owner=STRATEGY_OWNER),
+        overturn_alerts(overturns, owners, config.overturn, default_owner=STRATEGY_OWNER),
         drift_alerts(drift, config.drift, owner=DRIFT_OWNER),
     )
     con.close()
@@ -279,6 +302,7 @@ def compute_monitor(
             "objective_status": status,
             "strategy_health": health,
             "strategy_precision": precision,
+            "strategy_appeals": appeals,
             "feature_drift": drift,
             "launch_coverage": launch,
             "alerts": alerts,

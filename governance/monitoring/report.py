@@ -49,6 +49,9 @@ def render_report(result: MonitorResult) -> str:
         "precision_svg": strategy_precision_plot(t["strategy_precision"]),
         "precision_rows": _strategy_precision_rows(t["strategy_precision"]),
         "coverage": coverage_matrix(t["launch_coverage"]),
+        "appeals_svg": appeals_plot(t["strategy_appeals"]),
+        "appeal_rows": _appeal_rows(t["strategy_appeals"]),
+        "overturn": cfg.overturn,
         "channel_rows": _channel_rows(t["trust_metrics"]),
         "objective_rows": _objective_rows(t["objective_status"]),
         "rules": cfg.rules,
@@ -385,7 +388,39 @@ def strategy_precision_plot(sp: pd.DataFrame, top: int = 8) -> str:
     panel each."""
     if not len(sp):
         return "<p>No strategy-flagged verdicts.</p>"
-    busiest = sp.groupby("strategy_id")["labels"].sum().sort_values(ascending=False).head(top)
+    return _weekly_strategy_plot(
+        sp, ("precision", "precision_low", "precision_high"), "labels", "precision", top=top
+    )
+
+
+def appeals_plot(appeals: pd.DataFrame, top: int = 8) -> str:
+    """Inline SVG: weekly overturn rate with its interval of the strategies that actioned most
+    items, one panel each; weeks whose overturns are still arriving drawn hollow."""
+    if not len(appeals):
+        return "<p>No strategy decisions.</p>"
+    return _weekly_strategy_plot(
+        appeals,
+        ("overturn_rate", "overturn_rate_low", "overturn_rate_high"),
+        "items_actioned",
+        "overturned on appeal",
+        top=top,
+        complete="complete",
+    )
+
+
+def _weekly_strategy_plot(
+    df: pd.DataFrame,
+    columns: tuple[str, str, str],
+    weight: str,
+    ylabel: str,
+    *,
+    top: int,
+    complete: str | None = None,
+) -> str:
+    """Small multiples: `columns` (estimate, low, high) per week of the `top` strategies with
+    most `weight`."""
+    value, low, high = columns
+    busiest = df.groupby("strategy_id")[weight].sum().sort_values(ascending=False).head(top)
     plt = _plt()
     cols = min(len(busiest), 4)
     n_rows = int(np.ceil(len(busiest) / cols))
@@ -394,19 +429,40 @@ def strategy_precision_plot(sp: pd.DataFrame, top: int = 8) -> str:
     )
     for ax in axes.flat[len(busiest) :]:
         ax.set_visible(False)
+    top_value = float(np.nanmax(df[high].to_numpy(dtype=float), initial=0.0))
     for ax, sid, colour in zip(axes.flat, busiest.index, _COLOURS * 2, strict=False):
-        c = sp[sp["strategy_id"] == sid].sort_values("week_start")
+        c = df[df["strategy_id"] == sid].sort_values("week_start")
         x = pd.to_datetime(c["week_start"])
-        est = c["precision"].to_numpy(dtype=float)
-        lo = np.nan_to_num(c["precision_low"].to_numpy(dtype=float), nan=0.0)
-        hi = np.nan_to_num(c["precision_high"].to_numpy(dtype=float), nan=1.0)
+        est = c[value].to_numpy(dtype=float)
+        lo = np.nan_to_num(c[low].to_numpy(dtype=float), nan=0.0)
+        hi = np.nan_to_num(c[high].to_numpy(dtype=float), nan=1.0)
+        done = c[complete].to_numpy(dtype=bool) if complete else np.ones(len(c), dtype=bool)
         ax.fill_between(x, lo, hi, color=colour, alpha=0.15, linewidth=0)
-        ax.plot(x, est, marker="o", markersize=3, color=colour, linewidth=1.1)
+        ax.plot(x, est, color=colour, linewidth=1.1)
+        ax.scatter(x[done], est[done], color=colour, s=12, zorder=3)
+        ax.scatter(x[~done], est[~done], facecolor="white", edgecolor=colour, s=12, zorder=3)
         ax.set_title(str(sid), fontsize=8)
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(0, min(1.02, max(top_value * 1.1, 0.05)))
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("precision", fontsize=8)
+    axes[0, 0].set_ylabel(ylabel, fontsize=8)
     fig.tight_layout()
     return _svg(fig)
+
+
+def _appeal_rows(appeals: pd.DataFrame) -> list[dict[str, str]]:
+    return [
+        {
+            "strategy_id": str(r["strategy_id"]),
+            "week": f"{pd.Timestamp(r['week_start']):%Y-%m-%d}",
+            "items": f"{int(r['items_actioned']):,}",
+            "appeal_rate": _f(r["appeal_rate"], "{:.1%}"),
+            "overturn_rate": _interval(
+                r["overturn_rate"], r["overturn_rate_low"], r["overturn_rate_high"], "{:.1%}"
+            ),
+            "of_appeals": _f(r["overturned_share_of_appeals"], "{:.0%}"),
+            "complete": "yes" if r["complete"] else "filling in",
+        }
+        for _, r in appeals.sort_values(["strategy_id", "week_start"]).iterrows()
+    ]

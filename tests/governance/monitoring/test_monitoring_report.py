@@ -25,13 +25,13 @@ def _decisions(n_days: int) -> pd.DataFrame:
         {
             "decision_id": f"d{d}-{k}",
             "entity": "listing",
-            "item_id": f"l{(d * 3 + k) % 40}",
+            "item_id": f"l{d}-{k}",
             "channel": "shop_tab",
             "strategy_id": "rule-a",
             "strategy_version": 1,
             "action": "block",
             "decided_at": pd.Timestamp(START) + pd.Timedelta(days=d),
-            "lifted_at": pd.NaT,
+            "lifted_at": pd.Timestamp(START) + pd.Timedelta(days=d + 2) if k == 0 else pd.NaT,
         }
         for d in range(1, n_days)
         for k in range(3)
@@ -143,6 +143,8 @@ def test_report_without_predictions_renders_precision_and_launch_watch(
     html = render_report(small_run)
     precision = html.split('id="strategy-precision"', 1)[1].split("</section>", 1)[0]
     assert precision.count("<svg") == 1 and "rule-b" in precision and "[0.50, 0.95]" in precision
+    appeals = html.split('id="strategy-appeals"', 1)[1].split("</section>", 1)[0]
+    assert appeals.count("<svg") == 1 and "rule-a" in appeals and "filling in" in appeals
     launch = html.split('id="launch-coverage"', 1)[1].split("</section>", 1)[0]
     assert launch.count('class="cov-gap"') == 1 and launch.count('class="cov-idle"') == 1
     assert ">30%<" in launch and "cards" in launch
