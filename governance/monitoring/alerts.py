@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from governance.monitoring.appeals import OverturnConfig
@@ -274,7 +275,8 @@ def drift_threshold(n_bins: int, n_reference: float, n_week: float, floor: float
 
 
 def drift_alerts(drift: pd.DataFrame, config: DriftConfig, *, owner: str) -> pd.DataFrame:
-    """Alerts on features whose weekly PSI exceeds its threshold; one per feature and run of
+    """Alerts on features whose weekly PSI exceeds its threshold, or whose missing share
+    moved significantly in a week the PSI did not fire; one per feature, rule and run of
     weeks."""
     if not len(drift):
         return empty_frame(ALERTS)
@@ -283,8 +285,18 @@ def drift_alerts(drift: pd.DataFrame, config: DriftConfig, *, owner: str) -> pd.
         drift_threshold(int(b), float(r), float(w), config.psi_medium)
         for b, r, w in zip(d["n_bins"], d["n_reference"], d["n_week"], strict=True)
     ]
-    firing = d[d["psi"] > d["threshold"]]
-    rows = []
+    psi_firing = d["psi"] > d["threshold"]
+    rows = [
+        *_psi_alert_rows(d[psi_firing], config, owner),
+        *_missing_alert_rows(d, ~psi_firing.to_numpy(), config, owner),
+    ]
+    return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
+
+
+def _psi_alert_rows(
+    firing: pd.DataFrame, config: DriftConfig, owner: str
+) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
     for (entity, feature), g in firing.groupby(["entity", "feature"], sort=True):
         for ep in episodes(g, day_column="week_start", max_gap_days=7):
             peak = ep.rows.iloc[int(np.argmax(ep.rows["psi"].to_numpy(dtype=float)))]
@@ -318,7 +330,68 @@ def drift_alerts(drift: pd.DataFrame, config: DriftConfig, *, owner: str) -> pd.
                     "evidence": evidence,
                 }
             )
-    return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
+    return rows
+
+
+def missing_share_p_values(drift: pd.DataFrame) -> npt.NDArray[np.float64]:
+    """Two-sided p-value of each feature-week's missing share against the reference's (a
+    two-proportion z-test on the pooled share; 1 where nothing is ever missing)."""
+    from scipy.stats import norm
+
+    n_r = drift["n_reference"].to_numpy(dtype=float)
+    n_w = drift["n_week"].to_numpy(dtype=float)
+    m_r = drift["missing_reference"].to_numpy(dtype=float)
+    m_w = drift["missing_week"].to_numpy(dtype=float)
+    pooled = (m_r * n_r + m_w * n_w) / np.maximum(n_r + n_w, 1.0)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / np.maximum(n_r, 1.0) + 1 / np.maximum(n_w, 1.0)))
+    z = np.divide(np.abs(m_w - m_r), se, out=np.zeros(len(drift)), where=se > 0)
+    return np.asarray(2 * norm.sf(z), dtype=np.float64)
+
+
+def _missing_alert_rows(
+    d: pd.DataFrame, eligible: npt.NDArray[np.bool_], config: DriftConfig, owner: str
+) -> list[dict[str, object]]:
+    """A missing share that moved by `missing_shift` or more, significant at the family-wise
+    rate across every feature and week tested (Bonferroni)."""
+    p = missing_share_p_values(d)
+    moved = (d["missing_week"] - d["missing_reference"]).to_numpy(dtype=float)
+    alpha = config.family_alpha / max(len(d), 1)
+    firing = d[eligible & (p < alpha) & (np.abs(moved) >= config.missing_shift)].assign(
+        moved=moved[eligible & (p < alpha) & (np.abs(moved) >= config.missing_shift)]
+    )
+    rows: list[dict[str, object]] = []
+    for (entity, feature), g in firing.groupby(["entity", "feature"], sort=True):
+        for ep in episodes(g, day_column="week_start", max_gap_days=7):
+            peak = ep.rows.iloc[int(np.argmax(np.abs(ep.rows["moved"].to_numpy(dtype=float))))]
+            metric = f"{feature}:missing"
+            evidence = (
+                f"{entity} feature {feature}: missing in {peak['missing_week']:.1%} of the "
+                f"{int(peak['n_week'])} items published in the week of "
+                f"{pd.Timestamp(peak['week_start']):%Y-%m-%d} against "
+                f"{peak['missing_reference']:.1%} of {int(peak['n_reference'])} in the reference "
+                f"weeks (PSI {peak['psi']:.2f}, below its threshold): an upstream field may have "
+                "stopped arriving."
+            )
+            rows.append(
+                {
+                    "alert_id": alert_id(AlertKind.FEATURE_DRIFT, metric, ALL, ALL, ep.first_day),
+                    "kind": AlertKind.FEATURE_DRIFT.value,
+                    "severity": Severity.LOW.value,
+                    "title": f"{feature} missing share moved {peak['moved']:+.1%}",
+                    "metric": metric,
+                    "channel": ALL,
+                    "category": ALL,
+                    "strategy_id": ALL,
+                    "owner": owner,
+                    "first_day": ep.first_day,
+                    "last_day": ep.last_day,
+                    "days_firing": len(ep.rows),
+                    "value": float(peak["moved"]),
+                    "threshold": config.missing_shift,
+                    "evidence": evidence,
+                }
+            )
+    return rows
 
 
 def prediction_drift_alerts(

@@ -32,6 +32,10 @@ class DriftConfig:
     min_items: int = 100
     psi_medium: float = 0.1
     psi_high: float = 0.25
+    #: A feature's missing share moving by at least this much (absolute) can alert alone.
+    missing_shift: float = 0.05
+    #: False-alarm rate per run across the missing-share tests of every feature and week.
+    family_alpha: float = 0.01
 
 
 def feature_drift(

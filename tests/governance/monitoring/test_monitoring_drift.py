@@ -124,3 +124,21 @@ def test_prediction_drift_names_missing_columns() -> None:
         assert "'p'" in str(err) and "predictions" in str(err)
     else:  # pragma: no cover
         raise AssertionError("expected KeyError")
+
+
+def test_a_missing_share_rise_below_the_psi_threshold_alerts_on_its_own() -> None:
+    rng = np.random.default_rng(3)
+    df = _frame(12_000, shift=0.0, new_category_share=0.0, seed=3)
+    late = np.asarray(df["published_at"] >= pd.Timestamp("2026-02-02"))
+    z = rng.normal(size=len(df))
+    z[rng.random(len(df)) < np.where(late, 0.16, 0.10)] = np.nan
+    con = duckdb.connect()
+    con.register("frame", df.assign(z=z))
+    d = feature_drift(con, "frame", entity="listing", kinds={"y": "numeric", "z": "numeric"})
+    z_late = d[(d["feature"] == "z") & (d["week_start"] >= pd.Timestamp("2026-02-02"))]
+    assert (z_late["psi"] < 0.1).all()  # PSI alone would not see it
+    alerts = drift_alerts(d, DriftConfig(), owner="ml")
+    assert check_frame(alerts, ALERTS) == []
+    assert list(alerts["metric"]) == ["z:missing"]
+    assert alerts["first_day"].iloc[0] == pd.Timestamp("2026-02-02")
+    assert 0.04 < alerts["value"].iloc[0] < 0.09  # the share moved by about 6 points
