@@ -278,7 +278,7 @@ def _model_precision_rows(mp: pd.DataFrame | None) -> list[dict[str, str]]:
             "entity": str(r["entity"]),
             "policy": str(r["policy"]),
             "threshold": _f(r["threshold"], "{:g}"),
-            "items": f"{int(r['items']):,}",
+            "n_items": f"{int(r['items']):,}",
             "flagged": f"{int(r['flagged']):,}",
             "precision": f"{_f(r['expected_precision'], '{:.3f}')} "
             f"± {_f(r['expected_precision_sd'], '{:.3f}')}",
@@ -456,7 +456,7 @@ def _appeal_rows(appeals: pd.DataFrame) -> list[dict[str, str]]:
         {
             "strategy_id": str(r["strategy_id"]),
             "week": f"{pd.Timestamp(r['week_start']):%Y-%m-%d}",
-            "items": f"{int(r['items_actioned']):,}",
+            "n_items": f"{int(r['items_actioned']):,}",
             "appeal_rate": _f(r["appeal_rate"], "{:.1%}"),
             "overturn_rate": _interval(
                 r["overturn_rate"], r["overturn_rate_low"], r["overturn_rate_high"], "{:.1%}"

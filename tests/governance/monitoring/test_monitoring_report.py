@@ -145,6 +145,7 @@ def test_report_without_predictions_renders_precision_and_launch_watch(
     assert precision.count("<svg") == 1 and "rule-b" in precision and "[0.50, 0.95]" in precision
     appeals = html.split('id="strategy-appeals"', 1)[1].split("</section>", 1)[0]
     assert appeals.count("<svg") == 1 and "rule-a" in appeals and "filling in" in appeals
+    assert ">21<" in appeals and "built-in method" not in appeals  # 7 days x 3 items
     launch = html.split('id="launch-coverage"', 1)[1].split("</section>", 1)[0]
     assert launch.count('class="cov-gap"') == 1 and launch.count('class="cov-idle"') == 1
     assert ">30%<" in launch and "cards" in launch
@@ -160,6 +161,7 @@ def test_report_with_predictions_renders_view_rates_and_model_precision(
     model = render_report(result).split('id="model-side"', 1)[1].split("</section>", 1)[0]
     assert model.count("<svg") == 2 and "Prediction drift" in model
     assert "5.00% [0.00%, 12.00%]" in model and "0.710 ± 0.080" in model
+    assert ">400<" in model and "built-in method" not in model
 
 
 def test_coverage_matrix_has_a_cell_per_channel_even_where_not_shown() -> None:
