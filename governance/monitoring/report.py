@@ -424,8 +424,10 @@ def _weekly_strategy_plot(
     plt = _plt()
     cols = min(len(busiest), 4)
     n_rows = int(np.ceil(len(busiest) / cols))
+    from matplotlib.dates import DateFormatter
+
     fig, axes = plt.subplots(
-        n_rows, cols, figsize=(2.8 * cols, 2.2 * n_rows), sharey=True, squeeze=False
+        n_rows, cols, figsize=(2.8 * cols, 2.0 * n_rows), sharex=True, sharey=True, squeeze=False
     )
     for ax in axes.flat[len(busiest) :]:
         ax.set_visible(False)
@@ -443,7 +445,8 @@ def _weekly_strategy_plot(
         ax.scatter(x[~done], est[~done], facecolor="white", edgecolor=colour, s=12, zorder=3)
         ax.set_title(str(sid), fontsize=8)
         ax.set_ylim(0, min(1.02, max(top_value * 1.1, 0.05)))
-        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))  # type: ignore[no-untyped-call]
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel(ylabel, fontsize=8)
