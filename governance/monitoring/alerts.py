@@ -226,23 +226,43 @@ def overturn_alerts(
     *,
     default_owner: str,
 ) -> pd.DataFrame:
-    """Alerts from the overturn-rate tests: one per strategy and run of firing days."""
+    """Alerts from the overturn tests: one per strategy and run of firing days."""
     firing = tests[tests["firing"].notna()]
     rows = []
     for sid, g in firing.groupby("strategy_id", sort=True):
         for ep in episodes(g):
             first = ep.rows.iloc[0]
-            worst = float(np.nanmax(ep.rows["ratio"].to_numpy(dtype=float)))
-            n_r, k_r = int(first["recent_items"]), int(first["recent_overturned"])
-            n_b, k_b = int(first["baseline_items"]), int(first["baseline_overturned"])
+            per_item = first["firing"] == "rate"
+            ratio_col = "ratio" if per_item else "ratio_per_new_item"
+            worst = float(np.nanmax(ep.rows[ratio_col].to_numpy(dtype=float)))
+            k_r, k_b = int(first["recent_overturned"]), int(first["baseline_overturned"])
             end = ep.first_day - pd.Timedelta(days=config.horizon_days)
-            evidence = (
-                f"{sid}: {k_r} of {n_r} items it first actioned in the {config.recent_days} days "
-                f"before {end:%Y-%m-%d} were lifted on appeal within {config.horizon_days} days "
-                f"({k_r / max(n_r, 1):.1%}), against {k_b} of {n_b} ({k_b / max(n_b, 1):.1%}) "
-                f"in the {config.baseline_days} days before (ratio {first['ratio']:.1f}, "
-                f"p = {first['p_rise']:.1e}): its precision may have fallen."
-            )
+            recent = f"the {config.recent_days} days before {end:%Y-%m-%d}"
+            before = f"the {config.baseline_days} days before"
+            if per_item:
+                n_r, n_b = int(first["recent_items"]), int(first["baseline_items"])
+                what = (
+                    f"{k_r} of {n_r} items it first actioned in {recent} were lifted on appeal "
+                    f"within {config.horizon_days} days ({k_r / max(n_r, 1):.1%}), against "
+                    f"{k_b} of {n_b} ({k_b / max(n_b, 1):.1%}) in {before} (ratio "
+                    f"{first['ratio']:.1f}, p = {first['p_rise']:.1e}): its precision may have "
+                    "fallen."
+                )
+                title = f"{sid}: overturn rate rose to {first['ratio']:.1f}x its baseline"
+            else:
+                u_r, u_b = first["recent_new_items"], first["baseline_new_items"]
+                what = (
+                    f"{k_r} of its actions in {recent} were lifted on appeal within "
+                    f"{config.horizon_days} days, {1000 * k_r / max(u_r, 1):.1f} per 1,000 new "
+                    f"items, against {k_b} ({1000 * k_b / max(u_b, 1):.1f} per 1,000) in "
+                    f"{before} (ratio {first['ratio_per_new_item']:.1f}, p = "
+                    f"{first['p_rise_per_new_item']:.1e}; per action {first['ratio']:.1f}x): "
+                    "it wrongly blocks more items."
+                )
+                title = (
+                    f"{sid}: overturned actions per new item rose to "
+                    f"{first['ratio_per_new_item']:.1f}x its baseline"
+                )
             rows.append(
                 {
                     "alert_id": alert_id(
@@ -250,8 +270,8 @@ def overturn_alerts(
                     ),
                     "kind": AlertKind.STRATEGY_OVERTURN.value,
                     "severity": (Severity.HIGH if worst >= 4 else Severity.MEDIUM).value,
-                    "title": f"{sid}: overturn rate rose to {first['ratio']:.1f}x its baseline",
-                    "metric": "overturn_rate",
+                    "title": title,
+                    "metric": "overturn_rate" if per_item else "overturns_per_new_item",
                     "channel": ALL,
                     "category": ALL,
                     "strategy_id": sid,
@@ -261,7 +281,7 @@ def overturn_alerts(
                     "days_firing": len(ep.rows),
                     "value": worst,
                     "threshold": config.rise_ratio,
-                    "evidence": evidence,
+                    "evidence": f"{sid}: {what}",
                 }
             )
     return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)

@@ -14,6 +14,12 @@ an unchanged rate the recent overturns are binomial given the total (the conditi
 two rates), so a one-sided exact test holds its level at any count; the false-alarm budget is
 split across strategies (Bonferroni, as the hit-rate tests), and a minimum ratio and count keep
 small rises from paging.
+
+The same test runs on overturns per item the strategy could act on (the items published the
+night before, as the hit rates count them): wrongful blocks per new item, which rise when a
+broken clause adds honest hits even while the rate per decision is too noisy to tell (a
+strategy's few baseline overturns limit that test). A surge of hits whose overturns do not
+rise is a flood of violators; with them, a rule gone wrong.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ _TEST_COLUMNS = [
     "baseline_overturned",
     "ratio",
     "p_rise",
+    "recent_new_items",
+    "baseline_new_items",
+    "ratio_per_new_item",
+    "p_rise_per_new_item",
     "firing",
 ]
 
@@ -144,15 +154,45 @@ def _window_sum(x: npt.NDArray[np.float64], width: int, end_lag: int) -> npt.NDA
     return np.asarray(c[hi] - c[lo], dtype=np.float64)
 
 
-def overturn_tests(
-    items: pd.DataFrame, *, as_of: date, config: OverturnConfig | None = None
-) -> pd.DataFrame:
-    """Per day and strategy: items and overturns (within the horizon) of the recent and
-    baseline windows, the ratio of their rates, the p-value of a rise, and whether it fires
-    (`rise` or None). A day t counts the items first actioned in the `recent_days` ending
-    `horizon_days` before t (whose overturns within the horizon are all known by t)."""
+def _rise_test(
+    k: npt.NDArray[np.float64], n: npt.NDArray[np.float64], config: OverturnConfig
+) -> dict[str, npt.NDArray[np.float64]]:
+    """Per day: overturns `k` and exposure `n` (per decision day) of the recent and baseline
+    windows, the ratio of their rates and the conditional binomial p-value of a rise."""
     from scipy.stats import binom
 
+    r, b, h = config.recent_days, config.baseline_days, config.horizon_days
+    n_r, k_r = _window_sum(n, r, h), _window_sum(k, r, h)
+    n_b, k_b = _window_sum(n, b, h + r), _window_sum(k, b, h + r)
+    share = np.divide(n_r, n_r + n_b, out=np.zeros(len(n)), where=n_r + n_b > 0)
+    total = k_r + k_b
+    p = np.where(total > 0, binom.sf(k_r - 1, total, share), 1.0)
+    # the baseline rate with half an overturn added, so a clean baseline is not zero
+    base = np.divide(k_b + 0.5, n_b, out=np.full(len(n), np.nan), where=n_b > 0)
+    ratio = np.divide(
+        np.divide(k_r, n_r, out=np.zeros(len(n)), where=n_r > 0),
+        base,
+        out=np.full(len(n), np.nan),
+        where=np.isfinite(base) & (n_r > 0),
+    )
+    return {"n_r": n_r, "k_r": k_r, "n_b": n_b, "k_b": k_b, "ratio": ratio, "p": p}
+
+
+def overturn_tests(
+    items: pd.DataFrame,
+    *,
+    as_of: date,
+    new_items: pd.DataFrame | None = None,
+    config: OverturnConfig | None = None,
+) -> pd.DataFrame:
+    """Per day and strategy: items and overturns (within the horizon) of the recent and
+    baseline windows, the ratio of their overturn rates and the p-value of a rise; with
+    `new_items` (day, strategy_id, new_items: the items the strategy could act on that
+    night, as in `strategy_health`), the same for overturns per new item. `firing` is `rate`
+    (overturns per actioned item rose), `per_new_item` (per item that could be hit: more
+    wrongful blocks, from more hits or a worse rate) or None. A day t counts the items first
+    actioned in the `recent_days` ending `horizon_days` before t (whose overturns within the
+    horizon are all known by t)."""
     config = config or OverturnConfig()
     if not len(items):
         return pd.DataFrame(columns=_TEST_COLUMNS)
@@ -162,47 +202,66 @@ def overturn_tests(
         k=(items["lifted_at"].notna() & (items["lifted_at"] < items["decided_at"] + horizon)),
     )
     days = pd.date_range(it["day"].min(), pd.Timestamp(as_of), freq="D")
-    n_tests = max(it["strategy_id"].nunique(), 1)
+    per_new = None
+    if new_items is not None and len(new_items):
+        per_new = new_items.assign(day=pd.to_datetime(new_items["day"])).pivot_table(
+            index="day", columns="strategy_id", values="new_items", aggfunc="max"
+        )
+    n_tests = max(it["strategy_id"].nunique(), 1) * (1 if per_new is None else 2)
     alpha = config.family_alpha / n_tests
-    r, b, h = config.recent_days, config.baseline_days, config.horizon_days
+    warm = (
+        np.arange(len(days)) >= config.horizon_days + config.recent_days + config.baseline_days - 1
+    )
     out = []
     for sid, g in it.groupby("strategy_id", sort=True):
         per = g.groupby("day").agg(n=("item_id", "size"), k=("k", "sum")).reindex(days)
-        n = per["n"].fillna(0).to_numpy(dtype=float)
         k = per["k"].fillna(0).to_numpy(dtype=float)
-        n_r, k_r = _window_sum(n, r, h), _window_sum(k, r, h)
-        n_b, k_b = _window_sum(n, b, h + r), _window_sum(k, b, h + r)
-        share = np.divide(n_r, n_r + n_b, out=np.zeros(len(n)), where=n_r + n_b > 0)
-        total = k_r + k_b
-        p_rise = np.where(total > 0, binom.sf(k_r - 1, total, share), 1.0)
-        # the baseline rate with half an overturn added, so a clean baseline is not zero
-        base_rate = np.divide(k_b + 0.5, n_b, out=np.full(len(n), np.nan), where=n_b > 0)
-        ratio = np.divide(
-            k_r / np.maximum(n_r, 1),
-            base_rate,
-            out=np.full(len(n), np.nan),
-            where=np.isfinite(base_rate) & (n_r > 0),
-        )
-        full = np.arange(len(n)) >= h + r + b - 1
-        rise = (
-            full
-            & (p_rise < alpha)
-            & (k_r >= config.min_overturns)
-            & (np.nan_to_num(ratio) >= config.rise_ratio)
-        )
-        out.append(
-            pd.DataFrame(
-                {
-                    "day": days,
-                    "strategy_id": sid,
-                    "recent_items": n_r,
-                    "recent_overturned": k_r,
-                    "baseline_items": n_b,
-                    "baseline_overturned": k_b,
-                    "ratio": ratio,
-                    "p_rise": p_rise,
-                    "firing": pd.Series(["rise" if x else None for x in rise], dtype=object),
-                }
+        rate = _rise_test(k, per["n"].fillna(0).to_numpy(dtype=float), config)
+        fires_rate = _fires(rate, warm, alpha, config)
+        cols: dict[str, object] = {
+            "day": days,
+            "strategy_id": sid,
+            "recent_items": rate["n_r"],
+            "recent_overturned": rate["k_r"],
+            "baseline_items": rate["n_b"],
+            "baseline_overturned": rate["k_b"],
+            "ratio": rate["ratio"],
+            "p_rise": rate["p"],
+            "recent_new_items": np.nan,
+            "baseline_new_items": np.nan,
+            "ratio_per_new_item": np.nan,
+            "p_rise_per_new_item": np.nan,
+        }
+        fires_new = np.zeros(len(days), dtype=bool)
+        if per_new is not None and sid in per_new.columns:
+            exposure = per_new[sid].reindex(days).fillna(0).to_numpy(dtype=float)
+            new = _rise_test(k, exposure, config)
+            fires_new = _fires(new, warm, alpha, config)
+            cols.update(
+                recent_new_items=new["n_r"],
+                baseline_new_items=new["n_b"],
+                ratio_per_new_item=new["ratio"],
+                p_rise_per_new_item=new["p"],
             )
-        )
+        firing = [
+            "rate" if a else ("per_new_item" if b else None)
+            for a, b in zip(fires_rate, fires_new, strict=True)
+        ]
+        cols["firing"] = pd.Series(firing, dtype=object)
+        out.append(pd.DataFrame(cols))
     return pd.concat(out, ignore_index=True)
+
+
+def _fires(
+    test: dict[str, npt.NDArray[np.float64]],
+    warm: npt.NDArray[np.bool_],
+    alpha: float,
+    config: OverturnConfig,
+) -> npt.NDArray[np.bool_]:
+    return np.asarray(
+        warm
+        & (test["p"] < alpha)
+        & (test["k_r"] >= config.min_overturns)
+        & (np.nan_to_num(test["ratio"]) >= config.rise_ratio),
+        dtype=bool,
+    )

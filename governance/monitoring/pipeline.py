@@ -281,7 +281,12 @@ def compute_monitor(
         as_of=config.as_of,
     )
     appeals = strategy_appeals(items, as_of=config.as_of, config=config.overturn)
-    overturns = overturn_tests(items, as_of=config.as_of, config=config.overturn)
+    overturns = overturn_tests(
+        items,
+        as_of=config.as_of,
+        new_items=health[["day", "strategy_id", "new_items"]],
+        config=config.overturn,
+    )
     launch = _launch_coverage(tables, strategies or [], config)
     step("feature drift", 4, _STEPS)
     drift = _listing_drift(con, tables, config) if with_drift else empty_frame(FEATURE_DRIFT)
