@@ -38,6 +38,9 @@ SCENARIOS: dict[str, Callable[[int], Incident]] = {
     "broken deployment": lambda start: Incident(
         kind="strategy_outage", start_day=start, strategy_id="listing-prohibited-items"
     ),
+    "broken clause": lambda start: Incident(
+        kind="strategy_overmatch", start_day=start, strategy_id="listing-counterfeit-terms"
+    ),
 }
 _LAUNCH_FEATURES = ("listing_category", "listing_category_risk_prior")
 
@@ -73,11 +76,13 @@ class MonitoringEvalResult:
 
 def matches(alerts: pd.DataFrame, incident: Incident) -> pd.DataFrame:
     """Alerts that point at the incident's slice."""
-    if incident.kind == "strategy_outage":
-        return alerts[
-            (alerts["kind"] == AlertKind.STRATEGY_DECAY)
-            & (alerts["strategy_id"] == incident.strategy_id)
-        ]
+    if incident.kind in ("strategy_outage", "strategy_overmatch"):
+        kinds = (
+            [AlertKind.STRATEGY_DECAY]
+            if incident.kind == "strategy_outage"
+            else [AlertKind.STRATEGY_OVERTURN, AlertKind.STRATEGY_SURGE]
+        )
+        return alerts[alerts["kind"].isin(kinds) & (alerts["strategy_id"] == incident.strategy_id)]
     metrics = (
         ["complaints_per_1k_orders"]
         if incident.kind == "complaint_surge"

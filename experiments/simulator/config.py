@@ -14,17 +14,19 @@ class Incident(BaseModel):
     `complaint_surge` multiplies the complaint probability of orders in `channel` (and
     `category`, if given) by `factor` from `start_day`; `return_surge` does the same for
     returns; `strategy_outage` makes `strategy_id` stop matching from `start_day` (a broken
-    deployment).
+    deployment); `strategy_overmatch` makes it also match a `share` of the honest items it
+    evaluates (those not violating its policy) from `start_day` (a broken clause).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["complaint_surge", "return_surge", "strategy_outage"]
+    kind: Literal["complaint_surge", "return_surge", "strategy_outage", "strategy_overmatch"]
     start_day: int = Field(ge=1)
     channel: str | None = None
     category: str | None = None
     strategy_id: str | None = None
     factor: float = Field(4.0, gt=0)
+    share: float = Field(0.05, gt=0, le=1)
 
 
 class SimulationConfig(BaseModel):

@@ -61,6 +61,7 @@ _PURPOSE_APPEAL_DELAY = 12
 _PURPOSE_REVIEW_DELAY = 13
 _PURPOSE_REVIEWER = 14
 _PURPOSE_FLIP = 15
+_PURPOSE_OVERMATCH = 16
 _N_CHANNELS = len(CHANNEL_CODES)
 _ITEM_KEY = np.int64(2**36)
 
@@ -319,6 +320,27 @@ class Marketplace:
             for i in self.config.incidents
         )
 
+    def _overmatch(
+        self, s: _Strat, mask: np.ndarray, items: np.ndarray, day_index: int
+    ) -> np.ndarray:
+        """A planted broken clause: the strategy also matches a share of the honest items
+        (the same items each night: one uniform per item and policy)."""
+        share = max(
+            (
+                i.share
+                for i in self.config.incidents
+                if i.kind == "strategy_overmatch"
+                and i.strategy_id == s.strategy.id
+                and day_index >= i.start_day
+            ),
+            default=0.0,
+        )
+        if share == 0.0:
+            return mask
+        honest = ~self.world.items(s.entity).violates[items, s.policy]
+        u = keyed_uniform(self._key, _PURPOSE_OVERMATCH, s.entity_code, items, s.policy)
+        return np.asarray(mask | (honest & (u < share)), dtype=bool)
+
     # -- tables as of a time ------------------------------------------------------------------
 
     def tables_at(self, as_of_us: int) -> dict[str, pd.DataFrame]:
@@ -406,6 +428,7 @@ class Marketplace:
                 if self._out_of_order(s.strategy.id, day_index):
                     continue
                 mask = np.asarray(masks[s.strategy.ref], dtype=bool)
+                mask = self._overmatch(s, mask, items, day_index)
                 mask = self._arm_mask(s, mask, items, experiment_on=experiment_on)
                 hit = items[mask]
                 new = hit[

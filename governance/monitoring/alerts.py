@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from governance.monitoring.appeals import OverturnConfig
 from governance.monitoring.drift import DriftConfig
 from governance.monitoring.objectives import METRIC_PARTS, BurnRule
 from governance.monitoring.tables import ALERTS, conform, empty_frame
@@ -217,6 +219,74 @@ def strategy_alerts(
     return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
 
 
+def overturn_alerts(
+    tests: pd.DataFrame,
+    owners: Mapping[str, str],
+    config: OverturnConfig,
+    *,
+    default_owner: str,
+) -> pd.DataFrame:
+    """Alerts from the overturn tests: one per strategy and run of firing days."""
+    firing = tests[tests["firing"].notna()]
+    rows = []
+    for sid, g in firing.groupby("strategy_id", sort=True):
+        for ep in episodes(g):
+            first = ep.rows.iloc[0]
+            per_item = first["firing"] == "rate"
+            ratio_col = "ratio" if per_item else "ratio_per_new_item"
+            worst = float(np.nanmax(ep.rows[ratio_col].to_numpy(dtype=float)))
+            k_r, k_b = int(first["recent_overturned"]), int(first["baseline_overturned"])
+            end = ep.first_day - pd.Timedelta(days=config.horizon_days)
+            recent = f"the {config.recent_days} days before {end:%Y-%m-%d}"
+            before = f"the {config.baseline_days} days before"
+            if per_item:
+                n_r, n_b = int(first["recent_items"]), int(first["baseline_items"])
+                what = (
+                    f"{k_r} of {n_r} items it first actioned in {recent} were lifted on appeal "
+                    f"within {config.horizon_days} days ({k_r / max(n_r, 1):.1%}), against "
+                    f"{k_b} of {n_b} ({k_b / max(n_b, 1):.1%}) in {before} (ratio "
+                    f"{first['ratio']:.1f}, p = {first['p_rise']:.1e}): its precision may have "
+                    "fallen."
+                )
+                title = f"{sid}: overturn rate rose to {first['ratio']:.1f}x its baseline"
+            else:
+                u_r, u_b = first["recent_new_items"], first["baseline_new_items"]
+                what = (
+                    f"{k_r} of its actions in {recent} were lifted on appeal within "
+                    f"{config.horizon_days} days, {1000 * k_r / max(u_r, 1):.1f} per 1,000 new "
+                    f"items, against {k_b} ({1000 * k_b / max(u_b, 1):.1f} per 1,000) in "
+                    f"{before} (ratio {first['ratio_per_new_item']:.1f}, p = "
+                    f"{first['p_rise_per_new_item']:.1e}; per action {first['ratio']:.1f}x): "
+                    "it wrongly blocks more items."
+                )
+                title = (
+                    f"{sid}: overturned actions per new item rose to "
+                    f"{first['ratio_per_new_item']:.1f}x its baseline"
+                )
+            rows.append(
+                {
+                    "alert_id": alert_id(
+                        AlertKind.STRATEGY_OVERTURN, "overturn_rate", ALL, str(sid), ep.first_day
+                    ),
+                    "kind": AlertKind.STRATEGY_OVERTURN.value,
+                    "severity": (Severity.HIGH if worst >= 4 else Severity.MEDIUM).value,
+                    "title": title,
+                    "metric": "overturn_rate" if per_item else "overturns_per_new_item",
+                    "channel": ALL,
+                    "category": ALL,
+                    "strategy_id": sid,
+                    "owner": owners.get(str(sid), default_owner),
+                    "first_day": ep.first_day,
+                    "last_day": ep.last_day,
+                    "days_firing": len(ep.rows),
+                    "value": worst,
+                    "threshold": config.rise_ratio,
+                    "evidence": f"{sid}: {what}",
+                }
+            )
+    return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
+
+
 def drift_threshold(n_bins: int, n_reference: float, n_week: float, floor: float) -> float:
     """PSI a week must exceed: the conventional level, or three times what sampling noise
     alone gives ((bins - 1) * (1/n_ref + 1/n_week), the PSI's chi-square mean), if larger."""
@@ -225,7 +295,8 @@ def drift_threshold(n_bins: int, n_reference: float, n_week: float, floor: float
 
 
 def drift_alerts(drift: pd.DataFrame, config: DriftConfig, *, owner: str) -> pd.DataFrame:
-    """Alerts on features whose weekly PSI exceeds its threshold; one per feature and run of
+    """Alerts on features whose weekly PSI exceeds its threshold, or whose missing share
+    moved significantly in a week the PSI did not fire; one per feature, rule and run of
     weeks."""
     if not len(drift):
         return empty_frame(ALERTS)
@@ -234,8 +305,18 @@ def drift_alerts(drift: pd.DataFrame, config: DriftConfig, *, owner: str) -> pd.
         drift_threshold(int(b), float(r), float(w), config.psi_medium)
         for b, r, w in zip(d["n_bins"], d["n_reference"], d["n_week"], strict=True)
     ]
-    firing = d[d["psi"] > d["threshold"]]
-    rows = []
+    psi_firing = d["psi"] > d["threshold"]
+    rows = [
+        *_psi_alert_rows(d[psi_firing], config, owner),
+        *_missing_alert_rows(d, ~psi_firing.to_numpy(), config, owner),
+    ]
+    return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
+
+
+def _psi_alert_rows(
+    firing: pd.DataFrame, config: DriftConfig, owner: str
+) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
     for (entity, feature), g in firing.groupby(["entity", "feature"], sort=True):
         for ep in episodes(g, day_column="week_start", max_gap_days=7):
             peak = ep.rows.iloc[int(np.argmax(ep.rows["psi"].to_numpy(dtype=float)))]
@@ -259,6 +340,118 @@ def drift_alerts(drift: pd.DataFrame, config: DriftConfig, *, owner: str) -> pd.
                     "metric": feature,
                     "channel": ALL,
                     "category": category,
+                    "strategy_id": ALL,
+                    "owner": owner,
+                    "first_day": ep.first_day,
+                    "last_day": ep.last_day,
+                    "days_firing": len(ep.rows),
+                    "value": float(peak["psi"]),
+                    "threshold": float(peak["threshold"]),
+                    "evidence": evidence,
+                }
+            )
+    return rows
+
+
+def missing_share_p_values(drift: pd.DataFrame) -> npt.NDArray[np.float64]:
+    """Two-sided p-value of each feature-week's missing share against the reference's (a
+    two-proportion z-test on the pooled share; 1 where nothing is ever missing)."""
+    from scipy.stats import norm
+
+    n_r = drift["n_reference"].to_numpy(dtype=float)
+    n_w = drift["n_week"].to_numpy(dtype=float)
+    m_r = drift["missing_reference"].to_numpy(dtype=float)
+    m_w = drift["missing_week"].to_numpy(dtype=float)
+    pooled = (m_r * n_r + m_w * n_w) / np.maximum(n_r + n_w, 1.0)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / np.maximum(n_r, 1.0) + 1 / np.maximum(n_w, 1.0)))
+    z = np.divide(np.abs(m_w - m_r), se, out=np.zeros(len(drift)), where=se > 0)
+    return np.asarray(2 * norm.sf(z), dtype=np.float64)
+
+
+def _missing_alert_rows(
+    d: pd.DataFrame, eligible: npt.NDArray[np.bool_], config: DriftConfig, owner: str
+) -> list[dict[str, object]]:
+    """A missing share that moved by `missing_shift` or more, significant at the family-wise
+    rate across every feature and week tested (Bonferroni)."""
+    p = missing_share_p_values(d)
+    moved = (d["missing_week"] - d["missing_reference"]).to_numpy(dtype=float)
+    alpha = config.family_alpha / max(len(d), 1)
+    firing = d[eligible & (p < alpha) & (np.abs(moved) >= config.missing_shift)].assign(
+        moved=moved[eligible & (p < alpha) & (np.abs(moved) >= config.missing_shift)]
+    )
+    rows: list[dict[str, object]] = []
+    for (entity, feature), g in firing.groupby(["entity", "feature"], sort=True):
+        for ep in episodes(g, day_column="week_start", max_gap_days=7):
+            peak = ep.rows.iloc[int(np.argmax(np.abs(ep.rows["moved"].to_numpy(dtype=float))))]
+            metric = f"{feature}:missing"
+            evidence = (
+                f"{entity} feature {feature}: missing in {peak['missing_week']:.1%} of the "
+                f"{int(peak['n_week'])} items published in the week of "
+                f"{pd.Timestamp(peak['week_start']):%Y-%m-%d} against "
+                f"{peak['missing_reference']:.1%} of {int(peak['n_reference'])} in the reference "
+                f"weeks (PSI {peak['psi']:.2f}, below its threshold): an upstream field may have "
+                "stopped arriving."
+            )
+            rows.append(
+                {
+                    "alert_id": alert_id(AlertKind.FEATURE_DRIFT, metric, ALL, ALL, ep.first_day),
+                    "kind": AlertKind.FEATURE_DRIFT.value,
+                    "severity": Severity.LOW.value,
+                    "title": f"{feature} missing share moved {peak['moved']:+.1%}",
+                    "metric": metric,
+                    "channel": ALL,
+                    "category": ALL,
+                    "strategy_id": ALL,
+                    "owner": owner,
+                    "first_day": ep.first_day,
+                    "last_day": ep.last_day,
+                    "days_firing": len(ep.rows),
+                    "value": float(peak["moved"]),
+                    "threshold": config.missing_shift,
+                    "evidence": evidence,
+                }
+            )
+    return rows
+
+
+def prediction_drift_alerts(
+    drift: pd.DataFrame, config: DriftConfig, *, owner: str
+) -> pd.DataFrame:
+    """Alerts on models whose weekly score PSI exceeds its threshold (as features'); one per
+    model and run of weeks."""
+    if not len(drift):
+        return empty_frame(ALERTS)
+    d = drift.copy()
+    d["threshold"] = [
+        drift_threshold(int(b), float(r), float(w), config.psi_medium)
+        for b, r, w in zip(d["n_bins"], d["n_reference"], d["n_week"], strict=True)
+    ]
+    rows = []
+    for (entity, policy), g in d[d["psi"] > d["threshold"]].groupby(["entity", "policy"]):
+        model = f"{entity} {policy} model"
+        for ep in episodes(g, day_column="week_start", max_gap_days=7):
+            peak = ep.rows.iloc[int(np.argmax(ep.rows["psi"].to_numpy(dtype=float)))]
+            evidence = (
+                f"{model}: PSI {peak['psi']:.2f} of its probabilities in the week of "
+                f"{pd.Timestamp(peak['week_start']):%Y-%m-%d} ({int(peak['n_week'])} items vs "
+                f"{int(peak['n_reference'])} in the reference weeks); mean probability "
+                f"{peak['mean_reference']:.3f} -> {peak['mean_week']:.3f}; bin {peak['top_bin']} "
+                f"moved {peak['top_bin_shift']:+.1%}."
+            )
+            metric = f"p_{policy}"
+            rows.append(
+                {
+                    "alert_id": alert_id(
+                        AlertKind.PREDICTION_DRIFT, f"{entity}:{metric}", ALL, ALL, ep.first_day
+                    ),
+                    "kind": AlertKind.PREDICTION_DRIFT.value,
+                    "severity": (
+                        Severity.MEDIUM if peak["psi"] >= config.psi_high else Severity.LOW
+                    ).value,
+                    "title": f"{model} scores drifted (PSI {peak['psi']:.2f})",
+                    "metric": metric,
+                    "channel": ALL,
+                    "category": ALL,
                     "strategy_id": ALL,
                     "owner": owner,
                     "first_day": ep.first_day,

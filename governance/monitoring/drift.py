@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from features.schema import FeatureKind
-from governance.monitoring.tables import FEATURE_DRIFT, conform, empty_frame
+from governance.monitoring.tables import FEATURE_DRIFT, PREDICTION_DRIFT, conform, empty_frame
 
 _EPS = 1e-4
 _DECILES = [i / 10 for i in range(1, 10)]
@@ -32,6 +32,10 @@ class DriftConfig:
     min_items: int = 100
     psi_medium: float = 0.1
     psi_high: float = 0.25
+    #: A feature's missing share moving by at least this much (absolute) can alert alone.
+    missing_shift: float = 0.05
+    #: False-alarm rate per run across the missing-share tests of every feature and week.
+    family_alpha: float = 0.01
 
 
 def feature_drift(
@@ -52,7 +56,87 @@ def feature_drift(
         raise KeyError(f"frame {frame!r} lacks columns {missing}; it has {sorted(cols)}")
     if not kinds:
         return empty_frame(FEATURE_DRIFT)
-    return _compute_drift(con, frame, entity, dict(kinds), published_column, config)
+    df = _compute_psi(con, frame, dict(kinds), published_column, config)
+    if not len(df):
+        return empty_frame(FEATURE_DRIFT)
+    df["entity"] = entity
+    df["feature_kind"] = df["feature"].map(kinds)
+    return conform(df, FEATURE_DRIFT)
+
+
+def prediction_drift(
+    con: duckdb.DuckDBPyConnection,
+    predictions: pd.DataFrame,
+    published: pd.DataFrame,
+    *,
+    config: DriftConfig | None = None,
+) -> pd.DataFrame:
+    """Table `prediction_drift`: PSI of each model's probabilities (`predictions`: entity,
+    item_id, policy, p), items published each week (`published`: entity, item_id,
+    published_at) against the reference weeks, binned as `feature_drift` bins a numeric
+    feature."""
+    config = config or DriftConfig()
+    for name, df, cols in (
+        ("predictions", predictions, ("entity", "item_id", "policy", "p")),
+        ("published", published, ("entity", "item_id", "published_at")),
+    ):
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise KeyError(f"{name} lacks columns {missing}; it has {sorted(df.columns)}")
+    return _compute_prediction_drift(con, predictions, published, config)
+
+
+def _compute_prediction_drift(
+    con: duckdb.DuckDBPyConnection,
+    predictions: pd.DataFrame,
+    published: pd.DataFrame,
+    config: DriftConfig,
+) -> pd.DataFrame:
+    parts = []
+    preds = predictions.assign(
+        entity=predictions["entity"].astype(str),
+        item_id=predictions["item_id"].astype(str),
+        policy=predictions["policy"].astype(str),
+    )
+    pub = published.assign(
+        entity=published["entity"].astype(str), item_id=published["item_id"].astype(str)
+    )
+    for entity, g in preds.groupby("entity", sort=True):
+        wide = g.pivot_table(index="item_id", columns="policy", values="p", aggfunc="mean")
+        policies = [str(c) for c in wide.columns]
+        # policy names become column names: keep them away from SQL keywords
+        wide.columns = [f"p_{c}" for c in policies]
+        when = pub[pub["entity"] == entity].drop_duplicates("item_id").set_index("item_id")
+        wide = wide.join(when["published_at"], how="inner").reset_index(drop=True)
+        if not len(wide):
+            continue
+        con.register("_prediction_frame", wide)
+        kinds: dict[str, FeatureKind] = {f"p_{c}": "numeric" for c in policies}
+        df = _compute_psi(con, "_prediction_frame", kinds, "published_at", config)
+        con.unregister("_prediction_frame")
+        if not len(df):
+            continue
+        week = pd.to_datetime(wide["published_at"]).dt.to_period("W-SUN").dt.start_time
+        scores = wide.drop(columns="published_at")
+        ref_end = week.min() + pd.Timedelta(weeks=config.reference_weeks)
+        ref_mean = scores[(week < ref_end).to_numpy()].mean()
+        means = (
+            scores.groupby(week.to_numpy())
+            .mean()
+            .rename_axis("week_start")
+            .reset_index()
+            .melt(id_vars="week_start", var_name="feature", value_name="mean_week")
+        )
+        df = df.assign(week_start=pd.to_datetime(df["week_start"])).merge(
+            means, on=["week_start", "feature"], how="left"
+        )
+        df["entity"] = entity
+        df["policy"] = df["feature"].str.removeprefix("p_")
+        df["mean_reference"] = df["feature"].map(ref_mean)
+        parts.append(df)
+    if not parts:
+        return empty_frame(PREDICTION_DRIFT)
+    return conform(pd.concat(parts, ignore_index=True), PREDICTION_DRIFT)
 
 
 def _long_sql(frame: str, published: str, names: Sequence[str], cast: str) -> str:
@@ -65,20 +149,21 @@ def _long_sql(frame: str, published: str, names: Sequence[str], cast: str) -> st
     )
 
 
-def _compute_drift(
+def _compute_psi(
     con: duckdb.DuckDBPyConnection,
     frame: str,
-    entity: str,
     kinds: dict[str, FeatureKind],
     published: str,
     config: DriftConfig,
 ) -> pd.DataFrame:
+    """Per feature and week after the reference: PSI, bins, top bin and missing shares
+    (weeks with fewer than `config.min_items` items left out)."""
     numeric = [n for n, k in kinds.items() if k == "numeric"]
     other = [n for n, k in kinds.items() if k != "numeric"]
     sql_first = f"SELECT min(date_trunc('week', {published})) FROM {frame}"
     first = con.execute(sql_first).fetchall()[0][0]
     if first is None:
-        return empty_frame(FEATURE_DRIFT)
+        return pd.DataFrame()
     ref_end = pd.Timestamp(first) + pd.Timedelta(weeks=config.reference_weeks)
     ref = f"TIMESTAMP '{ref_end}'"
     parts = []
@@ -162,9 +247,4 @@ def _compute_drift(
     ORDER BY c.feature, c.week_start
     """
     df = con.execute(sql).df()
-    if not len(df):
-        return empty_frame(FEATURE_DRIFT)
-    df["entity"] = entity
-    df["feature_kind"] = df["feature"].map(kinds)
-    df = df[df["n_week"] >= config.min_items]
-    return conform(df, FEATURE_DRIFT)
+    return df[df["n_week"] >= config.min_items].reset_index(drop=True)

@@ -11,10 +11,23 @@ import duckdb
 import pandas as pd
 
 from features.vocabulary import Entity
-from governance.monitoring.alerts import burn_alerts, combine, drift_alerts, strategy_alerts
+from governance.monitoring.alerts import (
+    burn_alerts,
+    combine,
+    drift_alerts,
+    overturn_alerts,
+    prediction_drift_alerts,
+    strategy_alerts,
+)
+from governance.monitoring.appeals import (
+    OverturnConfig,
+    actioned_items,
+    overturn_tests,
+    strategy_appeals,
+)
 from governance.monitoring.burn import BurnConfig, objective_status
 from governance.monitoring.cusum import CusumConfig, category_cusum_tests, cusum_alerts
-from governance.monitoring.drift import DriftConfig, feature_drift
+from governance.monitoring.drift import DriftConfig, feature_drift, prediction_drift
 from governance.monitoring.objectives import (
     BurnRule,
     ObjectiveSet,
@@ -34,6 +47,7 @@ from governance.monitoring.tables import (
     MODEL_PRECISION,
     MODEL_TABLES,
     MONITOR_TABLES,
+    PREDICTION_DRIFT,
     STRATEGY_PRECISION,
     VIOLATIVE_VIEW_RATE,
     empty_frame,
@@ -68,6 +82,7 @@ class MonitorConfig:
     threads: int
     precision_threshold: float = 0.5
     confidence: float = 0.95
+    overturn: OverturnConfig = OverturnConfig()
 
     @classmethod
     def from_settings(
@@ -103,6 +118,12 @@ class MonitorConfig:
             threads=settings.threads,
             precision_threshold=settings.precision_threshold,
             confidence=settings.confidence,
+            overturn=OverturnConfig(
+                horizon_days=settings.overturn_horizon_days,
+                rise_ratio=settings.overturn_rise_ratio,
+                family_alpha=settings.family_alpha,
+                confidence=settings.confidence,
+            ),
         )
 
 
@@ -188,7 +209,12 @@ def run_monitor(
         on_progress=step,
     )
     if predictions is not None:
-        result.tables.update(model_tables(tables, list(registry), predictions, config))
+        extra = model_tables(tables, list(registry), predictions, config)
+        result.tables.update(extra)
+        result.tables["alerts"] = combine(
+            result.tables["alerts"],
+            prediction_drift_alerts(extra[PREDICTION_DRIFT.name], config.drift, owner=DRIFT_OWNER),
+        )
     if out_dir is not None:
         step("writing", 6, _STEPS)
         result.paths = write_monitor(result, out_dir, write_report=write_report)
@@ -248,6 +274,19 @@ def compute_monitor(
     health = compute_strategy_health(con, as_of=config.as_of)
     tests = hit_rate_tests(health, config.decay)
     precision = _strategy_precision(tables, policies or {}, config)
+    items = actioned_items(
+        tables["strategy_decisions"],
+        tables.get("audit_labels"),
+        policies or {},
+        as_of=config.as_of,
+    )
+    appeals = strategy_appeals(items, as_of=config.as_of, config=config.overturn)
+    overturns = overturn_tests(
+        items,
+        as_of=config.as_of,
+        new_items=health[["day", "strategy_id", "new_items"]],
+        config=config.overturn,
+    )
     launch = _launch_coverage(tables, strategies or [], config)
     step("feature drift", 4, _STEPS)
     drift = _listing_drift(con, tables, config) if with_drift else empty_frame(FEATURE_DRIFT)
@@ -257,6 +296,7 @@ def compute_monitor(
         shift_alerts(shift, trust.base, metric_owners, config=config.shift),
         cusum_alerts(sequential, metric_owners, config=config.cusum),
         strategy_alerts(tests, health, owners, default_owner=STRATEGY_OWNER),
+        overturn_alerts(overturns, owners, config.overturn, default_owner=STRATEGY_OWNER),
         drift_alerts(drift, config.drift, owner=DRIFT_OWNER),
     )
     con.close()
@@ -267,6 +307,7 @@ def compute_monitor(
             "objective_status": status,
             "strategy_health": health,
             "strategy_precision": precision,
+            "strategy_appeals": appeals,
             "feature_drift": drift,
             "launch_coverage": launch,
             "alerts": alerts,
@@ -315,8 +356,8 @@ def model_tables(
     predictions: pd.DataFrame,
     config: MonitorConfig,
 ) -> dict[str, pd.DataFrame]:
-    """Tables `violative_view_rate` and `model_precision` from the audit's labels and the
-    models' predictions."""
+    """Tables `violative_view_rate`, `model_precision` and `prediction_drift` from the audit's
+    labels and the models' predictions."""
     from governance.monitoring.prevalence import (
         label_free_precision,
         model_populations,
@@ -329,7 +370,42 @@ def model_tables(
     return {
         VIOLATIVE_VIEW_RATE.name: violative_view_rate(pops, confidence=config.confidence),
         MODEL_PRECISION.name: label_free_precision(pops, threshold=config.precision_threshold),
+        PREDICTION_DRIFT.name: _prediction_drift(tables, predictions, config),
     }
+
+
+#: Where each entity's publication time lives: table, id column, time column.
+_PUBLISHED = {
+    Entity.LISTING: ("listings", "listing_id", "created_at"),
+    Entity.VIDEO: ("videos", "video_id", "created_at"),
+    Entity.LIVE: ("live_sessions", "live_id", "started_at"),
+    Entity.SELLER: ("sellers", "seller_id", "registered_at"),
+}
+
+
+def _prediction_drift(
+    tables: dict[str, pd.DataFrame], predictions: pd.DataFrame, config: MonitorConfig
+) -> pd.DataFrame:
+    published = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "entity": entity.value,
+                    "item_id": tables[table][id_column].astype(str),
+                    "published_at": pd.to_datetime(tables[table][time_column]),
+                }
+            )
+            for entity, (table, id_column, time_column) in _PUBLISHED.items()
+            if table in tables
+        ],
+        ignore_index=True,
+    )
+    con = duckdb.connect()
+    con.execute(f"SET threads = {config.threads}")
+    try:
+        return prediction_drift(con, predictions, published, config=config.drift)
+    finally:
+        con.close()
 
 
 def _listing_drift(

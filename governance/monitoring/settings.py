@@ -49,6 +49,12 @@ class MonitorSettings(BaseSettings):
         description="False-alarm rate per day across all strategy x channel tests (Bonferroni).",
     )
     min_baseline_hits: int = Field(10, ge=1, description="Hits a baseline needs to be tested.")
+    overturn_horizon_days: int = Field(
+        5, ge=1, description="Overturns count within this many days of the decision."
+    )
+    overturn_rise_ratio: float = Field(
+        2.0, gt=1, description="Overturn rate above this multiple of its baseline can alert."
+    )
     cusum_threshold: float = Field(
         4.0, gt=0, description="Log-likelihood ratio at which the sequential category test fires."
     )

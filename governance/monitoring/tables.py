@@ -172,6 +172,44 @@ STRATEGY_HEALTH = TableSpec(
     ),
 )
 
+STRATEGY_APPEALS = TableSpec(
+    name="strategy_appeals",
+    description=(
+        "Appeals and overturns per strategy and week of its decisions: of the items it "
+        "actioned, the share appealed and the share whose decision was lifted on appeal."
+    ),
+    key=("week_start", "strategy_id"),
+    time_column="week_start",
+    columns=(
+        _c("week_start", "date", "Monday of the week the strategy first actioned the items."),
+        _c("strategy_id", "string", "Strategy."),
+        _c("items_actioned", "int", "Items it actioned (any channel).", min_value=1),
+        _c(
+            "appeals",
+            "int",
+            "Of those, appealed on the strategy's policy (appeal reviews in the audit).",
+            min_value=0,
+        ),
+        _c("overturned", "int", "Of those, lifted on appeal so far.", min_value=0),
+        _c("appeal_rate", "float", "Appeals / items actioned.", min_value=0, max_value=1),
+        _c("overturn_rate", "float", "Overturned / items actioned.", min_value=0, max_value=1),
+        _c("overturn_rate_low", "float", "Lower bound of its interval (exact binomial)."),
+        _c("overturn_rate_high", "float", "Upper bound of its interval."),
+        _c(
+            "overturned_share_of_appeals",
+            "float",
+            "Overturned / appeals (empty without appeals).",
+            nullable=True,
+        ),
+        _c(
+            "complete",
+            "bool",
+            "Whether the week's overturns have all had time to arrive (decision horizon).",
+        ),
+        _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1),
+    ),
+)
+
 FEATURE_DRIFT = TableSpec(
     name="feature_drift",
     description=(
@@ -197,6 +235,29 @@ FEATURE_DRIFT = TableSpec(
     ),
 )
 
+PREDICTION_DRIFT = TableSpec(
+    name="prediction_drift",
+    description=(
+        "Population stability of each model's probabilities: items published each week "
+        "against the reference weeks, on the reference deciles (as `feature_drift`)."
+    ),
+    key=("entity", "policy", "week_start"),
+    time_column="week_start",
+    columns=(
+        _c("entity", "string", "Kind of item scored.", enum=Entity),
+        _c("policy", "string", "Policy the model scores.", enum=Policy),
+        _c("week_start", "date", "Monday of the week the items were published."),
+        _c("n_reference", "int", "Items in the reference weeks.", min_value=0),
+        _c("n_week", "int", "Items published that week.", min_value=0),
+        _c("psi", "float", "Population stability index against the reference.", min_value=0),
+        _c("n_bins", "int", "Bins compared (deciles, and missing).", min_value=1),
+        _c("mean_reference", "float", "Mean probability in the reference weeks."),
+        _c("mean_week", "float", "Mean probability that week."),
+        _c("top_bin", "string", "Bin whose share moved most (its range)."),
+        _c("top_bin_shift", "float", "That bin's share that week minus in the reference."),
+    ),
+)
+
 ALERTS = TableSpec(
     name="alerts",
     description=(
@@ -218,7 +279,7 @@ ALERTS = TableSpec(
         _c("first_day", "date", "First day the rule fired."),
         _c("last_day", "date", "Last day it fired."),
         _c("days_firing", "int", "Days it fired.", min_value=1),
-        _c("value", "float", "Worst value seen (burn rate, PSI, hit-rate ratio)."),
+        _c("value", "float", "Worst value seen (burn rate, PSI, hit-rate or overturn-rate ratio)."),
         _c("threshold", "float", "Threshold of the rule."),
         _c("evidence", "string", "What was seen, in numbers, with the slices behind it."),
     ),
@@ -337,7 +398,9 @@ LAUNCH_COVERAGE = TableSpec(
 )
 
 #: Tables computed when the monitor is given model predictions (`--predictions`).
-MODEL_TABLES: dict[str, TableSpec] = {t.name: t for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION)}
+MODEL_TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION, PREDICTION_DRIFT)
+}
 
 #: Every table `govrisk monitor` writes, in write order.
 MONITOR_TABLES: dict[str, TableSpec] = {
@@ -347,6 +410,7 @@ MONITOR_TABLES: dict[str, TableSpec] = {
         OBJECTIVE_STATUS,
         STRATEGY_HEALTH,
         STRATEGY_PRECISION,
+        STRATEGY_APPEALS,
         FEATURE_DRIFT,
         LAUNCH_COVERAGE,
         ALERTS,

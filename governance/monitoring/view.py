@@ -13,6 +13,8 @@ from governance.monitoring.tables import (
     ALERTS,
     LAUNCH_COVERAGE,
     OBJECTIVE_STATUS,
+    PREDICTION_DRIFT,
+    STRATEGY_APPEALS,
     STRATEGY_PRECISION,
     TRUST_METRICS,
     VIOLATIVE_VIEW_RATE,
@@ -218,7 +220,8 @@ _GAUGE_METRICS = (
 def monitoring_gauges(monitor_dir: Path | None) -> list[GaugeFamily]:
     """The current monitoring values of a `govrisk monitor` output dir as gauges: trust per
     channel (latest mature week), budget spent per objective, alerts firing on the last
-    monitored day and violative view rates (empty without output)."""
+    monitored day, violative view rates, each strategy's overturn rate (latest complete week)
+    and each model's prediction PSI (latest week); empty without output."""
     if monitor_dir is None:
         return []
     return [
@@ -228,6 +231,8 @@ def monitoring_gauges(monitor_dir: Path | None) -> list[GaugeFamily]:
             _budget_gauges(_valid(monitor_dir, OBJECTIVE_STATUS)),
             _alert_gauges(_valid(monitor_dir, ALERTS), _valid(monitor_dir, OBJECTIVE_STATUS)),
             _vvr_gauges(_valid(monitor_dir, VIOLATIVE_VIEW_RATE)),
+            _overturn_gauges(_valid(monitor_dir, STRATEGY_APPEALS)),
+            _prediction_psi_gauges(_valid(monitor_dir, PREDICTION_DRIFT)),
         )
         if f is not None
     ]
@@ -301,4 +306,32 @@ def _vvr_gauges(vvr: pd.DataFrame | None) -> GaugeFamily | None:
             value = _num(r[col])
             if value is not None:
                 family.samples.append(((str(r["channel"]), str(r["policy"]), bound), value))
+    return family
+
+
+def _overturn_gauges(appeals: pd.DataFrame | None) -> GaugeFamily | None:
+    if appeals is None:
+        return None
+    done = appeals[appeals["complete"]].sort_values("week_start")
+    family = GaugeFamily(
+        "govrisk_monitor_strategy_overturn_rate",
+        "Share of the strategy's actioned items lifted on appeal, latest complete week.",
+        ("strategy",),
+    )
+    for _, r in done.groupby("strategy_id").tail(1).iterrows():
+        family.samples.append(((str(r["strategy_id"]),), float(r["overturn_rate"])))
+    return family
+
+
+def _prediction_psi_gauges(drift: pd.DataFrame | None) -> GaugeFamily | None:
+    if drift is None:
+        return None
+    family = GaugeFamily(
+        "govrisk_monitor_prediction_psi",
+        "Population stability of the model's probabilities, latest week against the reference.",
+        ("entity", "policy"),
+    )
+    latest = drift.sort_values("week_start").groupby(["entity", "policy"]).tail(1)
+    for _, r in latest.iterrows():
+        family.samples.append(((str(r["entity"]), str(r["policy"])), float(r["psi"])))
     return family

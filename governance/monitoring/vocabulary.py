@@ -46,7 +46,9 @@ class AlertKind(StrEnum):
     TRUST_CUSUM = "trust_cusum"
     STRATEGY_DECAY = "strategy_decay"
     STRATEGY_SURGE = "strategy_surge"
+    STRATEGY_OVERTURN = "strategy_overturn"
     FEATURE_DRIFT = "feature_drift"
+    PREDICTION_DRIFT = "prediction_drift"
 
 
 class Severity(StrEnum):

@@ -44,3 +44,26 @@ def test_strategy_outage_stops_its_decisions() -> None:
     hits = d[d["strategy_id"] == "listing-prohibited-items"]
     assert len(hits) and (hits["decided_at"] < start).all()
     assert (d["decided_at"] >= start).any()  # the others go on
+
+
+@pytest.mark.slow
+def test_strategy_overmatch_adds_honest_items_that_get_overturned() -> None:
+    sid = "listing-counterfeit-terms"
+    plain = simulate(tiny_config(**_CFG))
+    broken = Incident(kind="strategy_overmatch", start_day=7, strategy_id=sid, share=0.2)
+    planted = simulate(tiny_config(**_CFG, incidents=(broken,)))
+    start = pd.Timestamp(planted.config.start) + pd.Timedelta(days=7)
+
+    def hits(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        d = tables["strategy_decisions"]
+        return d[d["strategy_id"] == sid].drop_duplicates("item_id")
+
+    before, after = hits(plain.tables), hits(planted.tables)
+    early = before["decided_at"] < start
+    assert set(after.loc[after["decided_at"] < start, "item_id"]) == set(
+        before.loc[early, "item_id"]
+    )
+    late = after[after["decided_at"] >= start]
+    assert len(late) > 2 * (~early).sum()
+    lifted = late["lifted_at"].notna().mean()
+    assert lifted > 2 * max(before.loc[~early, "lifted_at"].notna().mean(), 0.02)

@@ -94,3 +94,53 @@ def test_monitoring_page_shows_strategy_precision_and_launch_gaps(
     assert "55%" in page
     assert 'id="launch-gaps"' in page and "listing-counterfeit-terms-affiliate" in page
     assert "listing-fake-discount" not in page.split('id="launch-gaps"')[1]  # it fired
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_metrics_carry_overturn_rates_and_prediction_psi(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from governance.monitoring.tables import PREDICTION_DRIFT, STRATEGY_APPEALS, conform
+
+    out = tmp_path / "monitor"
+    write_monitor_dir(out)
+    appeals = pd.DataFrame(
+        {
+            "week_start": pd.to_datetime(["2026-01-05", "2026-01-12", "2026-01-19"]),
+            "strategy_id": "listing-fake-discount",
+            "items_actioned": 40,
+            "appeals": [4, 6, 9],
+            "overturned": [2, 5, 8],
+            "appeal_rate": [0.1, 0.15, 0.225],
+            "overturn_rate": [0.05, 0.125, 0.2],
+            "overturn_rate_low": 0.0,
+            "overturn_rate_high": 0.4,
+            "overturned_share_of_appeals": [0.5, 0.83, 0.89],
+            "complete": [True, True, False],
+            "confidence": 0.95,
+        }
+    )
+    conform(appeals, STRATEGY_APPEALS).to_parquet(out / "strategy_appeals.parquet")
+    drift = pd.DataFrame(
+        {
+            "entity": "video",
+            "policy": "counterfeit",
+            "week_start": pd.to_datetime(["2026-01-19", "2026-01-26"]),
+            "n_reference": 60,
+            "n_week": 150,
+            "psi": [0.04, 0.18],
+            "n_bins": 4,
+            "mean_reference": 0.01,
+            "mean_week": [0.02, 0.06],
+            "top_bin": ">= 0.01",
+            "top_bin_shift": [0.05, 0.2],
+        }
+    )
+    conform(drift, PREDICTION_DRIFT).to_parquet(out / "prediction_drift.parquet")
+    review_app.state.settings.monitor_dir = out
+    text = review_app.client.get("/metrics").text
+    # the latest complete week, not the one still filling in
+    assert 'govrisk_monitor_strategy_overturn_rate{strategy="listing-fake-discount"} 0.125' in text
+    assert 'govrisk_monitor_prediction_psi{entity="video",policy="counterfeit"} 0.18' in text

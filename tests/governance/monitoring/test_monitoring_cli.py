@@ -38,6 +38,8 @@ def test_monitor_writes_declared_tables_report_and_escalations(
         assert list(df.columns) == spec.column_names
     html = (out / "monitoring.html").read_text()
     assert html.count("<svg") >= 4 and "http" not in html.split("<svg", 1)[0].lower()
+    for section in ("strategy-precision", "strategy-appeals", "launch-coverage", "model-side"):
+        assert f'id="{section}"' in html, section
     again = CliRunner().invoke(
         build_app(),
         [
@@ -88,7 +90,7 @@ def test_monitor_with_predictions_writes_view_rates_and_precisions(
     preds["policy"] = preds["policy"].astype(str)
     preds.to_parquet(tmp_path / "predictions.parquet")
     out = tmp_path / "monitor"
-    args = ["monitor", "--data", str(world), "--out", str(out), "--no-report"]
+    args = ["monitor", "--data", str(world), "--out", str(out)]
     result = CliRunner().invoke(
         build_app(), [*args, "--predictions", str(tmp_path / "predictions.parquet")]
     )
@@ -96,5 +98,7 @@ def test_monitor_with_predictions_writes_view_rates_and_precisions(
     for name, spec in MODEL_TABLES.items():
         df = pd.read_parquet(out / f"{name}.parquet")
         assert check_frame(df, spec) == [] and len(df), name
+    model_side = (out / "monitoring.html").read_text().split('id="model-side"', 1)[1]
+    assert "Prediction drift" in model_side and "--predictions" not in model_side
     vvr = pd.read_parquet(out / "violative_view_rate.parquet")
     assert ((vvr["vvr_low"] <= vvr["vvr"]) & (vvr["vvr"] <= vvr["vvr_high"])).all()

@@ -67,3 +67,78 @@ def test_missing_column_is_named() -> None:
 def test_psi_is_never_negative(seed: int, shift: float) -> None:
     d = _drift(_frame(800, shift=shift, new_category_share=0.0, seed=seed))
     assert (d["psi"] >= -1e-12).all()
+
+
+def _predictions(n: int, *, shift_from: str, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Listing scores of two models over six weeks; the counterfeit model's log-odds rise by
+    1.5 for items published from `shift_from`, the other model's stay put."""
+    rng = np.random.default_rng(seed)
+    ids = [f"L{i}" for i in range(n)]
+    published = pd.Timestamp("2026-01-05") + pd.to_timedelta(np.sort(rng.uniform(0, 42, n)), "D")
+    late = np.asarray(published >= pd.Timestamp(shift_from))
+    logit = rng.normal(-2.0, 1.0, n) + 1.5 * late
+    preds = pd.concat(
+        [
+            pd.DataFrame({"entity": "listing", "item_id": ids, "policy": "counterfeit"}).assign(
+                p=1 / (1 + np.exp(-logit))
+            ),
+            pd.DataFrame({"entity": "listing", "item_id": ids, "policy": "low_quality"}).assign(
+                p=1 / (1 + np.exp(-rng.normal(-1.0, 1.0, n)))
+            ),
+        ],
+        ignore_index=True,
+    )
+    return preds, pd.DataFrame({"entity": "listing", "item_id": ids, "published_at": published})
+
+
+def test_a_planted_score_shift_shows_as_prediction_drift_and_alerts() -> None:
+    from governance.monitoring.alerts import prediction_drift_alerts
+    from governance.monitoring.drift import prediction_drift
+    from governance.monitoring.tables import PREDICTION_DRIFT
+
+    preds, published = _predictions(6000, shift_from="2026-02-02")
+    d = prediction_drift(duckdb.connect(), preds, published, config=DriftConfig(min_items=50))
+    assert check_frame(d, PREDICTION_DRIFT) == []
+    assert set(d["policy"]) == {"counterfeit", "low_quality"}
+    late = d["week_start"] >= pd.Timestamp("2026-02-02")
+    shifted = d[late & (d["policy"] == "counterfeit")]
+    assert len(shifted) == 2 and (shifted["psi"] > 0.25).all()
+    assert (shifted["mean_week"] > shifted["mean_reference"] + 0.1).all()
+    assert (d.loc[~late | (d["policy"] != "counterfeit"), "psi"] < 0.1).all()
+    alerts = prediction_drift_alerts(d, DriftConfig(), owner="ml")
+    assert check_frame(alerts, ALERTS) == []
+    assert list(alerts["metric"]) == ["p_counterfeit"] and list(alerts["kind"]) == [
+        "prediction_drift"
+    ]
+    assert alerts["first_day"].iloc[0] == pd.Timestamp("2026-02-02")
+    assert alerts["severity"].iloc[0] == "medium"
+
+
+def test_prediction_drift_names_missing_columns() -> None:
+    from governance.monitoring.drift import prediction_drift
+
+    preds, published = _predictions(100, shift_from="2026-02-02")
+    try:
+        prediction_drift(duckdb.connect(), preds.drop(columns="p"), published)
+    except KeyError as err:
+        assert "'p'" in str(err) and "predictions" in str(err)
+    else:  # pragma: no cover
+        raise AssertionError("expected KeyError")
+
+
+def test_a_missing_share_rise_below_the_psi_threshold_alerts_on_its_own() -> None:
+    rng = np.random.default_rng(3)
+    df = _frame(12_000, shift=0.0, new_category_share=0.0, seed=3)
+    late = np.asarray(df["published_at"] >= pd.Timestamp("2026-02-02"))
+    z = rng.normal(size=len(df))
+    z[rng.random(len(df)) < np.where(late, 0.16, 0.10)] = np.nan
+    con = duckdb.connect()
+    con.register("frame", df.assign(z=z))
+    d = feature_drift(con, "frame", entity="listing", kinds={"y": "numeric", "z": "numeric"})
+    z_late = d[(d["feature"] == "z") & (d["week_start"] >= pd.Timestamp("2026-02-02"))]
+    assert (z_late["psi"] < 0.1).all()  # PSI alone would not see it
+    alerts = drift_alerts(d, DriftConfig(), owner="ml")
+    assert check_frame(alerts, ALERTS) == []
+    assert list(alerts["metric"]) == ["z:missing"]
+    assert alerts["first_day"].iloc[0] == pd.Timestamp("2026-02-02")
+    assert 0.04 < alerts["value"].iloc[0] < 0.09  # the share moved by about 6 points
