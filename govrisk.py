@@ -55,10 +55,12 @@ class _OneLineErrors(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
-        except click.ClickException as err:
-            # A message written for the user: no traceback to hide, --verbose shows it whole.
+        except (click.ClickException, typer.TyperException) as err:
+            # A message written for the user (ours, or typer's own click's usage errors): no
+            # traceback to hide, --verbose shows it whole.
             limit = None if ctx.params.get("verbose") else _ERROR_LINES
-            _exit_with(err.format_message(), _help_hint(err), limit=limit)
+            message = getattr(err, "format_message", err.__str__)()
+            _exit_with(message, _help_hint(err), limit=limit)
         except Exception as err:
             if ctx.params.get("verbose"):
                 raise
@@ -76,7 +78,7 @@ def _describe(err: Exception) -> str:
 
 def _help_hint(err: Exception) -> str | None:
     """Usage errors point at the command's help; other messages already say the fix."""
-    if not isinstance(err, click.UsageError):
+    if not hasattr(err, "ctx"):  # click's and typer's UsageError carry the command's context
         return None
     sub = err.ctx
     path = sub.command_path if sub is not None else "govrisk"

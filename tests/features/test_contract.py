@@ -238,7 +238,15 @@ def test_dangling_reference_and_all_problems_reported_together(
 
 
 def test_missing_table_file(tmp_path: Path) -> None:
+    (tmp_path / "tables").mkdir()
     with pytest.raises(ContractError, match="table file not found"):
+        load_tables(tmp_path, ["sellers"])
+
+
+def test_missing_data_directory_is_one_named_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere does not exist"):
+        load_tables(tmp_path / "nowhere", ["sellers"])
+    with pytest.raises(FileNotFoundError, match="has no tables/ folder"):
         load_tables(tmp_path, ["sellers"])
 
 

@@ -97,8 +97,8 @@ def test_missing_table_stops_before_writing(data_dir: Path, tmp_path: Path) -> N
     table_path(data_dir, "outcomes").unlink()
     out = tmp_path / "o"
     code, output = _invoke("features", "build", "--data", str(data_dir), "--out", str(out))
-    assert code == 1
-    assert "outcomes: table file not found" in output and "Nothing was written" in output
+    assert code == 2
+    assert "outcomes: table file not found" in output and "nothing was written" in output
     assert not out.exists()
 
 
@@ -110,7 +110,7 @@ def test_contract_violation_stops_before_writing(data_dir: Path, tmp_path: Path)
     code, output = _invoke(
         "features", "build", "--data", str(data_dir), "--out", str(tmp_path / "o")
     )
-    assert code == 1
+    assert code == 2
     assert "listings.price" in output
     assert not (tmp_path / "o").exists()
 
@@ -122,7 +122,7 @@ def test_unknown_feature_in_a_strategy_stops_before_writing(data_dir: Path, tmp_
     code, output = _invoke(
         "features", "build", "--data", str(data_dir), "--out", str(tmp_path / "o")
     )
-    assert code == 1
+    assert code == 2
     assert "unknown feature 'listing_fake_count'" in output
     assert not (tmp_path / "o").exists()
 
@@ -132,7 +132,7 @@ def test_list_and_docs(tmp_path: Path) -> None:
     assert code == 0 and "linked_listing_category" in output and "seller_verification" in output
     assert "listing frame" not in output
     code, output = _invoke("features", "list", "--entity", "shop")
-    assert code == 1 and "unknown entity" in output
+    assert code == 2 and "unknown entity" in output
     target = tmp_path / "features.md"
     code, _ = _invoke("features", "docs", "--out", str(target))
     assert code == 0 and target.read_text() == render_features_markdown()
@@ -158,7 +158,7 @@ def test_byo_command(tmp_path: Path) -> None:
     code, output = _invoke(
         "features", "byo", "--spec", str(tmp_path / "nope.yaml"), "--out", str(out)
     )
-    assert code == 1 and "spec file not found" in output
+    assert code == 2 and "spec file not found" in output
 
 
 def test_validate_on_a_corrupt_table_is_one_line_and_exit_2(data_dir: Path) -> None:

@@ -39,6 +39,7 @@ def test_audit_command_prints_a_summary_and_the_paths(
         """root"""
 
     out = tmp_path / "out"
+    (tmp_path / "tables").mkdir()  # the command checks the data directory before the fake runs
     result = CliRunner().invoke(
         app,
         [
