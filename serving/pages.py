@@ -511,7 +511,8 @@ def escalation_page(
         session=session,
         case=EscalationPublic.of(escalation, now=utcnow()),
         history=escalations.case_history(session, escalation),
-        moves=sorted(escalations.TRANSITIONS[escalation.state], key=list(EscalationState).index),
+        moves=escalations.allowed_moves(user, escalation),
+        can_act=escalations.can_act(user, escalation),
         assignable=users.list_users(session, active_only=True),
     )
 

@@ -274,6 +274,23 @@ def _check_actor(
         )
 
 
+def allowed_moves(actor: User, escalation: Escalation) -> list[EscalationState]:
+    """The states `actor` may move the case to now, in workflow order (what a page offers).
+
+    An assignment is offered to someone who may assign it at least to themselves.
+    """
+    if not can_act(actor, escalation):
+        return []
+    moves = []
+    for state in sorted(TRANSITIONS[escalation.state], key=list(EscalationState).index):
+        try:
+            _check_actor(actor, escalation, state, actor.id)
+        except PermissionDeniedError:
+            continue
+        moves.append(state)
+    return moves
+
+
 def transition(
     session: Session,
     actor: User,

@@ -479,3 +479,31 @@ def test_pm_compares_a_suggested_version_with_the_active_one(
         data={"csrf_token": csrf, "status": "active"},
     )
     assert re.findall(r'data-status="(\w+)"', promoted.text) == ["retired", "active"]
+
+
+@ON_SQLITE
+@pytest.mark.parametrize(
+    ("who", "moves", "comments"),
+    [
+        ("ml_engineer", [], False),  # sees every case, works none it is not part of
+        ("moderator", ["assigned"], True),  # raised it: may take it, not dismiss it
+        ("pm", ["assigned", "closed"], True),  # manages every case
+    ],
+)
+def test_a_case_page_offers_only_the_moves_the_viewer_may_make(
+    review_app: SimpleNamespace, who: str, moves: list[str], comments: bool
+) -> None:
+    case = review_app.client.post(
+        "/api/review/escalations",
+        headers=review_app.auth("moderator"),
+        json={"kind": "strategy", "strategy_id": "listing-counterfeit-terms", "title": "t"},
+    ).json()["id"]
+    client = review_app.client
+    review_app.login(client, who.replace("_", "-"))
+    page = client.get(f"/escalations/{case}")
+    assert page.status_code == 200
+    offered = re.findall(r'name="to_state" value="(\w+)"', page.text)
+    assert offered == moves
+    assert (f"/escalations/{case}/comments" in page.text) == comments
+    if not moves:
+        assert "You can see this case" in page.text
