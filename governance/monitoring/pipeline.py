@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from features.settings import get_settings as features_settings
 from features.vocabulary import Entity
 from governance.monitoring.alerts import (
     burn_alerts,
@@ -115,7 +116,7 @@ class MonitorConfig:
             ),
             mature_completeness=settings.mature_completeness,
             delay_reference_days=settings.delay_reference_days,
-            threads=settings.threads,
+            threads=features_settings().threads,  # the one GOVRISK_THREADS
             precision_threshold=settings.precision_threshold,
             confidence=settings.confidence,
             overturn=OverturnConfig(

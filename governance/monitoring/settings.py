@@ -14,7 +14,6 @@ class MonitorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GOVRISK_MONITOR_", extra="ignore")
 
-    threads: int = Field(2, ge=1)
     objectives_path: Path | None = Field(
         None, description="YAML of channel objectives (default: the packaged objectives.yaml)."
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -130,7 +132,7 @@ def _model_tables() -> dict[str, pd.DataFrame]:
 def small_run() -> MonitorResult:
     tables = make_tables(n_listings=20, n_days=28, seed=5, incident=("affiliate", 14, 0.3))
     tables["strategy_decisions"] = _decisions(28)
-    config = MonitorConfig.from_settings(MonitorSettings(threads=1), as_of=end_of(28))
+    config = replace(MonitorConfig.from_settings(MonitorSettings(), as_of=end_of(28)), threads=1)
     result = compute_monitor(tables, config, owners={}, with_drift=False)
     result.tables["strategy_precision"] = _precision()
     result.tables["launch_coverage"] = _coverage()
