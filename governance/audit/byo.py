@@ -30,6 +30,7 @@ from governance.audit.pipeline import (
     AuditResult,
     error_slices,
     flip_rate_for,
+    likely_errors,
     strategy_suggestions,
     write_outputs,
 )
@@ -39,10 +40,8 @@ from governance.audit.ranking import (
     SAMPLING_OF_KIND,
     ReasonsFn,
     posterior,
-    rank_flags,
     reasons_from_frame,
 )
-from governance.audit.sampling import audit_sample
 from governance.audit.settings import AuditSettings, get_settings
 from governance.evaluator import FeatureType, evaluate_condition
 from governance.strategy import Strategy
@@ -233,7 +232,7 @@ def run_byo_audit(
     slices = _slices(frames, pops, labels, strategies, cfg)
     result = AuditResult(
         metrics=metrics,
-        flags=_flags(pops, est, labels, cfg, reasons=score_reasons(scores, gov)),
+        flags=likely_errors(pops, est, labels, cfg, reasons=score_reasons(scores, gov)),
         slices=slices,
         suggestions=strategy_suggestions(
             pops,
@@ -275,33 +274,3 @@ def _slices(
     """Where each rule's likely errors concentrate, over the dataset's own features."""
     posts = {k: posterior(p, labels) for k, p in pops.items()}
     return error_slices(pops, frames, posts, strategies, cfg)
-
-
-def _flags(
-    pops: dict[tuple[Entity, Policy], Population],
-    est: dict[tuple[Entity, Policy], Population],
-    labels: pd.DataFrame,
-    cfg: AuditSettings,
-    *,
-    reasons: ReasonsFn | None,
-) -> pd.DataFrame:
-    """The ranked likely errors and the audit slice, as the marketplace audit draws them."""
-    sample = audit_sample(
-        est,
-        size=cfg.audit_sample_size,
-        floor=cfg.audit_sample_floor,
-        seed=cfg.seed,
-        precision_target=cfg.precision_target,
-        recall_target=cfg.recall_target,
-    )
-    return rank_flags(
-        pops,
-        labels=labels,
-        severity=cfg.severity,
-        list_size=cfg.flag_list_size,
-        reasons=reasons,
-        audit_slice=sample,
-        fp_min_probability=cfg.fp_min_probability,
-        fp_min_precision=cfg.fp_min_precision,
-        fn_min_precision=cfg.fn_min_precision,
-    )

@@ -159,7 +159,9 @@ def run_audit(
 
     progress("rank", 3, len(_STEPS))
     posts = {k: posterior(p, inputs.labels) for k, p in pops.items()}
-    flags = _flags(pops, est_pops, inputs, _reasons_fn(reasons, bundles, inputs), cfg)
+    flags = likely_errors(
+        pops, est_pops, inputs.labels, cfg, reasons=_reasons_fn(reasons, bundles, inputs)
+    )
 
     progress("slices", 4, len(_STEPS))
     slices = error_slices(pops, frames_scored, posts, inputs.audited, cfg)
@@ -317,14 +319,16 @@ def _reasons_fn(
     return None
 
 
-def _flags(
+def likely_errors(
     pops: dict[tuple[Entity, Policy], Population],
     est_pops: dict[tuple[Entity, Policy], Population],
-    inputs: _Inputs,
-    reasons: ReasonsFn | None,
+    labels: pd.DataFrame,
     cfg: AuditSettings,
+    *,
+    reasons: ReasonsFn | None,
 ) -> pd.DataFrame:
-    """The ranked likely-error lists and the audit slice (drawn on the estimate populations)."""
+    """The flags table: ranked likely-error lists and the audit slice (drawn on the estimate
+    populations). Shared by the marketplace audit and the audit of a BYO dataset."""
     sample = audit_sample(
         est_pops,
         size=cfg.audit_sample_size,
@@ -335,7 +339,7 @@ def _flags(
     )
     return rank_flags(
         pops,
-        labels=inputs.labels,
+        labels=labels,
         severity=cfg.severity,
         list_size=cfg.flag_list_size,
         reasons=reasons,
