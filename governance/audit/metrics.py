@@ -26,6 +26,7 @@ from governance.audit.estimators import (
     z_value,
 )
 from governance.audit.population import Population
+from governance.audit.tables import METRICS
 from governance.strategy import parse_ref
 
 #: The pseudo-strategy standing for "any audited strategy of this policy".
@@ -33,47 +34,7 @@ ALL_STRATEGIES = "*"
 #: The pseudo-channel of a strategy's overall row.
 ALL_CHANNELS = "all"
 
-METRIC_COLUMNS: tuple[str, ...] = (
-    "strategy",
-    "strategy_id",
-    "strategy_version",
-    "entity",
-    "policy",
-    "channel",
-    "n_actioned",
-    "precision",
-    "precision_low",
-    "precision_high",
-    "recall",
-    "recall_low",
-    "recall_high",
-    "tp",
-    "fp",
-    "fp_low",
-    "fp_high",
-    "fn",
-    "fn_low",
-    "fn_high",
-    "fn_confirmed",
-    "fn_impressions",
-    "fn_impressions_low",
-    "fn_impressions_high",
-    "fn_gmv",
-    "fn_gmv_low",
-    "fn_gmv_high",
-    "fp_impressions",
-    "fp_impressions_low",
-    "fp_impressions_high",
-    "fp_gmv",
-    "fp_gmv_low",
-    "fp_gmv_high",
-    "error_cost",
-    "n_labels",
-    "n_labeled_positive",
-    "n_labels_population",
-    "model_only_share",
-    "flip_rate",
-)
+METRIC_COLUMNS: tuple[str, ...] = tuple(METRICS.column_names)
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,62 @@ its API and database (an `item_id` of at most 128 characters) derive from these 
 
 from __future__ import annotations
 
-from features.tables import TableSpec, column_spec
+from features.tables import ColumnSpec, TableSpec, column_spec
 from features.vocabulary import Channel, Entity, Policy
 from governance.audit.vocabulary import FlagKind, SuggestionKind
 
 #: Longest item id the review service stores (its database column and API field).
 ITEM_ID_MAX_LENGTH = 128
+
+
+def _estimate(name: str, description: str, *, unit: str = "") -> tuple[ColumnSpec, ...]:
+    """An estimate and the bounds of its interval (at the audit's confidence level)."""
+    low = f"Lower bound of {name}'s interval."
+    high = f"Upper bound of {name}'s interval."
+    return (
+        column_spec(name, "float", description, nullable=True, unit=unit),
+        column_spec(f"{name}_low", "float", low, nullable=True, unit=unit),
+        column_spec(f"{name}_high", "float", high, nullable=True, unit=unit),
+    )
+
+
+METRICS = TableSpec(
+    name="strategy_metrics",
+    description=(
+        "Each strategy's precision, recall, errors and their exposure per channel, with "
+        "intervals from the design-weighted labels (strategy_metrics.parquet)."
+    ),
+    key=("strategy", "channel"),
+    columns=(
+        column_spec("strategy", "string", "Strategy version (`id@vN`; `*`: every strategy)."),
+        column_spec("strategy_id", "string", "Strategy id."),
+        column_spec("strategy_version", "int", "Strategy version (null for `*`).", nullable=True),
+        column_spec("entity", "string", "Kind of item.", enum=Entity),
+        column_spec("policy", "string", "The strategy's policy.", enum=Policy),
+        column_spec("channel", "string", "Channel (`all`: every channel)."),
+        column_spec("n_actioned", "int", "Items the strategy acts on.", min_value=0),
+        *_estimate("precision", "Share of actioned items that violate."),
+        *_estimate("recall", "Share of violating items the strategy acts on."),
+        column_spec("tp", "float", "Estimated violating items actioned.", nullable=True),
+        *_estimate("fp", "Estimated honest items actioned (false positives)."),
+        *_estimate("fn", "Estimated violating items missed (false negatives)."),
+        column_spec("fn_confirmed", "float", "Missed items confirmed by a label.", nullable=True),
+        *_estimate("fn_impressions", "Impressions of missed violating items.", unit="views"),
+        *_estimate("fn_gmv", "GMV of missed violating items.", unit="USD"),
+        *_estimate("fp_impressions", "Impressions removed from honest items.", unit="views"),
+        *_estimate("fp_gmv", "GMV of honest items actioned.", unit="USD"),
+        column_spec(
+            "error_cost", "float", "Cost of the errors at the audit's costs.", nullable=True
+        ),
+        column_spec("n_labels", "int", "Labels inside the actioned set.", min_value=0),
+        column_spec("n_labeled_positive", "int", "Of them, violating.", nullable=True),
+        column_spec("n_labels_population", "int", "Labels in the whole population.", min_value=0),
+        column_spec(
+            "model_only_share", "float", "Share of the variance the model carries.", nullable=True
+        ),
+        column_spec("flip_rate", "float", "Reviewer flip rate used.", nullable=True),
+    ),
+)
 
 FLAGS = TableSpec(
     name="flags",

@@ -52,6 +52,17 @@ def test_writes_every_table_with_its_contract_columns(audited: AuditResult) -> N
     assert 0.0 < audited.flip_rate < 0.15
 
 
+def test_every_output_table_conforms_to_its_declaration(audited: AuditResult) -> None:
+    """Types, nulls, enums and bounds, from the declarations in governance.audit.tables."""
+    from features.contract import find_problems
+    from governance.audit.tables import FLAGS, METRICS, SLICES, SUGGESTIONS
+
+    specs = {"metrics": METRICS, "flags": FLAGS, "slices": SLICES, "suggestions": SUGGESTIONS}
+    for key, spec in specs.items():
+        problems = find_problems(spec, pd.read_parquet(audited.paths[key]))
+        assert problems == [], (key, [str(p) for p in problems[:5]])
+
+
 def test_report_is_self_contained_with_inline_plots(audited: AuditResult) -> None:
     html = audited.paths["report"].read_text(encoding="utf-8")
     assert html.count("<svg") >= 2
