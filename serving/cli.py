@@ -11,8 +11,66 @@ from models.cli import TrackingUri, require_tracking_store
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
 
     from models.bundle import ModelBundle
+    from serving.batch import BatchSummary
+
+
+StrategiesDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--strategies-dir",
+        help="Strategy YAML folder the pages show and approvals write new versions to "
+        "(the audit's `DATA/strategies`); default GOVRISK_STRATEGIES_DIR or "
+        "DATA_DIR/strategies.",
+    ),
+]
+
+MarketplaceDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--marketplace-dir",
+        help="Marketplace data folder (holding tables/) that item pages read to show the "
+        "item, its seller and linked listing; default GOVRISK_MARKETPLACE_DIR or DATA_DIR.",
+    ),
+]
+
+FeaturesDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--features-dir",
+        help="Output of `govrisk features build`: strategy version comparisons measure "
+        "what each version acts on there; default GOVRISK_FEATURES_DIR.",
+    ),
+]
+
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Model for POST /v1/score, e.g. models:/NAME@champion (followed as the alias "
+        "moves); default GOVRISK_MODEL_URI.",
+    ),
+]
+
+SnapshotOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--snapshot",
+        help="Feature snapshot (`govrisk features build` output) for scoring raw item "
+        "fields; default GOVRISK_SNAPSHOT_DIR.",
+    ),
+]
+
+AccessLogOpt = Annotated[
+    bool,
+    typer.Option(
+        "--access-log/--no-access-log",
+        help="Log one line per request (at --log-level info); off saves about 0.1 ms of "
+        "CPU per scoring call.",
+    ),
+]
 
 
 def serve(
@@ -31,31 +89,9 @@ def serve(
             help="SQLAlchemy URL; default GOVRISK_DATABASE_URL or the SQLite file.",
         ),
     ] = None,
-    strategies_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--strategies-dir",
-            help="Strategy YAML folder the pages show and approvals write new versions to "
-            "(the audit's `DATA/strategies`); default GOVRISK_STRATEGIES_DIR or "
-            "DATA_DIR/strategies.",
-        ),
-    ] = None,
-    marketplace_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--marketplace-dir",
-            help="Marketplace data folder (holding tables/) that item pages read to show the "
-            "item, its seller and linked listing; default GOVRISK_MARKETPLACE_DIR or DATA_DIR.",
-        ),
-    ] = None,
-    features_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--features-dir",
-            help="Output of `govrisk features build`: strategy version comparisons measure "
-            "what each version acts on there; default GOVRISK_FEATURES_DIR.",
-        ),
-    ] = None,
+    strategies_dir: StrategiesDirOpt = None,
+    marketplace_dir: MarketplaceDirOpt = None,
+    features_dir: FeaturesDirOpt = None,
     audit_dir: Annotated[
         Path | None,
         typer.Option("--audit-dir", help="Output of `govrisk audit`, shown on the dashboard."),
@@ -65,30 +101,9 @@ def serve(
         typer.Option("--monitor-dir", help="Output of `govrisk monitor`, shown on /monitoring."),
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
-    access_log: Annotated[
-        bool,
-        typer.Option(
-            "--access-log/--no-access-log",
-            help="Log one line per request (at --log-level info); off saves about 0.1 ms of "
-            "CPU per scoring call.",
-        ),
-    ] = True,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            help="Model for POST /v1/score, e.g. models:/NAME@champion (followed as the alias "
-            "moves); default GOVRISK_MODEL_URI.",
-        ),
-    ] = None,
-    snapshot: Annotated[
-        Path | None,
-        typer.Option(
-            "--snapshot",
-            help="Feature snapshot (`govrisk features build` output) for scoring raw item "
-            "fields; default GOVRISK_SNAPSHOT_DIR.",
-        ),
-    ] = None,
+    access_log: AccessLogOpt = True,
+    model: ModelOpt = None,
+    snapshot: SnapshotOpt = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Serve the review pages, the JSON API (/api/review), scoring (/v1/score) and docs (/docs)."""
@@ -100,20 +115,18 @@ def serve(
     if model and model.startswith(("models:", "runs:")):
         require_tracking_store(tracking_uri)
     settings = ReviewSettings()
-    if data_dir is not None:
-        settings.data_dir = data_dir
-    if database_url:
-        settings.database_url = database_url
-    if audit_dir is not None:
-        settings.audit_dir = audit_dir
-    if strategies_dir is not None:
-        settings.strategies_dir = strategies_dir
-    if marketplace_dir is not None:
-        settings.marketplace_dir = marketplace_dir
-    if features_dir is not None:
-        settings.features_dir = features_dir
-    if monitor_dir is not None:
-        settings.monitor_dir = monitor_dir
+    given = {
+        "data_dir": data_dir,
+        "database_url": database_url or None,
+        "audit_dir": audit_dir,
+        "strategies_dir": strategies_dir,
+        "marketplace_dir": marketplace_dir,
+        "features_dir": features_dir,
+        "monitor_dir": monitor_dir,
+    }
+    for name, value in given.items():  # options override the environment's settings
+        if value is not None:
+            setattr(settings, name, value)
     app = create_app(settings)
     if model:
         app.state.scoring_model_uri = model
@@ -171,7 +184,6 @@ def score(
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-    from rich.table import Table
 
     from serving.batch import BatchError, open_input, score_file
     from serving.settings import get_settings
@@ -217,6 +229,13 @@ def score(
         except BatchError as exc:
             console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
+    Console().print(_summary_table(summary, uri))
+
+
+def _summary_table(summary: BatchSummary, uri: str) -> Table:
+    """What a scoring run did, for people: rows, reconciliation, bands, speed and outputs."""
+    from rich.table import Table
+
     table = Table(title=f"govrisk score · {uri}")
     table.add_column("")
     table.add_column("value", justify="right")
@@ -234,7 +253,7 @@ def score(
         ("quarantine", str(summary.quarantine_path)),
     ):
         table.add_row(label, value)
-    Console().print(table)
+    return table
 
 
 def _load_or_exit(uri: str, *, tracking_uri: str | None, console: Console) -> ModelBundle:
