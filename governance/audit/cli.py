@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -18,6 +20,60 @@ if TYPE_CHECKING:
     from governance.audit.settings import AuditSettings
 
 
+DatasetOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--dataset",
+        help="Audit a bring-your-own dataset: the output folder of `govrisk features byo` "
+        "(needs --scores and --labels; docs/byo-walkthrough.md).",
+    ),
+]
+
+ScoresOpt = Annotated[
+    Path | None,
+    typer.Option("--scores", help="With --dataset: the output folder of `govrisk score`."),
+]
+
+LabelsOpt = Annotated[
+    Path | None,
+    typer.Option("--labels", help="With --dataset: audit labels (`govrisk labels draw --reveal`)."),
+]
+
+SampleSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--sample-size",
+        min=0,
+        help="Expected size of the audit slice to draw (default: the audit_sample_size "
+        "setting, GOVRISK_AUDIT_AUDIT_SAMPLE_SIZE).",
+    ),
+]
+
+FlipRateOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--flip-rate",
+        min=0.0,
+        max=0.45,
+        help="With --dataset: reviewer flip rate (default: estimated or the setting); 0 "
+        "when the verdicts are the dataset's own labels.",
+    ),
+]
+
+PredictionsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--predictions",
+        help="Parquet of calibrated predictions (entity, item_id, policy, p) instead of --model.",
+    ),
+]
+
+OofOpt = Annotated[
+    Path | None,
+    typer.Option("--oof", help="Out-of-fold predictions parquet from `govrisk train` (oof_p)."),
+]
+
+
 def audit(
     data: Annotated[
         Path,
@@ -27,43 +83,11 @@ def audit(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Directory to write the audit into.")],
-    dataset: Annotated[
-        Path | None,
-        typer.Option(
-            "--dataset",
-            help="Audit a bring-your-own dataset: the output folder of `govrisk features byo` "
-            "(needs --scores and --labels; docs/byo-walkthrough.md).",
-        ),
-    ] = None,
-    scores: Annotated[
-        Path | None,
-        typer.Option("--scores", help="With --dataset: the output folder of `govrisk score`."),
-    ] = None,
-    labels: Annotated[
-        Path | None,
-        typer.Option(
-            "--labels", help="With --dataset: audit labels (`govrisk labels draw --reveal`)."
-        ),
-    ] = None,
-    sample_size: Annotated[
-        int | None,
-        typer.Option(
-            "--sample-size",
-            min=0,
-            help="Expected size of the audit slice to draw (default: the audit_sample_size "
-            "setting, GOVRISK_AUDIT_AUDIT_SAMPLE_SIZE).",
-        ),
-    ] = None,
-    flip_rate: Annotated[
-        float | None,
-        typer.Option(
-            "--flip-rate",
-            min=0.0,
-            max=0.45,
-            help="With --dataset: reviewer flip rate (default: estimated or the setting); 0 "
-            "when the verdicts are the dataset's own labels.",
-        ),
-    ] = None,
+    dataset: DatasetOpt = None,
+    scores: ScoresOpt = None,
+    labels: LabelsOpt = None,
+    sample_size: SampleSizeOpt = None,
+    flip_rate: FlipRateOpt = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -72,18 +96,8 @@ def audit(
             "(default models:/govrisk-{entity}-{policy}@champion).",
         ),
     ] = None,
-    predictions: Annotated[
-        Path | None,
-        typer.Option(
-            "--predictions",
-            help="Parquet of calibrated predictions (entity, item_id, policy, p) instead of "
-            "--model.",
-        ),
-    ] = None,
-    oof: Annotated[
-        Path | None,
-        typer.Option("--oof", help="Out-of-fold predictions parquet from `govrisk train` (oof_p)."),
-    ] = None,
+    predictions: PredictionsOpt = None,
+    oof: OofOpt = None,
     as_of: Annotated[
         datetime | None,
         typer.Option("--as-of", help="Audit the data before this time (default: period end)."),
@@ -95,7 +109,6 @@ def audit(
     slices and suggested changes, written as Parquet tables and one offline HTML report."""
     import pandas as pd
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from features.loader import DataDirectoryNotFoundError
     from governance.audit.pipeline import run_audit
@@ -116,18 +129,7 @@ def audit(
         require_tracking_store(tracking_uri)
     preds = pd.read_parquet(predictions) if predictions is not None else None
     oof_df = pd.read_parquet(oof) if oof is not None else None
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("loading", total=7)
-
-        def step(name: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=name)
-
+    with _progress(console) as step:
         try:
             result = run_audit(
                 data,
@@ -145,6 +147,21 @@ def audit(
             raise click.ClickException(str(err)) from err
 
     _print_audit(result, console)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Callable[[str, int, int], None]]:
+    """A transient bar of the audit's steps; yields the `on_progress` callback."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("loading", total=7)
+
+        def step(name: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=name)
+
+        yield step
 
 
 def _audit_dataset(
