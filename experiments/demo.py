@@ -97,10 +97,32 @@ def demo_experiment(*, days: int) -> Experiment:
 
 def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
     """The demo's steps, in order, writing under `out`."""
+    service = out / "service"
+    return [
+        *_pipeline_steps(out, listings=listings, days=days, seed=seed),
+        *_review_steps(out),
+        *_experiment_steps(out, listings=listings, days=days, seed=seed),
+        Step(
+            "Open an escalation per monitoring alert",
+            (
+                "alerts",
+                "load",
+                "--path",
+                str(out / "monitor" / "alerts.parquet"),
+                "--data-dir",
+                str(service),
+            ),
+            "escalations of kind alert",
+        ),
+    ]
+
+
+def _pipeline_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
+    """Simulate, validate, build features, train, promote, score, audit, monitor."""
     data = out / "data"
     service = out / "service"
     model_uri = f"models:/{CHAMPION_MODEL}@champion"
-    steps = [
+    return [
         Step(
             "Simulate a marketplace with ground truth",
             (
@@ -189,6 +211,13 @@ def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
             f"{service}/govrisk.db",
         ),
     ]
+
+
+def _review_steps(out: Path) -> list[Step]:
+    """Demo users, then the audit's flags and suggestions into the review service."""
+    data = out / "data"
+    service = out / "service"
+    steps = []
     for username, role, password in DEMO_USERS:
         steps.append(
             Step(
@@ -208,7 +237,8 @@ def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
                 stdin=password + "\n",
             )
         )
-    steps += [
+    return [
+        *steps,
         Step(
             "Load the audit's flags into the review queue",
             (
@@ -235,6 +265,13 @@ def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
             ),
             "suggestions",
         ),
+    ]
+
+
+def _experiment_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
+    """A second world running the A/B test of the deep-discount fix, registered and analysed."""
+    service = out / "service"
+    return [
         Step(
             "Simulate the marketplace again with an A/B test of the deep-discount fix",
             (
@@ -283,20 +320,7 @@ def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
             ),
             f"its analysis (page /experiments/{DEMO_EXPERIMENT_ID})",
         ),
-        Step(
-            "Open an escalation per monitoring alert",
-            (
-                "alerts",
-                "load",
-                "--path",
-                str(out / "monitor" / "alerts.parquet"),
-                "--data-dir",
-                str(service),
-            ),
-            "escalations of kind alert",
-        ),
     ]
-    return steps
 
 
 def serve_step(out: Path, *, host: str, port: int) -> Step:
