@@ -508,6 +508,19 @@ def _cuped_removed(experiment: Experiment, units: pd.DataFrame) -> float:
 # -- the report ------------------------------------------------------------------------------
 
 
+class _Rows:
+    """The evaluation's table as it is built: measure, value, goal, met."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str]] = []
+
+    def __call__(self, measure: str, value: str, goal: str = "", met: bool | None = None) -> None:
+        self.rows.append((measure, value, goal, "" if met is None else ("yes" if met else "NO")))
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["measure", "value", "goal", "met"])
+
+
 def run_experiment_eval(
     config: ExperimentEvalConfig | None = None,
     *,
@@ -516,12 +529,26 @@ def run_experiment_eval(
 ) -> ExperimentEvalResult:
     """Every measurement of the evaluation as one table: measure, value, goal, met."""
     config = config or ExperimentEvalConfig()
-    rows: list[tuple[str, str, str, str]] = []
-
-    def row(measure: str, value: str, goal: str = "", met: bool | None = None) -> None:
-        rows.append((measure, value, goal, "" if met is None else ("yes" if met else "NO")))
-
+    row = _Rows()
     aa = aa_false_positives(config, progress=progress)
+    _aa_rows(config, aa, row)
+    if progress is not None:
+        progress("SRM detection")
+    bias = _method_rows(config, row)
+    details: dict[str, Any] = {"aa": aa, "bias": bias}
+    if simulator:
+        for unit in ("seller", "item"):
+            sims = [
+                simulated_experiment(config, seed=seed, unit=unit, progress=progress)
+                for seed in config.world_seeds
+            ]
+            details[f"simulated_{unit}"] = sims
+            _simulated_rows(config, unit, sims, row)
+    return ExperimentEvalResult(config=config, table=row.table(), details=details)
+
+
+def _aa_rows(config: ExperimentEvalConfig, aa: dict[str, float], row: _Rows) -> None:
+    """A/A runs: how often each way of reading the test ships or finds a difference."""
     n = config.aa_runs
     row(
         f"A/A ship rate, daily peeking {config.days} d, always-valid ({n} runs)",
@@ -542,8 +569,10 @@ def run_experiment_eval(
         f"{aa['significant_naive']:.1%}",
         "~29% in the literature",
     )
-    if progress is not None:
-        progress("SRM detection")
+
+
+def _method_rows(config: ExperimentEvalConfig, row: _Rows) -> dict[str, float]:
+    """SRM detection, CUPED, interference bias and agreement with gbstats; returns the bias."""
     for units, (detect, alarms) in srm_detection(config).items():
         row(
             f"SRM detected, planted 45/55 split, {units:,} units (p < 0.001)",
@@ -571,47 +600,44 @@ def run_experiment_eval(
         "<= 1e-6",
         None if worst is None else worst <= 1e-6,
     )
-    details: dict[str, Any] = {"aa": aa, "bias": bias}
-    if simulator:
-        for unit in ("seller", "item"):
-            sims = [
-                simulated_experiment(config, seed=seed, unit=unit, progress=progress)
-                for seed in config.world_seeds
-            ]
-            details[f"simulated_{unit}"] = sims
-            k = len(sims)
-            covered = sum(x["lift_low"] <= x["true_lift"] <= x["lift_high"] for x in sims)
-            shipped = sum(int(x["shipped"]) for x in sims)
-            mean_est = float(np.mean([x["lift"] for x in sims]))
-            mean_true = float(np.mean([x["true_lift"] for x in sims]))
-            half = float(np.mean([(x["lift_high"] - x["lift_low"]) / 2 for x in sims]))
-            removed = float(np.mean([x["cuped_removed"] for x in sims]))
-            units = int(np.mean([x["units"] for x in sims]))
-            needed = int(np.mean([x["units_needed_per_arm"] for x in sims]))
-            fp_cover = sum(x["fp_low"] <= x["fp_true"] <= x["fp_high"] for x in sims)
-            fp_found = sum(x["fp_high"] < 0 for x in sims)
-            row(
-                f"simulated worlds, {unit}-level: change in honest listings limited per 1,000 "
-                f"(FP) from {int(sims[0]['labels']):,} random-audit labels",
-                f"{1000 * np.mean([x['fp_diff'] for x in sims]):+.2f} "
-                f"+/- {1000 * np.mean([(x['fp_high'] - x['fp_low']) / 2 for x in sims]):.2f} vs "
-                f"true {1000 * np.mean([x['fp_true'] for x in sims]):+.2f}; "
-                f"covered {fp_cover}/{k}; significant drop (end of 14 d) in {fp_found}/{k}; FN "
-                f"change {1000 * np.mean([x['fn_diff'] for x in sims]):+.2f} vs true "
-                f"{1000 * np.mean([x['fn_true'] for x in sims]):+.2f}",
-                "covers truth; detected >= 80%",
-                fp_cover >= 0.8 * k and fp_found >= 0.8 * k,
-            )
-            row(
-                f"simulated worlds ({config.world_listings:,} listings, {k} seeds), {unit}-level, "
-                f"{config.world_share:.0%} traffic, {config.world_days - config.pre_days} d: "
-                "deep-discount fix, campaign impressions",
-                f"lift {mean_est:+.1%} +/- {half:.1%} vs true {mean_true:+.1%}; "
-                f"covered {covered}/{k}; shipped {shipped}/{k}; {units:,} units "
-                f"(fixed-horizon power at the true effect needs {needed:,} per arm); "
-                f"CUPED removed {removed:.0%}",
-                "covers truth; ship >= 80%",
-                covered == k and shipped >= 0.8 * k,
-            )
-    table = pd.DataFrame(rows, columns=["measure", "value", "goal", "met"])
-    return ExperimentEvalResult(config=config, table=table, details=details)
+    return bias
+
+
+def _simulated_rows(
+    config: ExperimentEvalConfig, unit: str, sims: list[dict[str, Any]], row: _Rows
+) -> None:
+    """The simulated worlds' A/B tests of the deep-discount fix at one randomisation unit."""
+    k = len(sims)
+    covered = sum(x["lift_low"] <= x["true_lift"] <= x["lift_high"] for x in sims)
+    shipped = sum(int(x["shipped"]) for x in sims)
+    mean_est = float(np.mean([x["lift"] for x in sims]))
+    mean_true = float(np.mean([x["true_lift"] for x in sims]))
+    half = float(np.mean([(x["lift_high"] - x["lift_low"]) / 2 for x in sims]))
+    removed = float(np.mean([x["cuped_removed"] for x in sims]))
+    units = int(np.mean([x["units"] for x in sims]))
+    needed = int(np.mean([x["units_needed_per_arm"] for x in sims]))
+    fp_cover = sum(x["fp_low"] <= x["fp_true"] <= x["fp_high"] for x in sims)
+    fp_found = sum(x["fp_high"] < 0 for x in sims)
+    row(
+        f"simulated worlds, {unit}-level: change in honest listings limited per 1,000 "
+        f"(FP) from {int(sims[0]['labels']):,} random-audit labels",
+        f"{1000 * np.mean([x['fp_diff'] for x in sims]):+.2f} "
+        f"+/- {1000 * np.mean([(x['fp_high'] - x['fp_low']) / 2 for x in sims]):.2f} vs "
+        f"true {1000 * np.mean([x['fp_true'] for x in sims]):+.2f}; "
+        f"covered {fp_cover}/{k}; significant drop (end of 14 d) in {fp_found}/{k}; FN "
+        f"change {1000 * np.mean([x['fn_diff'] for x in sims]):+.2f} vs true "
+        f"{1000 * np.mean([x['fn_true'] for x in sims]):+.2f}",
+        "covers truth; detected >= 80%",
+        fp_cover >= 0.8 * k and fp_found >= 0.8 * k,
+    )
+    row(
+        f"simulated worlds ({config.world_listings:,} listings, {k} seeds), {unit}-level, "
+        f"{config.world_share:.0%} traffic, {config.world_days - config.pre_days} d: "
+        "deep-discount fix, campaign impressions",
+        f"lift {mean_est:+.1%} +/- {half:.1%} vs true {mean_true:+.1%}; "
+        f"covered {covered}/{k}; shipped {shipped}/{k}; {units:,} units "
+        f"(fixed-horizon power at the true effect needs {needed:,} per arm); "
+        f"CUPED removed {removed:.0%}",
+        "covers truth; ship >= 80%",
+        covered == k and shipped >= 0.8 * k,
+    )
