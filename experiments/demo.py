@@ -95,6 +95,10 @@ def demo_experiment(*, days: int) -> Experiment:
     )
 
 
+#: Models the demo serves if their training ran (a small world may skip them).
+_IF_TRAINED = {"video": ("--if-trained",), "live": ("--if-trained",)}
+
+
 def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
     """The demo's steps, in order, writing under `out`."""
     service = out / "service"
@@ -164,7 +168,8 @@ def _pipeline_steps(out: Path, *, listings: int, days: int, seed: int) -> list[S
         *(
             Step(
                 f"Promote the any-violation {entity} model to champion",
-                ("models", "promote", f"govrisk-{entity}-any"),
+                # video and live models need more labels than a small world has
+                ("models", "promote", f"govrisk-{entity}-any", *_IF_TRAINED.get(entity, ())),
                 "alias champion in the MLflow registry",
             )
             for entity in ("listing", "video", "live")

@@ -95,20 +95,32 @@ def promote_command(
             min=0.0,
         ),
     ] = None,
+    if_trained: Annotated[
+        bool,
+        typer.Option(
+            "--if-trained",
+            help="Do nothing (exit 0) when there is no challenger: training skipped this model "
+            "(too few labels, as in a small simulated world).",
+        ),
+    ] = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Move the champion alias to the challenger if it passes the gate; exit 1 if refused."""
     from rich.console import Console
 
-    from models.registry import RegistryError, promote
+    from models.registry import NoChallengerError, RegistryError, promote
 
     require_tracking_store(tracking_uri)
     console = Console()
     try:
         decision = promote(name, slice_margin=margin, min_gain=min_gain)
+    except NoChallengerError as err:
+        if not if_trained:
+            raise click.ClickException(str(err)) from err
+        console.print(f"{name}: no challenger (training skipped it); nothing to promote")
+        return
     except RegistryError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(2) from err
+        raise click.ClickException(str(err)) from err
     if decision.rows:
         console.print(
             _rich_table(

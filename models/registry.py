@@ -67,6 +67,10 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot proceed; the message says what is missing."""
 
 
+class NoChallengerError(RegistryError):
+    """The registered model has no challenger to promote (training skipped or never ran)."""
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """The tracking URI: `uri`, else MLFLOW_TRACKING_URI, else the local `sqlite:///mlflow.db`.
 
@@ -292,7 +296,7 @@ def promote(
     c = client or _client()
     challenger = version_for_alias(name, CHALLENGER, client=c)
     if challenger is None:
-        raise RegistryError(
+        raise NoChallengerError(
             f"registered model {name!r} has no {CHALLENGER!r} version; train one with "
             "`govrisk train --spec ...` (see `govrisk models list`)"
         )

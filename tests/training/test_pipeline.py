@@ -294,6 +294,13 @@ def test_promotion_gate_promotes_then_refuses_a_worse_model(trained: Trained) ->
     assert listed.exit_code == 0, listed.output
     assert COUNTERFEIT in listed.output and "refused" in listed.output
 
+    client.delete_registered_model_alias(COUNTERFEIT, CHALLENGER)  # as when training skips it
+    args = ["models", "promote", COUNTERFEIT, "--tracking-uri", trained.uri]
+    missing = runner.invoke(build_app(), args)
+    assert missing.exit_code == 2 and "no 'challenger' version" in missing.output
+    skipped = runner.invoke(build_app(), [*args, "--if-trained"])
+    assert skipped.exit_code == 0 and "nothing to promote" in skipped.output
+
 
 def _reassemble(entity_data: EntityData, spec: ExperimentSpec) -> EntityData:
     """The same labels and feature rows with the spec's feature selection applied."""
