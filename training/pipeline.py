@@ -149,11 +149,68 @@ def train(
     import mlflow
 
     report = on_progress or (lambda *_args: None)
-    tables: Mapping[str, pd.DataFrame] | None = None
     uri = tracking.configure(tracking_uri)
     experiment_id = tracking.ensure_experiment(
         spec.mlflow.experiment, artifact_location=spec.mlflow.artifact_location
     )
+    inputs = _load_inputs(spec, data, report)
+    spec = inputs.spec
+    data, texts = _add_text(spec, inputs, documents, report)
+    optuna_on = spec.optuna.enabled if use_optuna is None else use_optuna
+    output_dir = spec.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name) as parent:
+        _log_run_inputs(
+            spec,
+            data,
+            texts,
+            entities=inputs.entities,
+            optuna_on=optuna_on,
+            data_digest=inputs.data_digest,
+            spec_text=spec_text,
+        )
+        results, oofs = _train_targets(
+            spec,
+            data,
+            texts,
+            entities=inputs.entities,
+            experiment_id=experiment_id,
+            optuna_on=optuna_on,
+            data_digest=inputs.data_digest,
+            report=report,
+        )
+        result_obj = TrainResult(
+            spec_name=spec.name,
+            tracking_uri=uri,
+            experiment_id=experiment_id,
+            parent_run_id=str(parent.info.run_id),
+            targets=results,
+            output_dir=output_dir,
+            oof_path=_write_oofs(oofs, output_dir),
+            summary_path=output_dir / SUMMARY_FILE,
+        )
+        _write_summary(result_obj)
+    return result_obj
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What a training run reads: the (possibly BYO-resolved) spec and its assembled data."""
+
+    spec: ExperimentSpec
+    data: Mapping[Entity, EntityData]
+    entities: list[Entity]
+    data_digest: str
+    tables: Mapping[str, pd.DataFrame] | None
+
+
+def _load_inputs(
+    spec: ExperimentSpec,
+    data: Mapping[Entity, EntityData] | None,
+    report: ProgressCallback,
+) -> _Inputs:
+    """Assemble the spec's entity data (BYO build, contract tables, or `data` as given)."""
+    tables: Mapping[str, pd.DataFrame] | None = None
     entities = list(dict.fromkeys(e for e, _ in spec.target_pairs()))
     data_digest = ""
     if data is None and spec.dataset is not None:
@@ -180,133 +237,165 @@ def train(
     missing = [e.value for e in entities if e not in data]
     if missing:
         raise ValueError(f"no assembled data for entit(ies) {missing}; pass them in `data`")
+    return _Inputs(spec, data, entities, data_digest, tables)
+
+
+def _add_text(
+    spec: ExperimentSpec,
+    inputs: _Inputs,
+    documents: Mapping[Entity, pd.Series] | None,
+    report: ProgressCallback,
+) -> tuple[Mapping[Entity, EntityData], dict[Entity, TextScores]]:
+    """Fit the text models of every entity with documents and add their scores as features
+    (when the spec enables text)."""
+    if not spec.text.enabled:
+        return inputs.data, {}
+    tables, entities = inputs.tables, inputs.entities
+    if documents is None and tables is not None:
+        documents = {e: d for e in entities if (d := entity_documents(tables, e.value)) is not None}
+    data = dict(inputs.data)
     texts: dict[Entity, TextScores] = {}
-    if spec.text.enabled:
-        if documents is None and tables is not None:
-            documents = {
-                e: d for e in entities if (d := entity_documents(tables, e.value)) is not None
-            }
-        data = dict(data)
-        for i, e in enumerate(entities):
-            if e not in (documents or {}):
-                continue
-            report("text", i, len(entities), f"{e.value} text models")
-            texts[e] = add_text_scores(
-                data[e],
-                (documents or {})[e],
-                text=spec.text,
-                labels=spec.labels,
-                split=spec.split,
-                selection=spec.features,
-                fields=None if tables is None else entity_fields(tables, e.value),
-            )
-            data[e] = texts[e].data
-    optuna_on = spec.optuna.enabled if use_optuna is None else use_optuna
-    output_dir = spec.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
+    for i, e in enumerate(entities):
+        if e not in (documents or {}):
+            continue
+        report("text", i, len(entities), f"{e.value} text models")
+        texts[e] = add_text_scores(
+            data[e],
+            (documents or {})[e],
+            text=spec.text,
+            labels=spec.labels,
+            split=spec.split,
+            selection=spec.features,
+            fields=None if tables is None else entity_fields(tables, e.value),
+        )
+        data[e] = texts[e].data
+    return data, texts
+
+
+def _log_run_inputs(
+    spec: ExperimentSpec,
+    data: Mapping[Entity, EntityData],
+    texts: Mapping[Entity, TextScores],
+    *,
+    entities: Sequence[Entity],
+    optuna_on: bool,
+    data_digest: str,
+    spec_text: str | None,
+) -> None:
+    """Record on the parent run the spec, data source, text models and dropped labels."""
+    import mlflow
+
+    tracking.set_tags(
+        {
+            "govrisk.spec": spec.name,
+            "govrisk.kind": "training",
+            "govrisk.data_dir": _data_source(spec),
+            "govrisk.data_digest": data_digest or "in-memory",
+            "govrisk.optuna": optuna_on,
+        }
+    )
+    tracking.log_params(flat_params(spec))
+    if spec_text is not None:
+        mlflow.log_text(spec_text, f"spec/{spec.name}.yaml")
+    tracking.log_json(spec_to_dict(spec), "spec/resolved.json")
+    for e, scored in texts.items():
+        tracking.log_json(
+            {
+                "models": {n: m.n_features for n, m in scored.models.items()},
+                "labels": scored.n_labels,
+                "skipped": scored.skipped,
+            },
+            f"data/{e.value}_text_models.json",
+        )
+    for e in entities:
+        tracking.log_json(data[e].dropped, f"data/{e.value}_dropped_labels.json")
+        tracking.log_metrics({f"labels_dropped__{e.value}": float(sum(data[e].dropped.values()))})
+
+
+def _train_targets(
+    spec: ExperimentSpec,
+    data: Mapping[Entity, EntityData],
+    texts: Mapping[Entity, TextScores],
+    *,
+    entities: Sequence[Entity],
+    experiment_id: str,
+    optuna_on: bool,
+    data_digest: str,
+    report: ProgressCallback,
+) -> tuple[list[TargetResult], list[pd.DataFrame]]:
+    """Train each target in a child run; a failing target is recorded and the rest go on."""
     # Per-policy models first: the any-violation model uses them for partially judged items.
     pairs = sorted(spec.target_pairs(), key=lambda pair: pair[1] == ANY)
     scorers: dict[Entity, dict[str, Scorer]] = {e: {} for e in entities}
     results: list[TargetResult] = []
     oofs: list[pd.DataFrame] = []
-    with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name) as parent:
-        tracking.set_tags(
-            {
-                "govrisk.spec": spec.name,
-                "govrisk.kind": "training",
-                "govrisk.data_dir": _data_source(spec),
-                "govrisk.data_digest": data_digest or "in-memory",
-                "govrisk.optuna": optuna_on,
-            }
-        )
-        tracking.log_params(flat_params(spec))
-        if spec_text is not None:
-            mlflow.log_text(spec_text, f"spec/{spec.name}.yaml")
-        tracking.log_json(spec_to_dict(spec), "spec/resolved.json")
-        for e, scored in texts.items():
-            tracking.log_json(
-                {
-                    "models": {n: m.n_features for n, m in scored.models.items()},
-                    "labels": scored.n_labels,
-                    "skipped": scored.skipped,
-                },
-                f"data/{e.value}_text_models.json",
-            )
-        for e in entities:
-            tracking.log_json(data[e].dropped, f"data/{e.value}_dropped_labels.json")
-            tracking.log_metrics(
-                {f"labels_dropped__{e.value}": float(sum(data[e].dropped.values()))}
-            )
-        for i, (entity, policy) in enumerate(pairs):
-            name = model_name(entity.value, policy, prefix=spec.mlflow.model_name_prefix)
+    for i, (entity, policy) in enumerate(pairs):
+        name = model_name(entity.value, policy, prefix=spec.mlflow.model_name_prefix)
 
-            def step(text: str, _i: int = i, _name: str = name) -> None:
-                report("targets", _i, len(pairs), f"{_name}: {text}")
+        def step(text: str, _i: int = i, _name: str = name) -> None:
+            report("targets", _i, len(pairs), f"{_name}: {text}")
 
-            step("assembling")
-            try:
-                result, oof = _train_target(
-                    spec,
-                    data[entity],
-                    policy,
-                    name=name,
-                    experiment_id=experiment_id,
-                    optuna_on=optuna_on,
-                    data_digest=data_digest,
-                    step=step,
-                    scorers=scorers[entity],
-                    skip_notes=_skip_notes(results, entity),
-                    text=texts.get(entity),
-                )
-            except Exception as exc:  # noqa: BLE001 - one broken target must not stop the rest
-                # The child run is already marked FAILED; the summary and exit code say so.
-                log.exception("%s failed", name)
-                result = TargetResult(
-                    entity=entity.value,
-                    policy=policy,
-                    model_name=name,
-                    status="failed",
-                    reason=f"{type(exc).__name__}: {exc}",
-                )
-                oof = None
-            results.append(result)
-            if oof is not None:
-                oofs.append(oof)
-            report("targets", i + 1, len(pairs), f"{name}: {result.status}")
-        skipped = [t.model_name for t in results if t.status == "skipped"]
-        tracking.set_tags({"govrisk.skipped_targets": ",".join(skipped) or "none"})
-        oof_path = None
-        if oofs:
-            oof_path = output_dir / OOF_FILE
-            pd.concat(oofs, ignore_index=True).to_parquet(oof_path, index=False)
-            tracking.log_file(oof_path, "oof")
-        result_obj = TrainResult(
-            spec_name=spec.name,
-            tracking_uri=uri,
-            experiment_id=experiment_id,
-            parent_run_id=str(parent.info.run_id),
-            targets=results,
-            output_dir=output_dir,
-            oof_path=oof_path,
-            summary_path=output_dir / SUMMARY_FILE,
-        )
-        summary = result_obj.summary()
-        tracking.log_frame(summary, "summary.csv")
-        summary_doc = {
-            "spec": spec.name,
-            "tracking_uri": uri,
-            "experiment_id": experiment_id,
-            "parent_run_id": result_obj.parent_run_id,
-            "oof_predictions": str(oof_path) if oof_path else None,
-            "targets": [
-                {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                for r in summary.to_dict("records")
-            ],
-        }
-        result_obj.summary_path.write_text(
-            json.dumps(summary_doc, indent=2, default=str), encoding="utf-8"
-        )
-    return result_obj
+        step("assembling")
+        try:
+            result, oof = _train_target(
+                spec,
+                data[entity],
+                policy,
+                name=name,
+                experiment_id=experiment_id,
+                optuna_on=optuna_on,
+                data_digest=data_digest,
+                step=step,
+                scorers=scorers[entity],
+                skip_notes=_skip_notes(results, entity),
+                text=texts.get(entity),
+            )
+        except Exception as exc:  # noqa: BLE001 - one broken target must not stop the rest
+            # The child run is already marked FAILED; the summary and exit code say so.
+            log.exception("%s failed", name)
+            result = TargetResult(
+                entity=entity.value,
+                policy=policy,
+                model_name=name,
+                status="failed",
+                reason=f"{type(exc).__name__}: {exc}",
+            )
+            oof = None
+        results.append(result)
+        if oof is not None:
+            oofs.append(oof)
+        report("targets", i + 1, len(pairs), f"{name}: {result.status}")
+    skipped = [t.model_name for t in results if t.status == "skipped"]
+    tracking.set_tags({"govrisk.skipped_targets": ",".join(skipped) or "none"})
+    return results, oofs
+
+
+def _write_oofs(oofs: Sequence[pd.DataFrame], output_dir: Path) -> Path | None:
+    """Write and log every target's out-of-fold predictions in one file; None without any."""
+    if not oofs:
+        return None
+    oof_path = output_dir / OOF_FILE
+    pd.concat(oofs, ignore_index=True).to_parquet(oof_path, index=False)
+    tracking.log_file(oof_path, "oof")
+    return oof_path
+
+
+def _write_summary(result: TrainResult) -> None:
+    """Log the summary table and write the summary JSON (NaN metrics as null)."""
+    summary = result.summary()
+    tracking.log_frame(summary, "summary.csv")
+    summary_doc = {
+        "spec": result.spec_name,
+        "tracking_uri": result.tracking_uri,
+        "experiment_id": result.experiment_id,
+        "parent_run_id": result.parent_run_id,
+        "oof_predictions": str(result.oof_path) if result.oof_path else None,
+        "targets": [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in summary.to_dict("records")
+        ],
+    }
+    result.summary_path.write_text(json.dumps(summary_doc, indent=2, default=str), encoding="utf-8")
 
 
 def _train_target(
