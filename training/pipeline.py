@@ -647,30 +647,103 @@ def _finish_target(
     text: TextScores | None = None,
 ) -> tuple[TargetResult, pd.DataFrame]:
     ts = fit.training_set
-    test = fit.split.test
-    period = fit.split.training_period
-    y = ts.y.astype(np.float64)
-    bins = spec.calibration.bins
-    holdout = slice_metrics(
-        y[test],
-        fit.oof_p[test],
-        _subset_slices(ts.slices, test),
-        weight=ts.weight[test],
-        min_labels=spec.slices.min_labels,
-        bins=bins,
-    )
-    out_of_fold = slice_metrics(
-        y[period],
-        fit.oof_p[period],
-        _subset_slices(ts.slices, period),
-        weight=ts.weight[period],
-        min_labels=spec.slices.min_labels,
-        bins=bins,
-    )
+    holdout, out_of_fold = _evaluate(spec, fit)
     champion_table, champion_version, champion_metrics = _score_champion(spec, fit, base)
     digest = ts.digest()
     versions = _feature_set_versions(ts.entity, data.declaration)
     target_dir = spec.output_dir / f"{ts.entity.value}-{ts.policy}"
+    _log_target_params(fit, digest=digest, data_digest=data_digest, versions=versions)
+    step("logging datasets")
+    _log_datasets(spec, fit)
+    _log_target_metrics(spec, fit, holdout, out_of_fold, champion_metrics)
+    step("plots and model card")
+    oof = _write_target_files(spec, fit, target_dir, holdout=holdout, out_of_fold=out_of_fold)
+    context = model_card.CardContext(
+        spec=spec,
+        model_name=base.model_name,
+        run_id=str(base.run_id),
+        holdout=holdout,
+        out_of_fold=out_of_fold,
+        dataset_digest=digest,
+        feature_set_versions=versions,
+        dropped=data.dropped,
+        champion=champion_table,
+        champion_version=champion_version,
+        notes=list(notes),
+    )
+    _write_card(fit, context, target_dir)
+    step("registering")
+    model_uri, version, note = _log_and_register(
+        spec, fit, base, digest=digest, versions=versions, text=text, declaration=data.declaration
+    )
+    if note:
+        tracking.set_tags({"govrisk.registration_note": note})
+    overall = holdout.loc[holdout["slice"] == "overall"].iloc[0]
+    result = _replace(
+        base,
+        status="trained",
+        metrics={m: float(overall[m]) for m in METRICS},
+        model_version=version,
+        model_uri=model_uri,
+        calibration=fit.calibration_method,
+        best_iteration=fit.best_iteration,
+        output_dir=target_dir,
+        reason=note,
+    )
+    return result, oof
+
+
+def _evaluate(spec: ExperimentSpec, fit: FittedTarget) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics overall and per slice on the holdout and out of fold on the training period."""
+    ts = fit.training_set
+    y = ts.y.astype(np.float64)
+
+    def on(positions: np.ndarray) -> pd.DataFrame:
+        return slice_metrics(
+            y[positions],
+            fit.oof_p[positions],
+            _subset_slices(ts.slices, positions),
+            weight=ts.weight[positions],
+            min_labels=spec.slices.min_labels,
+            bins=spec.calibration.bins,
+        )
+
+    return on(fit.split.test), on(fit.split.training_period)
+
+
+def _log_target_metrics(
+    spec: ExperimentSpec,
+    fit: FittedTarget,
+    holdout: pd.DataFrame,
+    out_of_fold: pd.DataFrame,
+    champion_metrics: Mapping[str, float],
+) -> None:
+    """Log holdout metrics per slice, out-of-fold overall, population calibration and the
+    champion's metrics on the same holdout."""
+    metrics = metrics_to_log(holdout)
+    metrics.update(
+        metrics_to_log(out_of_fold.loc[out_of_fold["slice"] == "overall"], prefix="oof__")
+    )
+    metrics.update({"best_iteration": float(fit.best_iteration)})
+    metrics.update(_population_metrics(fit, bins=spec.calibration.bins))
+    metrics.update(champion_metrics)
+    tracking.log_metrics(metrics)
+
+
+def _write_card(fit: FittedTarget, context: model_card.CardContext, target_dir: Path) -> None:
+    """Render the model card into the target folder and log it."""
+    card = model_card.render(fit, context)
+    card_path = target_dir / "model_card.md"
+    card_path.write_text(card, encoding="utf-8")
+    tracking.log_file(card_path)
+
+
+def _log_target_params(
+    fit: FittedTarget, *, digest: str, data_digest: str, versions: Mapping[str, str]
+) -> None:
+    """Tag the target run as trained and log its fitted parameters, split and data digests."""
+    ts = fit.training_set
+    period = fit.split.training_period
     parts = fit.split.part()
     tracking.set_tags(
         {
@@ -696,7 +769,12 @@ def _finish_target(
             **{f"feature_set_version.{k}": v for k, v in versions.items()},
         }
     )
-    step("logging datasets")
+
+
+def _log_datasets(spec: ExperimentSpec, fit: FittedTarget) -> None:
+    """Log the train, validation and test rows as MLflow dataset inputs of the target run."""
+    ts = fit.training_set
+    parts = fit.split.part()
     logged = ts.logged_frame()
     source = _data_source(spec)
     for part in ("train", "validation", "test"):
@@ -709,15 +787,19 @@ def _finish_target(
             source=source,
             digest=frame_digest(part_frame),
         )
-    metrics = metrics_to_log(holdout)
-    metrics.update(
-        metrics_to_log(out_of_fold.loc[out_of_fold["slice"] == "overall"], prefix="oof__")
-    )
-    metrics.update({"best_iteration": float(fit.best_iteration)})
-    metrics.update(_population_metrics(fit, bins=bins))
-    metrics.update(champion_metrics)
-    tracking.log_metrics(metrics)
-    step("plots and model card")
+
+
+def _write_target_files(
+    spec: ExperimentSpec,
+    fit: FittedTarget,
+    target_dir: Path,
+    *,
+    holdout: pd.DataFrame,
+    out_of_fold: pd.DataFrame,
+) -> pd.DataFrame:
+    """Write and log the plots, metric tables, calibration curve, OOF predictions and model
+    files of a target; returns its out-of-fold predictions."""
+    bins = spec.calibration.bins
     plot_paths = plots.write_plots(fit, target_dir / "plots", bins=bins, seed=spec.lightgbm.seed)
     for path in plot_paths.values():
         tracking.log_file(path, "plots")
@@ -732,44 +814,7 @@ def _finish_target(
     oof.to_parquet(oof_path, index=False)
     tracking.log_file(oof_path, "oof")
     tracking.log_model_files(fit)
-    card = model_card.render(
-        fit,
-        model_card.CardContext(
-            spec=spec,
-            model_name=base.model_name,
-            run_id=str(base.run_id),
-            holdout=holdout,
-            out_of_fold=out_of_fold,
-            dataset_digest=digest,
-            feature_set_versions=versions,
-            dropped=data.dropped,
-            champion=champion_table,
-            champion_version=champion_version,
-            notes=list(notes),
-        ),
-    )
-    card_path = target_dir / "model_card.md"
-    card_path.write_text(card, encoding="utf-8")
-    tracking.log_file(card_path)
-    step("registering")
-    model_uri, version, note = _log_and_register(
-        spec, fit, base, digest=digest, versions=versions, text=text, declaration=data.declaration
-    )
-    if note:
-        tracking.set_tags({"govrisk.registration_note": note})
-    overall = holdout.loc[holdout["slice"] == "overall"].iloc[0]
-    result = _replace(
-        base,
-        status="trained",
-        metrics={m: float(overall[m]) for m in METRICS},
-        model_version=version,
-        model_uri=model_uri,
-        calibration=fit.calibration_method,
-        best_iteration=fit.best_iteration,
-        output_dir=target_dir,
-        reason=note,
-    )
-    return result, oof
+    return oof
 
 
 def _score_champion(
