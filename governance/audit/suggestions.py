@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -284,10 +284,26 @@ def _fmt(v: float) -> float | int:
     return float(f"{v:.3g}")
 
 
+#: Adds a shadow version of the base strategy with `**changes` as a candidate: (kind, summary).
+_Make = Callable[..., None]
+
+
 def _candidates(
     base: Strategy, frame: pd.DataFrame, slices: pd.DataFrame, version: int
 ) -> list[Candidate]:
     out: list[Candidate] = []
+    make = _candidate_maker(base, version, out)
+    preds = list(iter_predicates(base.condition))
+    _predicate_candidates(base, frame, preds, make)
+    _fp_slice_candidates(base, _top_slices(slices, base, "fp"), make)
+    _fn_slice_candidates(base, frame, _top_slices(slices, base, "fn"), preds, make)
+    _gate_and_channel_candidates(base, frame, make)
+    return out
+
+
+def _candidate_maker(base: Strategy, version: int, out: list[Candidate]) -> _Make:
+    """A `make(kind, summary, **changes)` appending to `out`; a change the strategy model
+    rejects is logged and skipped."""
 
     def make(kind: SuggestionKind, summary: str, **changes: object) -> None:
         try:
@@ -303,7 +319,16 @@ def _candidates(
             return
         out.append(Candidate(kind, summary, proposed, base))
 
-    preds = list(iter_predicates(base.condition))
+    return make
+
+
+def _predicate_candidates(
+    base: Strategy,
+    frame: pd.DataFrame,
+    preds: Sequence[tuple[str, Predicate]],
+    make: _Make,
+) -> None:
+    """Move each ordered numeric predicate to the feature's quantiles; drop each predicate."""
     for path, pred in preds:
         col = frame[pred.feature] if pred.feature in frame.columns else None
         if (
@@ -312,21 +337,7 @@ def _candidates(
             and pd.api.types.is_numeric_dtype(col.dtype)
             and not pd.api.types.is_bool_dtype(col.dtype)
         ):
-            vals = col.to_numpy(dtype=np.float64)
-            vals = vals[np.isfinite(vals)]
-            if len(vals):
-                is_int = pd.api.types.is_integer_dtype(col.dtype)
-                qs = np.unique(np.quantile(vals, _QUANTILES))
-                for q in qs:
-                    v = _fmt(round(q)) if is_int else _fmt(q)
-                    if v == pred.value:
-                        continue
-                    new = Predicate(feature=pred.feature, op=pred.op, value=v)
-                    make(
-                        SuggestionKind.THRESHOLD,
-                        f"move `{render_condition(pred)}` to `{render_condition(new)}`",
-                        condition=replace_node(base.condition, path, new),
-                    )
+            _threshold_candidates(base, path, pred, col, make)
         if len(preds) > 1:
             try:
                 cond = replace_node(base.condition, path, None)
@@ -334,13 +345,42 @@ def _candidates(
                 continue
             make(SuggestionKind.DROP_PREDICATE, f"drop `{render_condition(pred)}`", condition=cond)
 
-    fp_slices = (
-        slices[(slices["strategy"] == base.ref) & (slices["error_kind"] == "fp")]
+
+def _threshold_candidates(
+    base: Strategy, path: str, pred: Predicate, col: pd.Series, make: _Make
+) -> None:
+    """Move a numeric predicate's value to each of the feature's quantiles (rounded for ints)."""
+    vals = col.to_numpy(dtype=np.float64)
+    vals = vals[np.isfinite(vals)]
+    if not len(vals):
+        return
+    is_int = pd.api.types.is_integer_dtype(col.dtype)
+    qs = np.unique(np.quantile(vals, _QUANTILES))
+    for q in qs:
+        v = _fmt(round(q)) if is_int else _fmt(q)
+        if v == pred.value:
+            continue
+        new = Predicate(feature=pred.feature, op=pred.op, value=v)
+        make(
+            SuggestionKind.THRESHOLD,
+            f"move `{render_condition(pred)}` to `{render_condition(new)}`",
+            condition=replace_node(base.condition, path, new),
+        )
+
+
+def _top_slices(slices: pd.DataFrame, base: Strategy, error_kind: str) -> pd.DataFrame:
+    """The strategy's three top-ranked slices of one error kind ("fp" or "fn")."""
+    if not len(slices):
+        return slices
+    return (
+        slices[(slices["strategy"] == base.ref) & (slices["error_kind"] == error_kind)]
         .sort_values("rank")
         .head(3)
-        if len(slices)
-        else slices
     )
+
+
+def _fp_slice_candidates(base: Strategy, fp_slices: pd.DataFrame, make: _Make) -> None:
+    """Exclude each false-positive slice, or stop acting in its channels."""
     for _, s in fp_slices.iterrows():
         sp = json.loads(str(s["predicates"]))
         feats = [p for p in sp if "feature" in p]
@@ -361,14 +401,16 @@ def _candidates(
                     channels=kept,
                 )
 
+
+def _fn_slice_candidates(
+    base: Strategy,
+    frame: pd.DataFrame,
+    fn_slices: pd.DataFrame,
+    preds: Sequence[tuple[str, Predicate]],
+    make: _Make,
+) -> None:
+    """Widen listed values towards each false-negative slice; gate decayed ones on the score."""
     gate_col = f"p_{base.policy.value}"
-    fn_slices = (
-        slices[(slices["strategy"] == base.ref) & (slices["error_kind"] == "fn")]
-        .sort_values("rank")
-        .head(3)
-        if len(slices)
-        else slices
-    )
     for _, s in fn_slices.iterrows():
         sp = [p for p in json.loads(str(s["predicates"])) if "feature" in p]
         for path, pred in preds:
@@ -388,18 +430,29 @@ def _candidates(
                     condition=replace_node(base.condition, path, wider),
                 )
         if str(s["description"]).startswith("[decay]") and gate_col in frame.columns and sp:
-            # The rule stopped catching recent violations in a segment: also act there on
-            # the model's score (the segment without the age cut, which only dated the drop).
-            segment = [Predicate.model_validate(p) for p in sp[:-1]]
-            for t in _GATES:
-                gate = Predicate(feature=gate_col, op=">=", value=t)
-                branch = AllOf(all=(*segment, gate)) if segment else gate
-                where = " AND ".join(render_condition(p) for p in segment) or "every item"
-                make(
-                    SuggestionKind.SCORE_GATE,
-                    f"also act where {where} and `{gate_col} >= {t}` (its hits there decayed)",
-                    condition=AnyOf(any=(base.condition, branch)),
-                )
+            _decay_gate_candidates(base, sp, gate_col, make)
+
+
+def _decay_gate_candidates(
+    base: Strategy, sp: Sequence[dict[str, object]], gate_col: str, make: _Make
+) -> None:
+    """The rule stopped catching recent violations in a segment: also act there on the
+    model's score (the segment without the age cut, which only dated the drop)."""
+    segment = [Predicate.model_validate(p) for p in sp[:-1]]
+    for t in _GATES:
+        gate = Predicate(feature=gate_col, op=">=", value=t)
+        branch = AllOf(all=(*segment, gate)) if segment else gate
+        where = " AND ".join(render_condition(p) for p in segment) or "every item"
+        make(
+            SuggestionKind.SCORE_GATE,
+            f"also act where {where} and `{gate_col} >= {t}` (its hits there decayed)",
+            condition=AnyOf(any=(base.condition, branch)),
+        )
+
+
+def _gate_and_channel_candidates(base: Strategy, frame: pd.DataFrame, make: _Make) -> None:
+    """Gate the strategy on its policy's model score; drop or add one channel at a time."""
+    gate_col = f"p_{base.policy.value}"
     if gate_col in frame.columns:
         for t in _GATES:
             make(
@@ -417,7 +470,6 @@ def _candidates(
             make(
                 SuggestionKind.CHANNEL_SCOPE, f"also act in {c.value}", channels=(*base.channels, c)
             )
-    return out
 
 
 def _listed_values(pred: Predicate, frame: pd.DataFrame) -> list[object] | None:
