@@ -572,6 +572,49 @@ def _project_all(
 ) -> list[dict[str, object]]:
     if not cands:
         return []
+    keep, cols = _distinct_changes(pop, base, cands, item_mask, context)
+    if not keep:
+        return []
+    domains = np.column_stack([d.sum(axis=1) for d in cols]).astype(np.float64)
+    f_units, f_labels = context.calibrated
+    est = estimate_totals(
+        f_units,
+        domains,
+        replace(pop.draws, f_label=f_labels),
+        frames=pop.frames,
+        flip_rate=pop.flip_rate,
+        names=[f"c{j}" for j in range(len(keep))],
+    )
+    labelled = np.zeros(len(pop), dtype=bool)
+    labelled[pop.draws.position] = True
+    out: list[tuple[float, dict[str, object]]] = []
+    for j, (c, diff) in enumerate(zip(keep, cols, strict=True)):
+        delta = _project_change(
+            pop, diff, domains[:, j], context, se=est.se(f"c{j}"), confidence=confidence
+        )
+        benefit = -(fp_cost * delta.fp[0] + fn_cost * delta.fn[0])
+        if impression_cost:
+            # exposure is reported, not priced twice
+            benefit += impression_cost * delta.impressions * 0.0
+        if benefit <= 0 and only_beneficial:
+            continue
+        changed = np.flatnonzero((np.abs(diff) > 1e-9).any(axis=1))
+        row = _suggestion_row(c, delta, labels_used=int(labelled[changed].sum()))
+        row.update({"_benefit": benefit, "_de": float(est.point[j]), "_se": float(est.se(f"c{j}"))})
+        out.append((benefit, row))
+    out.sort(key=lambda t: -t[0])
+    return [row for _, row in out[:max_keep]]
+
+
+def _distinct_changes(
+    pop: Population,
+    base: Strategy | None,
+    cands: list[Candidate],
+    item_mask: _MaskOverTime,
+    context: _Context,
+) -> tuple[list[Candidate], list[npt.NDArray[np.float64]]]:
+    """The candidates that change any decision, each with its (unit, channel) change in
+    expected decisions; of candidates moving the same decisions only the first is kept."""
     chans = np.asarray(pop.channels)
     n_snap = len(item_mask.parts)
     if base is not None:
@@ -601,69 +644,66 @@ def _project_all(
         seen.add(signature)
         cols.append(diff)
         keep.append(c)
-    if not keep:
-        return []
-    domains = np.column_stack([d.sum(axis=1) for d in cols]).astype(np.float64)
-    f_units, f_labels = context.calibrated
-    est = estimate_totals(
-        f_units,
-        domains,
-        replace(pop.draws, f_label=f_labels),
-        frames=pop.frames,
-        flip_rate=pop.flip_rate,
-        names=[f"c{j}" for j in range(len(keep))],
+    return keep, cols
+
+
+@dataclass(frozen=True)
+class _Projection:
+    """Projected effect of one change: ΔFP and ΔFN as (point, low, high), exposure and GMV."""
+
+    fp: tuple[float, float, float]
+    fn: tuple[float, float, float]
+    impressions: float
+    gmv: float
+
+
+def _project_change(
+    pop: Population,
+    diff: npt.NDArray[np.float64],
+    domain: npt.NDArray[np.float64],
+    context: _Context,
+    *,
+    se: float,
+    confidence: float,
+) -> _Projection:
+    """ΔFP, ΔFN (with intervals), Δimpressions and ΔGMV of a change in decisions `diff`."""
+    dn = float(diff.sum())
+    added, released = np.clip(diff, 0.0, None), np.clip(-diff, 0.0, None)
+    # A change can gain at most the pairs it adds and lose at most the pairs it drops.
+    n_added, n_removed = float(added.sum()), float(released.sum())
+    post = _change_posterior(pop, domain, context)
+    dtp = float(np.clip(domain @ post, -n_removed, n_added))
+    lo_tp, hi_tp = interval(dtp, se, confidence=confidence, lower=-n_removed, upper=n_added)
+    return _Projection(
+        fp=(dn - dtp, dn - hi_tp, dn - lo_tp),
+        fn=(-dtp, -hi_tp, -lo_tp),
+        impressions=float(
+            -(pop.impressions * added).sum() + (pop.lost_impressions * released).sum()
+        ),
+        gmv=float(-(pop.gmv * added).sum() + (pop.lost_gmv * released).sum()),
     )
-    labelled = np.zeros(len(pop), dtype=bool)
-    labelled[pop.draws.position] = True
-    out: list[tuple[float, dict[str, object]]] = []
-    for j, (c, diff) in enumerate(zip(keep, cols, strict=True)):
-        dn = float(diff.sum())
-        added, released = np.clip(diff, 0.0, None), np.clip(-diff, 0.0, None)
-        # A change can gain at most the pairs it adds and lose at most the pairs it drops.
-        n_added, n_removed = float(added.sum()), float(released.sum())
-        post = _change_posterior(pop, domains[:, j], context)
-        dtp = float(np.clip(domains[:, j] @ post, -n_removed, n_added))
-        lo_tp, hi_tp = interval(
-            dtp, est.se(f"c{j}"), confidence=confidence, lower=-n_removed, upper=n_added
-        )
-        dfp = (dn - dtp, dn - hi_tp, dn - lo_tp)
-        dfn = (-dtp, -hi_tp, -lo_tp)
-        d_imp = float(-(pop.impressions * added).sum() + (pop.lost_impressions * released).sum())
-        d_gmv = float(-(pop.gmv * added).sum() + (pop.lost_gmv * released).sum())
-        benefit = -(fp_cost * dfp[0] + fn_cost * dfn[0])
-        if impression_cost:
-            benefit += impression_cost * d_imp * 0.0  # exposure is reported, not priced twice
-        if benefit <= 0 and only_beneficial:
-            continue
-        changed = np.flatnonzero((np.abs(diff) > 1e-9).any(axis=1))
-        proposed_yaml = dump_strategy(c.strategy)
-        out.append(
-            (
-                benefit,
-                {
-                    "suggestion_id": "sg-" + hashlib.sha1(proposed_yaml.encode()).hexdigest()[:12],
-                    "strategy_id": c.strategy.id,
-                    "base_version": c.base.version if c.base is not None else None,
-                    "kind": c.kind.value,
-                    "summary": c.summary,
-                    "proposed_yaml": proposed_yaml,
-                    "delta_fp": dfp[0],
-                    "delta_fp_low": dfp[1],
-                    "delta_fp_high": dfp[2],
-                    "delta_fn": dfn[0],
-                    "delta_fn_low": dfn[1],
-                    "delta_fn_high": dfn[2],
-                    "delta_impressions": d_imp,
-                    "delta_gmv": d_gmv,
-                    "labels_used": int(labelled[changed].sum()),
-                    "_benefit": benefit,
-                    "_de": float(est.point[j]),
-                    "_se": float(est.se(f"c{j}")),
-                },
-            )
-        )
-    out.sort(key=lambda t: -t[0])
-    return [row for _, row in out[:max_keep]]
+
+
+def _suggestion_row(c: Candidate, delta: _Projection, *, labels_used: int) -> dict[str, object]:
+    """A SUGGESTIONS row (without the private ranking columns) for a projected candidate."""
+    proposed_yaml = dump_strategy(c.strategy)
+    return {
+        "suggestion_id": "sg-" + hashlib.sha1(proposed_yaml.encode()).hexdigest()[:12],
+        "strategy_id": c.strategy.id,
+        "base_version": c.base.version if c.base is not None else None,
+        "kind": c.kind.value,
+        "summary": c.summary,
+        "proposed_yaml": proposed_yaml,
+        "delta_fp": delta.fp[0],
+        "delta_fp_low": delta.fp[1],
+        "delta_fp_high": delta.fp[2],
+        "delta_fn": delta.fn[0],
+        "delta_fn_low": delta.fn[1],
+        "delta_fn_high": delta.fn[2],
+        "delta_impressions": delta.impressions,
+        "delta_gmv": delta.gmv,
+        "labels_used": labels_used,
+    }
 
 
 #: Prior sd of a change's own logit offset from the domain calibration (a slice may be off).
