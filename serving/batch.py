@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from models.bundle import TEXT_PHRASES_PER_REASON, ModelBundle
 from models.encoding import EncodingError
-from serving.risk_bands import RiskBandError, assign_bands, bundle_bands
+from serving.risk_bands import BandTable, RiskBandError, assign_bands, bundle_bands
 from serving.scoring_contract import frame_problems, model_inputs
 
 Engine = Literal["local", "dask"]
@@ -152,16 +152,9 @@ def score_file(
 
     input_path = Path(input_path)
     output_dir = Path(output_path)
-    if chunk_rows < 1:
-        raise BatchError(f"chunk_rows must be >= 1, got {chunk_rows}")
-    if not 0 <= explain_k <= len(bundle.feature_names):
-        raise BatchError(f"explain_k must be between 0 and {len(bundle.feature_names)}")
-    if engine not in ("local", "dask"):
-        raise BatchError(f"engine must be 'local' or 'dask', got {engine!r}")
-    try:
-        bands = bundle_bands(bundle, risk_bands)
-    except RiskBandError as err:
-        raise BatchError(str(err)) from err
+    bands = _check_options(
+        bundle, explain_k=explain_k, chunk_rows=chunk_rows, engine=engine, risk_bands=risk_bands
+    )
     parquet = open_input(input_path)
     _check_schema(parquet.schema_arrow, bundle, id_column=id_column)
     n_rows = parquet.metadata.num_rows
@@ -174,45 +167,31 @@ def score_file(
         unknown_categories=unknown_categories,
         duplicates=_duplicate_rows(parquet, id_column),
     )
-    manifest = _open_manifest(
+    manifest = _open_batch_manifest(
         output_dir,
-        expected={
-            "input": _input_identity(input_path, parquet),
-            "model": {"fingerprint": bundle.fingerprint},
-            "options": {
-                "chunk_rows": chunk_rows,
-                "explain_k": explain_k,
-                "id_column": id_column,
-                "unknown_categories": unknown_categories,
-            },
-            "chunks_total": n_chunks,
-        },
+        bundle,
+        input_path,
+        parquet,
+        options,
+        chunk_rows=chunk_rows,
+        n_chunks=n_chunks,
         overwrite=overwrite,
+        model_uri=model_uri,
     )
-    manifest.setdefault("model_uri", model_uri)  # informative only: runs compare fingerprints
     started = time.perf_counter()
-    done = {int(k) for k in manifest["chunks"]}
-    for index in sorted(done):
-        record = manifest["chunks"][f"{index:05d}"]
-        if on_chunk is not None:
-            on_chunk(
-                ChunkResult(
-                    index,
-                    record["rows_read"],
-                    record["rows_scored"],
-                    record["rows_quarantined"],
-                    skipped=True,
-                )
-            )
+    done = _replay_done(manifest, on_chunk)
     columns = [id_column, *_input_columns(bundle)]
     if engine == "local":
-        for index, table in _iter_chunks(parquet, columns, chunk_rows=chunk_rows, skip=done):
-            result = _score_chunk(
-                bundle, table, index=index, first_row=index * chunk_rows, options=options
-            )
-            _record_chunk(output_dir, manifest, result)
-            if on_chunk is not None:
-                on_chunk(result)
+        _run_local(
+            bundle,
+            parquet,
+            columns,
+            chunk_rows=chunk_rows,
+            skip=done,
+            options=options,
+            manifest=manifest,
+            on_chunk=on_chunk,
+        )
     else:
         todo = [i for i in range(n_chunks) if i not in done]
         _run_dask(
@@ -227,13 +206,127 @@ def score_file(
             manifest=manifest,
             on_chunk=on_chunk,
         )
+    summary = _reconciled_summary(
+        manifest, output_dir, n_rows=n_rows, n_chunks=n_chunks, n_resumed=len(done), started=started
+    )
+    manifest["completed"] = True
+    _write_json_atomic(output_dir / MANIFEST_NAME, manifest)
+    return summary
+
+
+def _open_batch_manifest(
+    output_dir: Path,
+    bundle: ModelBundle,
+    input_path: Path,
+    parquet: pq.ParquetFile,
+    options: _Options,
+    *,
+    chunk_rows: int,
+    n_chunks: int,
+    overwrite: bool,
+    model_uri: str | None,
+) -> dict[str, Any]:
+    """The run's manifest: a new one, or the earlier run's when input, model and options match."""
+    manifest = _open_manifest(
+        output_dir,
+        expected={
+            "input": _input_identity(input_path, parquet),
+            "model": {"fingerprint": bundle.fingerprint},
+            "options": {
+                "chunk_rows": chunk_rows,
+                "explain_k": options.explain_k,
+                "id_column": options.id_column,
+                "unknown_categories": options.unknown_categories,
+            },
+            "chunks_total": n_chunks,
+        },
+        overwrite=overwrite,
+    )
+    manifest.setdefault("model_uri", model_uri)  # informative only: runs compare fingerprints
+    return manifest
+
+
+def _run_local(
+    bundle: ModelBundle,
+    parquet: pq.ParquetFile,
+    columns: list[str],
+    *,
+    chunk_rows: int,
+    skip: set[int],
+    options: _Options,
+    manifest: dict[str, Any],
+    on_chunk: Callable[[ChunkResult], None] | None,
+) -> None:
+    """Score the chunks not in `skip` one after another in this process."""
+    output_dir = Path(options.output_dir)
+    for index, table in _iter_chunks(parquet, columns, chunk_rows=chunk_rows, skip=skip):
+        result = _score_chunk(
+            bundle, table, index=index, first_row=index * chunk_rows, options=options
+        )
+        _record_chunk(output_dir, manifest, result)
+        if on_chunk is not None:
+            on_chunk(result)
+
+
+def _check_options(
+    bundle: ModelBundle,
+    *,
+    explain_k: int,
+    chunk_rows: int,
+    engine: Engine,
+    risk_bands: Mapping[str, float] | None,
+) -> BandTable:
+    """Validate the batch options; returns the risk bands to assign."""
+    if chunk_rows < 1:
+        raise BatchError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if not 0 <= explain_k <= len(bundle.feature_names):
+        raise BatchError(f"explain_k must be between 0 and {len(bundle.feature_names)}")
+    if engine not in ("local", "dask"):
+        raise BatchError(f"engine must be 'local' or 'dask', got {engine!r}")
+    try:
+        return bundle_bands(bundle, risk_bands)
+    except RiskBandError as err:
+        raise BatchError(str(err)) from err
+
+
+def _replay_done(
+    manifest: dict[str, Any], on_chunk: Callable[[ChunkResult], None] | None
+) -> set[int]:
+    """Indexes of the chunks an earlier run completed, each reported to `on_chunk` as skipped."""
+    done = {int(k) for k in manifest["chunks"]}
+    for index in sorted(done):
+        record = manifest["chunks"][f"{index:05d}"]
+        if on_chunk is not None:
+            on_chunk(
+                ChunkResult(
+                    index,
+                    record["rows_read"],
+                    record["rows_scored"],
+                    record["rows_quarantined"],
+                    skipped=True,
+                )
+            )
+    return done
+
+
+def _reconciled_summary(
+    manifest: dict[str, Any],
+    output_dir: Path,
+    *,
+    n_rows: int,
+    n_chunks: int,
+    n_resumed: int,
+    started: float,
+) -> BatchSummary:
+    """Totals over every chunk in the manifest; raises unless each input row was read once
+    and either scored or quarantined."""
     records = manifest["chunks"].values()
     summary = BatchSummary(
         rows_read=sum(r["rows_read"] for r in records),
         rows_scored=sum(r["rows_scored"] for r in records),
         rows_quarantined=sum(r["rows_quarantined"] for r in records),
         chunks=n_chunks,
-        chunks_resumed=len(done),
+        chunks_resumed=n_resumed,
         seconds=time.perf_counter() - started,
         output_path=output_dir,
         quarantine_path=output_dir / QUARANTINE_DIR,
@@ -244,8 +337,6 @@ def score_file(
             f"counts do not reconcile: input has {n_rows} rows, read {summary.rows_read}, "
             f"scored {summary.rows_scored}, quarantined {summary.rows_quarantined}"
         )
-    manifest["completed"] = True
-    _write_json_atomic(output_dir / MANIFEST_NAME, manifest)
     return summary
 
 
