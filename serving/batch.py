@@ -150,95 +150,107 @@ def score_file(
     as missing (what the model does with a missing category).
     """
 
-    input_path = Path(input_path)
-    output_dir = Path(output_path)
     bands = _check_options(
         bundle, explain_k=explain_k, chunk_rows=chunk_rows, engine=engine, risk_bands=risk_bands
     )
-    parquet = open_input(input_path)
-    _check_schema(parquet.schema_arrow, bundle, id_column=id_column)
-    n_rows = parquet.metadata.num_rows
-    n_chunks = max(1, math.ceil(n_rows / chunk_rows))
-    options = _Options(
+    plan = _plan_batch(
+        bundle,
+        Path(input_path),
+        Path(output_path),
+        chunk_rows=chunk_rows,
         id_column=id_column,
         explain_k=explain_k,
         bands=bands,
-        output_dir=str(output_dir),
         unknown_categories=unknown_categories,
-        duplicates=_duplicate_rows(parquet, id_column),
     )
-    manifest = _open_batch_manifest(
-        output_dir,
-        bundle,
-        input_path,
-        parquet,
-        options,
-        chunk_rows=chunk_rows,
-        n_chunks=n_chunks,
-        overwrite=overwrite,
-        model_uri=model_uri,
-    )
+    manifest = _open_batch_manifest(bundle, plan, overwrite=overwrite, model_uri=model_uri)
     started = time.perf_counter()
     done = _replay_done(manifest, on_chunk)
-    columns = [id_column, *_input_columns(bundle)]
     if engine == "local":
-        _run_local(
-            bundle,
-            parquet,
-            columns,
-            chunk_rows=chunk_rows,
-            skip=done,
-            options=options,
-            manifest=manifest,
-            on_chunk=on_chunk,
-        )
+        _run_local(bundle, plan, skip=done, manifest=manifest, on_chunk=on_chunk)
     else:
-        todo = [i for i in range(n_chunks) if i not in done]
         _run_dask(
             bundle,
-            input_path,
-            todo,
-            columns=columns,
-            chunk_rows=chunk_rows,
-            n_rows=n_rows,
-            options=options,
+            plan.input_path,
+            [i for i in range(plan.n_chunks) if i not in done],
+            columns=plan.columns,
+            chunk_rows=plan.chunk_rows,
+            n_rows=plan.n_rows,
+            options=plan.options,
             scheduler=scheduler,
             manifest=manifest,
             on_chunk=on_chunk,
         )
-    summary = _reconciled_summary(
-        manifest, output_dir, n_rows=n_rows, n_chunks=n_chunks, n_resumed=len(done), started=started
-    )
+    summary = _reconciled_summary(manifest, plan, n_resumed=len(done), started=started)
     manifest["completed"] = True
-    _write_json_atomic(output_dir / MANIFEST_NAME, manifest)
+    _write_json_atomic(plan.output_dir / MANIFEST_NAME, manifest)
     return summary
 
 
-def _open_batch_manifest(
-    output_dir: Path,
+@dataclass(frozen=True)
+class _Plan:
+    """A batch run's input, output, chunking and chunk options, fixed before any chunk runs."""
+
+    input_path: Path
+    output_dir: Path
+    parquet: pq.ParquetFile
+    n_rows: int
+    chunk_rows: int
+    n_chunks: int
+    columns: list[str]
+    options: _Options
+
+
+def _plan_batch(
     bundle: ModelBundle,
     input_path: Path,
-    parquet: pq.ParquetFile,
-    options: _Options,
+    output_dir: Path,
     *,
     chunk_rows: int,
-    n_chunks: int,
-    overwrite: bool,
-    model_uri: str | None,
+    id_column: str,
+    explain_k: int,
+    bands: BandTable,
+    unknown_categories: UnknownCategories,
+) -> _Plan:
+    """Open the input, check its schema, count its chunks and find its repeated ids."""
+    parquet = open_input(input_path)
+    _check_schema(parquet.schema_arrow, bundle, id_column=id_column)
+    n_rows = parquet.metadata.num_rows
+    return _Plan(
+        input_path=input_path,
+        output_dir=output_dir,
+        parquet=parquet,
+        n_rows=n_rows,
+        chunk_rows=chunk_rows,
+        n_chunks=max(1, math.ceil(n_rows / chunk_rows)),
+        columns=[id_column, *_input_columns(bundle)],
+        options=_Options(
+            id_column=id_column,
+            explain_k=explain_k,
+            bands=bands,
+            output_dir=str(output_dir),
+            unknown_categories=unknown_categories,
+            duplicates=_duplicate_rows(parquet, id_column),
+        ),
+    )
+
+
+def _open_batch_manifest(
+    bundle: ModelBundle, plan: _Plan, *, overwrite: bool, model_uri: str | None
 ) -> dict[str, Any]:
     """The run's manifest: a new one, or the earlier run's when input, model and options match."""
     manifest = _open_manifest(
-        output_dir,
+        plan.output_dir,
         expected={
-            "input": _input_identity(input_path, parquet),
+            "input": _input_identity(plan.input_path, plan.parquet),
             "model": {"fingerprint": bundle.fingerprint},
             "options": {
-                "chunk_rows": chunk_rows,
-                "explain_k": options.explain_k,
-                "id_column": options.id_column,
-                "unknown_categories": options.unknown_categories,
+                "chunk_rows": plan.chunk_rows,
+                "explain_k": plan.options.explain_k,
+                "id_column": plan.options.id_column,
+                "unknown_categories": plan.options.unknown_categories,
             },
-            "chunks_total": n_chunks,
+            "chunks_total": plan.n_chunks,
         },
         overwrite=overwrite,
     )
@@ -248,22 +260,19 @@ def _open_batch_manifest(
 
 def _run_local(
     bundle: ModelBundle,
-    parquet: pq.ParquetFile,
-    columns: list[str],
+    plan: _Plan,
     *,
-    chunk_rows: int,
     skip: set[int],
-    options: _Options,
     manifest: dict[str, Any],
     on_chunk: Callable[[ChunkResult], None] | None,
 ) -> None:
     """Score the chunks not in `skip` one after another in this process."""
-    output_dir = Path(options.output_dir)
-    for index, table in _iter_chunks(parquet, columns, chunk_rows=chunk_rows, skip=skip):
+    chunks = _iter_chunks(plan.parquet, plan.columns, chunk_rows=plan.chunk_rows, skip=skip)
+    for index, table in chunks:
         result = _score_chunk(
-            bundle, table, index=index, first_row=index * chunk_rows, options=options
+            bundle, table, index=index, first_row=index * plan.chunk_rows, options=plan.options
         )
-        _record_chunk(output_dir, manifest, result)
+        _record_chunk(plan.output_dir, manifest, result)
         if on_chunk is not None:
             on_chunk(result)
 
@@ -310,13 +319,7 @@ def _replay_done(
 
 
 def _reconciled_summary(
-    manifest: dict[str, Any],
-    output_dir: Path,
-    *,
-    n_rows: int,
-    n_chunks: int,
-    n_resumed: int,
-    started: float,
+    manifest: dict[str, Any], plan: _Plan, *, n_resumed: int, started: float
 ) -> BatchSummary:
     """Totals over every chunk in the manifest; raises unless each input row was read once
     and either scored or quarantined."""
@@ -325,16 +328,16 @@ def _reconciled_summary(
         rows_read=sum(r["rows_read"] for r in records),
         rows_scored=sum(r["rows_scored"] for r in records),
         rows_quarantined=sum(r["rows_quarantined"] for r in records),
-        chunks=n_chunks,
+        chunks=plan.n_chunks,
         chunks_resumed=n_resumed,
         seconds=time.perf_counter() - started,
-        output_path=output_dir,
-        quarantine_path=output_dir / QUARANTINE_DIR,
+        output_path=plan.output_dir,
+        quarantine_path=plan.output_dir / QUARANTINE_DIR,
         band_counts=_sum_bands(records),
     )
-    if summary.rows_read != n_rows or not summary.reconciles:
+    if summary.rows_read != plan.n_rows or not summary.reconciles:
         raise BatchError(
-            f"counts do not reconcile: input has {n_rows} rows, read {summary.rows_read}, "
+            f"counts do not reconcile: input has {plan.n_rows} rows, read {summary.rows_read}, "
             f"scored {summary.rows_scored}, quarantined {summary.rows_quarantined}"
         )
     return summary
