@@ -313,69 +313,25 @@ def _compute_build(
     con = connect(threads=threads)
     try:
         on_step(BUILD_STEPS[0])
-        for name, df in tables.items():
-            view, condition = _CUTS[name]
-            con.register(f"raw_{name}", _to_arrow(name, df))
-            con.execute(
-                f"CREATE TEMP VIEW {view} AS SELECT * FROM raw_{name} "
-                f"WHERE {condition.format(as_of=cut)}"
-            )
+        _register_cut_views(con, tables, cut)
 
         on_step(BUILD_STEPS[1])
         base = {**listing_base_sql(), **item_aggregates_sql(cut), "content": content_sql()}
         for name, select in base.items():
             _materialize(con, name, select, snap, lookups)
 
-        on_step(BUILD_STEPS[2])
-        ctx = _context(con, Entity.LISTING, _LISTING_ITEM_JOINS, lookups)
-        listing_set = listing_columns(
-            ctx, as_of=as_of, sorted_prices=sorted_category_prices(snap["category_prices"])
-        )
-        for column in ("title", "description", "brand"):
-            del ctx[column]  # the largest columns; nothing after the listing set reads them
-        items = {
-            "listing_id": ctx["listing_id"],
-            "seller_id": ctx["seller_id"],
-            "category": ctx["category"],
-            "created_at": ctx["created_at"],
-            **{column: listing_set[name] for column, name in ITEM_AGGREGATE_INPUTS.items()},
-        }
-        con.register("listing_items", columns_to_arrow(items))
-        del items
-
-        on_step(BUILD_STEPS[3])
-        _materialize(con, "sellers", sellers_sql(cut), snap, lookups)
-        _materialize(con, "creators", creators_sql(cut), snap, lookups)
-        for entity in Entity:
-            _materialize(con, activity_table(entity), activity_sql(entity), snap, lookups)
-        for name in ("exp_item", "exp_daily", "dec_item", "out_item", "item_seller", "content"):
-            con.execute(f"DROP TABLE {name}")
-        con.unregister("listing_items")
-        snapshot = FeatureSnapshot(
-            as_of=as_of, tables=snap, infos=SNAPSHOT_TABLES, versions=feature_set_versions()
-        )
-
-        on_step(BUILD_STEPS[4])
-        ctx.update(_context(con, Entity.LISTING, _LISTING_FRAME_JOINS, lookups))
-        listing_frame = compute_frame(
-            Entity.LISTING,
-            ctx,
+        snapshot, listings = _build_listings(
+            con,
             as_of=as_of,
-            snapshot=snapshot,
-            precomputed={"listing": listing_set},
+            cut=cut,
+            snap=snap,
+            lookups=lookups,
+            keep_frame=Entity.LISTING in entities,
+            on_step=on_step,
         )
-        del listing_set
-        snap[LISTINGS_TABLE] = columns_to_arrow(
-            {"listing_id": ctx["listing_id"], "seller_id": ctx["seller_id"], **listing_frame}
-        )
-        info = SNAPSHOT_TABLES[LISTINGS_TABLE]
-        _register_keys(con, LISTINGS_TABLE, snap[LISTINGS_TABLE], info)
-        lookups[LISTINGS_TABLE] = Lookup(snap[LISTINGS_TABLE], info)
-        if Entity.LISTING in entities:
-            frames[Entity.LISTING] = to_frame(
-                "item_id", ctx["listing_id"], listing_frame, frame_features(Entity.LISTING)
-            )
-        del ctx, listing_frame
+        if listings is not None:
+            frames[Entity.LISTING] = listings
+        del listings
 
         for step, entity in zip(
             BUILD_STEPS[5:], (Entity.VIDEO, Entity.LIVE, Entity.SELLER), strict=True
@@ -383,12 +339,9 @@ def _compute_build(
             on_step(step)
             if entity not in entities:
                 continue
-            ctx = _context(con, entity, JOINS[entity], lookups)
-            columns = compute_frame(entity, ctx, as_of=as_of, snapshot=snapshot)
-            frames[entity] = to_frame(
-                "item_id", ctx[frame_spec(entity).key], columns, frame_features(entity)
+            frames[entity] = _entity_frame(
+                con, entity, as_of=as_of, snapshot=snapshot, lookups=lookups
             )
-            del ctx, columns
     finally:
         con.close()
 
@@ -400,3 +353,110 @@ def _compute_build(
         frames={e: frames[e] for e in entities if e in frames},
         snapshot=snapshot,
     )
+
+
+def _register_cut_views(
+    con: duckdb.DuckDBPyConnection, tables: Mapping[str, pd.DataFrame], cut: str
+) -> None:
+    """Register each raw table and a view of it keeping only rows known before the cut."""
+    for name, df in tables.items():
+        view, condition = _CUTS[name]
+        con.register(f"raw_{name}", _to_arrow(name, df))
+        con.execute(
+            f"CREATE TEMP VIEW {view} AS SELECT * FROM raw_{name} "
+            f"WHERE {condition.format(as_of=cut)}"
+        )
+
+
+def _build_listings(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: np.datetime64,
+    cut: str,
+    snap: dict[str, pa.Table],
+    lookups: dict[str, Lookup],
+    keep_frame: bool,
+    on_step: Callable[[str], None],
+) -> tuple[FeatureSnapshot, pd.DataFrame | None]:
+    """Listing features (steps 2-4), with the seller, creator and activity tables built in
+    between from the listings' item aggregates; registers the listings snapshot table.
+
+    Returns the snapshot the other entities are computed against and the listing frame (None
+    unless `keep_frame`)."""
+    on_step(BUILD_STEPS[2])
+    ctx = _context(con, Entity.LISTING, _LISTING_ITEM_JOINS, lookups)
+    listing_set = listing_columns(
+        ctx, as_of=as_of, sorted_prices=sorted_category_prices(snap["category_prices"])
+    )
+    for column in ("title", "description", "brand"):
+        del ctx[column]  # the largest columns; nothing after the listing set reads them
+    items = {
+        "listing_id": ctx["listing_id"],
+        "seller_id": ctx["seller_id"],
+        "category": ctx["category"],
+        "created_at": ctx["created_at"],
+        **{column: listing_set[name] for column, name in ITEM_AGGREGATE_INPUTS.items()},
+    }
+    con.register("listing_items", columns_to_arrow(items))
+    del items
+
+    on_step(BUILD_STEPS[3])
+    snapshot = _materialize_aggregates(con, as_of=as_of, cut=cut, snap=snap, lookups=lookups)
+
+    on_step(BUILD_STEPS[4])
+    ctx.update(_context(con, Entity.LISTING, _LISTING_FRAME_JOINS, lookups))
+    listing_frame = compute_frame(
+        Entity.LISTING,
+        ctx,
+        as_of=as_of,
+        snapshot=snapshot,
+        precomputed={"listing": listing_set},
+    )
+    del listing_set
+    snap[LISTINGS_TABLE] = columns_to_arrow(
+        {"listing_id": ctx["listing_id"], "seller_id": ctx["seller_id"], **listing_frame}
+    )
+    info = SNAPSHOT_TABLES[LISTINGS_TABLE]
+    _register_keys(con, LISTINGS_TABLE, snap[LISTINGS_TABLE], info)
+    lookups[LISTINGS_TABLE] = Lookup(snap[LISTINGS_TABLE], info)
+    if not keep_frame:
+        return snapshot, None
+    return snapshot, to_frame(
+        "item_id", ctx["listing_id"], listing_frame, frame_features(Entity.LISTING)
+    )
+
+
+def _materialize_aggregates(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: np.datetime64,
+    cut: str,
+    snap: dict[str, pa.Table],
+    lookups: dict[str, Lookup],
+) -> FeatureSnapshot:
+    """Build the seller, creator and activity tables, drop the intermediate ones, and return
+    the snapshot so far."""
+    _materialize(con, "sellers", sellers_sql(cut), snap, lookups)
+    _materialize(con, "creators", creators_sql(cut), snap, lookups)
+    for entity in Entity:
+        _materialize(con, activity_table(entity), activity_sql(entity), snap, lookups)
+    for name in ("exp_item", "exp_daily", "dec_item", "out_item", "item_seller", "content"):
+        con.execute(f"DROP TABLE {name}")
+    con.unregister("listing_items")
+    return FeatureSnapshot(
+        as_of=as_of, tables=snap, infos=SNAPSHOT_TABLES, versions=feature_set_versions()
+    )
+
+
+def _entity_frame(
+    con: duckdb.DuckDBPyConnection,
+    entity: Entity,
+    *,
+    as_of: np.datetime64,
+    snapshot: FeatureSnapshot,
+    lookups: Mapping[str, Lookup],
+) -> pd.DataFrame:
+    """The feature frame of a non-listing entity."""
+    ctx = _context(con, entity, JOINS[entity], lookups)
+    columns = compute_frame(entity, ctx, as_of=as_of, snapshot=snapshot)
+    return to_frame("item_id", ctx[frame_spec(entity).key], columns, frame_features(entity))

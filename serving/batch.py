@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from models.bundle import TEXT_PHRASES_PER_REASON, ModelBundle
 from models.encoding import EncodingError
-from serving.risk_bands import RiskBandError, assign_bands, bundle_bands
+from serving.risk_bands import BandTable, RiskBandError, assign_bands, bundle_bands
 from serving.scoring_contract import frame_problems, model_inputs
 
 Engine = Literal["local", "dask"]
@@ -150,8 +150,142 @@ def score_file(
     as missing (what the model does with a missing category).
     """
 
-    input_path = Path(input_path)
-    output_dir = Path(output_path)
+    bands = _check_options(
+        bundle, explain_k=explain_k, chunk_rows=chunk_rows, engine=engine, risk_bands=risk_bands
+    )
+    plan = _plan_batch(
+        bundle,
+        Path(input_path),
+        Path(output_path),
+        chunk_rows=chunk_rows,
+        id_column=id_column,
+        explain_k=explain_k,
+        bands=bands,
+        unknown_categories=unknown_categories,
+    )
+    manifest = _open_batch_manifest(bundle, plan, overwrite=overwrite, model_uri=model_uri)
+    started = time.perf_counter()
+    done = _replay_done(manifest, on_chunk)
+    if engine == "local":
+        _run_local(bundle, plan, skip=done, manifest=manifest, on_chunk=on_chunk)
+    else:
+        _run_dask(
+            bundle,
+            plan.input_path,
+            [i for i in range(plan.n_chunks) if i not in done],
+            columns=plan.columns,
+            chunk_rows=plan.chunk_rows,
+            n_rows=plan.n_rows,
+            options=plan.options,
+            scheduler=scheduler,
+            manifest=manifest,
+            on_chunk=on_chunk,
+        )
+    summary = _reconciled_summary(manifest, plan, n_resumed=len(done), started=started)
+    manifest["completed"] = True
+    _write_json_atomic(plan.output_dir / MANIFEST_NAME, manifest)
+    return summary
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A batch run's input, output, chunking and chunk options, fixed before any chunk runs."""
+
+    input_path: Path
+    output_dir: Path
+    parquet: pq.ParquetFile
+    n_rows: int
+    chunk_rows: int
+    n_chunks: int
+    columns: list[str]
+    options: _Options
+
+
+def _plan_batch(
+    bundle: ModelBundle,
+    input_path: Path,
+    output_dir: Path,
+    *,
+    chunk_rows: int,
+    id_column: str,
+    explain_k: int,
+    bands: BandTable,
+    unknown_categories: UnknownCategories,
+) -> _Plan:
+    """Open the input, check its schema, count its chunks and find its repeated ids."""
+    parquet = open_input(input_path)
+    _check_schema(parquet.schema_arrow, bundle, id_column=id_column)
+    n_rows = parquet.metadata.num_rows
+    return _Plan(
+        input_path=input_path,
+        output_dir=output_dir,
+        parquet=parquet,
+        n_rows=n_rows,
+        chunk_rows=chunk_rows,
+        n_chunks=max(1, math.ceil(n_rows / chunk_rows)),
+        columns=[id_column, *_input_columns(bundle)],
+        options=_Options(
+            id_column=id_column,
+            explain_k=explain_k,
+            bands=bands,
+            output_dir=str(output_dir),
+            unknown_categories=unknown_categories,
+            duplicates=_duplicate_rows(parquet, id_column),
+        ),
+    )
+
+
+def _open_batch_manifest(
+    bundle: ModelBundle, plan: _Plan, *, overwrite: bool, model_uri: str | None
+) -> dict[str, Any]:
+    """The run's manifest: a new one, or the earlier run's when input, model and options match."""
+    manifest = _open_manifest(
+        plan.output_dir,
+        expected={
+            "input": _input_identity(plan.input_path, plan.parquet),
+            "model": {"fingerprint": bundle.fingerprint},
+            "options": {
+                "chunk_rows": plan.chunk_rows,
+                "explain_k": plan.options.explain_k,
+                "id_column": plan.options.id_column,
+                "unknown_categories": plan.options.unknown_categories,
+            },
+            "chunks_total": plan.n_chunks,
+        },
+        overwrite=overwrite,
+    )
+    manifest.setdefault("model_uri", model_uri)  # informative only: runs compare fingerprints
+    return manifest
+
+
+def _run_local(
+    bundle: ModelBundle,
+    plan: _Plan,
+    *,
+    skip: set[int],
+    manifest: dict[str, Any],
+    on_chunk: Callable[[ChunkResult], None] | None,
+) -> None:
+    """Score the chunks not in `skip` one after another in this process."""
+    chunks = _iter_chunks(plan.parquet, plan.columns, chunk_rows=plan.chunk_rows, skip=skip)
+    for index, table in chunks:
+        result = _score_chunk(
+            bundle, table, index=index, first_row=index * plan.chunk_rows, options=plan.options
+        )
+        _record_chunk(plan.output_dir, manifest, result)
+        if on_chunk is not None:
+            on_chunk(result)
+
+
+def _check_options(
+    bundle: ModelBundle,
+    *,
+    explain_k: int,
+    chunk_rows: int,
+    engine: Engine,
+    risk_bands: Mapping[str, float] | None,
+) -> BandTable:
+    """Validate the batch options; returns the risk bands to assign."""
     if chunk_rows < 1:
         raise BatchError(f"chunk_rows must be >= 1, got {chunk_rows}")
     if not 0 <= explain_k <= len(bundle.feature_names):
@@ -159,38 +293,15 @@ def score_file(
     if engine not in ("local", "dask"):
         raise BatchError(f"engine must be 'local' or 'dask', got {engine!r}")
     try:
-        bands = bundle_bands(bundle, risk_bands)
+        return bundle_bands(bundle, risk_bands)
     except RiskBandError as err:
         raise BatchError(str(err)) from err
-    parquet = open_input(input_path)
-    _check_schema(parquet.schema_arrow, bundle, id_column=id_column)
-    n_rows = parquet.metadata.num_rows
-    n_chunks = max(1, math.ceil(n_rows / chunk_rows))
-    options = _Options(
-        id_column=id_column,
-        explain_k=explain_k,
-        bands=bands,
-        output_dir=str(output_dir),
-        unknown_categories=unknown_categories,
-        duplicates=_duplicate_rows(parquet, id_column),
-    )
-    manifest = _open_manifest(
-        output_dir,
-        expected={
-            "input": _input_identity(input_path, parquet),
-            "model": {"fingerprint": bundle.fingerprint},
-            "options": {
-                "chunk_rows": chunk_rows,
-                "explain_k": explain_k,
-                "id_column": id_column,
-                "unknown_categories": unknown_categories,
-            },
-            "chunks_total": n_chunks,
-        },
-        overwrite=overwrite,
-    )
-    manifest.setdefault("model_uri", model_uri)  # informative only: runs compare fingerprints
-    started = time.perf_counter()
+
+
+def _replay_done(
+    manifest: dict[str, Any], on_chunk: Callable[[ChunkResult], None] | None
+) -> set[int]:
+    """Indexes of the chunks an earlier run completed, each reported to `on_chunk` as skipped."""
     done = {int(k) for k in manifest["chunks"]}
     for index in sorted(done):
         record = manifest["chunks"][f"{index:05d}"]
@@ -204,48 +315,31 @@ def score_file(
                     skipped=True,
                 )
             )
-    columns = [id_column, *_input_columns(bundle)]
-    if engine == "local":
-        for index, table in _iter_chunks(parquet, columns, chunk_rows=chunk_rows, skip=done):
-            result = _score_chunk(
-                bundle, table, index=index, first_row=index * chunk_rows, options=options
-            )
-            _record_chunk(output_dir, manifest, result)
-            if on_chunk is not None:
-                on_chunk(result)
-    else:
-        todo = [i for i in range(n_chunks) if i not in done]
-        _run_dask(
-            bundle,
-            input_path,
-            todo,
-            columns=columns,
-            chunk_rows=chunk_rows,
-            n_rows=n_rows,
-            options=options,
-            scheduler=scheduler,
-            manifest=manifest,
-            on_chunk=on_chunk,
-        )
+    return done
+
+
+def _reconciled_summary(
+    manifest: dict[str, Any], plan: _Plan, *, n_resumed: int, started: float
+) -> BatchSummary:
+    """Totals over every chunk in the manifest; raises unless each input row was read once
+    and either scored or quarantined."""
     records = manifest["chunks"].values()
     summary = BatchSummary(
         rows_read=sum(r["rows_read"] for r in records),
         rows_scored=sum(r["rows_scored"] for r in records),
         rows_quarantined=sum(r["rows_quarantined"] for r in records),
-        chunks=n_chunks,
-        chunks_resumed=len(done),
+        chunks=plan.n_chunks,
+        chunks_resumed=n_resumed,
         seconds=time.perf_counter() - started,
-        output_path=output_dir,
-        quarantine_path=output_dir / QUARANTINE_DIR,
+        output_path=plan.output_dir,
+        quarantine_path=plan.output_dir / QUARANTINE_DIR,
         band_counts=_sum_bands(records),
     )
-    if summary.rows_read != n_rows or not summary.reconciles:
+    if summary.rows_read != plan.n_rows or not summary.reconciles:
         raise BatchError(
-            f"counts do not reconcile: input has {n_rows} rows, read {summary.rows_read}, "
+            f"counts do not reconcile: input has {plan.n_rows} rows, read {summary.rows_read}, "
             f"scored {summary.rows_scored}, quarantined {summary.rows_quarantined}"
         )
-    manifest["completed"] = True
-    _write_json_atomic(output_dir / MANIFEST_NAME, manifest)
     return summary
 
 

@@ -326,6 +326,39 @@ def _compute_fit(
         feature_names=encoder.feature_names_,
         categorical_indices=encoder.categorical_indices_,
     )
+    final, model_text, best = _train_main(binned, tsplit, params=params, lightgbm=lightgbm)
+    oof_margin = _oof_margins(
+        ts, tsplit, X_all, binned, final, params=params, best=best, on_step=on_step
+    )
+    del binned
+    on_step("calibration")
+    cal, method, shift = _calibrate(ts, period, oof_margin, calibration=calibration)
+    return FittedTarget(
+        training_set=ts,
+        split=tsplit,
+        encoder=encoder,
+        booster=final,
+        model_text=model_text,
+        best_iteration=best,
+        params=params,
+        calibration=cal,
+        calibration_method=method,
+        oof_margin=oof_margin,
+        oof_p=cal.apply(oof_margin),
+        population_shift=shift,
+    )
+
+
+def _train_main(
+    binned: _PeriodDataset,
+    tsplit: TimeSplit,
+    *,
+    params: dict[str, Any],
+    lightgbm: LightGBMSpec,
+) -> tuple[lgb.Booster, str, int]:
+    """Train on the train weeks, early-stopping on the validation weeks; returns the booster
+    cut at its best iteration, its model text and that iteration."""
+    period = tsplit.training_period
     tr = np.searchsorted(period, tsplit.train)
     va = np.searchsorted(period, tsplit.validation)
     callbacks: list[Callable[..., Any]] = []
@@ -347,6 +380,23 @@ def _compute_fit(
     model_text = booster.model_to_string(num_iteration=best)
     final = lgb.Booster(model_str=model_text)
     del booster
+    return final, model_text, best
+
+
+def _oof_margins(
+    ts: TrainingSet,
+    tsplit: TimeSplit,
+    X_all: np.ndarray,
+    binned: _PeriodDataset,
+    final: lgb.Booster,
+    *,
+    params: dict[str, Any],
+    best: int,
+    on_step: Callable[[str], None],
+) -> np.ndarray:
+    """Raw margins: the main model's on the holdout, each fold's model's on its own block of
+    the training period (blocked cross-validation); NaN elsewhere."""
+    period = tsplit.training_period
     predict_args: dict[str, Any] = {"raw_score": True}
     if params.get("num_threads"):
         predict_args["num_threads"] = int(params["num_threads"])
@@ -364,8 +414,18 @@ def _compute_fit(
             continue
         fold_model = lgb.train(params, binned.subset(rest), num_boost_round=best)
         oof_margin[held] = fold_model.predict(X_all[held], **predict_args)
-    del binned
-    on_step("calibration")
+    return oof_margin
+
+
+def _calibrate(
+    ts: TrainingSet,
+    period: np.ndarray,
+    oof_margin: np.ndarray,
+    *,
+    calibration: CalibrationSpec,
+) -> tuple[Calibration, str, float]:
+    """Fit the calibration on the training period's out-of-fold margins, shifted towards the
+    population when the spec asks; returns it with its method and the shift."""
     method = choose_method(
         ts.y[period],
         method=calibration.method,
@@ -374,7 +434,7 @@ def _compute_fit(
     cal = fit_calibration(
         oof_margin[period],
         ts.y[period],
-        weight=w[period],
+        weight=ts.weight[period],
         method=method,
         isotonic_min_per_class=calibration.isotonic_min_per_class,
     )
@@ -387,20 +447,7 @@ def _compute_fit(
             prior_sd=calibration.population_shift_sd,
         )
         cal = cal.shifted(shift)
-    return FittedTarget(
-        training_set=ts,
-        split=tsplit,
-        encoder=encoder,
-        booster=final,
-        model_text=model_text,
-        best_iteration=best,
-        params=params,
-        calibration=cal,
-        calibration_method=method,
-        oof_margin=oof_margin,
-        oof_p=cal.apply(oof_margin),
-        population_shift=shift,
-    )
+    return cal, method, shift
 
 
 class _PeriodDataset:

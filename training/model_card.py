@@ -110,7 +110,30 @@ def render_skipped(
 def render(fit: FittedTarget, ctx: CardContext) -> str:
     """The Markdown model card."""
     ts = fit.training_set
-    spec = ctx.spec
+    lines = [
+        f"# Model card: {ctx.model_name}",
+        "",
+        f"Risk model for **{ts.entity.value}** items, target **{ts.policy}**. Trained by spec "
+        f"`{ctx.spec.name}`, MLflow run `{ctx.run_id}`.",
+        "",
+        "## Intended use",
+        "",
+        "Ranks and scores items by the calibrated probability that a moderator would find them "
+        "violating, for audits, review queues and model-score gates in strategies. It is not a "
+        "decision by itself: route high scores to review or to a strategy with an owner.",
+        "",
+        *_data_section(fit, ctx),
+        *_model_section(fit, ctx),
+        *_metrics_section(ctx),
+        *_champion_section(ctx),
+        *_caveats_section(fit, ctx.spec),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _split_table(fit: FittedTarget) -> pd.DataFrame:
+    """Labels, violating labels and review dates of the train, validation and holdout weeks."""
+    ts = fit.training_set
     meta = ts.meta
     parts = fit.split.part()
     split_rows = []
@@ -126,37 +149,25 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
                 "to": str(times.max())[:10] if m.any() else "–",
             }
         )
-    sampling = (
-        meta.assign(w=ts.weight)
+    return pd.DataFrame(split_rows)
+
+
+def _sampling_table(fit: FittedTarget) -> pd.DataFrame:
+    """Label count and mean weight per sampling route."""
+    ts = fit.training_set
+    return (
+        ts.meta.assign(w=ts.weight)
         .groupby("sampling")
         .agg(labels=("w", "size"), mean_weight=("w", "mean"))
         .reset_index()
     )
-    metric_cols = [*METRICS, "n", "n_positive"]
-    overall = pd.concat(
-        [
-            ctx.holdout.loc[ctx.holdout["slice"] == "overall", metric_cols].assign(
-                evaluation="holdout (registered model)"
-            ),
-            ctx.out_of_fold.loc[ctx.out_of_fold["slice"] == "overall", metric_cols].assign(
-                evaluation="out-of-fold, training period"
-            ),
-        ]
-    )[["evaluation", *metric_cols]]
-    slices = ctx.holdout.loc[ctx.holdout["slice"] != "overall", ["slice", *metric_cols]]
-    categorical = fit.encoder.categorical
+
+
+def _data_section(fit: FittedTarget, ctx: CardContext) -> list[str]:
+    """## Data: target, labels, features, weights, splits, sampling routes, dropped labels."""
+    ts = fit.training_set
+    spec = ctx.spec
     lines = [
-        f"# Model card: {ctx.model_name}",
-        "",
-        f"Risk model for **{ts.entity.value}** items, target **{ts.policy}**. Trained by spec "
-        f"`{spec.name}`, MLflow run `{ctx.run_id}`.",
-        "",
-        "## Intended use",
-        "",
-        "Ranks and scores items by the calibrated probability that a moderator would find them "
-        "violating, for audits, review queues and model-score gates in strategies. It is not a "
-        "decision by itself: route high scores to review or to a strategy with an owner.",
-        "",
         "## Data",
         "",
         f"- Target: {_target_text(ts.policy, spec.labels.any_target)}.",
@@ -170,11 +181,11 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
         f"- Dataset digest: `{ctx.dataset_digest}`.",
         *(f"- {note}" for note in ctx.notes),
         "",
-        _table(pd.DataFrame(split_rows)),
+        _table(_split_table(fit)),
         "",
         "Labels by sampling route:",
         "",
-        _table(sampling),
+        _table(_sampling_table(fit)),
         "",
     ]
     if ctx.dropped:
@@ -183,7 +194,13 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
             f"Labels dropped before training ({ts.entity.value}, all targets): {dropped}.",
             "",
         ]
-    lines += [
+    return lines
+
+
+def _model_section(fit: FittedTarget, ctx: CardContext) -> list[str]:
+    """## Model: trees, features, calibration, key parameters and feature set versions."""
+    categorical = fit.encoder.categorical
+    lines = [
         "## Model",
         "",
         f"- LightGBM, {fit.best_iteration} trees (early stopping on the validation weeks), "
@@ -209,7 +226,25 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
     if ctx.feature_set_versions:
         versions = ", ".join(f"{k} v{v}" for k, v in sorted(ctx.feature_set_versions.items()))
         lines.append(f"- Feature sets: {versions}.")
-    lines += [
+    return lines
+
+
+def _metrics_section(ctx: CardContext) -> list[str]:
+    """## Metrics (overall, holdout and out of fold) and ## Slices (holdout)."""
+    spec = ctx.spec
+    metric_cols = [*METRICS, "n", "n_positive"]
+    overall = pd.concat(
+        [
+            ctx.holdout.loc[ctx.holdout["slice"] == "overall", metric_cols].assign(
+                evaluation="holdout (registered model)"
+            ),
+            ctx.out_of_fold.loc[ctx.out_of_fold["slice"] == "overall", metric_cols].assign(
+                evaluation="out-of-fold, training period"
+            ),
+        ]
+    )[["evaluation", *metric_cols]]
+    slices = ctx.holdout.loc[ctx.holdout["slice"] != "overall", ["slice", *metric_cols]]
+    return [
         "",
         "## Metrics",
         "",
@@ -226,16 +261,26 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
         _table(slices) if not slices.empty else "_No slices._",
         "",
     ]
-    if ctx.champion is not None and not ctx.champion.empty:
-        lines += [
-            f"## Against the current champion (version {ctx.champion_version})",
-            "",
-            "Both models scored on this run's holdout.",
-            "",
-            _table(ctx.champion),
-            "",
-        ]
-    lines += [
+
+
+def _champion_section(ctx: CardContext) -> list[str]:
+    """The champion comparison on this holdout, when there is a champion."""
+    if ctx.champion is None or ctx.champion.empty:
+        return []
+    return [
+        f"## Against the current champion (version {ctx.champion_version})",
+        "",
+        "Both models scored on this run's holdout.",
+        "",
+        _table(ctx.champion),
+        "",
+    ]
+
+
+def _caveats_section(fit: FittedTarget, spec: ExperimentSpec) -> list[str]:
+    """## Caveats: label noise, small slices, feature cutoff, CV leakage, target specifics."""
+    policy = fit.training_set.policy
+    lines = [
         "## Caveats",
         "",
         "- Labels carry reviewer noise; metrics measure agreement with moderators, not truth.",
@@ -245,12 +290,12 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
         "- Out-of-fold predictions of the training period come from models that saw later weeks "
         "(blocked cross-validation); only the holdout is strictly forward in time.",
     ]
-    if ts.policy == ANY and spec.labels.any_target == "judged":
+    if policy == ANY and spec.labels.any_target == "judged":
         lines.append(
             "- An item judged on only some policies counts as not violating when those were "
             "clean; violations of unjudged policies are invisible to this target."
         )
-    elif ts.policy == ANY:
+    elif policy == ANY:
         lines.append(
             "- Expected labels of partially judged items come from the per-policy models and "
             "inherit their errors; holdout metrics count those items fractionally."
@@ -260,4 +305,4 @@ def render(fit: FittedTarget, ctx: CardContext) -> str:
             "- Newly launched categories are detected as those whose first listing appears "
             f"more than {spec.slices.new_category_after_days:g} days after the data starts."
         )
-    return "\n".join(lines) + "\n"
+    return lines

@@ -149,11 +149,68 @@ def train(
     import mlflow
 
     report = on_progress or (lambda *_args: None)
-    tables: Mapping[str, pd.DataFrame] | None = None
     uri = tracking.configure(tracking_uri)
     experiment_id = tracking.ensure_experiment(
         spec.mlflow.experiment, artifact_location=spec.mlflow.artifact_location
     )
+    inputs = _load_inputs(spec, data, report)
+    spec = inputs.spec
+    data, texts = _add_text(spec, inputs, documents, report)
+    optuna_on = spec.optuna.enabled if use_optuna is None else use_optuna
+    output_dir = spec.output_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name) as parent:
+        _log_run_inputs(
+            spec,
+            data,
+            texts,
+            entities=inputs.entities,
+            optuna_on=optuna_on,
+            data_digest=inputs.data_digest,
+            spec_text=spec_text,
+        )
+        results, oofs = _train_targets(
+            spec,
+            data,
+            texts,
+            entities=inputs.entities,
+            experiment_id=experiment_id,
+            optuna_on=optuna_on,
+            data_digest=inputs.data_digest,
+            report=report,
+        )
+        result_obj = TrainResult(
+            spec_name=spec.name,
+            tracking_uri=uri,
+            experiment_id=experiment_id,
+            parent_run_id=str(parent.info.run_id),
+            targets=results,
+            output_dir=output_dir,
+            oof_path=_write_oofs(oofs, output_dir),
+            summary_path=output_dir / SUMMARY_FILE,
+        )
+        _write_summary(result_obj)
+    return result_obj
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What a training run reads: the (possibly BYO-resolved) spec and its assembled data."""
+
+    spec: ExperimentSpec
+    data: Mapping[Entity, EntityData]
+    entities: list[Entity]
+    data_digest: str
+    tables: Mapping[str, pd.DataFrame] | None
+
+
+def _load_inputs(
+    spec: ExperimentSpec,
+    data: Mapping[Entity, EntityData] | None,
+    report: ProgressCallback,
+) -> _Inputs:
+    """Assemble the spec's entity data (BYO build, contract tables, or `data` as given)."""
+    tables: Mapping[str, pd.DataFrame] | None = None
     entities = list(dict.fromkeys(e for e, _ in spec.target_pairs()))
     data_digest = ""
     if data is None and spec.dataset is not None:
@@ -180,133 +237,165 @@ def train(
     missing = [e.value for e in entities if e not in data]
     if missing:
         raise ValueError(f"no assembled data for entit(ies) {missing}; pass them in `data`")
+    return _Inputs(spec, data, entities, data_digest, tables)
+
+
+def _add_text(
+    spec: ExperimentSpec,
+    inputs: _Inputs,
+    documents: Mapping[Entity, pd.Series] | None,
+    report: ProgressCallback,
+) -> tuple[Mapping[Entity, EntityData], dict[Entity, TextScores]]:
+    """Fit the text models of every entity with documents and add their scores as features
+    (when the spec enables text)."""
+    if not spec.text.enabled:
+        return inputs.data, {}
+    tables, entities = inputs.tables, inputs.entities
+    if documents is None and tables is not None:
+        documents = {e: d for e in entities if (d := entity_documents(tables, e.value)) is not None}
+    data = dict(inputs.data)
     texts: dict[Entity, TextScores] = {}
-    if spec.text.enabled:
-        if documents is None and tables is not None:
-            documents = {
-                e: d for e in entities if (d := entity_documents(tables, e.value)) is not None
-            }
-        data = dict(data)
-        for i, e in enumerate(entities):
-            if e not in (documents or {}):
-                continue
-            report("text", i, len(entities), f"{e.value} text models")
-            texts[e] = add_text_scores(
-                data[e],
-                (documents or {})[e],
-                text=spec.text,
-                labels=spec.labels,
-                split=spec.split,
-                selection=spec.features,
-                fields=None if tables is None else entity_fields(tables, e.value),
-            )
-            data[e] = texts[e].data
-    optuna_on = spec.optuna.enabled if use_optuna is None else use_optuna
-    output_dir = spec.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
+    for i, e in enumerate(entities):
+        if e not in (documents or {}):
+            continue
+        report("text", i, len(entities), f"{e.value} text models")
+        texts[e] = add_text_scores(
+            data[e],
+            (documents or {})[e],
+            text=spec.text,
+            labels=spec.labels,
+            split=spec.split,
+            selection=spec.features,
+            fields=None if tables is None else entity_fields(tables, e.value),
+        )
+        data[e] = texts[e].data
+    return data, texts
+
+
+def _log_run_inputs(
+    spec: ExperimentSpec,
+    data: Mapping[Entity, EntityData],
+    texts: Mapping[Entity, TextScores],
+    *,
+    entities: Sequence[Entity],
+    optuna_on: bool,
+    data_digest: str,
+    spec_text: str | None,
+) -> None:
+    """Record on the parent run the spec, data source, text models and dropped labels."""
+    import mlflow
+
+    tracking.set_tags(
+        {
+            "govrisk.spec": spec.name,
+            "govrisk.kind": "training",
+            "govrisk.data_dir": _data_source(spec),
+            "govrisk.data_digest": data_digest or "in-memory",
+            "govrisk.optuna": optuna_on,
+        }
+    )
+    tracking.log_params(flat_params(spec))
+    if spec_text is not None:
+        mlflow.log_text(spec_text, f"spec/{spec.name}.yaml")
+    tracking.log_json(spec_to_dict(spec), "spec/resolved.json")
+    for e, scored in texts.items():
+        tracking.log_json(
+            {
+                "models": {n: m.n_features for n, m in scored.models.items()},
+                "labels": scored.n_labels,
+                "skipped": scored.skipped,
+            },
+            f"data/{e.value}_text_models.json",
+        )
+    for e in entities:
+        tracking.log_json(data[e].dropped, f"data/{e.value}_dropped_labels.json")
+        tracking.log_metrics({f"labels_dropped__{e.value}": float(sum(data[e].dropped.values()))})
+
+
+def _train_targets(
+    spec: ExperimentSpec,
+    data: Mapping[Entity, EntityData],
+    texts: Mapping[Entity, TextScores],
+    *,
+    entities: Sequence[Entity],
+    experiment_id: str,
+    optuna_on: bool,
+    data_digest: str,
+    report: ProgressCallback,
+) -> tuple[list[TargetResult], list[pd.DataFrame]]:
+    """Train each target in a child run; a failing target is recorded and the rest go on."""
     # Per-policy models first: the any-violation model uses them for partially judged items.
     pairs = sorted(spec.target_pairs(), key=lambda pair: pair[1] == ANY)
     scorers: dict[Entity, dict[str, Scorer]] = {e: {} for e in entities}
     results: list[TargetResult] = []
     oofs: list[pd.DataFrame] = []
-    with mlflow.start_run(experiment_id=experiment_id, run_name=spec.name) as parent:
-        tracking.set_tags(
-            {
-                "govrisk.spec": spec.name,
-                "govrisk.kind": "training",
-                "govrisk.data_dir": _data_source(spec),
-                "govrisk.data_digest": data_digest or "in-memory",
-                "govrisk.optuna": optuna_on,
-            }
-        )
-        tracking.log_params(flat_params(spec))
-        if spec_text is not None:
-            mlflow.log_text(spec_text, f"spec/{spec.name}.yaml")
-        tracking.log_json(spec_to_dict(spec), "spec/resolved.json")
-        for e, scored in texts.items():
-            tracking.log_json(
-                {
-                    "models": {n: m.n_features for n, m in scored.models.items()},
-                    "labels": scored.n_labels,
-                    "skipped": scored.skipped,
-                },
-                f"data/{e.value}_text_models.json",
-            )
-        for e in entities:
-            tracking.log_json(data[e].dropped, f"data/{e.value}_dropped_labels.json")
-            tracking.log_metrics(
-                {f"labels_dropped__{e.value}": float(sum(data[e].dropped.values()))}
-            )
-        for i, (entity, policy) in enumerate(pairs):
-            name = model_name(entity.value, policy, prefix=spec.mlflow.model_name_prefix)
+    for i, (entity, policy) in enumerate(pairs):
+        name = model_name(entity.value, policy, prefix=spec.mlflow.model_name_prefix)
 
-            def step(text: str, _i: int = i, _name: str = name) -> None:
-                report("targets", _i, len(pairs), f"{_name}: {text}")
+        def step(text: str, _i: int = i, _name: str = name) -> None:
+            report("targets", _i, len(pairs), f"{_name}: {text}")
 
-            step("assembling")
-            try:
-                result, oof = _train_target(
-                    spec,
-                    data[entity],
-                    policy,
-                    name=name,
-                    experiment_id=experiment_id,
-                    optuna_on=optuna_on,
-                    data_digest=data_digest,
-                    step=step,
-                    scorers=scorers[entity],
-                    skip_notes=_skip_notes(results, entity),
-                    text=texts.get(entity),
-                )
-            except Exception as exc:  # noqa: BLE001 - one broken target must not stop the rest
-                # The child run is already marked FAILED; the summary and exit code say so.
-                log.exception("%s failed", name)
-                result = TargetResult(
-                    entity=entity.value,
-                    policy=policy,
-                    model_name=name,
-                    status="failed",
-                    reason=f"{type(exc).__name__}: {exc}",
-                )
-                oof = None
-            results.append(result)
-            if oof is not None:
-                oofs.append(oof)
-            report("targets", i + 1, len(pairs), f"{name}: {result.status}")
-        skipped = [t.model_name for t in results if t.status == "skipped"]
-        tracking.set_tags({"govrisk.skipped_targets": ",".join(skipped) or "none"})
-        oof_path = None
-        if oofs:
-            oof_path = output_dir / OOF_FILE
-            pd.concat(oofs, ignore_index=True).to_parquet(oof_path, index=False)
-            tracking.log_file(oof_path, "oof")
-        result_obj = TrainResult(
-            spec_name=spec.name,
-            tracking_uri=uri,
-            experiment_id=experiment_id,
-            parent_run_id=str(parent.info.run_id),
-            targets=results,
-            output_dir=output_dir,
-            oof_path=oof_path,
-            summary_path=output_dir / SUMMARY_FILE,
-        )
-        summary = result_obj.summary()
-        tracking.log_frame(summary, "summary.csv")
-        summary_doc = {
-            "spec": spec.name,
-            "tracking_uri": uri,
-            "experiment_id": experiment_id,
-            "parent_run_id": result_obj.parent_run_id,
-            "oof_predictions": str(oof_path) if oof_path else None,
-            "targets": [
-                {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                for r in summary.to_dict("records")
-            ],
-        }
-        result_obj.summary_path.write_text(
-            json.dumps(summary_doc, indent=2, default=str), encoding="utf-8"
-        )
-    return result_obj
+        step("assembling")
+        try:
+            result, oof = _train_target(
+                spec,
+                data[entity],
+                policy,
+                name=name,
+                experiment_id=experiment_id,
+                optuna_on=optuna_on,
+                data_digest=data_digest,
+                step=step,
+                scorers=scorers[entity],
+                skip_notes=_skip_notes(results, entity),
+                text=texts.get(entity),
+            )
+        except Exception as exc:  # noqa: BLE001 - one broken target must not stop the rest
+            # The child run is already marked FAILED; the summary and exit code say so.
+            log.exception("%s failed", name)
+            result = TargetResult(
+                entity=entity.value,
+                policy=policy,
+                model_name=name,
+                status="failed",
+                reason=f"{type(exc).__name__}: {exc}",
+            )
+            oof = None
+        results.append(result)
+        if oof is not None:
+            oofs.append(oof)
+        report("targets", i + 1, len(pairs), f"{name}: {result.status}")
+    skipped = [t.model_name for t in results if t.status == "skipped"]
+    tracking.set_tags({"govrisk.skipped_targets": ",".join(skipped) or "none"})
+    return results, oofs
+
+
+def _write_oofs(oofs: Sequence[pd.DataFrame], output_dir: Path) -> Path | None:
+    """Write and log every target's out-of-fold predictions in one file; None without any."""
+    if not oofs:
+        return None
+    oof_path = output_dir / OOF_FILE
+    pd.concat(oofs, ignore_index=True).to_parquet(oof_path, index=False)
+    tracking.log_file(oof_path, "oof")
+    return oof_path
+
+
+def _write_summary(result: TrainResult) -> None:
+    """Log the summary table and write the summary JSON (NaN metrics as null)."""
+    summary = result.summary()
+    tracking.log_frame(summary, "summary.csv")
+    summary_doc = {
+        "spec": result.spec_name,
+        "tracking_uri": result.tracking_uri,
+        "experiment_id": result.experiment_id,
+        "parent_run_id": result.parent_run_id,
+        "oof_predictions": str(result.oof_path) if result.oof_path else None,
+        "targets": [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for r in summary.to_dict("records")
+        ],
+    }
+    result.summary_path.write_text(json.dumps(summary_doc, indent=2, default=str), encoding="utf-8")
 
 
 def _train_target(
@@ -558,30 +647,103 @@ def _finish_target(
     text: TextScores | None = None,
 ) -> tuple[TargetResult, pd.DataFrame]:
     ts = fit.training_set
-    test = fit.split.test
-    period = fit.split.training_period
-    y = ts.y.astype(np.float64)
-    bins = spec.calibration.bins
-    holdout = slice_metrics(
-        y[test],
-        fit.oof_p[test],
-        _subset_slices(ts.slices, test),
-        weight=ts.weight[test],
-        min_labels=spec.slices.min_labels,
-        bins=bins,
-    )
-    out_of_fold = slice_metrics(
-        y[period],
-        fit.oof_p[period],
-        _subset_slices(ts.slices, period),
-        weight=ts.weight[period],
-        min_labels=spec.slices.min_labels,
-        bins=bins,
-    )
+    holdout, out_of_fold = _evaluate(spec, fit)
     champion_table, champion_version, champion_metrics = _score_champion(spec, fit, base)
     digest = ts.digest()
     versions = _feature_set_versions(ts.entity, data.declaration)
     target_dir = spec.output_dir / f"{ts.entity.value}-{ts.policy}"
+    _log_target_params(fit, digest=digest, data_digest=data_digest, versions=versions)
+    step("logging datasets")
+    _log_datasets(spec, fit)
+    _log_target_metrics(spec, fit, holdout, out_of_fold, champion_metrics)
+    step("plots and model card")
+    oof = _write_target_files(spec, fit, target_dir, holdout=holdout, out_of_fold=out_of_fold)
+    context = model_card.CardContext(
+        spec=spec,
+        model_name=base.model_name,
+        run_id=str(base.run_id),
+        holdout=holdout,
+        out_of_fold=out_of_fold,
+        dataset_digest=digest,
+        feature_set_versions=versions,
+        dropped=data.dropped,
+        champion=champion_table,
+        champion_version=champion_version,
+        notes=list(notes),
+    )
+    _write_card(fit, context, target_dir)
+    step("registering")
+    model_uri, version, note = _log_and_register(
+        spec, fit, base, digest=digest, versions=versions, text=text, declaration=data.declaration
+    )
+    if note:
+        tracking.set_tags({"govrisk.registration_note": note})
+    overall = holdout.loc[holdout["slice"] == "overall"].iloc[0]
+    result = _replace(
+        base,
+        status="trained",
+        metrics={m: float(overall[m]) for m in METRICS},
+        model_version=version,
+        model_uri=model_uri,
+        calibration=fit.calibration_method,
+        best_iteration=fit.best_iteration,
+        output_dir=target_dir,
+        reason=note,
+    )
+    return result, oof
+
+
+def _evaluate(spec: ExperimentSpec, fit: FittedTarget) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics overall and per slice on the holdout and out of fold on the training period."""
+    ts = fit.training_set
+    y = ts.y.astype(np.float64)
+
+    def on(positions: np.ndarray) -> pd.DataFrame:
+        return slice_metrics(
+            y[positions],
+            fit.oof_p[positions],
+            _subset_slices(ts.slices, positions),
+            weight=ts.weight[positions],
+            min_labels=spec.slices.min_labels,
+            bins=spec.calibration.bins,
+        )
+
+    return on(fit.split.test), on(fit.split.training_period)
+
+
+def _log_target_metrics(
+    spec: ExperimentSpec,
+    fit: FittedTarget,
+    holdout: pd.DataFrame,
+    out_of_fold: pd.DataFrame,
+    champion_metrics: Mapping[str, float],
+) -> None:
+    """Log holdout metrics per slice, out-of-fold overall, population calibration and the
+    champion's metrics on the same holdout."""
+    metrics = metrics_to_log(holdout)
+    metrics.update(
+        metrics_to_log(out_of_fold.loc[out_of_fold["slice"] == "overall"], prefix="oof__")
+    )
+    metrics.update({"best_iteration": float(fit.best_iteration)})
+    metrics.update(_population_metrics(fit, bins=spec.calibration.bins))
+    metrics.update(champion_metrics)
+    tracking.log_metrics(metrics)
+
+
+def _write_card(fit: FittedTarget, context: model_card.CardContext, target_dir: Path) -> None:
+    """Render the model card into the target folder and log it."""
+    card = model_card.render(fit, context)
+    card_path = target_dir / "model_card.md"
+    card_path.write_text(card, encoding="utf-8")
+    tracking.log_file(card_path)
+
+
+def _log_target_params(
+    fit: FittedTarget, *, digest: str, data_digest: str, versions: Mapping[str, str]
+) -> None:
+    """Tag the target run as trained and log its fitted parameters, split and data digests."""
+    ts = fit.training_set
+    period = fit.split.training_period
     parts = fit.split.part()
     tracking.set_tags(
         {
@@ -607,7 +769,12 @@ def _finish_target(
             **{f"feature_set_version.{k}": v for k, v in versions.items()},
         }
     )
-    step("logging datasets")
+
+
+def _log_datasets(spec: ExperimentSpec, fit: FittedTarget) -> None:
+    """Log the train, validation and test rows as MLflow dataset inputs of the target run."""
+    ts = fit.training_set
+    parts = fit.split.part()
     logged = ts.logged_frame()
     source = _data_source(spec)
     for part in ("train", "validation", "test"):
@@ -620,15 +787,19 @@ def _finish_target(
             source=source,
             digest=frame_digest(part_frame),
         )
-    metrics = metrics_to_log(holdout)
-    metrics.update(
-        metrics_to_log(out_of_fold.loc[out_of_fold["slice"] == "overall"], prefix="oof__")
-    )
-    metrics.update({"best_iteration": float(fit.best_iteration)})
-    metrics.update(_population_metrics(fit, bins=bins))
-    metrics.update(champion_metrics)
-    tracking.log_metrics(metrics)
-    step("plots and model card")
+
+
+def _write_target_files(
+    spec: ExperimentSpec,
+    fit: FittedTarget,
+    target_dir: Path,
+    *,
+    holdout: pd.DataFrame,
+    out_of_fold: pd.DataFrame,
+) -> pd.DataFrame:
+    """Write and log the plots, metric tables, calibration curve, OOF predictions and model
+    files of a target; returns its out-of-fold predictions."""
+    bins = spec.calibration.bins
     plot_paths = plots.write_plots(fit, target_dir / "plots", bins=bins, seed=spec.lightgbm.seed)
     for path in plot_paths.values():
         tracking.log_file(path, "plots")
@@ -643,44 +814,7 @@ def _finish_target(
     oof.to_parquet(oof_path, index=False)
     tracking.log_file(oof_path, "oof")
     tracking.log_model_files(fit)
-    card = model_card.render(
-        fit,
-        model_card.CardContext(
-            spec=spec,
-            model_name=base.model_name,
-            run_id=str(base.run_id),
-            holdout=holdout,
-            out_of_fold=out_of_fold,
-            dataset_digest=digest,
-            feature_set_versions=versions,
-            dropped=data.dropped,
-            champion=champion_table,
-            champion_version=champion_version,
-            notes=list(notes),
-        ),
-    )
-    card_path = target_dir / "model_card.md"
-    card_path.write_text(card, encoding="utf-8")
-    tracking.log_file(card_path)
-    step("registering")
-    model_uri, version, note = _log_and_register(
-        spec, fit, base, digest=digest, versions=versions, text=text, declaration=data.declaration
-    )
-    if note:
-        tracking.set_tags({"govrisk.registration_note": note})
-    overall = holdout.loc[holdout["slice"] == "overall"].iloc[0]
-    result = _replace(
-        base,
-        status="trained",
-        metrics={m: float(overall[m]) for m in METRICS},
-        model_version=version,
-        model_uri=model_uri,
-        calibration=fit.calibration_method,
-        best_iteration=fit.best_iteration,
-        output_dir=target_dir,
-        reason=note,
-    )
-    return result, oof
+    return oof
 
 
 def _score_champion(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -284,10 +284,26 @@ def _fmt(v: float) -> float | int:
     return float(f"{v:.3g}")
 
 
+#: Adds a shadow version of the base strategy with `**changes` as a candidate: (kind, summary).
+_Make = Callable[..., None]
+
+
 def _candidates(
     base: Strategy, frame: pd.DataFrame, slices: pd.DataFrame, version: int
 ) -> list[Candidate]:
     out: list[Candidate] = []
+    make = _candidate_maker(base, version, out)
+    preds = list(iter_predicates(base.condition))
+    _predicate_candidates(base, frame, preds, make)
+    _fp_slice_candidates(base, _top_slices(slices, base, "fp"), make)
+    _fn_slice_candidates(base, frame, _top_slices(slices, base, "fn"), preds, make)
+    _gate_and_channel_candidates(base, frame, make)
+    return out
+
+
+def _candidate_maker(base: Strategy, version: int, out: list[Candidate]) -> _Make:
+    """A `make(kind, summary, **changes)` appending to `out`; a change the strategy model
+    rejects is logged and skipped."""
 
     def make(kind: SuggestionKind, summary: str, **changes: object) -> None:
         try:
@@ -303,7 +319,16 @@ def _candidates(
             return
         out.append(Candidate(kind, summary, proposed, base))
 
-    preds = list(iter_predicates(base.condition))
+    return make
+
+
+def _predicate_candidates(
+    base: Strategy,
+    frame: pd.DataFrame,
+    preds: Sequence[tuple[str, Predicate]],
+    make: _Make,
+) -> None:
+    """Move each ordered numeric predicate to the feature's quantiles; drop each predicate."""
     for path, pred in preds:
         col = frame[pred.feature] if pred.feature in frame.columns else None
         if (
@@ -312,21 +337,7 @@ def _candidates(
             and pd.api.types.is_numeric_dtype(col.dtype)
             and not pd.api.types.is_bool_dtype(col.dtype)
         ):
-            vals = col.to_numpy(dtype=np.float64)
-            vals = vals[np.isfinite(vals)]
-            if len(vals):
-                is_int = pd.api.types.is_integer_dtype(col.dtype)
-                qs = np.unique(np.quantile(vals, _QUANTILES))
-                for q in qs:
-                    v = _fmt(round(q)) if is_int else _fmt(q)
-                    if v == pred.value:
-                        continue
-                    new = Predicate(feature=pred.feature, op=pred.op, value=v)
-                    make(
-                        SuggestionKind.THRESHOLD,
-                        f"move `{render_condition(pred)}` to `{render_condition(new)}`",
-                        condition=replace_node(base.condition, path, new),
-                    )
+            _threshold_candidates(base, path, pred, col, make)
         if len(preds) > 1:
             try:
                 cond = replace_node(base.condition, path, None)
@@ -334,13 +345,42 @@ def _candidates(
                 continue
             make(SuggestionKind.DROP_PREDICATE, f"drop `{render_condition(pred)}`", condition=cond)
 
-    fp_slices = (
-        slices[(slices["strategy"] == base.ref) & (slices["error_kind"] == "fp")]
+
+def _threshold_candidates(
+    base: Strategy, path: str, pred: Predicate, col: pd.Series, make: _Make
+) -> None:
+    """Move a numeric predicate's value to each of the feature's quantiles (rounded for ints)."""
+    vals = col.to_numpy(dtype=np.float64)
+    vals = vals[np.isfinite(vals)]
+    if not len(vals):
+        return
+    is_int = pd.api.types.is_integer_dtype(col.dtype)
+    qs = np.unique(np.quantile(vals, _QUANTILES))
+    for q in qs:
+        v = _fmt(round(q)) if is_int else _fmt(q)
+        if v == pred.value:
+            continue
+        new = Predicate(feature=pred.feature, op=pred.op, value=v)
+        make(
+            SuggestionKind.THRESHOLD,
+            f"move `{render_condition(pred)}` to `{render_condition(new)}`",
+            condition=replace_node(base.condition, path, new),
+        )
+
+
+def _top_slices(slices: pd.DataFrame, base: Strategy, error_kind: str) -> pd.DataFrame:
+    """The strategy's three top-ranked slices of one error kind ("fp" or "fn")."""
+    if not len(slices):
+        return slices
+    return (
+        slices[(slices["strategy"] == base.ref) & (slices["error_kind"] == error_kind)]
         .sort_values("rank")
         .head(3)
-        if len(slices)
-        else slices
     )
+
+
+def _fp_slice_candidates(base: Strategy, fp_slices: pd.DataFrame, make: _Make) -> None:
+    """Exclude each false-positive slice, or stop acting in its channels."""
     for _, s in fp_slices.iterrows():
         sp = json.loads(str(s["predicates"]))
         feats = [p for p in sp if "feature" in p]
@@ -361,14 +401,16 @@ def _candidates(
                     channels=kept,
                 )
 
+
+def _fn_slice_candidates(
+    base: Strategy,
+    frame: pd.DataFrame,
+    fn_slices: pd.DataFrame,
+    preds: Sequence[tuple[str, Predicate]],
+    make: _Make,
+) -> None:
+    """Widen listed values towards each false-negative slice; gate decayed ones on the score."""
     gate_col = f"p_{base.policy.value}"
-    fn_slices = (
-        slices[(slices["strategy"] == base.ref) & (slices["error_kind"] == "fn")]
-        .sort_values("rank")
-        .head(3)
-        if len(slices)
-        else slices
-    )
     for _, s in fn_slices.iterrows():
         sp = [p for p in json.loads(str(s["predicates"])) if "feature" in p]
         for path, pred in preds:
@@ -388,18 +430,29 @@ def _candidates(
                     condition=replace_node(base.condition, path, wider),
                 )
         if str(s["description"]).startswith("[decay]") and gate_col in frame.columns and sp:
-            # The rule stopped catching recent violations in a segment: also act there on
-            # the model's score (the segment without the age cut, which only dated the drop).
-            segment = [Predicate.model_validate(p) for p in sp[:-1]]
-            for t in _GATES:
-                gate = Predicate(feature=gate_col, op=">=", value=t)
-                branch = AllOf(all=(*segment, gate)) if segment else gate
-                where = " AND ".join(render_condition(p) for p in segment) or "every item"
-                make(
-                    SuggestionKind.SCORE_GATE,
-                    f"also act where {where} and `{gate_col} >= {t}` (its hits there decayed)",
-                    condition=AnyOf(any=(base.condition, branch)),
-                )
+            _decay_gate_candidates(base, sp, gate_col, make)
+
+
+def _decay_gate_candidates(
+    base: Strategy, sp: Sequence[dict[str, object]], gate_col: str, make: _Make
+) -> None:
+    """The rule stopped catching recent violations in a segment: also act there on the
+    model's score (the segment without the age cut, which only dated the drop)."""
+    segment = [Predicate.model_validate(p) for p in sp[:-1]]
+    for t in _GATES:
+        gate = Predicate(feature=gate_col, op=">=", value=t)
+        branch = AllOf(all=(*segment, gate)) if segment else gate
+        where = " AND ".join(render_condition(p) for p in segment) or "every item"
+        make(
+            SuggestionKind.SCORE_GATE,
+            f"also act where {where} and `{gate_col} >= {t}` (its hits there decayed)",
+            condition=AnyOf(any=(base.condition, branch)),
+        )
+
+
+def _gate_and_channel_candidates(base: Strategy, frame: pd.DataFrame, make: _Make) -> None:
+    """Gate the strategy on its policy's model score; drop or add one channel at a time."""
+    gate_col = f"p_{base.policy.value}"
     if gate_col in frame.columns:
         for t in _GATES:
             make(
@@ -417,7 +470,6 @@ def _candidates(
             make(
                 SuggestionKind.CHANNEL_SCOPE, f"also act in {c.value}", channels=(*base.channels, c)
             )
-    return out
 
 
 def _listed_values(pred: Predicate, frame: pd.DataFrame) -> list[object] | None:
@@ -520,6 +572,49 @@ def _project_all(
 ) -> list[dict[str, object]]:
     if not cands:
         return []
+    keep, cols = _distinct_changes(pop, base, cands, item_mask, context)
+    if not keep:
+        return []
+    domains = np.column_stack([d.sum(axis=1) for d in cols]).astype(np.float64)
+    f_units, f_labels = context.calibrated
+    est = estimate_totals(
+        f_units,
+        domains,
+        replace(pop.draws, f_label=f_labels),
+        frames=pop.frames,
+        flip_rate=pop.flip_rate,
+        names=[f"c{j}" for j in range(len(keep))],
+    )
+    labelled = np.zeros(len(pop), dtype=bool)
+    labelled[pop.draws.position] = True
+    out: list[tuple[float, dict[str, object]]] = []
+    for j, (c, diff) in enumerate(zip(keep, cols, strict=True)):
+        delta = _project_change(
+            pop, diff, domains[:, j], context, se=est.se(f"c{j}"), confidence=confidence
+        )
+        benefit = -(fp_cost * delta.fp[0] + fn_cost * delta.fn[0])
+        if impression_cost:
+            # exposure is reported, not priced twice
+            benefit += impression_cost * delta.impressions * 0.0
+        if benefit <= 0 and only_beneficial:
+            continue
+        changed = np.flatnonzero((np.abs(diff) > 1e-9).any(axis=1))
+        row = _suggestion_row(c, delta, labels_used=int(labelled[changed].sum()))
+        row.update({"_benefit": benefit, "_de": float(est.point[j]), "_se": float(est.se(f"c{j}"))})
+        out.append((benefit, row))
+    out.sort(key=lambda t: -t[0])
+    return [row for _, row in out[:max_keep]]
+
+
+def _distinct_changes(
+    pop: Population,
+    base: Strategy | None,
+    cands: list[Candidate],
+    item_mask: _MaskOverTime,
+    context: _Context,
+) -> tuple[list[Candidate], list[npt.NDArray[np.float64]]]:
+    """The candidates that change any decision, each with its (unit, channel) change in
+    expected decisions; of candidates moving the same decisions only the first is kept."""
     chans = np.asarray(pop.channels)
     n_snap = len(item_mask.parts)
     if base is not None:
@@ -549,69 +644,66 @@ def _project_all(
         seen.add(signature)
         cols.append(diff)
         keep.append(c)
-    if not keep:
-        return []
-    domains = np.column_stack([d.sum(axis=1) for d in cols]).astype(np.float64)
-    f_units, f_labels = context.calibrated
-    est = estimate_totals(
-        f_units,
-        domains,
-        replace(pop.draws, f_label=f_labels),
-        frames=pop.frames,
-        flip_rate=pop.flip_rate,
-        names=[f"c{j}" for j in range(len(keep))],
+    return keep, cols
+
+
+@dataclass(frozen=True)
+class _Projection:
+    """Projected effect of one change: ΔFP and ΔFN as (point, low, high), exposure and GMV."""
+
+    fp: tuple[float, float, float]
+    fn: tuple[float, float, float]
+    impressions: float
+    gmv: float
+
+
+def _project_change(
+    pop: Population,
+    diff: npt.NDArray[np.float64],
+    domain: npt.NDArray[np.float64],
+    context: _Context,
+    *,
+    se: float,
+    confidence: float,
+) -> _Projection:
+    """ΔFP, ΔFN (with intervals), Δimpressions and ΔGMV of a change in decisions `diff`."""
+    dn = float(diff.sum())
+    added, released = np.clip(diff, 0.0, None), np.clip(-diff, 0.0, None)
+    # A change can gain at most the pairs it adds and lose at most the pairs it drops.
+    n_added, n_removed = float(added.sum()), float(released.sum())
+    post = _change_posterior(pop, domain, context)
+    dtp = float(np.clip(domain @ post, -n_removed, n_added))
+    lo_tp, hi_tp = interval(dtp, se, confidence=confidence, lower=-n_removed, upper=n_added)
+    return _Projection(
+        fp=(dn - dtp, dn - hi_tp, dn - lo_tp),
+        fn=(-dtp, -hi_tp, -lo_tp),
+        impressions=float(
+            -(pop.impressions * added).sum() + (pop.lost_impressions * released).sum()
+        ),
+        gmv=float(-(pop.gmv * added).sum() + (pop.lost_gmv * released).sum()),
     )
-    labelled = np.zeros(len(pop), dtype=bool)
-    labelled[pop.draws.position] = True
-    out: list[tuple[float, dict[str, object]]] = []
-    for j, (c, diff) in enumerate(zip(keep, cols, strict=True)):
-        dn = float(diff.sum())
-        added, released = np.clip(diff, 0.0, None), np.clip(-diff, 0.0, None)
-        # A change can gain at most the pairs it adds and lose at most the pairs it drops.
-        n_added, n_removed = float(added.sum()), float(released.sum())
-        post = _change_posterior(pop, domains[:, j], context)
-        dtp = float(np.clip(domains[:, j] @ post, -n_removed, n_added))
-        lo_tp, hi_tp = interval(
-            dtp, est.se(f"c{j}"), confidence=confidence, lower=-n_removed, upper=n_added
-        )
-        dfp = (dn - dtp, dn - hi_tp, dn - lo_tp)
-        dfn = (-dtp, -hi_tp, -lo_tp)
-        d_imp = float(-(pop.impressions * added).sum() + (pop.lost_impressions * released).sum())
-        d_gmv = float(-(pop.gmv * added).sum() + (pop.lost_gmv * released).sum())
-        benefit = -(fp_cost * dfp[0] + fn_cost * dfn[0])
-        if impression_cost:
-            benefit += impression_cost * d_imp * 0.0  # exposure is reported, not priced twice
-        if benefit <= 0 and only_beneficial:
-            continue
-        changed = np.flatnonzero((np.abs(diff) > 1e-9).any(axis=1))
-        proposed_yaml = dump_strategy(c.strategy)
-        out.append(
-            (
-                benefit,
-                {
-                    "suggestion_id": "sg-" + hashlib.sha1(proposed_yaml.encode()).hexdigest()[:12],
-                    "strategy_id": c.strategy.id,
-                    "base_version": c.base.version if c.base is not None else None,
-                    "kind": c.kind.value,
-                    "summary": c.summary,
-                    "proposed_yaml": proposed_yaml,
-                    "delta_fp": dfp[0],
-                    "delta_fp_low": dfp[1],
-                    "delta_fp_high": dfp[2],
-                    "delta_fn": dfn[0],
-                    "delta_fn_low": dfn[1],
-                    "delta_fn_high": dfn[2],
-                    "delta_impressions": d_imp,
-                    "delta_gmv": d_gmv,
-                    "labels_used": int(labelled[changed].sum()),
-                    "_benefit": benefit,
-                    "_de": float(est.point[j]),
-                    "_se": float(est.se(f"c{j}")),
-                },
-            )
-        )
-    out.sort(key=lambda t: -t[0])
-    return [row for _, row in out[:max_keep]]
+
+
+def _suggestion_row(c: Candidate, delta: _Projection, *, labels_used: int) -> dict[str, object]:
+    """A SUGGESTIONS row (without the private ranking columns) for a projected candidate."""
+    proposed_yaml = dump_strategy(c.strategy)
+    return {
+        "suggestion_id": "sg-" + hashlib.sha1(proposed_yaml.encode()).hexdigest()[:12],
+        "strategy_id": c.strategy.id,
+        "base_version": c.base.version if c.base is not None else None,
+        "kind": c.kind.value,
+        "summary": c.summary,
+        "proposed_yaml": proposed_yaml,
+        "delta_fp": delta.fp[0],
+        "delta_fp_low": delta.fp[1],
+        "delta_fp_high": delta.fp[2],
+        "delta_fn": delta.fn[0],
+        "delta_fn_low": delta.fn[1],
+        "delta_fn_high": delta.fn[2],
+        "delta_impressions": delta.impressions,
+        "delta_gmv": delta.gmv,
+        "labels_used": labels_used,
+    }
 
 
 #: Prior sd of a change's own logit offset from the domain calibration (a slice may be off).
