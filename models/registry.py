@@ -113,7 +113,9 @@ def _local_store_path(uri: str) -> Path | None:
     """The folder of a file-store URI (`./mlruns`, `file:///x/mlruns`); None for servers."""
     if uri.startswith("file:"):
         return Path(uri.removeprefix("file:").removeprefix("//"))
-    return None if "://" in uri or uri.startswith("sqlite:") else Path(uri)
+    if ":" in uri or "/" not in uri:  # a scheme (sqlite:, http:) or a name (databricks)
+        return None
+    return Path(uri)
 
 
 def sqlite_store_path(uri: str) -> Path | None:

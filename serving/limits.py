@@ -35,8 +35,6 @@ MAX_DB_INT = 2**63 - 1
 #: Number.MAX_SAFE_INTEGER). Bounds at the edge use it: a larger number sent as JSON may arrive
 #: as a float that rounds back inside a looser bound (2^53 + 1 reads as 2^53).
 MAX_SAFE_INT = 2**53 - 1
-#: Kept for model inputs: an integer feature value is within +-MAX_SAFE_INT.
-MAX_EXACT_FLOAT_INT = MAX_SAFE_INT
 
 #: A database id (or a version number) in a path, query or body: 1 .. 2^53 - 1.
 RowId = Annotated[int, at.Interval(ge=1, le=MAX_SAFE_INT)]
@@ -44,8 +42,8 @@ RowId = Annotated[int, at.Interval(ge=1, le=MAX_SAFE_INT)]
 Count = Annotated[int, at.Interval(ge=0, le=MAX_SAFE_INT)]
 #: A finite number (NaN and infinities, which Python's JSON parser accepts, are refused).
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-#: An integer model input: -2^53 .. 2^53.
-FeatureInt = Annotated[int, at.Interval(ge=-MAX_EXACT_FLOAT_INT, le=MAX_EXACT_FLOAT_INT)]
+#: An integer model input: -(2^53 - 1) .. 2^53 - 1.
+FeatureInt = Annotated[int, at.Interval(ge=-MAX_SAFE_INT, le=MAX_SAFE_INT)]
 
 
 def parse_row_id(text: str) -> int | None:
@@ -222,7 +220,8 @@ def _declared_query(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
-_QUERY_NAMES: dict[int, frozenset[str]] = {}
+#: Attribute a route keeps its declared query names in (computed on its first request).
+_QUERY_NAMES_ATTR = "_govrisk_query_names"
 
 
 def refuse_unknown_query(request: Request) -> None:
@@ -236,7 +235,10 @@ def refuse_unknown_query(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:
         return
-    declared = _QUERY_NAMES.setdefault(id(route), _declared_query(dependant))
+    declared: frozenset[str] | None = getattr(route, _QUERY_NAMES_ATTR, None)
+    if declared is None:
+        declared = _declared_query(dependant)
+        setattr(route, _QUERY_NAMES_ATTR, declared)
     unknown = sorted(set(request.query_params) - declared)
     if unknown:
         allowed = ", ".join(sorted(declared)) or "none"

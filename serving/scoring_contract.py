@@ -21,7 +21,7 @@ import pandas as pd
 
 from features.schema import Feature, FeatureKind, feature_from_dict
 from models.bundle import ModelBundle
-from serving.limits import MAX_EXACT_FLOAT_INT
+from serving.limits import MAX_SAFE_INT
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,8 @@ def value_problem(model_input: ModelInput, value: Any) -> str | None:
             return None
         if model_input.minimum is not None and value < model_input.minimum:
             return f"must be >= {model_input.minimum:g} (its declared domain)"
-        if abs(value) > MAX_EXACT_FLOAT_INT:
-            return f"must be within +-{MAX_EXACT_FLOAT_INT} (larger numbers are not exact)"
+        if abs(value) > MAX_SAFE_INT:
+            return f"must be within +-{MAX_SAFE_INT} (larger numbers are not exact)"
     return None
 
 
@@ -186,8 +186,8 @@ def features_schema(bundle: ModelBundle) -> dict[str, Any]:
         elif model_input.kind == "boolean":
             schema = {"type": "boolean"}
         else:
-            low = -MAX_EXACT_FLOAT_INT if model_input.minimum is None else model_input.minimum
-            schema = {"type": "number", "minimum": low, "maximum": MAX_EXACT_FLOAT_INT}
+            low = -MAX_SAFE_INT if model_input.minimum is None else model_input.minimum
+            schema = {"type": "number", "minimum": low, "maximum": MAX_SAFE_INT}
         if model_input.nullable:
             schema = {"anyOf": [schema, {"type": "null"}]}
         schema["description"] = model_input.description or model_input.name

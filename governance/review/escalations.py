@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -504,6 +504,16 @@ def flag_breaches(session: Session, *, now: datetime | None = None) -> list[Esca
     return breached
 
 
+def _due_text(recorded: object) -> str:
+    """The due time an event recorded (ISO text), as people read it: minutes, in UTC."""
+    try:
+        due = datetime.fromisoformat(str(recorded))
+    except ValueError:
+        return "?"
+    due = due.replace(tzinfo=UTC) if due.tzinfo is None else due.astimezone(UTC)
+    return f"{due:%Y-%m-%d %H:%M} UTC"
+
+
 def case_history(session: Session, escalation: Escalation) -> list[CaseEntry]:
     """Events and comments of one case, oldest first."""
     entries: list[CaseEntry] = []
@@ -515,7 +525,7 @@ def case_history(session: Session, escalation: Escalation) -> list[CaseEntry]:
         if event.kind == "state_changed":
             text = f"{event.from_state} → {event.to_state}"
         elif event.kind == "created":
-            text = f"opened, due {event.detail.get('due_at', '?')}"
+            text = f"opened, due {_due_text(event.detail.get('due_at'))}"
         else:
             text = event.kind.replace("_", " ")
         actor = event.actor.username if event.actor is not None else "system"

@@ -215,12 +215,15 @@ def _pm_compares_and_promotes_a_suggested_version(
     page.close()
 
 
-def _admin_resolves_the_escalation(browser: Any, service: SimpleNamespace) -> None:
+def _admin_resolves_the_escalation(
+    browser: Any, service: SimpleNamespace, screenshots: Path
+) -> None:
     page = browser.new_page()
     _login(page, service.url, "ada")
     page.goto(f"{service.url}/escalations")
     page.click("text=Seller says the brand authorised them")
     page.wait_for_url(re.compile(r"/escalations/\d+$"))
+    page.screenshot(path=str(screenshots / "escalation-admin.png"), full_page=True)
     page.click("#move-assigned")
     page.click("#move-in_progress")
     page.fill("form.move textarea[name=resolution]", "Authorisation letter is forged: violating")
@@ -233,6 +236,13 @@ def _admin_resolves_the_escalation(browser: Any, service: SimpleNamespace) -> No
         item = session.get(QueueItem, case.queue_item_id)
         assert item is not None and item.status == QueueStatus.PENDING  # back in the queue
     page.close()
+    raiser = browser.new_page()  # the moderator who raised it may confirm (close) or reopen
+    _login(raiser, service.url, "mia")
+    raiser.goto(page.url)
+    moves = raiser.locator("form.move input[name=to_state]")
+    assert sorted(moves.evaluate_all("els => els.map(e => e.value)")) == ["closed", "in_progress"]
+    raiser.screenshot(path=str(screenshots / "escalation-raiser.png"), full_page=True)
+    raiser.close()
 
 
 def _moderator_is_refused_the_pm_page(browser: Any, service: SimpleNamespace) -> None:
@@ -249,5 +259,5 @@ def test_main_journeys(browser: Any, service: SimpleNamespace, screenshots: Path
     """One server per database; the journeys run in order on it."""
     _moderator_reads_judges_and_escalates(browser, service, screenshots)
     _pm_compares_and_promotes_a_suggested_version(browser, service, screenshots)
-    _admin_resolves_the_escalation(browser, service)
+    _admin_resolves_the_escalation(browser, service, screenshots)
     _moderator_is_refused_the_pm_page(browser, service)

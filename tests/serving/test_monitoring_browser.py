@@ -7,6 +7,7 @@ skipped when /usr/bin/chromium is missing, a failure under CI=true).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,9 @@ def test_pm_walks_the_monitoring_page(browser: Any, service: SimpleNamespace) ->
     rates = page.locator("#view-rates tbody tr")
     assert rates.count() == 1  # the affiliate row only
     assert "3.0%" in rates.inner_text() and "1.0% – 5.0%" in rates.inner_text()
+    shots = Path(os.environ.get("GOVRISK_SCREENSHOT_DIR", "test-output/screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "monitoring-affiliate.png"), full_page=True)
     page.click("a[href='/monitoring?channel=video']")
     page.wait_for_url(re.compile(r"channel=video$"))
     assert page.locator("#view-rates").count() == 0  # no rate for the channel: no table

@@ -89,6 +89,7 @@ def test_sla_due_time_follows_priority_and_breach_is_flagged_once(
     assert {n.user_id for n in breach_notes} == {mo.id, pm.id}
     history = escalations.case_history(session, critical)
     assert [h.kind for h in history].count("sla_breached") == 1
+    assert history[0].text == "opened, due 2026-03-02 13:00 UTC"  # T0 + 4 h, in minutes
 
 
 def test_resolution_is_delivered_to_the_raiser(
