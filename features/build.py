@@ -65,8 +65,8 @@ BUILD_STEPS = (
     "seller frame",
 )
 
-# View name and the cut applied to each input table.
-_CUTS = {
+#: View name and the cut applied to each input table.
+CUTS = {
     "sellers": ("sellers", "registered_at < {as_of}"),
     "creators": ("creators", "registered_at < {as_of}"),
     "listings": ("listings", "created_at < {as_of}"),
@@ -76,6 +76,10 @@ _CUTS = {
     "strategy_decisions": ("decisions", "decided_at < {as_of}"),
     "outcomes": ("outcomes", "occurred_at < {as_of}"),
 }
+
+#: Lookup tables whose rows span sellers (categories, prices per category, images shared by
+#: sellers): a build over a seller-closed partition takes them from the whole marketplace.
+SHARED_LOOKUPS = ("categories", "category_prices", "images")
 
 # Contract table (and cut view of the same name) holding each target entity's items.
 _ITEM_TABLE = {
@@ -126,8 +130,12 @@ def build_features(
     entities: Iterable[Entity | str] = tuple(Entity),
     threads: int | None = None,
     on_step: Callable[[str], None] | None = None,
+    shared: Mapping[str, pa.Table] | None = None,
 ) -> FeatureBuild:
-    """`build_frames` plus the feature snapshot; `on_step` is called as each step starts."""
+    """`build_frames` plus the feature snapshot; `on_step` is called as each step starts.
+
+    `shared` gives lookup tables (names of `SHARED_LOOKUPS`) computed elsewhere over a larger
+    marketplace than `tables`: a partition of it built on its own (`features.partitioned`)."""
     wanted = _entities(entities)
     problems = check_tables(tables)
     if problems:
@@ -138,7 +146,15 @@ def build_features(
         entities=wanted,
         threads=threads,
         on_step=on_step or (lambda _step: None),
+        shared=_checked_shared(shared or {}),
     )
+
+
+def _checked_shared(shared: Mapping[str, pa.Table]) -> Mapping[str, pa.Table]:
+    unknown = sorted(set(shared) - set(SHARED_LOOKUPS))
+    if unknown:
+        raise ValueError(f"shared lookup tables {unknown} unknown; expected {list(SHARED_LOOKUPS)}")
+    return shared
 
 
 def check_tables(tables: Mapping[str, pd.DataFrame]) -> list[Problem]:
@@ -277,12 +293,14 @@ def _materialize(
     select: str,
     snap: dict[str, pa.Table],
     lookups: dict[str, Lookup],
+    *,
+    given: pa.Table | None = None,
 ) -> None:
     # Lookup tables live once, as Arrow (DuckDB scans them in place); the rest are temp tables
-    # DuckDB may spill.
+    # DuckDB may spill. A `given` lookup table replaces its SELECT.
     start, cpu = time.perf_counter(), time.process_time()
     if name in _LOOKUP_INFOS:
-        table = _fetch(con, select)
+        table = given if given is not None else _fetch(con, select)
         con.register(_duck_name(name), table)
         _register_keys(con, name, table, _LOOKUP_INFOS[name])
         lookups[name] = Lookup(table, _LOOKUP_INFOS[name])
@@ -305,6 +323,7 @@ def _compute_build(
     entities: tuple[Entity, ...],
     threads: int | None,
     on_step: Callable[[str], None],
+    shared: Mapping[str, pa.Table],
 ) -> FeatureBuild:
     cut = timestamp_literal(as_of)
     snap: dict[str, pa.Table] = {}
@@ -318,7 +337,7 @@ def _compute_build(
         on_step(BUILD_STEPS[1])
         base = {**listing_base_sql(), **item_aggregates_sql(cut), "content": content_sql()}
         for name, select in base.items():
-            _materialize(con, name, select, snap, lookups)
+            _materialize(con, name, select, snap, lookups, given=shared.get(name))
 
         snapshot, listings = _build_listings(
             con,
@@ -360,7 +379,7 @@ def _register_cut_views(
 ) -> None:
     """Register each raw table and a view of it keeping only rows known before the cut."""
     for name, df in tables.items():
-        view, condition = _CUTS[name]
+        view, condition = CUTS[name]
         con.register(f"raw_{name}", _to_arrow(name, df))
         con.execute(
             f"CREATE TEMP VIEW {view} AS SELECT * FROM raw_{name} "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+import pyarrow as pa
 
 from features.build import BUILD_STEPS, INPUT_TABLES, FeatureBuild, build_features
 from features.contract import ContractError
@@ -43,9 +45,11 @@ def run_build(
     entities: Iterable[Entity | str] = tuple(Entity),
     threads: int | None = None,
     on_step: Callable[[str], None] | None = None,
+    shared: Mapping[str, pa.Table] | None = None,
 ) -> JobResult:
     """Validate `data_dir` (contract tables, strategy feature references), build every frame
-    as of `as_of` (default: midnight after the latest input timestamp) and write `out_dir`."""
+    as of `as_of` (default: midnight after the latest input timestamp) and write `out_dir`.
+    `shared`: lookup tables of the whole marketplace when `data_dir` is one partition of it."""
     step = on_step or (lambda _name: None)
     step(JOB_STEPS[0])
     problems: list[str] = []
@@ -58,7 +62,9 @@ def run_build(
     if problems:
         raise InputError(problems)
     cutoff = as_of if as_of is not None else default_as_of(tables)
-    build = build_features(tables, as_of=cutoff, entities=entities, threads=threads, on_step=step)
+    build = build_features(
+        tables, as_of=cutoff, entities=entities, threads=threads, on_step=step, shared=shared
+    )
     step(JOB_STEPS[-1])
     texts = {e: t for e in build.frames if (t := text_fields_of(e, tables)) is not None}
     paths = write_build(build, out_dir, digest=data_digest(Path(data_dir)), texts=texts)
