@@ -155,34 +155,18 @@ def _compute_populations(
     out: dict[tuple[Entity, Policy], Population] = {}
     cache: dict[Entity, _EntityExposure] = {}
     for (entity, policy), group in sorted(by_key.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        preds = predictions[
-            (predictions["entity"].astype(str) == entity.value)
-            & (predictions["policy"].astype(str) == policy.value)
-        ]
-        if items is not None and entity in items:
-            item_ids = np.asarray(pd.unique(pd.Series(list(items[entity]), dtype=object)))
-        else:
-            item_ids = np.asarray(pd.unique(preds["item_id"].astype(object)))
-        p_series = preds.drop_duplicates("item_id").set_index("item_id")["p"].astype(float)
-        p_model: FloatArray = np.asarray(p_series.reindex(item_ids), dtype=np.float64)
-        if np.isnan(p_model).any():
-            n_missing = int(np.isnan(p_model).sum())
-            raise EstimationError(
-                f"predictions for {entity.value}/{policy.value} miss {n_missing} of "
-                f"{len(item_ids)} items (e.g. {list(item_ids[np.isnan(p_model)][:3])}); "
-                "score every item of the feature frame"
-            )
         if entity not in cache:
-            cache[entity] = _entity_exposure(entity, exposure, decisions, period_end)
-        ex = cache[entity].aligned(item_ids)
-        actioned = {s.ref: _actioned(decisions, s, item_ids, ex.channels) for s in group}
+            cache[entity] = entity_exposure(entity, exposure, decisions, period_end)
+        units = population_units(
+            entity, policy, group, predictions, decisions, cache[entity], items=items
+        )
         out[(entity, policy)] = assemble_population(
             entity,
             policy,
-            item_ids,
-            p_model,
-            ex,
-            actioned=actioned,
+            units.item_ids,
+            units.p_model,
+            units.exposure,
+            actioned=units.actioned,
             strategy_channels={s.ref: tuple(c.value for c in s.channels) for s in group},
             labels=labels,
             oof=oof_used,
@@ -191,6 +175,78 @@ def _compute_populations(
             calibration=calibration,
         )
     return out
+
+
+@dataclass(frozen=True)
+class PopulationUnits:
+    """A population's units before labels: ids, model probabilities, exposure, actions."""
+
+    item_ids: npt.NDArray[np.object_]
+    p_model: FloatArray
+    exposure: UnitExposure
+    actioned: dict[str, BoolArray]
+
+    @staticmethod
+    def concat(parts: Sequence[PopulationUnits]) -> PopulationUnits:
+        """The units of several disjoint parts (partitions) of one population, in item-id
+        order (a feature frame's order, so sampling draws the same units however split)."""
+        first = parts[0]
+        ids = np.concatenate([p.item_ids for p in parts])
+        order = np.argsort(ids.astype(str), kind="stable")
+        ex = [p.exposure for p in parts]
+
+        def stack(name: str) -> FloatArray:
+            return np.concatenate([getattr(e, name) for e in ex])[order]
+
+        return PopulationUnits(
+            item_ids=ids[order],
+            p_model=np.concatenate([p.p_model for p in parts])[order],
+            exposure=UnitExposure(
+                channels=first.exposure.channels,
+                eligible=stack("eligible"),
+                impressions=stack("impressions"),
+                gmv=stack("gmv"),
+                lost_impressions=stack("lost_impressions"),
+                lost_gmv=stack("lost_gmv"),
+            ),
+            actioned={
+                r: np.concatenate([p.actioned[r] for p in parts])[order] for r in first.actioned
+            },
+        )
+
+
+def population_units(
+    entity: Entity,
+    policy: Policy,
+    strategies: Sequence[Strategy],
+    predictions: pd.DataFrame,
+    decisions: pd.DataFrame,
+    exposure: _EntityExposure,
+    *,
+    items: Mapping[Entity, Iterable[str]] | None = None,
+) -> PopulationUnits:
+    """The units of the (entity, policy) population of `strategies`: every item (of `items`,
+    else of the predictions) with its probability, exposure and per-strategy action masks."""
+    preds = predictions[
+        (predictions["entity"].astype(str) == entity.value)
+        & (predictions["policy"].astype(str) == policy.value)
+    ]
+    if items is not None and entity in items:
+        item_ids = np.asarray(pd.unique(pd.Series(list(items[entity]), dtype=object)))
+    else:
+        item_ids = np.asarray(pd.unique(preds["item_id"].astype(object)))
+    p_series = preds.drop_duplicates("item_id").set_index("item_id")["p"].astype(float)
+    p_model: FloatArray = np.asarray(p_series.reindex(item_ids), dtype=np.float64)
+    if np.isnan(p_model).any():
+        n_missing = int(np.isnan(p_model).sum())
+        raise EstimationError(
+            f"predictions for {entity.value}/{policy.value} miss {n_missing} of "
+            f"{len(item_ids)} items (e.g. {list(item_ids[np.isnan(p_model)][:3])}); "
+            "score every item of the feature frame"
+        )
+    ex = exposure.aligned(item_ids)
+    actioned = {s.ref: _actioned(decisions, s, item_ids, ex.channels) for s in strategies}
+    return PopulationUnits(item_ids, p_model, ex, actioned)
 
 
 def assemble_population(
@@ -289,39 +345,22 @@ class UnitExposure:
     lost_gmv: FloatArray
 
 
-def _entity_exposure(
-    entity: Entity, exposure: pd.DataFrame, decisions: pd.DataFrame, period_end: pd.Timestamp
+def entity_exposure(
+    entity: Entity,
+    exposure: pd.DataFrame,
+    decisions: pd.DataFrame,
+    period_end: pd.Timestamp,
+    *,
+    baseline: pd.DataFrame | None = None,
 ) -> _EntityExposure:
+    """An entity's exposure per (item, channel) and what actions cost it; `baseline` (of
+    `exposure_baseline`, summed over partitions) gives the un-actioned daily rates."""
     channels = audit_channels(entity)
-    ex = exposure[exposure["entity"].astype(str) == entity.value]
-    ex = ex[["item_id", "channel", "day", "impressions", "gmv"]].copy()
-    ex["item_id"] = ex["item_id"].astype(object)
-    ex["channel"] = ex["channel"].astype(str)
+    ex = _entity_rows(entity, exposure)
     shown = ex.groupby(["item_id", "channel"], sort=False)[["impressions", "gmv"]].sum()
-
-    # Actioned (item, channel) spans: earliest un-lifted decision to lift or period end.
-    dec = decisions[decisions["entity"].astype(str) == entity.value]
-    spans = pd.DataFrame(
-        {
-            "item_id": dec["item_id"].astype(object).to_numpy(),
-            "channel": dec["channel"].astype(str).to_numpy(),
-            "start": pd.to_datetime(dec["decided_at"]).dt.normalize().to_numpy(),
-            "end": pd.to_datetime(dec["lifted_at"]).fillna(period_end).to_numpy(),
-        }
-    )
-    spans = spans.groupby(["item_id", "channel"], sort=False).agg(
-        start=("start", "min"), end=("end", "max")
-    )
-    span_days = (spans["end"] - spans["start"]).dt.total_seconds() / 86400.0
-    spans["days"] = span_days.clip(lower=0.0)
-
-    # Baseline daily rate per channel from (item, channel) pairs no strategy touched.
-    daily = ex.groupby("channel")[["impressions", "gmv"]]
-    untouched = ex.set_index(["item_id", "channel"]).index.isin(spans.index)
-    base = ex[~untouched]
-    n_days = base.groupby("channel").size().astype(float)
-    rate = base.groupby("channel")[["impressions", "gmv"]].sum().div(n_days, axis=0)
-    del daily
+    spans = _action_spans(entity, decisions, period_end)
+    base = baseline if baseline is not None else _baseline_sums(ex, spans)
+    rate = base[["impressions", "gmv"]].div(base["rows"], axis=0)
 
     lost = pd.DataFrame(index=spans.index)
     if len(spans):
@@ -340,6 +379,53 @@ def _entity_exposure(
     totals = shown.join(lost, how="outer").fillna(0.0)
     totals = totals.unstack("channel", fill_value=0.0)  # type: ignore[assignment]
     return _EntityExposure(channels=channels, totals=totals)
+
+
+def exposure_baseline(
+    entity: Entity, exposure: pd.DataFrame, decisions: pd.DataFrame, period_end: pd.Timestamp
+) -> pd.DataFrame:
+    """Per channel: impressions and GMV summed over the exposure rows of (item, channel)
+    pairs no strategy touched, and their count (`rows`); sums of partitions add up."""
+    return _baseline_sums(
+        _entity_rows(entity, exposure), _action_spans(entity, decisions, period_end)
+    )
+
+
+def _entity_rows(entity: Entity, exposure: pd.DataFrame) -> pd.DataFrame:
+    ex = exposure[exposure["entity"].astype(str) == entity.value]
+    ex = ex[["item_id", "channel", "day", "impressions", "gmv"]].copy()
+    ex["item_id"] = ex["item_id"].astype(object)
+    ex["channel"] = ex["channel"].astype(str)
+    return ex
+
+
+def _action_spans(
+    entity: Entity, decisions: pd.DataFrame, period_end: pd.Timestamp
+) -> pd.DataFrame:
+    """Actioned (item, channel) spans: earliest un-lifted decision to lift or period end."""
+    dec = decisions[decisions["entity"].astype(str) == entity.value]
+    spans = pd.DataFrame(
+        {
+            "item_id": dec["item_id"].astype(object).to_numpy(),
+            "channel": dec["channel"].astype(str).to_numpy(),
+            "start": pd.to_datetime(dec["decided_at"]).dt.normalize().to_numpy(),
+            "end": pd.to_datetime(dec["lifted_at"]).fillna(period_end).to_numpy(),
+        }
+    )
+    spans = spans.groupby(["item_id", "channel"], sort=False).agg(
+        start=("start", "min"), end=("end", "max")
+    )
+    span_days = (spans["end"] - spans["start"]).dt.total_seconds() / 86400.0
+    spans["days"] = span_days.clip(lower=0.0)
+    return spans
+
+
+def _baseline_sums(ex: pd.DataFrame, spans: pd.DataFrame) -> pd.DataFrame:
+    untouched = ex.set_index(["item_id", "channel"]).index.isin(spans.index)
+    base = ex[~untouched]
+    sums = base.groupby("channel")[["impressions", "gmv"]].sum()
+    sums["rows"] = base.groupby("channel").size().astype(float)
+    return sums
 
 
 def _actioned(

@@ -1,0 +1,103 @@
+"""The partitioned audit on Dask estimates what the single audit estimates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features.loader import write_tables
+from features.partitioned import seller_part
+from features.vocabulary import Entity, Policy
+from governance.audit.metrics import strategy_metrics
+from governance.audit.partitioned import audit_partitioned
+from governance.audit.pipeline import flip_rate_for, likely_errors
+from governance.audit.population import build_populations
+from governance.audit.settings import AuditSettings
+from tests.governance.audit.audit_world import make_world
+
+_TABLES = ("channel_exposure", "strategy_decisions", "audit_labels")
+
+
+def _write_parts(world, root: Path, n_parts: int) -> list[Path]:
+    """Partitions by item (the audit world has one entity), with each partition's scores."""
+    parts = []
+    for k in range(n_parts):
+        folder = root / "data" / f"part-{k:05d}"
+        tables = {
+            name: df[seller_part(df["item_id"], n_parts) == k].reset_index(drop=True)
+            for name, df in world.tables.items()
+            if name in _TABLES
+        }
+        write_tables(folder, tables)
+        preds = world.predictions[seller_part(world.predictions["item_id"], n_parts) == k]
+        scores = root / "scores" / folder.name
+        scores.mkdir(parents=True)
+        pd.DataFrame(
+            {"item_id": preds["item_id"].astype(str), "probability": preds["p"].astype(float)}
+        ).to_parquet(scores / "part-00000.parquet", index=False)
+        parts.append(folder)
+    return parts
+
+
+def _single(world, cfg: AuditSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
+    labels = world.tables["audit_labels"]
+    flip_rate, _ = flip_rate_for(labels, cfg)
+    pops = build_populations(
+        world.tables,
+        world.strategies,
+        world.predictions,
+        flip_rate=flip_rate,
+        design_frames=cfg.design_frames,
+        calibration=cfg.calibration,
+    )
+    metrics = strategy_metrics(
+        pops,
+        confidence=cfg.confidence,
+        fp_cost=cfg.fp_cost,
+        fn_cost=cfg.fn_cost,
+        impression_cost=cfg.impression_cost,
+        composite=cfg.composite_estimates,
+    )
+    return metrics, likely_errors(pops, pops, labels, cfg, reasons=None)
+
+
+def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return df.sort_values(keys).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("n_parts", [1, 3])
+def test_partitioned_metrics_and_flags_equal_the_single_audit(tmp_path, n_parts):
+    from features.cluster import dask_client
+
+    world = make_world(n=2500, seed=3)
+    cfg = AuditSettings(calibration="refit", estimate_calibration="refit")
+    parts = _write_parts(world, tmp_path, n_parts)
+    scores = {(Entity.LISTING, Policy.COUNTERFEIT): tmp_path / "scores"}
+    with dask_client(n_workers=1, memory_limit="2GB") as client:
+        result = audit_partitioned(parts, world.strategies, scores, client=client, settings=cfg)
+    want_metrics, want_flags = _single(world, cfg)
+    keys = ["strategy", "channel"] if "strategy" in want_metrics else list(want_metrics.columns[:2])
+    got = _sorted(result.metrics, keys)[want_metrics.columns]
+    pd.testing.assert_frame_equal(got, _sorted(want_metrics, keys), rtol=1e-9)
+    pop = result.populations[(Entity.LISTING, Policy.COUNTERFEIT)]
+    assert len(pop) == len(world.predictions)
+    assert pop.lost_impressions.sum() > 0
+    assert result.flags["item_id"].tolist() == want_flags["item_id"].tolist()
+    assert result.flags.columns.tolist() == want_flags.columns.tolist()
+    assert all(0 < b < 2e9 for b in result.worker_peak_bytes.values())
+
+
+def test_a_partition_without_scores_is_one_clear_error(tmp_path):
+    from features.cluster import dask_client
+
+    world = make_world(n=600, seed=4)
+    parts = _write_parts(world, tmp_path, 2)
+    for f in (tmp_path / "scores" / parts[1].name).iterdir():
+        f.unlink()
+    (tmp_path / "scores" / parts[1].name).rmdir()
+    scores = {(Entity.LISTING, Policy.COUNTERFEIT): tmp_path / "scores"}
+    with dask_client(n_workers=1, memory_limit="2GB") as client:
+        with pytest.raises(FileNotFoundError, match="score it first"):
+            audit_partitioned(parts, world.strategies, scores, client=client)
