@@ -17,11 +17,12 @@ not part of the partitioned audit yet; run `govrisk audit` on a partition or a s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.loader import load_tables
@@ -149,6 +150,22 @@ def _baselines(summaries: Sequence[Mapping[str, Any]], entities: Sequence[Entity
     return out
 
 
+def _joined(
+    units: Sequence[Mapping[tuple[Entity, Policy], PopulationUnits]], keys: Iterable[Any]
+) -> dict[tuple[Entity, Policy], PopulationUnits]:
+    """Each population's units from every partition; populations of one entity over the same
+    items share one id and exposure array (they are most of an audit's memory)."""
+    out: dict[tuple[Entity, Policy], PopulationUnits] = {}
+    first: dict[Entity, PopulationUnits] = {}
+    for key in keys:
+        units_of = PopulationUnits.concat([u[key] for u in units])
+        seen = first.setdefault(key[0], units_of)
+        if seen is not units_of and np.array_equal(seen.item_ids, units_of.item_ids):
+            units_of = replace(units_of, item_ids=seen.item_ids, exposure=seen.exposure)
+        out[key] = units_of
+    return out
+
+
 def audit_partitioned(
     parts: Sequence[Path],
     strategies: Sequence[Strategy],
@@ -199,7 +216,7 @@ def audit_partitioned(
     labels = _labels(parts)
     flip_rate, _source = flip_rate_for(labels, cfg)
     groups = _groups(audited)
-    joined = {key: PopulationUnits.concat([u[key] for u in units]) for key in groups}
+    joined = _joined(units, groups)
     del units
 
     def assemble(calibration: Calibration) -> dict[tuple[Entity, Policy], Population]:
