@@ -93,6 +93,45 @@ def _top_reason(quarantined: object) -> str:
     return f"most often: {top.index[0]} ({top.iloc[0]:,})"
 
 
+@data_app.command("partition")
+def partition(
+    data: Annotated[Path, typer.Option("--data", help="Data directory holding tables/*.parquet.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Partitioned data directory to write (part-*/tables/).")
+    ],
+    parts: Annotated[int, typer.Option("--parts", min=1, help="Number of partitions.")],
+) -> None:
+    """Split DATA into seller-closed partitions (each seller with everything it owns) that
+    `govrisk features build`, `score` and `audit` run on Dask, one task per partition."""
+    import shutil
+
+    from features.contract import ContractError
+    from features.loader import load_tables
+    from features.partitioned import PartitionError, write_partitioned
+
+    if out.exists() and any(out.iterdir()):
+        raise click.ClickException(f"{out} is not empty; choose a new folder")
+    try:
+        tables = load_tables(data)
+        folders = write_partitioned(out, tables, parts)
+    except (ContractError, PartitionError) as err:
+        raise click.ClickException(str(err)) from err
+    if (data / "strategies").is_dir():
+        shutil.copytree(data / "strategies", out / "strategies")
+    summary = Table(title=f"{len(folders)} partitions of {data} in {out}")
+    summary.add_column("partition")
+    for name in ("sellers", "listings", "channel_exposure"):
+        summary.add_column(name, justify="right")
+    from features.loader import read_table
+
+    for folder in folders:
+        counts = [
+            f"{len(read_table(folder, n)):,}" for n in ("sellers", "listings", "channel_exposure")
+        ]
+        summary.add_row(folder.name, *counts)
+    Console().print(summary)
+
+
 @data_app.command("contract")
 def contract_docs(
     out: Annotated[
@@ -146,12 +185,35 @@ def build(
     threads: Annotated[
         int | None, typer.Option("--threads", help="DuckDB threads (default: settings).")
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Partitioned DATA only: Dask scheduler address (default: a LocalCluster).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Partitioned DATA: LocalCluster workers."),
+    ] = None,
 ) -> None:
     """Build the scoring frames, the feature snapshot and a manifest from DATA into OUT.
 
     Every input is validated first (missing tables, contract violations, strategies naming
-    unknown features); on any problem nothing is written.
+    unknown features); on any problem nothing is written. A partitioned DATA (`govrisk data
+    partition`) is built on Dask, one task per partition, into OUT/part-*/.
     """
+    from features.partitioned import is_partitioned
+
+    if is_partitioned(data):
+        _build_partitioned(data, out, _as_of(as_of), entity, scheduler, workers)
+        return
+    if scheduler is not None or workers is not None:
+        raise typer.BadParameter(
+            f"{data} is one data directory, built in one process; split it with "
+            "`govrisk data partition` to build it on Dask",
+            param_hint="--scheduler/--workers",
+        )
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from features.contract import ContractError
@@ -186,6 +248,64 @@ def build(
     console.print(summary)
     for path in result.paths:
         console.print(f"wrote {path}", soft_wrap=True)
+
+
+def _build_partitioned(
+    data: Path,
+    out: Path,
+    as_of: datetime | None,
+    entity: list[str] | None,
+    scheduler: str | None,
+    workers: int | None,
+) -> None:
+    """`features build` of a partitioned data directory, with a bar over partitions."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from features.cluster import dask_client
+    from features.contract import ContractError
+    from features.job import InputError
+    from features.partitioned import PartitionError, build_partitioned, partitions
+    from features.vocabulary import Entity
+
+    console = Console()
+    try:
+        n_parts = len(partitions(data))
+        with (
+            dask_client(scheduler, n_workers=workers) as client,
+            Progress(
+                "{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress,
+        ):
+            task = progress.add_task("building partitions", total=n_parts)
+            built = build_partitioned(
+                data,
+                out,
+                client=client,
+                as_of=as_of,
+                entities=tuple(entity) if entity else tuple(Entity),
+                on_partition=lambda _b: progress.advance(task),
+            )
+    except (InputError, ContractError, PartitionError, ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+    summary = Table(title=f"Feature frames of {len(built)} partitions in {out}")
+    summary.add_column("partition")
+    frames = sorted({name for b in built for name in b.rows})
+    for name in frames:
+        summary.add_column(name, justify="right")
+    summary.add_column("seconds", justify="right")
+    summary.add_column("worker peak GB", justify="right")
+    for b in built:
+        summary.add_row(
+            b.partition,
+            *(f"{b.rows.get(n, 0):,}" for n in frames),
+            f"{b.seconds:.1f}",
+            f"{b.worker_peak_bytes / 1e9:.2f}",
+        )
+    console.print(summary)
 
 
 @features_app.command("list")

@@ -36,7 +36,7 @@ def dask_client(
             threads_per_worker=1,
             processes=True,
             memory_limit=memory_limit,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never two clusters fighting over one
         )
     try:
         client = dask.Client(cluster if cluster is not None else scheduler)

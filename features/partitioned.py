@@ -158,9 +158,15 @@ def build_partitioned(
     on_partition: Callable[[PartitionBuild], None] | None = None,
 ) -> list[PartitionBuild]:
     """Build every partition of `data_dir` on the Dask `client`'s workers into `out_dir`."""
-    import distributed
+    from distributed import as_completed  # type: ignore[attr-defined]
+
+    from features.job import InputError
+    from features.references import strategy_problems
 
     parts = partitions(data_dir)
+    problems = strategy_problems(Path(data_dir) / "strategies")
+    if problems:
+        raise InputError([f"strategies/{p}" for p in problems])
     cutoff = as_of or partitioned_as_of(parts)
     shared = client.scatter(shared_lookups(parts, as_of=cutoff), broadcast=True)
     wanted = [Entity(e) for e in entities]
@@ -178,7 +184,7 @@ def build_partitioned(
         for part in parts
     ]
     done: list[PartitionBuild] = []
-    for future in distributed.as_completed(futures):
+    for future in as_completed(futures):  # type: ignore[no-untyped-call]
         built: PartitionBuild = future.result()
         done.append(built)
         if on_partition is not None:
@@ -256,3 +262,9 @@ def write_partitioned(
         write_tables(folder, part)
         paths.append(folder)
     return paths
+
+
+def is_partitioned(data_dir: Path | str) -> bool:
+    """Whether `data_dir` is a partitioned data directory (`part-*/tables/`)."""
+    root = Path(data_dir)
+    return root.is_dir() and any((p / "tables").is_dir() for p in root.glob(PARTITION_GLOB))

@@ -187,6 +187,67 @@ def score_file(
     return summary
 
 
+def partition_frames(features_dir: Path | str, frame: str) -> list[Path]:
+    """The `frame` file of every partition of a partitioned feature build, in order."""
+    from features.partitioned import PARTITION_GLOB
+
+    root = Path(features_dir)
+    found = sorted(root.glob(f"{PARTITION_GLOB}/{frame}.parquet"))
+    if not found:
+        raise BatchError(
+            f"{root} holds no {PARTITION_GLOB}/{frame}.parquet; build it with "
+            "`govrisk features build` on a partitioned data directory"
+        )
+    return found
+
+
+def score_partitioned(
+    bundle: ModelBundle,
+    features_dir: Path | str,
+    frame: str,
+    output_path: Path | str,
+    *,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    **options: Any,
+) -> BatchSummary:
+    """`score_file` of every partition's `frame` into `output_path/<partition>/`, on one Dask
+    cluster (`scheduler`, else a LocalCluster of `n_workers`); `options` go to `score_file`."""
+    from features.cluster import dask_client
+
+    inputs = partition_frames(features_dir, frame)
+    out = Path(output_path)
+    summaries = []
+    started = time.perf_counter()
+    with dask_client(scheduler, n_workers=n_workers) as client:
+        for path in inputs:
+            summaries.append(
+                score_file(
+                    bundle,
+                    path,
+                    out / path.parent.name,
+                    engine="dask",
+                    scheduler=client.scheduler.address,
+                    **options,
+                )
+            )
+    bands: dict[str, int] = {}
+    for summary in summaries:
+        for band, n in summary.band_counts.items():
+            bands[band] = bands.get(band, 0) + n
+    return BatchSummary(
+        rows_read=sum(s.rows_read for s in summaries),
+        rows_scored=sum(s.rows_scored for s in summaries),
+        rows_quarantined=sum(s.rows_quarantined for s in summaries),
+        chunks=sum(s.chunks for s in summaries),
+        chunks_resumed=sum(s.chunks_resumed for s in summaries),
+        seconds=time.perf_counter() - started,
+        output_path=out,
+        quarantine_path=out / f"part-*/{QUARANTINE_DIR}",
+        band_counts=bands,
+    )
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A batch run's input, output, chunking and chunk options, fixed before any chunk runs."""

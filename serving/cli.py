@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 
 from models.cli import TrackingUri, require_tracking_store
@@ -175,13 +176,36 @@ def score(
             "not seen every value).",
         ),
     ] = "quarantine",
+    frame: Annotated[
+        str | None,
+        typer.Option(
+            "--frame",
+            help="With a partitioned feature build as --input: the frame to score "
+            "(listing, video, live, seller); runs on Dask into OUTPUT/part-*/.",
+        ),
+    ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Score a Parquet feature frame in chunks: probabilities, risk bands, top-K reasons.
 
     Re-running after a crash resumes from the completed chunks; rows failing validation go to
-    OUTPUT/_quarantine with the reason.
+    OUTPUT/_quarantine with the reason. A partitioned feature build (`--input` folder of
+    part-*/, with `--frame`) is scored partition by partition on one Dask cluster.
     """
+    if input_path.is_dir() or frame is not None:
+        _score_partitioned(
+            input_path,
+            output_path,
+            model,
+            frame,
+            explain,
+            chunk_rows,
+            scheduler,
+            overwrite,
+            unknown_categories,
+            tracking_uri,
+        )
+        return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -229,6 +253,61 @@ def score(
         except BatchError as exc:
             console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
+    Console().print(_summary_table(summary, uri))
+
+
+def _score_partitioned(
+    features: Path,
+    output: Path,
+    model: str | None,
+    frame: str | None,
+    explain: int,
+    chunk_rows: int | None,
+    scheduler: str | None,
+    overwrite: bool,
+    unknown_categories: str,
+    tracking_uri: str | None,
+) -> None:
+    """`govrisk score` of a partitioned feature build."""
+    from rich.console import Console
+
+    from features.vocabulary import Entity
+    from serving.batch import BatchError, partition_frames, score_partitioned
+    from serving.settings import get_settings
+
+    settings = get_settings()
+    uri = model or settings.model_uri
+    if not uri:
+        raise typer.BadParameter("give --model URI or set GOVRISK_MODEL_URI", param_hint="--model")
+    if frame not in {e.value for e in Entity}:
+        raise typer.BadParameter(
+            "a partitioned feature build needs --frame listing, video, live or seller",
+            param_hint="--frame",
+        )
+    if unknown_categories not in ("quarantine", "missing"):
+        raise typer.BadParameter("must be quarantine or missing", param_hint="--unknown-categories")
+    console = Console(stderr=True)
+    try:
+        n_parts = len(partition_frames(features, frame))
+    except BatchError as exc:
+        raise click.ClickException(str(exc)) from None
+    bundle = _load_or_exit(uri, tracking_uri=tracking_uri, console=console)
+    console.print(f"scoring {n_parts} partitions of {features} on Dask")
+    try:
+        summary = score_partitioned(
+            bundle,
+            features,
+            frame,
+            output,
+            scheduler=scheduler,
+            explain_k=explain,
+            chunk_rows=chunk_rows or settings.batch_chunk_rows,
+            unknown_categories="missing" if unknown_categories == "missing" else "quarantine",
+            overwrite=overwrite,
+            model_uri=uri,
+        )
+    except (BatchError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
     Console().print(_summary_table(summary, uri))
 
 

@@ -65,6 +65,10 @@ CASES: dict[str, Case] = {
     "data import": Case(
         ("data", "import", "--mapping", "{tmp}/m.yaml", "--out", "{tmp}/o"), "m.yaml"
     ),
+    "data partition": Case(
+        ("data", "partition", "--data", "{tmp}/nowhere", "--out", "{tmp}/p", "--parts", "2"),
+        "nowhere",
+    ),
     "data contract": Case(("data", "contract", "--out", "{tmp}/a-file/x.md"), "a-file"),
     "features build": Case(
         ("features", "build", "--data", "{tmp}/nowhere", "--out", "{tmp}/f"), "nowhere"

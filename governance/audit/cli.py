@@ -14,7 +14,9 @@ import typer
 from models.cli import TrackingUri, require_tracking_store
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.console import Console
+    from rich.table import Table
 
     from governance.audit.pipeline import AuditResult
     from governance.audit.settings import AuditSettings
@@ -31,7 +33,11 @@ DatasetOpt = Annotated[
 
 ScoresOpt = Annotated[
     Path | None,
-    typer.Option("--scores", help="With --dataset: the output folder of `govrisk score`."),
+    typer.Option(
+        "--scores",
+        help="With --dataset: the output folder of `govrisk score`. With a partitioned --data: "
+        "a folder of score outputs, one per target, named <entity>-<policy> (or <entity>-any).",
+    ),
 ]
 
 LabelsOpt = Annotated[
@@ -104,9 +110,23 @@ def audit(
     ] = None,
     tracking_uri: TrackingUri = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Partitioned --data only: Dask scheduler address (default: a LocalCluster).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Partitioned --data: LocalCluster workers."),
+    ] = None,
 ) -> None:
     """Audit every strategy: precision/recall with intervals, ranked likely errors, root-cause
-    slices and suggested changes, written as Parquet tables and one offline HTML report."""
+    slices and suggested changes, written as Parquet tables and one offline HTML report.
+
+    A partitioned --data (`govrisk data partition`) is audited on Dask, one task per
+    partition: estimates and flags (not slices, suggestions or the report yet)."""
     import pandas as pd
     from rich.console import Console
 
@@ -121,6 +141,17 @@ def audit(
     if dataset is not None:
         _audit_dataset(data, dataset, scores, labels, oof, flip_rate, out, settings, console)
         return
+    from features.partitioned import is_partitioned
+
+    if is_partitioned(data):
+        _audit_partitioned(data, out, scores, scheduler, workers, settings, console)
+        return
+    if scheduler is not None or workers is not None:
+        raise typer.BadParameter(
+            f"{data} is one data directory, audited in one process; split it with "
+            "`govrisk data partition` to audit it on Dask",
+            param_hint="--scheduler/--workers",
+        )
     if model is not None and predictions is not None:
         raise typer.BadParameter("pass either --model or --predictions, not both")
     if not (data / "tables").is_dir():
@@ -203,14 +234,76 @@ def _audit_dataset(
     _print_audit(result, console)
 
 
+def _audit_partitioned(
+    data: Path,
+    out: Path,
+    scores: Path | None,
+    scheduler: str | None,
+    workers: int | None,
+    settings: AuditSettings,
+    console: Console,
+) -> None:
+    """`govrisk audit` of a partitioned data directory on Dask."""
+    from features.cluster import dask_client
+    from features.contract import ContractError
+    from features.partitioned import partitions
+    from governance.audit.partitioned import audit_partitioned, write_outputs
+    from governance.registry import StrategyRegistry
+
+    if scores is None:
+        raise typer.BadParameter(
+            "a partitioned --data needs --scores: a folder of `govrisk score` outputs, one per "
+            "target, named <entity>-<policy> (or <entity>-any)",
+            param_hint="--scores",
+        )
+    try:
+        parts = partitions(data)
+        strategies = list(StrategyRegistry.load(data))
+        with dask_client(scheduler, n_workers=workers) as client, _progress(console) as step:
+            stages = ("summaries", "units", "estimate", "flags")
+            result = audit_partitioned(
+                parts,
+                strategies,
+                scores,
+                client=client,
+                settings=settings,
+                on_stage=lambda name: step(name, stages.index(name), len(stages)),
+            )
+    except (ValueError, FileNotFoundError, KeyError, ContractError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+    console.print(
+        _metrics_table(result.metrics, settings, f"Strategy audit of {len(parts)} partitions")
+    )
+    console.print(f"{len(result.flags):,} flags")
+    for key, path in write_outputs(result, out).items():
+        console.print(f"  {key}: {path}")
+
+
 def _print_audit(result: AuditResult, console: Console) -> None:
     """Each strategy's estimates (the interval level the run used) and where files went."""
+    console.print(
+        _metrics_table(
+            result.metrics, result.settings, f"Strategy audit as of {result.as_of:%Y-%m-%d}"
+        )
+    )
+    console.print(
+        f"flip rate {result.flip_rate:.3f} ({result.flip_rate_source}); "
+        f"{len(result.flags):,} flags, {len(result.slices):,} slices, "
+        f"{len(result.suggestions):,} suggestions"
+    )
+    for key, path in result.paths.items():
+        console.print(f"  {key}: {path}")
+    if result.run_id:
+        console.print(f"  MLflow run: {result.run_id}")
+
+
+def _metrics_table(m: pd.DataFrame, settings: AuditSettings, title: str) -> Table:
+    """Each strategy's estimates over all channels, at the interval level the run used."""
     from rich.table import Table
 
-    ci = f"{result.settings.confidence:.0%} CI"
-    m = result.metrics
+    ci = f"{settings.confidence:.0%} CI"
     rows = m[(m["channel"] == "all") & (m["strategy"] != "*")]
-    table = Table(title=f"Strategy audit as of {result.as_of:%Y-%m-%d}")
+    table = Table(title=title)
     for col in (
         "strategy",
         "actioned",
@@ -231,16 +324,7 @@ def _print_audit(result: AuditResult, console: Console) -> None:
             f"{r['fn']:,.0f}",
             f"{int(r['n_labels'])}",
         )
-    console.print(table)
-    console.print(
-        f"flip rate {result.flip_rate:.3f} ({result.flip_rate_source}); "
-        f"{len(result.flags):,} flags, {len(result.slices):,} slices, "
-        f"{len(result.suggestions):,} suggestions"
-    )
-    for key, path in result.paths.items():
-        console.print(f"  {key}: {path}")
-    if result.run_id:
-        console.print(f"  MLflow run: {result.run_id}")
+    return table
 
 
 def _pct(p: float, lo: float, hi: float) -> str:

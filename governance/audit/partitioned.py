@@ -131,18 +131,55 @@ def partition_units(
     return out
 
 
+def score_roots(scores_dir: Path, strategies: Sequence[Strategy]) -> ScoreRoots:
+    """Each target's scores in `scores_dir`: `<entity>-<policy>/`, else the entity's
+    any-violation model's `<entity>-any/` (each a `govrisk score` output of the partitions)."""
+    out: dict[tuple[Entity, Policy], Path] = {}
+    missing = []
+    for entity, policy in sorted({(s.entity, s.policy) for s in strategies}):
+        names = (f"{entity.value}-{policy.value}", f"{entity.value}-any")
+        found = [scores_dir / n for n in names if (scores_dir / n).is_dir()]
+        if found:
+            out[(entity, policy)] = found[0]
+        else:
+            missing.append(names[0])
+    if missing:
+        raise FileNotFoundError(
+            f"{scores_dir} lacks the scores of {missing}: give one `govrisk score` output per "
+            "target, named <entity>-<policy> (or <entity>-any for every policy of the entity)"
+        )
+    return out
+
+
+def write_outputs(result: PartitionedAuditResult, out_dir: Path) -> dict[str, Path]:
+    """Write the metrics and flags tables into `out_dir`; returns the paths."""
+    from governance.audit.pipeline import OUTPUT_FILES
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for key in ("metrics", "flags"):
+        paths[key] = out_dir / OUTPUT_FILES[key]
+        getattr(result, key).to_parquet(paths[key], index=False)
+    return paths
+
+
 def _labels(parts: Sequence[Path]) -> pd.DataFrame:
     return pd.concat(
         [load_tables(p, ["audit_labels"])["audit_labels"] for p in parts], ignore_index=True
     )
 
 
-def _summaries(client: Any, parts: Sequence[Path], entities: Sequence[Entity]) -> list[Any]:
+def _summaries(
+    client: Any, parts: Sequence[Path], entities: Sequence[Entity]
+) -> list[dict[str, Any]]:
     futures = [client.submit(partition_summary, p, list(entities), pure=False) for p in parts]
-    return client.gather(futures)
+    summaries: list[dict[str, Any]] = client.gather(futures)
+    return summaries
 
 
-def _baselines(summaries: Sequence[Mapping[str, Any]], entities: Sequence[Entity]) -> dict:
+def _baselines(
+    summaries: Sequence[Mapping[str, Any]], entities: Sequence[Entity]
+) -> dict[Entity, pd.DataFrame]:
     out = {}
     for e in entities:
         frames = [s["baseline"][e] for s in summaries]
@@ -169,13 +206,16 @@ def _joined(
 def audit_partitioned(
     parts: Sequence[Path],
     strategies: Sequence[Strategy],
-    scores: ScoreRoots,
+    scores: ScoreRoots | Path,
     *,
     client: Any,
     settings: AuditSettings | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> PartitionedAuditResult:
-    """Estimate every audited strategy of the partitions' decisions (metrics and flags)."""
+    """Estimate every audited strategy of the partitions' decisions (metrics and flags).
+
+    `scores` maps each (entity, policy) to its scores' folder, or is the folder `score_roots`
+    looks them up in."""
     from features.cluster import worker_peaks
 
     cfg = settings or get_settings()
@@ -187,7 +227,9 @@ def audit_partitioned(
     summaries = _summaries(client, parts, entities)
     decided = pd.concat([s["decided"] for s in summaries]).drop_duplicates()
     audited = audited_strategies(list(strategies), decided)
-    missing = sorted({k for s in audited for k in [(s.entity, s.policy)]} - set(scores))
+    if isinstance(scores, Path):
+        scores = score_roots(scores, audited)
+    missing = sorted({(s.entity, s.policy) for s in audited} - set(scores))
     if missing:
         raise ValueError(f"no scores given for {[(e.value, p.value) for e, p in missing]}")
     period_end = max(s["period_end"] for s in summaries)

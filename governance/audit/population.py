@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -195,7 +195,7 @@ class PopulationUnits:
         order = np.argsort(ids.astype(str), kind="stable")
         ex = [p.exposure for p in parts]
 
-        def stack(name: str) -> FloatArray:
+        def stack(name: str) -> Any:
             return np.concatenate([getattr(e, name) for e in ex])[order]
 
         return PopulationUnits(
