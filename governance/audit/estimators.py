@@ -700,8 +700,12 @@ def _region_accumulators(
     fvar = f * (1.0 - f)
     acc: dict[int, dict[str, FloatArray]] = {}
     covered_by: dict[int, BoolArray] = {}
-    for g in np.unique(region):
-        in_g = region == g
+    # One stable sort instead of a mask per region: each region's rows in their own order.
+    order = np.argsort(region, kind="stable")
+    groups, starts = np.unique(region[order], return_index=True)
+    bounds = np.append(starts, len(order))
+    for i, g in enumerate(groups):
+        in_g = order[bounds[i] : bounds[i + 1]]
         dg = domains[in_g]
         covered_by[int(g)] = np.zeros(k, dtype=bool)
         acc[int(g)] = {

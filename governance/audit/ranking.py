@@ -182,7 +182,9 @@ def labeled_mask(pop: Population, labels: pd.DataFrame | None) -> npt.NDArray[np
         (labels["entity"].astype(str) == pop.entity.value)
         & (labels["policy"].astype(str) == pop.policy.value)
     ]
-    return np.isin(pop.item_ids, lab["item_id"].astype(object).to_numpy())
+    # A hash lookup: np.isin sorts object arrays (minutes at a million units).
+    labeled = pd.Series(pop.item_ids, dtype=object).isin(lab["item_id"].astype(object))
+    return np.asarray(labeled.to_numpy(), dtype=bool)
 
 
 def rank_flags(
@@ -267,25 +269,33 @@ def _fn_candidates(
     )
 
 
+def _joined_refs(refs: list[str], hit: npt.NDArray[np.bool_]) -> list[str]:
+    """Per row of `hit` (rows x refs), the refs it holds joined by commas: each distinct
+    pattern is joined once (few patterns, up to millions of rows)."""
+    if not refs:
+        return [""] * hit.shape[0]
+    patterns, inverse = np.unique(hit, axis=0, return_inverse=True)
+    names = [",".join(r for r, h in zip(refs, row, strict=True) if h) for row in patterns]
+    return [names[k] for k in np.asarray(inverse).reshape(-1)]
+
+
 def _fp_refs(pop: Population, idx: npt.NDArray[np.int64]) -> list[str]:
     refs = list(pop.actioned)
-    if not refs:
-        return [""] * len(idx)
-    hit = np.column_stack([np.asarray(pop.actioned[r].any(axis=1))[idx] for r in refs])
-    return [",".join(r for r, h in zip(refs, row, strict=True) if h) for row in hit]
+    hit = np.zeros((len(idx), len(refs)), dtype=bool)
+    for j, r in enumerate(refs):
+        hit[:, j] = np.asarray(pop.actioned[r].any(axis=1))[idx]
+    return _joined_refs(refs, hit)
 
 
 def _fn_refs(pop: Population, idx: npt.NDArray[np.int64]) -> list[str]:
     # Strategies whose channels cover where the unit was shown: the ones that missed it.
-    out = []
     shown = pop.impressions[idx] > 0
-    cover = {
-        ref: np.isin(np.asarray(pop.channels), list(chs))
-        for ref, chs in pop.strategy_channels.items()
-    }
-    for row in shown:
-        out.append(",".join(r for r, c in cover.items() if (row & c).any()))
-    return out
+    refs = list(pop.strategy_channels)
+    hit = np.zeros((len(idx), len(refs)), dtype=bool)
+    for j, ref in enumerate(refs):
+        cover = np.isin(np.asarray(pop.channels), list(pop.strategy_channels[ref]))
+        hit[:, j] = (shown & cover).any(axis=1)
+    return _joined_refs(refs, hit)
 
 
 def _candidate_frame(
