@@ -17,12 +17,11 @@ not part of the partitioned audit yet; run `govrisk audit` on a partition or a s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from features.loader import load_tables
@@ -36,6 +35,7 @@ from governance.audit.population import (
     assemble_population,
     entity_exposure,
     exposure_baseline,
+    join_units,
     population_units,
 )
 from governance.audit.settings import AuditSettings, get_settings
@@ -122,12 +122,12 @@ def partition_units(
         )
         for e in {s.entity for s in strategies}
     }
-    out = {}
+    out: dict[tuple[Entity, Policy], PopulationUnits] = {}
+    first: dict[Entity, PopulationUnits] = {}
     for (entity, policy), group in _groups(strategies).items():
         predictions = _scores(scores[(entity, policy)], part.name, entity, policy)
-        out[(entity, policy)] = population_units(
-            entity, policy, group, predictions, decisions, exposure[entity]
-        )
+        units = population_units(entity, policy, group, predictions, decisions, exposure[entity])
+        out[(entity, policy)] = units.sharing_items_of(first.setdefault(entity, units))
     return out
 
 
@@ -187,22 +187,6 @@ def _baselines(
     return out
 
 
-def _joined(
-    units: Sequence[Mapping[tuple[Entity, Policy], PopulationUnits]], keys: Iterable[Any]
-) -> dict[tuple[Entity, Policy], PopulationUnits]:
-    """Each population's units from every partition; populations of one entity over the same
-    items share one id and exposure array (they are most of an audit's memory)."""
-    out: dict[tuple[Entity, Policy], PopulationUnits] = {}
-    first: dict[Entity, PopulationUnits] = {}
-    for key in keys:
-        units_of = PopulationUnits.concat([u[key] for u in units])
-        seen = first.setdefault(key[0], units_of)
-        if seen is not units_of and np.array_equal(seen.item_ids, units_of.item_ids):
-            units_of = replace(units_of, item_ids=seen.item_ids, exposure=seen.exposure)
-        out[key] = units_of
-    return out
-
-
 def audit_partitioned(
     parts: Sequence[Path],
     strategies: Sequence[Strategy],
@@ -258,7 +242,7 @@ def audit_partitioned(
     labels = _labels(parts)
     flip_rate, _source = flip_rate_for(labels, cfg)
     groups = _groups(audited)
-    joined = _joined(units, groups)
+    joined = join_units({key: [u[key] for u in units] for key in groups})
     del units
 
     def assemble(calibration: Calibration) -> dict[tuple[Entity, Policy], Population]:

@@ -186,33 +186,58 @@ class PopulationUnits:
     exposure: UnitExposure
     actioned: dict[str, BoolArray]
 
-    @staticmethod
-    def concat(parts: Sequence[PopulationUnits]) -> PopulationUnits:
-        """The units of several disjoint parts (partitions) of one population, in item-id
-        order (a feature frame's order, so sampling draws the same units however split)."""
-        first = parts[0]
-        ids = np.concatenate([p.item_ids for p in parts])
-        order = np.argsort(ids.astype(str), kind="stable")
-        ex = [p.exposure for p in parts]
+    def sharing_items_of(self, other: PopulationUnits) -> PopulationUnits:
+        """These units with `other`'s id and exposure arrays when they cover the same items
+        (populations of one entity: one copy of what is most of an audit's memory)."""
+        if other is self or not np.array_equal(other.item_ids, self.item_ids):
+            return self
+        return replace(self, item_ids=other.item_ids, exposure=other.exposure)
 
-        def stack(name: str) -> Any:
-            return np.concatenate([getattr(e, name) for e in ex])[order]
 
-        return PopulationUnits(
-            item_ids=ids[order],
-            p_model=np.concatenate([p.p_model for p in parts])[order],
-            exposure=UnitExposure(
-                channels=first.exposure.channels,
-                eligible=stack("eligible"),
-                impressions=stack("impressions"),
-                gmv=stack("gmv"),
-                lost_impressions=stack("lost_impressions"),
-                lost_gmv=stack("lost_gmv"),
-            ),
+def join_units(
+    parts: Mapping[tuple[Entity, Policy], Sequence[PopulationUnits]],
+) -> dict[tuple[Entity, Policy], PopulationUnits]:
+    """Each population's units from disjoint parts (partitions), in item-id order (a feature
+    frame's order, so sampling draws the same units however the data is split). Populations
+    whose parts share id arrays (`sharing_items_of`) share the joined ids and exposure."""
+    out: dict[tuple[Entity, Policy], PopulationUnits] = {}
+    joined: dict[tuple[int, ...], tuple[npt.NDArray[np.int64], PopulationUnits]] = {}
+    for key, pieces in parts.items():
+        tag = tuple(id(p.item_ids) for p in pieces)
+        if tag in joined:
+            order, like = joined[tag]
+            item_ids, exposure = like.item_ids, like.exposure
+        else:
+            order = np.argsort(
+                np.concatenate([p.item_ids for p in pieces]).astype(str), kind="stable"
+            )
+            item_ids = np.concatenate([p.item_ids for p in pieces])[order]
+            exposure = _join_exposure([p.exposure for p in pieces], order)
+        out[key] = PopulationUnits(
+            item_ids=item_ids,
+            p_model=np.concatenate([p.p_model for p in pieces])[order],
+            exposure=exposure,
             actioned={
-                r: np.concatenate([p.actioned[r] for p in parts])[order] for r in first.actioned
+                r: np.concatenate([p.actioned[r] for p in pieces])[order]
+                for r in pieces[0].actioned
             },
         )
+        joined.setdefault(tag, (order, out[key]))
+    return out
+
+
+def _join_exposure(parts: Sequence[UnitExposure], order: npt.NDArray[np.int64]) -> UnitExposure:
+    def stack(name: str) -> Any:
+        return np.concatenate([getattr(e, name) for e in parts])[order]
+
+    return UnitExposure(
+        channels=parts[0].channels,
+        eligible=stack("eligible"),
+        impressions=stack("impressions"),
+        gmv=stack("gmv"),
+        lost_impressions=stack("lost_impressions"),
+        lost_gmv=stack("lost_gmv"),
+    )
 
 
 def population_units(

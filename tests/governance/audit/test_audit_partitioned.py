@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -101,3 +102,33 @@ def test_a_partition_without_scores_is_one_clear_error(tmp_path):
     with dask_client(n_workers=1, memory_limit="2GB") as client:
         with pytest.raises(FileNotFoundError, match="score it first"):
             audit_partitioned(parts, world.strategies, scores, client=client)
+
+
+def _units(ids: list[str], p: list[float], refs: tuple[str, ...] = ("s@v1",)):
+    from governance.audit.population import PopulationUnits, UnitExposure
+
+    n = len(ids)
+    imp = np.arange(n * 2, dtype=float).reshape(n, 2) + float(sum(map(ord, "".join(ids))))
+    exposure = UnitExposure(("a", "b"), imp > 0, imp, imp * 2, imp * 0, imp * 0)
+    actioned = {r: np.array([[k % 2 == 0, False] for k in range(n)]) for r in refs}
+    return PopulationUnits(np.array(ids, dtype=object), np.array(p), exposure, actioned)
+
+
+def test_join_units_orders_by_id_and_shares_one_copy_across_policies():
+    from governance.audit.population import join_units
+
+    a1 = _units(["L3", "L1"], [0.3, 0.1])
+    a2 = _units(["L3", "L1"], [0.9, 0.7]).sharing_items_of(a1)
+    b1 = _units(["L2"], [0.2])
+    b2 = _units(["L2"], [0.8]).sharing_items_of(b1)
+    assert a2.item_ids is a1.item_ids and a2.exposure is a1.exposure
+    counterfeit = (Entity.LISTING, Policy.COUNTERFEIT)
+    discount = (Entity.LISTING, Policy.FAKE_DISCOUNT)
+    joined = join_units({counterfeit: [a1, b1], discount: [a2, b2]})
+    assert joined[counterfeit].item_ids.tolist() == ["L1", "L2", "L3"]
+    assert joined[counterfeit].p_model.tolist() == [0.1, 0.2, 0.3]
+    assert joined[discount].p_model.tolist() == [0.7, 0.8, 0.9]
+    assert joined[discount].exposure is joined[counterfeit].exposure
+    want = np.concatenate([a1.exposure.impressions, b1.exposure.impressions])[[1, 2, 0]]
+    assert np.array_equal(joined[counterfeit].exposure.impressions, want)
+    assert joined[discount].actioned["s@v1"][:, 0].tolist() == [False, True, True]
