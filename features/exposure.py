@@ -52,7 +52,15 @@ def _has_outcomes(entity: Entity) -> bool:
 def _features(entity: Entity) -> tuple[Feature, ...]:
     what = "the seller's items" if entity is Entity.SELLER else "the item"
     channels = ENTITY_CHANNELS[entity]
-    out = [
+    out = [*_exposure_features(what, channels), *_strategy_features(channels)]
+    if _has_outcomes(entity):
+        out += _outcome_features()
+    return tuple(out)
+
+
+def _exposure_features(what: str, channels: tuple[Channel, ...]) -> list[Feature]:
+    """Impressions (overall and per channel), clicks, orders, GMV and their ratios."""
+    return [
         Feature(
             "exposure_impressions_7d",
             "numeric",
@@ -98,6 +106,12 @@ def _features(entity: Entity) -> tuple[Feature, ...]:
             "Orders per click over the 30 days before the cutoff (empty without clicks).",
             "orders/click",
         ),
+    ]
+
+
+def _strategy_features(channels: tuple[Channel, ...]) -> list[Feature]:
+    """Active strategy decisions (overall and per channel) and lifted ones."""
+    return [
         Feature(
             "strategy_hit_count",
             "numeric",
@@ -126,46 +140,48 @@ def _features(entity: Entity) -> tuple[Feature, ...]:
             "decisions",
         ),
     ]
-    if _has_outcomes(entity):
-        out += [
-            Feature(
-                "outcome_complaint_count_30d",
-                "numeric",
-                "Buyer complaints about the item in the 30 days before the cutoff.",
-                "complaints",
-            ),
-            Feature(
-                "outcome_complaint_rate_30d",
-                "numeric",
-                "Complaints per order of the item over the last 30 days (0 without orders).",
-                "complaints/order",
-            ),
-            Feature(
-                "outcome_return_count_30d",
-                "numeric",
-                "Returns of the item in the 30 days before the cutoff.",
-                "returns",
-            ),
-            Feature(
-                "outcome_refund_count_30d",
-                "numeric",
-                "Refunds for the item in the 30 days before the cutoff.",
-                "refunds",
-            ),
-            Feature(
-                "outcome_appeal_count_90d",
-                "numeric",
-                "Seller appeals about the item in the 90 days before the cutoff.",
-                "appeals",
-            ),
-            Feature(
-                "outcome_rating_mean_90d",
-                "numeric",
-                "Mean review rating of the item over the last 90 days (empty without reviews).",
-                "stars (1-5)",
-            ),
-        ]
-    return tuple(out)
+
+
+def _outcome_features() -> list[Feature]:
+    """Trust outcomes of the item itself (not of a seller)."""
+    return [
+        Feature(
+            "outcome_complaint_count_30d",
+            "numeric",
+            "Buyer complaints about the item in the 30 days before the cutoff.",
+            "complaints",
+        ),
+        Feature(
+            "outcome_complaint_rate_30d",
+            "numeric",
+            "Complaints per order of the item over the last 30 days (0 without orders).",
+            "complaints/order",
+        ),
+        Feature(
+            "outcome_return_count_30d",
+            "numeric",
+            "Returns of the item in the 30 days before the cutoff.",
+            "returns",
+        ),
+        Feature(
+            "outcome_refund_count_30d",
+            "numeric",
+            "Refunds for the item in the 30 days before the cutoff.",
+            "refunds",
+        ),
+        Feature(
+            "outcome_appeal_count_90d",
+            "numeric",
+            "Seller appeals about the item in the 90 days before the cutoff.",
+            "appeals",
+        ),
+        Feature(
+            "outcome_rating_mean_90d",
+            "numeric",
+            "Mean review rating of the item over the last 90 days (empty without reviews).",
+            "stars (1-5)",
+        ),
+    ]
 
 
 def activity_set(entity: Entity) -> FeatureSet:

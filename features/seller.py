@@ -275,28 +275,138 @@ def _c(expr: str) -> str:
 def sellers_sql(as_of: str) -> str:
     """SELECT of the sellers snapshot table (reads seller_profiles, item_seller, exp_item,
     snap_categories, listing_items, content and the cut views)."""
+    ctes = ", ".join(
+        [
+            _ORDERS_CTE,
+            _outcomes_cte(as_of),
+            _decisions_cte(as_of),
+            _listings_cte(as_of),
+            _creators_cte(as_of),
+        ]
+    )
+    body = ",\n  ".join(
+        [
+            "p.seller_id",
+            "p.registered_at",
+            "p.region",
+            "p.verification",
+            "p.is_official_store",
+            *_trust_columns(),
+            *_portfolio_columns(),
+        ]
+    )
+    return f"""
+WITH {ctes}
+SELECT
+  {body}
+FROM seller_profiles p
+LEFT JOIN ord ON ord.seller_id = p.seller_id
+LEFT JOIN oc ON oc.seller_id = p.seller_id
+LEFT JOIN dc ON dc.seller_id = p.seller_id
+LEFT JOIN li ON li.seller_id = p.seller_id
+LEFT JOIN cr ON cr.seller_id = p.seller_id"""
 
-    def since(column: str, days: int) -> str:
-        return f"{column} >= {as_of} - INTERVAL {days} DAY"
 
+def _since(as_of: str, column: str, days: int) -> str:
+    return f"{column} >= {as_of} - INTERVAL {days} DAY"
+
+
+#: Orders and GMV per seller over its items' exposure rows.
+_ORDERS_CTE = """ord AS (
+  SELECT s.seller_id,
+    sum(e.orders_7d) AS orders_7d, sum(e.orders_30d) AS orders_30d,
+    sum(e.orders_90d) AS orders_90d, sum(e.gmv_cents_30d) AS gmv_cents_30d,
+    sum(e.gmv_cents_90d) AS gmv_cents_90d,
+    coalesce(sum(e.gmv_cents_90d) FILTER (WHERE c.is_high_risk), 0) AS gmv_cents_90d_high
+  FROM item_seller s
+  JOIN exp_item e ON e.entity = s.entity AND e.item_id = s.item_id
+  LEFT JOIN snap_categories c ON c.category = s.category
+  GROUP BY s.seller_id
+)"""
+
+
+def _outcomes_cte(as_of: str) -> str:
+    """Outcome counts per window and fixed-point rating and NPS sums per seller."""
     outcome_counts = []
     for kind in ("complaint", "return", "refund", "appeal"):
         for days in _WINDOWS:
             outcome_counts.append(
-                f"count(*) FILTER (WHERE kind = '{kind}' AND {since('occurred_at', days)}) "
-                f"AS {kind}_{days}d"
+                f"count(*) FILTER (WHERE kind = '{kind}' AND "
+                f"{_since(as_of, 'occurred_at', days)}) AS {kind}_{days}d"
             )
-    recent = f"kind = 'review' AND value IS NOT NULL AND {since('occurred_at', 30)}"
+    recent = f"kind = 'review' AND value IS NOT NULL AND {_since(as_of, 'occurred_at', 30)}"
     earlier = (
-        f"kind = 'review' AND value IS NOT NULL AND {since('occurred_at', 90)} "
-        f"AND NOT ({since('occurred_at', 30)})"
+        f"kind = 'review' AND value IS NOT NULL AND {_since(as_of, 'occurred_at', 90)} "
+        f"AND NOT ({_since(as_of, 'occurred_at', 30)})"
     )
-    all90 = f"kind = 'review' AND value IS NOT NULL AND {since('occurred_at', 90)}"
-    nps = f"kind = 'nps' AND value IS NOT NULL AND {since('occurred_at', 90)}"
+    all90 = f"kind = 'review' AND value IS NOT NULL AND {_since(as_of, 'occurred_at', 90)}"
+    nps = f"kind = 'nps' AND value IS NOT NULL AND {_since(as_of, 'occurred_at', 90)}"
 
     def milli(where: str) -> str:
         return f"sum(CAST(round(value * 1000) AS BIGINT)) FILTER (WHERE {where})"
 
+    return f"""oc AS (
+  SELECT seller_id,
+    {", ".join(outcome_counts)},
+    {milli(recent)} AS r30_milli, count(*) FILTER (WHERE {recent}) AS r30_n,
+    {milli(earlier)} AS rprev_milli, count(*) FILTER (WHERE {earlier}) AS rprev_n,
+    {milli(all90)} AS r90_milli, count(*) FILTER (WHERE {all90}) AS r90_n,
+    {milli(nps)} AS nps_milli, count(*) FILTER (WHERE {nps}) AS nps_n
+  FROM outcomes
+  GROUP BY seller_id
+)"""
+
+
+def _decisions_cte(as_of: str) -> str:
+    """Enforcement decisions on the seller's items: per window, lifted and still active."""
+    decided = {days: _since(as_of, "d.decided_at", days) for days in _WINDOWS}
+    return f"""dc AS (
+  SELECT s.seller_id,
+    count(*) FILTER (WHERE {decided[7]}) AS enf_7d,
+    count(*) FILTER (WHERE {decided[30]}) AS enf_30d,
+    count(*) FILTER (WHERE {decided[90]}) AS enf_90d,
+    count(*) FILTER (WHERE {decided[90]} AND d.lifted_at < {as_of}) AS lifted_90d,
+    count(*) FILTER (WHERE d.lifted_at IS NULL OR d.lifted_at >= {as_of}) AS active
+  FROM decisions d
+  JOIN item_seller s ON s.entity = d.entity AND s.item_id = d.item_id
+  GROUP BY s.seller_id
+)"""
+
+
+def _listings_cte(as_of: str) -> str:
+    """The seller's listing portfolio: counts, categories, prices and risk signals."""
+    return f"""li AS (
+  SELECT li.seller_id,
+    count(*) AS n_total,
+    count(*) FILTER (WHERE {_since(as_of, "li.created_at", 7)}) AS n7,
+    count(*) FILTER (WHERE {_since(as_of, "li.created_at", 30)}) AS n30,
+    count(DISTINCT li.category) AS n_categories,
+    count(*) FILTER (WHERE c.is_high_risk) AS n_high,
+    sum(CAST(round(li.discount_depth * 1000000) AS BIGINT)) AS discount_micro,
+    median(li.price_to_category_median) AS price_ratio_median,
+    count(*) FILTER (WHERE li.counterfeit_term_count > 0) AS n_counterfeit,
+    count(*) FILTER (WHERE li.claim_term_count > 0) AS n_claim,
+    count(*) FILTER (WHERE li.prohibited_term_count > 0) AS n_prohibited,
+    count(*) FILTER (WHERE li.image_shared_sellers > 0) AS n_image_shared,
+    count(*) FILTER (WHERE li.ships_cross_border) AS n_cross_border
+  FROM listing_items li
+  LEFT JOIN snap_categories c ON c.category = li.category
+  GROUP BY li.seller_id
+)"""
+
+
+def _creators_cte(as_of: str) -> str:
+    """Distinct creators promoting the seller's listings in the last 90 days."""
+    return f"""cr AS (
+  SELECT l.seller_id, count(DISTINCT ct.creator_id) AS creators_90d
+  FROM content ct JOIN listings l ON l.listing_id = ct.listing_id
+  WHERE {_since(as_of, "ct.created_at", 90)}
+  GROUP BY l.seller_id
+)"""
+
+
+def _trust_columns() -> list[str]:
+    """Outcome and appeal rates, enforcement, orders, GMV, ratings and NPS."""
     rates = []
     for kind in ("complaint", "return", "refund"):
         for days in _WINDOWS:
@@ -320,114 +430,49 @@ def sellers_sql(as_of: str) -> str:
     enforcement = [
         f"{_c(f'dc.enf_{days}d')}::DOUBLE AS seller_enforcement_count_{days}d" for days in _WINDOWS
     ]
-    body = ",\n  ".join(
-        [
-            "p.seller_id",
-            "p.registered_at",
-            "p.region",
-            "p.verification",
-            "p.is_official_store",
-            *rates[:9],
-            *rates[9:],
-            f"{_c('oc.appeal_90d')}::DOUBLE AS seller_appeal_count_90d",
-            *enforcement,
-            _div("dc.lifted_90d::DOUBLE", "dc.enf_90d::DOUBLE", when_zero="NULL")
-            + " AS seller_enforcement_lifted_share_90d",
-            f"{_c('dc.active')}::DOUBLE AS seller_active_hit_count",
-            f"{_c('ord.orders_30d')}::DOUBLE AS seller_orders_30d",
-            f"{_c('ord.gmv_cents_30d')}::DOUBLE / 100.0 AS seller_gmv_30d",
-            _div("oc.r90_milli::DOUBLE", "oc.r90_n::DOUBLE", when_zero="NULL")
-            + " / 1000.0 AS seller_rating_mean_90d",
-            "("
-            + _div("oc.r30_milli::DOUBLE", "oc.r30_n::DOUBLE", when_zero="NULL")
-            + " - "
-            + _div("oc.rprev_milli::DOUBLE", "oc.rprev_n::DOUBLE", when_zero="NULL")
-            + ") / 1000.0 AS seller_rating_trend",
-            f"{_c('oc.r90_n')}::DOUBLE AS seller_review_count_90d",
-            _div("oc.nps_milli::DOUBLE", "oc.nps_n::DOUBLE", when_zero="NULL")
-            + " / 1000.0 AS seller_nps_mean_90d",
-            f"{_c('li.n7')}::DOUBLE AS seller_listing_count_7d",
-            f"{_c('li.n30')}::DOUBLE AS seller_listing_count_30d",
-            f"{_c('li.n_total')}::DOUBLE AS seller_listing_count_total",
-            f"{_c('li.n_categories')}::DOUBLE AS seller_category_count",
-            _div("li.n_high::DOUBLE", "li.n_total::DOUBLE", when_zero="NULL")
-            + " AS seller_share_high_risk_categories",
-            _div("ord.gmv_cents_90d_high::DOUBLE", "ord.gmv_cents_90d::DOUBLE", when_zero="NULL")
-            + " AS seller_gmv_share_high_risk_categories_90d",
-            _div("li.discount_micro::DOUBLE", "li.n_total::DOUBLE", when_zero="NULL")
-            + " / 1000000.0 AS seller_discount_depth_mean",
-            "li.price_ratio_median AS seller_price_to_category_median_median",
-            _div("li.n_counterfeit::DOUBLE", "li.n_total::DOUBLE", when_zero="NULL")
-            + " AS seller_counterfeit_listing_share",
-            _div("li.n_claim::DOUBLE", "li.n_total::DOUBLE", when_zero="NULL")
-            + " AS seller_claim_listing_share",
-            _div("li.n_prohibited::DOUBLE", "li.n_total::DOUBLE", when_zero="NULL")
-            + " AS seller_prohibited_listing_share",
-            _div("li.n_image_shared::DOUBLE", "li.n_total::DOUBLE", when_zero="NULL")
-            + " AS seller_image_shared_listing_share",
-            _div("li.n_cross_border::DOUBLE", "li.n_total::DOUBLE", when_zero="NULL")
-            + " AS seller_cross_border_share",
-            f"{_c('cr.creators_90d')}::DOUBLE AS seller_creator_count_90d",
-        ]
-    )
-    return f"""
-WITH ord AS (
-  SELECT s.seller_id,
-    sum(e.orders_7d) AS orders_7d, sum(e.orders_30d) AS orders_30d,
-    sum(e.orders_90d) AS orders_90d, sum(e.gmv_cents_30d) AS gmv_cents_30d,
-    sum(e.gmv_cents_90d) AS gmv_cents_90d,
-    coalesce(sum(e.gmv_cents_90d) FILTER (WHERE c.is_high_risk), 0) AS gmv_cents_90d_high
-  FROM item_seller s
-  JOIN exp_item e ON e.entity = s.entity AND e.item_id = s.item_id
-  LEFT JOIN snap_categories c ON c.category = s.category
-  GROUP BY s.seller_id
-), oc AS (
-  SELECT seller_id,
-    {", ".join(outcome_counts)},
-    {milli(recent)} AS r30_milli, count(*) FILTER (WHERE {recent}) AS r30_n,
-    {milli(earlier)} AS rprev_milli, count(*) FILTER (WHERE {earlier}) AS rprev_n,
-    {milli(all90)} AS r90_milli, count(*) FILTER (WHERE {all90}) AS r90_n,
-    {milli(nps)} AS nps_milli, count(*) FILTER (WHERE {nps}) AS nps_n
-  FROM outcomes
-  GROUP BY seller_id
-), dc AS (
-  SELECT s.seller_id,
-    count(*) FILTER (WHERE {since("d.decided_at", 7)}) AS enf_7d,
-    count(*) FILTER (WHERE {since("d.decided_at", 30)}) AS enf_30d,
-    count(*) FILTER (WHERE {since("d.decided_at", 90)}) AS enf_90d,
-    count(*) FILTER (WHERE {since("d.decided_at", 90)} AND d.lifted_at < {as_of}) AS lifted_90d,
-    count(*) FILTER (WHERE d.lifted_at IS NULL OR d.lifted_at >= {as_of}) AS active
-  FROM decisions d
-  JOIN item_seller s ON s.entity = d.entity AND s.item_id = d.item_id
-  GROUP BY s.seller_id
-), li AS (
-  SELECT li.seller_id,
-    count(*) AS n_total,
-    count(*) FILTER (WHERE {since("li.created_at", 7)}) AS n7,
-    count(*) FILTER (WHERE {since("li.created_at", 30)}) AS n30,
-    count(DISTINCT li.category) AS n_categories,
-    count(*) FILTER (WHERE c.is_high_risk) AS n_high,
-    sum(CAST(round(li.discount_depth * 1000000) AS BIGINT)) AS discount_micro,
-    median(li.price_to_category_median) AS price_ratio_median,
-    count(*) FILTER (WHERE li.counterfeit_term_count > 0) AS n_counterfeit,
-    count(*) FILTER (WHERE li.claim_term_count > 0) AS n_claim,
-    count(*) FILTER (WHERE li.prohibited_term_count > 0) AS n_prohibited,
-    count(*) FILTER (WHERE li.image_shared_sellers > 0) AS n_image_shared,
-    count(*) FILTER (WHERE li.ships_cross_border) AS n_cross_border
-  FROM listing_items li
-  LEFT JOIN snap_categories c ON c.category = li.category
-  GROUP BY li.seller_id
-), cr AS (
-  SELECT l.seller_id, count(DISTINCT ct.creator_id) AS creators_90d
-  FROM content ct JOIN listings l ON l.listing_id = ct.listing_id
-  WHERE {since("ct.created_at", 90)}
-  GROUP BY l.seller_id
-)
-SELECT
-  {body}
-FROM seller_profiles p
-LEFT JOIN ord ON ord.seller_id = p.seller_id
-LEFT JOIN oc ON oc.seller_id = p.seller_id
-LEFT JOIN dc ON dc.seller_id = p.seller_id
-LEFT JOIN li ON li.seller_id = p.seller_id
-LEFT JOIN cr ON cr.seller_id = p.seller_id"""
+    return [
+        *rates,
+        f"{_c('oc.appeal_90d')}::DOUBLE AS seller_appeal_count_90d",
+        *enforcement,
+        _div("dc.lifted_90d::DOUBLE", "dc.enf_90d::DOUBLE", when_zero="NULL")
+        + " AS seller_enforcement_lifted_share_90d",
+        f"{_c('dc.active')}::DOUBLE AS seller_active_hit_count",
+        f"{_c('ord.orders_30d')}::DOUBLE AS seller_orders_30d",
+        f"{_c('ord.gmv_cents_30d')}::DOUBLE / 100.0 AS seller_gmv_30d",
+        _div("oc.r90_milli::DOUBLE", "oc.r90_n::DOUBLE", when_zero="NULL")
+        + " / 1000.0 AS seller_rating_mean_90d",
+        "("
+        + _div("oc.r30_milli::DOUBLE", "oc.r30_n::DOUBLE", when_zero="NULL")
+        + " - "
+        + _div("oc.rprev_milli::DOUBLE", "oc.rprev_n::DOUBLE", when_zero="NULL")
+        + ") / 1000.0 AS seller_rating_trend",
+        f"{_c('oc.r90_n')}::DOUBLE AS seller_review_count_90d",
+        _div("oc.nps_milli::DOUBLE", "oc.nps_n::DOUBLE", when_zero="NULL")
+        + " / 1000.0 AS seller_nps_mean_90d",
+    ]
+
+
+def _portfolio_columns() -> list[str]:
+    """Listing counts and shares, prices, and the creators promoting the seller."""
+
+    def share(count: str, name: str) -> str:
+        return _div(f"li.{count}::DOUBLE", "li.n_total::DOUBLE", when_zero="NULL") + f" AS {name}"
+
+    return [
+        f"{_c('li.n7')}::DOUBLE AS seller_listing_count_7d",
+        f"{_c('li.n30')}::DOUBLE AS seller_listing_count_30d",
+        f"{_c('li.n_total')}::DOUBLE AS seller_listing_count_total",
+        f"{_c('li.n_categories')}::DOUBLE AS seller_category_count",
+        share("n_high", "seller_share_high_risk_categories"),
+        _div("ord.gmv_cents_90d_high::DOUBLE", "ord.gmv_cents_90d::DOUBLE", when_zero="NULL")
+        + " AS seller_gmv_share_high_risk_categories_90d",
+        _div("li.discount_micro::DOUBLE", "li.n_total::DOUBLE", when_zero="NULL")
+        + " / 1000000.0 AS seller_discount_depth_mean",
+        "li.price_ratio_median AS seller_price_to_category_median_median",
+        share("n_counterfeit", "seller_counterfeit_listing_share"),
+        share("n_claim", "seller_claim_listing_share"),
+        share("n_prohibited", "seller_prohibited_listing_share"),
+        share("n_image_shared", "seller_image_shared_listing_share"),
+        share("n_cross_border", "seller_cross_border_share"),
+        f"{_c('cr.creators_90d')}::DOUBLE AS seller_creator_count_90d",
+    ]

@@ -236,17 +236,64 @@ def _tree_shap(
 
     Indices are cast to unsigned so numba skips its negative-index wraparound code.
     """
+    for q in range(nq):
+        buf[np.uint64(q)] = 1.0
+    node_mask[np.uint64(0)] = -1
+    _down_pass(
+        X,
+        row,
+        first,
+        n_internal,
+        nq,
+        at_t,
+        node_int,
+        node_real,
+        cat_words,
+        edge_table,
+        node_mask,
+        coef_at,
+        buf,
+    )
+    _up_pass(
+        acc,
+        acc_at,
+        max_quad,
+        first,
+        n_internal,
+        nq,
+        at_t,
+        node_int,
+        node_real,
+        edge_table,
+        coef_at,
+        buf,
+    )
+
+
+@_jit()
+def _down_pass(
+    X: np.ndarray,
+    row: int,
+    first: int,
+    n_internal: int,
+    nq: int,
+    at_t: int,
+    node_int: np.ndarray,
+    node_real: np.ndarray,
+    cat_words: np.ndarray,
+    edge_table: np.ndarray,
+    node_mask: np.ndarray,
+    coef_at: np.ndarray,
+    buf: np.ndarray,
+) -> None:
+    """Down: the path product at the quadrature nodes times each edge's ratio; positions
+    >= n_internal are leaves. coef_at[2k] < 0 marks a first split on the feature (its
+    coefficients are computed in the up pass, -1 - coef_at[2k] = went left), otherwise
+    coef_at[2k], coef_at[2k + 1] locate the tabulated coefficients."""
     r = np.uint64(row)
     at_omt = at_t + nq
     at_zero = at_t + 4 * nq
     at_one = at_t + 5 * nq
-    for q in range(nq):
-        buf[np.uint64(q)] = 1.0
-    node_mask[np.uint64(0)] = -1
-    # Down: the path product at the quadrature nodes times each edge's ratio; positions
-    # >= n_internal are leaves. coef_at[2k] < 0 marks a first split on the feature (its
-    # coefficients are computed in the up pass, -1 - coef_at[2k] = went left), otherwise
-    # coef_at[2k], coef_at[2k + 1] locate the tabulated coefficients.
     for k in range(n_internal):
         n = np.uint64(first + k)
         flags = node_int[n, 1]
@@ -299,7 +346,25 @@ def _tree_shap(
         for qb in range(0, nq, LANES):
             _down4(buf, dst_l + qb, buf, src + qb, edge_table, vec_a_l + qb, vec_b + qb, a_l, b_l)
             _down4(buf, dst_r + qb, buf, src + qb, edge_table, vec_a_r + qb, vec_b + qb, a_r, b_r)
-    # Up: sum the children's leaf polynomials; each edge adds coefficient * sum to its feature.
+
+
+@_jit()
+def _up_pass(
+    acc: np.ndarray,
+    acc_at: int,
+    max_quad: int,
+    first: int,
+    n_internal: int,
+    nq: int,
+    at_t: int,
+    node_int: np.ndarray,
+    node_real: np.ndarray,
+    edge_table: np.ndarray,
+    coef_at: np.ndarray,
+    buf: np.ndarray,
+) -> None:
+    """Up: sum the children's leaf polynomials; each edge adds coefficient * sum to its
+    feature."""
     for k in range(n_internal - 1, -1, -1):
         n = np.uint64(first + k)
         src_l = node_int[n, 2] * nq

@@ -23,10 +23,14 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from experiments.benchmarks.scoring import demo_bundle, demo_frame, pin_threads, records
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 CONCURRENCY = (1, 4, 16)
 _WARM_UP = 10
@@ -143,9 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests and training rows")
     args = parser.parse_args([] if argv is None else argv)
     pin_threads()
-    import httpx
     from rich.console import Console
-    from rich.table import Table
 
     from models.pyfunc import save_pyfunc
 
@@ -173,101 +175,140 @@ def main(argv: list[str] | None = None) -> None:
         bin_dir = Path(sys.executable).parent
         # `mlflow models serve` execs `uvicorn` by name.
         env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-        ours = _start(
-            [
-                str(bin_dir / "govrisk"),
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ours_port),
-                "--data-dir",
-                str(root / "service"),
-                "--model",
-                str(bundle_dir),
-                "--log-level",
-                "warning",
-            ],
-            env,
-            root / "ours.log",
+        ours_command, mlflow_command = _commands(
+            bin_dir, root, bundle_dir, pyfunc_dir, ours_port, mlflow_port
         )
-        theirs = _start(
-            [
-                str(bin_dir / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                str(pyfunc_dir),
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(mlflow_port),
-                "-w",
-                "1",
-            ],
-            env,
-            root / "mlflow.log",
-        )
+        ours = _start(ours_command, env, root / "ours.log")
+        theirs = _start(mlflow_command, env, root / "mlflow.log")
         try:
             with console.status("starting both servers"):
                 _wait_ready(f"http://127.0.0.1:{ours_port}/readyz", ours, root / "ours.log")
                 _wait_ready(f"http://127.0.0.1:{mlflow_port}/ping", theirs, root / "mlflow.log")
             ours_url = f"http://127.0.0.1:{ours_port}/v1/score"
-            targets = [
-                _Target(
-                    "govrisk, no reasons",
-                    ours_url,
-                    json.dumps(
-                        {"items": [{"item_id": "x", "features": features}], "explain": 0}
-                    ).encode(),
-                ),
-                _Target(
-                    "govrisk, top-5 reasons",
-                    ours_url,
-                    json.dumps(
-                        {"items": [{"item_id": "x", "features": features}], "explain": 5}
-                    ).encode(),
-                ),
-                _Target(
-                    "mlflow models serve",
-                    f"http://127.0.0.1:{mlflow_port}/invocations",
-                    json.dumps(
-                        {
-                            "dataframe_split": {
-                                "columns": list(features),
-                                "data": [list(features.values())],
-                            }
-                        }
-                    ).encode(),
-                ),
-            ]
-            p_ours = httpx.post(
-                ours_url, content=targets[0].body, headers={"content-type": "application/json"}
-            ).json()
-            p_mlflow = httpx.post(
-                targets[2].url,
-                content=targets[2].body,
-                headers={"content-type": "application/json"},
-            ).json()
-            agree = abs(
-                p_ours["items"][0]["probability"] - p_mlflow["predictions"][0]["probability"]
-            )
-            results: dict[tuple[str, int], _Result] = {}
-            for concurrency in CONCURRENCY:
-                for target in targets:
-                    group = (ours if target.url == ours_url else theirs).pid
-                    with console.status(f"{target.name} at concurrency {concurrency}"):
-                        cpu_before = _group_cpu_seconds(group)
-                        result = asyncio.run(_drive(target, concurrency, per_level))
-                        cpu_ms = (_group_cpu_seconds(group) - cpu_before) * 1000
-                    results[target.name, concurrency] = replace(
-                        result, server_cpu_ms=cpu_ms / (per_level + _WARM_UP)
-                    )
+            targets = _targets(features, ours_url, f"http://127.0.0.1:{mlflow_port}/invocations")
+            agree = _agreement(targets)
+            results = _measure(console, targets, ours_url, ours, theirs, per_level)
         finally:
             _stop(ours)
             _stop(theirs)
+    _print_results(console, targets, results, per_level, agree)
+
+
+def _commands(
+    bin_dir: Path,
+    root: Path,
+    bundle_dir: Path,
+    pyfunc_dir: Path,
+    ours_port: int,
+    mlflow_port: int,
+) -> tuple[list[str], list[str]]:
+    """(`govrisk serve`, `mlflow models serve`) command lines on the same bundle."""
+    ours = [
+        str(bin_dir / "govrisk"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(ours_port),
+        "--data-dir",
+        str(root / "service"),
+        "--model",
+        str(bundle_dir),
+        "--log-level",
+        "warning",
+    ]
+    theirs = [
+        str(bin_dir / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        str(pyfunc_dir),
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(mlflow_port),
+        "-w",
+        "1",
+    ]
+    return ours, theirs
+
+
+def _targets(features: dict[str, Any], ours_url: str, mlflow_url: str) -> list[_Target]:
+    """govrisk without and with reasons, then MLflow, each scoring the same item."""
+    return [
+        _Target(
+            "govrisk, no reasons",
+            ours_url,
+            json.dumps({"items": [{"item_id": "x", "features": features}], "explain": 0}).encode(),
+        ),
+        _Target(
+            "govrisk, top-5 reasons",
+            ours_url,
+            json.dumps({"items": [{"item_id": "x", "features": features}], "explain": 5}).encode(),
+        ),
+        _Target(
+            "mlflow models serve",
+            mlflow_url,
+            json.dumps(
+                {
+                    "dataframe_split": {
+                        "columns": list(features),
+                        "data": [list(features.values())],
+                    }
+                }
+            ).encode(),
+        ),
+    ]
+
+
+def _agreement(targets: list[_Target]) -> float:
+    """|p govrisk - p mlflow| on the benchmarked item."""
+    import httpx
+
+    p_ours = httpx.post(
+        targets[0].url, content=targets[0].body, headers={"content-type": "application/json"}
+    ).json()
+    p_mlflow = httpx.post(
+        targets[2].url,
+        content=targets[2].body,
+        headers={"content-type": "application/json"},
+    ).json()
+    return float(abs(p_ours["items"][0]["probability"] - p_mlflow["predictions"][0]["probability"]))
+
+
+def _measure(
+    console: Console,
+    targets: list[_Target],
+    ours_url: str,
+    ours: subprocess.Popen[bytes],
+    theirs: subprocess.Popen[bytes],
+    per_level: int,
+) -> dict[tuple[str, int], _Result]:
+    """Drive every target at every concurrency, with its server's CPU time per request."""
+    results: dict[tuple[str, int], _Result] = {}
+    for concurrency in CONCURRENCY:
+        for target in targets:
+            group = (ours if target.url == ours_url else theirs).pid
+            with console.status(f"{target.name} at concurrency {concurrency}"):
+                cpu_before = _group_cpu_seconds(group)
+                result = asyncio.run(_drive(target, concurrency, per_level))
+                cpu_ms = (_group_cpu_seconds(group) - cpu_before) * 1000
+            results[target.name, concurrency] = replace(
+                result, server_cpu_ms=cpu_ms / (per_level + _WARM_UP)
+            )
+    return results
+
+
+def _print_results(
+    console: Console,
+    targets: list[_Target],
+    results: dict[tuple[str, int], _Result],
+    per_level: int,
+    agree: float,
+) -> None:
+    from rich.table import Table
 
     table = Table(title=f"HTTP on loopback, one worker each, {per_level} requests per cell")
     columns = (

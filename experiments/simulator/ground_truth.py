@@ -8,7 +8,7 @@ known natural imperfections), with the slice that concentrates it.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -153,130 +153,163 @@ def defects(world: World) -> dict[str, Any]:
     cfg = world.config
     launch = cfg.start + timedelta(days=cfg.new_category_launch_day)
     emerging = cfg.start + timedelta(days=cfg.emerging_pattern_day)
-
-    def listing_channels() -> list[str]:
-        return ["shop_tab", "campaigns", "shop_ads", "affiliate"]
-
     planted = [
-        {
-            "id": "irrelevant-clause",
-            "strategy": "listing-prohibited-items@v2",
-            "kind": "irrelevant_clause",
-            "entity": "listing",
-            "policy": "prohibited_item",
-            "channels": listing_channels(),
-            "effect": "fp",
-            "clause": "condition.any[1]",
-            "slice": [_p("listing_category", "==", "outdoor_gear"), _p("listing_price", "<", 45)],
-            "description": (
-                "The `any` branch added during a knife crackdown blocks every outdoor_gear "
-                "listing under $45, almost all of them honest."
-            ),
-            "fix": "drop_predicate: remove condition.any[1]",
-        },
-        {
-            "id": "threshold-too-low",
-            "strategy": "campaign-deep-discount@v1",
-            "kind": "threshold_too_low",
-            "entity": "listing",
-            "policy": "fake_discount",
-            "channels": ["campaigns"],
-            "effect": "fp",
-            "slice": [
-                _p("listing_discount_depth", ">=", 0.35),
-                _p("listing_discount_depth", "<", 0.6),
-            ],
-            "description": (
-                "A 35% discount threshold limits ordinary clearance and seasonal discounts; "
-                "inflated strike-through prices sit at 60-85%."
-            ),
-            "fix": "threshold: listing_discount_depth >= 0.6",
-        },
-        {
-            "id": "coverage-gap",
-            "strategy": "listing-counterfeit-shared-image@v1",
-            "kind": "coverage_gap",
-            "entity": "listing",
-            "policy": "counterfeit",
-            "channels": listing_channels(),
-            "effect": "fn",
-            "slice": [_p("listing_category", "==", "perfume")],
-            "description": (
-                "Counterfeit rings reuse stock images in perfume (the category with the most "
-                "counterfeit listings) too, but the rule only lists bags, watches and sneakers."
-            ),
-            "fix": "add_predicate: add perfume (and eyewear, jewelry) to the category list",
-        },
-        {
-            "id": "channel-bug",
-            "strategy": "listing-counterfeit-terms-affiliate@v1",
-            "kind": "channel_bug",
-            "entity": "listing",
-            "policy": "counterfeit",
-            "channels": ["affiliate"],
-            "effect": "fp",
-            "slice": [_p("listing_price_to_category_median", ">=", 0.6)],
-            "description": (
-                "The affiliate copy of listing-counterfeit-terms@v3 has 6.0 instead of 0.6 as "
-                "its price threshold, so it blocks normally priced branded listings whose "
-                "text merely mentions AAA batteries or 'inspired by'."
-            ),
-            "fix": "threshold: listing_price_to_category_median < 0.6",
-        },
-        {
-            "id": "stale-rule",
-            "strategy": "listing-health-claims@v2",
-            "kind": "stale_rule",
-            "entity": "listing",
-            "policy": "misleading_claim",
-            "channels": listing_channels(),
-            "effect": "fn",
-            "period": {"from": emerging.isoformat()},
-            "slice": [
-                _p("listing_category", "in", list(EMERGING_CATEGORIES)),
-                _p("listing_claim_term_count", "==", 0),
-            ],
-            "description": (
-                "From the emerging date, weight-loss sellers switch to new wording (GLP-1 "
-                "effect, ozempic-like, metabolic reset) that no lexicon term matches; the "
-                "rule's recall on misleading claims in these categories collapses."
-            ),
-            "fix": "score_gate / add_predicate: catch the new wording with a model-score gate",
-        },
-        {
-            "id": "stale-rule-video",
-            "strategy": "video-health-claims@v1",
-            "kind": "stale_rule",
-            "entity": "video",
-            "policy": "misleading_claim",
-            "channels": ["video", "affiliate"],
-            "effect": "fn",
-            "period": {"from": emerging.isoformat()},
-            "slice": [
-                _p("linked_listing_category", "in", list(EMERGING_CATEGORIES)),
-                _p("video_claim_term_count", "==", 0),
-            ],
-            "description": "The same late claim wording in video captions escapes the video rule.",
-            "fix": "score_gate: add an any-branch on p_misleading_claim",
-        },
-        {
-            "id": "uncovered-category",
-            "strategy": None,
-            "kind": "uncovered_category",
-            "entity": "listing",
-            "policy": "counterfeit",
-            "channels": listing_channels(),
-            "effect": "fn",
-            "period": {"from": launch.isoformat()},
-            "slice": [_p("listing_category", "==", NEW_CATEGORY)],
-            "description": (
-                f"{NEW_CATEGORY} opens mid-period with a high counterfeit rate (proxy cards, "
-                "custom reprints) described in words no lexicon or strategy covers."
-            ),
-            "fix": "new_strategy: counterfeit rule scoped to the new category",
-        },
+        _irrelevant_clause(),
+        _threshold_too_low(),
+        _coverage_gap(),
+        _channel_bug(),
+        _stale_rule(emerging),
+        _stale_rule_video(emerging),
+        _uncovered_category(launch),
     ]
-    imperfections = [
+    return {"planted": planted, "known_imperfections": _imperfections()}
+
+
+def _listing_channels() -> list[str]:
+    # A new list per defect: YAML would write a shared one as an anchor and aliases.
+    return ["shop_tab", "campaigns", "shop_ads", "affiliate"]
+
+
+def _irrelevant_clause() -> dict[str, Any]:
+    return {
+        "id": "irrelevant-clause",
+        "strategy": "listing-prohibited-items@v2",
+        "kind": "irrelevant_clause",
+        "entity": "listing",
+        "policy": "prohibited_item",
+        "channels": _listing_channels(),
+        "effect": "fp",
+        "clause": "condition.any[1]",
+        "slice": [_p("listing_category", "==", "outdoor_gear"), _p("listing_price", "<", 45)],
+        "description": (
+            "The `any` branch added during a knife crackdown blocks every outdoor_gear "
+            "listing under $45, almost all of them honest."
+        ),
+        "fix": "drop_predicate: remove condition.any[1]",
+    }
+
+
+def _threshold_too_low() -> dict[str, Any]:
+    return {
+        "id": "threshold-too-low",
+        "strategy": "campaign-deep-discount@v1",
+        "kind": "threshold_too_low",
+        "entity": "listing",
+        "policy": "fake_discount",
+        "channels": ["campaigns"],
+        "effect": "fp",
+        "slice": [
+            _p("listing_discount_depth", ">=", 0.35),
+            _p("listing_discount_depth", "<", 0.6),
+        ],
+        "description": (
+            "A 35% discount threshold limits ordinary clearance and seasonal discounts; "
+            "inflated strike-through prices sit at 60-85%."
+        ),
+        "fix": "threshold: listing_discount_depth >= 0.6",
+    }
+
+
+def _coverage_gap() -> dict[str, Any]:
+    return {
+        "id": "coverage-gap",
+        "strategy": "listing-counterfeit-shared-image@v1",
+        "kind": "coverage_gap",
+        "entity": "listing",
+        "policy": "counterfeit",
+        "channels": _listing_channels(),
+        "effect": "fn",
+        "slice": [_p("listing_category", "==", "perfume")],
+        "description": (
+            "Counterfeit rings reuse stock images in perfume (the category with the most "
+            "counterfeit listings) too, but the rule only lists bags, watches and sneakers."
+        ),
+        "fix": "add_predicate: add perfume (and eyewear, jewelry) to the category list",
+    }
+
+
+def _channel_bug() -> dict[str, Any]:
+    return {
+        "id": "channel-bug",
+        "strategy": "listing-counterfeit-terms-affiliate@v1",
+        "kind": "channel_bug",
+        "entity": "listing",
+        "policy": "counterfeit",
+        "channels": ["affiliate"],
+        "effect": "fp",
+        "slice": [_p("listing_price_to_category_median", ">=", 0.6)],
+        "description": (
+            "The affiliate copy of listing-counterfeit-terms@v3 has 6.0 instead of 0.6 as "
+            "its price threshold, so it blocks normally priced branded listings whose "
+            "text merely mentions AAA batteries or 'inspired by'."
+        ),
+        "fix": "threshold: listing_price_to_category_median < 0.6",
+    }
+
+
+def _stale_rule(emerging: datetime) -> dict[str, Any]:
+    return {
+        "id": "stale-rule",
+        "strategy": "listing-health-claims@v2",
+        "kind": "stale_rule",
+        "entity": "listing",
+        "policy": "misleading_claim",
+        "channels": _listing_channels(),
+        "effect": "fn",
+        "period": {"from": emerging.isoformat()},
+        "slice": [
+            _p("listing_category", "in", list(EMERGING_CATEGORIES)),
+            _p("listing_claim_term_count", "==", 0),
+        ],
+        "description": (
+            "From the emerging date, weight-loss sellers switch to new wording (GLP-1 "
+            "effect, ozempic-like, metabolic reset) that no lexicon term matches; the "
+            "rule's recall on misleading claims in these categories collapses."
+        ),
+        "fix": "score_gate / add_predicate: catch the new wording with a model-score gate",
+    }
+
+
+def _stale_rule_video(emerging: datetime) -> dict[str, Any]:
+    return {
+        "id": "stale-rule-video",
+        "strategy": "video-health-claims@v1",
+        "kind": "stale_rule",
+        "entity": "video",
+        "policy": "misleading_claim",
+        "channels": ["video", "affiliate"],
+        "effect": "fn",
+        "period": {"from": emerging.isoformat()},
+        "slice": [
+            _p("linked_listing_category", "in", list(EMERGING_CATEGORIES)),
+            _p("video_claim_term_count", "==", 0),
+        ],
+        "description": "The same late claim wording in video captions escapes the video rule.",
+        "fix": "score_gate: add an any-branch on p_misleading_claim",
+    }
+
+
+def _uncovered_category(launch: datetime) -> dict[str, Any]:
+    return {
+        "id": "uncovered-category",
+        "strategy": None,
+        "kind": "uncovered_category",
+        "entity": "listing",
+        "policy": "counterfeit",
+        "channels": _listing_channels(),
+        "effect": "fn",
+        "period": {"from": launch.isoformat()},
+        "slice": [_p("listing_category", "==", NEW_CATEGORY)],
+        "description": (
+            f"{NEW_CATEGORY} opens mid-period with a high counterfeit rate (proxy cards, "
+            "custom reprints) described in words no lexicon or strategy covers."
+        ),
+        "fix": "new_strategy: counterfeit rule scoped to the new category",
+    }
+
+
+def _imperfections() -> list[dict[str, Any]]:
+    return [
         {
             "id": "honest-lexicon-terms",
             "strategy": "listing-prohibited-items@v2",
@@ -308,4 +341,3 @@ def defects(world: World) -> dict[str, Any]:
             "description": "Counterfeiters write 'rep', '1to1', 'mirror-grade': no lexicon hit.",
         },
     ]
-    return {"planted": planted, "known_imperfections": imperfections}

@@ -94,24 +94,9 @@ def sample_labels(
     end_us = start_us + cfg.days * US_PER_DAY
     parts: list[dict[str, np.ndarray]] = []
 
-    a = appeals.arrays()
-    reviewed = a["review_us"] < end_us
-    if reviewed.any():
-        n = int(reviewed.sum())
-        parts.append(
-            {
-                "entity": a["entity"][reviewed].astype(np.int64),
-                "item": a["item"][reviewed].astype(np.int64),
-                "policy": a["policy"][reviewed].astype(np.int64),
-                "reviewed_us": a["review_us"][reviewed],
-                "sampling": np.full(n, _SAMPLING_CODE[Sampling.APPEAL]),
-                "inclusion": np.ones(n),
-                "reviewer": a["reviewer"][reviewed].astype(np.int64),
-                "verdict": a["verdict"][reviewed].astype(bool),
-                "stratum": np.full(n, "", dtype=object),
-            }
-        )
-
+    appealed = _appealed(appeals, end_us)
+    if appealed is not None:
+        parts.append(appealed)
     budget_random = round(cfg.label_budget * cfg.random_audit_share)
     budget_flagged = cfg.label_budget - budget_random
     flagged = _flagged(
@@ -132,6 +117,32 @@ def sample_labels(
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else None
     if cols is None:
         return Labels(_empty_table(), pd.DataFrame())
+    return _review(world, cols, noise, key)
+
+
+def _appealed(appeals: AppealLog, end_us: int) -> dict[str, np.ndarray] | None:
+    """Every appeal reviewed before `end_us`, with the verdict its reviewer gave."""
+    a = appeals.arrays()
+    reviewed = a["review_us"] < end_us
+    if not reviewed.any():
+        return None
+    n = int(reviewed.sum())
+    return {
+        "entity": a["entity"][reviewed].astype(np.int64),
+        "item": a["item"][reviewed].astype(np.int64),
+        "policy": a["policy"][reviewed].astype(np.int64),
+        "reviewed_us": a["review_us"][reviewed],
+        "sampling": np.full(n, _SAMPLING_CODE[Sampling.APPEAL]),
+        "inclusion": np.ones(n),
+        "reviewer": a["reviewer"][reviewed].astype(np.int64),
+        "verdict": a["verdict"][reviewed].astype(bool),
+        "stratum": np.full(n, "", dtype=object),
+    }
+
+
+def _review(world: World, cols: dict[str, np.ndarray], noise: np.ndarray, key: int) -> Labels:
+    """Verdicts of the sampled (item, policy) pairs: the truth, flipped at each assigned
+    reviewer's rate (appeals keep the verdict given when they were reviewed)."""
     e, item, pol = cols["entity"], cols["item"], cols["policy"]
     truth = np.empty(e.size, dtype=bool)
     for code in np.unique(e):
@@ -152,10 +163,36 @@ def sample_labels(
     flipped = verdict != truth
 
     order = np.lexsort((pol, item, e, cols["sampling"], cols["reviewed_us"]))
+    table = _label_table(world, cols, order, verdict, reviewer)
+    truth_table = pd.DataFrame(
+        {
+            "label_id": table["label_id"],
+            "entity": table["entity"],
+            "item_id": table["item_id"],
+            "policy": table["policy"],
+            "sampling": table["sampling"],
+            "stratum": str_array(cols["stratum"][order].astype(object)),
+            "true_violating": truth[order],
+            "flipped": flipped[order],
+            "reviewer_noise": noise[reviewer[order]],
+        }
+    )
+    return Labels(table, truth_table)
+
+
+def _label_table(
+    world: World,
+    cols: dict[str, np.ndarray],
+    order: np.ndarray,
+    verdict: np.ndarray,
+    reviewer: np.ndarray,
+) -> pd.DataFrame:
+    """The audit_labels table, rows in `order`."""
+    e, item, pol = cols["entity"], cols["item"], cols["policy"]
     ids = ItemIds(world)
     width = max(6, len(str(order.size)))
     sampling_names = {v: k.value for k, v in _SAMPLING_CODE.items()}
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             "label_id": numbered_ids("A", np.arange(1, order.size + 1), width),
             "entity": str_array(
@@ -176,20 +213,6 @@ def sample_labels(
             "inclusion_probability": cols["inclusion"][order].astype(np.float64),
         }
     )
-    truth_table = pd.DataFrame(
-        {
-            "label_id": table["label_id"],
-            "entity": table["entity"],
-            "item_id": table["item_id"],
-            "policy": table["policy"],
-            "sampling": table["sampling"],
-            "stratum": str_array(cols["stratum"][order].astype(object)),
-            "true_violating": truth[order],
-            "flipped": flipped[order],
-            "reviewer_noise": noise[reviewer[order]],
-        }
-    )
-    return Labels(table, truth_table)
 
 
 def _flagged(

@@ -87,6 +87,10 @@ def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows, np.arange(rows.size) - starts
 
 
+#: One kind of outcome event per potential order: (happened, day offset, kind code, value).
+_EventPart = tuple[np.ndarray, np.ndarray, int, np.ndarray]
+
+
 def day_events(
     world: World,
     full: DayTraffic,
@@ -100,8 +104,30 @@ def day_events(
 ) -> Events:
     """Outcome events caused by one day's surviving orders and clicks; `boost` multiplies
     each traffic row's complaint and return probabilities (planted incidents)."""
-    truth = _product_truth(world, full)
     seller = _seller(world, full)
+    bad, p_complaint, p_return = _event_probabilities(_product_truth(world, full), boost)
+    # orders before NPS answers: both draw from rng_events, in this order
+    rows, parts = _order_events(full, kept, bad, p_complaint, p_return, rng_events)
+    nps_rows, t_nps, score, nps_alive = _nps_answers(full, kept, bad, rng_events, rng_thin)
+
+    out: list[Events] = []
+    for mask, t_days, kind, value in parts:
+        r = rows[mask]
+        out.append(_events(full, seller, r, t_days[mask], kind, value[mask], day_start_us))
+    r = nps_rows[nps_alive]
+    out.append(
+        _events(
+            full, seller, r, t_nps[nps_alive], _K[OutcomeKind.NPS], score[nps_alive], day_start_us
+        )
+    )
+    events = Events.concat(out)
+    return events.take(events.occurred_us < end_us)
+
+
+def _event_probabilities(
+    truth: np.ndarray, boost: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bad product, complaint probability, return probability) per traffic row."""
     ix = {p: truth[:, POLICY_INDEX[p]] for p in Policy}
     bad = ix[Policy.COUNTERFEIT] | ix[Policy.LOW_QUALITY] | ix[Policy.MISLEADING_CLAIM]
     bad |= ix[Policy.FAKE_DISCOUNT] | ix[Policy.PROHIBITED_ITEM]
@@ -125,8 +151,19 @@ def day_events(
     if boost is not None:
         p_complaint = np.minimum(p_complaint * boost[0], 0.95)
         p_return = np.minimum(p_return * boost[1], 0.95)
+    return bad, p_complaint, p_return
 
-    # orders: every potential order draws its events; kept if its position < kept orders
+
+def _order_events(
+    full: DayTraffic,
+    kept: DayTraffic,
+    bad: np.ndarray,
+    p_complaint: np.ndarray,
+    p_return: np.ndarray,
+    rng_events: np.random.Generator,
+) -> tuple[np.ndarray, list[_EventPart]]:
+    """(traffic row of each potential order, its events by kind): every potential order
+    draws its events; they are kept if its position is below the kept orders."""
     rows, pos = _expand(full.orders)
     n = rows.size
     t_order = full.start_frac[rows] + rng_events.random(n) * (1.0 - full.start_frac[rows])
@@ -146,7 +183,7 @@ def day_events(
     rating = 1.0 + (u[:, 4:5] > cum).sum(axis=1)
     price = full.price[rows]
     t0 = t_order
-    parts = [
+    parts: list[_EventPart] = [
         (complaint, t0 + d_complaint, _K[OutcomeKind.COMPLAINT], np.full(n, np.nan)),
         (returned, t0 + d_return, _K[OutcomeKind.RETURN], np.full(n, np.nan)),
         (refund_r, t0 + d_return + d_refund, _K[OutcomeKind.REFUND], np.round(price, 2)),
@@ -158,8 +195,17 @@ def day_events(
         ),
         (review, t0 + d_review, _K[OutcomeKind.REVIEW], rating),
     ]
+    return rows, parts
 
-    # NPS answers among clicks
+
+def _nps_answers(
+    full: DayTraffic,
+    kept: DayTraffic,
+    bad: np.ndarray,
+    rng_events: np.random.Generator,
+    rng_thin: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(traffic row, day offset, score, kept) of each potential NPS answer among clicks."""
     nps_full = rng_events.binomial(full.clicks, _NPS_RESPONSE_RATE)
     nps_kept = nps_full.copy()
     partial = (kept.clicks < full.clicks) & (nps_full > 0)
@@ -177,20 +223,7 @@ def day_events(
         + rng_events.random(m) * (1.0 - full.start_frac[nps_rows])
         + rng_events.uniform(0.0, 2.0, m)
     )
-    nps_alive = nps_pos < nps_kept[nps_rows]
-
-    out: list[Events] = []
-    for mask, t_days, kind, value in parts:
-        r = rows[mask]
-        out.append(_events(full, seller, r, t_days[mask], kind, value[mask], day_start_us))
-    r = nps_rows[nps_alive]
-    out.append(
-        _events(
-            full, seller, r, t_nps[nps_alive], _K[OutcomeKind.NPS], score[nps_alive], day_start_us
-        )
-    )
-    events = Events.concat(out)
-    return events.take(events.occurred_us < end_us)
+    return nps_rows, t_nps, score, nps_pos < nps_kept[nps_rows]
 
 
 def _events(

@@ -8,6 +8,7 @@ and their ids follow that order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -206,6 +207,29 @@ def _wording(
     return np.where(scheme, w, Wording.NONE).astype(np.int8)
 
 
+class _Offer(NamedTuple):
+    """What a listing sells and at what price: brand, true price ratio and the discount."""
+
+    has_brand: np.ndarray
+    brand_pick: np.ndarray
+    brand: np.ndarray
+    ratio: np.ndarray
+    price: np.ndarray
+    list_price: np.ndarray
+    discount: np.ndarray
+    discount_pct: np.ndarray
+
+
+class _ListingText(NamedTuple):
+    """Wording per text policy and the text drawn from it."""
+
+    wording: dict[Policy, np.ndarray]
+    honest: np.ndarray
+    spammy: np.ndarray
+    title: np.ndarray
+    description: np.ndarray
+
+
 def _listings(
     config: SimulationConfig,
     sellers: Items,
@@ -214,48 +238,117 @@ def _listings(
     rng_truth: np.random.Generator,
     start_us: int,
 ) -> Items:
-    n = config.n_listings
-    sh = sellers.hidden
-    n_cat = len(CATEGORIES)
-    codes = [c.code for c in CATEGORIES]
-    new_idx = codes.index(NEW_CATEGORY)
-    launch_day = config.new_category_launch_day
-    emerging_day = config.emerging_pattern_day
+    """Listings with their text, hidden state and truth.
 
-    seller_idx = rng.choice(sellers.n, n, p=sh["activity"] / sh["activity"].sum())
-    shares = np.asarray([c.share for c in CATEGORIES])
-    random_cat = rng.choice(n_cat, n, p=shares / shares.sum())
-    category = np.where(rng.random(n) < 0.75, sh["home_category"][seller_idx], random_cat)
-    seller_reg_days = (sellers.created_us[seller_idx] - start_us) / US_PER_DAY
-    lower = np.maximum(seller_reg_days, 0.0)
-    lower = np.where(category == new_idx, np.maximum(lower, launch_day), lower)
-    created_days = lower + rng.random(n) * (config.days - lower)
-    order = np.argsort(created_days, kind="stable")
-    seller_idx, category, created_days = seller_idx[order], category[order], created_days[order]
+    The parts draw from `rng` in the order called here; reordering them changes every world.
+    """
+    sh = sellers.hidden
+    new_idx = [c.code for c in CATEGORIES].index(NEW_CATEGORY)
+    seller_idx, category, created_days = _listing_placement(config, sellers, rng, start_us)
     created_us = _to_us(start_us, created_days)
 
-    bad = sh["is_bad_actor"][seller_idx]
     official = sellers.table["is_official_store"].to_numpy()[seller_idx]
     verification = sh["verification_code"][seller_idx]
-    cat_code = np.asarray(codes, dtype=object)[category]
+    cat_code = np.asarray([c.code for c in CATEGORIES], dtype=object)[category]
     health = np.isin(cat_code, pol.EMERGING_CATEGORIES)
-    emerging_window = created_days >= emerging_day
-    risk = np.asarray([[c.risk.get(p, 0.0) for p in LISTING_POLICIES] for c in CATEGORIES])
-
-    logits = pol.listing_scheme_logits(
-        category_risk=risk[category],
-        seller_bad=bad,
-        seller_specialty=sh["specialty"][seller_idx],
-        seller_propensity=sh["propensity"][seller_idx],
-        seller_quality=sh["quality"][seller_idx],
-        emerging=(health & emerging_window).astype(float),
-    )
-    logits[official] -= 3.0
-    scheme = rng.random(logits.shape) < pol.sigmoid(logits)
+    emerging_window = created_days >= config.emerging_pattern_day
+    scheme = _listing_schemes(rng, sh, seller_idx, category, official, health & emerging_window)
     is_new_cat = category == new_idx
     emerging = scheme[:, _MC] & health & emerging_window
 
-    # brand and price
+    offer = _offer(rng, category, scheme, official)
+    shared_image, image_hash = _images(rng, category, seller_idx, offer, official, scheme)
+    ships = _ships_from(rng, sh["region_code"][seller_idx], scheme)
+    txt = _listing_text(rng_text, category, official, offer, scheme, is_new_cat, emerging)
+    in_campaigns, in_ads, in_affiliate, appeal = _participation(
+        rng, sh, seller_idx, offer, scheme, official
+    )
+    violates, p = _listing_truth(
+        rng_truth,
+        sh,
+        seller_idx,
+        scheme=scheme,
+        offer=offer,
+        wording=txt.wording,
+        shared_image=shared_image,
+        official=official,
+        verification=verification,
+        in_campaigns=in_campaigns,
+        health=health,
+        spammy=txt.spammy,
+    )
+
+    table = _listing_table(sellers, seller_idx, created_us, cat_code, offer, txt, image_hash, ships)
+    sellers.hidden["_listing_seller"] = seller_idx
+    hidden: dict[str, np.ndarray] = {
+        "category_idx": category,
+        "scheme": scheme,
+        "wording_counterfeit": txt.wording[Policy.COUNTERFEIT],
+        "wording_prohibited_item": txt.wording[Policy.PROHIBITED_ITEM],
+        "wording_misleading_claim": txt.wording[Policy.MISLEADING_CLAIM],
+        "emerging_pattern": emerging,
+        "new_category": is_new_cat,
+        "honest_lexicon_phrase": txt.honest != "",
+        "spammy": txt.spammy,
+        "price_ratio_true": offer.ratio,
+        "discount_depth": offer.discount,
+        "shared_image_pool": shared_image,
+        "appeal": appeal,
+        "in_campaigns": in_campaigns,
+        "in_ads": in_ads,
+        "in_affiliate": in_affiliate,
+        "price": offer.price,
+        "has_brand": offer.has_brand,
+        "brand": offer.brand,
+    }
+    return Items(Entity.LISTING, table, created_us, seller_idx, violates, p, hidden)
+
+
+def _listing_placement(
+    config: SimulationConfig, sellers: Items, rng: np.random.Generator, start_us: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seller, category, creation day) per listing, sorted by creation day."""
+    n = config.n_listings
+    sh = sellers.hidden
+    new_idx = [c.code for c in CATEGORIES].index(NEW_CATEGORY)
+    seller_idx = rng.choice(sellers.n, n, p=sh["activity"] / sh["activity"].sum())
+    shares = np.asarray([c.share for c in CATEGORIES])
+    random_cat = rng.choice(len(CATEGORIES), n, p=shares / shares.sum())
+    category = np.where(rng.random(n) < 0.75, sh["home_category"][seller_idx], random_cat)
+    seller_reg_days = (sellers.created_us[seller_idx] - start_us) / US_PER_DAY
+    lower = np.maximum(seller_reg_days, 0.0)
+    lower = np.where(category == new_idx, np.maximum(lower, config.new_category_launch_day), lower)
+    created_days = lower + rng.random(n) * (config.days - lower)
+    order = np.argsort(created_days, kind="stable")
+    return seller_idx[order], category[order], created_days[order]
+
+
+def _listing_schemes(
+    rng: np.random.Generator,
+    sh: dict[str, np.ndarray],
+    seller_idx: np.ndarray,
+    category: np.ndarray,
+    official: np.ndarray,
+    emerging: np.ndarray,
+) -> np.ndarray:
+    """(n, listing policies) whether each listing is run as a scheme of each policy."""
+    risk = np.asarray([[c.risk.get(p, 0.0) for p in LISTING_POLICIES] for c in CATEGORIES])
+    logits = pol.listing_scheme_logits(
+        category_risk=risk[category],
+        seller_bad=sh["is_bad_actor"][seller_idx],
+        seller_specialty=sh["specialty"][seller_idx],
+        seller_propensity=sh["propensity"][seller_idx],
+        seller_quality=sh["quality"][seller_idx],
+        emerging=emerging.astype(float),
+    )
+    logits[official] -= 3.0
+    return np.asarray(rng.random(logits.shape) < pol.sigmoid(logits))
+
+
+def _offer(
+    rng: np.random.Generator, category: np.ndarray, scheme: np.ndarray, official: np.ndarray
+) -> _Offer:
+    n = category.size
     brand_share = np.asarray([c.brand_share for c in CATEGORIES])[category]
     has_brand = rng.random(n) < np.where(scheme[:, _CF] | official, 0.97, brand_share)
     brand_pick = rng.integers(0, 3, n)
@@ -276,10 +369,21 @@ def _listings(
     list_price = np.where(depth > 0, np.maximum(np.round(price / (1 - depth)) - 0.01, price), price)
     discount = 1.0 - price / list_price
     discount_pct = np.round(100 * discount).astype(np.int64)
+    return _Offer(has_brand, brand_pick, brand, ratio, price, list_price, discount, discount_pct)
 
-    # images: own photos, the brand's official photos (resellers), counterfeit stock photos
-    n_brands = n_cat * 3
-    brand_id = category * 3 + brand_pick
+
+def _images(
+    rng: np.random.Generator,
+    category: np.ndarray,
+    seller_idx: np.ndarray,
+    offer: _Offer,
+    official: np.ndarray,
+    scheme: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(shared with other listings, image hash): own photos, the brand's official photos
+    (resellers), counterfeit stock photos."""
+    n = category.size
+    brand_id = category * 3 + offer.brand_pick
     k_official = max(2, round(n / 8000))
     k_fake = max(2, round(n / 10000))
     unique_hash = rng.integers(0, 2**48, n)
@@ -288,23 +392,39 @@ def _listings(
     fake_hash = 2**49 + brand_id * 1000 + rng.integers(0, k_fake, n)
     u = rng.random(n)
     image = np.where(rng.random(n) < 0.15, seller_hash, unique_hash)
-    reseller = has_brand & ~official & ~scheme[:, _CF]
+    reseller = offer.has_brand & ~official & ~scheme[:, _CF]
     image = np.where(reseller & (u < 0.2), official_hash, image)
     image = np.where(official & (u < 0.8), official_hash, image)
-    cf_img = has_brand & scheme[:, _CF]
+    cf_img = offer.has_brand & scheme[:, _CF]
     image = np.where(cf_img & (u < 0.3), official_hash, image)
     image = np.where(cf_img & (u >= 0.3) & (u < 0.85), fake_hash, image)
-    del n_brands
     shared_image = np.isin(image, np.concatenate([official_hash, fake_hash]))
     image_hash = np.char.add("p", np.char.zfill(np.char.mod("%x", image), 13)).astype(object)
+    return shared_image, image_hash
 
-    home_region = sh["region_code"][seller_idx]
-    cross_border = rng.random(n) < np.where(scheme[:, _CF], 0.6, 0.1)
-    ships = np.where(
-        cross_border, (home_region + rng.integers(1, len(REGIONS), n)) % len(REGIONS), home_region
+
+def _ships_from(
+    rng: np.random.Generator, home_region: np.ndarray, scheme: np.ndarray
+) -> np.ndarray:
+    """Region code each listing ships from: the seller's, or another for cross-border ones."""
+    cross_border = rng.random(home_region.size) < np.where(scheme[:, _CF], 0.6, 0.1)
+    return np.where(
+        cross_border,
+        (home_region + rng.integers(1, len(REGIONS), home_region.size)) % len(REGIONS),
+        home_region,
     )
 
-    # text
+
+def _listing_text(
+    rng_text: np.random.Generator,
+    category: np.ndarray,
+    official: np.ndarray,
+    offer: _Offer,
+    scheme: np.ndarray,
+    is_new_cat: np.ndarray,
+    emerging: np.ndarray,
+) -> _ListingText:
+    n = category.size
     wording = {
         Policy.COUNTERFEIT: _wording(rng_text, scheme[:, _CF], (0.5, 0.35, 0.15)),
         Policy.PROHIBITED_ITEM: _wording(rng_text, scheme[:, _PR], (0.6, 0.3, 0.1)),
@@ -326,28 +446,58 @@ def _listings(
     title, description = text.listing_text(
         rng_text,
         category_idx=category,
-        brand=brand,
+        brand=offer.brand,
         wording=wording,
         honest_phrase=honest,
-        discount_pct=discount_pct,
+        discount_pct=offer.discount_pct,
         spammy=spammy,
     )
+    return _ListingText(wording, honest, spammy, title, description)
 
-    # traffic participation and appeal (hidden)
-    in_campaigns = rng.random(n) < (0.15 + 0.3 * (discount_pct >= 20) + 0.35 * scheme[:, _FD])
+
+def _participation(
+    rng: np.random.Generator,
+    sh: dict[str, np.ndarray],
+    seller_idx: np.ndarray,
+    offer: _Offer,
+    scheme: np.ndarray,
+    official: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(in campaigns, in ads, in affiliate, appeal) per listing: traffic participation and
+    appeal, hidden from the contract tables."""
+    n = seller_idx.size
+    in_campaigns = rng.random(n) < (0.15 + 0.3 * (offer.discount_pct >= 20) + 0.35 * scheme[:, _FD])
     in_ads = sh["ads_buyer"][seller_idx] & (rng.random(n) < 0.6)
     in_affiliate = rng.random(n) < 0.1
     appeal = rng.lognormal(-0.6, 1.1, n)
     appeal *= np.where(scheme[:, _CF], 1.6, 1.0) * np.where(scheme[:, _FD], 1.3, 1.0)
     appeal *= np.where(official, 2.5, 1.0)
+    return in_campaigns, in_ads, in_affiliate, appeal
 
-    # truth
+
+def _listing_truth(
+    rng_truth: np.random.Generator,
+    sh: dict[str, np.ndarray],
+    seller_idx: np.ndarray,
+    *,
+    scheme: np.ndarray,
+    offer: _Offer,
+    wording: dict[Policy, np.ndarray],
+    shared_image: np.ndarray,
+    official: np.ndarray,
+    verification: np.ndarray,
+    in_campaigns: np.ndarray,
+    health: np.ndarray,
+    spammy: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(violates, p), each (n, policies): the true violations and their probabilities."""
+    n = seller_idx.size
     lexicon = {p: wording[p] == Wording.LEXICON for p in _TEXT_POLICIES}
     truth_logits = pol.listing_truth_logits(
         scheme=scheme,
-        has_brand=has_brand,
-        price_ratio=ratio,
-        discount_depth=discount,
+        has_brand=offer.has_brand,
+        price_ratio=offer.ratio,
+        discount_depth=offer.discount,
         term_lexicon=lexicon,
         shared_image=shared_image,
         is_official=official,
@@ -367,46 +517,36 @@ def _listings(
     idx = [pol.POLICY_INDEX[q] for q in LISTING_POLICIES]
     p[:, idx] = p5
     violates[:, idx] = v5
+    return violates, p
 
+
+def _listing_table(
+    sellers: Items,
+    seller_idx: np.ndarray,
+    created_us: np.ndarray,
+    cat_code: np.ndarray,
+    offer: _Offer,
+    txt: _ListingText,
+    image_hash: np.ndarray,
+    ships: np.ndarray,
+) -> pd.DataFrame:
     table = pd.DataFrame(
         {
-            "listing_id": _str(_ids("L", n)),
+            "listing_id": _str(_ids("L", seller_idx.size)),
             "seller_id": sellers.table["seller_id"].to_numpy()[seller_idx],
             "created_at": _ts(created_us),
             "category": _str(cat_code),
-            "brand": pd.Series(_none_where(brand, ~has_brand), dtype="str"),
-            "title": _str(title),
-            "description": _str(description),
-            "price": price,
-            "list_price": list_price,
+            "brand": pd.Series(_none_where(offer.brand, ~offer.has_brand), dtype="str"),
+            "title": _str(txt.title),
+            "description": _str(txt.description),
+            "price": offer.price,
+            "list_price": offer.list_price,
             "image_hash": _str(image_hash),
             "ships_from": _str(np.asarray(REGIONS, dtype=object)[ships]),
         }
     )
     table["seller_id"] = table["seller_id"].astype("str")
-    sellers.hidden["_listing_seller"] = seller_idx
-    hidden: dict[str, np.ndarray] = {
-        "category_idx": category,
-        "scheme": scheme,
-        "wording_counterfeit": wording[Policy.COUNTERFEIT],
-        "wording_prohibited_item": wording[Policy.PROHIBITED_ITEM],
-        "wording_misleading_claim": wording[Policy.MISLEADING_CLAIM],
-        "emerging_pattern": emerging,
-        "new_category": is_new_cat,
-        "honest_lexicon_phrase": honest != "",
-        "spammy": spammy,
-        "price_ratio_true": ratio,
-        "discount_depth": discount,
-        "shared_image_pool": shared_image,
-        "appeal": appeal,
-        "in_campaigns": in_campaigns,
-        "in_ads": in_ads,
-        "in_affiliate": in_affiliate,
-        "price": price,
-        "has_brand": has_brand,
-        "brand": brand,
-    }
-    return Items(Entity.LISTING, table, created_us, seller_idx, violates, p, hidden)
+    return table
 
 
 def _creators(
@@ -457,12 +597,85 @@ def _promotions(
     rng: np.random.Generator,
     start_us: int,
 ) -> Items:
-    """Videos or live sessions: a creator promoting one listing."""
+    """Videos or live sessions: a creator promoting one listing.
+
+    The parts draw from `rng` in the order called here; reordering them changes every world.
+    """
     live = entity is Entity.LIVE
     rate = config.lives_per_listing if live else config.videos_per_listing
     n = round(rate * listings.n)
     lh = listings.hidden
-    creator_idx = rng.choice(len(creators), n, p=ch["activity"] / ch["activity"].sum())
+    creator_idx, listing_idx, created_us = _promotion_placement(
+        config, listings, len(creators), ch, n, rng, start_us
+    )
+    created_days = (created_us - start_us) / US_PER_DAY
+
+    linked_scheme = lh["scheme"][listing_idx]
+    category = lh["category_idx"][listing_idx]
+    cat_code = np.asarray([c.code for c in CATEGORIES], dtype=object)[category]
+    health = np.isin(cat_code, pol.EMERGING_CATEGORIES)
+    emerging_window = (created_days >= config.emerging_pattern_day) & health
+    logits = pol.video_scheme_logits(
+        linked_scheme_cf=linked_scheme[:, _CF].astype(float),
+        linked_scheme_mc=linked_scheme[:, _MC].astype(float),
+        creator_claim_pusher=ch["claim_pusher"][creator_idx].astype(float),
+        creator_fraud_prone=ch["fraud_prone"][creator_idx].astype(float),
+        emerging=emerging_window.astype(float),
+        live=live,
+    )
+    scheme = rng.random(logits.shape) < pol.sigmoid(logits)
+    emerging = scheme[:, 1] & emerging_window
+    wcf, wmc, body = _promotion_text(rng, live, lh, listing_idx, scheme, emerging)
+    followers = ch["followers"][creator_idx]
+    violates, p = _promotion_truth(
+        rng,
+        entity,
+        listings,
+        listing_idx,
+        scheme=scheme,
+        wcf=wcf,
+        wmc=wmc,
+        followers=followers,
+        creator_verified=ch["verified"][creator_idx],
+    )
+    table, minutes = _promotion_table(
+        rng,
+        live,
+        creator_ids=creators["creator_id"].to_numpy()[creator_idx],
+        listing_ids=listings.table["listing_id"].to_numpy()[listing_idx],
+        created_us=created_us,
+        body=body,
+    )
+    hidden: dict[str, np.ndarray] = {
+        "creator_idx": creator_idx,
+        "listing_idx": listing_idx,
+        "scheme": scheme,
+        "wording_counterfeit": wcf.astype(np.int8),
+        "wording_misleading_claim": wmc.astype(np.int8),
+        "emerging_pattern": emerging,
+        "new_category": lh["new_category"][listing_idx],
+        "followers": followers,
+        **_promotion_traffic(rng, live, scheme),
+        "price": lh["price"][listing_idx],
+        "duration_minutes": minutes,
+    }
+    seller_idx = listings.seller_idx[listing_idx]
+    return Items(entity, table, created_us, seller_idx, violates, p, hidden)
+
+
+def _promotion_placement(
+    config: SimulationConfig,
+    listings: Items,
+    n_creators: int,
+    ch: dict[str, np.ndarray],
+    n: int,
+    rng: np.random.Generator,
+    start_us: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(creator, listing, creation time) per promotion, sorted by creation time; claim
+    pushers mostly promote misleading-claim listings."""
+    lh = listings.hidden
+    creator_idx = rng.choice(n_creators, n, p=ch["activity"] / ch["activity"].sum())
     weights = lh["appeal"] / lh["appeal"].sum()
     listing_idx = rng.choice(listings.n, n, p=weights)
     mc_pool = np.flatnonzero(lh["scheme"][:, _MC])
@@ -474,27 +687,19 @@ def _promotions(
     created_us = lc + ((end_us - lc) * rng.beta(1.0, 4.0, n)).astype(np.int64)
     created_us = np.minimum(created_us, end_us - 1_000_000)
     order = np.argsort(created_us, kind="stable")
-    creator_idx, listing_idx, created_us = creator_idx[order], listing_idx[order], created_us[order]
-    created_days = (created_us - start_us) / US_PER_DAY
+    return creator_idx[order], listing_idx[order], created_us[order]
 
-    linked_scheme = lh["scheme"][listing_idx]
-    category = lh["category_idx"][listing_idx]
-    cat_code = np.asarray([c.code for c in CATEGORIES], dtype=object)[category]
-    health = np.isin(cat_code, pol.EMERGING_CATEGORIES)
-    emerging_window = (created_days >= config.emerging_pattern_day) & health
-    fraud = ch["fraud_prone"][creator_idx]
-    claim = ch["claim_pusher"][creator_idx]
-    logits = pol.video_scheme_logits(
-        linked_scheme_cf=linked_scheme[:, _CF].astype(float),
-        linked_scheme_mc=linked_scheme[:, _MC].astype(float),
-        creator_claim_pusher=claim.astype(float),
-        creator_fraud_prone=fraud.astype(float),
-        emerging=emerging_window.astype(float),
-        live=live,
-    )
-    scheme = rng.random(logits.shape) < pol.sigmoid(logits)
-    emerging = scheme[:, 1] & emerging_window
-    u = rng.random(n)
+
+def _promotion_text(
+    rng: np.random.Generator,
+    live: bool,
+    lh: dict[str, np.ndarray],
+    listing_idx: np.ndarray,
+    scheme: np.ndarray,
+    emerging: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(counterfeit wording, misleading-claim wording, caption or live title)."""
+    u = rng.random(listing_idx.size)
     wcf = _wording(rng, scheme[:, 0], (0.45, 0.35, 0.2))
     wcf = np.where(scheme[:, 0] & lh["new_category"][listing_idx] & (u < 0.8), Wording.NOVEL, wcf)
     wmc = _wording(rng, scheme[:, 1], (0.55, 0.3, 0.15))
@@ -503,13 +708,28 @@ def _promotions(
         Policy.COUNTERFEIT: wcf.astype(np.int8),
         Policy.MISLEADING_CLAIM: wmc.astype(np.int8),
     }
-    noun = text.nouns_for(category, rng)
+    noun = text.nouns_for(lh["category_idx"][listing_idx], rng)
     if live:
         body = text.live_titles(rng, noun=noun, wording=wording)
     else:
         body = text.video_captions(rng, noun=noun, brand=lh["brand"][listing_idx], wording=wording)
+    return wcf, wmc, body
 
-    followers = ch["followers"][creator_idx]
+
+def _promotion_truth(
+    rng: np.random.Generator,
+    entity: Entity,
+    listings: Items,
+    listing_idx: np.ndarray,
+    *,
+    scheme: np.ndarray,
+    wcf: np.ndarray,
+    wmc: np.ndarray,
+    followers: np.ndarray,
+    creator_verified: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(violates, p), each (n, policies): the true violations and their probabilities."""
+    n = listing_idx.size
     truth_logits = pol.video_truth_logits(
         scheme=scheme,
         term_lexicon_cf=wcf == Wording.LEXICON,
@@ -519,7 +739,7 @@ def _promotions(
             listing_idx, pol.POLICY_INDEX[Policy.MISLEADING_CLAIM]
         ],
         small_creator=followers < 1000,
-        creator_verified=ch["verified"][creator_idx],
+        creator_verified=creator_verified,
         hidden=rng.normal(0.0, 0.4, (n, 3)),
     )
     p3 = pol.sigmoid(truth_logits)
@@ -529,10 +749,21 @@ def _promotions(
     violates = np.zeros((n, len(Policy)), dtype=bool)
     p[:, cols] = p3
     violates[:, cols] = v3
+    return violates, p
 
+
+def _promotion_table(
+    rng: np.random.Generator,
+    live: bool,
+    *,
+    creator_ids: np.ndarray,
+    listing_ids: np.ndarray,
+    created_us: np.ndarray,
+    body: np.ndarray,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(contract table, duration in minutes) of the videos or live sessions."""
+    n = created_us.size
     ids = _str(_ids("LV" if live else "V", n))
-    creator_ids = creators["creator_id"].to_numpy()[creator_idx]
-    listing_ids = listings.table["listing_id"].to_numpy()[listing_idx]
     if live:
         minutes = rng.lognormal(np.log(75), 0.5, n).clip(15, 300)
         ended_us = created_us + (minutes * 60e6).astype(np.int64)
@@ -558,15 +789,15 @@ def _promotions(
                 "duration_seconds": np.round(minutes * 60.0, 1),
             }
         )
-    hidden: dict[str, np.ndarray] = {
-        "creator_idx": creator_idx,
-        "listing_idx": listing_idx,
-        "scheme": scheme,
-        "wording_counterfeit": wcf.astype(np.int8),
-        "wording_misleading_claim": wmc.astype(np.int8),
-        "emerging_pattern": emerging,
-        "new_category": lh["new_category"][listing_idx],
-        "followers": followers,
+    return table, minutes
+
+
+def _promotion_traffic(
+    rng: np.random.Generator, live: bool, scheme: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Hidden traffic factors: reach, a viral burst, bought views and likes, affiliate."""
+    n = len(scheme)
+    return {
         "reach": rng.lognormal(np.log(0.15 if live else 0.08), 0.8, n),
         "viral": (~scheme[:, 2]) & (rng.random(n) < (0.02 if live else 0.04)),
         "viral_day": rng.integers(1, 5, n),
@@ -576,8 +807,4 @@ def _promotions(
         "bought_likes": rng.random(n) < 0.3,
         "like_factor": rng.lognormal(0.0, 0.35, n),
         "in_affiliate": rng.random(n) < (0.4 if live else 0.5),
-        "price": lh["price"][listing_idx],
-        "duration_minutes": minutes,
     }
-    seller_idx = listings.seller_idx[listing_idx]
-    return Items(entity, table, created_us, seller_idx, violates, p, hidden)

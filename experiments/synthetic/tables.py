@@ -8,6 +8,7 @@ exposure, decisions with lifts and outcomes — and it must stay fast at a milli
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -91,6 +92,30 @@ def _text(rng: np.random.Generator, n: int, n_words: int, p_phrase: np.ndarray) 
     return pc.binary_join_element_wise(*parts, " ")
 
 
+class _Sellers(NamedTuple):
+    frame: pd.DataFrame
+    ids: np.ndarray
+    registered: np.ndarray
+    bad: np.ndarray
+
+
+class _Listings(NamedTuple):
+    frame: pd.DataFrame
+    ids: np.ndarray
+    owner: np.ndarray
+    created: np.ndarray
+    p_phrase: np.ndarray
+
+
+class _Content(NamedTuple):
+    """Videos or live sessions: each promotes one listing."""
+
+    frame: pd.DataFrame
+    ids: np.ndarray
+    listing: np.ndarray
+    at: np.ndarray
+
+
 def make_tables(
     n_listings: int,
     *,
@@ -104,123 +129,192 @@ def make_tables(
     rng = np.random.default_rng(seed)
     t0 = np.datetime64(start, "us")
     span_us = days * 86_400_000_000
-    n_sellers = max(4, n_listings // 20)
-    n_creators = max(3, n_listings // 100)
-    n_videos = max(2, n_listings // 5)
-    n_lives = max(2, n_listings // 20)
+    # The parts draw from `rng` in this order; reordering them changes every table.
+    sellers = _sellers(rng, max(4, n_listings // 20), t0, span_us)
+    creators, creator_ids = _creators(rng, max(3, n_listings // 100), t0, span_us)
+    listings = _listings(rng, n_listings, sellers, t0, span_us)
+    n_videos, n_lives = max(2, n_listings // 5), max(2, n_listings // 20)
+    videos = _videos(rng, n_videos, listings, creators, creator_ids, t0, span_us)
+    lives = _live_sessions(rng, n_lives, listings, creators, creator_ids, t0, span_us)
+    tables = {
+        "sellers": sellers.frame,
+        "creators": creators,
+        "listings": listings.frame,
+        "videos": videos.frame,
+        "live_sessions": lives.frame,
+        **_activity(rng, sellers, listings, videos, lives, t0, days),
+    }
+    return {name: df[TABLES[name].column_names] for name, df in tables.items()}
 
-    # Sellers register up to a year before the window and during its first half.
-    seller_ids = _ids("S", n_sellers)
-    seller_reg = _ts(t0, rng.integers(-365 * 86_400_000_000, span_us // 2, n_sellers))
-    bad = rng.random(n_sellers) < 0.15
+
+def _sellers(rng: np.random.Generator, n: int, t0: np.datetime64, span_us: int) -> _Sellers:
+    """Sellers register up to a year before the window and during its first half."""
+    seller_ids = _ids("S", n)
+    seller_reg = _ts(t0, rng.integers(-365 * 86_400_000_000, span_us // 2, n))
+    bad = rng.random(n) < 0.15
     sellers = pd.DataFrame(
         {
             "seller_id": _str(seller_ids),
             "registered_at": seller_reg,
-            "region": _str(_REGIONS[rng.integers(0, len(_REGIONS), n_sellers)]),
-            "verification": _str(np.array(values(Verification))[rng.integers(0, 3, n_sellers)]),
-            "is_official_store": rng.random(n_sellers) < 0.05,
+            "region": _str(_REGIONS[rng.integers(0, len(_REGIONS), n)]),
+            "verification": _str(np.array(values(Verification))[rng.integers(0, 3, n)]),
+            "is_official_store": rng.random(n) < 0.05,
         }
     )
+    return _Sellers(sellers, seller_ids, seller_reg, bad)
 
-    creator_ids = _ids("C", n_creators)
+
+def _creators(
+    rng: np.random.Generator, n: int, t0: np.datetime64, span_us: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    creator_ids = _ids("C", n)
     creators = pd.DataFrame(
         {
             "creator_id": _str(creator_ids),
-            "registered_at": _ts(t0, rng.integers(-365 * 86_400_000_000, span_us // 2, n_creators)),
-            "region": _str(_REGIONS[rng.integers(0, len(_REGIONS), n_creators)]),
-            "follower_count": rng.lognormal(7, 2, n_creators).astype(np.int64),
-            "verified": rng.random(n_creators) < 0.3,
+            "registered_at": _ts(t0, rng.integers(-365 * 86_400_000_000, span_us // 2, n)),
+            "region": _str(_REGIONS[rng.integers(0, len(_REGIONS), n)]),
+            "follower_count": rng.lognormal(7, 2, n).astype(np.int64),
+            "verified": rng.random(n) < 0.3,
         }
     )
+    return creators, creator_ids
 
-    # Listings: created after their seller registered; bad sellers use lexicon terms more.
-    listing_ids = _ids("L", n_listings)
-    owner = rng.integers(0, n_sellers, n_listings)
-    lo = np.maximum(seller_reg[owner], t0)
-    created = lo + (rng.random(n_listings) * ((t0 + np.timedelta64(span_us, "us")) - lo)).astype(
+
+def _listings(
+    rng: np.random.Generator, n: int, sellers: _Sellers, t0: np.datetime64, span_us: int
+) -> _Listings:
+    """Listings: created after their seller registered; bad sellers use lexicon terms more."""
+    listing_ids = _ids("L", n)
+    owner = rng.integers(0, len(sellers.ids), n)
+    lo = np.maximum(sellers.registered[owner], t0)
+    created = lo + (rng.random(n) * ((t0 + np.timedelta64(span_us, "us")) - lo)).astype(
         "timedelta64[us]"
     )
-    category = rng.integers(0, len(_CATEGORIES), n_listings)
+    category = rng.integers(0, len(_CATEGORIES), n)
     # The last category launches mid-window: its listings only appear in the second half.
     late = category == len(_CATEGORIES) - 1
     created[late] = np.maximum(created[late], t0 + np.timedelta64(span_us // 2, "us"))
     base_price = np.exp(rng.normal(3 + 0.3 * category, 0.6))
     price = np.round(base_price, 2)
-    list_price = np.round(
-        np.where(rng.random(n_listings) < 0.5, price * rng.uniform(1.0, 3.0, n_listings), price), 2
-    )
-    p_phrase = np.where(bad[owner], 0.5, 0.05)
-    image_pool = max(2, int(n_listings * 0.7))
+    list_price = np.round(np.where(rng.random(n) < 0.5, price * rng.uniform(1.0, 3.0, n), price), 2)
+    p_phrase = np.where(sellers.bad[owner], 0.5, 0.05)
+    image_pool = max(2, int(n * 0.7))
     listings = pd.DataFrame(
         {
             "listing_id": _str(listing_ids),
-            "seller_id": _str(seller_ids[owner]),
+            "seller_id": _str(sellers.ids[owner]),
             "created_at": created.astype("datetime64[us]"),
             "category": _str(_CATEGORIES[category]),
             "brand": _str(
                 np.where(
-                    rng.random(n_listings) < 0.4,
-                    _BRANDS[rng.integers(0, 6, n_listings)].astype(object),
-                    np.full(n_listings, None, dtype=object),
+                    rng.random(n) < 0.4,
+                    _BRANDS[rng.integers(0, 6, n)].astype(object),
+                    np.full(n, None, dtype=object),
                 )
             ),
-            "title": _str(_text(rng, n_listings, 5, p_phrase)),
-            "description": _str(_text(rng, n_listings, 16, p_phrase / 2)),
+            "title": _str(_text(rng, n, 5, p_phrase)),
+            "description": _str(_text(rng, n, 16, p_phrase / 2)),
             "price": price,
             "list_price": list_price,
             "image_hash": _str(
-                np.char.add("img", rng.integers(0, image_pool, n_listings).astype(str)).astype(
-                    object
-                )
+                np.char.add("img", rng.integers(0, image_pool, n).astype(str)).astype(object)
             ),
             "ships_from": _str(
                 np.where(
-                    rng.random(n_listings) < 0.8,
-                    sellers["region"].to_numpy()[owner],
-                    _REGIONS[rng.integers(0, len(_REGIONS), n_listings)],
+                    rng.random(n) < 0.8,
+                    sellers.frame["region"].to_numpy()[owner],
+                    _REGIONS[rng.integers(0, len(_REGIONS), n)],
                 )
             ),
         }
     )
+    return _Listings(listings, listing_ids, owner, created, p_phrase)
 
-    def content(n: int, prefix: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        ids = _ids(prefix, n)
-        linked = rng.integers(0, n_listings, n)
-        creator = rng.integers(0, n_creators, n)
-        begin = np.maximum(created[linked], creators["registered_at"].to_numpy()[creator])
-        end = t0 + np.timedelta64(span_us, "us")
-        when = begin + (rng.random(n) * (end - begin) * 0.98).astype("timedelta64[us]")
-        return ids, linked, creator, when.astype("datetime64[us]")
 
-    video_ids, video_listing, video_creator, video_at = content(n_videos, "V")
+def _content(
+    rng: np.random.Generator,
+    n: int,
+    prefix: str,
+    listings: _Listings,
+    creators: pd.DataFrame,
+    t0: np.datetime64,
+    span_us: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, linked listing, creator, time) of `n` promotions, each after its listing and
+    its creator appeared."""
+    ids = _ids(prefix, n)
+    linked = rng.integers(0, len(listings.ids), n)
+    creator = rng.integers(0, len(creators), n)
+    begin = np.maximum(listings.created[linked], creators["registered_at"].to_numpy()[creator])
+    end = t0 + np.timedelta64(span_us, "us")
+    when = begin + (rng.random(n) * (end - begin) * 0.98).astype("timedelta64[us]")
+    return ids, linked, creator, when.astype("datetime64[us]")
+
+
+def _videos(
+    rng: np.random.Generator,
+    n: int,
+    listings: _Listings,
+    creators: pd.DataFrame,
+    creator_ids: np.ndarray,
+    t0: np.datetime64,
+    span_us: int,
+) -> _Content:
+    video_ids, video_listing, video_creator, video_at = _content(
+        rng, n, "V", listings, creators, t0, span_us
+    )
     videos = pd.DataFrame(
         {
             "video_id": _str(video_ids),
             "creator_id": _str(creator_ids[video_creator]),
-            "listing_id": _str(listing_ids[video_listing]),
+            "listing_id": _str(listings.ids[video_listing]),
             "created_at": video_at,
-            "caption": _str(_text(rng, n_videos, 8, p_phrase[video_listing])),
-            "duration_seconds": np.round(rng.uniform(5, 180, n_videos), 1),
+            "caption": _str(_text(rng, n, 8, listings.p_phrase[video_listing])),
+            "duration_seconds": np.round(rng.uniform(5, 180, n), 1),
         }
     )
-    live_ids, live_listing, live_creator, live_at = content(n_lives, "LV")
+    return _Content(videos, video_ids, video_listing, video_at)
+
+
+def _live_sessions(
+    rng: np.random.Generator,
+    n: int,
+    listings: _Listings,
+    creators: pd.DataFrame,
+    creator_ids: np.ndarray,
+    t0: np.datetime64,
+    span_us: int,
+) -> _Content:
+    live_ids, live_listing, live_creator, live_at = _content(
+        rng, n, "LV", listings, creators, t0, span_us
+    )
     live_sessions = pd.DataFrame(
         {
             "live_id": _str(live_ids),
             "creator_id": _str(creator_ids[live_creator]),
-            "listing_id": _str(listing_ids[live_listing]),
+            "listing_id": _str(listings.ids[live_listing]),
             "started_at": live_at,
             "ended_at": (
                 live_at
-                + rng.integers(10 * 60_000_000, 4 * 3_600_000_000, n_lives).astype(
-                    "timedelta64[us]"
-                )
+                + rng.integers(10 * 60_000_000, 4 * 3_600_000_000, n).astype("timedelta64[us]")
             ).astype("datetime64[us]"),
-            "title": _str(_text(rng, n_lives, 6, p_phrase[live_listing])),
+            "title": _str(_text(rng, n, 6, listings.p_phrase[live_listing])),
         }
     )
+    return _Content(live_sessions, live_ids, live_listing, live_at)
 
+
+def _activity(
+    rng: np.random.Generator,
+    sellers: _Sellers,
+    listings: _Listings,
+    videos: _Content,
+    lives: _Content,
+    t0: np.datetime64,
+    days: int,
+) -> dict[str, pd.DataFrame]:
+    """Exposure, decisions, outcomes and audit labels of every item (and seller)."""
+    n_listings, n_videos, n_lives = len(listings.ids), len(videos.ids), len(lives.ids)
     item_entity = np.concatenate(
         [
             np.full(n_listings, Entity.LISTING.value),
@@ -228,12 +322,14 @@ def make_tables(
             np.full(n_lives, Entity.LIVE.value),
         ]
     ).astype(object)
-    item_ids = np.concatenate([listing_ids, video_ids, live_ids])
-    item_created = np.concatenate([created, video_at, live_at])
-    item_seller = np.concatenate([owner, owner[video_listing], owner[live_listing]])
+    item_ids = np.concatenate([listings.ids, videos.ids, lives.ids])
+    item_created = np.concatenate([listings.created, videos.at, lives.at])
+    owner = listings.owner
+    item_seller = np.concatenate([owner, owner[videos.listing], owner[lives.listing]])
+    bad = sellers.bad
     exposure = _exposure(rng, item_entity, item_ids, item_created, t0, days)
     decisions = _decisions(rng, item_entity, item_ids, item_created, bad[item_seller], t0, days)
-    seller_decisions = _seller_decisions(rng, seller_ids, seller_reg, bad, t0, days)
+    seller_decisions = _seller_decisions(rng, sellers.ids, sellers.registered, bad, t0, days)
     decisions = pd.concat([decisions, seller_decisions], ignore_index=True)
     decisions["decision_id"] = _str(_ids("D", len(decisions)))
     outcomes = _outcomes(
@@ -241,24 +337,18 @@ def make_tables(
         item_entity,
         item_ids,
         item_created,
-        seller_ids[item_seller],
+        sellers.ids[item_seller],
         bad[item_seller],
         t0,
         days,
     )
     audit_labels = _labels(rng, item_entity, item_ids, item_created, t0, days)
-    tables = {
-        "sellers": sellers,
-        "creators": creators,
-        "listings": listings,
-        "videos": videos,
-        "live_sessions": live_sessions,
+    return {
         "channel_exposure": exposure,
         "strategy_decisions": decisions,
         "audit_labels": audit_labels,
         "outcomes": outcomes,
     }
-    return {name: df[TABLES[name].column_names] for name, df in tables.items()}
 
 
 def _channel_choice(rng: np.random.Generator, entity: np.ndarray) -> np.ndarray:

@@ -42,6 +42,54 @@ def alert_id(
     return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
+def alert_row(
+    kind: AlertKind,
+    episode: Episode,
+    *,
+    severity: Severity,
+    title: str,
+    metric: object,
+    owner: object,
+    value: float,
+    threshold: float,
+    evidence: str,
+    channel: object = ALL,
+    category: object = ALL,
+    strategy_id: object = ALL,
+    id_metric: object = None,
+    id_strategy: object = None,
+) -> dict[str, object]:
+    """One `alerts` row for an episode of one rule on one slice.
+
+    The id hashes the kind, `metric`, `channel`, `strategy_id` and the first day;
+    `id_metric` / `id_strategy` replace the metric or strategy part where a rule keyed its
+    ids differently from the row (kept so that ids of alerts already raised do not change).
+    """
+    return {
+        "alert_id": alert_id(
+            kind,
+            str(metric if id_metric is None else id_metric),
+            str(channel),
+            str(strategy_id if id_strategy is None else id_strategy),
+            episode.first_day,
+        ),
+        "kind": kind.value,
+        "severity": severity.value,
+        "title": title,
+        "metric": metric,
+        "channel": channel,
+        "category": category,
+        "strategy_id": strategy_id,
+        "owner": owner,
+        "first_day": episode.first_day,
+        "last_day": episode.last_day,
+        "days_firing": len(episode.rows),
+        "value": value,
+        "threshold": threshold,
+        "evidence": evidence,
+    }
+
+
 def episodes(
     firing: pd.DataFrame, *, day_column: str = "day", max_gap_days: int = 1
 ) -> list[Episode]:
@@ -100,25 +148,19 @@ def burn_alerts(
                 f"in the first {rule.long_days} days: {top_text}."
             )
             rows.append(
-                {
-                    "alert_id": alert_id(
-                        AlertKind.BURN_RATE, str(metric), str(channel), ALL, ep.first_day
-                    ),
-                    "kind": AlertKind.BURN_RATE.value,
-                    "severity": severity,
-                    "title": f"{channel}: {metric} budget burning {peak['burn_short']:.1f}x",
-                    "metric": metric,
-                    "channel": channel,
-                    "category": category,
-                    "strategy_id": ALL,
-                    "owner": peak["owner"],
-                    "first_day": ep.first_day,
-                    "last_day": ep.last_day,
-                    "days_firing": len(ep.rows),
-                    "value": float(ep.rows["burn_short"].max()),
-                    "threshold": rule.burn,
-                    "evidence": evidence,
-                }
+                alert_row(
+                    AlertKind.BURN_RATE,
+                    ep,
+                    severity=Severity(severity),
+                    title=f"{channel}: {metric} budget burning {peak['burn_short']:.1f}x",
+                    metric=metric,
+                    channel=channel,
+                    category=category,
+                    owner=peak["owner"],
+                    value=float(ep.rows["burn_short"].max()),
+                    threshold=rule.burn,
+                    evidence=evidence,
+                )
             )
     out = pd.DataFrame(rows)
     if not len(out):
@@ -195,26 +237,20 @@ def strategy_alerts(
                 f"{first['expected_hits']:.1f} (ratio {ratio:.2f}); channels {', '.join(channels)}."
             )
             rows.append(
-                {
-                    "alert_id": alert_id(
-                        kind, "hits_per_1k_new_items", channel, str(sid), ep.first_day
-                    ),
-                    "kind": kind.value,
-                    "severity": severity.value,
-                    "title": f"{sid}: hit rate {'fell' if what == 'decay' else 'jumped'} to "
+                alert_row(
+                    kind,
+                    ep,
+                    severity=severity,
+                    title=f"{sid}: hit rate {'fell' if what == 'decay' else 'jumped'} to "
                     f"{ratio:.2f}x its baseline",
-                    "metric": "hits_per_1k_new_items",
-                    "channel": channel,
-                    "category": ALL,
-                    "strategy_id": sid,
-                    "owner": owners.get(str(sid), default_owner),
-                    "first_day": ep.first_day,
-                    "last_day": ep.last_day,
-                    "days_firing": len(ep.rows),
-                    "value": float(ratio),
-                    "threshold": 0.0,
-                    "evidence": evidence,
-                }
+                    metric="hits_per_1k_new_items",
+                    channel=channel,
+                    strategy_id=sid,
+                    owner=owners.get(str(sid), default_owner),
+                    value=float(ratio),
+                    threshold=0.0,
+                    evidence=evidence,
+                )
             )
     return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
 
@@ -264,25 +300,19 @@ def overturn_alerts(
                     f"{first['ratio_per_new_item']:.1f}x its baseline"
                 )
             rows.append(
-                {
-                    "alert_id": alert_id(
-                        AlertKind.STRATEGY_OVERTURN, "overturn_rate", ALL, str(sid), ep.first_day
-                    ),
-                    "kind": AlertKind.STRATEGY_OVERTURN.value,
-                    "severity": (Severity.HIGH if worst >= 4 else Severity.MEDIUM).value,
-                    "title": title,
-                    "metric": "overturn_rate" if per_item else "overturns_per_new_item",
-                    "channel": ALL,
-                    "category": ALL,
-                    "strategy_id": sid,
-                    "owner": owners.get(str(sid), default_owner),
-                    "first_day": ep.first_day,
-                    "last_day": ep.last_day,
-                    "days_firing": len(ep.rows),
-                    "value": worst,
-                    "threshold": config.rise_ratio,
-                    "evidence": f"{sid}: {what}",
-                }
+                alert_row(
+                    AlertKind.STRATEGY_OVERTURN,
+                    ep,
+                    severity=Severity.HIGH if worst >= 4 else Severity.MEDIUM,
+                    title=title,
+                    metric="overturn_rate" if per_item else "overturns_per_new_item",
+                    id_metric="overturn_rate",
+                    strategy_id=sid,
+                    owner=owners.get(str(sid), default_owner),
+                    value=worst,
+                    threshold=config.rise_ratio,
+                    evidence=f"{sid}: {what}",
+                )
             )
     return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
 
@@ -330,25 +360,18 @@ def _psi_alert_rows(
                 f"{peak['missing_week']:.1%}."
             )
             rows.append(
-                {
-                    "alert_id": alert_id(
-                        AlertKind.FEATURE_DRIFT, str(feature), ALL, ALL, ep.first_day
-                    ),
-                    "kind": AlertKind.FEATURE_DRIFT.value,
-                    "severity": severity.value,
-                    "title": f"{feature} drifted (PSI {peak['psi']:.2f})",
-                    "metric": feature,
-                    "channel": ALL,
-                    "category": category,
-                    "strategy_id": ALL,
-                    "owner": owner,
-                    "first_day": ep.first_day,
-                    "last_day": ep.last_day,
-                    "days_firing": len(ep.rows),
-                    "value": float(peak["psi"]),
-                    "threshold": float(peak["threshold"]),
-                    "evidence": evidence,
-                }
+                alert_row(
+                    AlertKind.FEATURE_DRIFT,
+                    ep,
+                    severity=severity,
+                    title=f"{feature} drifted (PSI {peak['psi']:.2f})",
+                    metric=feature,
+                    category=category,
+                    owner=owner,
+                    value=float(peak["psi"]),
+                    threshold=float(peak["threshold"]),
+                    evidence=evidence,
+                )
             )
     return rows
 
@@ -393,23 +416,17 @@ def _missing_alert_rows(
                 "stopped arriving."
             )
             rows.append(
-                {
-                    "alert_id": alert_id(AlertKind.FEATURE_DRIFT, metric, ALL, ALL, ep.first_day),
-                    "kind": AlertKind.FEATURE_DRIFT.value,
-                    "severity": Severity.LOW.value,
-                    "title": f"{feature} missing share moved {peak['moved']:+.1%}",
-                    "metric": metric,
-                    "channel": ALL,
-                    "category": ALL,
-                    "strategy_id": ALL,
-                    "owner": owner,
-                    "first_day": ep.first_day,
-                    "last_day": ep.last_day,
-                    "days_firing": len(ep.rows),
-                    "value": float(peak["moved"]),
-                    "threshold": config.missing_shift,
-                    "evidence": evidence,
-                }
+                alert_row(
+                    AlertKind.FEATURE_DRIFT,
+                    ep,
+                    severity=Severity.LOW,
+                    title=f"{feature} missing share moved {peak['moved']:+.1%}",
+                    metric=metric,
+                    owner=owner,
+                    value=float(peak["moved"]),
+                    threshold=config.missing_shift,
+                    evidence=evidence,
+                )
             )
     return rows
 
@@ -440,27 +457,18 @@ def prediction_drift_alerts(
             )
             metric = f"p_{policy}"
             rows.append(
-                {
-                    "alert_id": alert_id(
-                        AlertKind.PREDICTION_DRIFT, f"{entity}:{metric}", ALL, ALL, ep.first_day
-                    ),
-                    "kind": AlertKind.PREDICTION_DRIFT.value,
-                    "severity": (
-                        Severity.MEDIUM if peak["psi"] >= config.psi_high else Severity.LOW
-                    ).value,
-                    "title": f"{model} scores drifted (PSI {peak['psi']:.2f})",
-                    "metric": metric,
-                    "channel": ALL,
-                    "category": ALL,
-                    "strategy_id": ALL,
-                    "owner": owner,
-                    "first_day": ep.first_day,
-                    "last_day": ep.last_day,
-                    "days_firing": len(ep.rows),
-                    "value": float(peak["psi"]),
-                    "threshold": float(peak["threshold"]),
-                    "evidence": evidence,
-                }
+                alert_row(
+                    AlertKind.PREDICTION_DRIFT,
+                    ep,
+                    severity=Severity.MEDIUM if peak["psi"] >= config.psi_high else Severity.LOW,
+                    title=f"{model} scores drifted (PSI {peak['psi']:.2f})",
+                    metric=metric,
+                    id_metric=f"{entity}:{metric}",
+                    owner=owner,
+                    value=float(peak["psi"]),
+                    threshold=float(peak["threshold"]),
+                    evidence=evidence,
+                )
             )
     return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
 

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from governance.monitoring.alerts import alert_id, episodes
+from governance.monitoring.alerts import alert_row, episodes
 from governance.monitoring.burn import _dispersion
 from governance.monitoring.tables import ALERTS, conform, empty_frame
 from governance.monitoring.trust import DelayModel
@@ -288,24 +288,18 @@ def cusum_alerts(
             first = ep.rows.iloc[0]
             kind = CUSUM_METRICS[TrustMetric(str(metric))]
             rows.append(
-                {
-                    "alert_id": alert_id(
-                        AlertKind.TRUST_CUSUM, str(metric), ALL, ALL + f"|{cat}", ep.first_day
-                    ),
-                    "kind": AlertKind.TRUST_CUSUM.value,
-                    "severity": (Severity.HIGH if first["ratio"] >= 3 else Severity.MEDIUM).value,
-                    "title": f"{cat}: {kind}s arriving {first['ratio']:.1f}x what orders predict",
-                    "metric": metric,
-                    "channel": ALL,
-                    "category": cat,
-                    "strategy_id": ALL,
-                    "owner": owners.get(str(metric), "trust-ops"),
-                    "first_day": ep.first_day,
-                    "last_day": ep.last_day,
-                    "days_firing": len(ep.rows),
-                    "value": float(ep.rows["statistic"].max()),
-                    "threshold": config.threshold,
-                    "evidence": (
+                alert_row(
+                    AlertKind.TRUST_CUSUM,
+                    ep,
+                    severity=Severity.HIGH if first["ratio"] >= 3 else Severity.MEDIUM,
+                    title=f"{cat}: {kind}s arriving {first['ratio']:.1f}x what orders predict",
+                    metric=metric,
+                    category=cat,
+                    id_strategy=ALL + f"|{cat}",
+                    owner=owners.get(str(metric), "trust-ops"),
+                    value=float(ep.rows["statistic"].max()),
+                    threshold=config.threshold,
+                    evidence=(
                         f"{kind}s in category {cat}: {first['observed']:.0f} arrived in the "
                         f"{config.run_days} days to {ep.first_day:%Y-%m-%d} where the "
                         f"category's orders and the {config.baseline_days} days before "
@@ -314,6 +308,6 @@ def cusum_alerts(
                         f"{config.threshold:g}, also without the {config.drop_top_items} items "
                         "with most."
                     ),
-                }
+                )
             )
     return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from governance.monitoring.alerts import alert_id, episodes
+from governance.monitoring.alerts import alert_row, episodes
 from governance.monitoring.burn import _dispersion
 from governance.monitoring.objectives import METRIC_KIND
 from governance.monitoring.tables import ALERTS, conform, empty_frame
@@ -168,30 +168,24 @@ def shift_alerts(
                 f"{c} {v:.0f}" for c, v in by_channel.sort_values(ascending=False).head(3).items()
             )
             rows.append(
-                {
-                    "alert_id": alert_id(
-                        AlertKind.TRUST_SHIFT, str(metric), ALL, ALL + f"|{cat}", ep.first_day
-                    ),
-                    "kind": AlertKind.TRUST_SHIFT.value,
-                    "severity": (Severity.HIGH if peak >= 3 else Severity.MEDIUM).value,
-                    "title": f"{cat}: {metric} {first['ratio']:.1f}x its baseline",
-                    "metric": metric,
-                    "channel": ALL,
-                    "category": cat,
-                    "strategy_id": ALL,
-                    "owner": owners.get(str(metric), "trust-ops"),
-                    "first_day": ep.first_day,
-                    "last_day": ep.last_day,
-                    "days_firing": len(ep.rows),
-                    "value": peak,
-                    "threshold": config.min_ratio,
-                    "evidence": (
+                alert_row(
+                    AlertKind.TRUST_SHIFT,
+                    ep,
+                    severity=Severity.HIGH if peak >= 3 else Severity.MEDIUM,
+                    title=f"{cat}: {metric} {first['ratio']:.1f}x its baseline",
+                    metric=metric,
+                    category=cat,
+                    id_strategy=ALL + f"|{cat}",
+                    owner=owners.get(str(metric), "trust-ops"),
+                    value=peak,
+                    threshold=config.min_ratio,
+                    evidence=(
                         f"{metric} in category {cat}: {first['recent']:.0f} in the "
                         f"{config.recent_days} days to {ep.first_day:%Y-%m-%d} where the "
                         f"{config.baseline_days} days before predict {first['expected']:.1f} "
                         f"(ratio {first['ratio']:.1f}, p {first['p']:.1e}); by channel: "
                         f"{channel_text or 'none'}."
                     ),
-                }
+                )
             )
     return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
