@@ -192,11 +192,12 @@ def score(
     OUTPUT/_quarantine with the reason. A partitioned feature build (`--input` folder of
     part-*/, with `--frame`) is scored partition by partition on one Dask cluster.
     """
+    uri = _checked_score_options(model, engine, unknown_categories)
     if input_path.is_dir() or frame is not None:
         _score_partitioned(
             input_path,
             output_path,
-            model,
+            uri,
             frame,
             explain,
             chunk_rows,
@@ -206,20 +207,56 @@ def score(
             tracking_uri,
         )
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    _score_single(
+        input_path,
+        output_path,
+        uri,
+        explain=explain,
+        chunk_rows=chunk_rows,
+        engine=engine,
+        scheduler=scheduler,
+        id_column=id_column,
+        overwrite=overwrite,
+        unknown_categories=unknown_categories,
+        tracking_uri=tracking_uri,
+    )
 
-    from serving.batch import BatchError, open_input, score_file
+
+def _checked_score_options(model: str | None, engine: str, unknown_categories: str) -> str:
+    """The model URI to score with, after checking the options' values."""
     from serving.settings import get_settings
 
-    settings = get_settings()
-    uri = model or settings.model_uri
+    uri = model or get_settings().model_uri
     if not uri:
         raise typer.BadParameter("give --model URI or set GOVRISK_MODEL_URI", param_hint="--model")
     if engine not in ("local", "dask"):
         raise typer.BadParameter("must be local or dask", param_hint="--engine")
     if unknown_categories not in ("quarantine", "missing"):
         raise typer.BadParameter("must be quarantine or missing", param_hint="--unknown-categories")
+    return uri
+
+
+def _score_single(
+    input_path: Path,
+    output_path: Path,
+    uri: str,
+    *,
+    explain: int,
+    chunk_rows: int | None,
+    engine: str,
+    scheduler: str | None,
+    id_column: str,
+    overwrite: bool,
+    unknown_categories: str,
+    tracking_uri: str | None,
+) -> None:
+    """`govrisk score` of one Parquet frame, with a progress bar over its rows."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from serving.batch import BatchError, open_input, score_file
+    from serving.settings import get_settings
+
     console = Console(stderr=True)
     try:
         total = open_input(input_path).metadata.num_rows
@@ -241,7 +278,7 @@ def score(
                 input_path,
                 output_path,
                 explain_k=explain,
-                chunk_rows=chunk_rows or settings.batch_chunk_rows,
+                chunk_rows=chunk_rows or get_settings().batch_chunk_rows,
                 engine="dask" if engine == "dask" else "local",
                 scheduler=scheduler,
                 id_column=id_column,
@@ -259,7 +296,7 @@ def score(
 def _score_partitioned(
     features: Path,
     output: Path,
-    model: str | None,
+    uri: str,
     frame: str | None,
     explain: int,
     chunk_rows: int | None,
@@ -276,16 +313,11 @@ def _score_partitioned(
     from serving.settings import get_settings
 
     settings = get_settings()
-    uri = model or settings.model_uri
-    if not uri:
-        raise typer.BadParameter("give --model URI or set GOVRISK_MODEL_URI", param_hint="--model")
     if frame not in {e.value for e in Entity}:
         raise typer.BadParameter(
             "a partitioned feature build needs --frame listing, video, live or seller",
             param_hint="--frame",
         )
-    if unknown_categories not in ("quarantine", "missing"):
-        raise typer.BadParameter("must be quarantine or missing", param_hint="--unknown-categories")
     console = Console(stderr=True)
     try:
         n_parts = len(partition_frames(features, frame))
