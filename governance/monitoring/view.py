@@ -58,6 +58,8 @@ class ChannelView:
     launch_gaps: list[dict[str, object]] = field(default_factory=list)
     appeals: list[dict[str, object]] = field(default_factory=list)
     prediction_drift: list[dict[str, object]] = field(default_factory=list)
+    #: PSI above which a model's drift alerts at the least (sampling noise can raise it).
+    psi_alert_floor: float = field(default_factory=lambda: DriftConfig().psi_medium)
     available: bool = True
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from experiments.benchmarks.review_load import serve
+from governance.monitoring.tables import VIOLATIVE_VIEW_RATE
 from governance.review import users
 from governance.review.db import make_engine, make_session_factory, upgrade
 from tests.governance.monitoring.world import write_monitor_dir
@@ -35,19 +36,9 @@ def _write_view_rates(out: Path) -> None:
         ("counterfeit", channel, 1e5, 3e3, 0.03, 0.01, 0.05, 0.04, 120, 0.95)
         for channel in ("affiliate", "shop_tab")
     ]
-    columns = [
-        "policy",
-        "channel",
-        "impressions",
-        "violative_impressions",
-        "vvr",
-        "vvr_low",
-        "vvr_high",
-        "vvr_model",
-        "labels",
-        "confidence",
-    ]
-    pd.DataFrame(rows, columns=columns).to_parquet(out / "violative_view_rate.parquet")
+    pd.DataFrame(rows, columns=VIOLATIVE_VIEW_RATE.column_names).to_parquet(
+        out / "violative_view_rate.parquet"
+    )
 
 
 @pytest.fixture
