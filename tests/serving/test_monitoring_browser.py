@@ -81,7 +81,7 @@ def test_pm_walks_the_monitoring_page(browser: Any, service: SimpleNamespace) ->
     page.goto(f"{service.url}/monitoring")
     page.wait_for_load_state("load")
     assert page.locator("h1").inner_text() == "Trust monitoring: all"
-    assert page.locator("svg.chart").count() == 3
+    assert page.locator("svg.chart").count() == 3  # complaints, and drift of the 2 models
     assert _load_ms(page) < LOAD_BUDGET_MS
     page.click("a[href='/monitoring?channel=affiliate']")
     page.wait_for_url(re.compile(r"channel=affiliate$"))
@@ -98,6 +98,17 @@ def test_pm_walks_the_monitoring_page(browser: Any, service: SimpleNamespace) ->
     shots = Path(os.environ.get("GOVRISK_SCREENSHOT_DIR", "test-output/screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "monitoring-affiliate.png"), full_page=True)
+    assert "No returns recorded in this window" in page.locator("#trust-charts").inner_text()
+    page.locator("#trust-charts").screenshot(path=str(shots / "monitoring-trust-charts.png"))
+    appeals = page.locator("#strategy-appeals tbody tr")
+    assert appeals.count() == 4  # the fake-discount strategy's weeks; the shop-tab one is not
+    assert "still filling in" in appeals.nth(3).inner_text()
+    assert page.locator("#strategy-appeals tr.filling").count() == 1
+    page.locator("#appeals").screenshot(path=str(shots / "monitoring-appeals.png"))
+    drift = page.locator("#prediction-drift tbody tr")
+    assert drift.count() == 4 and "drifted" in drift.nth(1).inner_text()
+    assert page.locator("#model-health svg.chart").count() == 2
+    page.locator("#model-health").screenshot(path=str(shots / "monitoring-model-health.png"))
     page.click("a[href='/monitoring?channel=video']")
     page.wait_for_url(re.compile(r"channel=video$"))
     assert page.locator("#view-rates").count() == 0  # no rate for the channel: no table
