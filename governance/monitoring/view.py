@@ -42,6 +42,16 @@ class WeekPoint:
 
 
 @dataclass(frozen=True)
+class AppealsGrid:
+    """Appeals and overturns of strategies (rows, busiest first) by week of their decisions
+    (columns); a cell is None when the strategy actioned nothing that week."""
+
+    weeks: list[str]
+    confidence: float
+    strategies: list[tuple[str, list[dict[str, object] | None]]]
+
+
+@dataclass(frozen=True)
 class ChannelView:
     """Weekly trust of one channel, its objectives, alerts and worst categories."""
 
@@ -56,7 +66,7 @@ class ChannelView:
     view_rates: list[dict[str, object]] = field(default_factory=list)
     strategy_precision: list[dict[str, object]] = field(default_factory=list)
     launch_gaps: list[dict[str, object]] = field(default_factory=list)
-    appeals: list[dict[str, object]] = field(default_factory=list)
+    appeals: AppealsGrid | None = None
     prediction_drift: list[dict[str, object]] = field(default_factory=list)
     #: PSI above which a model's drift alerts at the least (sampling noise can raise it).
     psi_alert_floor: float = field(default_factory=lambda: DriftConfig().psi_medium)
@@ -224,22 +234,29 @@ def _recent(df: pd.DataFrame, week_column: str) -> pd.DataFrame:
     return df[weeks > weeks.max() - pd.Timedelta(weeks=RECENT_WEEKS)]
 
 
-def _strategy_appeals(monitor_dir: Path | None, channel: str) -> list[dict[str, object]]:
+def _strategy_appeals(monitor_dir: Path | None, channel: str) -> AppealsGrid | None:
     """Appeal and overturn rates per week of the strategies acting in the channel (all
     strategies for every channel, or when `strategy_health` does not say who acts where)."""
     df = _valid(monitor_dir, STRATEGY_APPEALS) if monitor_dir is not None else None
     if df is None or not len(df):
-        return []
+        return None
     health = _valid(monitor_dir, STRATEGY_HEALTH) if monitor_dir is not None else None
     if channel != ALL and health is not None and len(health):
         acting = health.loc[(health["channel"] == channel) & (health["hits"] > 0), "strategy_id"]
         df = df[df["strategy_id"].isin(set(acting))]
     if not len(df):
-        return []
-    return [
-        {
-            "strategy_id": r["strategy_id"],
-            "week": f"{pd.Timestamp(r['week_start']):%Y-%m-%d}",
+        return None
+    df = _recent(df, "week_start").assign(
+        week=lambda d: pd.to_datetime(d["week_start"]).dt.strftime("%Y-%m-%d")
+    )
+    weeks = sorted(df["week"].unique())
+    busiest = df.groupby("strategy_id")["items_actioned"].sum().sort_index()
+    order = busiest.sort_values(ascending=False, kind="stable").index
+    cells: dict[str, dict[str, dict[str, object] | None]] = {
+        str(sid): dict.fromkeys(weeks) for sid in order
+    }
+    for r in df.to_dict("records"):
+        cells[str(r["strategy_id"])][str(r["week"])] = {
             "items_actioned": int(r["items_actioned"]),
             "appeals": int(r["appeals"]),
             "overturned": int(r["overturned"]),
@@ -247,11 +264,13 @@ def _strategy_appeals(monitor_dir: Path | None, channel: str) -> list[dict[str, 
             "overturn_rate": float(r["overturn_rate"]),
             "low": _num(r["overturn_rate_low"]),
             "high": _num(r["overturn_rate_high"]),
-            "confidence": float(r["confidence"]),
             "complete": bool(r["complete"]),
         }
-        for _, r in _recent(df, "week_start").sort_values(["strategy_id", "week_start"]).iterrows()
-    ]
+    return AppealsGrid(
+        weeks=weeks,
+        confidence=float(df["confidence"].iloc[0]),
+        strategies=[(sid, list(by_week.values())) for sid, by_week in cells.items()],
+    )
 
 
 def _prediction_drift(

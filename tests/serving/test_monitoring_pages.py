@@ -162,6 +162,13 @@ def test_metrics_carry_overturn_rates_and_prediction_psi(
     assert 'govrisk_monitor_prediction_psi{entity="video",policy="counterfeit"} 0.18' in text
 
 
+def _appeal_cell(page: str, strategy_id: str, week: str) -> str:
+    """The appeals table's cell of the strategy's decisions of `week`, as HTML."""
+    (row,) = [r for r in _rows(page, "strategy-appeals") if f">{strategy_id}<" in r]
+    (cell,) = [c for c in row.split("<td")[1:] if f'data-week="{week}"' in c]
+    return cell
+
+
 @pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
 def test_monitoring_page_shows_appeals_of_the_channels_strategies(
     review_app: SimpleNamespace, tmp_path: Path
@@ -171,20 +178,24 @@ def test_monitoring_page_shows_appeals_of_the_channels_strategies(
     client = review_app.client
     review_app.login(client, "pm")
     page = client.get("/monitoring?channel=affiliate").text
-    assert 'id="strategy-appeals"' in page and "95% interval" in page
+    assert 'id="strategy-appeals"' in page and "95% exact interval" in page
     # the world's fake-discount strategy: 8 of 40 items appealed, 5 lifted, in its first week
-    first = _row(page, "strategy-appeals", "listing-fake-discount", "2026-01-05")
-    assert "20.0%" in first and "12.5%" in first
-    assert "4.2% – 26.8%" in first  # Clopper-Pearson, 95%
-    assert "complete" in first and "still filling in" not in first
+    first = _appeal_cell(page, "listing-fake-discount", "2026-01-05")
+    assert "<strong>12.5%</strong> overturned" in first and "20.0% appealed" in first
+    assert "95%: 4.2% – 26.8%" in first  # Clopper-Pearson
+    assert "40 items" in first and "still filling in" not in first
     # its last week's decisions are younger than the decision horizon
-    last = _row(page, "strategy-appeals", "listing-fake-discount", "2026-01-26")
-    assert "still filling in" in last and 'class="filling"' in last and "3.3%" in last
+    last = _appeal_cell(page, "listing-fake-discount", "2026-01-26")
+    assert "still filling in" in last and "filling" in last.split(">", 1)[0]
+    assert "<strong>3.3%</strong>" in last
     # the shop-tab-only strategy does not act in affiliate
     assert "listing-counterfeit-terms-shop" not in page
     shop = client.get("/monitoring?channel=shop_tab").text
-    both = _row(shop, "strategy-appeals", "listing-counterfeit-terms-shop", "2026-01-19")
-    assert "13.6%" in both and "9.1%" in both
+    cell = _appeal_cell(shop, "listing-counterfeit-terms-shop", "2026-01-19")
+    assert "<strong>9.1%</strong>" in cell and "13.6% appealed" in cell
+    # busiest strategy first: fake-discount actioned 170 items, counterfeit-terms 85
+    rows = _rows(shop, "strategy-appeals")
+    assert "listing-fake-discount" in rows[0] and "listing-counterfeit-terms-shop" in rows[1]
 
 
 @pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
