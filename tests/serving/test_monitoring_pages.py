@@ -196,6 +196,10 @@ def test_monitoring_page_shows_appeals_of_the_channels_strategies(
     # busiest strategy first: fake-discount actioned 170 items, counterfeit-terms 85
     rows = _rows(shop, "strategy-appeals")
     assert "listing-fake-discount" in rows[0] and "listing-counterfeit-terms-shop" in rows[1]
+    # without strategy health nobody can tell who acts where: every strategy is shown
+    (tmp_path / "monitor" / "strategy_health.parquet").unlink()
+    page = client.get("/monitoring?channel=affiliate").text
+    assert len(_rows(page, "strategy-appeals")) == 2
 
 
 @pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
