@@ -15,7 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from governance.monitoring.view import GaugeFamily, WeekPoint, channel_view, monitoring_gauges
+from governance.monitoring.view import (
+    RECENT_WEEKS,
+    GaugeFamily,
+    WeekPoint,
+    channel_view,
+    monitoring_gauges,
+)
 from governance.monitoring.vocabulary import ALL
 from serving.deps import PageAnalyst, SessionDep, StateDep
 from serving.pages import render
@@ -25,9 +31,21 @@ _FONT = 'font-family="sans-serif" font-size="11"'
 
 
 def band_chart(
-    points: Sequence[WeekPoint], *, title: str, width: int = 520, height: int = 170
+    points: Sequence[WeekPoint],
+    *,
+    title: str,
+    outcome: str,
+    width: int = 520,
+    height: int = 170,
 ) -> Markup:
-    """Weekly values with their 95% band; weeks still filling in drawn hollow."""
+    """Weekly values with their 95% band; weeks still filling in drawn hollow. Without a
+    single `outcome` (e.g. "returns") in the window, a note says so instead of a flat axis."""
+    if points and not any(p.events > 0 for p in points):
+        return Markup(
+            f'<div class="chart-empty" role="note"><strong>{escape(title)}</strong>'
+            f'<p class="empty">No {escape(outcome)} recorded in this window '
+            f"({len(points)} weeks, {sum(p.orders for p in points):,} orders).</p></div>"
+        )
     left, right, top, bottom = 44, 16, 24, 28
     parts = [
         f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
@@ -81,6 +99,61 @@ def band_chart(
     return Markup("".join(parts))
 
 
+def psi_chart(
+    weeks: Sequence[dict[str, Any]], *, title: str, width: int = 520, height: int = 150
+) -> Markup:
+    """One model's weekly PSI (`view.prediction_drift` rows) against its alert threshold
+    (dashed); weeks above it drawn red."""
+    left, right, top, bottom = 44, 16, 24, 28
+    hi = max([float(w["psi"]) for w in weeks] + [float(w["threshold"]) for w in weeks]) * 1.1
+    plot_h, plot_w = height - top - bottom, width - left - right
+    step = plot_w / max(len(weeks) - 1, 1)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1 - v / hi)
+
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">',
+        f'<text x="4" y="14" {_FONT} font-weight="600">{escape(title)}</text>',
+    ]
+    for tick in (0.0, hi / 2, hi):
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'stroke="#eee"/><text x="{left - 4}" y="{y(tick) + 4:.1f}" {_FONT} '
+            f'text-anchor="end" fill="#666">{tick:.2f}</text>'
+        )
+    threshold = [f"{left + step * i:.1f},{y(w['threshold']):.1f}" for i, w in enumerate(weeks)]
+    psi = [f"{left + step * i:.1f},{y(w['psi']):.1f}" for i, w in enumerate(weeks)]
+    parts.append(
+        f'<polyline points="{" ".join(threshold)}" fill="none" stroke="#a0521a" '
+        f'stroke-dasharray="4 3"><title>alert threshold</title></polyline>'
+        f'<polyline points="{" ".join(psi)}" fill="none" stroke="#2c5da8"/>'
+    )
+    for i, w in enumerate(weeks):
+        x = left + step * i
+        colour = "#e0463a" if w["drifted"] else "#2c5da8"
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y(w["psi"]):.1f}" r="3" fill="{colour}">'
+            f"<title>{escape(w['week'])}: PSI {w['psi']:.2f} (alert above "
+            f"{w['threshold']:.2f}, {w['n_week']:,} items)</title></circle>"
+            f'<text x="{x:.1f}" y="{height - 10}" {_FONT} text-anchor="middle" fill="#666">'
+            f"{escape(w['week'][5:])}</text>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _drift_charts(rows: Sequence[dict[str, Any]]) -> list[Markup]:
+    models = dict.fromkeys(str(r["model"]) for r in rows)
+    return [
+        psi_chart(
+            [r for r in rows if r["model"] == m], title=f"{m} model: PSI per week (dashed: alert)"
+        )
+        for m in models
+    ]
+
+
 @router.get("/monitoring")
 def monitoring_page(
     request: Request,
@@ -98,10 +171,18 @@ def monitoring_page(
         session=session,
         view=view,
         monitor_dir=state.settings.monitor_dir,
+        recent_weeks=RECENT_WEEKS,
+        drift_charts=_drift_charts(view.prediction_drift),
         charts=[
-            band_chart(view.complaints, title="Complaints per 1,000 orders (95% band)"),
-            band_chart(view.returns, title="Returns per 1,000 orders (95% band)"),
-            band_chart(view.nps, title="NPS (95% band)"),
+            band_chart(
+                view.complaints,
+                title="Complaints per 1,000 orders (95% band)",
+                outcome="complaints",
+            ),
+            band_chart(
+                view.returns, title="Returns per 1,000 orders (95% band)", outcome="returns"
+            ),
+            band_chart(view.nps, title="NPS (95% band)", outcome="NPS answers"),
         ],
     )
 

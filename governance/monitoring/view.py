@@ -9,12 +9,15 @@ import pandas as pd
 
 from features.tables import TableSpec
 from features.vocabulary import Channel, values
+from governance.monitoring.alerts import drift_threshold
+from governance.monitoring.drift import DriftConfig
 from governance.monitoring.tables import (
     ALERTS,
     LAUNCH_COVERAGE,
     OBJECTIVE_STATUS,
     PREDICTION_DRIFT,
     STRATEGY_APPEALS,
+    STRATEGY_HEALTH,
     STRATEGY_PRECISION,
     TRUST_METRICS,
     VIOLATIVE_VIEW_RATE,
@@ -34,6 +37,18 @@ class WeekPoint:
     high: float | None
     mature: bool
     orders: int
+    #: Outcomes behind the value (complaints, returns or NPS answers; 0: none recorded).
+    events: float = 0.0
+
+
+@dataclass(frozen=True)
+class AppealsGrid:
+    """Appeals and overturns of strategies (rows, busiest first) by week of their decisions
+    (columns); a cell is None when the strategy actioned nothing that week."""
+
+    weeks: list[str]
+    confidence: float
+    strategies: list[tuple[str, list[dict[str, object] | None]]]
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,10 @@ class ChannelView:
     view_rates: list[dict[str, object]] = field(default_factory=list)
     strategy_precision: list[dict[str, object]] = field(default_factory=list)
     launch_gaps: list[dict[str, object]] = field(default_factory=list)
+    appeals: AppealsGrid | None = None
+    prediction_drift: list[dict[str, object]] = field(default_factory=list)
+    #: PSI above which a model's drift alerts at the least (sampling noise can raise it).
+    psi_alert_floor: float = field(default_factory=lambda: DriftConfig().psi_medium)
     available: bool = True
 
 
@@ -75,7 +94,7 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
     week = trust[(trust["grain"] == Grain.WEEK) & (trust["channel"] == channel)]
     whole = week[week["dimension"] == Dimension.NONE].sort_values("period_start")
 
-    def points(col: str, low: str | None, high: str | None) -> list[WeekPoint]:
+    def points(col: str, low: str | None, high: str | None, events: str) -> list[WeekPoint]:
         return [
             WeekPoint(
                 week=f"{pd.Timestamp(r['period_start']):%m-%d}",
@@ -84,6 +103,7 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
                 high=_num(r[high]) if high else None,
                 mature=bool(r["mature"]),
                 orders=int(r["orders"]),
+                events=float(r[events]),
             )
             for _, r in whole.iterrows()
         ]
@@ -119,11 +139,18 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
         view_rates=_view_rates(monitor_dir, channel),
         strategy_precision=_strategy_precision(monitor_dir),
         launch_gaps=_launch_gaps(monitor_dir, channel),
+        appeals=_strategy_appeals(monitor_dir, channel),
+        prediction_drift=_prediction_drift(monitor_dir),
         complaints=points(
-            "complaints_per_1k_orders", "complaints_per_1k_low", "complaints_per_1k_high"
+            "complaints_per_1k_orders",
+            "complaints_per_1k_low",
+            "complaints_per_1k_high",
+            "complaints",
         ),
-        returns=points("returns_per_1k_orders", "returns_per_1k_low", "returns_per_1k_high"),
-        nps=points("nps", "nps_low", "nps_high"),
+        returns=points(
+            "returns_per_1k_orders", "returns_per_1k_low", "returns_per_1k_high", "returns"
+        ),
+        nps=points("nps", "nps_low", "nps_high", "nps_responses"),
         objectives=objectives,
         alerts=alerts,
         categories=[
@@ -195,6 +222,88 @@ def _launch_gaps(monitor_dir: Path | None, channel: str) -> list[dict[str, objec
         }
         for _, r in rows.sort_values(["category", "channel", "policy"]).iterrows()
     ]
+
+
+#: Weeks of appeals and prediction drift the page shows (the latest ones).
+RECENT_WEEKS = 8
+
+
+def _recent(df: pd.DataFrame, week_column: str) -> pd.DataFrame:
+    """Rows of the latest `RECENT_WEEKS` weeks of `df`."""
+    weeks = pd.to_datetime(df[week_column])
+    return df[weeks > weeks.max() - pd.Timedelta(weeks=RECENT_WEEKS)]
+
+
+def _strategy_appeals(monitor_dir: Path | None, channel: str) -> AppealsGrid | None:
+    """Appeal and overturn rates per week of the strategies acting in the channel (all
+    strategies for every channel, or when `strategy_health` does not say who acts where)."""
+    df = _valid(monitor_dir, STRATEGY_APPEALS) if monitor_dir is not None else None
+    if df is None or not len(df):
+        return None
+    health = _valid(monitor_dir, STRATEGY_HEALTH) if monitor_dir is not None else None
+    if channel != ALL and health is not None and len(health):
+        acting = health.loc[(health["channel"] == channel) & (health["hits"] > 0), "strategy_id"]
+        df = df[df["strategy_id"].isin(set(acting))]
+    if not len(df):
+        return None
+    df = _recent(df, "week_start").assign(
+        week=lambda d: pd.to_datetime(d["week_start"]).dt.strftime("%Y-%m-%d")
+    )
+    weeks = sorted(df["week"].unique())
+    busiest = df.groupby("strategy_id")["items_actioned"].sum().sort_index()
+    order = busiest.sort_values(ascending=False, kind="stable").index
+    cells: dict[str, dict[str, dict[str, object] | None]] = {
+        str(sid): dict.fromkeys(weeks) for sid in order
+    }
+    for r in df.to_dict("records"):
+        cells[str(r["strategy_id"])][str(r["week"])] = {
+            "items_actioned": int(r["items_actioned"]),
+            "appeals": int(r["appeals"]),
+            "overturned": int(r["overturned"]),
+            "appeal_rate": float(r["appeal_rate"]),
+            "overturn_rate": float(r["overturn_rate"]),
+            "low": _num(r["overturn_rate_low"]),
+            "high": _num(r["overturn_rate_high"]),
+            "complete": bool(r["complete"]),
+        }
+    return AppealsGrid(
+        weeks=weeks,
+        confidence=float(df["confidence"].iloc[0]),
+        strategies=[(sid, list(by_week.values())) for sid, by_week in cells.items()],
+    )
+
+
+def _prediction_drift(
+    monitor_dir: Path | None, *, config: DriftConfig | None = None
+) -> list[dict[str, object]]:
+    """Each model's weekly PSI against its reference weeks, with the PSI its alert fires
+    above (`drift_threshold`, as `govrisk monitor` alerts; the output directory does not
+    record the run's `psi_medium`, so the default applies)."""
+    df = _valid(monitor_dir, PREDICTION_DRIFT) if monitor_dir is not None else None
+    if df is None or not len(df):
+        return []
+    floor = (config or DriftConfig()).psi_medium
+    rows = []
+    for _, r in (
+        _recent(df, "week_start").sort_values(["entity", "policy", "week_start"]).iterrows()
+    ):
+        threshold = drift_threshold(
+            int(r["n_bins"]), float(r["n_reference"]), float(r["n_week"]), floor
+        )
+        rows.append(
+            {
+                "model": f"{r['entity']} {r['policy']}",
+                "week": f"{pd.Timestamp(r['week_start']):%Y-%m-%d}",
+                "n_week": int(r["n_week"]),
+                "n_reference": int(r["n_reference"]),
+                "psi": float(r["psi"]),
+                "threshold": threshold,
+                "drifted": float(r["psi"]) > threshold,
+                "mean_reference": float(r["mean_reference"]),
+                "mean_week": float(r["mean_week"]),
+            }
+        )
+    return rows
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from experiments.benchmarks.review_load import serve
+from governance.monitoring.tables import VIOLATIVE_VIEW_RATE
 from governance.review import users
 from governance.review.db import make_engine, make_session_factory, upgrade
 from tests.governance.monitoring.world import write_monitor_dir
@@ -35,19 +36,9 @@ def _write_view_rates(out: Path) -> None:
         ("counterfeit", channel, 1e5, 3e3, 0.03, 0.01, 0.05, 0.04, 120, 0.95)
         for channel in ("affiliate", "shop_tab")
     ]
-    columns = [
-        "policy",
-        "channel",
-        "impressions",
-        "violative_impressions",
-        "vvr",
-        "vvr_low",
-        "vvr_high",
-        "vvr_model",
-        "labels",
-        "confidence",
-    ]
-    pd.DataFrame(rows, columns=columns).to_parquet(out / "violative_view_rate.parquet")
+    pd.DataFrame(rows, columns=VIOLATIVE_VIEW_RATE.column_names).to_parquet(
+        out / "violative_view_rate.parquet"
+    )
 
 
 @pytest.fixture
@@ -90,7 +81,7 @@ def test_pm_walks_the_monitoring_page(browser: Any, service: SimpleNamespace) ->
     page.goto(f"{service.url}/monitoring")
     page.wait_for_load_state("load")
     assert page.locator("h1").inner_text() == "Trust monitoring: all"
-    assert page.locator("svg.chart").count() == 3
+    assert page.locator("svg.chart").count() == 3  # complaints, and drift of the 2 models
     assert _load_ms(page) < LOAD_BUDGET_MS
     page.click("a[href='/monitoring?channel=affiliate']")
     page.wait_for_url(re.compile(r"channel=affiliate$"))
@@ -107,6 +98,18 @@ def test_pm_walks_the_monitoring_page(browser: Any, service: SimpleNamespace) ->
     shots = Path(os.environ.get("GOVRISK_SCREENSHOT_DIR", "test-output/screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "monitoring-affiliate.png"), full_page=True)
+    assert "No returns recorded in this window" in page.locator("#trust-charts").inner_text()
+    page.locator("#trust-charts").screenshot(path=str(shots / "monitoring-trust-charts.png"))
+    appeals = page.locator("#strategy-appeals tbody tr")
+    assert appeals.count() == 1  # the fake-discount strategy; the shop-tab one does not act here
+    assert page.locator("#strategy-appeals thead th").count() == 5  # strategy and 4 weeks
+    filling = page.locator("#strategy-appeals td.filling")
+    assert filling.count() == 1 and "still filling in" in filling.inner_text()
+    page.locator("#appeals").screenshot(path=str(shots / "monitoring-appeals.png"))
+    drift = page.locator("#prediction-drift tbody tr")
+    assert drift.count() == 4 and "drifted" in drift.nth(1).inner_text()
+    assert page.locator("#model-health svg.chart").count() == 2
+    page.locator("#model-health").screenshot(path=str(shots / "monitoring-model-health.png"))
     page.click("a[href='/monitoring?channel=video']")
     page.wait_for_url(re.compile(r"channel=video$"))
     assert page.locator("#view-rates").count() == 0  # no rate for the channel: no table

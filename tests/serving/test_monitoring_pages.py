@@ -8,6 +8,19 @@ import pytest
 from tests.governance.monitoring.world import write_monitor_dir
 
 
+def _rows(page: str, table_id: str) -> list[str]:
+    """The body rows of the page's table `table_id`, as HTML."""
+    body = page.split(f'id="{table_id}"', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return body.split("<tr")[1:]
+
+
+def _row(page: str, table_id: str, *cells: str) -> str:
+    """The one row of table `table_id` holding every one of `cells`."""
+    found = [r for r in _rows(page, table_id) if all(f">{c}<" in r for c in cells)]
+    assert len(found) == 1, (cells, _rows(page, table_id))
+    return found[0]
+
+
 @pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
 def test_monitoring_page_shows_a_channel(review_app: SimpleNamespace, tmp_path: Path) -> None:
     client = review_app.client
@@ -19,7 +32,10 @@ def test_monitoring_page_shows_a_channel(review_app: SimpleNamespace, tmp_path: 
     page = client.get("/monitoring?channel=affiliate")
     assert page.status_code == 200
     assert "Trust monitoring: affiliate" in page.text
+    # complaints, and one prediction-drift chart per model; no answer or return recorded
     assert page.text.count("<svg") == 3
+    assert "No returns recorded in this window" in page.text
+    assert 'aria-label="Returns per 1,000' not in page.text
     assert "affiliate-trust" in page.text  # the objective's owner
     assert "complaints_per_1k_orders budget burning" in page.text  # the planted incident
     assert client.get("/monitoring?channel=tv").status_code in (404, 422)
@@ -144,3 +160,81 @@ def test_metrics_carry_overturn_rates_and_prediction_psi(
     # the latest complete week, not the one still filling in
     assert 'govrisk_monitor_strategy_overturn_rate{strategy="listing-fake-discount"} 0.125' in text
     assert 'govrisk_monitor_prediction_psi{entity="video",policy="counterfeit"} 0.18' in text
+
+
+def _appeal_cell(page: str, strategy_id: str, week: str) -> str:
+    """The appeals table's cell of the strategy's decisions of `week`, as HTML."""
+    (row,) = [r for r in _rows(page, "strategy-appeals") if f">{strategy_id}<" in r]
+    (cell,) = [c for c in row.split("<td")[1:] if f'data-week="{week}"' in c]
+    return cell
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_monitoring_page_shows_appeals_of_the_channels_strategies(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    write_monitor_dir(tmp_path / "monitor")
+    review_app.state.settings.monitor_dir = tmp_path / "monitor"
+    client = review_app.client
+    review_app.login(client, "pm")
+    page = client.get("/monitoring?channel=affiliate").text
+    assert 'id="strategy-appeals"' in page and "95% exact interval" in page
+    # the world's fake-discount strategy: 8 of 40 items appealed, 5 lifted, in its first week
+    first = _appeal_cell(page, "listing-fake-discount", "2026-01-05")
+    assert "<strong>12.5%</strong> overturned" in first and "20.0% appealed" in first
+    assert "95%: 4.2% – 26.8%" in first  # Clopper-Pearson
+    assert "40 items" in first and "still filling in" not in first
+    # its last week's decisions are younger than the decision horizon
+    last = _appeal_cell(page, "listing-fake-discount", "2026-01-26")
+    assert "still filling in" in last and "filling" in last.split(">", 1)[0]
+    assert "<strong>3.3%</strong>" in last
+    # the shop-tab-only strategy does not act in affiliate
+    assert "listing-counterfeit-terms-shop" not in page
+    shop = client.get("/monitoring?channel=shop_tab").text
+    cell = _appeal_cell(shop, "listing-counterfeit-terms-shop", "2026-01-19")
+    assert "<strong>9.1%</strong>" in cell and "13.6% appealed" in cell
+    # busiest strategy first: fake-discount actioned 170 items, counterfeit-terms 85
+    rows = _rows(shop, "strategy-appeals")
+    assert "listing-fake-discount" in rows[0] and "listing-counterfeit-terms-shop" in rows[1]
+    # without strategy health nobody can tell who acts where: every strategy is shown
+    (tmp_path / "monitor" / "strategy_health.parquet").unlink()
+    page = client.get("/monitoring?channel=affiliate").text
+    assert len(_rows(page, "strategy-appeals")) == 2
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_monitoring_page_shows_prediction_drift_against_its_threshold(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    write_monitor_dir(tmp_path / "monitor")
+    drift = pd.read_parquet(tmp_path / "monitor" / "prediction_drift.parquet")
+    review_app.state.settings.monitor_dir = tmp_path / "monitor"
+    client = review_app.client
+    review_app.login(client, "pm")
+    page = client.get("/monitoring?channel=video").text  # models score every channel
+    assert 'id="model-health"' in page
+    assert "PSI 0.10, or three times" in page
+    shifted = drift[(drift["policy"] == "counterfeit")].sort_values("week_start").iloc[-1]
+    row = _row(page, "prediction-drift", "listing counterfeit", "2026-01-26")
+    assert f">{shifted['psi']:.2f}<" in row and shifted["psi"] > 0.2
+    assert ">0.10<" in row and "drifted" in row  # 800 vs 400 items: noise stays below 0.10
+    means = f"{shifted['mean_reference']:.1%} → {shifted['mean_week']:.1%}"
+    assert means == "3.2% → 3.7%" and means in row  # mean probability, reference -> week
+    steady = _row(page, "prediction-drift", "listing fake_discount", "2026-01-26")
+    assert "stable" in steady and "drifted" not in steady
+    assert 'aria-label="listing counterfeit model: PSI per week' in page
+
+
+def test_band_chart_draws_weeks_with_outcomes_and_notes_a_window_without() -> None:
+    from governance.monitoring.view import WeekPoint
+    from serving.monitoring_pages import band_chart
+
+    week = WeekPoint(week="01-05", value=2.0, low=1.0, high=4.0, mature=True, orders=900)
+    drawn = band_chart([week], title="Returns", outcome="returns")
+    assert "<svg" not in drawn and "No returns recorded in this window" in drawn  # 0 events
+    drawn = band_chart([week, week], title="Returns", outcome="returns")
+    assert "(2 weeks, 1,800 orders)" in drawn
+    seen = WeekPoint(week="01-05", value=2.0, low=1.0, high=4.0, mature=True, orders=900, events=2)
+    assert "<svg" in band_chart([seen], title="Returns", outcome="returns")

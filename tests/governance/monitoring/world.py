@@ -120,11 +120,104 @@ def connect(tables: dict[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
     return con
 
 
+#: Strategies of the monitor directory: id -> (channels it acts in, items actioned per week,
+#: of those appealed, of those lifted on appeal), weeks from START.
+STRATEGIES: dict[str, tuple[tuple[str, ...], list[int], list[int], list[int]]] = {
+    "listing-fake-discount": (
+        ("affiliate", "shop_tab"),
+        [40, 52, 48, 30],
+        [8, 6, 9, 3],
+        [5, 2, 4, 1],
+    ),
+    "listing-counterfeit-terms-shop": (("shop_tab",), [20, 25, 22, 18], [2, 1, 3, 0], [1, 0, 2, 0]),
+}
+
+
+def actioned_items() -> pd.DataFrame:
+    """`governance.monitoring.appeals.actioned_items` of `STRATEGIES`: items decided on the
+    weeks' Mondays, appealed the day after, lifted two days after."""
+    rows = []
+    for sid, (_, actioned, appealed, lifted) in STRATEGIES.items():
+        for w, (n, a, k) in enumerate(zip(actioned, appealed, lifted, strict=True)):
+            day = pd.Timestamp(START) + pd.Timedelta(weeks=w)
+            for i in range(n):
+                rows.append(
+                    (
+                        sid,
+                        "listing",
+                        f"{sid}-{w}-{i}",
+                        day,
+                        day + pd.Timedelta(days=2) if i < k else pd.NaT,
+                        day + pd.Timedelta(days=1) if i < a else pd.NaT,
+                    )
+                )
+    columns = ["strategy_id", "entity", "item_id", "decided_at", "lifted_at", "appealed_at"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def strategy_health() -> pd.DataFrame:
+    """Table `strategy_health` of `STRATEGIES`: one day of hits per week and channel."""
+    from governance.monitoring.tables import STRATEGY_HEALTH, conform
+
+    rows = [
+        {
+            "day": pd.Timestamp(START) + pd.Timedelta(weeks=w),
+            "strategy_id": sid,
+            "strategy_version": 1,
+            "channel": channel,
+            "entity": "listing",
+            "hits": n,
+            "lifted": k,
+            "new_items": 100,
+            "hits_per_1k_new_items": 10.0 * n,
+            "overturn_rate": k / n,
+        }
+        for sid, (channels, actioned, _, lifted) in STRATEGIES.items()
+        for channel in channels
+        for w, (n, k) in enumerate(zip(actioned, lifted, strict=True))
+    ]
+    return conform(pd.DataFrame(rows), STRATEGY_HEALTH)
+
+
+def model_predictions(
+    *, n_per_week: int = 400, weeks: int = 4, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(predictions, published) of two listing models over `weeks` weeks from START: the
+    counterfeit model's probabilities shift up in the last week, the fake-discount model's
+    stay put."""
+    rng = np.random.default_rng(seed)
+    ids = [f"p{i}" for i in range(n_per_week * weeks)]
+    week = np.repeat(np.arange(weeks), n_per_week)
+    published = pd.DataFrame(
+        {
+            "entity": "listing",
+            "item_id": ids,
+            "published_at": pd.Timestamp(START)
+            + pd.to_timedelta(week * 7 + rng.integers(0, 7, len(ids)), unit="D"),
+        }
+    )
+    counterfeit = rng.beta(1, 30, len(ids)) + np.where(week == weeks - 1, 0.006, 0.0)
+    predictions = pd.concat(
+        [
+            pd.DataFrame({"entity": "listing", "item_id": ids, "policy": policy, "p": p})
+            for policy, p in (
+                ("counterfeit", counterfeit.clip(0, 1)),
+                ("fake_discount", rng.beta(2, 20, len(ids))),
+            )
+        ],
+        ignore_index=True,
+    )
+    return predictions, published
+
+
 def write_monitor_dir(out: Path) -> None:
-    """A `govrisk monitor` output directory (trust, objectives, burn-rate alerts) of a world
+    """A `govrisk monitor` output directory (trust, objectives, burn-rate alerts, strategy
+    health and appeals of `STRATEGIES`, prediction drift of `model_predictions`) of a world
     with an affiliate complaint flood from day 14 of 28."""
     from governance.monitoring.alerts import burn_alerts
+    from governance.monitoring.appeals import strategy_appeals
     from governance.monitoring.burn import objective_status
+    from governance.monitoring.drift import prediction_drift
     from governance.monitoring.objectives import default_rules, load_objectives
     from governance.monitoring.trust import compute_trust_metrics
 
@@ -137,3 +230,9 @@ def write_monitor_dir(out: Path) -> None:
     trust.metrics.to_parquet(out / "trust_metrics.parquet")
     status.to_parquet(out / "objective_status.parquet")
     alerts.to_parquet(out / "alerts.parquet")
+    strategy_health().to_parquet(out / "strategy_health.parquet")
+    appeals = strategy_appeals(actioned_items(), as_of=end_of(28))
+    appeals.to_parquet(out / "strategy_appeals.parquet")
+    predictions, published = model_predictions()
+    drift = prediction_drift(duckdb.connect(), predictions, published)
+    drift.to_parquet(out / "prediction_drift.parquet")
