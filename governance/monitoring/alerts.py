@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from governance.monitoring.appeals import OverturnConfig
-from governance.monitoring.drift import DriftConfig
+from governance.monitoring.drift import DriftConfig, drift_threshold
 from governance.monitoring.objectives import METRIC_PARTS, BurnRule
 from governance.monitoring.tables import ALERTS, conform, empty_frame
 from governance.monitoring.vocabulary import ALL, AlertKind, Severity, TrustMetric
@@ -317,13 +317,6 @@ def overturn_alerts(
     return conform(pd.DataFrame(rows), ALERTS) if rows else empty_frame(ALERTS)
 
 
-def drift_threshold(n_bins: int, n_reference: float, n_week: float, floor: float) -> float:
-    """PSI a week must exceed: the conventional level, or three times what sampling noise
-    alone gives ((bins - 1) * (1/n_ref + 1/n_week), the PSI's chi-square mean), if larger."""
-    noise = (n_bins - 1) * (1.0 / max(n_reference, 1.0) + 1.0 / max(n_week, 1.0))
-    return max(floor, 3.0 * noise)
-
-
 def drift_alerts(drift: pd.DataFrame, config: DriftConfig, *, owner: str) -> pd.DataFrame:
     """Alerts on features whose weekly PSI exceeds its threshold, or whose missing share
     moved significantly in a week the PSI did not fire; one per feature, rule and run of
@@ -438,11 +431,7 @@ def prediction_drift_alerts(
     model and run of weeks."""
     if not len(drift):
         return empty_frame(ALERTS)
-    d = drift.copy()
-    d["threshold"] = [
-        drift_threshold(int(b), float(r), float(w), config.psi_medium)
-        for b, r, w in zip(d["n_bins"], d["n_reference"], d["n_week"], strict=True)
-    ]
+    d = drift.assign(threshold=drift["alert_threshold"])
     rows = []
     for (entity, policy), g in d[d["psi"] > d["threshold"]].groupby(["entity", "policy"]):
         model = f"{entity} {policy} model"

@@ -64,6 +64,13 @@ def feature_drift(
     return conform(df, FEATURE_DRIFT)
 
 
+def drift_threshold(n_bins: int, n_reference: float, n_week: float, floor: float) -> float:
+    """PSI a week must exceed: the conventional level, or three times what sampling noise
+    alone gives ((bins - 1) * (1/n_ref + 1/n_week), the PSI's chi-square mean), if larger."""
+    noise = (n_bins - 1) * (1.0 / max(n_reference, 1.0) + 1.0 / max(n_week, 1.0))
+    return max(floor, 3.0 * noise)
+
+
 def prediction_drift(
     con: duckdb.DuckDBPyConnection,
     predictions: pd.DataFrame,
@@ -133,6 +140,10 @@ def _compute_prediction_drift(
         df["entity"] = entity
         df["policy"] = df["feature"].str.removeprefix("p_")
         df["mean_reference"] = df["feature"].map(ref_mean)
+        df["alert_threshold"] = [
+            drift_threshold(int(b), float(r), float(w), config.psi_medium)
+            for b, r, w in zip(df["n_bins"], df["n_reference"], df["n_week"], strict=True)
+        ]
         parts.append(df)
     if not parts:
         return empty_frame(PREDICTION_DRIFT)

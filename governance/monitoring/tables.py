@@ -255,6 +255,13 @@ PREDICTION_DRIFT = TableSpec(
         _c("mean_week", "float", "Mean probability that week."),
         _c("top_bin", "string", "Bin whose share moved most (its range)."),
         _c("top_bin_shift", "float", "That bin's share that week minus in the reference."),
+        _c(
+            "alert_threshold",
+            "float",
+            "PSI above which the week alerted in this run: the run's psi_medium, or three "
+            "times what sampling noise alone gives, if larger.",
+            min_value=0,
+        ),
     ),
 )
 

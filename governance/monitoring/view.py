@@ -9,8 +9,6 @@ import pandas as pd
 
 from features.tables import TableSpec
 from features.vocabulary import Channel, values
-from governance.monitoring.alerts import drift_threshold
-from governance.monitoring.drift import DriftConfig
 from governance.monitoring.tables import (
     ALERTS,
     LAUNCH_COVERAGE,
@@ -68,8 +66,6 @@ class ChannelView:
     launch_gaps: list[dict[str, object]] = field(default_factory=list)
     appeals: AppealsGrid | None = None
     prediction_drift: list[dict[str, object]] = field(default_factory=list)
-    #: PSI above which a model's drift alerts at the least (sampling noise can raise it).
-    psi_alert_floor: float = field(default_factory=lambda: DriftConfig().psi_medium)
     available: bool = True
 
 
@@ -273,23 +269,17 @@ def _strategy_appeals(monitor_dir: Path | None, channel: str) -> AppealsGrid | N
     )
 
 
-def _prediction_drift(
-    monitor_dir: Path | None, *, config: DriftConfig | None = None
-) -> list[dict[str, object]]:
+def _prediction_drift(monitor_dir: Path | None) -> list[dict[str, object]]:
     """Each model's weekly PSI against its reference weeks, with the PSI its alert fires
-    above (`drift_threshold`, as `govrisk monitor` alerts; the output directory does not
-    record the run's `psi_medium`, so the default applies)."""
+    above in the run that wrote it (`alert_threshold`)."""
     df = _valid(monitor_dir, PREDICTION_DRIFT) if monitor_dir is not None else None
     if df is None or not len(df):
         return []
-    floor = (config or DriftConfig()).psi_medium
     rows = []
     for _, r in (
         _recent(df, "week_start").sort_values(["entity", "policy", "week_start"]).iterrows()
     ):
-        threshold = drift_threshold(
-            int(r["n_bins"]), float(r["n_reference"]), float(r["n_week"]), floor
-        )
+        threshold = float(r["alert_threshold"])
         rows.append(
             {
                 "model": f"{r['entity']} {r['policy']}",

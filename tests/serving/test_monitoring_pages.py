@@ -152,6 +152,7 @@ def test_metrics_carry_overturn_rates_and_prediction_psi(
             "mean_week": [0.02, 0.06],
             "top_bin": ">= 0.01",
             "top_bin_shift": [0.05, 0.2],
+            "alert_threshold": 0.1,
         }
     )
     conform(drift, PREDICTION_DRIFT).to_parquet(out / "prediction_drift.parquet")
@@ -215,7 +216,7 @@ def test_monitoring_page_shows_prediction_drift_against_its_threshold(
     review_app.login(client, "pm")
     page = client.get("/monitoring?channel=video").text  # models score every channel
     assert 'id="model-health"' in page
-    assert "PSI 0.10, or three times" in page
+    assert "as the monitoring run set it" in page
     shifted = drift[(drift["policy"] == "counterfeit")].sort_values("week_start").iloc[-1]
     row = _row(page, "prediction-drift", "listing counterfeit", "2026-01-26")
     assert f">{shifted['psi']:.2f}<" in row and shifted["psi"] > 0.2
@@ -225,6 +226,24 @@ def test_monitoring_page_shows_prediction_drift_against_its_threshold(
     steady = _row(page, "prediction-drift", "listing fake_discount", "2026-01-26")
     assert "stable" in steady and "drifted" not in steady
     assert 'aria-label="listing counterfeit model: PSI per week' in page
+
+
+def test_drift_threshold_on_the_page_is_the_one_the_run_used(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    write_monitor_dir(tmp_path / "monitor")
+    path = tmp_path / "monitor" / "prediction_drift.parquet"
+    drift = pd.read_parquet(path)
+    drift["alert_threshold"] = 0.9  # a run with psi_medium 0.9: nothing drifted
+    drift.to_parquet(path)
+    review_app.state.settings.monitor_dir = tmp_path / "monitor"
+    client = review_app.client
+    review_app.login(client, "pm")
+    page = client.get("/monitoring?channel=video").text
+    row = _row(page, "prediction-drift", "listing counterfeit", "2026-01-26")
+    assert ">0.90<" in row and "stable" in row and "drifted" not in row
 
 
 def test_band_chart_draws_weeks_with_outcomes_and_notes_a_window_without() -> None:

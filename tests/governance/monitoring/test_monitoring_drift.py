@@ -112,6 +112,14 @@ def test_a_planted_score_shift_shows_as_prediction_drift_and_alerts() -> None:
     ]
     assert alerts["first_day"].iloc[0] == pd.Timestamp("2026-02-02")
     assert alerts["severity"].iloc[0] == "medium"
+    # The table records the threshold its run alerted above; a stricter run alerts on none.
+    assert (d["alert_threshold"] >= 0.1).all()
+    level = float(d["psi"].max()) + 0.1
+    strict = prediction_drift(
+        duckdb.connect(), preds, published, config=DriftConfig(min_items=50, psi_medium=level)
+    )
+    assert (strict["alert_threshold"] >= level).all()
+    assert prediction_drift_alerts(strict, DriftConfig(), owner="ml").empty
 
 
 def test_prediction_drift_names_missing_columns() -> None:

@@ -119,6 +119,7 @@ def _model_tables() -> dict[str, pd.DataFrame]:
             "mean_week": [0.1, 0.2],
             "top_bin": ">= 0.3",
             "top_bin_shift": [0.01, 0.15],
+            "alert_threshold": 0.1,
         }
     )
     return {
