@@ -31,7 +31,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from experiments.benchmarks._memory import PeakRss
 
 _MODULE = "experiments.benchmarks.scale"
 #: Starter strategies the synthetic listing decisions are given to (two policies).
@@ -194,40 +195,12 @@ def train_bundle(features_dir: Path, data_dir: Path, out: Path) -> Path:
 # -- one size (child process) ------------------------------------------------------------------
 
 
-class _PeakRss:
-    """Peak resident memory of this process, sampled from /proc every 50 ms."""
-
-    def __init__(self) -> None:
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE")
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _rss(self) -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self._page
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._rss())
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> _PeakRss:
-        self.peak_bytes = self._rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 @contextmanager
 def _stage(results: list[dict[str, Any]], name: str, args: argparse.Namespace) -> Iterator[Any]:
     from features.cluster import dask_client, worker_peaks
 
     with dask_client(n_workers=args.workers, memory_limit=args.worker_memory) as client:
-        with _PeakRss() as rss:
+        with PeakRss(0.05) as rss:
             start = time.perf_counter()
             yield client
             seconds = time.perf_counter() - start

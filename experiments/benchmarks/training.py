@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from experiments.benchmarks._memory import PeakRss
+
 _REPO = Path(__file__).resolve().parents[2]
 _DEMO_SPEC = _REPO / "experiments" / "specs" / "demo.yaml"
 _GOAL_RATIO = 0.8
@@ -41,38 +42,9 @@ _GOAL_SECONDS = 300.0
 _WIDTH = 160
 
 
-class _PeakRss:
-    """Peak resident memory of this process, sampled from /proc every 20 ms."""
-
-    def __init__(self) -> None:
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE")
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _rss(self) -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self._page
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._rss())
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> _PeakRss:
-        self.peak_bytes = self._rss()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self._rss())
-
-
 @contextmanager
 def _phase(results: dict[str, dict[str, float]], name: str) -> Iterator[None]:
-    with _PeakRss() as rss:
+    with PeakRss() as rss:
         start, cpu_start = time.perf_counter(), time.process_time()
         yield
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start

@@ -4,7 +4,7 @@ The dataset's governance section says which entity and policy its rows stand in 
 channel and the value at stake. Strategies over its features (a `strategies/` folder) are
 evaluated on its feature frame, a model's scores give P(violating) and audit labels (from
 `govrisk labels draw`) are the design draws. The population is assembled by the same
-`assemble_population` as the marketplace audit's, then `strategy_metrics`, `audit_sample` and
+`assemble_population` as the marketplace audit's, then `estimated_metrics`, `audit_sample` and
 `rank_flags` run unchanged, so the tables have the marketplace audit's columns and the review
 queue loads the flags as they are.
 
@@ -25,10 +25,10 @@ import pandas as pd
 from features.byo import ByoDataset, GovernanceDecl
 from features.byo_labels import governance_of
 from features.vocabulary import ENTITY_CHANNELS, Entity, Policy
-from governance.audit.metrics import strategy_metrics
 from governance.audit.pipeline import (
     AuditResult,
     error_slices,
+    estimated_metrics,
     flip_rate_for,
     likely_errors,
     strategy_suggestions,
@@ -221,13 +221,7 @@ def run_byo_audit(
     pops = {key: build(cfg.calibration)}
     same = cfg.estimate_calibration == cfg.calibration
     est = pops if same else {key: build(cfg.estimate_calibration)}
-    metrics = strategy_metrics(
-        est,
-        confidence=cfg.confidence,
-        fp_cost=cfg.fp_cost,
-        fn_cost=cfg.fn_cost,
-        impression_cost=cfg.impression_cost,
-    )
+    metrics = estimated_metrics(est, cfg)
     frames = {gov.entity: _scored_frame(dataset, p)}
     slices = _slices(frames, pops, labels, strategies, cfg)
     result = AuditResult(

@@ -26,8 +26,12 @@ import pandas as pd
 
 from features.loader import load_tables
 from features.vocabulary import Entity, Policy
-from governance.audit.metrics import strategy_metrics
-from governance.audit.pipeline import audited_strategies, flip_rate_for, likely_errors
+from governance.audit.pipeline import (
+    audited_strategies,
+    estimated_metrics,
+    flip_rate_for,
+    likely_errors,
+)
 from governance.audit.population import (
     Calibration,
     Population,
@@ -281,14 +285,7 @@ def audit_partitioned(
     pops = assemble(cfg.calibration)
     same = cfg.estimate_calibration == cfg.calibration
     est_pops = pops if same else assemble(cfg.estimate_calibration)
-    metrics = strategy_metrics(
-        est_pops,
-        confidence=cfg.confidence,
-        fp_cost=cfg.fp_cost,
-        fn_cost=cfg.fn_cost,
-        impression_cost=cfg.impression_cost,
-        composite=cfg.composite_estimates,
-    )
+    metrics = estimated_metrics(est_pops, cfg)
     seconds["estimate"] = time.perf_counter() - start
     stage("flags")
     start = time.perf_counter()

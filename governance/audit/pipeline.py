@@ -148,14 +148,7 @@ def run_audit(
     progress("estimate", 2, len(_STEPS))
     flip_rate, source = flip_rate_for(inputs.labels, cfg)
     pops, est_pops = _populations(inputs, predictions, oof, flip_rate, cfg)
-    metrics = strategy_metrics(
-        est_pops,
-        confidence=cfg.confidence,
-        fp_cost=cfg.fp_cost,
-        fn_cost=cfg.fn_cost,
-        impression_cost=cfg.impression_cost,
-        composite=cfg.composite_estimates,
-    )
+    metrics = estimated_metrics(est_pops, cfg)
 
     progress("rank", 3, len(_STEPS))
     posts = {k: posterior(p, inputs.labels) for k, p in pops.items()}
@@ -317,6 +310,21 @@ def _reasons_fn(
     if bundles:
         return reasons_from_bundles(dict(bundles), inputs.text_frames())
     return None
+
+
+def estimated_metrics(
+    est_pops: Mapping[tuple[Entity, Policy], Population], cfg: AuditSettings
+) -> pd.DataFrame:
+    """The metrics table of the estimate populations at the run's interval level and costs.
+    Shared by the marketplace, partitioned and BYO audits."""
+    return strategy_metrics(
+        est_pops,
+        confidence=cfg.confidence,
+        fp_cost=cfg.fp_cost,
+        fn_cost=cfg.fn_cost,
+        impression_cost=cfg.impression_cost,
+        composite=cfg.composite_estimates,
+    )
 
 
 def likely_errors(
