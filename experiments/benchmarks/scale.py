@@ -61,6 +61,7 @@ _ID_COLUMNS = (
     "label_id",
 )
 _STAGES = ("features", "scoring + top-5 reasons", "audit")
+_STAGES_FILE = "stages.jsonl"
 _WIDTH = 160
 
 
@@ -213,6 +214,9 @@ def _stage(results: list[dict[str, Any]], name: str, args: argparse.Namespace) -
             "driver_peak_gb": rss.peak_bytes / 1e9,
         }
     )
+    # Each stage on disk as it finishes: a size killed later still reports the stages it ran.
+    with (Path(args.work) / _STAGES_FILE).open("a") as f:
+        f.write(json.dumps(results[-1]) + "\n")
     sys.stderr.write(f"  {name}: {seconds:.0f} s\n")
 
 
@@ -245,6 +249,7 @@ def run_size(args: argparse.Namespace) -> dict[str, Any]:
 
     world = Path(args.world)
     work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
     parts = partitions(world)
     results: list[dict[str, Any]] = []
     with _stage(results, _STAGES[0], args) as client:
@@ -290,10 +295,19 @@ def _child(
         args.worker_memory,
     ]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the {size:,}-listing run failed (exit {done.returncode})")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    if done.returncode == 0:
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+    # Killed (e.g. out of memory): the stages that finished, and which one did not.
+    path = work / _STAGES_FILE
+    stages = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    failed = _STAGES[len(stages)] if len(stages) < len(_STAGES) else "after the audit"
+    sys.stderr.write(f"the {size:,}-listing run failed in {failed} (exit {done.returncode})\n")
+    return {
+        "listings": size,
+        "stages": stages,
+        "failed": {"stage": failed, "exit": done.returncode},
+    }
 
 
 def _rows(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -345,6 +359,7 @@ def projection(rows: Sequence[dict[str, Any]], target: int = 100_000_000) -> lis
 
 
 def _print(
+    runs: Sequence[dict[str, Any]],
     rows: Sequence[dict[str, Any]],
     generate_s: float,
     target: list[dict[str, Any]],
@@ -379,6 +394,12 @@ def _print(
             f"{r['driver_peak_gb']:.2f}",
         )
     console.print(table)
+    for run in runs:
+        if "failed" in run:
+            console.print(
+                f"{run['listings']:,} listings: {run['failed']['stage']} did not finish "
+                f"(exit {run['failed']['exit']}; -9 is the kernel's out-of-memory kill)"
+            )
     console.print(f"world generation (not timed by the goal): {generate_s:,.0f} s")
     proj = Table(title="Linear fit extrapolated to 100,000,000 listings (same cluster)")
     for column in ("stage", "wall s", "wall h", "peak per worker GB", "driver peak GB"):
@@ -435,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             runs.append(_child(args, size, world, work, root / "bundle"))
         rows = _rows(runs)
         target = projection(rows)
-        _print(rows, generate_s, target, args)
+        _print(runs, rows, generate_s, target, args)
         if args.json is not None:
             args.json.write_text(
                 json.dumps(
