@@ -36,7 +36,7 @@ ScoresOpt = Annotated[
     typer.Option(
         "--scores",
         help="With --dataset: the output folder of `govrisk score`. With a partitioned --data: "
-        "a folder of score outputs, one per target, named <entity>-<policy> (or <entity>-any).",
+        "a folder of score outputs, one per target, named ENTITY-POLICY (or ENTITY-any).",
     ),
 ]
 
