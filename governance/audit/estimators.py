@@ -25,9 +25,10 @@ model the correction is zero; with an uninformative model it is the design-weigh
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +44,63 @@ MAX_FLIP_RATE = 0.45
 
 class EstimationError(ValueError):
     """Inputs to an estimator are inconsistent (shapes, ranges, unknown designs)."""
+
+
+#: Bytes of one block of a domain matrix: a population of any size is read in row blocks of
+#: about this size (float64), so the estimators' memory does not grow with its units x totals.
+BLOCK_BYTES = 256 * 2**20
+
+
+def block_rows(n_columns: int) -> int:
+    """Rows of a float64 block of `n_columns` columns within `BLOCK_BYTES`."""
+    return max(1, BLOCK_BYTES // (8 * max(n_columns, 1)))
+
+
+@runtime_checkable
+class Domains(Protocol):
+    """An (N, K) domain matrix the estimators read in row blocks, never whole."""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(units, totals)."""
+        ...
+
+    def blocks(self) -> Iterator[tuple[int, FloatArray]]:
+        """(first row, block) of consecutive row blocks covering every unit in order."""
+        ...
+
+    def take(self, rows: IntArray) -> FloatArray:
+        """The rows at `rows` (label positions), as a (len(rows), K) array."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArrayDomains:
+    """A domain matrix already in memory: one block."""
+
+    array: FloatArray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(units, totals)."""
+        return (int(self.array.shape[0]), int(self.array.shape[1]))
+
+    def blocks(self) -> Iterator[tuple[int, FloatArray]]:
+        """The whole matrix as one block."""
+        yield 0, self.array
+
+    def take(self, rows: IntArray) -> FloatArray:
+        """The rows at `rows`."""
+        return self.array[rows]
+
+
+def domain_totals(weights: npt.ArrayLike, domains: Domains) -> FloatArray:
+    """(K,) `weights @ domains`, block by block."""
+    w = np.asarray(weights, dtype=np.float64)
+    out = np.zeros(domains.shape[1])
+    for start, block in domains.blocks():
+        out += w[start : start + block.shape[0]] @ block
+    return out
 
 
 @dataclass(frozen=True)
@@ -348,7 +406,7 @@ def estimate_flip_rate(labels: pd.DataFrame) -> tuple[float, int]:
 
 def estimate_totals(
     f: npt.ArrayLike,
-    domains: npt.ArrayLike,
+    domains: npt.ArrayLike | Domains,
     draws: LabelDraws,
     *,
     frames: Mapping[str, BoolArray],
@@ -359,7 +417,8 @@ def estimate_totals(
 ) -> TotalEstimate:
     """Difference-estimator totals `sum_i D[i, k] y_i` for every column k of `domains`.
 
-    `f` (N,) are denoised model probabilities, `domains` (N, K) the domain weights, `frames`
+    `f` (N,) are denoised model probabilities, `domains` (N, K) the domain weights (an array,
+    or a `Domains` read in row blocks so a large population never holds them whole), `frames`
     maps each design in `draws.design` to the (N,) mask of units it can draw (its frame).
     `strata` (N,) ints post-stratify the corrections (each stratum's residuals scaled to its own
     known domain sizes); `model_bias` maps a stratum to the prior of the model's relative bias
@@ -373,7 +432,7 @@ def estimate_totals(
 
 def total_parts(
     f: npt.ArrayLike,
-    domains: npt.ArrayLike,
+    domains: npt.ArrayLike | Domains,
     draws: LabelDraws,
     *,
     frames: Mapping[str, BoolArray],
@@ -383,9 +442,7 @@ def total_parts(
 ) -> TotalParts:
     """Model totals and, per region of units, the design corrections behind `estimate_totals`."""
     f_arr = np.asarray(f, dtype=np.float64)
-    d_arr = np.asarray(domains, dtype=np.float64)
-    if d_arr.ndim == 1:
-        d_arr = d_arr[:, None]
+    d_arr = _as_domains(domains)
     _check_inputs(f_arr, d_arr, draws, frames, flip_rate)
     k = d_arr.shape[1]
     label_names = tuple(names) if names is not None else tuple(f"t{i}" for i in range(k))
@@ -612,9 +669,16 @@ def _check_flip_rate(flip_rate: float) -> None:
         )
 
 
+def _as_domains(domains: npt.ArrayLike | Domains) -> Domains:
+    if isinstance(domains, Domains):
+        return domains
+    arr = np.asarray(domains, dtype=np.float64)
+    return ArrayDomains(arr[:, None] if arr.ndim == 1 else arr)
+
+
 def _check_inputs(
     f: FloatArray,
-    domains: FloatArray,
+    domains: Domains,
     draws: LabelDraws,
     frames: Mapping[str, BoolArray],
     flip_rate: float,
@@ -643,7 +707,7 @@ def _check_inputs(
 
 def _compute_parts(
     f: FloatArray,
-    domains: FloatArray,
+    domains: Domains,
     draws: LabelDraws,
     frames: Mapping[str, BoolArray],
     flip_rate: float,
@@ -674,7 +738,7 @@ def _compute_parts(
     )
     return TotalParts(
         names=names,
-        model_point=np.asarray(f @ domains, dtype=np.float64),
+        model_point=domain_totals(f, domains),
         regions=regions,
         n_labels=n_labels,
         n_labeled_positive=n_pos,
@@ -692,30 +756,48 @@ def _regions(
 
 
 def _region_accumulators(
-    region: IntArray, domains: FloatArray, f: FloatArray
+    region: IntArray, domains: Domains, f: FloatArray
 ) -> tuple[dict[int, dict[str, FloatArray]], dict[int, BoolArray]]:
     """Per region: the model's totals and covariance, the domains' sizes, and zeroed label
-    corrections; and which domains labels cover there (none yet)."""
-    k = domains.shape[1]
+    corrections; and which domains labels cover there (none yet). Sums over row blocks."""
     fvar = f * (1.0 - f)
     acc: dict[int, dict[str, FloatArray]] = {}
-    covered_by: dict[int, BoolArray] = {}
+    for start, block in domains.blocks():
+        rows = slice(start, start + block.shape[0])
+        _accumulate_block(acc, region[rows], block, f[rows], fvar[rows])
+    k = domains.shape[1]
+    return acc, {g: np.zeros(k, dtype=bool) for g in acc}
+
+
+def _accumulate_block(
+    acc: dict[int, dict[str, FloatArray]],
+    region: IntArray,
+    block: FloatArray,
+    f: FloatArray,
+    fvar: FloatArray,
+) -> None:
+    """Add one row block's model totals, model covariance and domain sizes to each region's."""
+    k = block.shape[1]
     # One stable sort instead of a mask per region: each region's rows in their own order.
     order = np.argsort(region, kind="stable")
     groups, starts = np.unique(region[order], return_index=True)
     bounds = np.append(starts, len(order))
     for i, g in enumerate(groups):
         in_g = order[bounds[i] : bounds[i + 1]]
-        dg = domains[in_g]
-        covered_by[int(g)] = np.zeros(k, dtype=bool)
-        acc[int(g)] = {
-            "correction": np.zeros(k),
-            "cov": np.zeros((k, k)),
-            "model": f[in_g] @ dg,
-            "model_cov": dg.T @ (dg * fvar[in_g][:, None]),
-            "mass": np.abs(dg).sum(axis=0),
-        }
-    return acc, covered_by
+        dg = block[in_g]
+        part = acc.setdefault(
+            int(g),
+            {
+                "correction": np.zeros(k),
+                "cov": np.zeros((k, k)),
+                "model": np.zeros(k),
+                "model_cov": np.zeros((k, k)),
+                "mass": np.zeros(k),
+            },
+        )
+        part["model"] += f[in_g] @ dg
+        part["model_cov"] += dg.T @ (dg * fvar[in_g][:, None])
+        part["mass"] += np.abs(dg).sum(axis=0)
 
 
 def _add_label_corrections(
@@ -724,7 +806,7 @@ def _add_label_corrections(
     region: IntArray,
     designs: list[str],
     draws: LabelDraws,
-    domains: FloatArray,
+    domains: Domains,
     flip_rate: float,
 ) -> tuple[IntArray, IntArray]:
     """Add each region's design-weighted label corrections and their covariance to `acc`;
@@ -741,7 +823,7 @@ def _add_label_corrections(
     # A draw outside its design's declared frame cannot be weighted; drop it.
     design_bit = np.array([1 << designs.index(d) for d in draws.design], dtype=np.int64)
     valid = (label_region & design_bit) > 0
-    d_lab = domains[draws.position]
+    d_lab = domains.take(draws.position)
     for g in np.unique(label_region[valid]):
         cells = []
         for name in designs:

@@ -4,7 +4,7 @@ cost, each with an interval and the number of labels behind it."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,9 @@ from governance.audit.estimators import (
     FloatArray,
     TotalEstimate,
     TotalParts,
+    block_rows,
     combine_parts,
+    domain_totals,
     estimate_totals,
     fit_model_bias_posterior,
     interval,
@@ -50,8 +52,61 @@ def _targets(pop: Population) -> list[_Target]:
     return out
 
 
-def estimand_matrix(pop: Population) -> tuple[list[str], FloatArray, dict[str, float]]:
-    """Names, (N, K) domain matrix and known constants (counts, lost exposure) of every total."""
+@dataclass(frozen=True)
+class EstimandDomains:
+    """The (N, K) domain matrix of every total of a population, built one row block at a time
+    (`block_rows`), so a population of any size never holds it whole."""
+
+    pop: Population
+    names: tuple[str, ...]
+    targets: tuple[_Target, ...]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(units, totals)."""
+        return (len(self.pop), len(self.names))
+
+    def blocks(self) -> Iterator[tuple[int, FloatArray]]:
+        """(first row, block) over the units in order."""
+        step = block_rows(len(self.names))
+        for start in range(0, len(self.pop), step):
+            yield start, _estimand_block(self.pop, self.targets, slice(start, start + step))[1]
+
+    def take(self, rows: npt.NDArray[np.int64]) -> FloatArray:
+        """The rows of the units at `rows`."""
+        return _estimand_block(self.pop, self.targets, rows)[1]
+
+
+def estimand_domains(pop: Population) -> EstimandDomains:
+    """Every total's domain of a population (see `_estimand_block` for the totals)."""
+    targets = tuple(_targets(pop))
+    names, _, _ = _estimand_block(pop, targets, slice(0, 0))
+    return EstimandDomains(pop, tuple(names), targets)
+
+
+def estimand_constants(pop: Population) -> dict[str, float]:
+    """Known constants per strategy x channel: actioned count (`n|`), misses reviewers confirmed
+    (`fnlab|`), the model's misses (`fnmodel|`), lost exposure (`lostimp|`, `lostgmv|`)."""
+    labeled = labeled_violation(pop)
+    domains = estimand_domains(pop)
+    consts: dict[str, float] = {}
+    step = block_rows(len(domains.names))
+    for start in range(0, max(len(pop), 1), step):
+        rows = slice(start, start + step)
+        _, _, part = _estimand_block(pop, domains.targets, rows, labeled)
+        for key, value in part.items():
+            consts[key] = consts.get(key, 0.0) + value
+    return consts
+
+
+def _estimand_block(
+    pop: Population,
+    targets: Sequence[_Target],
+    rows: slice | npt.NDArray[np.int64],
+    labeled: tuple[npt.NDArray[np.int64], FloatArray] | None = None,
+) -> tuple[list[str], FloatArray, dict[str, float]]:
+    """Names, domain block of the units at `rows` and their share of the known constants
+    (computed when `rows` is a slice and `labeled` = `labeled_violation(pop)` is given)."""
     names: list[str] = []
     cols: list[FloatArray] = []
     consts: dict[str, float] = {}
@@ -60,23 +115,25 @@ def estimand_matrix(pop: Population) -> tuple[list[str], FloatArray, dict[str, f
         names.append(name)
         cols.append(np.asarray(col, dtype=np.float64))
 
-    n = len(pop)
-    labeled, p_violating = labeled_violation(pop)
+    eligible, f = pop.eligible[rows], pop.f[rows]
+    n = len(f)
     add(f"pos|{ALL_CHANNELS}", np.ones(n))
     for j, c in enumerate(pop.channels):
-        add(f"pos|{c}", pop.eligible[:, j].astype(np.float64))
-    for t in _targets(pop):
+        add(f"pos|{c}", eligible[:, j].astype(np.float64))
+    lab_rows, lab_p = _labeled_in(labeled, rows, len(pop))
+    for t in targets:
         idx = [pop.channel_index(c) for c in t.channels if c in pop.channels]
-        a_all = t.actioned[:, idx].any(axis=1)
-        a_blk = t.actioned[:, idx].astype(np.float64)
-        imp, gmv = pop.impressions[:, idx], pop.gmv[:, idx]
-        limp, lgmv = pop.lost_impressions[:, idx], pop.lost_gmv[:, idx]
+        actioned = t.actioned[rows][:, idx]
+        a_all = actioned.any(axis=1)
+        a_blk = actioned.astype(np.float64)
+        imp, gmv = pop.impressions[rows][:, idx], pop.gmv[rows][:, idx]
+        limp, lgmv = pop.lost_impressions[rows][:, idx], pop.lost_gmv[rows][:, idx]
         per_channel = [(t.channels[k], a_blk[:, k]) for k in range(len(idx))]
-        rows = [
+        table = [
             (ALL_CHANNELS, a_all.astype(np.float64), None),
             *((c, a, k) for k, (c, a) in enumerate(per_channel)),
         ]
-        for c, a, k in rows:
+        for c, a, k in table:
             key = f"{t.ref}|{c}"
             if k is None:
                 fn_imp = ((1.0 - a_blk) * imp).sum(axis=1)
@@ -93,17 +150,34 @@ def estimand_matrix(pop: Population) -> tuple[list[str], FloatArray, dict[str, f
             add(f"fngmv|{key}", fn_gmv)
             add(f"fpimp|{key}", fp_imp)
             add(f"fpgmv|{key}", fp_gmv)
+            if lab_rows is None:
+                continue
             consts[f"n|{key}"] = float(a.sum())
             # The false-negative domain: its model count, and the misses reviewers confirmed
             # (a floor under the total).
             missed = np.asarray(a, dtype=np.float64) == 0
             if k is not None:
-                missed &= pop.eligible[:, idx[k]]
-            consts[f"fnlab|{key}"] = float(p_violating[missed[labeled]].sum())
-            consts[f"fnmodel|{key}"] = float(pop.f[missed].sum())
+                missed &= eligible[:, idx[k]]
+            consts[f"fnlab|{key}"] = float(lab_p[missed[lab_rows]].sum())
+            consts[f"fnmodel|{key}"] = float(f[missed].sum())
             consts[f"lostimp|{key}"] = float(fp_imp.sum())
             consts[f"lostgmv|{key}"] = float(fp_gmv.sum())
-    return names, np.column_stack(cols), consts
+    block = np.column_stack(cols) if n else np.zeros((0, len(names)))
+    return names, block, consts
+
+
+def _labeled_in(
+    labeled: tuple[npt.NDArray[np.int64], FloatArray] | None,
+    rows: slice | npt.NDArray[np.int64],
+    n_units: int,
+) -> tuple[npt.NDArray[np.int64] | None, FloatArray]:
+    """Labelled units within a row slice (positions relative to it) and their P(violating)."""
+    if labeled is None or not isinstance(rows, slice):
+        return None, np.zeros(0)
+    start, stop, _ = rows.indices(n_units)
+    units, p = labeled
+    inside = (units >= start) & (units < stop)
+    return units[inside] - start, p[inside]
 
 
 def labeled_violation(pop: Population) -> tuple[npt.NDArray[np.int64], FloatArray]:
@@ -119,16 +193,14 @@ def labeled_violation(pop: Population) -> tuple[npt.NDArray[np.int64], FloatArra
 
 def exact_totals(pop: Population, y_true: npt.ArrayLike) -> TotalEstimate:
     """The same totals computed from known truth (zero variance): for evaluation."""
-    names, d, _ = estimand_matrix(pop)
-    return _exact(names, d, y_true)
+    return _exact(estimand_domains(pop), y_true)
 
 
-def _exact(names: list[str], d: FloatArray, y_true: npt.ArrayLike) -> TotalEstimate:
-    y = np.asarray(y_true, dtype=np.float64)
-    k = len(names)
+def _exact(domains: EstimandDomains, y_true: npt.ArrayLike) -> TotalEstimate:
+    k = len(domains.names)
     return TotalEstimate(
-        names=tuple(names),
-        point=y @ d,
+        names=domains.names,
+        point=domain_totals(y_true, domains),
         cov=np.zeros((k, k)),
         n_labels=np.zeros(k, dtype=np.int64),
         n_labeled_positive=np.zeros(k, dtype=np.int64),
@@ -138,9 +210,9 @@ def _exact(names: list[str], d: FloatArray, y_true: npt.ArrayLike) -> TotalEstim
 
 def population_totals(pop: Population) -> TotalEstimate:
     """Model-assisted estimates of every total of a population."""
-    names, d, _ = estimand_matrix(pop)
+    d = estimand_domains(pop)
     return estimate_totals(
-        pop.f, d, pop.draws, frames=pop.frames, flip_rate=pop.flip_rate, names=names
+        pop.f, d, pop.draws, frames=pop.frames, flip_rate=pop.flip_rate, names=d.names
     )
 
 
@@ -171,17 +243,17 @@ def composite_totals(
     parts: dict[tuple[Entity, Policy], TotalParts] = {}
     moments = []
     for key, pop in populations.items():
-        names, d, _ = estimand_matrix(pop)
+        d = estimand_domains(pop)
         parts[key] = total_parts(
             pop.f,
             d,
             pop.draws,
             frames=pop.frames,
             flip_rate=pop.flip_rate,
-            names=names,
+            names=d.names,
             strata=actioned_strata(pop),
         )
-        moments.extend(parts[key].moments(names.index(f"pos|{ALL_CHANNELS}")))
+        moments.extend(parts[key].moments(d.names.index(f"pos|{ALL_CHANNELS}")))
     fitted = fit_model_bias_posterior(moments)
     bias = {s: fitted[s] for s in shrink if s in fitted}
     return {key: combine_parts(p, model_bias=bias) for key, p in parts.items()}
@@ -206,16 +278,16 @@ def strategy_metrics(
     rows: list[dict[str, object]] = []
     shrunk = composite_totals(populations) if composite and truth is None else {}
     for key, pop in populations.items():
-        names, d, consts = estimand_matrix(pop)
+        d, consts = estimand_domains(pop), estimand_constants(pop)
         if truth is not None:
-            est = _exact(names, d, truth[key])
+            est = _exact(d, truth[key])
         elif key in shrunk:
             est = shrunk[key]
         else:
             est = estimate_totals(
-                pop.f, d, pop.draws, frames=pop.frames, flip_rate=pop.flip_rate, names=names
+                pop.f, d, pop.draws, frames=pop.frames, flip_rate=pop.flip_rate, names=d.names
             )
-        for t in _targets(pop):
+        for t in d.targets:
             for c in (ALL_CHANNELS, *t.channels):
                 if c != ALL_CHANNELS and c not in pop.channels:
                     continue

@@ -224,8 +224,8 @@ def rank_flags(
         post = ranking_probability(pop, labels)
         skip = np.zeros(len(pop), dtype=bool) if include_labeled else labeled_mask(pop, labels)
         s = float(sev.get(pop.policy.value, 1.0))
-        fp_parts.append(_fp_candidates(pop, post, skip, s))
-        fn_parts.append(_fn_candidates(pop, post, skip, s))
+        fp_parts.append(_fp_candidates(pop, post, skip, s, (list_size, fp_min_probability)))
+        fn_parts.append(_fn_candidates(pop, post, skip, s, (list_size, 0.0)))
     fp = _top(
         fp_parts, list_size, min_probability=fp_min_probability, min_precision=fp_min_precision
     )
@@ -243,7 +243,11 @@ def rank_flags(
 
 
 def _fp_candidates(
-    pop: Population, post: FloatArray, skip: npt.NDArray[np.bool_], severity: float
+    pop: Population,
+    post: FloatArray,
+    skip: npt.NDArray[np.bool_],
+    severity: float,
+    bounds: tuple[int, float],
 ) -> pd.DataFrame:
     act = pop.any_actioned
     rows = act.any(axis=1) & ~skip
@@ -252,11 +256,17 @@ def _fp_candidates(
     at_stake = (pop.lost_impressions * act).sum(axis=1)[idx]
     # Every actioned unit keeps a floor of one impression so zero-traffic errors still rank.
     priority = p_err * (at_stake + 1.0) * severity
+    keep = rankable(priority, p_err, *bounds)
+    idx, p_err, priority = idx[keep], p_err[keep], priority[keep]
     return _candidate_frame(pop, idx, act[idx], p_err, priority, LIKELY_FP, _fp_refs(pop, idx))
 
 
 def _fn_candidates(
-    pop: Population, post: FloatArray, skip: npt.NDArray[np.bool_], severity: float
+    pop: Population,
+    post: FloatArray,
+    skip: npt.NDArray[np.bool_],
+    severity: float,
+    bounds: tuple[int, float],
 ) -> pd.DataFrame:
     act = pop.any_actioned
     shown = pop.impressions
@@ -264,9 +274,64 @@ def _fn_candidates(
     idx = np.flatnonzero(rows)
     p_err = post[idx]
     priority = p_err * shown.sum(axis=1)[idx] * severity
+    keep = rankable(priority, p_err, *bounds)
+    idx, p_err, priority = idx[keep], p_err[keep], priority[keep]
     return _candidate_frame(
         pop, idx, shown[idx] > 0, p_err, priority, LIKELY_FN, _fn_refs(pop, idx)
     )
+
+
+#: Candidates `rankable` compares per step (a block of the priority order).
+_RANK_BLOCK = 65_536
+
+
+def rankable(
+    priority: FloatArray, p_err: FloatArray, n: int, min_probability: float
+) -> npt.NDArray[np.int64]:
+    """Positions of the candidates that can reach a list of `n` built by `_top`, in order: a
+    population of millions keeps a few thousand, and the list is the same as from all of them.
+
+    The greedy prefix takes, at each step, the first unit in priority order whose probability
+    reaches a threshold; a unit behind `n` others of strictly higher (priority, probability)
+    order with at least its probability is never first among those reaching any threshold
+    before `n` picks are made, so it cannot be picked. The rest of the list is the top
+    `n - k` by (probability, priority) of the units not among the `k` picks: within the
+    first `n` (ties included) of every population.
+    """
+    keep = np.zeros(len(p_err), dtype=bool)
+    if not len(p_err):
+        return np.flatnonzero(keep)
+    by_rest = np.lexsort((-priority, -p_err))
+    edge = by_rest[min(n, len(by_rest)) - 1]
+    keep |= (p_err > p_err[edge]) | ((p_err == p_err[edge]) & (priority >= priority[edge]))
+    ok = np.flatnonzero(p_err >= min_probability)
+    keep[_undominated(ok[np.lexsort((-p_err[ok], -priority[ok]))], priority, p_err, n)] = True
+    return np.flatnonzero(keep)
+
+
+def _undominated(
+    order: npt.NDArray[np.int64], priority: FloatArray, p_err: FloatArray, n: int
+) -> npt.NDArray[np.int64]:
+    """The units of `order` (sorted by priority, then probability, descending) that fewer than
+    `n` earlier units of strictly higher (priority, probability) dominate by probability.
+
+    Blocks of the order are compared against the `n` highest probabilities of the blocks
+    before them (a lower bound of each unit's own `n`-th dominator: a superset is kept); units
+    tied on both keys with the next block's first are folded in only after it."""
+    out: list[npt.NDArray[np.int64]] = []
+    best = np.zeros(0)
+    pending = np.zeros(0, dtype=np.int64)
+    for start in range(0, len(order), _RANK_BLOCK):
+        block = order[start : start + _RANK_BLOCK]
+        floor = best[0] if len(best) >= n else -np.inf
+        out.append(block[p_err[block] > floor])
+        fold = np.concatenate([pending, block])
+        nxt = start + _RANK_BLOCK
+        if nxt < len(order):
+            tied = (priority[fold] == priority[order[nxt]]) & (p_err[fold] == p_err[order[nxt]])
+            fold, pending = fold[~tied], fold[tied]
+        best = np.sort(np.concatenate([best, p_err[fold]]))[-n:]
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def _joined_refs(refs: list[str], hit: npt.NDArray[np.bool_]) -> list[str]:

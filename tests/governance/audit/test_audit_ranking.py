@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from features.vocabulary import Entity, Policy
 from governance.audit.ranking import FLAG_COLUMNS, rank_flags, reasons_from_frame
@@ -86,6 +87,63 @@ def test_fn_list_trades_certainty_for_exposure_under_a_precision_floor() -> None
     assert (means >= 0.5 - 1e-12).all()
     assert 0 in order  # admitted once sure units give slack
     assert _likely_prefix(p, 5, min_probability=0.95, min_precision=0.0) == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lists_from_the_rankable_candidates_equal_the_lists_from_all(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Millions of un-actioned units never become frames: `rankable` keeps the few that can
+    reach a list, and `_top` over them is the list over all (ties, blocks and thresholds)."""
+    from governance.audit import ranking
+
+    rng = np.random.default_rng(seed)
+    monkeypatch.setattr(ranking, "_RANK_BLOCK", int(rng.integers(3, 40)))
+    n_units, n = int(rng.integers(50, 400)), int(rng.integers(1, 30))
+    # Coarse values: many ties on probability, on priority and on both.
+    p_err = np.round(rng.beta(0.6, 1.5, n_units), 1)
+    priority = p_err * rng.choice([1.0, 2.0, 50.0], n_units)
+    frame = pd.DataFrame(
+        {
+            "entity": "listing",
+            "policy": "counterfeit",
+            "item_id": [f"i{k:04d}" for k in rng.permutation(n_units)],
+            "priority": priority,
+            "p_error": p_err,
+        }
+    )
+    for min_probability, min_precision in ((0.0, 0.5), (0.7, 0.9), (0.0, 0.0)):
+        keep = ranking.rankable(priority, p_err, n, min_probability)
+        assert len(keep) < n_units or n_units <= 3 * n
+        args = {"min_probability": min_probability, "min_precision": min_precision}
+        full = ranking._top([frame], n, **args)
+        kept = ranking._top([frame.iloc[keep]], n, **args)
+        pd.testing.assert_frame_equal(kept, full)
+
+
+def test_rankable_keeps_a_tie_split_across_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Units tied on priority and probability are ordered by item id, not position: a block
+    must not count the tied units of the blocks before it as ahead of its own."""
+    from governance.audit import ranking
+
+    monkeypatch.setattr(ranking, "_RANK_BLOCK", 3)
+    # Seven tied units (the last sorts first by item id), then a surer, less exposed one that
+    # alone tops the rest of the list.
+    p_err = np.array([0.9] * 7 + [1.0])
+    priority = np.array([0.9] * 7 + [0.5])
+    frame = pd.DataFrame(
+        {
+            "entity": "listing",
+            "policy": "counterfeit",
+            "item_id": [f"i{k}" for k in range(7, 0, -1)] + ["j"],
+            "priority": priority,
+            "p_error": p_err,
+        }
+    )
+    keep = ranking.rankable(priority, p_err, 1, 0.5)
+    assert 6 in keep
+    top = ranking._top([frame.iloc[keep]], 1, min_probability=0.5, min_precision=0.5)
+    assert top["item_id"].tolist() == ["i1"]
 
 
 def test_domain_calibration_fixes_a_population_calibration_that_misses_the_actioned(
