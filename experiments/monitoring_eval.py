@@ -11,7 +11,7 @@ episode), leaving out the planted new-category launch, which the drift alerts sh
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -71,6 +71,8 @@ class MonitoringEvalResult:
     view_rates: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Per seed, entity and policy: label-free precision at the operating point and truth.
     precisions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Per seed, strategy and week: label-free precision of its actioned items and truth.
+    strategy_precisions: pd.DataFrame = field(default_factory=pd.DataFrame)
     config: MonitoringEvalConfig = field(default_factory=MonitoringEvalConfig)
 
 
@@ -119,28 +121,59 @@ def _owners(sim: Any) -> dict[str, str]:
     return {s.id: s.owner for s in sim.strategies}
 
 
-def model_checks(sim: Any, seed: int, cfg: MonitoringEvalConfig) -> tuple[pd.DataFrame, ...]:
-    """Violative view rates and label-free precisions of one world against its truth."""
+@dataclass(frozen=True)
+class ModelChecks:
+    """The model-side tables of one incident-free world, each joined to its truth."""
+
+    #: Per policy and channel: violative view rate, interval, truth, `covered`.
+    view_rates: pd.DataFrame
+    #: Per entity and policy (`any` included): label-free precision, truth, `error`.
+    precisions: pd.DataFrame
+    #: Per strategy and week: label-free precision of its actioned items, truth, `error`.
+    strategy_precisions: pd.DataFrame
+    #: Prediction drift alerts of the stand-in model (false alarms of an incident-free world).
+    alerts: pd.DataFrame
+
+
+def model_checks(sim: Any, seed: int, cfg: MonitoringEvalConfig) -> ModelChecks:
+    """Violative view rates, label-free precisions (models and strategies) and prediction
+    drift of one world, scored by the stand-in model, against its truth."""
     from experiments.monitoring_models import (
         StandInModel,
         audit_populations,
         stand_in_predictions,
         true_precision,
+        true_strategy_precision,
         true_view_rate,
     )
-    from governance.monitoring.prevalence import label_free_precision, violative_view_rate
+    from governance.monitoring.alerts import prediction_drift_alerts
+    from governance.monitoring.pipeline import DRIFT_OWNER, model_tables
 
     items = sim.ground_truth.items
-    pops = audit_populations(sim, stand_in_predictions(items, StandInModel(), seed=seed))
-    keys = ["policy", "channel"]
-    vvr = violative_view_rate(pops).merge(true_view_rate(pops, items), on=keys)
+    predictions = stand_in_predictions(items, StandInModel(), seed=seed)
+    config = replace(
+        MonitorConfig.from_settings(get_settings(), as_of=period_end(sim.tables)),
+        precision_threshold=cfg.precision_threshold,
+    )
+    tables = model_tables(sim.tables, sim.strategies, predictions, config)
+    pops = audit_populations(sim, predictions)
+    vvr = tables["violative_view_rate"].merge(true_view_rate(pops, items), on=["policy", "channel"])
     vvr["covered"] = (vvr["vvr_low"] <= vvr["vvr_true"]) & (vvr["vvr_true"] <= vvr["vvr_high"])
-    t = cfg.precision_threshold
-    prec = label_free_precision(pops, threshold=t).merge(
-        true_precision(pops, items, threshold=t), on=["entity", "policy"]
+    prec = tables["model_precision"].merge(
+        true_precision(pops, items, threshold=cfg.precision_threshold, predictions=predictions),
+        on=["entity", "policy"],
     )
     prec["error"] = (prec["expected_precision"] - prec["precision_true"]).abs()
-    return vvr.assign(seed=seed), prec.assign(seed=seed)
+    policies = {s.id: s.policy.value for s in sim.strategies}
+    strat = tables["strategy_expected_precision"].merge(
+        true_strategy_precision(sim.tables["strategy_decisions"], policies, items),
+        on=["strategy_id", "week_start"],
+    )
+    strat["error"] = (strat["expected_precision"] - strat["precision_true"]).abs()
+    alerts = prediction_drift_alerts(tables["prediction_drift"], config.drift, owner=DRIFT_OWNER)
+    return ModelChecks(
+        vvr.assign(seed=seed), prec.assign(seed=seed), strat.assign(seed=seed), alerts
+    )
 
 
 def detection_delay(
@@ -179,8 +212,11 @@ def run_monitoring_eval(
         detections=pd.DataFrame(detections),
         false_alarms=pd.DataFrame([row for c in clean for row in c.false_alarms]),
         launch=pd.DataFrame([c.launch for c in clean]),
-        view_rates=pd.concat([c.view_rates for c in clean], ignore_index=True),
-        precisions=pd.concat([c.precisions for c in clean], ignore_index=True),
+        view_rates=pd.concat([c.checks.view_rates for c in clean], ignore_index=True),
+        precisions=pd.concat([c.checks.precisions for c in clean], ignore_index=True),
+        strategy_precisions=pd.concat(
+            [c.checks.strategy_precisions for c in clean], ignore_index=True
+        ),
         config=cfg,
     )
 
@@ -192,15 +228,14 @@ class _CleanWorld:
 
     false_alarms: list[dict[str, object]]
     launch: dict[str, object]
-    view_rates: pd.DataFrame
-    precisions: pd.DataFrame
+    checks: ModelChecks
 
 
 def _clean_world(seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], None]) -> _CleanWorld:
     step(f"seed {seed}: incident-free world")
     sim = _simulate(seed, cfg, ())
-    step(f"seed {seed}: violative view rates and label-free precision")
-    vvr, prec = model_checks(sim, seed, cfg)
+    step(f"seed {seed}: model-side checks (view rates, label-free precision, prediction drift)")
+    checks = model_checks(sim, seed, cfg)
     config = MonitorConfig.from_settings(get_settings(), as_of=period_end(sim.tables))
     alerts = compute_monitor(sim.tables, config, owners=_owners(sim)).alerts
     is_launch = (alerts["kind"] == AlertKind.FEATURE_DRIFT) & alerts["metric"].isin(
@@ -209,7 +244,7 @@ def _clean_world(seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], Non
     launch_day = sim.config.start_date + timedelta(days=sim.config.new_category_launch_day)
     found = alerts[is_launch & (alerts["category"].isin(["collectible_cards", ALL]))]
     months = cfg.days / 30.0
-    others = alerts[~is_launch]
+    others = pd.concat([alerts[~is_launch], checks.alerts], ignore_index=True)
     false_alarms: list[dict[str, object]] = [
         {"seed": seed, "kind": kind, "alerts": len(g), "months": months}
         for kind, g in others.groupby("kind")
@@ -219,7 +254,7 @@ def _clean_world(seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], Non
         "launch_week": launch_day,
         "first_alert_week": found["first_day"].min() if len(found) else pd.NaT,
     }
-    return _CleanWorld(false_alarms, launch, vvr, prec)
+    return _CleanWorld(false_alarms, launch, checks)
 
 
 def _detections(

@@ -124,6 +124,58 @@ def _print_model_checks(console: object, result: object) -> None:
             "within 0.05 by seed: "
             + ", ".join(f"{s}: {int(r['sum'])}/{int(r['size'])}" for s, r in by_seed.iterrows())
         )
+        anyv = p[p["policy"] == "any"]
+        console.print(
+            f"any-violation models within 0.05: {int((anyv['error'] <= 0.05).sum())}/{len(anyv)}"
+        )
+    _print_strategy_checks(console, result.strategy_precisions)
+
+
+def _print_strategy_checks(console: object, sp: object) -> None:
+    """Label-free precision per strategy and week against the realised precision."""
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    assert isinstance(console, Console) and isinstance(sp, pd.DataFrame)
+    s = sp.dropna(subset=["expected_precision", "precision_true"]) if len(sp) else sp
+    if not len(s):
+        return
+    t = Table(title="Label-free strategy precision per week against the realised precision")
+    cols = ("strategy", "weeks", "actioned / week", "expected", "true", "median |error|", "<= 0.05")
+    for col in cols:
+        t.add_column(col, justify="left" if col == "strategy" else "right")
+    for strategy, g in [*s.groupby("strategy_id"), ("all", s)]:
+        ok = g["error"] <= 0.05
+        t.add_row(
+            str(strategy),
+            str(len(g)),
+            f"{g['actioned'].mean():.0f}",
+            f"{g['expected_precision'].mean():.3f}",
+            f"{g['precision_true'].mean():.3f}",
+            f"{g['error'].median():.3f}",
+            f"{ok.mean():.0%}",
+        )
+    console.print(t)
+    tight = s[s["expected_precision_sd"] <= 0.025]
+    p_error = (s["expected_precision"] - s["precision_p_true"]).abs()
+    console.print(
+        f"weekly windows within 0.05 of the realised precision: {_share(s['error'] <= 0.05)} of "
+        f"{len(s)} (strategy x week x seed); within two of its own sd: "
+        f"{_share(s['error'] <= 2 * s['expected_precision_sd'])}"
+    )
+    console.print(
+        f"windows whose sd is at most 0.025: {_share(tight['error'] <= 0.05)} of {len(tight)}; "
+        f"within 0.05 of the items' true mean probability: {_share(p_error <= 0.05)}"
+    )
+
+
+def _share(ok: object) -> str:
+    """Share of true values as a percentage, `-` when there are none."""
+    import pandas as pd
+
+    assert isinstance(ok, pd.Series)
+    return f"{ok.mean():.0%}" if len(ok) else "-"
 
 
 def pd_isna(x: object) -> bool:

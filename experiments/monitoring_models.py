@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,7 @@ from experiments.audit_eval.truth import truth_by_population
 from experiments.simulator.simulation import SimulationResult
 from features.vocabulary import Entity, Policy
 from governance.audit.population import Population
+from training.spec import ANY
 
 
 @dataclass(frozen=True)
@@ -38,25 +40,31 @@ class StandInModel:
 
 
 def stand_in_predictions(items: pd.DataFrame, model: StandInModel, *, seed: int) -> pd.DataFrame:
-    """(entity, item_id, policy, p) for every item and relevant policy of the ground truth."""
+    """(entity, item_id, policy, p) for every item and relevant policy of the ground truth,
+    and each entity's any-violation model (policy `any`, from `1 - prod(1 - p)`: the
+    simulator draws an item's violations independently given their probabilities)."""
     rng = np.random.default_rng(seed)
     parts = []
     for (entity, g), policy in itertools.product(items.groupby("entity"), Policy):
         p_true = g[f"p_{policy.value}"].to_numpy(dtype=float)
-        if not np.isfinite(p_true).all():
-            continue
-        p = _calibrated(p_true, model, rng)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "entity": str(entity),
-                    "item_id": g["item_id"].astype(str).to_numpy(),
-                    "policy": policy.value,
-                    "p": p,
-                }
-            )
-        )
+        if np.isfinite(p_true).all():
+            parts.append(_scored(str(entity), g, policy.value, _calibrated(p_true, model, rng)))
+    for entity, g in items.groupby("entity"):
+        p_any = 1 - np.prod(1 - _policy_columns(g, "p_"), axis=1)
+        parts.append(_scored(str(entity), g, ANY, _calibrated(p_any, model, rng)))
     return pd.concat(parts, ignore_index=True)
+
+
+def _scored(entity: str, g: pd.DataFrame, policy: str, p: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"entity": entity, "item_id": g["item_id"].astype(str).to_numpy(), "policy": policy, "p": p}
+    )
+
+
+def _policy_columns(g: pd.DataFrame, prefix: str) -> npt.NDArray[np.float64]:
+    """(items, policies) of the columns `prefix<policy>` defined for these items."""
+    cols = [f"{prefix}{p.value}" for p in Policy if g[f"p_{p.value}"].notna().all()]
+    return g[cols].to_numpy(dtype=float)
 
 
 def _calibrated(
@@ -109,12 +117,62 @@ def true_precision(
     items: pd.DataFrame,
     *,
     threshold: float,
+    predictions: pd.DataFrame,
 ) -> pd.DataFrame:
-    """(entity, policy, precision_true) of each model at `threshold`."""
+    """(entity, policy, precision_true) of each model at `threshold`, the any-violation
+    models (`predictions` of policy `any`) included."""
     truth = truth_by_population(populations, items)
     rows = []
     for (entity, policy), pop in populations.items():
         flagged = pop.p_model >= threshold
-        value = float(truth[(entity, policy)][flagged].mean()) if flagged.any() else float("nan")
-        rows.append((entity.value, policy.value, value))
+        rows.append((entity.value, policy.value, _share(truth[(entity, policy)][flagged])))
+    anyv = predictions[predictions["policy"] == ANY].merge(
+        any_violation(items), on=["entity", "item_id"], validate="one_to_one"
+    )
+    for entity, g in anyv.groupby("entity"):
+        rows.append((str(entity), ANY, _share(g.loc[g["p"] >= threshold, "violates"])))
     return pd.DataFrame(rows, columns=["entity", "policy", "precision_true"])
+
+
+def any_violation(items: pd.DataFrame) -> pd.DataFrame:
+    """(entity, item_id, violates): whether each item truly violates at least one policy."""
+    parts = [
+        pd.DataFrame(
+            {
+                "entity": str(entity),
+                "item_id": g["item_id"].astype(str).to_numpy(),
+                "violates": _policy_columns(g, "violates_").astype(bool).any(axis=1),
+            }
+        )
+        for entity, g in items.groupby("entity")
+    ]
+    return pd.concat(parts, ignore_index=True).drop_duplicates(["entity", "item_id"])
+
+
+def true_strategy_precision(
+    decisions: pd.DataFrame, policies: Mapping[str, str], items: pd.DataFrame
+) -> pd.DataFrame:
+    """(strategy_id, week_start, precision_true, precision_p_true): the share of the items each
+    strategy first actioned in a week that truly violate its policy, and the mean of their
+    true violation probabilities (what the share is without the outcomes' own chance)."""
+    from governance.monitoring.strategy_precision import first_decisions
+
+    first = first_decisions(decisions, policies).astype({"entity": str, "item_id": str})
+    truth = items.assign(
+        entity=items["entity"].astype(str), item_id=items["item_id"].astype(str)
+    ).drop_duplicates(["entity", "item_id"])
+    first = first.merge(truth, on=["entity", "item_id"], how="left", validate="many_to_one")
+    y, p = np.zeros(len(first)), np.zeros(len(first))
+    for policy in first["policy"].unique():
+        on = (first["policy"] == policy).to_numpy()
+        y[on] = first.loc[on, f"violates_{policy}"].to_numpy(dtype=float)
+        p[on] = first.loc[on, f"p_{policy}"].to_numpy(dtype=float)
+    g = first.assign(y=y, p=p).groupby(["strategy_id", "week_start"], as_index=False)
+    out = g[["y", "p"]].mean()
+    return out.rename(columns={"y": "precision_true", "p": "precision_p_true"})
+
+
+def _share(flags: Any) -> float:
+    """Share of true values, NaN when empty."""
+    a = np.asarray(flags, dtype=float)
+    return float(a.mean()) if len(a) else float("nan")

@@ -49,6 +49,7 @@ from governance.monitoring.tables import (
     MODEL_TABLES,
     MONITOR_TABLES,
     PREDICTION_DRIFT,
+    STRATEGY_EXPECTED_PRECISION,
     STRATEGY_PRECISION,
     VIOLATIVE_VIEW_RATE,
     empty_frame,
@@ -357,20 +358,26 @@ def model_tables(
     predictions: pd.DataFrame,
     config: MonitorConfig,
 ) -> dict[str, pd.DataFrame]:
-    """Tables `violative_view_rate`, `model_precision` and `prediction_drift` from the audit's
-    labels and the models' predictions."""
+    """Tables `violative_view_rate`, `model_precision`, `strategy_expected_precision` and
+    `prediction_drift` from the audit's labels and the models' predictions."""
     from governance.monitoring.prevalence import (
         label_free_precision,
         model_populations,
         violative_view_rate,
     )
+    from governance.monitoring.strategy_precision import expected_strategy_precision
 
     if "audit_labels" not in tables:
         raise KeyError("violative view rates need table audit_labels in the data directory")
     pops = model_populations(tables, strategies, predictions)
     return {
         VIOLATIVE_VIEW_RATE.name: violative_view_rate(pops, confidence=config.confidence),
-        MODEL_PRECISION.name: label_free_precision(pops, threshold=config.precision_threshold),
+        MODEL_PRECISION.name: label_free_precision(
+            pops, threshold=config.precision_threshold, predictions=predictions
+        ),
+        STRATEGY_EXPECTED_PRECISION.name: expected_strategy_precision(
+            tables["strategy_decisions"], predictions, {s.id: s.policy.value for s in strategies}
+        ),
         PREDICTION_DRIFT.name: _prediction_drift(tables, predictions, config),
     }
 

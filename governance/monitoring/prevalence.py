@@ -36,6 +36,7 @@ from governance.monitoring.tables import (
     empty_frame,
 )
 from governance.strategy import Strategy
+from training.spec import ANY
 
 
 def model_populations(
@@ -129,30 +130,43 @@ def _compute_rates(totals: pd.DataFrame, confidence: float) -> pd.DataFrame:
 
 
 def label_free_precision(
-    populations: Mapping[tuple[Entity, Policy], Population], *, threshold: float
+    populations: Mapping[tuple[Entity, Policy], Population],
+    *,
+    threshold: float,
+    predictions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Table `model_precision`: per entity and policy, the items the model flags at
-    `threshold` (model probability at or above it) and their expected precision."""
+    `threshold` (model probability at or above it) and their expected precision; with
+    `predictions`, also each entity's any-violation model (its rows of policy `any`)."""
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    rows = []
-    for (entity, policy), pop in sorted(populations.items()):
-        flagged = pop.p_model >= threshold
-        n = int(flagged.sum())
-        p = pop.p_model[flagged]
-        rows.append(
-            {
-                "entity": entity.value,
-                "policy": policy.value,
-                "threshold": threshold,
-                "items": len(pop),
-                "flagged": n,
-                "expected_precision": float(p.mean()) if n else float("nan"),
-                # the flagged items' outcomes are independent Bernoulli draws if calibrated
-                "expected_precision_sd": float(np.sqrt((p * (1 - p)).sum()) / n)
-                if n
-                else float("nan"),
-                "expected_true_positives": float(p.sum()),
-            }
-        )
+    rows = [
+        _precision_row(entity.value, policy.value, pop.p_model, threshold)
+        for (entity, policy), pop in sorted(populations.items())
+    ]
+    if predictions is not None:
+        anyv = predictions[predictions["policy"].astype(str) == ANY]
+        rows += [
+            _precision_row(str(entity), ANY, g["p"].to_numpy(dtype=float), threshold)
+            for entity, g in anyv.groupby(anyv["entity"].astype(str), sort=True)
+        ]
     return conform(pd.DataFrame(rows), MODEL_PRECISION) if rows else empty_frame(MODEL_PRECISION)
+
+
+def _precision_row(
+    entity: str, policy: str, p_model: np.ndarray, threshold: float
+) -> dict[str, object]:
+    """One model's flagged items at `threshold` and their expected precision."""
+    p = p_model[p_model >= threshold]
+    n = len(p)
+    return {
+        "entity": entity,
+        "policy": policy,
+        "threshold": threshold,
+        "items": len(p_model),
+        "flagged": n,
+        "expected_precision": float(p.mean()) if n else float("nan"),
+        # the flagged items' outcomes are independent Bernoulli draws if calibrated
+        "expected_precision_sd": float(np.sqrt((p * (1 - p)).sum()) / n) if n else float("nan"),
+        "expected_true_positives": float(p.sum()),
+    }

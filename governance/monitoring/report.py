@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from governance.monitoring.tables import MODEL_PRECISION, PREDICTION_DRIFT, VIOLATIVE_VIEW_RATE
+from governance.monitoring.tables import (
+    MODEL_PRECISION,
+    PREDICTION_DRIFT,
+    STRATEGY_EXPECTED_PRECISION,
+    VIOLATIVE_VIEW_RATE,
+)
 from governance.monitoring.vocabulary import ALL, Dimension, Grain, TrustMetric
 
 if TYPE_CHECKING:
@@ -46,6 +51,7 @@ def render_report(result: MonitorResult) -> str:
         "vvr_svg": vvr_plot(t[VIOLATIVE_VIEW_RATE.name]) if VIOLATIVE_VIEW_RATE.name in t else "",
         "vvr_rows": _vvr_rows(t.get(VIOLATIVE_VIEW_RATE.name)),
         "model_precision_rows": _model_precision_rows(t.get(MODEL_PRECISION.name)),
+        "strategy_expected_rows": _strategy_expected_rows(t.get(STRATEGY_EXPECTED_PRECISION.name)),
         "precision_svg": strategy_precision_plot(t["strategy_precision"]),
         "precision_rows": _strategy_precision_rows(t["strategy_precision"]),
         "coverage": coverage_matrix(t["launch_coverage"]),
@@ -285,6 +291,22 @@ def _model_precision_rows(mp: pd.DataFrame | None) -> list[dict[str, str]]:
             "true_positives": _f(r["expected_true_positives"]),
         }
         for _, r in mp.sort_values(["entity", "policy"]).iterrows()
+    ]
+
+
+def _strategy_expected_rows(se: pd.DataFrame | None) -> list[dict[str, str]]:
+    if se is None:
+        return []
+    return [
+        {
+            "strategy_id": str(r["strategy_id"]),
+            "week": f"{pd.Timestamp(r['week_start']):%Y-%m-%d}",
+            "actioned": f"{int(r['actioned']):,}",
+            "scored": f"{int(r['scored']):,}",
+            "precision": f"{_f(r['expected_precision'], '{:.3f}')} "
+            f"± {_f(r['expected_precision_sd'], '{:.3f}')}",
+        }
+        for _, r in se.sort_values(["strategy_id", "week_start"]).iterrows()
     ]
 
 

@@ -1,4 +1,5 @@
-"""Live precision of each strategy, week by week, from the moderators' verdicts.
+"""Live precision of each strategy, week by week, from the moderators' verdicts, and its
+label-free expectation from the models' calibrated probabilities.
 
 The audit's strategy-flagged sample is a probability sample of every actioned (item, policy)
 pair (stratified by the strategy that actioned the pair first, each label carrying its
@@ -7,6 +8,11 @@ probability sample of that strategy's week too. Precision is the design-weighted
 share of them found violating, with each verdict corrected for reviewer flips, and a
 linearised normal interval. Appeal reviews are left out: appeals come mostly from the
 wrongly blocked.
+
+**Label-free** (confidence-based performance estimation, as `model_precision` for a model):
+if the model of the strategy's policy is calibrated, the expected share of the items a
+strategy actioned in a week that violate is the mean of their probabilities, known the day the
+decisions are made; its sd treats the items' outcomes as independent Bernoulli draws.
 """
 
 from __future__ import annotations
@@ -17,7 +23,12 @@ import numpy as np
 import pandas as pd
 
 from governance.audit.estimators import interval
-from governance.monitoring.tables import STRATEGY_PRECISION, conform, empty_frame
+from governance.monitoring.tables import (
+    STRATEGY_EXPECTED_PRECISION,
+    STRATEGY_PRECISION,
+    conform,
+    empty_frame,
+)
 
 #: Audit designs whose labels estimate a strategy's precision.
 _DESIGNS = ("strategy_flagged",)
@@ -57,10 +68,7 @@ def _labelled_decisions(
 ) -> pd.DataFrame:
     """One row per (strategy, actioned item) with a label of the strategy's policy: the week
     of the strategy's first decision on the item, the verdict and its inclusion probability."""
-    d = decisions[decisions["strategy_id"].isin(list(policies))]
-    first = d.groupby(["strategy_id", "entity", "item_id"], as_index=False)["decided_at"].min()
-    first["policy"] = first["strategy_id"].map(policies)
-    first["week_start"] = pd.to_datetime(first["decided_at"]).dt.to_period("W-SUN").dt.start_time
+    first = first_decisions(decisions, policies)
     lab = labels[labels["sampling"].isin(_DESIGNS)]
     lab = lab.drop_duplicates(["entity", "item_id", "policy", "sampling"])
     cols = ["entity", "item_id", "policy", "verdict", "inclusion_probability"]
@@ -90,3 +98,43 @@ def _week_row(
         "precision_high": high,
         "confidence": confidence,
     }
+
+
+def first_decisions(decisions: pd.DataFrame, policies: Mapping[str, str]) -> pd.DataFrame:
+    """One row per (strategy, actioned item): its entity, the strategy's policy, its first
+    decision on the item and the Monday of that week."""
+    d = decisions[decisions["strategy_id"].isin(list(policies))]
+    first = d.groupby(["strategy_id", "entity", "item_id"], as_index=False)["decided_at"].min()
+    first["policy"] = first["strategy_id"].map(policies)
+    first["week_start"] = pd.to_datetime(first["decided_at"]).dt.to_period("W-SUN").dt.start_time
+    return first
+
+
+def expected_strategy_precision(
+    decisions: pd.DataFrame, predictions: pd.DataFrame, policies: Mapping[str, str]
+) -> pd.DataFrame:
+    """Table `strategy_expected_precision`: per strategy and week of its decisions, the
+    actioned items, those the model of the strategy's policy scored, and the mean of their
+    probabilities (the precision expected without labels) with its sd."""
+    first = first_decisions(decisions, policies)
+    if not len(first):
+        return empty_frame(STRATEGY_EXPECTED_PRECISION)
+    scores = predictions[["entity", "item_id", "policy", "p"]].drop_duplicates(
+        ["entity", "item_id", "policy"], keep="last"
+    )
+    scored = first.astype({"entity": str, "item_id": str}).merge(
+        scores.astype({"entity": str, "item_id": str, "policy": str}),
+        on=["entity", "item_id", "policy"],
+        how="left",
+    )
+    p = scored["p"].astype(float)
+    scored = scored.assign(n=p.notna(), p=p.fillna(0.0), var=(p * (1 - p)).fillna(0.0))
+    g = scored.groupby(["strategy_id", "policy", "week_start"], as_index=False).agg(
+        actioned=("item_id", "size"), scored=("n", "sum"), tp=("p", "sum"), var=("var", "sum")
+    )
+    n = g["scored"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g["expected_precision"] = np.where(n > 0, g["tp"] / n, np.nan)
+        g["expected_precision_sd"] = np.where(n > 0, np.sqrt(g["var"]) / n, np.nan)
+    g = g.rename(columns={"tp": "expected_true_positives"})
+    return conform(g.sort_values(["strategy_id", "week_start"]), STRATEGY_EXPECTED_PRECISION)

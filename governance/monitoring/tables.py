@@ -20,6 +20,7 @@ from governance.monitoring.vocabulary import (
     Severity,
     TrustMetric,
 )
+from training.spec import ANY
 
 
 def _c(
@@ -47,6 +48,8 @@ def _c(
 
 
 _CHANNEL_OR_ALL = (ALL, *values(Channel))
+#: What a model scores: a policy, or `any` for the any-violation model.
+_MODEL_POLICY = (*values(Policy), ANY)
 
 TRUST_METRICS = TableSpec(
     name="trust_metrics",
@@ -245,7 +248,12 @@ PREDICTION_DRIFT = TableSpec(
     time_column="week_start",
     columns=(
         _c("entity", "string", "Kind of item scored.", enum=Entity),
-        _c("policy", "string", "Policy the model scores.", enum=Policy),
+        _c(
+            "policy",
+            "string",
+            "Policy the model scores (`any`: the any-violation model).",
+            enum=_MODEL_POLICY,
+        ),
         _c("week_start", "date", "Monday of the week the items were published."),
         _c("n_reference", "int", "Items in the reference weeks.", min_value=0),
         _c("n_week", "int", "Items published that week.", min_value=0),
@@ -329,7 +337,12 @@ MODEL_PRECISION = TableSpec(
     key=("entity", "policy"),
     columns=(
         _c("entity", "string", "Kind of item scored.", enum=Entity),
-        _c("policy", "string", "Policy the model scores.", enum=Policy),
+        _c(
+            "policy",
+            "string",
+            "Policy the model scores (`any`: the any-violation model).",
+            enum=_MODEL_POLICY,
+        ),
         _c("threshold", "float", "Operating point: flagged at this model probability or above."),
         _c("items", "int", "Items scored.", min_value=0),
         _c("flagged", "int", "Items flagged at the operating point.", min_value=0),
@@ -366,6 +379,38 @@ STRATEGY_PRECISION = TableSpec(
         _c("precision_low", "float", "Lower bound of its interval.", nullable=True),
         _c("precision_high", "float", "Upper bound of its interval.", nullable=True),
         _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1),
+    ),
+)
+
+STRATEGY_EXPECTED_PRECISION = TableSpec(
+    name="strategy_expected_precision",
+    description=(
+        "Label-free precision of each strategy per week of its decisions: the mean calibrated "
+        "probability, under the model of the strategy's policy, of the items it actioned."
+    ),
+    key=("week_start", "strategy_id"),
+    time_column="week_start",
+    columns=(
+        _c("week_start", "date", "Monday of the week the strategy first actioned the items."),
+        _c("strategy_id", "string", "Strategy."),
+        _c("policy", "string", "The strategy's policy (the model read).", enum=Policy),
+        _c("actioned", "int", "Items the strategy first actioned that week.", min_value=1),
+        _c("scored", "int", "Of those, scored by the policy's model.", min_value=0),
+        _c(
+            "expected_precision",
+            "float",
+            "Mean probability of the scored items: the share expected to violate.",
+            nullable=True,
+            min_value=0,
+            max_value=1,
+        ),
+        _c(
+            "expected_precision_sd",
+            "float",
+            "How far the realised precision varies around it when the model is calibrated.",
+            nullable=True,
+        ),
+        _c("expected_true_positives", "float", "Expected violating items among the scored."),
     ),
 )
 
@@ -406,7 +451,8 @@ LAUNCH_COVERAGE = TableSpec(
 
 #: Tables computed when the monitor is given model predictions (`--predictions`).
 MODEL_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION, PREDICTION_DRIFT)
+    t.name: t
+    for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION, STRATEGY_EXPECTED_PRECISION, PREDICTION_DRIFT)
 }
 
 #: Every table `govrisk monitor` writes, in write order.

@@ -15,6 +15,7 @@ from governance.monitoring.tables import (
     OBJECTIVE_STATUS,
     PREDICTION_DRIFT,
     STRATEGY_APPEALS,
+    STRATEGY_EXPECTED_PRECISION,
     STRATEGY_HEALTH,
     STRATEGY_PRECISION,
     TRUST_METRICS,
@@ -183,11 +184,16 @@ def _view_rates(monitor_dir: Path | None, channel: str) -> list[dict[str, object
 
 
 def _strategy_precision(monitor_dir: Path | None) -> list[dict[str, object]]:
-    """Each strategy's precision over its latest labelled week."""
+    """Each strategy's precision over its latest labelled week, beside the precision its
+    model expects there without labels (when the monitor ran with predictions)."""
     df = _valid(monitor_dir, STRATEGY_PRECISION) if monitor_dir is not None else None
     if df is None or not len(df):
         return []
     latest = df.sort_values("week_start").groupby("strategy_id").tail(1)
+    expected = _valid(monitor_dir, STRATEGY_EXPECTED_PRECISION) if monitor_dir else None
+    if expected is not None:
+        cols = ["strategy_id", "week_start", "expected_precision", "expected_precision_sd"]
+        latest = latest.merge(expected[cols], on=["strategy_id", "week_start"], how="left")
     return [
         {
             "strategy_id": r["strategy_id"],
@@ -196,6 +202,8 @@ def _strategy_precision(monitor_dir: Path | None) -> list[dict[str, object]]:
             "precision": float(r["precision"]),
             "low": _num(r["precision_low"]),
             "high": _num(r["precision_high"]),
+            "expected": _num(r.get("expected_precision")),
+            "expected_sd": _num(r.get("expected_precision_sd")),
         }
         for _, r in latest.sort_values("precision").iterrows()
     ]

@@ -24,4 +24,8 @@ def test_every_table_of_the_evaluation_is_filled() -> None:
     assert vvr["covered"].dtype == bool
     prec = result.precisions
     assert len(prec) and {"expected_precision", "precision_true", "error"} <= set(prec.columns)
-    assert any("violative view rates" in s for s in steps)
+    assert "any" in set(prec["policy"])  # the any-violation models are checked too
+    sp = result.strategy_precisions
+    assert len(sp) and sp["precision_true"].between(0, 1).all()
+    assert (sp["error"] == (sp["expected_precision"] - sp["precision_true"]).abs()).all()
+    assert any("view rates" in s for s in steps)

@@ -58,6 +58,18 @@ def _result(cfg: MonitoringEvalConfig, **_: object) -> MonitoringEvalResult:
                 "error": [0.02, 0.10],
             }
         ),
+        strategy_precisions=pd.DataFrame(
+            {
+                "seed": [1, 1, 2, 2],
+                "strategy_id": ["cf", "cf", "cf", "lq"],
+                "actioned": [40, 20, 30, 10],
+                "expected_precision": [0.8, 0.7, 0.6, 0.5],
+                "expected_precision_sd": [0.02, 0.05, 0.05, 0.1],
+                "precision_true": [0.82, 0.9, 0.61, 0.5],
+                "precision_p_true": [0.8, 0.8, 0.7, 0.5],
+                "error": [0.02, 0.2, 0.01, 0.0],
+            }
+        ),
         config=cfg,
     )
 
@@ -73,3 +85,8 @@ def test_evaluate_monitoring_prints_every_table(monkeypatch: pytest.MonkeyPatch)
     assert "covered by seed: 1: 1/2, 2: 1/1" in out.output
     assert "within 0.05 of the truth: 50% of 2" in out.output
     assert "within 0.05 by seed: 1: 1/1, 2: 0/1" in out.output
+    assert "weekly windows within 0.05 of the realised precision: 75% of 4" in out.output
+    assert "within two of its own sd: 75%" in out.output
+    assert "windows whose sd is at most 0.025: 100% of 1" in out.output
+    assert "within 0.05 of the items' true mean probability: 50%" in out.output
+    assert "any-violation models within 0.05: 0/0" in out.output

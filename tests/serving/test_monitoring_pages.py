@@ -70,7 +70,12 @@ def test_monitoring_page_shows_strategy_precision_and_launch_gaps(
 ) -> None:
     import pandas as pd
 
-    from governance.monitoring.tables import LAUNCH_COVERAGE, STRATEGY_PRECISION, conform
+    from governance.monitoring.tables import (
+        LAUNCH_COVERAGE,
+        STRATEGY_EXPECTED_PRECISION,
+        STRATEGY_PRECISION,
+        conform,
+    )
 
     out = tmp_path / "monitor"
     write_monitor_dir(out)
@@ -110,6 +115,26 @@ def test_monitoring_page_shows_strategy_precision_and_launch_gaps(
     assert "55%" in page
     assert 'id="launch-gaps"' in page and "listing-counterfeit-terms-affiliate" in page
     assert "listing-fake-discount" not in page.split('id="launch-gaps"')[1]  # it fired
+    table = page.split('id="strategy-precision"', 1)[1].split("</table>", 1)[0]
+    assert "Without labels" in table and table.count('<td class="num">–</td>') == 1
+    expected = pd.DataFrame(
+        {
+            "week_start": weeks,
+            "strategy_id": "listing-counterfeit-terms",
+            "policy": "counterfeit",
+            "actioned": [40, 31],
+            "scored": [40, 31],
+            "expected_precision": [0.8, 0.62],
+            "expected_precision_sd": [0.05, 0.07],
+            "expected_true_positives": [32.0, 19.2],
+        }
+    )
+    conform(expected, STRATEGY_EXPECTED_PRECISION).to_parquet(
+        out / "strategy_expected_precision.parquet"
+    )
+    page = client.get("/monitoring?channel=affiliate").text
+    table = page.split('id="strategy-precision"', 1)[1].split("</table>", 1)[0]
+    assert "62% ± 7%" in table and "80%" not in table  # the latest labelled week's
 
 
 @pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)

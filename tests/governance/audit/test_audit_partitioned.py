@@ -11,9 +11,8 @@ import pytest
 from features.loader import write_tables
 from features.partitioned import seller_part
 from features.vocabulary import Entity, Policy
-from governance.audit.metrics import strategy_metrics
 from governance.audit.partitioned import audit_partitioned
-from governance.audit.pipeline import flip_rate_for, likely_errors
+from governance.audit.pipeline import estimated_metrics, flip_rate_for, likely_errors
 from governance.audit.population import build_populations
 from governance.audit.settings import AuditSettings
 from tests.governance.audit.audit_world import make_world
@@ -53,15 +52,7 @@ def _single(world, cfg: AuditSettings) -> tuple[pd.DataFrame, pd.DataFrame]:
         design_frames=cfg.design_frames,
         calibration=cfg.calibration,
     )
-    metrics = strategy_metrics(
-        pops,
-        confidence=cfg.confidence,
-        fp_cost=cfg.fp_cost,
-        fn_cost=cfg.fn_cost,
-        impression_cost=cfg.impression_cost,
-        composite=cfg.composite_estimates,
-    )
-    return metrics, likely_errors(pops, pops, labels, cfg, reasons=None)
+    return estimated_metrics(pops, cfg), likely_errors(pops, pops, labels, cfg, reasons=None)
 
 
 def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from features.vocabulary import Entity, Policy
@@ -75,6 +76,30 @@ def test_label_free_precision_is_the_mean_calibrated_probability_of_the_flagged(
     assert row["flagged"] == flagged.sum()
     assert row["expected_precision"] == pytest.approx(pop.f[flagged].mean())
     assert abs(row["expected_precision"] - y[flagged].mean()) < 0.05
+
+
+def test_any_violation_models_are_read_from_the_predictions() -> None:
+    pop, _ = _population(1, bias=1.0, n=500, labels=50)
+    p = np.array([0.2, 0.6, 0.9, 0.7, 0.1])
+    predictions = pd.DataFrame(
+        {
+            "entity": ["video"] * 3 + ["listing"] * 2 + ["video"],
+            "item_id": ["V1", "V2", "V3", "L1", "L2", "V1"],
+            "policy": ["any"] * 5 + ["counterfeit"],
+            "p": [*p, 0.99],
+        }
+    )
+    table = label_free_precision({KEY: pop}, threshold=0.5, predictions=predictions)
+    assert check_frame(table, MODEL_PRECISION) == []
+    anyv = table[table["policy"] == "any"].set_index("entity")
+    assert list(anyv.index) == ["listing", "video"]
+    assert anyv.loc["video", "flagged"] == 2 and anyv.loc["video", "items"] == 3
+    assert anyv.loc["video", "expected_precision"] == pytest.approx(0.75)
+    assert anyv.loc["listing", "expected_precision"] == pytest.approx(0.7)
+    sd = np.sqrt(0.6 * 0.4 + 0.9 * 0.1) / 2
+    assert anyv.loc["video", "expected_precision_sd"] == pytest.approx(sd)
+    # the per-policy model comes from its population, not from the predictions' rows
+    assert table[table["policy"] == "counterfeit"]["items"].tolist() == [500]
 
 
 def test_bad_confidence_and_threshold_are_refused() -> None:

@@ -15,6 +15,7 @@ from governance.monitoring.tables import (
     LAUNCH_COVERAGE,
     MODEL_PRECISION,
     PREDICTION_DRIFT,
+    STRATEGY_EXPECTED_PRECISION,
     STRATEGY_PRECISION,
     VIOLATIVE_VIEW_RATE,
     conform,
@@ -122,9 +123,22 @@ def _model_tables() -> dict[str, pd.DataFrame]:
             "alert_threshold": 0.1,
         }
     )
+    expected = pd.DataFrame(
+        {
+            "week_start": pd.date_range(pd.Timestamp(START), periods=2, freq="W-MON"),
+            "strategy_id": "cf-terms",
+            "policy": "counterfeit",
+            "actioned": [1200, 14],
+            "scored": [1190, 14],
+            "expected_precision": [0.8125, 0.64],
+            "expected_precision_sd": [0.011, 0.12],
+            "expected_true_positives": [966.9, 9.0],
+        }
+    )
     return {
         VIOLATIVE_VIEW_RATE.name: conform(vvr, VIOLATIVE_VIEW_RATE),
         MODEL_PRECISION.name: conform(mp, MODEL_PRECISION),
+        STRATEGY_EXPECTED_PRECISION.name: conform(expected, STRATEGY_EXPECTED_PRECISION),
         PREDICTION_DRIFT.name: conform(drift, PREDICTION_DRIFT),
     }
 
@@ -165,6 +179,9 @@ def test_report_with_predictions_renders_view_rates_and_model_precision(
     assert model.count("<svg") == 2 and "Prediction drift" in model
     assert "5.00% [0.00%, 12.00%]" in model and "0.710 ± 0.080" in model
     assert ">400<" in model and "built-in method" not in model
+    strategies = model.split("Label-free strategy precision", 1)[1]
+    assert "(2 strategy-weeks)" in strategies and ">1,190<" in strategies
+    assert "0.812 ± 0.011" in strategies and "0.640 ± 0.120" in strategies
 
 
 def test_coverage_matrix_has_a_cell_per_channel_even_where_not_shown() -> None:
