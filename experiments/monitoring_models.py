@@ -63,7 +63,8 @@ def _scored(entity: str, g: pd.DataFrame, policy: str, p: np.ndarray) -> pd.Data
 
 def _policy_columns(g: pd.DataFrame, prefix: str) -> npt.NDArray[np.float64]:
     """(items, policies) of the columns `prefix<policy>` defined for these items."""
-    cols = [f"{prefix}{p.value}" for p in Policy if g[f"p_{p.value}"].notna().all()]
+    defined = [p.value for p in Policy if f"p_{p.value}" in g and g[f"p_{p.value}"].notna().all()]
+    cols = [f"{prefix}{p}" for p in defined]
     return g[cols].to_numpy(dtype=float)
 
 
@@ -129,8 +130,8 @@ def true_precision(
     anyv = predictions[predictions["policy"] == ANY].merge(
         any_violation(items), on=["entity", "item_id"], validate="one_to_one"
     )
-    for entity, g in anyv.groupby("entity"):
-        rows.append((str(entity), ANY, _share(g.loc[g["p"] >= threshold, "violates"])))
+    for any_entity, g in anyv.groupby("entity"):
+        rows.append((str(any_entity), ANY, _share(g.loc[g["p"] >= threshold, "violates"])))
     return pd.DataFrame(rows, columns=["entity", "policy", "precision_true"])
 
 

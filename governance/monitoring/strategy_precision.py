@@ -104,7 +104,9 @@ def first_decisions(decisions: pd.DataFrame, policies: Mapping[str, str]) -> pd.
     """One row per (strategy, actioned item): its entity, the strategy's policy, its first
     decision on the item and the Monday of that week."""
     d = decisions[decisions["strategy_id"].isin(list(policies))]
-    first = d.groupby(["strategy_id", "entity", "item_id"], as_index=False)["decided_at"].min()
+    first: pd.DataFrame = d.groupby(["strategy_id", "entity", "item_id"], as_index=False)[
+        ["decided_at"]
+    ].min()
     first["policy"] = first["strategy_id"].map(policies)
     first["week_start"] = pd.to_datetime(first["decided_at"]).dt.to_period("W-SUN").dt.start_time
     return first
