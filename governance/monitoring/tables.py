@@ -48,6 +48,11 @@ def _c(
 
 
 _CHANNEL_OR_ALL = (ALL, *values(Channel))
+#: The key columns of the tables per strategy and week of its first decisions on the items.
+_STRATEGY_WEEK = (
+    _c("week_start", "date", "Monday of the week the strategy first actioned the items."),
+    _c("strategy_id", "string", "Strategy."),
+)
 #: What a model scores: a policy, or `any` for the any-violation model.
 _MODEL_POLICY = (*values(Policy), ANY)
 
@@ -184,8 +189,7 @@ STRATEGY_APPEALS = TableSpec(
     key=("week_start", "strategy_id"),
     time_column="week_start",
     columns=(
-        _c("week_start", "date", "Monday of the week the strategy first actioned the items."),
-        _c("strategy_id", "string", "Strategy."),
+        *_STRATEGY_WEEK,
         _c("items_actioned", "int", "Items it actioned (any channel).", min_value=1),
         _c(
             "appeals",
@@ -371,8 +375,7 @@ STRATEGY_PRECISION = TableSpec(
     key=("week_start", "strategy_id"),
     time_column="week_start",
     columns=(
-        _c("week_start", "date", "Monday of the week the strategy first actioned the items."),
-        _c("strategy_id", "string", "Strategy."),
+        *_STRATEGY_WEEK,
         _c("labels", "int", "Verdicts on those items.", min_value=1),
         _c("violating", "int", "Of those, found violating.", min_value=0),
         _c("precision", "float", "Share of actioned items violating.", min_value=0, max_value=1),
@@ -391,8 +394,7 @@ STRATEGY_EXPECTED_PRECISION = TableSpec(
     key=("week_start", "strategy_id"),
     time_column="week_start",
     columns=(
-        _c("week_start", "date", "Monday of the week the strategy first actioned the items."),
-        _c("strategy_id", "string", "Strategy."),
+        *_STRATEGY_WEEK,
         _c("policy", "string", "The strategy's policy (the model read).", enum=Policy),
         _c("actioned", "int", "Items the strategy first actioned that week.", min_value=1),
         _c("scored", "int", "Of those, scored by the policy's model.", min_value=0),
