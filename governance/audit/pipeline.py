@@ -19,7 +19,12 @@ from features.text_source import with_text_fields
 from features.vocabulary import Entity, Policy, StrategyStatus
 from governance.audit.estimators import estimate_flip_rate
 from governance.audit.metrics import strategy_metrics
-from governance.audit.population import Calibration, Population, build_populations
+from governance.audit.population import (
+    PREDICTION_COLUMNS,
+    Calibration,
+    Population,
+    build_populations,
+)
 from governance.audit.ranking import (
     ReasonsFn,
     posterior,
@@ -44,6 +49,8 @@ OUTPUT_FILES = {
     "slices": "slices.parquet",
     "suggestions": "suggestions.parquet",
     "report": "report.html",
+    #: The scores the audit read (entity, item_id, policy, p), for `govrisk monitor --predictions`.
+    "predictions": "predictions.parquet",
 }
 ProgressFn = Callable[[str, int, int], None]
 _STEPS = ("load", "score", "estimate", "rank", "slices", "suggest", "write")
@@ -187,6 +194,7 @@ def run_audit(
 
     progress("write", 6, len(_STEPS))
     result.paths = write_outputs(result, Path(out_dir), write_report=write_report)
+    result.paths["predictions"] = write_predictions(predictions, Path(out_dir))
     result.run_id = _log_to_mlflow(result, tracking_uri)
     progress("write", len(_STEPS), len(_STEPS))
     return result
@@ -450,6 +458,14 @@ def write_outputs(
         path.write_text(render_report(result), encoding="utf-8")
         paths["report"] = path
     return paths
+
+
+def write_predictions(predictions: pd.DataFrame, out_dir: Path) -> Path:
+    """Write the scores the audit read, one row per (entity, item_id, policy)."""
+    path = out_dir / OUTPUT_FILES["predictions"]
+    cols = list(PREDICTION_COLUMNS)
+    predictions[cols].drop_duplicates(cols[:3], keep="last").to_parquet(path, index=False)
+    return path
 
 
 def label_prevalence(labels: pd.DataFrame, entity: Entity, policy: Policy) -> float:

@@ -52,6 +52,16 @@ def test_writes_every_table_with_its_contract_columns(audited: AuditResult) -> N
     assert 0.0 < audited.flip_rate < 0.15
 
 
+def test_writes_the_scores_it_read_for_the_monitor(world: World, audited: AuditResult) -> None:
+    written = pd.read_parquet(audited.paths["predictions"])
+    assert list(written.columns) == ["entity", "item_id", "policy", "p"]
+    keys = ["entity", "item_id", "policy"]
+    read = world.predictions.drop_duplicates(keys, keep="last")
+    both = written.merge(read, on=keys, suffixes=("", "_read"), validate="one_to_one")
+    assert len(both) == len(written) == len(read)
+    assert (both["p"] == both["p_read"]).all()
+
+
 def test_every_output_table_conforms_to_its_declaration(audited: AuditResult) -> None:
     """Types, nulls, enums and bounds, from the declarations in governance.audit.tables."""
     from features.contract import find_problems
