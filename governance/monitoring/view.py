@@ -105,6 +105,8 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
             for _, r in whole.iterrows()
         ]
 
+    overall = trust[(trust["channel"] == ALL) & (trust["dimension"] == Dimension.NONE)]
+    has = {kind: bool(overall[kind].sum() > 0) for kind in ("complaints", "returns")}
     mature = week[week["mature"] & (week["dimension"] == Dimension.CATEGORY)]
     last = mature["period_start"].max() if len(mature) else None
     cats = mature[mature["period_start"] == last].sort_values(
@@ -154,8 +156,9 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
             {
                 "category": r["segment"],
                 "orders": int(r["orders"]),
-                "complaints": _num(r["complaints_per_1k_orders"]),
-                "returns": _num(r["returns_per_1k_orders"]),
+                # a rate of a kind never recorded in the data is unknown, not zero
+                "complaints": _num(r["complaints_per_1k_orders"]) if has["complaints"] else None,
+                "returns": _num(r["returns_per_1k_orders"]) if has["returns"] else None,
                 "low_star": _num(r["low_star_share"]),
             }
             for _, r in cats.head(10).iterrows()

@@ -36,6 +36,10 @@ def test_monitoring_page_shows_a_channel(review_app: SimpleNamespace, tmp_path: 
     assert page.text.count("<svg") == 3
     assert "No returns recorded in this window" in page.text
     assert 'aria-label="Returns per 1,000' not in page.text
+    # no return recorded anywhere: the categories' return rates are unknown, not 0.0
+    rows = page.text.split('id="categories"', 1)[1].split("</table>", 1)[0].split("<tr>")[2:]
+    assert rows and all(r.split('<td class="num">')[3].startswith("–") for r in rows)
+    assert not all(r.split('<td class="num">')[2].startswith("–") for r in rows)
     assert "affiliate-trust" in page.text  # the objective's owner
     assert "complaints_per_1k_orders budget burning" in page.text  # the planted incident
     assert client.get("/monitoring?channel=tv").status_code in (404, 422)
