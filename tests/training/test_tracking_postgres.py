@@ -24,7 +24,9 @@ _ADMIN_DSN = os.environ.get(
 
 @pytest.fixture
 def postgres_tracking_uri() -> Iterator[str]:
-    """A fresh database for MLflow's backend store, dropped afterwards."""
+    """A fresh database for MLflow's backend store, dropped afterwards; MLflow points back
+    at the store it used before, so later tests in this process do not read a dropped one."""
+    import mlflow
     import psycopg
 
     try:
@@ -37,9 +39,12 @@ def postgres_tracking_uri() -> Iterator[str]:
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         base = _ADMIN_DSN.rsplit("/", 1)[0]
+        before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
         try:
             yield f"{base}/{name}"
         finally:
+            mlflow.set_tracking_uri(before[0])
+            mlflow.set_registry_uri(before[1])
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
