@@ -53,6 +53,14 @@ _STRATEGY_WEEK = (
     _c("week_start", "date", "Monday of the week the strategy first actioned the items."),
     _c("strategy_id", "string", "Strategy."),
 )
+#: The spread of a label-free (expected) precision, as `model_precision` and
+#: `strategy_expected_precision` report it.
+_EXPECTED_PRECISION_SD = _c(
+    "expected_precision_sd",
+    "float",
+    "How far the realised precision varies around it when the model is calibrated.",
+    nullable=True,
+)
 #: What a model scores: a policy, or `any` for the any-violation model.
 _MODEL_POLICY = (*values(Policy), ANY)
 
@@ -356,12 +364,7 @@ MODEL_PRECISION = TableSpec(
             "Expected share of flagged items violating.",
             nullable=True,
         ),
-        _c(
-            "expected_precision_sd",
-            "float",
-            "How far the realised precision varies around it when the model is calibrated.",
-            nullable=True,
-        ),
+        _EXPECTED_PRECISION_SD,
         _c("expected_true_positives", "float", "Expected violating items among the flagged."),
     ),
 )
@@ -406,12 +409,7 @@ STRATEGY_EXPECTED_PRECISION = TableSpec(
             min_value=0,
             max_value=1,
         ),
-        _c(
-            "expected_precision_sd",
-            "float",
-            "How far the realised precision varies around it when the model is calibrated.",
-            nullable=True,
-        ),
+        _EXPECTED_PRECISION_SD,
         _c("expected_true_positives", "float", "Expected violating items among the scored."),
     ),
 )
