@@ -80,6 +80,14 @@ def _num(x: object) -> float | None:
     return None if v != v else v
 
 
+#: The trust_metrics column that counts the outcomes behind a rate.
+_OUTCOME_OF = {
+    "complaints_per_1k_orders": "complaints",
+    "returns_per_1k_orders": "returns",
+    "refund_per_gmv": "refund_usd",
+}
+
+
 def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
     """The page's content; `available` is False when there is no monitoring output."""
     channels = [ALL, *values(Channel)]
@@ -106,7 +114,8 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
         ]
 
     overall = trust[(trust["channel"] == ALL) & (trust["dimension"] == Dimension.NONE)]
-    has = {kind: bool(overall[kind].sum() > 0) for kind in ("complaints", "returns")}
+    has = {kind: bool(overall[kind].sum() > 0) for kind in _OUTCOME_OF.values()}
+    measured = {metric: has[kind] for metric, kind in _OUTCOME_OF.items()}
     mature = week[week["mature"] & (week["dimension"] == Dimension.CATEGORY)]
     last = mature["period_start"].max() if len(mature) else None
     cats = mature[mature["period_start"] == last].sort_values(
@@ -117,14 +126,16 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
     if status is not None and not check_frame(status, OBJECTIVE_STATUS):
         s = status[status["channel"] == channel].dropna(subset=["value", "budget_spent"])
         for _, r in s.sort_values("day").groupby("metric").tail(1).iterrows():
+            ok = measured.get(str(r["metric"]), True)
             objectives.append(
                 {
                     "metric": r["metric"],
                     "target": float(r["target"]),
                     "owner": r["owner"],
                     "day": f"{pd.Timestamp(r['day']):%Y-%m-%d}",
-                    "budget_spent": _num(r["budget_spent"]),
-                    "burn": _num(r["burn_short"]),
+                    # no outcome of the kind recorded anywhere: unmeasured, not within budget
+                    "budget_spent": _num(r["budget_spent"]) if ok else None,
+                    "burn": _num(r["burn_short"]) if ok else None,
                 }
             )
     alerts_df = _read(monitor_dir, ALERTS.name) if monitor_dir else None

@@ -40,6 +40,13 @@ def test_monitoring_page_shows_a_channel(review_app: SimpleNamespace, tmp_path: 
     rows = page.text.split('id="categories"', 1)[1].split("</table>", 1)[0].split("<tr>")[2:]
     assert rows and all(r.split('<td class="num">')[3].startswith("–") for r in rows)
     assert not all(r.split('<td class="num">')[2].startswith("–") for r in rows)
+    objectives = page.text.split('id="objectives"', 1)[1].split("</table>", 1)[0]
+    budgets = {
+        r.split("</td>", 1)[0].removeprefix("<td>"): r.split('<td class="num">')[2].split("<")[0]
+        for r in objectives.split("<tr>")[2:]
+    }
+    assert budgets["returns_per_1k_orders"] == "–"  # unmeasured, not 0% of its budget
+    assert budgets["complaints_per_1k_orders"].endswith("%")
     assert "affiliate-trust" in page.text  # the objective's owner
     assert "complaints_per_1k_orders budget burning" in page.text  # the planted incident
     assert client.get("/monitoring?channel=tv").status_code in (404, 422)
