@@ -155,8 +155,8 @@ def model_checks(sim: Any, seed: int, cfg: MonitoringEvalConfig) -> ModelChecks:
         MonitorConfig.from_settings(get_settings(), as_of=period_end(sim.tables)),
         precision_threshold=cfg.precision_threshold,
     )
-    tables = model_tables(sim.tables, sim.strategies, predictions, config)
     pops = audit_populations(sim, predictions)
+    tables = model_tables(sim.tables, sim.strategies, predictions, config, populations=pops)
     vvr = tables["violative_view_rate"].merge(true_view_rate(pops, items), on=["policy", "channel"])
     vvr["covered"] = (vvr["vvr_low"] <= vvr["vvr_true"]) & (vvr["vvr_true"] <= vvr["vvr_high"])
     prec = tables["model_precision"].merge(

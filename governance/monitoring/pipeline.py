@@ -6,12 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
 
 from features.settings import get_settings as features_settings
-from features.vocabulary import Entity
+from features.vocabulary import Entity, Policy
 from governance.monitoring.alerts import (
     burn_alerts,
     combine,
@@ -57,6 +58,9 @@ from governance.monitoring.tables import (
 from governance.monitoring.trust import DelayModel, compute_trust_metrics
 from governance.monitoring.vocabulary import ALL
 from governance.strategy import Strategy
+
+if TYPE_CHECKING:
+    from governance.audit.population import Population
 
 #: Declared listing features whose value depends on the cutoff rather than on the item (an
 #: age, a running count): they differ between weekly cohorts by construction.
@@ -357,9 +361,12 @@ def model_tables(
     strategies: list[Strategy],
     predictions: pd.DataFrame,
     config: MonitorConfig,
+    *,
+    populations: dict[tuple[Entity, Policy], Population] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Tables `violative_view_rate`, `model_precision`, `strategy_expected_precision` and
-    `prediction_drift` from the audit's labels and the models' predictions."""
+    `prediction_drift` from the audit's labels and the models' predictions (`populations`:
+    the audit's populations of these predictions, when the caller has built them already)."""
     from governance.monitoring.prevalence import (
         label_free_precision,
         model_populations,
@@ -369,7 +376,11 @@ def model_tables(
 
     if "audit_labels" not in tables:
         raise KeyError("violative view rates need table audit_labels in the data directory")
-    pops = model_populations(tables, strategies, predictions)
+    pops = (
+        populations
+        if populations is not None
+        else model_populations(tables, strategies, predictions)
+    )
     return {
         VIOLATIVE_VIEW_RATE.name: violative_view_rate(pops, confidence=config.confidence),
         MODEL_PRECISION.name: label_free_precision(

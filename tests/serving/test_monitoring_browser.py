@@ -18,7 +18,12 @@ import pandas as pd
 import pytest
 
 from experiments.benchmarks.review_load import serve
-from governance.monitoring.tables import VIOLATIVE_VIEW_RATE
+from governance.monitoring.tables import (
+    STRATEGY_EXPECTED_PRECISION,
+    STRATEGY_PRECISION,
+    VIOLATIVE_VIEW_RATE,
+    conform,
+)
 from governance.review import users
 from governance.review.db import make_engine, make_session_factory, upgrade
 from tests.governance.monitoring.world import write_monitor_dir
@@ -41,6 +46,40 @@ def _write_view_rates(out: Path) -> None:
     )
 
 
+def _write_strategy_precision(out: Path) -> None:
+    """A strategy's labelled precision of one week and, for the same week, its label-free
+    expectation."""
+    week = pd.to_datetime(["2026-01-12"])
+    labelled = pd.DataFrame(
+        {
+            "week_start": week,
+            "strategy_id": "listing-counterfeit-terms",
+            "labels": 9,
+            "violating": 5,
+            "precision": 0.55,
+            "precision_low": 0.2,
+            "precision_high": 0.9,
+            "confidence": 0.95,
+        }
+    )
+    conform(labelled, STRATEGY_PRECISION).to_parquet(out / "strategy_precision.parquet")
+    expected = pd.DataFrame(
+        {
+            "week_start": week,
+            "strategy_id": "listing-counterfeit-terms",
+            "policy": "counterfeit",
+            "actioned": 31,
+            "scored": 31,
+            "expected_precision": 0.62,
+            "expected_precision_sd": 0.07,
+            "expected_true_positives": 19.2,
+        }
+    )
+    conform(expected, STRATEGY_EXPECTED_PRECISION).to_parquet(
+        out / "strategy_expected_precision.parquet"
+    )
+
+
 @pytest.fixture
 def service(
     review_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -49,6 +88,7 @@ def service(
     complaint flood."""
     write_monitor_dir(tmp_path / "monitor")
     _write_view_rates(tmp_path / "monitor")
+    _write_strategy_precision(tmp_path / "monitor")
     monkeypatch.setenv("GOVRISK_MONITOR_DIR", str(tmp_path / "monitor"))
     engine = make_engine(review_db_url, pool_size=2)
     upgrade(engine)
@@ -110,6 +150,13 @@ def test_pm_walks_the_monitoring_page(browser: Any, service: SimpleNamespace) ->
     assert drift.count() == 4 and "drifted" in drift.nth(1).inner_text()
     assert page.locator("#model-health svg.chart").count() == 2
     page.locator("#model-health").screenshot(path=str(shots / "monitoring-model-health.png"))
+    precision = page.locator("#strategy-precision tbody tr")
+    assert precision.count() == 1 and "62% ± 7%" in precision.inner_text()
+    page.locator("#strategy-precision").screenshot(path=str(shots / "monitoring-precision.png"))
+    objectives = page.locator("#objectives").inner_text()
+    assert "returns_per_1k_orders" in objectives  # shown, its budget unmeasured ("–")
+    page.locator("#objectives").screenshot(path=str(shots / "monitoring-objectives.png"))
+    page.locator("#categories").screenshot(path=str(shots / "monitoring-categories.png"))
     page.click("a[href='/monitoring?channel=video']")
     page.wait_for_url(re.compile(r"channel=video$"))
     assert page.locator("#view-rates").count() == 0  # no rate for the channel: no table
