@@ -207,7 +207,15 @@ def _pipeline_steps(out: Path, *, listings: int, days: int, seed: int) -> list[S
         ),
         Step(
             "Monitor trust per channel, strategy health and drift",
-            ("monitor", "--data", str(data), "--out", str(out / "monitor")),
+            (
+                "monitor",
+                "--data",
+                str(data),
+                "--predictions",
+                str(out / "audit" / "predictions.parquet"),
+                "--out",
+                str(out / "monitor"),
+            ),
             f"{out}/monitor (monitoring.html, *.parquet)",
         ),
         Step(

@@ -142,6 +142,7 @@ def run_audit(
 
     progress("score", 1, len(_STEPS))
     bundles: dict[tuple[Entity, Policy], Any] = {}
+    given = predictions is not None
     if predictions is None:
         predictions, bundles = score_frames(
             inputs.text_frames(),
@@ -194,7 +195,8 @@ def run_audit(
 
     progress("write", 6, len(_STEPS))
     result.paths = write_outputs(result, Path(out_dir), write_report=write_report)
-    result.paths["predictions"] = write_predictions(predictions, Path(out_dir))
+    served = predictions if given else served_predictions(predictions, bundles)
+    result.paths["predictions"] = write_predictions(served, Path(out_dir))
     result.run_id = _log_to_mlflow(result, tracking_uri)
     progress("write", len(_STEPS), len(_STEPS))
     return result
@@ -458,6 +460,27 @@ def write_outputs(
         path.write_text(render_report(result), encoding="utf-8")
         paths["report"] = path
     return paths
+
+
+def served_predictions(
+    predictions: pd.DataFrame, bundles: Mapping[tuple[Entity, Policy], Any]
+) -> pd.DataFrame:
+    """The scores as their models made them, for the monitor: a target scored by a model of
+    another policy (an entity's any-violation model scoring every policy's items) is written
+    once per item under that model's policy; a target without a model (its constant label
+    prevalence) is left out."""
+    parts = []
+    for (entity, policy), bundle in sorted(bundles.items()):
+        rows = predictions[
+            (predictions["entity"].astype(str) == entity.value)
+            & (predictions["policy"].astype(str) == policy.value)
+        ]
+        served = str(bundle.metadata.get("policy") or policy.value)
+        parts.append(rows.assign(policy=served))
+    if not parts:
+        return predictions.iloc[:0]
+    out = pd.concat(parts, ignore_index=True)
+    return out.drop_duplicates(["entity", "item_id", "policy"], keep="first")
 
 
 def write_predictions(predictions: pd.DataFrame, out_dir: Path) -> Path:

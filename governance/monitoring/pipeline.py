@@ -381,10 +381,14 @@ def model_tables(
         if populations is not None
         else model_populations(tables, strategies, predictions)
     )
+    modelled = set(
+        zip(predictions["entity"].astype(str), predictions["policy"].astype(str), strict=True)
+    )
+    own = {k: pop for k, pop in pops.items() if (k[0].value, k[1].value) in modelled}
     return {
         VIOLATIVE_VIEW_RATE.name: violative_view_rate(pops, confidence=config.confidence),
         MODEL_PRECISION.name: label_free_precision(
-            pops, threshold=config.precision_threshold, predictions=predictions
+            own, threshold=config.precision_threshold, predictions=predictions
         ),
         STRATEGY_EXPECTED_PRECISION.name: expected_strategy_precision(
             tables["strategy_decisions"], predictions, {s.id: s.policy.value for s in strategies}

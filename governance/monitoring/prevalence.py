@@ -21,6 +21,7 @@ gap between this and the audit's label-based precision.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -38,6 +39,8 @@ from governance.monitoring.tables import (
 from governance.strategy import Strategy
 from training.spec import ANY
 
+log = logging.getLogger(__name__)
+
 
 def model_populations(
     tables: Mapping[str, pd.DataFrame],
@@ -46,7 +49,7 @@ def model_populations(
 ) -> dict[tuple[Entity, Policy], Population]:
     """The audit's populations (every item of each audited entity x policy, with exposure and
     labels), scored by `predictions` (entity, item_id, policy, p) and recalibrated on the
-    audit labels as `govrisk audit` does."""
+    audit labels as `govrisk audit` does (`policy_scores` fills policies without a model)."""
     from governance.audit.pipeline import audited_strategies, flip_rate_for
     from governance.audit.population import build_populations
     from governance.audit.settings import get_settings
@@ -54,15 +57,49 @@ def model_populations(
     cfg = get_settings()
     audited = audited_strategies(strategies, tables["strategy_decisions"])
     flip_rate, _source = flip_rate_for(tables["audit_labels"], cfg)
+    pairs = {(s.entity, s.policy) for s in audited}
     return build_populations(
         tables,
         audited,
-        predictions,
+        policy_scores(predictions, pairs, tables["audit_labels"]),
         flip_rate=flip_rate,
         design_frames=cfg.design_frames,
         calibration="refit",
         use_oof=False,
     )
+
+
+def policy_scores(
+    predictions: pd.DataFrame,
+    pairs: set[tuple[Entity, Policy]],
+    labels: pd.DataFrame,
+) -> pd.DataFrame:
+    """`predictions` with every (entity, policy) of `pairs` scored: by its own model's rows,
+    else by the entity's any-violation model (policy `any`), else by the labels' weighted
+    prevalence on every item the entity's rows name. The populations recalibrate a borrowed
+    score to the policy's labels and the labels correct it, so violative view rates stay
+    valid (only wider); label-free precision reads only a policy's own model."""
+    from governance.audit.pipeline import label_prevalence
+
+    entity_of = predictions["entity"].astype(str)
+    have = set(zip(entity_of, predictions["policy"].astype(str), strict=True))
+    parts = [predictions]
+    for entity, policy in sorted(pairs):
+        if (entity.value, policy.value) in have:
+            continue
+        rows = predictions[entity_of == entity.value]
+        if (entity.value, ANY) in have:
+            rows = rows[rows["policy"].astype(str) == ANY]
+            parts.append(rows.assign(policy=policy.value))
+            source = "its entity's any-violation model"
+        elif len(rows):
+            p = label_prevalence(labels, entity, policy)
+            parts.append(rows.drop_duplicates("item_id").assign(policy=policy.value, p=p))
+            source = f"its label prevalence {p:.3f}"
+        else:
+            continue
+        log.info("%s/%s has no model of its own: scored by %s", entity.value, policy.value, source)
+    return pd.concat(parts, ignore_index=True)
 
 
 def violative_view_rate(

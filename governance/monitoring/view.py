@@ -12,6 +12,7 @@ from features.vocabulary import Channel, values
 from governance.monitoring.tables import (
     ALERTS,
     LAUNCH_COVERAGE,
+    MODEL_PRECISION,
     OBJECTIVE_STATUS,
     PREDICTION_DRIFT,
     STRATEGY_APPEALS,
@@ -67,6 +68,7 @@ class ChannelView:
     launch_gaps: list[dict[str, object]] = field(default_factory=list)
     appeals: AppealsGrid | None = None
     prediction_drift: list[dict[str, object]] = field(default_factory=list)
+    model_precision: list[dict[str, object]] = field(default_factory=list)
     available: bool = True
 
 
@@ -151,6 +153,7 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
         launch_gaps=_launch_gaps(monitor_dir, channel),
         appeals=_strategy_appeals(monitor_dir, channel),
         prediction_drift=_prediction_drift(monitor_dir),
+        model_precision=_model_precision(monitor_dir),
         complaints=points(
             "complaints_per_1k_orders",
             "complaints_per_1k_low",
@@ -316,6 +319,25 @@ def _prediction_drift(monitor_dir: Path | None) -> list[dict[str, object]]:
             }
         )
     return rows
+
+
+def _model_precision(monitor_dir: Path | None) -> list[dict[str, object]]:
+    """Each model's items flagged at its operating point and the precision its calibrated
+    probabilities expect there, without labels."""
+    df = _valid(monitor_dir, MODEL_PRECISION) if monitor_dir is not None else None
+    if df is None or not len(df):
+        return []
+    return [
+        {
+            "model": f"{r['entity']} {r['policy']}",
+            "threshold": float(r["threshold"]),
+            "scored": int(r["items"]),
+            "flagged": int(r["flagged"]),
+            "expected": _num(r["expected_precision"]),
+            "expected_sd": _num(r["expected_precision_sd"]),
+        }
+        for _, r in df.sort_values(["entity", "policy"]).iterrows()
+    ]
 
 
 @dataclass(frozen=True)

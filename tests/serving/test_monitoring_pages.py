@@ -293,3 +293,36 @@ def test_band_chart_draws_weeks_with_outcomes_and_notes_a_window_without() -> No
     assert "(2 weeks, 1,800 orders)" in drawn
     seen = WeekPoint(week="01-05", value=2.0, low=1.0, high=4.0, mature=True, orders=900, events=2)
     assert "<svg" in band_chart([seen], title="Returns", outcome="returns")
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_monitoring_page_shows_each_models_precision_without_labels(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from governance.monitoring.tables import MODEL_PRECISION, conform
+
+    write_monitor_dir(tmp_path / "monitor")
+    client = review_app.client
+    review_app.login(client, "pm")
+    review_app.state.settings.monitor_dir = tmp_path / "monitor"
+    assert 'id="model-precision"' not in client.get("/monitoring").text  # no predictions
+    precision = pd.DataFrame(
+        {
+            "entity": ["listing", "video"],
+            "policy": ["any", "any"],
+            "threshold": [0.5, 0.5],
+            "items": [20_000, 3_100],
+            "flagged": [412, 0],
+            "expected_precision": [0.734, float("nan")],
+            "expected_precision_sd": [0.021, float("nan")],
+            "expected_true_positives": [302.4, 0.0],
+        }
+    )
+    conform(precision, MODEL_PRECISION).to_parquet(tmp_path / "monitor" / "model_precision.parquet")
+    page = client.get("/monitoring?channel=live").text  # models score every channel
+    row = _row(page, "model-precision-table", "listing any")
+    assert ">p ≥ 0.50<" in row and ">20,000<" in row and ">412<" in row
+    assert ">73% ± 2%<" in row
+    assert ">–<" in _row(page, "model-precision-table", "video any")  # flagged nothing

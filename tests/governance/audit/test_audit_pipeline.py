@@ -180,3 +180,37 @@ def test_report_shows_the_labels_behind_each_number_and_what_would_pin_it(
     assert '37 labels · <span class="bad">needs about 111 more labels among its actioned' in html
     assert "412 labels</div>" in html
     assert "at most 20 points wide" in html and "1/√labels" in html
+
+
+def test_scores_are_written_under_the_policy_of_the_model_that_made_them() -> None:
+    """An any-violation model that scored two policies' items is written once per item as
+    policy `any`; a policy's own model keeps its policy; a target without a model (constant
+    label prevalence) is left out."""
+    from types import SimpleNamespace
+
+    from features.vocabulary import Policy
+    from governance.audit.pipeline import served_predictions
+
+    def rows(policy: str, p: float) -> pd.DataFrame:
+        return pd.DataFrame({"entity": "listing", "item_id": ["a", "b"], "policy": policy, "p": p})
+
+    preds = pd.concat(
+        [rows("counterfeit", 0.4), rows("prohibited_item", 0.4), rows("fake_discount", 0.2)]
+        + [rows("low_quality", 0.05)],
+        ignore_index=True,
+    )
+    anyv = SimpleNamespace(metadata={"policy": "any"})
+    bundles = {
+        (Entity.LISTING, Policy.COUNTERFEIT): anyv,
+        (Entity.LISTING, Policy.PROHIBITED_ITEM): anyv,
+        (Entity.LISTING, Policy.FAKE_DISCOUNT): SimpleNamespace(
+            metadata={"policy": "fake_discount"}
+        ),
+    }
+    out = served_predictions(preds, bundles)
+    assert sorted(zip(out["policy"], out["item_id"], out["p"], strict=True)) == [
+        ("any", "a", 0.4),
+        ("any", "b", 0.4),
+        ("fake_discount", "a", 0.2),
+        ("fake_discount", "b", 0.2),
+    ]

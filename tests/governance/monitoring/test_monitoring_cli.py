@@ -68,27 +68,32 @@ def test_monitor_names_a_missing_table(world: Path, tmp_path: Path) -> None:
     assert "outcomes" in result.output
 
 
+_ID_COLUMNS = {
+    "listing": ("listings", "listing_id"),
+    "video": ("videos", "video_id"),
+    "live": ("live_sessions", "live_id"),
+    "seller": ("sellers", "seller_id"),
+}
+
+
+def _predictions(world: Path, policies: dict[str, list[str]], p: float) -> pd.DataFrame:
+    """A constant score `p` for every item of each entity and each of its `policies`."""
+    rows = []
+    for entity, (table, column) in _ID_COLUMNS.items():
+        ids = pd.read_parquet(world / "tables" / f"{table}.parquet")[column].astype(str)
+        for policy in policies.get(entity, []):
+            rows.append(pd.DataFrame({"item_id": ids, "entity": entity, "policy": policy}))
+    return pd.concat(rows, ignore_index=True).assign(p=p)
+
+
 def test_monitor_with_predictions_writes_view_rates_and_precisions(
     world: Path, tmp_path: Path
 ) -> None:
     from experiments.simulator.policies import ENTITY_POLICIES
-    from features.vocabulary import Entity
     from governance.monitoring.tables import MODEL_TABLES
 
-    id_columns = {
-        Entity.LISTING: ("listings", "listing_id"),
-        Entity.VIDEO: ("videos", "video_id"),
-        Entity.LIVE: ("live_sessions", "live_id"),
-        Entity.SELLER: ("sellers", "seller_id"),
-    }
-    rows = []
-    for entity, (table, column) in id_columns.items():
-        ids = pd.read_parquet(world / "tables" / f"{table}.parquet")[column].astype(str)
-        for policy in ENTITY_POLICIES[entity]:
-            rows.append(pd.DataFrame({"item_id": ids, "entity": entity.value, "policy": policy}))
-    preds = pd.concat(rows, ignore_index=True).assign(p=0.2)
-    preds["policy"] = preds["policy"].astype(str)
-    preds.to_parquet(tmp_path / "predictions.parquet")
+    policies = {e.value: [str(p) for p in ps] for e, ps in ENTITY_POLICIES.items()}
+    _predictions(world, policies, 0.2).to_parquet(tmp_path / "predictions.parquet")
     out = tmp_path / "monitor"
     args = ["monitor", "--data", str(world), "--out", str(out)]
     result = CliRunner().invoke(
@@ -101,4 +106,27 @@ def test_monitor_with_predictions_writes_view_rates_and_precisions(
     model_side = (out / "monitoring.html").read_text().split('id="model-side"', 1)[1]
     assert "Prediction drift" in model_side and "--predictions" not in model_side
     vvr = pd.read_parquet(out / "violative_view_rate.parquet")
+    assert ((vvr["vvr_low"] <= vvr["vvr"]) & (vvr["vvr"] <= vvr["vvr_high"])).all()
+
+
+def test_monitor_with_only_any_violation_scores_borrows_them_for_view_rates(
+    world: Path, tmp_path: Path
+) -> None:
+    """The demo's audit writes each entity's any-violation scores as policy `any`: the view
+    rates of every policy are still estimated (the any score recalibrated to each policy's
+    labels), but label-free precision is reported for the `any` models only."""
+    preds = _predictions(world, {"listing": ["any"], "video": ["any"]}, 0.6)
+    preds.to_parquet(tmp_path / "predictions.parquet")
+    out = tmp_path / "monitor"
+    args = ["monitor", "--data", str(world), "--out", str(out)]
+    result = CliRunner().invoke(
+        build_app(), [*args, "--predictions", str(tmp_path / "predictions.parquet")]
+    )
+    assert result.exit_code == 0, result.output
+    precision = pd.read_parquet(out / "model_precision.parquet")
+    assert set(precision["policy"]) == {"any"}
+    assert set(precision["entity"]) == {"listing", "video"}
+    assert (precision["expected_precision"] == 0.6).all()
+    vvr = pd.read_parquet(out / "violative_view_rate.parquet")
+    assert set(vvr["policy"]) >= {"counterfeit", "misleading_claim"}
     assert ((vvr["vvr_low"] <= vvr["vvr"]) & (vvr["vvr"] <= vvr["vvr_high"])).all()
