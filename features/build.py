@@ -36,7 +36,7 @@ from features.snapshot import (
     context_name,
     sorted_category_prices,
 )
-from features.tables import TABLES, ColumnSpec
+from features.tables import ITEM_TABLES, TABLES, ColumnSpec
 from features.vocabulary import Entity
 
 _log = logging.getLogger(__name__)
@@ -80,14 +80,6 @@ CUTS = {
 #: Lookup tables whose rows span sellers (categories, prices per category, images shared by
 #: sellers): a build over a seller-closed partition takes them from the whole marketplace.
 SHARED_LOOKUPS = ("categories", "category_prices", "images")
-
-# Contract table (and cut view of the same name) holding each target entity's items.
-_ITEM_TABLE = {
-    Entity.LISTING: "listings",
-    Entity.VIDEO: "videos",
-    Entity.LIVE: "live_sessions",
-    Entity.SELLER: "sellers",
-}
 
 # Listing features are computed before seller aggregates exist, from the seller profile only.
 _SELLER_PROFILES = "seller_profiles"
@@ -273,8 +265,8 @@ def _context(
     lookups: Mapping[str, Lookup],
 ) -> Columns:
     sql = _positions_sql(
-        items=_ITEM_TABLE[entity],
-        item_columns=TABLES[_ITEM_TABLE[entity]].column_names,
+        items=ITEM_TABLES[entity].name,
+        item_columns=ITEM_TABLES[entity].column_names,
         key=frame_spec(entity).key,
         joins=joins,
         infos={name: lookup.info for name, lookup in lookups.items()},

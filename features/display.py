@@ -44,10 +44,8 @@ def _round(number: float) -> str:
     if number.is_integer() and abs(number) < 1e15:
         return f"{int(number):,}"
     magnitude = abs(number)
-    if magnitude >= 1000:
+    if magnitude >= 99.95:
         return f"{number:,.0f}"
-    if magnitude >= 100:
-        return f"{number:.1f}"
     if magnitude < 5e-7:
         return "0"
     return np.format_float_positional(number, precision=3, unique=False, fractional=False, trim="-")

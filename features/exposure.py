@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from features.schema import Feature, FeatureSet
 from features.snapshot import TableInfo
+from features.tables import ITEM_TABLES
 from features.vocabulary import ENTITY_CHANNELS, Channel, Entity
 
 #: Version of every activity feature set; bump when a definition below changes.
@@ -25,19 +26,6 @@ TOTALS = (
     "max_daily_impressions",
     "active_days",
 )
-
-_ITEM_KEYS = {
-    Entity.LISTING: "listing_id",
-    Entity.VIDEO: "video_id",
-    Entity.LIVE: "live_id",
-    Entity.SELLER: "seller_id",
-}
-_ITEM_VIEWS = {
-    Entity.LISTING: "listings",
-    Entity.VIDEO: "videos",
-    Entity.LIVE: "live_sessions",
-    Entity.SELLER: "sellers",
-}
 
 
 def activity_table(entity: Entity) -> str:
@@ -189,7 +177,7 @@ def activity_set(entity: Entity) -> FeatureSet:
     return FeatureSet(
         name=f"{entity.value}_activity",
         entity=entity.value,
-        join_key=_ITEM_KEYS[entity],
+        join_key=ITEM_TABLES[entity].key[0],
         version=ACTIVITY_VERSION,
         description=(
             "Exposure per channel, strategy hits per channel and trust outcomes"
@@ -213,7 +201,7 @@ def activity_info(entity: Entity) -> TableInfo:
     """Key and zero-filled columns of an activity snapshot table."""
     names = [f.name for f in activity_set(entity).features] + list(TOTALS)
     return TableInfo(
-        key=(_ITEM_KEYS[entity],),
+        key=(ITEM_TABLES[entity].key[0],),
         zero_fill=frozenset(n for n in names if n not in _RATES_EMPTY_WHEN_UNDEFINED),
     )
 
@@ -310,7 +298,7 @@ def _rate(numerator: str, denominator: str, *, when_zero: str) -> str:
 def activity_sql(entity: Entity) -> str:
     """SELECT of an entity's activity table (reads the tables of `item_aggregates_sql` and,
     for sellers, `item_seller`)."""
-    key = _ITEM_KEYS[entity]
+    key = ITEM_TABLES[entity].key[0]
     channels = ENTITY_CHANNELS[entity]
     exposure_cols = [
         "impressions_7d",
@@ -383,7 +371,7 @@ def activity_sql(entity: Entity) -> str:
     return f"""
 SELECT
   {select}
-FROM {_ITEM_VIEWS[entity]} i
+FROM {ITEM_TABLES[entity].name} i
 LEFT JOIN {exposure_source} e ON e.item_id = i.{key}
 LEFT JOIN dec_item d ON d.entity = '{entity.value}' AND d.item_id = i.{key}
 {outcome_join}

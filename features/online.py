@@ -21,16 +21,9 @@ from features.catalog import frame_features, frame_spec
 from features.columns import Columns, to_datetime64, to_frame
 from features.frames import JOINS, compute_frame
 from features.snapshot import FeatureSnapshot
-from features.tables import TABLES, ColumnSpec
+from features.tables import ITEM_TABLES, ColumnSpec
 from features.vocabulary import Entity
 
-#: Contract table whose row an entity's payload carries.
-PAYLOAD_TABLES = {
-    Entity.LISTING: "listings",
-    Entity.VIDEO: "videos",
-    Entity.LIVE: "live_sessions",
-    Entity.SELLER: "sellers",
-}
 #: Fields a payload may leave out although the table requires them (unknown while running).
 OPTIONAL_FIELDS = {Entity.LIVE: frozenset({"ended_at"})}
 
@@ -49,7 +42,7 @@ class PayloadError(ValueError):
 
 def payload_fields(entity: Entity | str) -> tuple[ColumnSpec, ...]:
     """The raw fields a payload for `entity` carries (the columns of its contract table)."""
-    return TABLES[PAYLOAD_TABLES[Entity(entity)]].columns
+    return ITEM_TABLES[Entity(entity)].columns
 
 
 def _check_value(col: ColumnSpec, value: object) -> str | None:
@@ -154,7 +147,7 @@ def payloads_from_table(entity: Entity | str, df: pd.DataFrame) -> list[dict[str
     names = [c.name for c in payload_fields(entity)]
     missing = [n for n in names if n not in df.columns]
     if missing:
-        raise KeyError(f"{PAYLOAD_TABLES[Entity(entity)]} rows lack columns {missing}")
+        raise KeyError(f"{ITEM_TABLES[Entity(entity)].name} rows lack columns {missing}")
     out: list[dict[str, object]] = []
     for record in df[names].to_dict("records"):
         payload: dict[str, object] = {}

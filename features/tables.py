@@ -6,9 +6,12 @@ generated reference in `docs/data-contract.md`. Timestamps are timezone-naive UT
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
+
+import pandas as pd
 
 from features.vocabulary import (
     Action,
@@ -304,5 +307,36 @@ TABLES: dict[str, TableSpec] = {
     )
 }
 
+#: The table holding each entity's items: its key is the item id, its time column the
+#: moment the item was published (listed, posted, went live, registered).
+ITEM_TABLES: dict[Entity, TableSpec] = {
+    Entity.LISTING: LISTINGS,
+    Entity.VIDEO: VIDEOS,
+    Entity.LIVE: LIVE_SESSIONS,
+    Entity.SELLER: SELLERS,
+}
+
+
+def published_at(tables: Mapping[str, pd.DataFrame], entity: Entity) -> pd.Series:
+    """When each of the entity's items was published (timestamps indexed by item id as
+    str); empty when its table is not in `tables`."""
+    spec = ITEM_TABLES[entity]
+    df = tables.get(spec.name)
+    if df is None:
+        return pd.Series(dtype="datetime64[ns]")
+    times = pd.to_datetime(df[str(spec.time_column)]).array
+    return pd.Series(times, index=df[spec.key[0]].astype(str).to_numpy(), name="published_at")
+
+
 # Decisions are an enumeration value check; keep Policy etc. referenced for readers.
-__all__ = ["TABLES", "ColumnSpec", "TableSpec", "Action", "Policy", "Sampling", "Verdict"]
+__all__ = [
+    "ITEM_TABLES",
+    "TABLES",
+    "ColumnSpec",
+    "TableSpec",
+    "Action",
+    "Policy",
+    "Sampling",
+    "Verdict",
+    "published_at",
+]

@@ -48,13 +48,14 @@ def _online_latency(tables: dict[str, object], build: object, n_items: int) -> d
     import pandas as pd
 
     from features.build import FeatureBuild
-    from features.online import PAYLOAD_TABLES, build_online_vector, payloads_from_table
+    from features.online import build_online_vector, payloads_from_table
+    from features.tables import ITEM_TABLES
     from features.vocabulary import Entity
 
     assert isinstance(build, FeatureBuild)
     out: dict[str, float] = {}
     for entity in (Entity.LISTING, Entity.VIDEO):
-        df = tables[PAYLOAD_TABLES[entity]]
+        df = tables[ITEM_TABLES[entity].name]
         assert isinstance(df, pd.DataFrame)
         sample = df.sample(n=min(n_items, len(df)), random_state=0)
         payloads = payloads_from_table(entity, sample)

@@ -138,7 +138,8 @@ def run_audit(
     inputs = _load_inputs(
         data_dir, tables=tables, strategies=strategies, frames=frames, as_of=as_of
     )
-    history = _history_frames(inputs, history_frames, build=frames is None, cfg=cfg)
+    snapshots = _history_frames(inputs, history_frames, build=frames is None, cfg=cfg)
+    history = [frames for _day, frames in snapshots]
 
     progress("score", 1, len(_STEPS))
     bundles: dict[tuple[Entity, Policy], Any] = {}
@@ -195,7 +196,13 @@ def run_audit(
 
     progress("write", 6, len(_STEPS))
     result.paths = write_outputs(result, Path(out_dir), write_report=write_report)
-    served = predictions if given else served_predictions(predictions, bundles)
+    served = predictions
+    if not given:
+        dated = [(day, f) for day, f in snapshots if day is not None]
+        served = scoring_log(
+            served_predictions(predictions, bundles).assign(scored_at=inputs.as_of),
+            new_item_scores(bundles, dated, inputs.tables, days=cfg.history_every_days),
+        )
     result.paths["predictions"] = write_predictions(served, Path(out_dir))
     result.run_id = _log_to_mlflow(result, tracking_uri)
     progress("write", len(_STEPS), len(_STEPS))
@@ -266,19 +273,21 @@ def _history_frames(
     *,
     build: bool,
     cfg: AuditSettings,
-) -> list[Mapping[Entity, pd.DataFrame]]:
-    """Weekly frame snapshots the suggestions are projected over (built when features are)."""
+) -> list[tuple[datetime | None, Mapping[Entity, pd.DataFrame]]]:
+    """Weekly frame snapshots the suggestions are projected over (built when features are),
+    each with the day it was built as of (None: given)."""
     if given is not None:
-        return list(given)
+        return [(None, g) for g in given]
     if not build or cfg.history_every_days <= 0:
         return []
     from features.build import build_frames
 
-    history: list[Mapping[Entity, pd.DataFrame]] = []
+    history: list[tuple[datetime | None, Mapping[Entity, pd.DataFrame]]] = []
     start = _period_start(inputs.tables)
     day = inputs.as_of - timedelta(days=cfg.history_every_days)
     while start is not None and day > start:
-        history.append(dict(build_frames(inputs.tables, as_of=day, entities=inputs.entities)))
+        frames = dict(build_frames(inputs.tables, as_of=day, entities=inputs.entities))
+        history.append((day, frames))
         day -= timedelta(days=cfg.history_every_days)
     return history
 
@@ -483,11 +492,73 @@ def served_predictions(
     return out.drop_duplicates(["entity", "item_id", "policy"], keep="first")
 
 
+def new_item_scores(
+    bundles: Mapping[tuple[Entity, Policy], Any],
+    snapshots: Sequence[tuple[datetime, Mapping[Entity, pd.DataFrame]]],
+    tables: Mapping[str, pd.DataFrame],
+    *,
+    days: int,
+) -> pd.DataFrame:
+    """Each model's scores of the items published in the `days` before each snapshot, as of
+    that snapshot (entity, item_id, policy, p, scored_at): the scores items had when new, so
+    the monitor compares every week's items at the same age (an item's features, and so its
+    score, change as it ages)."""
+    models = {(e, str(b.metadata.get("policy") or p.value)): b for (e, p), b in bundles.items()}
+    parts = [
+        _new_item_part(frames.get(entity), entity, policy, bundle, tables, day, days)
+        for day, frames in snapshots
+        for (entity, policy), bundle in sorted(models.items())
+    ]
+    kept = [part for part in parts if len(part)]
+    return pd.concat(kept, ignore_index=True) if kept else pd.DataFrame()
+
+
+def _new_item_part(
+    frame: pd.DataFrame | None,
+    entity: Entity,
+    policy: str,
+    bundle: Any,
+    tables: Mapping[str, pd.DataFrame],
+    day: datetime,
+    days: int,
+) -> pd.DataFrame:
+    """One model's scores, as of `day`, of the frame's items published in the `days` before."""
+    from features.tables import published_at
+
+    if frame is None or not len(frame):
+        return pd.DataFrame()
+    when = published_at(tables, entity).reindex(frame["item_id"].astype(str))
+    new = (when >= pd.Timestamp(day) - pd.Timedelta(days=days)) & (when < pd.Timestamp(day))
+    if not new.any():
+        return pd.DataFrame()
+    young = with_text_fields(frame.loc[new.to_numpy()].reset_index(drop=True), entity, tables)
+    return pd.DataFrame(
+        {
+            "entity": entity.value,
+            "item_id": young["item_id"].astype(str).to_numpy(),
+            "policy": policy,
+            "p": bundle_probabilities(bundle, young),
+            "scored_at": pd.Timestamp(day),
+        }
+    )
+
+
+def scoring_log(current: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+    """The audit's scores (`current`, scored as of the audit) and the `earlier` scores of
+    the same models, one row per (entity, item_id, policy, scored_at)."""
+    log = pd.concat([earlier, current], ignore_index=True) if len(earlier) else current
+    return log.drop_duplicates(["entity", "item_id", "policy", "scored_at"], keep="last")
+
+
 def write_predictions(predictions: pd.DataFrame, out_dir: Path) -> Path:
-    """Write the scores the audit read, one row per (entity, item_id, policy)."""
+    """Write the scores the audit read, one row per (entity, item_id, policy) and, in a
+    scoring log (column `scored_at`), per time scored."""
     path = out_dir / OUTPUT_FILES["predictions"]
     cols = list(PREDICTION_COLUMNS)
-    predictions[cols].drop_duplicates(cols[:3], keep="last").to_parquet(path, index=False)
+    keys = cols[:3]
+    if "scored_at" in predictions.columns:
+        cols, keys = [*cols, "scored_at"], [*keys, "scored_at"]
+    predictions[cols].drop_duplicates(keys, keep="last").to_parquet(path, index=False)
     return path
 
 

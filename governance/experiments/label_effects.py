@@ -24,7 +24,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from features.vocabulary import Sampling, Verdict
+from features.tables import published_at
+from features.vocabulary import Entity, Sampling, Verdict
 from governance.experiments.assignment import assign
 from governance.experiments.declaration import Experiment
 from governance.experiments.unit_data import item_units
@@ -66,7 +67,7 @@ def error_rate_effects(
     ]
     mapping = item_units(tables, experiment.unit)
     mapping = mapping[mapping["entity"] == entity]
-    created = _created_at(tables, entity).reindex(mapping["item_id"].to_numpy())
+    created = published_at(tables, Entity(entity)).reindex(mapping["item_id"].to_numpy())
     in_window = (pd.to_datetime(created) < experiment.end).to_numpy()
     arms_all = assign(experiment.id, mapping["unit_id"], traffic_share=experiment.traffic_share)
     arm_of = pd.Series(np.where(in_window, arms_all, Arm.OUTSIDE.value), index=mapping["item_id"])
@@ -90,16 +91,6 @@ def error_rate_effects(
     return {
         kind: _compute_effect(kind, e, arm, pi, n_arm, confidence) for kind, e in errors.items()
     }
-
-
-def _created_at(tables: Mapping[str, pd.DataFrame], entity: str) -> pd.Series:
-    name, key, column = {
-        "listing": ("listings", "listing_id", "created_at"),
-        "video": ("videos", "video_id", "created_at"),
-        "live": ("live_sessions", "live_id", "started_at"),
-    }[entity]
-    df = tables[name]
-    return pd.Series(df[column].to_numpy(), index=df[key].astype(str).to_numpy())
 
 
 def _compute_effect(

@@ -34,8 +34,9 @@ def monitor(
         Path | None,
         typer.Option(
             "--predictions",
-            help="Parquet of model predictions (entity, item_id, policy, p): adds violative "
-            "view rates and label-free precisions.",
+            help="Parquet of model predictions (entity, item_id, policy, p; optional "
+            "scored_at: a scoring log, as `govrisk audit` writes): adds violative view rates, "
+            "label-free precisions and prediction drift.",
         ),
     ] = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="Skip the HTML report.")] = False,

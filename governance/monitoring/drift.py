@@ -36,6 +36,10 @@ class DriftConfig:
     missing_shift: float = 0.05
     #: False-alarm rate per run across the missing-share tests of every feature and week.
     family_alpha: float = 0.01
+    #: With a scoring log (predictions with `scored_at`), prediction drift compares each
+    #: item's first score taken within this many days of its publication, so every week's
+    #: items are compared at the same age.
+    new_item_days: int = 7
 
 
 def feature_drift(
@@ -81,7 +85,13 @@ def prediction_drift(
     """Table `prediction_drift`: PSI of each model's probabilities (`predictions`: entity,
     item_id, policy, p), items published each week (`published`: entity, item_id,
     published_at) against the reference weeks, binned as `feature_drift` bins a numeric
-    feature."""
+    feature.
+
+    Scores taken at one time confound drift with age: last week's items are young, and a
+    model reading age-dependent features (exposure so far, outcomes so far) scores them
+    differently. With a scoring log (column `scored_at`), each item's first score within
+    `new_item_days` of its publication is compared instead, and items without one are left
+    out."""
     config = config or DriftConfig()
     for name, df, cols in (
         ("predictions", predictions, ("entity", "item_id", "policy", "p")),
@@ -90,7 +100,28 @@ def prediction_drift(
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise KeyError(f"{name} lacks columns {missing}; it has {sorted(df.columns)}")
+    if "scored_at" in predictions.columns:
+        predictions = scores_when_new(predictions, published, days=config.new_item_days)
     return _compute_prediction_drift(con, predictions, published, config)
+
+
+def scores_when_new(
+    predictions: pd.DataFrame, published: pd.DataFrame, *, days: int
+) -> pd.DataFrame:
+    """Each item's first score per model, if taken within `days` of its publication."""
+    keys = ["entity", "item_id"]
+    when = published.assign(
+        entity=published["entity"].astype(str), item_id=published["item_id"].astype(str)
+    ).drop_duplicates(keys)
+    log = predictions.assign(
+        entity=predictions["entity"].astype(str), item_id=predictions["item_id"].astype(str)
+    ).merge(when[[*keys, "published_at"]], on=keys, how="inner")
+    age = pd.to_datetime(log["scored_at"]) - pd.to_datetime(log["published_at"])
+    young = log[(age >= pd.Timedelta(0)) & (age <= pd.Timedelta(days=days))]
+    first = young.sort_values("scored_at", kind="stable").drop_duplicates(
+        [*keys, "policy"], keep="first"
+    )
+    return first.drop(columns=["scored_at", "published_at"])
 
 
 def _compute_prediction_drift(

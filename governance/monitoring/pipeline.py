@@ -376,6 +376,8 @@ def model_tables(
 
     if "audit_labels" not in tables:
         raise KeyError("violative view rates need table audit_labels in the data directory")
+    log_of_scores = predictions
+    predictions = latest_scores(predictions)
     pops = (
         populations
         if populations is not None
@@ -393,33 +395,33 @@ def model_tables(
         STRATEGY_EXPECTED_PRECISION.name: expected_strategy_precision(
             tables["strategy_decisions"], predictions, {s.id: s.policy.value for s in strategies}
         ),
-        PREDICTION_DRIFT.name: _prediction_drift(tables, predictions, config),
+        PREDICTION_DRIFT.name: _prediction_drift(tables, log_of_scores, config),
     }
 
 
-#: Where each entity's publication time lives: table, id column, time column.
-_PUBLISHED = {
-    Entity.LISTING: ("listings", "listing_id", "created_at"),
-    Entity.VIDEO: ("videos", "video_id", "created_at"),
-    Entity.LIVE: ("live_sessions", "live_id", "started_at"),
-    Entity.SELLER: ("sellers", "seller_id", "registered_at"),
-}
+def latest_scores(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Each item's latest score per model: `predictions` may be a scoring log (column
+    `scored_at`, as the audit writes), else it is one scoring run."""
+    if "scored_at" not in predictions.columns:
+        return predictions
+    latest = predictions.sort_values("scored_at", kind="stable")
+    return latest.drop_duplicates(["entity", "item_id", "policy"], keep="last").drop(
+        columns="scored_at"
+    )
 
 
 def _prediction_drift(
     tables: dict[str, pd.DataFrame], predictions: pd.DataFrame, config: MonitorConfig
 ) -> pd.DataFrame:
+    from features.tables import ITEM_TABLES, published_at
+
     published = pd.concat(
         [
-            pd.DataFrame(
-                {
-                    "entity": entity.value,
-                    "item_id": tables[table][id_column].astype(str),
-                    "published_at": pd.to_datetime(tables[table][time_column]),
-                }
-            )
-            for entity, (table, id_column, time_column) in _PUBLISHED.items()
-            if table in tables
+            published_at(tables, entity)
+            .rename_axis("item_id")
+            .reset_index()
+            .assign(entity=entity.value)
+            for entity in ITEM_TABLES
         ],
         ignore_index=True,
     )

@@ -26,7 +26,9 @@ from features.display import format_value
         (math.nan, "days", "–"),
         (True, "", "yes"),
         ("bags_luxury", "", "bags_luxury"),
-        (302.3963, "", "302.4"),
+        (302.3963, "", "302"),
+        (99.96, "", "100"),
+        (1234.5, "", "1,234"),
     ],
 )
 def test_values_read_with_units(value: object, unit: str, text: str) -> None:

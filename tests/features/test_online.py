@@ -13,13 +13,13 @@ import pytest
 from features.build import FeatureBuild, build_features
 from features.catalog import feature_types
 from features.online import (
-    PAYLOAD_TABLES,
     PayloadError,
     build_online_frame,
     build_online_vector,
     payloads_from_table,
 )
 from features.snapshot import FeatureSnapshot
+from features.tables import ITEM_TABLES
 from features.vocabulary import Entity
 from tests.factories import START, make_tables
 
@@ -50,7 +50,7 @@ def snapshot(built: FeatureBuild, tmp_path_factory: pytest.TempPathFactory) -> F
 
 
 def _payloads(world: dict[str, pd.DataFrame], entity: Entity) -> dict[str, dict[str, object]]:
-    payloads = payloads_from_table(entity, world[PAYLOAD_TABLES[entity]])
+    payloads = payloads_from_table(entity, world[ITEM_TABLES[entity].name])
     return {str(p[_KEYS[entity]]): p for p in payloads}
 
 

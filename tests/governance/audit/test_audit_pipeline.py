@@ -214,3 +214,56 @@ def test_scores_are_written_under_the_policy_of_the_model_that_made_them() -> No
         ("fake_discount", "a", 0.2),
         ("fake_discount", "b", 0.2),
     ]
+
+
+def test_each_snapshot_scores_the_items_published_in_the_week_before_it(tmp_path: Path) -> None:
+    """The scoring log the monitor's prediction drift reads: an item is scored as of the
+    first snapshot after its publication, by each model once (under the model's policy)."""
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from features.vocabulary import Policy
+    from governance.audit.pipeline import new_item_scores, scoring_log, write_predictions
+
+    listings = pd.DataFrame(
+        {
+            "listing_id": ["a", "b", "c", "d"],
+            "created_at": pd.to_datetime(["2026-01-02", "2026-01-06", "2026-01-09", "2026-01-13"]),
+            "title": ["t"] * 4,
+            "description": ["d"] * 4,
+        }
+    )
+
+    def frame(as_of: str) -> pd.DataFrame:
+        seen = listings[listings["created_at"] < pd.Timestamp(as_of)]
+        return pd.DataFrame({"item_id": seen["listing_id"], "x": 0.25})
+
+    seen_text: list[list[str]] = []
+
+    def predict(rows: pd.DataFrame) -> tuple[None, np.ndarray]:
+        seen_text.append(rows["title"].tolist())
+        return None, rows["x"].to_numpy() + rows["item_id"].map({"a": 0, "b": 0.1, "c": 0.2})
+
+    encoder = SimpleNamespace(row_problems=None)  # every row scores
+    anyv = SimpleNamespace(metadata={"policy": "any"}, predict=predict, encoder=encoder)
+    bundles = {
+        (Entity.LISTING, Policy.COUNTERFEIT): anyv,
+        (Entity.LISTING, Policy.LOW_QUALITY): anyv,
+    }
+    week1, week2 = datetime(2026, 1, 5), datetime(2026, 1, 12)
+    snapshots = [(week2, {Entity.LISTING: frame("2026-01-12")})]
+    snapshots.append((week1, {Entity.LISTING: frame("2026-01-05")}))
+    log = new_item_scores(bundles, snapshots, {"listings": listings}, days=7)
+    got = sorted(zip(log["item_id"], log["policy"], log["scored_at"], log["p"], strict=True))
+    assert got == [
+        ("a", "any", pd.Timestamp(week1), 0.25),
+        ("b", "any", pd.Timestamp(week2), 0.35),
+        ("c", "any", pd.Timestamp(week2), pytest.approx(0.45)),
+    ]  # d is not published before any snapshot; each model scores once
+    assert seen_text and all(t == ["t"] * len(t) for t in seen_text)  # text fields joined
+    current = pd.DataFrame(
+        {"entity": "listing", "item_id": ["a", "d"], "policy": "any", "p": [0.5, 0.7]}
+    ).assign(scored_at=pd.Timestamp("2026-01-19"))
+    written = pd.read_parquet(write_predictions(scoring_log(current, log), tmp_path))
+    assert list(written.columns) == ["entity", "item_id", "policy", "p", "scored_at"]
+    assert written.groupby("item_id").size().to_dict() == {"a": 2, "b": 1, "c": 1, "d": 1}

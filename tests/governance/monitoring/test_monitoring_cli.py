@@ -116,7 +116,10 @@ def test_monitor_with_only_any_violation_scores_borrows_them_for_view_rates(
     rates of every policy are still estimated (the any score recalibrated to each policy's
     labels), but label-free precision is reported for the `any` models only."""
     preds = _predictions(world, {"listing": ["any"], "video": ["any"]}, 0.6)
-    preds.to_parquet(tmp_path / "predictions.parquet")
+    # a scoring log: earlier scores of the same items are not today's
+    earlier = preds.assign(p=0.3, scored_at=pd.Timestamp("2000-01-01"))
+    log = pd.concat([preds.assign(scored_at=pd.Timestamp("2100-01-01")), earlier])
+    log.to_parquet(tmp_path / "predictions.parquet")
     out = tmp_path / "monitor"
     args = ["monitor", "--data", str(world), "--out", str(out)]
     result = CliRunner().invoke(

@@ -150,3 +150,43 @@ def test_a_missing_share_rise_below_the_psi_threshold_alerts_on_its_own() -> Non
     assert list(alerts["metric"]) == ["z:missing"]
     assert alerts["first_day"].iloc[0] == pd.Timestamp("2026-02-02")
     assert 0.04 < alerts["value"].iloc[0] < 0.09  # the share moved by about 6 points
+
+
+def _aging_log(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A model whose score rises with an item's age (log-odds +0.1 per day), the same for
+    every week's items: a weekly scoring log (each item scored at the end of its week) plus
+    every item's score at the end of the period, when last week's items are the youngest."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"L{i}" for i in range(n)])
+    published = pd.Timestamp("2026-01-05") + pd.to_timedelta(np.sort(rng.uniform(0, 42, n)), "D")
+    base = rng.normal(-2.0, 1.0, n)
+    end = pd.Timestamp("2026-02-16")
+    week_end = published.to_period("W-SUN").start_time + pd.Timedelta(days=7)
+
+    def scored(at: pd.DatetimeIndex) -> pd.DataFrame:
+        age = (at - published) / pd.Timedelta(days=1)
+        p = 1 / (1 + np.exp(-(base + 0.1 * np.asarray(age))))
+        return pd.DataFrame(
+            {"entity": "listing", "item_id": ids, "policy": "counterfeit", "p": p, "scored_at": at}
+        )
+
+    log = pd.concat([scored(pd.DatetimeIndex(week_end)), scored(pd.DatetimeIndex([end] * n))])
+    return log, pd.DataFrame({"entity": "listing", "item_id": ids, "published_at": published})
+
+
+def test_a_scoring_log_compares_every_weeks_items_at_the_same_age() -> None:
+    from governance.monitoring.drift import prediction_drift, scores_when_new
+
+    log, published = _aging_log(6000)
+    first = scores_when_new(log, published, days=7)
+    assert len(first) == 6000 and first["item_id"].is_unique  # each item once, when new
+    con, config = duckdb.connect(), DriftConfig(min_items=50)
+    fair = prediction_drift(con, log, published, config=config)
+    assert len(fair) == 4 and (fair["psi"] < 0.1).all()
+    # one run at the end of the period: the latest weeks' young items look like drift
+    at_end = log[log["scored_at"] == log["scored_at"].max()].drop(columns="scored_at")
+    confounded = prediction_drift(con, at_end, published, config=config)
+    assert confounded["psi"].max() > 0.25
+    # a score taken more than new_item_days after publication is not compared
+    late_only = log[log["scored_at"] == log["scored_at"].max()]
+    assert len(scores_when_new(late_only, published, days=7)) < 1600
