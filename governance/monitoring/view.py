@@ -90,6 +90,13 @@ _OUTCOME_OF = {
 }
 
 
+def measured_metrics(trust: pd.DataFrame) -> dict[str, bool]:
+    """Per outcome rate, whether any outcome of its kind was recorded anywhere in the data:
+    a rate of a kind never recorded is unknown, not zero."""
+    overall = trust[(trust["channel"] == ALL) & (trust["dimension"] == Dimension.NONE)]
+    return {metric: bool(overall[kind].sum() > 0) for metric, kind in _OUTCOME_OF.items()}
+
+
 def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
     """The page's content; `available` is False when there is no monitoring output."""
     channels = [ALL, *values(Channel)]
@@ -115,9 +122,7 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
             for _, r in whole.iterrows()
         ]
 
-    overall = trust[(trust["channel"] == ALL) & (trust["dimension"] == Dimension.NONE)]
-    has = {kind: bool(overall[kind].sum() > 0) for kind in _OUTCOME_OF.values()}
-    measured = {metric: has[kind] for metric, kind in _OUTCOME_OF.items()}
+    measured = measured_metrics(trust)
     mature = week[week["mature"] & (week["dimension"] == Dimension.CATEGORY)]
     last = mature["period_start"].max() if len(mature) else None
     cats = mature[mature["period_start"] == last].sort_values(
@@ -171,8 +176,12 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
                 "category": r["segment"],
                 "orders": int(r["orders"]),
                 # a rate of a kind never recorded in the data is unknown, not zero
-                "complaints": _num(r["complaints_per_1k_orders"]) if has["complaints"] else None,
-                "returns": _num(r["returns_per_1k_orders"]) if has["returns"] else None,
+                "complaints": _num(r["complaints_per_1k_orders"])
+                if measured["complaints_per_1k_orders"]
+                else None,
+                "returns": _num(r["returns_per_1k_orders"])
+                if measured["returns_per_1k_orders"]
+                else None,
                 "low_star": _num(r["low_star_share"]),
             }
             for _, r in cats.head(10).iterrows()
@@ -367,11 +376,13 @@ def monitoring_gauges(monitor_dir: Path | None) -> list[GaugeFamily]:
     and each model's prediction PSI (latest week); empty without output."""
     if monitor_dir is None:
         return []
+    trust = _valid(monitor_dir, TRUST_METRICS)
+    measured = measured_metrics(trust) if trust is not None else {}
     return [
         f
         for f in (
-            _trust_gauges(_valid(monitor_dir, TRUST_METRICS)),
-            _budget_gauges(_valid(monitor_dir, OBJECTIVE_STATUS)),
+            _trust_gauges(trust, measured),
+            _budget_gauges(_valid(monitor_dir, OBJECTIVE_STATUS), measured),
             _alert_gauges(_valid(monitor_dir, ALERTS), _valid(monitor_dir, OBJECTIVE_STATUS)),
             _vvr_gauges(_valid(monitor_dir, VIOLATIVE_VIEW_RATE)),
             _overturn_gauges(_valid(monitor_dir, STRATEGY_APPEALS)),
@@ -386,7 +397,7 @@ def _valid(monitor_dir: Path, spec: TableSpec) -> pd.DataFrame | None:
     return df if df is not None and not check_frame(df, spec) else None
 
 
-def _trust_gauges(trust: pd.DataFrame | None) -> GaugeFamily | None:
+def _trust_gauges(trust: pd.DataFrame | None, measured: dict[str, bool]) -> GaugeFamily | None:
     if trust is None:
         return None
     week = trust[
@@ -400,16 +411,18 @@ def _trust_gauges(trust: pd.DataFrame | None) -> GaugeFamily | None:
     )
     for _, r in last.iterrows():
         for metric in _GAUGE_METRICS:
-            value = _num(r[metric])
+            value = _num(r[metric]) if measured.get(metric, True) else None
             if value is not None:
                 family.samples.append(((str(r["channel"]), metric), value))
     return family
 
 
-def _budget_gauges(status: pd.DataFrame | None) -> GaugeFamily | None:
+def _budget_gauges(status: pd.DataFrame | None, measured: dict[str, bool]) -> GaugeFamily | None:
+    """Budget spent per objective; an objective whose outcomes were never recorded has none."""
     if status is None:
         return None
     s = status.dropna(subset=["budget_spent"]).sort_values("day")
+    s = s[[measured.get(str(m), True) for m in s["metric"]]]
     family = GaugeFamily(
         "govrisk_monitor_budget_spent",
         "Share of the objective's error budget spent over its window (1 = all).",

@@ -73,6 +73,10 @@ def test_metrics_carry_the_current_monitoring_values(
     ]
     assert firing and float(firing[0].rsplit(" ", 1)[1]) >= 1  # the planted incident
     assert "govrisk_score_requests" in text  # the scoring metrics are still there
+    # the world recorded no return: its rates and budgets are unknown, not exported as 0
+    assert 'govrisk_monitor_trust{channel="affiliate",metric="returns_per_1k_orders"}' not in text
+    assert 'metric="returns_per_1k_orders"' not in text and 'metric="refund_per_gmv"' not in text
+    assert 'govrisk_monitor_trust{channel="affiliate",metric="low_star_share"}' in text
 
 
 @pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
