@@ -40,6 +40,9 @@ class DriftConfig:
     #: item's first score taken within this many days of its publication, so every week's
     #: items are compared at the same age.
     new_item_days: int = 7
+    #: Prediction drift leaves out the items published in the first this many days of data
+    #: (`data_start`): their windowed features are cut short by the data's start.
+    prediction_warmup_days: int = 0
 
 
 def feature_drift(
@@ -81,6 +84,7 @@ def prediction_drift(
     published: pd.DataFrame,
     *,
     config: DriftConfig | None = None,
+    data_start: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """Table `prediction_drift`: PSI of each model's probabilities (`predictions`: entity,
     item_id, policy, p), items published each week (`published`: entity, item_id,
@@ -91,7 +95,8 @@ def prediction_drift(
     model reading age-dependent features (exposure so far, outcomes so far) scores them
     differently. With a scoring log (column `scored_at`), each item's first score within
     `new_item_days` of its publication is compared instead, and items without one are left
-    out."""
+    out. With `data_start`, items published in its first `prediction_warmup_days` are left
+    out too, so the reference weeks are the first weeks after that warm-up."""
     config = config or DriftConfig()
     for name, df, cols in (
         ("predictions", predictions, ("entity", "item_id", "policy", "p")),
@@ -102,6 +107,9 @@ def prediction_drift(
             raise KeyError(f"{name} lacks columns {missing}; it has {sorted(df.columns)}")
     if "scored_at" in predictions.columns:
         predictions = scores_when_new(predictions, published, days=config.new_item_days)
+    if data_start is not None and config.prediction_warmup_days:
+        warm = pd.Timestamp(data_start) + pd.Timedelta(days=config.prediction_warmup_days)
+        published = published[pd.to_datetime(published["published_at"]) >= warm]
     return _compute_prediction_drift(con, predictions, published, config)
 
 

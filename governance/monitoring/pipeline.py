@@ -111,6 +111,7 @@ class MonitorConfig:
             ),
             drift=DriftConfig(
                 reference_weeks=settings.reference_weeks,
+                prediction_warmup_days=settings.prediction_warmup_days,
                 min_items=settings.min_drift_items,
                 psi_medium=settings.psi_medium,
                 psi_high=settings.psi_high,
@@ -428,7 +429,13 @@ def _prediction_drift(
     con = duckdb.connect()
     con.execute(f"SET threads = {config.threads}")
     try:
-        return prediction_drift(con, predictions, published, config=config.drift)
+        exposure = tables.get("channel_exposure")
+        start = (
+            pd.Timestamp(pd.to_datetime(exposure["day"]).min())
+            if exposure is not None and len(exposure)
+            else None
+        )
+        return prediction_drift(con, predictions, published, config=config.drift, data_start=start)
     finally:
         con.close()
 

@@ -32,6 +32,13 @@ class MonitorSettings(BaseSettings):
     reference_weeks: int = Field(
         2, ge=1, description="First weeks of the period that are the drift reference."
     )
+    prediction_warmup_days: int = Field(
+        28,
+        ge=0,
+        description="Prediction drift's reference weeks start this many days after the first "
+        "day of data: before, the windowed features models read (30-day counts) are cut short "
+        "by the data's start, so early items score differently.",
+    )
     psi_medium: float = Field(0.1, gt=0, description="PSI of a moderate shift (low alert).")
     psi_high: float = Field(0.25, gt=0, description="PSI of a major shift (medium alert).")
     min_drift_items: int = Field(100, ge=1, description="Items a week needs for a PSI.")

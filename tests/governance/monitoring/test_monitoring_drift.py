@@ -190,3 +190,29 @@ def test_a_scoring_log_compares_every_weeks_items_at_the_same_age() -> None:
     # a score taken more than new_item_days after publication is not compared
     late_only = log[log["scored_at"] == log["scored_at"].max()]
     assert len(scores_when_new(late_only, published, days=7)) < 1600
+
+
+def test_prediction_drift_takes_its_reference_after_the_datas_warm_up() -> None:
+    """Items of the first two weeks of data score narrower (their windowed features are cut
+    short by the data's start): with a 14-day warm-up the reference is weeks 3-4 and the
+    steady weeks after it show no drift; without, every later week drifts."""
+    from governance.monitoring.drift import prediction_drift
+
+    rng = np.random.default_rng(5)
+    n = 6000
+    ids = [f"L{i}" for i in range(n)]
+    start = pd.Timestamp("2026-01-05")
+    published = start + pd.to_timedelta(np.sort(rng.uniform(0, 42, n)), "D")
+    early = np.asarray(published < start + pd.Timedelta(days=14))
+    logit = rng.normal(-1.0, np.where(early, 0.4, 1.2))
+    preds = pd.DataFrame(
+        {"entity": "listing", "item_id": ids, "policy": "any", "p": 1 / (1 + np.exp(-logit))}
+    )
+    pub = pd.DataFrame({"entity": "listing", "item_id": ids, "published_at": published})
+    con = duckdb.connect()
+    naive = prediction_drift(con, preds, pub, config=DriftConfig(min_items=50))
+    assert (naive["psi"] > 0.25).all() and len(naive) == 4
+    warm = DriftConfig(min_items=50, prediction_warmup_days=14)
+    fair = prediction_drift(con, preds, pub, config=warm, data_start=start)
+    assert len(fair) == 2 and (fair["psi"] < 0.1).all()
+    assert (fair["week_start"] >= start + pd.Timedelta(weeks=4)).all()
