@@ -34,10 +34,8 @@ DEMO_USERS: tuple[tuple[str, str, str], ...] = (
     ("mle1", "ml_engineer", "mle1-demo-pass"),
 )
 
+#: The model the demo batch-scores listings with (and the service serves).
 CHAMPION_MODEL = "govrisk-listing-any"
-#: The audit scores every strategy's items with its entity's any-violation champion; audit
-#: labels correct that model's bias for policy-specific strategies (prediction-powered).
-AUDIT_MODEL_TEMPLATE = "models:/govrisk-{entity}-any@champion"
 
 
 @dataclass(frozen=True)
@@ -95,8 +93,26 @@ def demo_experiment(*, days: int) -> Experiment:
     )
 
 
-#: Models the demo serves if their training ran (a small world may skip them).
-_IF_TRAINED = {"video": ("--if-trained",), "live": ("--if-trained",)}
+def _promote_steps() -> list[Step]:
+    """Promote every model the demo spec trains; all but the listing any-violation model
+    (which the scoring step needs) only if its training ran (a small world may skip it).
+    The audit then scores each strategy's items with its policy's champion, else its
+    entity's any-violation champion."""
+    from models.registry import model_name
+    from training.spec import load_spec
+
+    spec = load_spec(demo_spec_path(), check_paths=False)
+    names = [
+        model_name(e.value, p, prefix=spec.mlflow.model_name_prefix) for e, p in spec.target_pairs()
+    ]
+    return [
+        Step(
+            f"Promote {name} to champion",
+            ("models", "promote", name, *(() if name == CHAMPION_MODEL else ("--if-trained",))),
+            "alias champion in the MLflow registry",
+        )
+        for name in names
+    ]
 
 
 def plan_steps(out: Path, *, listings: int, days: int, seed: int) -> list[Step]:
@@ -165,15 +181,7 @@ def _pipeline_steps(out: Path, *, listings: int, days: int, seed: int) -> list[S
             ),
             f"{out}/training, {out}/mlflow.db",
         ),
-        *(
-            Step(
-                f"Promote the any-violation {entity} model to champion",
-                # video and live models need more labels than a small world has
-                ("models", "promote", f"govrisk-{entity}-any", *_IF_TRAINED.get(entity, ())),
-                "alias champion in the MLflow registry",
-            )
-            for entity in ("listing", "video", "live")
-        ),
+        *_promote_steps(),
         Step(
             "Batch-score listings with top-5 SHAP reasons",
             (
@@ -196,8 +204,6 @@ def _pipeline_steps(out: Path, *, listings: int, days: int, seed: int) -> list[S
                 "audit",
                 "--data",
                 str(data),
-                "--model",
-                AUDIT_MODEL_TEMPLATE,
                 "--oof",
                 str(out / "training" / "oof_predictions.parquet"),
                 "--out",

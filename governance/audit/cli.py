@@ -95,11 +95,13 @@ def audit(
     sample_size: SampleSizeOpt = None,
     flip_rate: FlipRateOpt = None,
     model: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--model",
-            help="Model bundle URI or path; `{entity}` and `{policy}` are filled per target "
-            "(default models:/govrisk-{entity}-{policy}@champion).",
+            help="Model bundle URI or path; `{entity}` and `{policy}` are filled per target. "
+            "Repeat it to give fallbacks, tried in order (default: "
+            "models:/govrisk-{entity}-{policy}@champion, then "
+            "models:/govrisk-{entity}-any@champion).",
         ),
     ] = None,
     predictions: PredictionsOpt = None,
@@ -156,7 +158,9 @@ def audit(
         raise typer.BadParameter("pass either --model or --predictions, not both")
     if not (data / "tables").is_dir():
         raise DataDirectoryNotFoundError(data)
-    if predictions is None and (model is None or model.startswith(("models:", "runs:"))):
+    if predictions is None and (
+        not model or any(m.startswith(("models:", "runs:")) for m in model)
+    ):
         require_tracking_store(tracking_uri)
     preds = pd.read_parquet(predictions) if predictions is not None else None
     oof_df = pd.read_parquet(oof) if oof is not None else None

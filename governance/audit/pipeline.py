@@ -41,7 +41,12 @@ from governance.strategy import Strategy
 log = logging.getLogger(__name__)
 
 #: Default model location: the champion of each (entity, policy) registered model.
-DEFAULT_MODEL_URI = "models:/govrisk-{entity}-{policy}@champion"
+#: Where each target's model is looked for, in order: its policy's champion, else its
+#: entity's any-violation champion (a target with neither is estimated from labels alone).
+DEFAULT_MODEL_URIS = (
+    "models:/govrisk-{entity}-{policy}@champion",
+    "models:/govrisk-{entity}-any@champion",
+)
 #: Files `run_audit` writes into its output directory.
 OUTPUT_FILES = {
     "metrics": "strategy_metrics.parquet",
@@ -110,7 +115,7 @@ def run_audit(
     *,
     out_dir: Path | str,
     tables: Mapping[str, pd.DataFrame] | None = None,
-    model_uri: str | None = None,
+    model_uri: str | Sequence[str] | None = None,
     predictions: pd.DataFrame | None = None,
     oof: pd.DataFrame | None = None,
     reasons: pd.DataFrame | None = None,
@@ -126,7 +131,8 @@ def run_audit(
     """Audit every strategy of `data_dir` and write the tables and report into `out_dir`.
 
     Predictions come from `predictions` (entity, item_id, policy, p) or from model bundles at
-    `model_uri`, a template over `{entity}` and `{policy}` (default: each target's champion).
+    `model_uri`, templates over `{entity}` and `{policy}` tried in order per target (default
+    `DEFAULT_MODEL_URIS`: the policy's champion, else the entity's any-violation champion).
     `tables`, `frames` and `strategies` skip loading tables, building features and loading
     the registry (then `data_dir` may be None). Suggestions are projected over weekly frame
     snapshots (`history_frames`, built every `history_every_days` when not given and
@@ -148,7 +154,7 @@ def run_audit(
         predictions, bundles = score_frames(
             inputs.text_frames(),
             {(s.entity, s.policy) for s in inputs.audited},
-            model_uri or DEFAULT_MODEL_URI,
+            model_uri or DEFAULT_MODEL_URIS,
             labels=inputs.labels,
         )
     frames_scored = with_scores(inputs.frames, predictions)
@@ -590,39 +596,38 @@ def target_predictions(
 def score_frames(
     frames: Mapping[Entity, pd.DataFrame],
     targets: set[tuple[Entity, Policy]],
-    model_uri: str,
+    model_uri: str | Sequence[str],
     *,
     labels: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[Entity, Policy], Any]]:
-    """Calibrated probabilities of every item from each target's bundle (URI template).
+    """Calibrated probabilities of every item from each target's bundle: the first of the
+    `model_uri` templates that loads.
 
-    A target whose model cannot be loaded raises, unless `labels` are given: then its items get
+    A target with no model that loads raises, unless `labels` are given: then its items get
     the labels' weighted prevalence, so its estimates rest on the labels alone (still valid,
     only wider intervals) and a warning names it.
     """
-    from models.pyfunc import load_bundle
-
+    templates = [model_uri] if isinstance(model_uri, str) else list(model_uri)
     parts, bundles = [], {}
-    threads = thread_count()
     for entity, policy in sorted(targets):
-        uri = model_uri.format(entity=entity.value, policy=policy.value.replace("_", "-"))
         frame = frames[entity]
-        try:
-            bundle = load_bundle(uri, threads=threads)
-        except Exception as err:  # noqa: BLE001 - any loading failure names the target
+        uris = [
+            t.format(entity=entity.value, policy=policy.value.replace("_", "-")) for t in templates
+        ]
+        bundle, errors = _first_bundle(uris)
+        if bundle is None:
             if labels is None:
                 raise ValueError(
-                    f"cannot load the {entity.value}/{policy.value} model from {uri!r}: {err}. "
+                    f"cannot load the {entity.value}/{policy.value} model: {'; '.join(errors)}. "
                     "Train it (`govrisk train`) or pass --predictions"
-                ) from err
+                )
             prior = label_prevalence(labels, entity, policy)
             log.warning(
-                "no model for %s/%s at %r (%s); its strategies are estimated from labels alone "
+                "no model for %s/%s (%s); its strategies are estimated from labels alone "
                 "(constant prediction %.3f)",
                 entity.value,
                 policy.value,
-                uri,
-                type(err).__name__,
+                "; ".join(errors),
                 prior,
             )
             parts.append(target_predictions(frame, entity, policy, prior))
@@ -630,6 +635,19 @@ def score_frames(
         bundles[(entity, policy)] = bundle
         parts.append(target_predictions(frame, entity, policy, bundle_probabilities(bundle, frame)))
     return pd.concat(parts, ignore_index=True), bundles
+
+
+def _first_bundle(uris: Sequence[str]) -> tuple[Any, list[str]]:
+    """The first bundle of `uris` that loads (None if none does) and why the others failed."""
+    from models.pyfunc import load_bundle
+
+    errors: list[str] = []
+    for uri in dict.fromkeys(uris):
+        try:
+            return load_bundle(uri, threads=thread_count()), errors
+        except Exception as err:  # noqa: BLE001 - any loading failure names the URI
+            errors.append(f"{uri!r}: {type(err).__name__}: {err}")
+    return None, errors
 
 
 def bundle_probabilities(bundle: Any, frame: pd.DataFrame) -> np.ndarray:

@@ -391,7 +391,10 @@ def model_tables(
     return {
         VIOLATIVE_VIEW_RATE.name: violative_view_rate(pops, confidence=config.confidence),
         MODEL_PRECISION.name: label_free_precision(
-            own, threshold=config.precision_threshold, predictions=predictions
+            own,
+            threshold=config.precision_threshold,
+            predictions=predictions,
+            confidence=config.confidence,
         ),
         STRATEGY_EXPECTED_PRECISION.name: expected_strategy_precision(
             tables["strategy_decisions"], predictions, {s.id: s.policy.value for s in strategies}

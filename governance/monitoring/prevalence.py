@@ -171,23 +171,55 @@ def label_free_precision(
     *,
     threshold: float,
     predictions: pd.DataFrame | None = None,
+    confidence: float = 0.95,
 ) -> pd.DataFrame:
     """Table `model_precision`: per entity and policy, the items the model flags at
-    `threshold` (model probability at or above it) and their expected precision; with
-    `predictions`, also each entity's any-violation model (its rows of policy `any`)."""
+    `threshold` (model probability at or above it), their expected precision and the same
+    precision from the audit's labels; with `predictions`, also each entity's any-violation
+    model (its rows of policy `any`, without labels: verdicts are per policy)."""
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
     rows = [
         _precision_row(entity.value, policy.value, pop.p_model, threshold)
+        | _labelled_precision(pop, pop.p_model >= threshold, confidence)
         for (entity, policy), pop in sorted(populations.items())
     ]
     if predictions is not None:
         anyv = predictions[predictions["policy"].astype(str) == ANY]
         rows += [
             _precision_row(str(entity), ANY, g["p"].to_numpy(dtype=float), threshold)
+            | {"labels_flagged": 0, "confidence": confidence}
             for entity, g in anyv.groupby(anyv["entity"].astype(str), sort=True)
         ]
     return conform(pd.DataFrame(rows), MODEL_PRECISION) if rows else empty_frame(MODEL_PRECISION)
+
+
+def _labelled_precision(
+    pop: Population, flagged: np.ndarray, confidence: float
+) -> dict[str, object]:
+    """The flagged items' precision from the audit's labels: the violating flagged items
+    (the recalibrated model's total plus the design-weighted label corrections, the view
+    rates' estimator with the flagged items as the one domain) over their count."""
+    n = int(flagged.sum())
+    row: dict[str, object] = {"labels_flagged": 0, "confidence": confidence}
+    if not n:
+        return row
+    est = estimate_totals(
+        pop.f,
+        flagged.astype(np.float64)[:, None],
+        pop.draws,
+        frames=pop.frames,
+        flip_rate=pop.flip_rate,
+        names=("flagged",),
+    )
+    point = float(est.point[0]) / n
+    low, high = interval(point, float(np.sqrt(est.cov[0, 0])) / n, confidence=confidence)
+    return row | {
+        "labelled_precision": float(np.clip(point, 0.0, 1.0)),
+        "labelled_low": max(low, 0.0),
+        "labelled_high": min(high, 1.0),
+        "labels_flagged": int(est.n_labels[0]),
+    }
 
 
 def _precision_row(

@@ -289,9 +289,20 @@ def _model_precision_rows(mp: pd.DataFrame | None) -> list[dict[str, str]]:
             "precision": f"{_f(r['expected_precision'], '{:.3f}')} "
             f"± {_f(r['expected_precision_sd'], '{:.3f}')}",
             "true_positives": _f(r["expected_true_positives"]),
+            "labelled": _labelled_text(r),
         }
         for _, r in mp.sort_values(["entity", "policy"]).iterrows()
     ]
+
+
+def _labelled_text(r: pd.Series) -> str:
+    """A model's precision from the audit's labels, e.g. '0.690 [0.610, 0.770] (42 labels)'."""
+    if pd.isna(r["labelled_precision"]):
+        return "–"
+    return (
+        f"{r['labelled_precision']:.3f} [{_f(r['labelled_low'], '{:.3f}')}, "
+        f"{_f(r['labelled_high'], '{:.3f}')}] ({int(r['labels_flagged']):,} labels)"
+    )
 
 
 def _strategy_expected_rows(se: pd.DataFrame | None) -> list[dict[str, str]]:

@@ -366,6 +366,25 @@ MODEL_PRECISION = TableSpec(
         ),
         _EXPECTED_PRECISION_SD,
         _c("expected_true_positives", "float", "Expected violating items among the flagged."),
+        _c(
+            "labelled_precision",
+            "float",
+            "The same precision checked against the audit's verdicts: violating flagged items "
+            "(the recalibrated model's total corrected by the design-weighted labels) over the "
+            "flagged; empty for an any-violation model (verdicts are per policy).",
+            nullable=True,
+            min_value=0,
+            max_value=1,
+        ),
+        _c("labelled_low", "float", "Lower end of its interval.", nullable=True),
+        _c("labelled_high", "float", "Upper end of its interval.", nullable=True),
+        _c(
+            "labels_flagged",
+            "int",
+            "Audit verdicts on flagged items behind it.",
+            min_value=0,
+        ),
+        _c("confidence", "float", "Confidence level of the interval.", min_value=0, max_value=1),
     ),
 )
 

@@ -344,6 +344,10 @@ def _model_precision(monitor_dir: Path | None) -> list[dict[str, object]]:
             "flagged": int(r["flagged"]),
             "expected": _num(r["expected_precision"]),
             "expected_sd": _num(r["expected_precision_sd"]),
+            "labelled": _num(r["labelled_precision"]),
+            "low": _num(r["labelled_low"]),
+            "high": _num(r["labelled_high"]),
+            "labels": int(r["labels_flagged"]),
         }
         for _, r in df.sort_values(["entity", "policy"]).iterrows()
     ]

@@ -89,6 +89,11 @@ def _write_strategy_precision(out: Path) -> None:
             "expected_precision": [0.694, 0.81],
             "expected_precision_sd": [0.008, 0.02],
             "expected_true_positives": [2_168.0, 333.7],
+            "labelled_precision": [float("nan"), 0.78],
+            "labelled_low": [float("nan"), 0.66],
+            "labelled_high": [float("nan"), 0.90],
+            "labels_flagged": [0, 48],
+            "confidence": 0.95,
         }
     )
     conform(models, MODEL_PRECISION).to_parquet(out / "model_precision.parquet")
@@ -170,6 +175,8 @@ def test_pm_walks_the_monitoring_page(browser: Any, service: SimpleNamespace) ->
     models = page.locator("#model-precision-table tbody tr")
     assert models.count() == 2 and "3,125" in models.nth(0).inner_text()
     assert "69% ± 1%" in models.nth(0).inner_text()
+    checked = models.nth(1).inner_text()
+    assert "78% [66% – 90%]" in checked and "48 labels" in checked and "outside" not in checked
     page.locator("#model-precision").screenshot(path=str(shots / "monitoring-models.png"))
     objectives = page.locator("#objectives").inner_text()
     assert "returns_per_1k_orders" in objectives  # shown, its budget unmeasured ("–")

@@ -322,6 +322,11 @@ def test_monitoring_page_shows_each_models_precision_without_labels(
             "expected_precision": [0.734, float("nan")],
             "expected_precision_sd": [0.021, float("nan")],
             "expected_true_positives": [302.4, 0.0],
+            "labelled_precision": [0.52, float("nan")],
+            "labelled_low": [0.44, float("nan")],
+            "labelled_high": [0.60, float("nan")],
+            "labels_flagged": [57, 0],
+            "confidence": 0.95,
         }
     )
     conform(precision, MODEL_PRECISION).to_parquet(tmp_path / "monitor" / "model_precision.parquet")
@@ -329,4 +334,6 @@ def test_monitoring_page_shows_each_models_precision_without_labels(
     row = _row(page, "model-precision-table", "listing any")
     assert ">p ≥ 0.50<" in row and ">20,000<" in row and ">412<" in row
     assert ">73% ± 2%<" in row
+    # the audit's labels put it at 52% [44% - 60%]: the expectation is outside, flagged
+    assert "52% [44% – 60%]" in row and ">57 labels<" in row and "outside the interval" in row
     assert ">–<" in _row(page, "model-precision-table", "video any")  # flagged nothing

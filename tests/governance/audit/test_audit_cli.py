@@ -24,7 +24,7 @@ def test_audit_command_prints_a_summary_and_the_paths(
             frames={Entity.LISTING: world.frame},
             predictions=world.predictions,
         )
-        assert kwargs["model_uri"] == "models:/x-{entity}-{policy}@champion"
+        assert kwargs["model_uri"] == ["models:/x-{entity}-{policy}@champion"]
         return real(data_dir, **kwargs)
 
     monkeypatch.setattr(pipeline, "run_audit", fake)

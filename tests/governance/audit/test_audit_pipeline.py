@@ -267,3 +267,36 @@ def test_each_snapshot_scores_the_items_published_in_the_week_before_it(tmp_path
     written = pd.read_parquet(write_predictions(scoring_log(current, log), tmp_path))
     assert list(written.columns) == ["entity", "item_id", "policy", "p", "scored_at"]
     assert written.groupby("item_id").size().to_dict() == {"a": 2, "b": 1, "c": 1, "d": 1}
+
+
+def test_each_target_is_scored_by_the_first_model_that_loads(tmp_path: Path) -> None:
+    """Templates are tried in order: counterfeit has its own model, low_quality falls back
+    to the entity's any-violation model, and with no model at all a target gets the labels'
+    prevalence (or, without labels, a clear error naming every place looked)."""
+    from features.vocabulary import Policy
+    from governance.audit.pipeline import score_frames, served_predictions
+    from tests.models.bundle_factory import make_frame, train_bundle
+
+    frame, y = make_frame(200)
+    frame = frame.assign(item_id=[f"L{i}" for i in range(len(frame))])
+    for name, policy, labels in (
+        ("listing-counterfeit", "counterfeit", y),
+        ("listing-any", "any", 1 - y),
+    ):
+        bundle = train_bundle(frame, labels, n_trees=5, metadata={"policy": policy})
+        bundle.save(tmp_path / name)
+    templates = [str(tmp_path / "{entity}-{policy}"), str(tmp_path / "{entity}-any")]
+    targets = {(Entity.LISTING, Policy.COUNTERFEIT), (Entity.LISTING, Policy.LOW_QUALITY)}
+    preds, bundles = score_frames({Entity.LISTING: frame}, targets, templates)
+    served = served_predictions(preds, bundles)
+    assert sorted(served["policy"].unique()) == ["any", "counterfeit"]
+    own = served[served["policy"] == "counterfeit"]["p"].to_numpy()
+    borrowed = preds[preds["policy"] == "low_quality"]["p"].to_numpy()
+    assert len(own) == len(borrowed) == 200 and not np.allclose(own, borrowed)
+    assert np.allclose(borrowed, served[served["policy"] == "any"]["p"].to_numpy())
+    with pytest.raises(ValueError, match="low_quality model: .*listing-low-quality.*listing-x"):
+        score_frames(
+            {Entity.LISTING: frame},
+            {(Entity.LISTING, Policy.LOW_QUALITY)},
+            [str(tmp_path / "{entity}-{policy}"), str(tmp_path / "{entity}-x")],
+        )

@@ -105,6 +105,11 @@ def _model_tables() -> dict[str, pd.DataFrame]:
             "expected_precision": [0.71],
             "expected_precision_sd": [0.08],
             "expected_true_positives": [17.8],
+            "labelled_precision": [0.64],
+            "labelled_low": [0.41],
+            "labelled_high": [0.87],
+            "labels_flagged": [11],
+            "confidence": [0.95],
         }
     )
     drift = pd.DataFrame(
@@ -179,6 +184,7 @@ def test_report_with_predictions_renders_view_rates_and_model_precision(
     assert model.count("<svg") == 2 and "Prediction drift" in model
     assert "5.00% [0.00%, 12.00%]" in model and "0.710 ± 0.080" in model
     assert ">400<" in model and "built-in method" not in model
+    assert "0.640 [0.410, 0.870] (11 labels)" in model
     strategies = model.split("Label-free strategy precision", 1)[1]
     assert "(2 strategy-weeks)" in strategies and ">1,190<" in strategies
     assert "0.812 ± 0.011" in strategies and "0.640 ± 0.120" in strategies
