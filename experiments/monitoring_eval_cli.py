@@ -128,7 +128,28 @@ def _print_model_checks(console: object, result: object) -> None:
         console.print(
             f"any-violation models within 0.05: {int((anyv['error'] <= 0.05).sum())}/{len(anyv)}"
         )
+        _print_labelled_check(console, p)
     _print_strategy_checks(console, result.strategy_precisions)
+
+
+def _print_labelled_check(console: object, p: object) -> None:
+    """How often the precision from the audit's labels covers each policy model's truth."""
+    import pandas as pd
+    from rich.console import Console
+
+    assert isinstance(console, Console) and isinstance(p, pd.DataFrame)
+    if "labelled_low" not in p.columns:
+        return
+    checked = p.dropna(subset=["labelled_low", "labelled_high"])
+    if not len(checked):
+        return
+    truth = checked["precision_true"]
+    covered = (checked["labelled_low"] <= truth) & (truth <= checked["labelled_high"])
+    width = (checked["labelled_high"] - checked["labelled_low"]).median()
+    console.print(
+        f"precision from the audit's labels (95% interval) covers the truth: "
+        f"{int(covered.sum())}/{len(checked)} = {covered.mean():.0%} (median width {width:.3f})"
+    )
 
 
 def _print_strategy_checks(console: object, sp: object) -> None:

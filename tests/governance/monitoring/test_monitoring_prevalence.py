@@ -108,3 +108,22 @@ def test_bad_confidence_and_threshold_are_refused() -> None:
         violative_view_rate({KEY: pop}, confidence=1.5)
     with pytest.raises(ValueError, match="threshold"):
         label_free_precision({KEY: pop}, threshold=0.0)
+
+
+def test_labelled_precision_covers_the_truth_and_exposes_a_stale_model() -> None:
+    """The served probabilities overstate the odds 3x (calibration gone stale); the audit's
+    recalibrated f is off the other way. The labelled precision of the flagged items covers
+    their realised precision anyway, and the stale expectation falls outside its interval."""
+    covered, exposed = [], []
+    for seed in range(20):
+        pop, y = _population(seed, bias=0.7, n=6000, labels=1200)
+        odds = 3 * pop.p_model / (1 - pop.p_model)
+        stale = Population(**{**pop.__dict__, "p_model": odds / (1 + odds)})
+        row = label_free_precision({KEY: stale}, threshold=0.5).iloc[0]
+        assert check_frame(label_free_precision({KEY: stale}, threshold=0.5), MODEL_PRECISION) == []
+        truth = y[stale.p_model >= 0.5].mean()
+        covered.append(row["labelled_low"] <= truth <= row["labelled_high"])
+        exposed.append(not row["labelled_low"] <= row["expected_precision"] <= row["labelled_high"])
+        assert 0 < row["labels_flagged"] < 1200
+    assert np.mean(covered) >= 0.85
+    assert np.mean(exposed) >= 0.8
