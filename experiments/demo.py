@@ -94,10 +94,10 @@ def demo_experiment(*, days: int) -> Experiment:
 
 
 def _promote_steps() -> list[Step]:
-    """Promote every model the demo spec trains; all but the listing any-violation model
-    (which the scoring step needs) only if its training ran (a small world may skip it).
-    The audit then scores each strategy's items with its policy's champion, else its
-    entity's any-violation champion."""
+    """Promote every model the demo spec trains: the listing any-violation model (which the
+    scoring step needs), then the others if their training ran (a small world may skip
+    them). The audit then scores each strategy's items with its policy's champion, else
+    its entity's any-violation champion."""
     from models.registry import model_name
     from training.spec import load_spec
 
@@ -105,13 +105,18 @@ def _promote_steps() -> list[Step]:
     names = [
         model_name(e.value, p, prefix=spec.mlflow.model_name_prefix) for e, p in spec.target_pairs()
     ]
+    others = tuple(n for n in names if n != CHAMPION_MODEL)
     return [
         Step(
-            f"Promote {name} to champion",
-            ("models", "promote", name, *(() if name == CHAMPION_MODEL else ("--if-trained",))),
+            f"Promote {CHAMPION_MODEL} to champion",
+            ("models", "promote", CHAMPION_MODEL),
             "alias champion in the MLflow registry",
-        )
-        for name in names
+        ),
+        Step(
+            f"Promote the other {len(others)} models that trained to champion",
+            ("models", "promote", "--if-trained", *others),
+            "alias champion in the MLflow registry",
+        ),
     ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -77,7 +77,13 @@ def list_command(
 
 @models_app.command("promote")
 def promote_command(
-    name: Annotated[str, typer.Argument(help="Registered model, e.g. govrisk-listing-any.")],
+    names: Annotated[
+        list[str],
+        typer.Argument(
+            help="Registered models, e.g. govrisk-listing-any (each is gated on its own).",
+            metavar="NAME...",
+        ),
+    ],
     margin: Annotated[
         float | None,
         typer.Option(
@@ -105,20 +111,34 @@ def promote_command(
     ] = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Move the champion alias to the challenger if it passes the gate; exit 1 if refused."""
+    """Move each model's champion alias to its challenger if it passes the gate; exit 1 if
+    any is refused."""
     from rich.console import Console
-
-    from models.registry import NoChallengerError, RegistryError, promote
 
     require_tracking_store(tracking_uri)
     console = Console()
+    refused = [
+        name
+        for name in names
+        if not _promote_one(console, name, margin=margin, min_gain=min_gain, if_trained=if_trained)
+    ]
+    if refused:
+        raise typer.Exit(1)
+
+
+def _promote_one(
+    console: Any, name: str, *, margin: float | None, min_gain: float | None, if_trained: bool
+) -> bool:
+    """Gate and promote one model, printing the decision; False if it was refused."""
+    from models.registry import NoChallengerError, RegistryError, promote
+
     try:
         decision = promote(name, slice_margin=margin, min_gain=min_gain)
     except NoChallengerError as err:
         if not if_trained:
             raise click.ClickException(str(err)) from err
         console.print(f"{name}: no challenger (training skipped it); nothing to promote")
-        return
+        return True
     except RegistryError as err:
         raise click.ClickException(str(err)) from err
     if decision.rows:
@@ -140,8 +160,7 @@ def promote_command(
         )
     if decision.log_run_id:
         console.print(f"decision logged in MLflow run {decision.log_run_id}")
-    if not decision.promoted and decision.basis != "same version":
-        raise typer.Exit(1)
+    return bool(decision.promoted or decision.basis == "same version")
 
 
 def register(app: typer.Typer) -> None:

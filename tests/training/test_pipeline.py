@@ -300,6 +300,12 @@ def test_promotion_gate_promotes_then_refuses_a_worse_model(trained: Trained) ->
     assert missing.exit_code == 2 and "no 'challenger' version" in missing.output
     skipped = runner.invoke(build_app(), [*args, "--if-trained"])
     assert skipped.exit_code == 0 and "nothing to promote" in skipped.output
+    # several models at once: each gated on its own, a failure exits 1 after all are tried
+    both = ["models", "promote", "--if-trained", "govrisk-listing-any", COUNTERFEIT]
+    several = runner.invoke(build_app(), [*both, "--tracking-uri", trained.uri])
+    assert several.exit_code == 0, several.output
+    assert "promoted govrisk-listing-any v1 to champion" in several.output
+    assert f"{COUNTERFEIT}: no challenger" in several.output
 
 
 def _reassemble(entity_data: EntityData, spec: ExperimentSpec) -> EntityData:
