@@ -188,10 +188,20 @@ def label_free_precision(
         anyv = predictions[predictions["policy"].astype(str) == ANY]
         rows += [
             _precision_row(str(entity), ANY, g["p"].to_numpy(dtype=float), threshold)
-            | {"labels_flagged": 0, "confidence": confidence}
+            | _NO_LABELLED_CHECK
+            | {"confidence": confidence}
             for entity, g in anyv.groupby(anyv["entity"].astype(str), sort=True)
         ]
     return conform(pd.DataFrame(rows), MODEL_PRECISION) if rows else empty_frame(MODEL_PRECISION)
+
+
+#: The labelled columns of a model without verdicts on its flagged items.
+_NO_LABELLED_CHECK: dict[str, object] = {
+    "labelled_precision": float("nan"),
+    "labelled_low": float("nan"),
+    "labelled_high": float("nan"),
+    "labels_flagged": 0,
+}
 
 
 def _labelled_precision(
@@ -199,9 +209,10 @@ def _labelled_precision(
 ) -> dict[str, object]:
     """The flagged items' precision from the audit's labels: the violating flagged items
     (the recalibrated model's total plus the design-weighted label corrections, the view
-    rates' estimator with the flagged items as the one domain) over their count."""
+    rates' estimator with the flagged items as the one domain) over their count; nothing
+    without a verdict on a flagged item."""
     n = int(flagged.sum())
-    row: dict[str, object] = {"labels_flagged": 0, "confidence": confidence}
+    row: dict[str, object] = _NO_LABELLED_CHECK | {"confidence": confidence}
     if not n:
         return row
     est = estimate_totals(
@@ -212,6 +223,8 @@ def _labelled_precision(
         flip_rate=pop.flip_rate,
         names=("flagged",),
     )
+    if not int(est.n_labels[0]):
+        return row  # no verdict on a flagged item: nothing to check the model against
     point = float(est.point[0]) / n
     low, high = interval(point, float(np.sqrt(est.cov[0, 0])) / n, confidence=confidence)
     return row | {

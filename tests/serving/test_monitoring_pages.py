@@ -150,6 +150,14 @@ def test_monitoring_page_shows_strategy_precision_and_launch_gaps(
     page = client.get("/monitoring?channel=affiliate").text
     table = page.split('id="strategy-precision"', 1)[1].split("</table>", 1)[0]
     assert "62% ± 7%" in table and "80%" not in table  # the latest labelled week's
+    assert "outside the interval" not in table  # 62% is within the labelled 20% - 90%
+    expected["expected_precision"] = [0.8, 0.95]  # the model now expects far more
+    conform(expected, STRATEGY_EXPECTED_PRECISION).to_parquet(
+        out / "strategy_expected_precision.parquet"
+    )
+    page = client.get("/monitoring?channel=affiliate").text
+    table = page.split('id="strategy-precision"', 1)[1].split("</table>", 1)[0]
+    assert "95% ± 7%" in table and "outside the interval" in table
 
 
 @pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)

@@ -127,3 +127,14 @@ def test_labelled_precision_covers_the_truth_and_exposes_a_stale_model() -> None
         assert 0 < row["labels_flagged"] < 1200
     assert np.mean(covered) >= 0.85
     assert np.mean(exposed) >= 0.8
+
+
+def test_a_model_without_verdicts_on_its_flagged_items_has_no_labelled_check() -> None:
+    pop, _ = _population(0, bias=1.0, n=3000, labels=300)
+    unlabelled = pop.p_model.copy()
+    unlabelled[pop.draws.position] = 0.0  # every labelled item scores below the threshold
+    row = label_free_precision(
+        {KEY: Population(**{**pop.__dict__, "p_model": unlabelled})}, threshold=0.5
+    ).iloc[0]
+    assert row["flagged"] > 0 and row["labels_flagged"] == 0
+    assert np.isnan(row["labelled_precision"]) and np.isnan(row["labelled_low"])
