@@ -55,6 +55,8 @@ _STRATEGY_WEEK = (
 )
 #: The spread of a label-free (expected) precision, as `model_precision` and
 #: `strategy_expected_precision` report it.
+#: The confidence level of a table's intervals.
+_CONFIDENCE = _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1)
 _EXPECTED_PRECISION_SD = _c(
     "expected_precision_sd",
     "float",
@@ -221,7 +223,7 @@ STRATEGY_APPEALS = TableSpec(
             "bool",
             "Whether the week's overturns have all had time to arrive (decision horizon).",
         ),
-        _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1),
+        _CONFIDENCE,
     ),
 )
 
@@ -336,7 +338,7 @@ VIOLATIVE_VIEW_RATE = TableSpec(
         _c("vvr_high", "float", "Upper bound of its interval.", nullable=True),
         _c("vvr_model", "float", "The model's own rate, before the labels correct it."),
         _c("labels", "int", "Audit labels behind the correction.", min_value=0),
-        _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1),
+        _CONFIDENCE,
     ),
 )
 
@@ -384,7 +386,7 @@ MODEL_PRECISION = TableSpec(
             "Audit verdicts on flagged items behind it.",
             min_value=0,
         ),
-        _c("confidence", "float", "Confidence level of the interval.", min_value=0, max_value=1),
+        _CONFIDENCE,
     ),
 )
 
@@ -403,7 +405,7 @@ STRATEGY_PRECISION = TableSpec(
         _c("precision", "float", "Share of actioned items violating.", min_value=0, max_value=1),
         _c("precision_low", "float", "Lower bound of its interval.", nullable=True),
         _c("precision_high", "float", "Upper bound of its interval.", nullable=True),
-        _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1),
+        _CONFIDENCE,
     ),
 )
 
