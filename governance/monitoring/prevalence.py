@@ -195,6 +195,9 @@ def label_free_precision(
     return conform(pd.DataFrame(rows), MODEL_PRECISION) if rows else empty_frame(MODEL_PRECISION)
 
 
+#: Largest share of a model's flagged items that no verdict reaches for the labelled check.
+MAX_MODEL_ONLY_SHARE = 0.1
+
 #: The labelled columns of a model without verdicts on its flagged items.
 _NO_LABELLED_CHECK: dict[str, object] = {
     "labelled_precision": float("nan"),
@@ -209,8 +212,10 @@ def _labelled_precision(
 ) -> dict[str, object]:
     """The flagged items' precision from the audit's labels: the violating flagged items
     (the recalibrated model's total plus the design-weighted label corrections, the view
-    rates' estimator with the flagged items as the one domain) over their count; nothing
-    without a verdict on a flagged item."""
+    rates' estimator with the flagged items as the one domain) over their count. Nothing
+    when more than `MAX_MODEL_ONLY_SHARE` of the flagged items lie where no verdict reaches
+    (no design that drew a label covers them): there the estimator keeps the recalibrated
+    model's own total, so it would check the model against itself."""
     n = int(flagged.sum())
     row: dict[str, object] = _NO_LABELLED_CHECK | {"confidence": confidence}
     if not n:
@@ -223,15 +228,16 @@ def _labelled_precision(
         flip_rate=pop.flip_rate,
         names=("flagged",),
     )
-    if not int(est.n_labels[0]):
-        return row  # no verdict on a flagged item: nothing to check the model against
+    row["labels_flagged"] = int(est.n_labels[0])
+    if float(est.model_only_share[0]) > MAX_MODEL_ONLY_SHARE:
+        # the verdicts do not reach the flagged items: the estimate would be the model's own
+        return row
     point = float(est.point[0]) / n
     low, high = interval(point, float(np.sqrt(est.cov[0, 0])) / n, confidence=confidence)
     return row | {
         "labelled_precision": float(np.clip(point, 0.0, 1.0)),
         "labelled_low": max(low, 0.0),
         "labelled_high": min(high, 1.0),
-        "labels_flagged": int(est.n_labels[0]),
     }
 
 

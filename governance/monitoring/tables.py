@@ -373,7 +373,9 @@ MODEL_PRECISION = TableSpec(
             "float",
             "The same precision checked against the audit's verdicts: violating flagged items "
             "(the recalibrated model's total corrected by the design-weighted labels) over the "
-            "flagged; empty for an any-violation model (verdicts are per policy).",
+            "flagged; empty where the verdicts do not reach most flagged items (over 10% of "
+            "them in no labelled design's frame) and for an any-violation model (verdicts are "
+            "per policy).",
             nullable=True,
             min_value=0,
             max_value=1,

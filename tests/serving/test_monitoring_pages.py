@@ -333,7 +333,7 @@ def test_monitoring_page_shows_each_models_precision_without_labels(
             "labelled_precision": [0.52, float("nan")],
             "labelled_low": [0.44, float("nan")],
             "labelled_high": [0.60, float("nan")],
-            "labels_flagged": [57, 0],
+            "labels_flagged": [57, 12],
             "confidence": 0.95,
         }
     )
@@ -344,4 +344,5 @@ def test_monitoring_page_shows_each_models_precision_without_labels(
     assert ">73% ± 2%<" in row
     # the audit's labels put it at 52% [44% - 60%]: the expectation is outside, flagged
     assert "52% [44% – 60%]" in row and ">57 labels<" in row and "outside the interval" in row
-    assert ">–<" in _row(page, "model-precision-table", "video any")  # flagged nothing
+    unchecked = _row(page, "model-precision-table", "video any")  # flagged nothing
+    assert ">–<" in unchecked and "12 labels, not across its flagged items" in unchecked

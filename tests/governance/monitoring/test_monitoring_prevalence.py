@@ -138,3 +138,29 @@ def test_a_model_without_verdicts_on_its_flagged_items_has_no_labelled_check() -
     ).iloc[0]
     assert row["flagged"] > 0 and row["labels_flagged"] == 0
     assert np.isnan(row["labelled_precision"]) and np.isnan(row["labelled_low"])
+
+
+def test_no_labelled_check_where_the_verdicts_do_not_reach_the_flagged_items() -> None:
+    """Verdicts drawn only from half of the flagged items (a targeted design whose frame is
+    that half): the other half keeps the model's own total, so there is no check."""
+    pop, _ = _population(1, bias=1.0, n=4000, labels=300)
+    flagged = np.flatnonzero(pop.p_model >= 0.5)
+    frame = np.zeros(len(pop.p_model), dtype=bool)
+    frame[flagged[::2]] = True
+    drawn = flagged[::2][:60]
+    draws = LabelDraws(
+        position=drawn,
+        y_obs=np.ones(len(drawn)),
+        n_reviews=np.ones(len(drawn), dtype=np.int64),
+        inclusion_probability=np.full(len(drawn), len(drawn) / frame.sum()),
+        design=np.full(len(drawn), "targeted", dtype=object),
+        f_label=pop.f[drawn],
+    )
+    half = Population(**{**pop.__dict__, "draws": draws, "frames": {"targeted": frame}})
+    row = label_free_precision({KEY: half}, threshold=0.5).iloc[0]
+    assert row["labels_flagged"] == len(drawn) and np.isnan(row["labelled_precision"])
+    whole = frame | (pop.p_model >= 0.5)  # the same verdicts, a frame of every flagged item
+    reached = Population(**{**half.__dict__, "frames": {"targeted": whole}})
+    assert not np.isnan(
+        label_free_precision({KEY: reached}, threshold=0.5).iloc[0]["labelled_precision"]
+    )
