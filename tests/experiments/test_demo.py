@@ -57,3 +57,24 @@ def test_a_service_that_crashes_is_still_a_failure() -> None:
     wrapper = _wrapper("import sys; sys.exit(3)")
     wrapper.communicate(timeout=30)
     assert wrapper.returncode == 3
+
+
+def test_the_monitor_reads_the_audits_scores_of_every_promoted_model(tmp_path: Path) -> None:
+    from experiments.demo import demo_spec_path
+    from models.registry import model_name
+    from training.spec import load_spec
+
+    steps = plan_steps(tmp_path, listings=500, days=14, seed=0)
+    (audit,) = [s for s in steps if s.args[0] == "audit"]
+    (monitor,) = [s for s in steps if s.args[0] == "monitor"]
+    scores = Path(_option(audit.args, "--out")) / "predictions.parquet"
+    assert Path(_option(monitor.args, "--predictions")) == scores
+    assert "--model" not in audit.args  # each policy's champion, else the any-violation one
+    promoted = [
+        a for s in steps if s.args[:2] == ("models", "promote") for a in s.args[2:] if a[0] != "-"
+    ]
+    spec = load_spec(demo_spec_path(), check_paths=False)
+    trained = [model_name(e.value, p) for e, p in spec.target_pairs()]
+    assert sorted(promoted) == sorted(trained) and len(set(promoted)) == len(promoted)
+    first = next(s for s in steps if s.args[:2] == ("models", "promote"))
+    assert first.args[2:] == ("govrisk-listing-any",)  # scoring needs it: no --if-trained
