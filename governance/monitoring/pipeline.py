@@ -366,8 +366,10 @@ def model_tables(
     populations: dict[tuple[Entity, Policy], Population] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Tables `violative_view_rate`, `model_precision`, `strategy_expected_precision` and
-    `prediction_drift` from the audit's labels and the models' predictions (`populations`:
-    the audit's populations of these predictions, when the caller has built them already)."""
+    `prediction_drift` from the audit's labels and the models' predictions, one scoring run
+    or a scoring log (`scored_at`; drift reads each item's score when new, the rest its
+    latest); `populations`: the audit's populations of these predictions, when the caller
+    has built them already."""
     from governance.monitoring.prevalence import (
         label_free_precision,
         model_populations,
@@ -377,29 +379,25 @@ def model_tables(
 
     if "audit_labels" not in tables:
         raise KeyError("violative view rates need table audit_labels in the data directory")
-    log_of_scores = predictions
-    predictions = latest_scores(predictions)
+    current = latest_scores(predictions)
     pops = (
-        populations
-        if populations is not None
-        else model_populations(tables, strategies, predictions)
+        populations if populations is not None else model_populations(tables, strategies, current)
     )
-    modelled = set(
-        zip(predictions["entity"].astype(str), predictions["policy"].astype(str), strict=True)
-    )
+    modelled = set(zip(current["entity"].astype(str), current["policy"].astype(str), strict=True))
     own = {k: pop for k, pop in pops.items() if (k[0].value, k[1].value) in modelled}
     return {
         VIOLATIVE_VIEW_RATE.name: violative_view_rate(pops, confidence=config.confidence),
         MODEL_PRECISION.name: label_free_precision(
             own,
             threshold=config.precision_threshold,
-            predictions=predictions,
+            predictions=current,
             confidence=config.confidence,
         ),
         STRATEGY_EXPECTED_PRECISION.name: expected_strategy_precision(
-            tables["strategy_decisions"], predictions, {s.id: s.policy.value for s in strategies}
+            tables["strategy_decisions"], current, {s.id: s.policy.value for s in strategies}
         ),
-        PREDICTION_DRIFT.name: _prediction_drift(tables, log_of_scores, config),
+        # drift reads the whole scoring log: each item's score when it was new
+        PREDICTION_DRIFT.name: _prediction_drift(tables, predictions, config),
     }
 
 
@@ -432,15 +430,19 @@ def _prediction_drift(
     con = duckdb.connect()
     con.execute(f"SET threads = {config.threads}")
     try:
-        exposure = tables.get("channel_exposure")
-        start = (
-            pd.Timestamp(pd.to_datetime(exposure["day"]).min())
-            if exposure is not None and len(exposure)
-            else None
+        return prediction_drift(
+            con, predictions, published, config=config.drift, data_start=_data_start(tables)
         )
-        return prediction_drift(con, predictions, published, config=config.drift, data_start=start)
     finally:
         con.close()
+
+
+def _data_start(tables: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
+    """The first day of traffic in the data (None without any)."""
+    exposure = tables.get("channel_exposure")
+    if exposure is None or not len(exposure):
+        return None
+    return pd.Timestamp(pd.to_datetime(exposure["day"]).min())
 
 
 def _listing_drift(
