@@ -16,7 +16,8 @@ model has at its operating point is, if its probabilities are calibrated, the me
 probability of the items it flags there, so it can be followed every day without waiting
 for labels. It reads the model's own (training-calibrated) probabilities, not the audit's
 recalibration, so that it stays label-free; a model whose calibration went stale shows as a
-gap between this and the audit's label-based precision.
+gap between this and the audit's label-based precision, which each per-policy row carries
+where the verdicts reach the flagged items (`labelled_precision`).
 """
 
 from __future__ import annotations
