@@ -40,7 +40,6 @@ from governance.strategy import Strategy
 
 log = logging.getLogger(__name__)
 
-#: Default model location: the champion of each (entity, policy) registered model.
 #: Where each target's model is looked for, in order: its policy's champion, else its
 #: entity's any-violation champion (a target with neither is estimated from labels alone).
 DEFAULT_MODEL_URIS = (
@@ -609,13 +608,15 @@ def score_frames(
     """
     templates = [model_uri] if isinstance(model_uri, str) else list(model_uri)
     parts, bundles = [], {}
+    loaded: dict[str, Any] = {}  # each URI loaded (or failed) once: its bundle or why not
+    scored: dict[tuple[str, Entity], np.ndarray] = {}  # one model scores a frame once
     for entity, policy in sorted(targets):
         frame = frames[entity]
         uris = [
             t.format(entity=entity.value, policy=policy.value.replace("_", "-")) for t in templates
         ]
-        bundle, errors = _first_bundle(uris)
-        if bundle is None:
+        uri, errors = _first_bundle(uris, loaded)
+        if uri is None:
             if labels is None:
                 raise ValueError(
                     f"cannot load the {entity.value}/{policy.value} model: {'; '.join(errors)}. "
@@ -632,21 +633,28 @@ def score_frames(
             )
             parts.append(target_predictions(frame, entity, policy, prior))
             continue
-        bundles[(entity, policy)] = bundle
-        parts.append(target_predictions(frame, entity, policy, bundle_probabilities(bundle, frame)))
+        bundle = bundles[(entity, policy)] = loaded[uri]
+        if (uri, entity) not in scored:
+            scored[(uri, entity)] = bundle_probabilities(bundle, frame)
+        parts.append(target_predictions(frame, entity, policy, scored[(uri, entity)]))
     return pd.concat(parts, ignore_index=True), bundles
 
 
-def _first_bundle(uris: Sequence[str]) -> tuple[Any, list[str]]:
-    """The first bundle of `uris` that loads (None if none does) and why the others failed."""
+def _first_bundle(uris: Sequence[str], loaded: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """The first of `uris` whose bundle loads (None if none does) and why the others failed;
+    `loaded` keeps each URI's bundle, or the reason (a str) it failed, across calls."""
     from models.pyfunc import load_bundle
 
     errors: list[str] = []
     for uri in dict.fromkeys(uris):
-        try:
-            return load_bundle(uri, threads=thread_count()), errors
-        except Exception as err:  # noqa: BLE001 - any loading failure names the URI
-            errors.append(f"{uri!r}: {type(err).__name__}: {err}")
+        if uri not in loaded:
+            try:
+                loaded[uri] = load_bundle(uri, threads=thread_count())
+            except Exception as err:  # noqa: BLE001 - any loading failure names the URI
+                loaded[uri] = f"{uri!r}: {type(err).__name__}: {err}"
+        if not isinstance(loaded[uri], str):
+            return uri, errors
+        errors.append(loaded[uri])
     return None, errors
 
 

@@ -53,10 +53,10 @@ _STRATEGY_WEEK = (
     _c("week_start", "date", "Monday of the week the strategy first actioned the items."),
     _c("strategy_id", "string", "Strategy."),
 )
-#: The spread of a label-free (expected) precision, as `model_precision` and
-#: `strategy_expected_precision` report it.
 #: The confidence level of a table's intervals.
 _CONFIDENCE = _c("confidence", "float", "Level of the interval.", min_value=0, max_value=1)
+#: The spread of a label-free (expected) precision, as `model_precision` and
+#: `strategy_expected_precision` report it.
 _EXPECTED_PRECISION_SD = _c(
     "expected_precision_sd",
     "float",

@@ -269,7 +269,9 @@ def test_each_snapshot_scores_the_items_published_in_the_week_before_it(tmp_path
     assert written.groupby("item_id").size().to_dict() == {"a": 2, "b": 1, "c": 1, "d": 1}
 
 
-def test_each_target_is_scored_by_the_first_model_that_loads(tmp_path: Path) -> None:
+def test_each_target_is_scored_by_the_first_model_that_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Templates are tried in order: counterfeit has its own model, low_quality falls back
     to the entity's any-violation model, and with no model at all a target gets the labels'
     prevalence (or, without labels, a clear error naming every place looked)."""
@@ -286,8 +288,28 @@ def test_each_target_is_scored_by_the_first_model_that_loads(tmp_path: Path) -> 
         bundle = train_bundle(frame, labels, n_trees=5, metadata={"policy": policy})
         bundle.save(tmp_path / name)
     templates = [str(tmp_path / "{entity}-{policy}"), str(tmp_path / "{entity}-any")]
-    targets = {(Entity.LISTING, Policy.COUNTERFEIT), (Entity.LISTING, Policy.LOW_QUALITY)}
+    import models.pyfunc
+
+    tried: list[str] = []
+    load = models.pyfunc.load_bundle
+
+    def counting_load(uri: str, **kwargs: object) -> object:
+        tried.append(uri)
+        return load(uri, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(models.pyfunc, "load_bundle", counting_load)
+    targets = {
+        (Entity.LISTING, Policy.COUNTERFEIT),
+        (Entity.LISTING, Policy.LOW_QUALITY),
+        (Entity.LISTING, Policy.FAKE_DISCOUNT),
+    }
     preds, bundles = score_frames({Entity.LISTING: frame}, targets, templates)
+    # each URI is tried once: the any-violation model serves two targets from one load
+    assert len(tried) == len(set(tried)) == 4
+    assert (
+        bundles[(Entity.LISTING, Policy.FAKE_DISCOUNT)]
+        is bundles[(Entity.LISTING, Policy.LOW_QUALITY)]
+    )
     served = served_predictions(preds, bundles)
     assert sorted(served["policy"].unique()) == ["any", "counterfeit"]
     own = served[served["policy"] == "counterfeit"]["p"].to_numpy()
