@@ -43,6 +43,10 @@ SCENARIOS: dict[str, Callable[[int], Incident]] = {
     ),
 }
 _LAUNCH_FEATURES = ("listing_category", "listing_category_risk_prior")
+#: Days after a trust incident's start over which its evidence is counted (issue 17's goal).
+EVIDENCE_DAYS = 7
+#: The outcome kind each trust incident raises.
+_SURGE_KINDS = {"complaint_surge": "complaint", "return_surge": "return"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,41 @@ def matches(alerts: pd.DataFrame, incident: Incident) -> pd.DataFrame:
     if incident.category is not None:
         hit &= alerts["category"] == incident.category
     return alerts[hit]
+
+
+def _item_categories(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """(entity, item_id, category): each item's category, a video's or live's from its listing."""
+    listings = tables["listings"][["listing_id", "category"]]
+    parts = [listings.rename(columns={"listing_id": "item_id"}).assign(entity="listing")]
+    for entity, table, key in (
+        ("video", "videos", "video_id"),
+        ("live", "live_sessions", "live_id"),
+    ):
+        linked = tables[table][[key, "listing_id"]].merge(listings, on="listing_id")
+        parts.append(
+            linked[[key, "category"]].rename(columns={key: "item_id"}).assign(entity=entity)
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def slice_arrivals(
+    tables: dict[str, pd.DataFrame], incident: Incident, *, start: date, days: int = EVIDENCE_DAYS
+) -> int | None:
+    """Outcomes of a trust incident's kind in its channel / category that arrived in the `days`
+    after it started (None for an incident that is not a trust surge)."""
+    kind = _SURGE_KINDS.get(incident.kind)
+    if kind is None:
+        return None
+    o = tables["outcomes"]
+    t0 = pd.Timestamp(start + timedelta(days=incident.start_day))
+    at = pd.to_datetime(o["occurred_at"])
+    hit = (o["kind"] == kind) & (at >= t0) & (at < t0 + pd.Timedelta(days=days))
+    if incident.channel is not None:
+        hit &= o["channel"] == incident.channel
+    if incident.category is not None:
+        cats = o[["entity", "item_id"]].merge(_item_categories(tables), how="left")["category"]
+        hit &= (cats == incident.category).to_numpy()
+    return int(hit.sum())
 
 
 def _config(
@@ -207,7 +246,11 @@ def run_monitoring_eval(
     """Simulate every scenario on every seed and measure the monitor against it."""
     step = on_step or (lambda _msg: None)
     clean = [_clean_world(seed, cfg, step) for seed in cfg.seeds]
-    detections = [row for seed in cfg.seeds for row in _detections(seed, cfg, step)]
+    detections = [
+        row
+        for seed, c in zip(cfg.seeds, clean, strict=True)
+        for row in _detections(seed, cfg, step, c)
+    ]
     return MonitoringEvalResult(
         detections=pd.DataFrame(detections),
         false_alarms=pd.DataFrame([row for c in clean for row in c.false_alarms]),
@@ -229,6 +272,8 @@ class _CleanWorld:
     false_alarms: list[dict[str, object]]
     launch: dict[str, object]
     checks: ModelChecks
+    #: Per trust scenario: its outcomes arrived in the slice without the incident.
+    counterfactual: dict[str, int | None] = field(default_factory=dict)
 
 
 def _clean_world(seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], None]) -> _CleanWorld:
@@ -254,13 +299,21 @@ def _clean_world(seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], Non
         "launch_week": launch_day,
         "first_alert_week": found["first_day"].min() if len(found) else pd.NaT,
     }
-    return _CleanWorld(false_alarms, launch, checks)
+    start_day = int(cfg.days * cfg.start_fraction)
+    counterfactual = {
+        name: slice_arrivals(sim.tables, make(start_day), start=sim.config.start_date)
+        for name, make in SCENARIOS.items()
+    }
+    return _CleanWorld(false_alarms, launch, checks, counterfactual)
 
 
 def _detections(
-    seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], None]
+    seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], None], clean: _CleanWorld
 ) -> list[dict[str, object]]:
-    """Per planted incident on this seed: days to a matching alert and other alerts by then."""
+    """Per planted incident on this seed: days to a matching alert, other alerts by then and,
+    for a trust surge, its outcomes in the first `EVIDENCE_DAYS` days with and without it (the
+    same seed's incident-free world draws each order's outcomes from the same random numbers,
+    so it is the exact counterfactual)."""
     start_day = int(cfg.days * cfg.start_fraction)
     rows: list[dict[str, object]] = []
     for name, make in SCENARIOS.items():
@@ -281,6 +334,8 @@ def _detections(
                 "start_day": incident.start_day,
                 "delay_days": delay,
                 "other_alerts": others,
+                "evidence_without": clean.counterfactual.get(name),
+                "evidence_with": slice_arrivals(sim.tables, incident, start=sim.config.start_date),
             }
         )
     return rows

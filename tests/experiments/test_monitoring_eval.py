@@ -16,7 +16,12 @@ def test_every_table_of_the_evaluation_is_filled() -> None:
     )
     steps: list[str] = []
     result = run_monitoring_eval(cfg, on_step=steps.append)
-    assert set(result.detections["scenario"]) == set(SCENARIOS)
+    det = result.detections.set_index("scenario")
+    assert set(det.index) == set(SCENARIOS)
+    surges = det.loc[["affiliate complaint flood", "jewelry returns surge"]]
+    # a surge only raises its outcomes' probability: never fewer than its counterfactual
+    assert (surges["evidence_with"] >= surges["evidence_without"]).all()
+    assert det.loc[["broken deployment", "broken clause"], "evidence_with"].isna().all()
     assert {"seed", "kind", "alerts", "months"} <= set(result.false_alarms.columns)
     assert len(result.launch) == 1
     vvr = result.view_rates

@@ -18,8 +18,26 @@ def _result(cfg: MonitoringEvalConfig, **_: object) -> MonitoringEvalResult:
     return MonitoringEvalResult(
         detections=pd.DataFrame(
             [
-                {"scenario": "jewelry returns surge", "seed": s, "delay_days": d, "other_alerts": 0}
-                for s, d in zip(seeds, (None, 6), strict=True)
+                {
+                    "scenario": "jewelry returns surge",
+                    "seed": s,
+                    "delay_days": d,
+                    "other_alerts": 0,
+                    "evidence_without": lo,
+                    "evidence_with": hi,
+                }
+                for s, d, lo, hi in zip(seeds, (None, 6), (10, 18), (13, 40), strict=True)
+            ]
+            + [
+                {
+                    "scenario": "broken clause",
+                    "seed": s,
+                    "delay_days": 1,
+                    "other_alerts": 0,
+                    "evidence_without": None,
+                    "evidence_with": None,
+                }
+                for s in seeds
             ]
         ),
         false_alarms=pd.DataFrame(
@@ -93,3 +111,43 @@ def test_evaluate_monitoring_prints_every_table(monkeypatch: pytest.MonkeyPatch)
     assert "windows whose sd is at most 0.025: 100% of 1" in out.output
     assert "within 0.05 of the items' true mean probability: 50%" in out.output
     assert "any-violation models within 0.05: 0/0" in out.output
+    # the evidence table: a Poisson(10) count reaches 13 with p 0.21, Poisson(18) 40 with 5.3e-06
+    flat = " ".join(out.output.split())
+    assert "10 -> 13 (p 0.21)" in flat and "18 -> 40 (p 5.3e-06)" in flat
+    assert "realised precision on 50% of the windows" in flat
+
+
+def test_slice_arrivals_counts_the_incidents_kind_slice_and_days() -> None:
+    from datetime import datetime
+
+    from experiments.monitoring_eval import slice_arrivals
+    from experiments.simulator.config import Incident
+
+    tables = {
+        "listings": pd.DataFrame({"listing_id": ["l1", "l2"], "category": ["jewelry", "shoes"]}),
+        "videos": pd.DataFrame({"video_id": ["v1"], "listing_id": ["l1"]}),
+        "live_sessions": pd.DataFrame({"live_id": ["s1"], "listing_id": ["l2"]}),
+        "outcomes": pd.DataFrame(
+            {
+                "entity": ["listing", "video", "live", "listing", "listing", "listing"],
+                "item_id": ["l1", "v1", "s1", "l1", "l1", "l2"],
+                "channel": ["shop_tab", "video", "live", "affiliate", "shop_tab", "affiliate"],
+                "kind": ["return", "return", "return", "complaint", "return", "complaint"],
+                "occurred_at": [
+                    datetime(2026, 1, 7, 1),  # day of the start: counted
+                    datetime(2026, 1, 13, 23),  # last of the 7 days: counted
+                    datetime(2026, 1, 8),  # shoes, through its live session: not jewelry
+                    datetime(2026, 1, 8),
+                    datetime(2026, 1, 14),  # the 8th day: not counted
+                    datetime(2026, 1, 6, 23),  # before the start: not counted
+                ],
+            }
+        ),
+    }
+    start = date(2026, 1, 5)
+    jewelry = Incident(kind="return_surge", start_day=2, category="jewelry")
+    assert slice_arrivals(tables, jewelry, start=start) == 2
+    flood = Incident(kind="complaint_surge", start_day=2, channel="affiliate")
+    assert slice_arrivals(tables, flood, start=start) == 1
+    outage = Incident(kind="strategy_outage", start_day=2, strategy_id="x")
+    assert slice_arrivals(tables, outage, start=start) is None
