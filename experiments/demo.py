@@ -96,7 +96,8 @@ def demo_experiment(*, days: int) -> Experiment:
 def _promote_steps() -> list[Step]:
     """Promote every model the demo spec trains: the listing any-violation model (which the
     scoring step needs), then the others if their training ran (a small world may skip
-    them). The audit then scores each strategy's items with its policy's champion, else
+    them) and they pass the gate (a model no better than chance is refused, and the demo
+    goes on). The audit then scores each strategy's items with its policy's champion, else
     its entity's any-violation champion."""
     from models.registry import model_name
     from training.spec import load_spec
@@ -114,7 +115,7 @@ def _promote_steps() -> list[Step]:
         ),
         Step(
             f"Promote the other {len(others)} models that trained to champion",
-            ("models", "promote", "--if-trained", *others),
+            ("models", "promote", "--if-trained", "--exit-zero", *others),
             "alias champion in the MLflow registry",
         ),
     ]

@@ -109,10 +109,19 @@ def promote_command(
             "(too few labels, as in a small simulated world).",
         ),
     ] = False,
+    exit_zero: Annotated[
+        bool,
+        typer.Option(
+            "--exit-zero",
+            help="Exit 0 even when a model is refused (its decision is still printed and "
+            "logged); for pipelines that go on with the models that passed.",
+        ),
+    ] = False,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Move each model's champion alias to its challenger if it passes the gate; exit 1 if
-    any is refused."""
+    """Move each model's champion alias to its challenger if it passes the gate (better than
+    chance on its holdout, better than the champion, no slice much worse); exit 1 if any is
+    refused."""
     from rich.console import Console
 
     require_tracking_store(tracking_uri)
@@ -122,7 +131,7 @@ def promote_command(
         for name in names
         if not _promote_one(console, name, margin=margin, min_gain=min_gain, if_trained=if_trained)
     ]
-    if refused:
+    if refused and not exit_zero:
         raise typer.Exit(1)
 
 

@@ -3,6 +3,8 @@
 Every trained version is registered and takes the `challenger` alias. `promote(name)` moves
 `champion` to the challenger only if it passes the gate:
 
+- it ranks better than chance on its holdout (the lower bound of its ROC-AUC's 95% interval
+  is above 0.5), which a first version needs too, having no champion to beat;
 - its holdout PR-AUC beats the champion's by more than `min_gain`, and
 - no slice's PR-AUC is worse than the champion's by more than `slice_margin`.
 
@@ -60,6 +62,9 @@ TAG_CHAMPION_EVALUATED = "govrisk.champion_evaluated_version"
 #: Metric-name prefix of the champion scored on the challenger's holdout.
 CHAMPION_PREFIX = "champion__"
 GATE_METRIC = "pr_auc"
+#: The chance check: holdout ROC-AUC, its label counts and the interval's confidence.
+CHANCE_METRIC = "roc_auc"
+CHANCE_CONFIDENCE = 0.95
 SLICE_SEP = "__slice__"
 
 
@@ -269,6 +274,33 @@ def compare(
     return overall_ok and not worse, rows, reason
 
 
+def auc_lower_bound(auc: float, n_positive: float, n_negative: float, confidence: float) -> float:
+    """Lower bound of a ROC-AUC's two-sided interval from its standard error under Hanley and
+    McNeil (1982), which needs only the AUC and the two classes' counts."""
+    from scipy.stats import norm
+
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (
+        auc * (1 - auc) + (n_positive - 1) * (q1 - auc**2) + (n_negative - 1) * (q2 - auc**2)
+    ) / (n_positive * n_negative)
+    return float(auc - norm.ppf(0.5 + confidence / 2) * math.sqrt(max(var, 0.0)))
+
+
+def chance_check(
+    metrics: Mapping[str, float], *, confidence: float = CHANCE_CONFIDENCE
+) -> ComparisonRow:
+    """Whether a model's holdout ROC-AUC is above chance (0.5) with `confidence`; `passed` is
+    None when the run did not log the AUC or its label counts (not checked)."""
+    auc = metrics.get(CHANCE_METRIC, math.nan)
+    n, n_pos = metrics.get("n", math.nan), metrics.get("n_positive", math.nan)
+    check = f"{CHANCE_METRIC} above chance"
+    if any(math.isnan(v) for v in (auc, n, n_pos)) or n_pos < 1 or n - n_pos < 1:
+        return ComparisonRow(check, 0.5, auc, math.nan, "not checked (AUC or counts missing)", None)
+    low = auc_lower_bound(auc, n_pos, n - n_pos, confidence)
+    rule = f"{confidence:.0%} lower bound {low:.3f} > 0.5"
+    return ComparisonRow(check, 0.5, auc, low - 0.5, rule, low > 0.5)
+
+
 def _run_metrics(run_id: str | None, client: MlflowClient) -> dict[str, float]:
     if not run_id:
         return {}
@@ -314,8 +346,27 @@ def promote(
         "slice_margin": margin,
         "decided_at": now,
     }
+    if champion is not None and str(champion.version) == ch_v:
+        return PromotionDecision(
+            **common,
+            promoted=False,
+            reason=f"version {ch_v} is already the champion",
+            champion_version=ch_v,
+            basis="same version",
+        )
     ch_metrics = _run_metrics(challenger.run_id, c)
-    if champion is None:
+    chance = chance_check(ch_metrics)
+    if chance.passed is False:
+        decision = PromotionDecision(
+            **common,
+            promoted=False,
+            reason=f"holdout ROC-AUC {chance.challenger:.3f} is no better than chance "
+            f"({chance.rule.replace('>', 'is not >')})",
+            champion_version=None if champion is None else str(champion.version),
+            basis="chance check",
+            rows=[chance],
+        )
+    elif champion is None:
         value = ch_metrics.get(GATE_METRIC, math.nan)
         decision = PromotionDecision(
             **common,
@@ -323,15 +374,10 @@ def promote(
             reason="no champion yet: the first challenger becomes champion",
             champion_version=None,
             basis="no champion",
-            rows=[ComparisonRow(GATE_METRIC, math.nan, value, math.nan, "no champion yet", True)],
-        )
-    elif str(champion.version) == ch_v:
-        return PromotionDecision(
-            **common,
-            promoted=False,
-            reason=f"version {ch_v} is already the champion",
-            champion_version=ch_v,
-            basis="same version",
+            rows=[
+                chance,
+                ComparisonRow(GATE_METRIC, math.nan, value, math.nan, "no champion yet", True),
+            ],
         )
     else:
         cp_v = str(champion.version)
@@ -354,7 +400,7 @@ def promote(
             reason=reason,
             champion_version=cp_v,
             basis=basis,
-            rows=rows,
+            rows=[chance, *rows],
         )
         if passed:
             c.set_model_version_tag(name, cp_v, "govrisk.promotion.replaced_by", ch_v)

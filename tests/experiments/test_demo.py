@@ -78,3 +78,5 @@ def test_the_monitor_reads_the_audits_scores_of_every_promoted_model(tmp_path: P
     assert sorted(promoted) == sorted(trained) and len(set(promoted)) == len(promoted)
     first = next(s for s in steps if s.args[:2] == ("models", "promote"))
     assert first.args[2:] == ("govrisk-listing-any",)  # scoring needs it: no --if-trained
+    others = [s for s in steps if s.args[:2] == ("models", "promote")][1]
+    assert {"--if-trained", "--exit-zero"} <= set(others.args)  # a refusal does not stop it

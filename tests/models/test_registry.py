@@ -27,6 +27,8 @@ from models.registry import (
     TAG_CHAMPION_EVALUATED,
     TAG_GATE_SLICE_MARGIN,
     RegistryError,
+    auc_lower_bound,
+    chance_check,
     compare,
     list_models,
     load_scoring_model,
@@ -212,7 +214,8 @@ def test_same_holdout_metrics_are_preferred(store: str) -> None:
     decision = promote(name)
     assert decision.basis.startswith("same holdout")
     assert not decision.promoted
-    assert decision.table().loc[0, "champion"] == pytest.approx(0.70)
+    table = decision.table().set_index("check")
+    assert table.loc["pr_auc", "champion"] == pytest.approx(0.70)
 
 
 def test_promote_without_a_challenger_is_an_error(store: str) -> None:
@@ -268,4 +271,42 @@ def test_decision_serialises(store: str) -> None:
     decision = promote(name, log_decision=False)
     doc = json.loads(json.dumps(decision.to_dict(), default=str))
     assert doc["promoted"] is True and doc["log_run_id"] is None
-    assert math.isnan(doc["rows"][0]["champion"])
+    rows = {r["check"]: r for r in doc["rows"]}
+    assert math.isnan(rows["pr_auc"]["champion"])
+    assert rows["roc_auc above chance"]["passed"] is None  # GOOD logs no ROC-AUC
+
+
+def test_a_model_no_better_than_chance_is_refused_even_without_a_champion(store: str) -> None:
+    name = "govrisk-listing-misleading-claim"
+    counts = {"n": 200.0, "n_positive": 40.0}
+    _version(name, {**GOOD, **counts, "roc_auc": 0.52})
+    refused = promote(name)
+    assert not refused.promoted and refused.basis == "chance check"
+    assert "no better than chance" in refused.reason
+    assert version_for_alias(name, CHAMPION) is None
+    v2 = _version(name, {**GOOD, **counts, "roc_auc": 0.75})
+    accepted = promote(name)
+    assert accepted.promoted, accepted.reason
+    assert str(version_for_alias(name, CHAMPION).version) == v2  # type: ignore[union-attr]
+    assert accepted.table().set_index("check").loc["roc_auc above chance", "passed"]
+
+
+def test_the_chance_bound_keeps_its_error_rates() -> None:
+    """Under the null (scores unrelated to labels) the 95% bound clears 0.5 about 2.5% of the
+    time; for a real AUC of 0.70 (binormal) the bound stays below the truth about 97.5%."""
+    from scipy.stats import norm
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(7)
+    y = np.r_[np.ones(40), np.zeros(160)]
+    shift = float(np.sqrt(2) * norm.ppf(0.70))  # binormal AUC = Phi(shift / sqrt(2))
+    null_pass = below_truth = 0
+    for _ in range(400):
+        null = roc_auc_score(y, rng.normal(size=200))
+        null_pass += auc_lower_bound(null, 40, 160, 0.95) > 0.5
+        real = roc_auc_score(y, rng.normal(size=200) + shift * y)
+        below_truth += auc_lower_bound(real, 40, 160, 0.95) <= 0.70
+    assert null_pass / 400 <= 0.06
+    assert below_truth / 400 >= 0.93
+    missing = chance_check({"roc_auc": 0.9})
+    assert missing.passed is None and "not checked" in missing.rule
