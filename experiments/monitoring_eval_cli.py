@@ -171,6 +171,8 @@ def _print_labelled_check(console: object, p: object) -> None:
     import pandas as pd
     from rich.console import Console
 
+    from governance.monitoring.view import interval_level
+
     assert isinstance(console, Console) and isinstance(p, pd.DataFrame)
     if "labelled_low" not in p.columns:
         return
@@ -180,8 +182,9 @@ def _print_labelled_check(console: object, p: object) -> None:
     truth = checked["precision_true"]
     covered = (checked["labelled_low"] <= truth) & (truth <= checked["labelled_high"])
     width = (checked["labelled_high"] - checked["labelled_low"]).median()
+    level = interval_level(checked["confidence"].iloc[0]) if "confidence" in checked else "–"
     console.print(
-        f"precision from the audit's labels (95% interval) covers the truth: "
+        f"precision from the audit's labels ({level} interval) covers the truth: "
         f"{int(covered.sum())}/{len(checked)} = {covered.mean():.0%} (median width {width:.3f})"
     )
 

@@ -90,6 +90,12 @@ _OUTCOME_OF = {
 }
 
 
+def interval_level(confidence: object) -> str:
+    """An interval's confidence as the page prints it: `95%`, `90%`, `99.5%`."""
+    value = _num(confidence)
+    return "–" if value is None else f"{100 * value:.3g}%"
+
+
 def measured_metrics(trust: pd.DataFrame) -> dict[str, bool]:
     """Per outcome rate, whether any outcome of its kind was recorded anywhere in the data:
     a rate of a kind never recorded is unknown, not zero."""
@@ -204,6 +210,7 @@ def _view_rates(monitor_dir: Path | None, channel: str) -> list[dict[str, object
             "high": _num(r["vvr_high"]),
             "model": float(r["vvr_model"]),
             "labels": int(r["labels"]),
+            "level": interval_level(r["confidence"]),
         }
         for _, r in rows.sort_values(["channel", "policy"]).iterrows()
     ]
@@ -230,6 +237,7 @@ def _strategy_precision(monitor_dir: Path | None) -> list[dict[str, object]]:
             "high": _num(r["precision_high"]),
             "expected": _num(r.get("expected_precision")),
             "expected_sd": _num(r.get("expected_precision_sd")),
+            "level": interval_level(r["confidence"]),
         }
         for _, r in latest.sort_values("precision").iterrows()
     ]
@@ -348,6 +356,7 @@ def _model_precision(monitor_dir: Path | None) -> list[dict[str, object]]:
             "low": _num(r["labelled_low"]),
             "high": _num(r["labelled_high"]),
             "labels": int(r["labels_flagged"]),
+            "level": interval_level(r["confidence"]),
         }
         for _, r in df.sort_values(["entity", "policy"]).iterrows()
     ]

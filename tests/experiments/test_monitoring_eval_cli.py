@@ -76,6 +76,7 @@ def _result(cfg: MonitoringEvalConfig, **_: object) -> MonitoringEvalResult:
                 "error": [0.02, 0.10],
                 "labelled_low": [0.85, 0.80],
                 "labelled_high": [0.97, 0.90],
+                "confidence": 0.9,
             }
         ),
         strategy_precisions=pd.DataFrame(
@@ -105,7 +106,9 @@ def test_evaluate_monitoring_prints_every_table(monkeypatch: pytest.MonkeyPatch)
     assert "covered by seed: 1: 1/2, 2: 1/1" in out.output
     assert "within 0.05 of the truth: 50% of 2" in out.output
     assert "within 0.05 by seed: 1: 1/1, 2: 0/1" in out.output
-    assert "covers the truth: 1/2 = 50% (median width 0.110)" in " ".join(out.output.split())
+    assert "(90% interval) covers the truth: 1/2 = 50% (median width 0.110)" in " ".join(
+        out.output.split()
+    )
     assert "weekly windows within 0.05 of the realised precision: 75% of 4" in out.output
     assert "within two of its own sd: 75%" in out.output
     assert "windows whose sd is at most 0.025: 100% of 1" in out.output

@@ -104,7 +104,7 @@ def test_monitoring_page_shows_strategy_precision_and_launch_gaps(
             "precision": [0.83, 0.55],
             "precision_low": [0.6, 0.2],
             "precision_high": [1.0, 0.9],
-            "confidence": 0.95,
+            "confidence": 0.9,  # the audit's level, not a fixed 95%
         }
     )
     conform(precision, STRATEGY_PRECISION).to_parquet(out / "strategy_precision.parquet")
@@ -128,6 +128,8 @@ def test_monitoring_page_shows_strategy_precision_and_launch_gaps(
     page = client.get("/monitoring?channel=affiliate").text
     assert 'id="strategy-precision"' in page and "2026-01-12" in page  # the latest week
     assert "55%" in page
+    head = page.split('id="strategy-precision"', 1)[1].split("</thead>", 1)[0]
+    assert ">90% interval<" in head
     assert 'id="launch-gaps"' in page and "listing-counterfeit-terms-affiliate" in page
     assert "listing-fake-discount" not in page.split('id="launch-gaps"')[1]  # it fired
     table = page.split('id="strategy-precision"', 1)[1].split("</table>", 1)[0]
@@ -334,7 +336,7 @@ def test_monitoring_page_shows_each_models_precision_without_labels(
             "labelled_low": [0.44, float("nan")],
             "labelled_high": [0.60, float("nan")],
             "labels_flagged": [57, 12],
-            "confidence": 0.95,
+            "confidence": 0.99,
         }
     )
     conform(precision, MODEL_PRECISION).to_parquet(tmp_path / "monitor" / "model_precision.parquet")
@@ -342,6 +344,7 @@ def test_monitoring_page_shows_each_models_precision_without_labels(
     row = _row(page, "model-precision-table", "listing any")
     assert ">p ≥ 0.50<" in row and ">20,000<" in row and ">412<" in row
     assert ">73% ± 2%<" in row
+    assert "with its 99% interval" in page
     # the audit's labels put it at 52% [44% - 60%]: the expectation is outside, flagged
     assert "52% [44% – 60%]" in row and ">57 labels<" in row and "outside the interval" in row
     unchecked = _row(page, "model-precision-table", "video any")  # flagged nothing
