@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from experiments.simulator.config import Incident, SimulationConfig
+from governance.monitoring.objectives import ObjectiveSet, WatchedCategory, load_objectives
 from governance.monitoring.pipeline import (
     MonitorConfig,
     compute_monitor,
@@ -41,6 +42,11 @@ SCENARIOS: dict[str, Callable[[int], Incident]] = {
     "broken clause": lambda start: Incident(
         kind="strategy_overmatch", start_day=start, strategy_id="listing-counterfeit-terms"
     ),
+}
+#: Scenarios measured again with categories on the PM's watch list: name -> (scenario whose
+#: worlds it reuses, watched categories).
+WATCHED_SCENARIOS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "jewelry returns surge, jewelry watched": ("jewelry returns surge", ("jewelry",)),
 }
 _LAUNCH_FEATURES = ("listing_category", "listing_category_risk_prior")
 #: Days after a trust incident's start over which its evidence is counted (issue 17's goal).
@@ -215,6 +221,13 @@ def model_checks(sim: Any, seed: int, cfg: MonitoringEvalConfig) -> ModelChecks:
     )
 
 
+def watching(categories: tuple[str, ...]) -> ObjectiveSet:
+    """The packaged objectives with `categories` on the watch list."""
+    objectives = load_objectives()
+    watch = tuple(WatchedCategory(category=c, reason="evaluation") for c in categories)
+    return objectives.model_copy(update={"watch": (*objectives.watch, *watch)})
+
+
 def detection_delay(
     tables: dict[str, pd.DataFrame],
     owners: dict[str, str],
@@ -222,14 +235,17 @@ def detection_delay(
     *,
     start: date,
     max_delay_days: int,
+    watch: tuple[str, ...] = (),
 ) -> tuple[int | None, int]:
     """Days of data after the start before a matching alert, and alerts seen by then that do
-    not match (None when not found within `max_delay_days`)."""
+    not match (None when not found within `max_delay_days`), with `watch` categories on the
+    watch list."""
     settings = get_settings()
+    objectives = watching(watch)
     start_day = start + timedelta(days=incident.start_day)
     for k in range(1, max_delay_days + 1):
         as_of = start_day + timedelta(days=k)
-        config = MonitorConfig.from_settings(settings, as_of=as_of)
+        config = MonitorConfig.from_settings(settings, as_of=as_of, objectives=objectives)
         result = compute_monitor(
             tables_before(tables, as_of), config, owners=owners, with_drift=False
         )
@@ -274,6 +290,9 @@ class _CleanWorld:
     checks: ModelChecks
     #: Per trust scenario: its outcomes arrived in the slice without the incident.
     counterfactual: dict[str, int | None] = field(default_factory=dict)
+    #: Per watched scenario: sequential alerts on its watched categories (false alarms the
+    #: lower threshold adds).
+    watched_alarms: dict[str, int] = field(default_factory=dict)
 
 
 def _clean_world(seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], None]) -> _CleanWorld:
@@ -304,7 +323,19 @@ def _clean_world(seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], Non
         name: slice_arrivals(sim.tables, make(start_day), start=sim.config.start_date)
         for name, make in SCENARIOS.items()
     }
-    return _CleanWorld(false_alarms, launch, checks, counterfactual)
+    watched = {
+        name: _watched_alarms(sim, watch) for name, (_base, watch) in WATCHED_SCENARIOS.items()
+    }
+    return _CleanWorld(false_alarms, launch, checks, counterfactual, watched)
+
+
+def _watched_alarms(sim: Any, watch: tuple[str, ...]) -> int:
+    """Sequential alerts on the `watch` categories of an incident-free world watched."""
+    config = MonitorConfig.from_settings(
+        get_settings(), as_of=period_end(sim.tables), objectives=watching(watch)
+    )
+    alerts = compute_monitor(sim.tables, config, owners=_owners(sim), with_drift=False).alerts
+    return int(((alerts["kind"] == AlertKind.TRUST_CUSUM) & alerts["category"].isin(watch)).sum())
 
 
 def _detections(
@@ -313,29 +344,33 @@ def _detections(
     """Per planted incident on this seed: days to a matching alert, other alerts by then and,
     for a trust surge, its outcomes in the first `EVIDENCE_DAYS` days with and without it (the
     same seed's incident-free world draws each order's outcomes from the same random numbers,
-    so it is the exact counterfactual)."""
+    so it is the exact counterfactual). A watched scenario reuses its base scenario's world
+    with its categories on the watch list."""
     start_day = int(cfg.days * cfg.start_fraction)
     rows: list[dict[str, object]] = []
     for name, make in SCENARIOS.items():
         incident = make(start_day)
         step(f"seed {seed}: {name}")
         sim = _simulate(seed, cfg, (incident,))
-        delay, others = detection_delay(
-            sim.tables,
-            _owners(sim),
-            incident,
-            start=sim.config.start_date,
-            max_delay_days=cfg.max_delay_days,
-        )
-        rows.append(
-            {
-                "scenario": name,
-                "seed": seed,
-                "start_day": incident.start_day,
-                "delay_days": delay,
-                "other_alerts": others,
-                "evidence_without": clean.counterfactual.get(name),
-                "evidence_with": slice_arrivals(sim.tables, incident, start=sim.config.start_date),
-            }
-        )
+        evidence = {
+            "evidence_without": clean.counterfactual.get(name),
+            "evidence_with": slice_arrivals(sim.tables, incident, start=sim.config.start_date),
+        }
+        runs: list[tuple[str, tuple[str, ...], dict[str, object]]] = [(name, (), {})] + [
+            (watched, watch, {"watched_false_alarms": clean.watched_alarms.get(watched)})
+            for watched, (base, watch) in WATCHED_SCENARIOS.items()
+            if base == name
+        ]
+        for label, watch, extra in runs:
+            delay, others = detection_delay(
+                sim.tables,
+                _owners(sim),
+                incident,
+                start=sim.config.start_date,
+                max_delay_days=cfg.max_delay_days,
+                watch=watch,
+            )
+            row = {"scenario": label, "seed": seed, "start_day": incident.start_day}
+            row.update(delay_days=delay, other_alerts=others, **evidence, **extra)
+            rows.append(row)
     return rows

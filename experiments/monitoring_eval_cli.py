@@ -49,6 +49,7 @@ def evaluate_monitoring(
             f"{int(g['other_alerts'].sum())}",
         )
     console.print(det)
+    _print_watched_alarms(console, result.detections, days)
     _print_evidence(console, result.detections, parsed)
     fa = result.false_alarms
     months = float(fa["months"].iloc[0]) if len(fa) else days / 30
@@ -72,6 +73,27 @@ def evaluate_monitoring(
         )
 
 
+def _print_watched_alarms(console: object, detections: object, days: int) -> None:
+    """What a watch costs: sequential alerts on the watched categories of the incident-free
+    worlds, which the default threshold does not raise."""
+    import pandas as pd
+    from rich.console import Console
+
+    from experiments.monitoring_eval import WATCHED_SCENARIOS
+
+    assert isinstance(console, Console) and isinstance(detections, pd.DataFrame)
+    if "watched_false_alarms" not in detections.columns:
+        return
+    for name, (_base, watch) in WATCHED_SCENARIOS.items():
+        g = detections[detections["scenario"] == name].dropna(subset=["watched_false_alarms"])
+        if len(g):
+            n, months = int(g["watched_false_alarms"].sum()), len(g) * days / 30
+            console.print(
+                f"{name}: on the incident-free worlds the watch on {', '.join(watch)} raised "
+                f"{n} sequential alerts in {months:.1f} world-months ({n / months:.2f} per month)"
+            )
+
+
 def _print_evidence(console: object, detections: object, seeds: tuple[int, ...]) -> None:
     """Per trust surge and seed: its outcomes in the first days with and without it, and how
     unlikely the count with it is at the count without (Poisson upper tail)."""
@@ -80,10 +102,11 @@ def _print_evidence(console: object, detections: object, seeds: tuple[int, ...])
     from rich.table import Table
     from scipy.stats import poisson
 
-    from experiments.monitoring_eval import EVIDENCE_DAYS
+    from experiments.monitoring_eval import EVIDENCE_DAYS, WATCHED_SCENARIOS
 
     assert isinstance(console, Console) and isinstance(detections, pd.DataFrame)
     d = detections.dropna(subset=["evidence_with", "evidence_without"])
+    d = d[~d["scenario"].isin(list(WATCHED_SCENARIOS))]  # the same worlds as their base
     if not len(d):
         return
     t = Table(

@@ -10,13 +10,14 @@ ramp up as that day's outcomes come in; the statistic is the largest log-likelih
 that ramp over the change day (Page's CUSUM, maximised over the change point), with the
 baseline rate of the `baseline_days` before the run integrated out under a gamma prior worth
 `prior_events` events at the rate of all categories together, divided by the baseline's
-over-dispersion. It fires at `threshold`, and as in `shift.py` it must still fire with the
-items with most arrivals in the run left out, so one viral item does not raise a category
-alert.
+over-dispersion. It fires at `threshold` (`watch_threshold` on a watched category: one a PM
+declared, or launched recently), and as in `shift.py` it must still fire with the items with
+most arrivals in the run left out, so one viral item does not raise a category alert.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -26,6 +27,7 @@ import pandas as pd
 
 from governance.monitoring.alerts import alert_row, episodes
 from governance.monitoring.burn import _dispersion
+from governance.monitoring.objectives import WatchedCategory
 from governance.monitoring.tables import ALERTS, conform, empty_frame
 from governance.monitoring.trust import DelayModel
 from governance.monitoring.vocabulary import ALL, AlertKind, Severity, TrustMetric
@@ -47,6 +49,8 @@ class CusumConfig:
     min_baseline_days: int = 14
     shift_ratio: float = 3.0
     threshold: float = 4.0
+    #: The threshold on a watched category (a few series: a lower bar adds few false alarms).
+    watch_threshold: float = 2.5
     min_baseline_events: float = 3.0
     #: Strength, in events, of the prior that a category's baseline rate is the rate of all
     #: categories together (empirical Bayes shrinkage of small categories' baselines).
@@ -206,13 +210,18 @@ def category_cusum_tests(
     *,
     as_of: date,
     config: CusumConfig | None = None,
+    watched: Collection[WatchedCategory] = (),
 ) -> pd.DataFrame:
     """Per day, category and metric: the CUSUM statistic at that day, observed and expected
-    arrivals over the run, and whether it fires. `base` holds daily orders by sale day
-    (`day`, `category`, `orders`), `arrivals` outcomes by arrival day (`day`, `category`,
-    `item_id`, `kind`, `n`)."""
+    arrivals over the run, the threshold (lower on the days a `watched` category's watch
+    covers) and whether it fires. `base` holds daily orders by sale day (`day`, `category`,
+    `orders`), `arrivals` outcomes by arrival day (`day`, `category`, `item_id`, `kind`,
+    `n`)."""
     config = config or CusumConfig()
-    cols = ["day", "category", "metric", "statistic", "observed", "expected", "ratio", "firing"]
+    cols = [
+        *("day", "category", "metric", "statistic", "observed", "expected", "ratio"),
+        *("threshold", "watched", "firing"),
+    ]
     if not len(base):
         return pd.DataFrame(columns=cols)
     end = pd.Timestamp(as_of) - pd.Timedelta(days=1)
@@ -234,7 +243,8 @@ def category_cusum_tests(
         in_categories = orders["category"].isin(categories)
         pooled = _pooled_rates(_series(orders[in_categories], of_kind, None, pmf), config)
         for cat in categories:
-            rows.extend(_category_rows(orders, of_kind, cat, metric, pmf, pooled, config))
+            watches = [w for w in watched if w.category == cat]
+            rows.extend(_category_rows(orders, of_kind, cat, metric, pmf, pooled, config, watches))
     return pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
 
 
@@ -246,19 +256,22 @@ def _category_rows(
     pmf: npt.NDArray[np.float64],
     pooled: npt.NDArray[np.float64],
     config: CusumConfig,
+    watches: list[WatchedCategory],
 ) -> list[dict[str, object]]:
     s = _series(orders, arrivals, category, pmf)
     rows: list[dict[str, object]] = []
     for i, day in enumerate(s.days):
+        watched = any(w.active(day.date()) for w in watches)
+        threshold = config.watch_threshold if watched else config.threshold
         got = _statistic(s, i, config, pooled_rate=float(pooled[i]))
         if got is None:
             continue
         stat, observed, expected = got
-        fire = stat >= config.threshold
+        fire = stat >= threshold
         if fire and config.drop_top_items:
             drop = _top_items(arrivals, category, s.days, i, config)
             kept = _statistic(s, i, config, pooled_rate=float(pooled[i]), drop=drop)
-            fire = kept is not None and kept[0] >= config.threshold
+            fire = kept is not None and kept[0] >= threshold
         rows.append(
             {
                 "day": day,
@@ -268,6 +281,8 @@ def _category_rows(
                 "observed": observed,
                 "expected": expected,
                 "ratio": observed / expected if expected > 0 else float("nan"),
+                "threshold": threshold,
+                "watched": watched,
                 "firing": bool(fire),
             }
         )
@@ -275,10 +290,16 @@ def _category_rows(
 
 
 def cusum_alerts(
-    tests: pd.DataFrame, owners: dict[str, str], *, config: CusumConfig
+    tests: pd.DataFrame,
+    owners: dict[str, str],
+    *,
+    config: CusumConfig,
+    watch_owners: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Alerts from the sequential category tests. `owners` maps a metric to who answers for
-    it (the `all`-channel objective's owner)."""
+    it (the `all`-channel objective's owner), `watch_owners` a watched category to the owner
+    its watch names (before the metric's)."""
+    watch_owners = watch_owners or {}
     if not len(tests):
         return empty_frame(ALERTS)
     firing = tests[tests["firing"].astype(bool)]
@@ -287,6 +308,7 @@ def cusum_alerts(
         for ep in episodes(g):
             first = ep.rows.iloc[0]
             kind = CUSUM_METRICS[TrustMetric(str(metric))]
+            watched = bool(first["watched"])
             rows.append(
                 alert_row(
                     AlertKind.TRUST_CUSUM,
@@ -296,17 +318,18 @@ def cusum_alerts(
                     metric=metric,
                     category=cat,
                     id_strategy=ALL + f"|{cat}",
-                    owner=owners.get(str(metric), "trust-ops"),
+                    owner=watch_owners.get(str(cat)) or owners.get(str(metric), "trust-ops"),
                     value=float(ep.rows["statistic"].max()),
-                    threshold=config.threshold,
+                    threshold=float(first["threshold"]),
                     evidence=(
                         f"{kind}s in category {cat}: {first['observed']:.0f} arrived in the "
                         f"{config.run_days} days to {ep.first_day:%Y-%m-%d} where the "
                         f"category's orders and the {config.baseline_days} days before "
                         f"predict {first['expected']:.1f} (ratio {first['ratio']:.1f}); CUSUM "
                         f"for a {config.shift_ratio:g}x rise {first['statistic']:.1f} >= "
-                        f"{config.threshold:g}, also without the {config.drop_top_items} items "
-                        "with most."
+                        f"{first['threshold']:g}"
+                        f"{' (a watched category)' if watched else ''}, also without the "
+                        f"{config.drop_top_items} items with most."
                     ),
                 )
             )

@@ -11,10 +11,11 @@ its shown items they actioned. A cell where none fired is a gap a PM should look
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 
+from governance.monitoring.objectives import WatchedCategory
 from governance.monitoring.tables import LAUNCH_COVERAGE, conform, empty_frame
 from governance.strategy import Strategy
 
@@ -23,6 +24,20 @@ def new_categories(listings: pd.DataFrame, *, after: date) -> list[str]:
     """Categories whose first listing was created on or after `after`."""
     first = listings.groupby("category")["created_at"].min()
     return sorted(str(c) for c in first[pd.to_datetime(first) >= pd.Timestamp(after)].index)
+
+
+def launch_watches(listings: pd.DataFrame, *, after: date, days: int) -> list[WatchedCategory]:
+    """A watch on each category first listed on or after `after`, for `days` from that day."""
+    first = pd.to_datetime(listings.groupby("category")["created_at"].min())
+    return [
+        WatchedCategory(
+            category=str(c),
+            reason=f"launched {t:%Y-%m-%d}",
+            since=t.date(),
+            until=t.date() + timedelta(days=days),
+        )
+        for c, t in first[first >= pd.Timestamp(after)].items()
+    ]
 
 
 def launch_coverage(

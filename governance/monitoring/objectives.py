@@ -1,5 +1,9 @@
 """Per-channel trust objectives, declared in YAML, and the multi-window burn-rate rules.
 
+The same file holds the PM's watch list: categories declared as launching or under watch
+(a supplier recall, a seasonal launch), on which the sequential category test alerts at a
+lower threshold (`WatchedCategory`).
+
 An objective says a trust metric stays at or below a target over a window (28 days by
 default). Its error budget is what the target allows: for complaints per 1,000 orders,
 `target / 1000 * orders` complaints. The burn rate over a window is the bad events seen divided
@@ -12,6 +16,7 @@ Our finest window is a day, so the workbook's hours become days.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +46,33 @@ class Objective(BaseModel):
         return v
 
 
+class WatchedCategory(BaseModel):
+    """A category a PM watches: its complaints and returns alert at the watch threshold from
+    `since` to `until` (either open)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: str = Field(min_length=1)
+    reason: str = ""
+    owner: str | None = None
+    since: date | None = None
+    until: date | None = None
+
+    def active(self, day: date) -> bool:
+        """Whether the watch covers `day`."""
+        return (self.since is None or self.since <= day) and (
+            self.until is None or day <= self.until
+        )
+
+
 class ObjectiveSet(BaseModel):
-    """Every objective and the window their budgets cover."""
+    """Every objective, the window their budgets cover and the watched categories."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     window_days: int = Field(28, ge=7, le=366)
     objectives: tuple[Objective, ...]
+    watch: tuple[WatchedCategory, ...] = ()
 
     def expanded(self) -> list[Objective]:
         """Objectives per concrete channel (and `all`): a channel's own beats the `all` one."""

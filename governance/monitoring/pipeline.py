@@ -33,6 +33,7 @@ from governance.monitoring.drift import DriftConfig, feature_drift, prediction_d
 from governance.monitoring.objectives import (
     BurnRule,
     ObjectiveSet,
+    WatchedCategory,
     default_rules,
     load_objectives,
 )
@@ -89,6 +90,8 @@ class MonitorConfig:
     precision_threshold: float = 0.5
     confidence: float = 0.95
     overturn: OverturnConfig = OverturnConfig()
+    #: A launched category is watched (tighter sequential alerts) this many days.
+    launch_watch_days: int = 28
 
     @classmethod
     def from_settings(
@@ -118,8 +121,11 @@ class MonitorConfig:
             ),
             shift=ShiftConfig(min_completeness=settings.min_completeness),
             cusum=CusumConfig(
-                threshold=settings.cusum_threshold, shift_ratio=settings.cusum_shift_ratio
+                threshold=settings.cusum_threshold,
+                shift_ratio=settings.cusum_shift_ratio,
+                watch_threshold=settings.watch_threshold,
             ),
+            launch_watch_days=settings.launch_watch_days,
             mature_completeness=settings.mature_completeness,
             delay_reference_days=settings.delay_reference_days,
             threads=features_settings().threads,  # the one GOVRISK_THREADS
@@ -271,8 +277,14 @@ def compute_monitor(
         item_outcomes=trust.item_outcomes,
         config=config.shift,
     )
+    watches = [*config.objectives.watch, *_launch_watches(tables, config)]
     sequential = category_cusum_tests(
-        trust.base, trust.arrivals, trust.delays, as_of=config.as_of, config=config.cusum
+        trust.base,
+        trust.arrivals,
+        trust.delays,
+        as_of=config.as_of,
+        config=config.cusum,
+        watched=watches,
     )
     metric_owners = {
         o.metric.value: o.owner for o in config.objectives.expanded() if o.channel == ALL
@@ -301,7 +313,12 @@ def compute_monitor(
     alerts = combine(
         burn_alerts(status, trust.base, config.rules),
         shift_alerts(shift, trust.base, metric_owners, config=config.shift),
-        cusum_alerts(sequential, metric_owners, config=config.cusum),
+        cusum_alerts(
+            sequential,
+            metric_owners,
+            config=config.cusum,
+            watch_owners={w.category: w.owner for w in watches if w.owner},
+        ),
         strategy_alerts(tests, health, owners, default_owner=STRATEGY_OWNER),
         overturn_alerts(overturns, owners, config.overturn, default_owner=STRATEGY_OWNER),
         drift_alerts(drift, config.drift, owner=DRIFT_OWNER),
@@ -323,6 +340,13 @@ def compute_monitor(
     )
 
 
+def _launched_after(tables: dict[str, pd.DataFrame], config: MonitorConfig) -> date:
+    """A category first listed on or after this day is new: the drift reference weeks after
+    the first day of exposure."""
+    start = pd.to_datetime(tables["channel_exposure"]["day"]).min()
+    return (start + pd.Timedelta(weeks=config.drift.reference_weeks)).date()
+
+
 def _launch_coverage(
     tables: dict[str, pd.DataFrame], strategies: list[Strategy], config: MonitorConfig
 ) -> pd.DataFrame:
@@ -331,10 +355,21 @@ def _launch_coverage(
     listings = tables["listings"]
     if not len(listings) or not strategies:
         return empty_frame(LAUNCH_COVERAGE)
-    start = pd.to_datetime(tables["channel_exposure"]["day"]).min()
-    after = (start + pd.Timedelta(weeks=config.drift.reference_weeks)).date()
-    categories = new_categories(listings, after=after)
+    categories = new_categories(listings, after=_launched_after(tables, config))
     return launch_coverage(tables, strategies, categories=categories)
+
+
+def _launch_watches(
+    tables: dict[str, pd.DataFrame], config: MonitorConfig
+) -> list[WatchedCategory]:
+    from governance.monitoring.launch import launch_watches
+
+    listings = tables["listings"]
+    if not len(listings) or not len(tables["channel_exposure"]):
+        return []
+    return launch_watches(
+        listings, after=_launched_after(tables, config), days=config.launch_watch_days
+    )
 
 
 def _strategy_precision(

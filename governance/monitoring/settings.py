@@ -64,6 +64,15 @@ class MonitorSettings(BaseSettings):
     cusum_threshold: float = Field(
         4.0, gt=0, description="Log-likelihood ratio at which the sequential category test fires."
     )
+    watch_threshold: float = Field(
+        2.5,
+        gt=0,
+        description="Log-likelihood ratio at which the sequential test fires on a watched "
+        "category (declared in the objectives file, or launched recently).",
+    )
+    launch_watch_days: int = Field(
+        28, ge=0, description="A category is watched this many days from its first listing."
+    )
     cusum_shift_ratio: float = Field(
         3.0, gt=1, description="Rise of a category's rate the sequential test looks for."
     )

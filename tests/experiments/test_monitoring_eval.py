@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.monitoring_eval import SCENARIOS, MonitoringEvalConfig, run_monitoring_eval
+from experiments.monitoring_eval import (
+    SCENARIOS,
+    WATCHED_SCENARIOS,
+    MonitoringEvalConfig,
+    run_monitoring_eval,
+)
 
 #: Four simulated worlds and a dozen monitor runs: about a minute of CPU.
 pytestmark = pytest.mark.slow
@@ -17,7 +22,10 @@ def test_every_table_of_the_evaluation_is_filled() -> None:
     steps: list[str] = []
     result = run_monitoring_eval(cfg, on_step=steps.append)
     det = result.detections.set_index("scenario")
-    assert set(det.index) == set(SCENARIOS)
+    assert set(det.index) == set(SCENARIOS) | set(WATCHED_SCENARIOS)
+    watched = det.loc["jewelry returns surge, jewelry watched"]
+    assert watched["watched_false_alarms"] >= 0
+    assert watched["evidence_with"] == det.loc["jewelry returns surge", "evidence_with"]
     surges = det.loc[["affiliate complaint flood", "jewelry returns surge"]]
     # a surge only raises its outcomes' probability: never fewer than its counterfactual
     assert (surges["evidence_with"] >= surges["evidence_without"]).all()

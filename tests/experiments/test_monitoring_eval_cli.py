@@ -30,6 +30,18 @@ def _result(cfg: MonitoringEvalConfig, **_: object) -> MonitoringEvalResult:
             ]
             + [
                 {
+                    "scenario": "jewelry returns surge, jewelry watched",
+                    "seed": s,
+                    "delay_days": d,
+                    "other_alerts": 0,
+                    "evidence_without": lo,
+                    "evidence_with": hi,
+                    "watched_false_alarms": n,
+                }
+                for s, d, lo, hi, n in zip(seeds, (7, 5), (10, 18), (13, 40), (1, 0), strict=True)
+            ]
+            + [
+                {
                     "scenario": "broken clause",
                     "seed": s,
                     "delay_days": 1,
@@ -118,6 +130,10 @@ def test_evaluate_monitoring_prints_every_table(monkeypatch: pytest.MonkeyPatch)
     flat = " ".join(out.output.split())
     assert "10 -> 13 (p 0.21)" in flat and "18 -> 40 (p 5.3e-06)" in flat
     assert "realised precision on 50% of the windows" in flat
+    assert "jewelry returns surge, jewelry watched" in flat and "2/2" in flat
+    # 2 worlds of 56 days: 3.7 world-months
+    assert "raised 1 sequential alerts in 3.7 world-months (0.27 per month)" in flat
+    assert flat.count("10 -> 13") == 1  # the watched scenario's worlds are its base's
 
 
 def test_slice_arrivals_counts_the_incidents_kind_slice_and_days() -> None:

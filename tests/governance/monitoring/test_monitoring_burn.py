@@ -81,3 +81,20 @@ def test_bad_objectives_file_names_the_file_and_field(tmp_path: Path) -> None:
 
 def test_packaged_objectives_load() -> None:
     assert len(load_objectives().objectives) >= 4
+
+
+def test_the_watch_list_is_read_with_its_windows(tmp_path: Path) -> None:
+    from datetime import date
+
+    path = tmp_path / "objectives.yaml"
+    path.write_text(
+        "objectives:\n  - {channel: all, metric: complaints_per_1k_orders, target: 50, owner: x}\n"
+        "watch:\n  - {category: jewelry, reason: recall, owner: jewelry-pm, until: 2026-03-31}\n"
+    )
+    (watch,) = load_objectives(path).watch
+    assert watch.owner == "jewelry-pm" and watch.active(date(2026, 3, 31))
+    assert not watch.active(date(2026, 4, 1))
+    path.write_text(path.read_text().replace("until:", "untill:"))
+    with pytest.raises(ValueError, match="untill"):  # a misspelt key is an error, not ignored
+        load_objectives(path)
+    assert load_objectives().watch == ()  # the packaged file watches nothing by default

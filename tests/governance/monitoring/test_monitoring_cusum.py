@@ -73,3 +73,33 @@ def test_category_surge_is_found_by_the_sequential_test() -> None:
 
 def test_no_sequential_alert_without_incident() -> None:
     assert len(_alerts(None)) == 0
+
+
+def test_a_watched_category_alerts_at_its_lower_threshold_while_its_watch_lasts() -> None:
+    from datetime import timedelta
+
+    from governance.monitoring.objectives import WatchedCategory
+
+    # complaints in bags rise from day 28 by less than the default threshold reports
+    tables = make_tables(n_listings=40, n_days=42, seed=7, category_incident=("bags", 28, 0.03))
+    trust = compute_trust_metrics(connect(tables), as_of=end_of(42))
+    cfg = CusumConfig()
+
+    def alerts(*watches: WatchedCategory) -> pd.DataFrame:
+        tests = category_cusum_tests(
+            trust.base, trust.arrivals, trust.delays, as_of=end_of(42), config=cfg, watched=watches
+        )
+        owners = {w.category: w.owner for w in watches if w.owner}
+        return cusum_alerts(
+            tests, {"complaints_per_1k_orders": "ops"}, config=cfg, watch_owners=owners
+        )
+
+    assert "bags" not in set(alerts()["category"])
+    found = alerts(WatchedCategory(category="bags", owner="bags-pm", reason="recall"))
+    bags = found[found["category"] == "bags"]
+    assert len(bags) == 1
+    assert 0 <= (bags["first_day"].iloc[0] - pd.Timestamp(START)).days - 28 <= 7
+    assert bags["owner"].iloc[0] == "bags-pm" and bags["threshold"].iloc[0] == cfg.watch_threshold
+    assert "a watched category" in bags["evidence"].iloc[0]
+    ended = WatchedCategory(category="bags", until=START + timedelta(days=20))
+    assert "bags" not in set(alerts(ended)["category"])  # the watch was over by then

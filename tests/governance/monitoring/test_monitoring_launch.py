@@ -63,3 +63,13 @@ def test_coverage_names_who_could_act_who_did_and_the_gaps() -> None:
     assert campaigns["items_actioned"] == 2 and campaigns["actioned_share"] == 2 / 3
     shop_tab = cells.loc[("fake_discount", "shop_tab")]
     assert shop_tab["strategies"] == "" and shop_tab["actioned_share"] == 0  # a gap
+
+
+def test_a_launched_category_is_watched_from_its_first_listing() -> None:
+    from governance.monitoring.launch import launch_watches
+
+    listings = _tables()["listings"]
+    (watch,) = launch_watches(listings, after=date(2026, 1, 19), days=28)
+    assert watch.category == "cards" and watch.since == date(2026, 2, 2)
+    assert watch.active(date(2026, 3, 2)) and not watch.active(date(2026, 3, 3))
+    assert launch_watches(listings, after=date(2026, 2, 3), days=28) == []
