@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import pandas as pd
 
 from governance.monitoring.objectives import WatchedCategory
-from governance.monitoring.tables import LAUNCH_COVERAGE, conform, empty_frame
+from governance.monitoring.tables import LAUNCH_COVERAGE, LAUNCH_RISK, conform, empty_frame
 from governance.strategy import Strategy
 
 
@@ -68,6 +68,54 @@ def launch_coverage(
     if not rows:
         return empty_frame(LAUNCH_COVERAGE)
     return conform(pd.DataFrame(rows), LAUNCH_COVERAGE)
+
+
+def launch_risk(
+    tables: dict[str, pd.DataFrame], scores: pd.DataFrame, *, categories: list[str]
+) -> pd.DataFrame:
+    """Table `launch_risk`: per launched category and model (`scores`: entity, item_id,
+    policy, p, one score per item and model), its items' mean probability beside every
+    established category's."""
+    if not categories or not len(scores):
+        return empty_frame(LAUNCH_RISK)
+    every = sorted(str(c) for c in tables["listings"]["category"].dropna().unique())
+    items = _category_items(tables, every).astype({"entity": str, "item_id": str})
+    scored = items.merge(
+        scores[["entity", "item_id", "policy", "p"]].astype(
+            {"entity": str, "item_id": str, "policy": str}
+        ),
+        on=["entity", "item_id"],
+    )
+    means = scored.groupby(["entity", "policy", "category"])["p"].agg(["mean", "size"])
+    rows = [
+        _risk_row(str(cat), str(entity), str(policy), g.droplevel([0, 1]), categories)
+        for (entity, policy), g in means.groupby(level=[0, 1])
+        for cat in categories
+        if cat in g.index.get_level_values(2)
+    ]
+    return conform(pd.DataFrame(rows), LAUNCH_RISK) if rows else empty_frame(LAUNCH_RISK)
+
+
+def _risk_row(
+    category: str, entity: str, policy: str, means: pd.DataFrame, launched: list[str]
+) -> dict[str, object]:
+    """One launched category against the established ones under one model; `means` holds
+    each category's items' mean probability (`mean`) and count (`size`)."""
+    mean = float(means["mean"].to_numpy()[means.index == category][0])
+    size = int(means["size"].to_numpy()[means.index == category][0])
+    peers = means.loc[~means.index.isin(launched), "mean"]
+    return {
+        "category": category,
+        "entity": entity,
+        "policy": policy,
+        "items": size,
+        "mean_probability": mean,
+        "established": len(peers),
+        "established_median": float(peers.median()) if len(peers) else None,
+        "established_max": float(peers.max()) if len(peers) else None,
+        "riskiest_established": str(peers.idxmax()) if len(peers) else None,
+        "rank": int((peers > mean).sum()) + 1,
+    }
 
 
 def _category_items(tables: dict[str, pd.DataFrame], categories: list[str]) -> pd.DataFrame:

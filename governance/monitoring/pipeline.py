@@ -47,6 +47,7 @@ from governance.monitoring.strategy_health import (
 from governance.monitoring.tables import (
     FEATURE_DRIFT,
     LAUNCH_COVERAGE,
+    LAUNCH_RISK,
     MODEL_PRECISION,
     MODEL_TABLES,
     MONITOR_TABLES,
@@ -359,6 +360,18 @@ def _launch_coverage(
     return launch_coverage(tables, strategies, categories=categories)
 
 
+def _launch_risk(
+    tables: dict[str, pd.DataFrame], scores: pd.DataFrame, config: MonitorConfig
+) -> pd.DataFrame:
+    from governance.monitoring.launch import launch_risk, new_categories
+
+    listings = tables["listings"]
+    if not len(listings) or not len(tables["channel_exposure"]):
+        return empty_frame(LAUNCH_RISK)
+    categories = new_categories(listings, after=_launched_after(tables, config))
+    return launch_risk(tables, scores, categories=categories)
+
+
 def _launch_watches(
     tables: dict[str, pd.DataFrame], config: MonitorConfig
 ) -> list[WatchedCategory]:
@@ -433,6 +446,7 @@ def model_tables(
         ),
         # drift reads the whole scoring log: each item's score when it was new
         PREDICTION_DRIFT.name: _prediction_drift(tables, predictions, config),
+        LAUNCH_RISK.name: _launch_risk(tables, current, config),
     }
 
 

@@ -472,10 +472,58 @@ LAUNCH_COVERAGE = TableSpec(
     ),
 )
 
+LAUNCH_RISK = TableSpec(
+    name="launch_risk",
+    description=(
+        "Launch watch: each launched category's risk beside the established categories', per "
+        "model: the mean calibrated probability of its items against theirs."
+    ),
+    key=("category", "entity", "policy"),
+    columns=(
+        _c("category", "string", "Newly launched category."),
+        _c("entity", "string", "Entity the model scores.", enum=Entity),
+        _c("policy", "string", "The model's policy (`any`: any violation)."),
+        _c("items", "int", "Items of the category the model scored.", min_value=1),
+        _c(
+            "mean_probability",
+            "float",
+            "Their mean calibrated probability: the share expected to violate.",
+            min_value=0,
+            max_value=1,
+        ),
+        _c("established", "int", "Established categories the model scored.", min_value=0),
+        _c(
+            "established_median",
+            "float",
+            "Median over the established categories of their items' mean probability.",
+            nullable=True,
+        ),
+        _c(
+            "established_max",
+            "float",
+            "The riskiest established category's mean probability.",
+            nullable=True,
+        ),
+        _c("riskiest_established", "string", "That category.", nullable=True),
+        _c(
+            "rank",
+            "int",
+            "The launched category's rank among the established ones and itself (1: riskiest).",
+            min_value=1,
+        ),
+    ),
+)
+
 #: Tables computed when the monitor is given model predictions (`--predictions`).
 MODEL_TABLES: dict[str, TableSpec] = {
     t.name: t
-    for t in (VIOLATIVE_VIEW_RATE, MODEL_PRECISION, STRATEGY_EXPECTED_PRECISION, PREDICTION_DRIFT)
+    for t in (
+        VIOLATIVE_VIEW_RATE,
+        MODEL_PRECISION,
+        STRATEGY_EXPECTED_PRECISION,
+        PREDICTION_DRIFT,
+        LAUNCH_RISK,
+    )
 }
 
 #: Every table `govrisk monitor` writes, in write order.

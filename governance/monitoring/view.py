@@ -12,6 +12,7 @@ from features.vocabulary import Channel, values
 from governance.monitoring.tables import (
     ALERTS,
     LAUNCH_COVERAGE,
+    LAUNCH_RISK,
     MODEL_PRECISION,
     OBJECTIVE_STATUS,
     PREDICTION_DRIFT,
@@ -66,6 +67,7 @@ class ChannelView:
     view_rates: list[dict[str, object]] = field(default_factory=list)
     strategy_precision: list[dict[str, object]] = field(default_factory=list)
     launch_gaps: list[dict[str, object]] = field(default_factory=list)
+    launch_risk: list[dict[str, object]] = field(default_factory=list)
     appeals: AppealsGrid | None = None
     prediction_drift: list[dict[str, object]] = field(default_factory=list)
     model_precision: list[dict[str, object]] = field(default_factory=list)
@@ -162,6 +164,7 @@ def channel_view(monitor_dir: Path | None, channel: str = ALL) -> ChannelView:
         view_rates=_view_rates(monitor_dir, channel),
         strategy_precision=_strategy_precision(monitor_dir),
         launch_gaps=_launch_gaps(monitor_dir, channel),
+        launch_risk=_launch_risk(monitor_dir),
         appeals=_strategy_appeals(monitor_dir, channel),
         prediction_drift=_prediction_drift(monitor_dir),
         model_precision=_model_precision(monitor_dir),
@@ -259,6 +262,27 @@ def _launch_gaps(monitor_dir: Path | None, channel: str) -> list[dict[str, objec
             "strategies": r["strategies"] or "none",
         }
         for _, r in rows.sort_values(["category", "channel", "policy"]).iterrows()
+    ]
+
+
+def _launch_risk(monitor_dir: Path | None) -> list[dict[str, object]]:
+    """Each launched category's risk under each model beside the established categories'."""
+    df = _valid(monitor_dir, LAUNCH_RISK) if monitor_dir is not None else None
+    if df is None or not len(df):
+        return []
+    return [
+        {
+            "category": r["category"],
+            "model": f"{r['entity']} {r['policy']}",
+            "scored": int(r["items"]),  # not "items": templates read that as dict.items
+            "mean": float(r["mean_probability"]),
+            "median": _num(r["established_median"]),
+            "max": _num(r["established_max"]),
+            "riskiest": r["riskiest_established"],
+            "rank": int(r["rank"]),
+            "of": int(r["established"]) + 1,
+        }
+        for _, r in df.sort_values(["category", "rank", "entity", "policy"]).iterrows()
     ]
 
 

@@ -349,3 +349,40 @@ def test_monitoring_page_shows_each_models_precision_without_labels(
     assert "52% [44% – 60%]" in row and ">57 labels<" in row and "outside the interval" in row
     unchecked = _row(page, "model-precision-table", "video any")  # flagged nothing
     assert ">–<" in unchecked and "12 labels, not across its flagged items" in unchecked
+
+
+@pytest.mark.parametrize("review_db_url", ["sqlite"], indirect=True)
+def test_monitoring_page_ranks_a_launch_against_the_established_categories(
+    review_app: SimpleNamespace, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from governance.monitoring.tables import LAUNCH_RISK, conform
+
+    out = tmp_path / "monitor"
+    write_monitor_dir(out)
+    review_app.state.settings.monitor_dir = out
+    client = review_app.client
+    review_app.login(client, "pm")
+    assert 'id="launch-risk"' not in client.get("/monitoring").text  # no predictions
+    risk = pd.DataFrame(
+        {
+            "category": "collectible_cards",
+            "entity": "listing",
+            "policy": ["counterfeit", "any"],
+            "items": [412, 412],
+            "mean_probability": [0.214, 0.35],
+            "established": [15, 15],
+            "established_median": [0.031, 0.2],
+            "established_max": [0.12, 0.41],
+            "riskiest_established": ["bags", "jewelry"],
+            "rank": [1, 3],
+        }
+    )
+    conform(risk, LAUNCH_RISK).to_parquet(out / "launch_risk.parquet")
+    page = client.get("/monitoring").text
+    row = _row(page, "launch-risk-table", "listing counterfeit")
+    assert ">21.4%<" in row and ">3.1%<" in row and "12.0%" in row and "(bags)" in row
+    assert "1 of 16" in row and "warn" in row  # riskier than every established category
+    other = _row(page, "launch-risk-table", "listing any")
+    assert "3 of 16" in other and "warn" not in other

@@ -73,3 +73,32 @@ def test_a_launched_category_is_watched_from_its_first_listing() -> None:
     assert watch.category == "cards" and watch.since == date(2026, 2, 2)
     assert watch.active(date(2026, 3, 2)) and not watch.active(date(2026, 3, 3))
     assert launch_watches(listings, after=date(2026, 2, 3), days=28) == []
+
+
+def test_launch_risk_ranks_the_new_category_among_the_established_ones() -> None:
+    from governance.monitoring.launch import launch_risk
+    from governance.monitoring.tables import LAUNCH_RISK
+
+    tables = _tables()
+    shoes = pd.DataFrame(
+        {"listing_id": ["L5"], "category": ["shoes"], "created_at": pd.to_datetime(["2026-01-06"])}
+    )
+    tables["listings"] = pd.concat([tables["listings"], shoes], ignore_index=True)
+    scores = pd.DataFrame(
+        {
+            "entity": "listing",
+            "item_id": ["L1", "L2", "L3", "L4", "L5", "L2"],
+            "policy": ["any"] * 5 + ["counterfeit"],
+            "p": [0.1, 0.5, 0.7, 0.3, 0.6, 0.9],
+        }
+    )
+    risk = launch_risk(tables, scores, categories=["cards"]).set_index("policy")
+    assert check_frame(risk.reset_index(), LAUNCH_RISK) == []
+    anyv = risk.loc["any"]
+    assert anyv["items"] == 3 and anyv["mean_probability"] == 0.5
+    assert anyv["established"] == 2 and anyv["established_median"] == 0.35
+    assert anyv["riskiest_established"] == "shoes" and anyv["rank"] == 2
+    alone = risk.loc["counterfeit"]  # no established category was scored by this model
+    assert alone["established"] == 0 and pd.isna(alone["established_median"])
+    assert alone["rank"] == 1
+    assert len(launch_risk(tables, scores, categories=[])) == 0
