@@ -17,7 +17,7 @@ import pandas as pd
 from features.settings import thread_count
 from features.text_source import with_text_fields
 from features.vocabulary import Entity, Policy, StrategyStatus
-from governance.audit.estimators import estimate_flip_rate
+from governance.audit.estimators import FloatArray, estimate_flip_rate
 from governance.audit.metrics import strategy_metrics
 from governance.audit.population import (
     PREDICTION_COLUMNS,
@@ -32,7 +32,7 @@ from governance.audit.ranking import (
     reasons_from_bundles,
     reasons_from_frame,
 )
-from governance.audit.sampling import audit_sample
+from governance.audit.sampling import audit_sample, category_boost
 from governance.audit.settings import AuditSettings, get_settings
 from governance.audit.slices import audit_slices
 from governance.audit.suggestions import suggest
@@ -167,7 +167,12 @@ def run_audit(
     progress("rank", 3, len(_STEPS))
     posts = {k: posterior(p, inputs.labels) for k, p in pops.items()}
     flags = likely_errors(
-        pops, est_pops, inputs.labels, cfg, reasons=_reasons_fn(reasons, bundles, inputs)
+        pops,
+        est_pops,
+        inputs.labels,
+        cfg,
+        reasons=_reasons_fn(reasons, bundles, inputs),
+        boost=_watch_boost(inputs, est_pops, cfg),
     )
 
     progress("slices", 4, len(_STEPS))
@@ -351,6 +356,22 @@ def estimated_metrics(
     )
 
 
+def _watch_boost(
+    inputs: _Inputs, pops: Mapping[tuple[Entity, Policy], Population], cfg: AuditSettings
+) -> dict[tuple[Entity, Policy], FloatArray]:
+    """Importance multipliers of the units of the categories monitoring watches."""
+    from governance.monitoring.launch import category_items, watched_on
+
+    tables = dict(inputs.tables)
+    if cfg.watch_boost == 1.0 or "listings" not in tables or "channel_exposure" not in tables:
+        return {}
+    watched = watched_on(tables, inputs.as_of.date())
+    if watched:
+        log.info("audit slice: %s sampled %gx (watched)", ", ".join(watched), cfg.watch_boost)
+    items = category_items(tables, watched) if watched else pd.DataFrame()
+    return category_boost(pops, items, watched, cfg.watch_boost)
+
+
 def likely_errors(
     pops: dict[tuple[Entity, Policy], Population],
     est_pops: dict[tuple[Entity, Policy], Population],
@@ -358,11 +379,14 @@ def likely_errors(
     cfg: AuditSettings,
     *,
     reasons: ReasonsFn | None,
+    boost: Mapping[tuple[Entity, Policy], FloatArray] | None = None,
 ) -> pd.DataFrame:
     """The flags table: ranked likely-error lists and the audit slice (drawn on the estimate
-    populations). Shared by the marketplace audit and the audit of a BYO dataset."""
+    populations, `boost` raising some units' importance). Shared by the marketplace audit and
+    the audit of a BYO dataset."""
     sample = audit_sample(
         est_pops,
+        boost=boost,
         size=cfg.audit_sample_size,
         floor=cfg.audit_sample_floor,
         seed=cfg.seed,

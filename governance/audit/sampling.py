@@ -9,7 +9,7 @@ the difference estimator: labels go where the model is unsure and where they mov
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -85,10 +85,13 @@ def audit_sample(
     precision_target: float = 0.015,
     recall_target: float = 0.03,
     exclude_labeled: bool = False,
+    boost: Mapping[tuple[Entity, Policy], FloatArray] | None = None,
 ) -> pd.DataFrame:
     """Draw the audit slice over every (entity, item, policy) unit; returns the drawn units with
     their inclusion probabilities (verdicts on them come back as `sampling=model_ranked` with
-    that pi; see `ranking.SAMPLING_OF_KIND`)."""
+    that pi; see `ranking.SAMPLING_OF_KIND`). `boost` multiplies a population's scores per
+    unit (watched categories are sampled more; the recorded probabilities keep estimates
+    unbiased)."""
     if size < 0:
         raise EstimationError(f"audit sample size must be >= 0, got {size}")
     parts, scores = [], []
@@ -96,6 +99,8 @@ def audit_sample(
         s = importance_scores(pop, precision_target=precision_target, recall_target=recall_target)
         if exclude_labeled and len(pop.draws):
             s[pop.draws.position] = 0.0
+        if boost is not None and (entity, policy) in boost:
+            s = s * boost[(entity, policy)]
         parts.append(
             pd.DataFrame({"entity": entity.value, "item_id": pop.item_ids, "policy": policy.value})
         )
@@ -112,3 +117,23 @@ def audit_sample(
     out["inclusion_probability"] = pi[drawn]
     out["importance"] = all_scores[drawn]
     return out.reset_index(drop=True)
+
+
+def category_boost(
+    populations: Mapping[tuple[Entity, Policy], Population],
+    items: pd.DataFrame,
+    categories: Sequence[str],
+    factor: float,
+) -> dict[tuple[Entity, Policy], FloatArray]:
+    """Per population, `factor` for its units whose item (`items`: entity, item_id,
+    category) is in `categories`, else 1; empty when nothing is boosted."""
+    if factor == 1.0 or not categories:
+        return {}
+    hit = items[items["category"].isin(list(categories))]
+    out: dict[tuple[Entity, Policy], FloatArray] = {}
+    for (entity, policy), pop in populations.items():
+        ids = set(hit.loc[hit["entity"].astype(str) == entity.value, "item_id"].astype(str))
+        watched = np.fromiter((str(i) in ids for i in pop.item_ids), bool, len(pop))
+        if watched.any():
+            out[(entity, policy)] = np.where(watched, factor, 1.0)
+    return out

@@ -112,6 +112,12 @@ class AuditSettings(BaseSettings):
         le=1.0,
         description="Every unit's inclusion probability is at least this share of the uniform one.",
     )
+    watch_boost: float = Field(
+        3.0,
+        ge=1.0,
+        description="The audit slice samples items of watched categories (the monitoring "
+        "watch list and recent launches) this many times as much, so their labels come sooner.",
+    )
     pinned_max_width: float = Field(
         0.2,
         gt=0,

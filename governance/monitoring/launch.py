@@ -26,6 +26,30 @@ def new_categories(listings: pd.DataFrame, *, after: date) -> list[str]:
     return sorted(str(c) for c in first[pd.to_datetime(first) >= pd.Timestamp(after)].index)
 
 
+def launched_after(tables: dict[str, pd.DataFrame], *, reference_weeks: int) -> date | None:
+    """A category first listed on or after this day is new: `reference_weeks` (the drift
+    reference) after the first day of exposure; None without exposure."""
+    days = pd.to_datetime(tables["channel_exposure"]["day"])
+    if not len(days):
+        return None
+    return (days.min() + pd.Timedelta(weeks=reference_weeks)).date()
+
+
+def watched_on(tables: dict[str, pd.DataFrame], day: date) -> list[str]:
+    """Categories the monitoring settings watch on `day`: the objectives file's watch list
+    and the categories launched within `GOVRISK_MONITOR_LAUNCH_WATCH_DAYS` (for the audit,
+    which samples them more)."""
+    from governance.monitoring.objectives import load_objectives
+    from governance.monitoring.settings import get_settings
+
+    settings = get_settings()
+    watches = list(load_objectives(settings.objectives_path).watch)
+    after = launched_after(tables, reference_weeks=settings.reference_weeks)
+    if after is not None and len(tables["listings"]):
+        watches += launch_watches(tables["listings"], after=after, days=settings.launch_watch_days)
+    return sorted({w.category for w in watches if w.active(day)})
+
+
 def launch_watches(listings: pd.DataFrame, *, after: date, days: int) -> list[WatchedCategory]:
     """A watch on each category first listed on or after `after`, for `days` from that day."""
     first = pd.to_datetime(listings.groupby("category")["created_at"].min())
@@ -47,7 +71,7 @@ def launch_coverage(
     shown in."""
     if not categories or not strategies:
         return empty_frame(LAUNCH_COVERAGE)
-    items = _category_items(tables, categories)
+    items = category_items(tables, categories)
     shown = items.merge(
         tables["channel_exposure"][["entity", "item_id", "channel", "impressions"]],
         on=["entity", "item_id"],
@@ -79,7 +103,7 @@ def launch_risk(
     if not categories or not len(scores):
         return empty_frame(LAUNCH_RISK)
     every = sorted(str(c) for c in tables["listings"]["category"].dropna().unique())
-    items = _category_items(tables, every).astype({"entity": str, "item_id": str})
+    items = category_items(tables, every).astype({"entity": str, "item_id": str})
     scored = items.merge(
         scores[["entity", "item_id", "policy", "p"]].astype(
             {"entity": str, "item_id": str, "policy": str}
@@ -118,7 +142,7 @@ def _risk_row(
     }
 
 
-def _category_items(tables: dict[str, pd.DataFrame], categories: list[str]) -> pd.DataFrame:
+def category_items(tables: dict[str, pd.DataFrame], categories: list[str]) -> pd.DataFrame:
     """(entity, item_id, category) of every listing, video and live of the categories."""
     listings = tables["listings"]
     own = listings[listings["category"].isin(categories)][["listing_id", "category"]]
@@ -127,6 +151,8 @@ def _category_items(tables: dict[str, pd.DataFrame], categories: list[str]) -> p
         ("videos", "video_id", "video"),
         ("live_sessions", "live_id", "live"),
     ):
+        if table not in tables:  # a dataset of listings only
+            continue
         linked = tables[table].merge(own, on="listing_id")[[column, "category"]]
         parts.append(linked.rename(columns={column: "item_id"}).assign(entity=entity))
     return pd.concat(parts, ignore_index=True)

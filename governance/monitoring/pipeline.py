@@ -342,10 +342,12 @@ def compute_monitor(
 
 
 def _launched_after(tables: dict[str, pd.DataFrame], config: MonitorConfig) -> date:
-    """A category first listed on or after this day is new: the drift reference weeks after
-    the first day of exposure."""
-    start = pd.to_datetime(tables["channel_exposure"]["day"]).min()
-    return (start + pd.Timedelta(weeks=config.drift.reference_weeks)).date()
+    """A category first listed on or after this day is new (the tables have exposure)."""
+    from governance.monitoring.launch import launched_after
+
+    after = launched_after(tables, reference_weeks=config.drift.reference_weeks)
+    assert after is not None, "callers check that there is exposure"
+    return after
 
 
 def _launch_coverage(
