@@ -19,6 +19,7 @@ import pytest
 
 from experiments.benchmarks.review_load import serve
 from governance.monitoring.tables import (
+    LAUNCH_RISK,
     MODEL_PRECISION,
     STRATEGY_EXPECTED_PRECISION,
     STRATEGY_PRECISION,
@@ -97,6 +98,21 @@ def _write_strategy_precision(out: Path) -> None:
         }
     )
     conform(models, MODEL_PRECISION).to_parquet(out / "model_precision.parquet")
+    risk = pd.DataFrame(
+        {
+            "category": "collectible_cards",
+            "entity": "listing",
+            "policy": ["counterfeit", "fake_discount"],
+            "items": 967,
+            "mean_probability": [0.171, 0.104],
+            "established": 20,
+            "established_median": [0.080, 0.107],
+            "established_max": [0.157, 0.175],
+            "riskiest_established": "perfume",
+            "rank": [1, 12],
+        }
+    )
+    conform(risk, LAUNCH_RISK).to_parquet(out / "launch_risk.parquet")
 
 
 @pytest.fixture
@@ -178,6 +194,11 @@ def test_pm_walks_the_monitoring_page(browser: Any, service: SimpleNamespace) ->
     checked = models.nth(1).inner_text()
     assert "78% [66% – 90%]" in checked and "48 labels" in checked and "outside" not in checked
     page.locator("#model-precision").screenshot(path=str(shots / "monitoring-models.png"))
+    launch = page.locator("#launch-risk-table tbody tr")
+    assert launch.count() == 2 and "1 of 21" in launch.nth(0).inner_text()
+    assert launch.nth(0).locator(".warn").count() == 1  # riskier than every established one
+    assert "17.1%" in launch.nth(0).inner_text() and "(perfume)" in launch.nth(0).inner_text()
+    page.locator("#launch-risk").screenshot(path=str(shots / "monitoring-launch-risk.png"))
     objectives = page.locator("#objectives").inner_text()
     assert "returns_per_1k_orders" in objectives  # shown, its budget unmeasured ("–")
     page.locator("#objectives").screenshot(path=str(shots / "monitoring-objectives.png"))
