@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from features.vocabulary import Entity
+from features.vocabulary import Entity, Policy
 from governance.audit.estimators import LabelDraws, estimate_totals
-from governance.audit.population import build_populations
+from governance.audit.population import Population, build_populations
 from governance.audit.sampling import audit_sample, importance_scores, inclusion_probabilities
 from tests.governance.audit.audit_world import World
 
@@ -22,16 +22,20 @@ def test_inclusion_probabilities_hit_the_size_cap_and_floor() -> None:
     assert np.corrcoef(np.log(scores), np.log(pi))[0, 1] > 0.5
 
 
-def test_audit_sample_gives_unbiased_estimates(world: World) -> None:
-    frames = {"model_ranked": "population"}
-    pops = build_populations(
+def _unlabelled_populations(world: World) -> dict[tuple[Entity, Policy], Population]:
+    """The world's populations before any label, every unit in the `model_ranked` frame."""
+    return build_populations(
         {**world.tables, "audit_labels": world.tables["audit_labels"].iloc[:0]},
         world.strategies,
         world.predictions,
         items={Entity.LISTING: world.frame["item_id"]},
         flip_rate=0.0,
-        design_frames=frames,
+        design_frames={"model_ranked": "population"},
     )
+
+
+def test_audit_sample_gives_unbiased_estimates(world: World) -> None:
+    pops = _unlabelled_populations(world)
     pop = next(iter(pops.values()))
     y = world.truth.set_index("item_id")["violating"].reindex(pop.item_ids).to_numpy()
     scores = importance_scores(pop)
@@ -77,14 +81,7 @@ def test_a_watched_category_is_sampled_more_and_estimates_stay_unbiased(world: W
     from governance.audit.sampling import category_boost
     from governance.monitoring.launch import category_items
 
-    pops = build_populations(
-        {**world.tables, "audit_labels": world.tables["audit_labels"].iloc[:0]},
-        world.strategies,
-        world.predictions,
-        items={Entity.LISTING: world.frame["item_id"]},
-        flip_rate=0.0,
-        design_frames={"model_ranked": "population"},
-    )
+    pops = _unlabelled_populations(world)
     pop = next(iter(pops.values()))
     listings = world.frame.rename(columns={"item_id": "listing_id", "listing_category": "category"})
     tables = {"listings": listings}  # a dataset of listings only: no videos or lives
