@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from experiments.simulator.categories import NEW_CATEGORY
 from experiments.simulator.config import Incident, SimulationConfig
 from governance.monitoring.objectives import ObjectiveSet, WatchedCategory, load_objectives
 from governance.monitoring.pipeline import (
@@ -309,10 +310,17 @@ def _clean_world(seed: int, cfg: MonitoringEvalConfig, step: Callable[[str], Non
     found = alerts[is_launch & (alerts["category"].isin(["collectible_cards", ALL]))]
     months = cfg.days / 30.0
     others = pd.concat([alerts[~is_launch], checks.alerts], ignore_index=True)
+    on_launch = others["category"].eq(NEW_CATEGORY)
     false_alarms: list[dict[str, object]] = [
-        {"seed": seed, "kind": kind, "alerts": len(g), "months": months}
+        {
+            "seed": seed,
+            "kind": kind,
+            "alerts": len(g),
+            "months": months,
+            "on_launch_category": int(on_launch[g.index].sum()),
+        }
         for kind, g in others.groupby("kind")
-    ] or [{"seed": seed, "kind": "none", "alerts": 0, "months": months}]
+    ] or [{"seed": seed, "kind": "none", "alerts": 0, "months": months, "on_launch_category": 0}]
     launch = {
         "seed": seed,
         "launch_week": launch_day,

@@ -64,6 +64,7 @@ def evaluate_monitoring(
         per = n / months / len(parsed)
         fat.add_row(str(kind), *by_seed, str(n), f"{per:.2f}", f"{per / len(Channel):.2f}")
     console.print(fat)
+    _print_launch_share(console, fired, months=months, worlds=len(parsed))
     _print_model_checks(console, result)
     for _, r in result.launch.iterrows():
         first = r["first_alert_week"]
@@ -71,6 +72,27 @@ def evaluate_monitoring(
             f"seed {r['seed']}: new category launched {r['launch_week']:%Y-%m-%d}; first drift "
             f"alert week {'none' if pd_isna(first) else f'{first:%Y-%m-%d}'}"
         )
+
+
+def _print_launch_share(console: object, fired: object, *, months: float, worlds: int) -> None:
+    """How many of the false alarms were about the planted launch category, whose complaints
+    and returns really do rise (it is riskier and no strategy covers it)."""
+    import pandas as pd
+    from rich.console import Console
+
+    from experiments.simulator.categories import NEW_CATEGORY
+    from features.vocabulary import Channel
+
+    assert isinstance(console, Console) and isinstance(fired, pd.DataFrame)
+    if "on_launch_category" not in fired.columns or not len(fired):
+        return
+    launch = int(fired["on_launch_category"].sum())
+    rest = int(fired["alerts"].sum()) - launch
+    per = rest / months / worlds / len(Channel)
+    console.print(
+        f"of these, {launch} were on the planted launch category {NEW_CATEGORY} (a real rise: it "
+        f"is riskier and no strategy covers it); without them {per:.2f} per month per channel"
+    )
 
 
 def _print_watched_alarms(console: object, detections: object, days: int) -> None:

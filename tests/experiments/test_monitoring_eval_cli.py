@@ -54,8 +54,14 @@ def _result(cfg: MonitoringEvalConfig, **_: object) -> MonitoringEvalResult:
         ),
         false_alarms=pd.DataFrame(
             [
-                {"seed": 1, "kind": "trust_cusum", "alerts": 2, "months": 2.0},
-                {"seed": 2, "kind": "none", "alerts": 0, "months": 2.0},
+                {
+                    "seed": 1,
+                    "kind": "trust_cusum",
+                    "alerts": 2,
+                    "months": 2.0,
+                    "on_launch_category": 1,
+                },
+                {"seed": 2, "kind": "none", "alerts": 0, "months": 2.0, "on_launch_category": 0},
             ]
         ),
         launch=pd.DataFrame(
@@ -115,6 +121,9 @@ def test_evaluate_monitoring_prints_every_table(monkeypatch: pytest.MonkeyPatch)
     assert out.exit_code == 0, out.output
     assert "jewelry returns surge" in out.output and "1/2" in out.output
     assert "trust_cusum" in out.output
+    # 1 of the 2 alerts on the launch: 1 / 2 months / 2 worlds / 6 channels
+    assert "of these, 1 were on the planted launch category collectible_cards" in out.output
+    assert "without them 0.04 per month per channel" in " ".join(out.output.split())
     assert "covered by seed: 1: 1/2, 2: 1/1" in out.output
     assert "within 0.05 of the truth: 50% of 2" in out.output
     assert "within 0.05 by seed: 1: 1/1, 2: 0/1" in out.output
