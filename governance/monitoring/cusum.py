@@ -149,18 +149,15 @@ def _statistic(
     config: CusumConfig,
     *,
     pooled_rate: float,
-    drop: npt.NDArray[np.float64] | None = None,
 ) -> tuple[float, float, float] | None:
     """(statistic at day `end`, observed and expected arrivals over the run), or None without
-    enough baseline; `drop` (run_days,) arrivals are left out of the run."""
+    enough baseline."""
     run0 = end - config.run_days + 1
     b0 = max(run0 - config.baseline_days, 0)
     if run0 - b0 < config.min_baseline_days:
         return None
     e = s.e[b0 : end + 1]
-    x = s.x[b0 : end + 1].copy()
-    if drop is not None:
-        x[-config.run_days :] = np.maximum(x[-config.run_days :] - drop, 0.0)
+    x = s.x[b0 : end + 1]
     nb = run0 - b0
     if x[:nb].sum() < config.min_baseline_events or e[:nb].sum() <= 0:
         return None
@@ -192,15 +189,27 @@ def _pooled_rates(s: _Series, config: CusumConfig) -> npt.NDArray[np.float64]:
 
 
 def _top_items(
-    arrivals: pd.DataFrame, category: str, days: pd.DatetimeIndex, end: int, config: CusumConfig
-) -> npt.NDArray[np.float64]:
-    """(run_days,) daily arrivals of the `drop_top_items` items with most in the run."""
+    arrivals: pd.DataFrame, days: pd.DatetimeIndex, end: int, config: CusumConfig
+) -> list[object]:
+    """The `drop_top_items` items of one category with most arrivals in the run to `end`."""
     run = days[max(end - config.run_days + 1, 0) : end + 1]
-    a = arrivals[(arrivals["category"] == category) & arrivals["day"].isin(run)]
-    top = a.groupby("item_id")["n"].sum().nlargest(config.drop_top_items).index
-    per_day = a[a["item_id"].isin(top)].groupby("day")["n"].sum()
-    out = per_day.reindex(run, fill_value=0).to_numpy(dtype=float)
-    return np.concatenate([np.zeros(config.run_days - len(out)), out])
+    a = arrivals[arrivals["day"].isin(run)]
+    return list(a.groupby("item_id")["n"].sum().nlargest(config.drop_top_items).index)
+
+
+def _without_items(
+    s: _Series, arrivals: pd.DataFrame, item_orders: pd.DataFrame, items: list[object]
+) -> _Series:
+    """One category's series with `items` left out whole: their arrivals and their orders
+    (so the rest of the category is tested against what the rest's own orders predict)."""
+    a = arrivals[arrivals["item_id"].isin(items)].groupby("day")["n"].sum()
+    o = item_orders[item_orders["item_id"].isin(items)].groupby("day")["orders"].sum()
+    return _Series(
+        days=s.days,
+        orders=np.maximum(s.orders - o.reindex(s.days, fill_value=0).to_numpy(dtype=float), 0.0),
+        x=np.maximum(s.x - a.reindex(s.days, fill_value=0).to_numpy(dtype=float), 0.0),
+        pmf=s.pmf,
+    )
 
 
 def category_cusum_tests(
@@ -209,6 +218,7 @@ def category_cusum_tests(
     delays: DelayModel,
     *,
     as_of: date,
+    item_orders: pd.DataFrame,
     config: CusumConfig | None = None,
     watched: Collection[WatchedCategory] = (),
 ) -> pd.DataFrame:
@@ -216,7 +226,8 @@ def category_cusum_tests(
     arrivals over the run, the threshold (lower on the days a `watched` category's watch
     covers) and whether it fires. `base` holds daily orders by sale day (`day`, `category`,
     `orders`), `arrivals` outcomes by arrival day (`day`, `category`, `item_id`, `kind`,
-    `n`)."""
+    `n`), `item_orders` the orders of items with outcomes (`day`, `category`, `item_id`,
+    `orders`)."""
     config = config or CusumConfig()
     cols = [
         *("day", "category", "metric", "statistic", "observed", "expected", "ratio"),
@@ -235,6 +246,7 @@ def category_cusum_tests(
         .reset_index()
     )
     a = arrivals.assign(day=pd.to_datetime(arrivals["day"]).dt.normalize())
+    io = item_orders.assign(day=pd.to_datetime(item_orders["day"]).dt.normalize())
     rows = []
     for metric, kind in CUSUM_METRICS.items():
         pmf = _pmf(delays, kind)
@@ -244,21 +256,33 @@ def category_cusum_tests(
         pooled = _pooled_rates(_series(orders[in_categories], of_kind, None, pmf), config)
         for cat in categories:
             watches = [w for w in watched if w.category == cat]
-            rows.extend(_category_rows(orders, of_kind, cat, metric, pmf, pooled, config, watches))
+            own = _CategoryData(
+                _series(orders, of_kind, cat, pmf),
+                of_kind[of_kind["category"] == cat],
+                io[io["category"] == cat],
+            )
+            rows.extend(_category_rows(own, cat, metric, pooled, config, watches))
     return pd.DataFrame(rows, columns=cols) if rows else pd.DataFrame(columns=cols)
 
 
+@dataclass(frozen=True)
+class _CategoryData:
+    """One category's daily series, its arrivals per item and its items' orders."""
+
+    series: _Series
+    arrivals: pd.DataFrame
+    item_orders: pd.DataFrame
+
+
 def _category_rows(
-    orders: pd.DataFrame,
-    arrivals: pd.DataFrame,
+    data: _CategoryData,
     category: str,
     metric: TrustMetric,
-    pmf: npt.NDArray[np.float64],
     pooled: npt.NDArray[np.float64],
     config: CusumConfig,
     watches: list[WatchedCategory],
 ) -> list[dict[str, object]]:
-    s = _series(orders, arrivals, category, pmf)
+    s = data.series
     rows: list[dict[str, object]] = []
     for i, day in enumerate(s.days):
         watched = any(w.active(day.date()) for w in watches)
@@ -269,8 +293,9 @@ def _category_rows(
         stat, observed, expected = got
         fire = stat >= threshold
         if fire and config.drop_top_items:
-            drop = _top_items(arrivals, category, s.days, i, config)
-            kept = _statistic(s, i, config, pooled_rate=float(pooled[i]), drop=drop)
+            top = _top_items(data.arrivals, s.days, i, config)
+            rest = _without_items(s, data.arrivals, data.item_orders, top)
+            kept = _statistic(rest, i, config, pooled_rate=float(pooled[i]))
             fire = kept is not None and kept[0] >= threshold
         rows.append(
             {

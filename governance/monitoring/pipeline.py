@@ -284,6 +284,7 @@ def compute_monitor(
         trust.arrivals,
         trust.delays,
         as_of=config.as_of,
+        item_orders=trust.item_orders,
         config=config.cusum,
         watched=watches,
     )

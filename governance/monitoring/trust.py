@@ -85,6 +85,9 @@ class TrustResult:
     #: Complaints and returns per arrival day, category and item (`day`, `category`,
     #: `item_id`, `kind`, `n`), for the sequential tests.
     arrivals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Orders per sale day, category and item (`day`, `category`, `item_id`, `orders`) of the
+    #: items with complaints or returns: the sequential tests leave an item out whole.
+    item_orders: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def check_relations(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> None:
@@ -232,6 +235,17 @@ WHERE o.kind IN ('complaint', 'return')
 GROUP BY ALL
 """
 
+_ITEM_ORDERS = """
+SELECT x.day, COALESCE(s.category, 'unknown') AS category, x.item_id,
+       sum(x.orders)::DOUBLE AS orders
+FROM _mon_exposure x
+LEFT JOIN _mon_slices s ON x.entity = s.entity AND x.item_id = s.item_id
+WHERE x.orders > 0 AND (x.entity, x.item_id) IN (
+    SELECT DISTINCT entity, item_id FROM _mon_outcomes WHERE kind IN ('complaint', 'return')
+)
+GROUP BY ALL
+"""
+
 _ATTRIBUTE = """
 CREATE OR REPLACE TEMP TABLE _mon_candidates AS
 SELECT o.outcome_id, o.kind, o.value, o.channel, o.entity, o.item_id, s.day, s.n * p.p AS w
@@ -367,6 +381,7 @@ def _compute_trust(
     return TrustResult(
         item_outcomes=item_outcomes,
         arrivals=con.execute(_ARRIVALS).df(),
+        item_orders=con.execute(_ITEM_ORDERS).df(),
         metrics=_derive(df, delays, as_of=as_of, mature_completeness=mature_completeness),
         delays=delays,
         base=base,

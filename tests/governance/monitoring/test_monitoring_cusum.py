@@ -57,7 +57,12 @@ def _alerts(category_incident: tuple[str, int, float] | None, seed: int = 7) -> 
     trust = compute_trust_metrics(connect(tables), as_of=end_of(42))
     cfg = CusumConfig()
     tests = category_cusum_tests(
-        trust.base, trust.arrivals, trust.delays, as_of=end_of(42), config=cfg
+        trust.base,
+        trust.arrivals,
+        trust.delays,
+        as_of=end_of(42),
+        item_orders=trust.item_orders,
+        config=cfg,
     )
     return cusum_alerts(tests, {"complaints_per_1k_orders": "ops"}, config=cfg)
 
@@ -87,7 +92,13 @@ def test_a_watched_category_alerts_at_its_lower_threshold_while_its_watch_lasts(
 
     def alerts(*watches: WatchedCategory) -> pd.DataFrame:
         tests = category_cusum_tests(
-            trust.base, trust.arrivals, trust.delays, as_of=end_of(42), config=cfg, watched=watches
+            trust.base,
+            trust.arrivals,
+            trust.delays,
+            as_of=end_of(42),
+            item_orders=trust.item_orders,
+            config=cfg,
+            watched=watches,
         )
         owners = {w.category: w.owner for w in watches if w.owner}
         return cusum_alerts(
@@ -103,3 +114,48 @@ def test_a_watched_category_alerts_at_its_lower_threshold_while_its_watch_lasts(
     assert "a watched category" in bags["evidence"].iloc[0]
     ended = WatchedCategory(category="bags", until=START + timedelta(days=20))
     assert "bags" not in set(alerts(ended)["category"])  # the watch was over by then
+
+
+def _category_world(surge: dict[str, float], seed: int = 3) -> tuple[pd.DataFrame, ...]:
+    """Daily orders and return arrivals of 12 `bags` items (and 12 `shoes` items, steady) over
+    42 days, each item's return rate x `surge[item]` on sales from day 30."""
+    from governance.monitoring.trust import DelayModel
+
+    rng = np.random.default_rng(seed)
+    days = pd.date_range(START, periods=42, freq="D")
+    cdf = np.concatenate([[0.0], np.cumsum(_PMF)])
+    orders, arrivals = [], []
+    for cat in ("bags", "shoes"):
+        for k in range(12):
+            item = f"{cat}{k}"
+            n = rng.poisson(8.0 if k else 30.0, len(days)).astype(float)  # item 0 sells most
+            rate = np.where(np.arange(len(days)) >= 30, 0.03 * surge.get(item, 1.0), 0.03)
+            x = rng.poisson(arrival_exposure(n * rate, _PMF))
+            orders += [
+                {"day": d, "category": cat, "item_id": item, "orders": o}
+                for d, o in zip(days, n, strict=True)
+            ]
+            arrivals += [
+                {"day": d, "category": cat, "item_id": item, "kind": "return", "n": float(v)}
+                for d, v in zip(days, x, strict=True)
+                if v
+            ]
+    item_orders = pd.DataFrame(orders)
+    base = item_orders.groupby(["day", "category"], as_index=False)["orders"].sum()
+    return base, pd.DataFrame(arrivals), item_orders, DelayModel(cdf={"return": cdf})
+
+
+def test_a_rise_in_one_item_is_not_a_category_rise() -> None:
+    cfg = CusumConfig()
+    as_of = (pd.Timestamp(START) + pd.Timedelta(days=42)).date()
+
+    def fired(surge: dict[str, float]) -> set[str]:
+        base, arrivals, item_orders, delays = _category_world(surge)
+        tests = category_cusum_tests(
+            base, arrivals, delays, as_of=as_of, item_orders=item_orders, config=cfg
+        )
+        return set(tests.loc[tests["firing"].astype(bool), "category"])
+
+    assert fired({f"bags{k}": 3.0 for k in range(12)}) == {"bags"}  # every item: the category
+    assert fired({"bags0": 8.0}) == set()  # its best seller alone: left out, the rest is calm
+    assert fired({}) == set()
