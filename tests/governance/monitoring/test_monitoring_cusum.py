@@ -12,6 +12,7 @@ from governance.monitoring.cusum import (
     change_point_llr,
     cusum_alerts,
 )
+from governance.monitoring.objectives import WatchedCategory
 from governance.monitoring.tables import ALERTS, check_frame
 from governance.monitoring.trust import compute_trust_metrics
 from tests.governance.monitoring.world import START, connect, end_of, make_tables
@@ -52,7 +53,12 @@ def test_llr_is_non_negative_and_zero_without_onset(x: list[int], prior: float) 
     assert none == 0
 
 
-def _alerts(category_incident: tuple[str, int, float] | None, seed: int = 7) -> pd.DataFrame:
+def _alerts(
+    category_incident: tuple[str, int, float] | None,
+    seed: int = 7,
+    watches: tuple[WatchedCategory, ...] = (),
+) -> pd.DataFrame:
+    """Sequential alerts on a 42-day test world, `watches` on the watch list."""
     tables = make_tables(n_listings=40, n_days=42, seed=seed, category_incident=category_incident)
     trust = compute_trust_metrics(connect(tables), as_of=end_of(42))
     cfg = CusumConfig()
@@ -63,8 +69,10 @@ def _alerts(category_incident: tuple[str, int, float] | None, seed: int = 7) -> 
         as_of=end_of(42),
         item_orders=trust.item_orders,
         config=cfg,
+        watched=watches,
     )
-    return cusum_alerts(tests, {"complaints_per_1k_orders": "ops"}, config=cfg)
+    owners = {w.category: w.owner for w in watches if w.owner}
+    return cusum_alerts(tests, {"complaints_per_1k_orders": "ops"}, config=cfg, watch_owners=owners)
 
 
 def test_category_surge_is_found_by_the_sequential_test() -> None:
@@ -83,27 +91,12 @@ def test_no_sequential_alert_without_incident() -> None:
 def test_a_watched_category_alerts_at_its_lower_threshold_while_its_watch_lasts() -> None:
     from datetime import timedelta
 
-    from governance.monitoring.objectives import WatchedCategory
-
     # complaints in bags rise from day 28 by less than the default threshold reports
-    tables = make_tables(n_listings=40, n_days=42, seed=7, category_incident=("bags", 28, 0.03))
-    trust = compute_trust_metrics(connect(tables), as_of=end_of(42))
+    incident = ("bags", 28, 0.03)
     cfg = CusumConfig()
 
     def alerts(*watches: WatchedCategory) -> pd.DataFrame:
-        tests = category_cusum_tests(
-            trust.base,
-            trust.arrivals,
-            trust.delays,
-            as_of=end_of(42),
-            item_orders=trust.item_orders,
-            config=cfg,
-            watched=watches,
-        )
-        owners = {w.category: w.owner for w in watches if w.owner}
-        return cusum_alerts(
-            tests, {"complaints_per_1k_orders": "ops"}, config=cfg, watch_owners=owners
-        )
+        return _alerts(incident, 7, watches)
 
     assert "bags" not in set(alerts()["category"])
     found = alerts(WatchedCategory(category="bags", owner="bags-pm", reason="recall"))
