@@ -14,7 +14,7 @@ from governance.monitoring.cusum import (
 )
 from governance.monitoring.objectives import WatchedCategory
 from governance.monitoring.tables import ALERTS, check_frame
-from governance.monitoring.trust import compute_trust_metrics
+from governance.monitoring.trust import DelayModel, compute_trust_metrics
 from tests.governance.monitoring.world import START, connect, end_of, make_tables
 
 _PMF = np.array([0.0, 0.0, 0.3, 0.3, 0.2, 0.2])
@@ -109,10 +109,11 @@ def test_a_watched_category_alerts_at_its_lower_threshold_while_its_watch_lasts(
     assert "bags" not in set(alerts(ended)["category"])  # the watch was over by then
 
 
-def _category_world(surge: dict[str, float], seed: int = 3) -> tuple[pd.DataFrame, ...]:
+def _category_world(
+    surge: dict[str, float], seed: int = 3
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, DelayModel]:
     """Daily orders and return arrivals of 12 `bags` items (and 12 `shoes` items, steady) over
     42 days, each item's return rate x `surge[item]` on sales from day 30."""
-    from governance.monitoring.trust import DelayModel
 
     rng = np.random.default_rng(seed)
     days = pd.date_range(START, periods=42, freq="D")
@@ -134,7 +135,7 @@ def _category_world(surge: dict[str, float], seed: int = 3) -> tuple[pd.DataFram
                 if v
             ]
     item_orders = pd.DataFrame(orders)
-    base = item_orders.groupby(["day", "category"], as_index=False)["orders"].sum()
+    base = item_orders.groupby(["day", "category"])["orders"].sum().reset_index()
     return base, pd.DataFrame(arrivals), item_orders, DelayModel(cdf={"return": cdf})
 
 
