@@ -19,6 +19,7 @@ import pandas as pd
 
 from experiments.simulator.categories import NEW_CATEGORY
 from experiments.simulator.config import Incident, SimulationConfig
+from governance.monitoring.launch import category_items
 from governance.monitoring.objectives import ObjectiveSet, WatchedCategory, load_objectives
 from governance.monitoring.pipeline import (
     MonitorConfig,
@@ -110,21 +111,6 @@ def matches(alerts: pd.DataFrame, incident: Incident) -> pd.DataFrame:
     return alerts[hit]
 
 
-def _item_categories(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """(entity, item_id, category): each item's category, a video's or live's from its listing."""
-    listings = tables["listings"][["listing_id", "category"]]
-    parts = [listings.rename(columns={"listing_id": "item_id"}).assign(entity="listing")]
-    for entity, table, key in (
-        ("video", "videos", "video_id"),
-        ("live", "live_sessions", "live_id"),
-    ):
-        linked = tables[table][[key, "listing_id"]].merge(listings, on="listing_id")
-        parts.append(
-            linked[[key, "category"]].rename(columns={key: "item_id"}).assign(entity=entity)
-        )
-    return pd.concat(parts, ignore_index=True)
-
-
 def slice_arrivals(
     tables: dict[str, pd.DataFrame], incident: Incident, *, start: date, days: int = EVIDENCE_DAYS
 ) -> int | None:
@@ -140,8 +126,10 @@ def slice_arrivals(
     if incident.channel is not None:
         hit &= o["channel"] == incident.channel
     if incident.category is not None:
-        cats = o[["entity", "item_id"]].merge(_item_categories(tables), how="left")["category"]
-        hit &= (cats == incident.category).to_numpy()
+        items = category_items(tables, [incident.category])[["entity", "item_id"]]
+        hit &= pd.MultiIndex.from_frame(o[["entity", "item_id"]]).isin(
+            pd.MultiIndex.from_frame(items)
+        )
     return int(hit.sum())
 
 

@@ -97,7 +97,7 @@ def _print_launch_share(console: object, fired: object, *, months: float, worlds
 
 def _print_watched_alarms(console: object, detections: object, days: int) -> None:
     """What a watch costs: sequential alerts on the watched categories of the incident-free
-    worlds, which the default threshold does not raise."""
+    worlds with the watch on (those the default threshold raises too included)."""
     import pandas as pd
     from rich.console import Console
 

@@ -366,10 +366,10 @@ def _watch_boost(
     if cfg.watch_boost == 1.0 or "listings" not in tables or "channel_exposure" not in tables:
         return {}
     watched = watched_on(tables, inputs.as_of.date())
-    if watched:
-        log.info("audit slice: %s sampled %gx (watched)", ", ".join(watched), cfg.watch_boost)
-    items = category_items(tables, watched) if watched else pd.DataFrame()
-    return category_boost(pops, items, watched, cfg.watch_boost)
+    if not watched:
+        return {}
+    log.info("audit slice: %s sampled %gx (watched)", ", ".join(watched), cfg.watch_boost)
+    return category_boost(pops, category_items(tables, watched), watched, cfg.watch_boost)
 
 
 def likely_errors(

@@ -43,11 +43,31 @@ def watched_on(tables: dict[str, pd.DataFrame], day: date) -> list[str]:
     from governance.monitoring.settings import get_settings
 
     settings = get_settings()
-    watches = list(load_objectives(settings.objectives_path).watch)
-    after = launched_after(tables, reference_weeks=settings.reference_weeks)
-    if after is not None and len(tables["listings"]):
-        watches += launch_watches(tables["listings"], after=after, days=settings.launch_watch_days)
+    watches = [
+        *load_objectives(settings.objectives_path).watch,
+        *recent_launch_watches(
+            tables, reference_weeks=settings.reference_weeks, days=settings.launch_watch_days
+        ),
+    ]
     return sorted({w.category for w in watches if w.active(day)})
+
+
+def launched_categories(tables: dict[str, pd.DataFrame], *, reference_weeks: int) -> list[str]:
+    """Categories first listed on or after `launched_after` (none without exposure)."""
+    after = launched_after(tables, reference_weeks=reference_weeks)
+    if after is None or not len(tables["listings"]):
+        return []
+    return new_categories(tables["listings"], after=after)
+
+
+def recent_launch_watches(
+    tables: dict[str, pd.DataFrame], *, reference_weeks: int, days: int
+) -> list[WatchedCategory]:
+    """`launch_watches` of the tables' launched categories (none without exposure)."""
+    after = launched_after(tables, reference_weeks=reference_weeks)
+    if after is None or not len(tables["listings"]):
+        return []
+    return launch_watches(tables["listings"], after=after, days=days)
 
 
 def launch_watches(listings: pd.DataFrame, *, after: date, days: int) -> list[WatchedCategory]:

@@ -46,7 +46,6 @@ from governance.monitoring.strategy_health import (
 )
 from governance.monitoring.tables import (
     FEATURE_DRIFT,
-    LAUNCH_COVERAGE,
     LAUNCH_RISK,
     MODEL_PRECISION,
     MODEL_TABLES,
@@ -342,49 +341,31 @@ def compute_monitor(
     )
 
 
-def _launched_after(tables: dict[str, pd.DataFrame], config: MonitorConfig) -> date:
-    """A category first listed on or after this day is new (the tables have exposure)."""
-    from governance.monitoring.launch import launched_after
-
-    after = launched_after(tables, reference_weeks=config.drift.reference_weeks)
-    assert after is not None, "callers check that there is exposure"
-    return after
-
-
 def _launch_coverage(
     tables: dict[str, pd.DataFrame], strategies: list[Strategy], config: MonitorConfig
 ) -> pd.DataFrame:
-    from governance.monitoring.launch import launch_coverage, new_categories
+    from governance.monitoring.launch import launch_coverage, launched_categories
 
-    listings = tables["listings"]
-    if not len(listings) or not strategies:
-        return empty_frame(LAUNCH_COVERAGE)
-    categories = new_categories(listings, after=_launched_after(tables, config))
+    categories = launched_categories(tables, reference_weeks=config.drift.reference_weeks)
     return launch_coverage(tables, strategies, categories=categories)
 
 
 def _launch_risk(
     tables: dict[str, pd.DataFrame], scores: pd.DataFrame, config: MonitorConfig
 ) -> pd.DataFrame:
-    from governance.monitoring.launch import launch_risk, new_categories
+    from governance.monitoring.launch import launch_risk, launched_categories
 
-    listings = tables["listings"]
-    if not len(listings) or not len(tables["channel_exposure"]):
-        return empty_frame(LAUNCH_RISK)
-    categories = new_categories(listings, after=_launched_after(tables, config))
+    categories = launched_categories(tables, reference_weeks=config.drift.reference_weeks)
     return launch_risk(tables, scores, categories=categories)
 
 
 def _launch_watches(
     tables: dict[str, pd.DataFrame], config: MonitorConfig
 ) -> list[WatchedCategory]:
-    from governance.monitoring.launch import launch_watches
+    from governance.monitoring.launch import recent_launch_watches
 
-    listings = tables["listings"]
-    if not len(listings) or not len(tables["channel_exposure"]):
-        return []
-    return launch_watches(
-        listings, after=_launched_after(tables, config), days=config.launch_watch_days
+    return recent_launch_watches(
+        tables, reference_weeks=config.drift.reference_weeks, days=config.launch_watch_days
     )
 
 
